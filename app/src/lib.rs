@@ -1,1 +1,83 @@
-pub fn placeholder() {}
+//! caplens-app: the web UI. Pages render on the server (feature `ssr`) and hydrate in the browser
+//! (feature `hydrate`, built to wasm). Data comes through server functions (`api`) that call the
+//! server's [`data::DataSource`]; this crate never touches the database itself.
+
+pub mod api;
+pub mod components;
+pub mod data;
+pub mod model;
+pub mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path, SsrMode,
+};
+
+use components::layout::Layout;
+use pages::{
+    datasets::DatasetsPage, experiment::ExperimentPage, experiments::ExperimentsPage,
+    models::ModelsPage, not_found::NotFound, runs::RunsPage, upload::UploadPage,
+};
+
+/// The HTML document around the app; used by the server for every page.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <link rel="icon" href="/favicon.ico" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The application: layout, navigation and routes.
+///
+/// Every route renders with `SsrMode::Async`: the server waits for the page's data and sends the
+/// complete HTML, so pages are readable with JavaScript disabled (out-of-order streaming would
+/// need JS to swap the content in).
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="caplens-css" href="/pkg/caplens.css" />
+        <Title formatter=|page: String| {
+            if page.is_empty() { "caplens".to_string() } else { format!("{page} · caplens") }
+        } />
+        <Router>
+            <Layout>
+                <Routes fallback=|| view! { <NotFound /> }>
+                    <Route path=path!("/") view=ExperimentsPage ssr=SsrMode::Async />
+                    <Route path=path!("/experiments") view=ExperimentsPage ssr=SsrMode::Async />
+                    <Route
+                        path=path!("/experiments/:slug")
+                        view=ExperimentPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route path=path!("/models") view=ModelsPage ssr=SsrMode::Async />
+                    <Route path=path!("/datasets") view=DatasetsPage ssr=SsrMode::Async />
+                    <Route path=path!("/runs") view=RunsPage ssr=SsrMode::Async />
+                    <Route path=path!("/upload") view=UploadPage ssr=SsrMode::Async />
+                </Routes>
+            </Layout>
+        </Router>
+    }
+}
+
+/// Browser entry point: hydrate the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

@@ -1,0 +1,36 @@
+//! Server functions: the pages' only way to data. On the server they call the
+//! [`crate::data::DataSource`] in context; in the browser they are HTTP calls.
+
+use crate::model::*;
+use leptos::prelude::*;
+
+#[cfg(feature = "ssr")]
+fn source() -> Result<crate::data::SharedDataSource, ServerFnError> {
+    use_context::<crate::data::SharedDataSource>()
+        .ok_or_else(|| ServerFnError::new("internal error: no data source in context"))
+}
+
+#[server]
+pub async fn list_experiments() -> Result<Vec<ExperimentSummary>, ServerFnError> {
+    source()?.experiments().await.map_err(ServerFnError::new)
+}
+
+#[server]
+pub async fn get_experiment(slug: String) -> Result<Option<ExperimentDetail>, ServerFnError> {
+    source()?.experiment(slug).await.map_err(ServerFnError::new)
+}
+
+#[server]
+pub async fn list_models() -> Result<Vec<ModelRow>, ServerFnError> {
+    source()?.models().await.map_err(ServerFnError::new)
+}
+
+#[server]
+pub async fn list_datasets() -> Result<Vec<DatasetRow>, ServerFnError> {
+    source()?.datasets().await.map_err(ServerFnError::new)
+}
+
+#[server]
+pub async fn list_runs() -> Result<Vec<RunRow>, ServerFnError> {
+    source()?.runs().await.map_err(ServerFnError::new)
+}

@@ -1,0 +1,32 @@
+//! The boundary between the UI and storage. The server implements [`DataSource`] over its
+//! database and provides it as context; server functions in [`crate::api`] call it. Keeping the
+//! trait here lets the UI crate stay free of database code.
+
+#[cfg(feature = "ssr")]
+pub use ssr_only::*;
+
+#[cfg(feature = "ssr")]
+mod ssr_only {
+    use crate::model::*;
+    use std::{future::Future, pin::Pin, sync::Arc};
+
+    pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+    /// A failure reading data, already phrased for a user.
+    #[derive(Debug, Clone, thiserror::Error)]
+    #[error("{0}")]
+    pub struct DataError(pub String);
+
+    /// Read access to everything the pages show.
+    pub trait DataSource: Send + Sync + 'static {
+        fn experiments(&self) -> BoxFuture<'_, Result<Vec<ExperimentSummary>, DataError>>;
+        fn experiment(&self, slug: String)
+            -> BoxFuture<'_, Result<Option<ExperimentDetail>, DataError>>;
+        fn models(&self) -> BoxFuture<'_, Result<Vec<ModelRow>, DataError>>;
+        fn datasets(&self) -> BoxFuture<'_, Result<Vec<DatasetRow>, DataError>>;
+        fn runs(&self) -> BoxFuture<'_, Result<Vec<RunRow>, DataError>>;
+    }
+
+    /// How the server hands its data source to the pages (Leptos context).
+    pub type SharedDataSource = Arc<dyn DataSource>;
+}

@@ -1,0 +1,162 @@
+//! View models: what pages show, as sent from server to browser (serde on both sides).
+
+use serde::{Deserialize, Serialize};
+
+/// One experiment in the experiments list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentSummary {
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub is_demo: bool,
+    pub run_count: i64,
+    pub model_count: i64,
+    pub created_at: String,
+}
+
+/// An experiment with its runs, runs ordered by model lineage (roots first, children after
+/// their parent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentDetail {
+    pub summary: ExperimentSummary,
+    pub runs: Vec<RunRow>,
+}
+
+/// One evaluation run with its model and headline numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub label: String,
+    pub model: String,
+    pub stage: String,
+    pub parent_model: Option<String>,
+    pub training_step: Option<i64>,
+    pub dataset: String,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub max_tokens: Option<i64>,
+    pub n_per_problem: Option<i64>,
+    pub status: String,
+    pub origin: String,
+    pub created_at: String,
+    /// Problems with at least one rollout.
+    pub problems: i64,
+    pub rollouts: i64,
+    /// Mean over problems of c/n (unbiased pass@1), when the run has rollouts.
+    pub pass_at_1: Option<f64>,
+}
+
+/// One model with its place in the lineage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRow {
+    pub id: i64,
+    pub name: String,
+    pub family: String,
+    pub stage: String,
+    pub parent_id: Option<i64>,
+    pub training_step: Option<i64>,
+    pub notes: String,
+    pub run_count: i64,
+}
+
+/// One dataset with its size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetRow {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub source: String,
+    pub problem_count: i64,
+    pub created_at: String,
+}
+
+/// A model lineage as a forest: each node with its children, for the models page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineageNode {
+    pub model: ModelRow,
+    pub children: Vec<LineageNode>,
+}
+
+/// Builds the lineage forest from a flat model list. Models whose parent is unknown are roots;
+/// a parent cycle (which the server never writes) cannot loop: each model is placed once.
+pub fn lineage_forest(models: &[ModelRow]) -> Vec<LineageNode> {
+    use std::collections::{HashMap, HashSet};
+    let ids: HashSet<i64> = models.iter().map(|m| m.id).collect();
+    let mut children: HashMap<i64, Vec<&ModelRow>> = HashMap::new();
+    let mut roots = Vec::new();
+    for m in models {
+        match m.parent_id.filter(|p| ids.contains(p) && *p != m.id) {
+            Some(p) => children.entry(p).or_default().push(m),
+            None => roots.push(m),
+        }
+    }
+    let mut placed = HashSet::new();
+    fn build<'a>(
+        m: &'a ModelRow,
+        children: &HashMap<i64, Vec<&'a ModelRow>>,
+        placed: &mut HashSet<i64>,
+    ) -> LineageNode {
+        placed.insert(m.id);
+        let kids = children
+            .get(&m.id)
+            .map(|v| {
+                v.iter()
+                    .filter(|c| !placed.contains(&c.id))
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        LineageNode {
+            model: m.clone(),
+            children: kids.into_iter().map(|c| build(c, children, placed)).collect(),
+        }
+    }
+    let mut forest: Vec<LineageNode> =
+        roots.into_iter().map(|r| build(r, &children, &mut placed)).collect();
+    // Models only reachable through a cycle become roots of their own.
+    for m in models {
+        if !placed.contains(&m.id) {
+            forest.push(build(m, &children, &mut placed));
+        }
+    }
+    forest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(id: i64, parent: Option<i64>) -> ModelRow {
+        ModelRow {
+            id,
+            name: format!("m{id}"),
+            family: String::new(),
+            stage: "base".into(),
+            parent_id: parent,
+            training_step: None,
+            notes: String::new(),
+            run_count: 0,
+        }
+    }
+
+    #[test]
+    fn lineage_places_children_under_parents() {
+        let forest = lineage_forest(&[model(3, Some(2)), model(1, None), model(2, Some(1))]);
+        assert_eq!(forest.len(), 1);
+        assert_eq!(forest[0].model.id, 1);
+        assert_eq!(forest[0].children[0].model.id, 2);
+        assert_eq!(forest[0].children[0].children[0].model.id, 3);
+    }
+
+    #[test]
+    fn lineage_survives_cycles_and_unknown_parents() {
+        let forest = lineage_forest(&[model(1, Some(2)), model(2, Some(1)), model(3, Some(99))]);
+        let mut count = 0;
+        fn walk(n: &LineageNode, count: &mut usize) {
+            *count += 1;
+            n.children.iter().for_each(|c| walk(c, count));
+        }
+        forest.iter().for_each(|n| walk(n, &mut count));
+        assert_eq!(count, 3, "every model placed exactly once");
+    }
+}

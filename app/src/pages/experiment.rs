@@ -1,0 +1,171 @@
+//! One experiment: its runs, grouped by model lineage, with a live filter.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use crate::{
+    api::get_experiment,
+    components::common::{opt, percent, DemoBanner, ErrorBox, StageBadge},
+    model::{ExperimentDetail, RunRow},
+};
+
+#[component]
+pub fn ExperimentPage() -> impl IntoView {
+    let params = use_params_map();
+    let slug = move || params.read().get("slug").unwrap_or_default();
+    let detail = Resource::new(slug, get_experiment);
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading experiment…"</p> }>
+            {move || Suspend::new(async move {
+                match detail.await {
+                    Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
+                    Ok(None) => {
+                        view! {
+                            <Title text="Experiment not found" />
+                            <h1>"Experiment not found"</h1>
+                            <p>
+                                "There is no experiment called “" {slug()}
+                                "”. It may have been renamed or deleted. "
+                                <a href="/experiments">"All experiments"</a>
+                            </p>
+                        }
+                            .into_any()
+                    }
+                    Ok(Some(detail)) => view! { <ExperimentView detail /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// Does a run match the filter text? Case-insensitive over model, stage, dataset and label.
+pub fn run_matches(run: &RunRow, filter: &str) -> bool {
+    let needle = filter.trim().to_lowercase();
+    needle.is_empty()
+        || [&run.model, &run.stage, &run.dataset, &run.label]
+            .iter()
+            .any(|field| field.to_lowercase().contains(&needle))
+}
+
+#[component]
+fn ExperimentView(detail: ExperimentDetail) -> impl IntoView {
+    let ExperimentDetail { summary, runs } = detail;
+    let filter = RwSignal::new(String::new());
+    let total = runs.len();
+    let runs = StoredValue::new(runs);
+    let shown = move || {
+        let f = filter.get();
+        runs.with_value(|rs| rs.iter().filter(|r| run_matches(r, &f)).count())
+    };
+    view! {
+        <Title text=summary.name.clone() />
+        <h1>{summary.name.clone()}</h1>
+        {summary.is_demo.then(|| view! { <DemoBanner /> })}
+        <p class="description">{summary.description.clone()}</p>
+        <section aria-labelledby="runs-heading">
+            <div class="section-head">
+                <h2 id="runs-heading">"Runs"</h2>
+                <label class="filter">
+                    <span class="visually-hidden">"Filter runs"</span>
+                    <input
+                        type="search"
+                        placeholder="Filter by model, stage, dataset…"
+                        data-testid="run-filter"
+                        prop:value=move || filter.get()
+                        on:input:target=move |ev| filter.set(ev.target().value())
+                    />
+                </label>
+            </div>
+            <p class="meta" data-testid="run-count" aria-live="polite">
+                {move || format!("{} of {} runs shown", shown(), total)}
+            </p>
+            <div class="table-wrap">
+                <table class="data-table" data-testid="runs-table">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Model"</th>
+                            <th scope="col">"Stage"</th>
+                            <th scope="col">"Parent"</th>
+                            <th scope="col">"Dataset"</th>
+                            <th scope="col" class="num">"n / problem"</th>
+                            <th scope="col" class="num">"Problems"</th>
+                            <th scope="col" class="num">"Rollouts"</th>
+                            <th scope="col" class="num">"pass@1"</th>
+                            <th scope="col">"Sampling"</th>
+                            <th scope="col">"Status"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {runs
+                            .get_value()
+                            .into_iter()
+                            .map(|run| {
+                                let hidden_run = run.clone();
+                                let hidden = move || !run_matches(&hidden_run, &filter.get());
+                                let depth = if run.parent_model.is_some() { 1 } else { 0 };
+                                view! {
+                                    <tr class:hidden=hidden data-run-id=run.id>
+                                        <td class=format!("lineage depth-{depth}")>{run.model.clone()}</td>
+                                        <td><StageBadge stage=run.stage.clone() /></td>
+                                        <td>{run.parent_model.clone().unwrap_or_else(|| "—".into())}</td>
+                                        <td>{run.dataset.clone()}</td>
+                                        <td class="num">{opt(run.n_per_problem)}</td>
+                                        <td class="num">{run.problems}</td>
+                                        <td class="num">{run.rollouts}</td>
+                                        <td class="num" data-testid="pass-at-1">{percent(run.pass_at_1)}</td>
+                                        <td class="sampling">
+                                            {format!(
+                                                "T={} · top-p={} · max {} tok",
+                                                opt(run.temperature),
+                                                opt(run.top_p),
+                                                opt(run.max_tokens),
+                                            )}
+                                        </td>
+                                        <td>{run.status.clone()}</td>
+                                    </tr>
+                                }
+                            })
+                            .collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(model: &str, stage: &str) -> RunRow {
+        RunRow {
+            id: 1,
+            label: String::new(),
+            model: model.into(),
+            stage: stage.into(),
+            parent_model: None,
+            training_step: None,
+            dataset: "demo".into(),
+            temperature: None,
+            top_p: None,
+            max_tokens: None,
+            n_per_problem: None,
+            status: "completed".into(),
+            origin: "demo".into(),
+            created_at: String::new(),
+            problems: 0,
+            rollouts: 0,
+            pass_at_1: None,
+        }
+    }
+
+    #[test]
+    fn filter_matches_case_insensitively_on_any_field() {
+        let r = run("Qwen-RL-7B", "rl");
+        assert!(run_matches(&r, ""));
+        assert!(run_matches(&r, "qwen"));
+        assert!(run_matches(&r, " RL "));
+        assert!(!run_matches(&r, "sft"));
+    }
+}

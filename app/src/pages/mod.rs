@@ -1,0 +1,9 @@
+//! One module per page.
+
+pub mod datasets;
+pub mod experiment;
+pub mod experiments;
+pub mod models;
+pub mod not_found;
+pub mod runs;
+pub mod upload;
