@@ -10,3 +10,4 @@ pub mod verifier;
 // Token- and training-level metrics (items 4, 5, 7, 8, 10-16) and the token-trace blob encoding.
 pub mod tokens;
 pub mod shaping;
+pub mod dynamics;
