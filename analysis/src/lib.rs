@@ -11,3 +11,4 @@ pub mod verifier;
 pub mod tokens;
 pub mod shaping;
 pub mod dynamics;
+pub mod intervention;
