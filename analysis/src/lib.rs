@@ -12,3 +12,4 @@ pub mod tokens;
 pub mod shaping;
 pub mod dynamics;
 pub mod intervention;
+pub mod trace;
