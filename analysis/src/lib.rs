@@ -13,3 +13,4 @@ pub mod shaping;
 pub mod dynamics;
 pub mod intervention;
 pub mod trace;
+pub mod categories;
