@@ -228,9 +228,9 @@ pub fn classify_word(word: &str) -> TokenCategory {
         TokenCategory::Metacognitive
     } else if LOGICAL_WORDS.contains(&w.as_str()) {
         TokenCategory::LogicalStructuring
-    } else if MATH_WORDS.contains(&w.as_str()) {
-        TokenCategory::FormalReasoning
-    } else if word.chars().count() == 1 && !matches!(word, "a" | "A" | "I") {
+    } else if MATH_WORDS.contains(&w.as_str())
+        || (word.chars().count() == 1 && !matches!(word, "a" | "A" | "I"))
+    {
         TokenCategory::FormalReasoning
     } else {
         TokenCategory::SemanticSupport

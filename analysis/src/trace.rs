@@ -341,7 +341,7 @@ impl<'a> Reader<'a> {
     /// Takes `count` items of `size` bytes, checking the product against the remaining input
     /// before anything is read or allocated.
     fn take(&mut self, count: u64, size: u64) -> Result<&'a [u8], TraceDecodeError> {
-        let needed = count.checked_mul(size).unwrap_or(u64::MAX);
+        let needed = count.saturating_mul(size);
         if needed > self.remaining() as u64 {
             return Err(TraceDecodeError::UnexpectedEnd { offset: self.pos, needed });
         }
