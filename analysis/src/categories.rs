@@ -322,7 +322,7 @@ fn precedence(c: TokenCategory) -> u8 {
 
 /// Categories of model tokens (decoded strings, in order), using the context of the whole text:
 /// the tokens are concatenated, the text is categorised, and each token takes the category of
-/// the units it overlaps (by [`precedence`] when several). `"Let"`, `"'s"`, `" check"` are all
+/// the units it overlaps (when several: metacognitive > logical > formal > semantic). `"Let"`, `"'s"`, `" check"` are all
 /// metacognitive. A token that is only whitespace (or empty) gets `None`.
 pub fn categorize_tokens<S: AsRef<str>>(tokens: &[S]) -> Vec<Option<TokenCategory>> {
     let mut text = String::new();
