@@ -22,7 +22,9 @@
 //! phrase. Counts are counts of units (a phrase counts once). Whitespace is not a unit.
 
 /// The four categories of table 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenCategory {
     FormalReasoning,
@@ -35,40 +37,117 @@ pub enum TokenCategory {
 /// curly ones in the text are folded).
 pub const METACOGNITIVE_PHRASES: &[&str] = &[
     // verifying
-    "let's check", "let me check", "let us check", "let's verify", "let me verify", "let us verify",
-    "let's double-check", "let me double-check", "double-check", "double check", "let me confirm",
-    "let's confirm", "to verify", "to confirm", "sanity check", "let me recheck", "recheck",
+    "let's check",
+    "let me check",
+    "let us check",
+    "let's verify",
+    "let me verify",
+    "let us verify",
+    "let's double-check",
+    "let me double-check",
+    "double-check",
+    "double check",
+    "let me confirm",
+    "let's confirm",
+    "to verify",
+    "to confirm",
+    "sanity check",
+    "let me recheck",
+    "recheck",
     // revising
-    "wait", "correction", "hmm", "hmmm", "oops", "i made a mistake", "i made an error",
-    "that's not right", "that is not right", "on second thought", "let me reconsider",
-    "let's reconsider", "let me re-examine", "let's re-examine", "let me recalculate",
-    "let's recalculate", "let me try again", "let's try again",
+    "wait",
+    "correction",
+    "hmm",
+    "hmmm",
+    "oops",
+    "i made a mistake",
+    "i made an error",
+    "that's not right",
+    "that is not right",
+    "on second thought",
+    "let me reconsider",
+    "let's reconsider",
+    "let me re-examine",
+    "let's re-examine",
+    "let me recalculate",
+    "let's recalculate",
+    "let me try again",
+    "let's try again",
     // summarising
-    "in summary", "to summarize", "to summarise", "in conclusion", "to conclude", "in short",
+    "in summary",
+    "to summarize",
+    "to summarise",
+    "in conclusion",
+    "to conclude",
+    "in short",
     // planning
-    "first, i will", "first i'll", "i will first", "let me start by", "let's start by",
-    "let's begin by", "let me think", "let's think", "my plan is", "the plan is", "step by step",
+    "first, i will",
+    "first i'll",
+    "i will first",
+    "let me start by",
+    "let's start by",
+    "let's begin by",
+    "let me think",
+    "let's think",
+    "my plan is",
+    "the plan is",
+    "step by step",
 ];
 
 /// Logical connectives (lowercase).
 pub const LOGICAL_WORDS: &[&str] = &[
     // causal
-    "therefore", "thus", "hence", "so", "because", "since", "consequently", "accordingly",
+    "therefore",
+    "thus",
+    "hence",
+    "so",
+    "because",
+    "since",
+    "consequently",
+    "accordingly",
     // contrastive
-    "however", "but", "although", "though", "whereas", "yet", "nevertheless", "nonetheless",
-    "instead", "otherwise", "conversely", "alternatively",
+    "however",
+    "but",
+    "although",
+    "though",
+    "whereas",
+    "yet",
+    "nevertheless",
+    "nonetheless",
+    "instead",
+    "otherwise",
+    "conversely",
+    "alternatively",
     // progressive
-    "first", "firstly", "second", "secondly", "third", "thirdly", "next", "then", "finally",
-    "lastly", "subsequently", "afterwards",
+    "first",
+    "firstly",
+    "second",
+    "secondly",
+    "third",
+    "thirdly",
+    "next",
+    "then",
+    "finally",
+    "lastly",
+    "subsequently",
+    "afterwards",
     // parallel
-    "and", "also", "additionally", "moreover", "furthermore", "besides", "similarly", "likewise", "or",
+    "and",
+    "also",
+    "additionally",
+    "moreover",
+    "furthermore",
+    "besides",
+    "similarly",
+    "likewise",
+    "or",
 ];
 
 /// Words that name maths objects outside LaTeX (lowercase).
 pub const MATH_WORDS: &[&str] = &[
-    "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "sqrt", "frac", "mod", "gcd", "lcm",
-    "det", "lim", "max", "min", "pi", "theta", "alpha", "beta", "gamma", "delta", "epsilon", "lambda",
-    "mu", "sigma", "omega", "phi",
+    "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "sqrt", "frac", "mod", "gcd",
+    "lcm", "det", "lim", "max", "min", "pi", "theta", "alpha", "beta", "gamma", "delta", "epsilon",
+    "lambda", "mu", "sigma", "omega", "phi",
 ];
 
 /// Operator and maths symbols counted as formal reasoning outside LaTeX maths: ASCII operators
@@ -112,7 +191,10 @@ impl CategoryCounts {
 
     /// All units.
     pub fn total(&self) -> u64 {
-        self.formal_reasoning + self.logical_structuring + self.metacognitive + self.semantic_support
+        self.formal_reasoning
+            + self.logical_structuring
+            + self.metacognitive
+            + self.semantic_support
     }
 }
 
@@ -149,7 +231,12 @@ fn lex(text: &str) -> Vec<RawUnit> {
         let (start, c) = chars[i];
         let next = chars.get(i + 1).map(|&(_, c)| c);
         let mut push = |len: usize, kind: Kind, in_math: bool| {
-            units.push(RawUnit { start, end: end_of(i + len), kind, in_math });
+            units.push(RawUnit {
+                start,
+                end: end_of(i + len),
+                kind,
+                in_math,
+            });
             len
         };
         let step = if c.is_whitespace() {
@@ -182,13 +269,18 @@ fn lex(text: &str) -> Vec<RawUnit> {
                 j += 1;
             }
             // `\frac` is a command; `\{` or `\\` an escaped symbol; a trailing `\` stands alone.
-            let len = if j > i + 1 { j - i } else { (chars.len() - i).min(2) };
+            let len = if j > i + 1 {
+                j - i
+            } else {
+                (chars.len() - i).min(2)
+            };
             push(len, Kind::Command, closing.is_some())
         } else if c.is_ascii_digit() {
             let mut j = i + 1;
             while j < chars.len() {
                 let d = chars[j].1;
-                let inner_sep = (d == '.' || d == ',') && chars.get(j + 1).is_some_and(|&(_, e)| e.is_ascii_digit());
+                let inner_sep = (d == '.' || d == ',')
+                    && chars.get(j + 1).is_some_and(|&(_, e)| e.is_ascii_digit());
                 if d.is_ascii_digit() || inner_sep {
                     j += if inner_sep { 2 } else { 1 };
                 } else {
@@ -200,7 +292,8 @@ fn lex(text: &str) -> Vec<RawUnit> {
             let mut j = i + 1;
             while j < chars.len() {
                 let d = chars[j].1;
-                let joins = (is_apostrophe(d) || d == '-') && chars.get(j + 1).is_some_and(|&(_, e)| e.is_alphabetic());
+                let joins = (is_apostrophe(d) || d == '-')
+                    && chars.get(j + 1).is_some_and(|&(_, e)| e.is_alphabetic());
                 if d.is_alphabetic() || joins {
                     j += if joins { 2 } else { 1 };
                 } else {
@@ -217,7 +310,10 @@ fn lex(text: &str) -> Vec<RawUnit> {
 }
 
 fn fold_word(w: &str) -> String {
-    w.chars().map(|c| if c == '\u{2019}' { '\'' } else { c }).collect::<String>().to_lowercase()
+    w.chars()
+        .map(|c| if c == '\u{2019}' { '\'' } else { c })
+        .collect::<String>()
+        .to_lowercase()
 }
 
 /// Category of one word standing alone (no phrase or maths context): the word lists and the
@@ -241,7 +337,11 @@ pub fn classify_word(word: &str) -> TokenCategory {
 fn phrase_words() -> Vec<Vec<String>> {
     let mut p: Vec<Vec<String>> = METACOGNITIVE_PHRASES
         .iter()
-        .map(|s| s.split(' ').map(|w| w.trim_end_matches(',').to_string()).collect())
+        .map(|s| {
+            s.split(' ')
+                .map(|w| w.trim_end_matches(',').to_string())
+                .collect()
+        })
         .collect();
     p.sort_by_key(|w| std::cmp::Reverse(w.len()));
     p
@@ -254,7 +354,9 @@ fn match_phrase(text: &str, units: &[RawUnit], i: usize, phrase: &[String]) -> O
         if n > 0 {
             k += 1;
             // Commas may sit between the words of a phrase.
-            while units.get(k).is_some_and(|u| u.kind == Kind::Symbol && !u.in_math && &text[u.start..u.end] == ",") {
+            while units.get(k).is_some_and(|u| {
+                u.kind == Kind::Symbol && !u.in_math && &text[u.start..u.end] == ","
+            }) {
                 k += 1;
             }
         }
@@ -275,8 +377,15 @@ pub fn categorize_text(text: &str) -> Vec<CategorizedUnit> {
     while i < units.len() {
         let u = units[i];
         if u.kind == Kind::Word && !u.in_math {
-            if let Some(last) = phrases.iter().find_map(|p| match_phrase(text, &units, i, p)) {
-                out.push(CategorizedUnit { start: u.start, end: units[last].end, category: TokenCategory::Metacognitive });
+            if let Some(last) = phrases
+                .iter()
+                .find_map(|p| match_phrase(text, &units, i, p))
+            {
+                out.push(CategorizedUnit {
+                    start: u.start,
+                    end: units[last].end,
+                    category: TokenCategory::Metacognitive,
+                });
                 i = last + 1;
                 continue;
             }
@@ -285,7 +394,9 @@ pub fn categorize_text(text: &str) -> Vec<CategorizedUnit> {
             TokenCategory::FormalReasoning
         } else {
             match u.kind {
-                Kind::Number | Kind::Command | Kind::MathDelimiter => TokenCategory::FormalReasoning,
+                Kind::Number | Kind::Command | Kind::MathDelimiter => {
+                    TokenCategory::FormalReasoning
+                }
                 Kind::Word => classify_word(&text[u.start..u.end]),
                 Kind::Symbol => {
                     if text[u.start..u.end].chars().all(is_math_symbol) {
@@ -296,7 +407,11 @@ pub fn categorize_text(text: &str) -> Vec<CategorizedUnit> {
                 }
             }
         };
-        out.push(CategorizedUnit { start: u.start, end: u.end, category });
+        out.push(CategorizedUnit {
+            start: u.start,
+            end: u.end,
+            category,
+        });
         i += 1;
     }
     out
@@ -356,7 +471,10 @@ mod tests {
     use TokenCategory::*;
 
     fn cats(text: &str) -> Vec<(String, TokenCategory)> {
-        categorize_text(text).into_iter().map(|u| (text[u.start..u.end].to_string(), u.category)).collect()
+        categorize_text(text)
+            .into_iter()
+            .map(|u| (text[u.start..u.end].to_string(), u.category))
+            .collect()
     }
 
     #[test]
@@ -364,10 +482,26 @@ mod tests {
         for w in ["1", "3.14", "+", "*", "=", "x", "y", "π", "\\sqrt", "\\sum"] {
             assert_eq!(cats(w)[0].1, FormalReasoning, "{w}");
         }
-        for w in ["therefore", "because", "however", "but", "first", "next", "finally", "and", "also"] {
+        for w in [
+            "therefore",
+            "because",
+            "however",
+            "but",
+            "first",
+            "next",
+            "finally",
+            "and",
+            "also",
+        ] {
             assert_eq!(cats(w), vec![(w.to_string(), LogicalStructuring)]);
         }
-        for p in ["Let's check", "Correction", "Wait", "In summary", "First, I will"] {
+        for p in [
+            "Let's check",
+            "Correction",
+            "Wait",
+            "In summary",
+            "First, I will",
+        ] {
             assert_eq!(cats(p), vec![(p.to_string(), Metacognitive)], "{p}");
         }
         for w in ["the", "is", "of", "problem", "solution", "correct", "final"] {
@@ -379,7 +513,11 @@ mod tests {
     fn phrases_in_running_text() {
         let t = "So x = 12. Wait, let’s check: in summary the answer is $\\frac{1}{2}$.";
         let c = cats(t);
-        let meta: Vec<&str> = c.iter().filter(|(_, k)| *k == Metacognitive).map(|(s, _)| s.as_str()).collect();
+        let meta: Vec<&str> = c
+            .iter()
+            .filter(|(_, k)| *k == Metacognitive)
+            .map(|(s, _)| s.as_str())
+            .collect();
         assert_eq!(meta, vec!["Wait", "let’s check", "in summary"]);
         assert!(c.contains(&("So".into(), LogicalStructuring)));
         assert!(c.contains(&("12".into(), FormalReasoning)));
@@ -388,7 +526,10 @@ mod tests {
         // "first" is logical alone, but part of the planning phrase otherwise.
         assert_eq!(count_categories("First, compute").logical_structuring, 1);
         let planning = count_categories("First, I will compute");
-        assert_eq!((planning.metacognitive, planning.logical_structuring), (1, 0));
+        assert_eq!(
+            (planning.metacognitive, planning.logical_structuring),
+            (1, 0)
+        );
     }
 
     #[test]
@@ -402,24 +543,59 @@ mod tests {
         assert_eq!(classify_word("Theta"), FormalReasoning);
         let c = count_categories("\\[ x^2 \\] then a cat");
         // \[ x ^ 2 \] are formal; then is logical; a, cat are semantic.
-        assert_eq!((c.formal_reasoning, c.logical_structuring, c.semantic_support), (5, 1, 2));
-        assert_eq!(cats("1,000.5 apples")[0], ("1,000.5".into(), FormalReasoning));
-        assert_eq!(cats("double-check")[0], ("double-check".into(), Metacognitive));
+        assert_eq!(
+            (
+                c.formal_reasoning,
+                c.logical_structuring,
+                c.semantic_support
+            ),
+            (5, 1, 2)
+        );
+        assert_eq!(
+            cats("1,000.5 apples")[0],
+            ("1,000.5".into(), FormalReasoning)
+        );
+        assert_eq!(
+            cats("double-check")[0],
+            ("double-check".into(), Metacognitive)
+        );
     }
 
     #[test]
     fn model_tokens_take_context_categories() {
-        let toks = ["Let", "'s", " check", ":", " ", "x", "=", "1", " therefore", ""];
+        let toks = [
+            "Let",
+            "'s",
+            " check",
+            ":",
+            " ",
+            "x",
+            "=",
+            "1",
+            " therefore",
+            "",
+        ];
         let c = categorize_tokens(&toks);
         assert_eq!(
             c,
             vec![
-                Some(Metacognitive), Some(Metacognitive), Some(Metacognitive), Some(SemanticSupport), None,
-                Some(FormalReasoning), Some(FormalReasoning), Some(FormalReasoning), Some(LogicalStructuring), None
+                Some(Metacognitive),
+                Some(Metacognitive),
+                Some(Metacognitive),
+                Some(SemanticSupport),
+                None,
+                Some(FormalReasoning),
+                Some(FormalReasoning),
+                Some(FormalReasoning),
+                Some(LogicalStructuring),
+                None
             ]
         );
         // A token spanning a full stop and a connective takes the connective.
-        assert_eq!(categorize_tokens(&[".\n\nTherefore"]), vec![Some(LogicalStructuring)]);
+        assert_eq!(
+            categorize_tokens(&[".\n\nTherefore"]),
+            vec![Some(LogicalStructuring)]
+        );
     }
 
     #[test]
@@ -428,7 +604,14 @@ mod tests {
         assert_eq!(count_categories("   \n"), CategoryCounts::default());
         let c = count_categories("The answer is 42 because 6 * 7 = 42.");
         assert_eq!(c.total(), 11);
-        assert_eq!((c.formal_reasoning, c.logical_structuring, c.semantic_support), (6, 1, 4));
+        assert_eq!(
+            (
+                c.formal_reasoning,
+                c.logical_structuring,
+                c.semantic_support
+            ),
+            (6, 1, 4)
+        );
     }
 
     proptest! {

@@ -32,7 +32,9 @@ pub enum FitError {
 impl std::fmt::Display for FitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::TooFewPoints { got, needed } => write!(f, "{got} points, at least {needed} needed"),
+            Self::TooFewPoints { got, needed } => {
+                write!(f, "{got} points, at least {needed} needed")
+            }
             Self::NonFinite { index } => write!(f, "non-finite value at point {index}"),
             Self::NoSpread => write!(f, "all x values are equal"),
         }
@@ -80,7 +82,10 @@ impl EntropyRewardFit {
 /// the module doc). Needs two points with different entropies.
 pub fn fit_entropy_reward(points: &[(f64, f64)]) -> Result<EntropyRewardFit, FitError> {
     if points.len() < 2 {
-        return Err(FitError::TooFewPoints { got: points.len(), needed: 2 });
+        return Err(FitError::TooFewPoints {
+            got: points.len(),
+            needed: 2,
+        });
     }
     let mut xs = Vec::with_capacity(points.len());
     for (index, &(h, r)) in points.iter().enumerate() {
@@ -106,7 +111,11 @@ pub fn fit_entropy_reward(points: &[(f64, f64)]) -> Result<EntropyRewardFit, Fit
     let slope = sxy / sxx;
     let b = mean_r - slope * mean_x;
     let a = -slope;
-    let sse: f64 = xs.iter().zip(points).map(|(x, &(_, r))| (r - (slope * x + b)).powi(2)).sum();
+    let sse: f64 = xs
+        .iter()
+        .zip(points)
+        .map(|(x, &(_, r))| (r - (slope * x + b)).powi(2))
+        .sum();
     let r_squared = (syy > 0.0).then(|| 1.0 - sse / syy);
     let status = match (a > 0.0, b > 0.0) {
         (true, true) => LawStatus::Holds,
@@ -114,7 +123,14 @@ pub fn fit_entropy_reward(points: &[(f64, f64)]) -> Result<EntropyRewardFit, Fit
         (true, false) => LawStatus::NonPositiveB,
         (false, false) => LawStatus::NonPositiveBoth,
     };
-    Ok(EntropyRewardFit { a, b, ceiling: b - a, r_squared, points: points.len(), status })
+    Ok(EntropyRewardFit {
+        a,
+        b,
+        ceiling: b - a,
+        r_squared,
+        points: points.len(),
+        status,
+    })
 }
 
 /// The rising -> plateau transition found by the hinge fit (item 8).
@@ -177,19 +193,30 @@ fn single_line_sse(pts: &[(f64, f64)]) -> f64 {
     let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
     let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
     let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-    pts.iter().map(|p| (p.1 - my - slope * (p.0 - mx)).powi(2)).sum()
+    pts.iter()
+        .map(|p| (p.1 - my - slope * (p.0 - mx)).powi(2))
+        .sum()
 }
 
 /// Finds the rising -> plateau transition of `(step, value)` points by the hinge fit of the
 /// module doc. Points need not be sorted. `min_segment` (at least 2) points must lie on each
 /// side of the breakpoint, the breakpoint counting on both sides.
-pub fn detect_transition(points: &[(f64, f64)], min_segment: usize) -> Result<TransitionFit, FitError> {
+pub fn detect_transition(
+    points: &[(f64, f64)],
+    min_segment: usize,
+) -> Result<TransitionFit, FitError> {
     let min_segment = min_segment.max(2);
     let needed = 2 * min_segment - 1;
     if points.len() < needed {
-        return Err(FitError::TooFewPoints { got: points.len(), needed });
+        return Err(FitError::TooFewPoints {
+            got: points.len(),
+            needed,
+        });
     }
-    if let Some(index) = points.iter().position(|p| !p.0.is_finite() || !p.1.is_finite()) {
+    if let Some(index) = points
+        .iter()
+        .position(|p| !p.0.is_finite() || !p.1.is_finite())
+    {
         return Err(FitError::NonFinite { index });
     }
     let mut pts = points.to_vec();
@@ -215,7 +242,9 @@ pub fn detect_transition(points: &[(f64, f64)], min_segment: usize) -> Result<Tr
         let Some(beta) = solve3(m, rhs) else { continue };
         let sse: f64 = pts
             .iter()
-            .map(|&(x, y)| (y - beta[0] - beta[1] * (x - tau).min(0.0) - beta[2] * (x - tau).max(0.0)).powi(2))
+            .map(|&(x, y)| {
+                (y - beta[0] - beta[1] * (x - tau).min(0.0) - beta[2] * (x - tau).max(0.0)).powi(2)
+            })
             .sum();
         if best.as_ref().is_none_or(|(s, _, _)| sse < *s) {
             best = Some((sse, k, beta));
@@ -243,10 +272,12 @@ mod tests {
 
     #[test]
     fn law_fit_recovers_known_coefficients() {
-        let pts: Vec<(f64, f64)> = (0..10).map(|i| {
-            let h = 0.1 + 0.08 * i as f64;
-            (h, -0.2 * h.exp() + 0.9)
-        }).collect();
+        let pts: Vec<(f64, f64)> = (0..10)
+            .map(|i| {
+                let h = 0.1 + 0.08 * i as f64;
+                (h, -0.2 * h.exp() + 0.9)
+            })
+            .collect();
         let fit = fit_entropy_reward(&pts).unwrap();
         assert!((fit.a - 0.2).abs() < 1e-12 && (fit.b - 0.9).abs() < 1e-12);
         assert!((fit.ceiling - 0.7).abs() < 1e-12);
@@ -271,16 +302,34 @@ mod tests {
         assert_eq!(fit.r_squared, None);
         assert_eq!(fit.status, LawStatus::NonPositiveA);
         // Negative rewards everywhere with a > 0: b <= 0.
-        let pts: Vec<(f64, f64)> = [0.1, 0.5, 0.9].iter().map(|&h: &f64| (h, -h.exp() - 1.0)).collect();
-        assert_eq!(fit_entropy_reward(&pts).unwrap().status, LawStatus::NonPositiveB);
+        let pts: Vec<(f64, f64)> = [0.1, 0.5, 0.9]
+            .iter()
+            .map(|&h: &f64| (h, -h.exp() - 1.0))
+            .collect();
+        assert_eq!(
+            fit_entropy_reward(&pts).unwrap().status,
+            LawStatus::NonPositiveB
+        );
     }
 
     #[test]
     fn law_fit_errors() {
-        assert_eq!(fit_entropy_reward(&[(0.1, 0.5)]), Err(FitError::TooFewPoints { got: 1, needed: 2 }));
-        assert_eq!(fit_entropy_reward(&[(0.3, 0.5), (0.3, 0.6)]), Err(FitError::NoSpread));
-        assert_eq!(fit_entropy_reward(&[(0.3, f64::NAN), (0.4, 0.6)]), Err(FitError::NonFinite { index: 0 }));
-        assert_eq!(fit_entropy_reward(&[(0.3, 0.5), (1000.0, 0.6)]), Err(FitError::NonFinite { index: 1 }));
+        assert_eq!(
+            fit_entropy_reward(&[(0.1, 0.5)]),
+            Err(FitError::TooFewPoints { got: 1, needed: 2 })
+        );
+        assert_eq!(
+            fit_entropy_reward(&[(0.3, 0.5), (0.3, 0.6)]),
+            Err(FitError::NoSpread)
+        );
+        assert_eq!(
+            fit_entropy_reward(&[(0.3, f64::NAN), (0.4, 0.6)]),
+            Err(FitError::NonFinite { index: 0 })
+        );
+        assert_eq!(
+            fit_entropy_reward(&[(0.3, 0.5), (1000.0, 0.6)]),
+            Err(FitError::NonFinite { index: 1 })
+        );
     }
 
     /// Accuracy rising 0.002 per step to step 200, then 0.0001 per step, with noise of sd 0.01,
@@ -291,7 +340,11 @@ mod tests {
         let pts: Vec<(f64, f64)> = (0..=100)
             .map(|i| {
                 let s = 10.0 * i as f64;
-                let clean = if s < 200.0 { 0.3 + 0.002 * s } else { 0.7 + 0.0001 * (s - 200.0) };
+                let clean = if s < 200.0 {
+                    0.3 + 0.002 * s
+                } else {
+                    0.7 + 0.0001 * (s - 200.0)
+                };
                 (s, clean + 0.01 * rng.normal())
             })
             .collect();
@@ -305,14 +358,26 @@ mod tests {
 
     #[test]
     fn transition_errors_and_unsorted_input() {
-        assert_eq!(detect_transition(&[(0.0, 1.0); 4], 3), Err(FitError::TooFewPoints { got: 4, needed: 5 }));
-        assert_eq!(detect_transition(&[(1.0, 1.0); 5], 3), Err(FitError::NoSpread));
-        assert!(matches!(detect_transition(&[(0.0, f64::NAN); 5], 3), Err(FitError::NonFinite { .. })));
+        assert_eq!(
+            detect_transition(&[(0.0, 1.0); 4], 3),
+            Err(FitError::TooFewPoints { got: 4, needed: 5 })
+        );
+        assert_eq!(
+            detect_transition(&[(1.0, 1.0); 5], 3),
+            Err(FitError::NoSpread)
+        );
+        assert!(matches!(
+            detect_transition(&[(0.0, f64::NAN); 5], 3),
+            Err(FitError::NonFinite { .. })
+        ));
         // Reversed input gives the same answer as sorted input.
         let pts: Vec<(f64, f64)> = (0..12).map(|i| (i as f64, (i.min(5)) as f64)).collect();
         let mut rev = pts.clone();
         rev.reverse();
-        let (a, b) = (detect_transition(&pts, 3).unwrap(), detect_transition(&rev, 3).unwrap());
+        let (a, b) = (
+            detect_transition(&pts, 3).unwrap(),
+            detect_transition(&rev, 3).unwrap(),
+        );
         assert_eq!(a.step, 5.0);
         assert_eq!(a.step, b.step);
     }

@@ -39,7 +39,11 @@ pub enum InterventionError {
     /// More correct continuations than continuations.
     CorrectExceedsTotal,
     /// An intervention position outside its response.
-    PositionOutOfRange { response: usize, position: usize, length: usize },
+    PositionOutOfRange {
+        response: usize,
+        position: usize,
+        length: usize,
+    },
     /// A response PPL is NaN.
     NanPpl { response: usize },
     /// Too few responses for non-empty PPL groups.
@@ -53,12 +57,23 @@ impl std::fmt::Display for InterventionError {
         match self {
             Self::NoContinuations => write!(f, "a side of the intervention has no continuations"),
             Self::CorrectExceedsTotal => write!(f, "more correct continuations than continuations"),
-            Self::PositionOutOfRange { response, position, length } => {
-                write!(f, "response {response}: position {position} outside length {length}")
+            Self::PositionOutOfRange {
+                response,
+                position,
+                length,
+            } => {
+                write!(
+                    f,
+                    "response {response}: position {position} outside length {length}"
+                )
             }
             Self::NanPpl { response } => write!(f, "response {response}: PPL is NaN"),
-            Self::TooFewResponses { got, needed } => write!(f, "{got} responses, at least {needed} needed"),
-            Self::InvalidFraction { fraction } => write!(f, "group fraction {fraction} not in (0, 0.5]"),
+            Self::TooFewResponses { got, needed } => {
+                write!(f, "{got} responses, at least {needed} needed")
+            }
+            Self::InvalidFraction { fraction } => {
+                write!(f, "group fraction {fraction} not in (0, 0.5]")
+            }
         }
     }
 }
@@ -71,7 +86,9 @@ impl PairedContinuations {
         if self.original_total == 0 || self.substitute_total == 0 {
             return Err(InterventionError::NoContinuations);
         }
-        if self.original_correct > self.original_total || self.substitute_correct > self.substitute_total {
+        if self.original_correct > self.original_total
+            || self.substitute_correct > self.substitute_total
+        {
             return Err(InterventionError::CorrectExceedsTotal);
         }
         Ok(self.original_correct as f64 / self.original_total as f64
@@ -132,15 +149,20 @@ impl ImpactAcc {
 }
 
 /// Checks every point of a response and returns (relative position, impact) pairs.
-fn response_impacts(index: usize, r: &ResponseInterventions) -> Result<Vec<(f64, f64)>, InterventionError> {
+fn response_impacts(
+    index: usize,
+    r: &ResponseInterventions,
+) -> Result<Vec<(f64, f64)>, InterventionError> {
     r.points
         .iter()
         .map(|p| {
-            let l = relative_position(p.position, r.length).ok_or(InterventionError::PositionOutOfRange {
-                response: index,
-                position: p.position,
-                length: r.length,
-            })?;
+            let l = relative_position(p.position, r.length).ok_or(
+                InterventionError::PositionOutOfRange {
+                    response: index,
+                    position: p.position,
+                    length: r.length,
+                },
+            )?;
             Ok((l, p.result.impact()?))
         })
         .collect()
@@ -171,7 +193,11 @@ pub fn impact_by_position(
     Ok(acc
         .iter()
         .enumerate()
-        .map(|(i, a)| PositionImpactBin { start: i as f64 / b, end: (i + 1) as f64 / b, summary: a.summary() })
+        .map(|(i, a)| PositionImpactBin {
+            start: i as f64 / b,
+            end: (i + 1) as f64 / b,
+            summary: a.summary(),
+        })
         .collect())
 }
 
@@ -208,7 +234,10 @@ pub fn impact_by_ppl_group(
     let n = responses.len();
     let group_size = (fraction * n as f64 + 1e-9).floor() as usize;
     if group_size == 0 {
-        return Err(InterventionError::TooFewResponses { got: n, needed: (1.0 / fraction - 1e-9).ceil() as usize });
+        return Err(InterventionError::TooFewResponses {
+            got: n,
+            needed: (1.0 / fraction - 1e-9).ceil() as usize,
+        });
     }
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| responses[a].ppl.total_cmp(&responses[b].ppl)); // stable: ties by index
@@ -243,14 +272,26 @@ mod tests {
     use proptest::prelude::*;
 
     fn pc(oc: u32, ot: u32, sc: u32, st: u32) -> PairedContinuations {
-        PairedContinuations { original_correct: oc, original_total: ot, substitute_correct: sc, substitute_total: st }
+        PairedContinuations {
+            original_correct: oc,
+            original_total: ot,
+            substitute_correct: sc,
+            substitute_total: st,
+        }
     }
 
-    fn resp(length: usize, ppl: f64, points: &[(usize, PairedContinuations)]) -> ResponseInterventions {
+    fn resp(
+        length: usize,
+        ppl: f64,
+        points: &[(usize, PairedContinuations)],
+    ) -> ResponseInterventions {
         ResponseInterventions {
             length,
             ppl,
-            points: points.iter().map(|&(position, result)| InterventionPoint { position, result }).collect(),
+            points: points
+                .iter()
+                .map(|&(position, result)| InterventionPoint { position, result })
+                .collect(),
         }
     }
 
@@ -258,13 +299,22 @@ mod tests {
     fn impact_is_accuracy_difference() {
         assert_eq!(pc(6, 8, 2, 8).impact(), Ok(0.5));
         assert_eq!(pc(1, 4, 3, 6).impact(), Ok(0.25 - 0.5));
-        assert_eq!(pc(0, 0, 1, 2).impact(), Err(InterventionError::NoContinuations));
-        assert_eq!(pc(3, 2, 1, 2).impact(), Err(InterventionError::CorrectExceedsTotal));
+        assert_eq!(
+            pc(0, 0, 1, 2).impact(),
+            Err(InterventionError::NoContinuations)
+        );
+        assert_eq!(
+            pc(3, 2, 1, 2).impact(),
+            Err(InterventionError::CorrectExceedsTotal)
+        );
     }
 
     #[test]
     fn position_bins_split_early_and_late() {
-        let rs = [resp(10, 1.2, &[(0, pc(4, 4, 0, 4)), (9, pc(2, 4, 2, 4))]), resp(2, 1.5, &[(0, pc(0, 4, 4, 4))])];
+        let rs = [
+            resp(10, 1.2, &[(0, pc(4, 4, 0, 4)), (9, pc(2, 4, 2, 4))]),
+            resp(2, 1.5, &[(0, pc(0, 4, 4, 4))]),
+        ];
         let bins = impact_by_position(&rs, 2).unwrap();
         // Bin 0: +1 (pos 0.05) and -1 (pos 0.25): mean 0, mean |I| 1. Bin 1: 0 (pos 0.95).
         assert_eq!(bins[0].summary.interventions, 2);
@@ -273,7 +323,10 @@ mod tests {
         assert_eq!(bins[1].summary.mean_impact, Some(0.0));
         assert_eq!(bins[1].summary.interventions, 1);
         let bad = [resp(3, 1.0, &[(3, pc(1, 1, 1, 1))])];
-        assert!(matches!(impact_by_position(&bad, 5), Err(InterventionError::PositionOutOfRange { .. })));
+        assert!(matches!(
+            impact_by_position(&bad, 5),
+            Err(InterventionError::PositionOutOfRange { .. })
+        ));
     }
 
     #[test]
@@ -295,7 +348,13 @@ mod tests {
 
     #[test]
     fn ppl_group_ties_small_groups_and_nan() {
-        let rs = vec![resp(2, 2.0, &[]), resp(2, 1.0, &[]), resp(2, 1.0, &[]), resp(2, 3.0, &[]), resp(2, f64::INFINITY, &[])];
+        let rs = vec![
+            resp(2, 2.0, &[]),
+            resp(2, 1.0, &[]),
+            resp(2, 1.0, &[]),
+            resp(2, 3.0, &[]),
+            resp(2, f64::INFINITY, &[]),
+        ];
         let g = impact_by_ppl_group(&rs, 0.2).unwrap();
         assert_eq!(g.group_size, 1);
         assert_eq!(g.low_responses, vec![1]);
@@ -307,9 +366,15 @@ mod tests {
             impact_by_ppl_group(&rs[..4], 0.2),
             Err(InterventionError::TooFewResponses { got: 4, needed: 5 })
         );
-        assert!(matches!(impact_by_ppl_group(&rs, 0.6), Err(InterventionError::InvalidFraction { .. })));
+        assert!(matches!(
+            impact_by_ppl_group(&rs, 0.6),
+            Err(InterventionError::InvalidFraction { .. })
+        ));
         let nan = vec![resp(1, f64::NAN, &[]); 5];
-        assert_eq!(impact_by_ppl_group(&nan, 0.2), Err(InterventionError::NanPpl { response: 0 }));
+        assert_eq!(
+            impact_by_ppl_group(&nan, 0.2),
+            Err(InterventionError::NanPpl { response: 0 })
+        );
     }
 
     proptest! {

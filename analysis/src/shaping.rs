@@ -40,9 +40,14 @@ pub enum ShapingError {
 impl std::fmt::Display for ShapingError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::NonFinite { index, value } => write!(f, "non-finite value {value} at response {index}"),
+            Self::NonFinite { index, value } => {
+                write!(f, "non-finite value {value} at response {index}")
+            }
             Self::LengthMismatch { rewards, other } => {
-                write!(f, "{rewards} rewards but {other} entries in another per-response input")
+                write!(
+                    f,
+                    "{rewards} rewards but {other} entries in another per-response input"
+                )
             }
         }
     }
@@ -62,7 +67,14 @@ fn mean_std(values: &[f64], kind: StdKind) -> Result<(f64, f64), ShapingError> {
         StdKind::Sample => n - 1.0,
         StdKind::Population => n,
     };
-    Ok((mean, if denom > 0.0 { (ss / denom).sqrt() } else { 0.0 }))
+    Ok((
+        mean,
+        if denom > 0.0 {
+            (ss / denom).sqrt()
+        } else {
+            0.0
+        },
+    ))
 }
 
 /// True when every value equals the first (the variance is exactly zero).
@@ -80,7 +92,11 @@ pub enum GroupAdvantages {
     /// learning signal and every advantage is 0 — by definition, not by dividing by zero.
     ZeroVariance { size: usize, reward: f64 },
     /// `A_i = (R_i - mean) / std`.
-    Normalized { advantages: Vec<f64>, mean: f64, std: f64 },
+    Normalized {
+        advantages: Vec<f64>,
+        mean: f64,
+        std: f64,
+    },
 }
 
 impl GroupAdvantages {
@@ -100,16 +116,26 @@ impl GroupAdvantages {
 }
 
 /// Group-relative advantages, eq. 10: `A_i = (R_i - mean(R)) / std(R)`.
-pub fn group_advantages(rewards: &[f64], std_kind: StdKind) -> Result<GroupAdvantages, ShapingError> {
+pub fn group_advantages(
+    rewards: &[f64],
+    std_kind: StdKind,
+) -> Result<GroupAdvantages, ShapingError> {
     if rewards.is_empty() {
         return Ok(GroupAdvantages::Empty);
     }
     let (mean, std) = mean_std(rewards, std_kind)?;
     if all_equal(rewards) || std == 0.0 {
-        return Ok(GroupAdvantages::ZeroVariance { size: rewards.len(), reward: rewards[0] });
+        return Ok(GroupAdvantages::ZeroVariance {
+            size: rewards.len(),
+            reward: rewards[0],
+        });
     }
     let advantages = rewards.iter().map(|r| (r - mean) / std).collect();
-    Ok(GroupAdvantages::Normalized { advantages, mean, std })
+    Ok(GroupAdvantages::Normalized {
+        advantages,
+        mean,
+        std,
+    })
 }
 
 /// Standardised log-PPL weights of one group, eq. 7.
@@ -118,9 +144,15 @@ pub fn group_advantages(rewards: &[f64], std_kind: StdKind) -> Result<GroupAdvan
 pub enum PplWeights {
     Empty,
     /// All responses have the same log-PPL: every weight is 0 (no re-weighting).
-    ZeroVariance { size: usize },
+    ZeroVariance {
+        size: usize,
+    },
     /// `w_i = (ln PPL_i - mu) / sigma`.
-    Standardized { weights: Vec<f64>, mu: f64, sigma: f64 },
+    Standardized {
+        weights: Vec<f64>,
+        mu: f64,
+        sigma: f64,
+    },
 }
 
 impl PplWeights {
@@ -143,7 +175,11 @@ pub fn ppl_weights(ln_ppl: &[f64], std_kind: StdKind) -> Result<PplWeights, Shap
     if all_equal(ln_ppl) || sigma == 0.0 {
         return Ok(PplWeights::ZeroVariance { size: ln_ppl.len() });
     }
-    Ok(PplWeights::Standardized { weights: ln_ppl.iter().map(|x| (x - mu) / sigma).collect(), mu, sigma })
+    Ok(PplWeights::Standardized {
+        weights: ln_ppl.iter().map(|x| (x - mu) / sigma).collect(),
+        mu,
+        sigma,
+    })
 }
 
 /// The paper's PPL-shaping strength (sec. 4.4.2).
@@ -187,7 +223,12 @@ pub struct PositionBonus {
 
 impl Default for PositionBonus {
     fn default() -> Self {
-        Self { gamma: 0.1, d: 1.0, m: 15.0, n: -0.5 }
+        Self {
+            gamma: 0.1,
+            d: 1.0,
+            m: 15.0,
+            n: -0.5,
+        }
     }
 }
 
@@ -199,7 +240,10 @@ impl PositionBonus {
 
     /// The printed parameters with n = 0.5, the reading under which the bonus actually ramps.
     pub fn ramp_reading() -> Self {
-        Self { n: 0.5, ..Self::default() }
+        Self {
+            n: 0.5,
+            ..Self::default()
+        }
     }
 
     /// `b(l) = gamma * sigmoid(d * m * (l - n))` for a relative position `l` in [0, 1].
@@ -242,7 +286,11 @@ pub struct ShapingConfig {
 impl Default for ShapingConfig {
     /// Plain GRPO: no shaping.
     fn default() -> Self {
-        Self { std_kind: StdKind::default(), ppl_alpha: None, position: None }
+        Self {
+            std_kind: StdKind::default(),
+            ppl_alpha: None,
+            position: None,
+        }
     }
 }
 
@@ -273,14 +321,20 @@ pub fn shape_group(
     config: &ShapingConfig,
 ) -> Result<ShapedGroup, ShapingError> {
     if lengths.len() != rewards.len() {
-        return Err(ShapingError::LengthMismatch { rewards: rewards.len(), other: lengths.len() });
+        return Err(ShapingError::LengthMismatch {
+            rewards: rewards.len(),
+            other: lengths.len(),
+        });
     }
     let group = group_advantages(rewards, config.std_kind)?;
     let mut response_advantages = group.advantages();
     let mut weights_out = None;
     if let (Some(alpha), Some(ln_ppl)) = (config.ppl_alpha, ln_ppl) {
         if ln_ppl.len() != rewards.len() {
-            return Err(ShapingError::LengthMismatch { rewards: rewards.len(), other: ln_ppl.len() });
+            return Err(ShapingError::LengthMismatch {
+                rewards: rewards.len(),
+                other: ln_ppl.len(),
+            });
         }
         let w = ppl_weights(ln_ppl, config.std_kind)?;
         for (a, wi) in response_advantages.iter_mut().zip(w.weights()) {
@@ -300,7 +354,12 @@ pub fn shape_group(
                 .collect()
         })
         .collect();
-    Ok(ShapedGroup { group, ppl_weights: weights_out, response_advantages, per_token })
+    Ok(ShapedGroup {
+        group,
+        ppl_weights: weights_out,
+        response_advantages,
+        per_token,
+    })
 }
 
 #[cfg(test)]
@@ -322,12 +381,27 @@ mod tests {
     #[test]
     fn zero_variance_and_empty_groups_are_explicit() {
         let g = group_advantages(&[1.0, 1.0, 1.0], StdKind::Sample).unwrap();
-        assert_eq!(g, GroupAdvantages::ZeroVariance { size: 3, reward: 1.0 });
+        assert_eq!(
+            g,
+            GroupAdvantages::ZeroVariance {
+                size: 3,
+                reward: 1.0
+            }
+        );
         assert!(!g.has_signal());
         assert_eq!(g.advantages(), vec![0.0; 3]);
         let single = group_advantages(&[0.0], StdKind::Sample).unwrap();
-        assert_eq!(single, GroupAdvantages::ZeroVariance { size: 1, reward: 0.0 });
-        assert_eq!(group_advantages(&[], StdKind::Sample).unwrap(), GroupAdvantages::Empty);
+        assert_eq!(
+            single,
+            GroupAdvantages::ZeroVariance {
+                size: 1,
+                reward: 0.0
+            }
+        );
+        assert_eq!(
+            group_advantages(&[], StdKind::Sample).unwrap(),
+            GroupAdvantages::Empty
+        );
         assert!(matches!(
             group_advantages(&[1.0, f64::NAN], StdKind::Sample),
             Err(ShapingError::NonFinite { index: 1, .. })
@@ -341,14 +415,23 @@ mod tests {
         // Positive advantage: the low-PPL response gains, the high-PPL one loses.
         assert!((ppl_shaped_advantage(1.0, -1.0, 0.01) - 1.01).abs() < 1e-15);
         assert!((ppl_shaped_advantage(1.0, 1.0, 0.01) - 0.99).abs() < 1e-15);
-        assert_eq!(ppl_weights(&[2.0, 2.0], StdKind::Sample).unwrap(), PplWeights::ZeroVariance { size: 2 });
-        assert!(matches!(ppl_weights(&[f64::INFINITY, 1.0], StdKind::Sample), Err(ShapingError::NonFinite { .. })));
+        assert_eq!(
+            ppl_weights(&[2.0, 2.0], StdKind::Sample).unwrap(),
+            PplWeights::ZeroVariance { size: 2 }
+        );
+        assert!(matches!(
+            ppl_weights(&[f64::INFINITY, 1.0], StdKind::Sample),
+            Err(ShapingError::NonFinite { .. })
+        ));
     }
 
     #[test]
     fn printed_position_bonus_is_nearly_constant_and_ramp_reading_ramps() {
         let printed = PositionBonus::default();
-        assert_eq!((printed.gamma, printed.d, printed.m, printed.n), (0.1, 1.0, 15.0, -0.5));
+        assert_eq!(
+            (printed.gamma, printed.d, printed.m, printed.n),
+            (0.1, 1.0, 15.0, -0.5)
+        );
         // sigmoid(7.5) = 0.999447...
         assert!((printed.bonus(0.0) - 0.1 * 0.999_447).abs() < 1e-6);
         assert!(printed.bonus(1.0) - printed.bonus(0.0) < 6e-5);
@@ -376,7 +459,11 @@ mod tests {
 
     #[test]
     fn shape_group_composes_and_checks_lengths() {
-        let cfg = ShapingConfig { ppl_alpha: Some(0.01), position: Some(PositionBonus::ramp_reading()), ..Default::default() };
+        let cfg = ShapingConfig {
+            ppl_alpha: Some(0.01),
+            position: Some(PositionBonus::ramp_reading()),
+            ..Default::default()
+        };
         let s = shape_group(&[1.0, 0.0], &[2, 1], Some(&[0.5, 1.5]), &cfg).unwrap();
         // Sample std of (1, 0) is sqrt(0.5): advantages +-0.7071; weights -0.7071, +0.7071.
         let a = 0.5f64.sqrt();
@@ -386,12 +473,20 @@ mod tests {
         let b = PositionBonus::ramp_reading();
         assert!((s.per_token[0][1] - (s.response_advantages[0] + b.bonus(0.75))).abs() < 1e-12);
         assert!((s.per_token[1][0] - (s.response_advantages[1] - b.bonus(0.5))).abs() < 1e-12);
-        assert!(matches!(shape_group(&[1.0], &[1, 2], None, &cfg), Err(ShapingError::LengthMismatch { .. })));
-        assert!(matches!(shape_group(&[1.0, 0.0], &[1, 2], Some(&[1.0]), &cfg), Err(ShapingError::LengthMismatch { .. })));
+        assert!(matches!(
+            shape_group(&[1.0], &[1, 2], None, &cfg),
+            Err(ShapingError::LengthMismatch { .. })
+        ));
+        assert!(matches!(
+            shape_group(&[1.0, 0.0], &[1, 2], Some(&[1.0]), &cfg),
+            Err(ShapingError::LengthMismatch { .. })
+        ));
         // Plain GRPO: every token carries its response's advantage.
         let plain = shape_group(&[1.0, 0.0], &[3, 1], None, &ShapingConfig::default()).unwrap();
         assert_eq!(plain.per_token[0].len(), 3);
-        assert!(plain.per_token[0].iter().all(|&t| t == plain.response_advantages[0] && (t - a).abs() < 1e-12));
+        assert!(plain.per_token[0]
+            .iter()
+            .all(|&t| t == plain.response_advantages[0] && (t - a).abs() < 1e-12));
     }
 
     proptest! {

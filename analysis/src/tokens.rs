@@ -92,15 +92,24 @@ pub enum TokenMetricError {
 impl std::fmt::Display for TokenMetricError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::EmptyDistribution => write!(f, "empty distribution (no token with positive probability)"),
-            Self::InvalidEntry { index, value } => write!(f, "invalid entry {value} at index {index}"),
+            Self::EmptyDistribution => {
+                write!(f, "empty distribution (no token with positive probability)")
+            }
+            Self::InvalidEntry { index, value } => {
+                write!(f, "invalid entry {value} at index {index}")
+            }
             Self::NotNormalised { mass } => write!(f, "distribution mass is {mass}, not 1"),
             Self::MassAboveOne { mass } => write!(f, "top-K probabilities add up to {mass} > 1"),
             Self::InvalidTopP { top_p } => write!(f, "top-p {top_p} is not in (0, 1]"),
             Self::TokenOutOfRange { index, vocab_size } => {
-                write!(f, "token index {index} outside a vocabulary of {vocab_size}")
+                write!(
+                    f,
+                    "token index {index} outside a vocabulary of {vocab_size}"
+                )
             }
-            Self::InvalidScale { value } => write!(f, "{value} is not a finite non-negative number"),
+            Self::InvalidScale { value } => {
+                write!(f, "{value} is not a finite non-negative number")
+            }
         }
     }
 }
@@ -201,7 +210,9 @@ impl NormalizedDistribution {
             match clean_logprob(value) {
                 CleanLogprob::Finite(x) => weights.push(x),
                 CleanLogprob::Zero => weights.push(f64::NEG_INFINITY),
-                CleanLogprob::Invalid => return Err(TokenMetricError::InvalidEntry { index, value }),
+                CleanLogprob::Invalid => {
+                    return Err(TokenMetricError::InvalidEntry { index, value })
+                }
             }
         }
         let log_mass = log_sum_exp(&weights);
@@ -333,7 +344,10 @@ impl TokenUncertainty {
 }
 
 /// Exact entropy and RBF of a full distribution (items 4, 5).
-pub fn uncertainty_full(dist: &NormalizedDistribution, top_p: f64) -> Result<TokenUncertainty, TokenMetricError> {
+pub fn uncertainty_full(
+    dist: &NormalizedDistribution,
+    top_p: f64,
+) -> Result<TokenUncertainty, TokenMetricError> {
     check_top_p(top_p)?;
     let mut sorted: Vec<f64> = dist.probs().iter().copied().filter(|&p| p > 0.0).collect();
     sort_desc(&mut sorted);
@@ -354,7 +368,10 @@ pub fn uncertainty_full(dist: &NormalizedDistribution, top_p: f64) -> Result<Tok
 /// Entropy and RBF from the top-K log-probabilities of one step (items 4, 5). The list should
 /// hold the K most probable tokens (for the RBF bound); its order does not matter. See the
 /// module doc for the estimator and the bounds.
-pub fn uncertainty_top_k(top_logprobs: &[f64], top_p: f64) -> Result<TokenUncertainty, TokenMetricError> {
+pub fn uncertainty_top_k(
+    top_logprobs: &[f64],
+    top_p: f64,
+) -> Result<TokenUncertainty, TokenMetricError> {
     check_top_p(top_p)?;
     let mut skipped_invalid = 0;
     let mut probs = Vec::with_capacity(top_logprobs.len());
@@ -383,7 +400,11 @@ pub fn uncertainty_top_k(top_logprobs: &[f64], top_p: f64) -> Result<TokenUncert
     // When the list is complete up to rounding, normalise so it matches the exact computation.
     let scale = if complete { mass } else { 1.0 };
     let listed_entropy: f64 = probs.iter().map(|&p| p / scale).map(|p| -p * p.ln()).sum();
-    let bucket = if missing_mass > 0.0 { -missing_mass * missing_mass.ln() } else { 0.0 };
+    let bucket = if missing_mass > 0.0 {
+        -missing_mass * missing_mass.ln()
+    } else {
+        0.0
+    };
     let entropy = (listed_entropy + bucket).max(0.0);
     let (rbf, rbf_bound) = match nucleus_size(&probs, top_p * scale) {
         Some(n) => (n, Bound::Exact),
@@ -391,13 +412,21 @@ pub fn uncertainty_top_k(top_logprobs: &[f64], top_p: f64) -> Result<TokenUncert
             let smallest = *probs.last().expect("non-empty");
             // Same slack as the nucleus rule, so the bound never exceeds the exact count.
             let more = ((top_p - NUCLEUS_SLACK - mass) / smallest).ceil().max(1.0);
-            let more = if more.is_finite() { more.min(u32::MAX as f64) as usize } else { u32::MAX as usize };
+            let more = if more.is_finite() {
+                more.min(u32::MAX as f64) as usize
+            } else {
+                u32::MAX as usize
+            };
             (probs.len().saturating_add(more), Bound::LowerBound)
         }
     };
     Ok(TokenUncertainty {
         entropy,
-        entropy_bound: if complete { Bound::Exact } else { Bound::LowerBound },
+        entropy_bound: if complete {
+            Bound::Exact
+        } else {
+            Bound::LowerBound
+        },
         rbf: rbf.min(u32::MAX as usize) as u32,
         rbf_bound,
         missing_mass,
@@ -445,18 +474,36 @@ where
     if tokens == 0 {
         return None;
     }
-    let ln_ppl = if zero > 0 { f64::INFINITY } else { (-sum / tokens as f64).max(0.0) };
-    Some(Perplexity { ppl: ln_ppl.exp(), ln_ppl, tokens, zero_probability_tokens: zero, skipped_invalid: invalid })
+    let ln_ppl = if zero > 0 {
+        f64::INFINITY
+    } else {
+        (-sum / tokens as f64).max(0.0)
+    };
+    Some(Perplexity {
+        ppl: ln_ppl.exp(),
+        ln_ppl,
+        tokens,
+        zero_probability_tokens: zero,
+        skipped_invalid: invalid,
+    })
 }
 
 /// `||e(o_t) - p||_2` from `||e - p||^2 = 1 - 2 p(o_t) + sum_v p(v)^2` (appendix A.1).
-pub fn one_hot_residual_norm(dist: &NormalizedDistribution, chosen: usize) -> Result<f64, TokenMetricError> {
+pub fn one_hot_residual_norm(
+    dist: &NormalizedDistribution,
+    chosen: usize,
+) -> Result<f64, TokenMetricError> {
     let p_chosen = *dist
         .probs()
         .get(chosen)
-        .ok_or(TokenMetricError::TokenOutOfRange { index: chosen, vocab_size: dist.len() })?;
+        .ok_or(TokenMetricError::TokenOutOfRange {
+            index: chosen,
+            vocab_size: dist.len(),
+        })?;
     // Rounding can push the exact-zero case (a one-hot p on o_t) a hair below zero.
-    Ok((1.0 - 2.0 * p_chosen + dist.sum_of_squares()).max(0.0).sqrt())
+    Ok((1.0 - 2.0 * p_chosen + dist.sum_of_squares())
+        .max(0.0)
+        .sqrt())
 }
 
 /// Per-token gradient-norm proxy, eq. 4: `G_t = |alpha_t| * ||e(o_t) - p|| * ||h||`, the
@@ -572,7 +619,11 @@ impl PositionEntropyProfile {
     /// [`Self::skipped_non_finite`]) but keep their position, so later tokens stay where they were.
     pub fn push_response(&mut self, entropies: &[f64], correct: bool) {
         let bins = self.bins();
-        let target = if correct { &mut self.correct } else { &mut self.incorrect };
+        let target = if correct {
+            &mut self.correct
+        } else {
+            &mut self.incorrect
+        };
         let len = entropies.len();
         for (i, &h) in entropies.iter().enumerate() {
             if !h.is_finite() {
@@ -684,7 +735,10 @@ pub fn summarize_response(tokens: &[TokenUncertainty]) -> Option<ResponseTokenSu
 /// Mean of the finite values (e.g. a stored `token_entropies` column); `None` when there is none.
 pub fn mean_finite(values: &[f64]) -> Option<f64> {
     let mut acc = MeanAccumulator::default();
-    values.iter().filter(|x| x.is_finite()).for_each(|&x| acc.push(x));
+    values
+        .iter()
+        .filter(|x| x.is_finite())
+        .for_each(|&x| acc.push(x));
     acc.mean()
 }
 
@@ -740,14 +794,38 @@ mod tests {
     fn full_distribution_guards() {
         use TokenMetricError::*;
         let nd = |d| NormalizedDistribution::new(d);
-        assert_eq!(nd(FullDistribution::Probabilities(&[])), Err(EmptyDistribution));
-        assert_eq!(nd(FullDistribution::Probabilities(&[0.0, 0.0])), Err(EmptyDistribution));
-        assert!(matches!(nd(FullDistribution::Probabilities(&[0.5, f64::NAN])), Err(InvalidEntry { index: 1, .. })));
-        assert!(matches!(nd(FullDistribution::Probabilities(&[1.5, -0.5])), Err(InvalidEntry { index: 1, .. })));
-        assert!(matches!(nd(FullDistribution::Probabilities(&[0.5, 0.4])), Err(NotNormalised { .. })));
-        assert_eq!(nd(FullDistribution::Logits(&[f64::NEG_INFINITY; 3])), Err(EmptyDistribution));
-        assert!(matches!(nd(FullDistribution::Logits(&[0.0, f64::INFINITY])), Err(InvalidEntry { .. })));
-        assert!(matches!(nd(FullDistribution::Logprobs(&[0.5, -1.0])), Err(InvalidEntry { index: 0, .. })));
+        assert_eq!(
+            nd(FullDistribution::Probabilities(&[])),
+            Err(EmptyDistribution)
+        );
+        assert_eq!(
+            nd(FullDistribution::Probabilities(&[0.0, 0.0])),
+            Err(EmptyDistribution)
+        );
+        assert!(matches!(
+            nd(FullDistribution::Probabilities(&[0.5, f64::NAN])),
+            Err(InvalidEntry { index: 1, .. })
+        ));
+        assert!(matches!(
+            nd(FullDistribution::Probabilities(&[1.5, -0.5])),
+            Err(InvalidEntry { index: 1, .. })
+        ));
+        assert!(matches!(
+            nd(FullDistribution::Probabilities(&[0.5, 0.4])),
+            Err(NotNormalised { .. })
+        ));
+        assert_eq!(
+            nd(FullDistribution::Logits(&[f64::NEG_INFINITY; 3])),
+            Err(EmptyDistribution)
+        );
+        assert!(matches!(
+            nd(FullDistribution::Logits(&[0.0, f64::INFINITY])),
+            Err(InvalidEntry { .. })
+        ));
+        assert!(matches!(
+            nd(FullDistribution::Logprobs(&[0.5, -1.0])),
+            Err(InvalidEntry { index: 0, .. })
+        ));
         // vLLM's -9999.0 is a zero probability, not an error.
         let d = nd(FullDistribution::Logprobs(&[0.0, -9999.0])).unwrap();
         assert_eq!(d.entropy(), 0.0);
@@ -767,7 +845,11 @@ mod tests {
         // Needs 0.15 more; each unlisted token has at most 0.3: at least 1 more token.
         assert_eq!((u.rbf, u.rbf_bound), (3, Bound::LowerBound));
         // The upper bound with V = 10 spreads 0.2 over 8 tokens.
-        assert!(close(u.entropy_upper_bound(10), expected + 0.2 * 8f64.ln(), 1e-12));
+        assert!(close(
+            u.entropy_upper_bound(10),
+            expected + 0.2 * 8f64.ln(),
+            1e-12
+        ));
     }
 
     #[test]
@@ -784,12 +866,21 @@ mod tests {
 
     #[test]
     fn top_k_guards() {
-        assert_eq!(uncertainty_top_k(&[], 0.95), Err(TokenMetricError::EmptyDistribution));
-        assert_eq!(uncertainty_top_k(&[f64::NAN, -9999.0], 0.95), Err(TokenMetricError::EmptyDistribution));
+        assert_eq!(
+            uncertainty_top_k(&[], 0.95),
+            Err(TokenMetricError::EmptyDistribution)
+        );
+        assert_eq!(
+            uncertainty_top_k(&[f64::NAN, -9999.0], 0.95),
+            Err(TokenMetricError::EmptyDistribution)
+        );
         let u = uncertainty_top_k(&[f64::NAN, 0.8f64.ln(), f64::NEG_INFINITY, 3.0], 0.95).unwrap();
         assert_eq!(u.skipped_invalid, 2);
         assert_eq!(u.listed, 1);
-        assert!(matches!(uncertainty_top_k(&[0.0, 0.0], 0.95), Err(TokenMetricError::MassAboveOne { .. })));
+        assert!(matches!(
+            uncertainty_top_k(&[0.0, 0.0], 0.95),
+            Err(TokenMetricError::MassAboveOne { .. })
+        ));
         // Rounding noise above 0 is read as probability 1.
         let u = uncertainty_top_k(&[1e-7], 0.95).unwrap();
         assert_eq!((u.entropy, u.rbf, u.entropy_bound), (0.0, 1, Bound::Exact));
@@ -815,8 +906,14 @@ mod tests {
         // e(0) - p = (0.3, -0.2, -0.1), norm sqrt(0.14)
         let g = gradient_norm_proxy(&d, 0, -2.0, 3.0).unwrap();
         assert!(close(g, 2.0 * 0.14f64.sqrt() * 3.0, 1e-12));
-        assert!(matches!(gradient_norm_proxy(&d, 3, 1.0, 1.0), Err(TokenMetricError::TokenOutOfRange { .. })));
-        assert!(matches!(gradient_norm_proxy(&d, 0, 1.0, -1.0), Err(TokenMetricError::InvalidScale { .. })));
+        assert!(matches!(
+            gradient_norm_proxy(&d, 3, 1.0, 1.0),
+            Err(TokenMetricError::TokenOutOfRange { .. })
+        ));
+        assert!(matches!(
+            gradient_norm_proxy(&d, 0, 1.0, -1.0),
+            Err(TokenMetricError::InvalidScale { .. })
+        ));
         // A one-hot distribution on the chosen token gives no gradient.
         let one_hot = probs(&[0.0, 1.0]);
         assert_eq!(gradient_norm_proxy(&one_hot, 1, 1.0, 5.0).unwrap(), 0.0);
@@ -864,17 +961,23 @@ mod tests {
         assert_eq!(s.truncated_tokens, 1);
         assert!(close(s.max_missing_mass, 0.5, 1e-12));
         assert_eq!(summarize_response(&[]), None);
-        assert_eq!(summarize_response(&[a]).unwrap().mean_rbf_bound, Bound::Exact);
+        assert_eq!(
+            summarize_response(&[a]).unwrap().mean_rbf_bound,
+            Bound::Exact
+        );
         assert_eq!(mean_finite(&[1.0, f64::NAN, 3.0]), Some(2.0));
         assert_eq!(mean_finite(&[]), None);
     }
 
     /// Random probability vectors of 1..40 entries, some of them zero.
     fn distribution() -> impl Strategy<Value = Vec<f64>> {
-        prop::collection::vec(prop_oneof![Just(0.0), 1e-6f64..10.0], 1..40).prop_filter_map("all zero", |w| {
-            let s: f64 = w.iter().sum();
-            (s > 0.0).then(|| w.iter().map(|x| x / s).collect())
-        })
+        prop::collection::vec(prop_oneof![Just(0.0), 1e-6f64..10.0], 1..40).prop_filter_map(
+            "all zero",
+            |w| {
+                let s: f64 = w.iter().sum();
+                (s > 0.0).then(|| w.iter().map(|x| x / s).collect())
+            },
+        )
     }
 
     proptest! {

@@ -62,7 +62,11 @@ pub struct PositionImpact {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TraceShapeError {
     /// An optional column does not have one entry per token.
-    ColumnLength { column: &'static str, expected: usize, got: usize },
+    ColumnLength {
+        column: &'static str,
+        expected: usize,
+        got: usize,
+    },
     /// More than `u32::MAX` tokens, or a token longer than `u32::MAX` bytes.
     TooLong,
     /// More than `u16::MAX` alternatives at one position.
@@ -74,12 +78,21 @@ pub enum TraceShapeError {
 impl std::fmt::Display for TraceShapeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::ColumnLength { column, expected, got } => {
+            Self::ColumnLength {
+                column,
+                expected,
+                got,
+            } => {
                 write!(f, "column {column} has {got} entries, expected {expected}")
             }
             Self::TooLong => write!(f, "trace or token too long for the format"),
-            Self::TooManyAlternatives { position } => write!(f, "too many alternatives at position {position}"),
-            Self::ImpactPositions => write!(f, "impact positions not strictly increasing within the trace"),
+            Self::TooManyAlternatives { position } => {
+                write!(f, "too many alternatives at position {position}")
+            }
+            Self::ImpactPositions => write!(
+                f,
+                "impact positions not strictly increasing within the trace"
+            ),
         }
     }
 }
@@ -104,7 +117,11 @@ fn check_len(column: &'static str, expected: usize, got: usize) -> Result<(), Tr
     if expected == got {
         Ok(())
     } else {
-        Err(TraceShapeError::ColumnLength { column, expected, got })
+        Err(TraceShapeError::ColumnLength {
+            column,
+            expected,
+            got,
+        })
     }
 }
 
@@ -112,10 +129,16 @@ impl TokenTrace {
     /// A trace of tokens (raw bytes) and their chosen-token log-probabilities.
     pub fn new(tokens: Vec<Vec<u8>>, logprobs: Vec<f32>) -> Result<Self, TraceShapeError> {
         check_len("logprobs", tokens.len(), logprobs.len())?;
-        if u32::try_from(tokens.len()).is_err() || tokens.iter().any(|t| u32::try_from(t.len()).is_err()) {
+        if u32::try_from(tokens.len()).is_err()
+            || tokens.iter().any(|t| u32::try_from(t.len()).is_err())
+        {
             return Err(TraceShapeError::TooLong);
         }
-        Ok(Self { tokens, logprobs, ..Self::default() })
+        Ok(Self {
+            tokens,
+            logprobs,
+            ..Self::default()
+        })
     }
 
     /// Adds the token ids (one per token).
@@ -126,7 +149,10 @@ impl TokenTrace {
     }
 
     /// Adds the top-K alternatives (one list per token; lists may be empty).
-    pub fn with_top_alternatives(mut self, alts: Vec<Vec<TopAlternative>>) -> Result<Self, TraceShapeError> {
+    pub fn with_top_alternatives(
+        mut self,
+        alts: Vec<Vec<TopAlternative>>,
+    ) -> Result<Self, TraceShapeError> {
         check_len("top_alternatives", self.len(), alts.len())?;
         for (position, list) in alts.iter().enumerate() {
             if list.len() > u16::MAX as usize {
@@ -167,7 +193,9 @@ impl TokenTrace {
     /// Adds intervention impacts at some positions (strictly increasing, each below `len()`).
     pub fn with_impacts(mut self, impacts: Vec<PositionImpact>) -> Result<Self, TraceShapeError> {
         let increasing = impacts.windows(2).all(|w| w[0].position < w[1].position);
-        let in_range = impacts.last().is_none_or(|i| (i.position as usize) < self.len());
+        let in_range = impacts
+            .last()
+            .is_none_or(|i| (i.position as usize) < self.len());
         if !increasing || !in_range {
             return Err(TraceShapeError::ImpactPositions);
         }
@@ -268,9 +296,12 @@ pub fn encode(trace: &TokenTrace) -> Vec<u8> {
         ids.iter().for_each(|&x| put_u32(&mut out, x));
     }
     if let Some(alts) = &trace.top_alternatives {
-        alts.iter().for_each(|list| put_u16(&mut out, list.len() as u16));
+        alts.iter()
+            .for_each(|list| put_u16(&mut out, list.len() as u16));
         put_byte_strings(&mut out, alts.iter().flatten().map(|a| a.token.as_slice()));
-        alts.iter().flatten().for_each(|a| put_f32(&mut out, a.logprob));
+        alts.iter()
+            .flatten()
+            .for_each(|a| put_f32(&mut out, a.logprob));
     }
     if let Some(h) = &trace.entropies {
         h.iter().for_each(|&x| put_f32(&mut out, x));
@@ -312,7 +343,9 @@ impl std::fmt::Display for TraceDecodeError {
             Self::BadMagic => write!(f, "not a caplens token trace (bad magic)"),
             Self::UnsupportedVersion(v) => write!(f, "unsupported token-trace version {v}"),
             Self::UnknownFlags(x) => write!(f, "unknown token-trace flags {x:#06x}"),
-            Self::UnexpectedEnd { offset, needed } => write!(f, "input ends at {offset}, {needed} more bytes needed"),
+            Self::UnexpectedEnd { offset, needed } => {
+                write!(f, "input ends at {offset}, {needed} more bytes needed")
+            }
             Self::TrailingBytes(n) => write!(f, "{n} bytes after the end of the trace"),
             Self::Shape(e) => write!(f, "malformed trace: {e}"),
         }
@@ -343,7 +376,10 @@ impl<'a> Reader<'a> {
     fn take(&mut self, count: u64, size: u64) -> Result<&'a [u8], TraceDecodeError> {
         let needed = count.saturating_mul(size);
         if needed > self.remaining() as u64 {
-            return Err(TraceDecodeError::UnexpectedEnd { offset: self.pos, needed });
+            return Err(TraceDecodeError::UnexpectedEnd {
+                offset: self.pos,
+                needed,
+            });
         }
         let slice = &self.buf[self.pos..self.pos + needed as usize];
         self.pos += needed as usize;
@@ -361,7 +397,11 @@ impl<'a> Reader<'a> {
     }
 
     fn u16s(&mut self, count: usize) -> Result<Vec<u16>, TraceDecodeError> {
-        Ok(self.take(count as u64, 2)?.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect())
+        Ok(self
+            .take(count as u64, 2)?
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect())
     }
 
     fn u32s(&mut self, count: usize) -> Result<Vec<u32>, TraceDecodeError> {
@@ -418,8 +458,14 @@ pub fn decode(bytes: &[u8]) -> Result<TokenTrace, TraceDecodeError> {
         let m: usize = counts.iter().map(|&c| c as usize).sum();
         let alt_tokens = r.byte_strings(m)?;
         let alt_logprobs = r.f32s(m)?;
-        let mut flat = alt_tokens.into_iter().zip(alt_logprobs).map(|(token, logprob)| TopAlternative { token, logprob });
-        let lists = counts.iter().map(|&c| flat.by_ref().take(c as usize).collect()).collect();
+        let mut flat = alt_tokens
+            .into_iter()
+            .zip(alt_logprobs)
+            .map(|(token, logprob)| TopAlternative { token, logprob });
+        let lists = counts
+            .iter()
+            .map(|&c| flat.by_ref().take(c as usize).collect())
+            .collect();
         trace = trace.with_top_alternatives(lists)?;
     }
     if flags & FLAG_ENTROPY != 0 {
@@ -435,7 +481,11 @@ pub fn decode(bytes: &[u8]) -> Result<TokenTrace, TraceDecodeError> {
         let c = r.u32()? as usize;
         let positions = r.u32s(c)?;
         let values = r.f32s(c)?;
-        let impacts = positions.into_iter().zip(values).map(|(position, impact)| PositionImpact { position, impact }).collect();
+        let impacts = positions
+            .into_iter()
+            .zip(values)
+            .map(|(position, impact)| PositionImpact { position, impact })
+            .collect();
         trace = trace.with_impacts(impacts)?;
     }
     if r.remaining() > 0 {
@@ -450,24 +500,48 @@ mod tests {
     use proptest::prelude::*;
 
     fn sample() -> TokenTrace {
-        TokenTrace::new(vec![b"The".to_vec(), vec![0xE4, 0xBD], b" x".to_vec()], vec![-0.1, -2.5, -9999.0])
-            .unwrap()
-            .with_token_ids(vec![785, 12345, 856])
-            .unwrap()
-            .with_top_alternatives(vec![
-                vec![TopAlternative { token: b"A".to_vec(), logprob: -3.0 }],
-                vec![],
-                vec![TopAlternative { token: b" y".to_vec(), logprob: -1.0 }, TopAlternative { token: vec![], logprob: f32::NEG_INFINITY }],
-            ])
-            .unwrap()
-            .with_entropies(vec![0.3, 1.2, 0.0])
-            .unwrap()
-            .with_rbf(vec![1, 4, 1])
-            .unwrap()
-            .with_hidden_norms(vec![50.0, 51.5, 49.0])
-            .unwrap()
-            .with_impacts(vec![PositionImpact { position: 0, impact: 0.25 }, PositionImpact { position: 2, impact: -0.5 }])
-            .unwrap()
+        TokenTrace::new(
+            vec![b"The".to_vec(), vec![0xE4, 0xBD], b" x".to_vec()],
+            vec![-0.1, -2.5, -9999.0],
+        )
+        .unwrap()
+        .with_token_ids(vec![785, 12345, 856])
+        .unwrap()
+        .with_top_alternatives(vec![
+            vec![TopAlternative {
+                token: b"A".to_vec(),
+                logprob: -3.0,
+            }],
+            vec![],
+            vec![
+                TopAlternative {
+                    token: b" y".to_vec(),
+                    logprob: -1.0,
+                },
+                TopAlternative {
+                    token: vec![],
+                    logprob: f32::NEG_INFINITY,
+                },
+            ],
+        ])
+        .unwrap()
+        .with_entropies(vec![0.3, 1.2, 0.0])
+        .unwrap()
+        .with_rbf(vec![1, 4, 1])
+        .unwrap()
+        .with_hidden_norms(vec![50.0, 51.5, 49.0])
+        .unwrap()
+        .with_impacts(vec![
+            PositionImpact {
+                position: 0,
+                impact: 0.25,
+            },
+            PositionImpact {
+                position: 2,
+                impact: -0.5,
+            },
+        ])
+        .unwrap()
     }
 
     #[test]
@@ -477,7 +551,10 @@ mod tests {
         assert_eq!(&bytes[..4], b"CLTT");
         assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 1);
         assert_eq!(u16::from_le_bytes([bytes[6], bytes[7]]), 0b11_1111);
-        assert_eq!(u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]), 3);
+        assert_eq!(
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]),
+            3
+        );
         // Token lengths 3, 2, 2 follow the header, then the 7 token bytes.
         assert_eq!(&bytes[12..16], &3u32.to_le_bytes());
         assert_eq!(&bytes[24..31], b"The\xE4\xBD x");
@@ -498,12 +575,27 @@ mod tests {
 
     #[test]
     fn shape_errors_at_construction() {
-        assert!(matches!(TokenTrace::new(vec![vec![]], vec![]), Err(TraceShapeError::ColumnLength { .. })));
+        assert!(matches!(
+            TokenTrace::new(vec![vec![]], vec![]),
+            Err(TraceShapeError::ColumnLength { .. })
+        ));
         let t = TokenTrace::new(vec![vec![1], vec![2]], vec![0.0, 0.0]).unwrap();
-        assert!(matches!(t.clone().with_rbf(vec![1]), Err(TraceShapeError::ColumnLength { column: "rbf", .. })));
-        let imp = |p| PositionImpact { position: p, impact: 0.0 };
-        assert_eq!(t.clone().with_impacts(vec![imp(1), imp(1)]), Err(TraceShapeError::ImpactPositions));
-        assert_eq!(t.clone().with_impacts(vec![imp(2)]), Err(TraceShapeError::ImpactPositions));
+        assert!(matches!(
+            t.clone().with_rbf(vec![1]),
+            Err(TraceShapeError::ColumnLength { column: "rbf", .. })
+        ));
+        let imp = |p| PositionImpact {
+            position: p,
+            impact: 0.0,
+        };
+        assert_eq!(
+            t.clone().with_impacts(vec![imp(1), imp(1)]),
+            Err(TraceShapeError::ImpactPositions)
+        );
+        assert_eq!(
+            t.clone().with_impacts(vec![imp(2)]),
+            Err(TraceShapeError::ImpactPositions)
+        );
         assert!(t.with_impacts(vec![]).is_ok());
     }
 
@@ -511,7 +603,10 @@ mod tests {
     fn decode_rejects_corruption_with_specific_errors() {
         let bytes = encode(&sample());
         assert_eq!(decode(b""), Err(TraceDecodeError::BadMagic));
-        assert_eq!(decode(b"CLTX\x01\x00\x00\x00"), Err(TraceDecodeError::BadMagic));
+        assert_eq!(
+            decode(b"CLTX\x01\x00\x00\x00"),
+            Err(TraceDecodeError::BadMagic)
+        );
         let mut v2 = bytes.clone();
         v2[4] = 2;
         assert_eq!(decode(&v2), Err(TraceDecodeError::UnsupportedVersion(2)));
@@ -521,20 +616,38 @@ mod tests {
         let mut trailing = bytes.clone();
         trailing.push(0);
         assert_eq!(decode(&trailing), Err(TraceDecodeError::TrailingBytes(1)));
-        assert!(matches!(decode(&bytes[..bytes.len() - 1]), Err(TraceDecodeError::UnexpectedEnd { .. })));
+        assert!(matches!(
+            decode(&bytes[..bytes.len() - 1]),
+            Err(TraceDecodeError::UnexpectedEnd { .. })
+        ));
         // A huge token count is refused before allocating.
         let mut huge = bytes[..8].to_vec();
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(decode(&huge), Err(TraceDecodeError::UnexpectedEnd { .. })));
+        assert!(matches!(
+            decode(&huge),
+            Err(TraceDecodeError::UnexpectedEnd { .. })
+        ));
         // Unordered impact positions are caught after decoding the column.
         let t = TokenTrace::new(vec![vec![1], vec![2]], vec![0.0, 0.0])
             .unwrap()
-            .with_impacts(vec![PositionImpact { position: 0, impact: 0.0 }, PositionImpact { position: 1, impact: 0.0 }])
+            .with_impacts(vec![
+                PositionImpact {
+                    position: 0,
+                    impact: 0.0,
+                },
+                PositionImpact {
+                    position: 1,
+                    impact: 0.0,
+                },
+            ])
             .unwrap();
         let mut b = encode(&t);
         let at = b.len() - 16; // first of the two positions
         b[at] = 1;
-        assert_eq!(decode(&b), Err(TraceDecodeError::Shape(TraceShapeError::ImpactPositions)));
+        assert_eq!(
+            decode(&b),
+            Err(TraceDecodeError::Shape(TraceShapeError::ImpactPositions))
+        );
     }
 
     fn bytes() -> impl Strategy<Value = Vec<u8>> {
