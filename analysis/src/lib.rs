@@ -6,3 +6,11 @@
 
 pub mod rng;
 pub mod verifier;
+
+// Token- and training-level metrics (items 4, 5, 7, 8, 10-16) and the token-trace blob encoding.
+pub mod tokens;
+pub mod shaping;
+pub mod dynamics;
+pub mod intervention;
+pub mod trace;
+pub mod categories;
