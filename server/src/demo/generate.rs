@@ -84,7 +84,11 @@ pub struct DemoConfig {
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        Self { seed: DEFAULT_DEMO_SEED, problems: 80, samples_per_problem: 128 }
+        Self {
+            seed: DEFAULT_DEMO_SEED,
+            problems: 80,
+            samples_per_problem: 128,
+        }
     }
 }
 
@@ -180,7 +184,9 @@ pub struct DemoRollout {
 
 /// Generates the whole demo experiment. Pure and deterministic: same config, same bytes.
 pub fn generate_demo(config: &DemoConfig) -> DemoData {
-    let problems: Vec<Problem> = (0..config.problems).map(|i| Problem::generate(config.seed, i)).collect();
+    let problems: Vec<Problem> = (0..config.problems)
+        .map(|i| Problem::generate(config.seed, i))
+        .collect();
     let unsolvable = layout_unsolvable_sets(config.seed, &problems);
     let n = config.samples_per_problem;
 
@@ -188,7 +194,11 @@ pub fn generate_demo(config: &DemoConfig) -> DemoData {
     for (model, profile) in PROFILES.iter().enumerate() {
         for (index, problem) in problems.iter().enumerate() {
             let solvable = unsolvable[index] & (1 << model) == 0;
-            let p = if solvable { solve_probability(model, problem) } else { 0.0 };
+            let p = if solvable {
+                solve_probability(model, problem)
+            } else {
+                0.0
+            };
             let mut rng = SplitMix64::derive(config.seed, model_problem_stream(model, index));
             let plans = plan_samples(profile, problem, p, solvable, n, &mut rng);
             for (sample, plan) in plans.iter().enumerate() {
@@ -219,7 +229,10 @@ pub fn generate_demo(config: &DemoConfig) -> DemoData {
             answer: problem.template.answer().latex(),
             tags: vec![
                 problem.template.source().to_string(),
-                format!("difficulty:{}", difficulty_label(problem, unsolvable[index])),
+                format!(
+                    "difficulty:{}",
+                    difficulty_label(problem, unsolvable[index])
+                ),
                 format!("topic:{}", problem.template.topic()),
             ],
         })
@@ -386,15 +399,46 @@ const SOURCE_MATH_LIKE: &str = "synthetic-math-like";
 /// typical slips) is computed from these.
 #[derive(Debug, Clone)]
 enum Template {
-    ModPower { base: i64, exponent: i64, modulus: i64 },
-    DivisorCount { factors: Vec<(i64, u32)> },
-    InclusionExclusion { limit: i64, a: i64, b: i64 },
-    RootSquares { sum: i64, product: i64 },
-    FractionSum { a: i64, b: i64, c: i64, d: i64 },
-    ArithmeticSeries { terms: i64, slope: i64, intercept: i64 },
-    GeometricSeries { ratio: i64, last: u32 },
-    LcmMinusGcd { a: i64, b: i64 },
-    MarbleProbability { red: i64, blue: i64 },
+    ModPower {
+        base: i64,
+        exponent: i64,
+        modulus: i64,
+    },
+    DivisorCount {
+        factors: Vec<(i64, u32)>,
+    },
+    InclusionExclusion {
+        limit: i64,
+        a: i64,
+        b: i64,
+    },
+    RootSquares {
+        sum: i64,
+        product: i64,
+    },
+    FractionSum {
+        a: i64,
+        b: i64,
+        c: i64,
+        d: i64,
+    },
+    ArithmeticSeries {
+        terms: i64,
+        slope: i64,
+        intercept: i64,
+    },
+    GeometricSeries {
+        ratio: i64,
+        last: u32,
+    },
+    LcmMinusGcd {
+        a: i64,
+        b: i64,
+    },
+    MarbleProbability {
+        red: i64,
+        blue: i64,
+    },
 }
 
 /// Multiplicative order of `base` modulo `modulus` (they are coprime).
@@ -427,14 +471,20 @@ impl Template {
                         break base;
                     }
                 };
-                Template::ModPower { base, exponent: uniform(rng, 20, 99), modulus }
+                Template::ModPower {
+                    base,
+                    exponent: uniform(rng, 20, 99),
+                    modulus,
+                }
             }
             1 => loop {
                 let mut primes = vec![2, 3, 5, 7, 11, 13];
                 rng.shuffle(&mut primes);
                 let count = uniform(rng, 2, 3) as usize;
-                let mut factors: Vec<(i64, u32)> =
-                    primes[..count].iter().map(|&p| (p, uniform(rng, 1, 4) as u32)).collect();
+                let mut factors: Vec<(i64, u32)> = primes[..count]
+                    .iter()
+                    .map(|&p| (p, uniform(rng, 1, 4) as u32))
+                    .collect();
                 factors.sort();
                 let value: i64 = factors.iter().map(|&(p, e)| p.pow(e)).product();
                 if (100..=500_000).contains(&value) {
@@ -445,10 +495,17 @@ impl Template {
                 let a = uniform(rng, 2, 12);
                 let b = uniform(rng, a + 1, 15);
                 if b % a != 0 {
-                    break Template::InclusionExclusion { limit: uniform(rng, 100, 999), a, b };
+                    break Template::InclusionExclusion {
+                        limit: uniform(rng, 100, 999),
+                        a,
+                        b,
+                    };
                 }
             },
-            3 => Template::RootSquares { sum: uniform(rng, 3, 25), product: uniform(rng, 2, 80) },
+            3 => Template::RootSquares {
+                sum: uniform(rng, 3, 25),
+                product: uniform(rng, 2, 80),
+            },
             4 => loop {
                 let b = uniform(rng, 2, 15);
                 let d = uniform(rng, 2, 15);
@@ -456,7 +513,10 @@ impl Template {
                 let c = uniform(rng, 1, d - 1);
                 // Addends in lowest terms, as a textbook would print them.
                 let reduced = gcd(a, b) == 1 && gcd(c, d) == 1;
-                if reduced && b != d && matches!(Value::ratio(a * d + c * b, b * d), Value::Frac(..)) {
+                if reduced
+                    && b != d
+                    && matches!(Value::ratio(a * d + c * b, b * d), Value::Frac(..))
+                {
                     break Template::FractionSum { a, b, c, d };
                 }
             },
@@ -465,7 +525,10 @@ impl Template {
                 slope: uniform(rng, 2, 9),
                 intercept: uniform(rng, 1, 20),
             },
-            6 => Template::GeometricSeries { ratio: uniform(rng, 2, 5), last: uniform(rng, 3, 6) as u32 },
+            6 => Template::GeometricSeries {
+                ratio: uniform(rng, 2, 5),
+                last: uniform(rng, 3, 6) as u32,
+            },
             7 => loop {
                 let g = uniform(rng, 2, 12);
                 let x = uniform(rng, 2, 15);
@@ -474,7 +537,10 @@ impl Template {
                     break Template::LcmMinusGcd { a: g * x, b: g * y };
                 }
             },
-            _ => Template::MarbleProbability { red: uniform(rng, 3, 9), blue: uniform(rng, 2, 12) },
+            _ => Template::MarbleProbability {
+                red: uniform(rng, 3, 9),
+                blue: uniform(rng, 2, 12),
+            },
         }
     }
 
@@ -490,9 +556,9 @@ impl Template {
 
     fn topic(&self) -> &'static str {
         match self {
-            Template::ModPower { .. } | Template::DivisorCount { .. } | Template::LcmMinusGcd { .. } => {
-                "number-theory"
-            }
+            Template::ModPower { .. }
+            | Template::DivisorCount { .. }
+            | Template::LcmMinusGcd { .. } => "number-theory",
             Template::InclusionExclusion { .. } => "counting",
             Template::MarbleProbability { .. } => "probability",
             Template::FractionSum { .. } => "arithmetic",
@@ -543,7 +609,11 @@ impl Template {
 
     fn answer(&self) -> Value {
         match *self {
-            Template::ModPower { base, exponent, modulus } => Value::Int(mod_pow(base, exponent, modulus)),
+            Template::ModPower {
+                base,
+                exponent,
+                modulus,
+            } => Value::Int(mod_pow(base, exponent, modulus)),
             Template::DivisorCount { ref factors } => {
                 Value::Int(factors.iter().map(|&(_, e)| e as i64 + 1).product())
             }
@@ -552,9 +622,11 @@ impl Template {
             }
             Template::RootSquares { sum, product } => Value::Int(sum * sum - 2 * product),
             Template::FractionSum { a, b, c, d } => Value::ratio(a * d + c * b, b * d),
-            Template::ArithmeticSeries { terms, slope, intercept } => {
-                Value::Int(slope * terms * (terms + 1) / 2 + intercept * terms)
-            }
+            Template::ArithmeticSeries {
+                terms,
+                slope,
+                intercept,
+            } => Value::Int(slope * terms * (terms + 1) / 2 + intercept * terms),
             Template::GeometricSeries { ratio, last } => {
                 let top = ratio.pow(last);
                 Value::ratio(ratio * top - 1, top * (ratio - 1))
@@ -688,7 +760,11 @@ impl Template {
     fn typical_slip(&self, rng: &mut SplitMix64) -> Value {
         let answer = self.answer();
         match *self {
-            Template::ModPower { base, exponent, modulus } => match rng.below(5) {
+            Template::ModPower {
+                base,
+                exponent,
+                modulus,
+            } => match rng.below(5) {
                 0 => Value::Int(mod_pow(base, exponent + uniform(rng, -2, 2), modulus)),
                 1 => Value::Int(base * exponent % modulus),
                 2 => Value::Int(exponent % modulus),
@@ -726,7 +802,11 @@ impl Template {
                 3 => Value::ratio(a * d - c * b, b * d),
                 _ => Value::ratio(a * d + c * b + uniform(rng, -3, 3), b * d),
             },
-            Template::ArithmeticSeries { terms, slope, intercept } => match rng.below(5) {
+            Template::ArithmeticSeries {
+                terms,
+                slope,
+                intercept,
+            } => match rng.below(5) {
                 0 => Value::Int(slope * terms * (terms + 1) / 2 + intercept),
                 1 => Value::Int(slope * terms * (terms - 1) / 2 + intercept * terms),
                 2 => Value::Int(slope * terms * (terms + 1) + intercept * terms),
@@ -791,7 +871,11 @@ impl Problem {
         let mut rng = SplitMix64::derive(seed, problem_stream(index));
         let template = Template::draw(index % TEMPLATE_COUNT, &mut rng);
         let difficulty = standard_normal(&mut rng);
-        let model_noise = [standard_normal(&mut rng), standard_normal(&mut rng), standard_normal(&mut rng)];
+        let model_noise = [
+            standard_normal(&mut rng),
+            standard_normal(&mut rng),
+            standard_normal(&mut rng),
+        ];
         let answer = template.answer();
         let mut distractors: Vec<Value> = Vec::with_capacity(DISTRACTOR_POOL);
         let push = |value: Value, list: &mut Vec<Value>| {
@@ -810,7 +894,12 @@ impl Problem {
             push(answer.nudged(-sign * delta), &mut distractors);
             delta += 1;
         }
-        Problem { template, difficulty, model_noise, distractors }
+        Problem {
+            template,
+            difficulty,
+            model_noise,
+            distractors,
+        }
     }
 }
 
@@ -832,11 +921,18 @@ fn layout_unsolvable_sets(seed: u64, problems: &[Problem]) -> Vec<u8> {
     let mut masks = vec![0u8; total];
     let mut by_difficulty: Vec<usize> = (0..total).collect();
     // Hardest first; ties (practically impossible) broken by index, so the order is total.
-    by_difficulty.sort_by(|&x, &y| problems[y].difficulty.total_cmp(&problems[x].difficulty).then(x.cmp(&y)));
+    by_difficulty.sort_by(|&x, &y| {
+        problems[y]
+            .difficulty
+            .total_cmp(&problems[x].difficulty)
+            .then(x.cmp(&y))
+    });
     let mut remaining = total;
     let mut counts = Vec::with_capacity(UNSOLVABLE_REGIONS.len());
     for &(mask, per_80) in &UNSOLVABLE_REGIONS {
-        let count = ((per_80 * total as f64 / 80.0).round() as usize).max(1).min(remaining);
+        let count = ((per_80 * total as f64 / 80.0).round() as usize)
+            .max(1)
+            .min(remaining);
         remaining -= count;
         counts.push((mask, count));
     }
@@ -1054,7 +1150,13 @@ fn plan_samples(
                 }
                 pool[chosen]
             };
-            SamplePlan { format, correct, wrong, cjk, looping }
+            SamplePlan {
+                format,
+                correct,
+                wrong,
+                cjk,
+                looping,
+            }
         })
         .collect();
 
@@ -1086,9 +1188,16 @@ const SLIPS: [&str; 4] = [
     "Putting it together gives",
     "From here the result is",
 ];
-const TRAILING_FRAGMENTS: [&str; 3] =
-    ["Next, we need to", "Now let me check whether the", "So the remaining case is when"];
-const CJK_PHRASES: [&str; 3] = ["我们先计算一下。", "所以我们需要检查这个结果。", "让我再算一遍。"];
+const TRAILING_FRAGMENTS: [&str; 3] = [
+    "Next, we need to",
+    "Now let me check whether the",
+    "So the remaining case is when",
+];
+const CJK_PHRASES: [&str; 3] = [
+    "我们先计算一下。",
+    "所以我们需要检查这个结果。",
+    "让我再算一遍。",
+];
 const LOOP_SENTENCES: [&str; 3] = [
     "Let me compute this again.",
     "I will check the previous step once more.",
@@ -1098,13 +1207,24 @@ const LOOP_SENTENCES: [&str; 3] = [
 fn closing(style: Style, boxed: &str, rng: &mut SplitMix64) -> String {
     let options: &[&str] = match style {
         Style::Terse => &["The answer is $\\boxed{X}$.", "Answer: $\\boxed{X}$"],
-        Style::Reflective => &["So, the final answer is $\\boxed{X}$.", "Therefore, the answer is $\\boxed{X}$."],
-        Style::Numbered => &["**Final Answer**: $\\boxed{X}$", "The final answer is $\\boxed{X}$."],
+        Style::Reflective => &[
+            "So, the final answer is $\\boxed{X}$.",
+            "Therefore, the answer is $\\boxed{X}$.",
+        ],
+        Style::Numbered => &[
+            "**Final Answer**: $\\boxed{X}$",
+            "The final answer is $\\boxed{X}$.",
+        ],
     };
     pick(rng, options).replace('X', boxed)
 }
 
-fn render_response(profile: &ModelProfile, problem: &Problem, plan: &SamplePlan, rng: &mut SplitMix64) -> String {
+fn render_response(
+    profile: &ModelProfile,
+    problem: &Problem,
+    plan: &SamplePlan,
+    rng: &mut SplitMix64,
+) -> String {
     let steps = problem.template.steps();
     let style = profile.style;
     let mut lines: Vec<String> = Vec::new();
@@ -1126,7 +1246,11 @@ fn render_response(profile: &ModelProfile, problem: &Problem, plan: &SamplePlan,
         (_, true) => steps.len(),
         (_, false) => 1 + rng.below(steps.len() as u64 - 1) as usize,
     };
-    let reflection_at = if style == Style::Reflective { Some(rng.below(shown.max(1) as u64) as usize) } else { None };
+    let reflection_at = if style == Style::Reflective {
+        Some(rng.below(shown.max(1) as u64) as usize)
+    } else {
+        None
+    };
     for (index, step) in steps[..shown].iter().enumerate() {
         lines.push(match style {
             Style::Numbered => format!("Step {}: {step}", index + 1),
@@ -1143,7 +1267,10 @@ fn render_response(profile: &ModelProfile, problem: &Problem, plan: &SamplePlan,
     if plan.looping {
         // A degenerate loop long enough that it dominates the text (3-gram redundancy ~0.5).
         let sentence = *pick(rng, &LOOP_SENTENCES);
-        let words_so_far: usize = lines.iter().map(|line| line.split_whitespace().count()).sum();
+        let words_so_far: usize = lines
+            .iter()
+            .map(|line| line.split_whitespace().count())
+            .sum();
         let repeats = (words_so_far * 6 / 5) / sentence.split_whitespace().count() + 4;
         lines.push(vec![sentence; repeats].join(" "));
     }
@@ -1152,9 +1279,17 @@ fn render_response(profile: &ModelProfile, problem: &Problem, plan: &SamplePlan,
     match plan.format {
         Format::NoBox => lines.push(pick(rng, &TRAILING_FRAGMENTS).to_string()),
         Format::DoubleBox => {
-            let first = problem.distractors.iter().find(|&&value| value != final_answer).copied().unwrap_or(final_answer.nudged(1));
+            let first = problem
+                .distractors
+                .iter()
+                .find(|&&value| value != final_answer)
+                .copied()
+                .unwrap_or(final_answer.nudged(1));
             lines.push(format!("So the answer is $\\boxed{{{}}}$.", first.latex()));
-            lines.push("Wait, that does not match the earlier step. Let me redo the last part.".to_string());
+            lines.push(
+                "Wait, that does not match the earlier step. Let me redo the last part."
+                    .to_string(),
+            );
             lines.push(closing(style, &final_answer.latex(), rng));
         }
         Format::Normal => lines.push(closing(style, &final_answer.latex(), rng)),
@@ -1179,8 +1314,14 @@ mod tests {
         DATA.get_or_init(|| generate_demo(&DemoConfig::default()))
     }
 
-    fn rollouts_of<'a>(data: &'a DemoData, run: usize, problem: usize) -> impl Iterator<Item = &'a DemoRollout> {
-        data.rollouts.iter().filter(move |r| r.run == run && r.problem == problem)
+    fn rollouts_of(
+        data: &DemoData,
+        run: usize,
+        problem: usize,
+    ) -> impl Iterator<Item = &DemoRollout> {
+        data.rollouts
+            .iter()
+            .filter(move |r| r.run == run && r.problem == problem)
     }
 
     /// Unbiased pass@k (paper eq. 2) in the product form 1 - prod_{i=n-c+1..n} (1 - k/i).
@@ -1188,7 +1329,9 @@ mod tests {
         if n - c < k {
             return 1.0;
         }
-        1.0 - ((n - c + 1)..=n).map(|i| 1.0 - k as f64 / i as f64).product::<f64>()
+        1.0 - ((n - c + 1)..=n)
+            .map(|i| 1.0 - k as f64 / i as f64)
+            .product::<f64>()
     }
 
     /// Correct counts per problem for each run.
@@ -1205,7 +1348,12 @@ mod tests {
     }
 
     fn unsolvable(counts: &[u32]) -> BTreeSet<usize> {
-        counts.iter().enumerate().filter(|(_, &c)| c == 0).map(|(i, _)| i).collect()
+        counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c == 0)
+            .map(|(i, _)| i)
+            .collect()
     }
 
     fn mean_distinct_answers(data: &DemoData, run: usize) -> f64 {
@@ -1253,7 +1401,10 @@ mod tests {
     #[test]
     fn changing_the_sample_count_leaves_the_problems_unchanged() {
         let big = default_data();
-        let small = generate_demo(&DemoConfig { samples_per_problem: 64, ..DemoConfig::default() });
+        let small = generate_demo(&DemoConfig {
+            samples_per_problem: 64,
+            ..DemoConfig::default()
+        });
         assert_eq!(big.problems, small.problems);
     }
 
@@ -1281,7 +1432,10 @@ mod tests {
         if let Some(rest) = body.strip_prefix("\\frac{") {
             let (num, den) = rest.strip_suffix('}').unwrap().split_once("}{").unwrap();
             let (num, den): (i64, i64) = (num.parse().unwrap(), den.parse().unwrap());
-            assert!(den > 1 && gcd(num, den) == 1, "{answer} not in lowest terms");
+            assert!(
+                den > 1 && gcd(num, den) == 1,
+                "{answer} not in lowest terms"
+            );
             (sign * num, den)
         } else {
             (sign * body.parse::<i64>().unwrap(), 1)
@@ -1307,7 +1461,10 @@ mod tests {
             ((1..=n).filter(|d| n % d == 0).count() as i64, 1)
         } else if prompt.contains("divisible by") {
             let (limit, a, b) = (ints[1], ints[2], ints[3]);
-            ((1..=limit).filter(|k| k % a == 0 || k % b == 0).count() as i64, 1)
+            (
+                (1..=limit).filter(|k| k % a == 0 || k % b == 0).count() as i64,
+                1,
+            )
         } else if prompt.contains("roots") {
             // Roots of x^2 - s x + p: real or a complex-conjugate pair u +- iv.
             let (s, p) = (ints[1] as f64, ints[2] as f64);
@@ -1334,7 +1491,10 @@ mod tests {
             reduce(both_red, total * (total - 1))
         } else if prompt.contains("lcm") {
             let (a, b) = (ints[0], ints[1]);
-            let g = (1..=a.min(b)).rev().find(|d| a % d == 0 && b % d == 0).unwrap();
+            let g = (1..=a.min(b))
+                .rev()
+                .find(|d| a % d == 0 && b % d == 0)
+                .unwrap();
             let l = (1..).map(|m| a * m).find(|m| m % b == 0).unwrap();
             (l - g, 1)
         } else if prompt.contains("\\sum_{k=1}") {
@@ -1356,9 +1516,17 @@ mod tests {
     #[test]
     fn reference_answers_match_an_independent_recomputation_from_the_prompt() {
         for seed in SEEDS {
-            let data = generate_demo(&DemoConfig { seed, samples_per_problem: 1, ..DemoConfig::default() });
+            let data = generate_demo(&DemoConfig {
+                seed,
+                samples_per_problem: 1,
+                ..DemoConfig::default()
+            });
             for problem in &data.problems {
-                assert_eq!(parse_answer(&problem.answer), recompute(&problem.prompt), "{problem:?}");
+                assert_eq!(
+                    parse_answer(&problem.answer),
+                    recompute(&problem.prompt),
+                    "{problem:?}"
+                );
             }
         }
     }
@@ -1370,30 +1538,65 @@ mod tests {
         assert_eq!(data.problems[0].id, "demo-001");
         assert_eq!(data.problems[79].id, "demo-080");
         let sources: BTreeSet<&str> = data.problems.iter().map(|p| p.tags[0].as_str()).collect();
-        assert_eq!(sources, BTreeSet::from([SOURCE_AIME_LIKE, SOURCE_MATH_LIKE]));
-        let difficulties: BTreeSet<&str> = data.problems.iter().map(|p| p.tags[1].as_str()).collect();
-        assert_eq!(difficulties, BTreeSet::from(["difficulty:easy", "difficulty:hard", "difficulty:medium"]));
-        let fractions = data.problems.iter().filter(|p| p.answer.contains("\\frac")).count();
-        assert!(fractions >= 10 && fractions <= 60, "{fractions} fraction answers");
+        assert_eq!(
+            sources,
+            BTreeSet::from([SOURCE_AIME_LIKE, SOURCE_MATH_LIKE])
+        );
+        let difficulties: BTreeSet<&str> =
+            data.problems.iter().map(|p| p.tags[1].as_str()).collect();
+        assert_eq!(
+            difficulties,
+            BTreeSet::from(["difficulty:easy", "difficulty:hard", "difficulty:medium"])
+        );
+        let fractions = data
+            .problems
+            .iter()
+            .filter(|p| p.answer.contains("\\frac"))
+            .count();
+        assert!(
+            (10..=60).contains(&fractions),
+            "{fractions} fraction answers"
+        );
         assert!(data.problems.iter().all(|p| p.prompt.contains('$')));
-        assert!(data.problems.iter().filter(|p| p.prompt.contains("\\frac") || p.prompt.contains("\\sum")).count() >= 20);
+        assert!(
+            data.problems
+                .iter()
+                .filter(|p| p.prompt.contains("\\frac") || p.prompt.contains("\\sum"))
+                .count()
+                >= 20
+        );
     }
 
     #[test]
     fn models_form_a_lineage_and_every_run_has_n_rollouts_per_problem() {
-        let config = DemoConfig { problems: 61, samples_per_problem: 70, ..DemoConfig::default() };
+        let config = DemoConfig {
+            problems: 61,
+            samples_per_problem: 70,
+            ..DemoConfig::default()
+        };
         let data = generate_demo(&config);
         let stages: Vec<&str> = data.models.iter().map(|m| m.stage.as_str()).collect();
         assert_eq!(stages, ["base", "sft", "rl"]);
         assert_eq!(data.models[0].parent, None);
-        assert_eq!(data.models[1].parent.as_deref(), Some(data.models[0].name.as_str()));
-        assert_eq!(data.models[2].parent.as_deref(), Some(data.models[1].name.as_str()));
+        assert_eq!(
+            data.models[1].parent.as_deref(),
+            Some(data.models[0].name.as_str())
+        );
+        assert_eq!(
+            data.models[2].parent.as_deref(),
+            Some(data.models[1].name.as_str())
+        );
         assert_eq!(data.runs.len(), 3);
         assert_eq!(data.rollouts.len(), 3 * 61 * 70);
         for (index, run) in data.runs.iter().enumerate() {
-            assert_eq!((run.model, run.n, run.temperature, run.top_p), (index, 70, 0.6, 0.95));
+            assert_eq!(
+                (run.model, run.n, run.temperature, run.top_p),
+                (index, 70, 0.6, 0.95)
+            );
             for problem in 0..61 {
-                let samples: Vec<u32> = rollouts_of(&data, index, problem).map(|r| r.sample).collect();
+                let samples: Vec<u32> = rollouts_of(&data, index, problem)
+                    .map(|r| r.sample)
+                    .collect();
                 assert_eq!(samples, (0..70).collect::<Vec<_>>());
             }
         }
@@ -1410,7 +1613,10 @@ mod tests {
             let extracted = extract_answer(&rollout.response).map(|e| e.answer);
             assert_eq!(extracted, rollout.answer, "{}", rollout.response);
             let reference = &data.problems[rollout.problem].answer;
-            let verdict_equal = rollout.answer.as_deref().is_some_and(|a| verify(a, reference) == Verdict::Equal);
+            let verdict_equal = rollout
+                .answer
+                .as_deref()
+                .is_some_and(|a| verify(a, reference) == Verdict::Equal);
             assert_eq!(verdict_equal, rollout.correct, "{}", rollout.response);
             assert_eq!(rollout.token_count, approx_token_count(&rollout.response));
         }
@@ -1429,8 +1635,15 @@ mod tests {
     fn paper_shapes_hold_for_several_seeds() {
         let configs = SEEDS
             .iter()
-            .map(|&seed| DemoConfig { seed, ..DemoConfig::default() })
-            .chain([DemoConfig { seed: 11, problems: 60, samples_per_problem: 64 }]);
+            .map(|&seed| DemoConfig {
+                seed,
+                ..DemoConfig::default()
+            })
+            .chain([DemoConfig {
+                seed: 11,
+                problems: 60,
+                samples_per_problem: 64,
+            }]);
         for config in configs {
             let fresh;
             let data = if config == DemoConfig::default() {
@@ -1440,28 +1653,54 @@ mod tests {
                 &fresh
             };
             let n = config.samples_per_problem;
-            let counts = correct_counts(&data);
+            let counts = correct_counts(data);
             let pass1: Vec<f64> = counts.iter().map(|c| mean_pass_at_k(c, n, 1)).collect();
             let pass_n: Vec<f64> = counts.iter().map(|c| mean_pass_at_k(c, n, n)).collect();
-            assert!(pass1[RL] > pass1[SFT] + 0.03 && pass1[SFT] > pass1[BASE] + 0.03, "{config:?} pass@1 {pass1:?}");
-            assert!(pass_n[SFT] > pass_n[RL] && pass_n[SFT] > pass_n[BASE], "{config:?} pass@n {pass_n:?}");
+            assert!(
+                pass1[RL] > pass1[SFT] + 0.03 && pass1[SFT] > pass1[BASE] + 0.03,
+                "{config:?} pass@1 {pass1:?}"
+            );
+            assert!(
+                pass_n[SFT] > pass_n[RL] && pass_n[SFT] > pass_n[BASE],
+                "{config:?} pass@n {pass_n:?}"
+            );
 
             let sets: Vec<BTreeSet<usize>> = counts.iter().map(|c| unsolvable(c)).collect();
             for a in 0..3 {
                 for b in 0..3 {
                     if a != b {
-                        assert!(!sets[a].is_subset(&sets[b]), "{config:?}: set {a} inside set {b}");
-                        assert!(sets[a].intersection(&sets[b]).next().is_some(), "{config:?}");
+                        assert!(
+                            !sets[a].is_subset(&sets[b]),
+                            "{config:?}: set {a} inside set {b}"
+                        );
+                        assert!(
+                            sets[a].intersection(&sets[b]).next().is_some(),
+                            "{config:?}"
+                        );
                     }
                 }
-                let others: BTreeSet<usize> = (0..3).filter(|&o| o != a).flat_map(|o| sets[o].clone()).collect();
-                assert!(sets[a].difference(&others).next().is_some(), "{config:?}: model {a} has no own unsolvable");
+                let others: BTreeSet<usize> = (0..3)
+                    .filter(|&o| o != a)
+                    .flat_map(|o| sets[o].clone())
+                    .collect();
+                assert!(
+                    sets[a].difference(&others).next().is_some(),
+                    "{config:?}: model {a} has no own unsolvable"
+                );
             }
-            assert!(sets[0].iter().any(|p| sets[1].contains(p) && sets[2].contains(p)), "{config:?}: no core");
+            assert!(
+                sets[0]
+                    .iter()
+                    .any(|p| sets[1].contains(p) && sets[2].contains(p)),
+                "{config:?}: no core"
+            );
             assert!(sets[RL].len() > sets[SFT].len(), "{config:?}");
 
-            let diversity: Vec<f64> = (0..3).map(|run| mean_distinct_answers(&data, run)).collect();
-            assert!(diversity[BASE] > diversity[SFT] && diversity[SFT] > diversity[RL], "{config:?} {diversity:?}");
+            let diversity: Vec<f64> = (0..3).map(|run| mean_distinct_answers(data, run)).collect();
+            assert!(
+                diversity[BASE] > diversity[SFT] && diversity[SFT] > diversity[RL],
+                "{config:?} {diversity:?}"
+            );
         }
     }
 
@@ -1471,37 +1710,69 @@ mod tests {
         let per_run = (data.problems.len() * 128) as f64;
         let mut flagged = [0usize; 3];
         for (run, profile) in PROFILES.iter().enumerate() {
-            let rollouts: Vec<&DemoRollout> = data.rollouts.iter().filter(|r| r.run == run).collect();
-            let rate = |test: &dyn Fn(&DemoRollout) -> bool| rollouts.iter().filter(|r| test(r)).count() as f64 / per_run;
+            let rollouts: Vec<&DemoRollout> =
+                data.rollouts.iter().filter(|r| r.run == run).collect();
+            let rate = |test: &dyn Fn(&DemoRollout) -> bool| {
+                rollouts.iter().filter(|r| test(r)).count() as f64 / per_run
+            };
             let no_box = rate(&|r| boxed_count(&r.response) == 0);
             let double_box = rate(&|r| boxed_count(&r.response) > 1);
             let cjk = rate(&|r| has_cjk(&r.response));
             let loops = rate(&|r| trigram_redundancy(&r.response) > 0.31);
             // Tolerances: ~4 binomial standard deviations at 10240 rollouts per run, and forced-correct
             // rollouts can only lower the format-defect rates.
-            assert!((no_box - profile.no_box_rate).abs() < 0.012, "{run} no box {no_box}");
-            assert!((double_box - profile.double_box_rate).abs() < 0.01, "{run} double {double_box}");
+            assert!(
+                (no_box - profile.no_box_rate).abs() < 0.012,
+                "{run} no box {no_box}"
+            );
+            assert!(
+                (double_box - profile.double_box_rate).abs() < 0.01,
+                "{run} double {double_box}"
+            );
             assert!((cjk - profile.cjk_rate).abs() < 0.01, "{run} cjk {cjk}");
-            assert!((loops - profile.loop_rate).abs() < 0.012, "{run} loops {loops}");
+            assert!(
+                (loops - profile.loop_rate).abs() < 0.012,
+                "{run} loops {loops}"
+            );
             flagged[run] = rollouts
                 .iter()
                 .filter(|r| {
-                    boxed_count(&r.response) != 1 || has_cjk(&r.response) || trigram_redundancy(&r.response) > 0.31
+                    boxed_count(&r.response) != 1
+                        || has_cjk(&r.response)
+                        || trigram_redundancy(&r.response) > 0.31
                 })
                 .count();
         }
-        assert!(flagged[BASE] > flagged[SFT] && flagged[SFT] > flagged[RL], "{flagged:?}");
+        assert!(
+            flagged[BASE] > flagged[SFT] && flagged[SFT] > flagged[RL],
+            "{flagged:?}"
+        );
     }
 
     #[test]
     fn descriptions_say_the_data_is_synthetic_and_name_the_generator() {
-        let data = generate_demo(&DemoConfig { seed: 4242, ..DemoConfig::default() });
+        let data = generate_demo(&DemoConfig {
+            seed: 4242,
+            ..DemoConfig::default()
+        });
         for text in [&data.experiment.description, &data.dataset.description] {
-            assert!(text.contains("Synthetic demo") || text.contains("synthetic demo"), "{text}");
-            assert!(text.contains("seed 4242") && text.contains(GENERATOR_SOURCE), "{text}");
+            assert!(
+                text.contains("Synthetic demo") || text.contains("synthetic demo"),
+                "{text}"
+            );
+            assert!(
+                text.contains("seed 4242") && text.contains(GENERATOR_SOURCE),
+                "{text}"
+            );
         }
-        assert!(data.experiment.description.contains("not real model output"));
-        assert!(data.models.iter().all(|m| m.notes.contains("not a real checkpoint")));
+        assert!(data
+            .experiment
+            .description
+            .contains("not real model output"));
+        assert!(data
+            .models
+            .iter()
+            .all(|m| m.notes.contains("not a real checkpoint")));
         assert_eq!(data.experiment.slug, DEMO_EXPERIMENT_SLUG);
     }
 
@@ -1515,9 +1786,16 @@ mod tests {
     #[test]
     fn tiny_and_empty_configs_do_not_panic() {
         for (problems, samples_per_problem) in [(0, 0), (0, 5), (1, 0), (1, 1), (5, 3), (7, 1)] {
-            let data = generate_demo(&DemoConfig { seed: 3, problems, samples_per_problem });
+            let data = generate_demo(&DemoConfig {
+                seed: 3,
+                problems,
+                samples_per_problem,
+            });
             assert_eq!(data.problems.len(), problems);
-            assert_eq!(data.rollouts.len(), 3 * problems * samples_per_problem as usize);
+            assert_eq!(
+                data.rollouts.len(),
+                3 * problems * samples_per_problem as usize
+            );
         }
     }
 }
