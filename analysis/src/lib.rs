@@ -7,3 +7,6 @@
 pub mod rng;
 pub mod verifier;
 pub mod passk;
+pub mod quality;
+pub mod diversity;
+pub mod majority;
