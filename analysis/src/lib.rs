@@ -10,3 +10,4 @@ pub mod passk;
 pub mod quality;
 pub mod diversity;
 pub mod majority;
+pub mod sets;
