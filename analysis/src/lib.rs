@@ -11,3 +11,5 @@ pub mod quality;
 pub mod diversity;
 pub mod majority;
 pub mod sets;
+pub mod summary;
+pub mod rft;
