@@ -108,6 +108,17 @@ pub fn rule_filter(response: &str) -> Option<&str> {
     (quality::has_digit(cut) && !quality::is_redundant(cut)).then_some(cut)
 }
 
+/// What the selection needs to know about one rollout, once the rule filters have run; lets a
+/// caller stream its input and keep a few bytes per rollout instead of every response.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RftFeatures {
+    /// The response passed [`rule_filter`].
+    pub passes_filter: bool,
+    pub correct: bool,
+    pub mean_entropy: Option<f64>,
+    pub mean_rbf: Option<f64>,
+}
+
 /// Selects up to `count` rollouts with `strategy` (module doc). Deterministic given `seed`.
 pub fn select<'a>(
     candidates: &[RftCandidate<'a>],
@@ -115,13 +126,35 @@ pub fn select<'a>(
     count: usize,
     seed: u64,
 ) -> Result<Vec<RftSelection<'a>>, RftError> {
+    let cut_text: Vec<Option<&'a str>> = candidates.iter().map(|c| rule_filter(c.response)).collect();
+    let features: Vec<RftFeatures> = candidates
+        .iter()
+        .zip(&cut_text)
+        .map(|(c, cut)| RftFeatures {
+            passes_filter: cut.is_some(),
+            correct: c.correct,
+            mean_entropy: c.mean_entropy,
+            mean_rbf: c.mean_rbf,
+        })
+        .collect();
+    Ok(select_indices(&features, strategy, count, seed)?
+        .into_iter()
+        .map(|i| RftSelection { index: i, truncated: cut_text[i].expect("chosen only from filtered"), correct: candidates[i].correct })
+        .collect())
+}
+
+/// [`select`] over precomputed features: the chosen indices, ascending.
+pub fn select_indices(
+    features: &[RftFeatures],
+    strategy: RftStrategy,
+    count: usize,
+    seed: u64,
+) -> Result<Vec<usize>, RftError> {
     let mut positives = Vec::new();
     let mut negatives = Vec::new();
-    let mut cut_text: Vec<Option<&'a str>> = vec![None; candidates.len()];
-    for (i, c) in candidates.iter().enumerate() {
-        if let Some(cut) = rule_filter(c.response) {
-            cut_text[i] = Some(cut);
-            if c.correct { positives.push(i) } else { negatives.push(i) }
+    for (i, f) in features.iter().enumerate() {
+        if f.passes_filter {
+            if f.correct { positives.push(i) } else { negatives.push(i) }
         }
     }
     let noisy = matches!(strategy, RftStrategy::Noisy | RftStrategy::NoisyRbf);
@@ -132,17 +165,14 @@ pub fn select<'a>(
         RftStrategy::Rule | RftStrategy::Noisy => {
             draw(&positives, positives_wanted, &mut SplitMix64::derive(seed, 1))
         }
-        RftStrategy::Entropy => top_by(candidates, &positives, positives_wanted, strategy, "mean token entropy", |c| c.mean_entropy)?,
+        RftStrategy::Entropy => top_by(features, &positives, positives_wanted, strategy, "mean token entropy", |c| c.mean_entropy)?,
         RftStrategy::Rbf | RftStrategy::NoisyRbf => {
-            top_by(candidates, &positives, positives_wanted, strategy, "mean RBF", |c| c.mean_rbf)?
+            top_by(features, &positives, positives_wanted, strategy, "mean RBF", |c| c.mean_rbf)?
         }
     };
     chosen.extend(draw(&negatives, negatives_wanted, &mut SplitMix64::derive(seed, 2)));
     chosen.sort_unstable();
-    Ok(chosen
-        .into_iter()
-        .map(|i| RftSelection { index: i, truncated: cut_text[i].expect("chosen only from filtered"), correct: candidates[i].correct })
-        .collect())
+    Ok(chosen)
 }
 
 /// `want` distinct items drawn uniformly (partial Fisher-Yates); all of them when fewer.
@@ -158,12 +188,12 @@ fn draw(pool: &[usize], want: usize, rng: &mut SplitMix64) -> Vec<usize> {
 }
 
 fn top_by(
-    candidates: &[RftCandidate],
+    candidates: &[RftFeatures],
     pool: &[usize],
     want: usize,
     strategy: RftStrategy,
     value_name: &'static str,
-    value: fn(&RftCandidate) -> Option<f64>,
+    value: fn(&RftFeatures) -> Option<f64>,
 ) -> Result<Vec<usize>, RftError> {
     let mut scored = Vec::with_capacity(pool.len());
     for &i in pool {
