@@ -60,6 +60,33 @@ impl std::str::FromStr for KSelection {
     }
 }
 
+/// FNV-1a-style hasher for the per-line problem lookups: SipHash's DoS resistance is not needed
+/// for keys from the user's own files, and the lookup runs once per input line.
+#[derive(Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        // Final avalanche so hashbrown's top bits are well mixed.
+        let mut z = self.0;
+        z = (z ^ (z >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        z ^ (z >> 33)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            h = (h ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
+        }
+        for &b in chunks.remainder() {
+            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<KeyHasher>>;
+
 /// Models in order of first appearance, each with a dense problem index.
 struct ModelIndex<T> {
     names: Vec<String>,
@@ -99,7 +126,7 @@ impl<T: Default> ModelIndex<T> {
 #[derive(Default)]
 struct ProblemIndex {
     ids: Vec<String>,
-    by_id: HashMap<String, usize>,
+    by_id: FastMap<String, usize>,
 }
 
 impl ProblemIndex {

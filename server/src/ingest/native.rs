@@ -99,7 +99,7 @@ pub enum Outcome {
 pub type TopLogprob<'a> = (Cow<'a, str>, f64);
 
 /// One parsed line. Fields not asked for in [`Needs`] are `None`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct NativeLine<'a> {
     pub model: Cow<'a, str>,
     pub problem_id: Cow<'a, str>,
@@ -116,6 +116,19 @@ pub struct NativeLine<'a> {
     pub token_entropies: Option<Vec<Option<f64>>>,
     pub finish_reason: Option<Cow<'a, str>>,
     pub step: Option<i64>,
+    // Raw outcome fields, turned into `outcome` by `finish`; the line is parsed in place into
+    // this one struct because moving a struct this size per line was a visible cost.
+    correct: Option<bool>,
+    n: Option<u64>,
+    c: Option<u64>,
+    /// Bit per known field (index in FIELDS), to reject duplicates and find missing fields.
+    seen: u32,
+}
+
+impl Default for Outcome {
+    fn default() -> Self {
+        Outcome::Rollout { correct: false }
+    }
 }
 
 impl NativeLine<'_> {
@@ -194,39 +207,85 @@ where
         let file = File::open(path).map_err(|e| file_err(format!("cannot open: {e}")))?;
         let mut reader = open_reader(file).map_err(|e| file_err(format!("cannot read: {e}")))?;
         let mut line_no = 0u64;
-        loop {
-            buf.clear();
-            let read = reader
-                .read_until(b'\n', &mut buf)
-                .map_err(|e| InputError { file: display.clone(), line: Some(line_no + 1), field: None, message: format!("read error: {e}") })?;
-            if read == 0 {
-                break;
-            }
-            line_no += 1;
-            stats.bytes += read as u64;
-            let bytes = trim_line_end(&buf);
+        let mut handle = |bytes: &[u8], line_no: u64, stats: &mut ReadStats| -> Result<(), E> {
+            let bytes = trim_line_end(bytes);
             if bytes.iter().all(u8::is_ascii_whitespace) {
-                continue;
+                return Ok(());
             }
-            let parsed = std::str::from_utf8(bytes)
-                .map_err(|e| line_error(&display, line_no, None, format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1)))
-                .and_then(|text| parse_line(text, needs).map(|l| (text, l)).map_err(|(field, msg)| line_error(&display, line_no, field, msg)));
-            match parsed {
-                Ok((text, record)) => {
-                    stats.records += 1;
-                    each(&record, &LineInfo { file_index, file: path, line: line_no, raw: text })?;
-                }
-                Err(err) if skip_invalid => {
+            let err = match std::str::from_utf8(bytes) {
+                Err(e) => line_error(&display, line_no, None, format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1)),
+                Ok(text) => match parse_line(text, needs) {
+                    Ok(record) => {
+                        stats.records += 1;
+                        return each(&record, &LineInfo { file_index, file: path, line: line_no, raw: text });
+                    }
+                    Err((field, msg)) => line_error(&display, line_no, field, msg),
+                },
+            };
+            match err {
+                err if skip_invalid => {
                     stats.skipped += 1;
                     if stats.first_skipped.len() < SKIPPED_ERRORS_KEPT {
                         stats.first_skipped.push(err);
                     }
+                    Ok(())
                 }
-                Err(err) => return Err(err.into()),
+                err => Err(err.into()),
             }
+        };
+        // Lines that fit in the reader's buffer are parsed in place; a line split across
+        // refills (or longer than the buffer) is assembled in `buf`.
+        buf.clear();
+        loop {
+            let chunk = reader
+                .fill_buf()
+                .map_err(|e| InputError { file: display.clone(), line: Some(line_no + 1), field: None, message: format!("read error: {e}") })?;
+            if chunk.is_empty() {
+                if !buf.is_empty() {
+                    line_no += 1;
+                    stats.bytes += buf.len() as u64;
+                    handle(&buf, line_no, &mut stats)?;
+                    buf.clear();
+                }
+                break;
+            }
+            let mut consumed = 0;
+            while let Some(pos) = find_newline(&chunk[consumed..]) {
+                let end = consumed + pos;
+                line_no += 1;
+                if buf.is_empty() {
+                    stats.bytes += (end + 1 - consumed) as u64;
+                    handle(&chunk[consumed..end], line_no, &mut stats)?;
+                } else {
+                    buf.extend_from_slice(&chunk[consumed..end]);
+                    stats.bytes += buf.len() as u64 + 1;
+                    handle(&buf, line_no, &mut stats)?;
+                    buf.clear();
+                }
+                consumed = end + 1;
+            }
+            buf.extend_from_slice(&chunk[consumed..]);
+            let len = chunk.len();
+            reader.consume(len);
         }
     }
     Ok(stats)
+}
+
+/// Position of the first newline, eight bytes at a time.
+fn find_newline(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let x = u64::from_le_bytes(b[i..i + 8].try_into().unwrap()) ^ (ONES * b'\n' as u64);
+        let m = x.wrapping_sub(ONES) & !x & HIGH;
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b[i..].iter().position(|&c| c == b'\n').map(|p| i + p)
 }
 
 fn line_error(file: &str, line: u64, field: Option<&'static str>, message: String) -> InputError {
@@ -257,13 +316,26 @@ fn open_reader(file: File) -> std::io::Result<Box<dyn BufRead>> {
 
 /// Parses and validates one line. On failure: the field at fault (if any) and the message.
 pub fn parse_line(text: &str, needs: Needs) -> Result<NativeLine<'_>, (Option<&'static str>, String)> {
+    let core_only = needs == Needs { sample: needs.sample, ..Needs::default() };
+    if core_only {
+        if let Some(mut line) = fast::scan(text, needs.sample) {
+            line.finish()?;
+            return Ok(line);
+        }
+    }
+    parse_line_serde(text, needs)
+}
+
+/// The general path: serde_json with a field-naming visitor. The authority on errors.
+fn parse_line_serde(text: &str, needs: Needs) -> Result<NativeLine<'_>, (Option<&'static str>, String)> {
     let current = Cell::new(None);
     let mut de = serde_json::Deserializer::from_str(text);
-    let raw = de
+    let mut line = de
         .deserialize_map(LineVisitor { needs, current: &current })
         .and_then(|raw| de.end().map(|_| raw))
         .map_err(|e| describe_json_error(text, &e, current.get()))?;
-    raw.validate()
+    line.finish()?;
+    Ok(line)
 }
 
 fn describe_json_error(text: &str, e: &serde_json::Error, field: Option<&'static str>) -> (Option<&'static str>, String) {
@@ -369,34 +441,17 @@ impl<'de> Deserialize<'de> for TopRow<'de> {
     }
 }
 
-#[derive(Default)]
-struct RawLine<'a> {
-    model: Option<Cow<'a, str>>,
-    problem_id: Option<Cow<'a, str>>,
-    dataset: Option<Cow<'a, str>>,
-    correct: Option<bool>,
-    n: Option<u64>,
-    c: Option<u64>,
-    sample: Option<u64>,
-    response: Option<Cow<'a, str>>,
-    answer: Option<Cow<'a, str>>,
-    reference: Option<Cow<'a, str>>,
-    tokens: Option<Vec<Cow<'a, str>>>,
-    token_logprobs: Option<Vec<Option<f64>>>,
-    top_logprobs: Option<Vec<Vec<TopLogprob<'a>>>>,
-    token_entropies: Option<Vec<Option<f64>>>,
-    finish_reason: Option<Cow<'a, str>>,
-    step: Option<i64>,
-    /// Bit per known field, to reject duplicates.
-    seen: u32,
-}
-
-impl<'a> RawLine<'a> {
-    fn validate(self) -> Result<NativeLine<'a>, (Option<&'static str>, String)> {
+impl NativeLine<'_> {
+    /// Checks the required fields and sets `outcome`.
+    fn finish(&mut self) -> Result<(), (Option<&'static str>, String)> {
         let missing = |f: &'static str| (Some(f), "missing (required)".to_string());
-        let model = self.model.ok_or_else(|| missing("model"))?;
-        let problem_id = self.problem_id.ok_or_else(|| missing("problem_id"))?;
-        let outcome = match (self.correct, self.n, self.c) {
+        if self.seen & 1 == 0 {
+            return Err(missing("model"));
+        }
+        if self.seen & 2 == 0 {
+            return Err(missing("problem_id"));
+        }
+        self.outcome = match (self.correct, self.n, self.c) {
             (Some(correct), None, None) => Outcome::Rollout { correct },
             (Some(_), _, _) => {
                 let f = if self.n.is_some() { "n" } else { "c" };
@@ -412,22 +467,7 @@ impl<'a> RawLine<'a> {
             (None, None, Some(_)) => return Err(missing("n")),
             (None, None, None) => return Err((Some("correct"), "missing (give \"correct\", or \"n\" and \"c\")".into())),
         };
-        Ok(NativeLine {
-            model,
-            problem_id,
-            dataset: self.dataset,
-            outcome,
-            sample: self.sample,
-            response: self.response,
-            answer: self.answer,
-            reference: self.reference,
-            tokens: self.tokens,
-            token_logprobs: self.token_logprobs,
-            top_logprobs: self.top_logprobs,
-            token_entropies: self.token_entropies,
-            finish_reason: self.finish_reason,
-            step: self.step,
-        })
+        Ok(())
     }
 }
 
@@ -443,14 +483,14 @@ struct LineVisitor<'c> {
 }
 
 impl<'de> Visitor<'de> for LineVisitor<'_> {
-    type Value = RawLine<'de>;
+    type Value = NativeLine<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawLine<'de>, A::Error> {
-        let mut raw = RawLine::default();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NativeLine<'de>, A::Error> {
+        let mut raw = NativeLine::default();
         let needs = self.needs;
         while let Some(key) = map.next_key::<CowStr<'de>>()? {
             let Some(idx) = FIELDS.iter().position(|f| *f == key.0) else {
@@ -474,8 +514,8 @@ impl<'de> Visitor<'de> for LineVisitor<'_> {
                 };
             }
             match name {
-                "model" => raw.model = Some(map.next_value::<CowStr>()?.0),
-                "problem_id" => raw.problem_id = Some(map.next_value::<IdStr>()?.0),
+                "model" => raw.model = map.next_value::<CowStr>()?.0,
+                "problem_id" => raw.problem_id = map.next_value::<IdStr>()?.0,
                 "dataset" => raw.dataset = map.next_value::<Option<CowStr>>()?.map(|s| s.0),
                 "correct" => raw.correct = Some(map.next_value()?),
                 "n" => raw.n = Some(map.next_value()?),
@@ -497,6 +537,278 @@ impl<'de> Visitor<'de> for LineVisitor<'_> {
             self.current.set(None);
         }
         Ok(raw)
+    }
+}
+
+/// Fast path for the commands that need only the core fields (passk, unsolvable): a validating
+/// byte scanner that borrows unescaped strings and skips every other value without building it.
+/// It returns `None` on anything unusual (an escape in a needed string, a duplicate or odd
+/// value, any syntax error), and the caller then re-parses the line with serde_json, which
+/// produces the exact error or value; so the fast path only ever accepts valid JSON.
+mod fast {
+    use super::NativeLine;
+    use std::borrow::Cow;
+
+    const MAX_DEPTH: usize = 128;
+
+    /// Position of the first `"`, `\\` or control byte (< 0x20), eight bytes at a time.
+    /// (Bytes >= 0x80 never match: UTF-8 continuation and lead bytes all have the high bit.)
+    #[inline]
+    pub(super) fn find_string_special(b: &[u8]) -> Option<usize> {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let mut i = 0;
+        while i + 8 <= b.len() {
+            let x = u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+            let quote = x ^ (ONES * b'"' as u64);
+            let slash = x ^ (ONES * b'\\' as u64);
+            let m = (quote.wrapping_sub(ONES) & !quote)
+                | (slash.wrapping_sub(ONES) & !slash)
+                | (x.wrapping_sub(ONES * 0x20) & !x);
+            let m = m & HIGH;
+            if m != 0 {
+                // The lowest flagged byte is a true match (borrows only run upwards).
+                return Some(i + (m.trailing_zeros() / 8) as usize);
+            }
+            i += 8;
+        }
+        b[i..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|p| i + p)
+    }
+
+    struct Cursor<'a> {
+        b: &'a [u8],
+        s: &'a str,
+        i: usize,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn ws(&mut self) {
+            while let Some(&c) = self.b.get(self.i) {
+                if c == b' ' || c == b'\t' || c == b'\n' || c == b'\r' {
+                    self.i += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        fn peek(&self) -> Option<u8> {
+            self.b.get(self.i).copied()
+        }
+        fn eat(&mut self, c: u8) -> Option<()> {
+            (self.peek()? == c).then(|| self.i += 1)
+        }
+        /// A string without escapes, borrowed (cursor on the opening quote).
+        fn plain_str(&mut self) -> Option<&'a str> {
+            self.eat(b'"')?;
+            let start = self.i;
+            let len = find_string_special(&self.b[start..])?;
+            if self.b[start + len] != b'"' {
+                return None;
+            }
+            self.i = start + len + 1;
+            Some(&self.s[start..start + len])
+        }
+        fn uint(&mut self) -> Option<u64> {
+            let start = self.i;
+            let len = self.b[start..].iter().position(|c| !c.is_ascii_digit()).unwrap_or(self.b.len() - start);
+            if len == 0 || (len > 1 && self.b[start] == b'0') || len > 19 {
+                return None;
+            }
+            if matches!(self.b.get(start + len), Some(b'.' | b'e' | b'E')) {
+                return None;
+            }
+            self.i = start + len;
+            self.s[start..start + len].parse().ok()
+        }
+        fn literal(&mut self, lit: &[u8]) -> Option<()> {
+            self.b[self.i..].starts_with(lit).then(|| self.i += lit.len())
+        }
+        fn skip_str(&mut self) -> Option<()> {
+            self.eat(b'"')?;
+            loop {
+                let rel = find_string_special(&self.b[self.i..])?;
+                self.i += rel;
+                match self.b[self.i] {
+                    b'"' => {
+                        self.i += 1;
+                        return Some(());
+                    }
+                    b'\\' => {
+                        match *self.b.get(self.i + 1)? {
+                            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
+                            b'u' => {
+                                let hex = self.b.get(self.i + 2..self.i + 6)?;
+                                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                    return None;
+                                }
+                                self.i += 6;
+                            }
+                            _ => return None,
+                        }
+                    }
+                    _ => return None, // raw control character
+                }
+            }
+        }
+        fn digits(&mut self) -> usize {
+            let n = self.b[self.i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            self.i += n;
+            n
+        }
+        fn skip_number(&mut self) -> Option<()> {
+            let _ = self.eat(b'-');
+            let first = self.peek()?;
+            let int_digits = self.digits();
+            if int_digits == 0 || (first == b'0' && int_digits > 1) {
+                return None;
+            }
+            if self.eat(b'.').is_some() && self.digits() == 0 {
+                return None;
+            }
+            if matches!(self.peek(), Some(b'e' | b'E')) {
+                self.i += 1;
+                if matches!(self.peek(), Some(b'+' | b'-')) {
+                    self.i += 1;
+                }
+                let exp = self.digits();
+                // Huge exponents: let serde_json decide (it rejects out-of-range numbers).
+                if exp == 0 || exp > 3 {
+                    return None;
+                }
+            }
+            Some(())
+        }
+        fn skip_value(&mut self, depth: usize) -> Option<()> {
+            if depth > MAX_DEPTH {
+                return None;
+            }
+            match self.peek()? {
+                b'"' => self.skip_str(),
+                b'{' => {
+                    self.i += 1;
+                    self.ws();
+                    if self.eat(b'}').is_some() {
+                        return Some(());
+                    }
+                    loop {
+                        self.ws();
+                        self.skip_str()?;
+                        self.ws();
+                        self.eat(b':')?;
+                        self.ws();
+                        self.skip_value(depth + 1)?;
+                        self.ws();
+                        match self.peek()? {
+                            b',' => self.i += 1,
+                            b'}' => {
+                                self.i += 1;
+                                return Some(());
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+                b'[' => {
+                    self.i += 1;
+                    self.ws();
+                    if self.eat(b']').is_some() {
+                        return Some(());
+                    }
+                    loop {
+                        self.ws();
+                        self.skip_value(depth + 1)?;
+                        self.ws();
+                        match self.peek()? {
+                            b',' => self.i += 1,
+                            b']' => {
+                                self.i += 1;
+                                return Some(());
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+                b't' => self.literal(b"true"),
+                b'f' => self.literal(b"false"),
+                b'n' => self.literal(b"null"),
+                b'-' | b'0'..=b'9' => self.skip_number(),
+                _ => None,
+            }
+        }
+    }
+
+    /// Scans a line for the core fields (plus `sample` when asked). `None`: use the slow path.
+    pub(super) fn scan(text: &str, want_sample: bool) -> Option<NativeLine<'_>> {
+        let mut cur = Cursor { b: text.as_bytes(), s: text, i: 0 };
+        let mut raw = NativeLine::default();
+        cur.ws();
+        cur.eat(b'{')?;
+        cur.ws();
+        if cur.eat(b'}').is_none() {
+            loop {
+                cur.ws();
+                let key = cur.plain_str()?;
+                cur.ws();
+                cur.eat(b':')?;
+                cur.ws();
+                let bit = match key {
+                    "model" => 0,
+                    "problem_id" => 1,
+                    "dataset" => 2,
+                    "correct" => 3,
+                    "n" => 4,
+                    "c" => 5,
+                    "sample" => 6,
+                    _ => 31,
+                };
+                if bit != 31 {
+                    if raw.seen & (1 << bit) != 0 {
+                        return None;
+                    }
+                    raw.seen |= 1 << bit;
+                }
+                match bit {
+                    0 => raw.model = Cow::Borrowed(cur.plain_str()?),
+                    1 => {
+                        raw.problem_id = if cur.peek()? == b'"' {
+                            Cow::Borrowed(cur.plain_str()?)
+                        } else {
+                            Cow::Owned(cur.uint()?.to_string())
+                        }
+                    }
+                    2 => {
+                        raw.dataset = if cur.peek()? == b'n' {
+                            cur.literal(b"null")?;
+                            None
+                        } else {
+                            Some(Cow::Borrowed(cur.plain_str()?))
+                        }
+                    }
+                    3 => {
+                        raw.correct = Some(match cur.peek()? {
+                            b't' => cur.literal(b"true").map(|_| true)?,
+                            b'f' => cur.literal(b"false").map(|_| false)?,
+                            _ => return None,
+                        })
+                    }
+                    4 => raw.n = Some(cur.uint()?),
+                    5 => raw.c = Some(cur.uint()?),
+                    6 if want_sample && cur.peek()? != b'n' => raw.sample = Some(cur.uint()?),
+                    _ => cur.skip_value(1)?,
+                }
+                cur.ws();
+                match cur.peek()? {
+                    b',' => cur.i += 1,
+                    b'}' => {
+                        cur.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        cur.ws();
+        (cur.i == cur.b.len()).then_some(raw)
     }
 }
 
@@ -555,6 +867,53 @@ mod tests {
         assert!(err(r#"[1,2]"#).1.contains("object"));
     }
 
+    #[test]
+    fn fast_path_agrees_with_serde_path() {
+        let lines = [
+            r#"{"model":"m","problem_id":"p","correct":true}"#,
+            r#" { "model" : "m" , "problem_id" : 12 , "dataset" : null , "n" : 10 , "c" : 0 , "sample" : null } "#,
+            r#"{"model":"m\u00e9","problem_id":"p","correct":false}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"x":{"a":[1,-2.5e-3,true,null,"q\"\n",{}],"b":[]}}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"x":[1,2}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"x":01}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"x":1.}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"x":[NaN]}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"x":"\q"}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"x":tru}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,}"#,
+            r#"{"model":"m","problem_id":"p","correct":true} x"#,
+            r#"{"model":"m","problem_id":"p","n":5,"c":7}"#,
+            r#"{"model":"m","problem_id":"p","n":5.0,"c":1}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"sample":3}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"correct":true}"#,
+            r#"{}"#,
+        ];
+        for line in lines {
+            for sample in [false, true] {
+                let needs = Needs { sample, ..Needs::default() };
+                let fast = parse_line(line, needs);
+                let slow = parse_line_serde(line, needs);
+                assert_eq!(fast, slow, "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn byte_finders_match_naive_search() {
+        let hay: Vec<u8> = (0..300u32).map(|i| [b'a', 0xc3, 0xa9, b'x', b' '][(i * 7 % 5) as usize]).collect();
+        for special in [b'"', b'\\', 0x01, b'\n'] {
+            for at in [0usize, 3, 7, 8, 15, 64, 299] {
+                let mut h = hay.clone();
+                h[at] = special;
+                let naive = h.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+                assert_eq!(fast::find_string_special(&h), naive, "{special} at {at}");
+                assert_eq!(find_newline(&h), h.iter().position(|&c| c == b'\n'));
+            }
+        }
+        assert_eq!(fast::find_string_special(&hay), None);
+        assert_eq!(find_newline(&hay), None);
+    }
+
     fn write_file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
         let p = dir.path().join(name);
         std::fs::write(&p, bytes).unwrap();
@@ -577,6 +936,24 @@ mod tests {
         assert_eq!(seen, vec![(0, 1, "m".into(), 1), (0, 4, "m".into(), 4), (1, 1, "z".into(), 1)]);
         assert_eq!(stats.records, 3);
         assert_eq!(stats.skipped, 0);
+    }
+
+    #[test]
+    fn lines_longer_than_the_read_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "x".repeat(3 << 20);
+        let text = format!(
+            "{{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":true,\"response\":\"{long}\"}}\n{{\"model\":\"m\",\"problem_id\":\"q\",\"correct\":false,\"response\":\"{long}\"}}"
+        );
+        let path = write_file(&dir, "long.jsonl", text.as_bytes());
+        let mut seen = Vec::new();
+        let stats = read_files::<InputError>(&[path], Needs { response: true, ..Needs::default() }, false, |l, info| {
+            seen.push((info.line, l.problem_id.to_string(), l.response.as_ref().unwrap().len()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![(1, "p".into(), 3 << 20), (2, "q".into(), 3 << 20)]);
+        assert_eq!(stats.bytes, text.len() as u64);
     }
 
     #[test]
