@@ -7,10 +7,19 @@
 pub mod rng;
 pub mod verifier;
 
+// Rollout-level metrics (items 1-3, 9, 17, 18).
+pub mod diversity;
+pub mod majority;
+pub mod passk;
+pub mod quality;
+pub mod rft;
+pub mod sets;
+pub mod summary;
+
 // Token- and training-level metrics (items 4, 5, 7, 8, 10-16) and the token-trace blob encoding.
-pub mod tokens;
-pub mod shaping;
+pub mod categories;
 pub mod dynamics;
 pub mod intervention;
+pub mod shaping;
+pub mod tokens;
 pub mod trace;
-pub mod categories;

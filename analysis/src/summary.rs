@@ -1,0 +1,224 @@
+//! The per-model summary of `caplens summary` (issue 3), as an incremental accumulator: push one
+//! rollout (or one counts record) at a time; memory grows with the number of problems and
+//! distinct answers, never with the number of rollouts.
+//!
+//! Definitions:
+//! - `problems`: distinct problem ids seen; `rollouts`: sum of n (a counts record adds its n).
+//! - `pass_at_1`: mean over problems with n >= 1 of c/n (pass@1 of eq. 2); `None` if none.
+//! - `answer_diversity`: see [`crate::diversity`] (mean distinct normalised answers over problems
+//!   with at least one answer; the answer is the given one, else extracted from the response).
+//! - `format_violation_rate`, `language_mixing_rate`, `redundancy_rate`: fractions of the rollouts
+//!   that have a response (items 9 and 17, see [`crate::quality`]; redundancy is measured on the
+//!   whole response against the 0.31 limit); `None` when no rollout has a response.
+//! - `mean_response_chars`: mean Unicode scalar values per response, over rollouts with one.
+//! - `mean_entropy`, `mean_rbf`, `mean_ppl`: means over rollouts of the per-rollout values given
+//!   by the caller (items 4, 5, 13); non-finite values are ignored; `None` when there is none.
+
+use crate::diversity::DiversityAccumulator;
+use crate::quality;
+use crate::verifier::extract_answer;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// What the summary needs from one rollout.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RolloutFacts<'a> {
+    pub correct: bool,
+    /// The extracted final answer when the input gives one.
+    pub answer: Option<&'a str>,
+    pub response: Option<&'a str>,
+    /// Mean token entropy of this rollout (item 4).
+    pub mean_entropy: Option<f64>,
+    /// Mean rollout branching factor of this rollout (item 5).
+    pub mean_rbf: Option<f64>,
+    /// Instance perplexity of this rollout (item 13).
+    pub ppl: Option<f64>,
+}
+
+/// The summary of one model. Field names are the `--json` keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    pub problems: usize,
+    pub rollouts: u64,
+    pub pass_at_1: Option<f64>,
+    pub answer_diversity: Option<f64>,
+    pub format_violation_rate: Option<f64>,
+    pub language_mixing_rate: Option<f64>,
+    pub redundancy_rate: Option<f64>,
+    pub mean_response_chars: Option<f64>,
+    pub mean_entropy: Option<f64>,
+    pub mean_rbf: Option<f64>,
+    pub mean_ppl: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Mean {
+    sum: f64,
+    count: u64,
+}
+
+impl Mean {
+    fn push(&mut self, v: Option<f64>) {
+        if let Some(v) = v.filter(|v| v.is_finite()) {
+            self.sum += v;
+            self.count += 1;
+        }
+    }
+    fn get(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+}
+
+/// Incremental summary of one model.
+#[derive(Debug, Clone, Default)]
+pub struct SummaryAccumulator {
+    problem_index: HashMap<String, usize>,
+    /// (n, c) per problem index.
+    counts: Vec<(u64, u64)>,
+    diversity: DiversityAccumulator,
+    with_response: u64,
+    format_violations: u64,
+    language_mixing: u64,
+    redundant: u64,
+    response_chars: u64,
+    entropy: Mean,
+    rbf: Mean,
+    ppl: Mean,
+}
+
+impl SummaryAccumulator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn problem(&mut self, problem_id: &str) -> usize {
+        if let Some(&i) = self.problem_index.get(problem_id) {
+            return i;
+        }
+        let i = self.counts.len();
+        self.problem_index.insert(problem_id.to_owned(), i);
+        self.counts.push((0, 0));
+        i
+    }
+
+    /// Adds one rollout of `problem_id`.
+    pub fn push_rollout(&mut self, problem_id: &str, facts: &RolloutFacts) {
+        let p = self.problem(problem_id);
+        self.counts[p].0 += 1;
+        self.counts[p].1 += facts.correct as u64;
+        let extracted;
+        let answer = match (facts.answer, facts.response) {
+            (Some(a), _) => Some(a),
+            (None, Some(r)) => {
+                extracted = extract_answer(r);
+                extracted.as_ref().map(|e| e.answer.as_str())
+            }
+            (None, None) => None,
+        };
+        if let Some(a) = answer {
+            self.diversity.push(p, a);
+        }
+        if let Some(r) = facts.response {
+            self.with_response += 1;
+            self.format_violations += quality::is_format_violation(r) as u64;
+            self.language_mixing += quality::has_language_mixing(r) as u64;
+            self.redundant += quality::is_redundant(r) as u64;
+            self.response_chars += r.chars().count() as u64;
+        }
+        self.entropy.push(facts.mean_entropy);
+        self.rbf.push(facts.mean_rbf);
+        self.ppl.push(facts.ppl);
+    }
+
+    /// Adds a counts record: n samples of `problem_id`, c of them correct (the caller checks
+    /// c <= n). Counts and rollouts of the same problem add up.
+    pub fn push_counts(&mut self, problem_id: &str, n: u64, c: u64) {
+        let p = self.problem(problem_id);
+        self.counts[p].0 += n;
+        self.counts[p].1 += c;
+    }
+
+    /// The summary so far.
+    pub fn finish(&self) -> ModelSummary {
+        let rate = |x: u64| (self.with_response > 0).then(|| x as f64 / self.with_response as f64);
+        let mut pass = Mean::default();
+        for &(n, c) in &self.counts {
+            if n > 0 {
+                pass.push(Some(c as f64 / n as f64));
+            }
+        }
+        ModelSummary {
+            problems: self.counts.len(),
+            rollouts: self.counts.iter().map(|&(n, _)| n).sum(),
+            pass_at_1: pass.get(),
+            answer_diversity: self.diversity.finish().map(|d| d.mean_distinct_answers),
+            format_violation_rate: rate(self.format_violations),
+            language_mixing_rate: rate(self.language_mixing),
+            redundancy_rate: rate(self.redundant),
+            mean_response_chars: rate(self.response_chars),
+            mean_entropy: self.entropy.get(),
+            mean_rbf: self.rbf.get(),
+            mean_ppl: self.ppl.get(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn empty_model_has_nulls() {
+        let s = SummaryAccumulator::new().finish();
+        assert_eq!(s.problems, 0);
+        assert_eq!(s.rollouts, 0);
+        assert!(s.pass_at_1.is_none() && s.answer_diversity.is_none() && s.format_violation_rate.is_none());
+        assert!(s.mean_response_chars.is_none() && s.mean_entropy.is_none());
+    }
+
+    #[test]
+    fn mixed_counts_and_rollouts() {
+        let mut acc = SummaryAccumulator::new();
+        acc.push_counts("p1", 3, 1);
+        acc.push_rollout("p1", &RolloutFacts { correct: true, response: Some("so \\boxed{2}"), ..Default::default() });
+        acc.push_rollout("p2", &RolloutFacts { correct: false, answer: Some("5"), response: Some("答 \\boxed{5} \\boxed{5}"), mean_entropy: Some(0.5), ..Default::default() });
+        acc.push_rollout("p2", &RolloutFacts { correct: false, answer: None, response: None, mean_entropy: Some(f64::NAN), ppl: Some(2.0), ..Default::default() });
+        acc.push_counts("p3", 0, 0);
+        let s = acc.finish();
+        assert_eq!(s.problems, 3);
+        assert_eq!(s.rollouts, 6);
+        // p1: 2/4, p2: 0/2, p3 has no samples and is left out
+        assert_eq!(s.pass_at_1, Some(0.25));
+        // p1 has one answer ("2", extracted), p2 one ("5")
+        assert_eq!(s.answer_diversity, Some(1.0));
+        assert_eq!(s.format_violation_rate, Some(0.5));
+        assert_eq!(s.language_mixing_rate, Some(0.5));
+        assert_eq!(s.redundancy_rate, Some(0.0));
+        let chars = ("so \\boxed{2}".chars().count() + "答 \\boxed{5} \\boxed{5}".chars().count()) as f64 / 2.0;
+        assert_eq!(s.mean_response_chars, Some(chars));
+        assert_eq!(s.mean_entropy, Some(0.5)); // NaN ignored
+        assert_eq!(s.mean_rbf, None);
+        assert_eq!(s.mean_ppl, Some(2.0));
+    }
+
+    proptest! {
+        #[test]
+        fn prop_pass_at_1_is_mean_of_ratios(rollouts in proptest::collection::vec((0usize..5, any::<bool>()), 1..60)) {
+            let mut acc = SummaryAccumulator::new();
+            let mut table = [(0u64, 0u64); 5];
+            for (p, correct) in &rollouts {
+                acc.push_rollout(&format!("p{p}"), &RolloutFacts { correct: *correct, ..Default::default() });
+                table[*p].0 += 1;
+                table[*p].1 += *correct as u64;
+            }
+            let seen: Vec<_> = table.iter().filter(|(n, _)| *n > 0).collect();
+            let expected = seen.iter().map(|(n, c)| *c as f64 / *n as f64).sum::<f64>() / seen.len() as f64;
+            let s = acc.finish();
+            prop_assert_eq!(s.problems, seen.len());
+            prop_assert_eq!(s.rollouts, rollouts.len() as u64);
+            prop_assert!((s.pass_at_1.unwrap() - expected).abs() < 1e-12);
+            prop_assert!(s.format_violation_rate.is_none());
+        }
+    }
+}

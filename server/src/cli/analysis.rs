@@ -1,0 +1,732 @@
+//! Logic of `caplens passk | unsolvable | summary | rft-select` (issue 3), without clap.
+//!
+//! Each command reads native JSON Lines files (see `crate::ingest::native`), aggregates per model
+//! in order of first appearance, and writes either the exact `--json` shape of issue 3 or a
+//! readable table to `out`. Counts lines and rollout lines of the same model and problem add up.
+//! Problems are keyed by `dataset/problem_id` when a dataset is given, else by `problem_id`.
+//! Each command returns the read statistics (skipped lines) for the caller to report on stderr.
+
+use crate::ingest::native::{read_files, InputError, LineInfo, NativeLine, Needs, Outcome, ReadStats};
+use caplens_analysis::passk::{default_ks, pass_at_k_curve, CurvePoint, ProblemCounts};
+use caplens_analysis::rft::{rule_filter, select_indices, RftError, RftFeatures, RftStrategy};
+use caplens_analysis::sets::{compare_unsolvable, MissingReason, ModelOutcomes, ProblemOutcome};
+use caplens_analysis::summary::{ModelSummary, RolloutFacts, SummaryAccumulator};
+use serde::ser::SerializeMap;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Failure of an analysis command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Rft(#[from] RftError),
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// The k values of `caplens passk --k`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum KSelection {
+    /// Powers of two up to the largest n of the input, plus that n.
+    #[default]
+    Default,
+    /// Every k from 1 to the largest n.
+    All,
+    /// The listed values (0 is rejected when parsing).
+    List(Vec<u64>),
+}
+
+impl std::str::FromStr for KSelection {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim() == "all" {
+            return Ok(Self::All);
+        }
+        let ks = s
+            .split(',')
+            .map(|part| match part.trim().parse::<u64>() {
+                Ok(0) => Err("k must be at least 1".to_string()),
+                Ok(k) => Ok(k),
+                Err(_) => Err(format!("{:?} is not a positive integer (expected a comma-separated list or \"all\")", part.trim())),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::List(ks))
+    }
+}
+
+/// FNV-1a-style hasher for the per-line problem lookups: SipHash's DoS resistance is not needed
+/// for keys from the user's own files, and the lookup runs once per input line.
+#[derive(Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        // Final avalanche so hashbrown's top bits are well mixed.
+        let mut z = self.0;
+        z = (z ^ (z >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        z ^ (z >> 33)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            h = (h ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
+        }
+        for &b in chunks.remainder() {
+            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<KeyHasher>>;
+
+/// Models in order of first appearance, each with a dense problem index.
+struct ModelIndex<T> {
+    names: Vec<String>,
+    by_name: HashMap<String, usize>,
+    data: Vec<T>,
+    last: Option<usize>,
+}
+
+impl<T: Default> ModelIndex<T> {
+    fn new() -> Self {
+        Self { names: Vec::new(), by_name: HashMap::new(), data: Vec::new(), last: None }
+    }
+
+    /// The slot of a model, created on first sight. Consecutive lines of one model skip the hash.
+    fn get(&mut self, model: &str) -> &mut T {
+        if let Some(i) = self.last {
+            if self.names[i] == model {
+                return &mut self.data[i];
+            }
+        }
+        let i = match self.by_name.get(model) {
+            Some(&i) => i,
+            None => {
+                let i = self.names.len();
+                self.names.push(model.to_owned());
+                self.by_name.insert(model.to_owned(), i);
+                self.data.push(T::default());
+                i
+            }
+        };
+        self.last = Some(i);
+        &mut self.data[i]
+    }
+}
+
+/// Problem ids of one model, dense, in order of first appearance.
+#[derive(Default)]
+struct ProblemIndex {
+    ids: Vec<String>,
+    by_id: FastMap<String, usize>,
+}
+
+impl ProblemIndex {
+    fn index(&mut self, key: &str) -> (usize, bool) {
+        if let Some(&i) = self.by_id.get(key) {
+            return (i, false);
+        }
+        let i = self.ids.len();
+        self.ids.push(key.to_owned());
+        self.by_id.insert(key.to_owned(), i);
+        (i, true)
+    }
+}
+
+/// Writes the problem key of a line into `buf` without allocating, and returns it.
+fn problem_key<'b>(line: &NativeLine<'_>, buf: &'b mut String) -> &'b str {
+    buf.clear();
+    if let Some(d) = &line.dataset {
+        buf.push_str(d);
+        buf.push('/');
+    }
+    buf.push_str(&line.problem_id);
+    buf
+}
+
+// ---------------------------------------------------------------------------------------------
+// passk
+
+#[derive(Default)]
+struct CountsTable {
+    problems: ProblemIndex,
+    counts: Vec<ProblemCounts>,
+}
+
+#[derive(Serialize)]
+struct PasskJson<'a> {
+    models: Vec<PasskModelJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct PasskModelJson<'a> {
+    model: &'a str,
+    problems: usize,
+    rollouts: u64,
+    points: Vec<CurvePoint>,
+}
+
+/// `caplens passk FILE... [--k LIST] [--json]`.
+pub fn passk(
+    files: &[PathBuf],
+    ks: KSelection,
+    json: bool,
+    skip_invalid: bool,
+    out: &mut dyn Write,
+) -> Result<ReadStats, CliError> {
+    let mut models: ModelIndex<CountsTable> = ModelIndex::new();
+    let mut key = String::new();
+    let stats = read_files::<CliError>(files, Needs::default(), skip_invalid, |line, _| {
+        let table = models.get(&line.model);
+        let (p, new) = table.problems.index(problem_key(line, &mut key));
+        if new {
+            table.counts.push(ProblemCounts { n: 0, c: 0 });
+        }
+        let entry = &mut table.counts[p];
+        entry.n += line.samples();
+        entry.c += line.correct_samples();
+        Ok(())
+    })?;
+    let max_n = models.data.iter().flat_map(|t| t.counts.iter().map(|p| p.n)).max().unwrap_or(0);
+    let ks = match ks {
+        KSelection::Default => default_ks(max_n),
+        KSelection::All => (1..=max_n).collect(),
+        KSelection::List(list) => list,
+    };
+    let report = PasskJson {
+        models: models
+            .names
+            .iter()
+            .zip(&models.data)
+            .map(|(name, t)| PasskModelJson {
+                model: name,
+                problems: t.counts.len(),
+                rollouts: t.counts.iter().map(|p| p.n).sum(),
+                points: pass_at_k_curve(&t.counts, &ks),
+            })
+            .collect(),
+    };
+    if json {
+        serde_json::to_writer(&mut *out, &report).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+    } else {
+        if report.models.is_empty() {
+            writeln!(out, "no rollouts in the input")?;
+        }
+        for m in &report.models {
+            writeln!(out, "{}  ({} problems, {} rollouts)", m.model, m.problems, m.rollouts)?;
+            writeln!(out, "  {:>8}  {:>9}  {:>8}", "k", "pass@k", "problems")?;
+            for p in &m.points {
+                writeln!(out, "  {:>8}  {:>8.2}%  {:>8}", p.k, p.pass_at_k * 100.0, p.problems)?;
+            }
+            let shown: Vec<u64> = m.points.iter().map(|p| p.k).collect();
+            let absent: Vec<String> = ks.iter().filter(|k| !shown.contains(k)).map(|k| k.to_string()).collect();
+            if !absent.is_empty() {
+                writeln!(out, "  (no problem has n >= k for k = {})", absent.join(", "))?;
+            }
+        }
+    }
+    Ok(stats)
+}
+
+// ---------------------------------------------------------------------------------------------
+// unsolvable
+
+/// Everything about one model/problem needed to decide unsolvability.
+#[derive(Default)]
+struct OrderedProblem {
+    /// Samples and correct ones from counts lines (no order).
+    count_n: u64,
+    count_c: u64,
+    /// (sample index if given, appearance order, correct) of each rollout line.
+    rollouts: Vec<(Option<u64>, u64, bool)>,
+}
+
+impl OrderedProblem {
+    /// Rollouts are ordered by `sample` when every rollout has one, else by appearance.
+    fn outcome(&mut self) -> ProblemOutcome {
+        let n = self.count_n + self.rollouts.len() as u64;
+        let c = self.count_c + self.rollouts.iter().filter(|r| r.2).count() as u64;
+        if self.count_n > 0 || (self.rollouts.is_empty() && self.count_n == 0) {
+            return ProblemOutcome::from_counts(n, c);
+        }
+        if self.rollouts.iter().all(|r| r.0.is_some()) {
+            self.rollouts.sort_by_key(|r| (r.0, r.1));
+        } else {
+            self.rollouts.sort_by_key(|r| r.1);
+        }
+        let grades: Vec<bool> = self.rollouts.iter().map(|r| r.2).collect();
+        ProblemOutcome::from_ordered(&grades)
+    }
+}
+
+#[derive(Default)]
+struct OrderedTable {
+    problems: ProblemIndex,
+    data: Vec<OrderedProblem>,
+}
+
+/// A JSON object written in the given key order (serde_json's `Map` would sort the keys).
+struct OrderedObject<'a, V>(Vec<(&'a str, V)>);
+
+impl<V: Serialize> Serialize for OrderedObject<'_, V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct RegionJson<'a> {
+    models: Vec<&'a str>,
+    problems: &'a [String],
+}
+
+#[derive(Serialize)]
+struct UnsolvableJson<'a> {
+    k: Option<u64>,
+    models: &'a [String],
+    unsolvable: OrderedObject<'a, Vec<&'a str>>,
+    regions: Vec<RegionJson<'a>>,
+    missing: OrderedObject<'a, Vec<&'a str>>,
+}
+
+fn reason_text(r: MissingReason) -> &'static str {
+    match r {
+        MissingReason::Absent => "absent",
+        MissingReason::NoSamples => "no samples",
+        MissingReason::TooFewSamples => "fewer than k samples",
+        MissingReason::OrderUnknown => "counts only, order unknown",
+    }
+}
+
+/// `caplens unsolvable FILE... [--k K] [--json]`.
+///
+/// `missing` lists, per model, the problems it lacks or cannot decide at k (fewer than k samples,
+/// no samples, or count-only data with a correct sample and k < n); the table says which.
+pub fn unsolvable(
+    files: &[PathBuf],
+    k: Option<u64>,
+    json: bool,
+    skip_invalid: bool,
+    out: &mut dyn Write,
+) -> Result<ReadStats, CliError> {
+    if k == Some(0) {
+        return Err(CliError::Usage("--k must be at least 1".into()));
+    }
+    let needs = Needs { sample: k.is_some(), ..Needs::default() };
+    let mut models: ModelIndex<OrderedTable> = ModelIndex::new();
+    let mut key = String::new();
+    let mut seq = 0u64;
+    let stats = read_files::<CliError>(files, needs, skip_invalid, |line, _| {
+        let table = models.get(&line.model);
+        let (p, new) = table.problems.index(problem_key(line, &mut key));
+        if new {
+            table.data.push(OrderedProblem::default());
+        }
+        let entry = &mut table.data[p];
+        match line.outcome {
+            Outcome::Counts { n, c } => {
+                entry.count_n += n;
+                entry.count_c += c;
+            }
+            // With k = None only counts matter: keep no per-rollout order.
+            Outcome::Rollout { correct } if k.is_none() => {
+                entry.count_n += 1;
+                entry.count_c += correct as u64;
+            }
+            Outcome::Rollout { correct } => {
+                entry.rollouts.push((line.sample, seq, correct));
+                seq += 1;
+            }
+        }
+        Ok(())
+    })?;
+    let compared: Vec<ModelOutcomes> = models
+        .names
+        .iter()
+        .zip(models.data.iter_mut())
+        .map(|(name, table)| ModelOutcomes {
+            model: name.clone(),
+            problems: table.problems.ids.iter().cloned().zip(table.data.iter_mut().map(OrderedProblem::outcome)).collect(),
+        })
+        .collect();
+    let report = compare_unsolvable(&compared, k);
+    if json {
+        let names = &report.models;
+        let doc = UnsolvableJson {
+            k,
+            models: names,
+            unsolvable: OrderedObject(
+                names.iter().zip(&report.unsolvable).map(|(m, list)| (m.as_str(), list.iter().map(|u| u.problem_id.as_str()).collect())).collect(),
+            ),
+            regions: report
+                .regions
+                .iter()
+                .map(|r| RegionJson { models: r.models.iter().map(|&i| names[i].as_str()).collect(), problems: &r.problems })
+                .collect(),
+            missing: OrderedObject(
+                names.iter().zip(&report.missing).map(|(m, list)| (m.as_str(), list.iter().map(|p| p.problem_id.as_str()).collect())).collect(),
+            ),
+        };
+        serde_json::to_writer(&mut *out, &doc).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+        return Ok(stats);
+    }
+    match k {
+        Some(k) => writeln!(out, "unsolvable at k = {k} (no correct rollout among the first {k} by sample index)")?,
+        None => writeln!(out, "unsolvable (no correct rollout among all samples)")?,
+    }
+    for (mi, name) in report.models.iter().enumerate() {
+        let list = &report.unsolvable[mi];
+        writeln!(out, "\n{name}: {} unsolvable", list.len())?;
+        for u in list {
+            writeln!(
+                out,
+                "  {:<30} n={:<6} c={:<6} solve rate < {:.2}% (95%)",
+                u.problem_id,
+                u.n,
+                u.c,
+                u.solve_rate_upper_95 * 100.0
+            )?;
+        }
+        for m in &report.missing[mi] {
+            writeln!(out, "  missing: {} ({})", m.problem_id, reason_text(m.reason))?;
+        }
+    }
+    if !report.regions.is_empty() {
+        writeln!(out, "\nregions (unsolvable by exactly these models, over problems every model has):")?;
+        for r in &report.regions {
+            let who: Vec<&str> = r.models.iter().map(|&i| report.models[i].as_str()).collect();
+            writeln!(out, "  {:<40} {:>5}  {}", who.join(" & "), r.problems.len(), r.problems.join(", "))?;
+        }
+    }
+    Ok(stats)
+}
+
+// ---------------------------------------------------------------------------------------------
+// summary
+
+/// Per-rollout token means from the fields given. Entropy: mean of `token_entropies`;
+/// perplexity: exp(-mean `token_logprobs`) (item 13). Null entries are skipped.
+// TODO(lead): when analysis/src/tokens.rs lands, derive entropy and RBF from `top_logprobs`
+// too (items 4, 5); until then `mean_rbf` is reported only by callers that supply it.
+fn token_means(line: &NativeLine<'_>) -> (Option<f64>, Option<f64>, Option<f64>) {
+    fn mean(values: &[Option<f64>]) -> Option<f64> {
+        let (s, n) = values.iter().flatten().filter(|v| v.is_finite()).fold((0.0, 0u64), |(s, n), v| (s + v, n + 1));
+        (n > 0).then(|| s / n as f64)
+    }
+    let entropy = line.token_entropies.as_deref().and_then(mean);
+    let ppl = line.token_logprobs.as_deref().and_then(mean).map(|m| (-m).exp());
+    (entropy, None, ppl)
+}
+
+/// `caplens summary FILE... [--json]`.
+pub fn summary(files: &[PathBuf], json: bool, skip_invalid: bool, out: &mut dyn Write) -> Result<ReadStats, CliError> {
+    let needs = Needs { response: true, answer: true, token_logprobs: true, token_entropies: true, top_logprobs: false, ..Needs::default() };
+    let mut models: ModelIndex<SummaryAccumulator> = ModelIndex::new();
+    let mut key = String::new();
+    let stats = read_files::<CliError>(files, needs, skip_invalid, |line, _| {
+        let acc = models.get(&line.model);
+        let key = problem_key(line, &mut key);
+        match line.outcome {
+            Outcome::Counts { n, c } => acc.push_counts(key, n, c),
+            Outcome::Rollout { correct } => {
+                let (mean_entropy, mean_rbf, ppl) = token_means(line);
+                acc.push_rollout(
+                    key,
+                    &RolloutFacts {
+                        correct,
+                        answer: line.answer.as_deref(),
+                        response: line.response.as_deref(),
+                        mean_entropy,
+                        mean_rbf,
+                        ppl,
+                    },
+                );
+            }
+        }
+        Ok(())
+    })?;
+    #[derive(Serialize)]
+    struct Row<'a> {
+        model: &'a str,
+        #[serde(flatten)]
+        summary: ModelSummary,
+    }
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        models: Vec<Row<'a>>,
+    }
+    let doc = Doc { models: models.names.iter().zip(&models.data).map(|(m, a)| Row { model: m, summary: a.finish() }).collect() };
+    if json {
+        serde_json::to_writer(&mut *out, &doc).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+        return Ok(stats);
+    }
+    if doc.models.is_empty() {
+        writeln!(out, "no rollouts in the input")?;
+    }
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}%", v * 100.0));
+    let num = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    for row in &doc.models {
+        let s = &row.summary;
+        writeln!(out, "{}", row.model)?;
+        writeln!(out, "  problems              {}", s.problems)?;
+        writeln!(out, "  rollouts              {}", s.rollouts)?;
+        writeln!(out, "  pass@1                {}", pct(s.pass_at_1))?;
+        writeln!(out, "  answer diversity      {}", num(s.answer_diversity))?;
+        writeln!(out, "  format violations     {}", pct(s.format_violation_rate))?;
+        writeln!(out, "  language mixing       {}", pct(s.language_mixing_rate))?;
+        writeln!(out, "  redundant (> 0.31)    {}", pct(s.redundancy_rate))?;
+        writeln!(out, "  mean response chars   {}", num(s.mean_response_chars))?;
+        writeln!(out, "  mean entropy          {}", num(s.mean_entropy))?;
+        writeln!(out, "  mean RBF              {}", num(s.mean_rbf))?;
+        writeln!(out, "  mean PPL              {}", num(s.mean_ppl))?;
+    }
+    Ok(stats)
+}
+
+// ---------------------------------------------------------------------------------------------
+// rft-select
+
+/// `caplens rft-select FILE... --strategy S --count N [--seed S]`.
+///
+/// Two passes keep memory flat: the first computes a few bytes of features per rollout line
+/// (counts lines carry no response and are not candidates), the second re-reads the input and
+/// writes each selected line as a JSON object with `response` replaced by its text cut after
+/// the first `\boxed{...}` (keys in sorted order).
+pub fn rft_select(
+    files: &[PathBuf],
+    strategy: RftStrategy,
+    count: usize,
+    seed: u64,
+    skip_invalid: bool,
+    out: &mut dyn Write,
+) -> Result<ReadStats, CliError> {
+    let needs = Needs { response: true, token_entropies: true, ..Needs::default() };
+    let mut features = Vec::new();
+    let stats = read_files::<CliError>(files, needs, skip_invalid, |line, _| {
+        if let Outcome::Rollout { correct } = line.outcome {
+            let (mean_entropy, mean_rbf, _) = token_means(line);
+            features.push(RftFeatures {
+                passes_filter: line.response.as_deref().and_then(rule_filter).is_some(),
+                correct,
+                mean_entropy,
+                mean_rbf,
+            });
+        }
+        Ok(())
+    })?;
+    let chosen = select_indices(&features, strategy, count, seed)?;
+    let mut next = chosen.iter().peekable();
+    let mut candidate = 0usize;
+    read_files::<CliError>(files, Needs { response: true, ..Needs::default() }, skip_invalid, |line, info: &LineInfo| {
+        if !matches!(line.outcome, Outcome::Rollout { .. }) {
+            return Ok(());
+        }
+        if next.peek() == Some(&&candidate) {
+            next.next();
+            let cut = line.response.as_deref().and_then(rule_filter).unwrap_or_default();
+            let mut obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(info.raw)
+                .map_err(|e| CliError::Usage(format!("{}:{}: {e}", info.file.display(), info.line)))?;
+            obj.insert("response".into(), serde_json::Value::String(cut.to_string()));
+            serde_json::to_writer(&mut *out, &obj).map_err(std::io::Error::from)?;
+            writeln!(out)?;
+        }
+        candidate += 1;
+        Ok(())
+    })?;
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn file(dir: &tempfile::TempDir, name: &str, lines: &[Value]) -> PathBuf {
+        let p = dir.path().join(name);
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn run(f: impl FnOnce(&mut Vec<u8>) -> Result<ReadStats, CliError>) -> Value {
+        let mut out = Vec::new();
+        f(&mut out).unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    fn r(model: &str, p: &str, correct: bool, sample: u64) -> Value {
+        json!({"model": model, "problem_id": p, "correct": correct, "sample": sample})
+    }
+
+    #[test]
+    fn passk_json_shape_order_and_mixing_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = file(&dir, "a.jsonl", &[r("zeta", "p1", true, 0), r("alpha", "p1", false, 0), r("zeta", "p1", false, 1)]);
+        let b = file(&dir, "b.jsonl", &[json!({"model":"zeta","problem_id":"p1","n":2,"c":0}), json!({"model":"zeta","problem_id":"p2","n":4,"c":4})]);
+        let v = run(|o| passk(&[a, b], KSelection::Default, true, false, o));
+        // zeta: p1 n=4 c=1, p2 n=4 c=4; alpha: p1 n=1 c=0. Default ks: 1, 2, 4.
+        assert_eq!(
+            v,
+            json!({"models":[
+                {"model":"zeta","problems":2,"rollouts":8,"points":[
+                    {"k":1,"pass_at_k":0.625,"problems":2},
+                    {"k":2,"pass_at_k":0.75,"problems":2},
+                    {"k":4,"pass_at_k":1.0,"problems":2}]},
+                {"model":"alpha","problems":1,"rollouts":1,"points":[{"k":1,"pass_at_k":0.0,"problems":1}]}
+            ]})
+        );
+        let keys: Vec<&String> = v["models"][0].as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 4);
+    }
+
+    #[test]
+    fn passk_k_selection_and_empty_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = file(&dir, "a.jsonl", &[json!({"model":"m","problem_id":"p","n":3,"c":1})]);
+        let v = run(|o| passk(&[a.clone()], "all".parse().unwrap(), true, false, o));
+        assert_eq!(v["models"][0]["points"].as_array().unwrap().len(), 3);
+        let v = run(|o| passk(&[a.clone()], "2,9".parse().unwrap(), true, false, o));
+        assert_eq!(v["models"][0]["points"], json!([{"k":2,"pass_at_k":1.0 - 1.0/3.0,"problems":1}]));
+        assert!("0,2".parse::<KSelection>().is_err());
+        assert!("x".parse::<KSelection>().is_err());
+        let empty = file(&dir, "e.jsonl", &[]);
+        assert_eq!(run(|o| passk(&[empty], KSelection::Default, true, false, o)), json!({"models":[]}));
+        let mut table = Vec::new();
+        passk(&[a], "2,9".parse().unwrap(), false, false, &mut table).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        assert!(table.contains("66.67%") && table.contains("k = 9"), "{table}");
+    }
+
+    #[test]
+    fn errors_and_skip_invalid() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("rollouts.jsonl");
+        std::fs::write(&p, "{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":true}\n{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":\"no\"}\n").unwrap();
+        let err = passk(&[p.clone()], KSelection::Default, true, false, &mut Vec::new()).unwrap_err();
+        assert_eq!(err.to_string(), format!("{}:2: field \"correct\": expected a boolean", p.display()));
+        let mut out = Vec::new();
+        let stats = passk(&[p], KSelection::Default, true, true, &mut out).unwrap();
+        assert_eq!(stats.skipped, 1);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["models"][0]["rollouts"], 1);
+    }
+
+    #[test]
+    fn unsolvable_json_regions_and_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = vec![
+            r("B", "p1", false, 1), r("B", "p1", true, 0), // B solves p1 (at sample 0)
+            r("A", "p1", false, 0), r("A", "p1", false, 1),
+            r("A", "p2", false, 0), r("A", "p2", true, 1), // A solves p2 only at the 2nd sample
+            r("B", "p2", false, 0), r("B", "p2", false, 1),
+            r("A", "p3", false, 0), r("A", "p3", false, 1), // B lacks p3
+            json!({"model":"B","problem_id":"p4","n":5,"c":2}), json!({"model":"A","problem_id":"p4","n":5,"c":0}),
+        ];
+        let f = file(&dir, "u.jsonl", &lines);
+        let v = run(|o| unsolvable(&[f.clone()], None, true, false, o));
+        assert_eq!(
+            v,
+            json!({"k":null,"models":["B","A"],
+                "unsolvable":{"B":["p2"],"A":["p1","p3","p4"]},
+                "regions":[{"models":["B"],"problems":["p2"]},{"models":["A"],"problems":["p1","p4"]}],
+                "missing":{"B":["p3"],"A":[]}})
+        );
+        let mut raw = Vec::new();
+        unsolvable(&[f.clone()], None, true, false, &mut raw).unwrap();
+        let text = String::from_utf8(raw).unwrap();
+        assert!(text.find("\"B\":[\"p2\"]").unwrap() < text.find("\"A\":[\"p1\"").unwrap(), "first-appearance order");
+        // k = 1: A fails p2 at its first sample; B's p4 is count-only with c > 0 and k < n.
+        let v = run(|o| unsolvable(&[f.clone()], Some(1), true, false, o));
+        assert_eq!(v["unsolvable"], json!({"B":["p2"],"A":["p1","p2","p3","p4"]}));
+        assert_eq!(v["missing"], json!({"B":["p3","p4"],"A":[]}));
+        assert_eq!(v["regions"], json!([{"models":["B","A"],"problems":["p2"]},{"models":["A"],"problems":["p1"]}]));
+        // k = 3 > n = 2 for the rollout problems
+        let v = run(|o| unsolvable(&[f.clone()], Some(3), true, false, o));
+        assert_eq!(v["missing"]["A"], json!(["p1", "p2", "p3"]));
+        assert!(matches!(unsolvable(&[f.clone()], Some(0), true, false, &mut Vec::new()), Err(CliError::Usage(_))));
+        let mut table = Vec::new();
+        unsolvable(&[f], Some(1), false, false, &mut table).unwrap();
+        assert!(String::from_utf8(table).unwrap().contains("counts only, order unknown"));
+    }
+
+    #[test]
+    fn unsolvable_orders_by_sample_index_not_line_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = file(&dir, "o.jsonl", &[r("A", "p", false, 5), r("A", "p", true, 0)]);
+        let v = run(|o| unsolvable(&[f], Some(1), true, false, o));
+        assert_eq!(v["unsolvable"]["A"], json!([]));
+        let g = file(&dir, "g.jsonl", &[json!({"model":"A","problem_id":"p","correct":false}), r("A", "p", true, 0)]);
+        let v = run(|o| unsolvable(&[g], Some(1), true, false, o));
+        assert_eq!(v["unsolvable"]["A"], json!(["p"]), "without a sample on every line, line order decides");
+    }
+
+    #[test]
+    fn summary_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = file(&dir, "s.jsonl", &[
+            json!({"model":"m","problem_id":"p","correct":true,"response":"so \\boxed{2}","token_logprobs":[-1.0,null,-1.0],"token_entropies":[0.5,1.5]}),
+            json!({"model":"m","problem_id":"p","correct":false,"response":"答 \\boxed{3}"}),
+            json!({"model":"m","problem_id":"q","n":2,"c":2}),
+            json!({"model":"n","problem_id":"q","correct":false}),
+        ]);
+        let v = run(|o| summary(&[f.clone()], true, false, o));
+        let m = &v["models"][0];
+        assert_eq!(m["model"], "m");
+        assert_eq!(m["problems"], 2);
+        assert_eq!(m["rollouts"], 4);
+        assert_eq!(m["pass_at_1"], 0.75);
+        // p has answers "2" and "3"; q (counts only) has none and is left out
+        assert_eq!(m["answer_diversity"], 2.0);
+        assert_eq!(m["format_violation_rate"], 0.0);
+        assert_eq!(m["language_mixing_rate"], 0.5);
+        assert_eq!(m["mean_entropy"], 1.0);
+        assert_eq!(m["mean_rbf"], Value::Null);
+        assert!((m["mean_ppl"].as_f64().unwrap() - std::f64::consts::E).abs() < 1e-12);
+        let n = &v["models"][1];
+        assert_eq!((n["format_violation_rate"].clone(), n["mean_entropy"].clone(), n["answer_diversity"].clone()), (Value::Null, Value::Null, Value::Null));
+        let expected_keys = ["model", "problems", "rollouts", "pass_at_1", "answer_diversity", "format_violation_rate", "language_mixing_rate", "redundancy_rate", "mean_response_chars", "mean_entropy", "mean_rbf", "mean_ppl"];
+        let mut keys: Vec<&str> = n.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        let mut expected = expected_keys.to_vec();
+        expected.sort();
+        assert_eq!(keys, expected);
+    }
+
+    #[test]
+    fn rft_select_writes_truncated_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = file(&dir, "r.jsonl", &[
+            json!({"model":"m","problem_id":"p","correct":true,"response":"2+2 = \\boxed{4} and more","token_entropies":[0.1]}),
+            json!({"model":"m","problem_id":"p","n":3,"c":1}),
+            json!({"model":"m","problem_id":"p","correct":true,"response":"no box 4","token_entropies":[0.9]}),
+            json!({"model":"m","problem_id":"q","correct":true,"response":"x = 5 so \\boxed{5}","token_entropies":[0.5]}),
+        ]);
+        let mut out = Vec::new();
+        rft_select(&[f.clone()], RftStrategy::Entropy, 1, 0, false, &mut out).unwrap();
+        let lines: Vec<Value> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["problem_id"], "q");
+        let mut out = Vec::new();
+        rft_select(&[f.clone()], RftStrategy::Rule, 5, 1, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.lines().next().unwrap().contains("\"response\":\"2+2 = \\\\boxed{4}\""), "{text}");
+        let err = rft_select(&[f], RftStrategy::Rbf, 1, 0, false, &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("RBF"), "{err}");
+    }
+}

@@ -1,0 +1,977 @@
+//! Reader of the caplens native JSON Lines format (docs/formats/native.md).
+//!
+//! One JSON object per line, plain or gzip (detected by its magic bytes, not the file name).
+//! Files are streamed line by line with one reused buffer; string fields borrow from the line
+//! when they contain no escape; fields the caller does not need ([`Needs`]) are skipped without
+//! being materialised.
+//!
+//! Defined answers for bad or edge input:
+//! - blank lines (only whitespace) are ignored; line numbers still count them;
+//! - no file or only blank lines: no record, not an error;
+//! - unknown fields are ignored (forward compatibility); a field given twice is an error;
+//! - `n = 0` (with `c = 0`) is valid: the problem exists with no samples;
+//! - `c > n` is an error on field "c"; `correct` together with `n`/`c` is an error;
+//! - `NaN`/`Infinity` are not JSON: an error naming the field (write `null` for a missing value);
+//!   `null` inside `token_logprobs` / `token_entropies` is a missing value;
+//! - invalid UTF-8 is an error naming file and line.
+//!
+//! Every error reads `FILE:LINE: field "NAME": MESSAGE` (or `FILE:LINE: MESSAGE` when no single
+//! field is at fault, `FILE: MESSAGE` for file-level I/O errors).
+
+use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+/// An input error, located by file, line and field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct InputError {
+    /// The file as given by the user.
+    pub file: String,
+    /// 1-based line number; `None` for file-level errors (cannot open, read failure).
+    pub line: Option<u64>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl InputError {
+    fn render(&self) -> String {
+        let mut s = self.file.clone();
+        if let Some(line) = self.line {
+            s.push_str(&format!(":{line}"));
+        }
+        s.push_str(": ");
+        if let Some(field) = &self.field {
+            s.push_str(&format!("field \"{field}\": "));
+        }
+        s.push_str(&self.message);
+        s
+    }
+}
+
+/// Which optional fields the caller needs; the others are skipped while parsing.
+/// `model`, `problem_id`, `dataset`, `correct`, `n` and `c` are always read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub sample: bool,
+    pub response: bool,
+    pub answer: bool,
+    pub reference: bool,
+    pub tokens: bool,
+    pub token_logprobs: bool,
+    pub top_logprobs: bool,
+    pub token_entropies: bool,
+    pub finish_reason: bool,
+    pub step: bool,
+}
+
+impl Needs {
+    /// Every field.
+    pub fn all() -> Self {
+        Self {
+            sample: true,
+            response: true,
+            answer: true,
+            reference: true,
+            tokens: true,
+            token_logprobs: true,
+            top_logprobs: true,
+            token_entropies: true,
+            finish_reason: true,
+            step: true,
+        }
+    }
+}
+
+/// What a line says about correctness: one graded rollout, or counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Rollout { correct: bool },
+    Counts { n: u64, c: u64 },
+}
+
+/// One `[token, logprob]` pair of `top_logprobs`.
+pub type TopLogprob<'a> = (Cow<'a, str>, f64);
+
+/// One parsed line. Fields not asked for in [`Needs`] are `None`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NativeLine<'a> {
+    pub model: Cow<'a, str>,
+    pub problem_id: Cow<'a, str>,
+    pub dataset: Option<Cow<'a, str>>,
+    pub outcome: Outcome,
+    pub sample: Option<u64>,
+    pub response: Option<Cow<'a, str>>,
+    pub answer: Option<Cow<'a, str>>,
+    pub reference: Option<Cow<'a, str>>,
+    pub tokens: Option<Vec<Cow<'a, str>>>,
+    pub token_logprobs: Option<Vec<Option<f64>>>,
+    /// Per token, its top candidates (`null` for a token gives an empty list).
+    pub top_logprobs: Option<Vec<Vec<TopLogprob<'a>>>>,
+    pub token_entropies: Option<Vec<Option<f64>>>,
+    pub finish_reason: Option<Cow<'a, str>>,
+    pub step: Option<i64>,
+    // Raw outcome fields, turned into `outcome` by `finish`; the line is parsed in place into
+    // this one struct because moving a struct this size per line was a visible cost.
+    correct: Option<bool>,
+    n: Option<u64>,
+    c: Option<u64>,
+    /// Bit per known field (index in FIELDS), to reject duplicates and find missing fields.
+    seen: u32,
+}
+
+impl Default for Outcome {
+    fn default() -> Self {
+        Outcome::Rollout { correct: false }
+    }
+}
+
+impl NativeLine<'_> {
+    /// The problem key used everywhere: `dataset/problem_id` when a dataset is given (so that
+    /// problem "0" of two datasets stays apart), else `problem_id`.
+    pub fn problem_key(&self) -> Cow<'_, str> {
+        match &self.dataset {
+            Some(d) => Cow::Owned(format!("{d}/{}", self.problem_id)),
+            None => Cow::Borrowed(&self.problem_id),
+        }
+    }
+
+    /// Number of samples this line stands for (1 for a rollout).
+    pub fn samples(&self) -> u64 {
+        match self.outcome {
+            Outcome::Rollout { .. } => 1,
+            Outcome::Counts { n, .. } => n,
+        }
+    }
+
+    /// Number of correct samples this line stands for.
+    pub fn correct_samples(&self) -> u64 {
+        match self.outcome {
+            Outcome::Rollout { correct } => correct as u64,
+            Outcome::Counts { c, .. } => c,
+        }
+    }
+}
+
+/// Where a line came from, with its raw text.
+#[derive(Debug, Clone, Copy)]
+pub struct LineInfo<'a> {
+    /// Index into the list of files given.
+    pub file_index: usize,
+    pub file: &'a Path,
+    /// 1-based.
+    pub line: u64,
+    pub raw: &'a str,
+}
+
+/// Totals of one read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Lines parsed and handed to the caller.
+    pub records: u64,
+    /// Invalid lines skipped (only with `skip_invalid`).
+    pub skipped: u64,
+    /// The first few skipped lines' errors, to show the user.
+    pub first_skipped: Vec<InputError>,
+    /// Bytes of (decompressed) input read.
+    pub bytes: u64,
+}
+
+const SKIPPED_ERRORS_KEPT: usize = 10;
+
+/// Reads every line of every file in order and hands each valid record to `each`.
+///
+/// With `skip_invalid`, a line that fails to parse or validate is counted in
+/// [`ReadStats::skipped`] and reading continues; otherwise the first such line is returned as
+/// the error. I/O errors (a file that cannot be opened or read, corrupt gzip) always stop.
+/// An error returned by `each` stops the read and is returned as is.
+pub fn read_files<E>(
+    files: &[PathBuf],
+    needs: Needs,
+    skip_invalid: bool,
+    mut each: impl FnMut(&NativeLine<'_>, &LineInfo<'_>) -> Result<(), E>,
+) -> Result<ReadStats, E>
+where
+    E: From<InputError>,
+{
+    let mut stats = ReadStats::default();
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    for (file_index, path) in files.iter().enumerate() {
+        let display = path.display().to_string();
+        let file_err = |message: String| InputError { file: display.clone(), line: None, field: None, message };
+        let file = File::open(path).map_err(|e| file_err(format!("cannot open: {e}")))?;
+        let mut reader = open_reader(file).map_err(|e| file_err(format!("cannot read: {e}")))?;
+        let mut line_no = 0u64;
+        let mut handle = |bytes: &[u8], line_no: u64, stats: &mut ReadStats| -> Result<(), E> {
+            let bytes = trim_line_end(bytes);
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(());
+            }
+            let err = match std::str::from_utf8(bytes) {
+                Err(e) => line_error(&display, line_no, None, format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1)),
+                Ok(text) => match parse_line(text, needs) {
+                    Ok(record) => {
+                        stats.records += 1;
+                        return each(&record, &LineInfo { file_index, file: path, line: line_no, raw: text });
+                    }
+                    Err((field, msg)) => line_error(&display, line_no, field, msg),
+                },
+            };
+            match err {
+                err if skip_invalid => {
+                    stats.skipped += 1;
+                    if stats.first_skipped.len() < SKIPPED_ERRORS_KEPT {
+                        stats.first_skipped.push(err);
+                    }
+                    Ok(())
+                }
+                err => Err(err.into()),
+            }
+        };
+        // Lines that fit in the reader's buffer are parsed in place; a line split across
+        // refills (or longer than the buffer) is assembled in `buf`.
+        buf.clear();
+        loop {
+            let chunk = reader
+                .fill_buf()
+                .map_err(|e| InputError { file: display.clone(), line: Some(line_no + 1), field: None, message: format!("read error: {e}") })?;
+            if chunk.is_empty() {
+                if !buf.is_empty() {
+                    line_no += 1;
+                    stats.bytes += buf.len() as u64;
+                    handle(&buf, line_no, &mut stats)?;
+                    buf.clear();
+                }
+                break;
+            }
+            let mut consumed = 0;
+            while let Some(pos) = find_newline(&chunk[consumed..]) {
+                let end = consumed + pos;
+                line_no += 1;
+                if buf.is_empty() {
+                    stats.bytes += (end + 1 - consumed) as u64;
+                    handle(&chunk[consumed..end], line_no, &mut stats)?;
+                } else {
+                    buf.extend_from_slice(&chunk[consumed..end]);
+                    stats.bytes += buf.len() as u64 + 1;
+                    handle(&buf, line_no, &mut stats)?;
+                    buf.clear();
+                }
+                consumed = end + 1;
+            }
+            buf.extend_from_slice(&chunk[consumed..]);
+            let len = chunk.len();
+            reader.consume(len);
+        }
+    }
+    Ok(stats)
+}
+
+/// Position of the first newline, eight bytes at a time.
+fn find_newline(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let x = u64::from_le_bytes(b[i..i + 8].try_into().unwrap()) ^ (ONES * b'\n' as u64);
+        let m = x.wrapping_sub(ONES) & !x & HIGH;
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b[i..].iter().position(|&c| c == b'\n').map(|p| i + p)
+}
+
+fn line_error(file: &str, line: u64, field: Option<&'static str>, message: String) -> InputError {
+    InputError { file: file.to_string(), line: Some(line), field: field.map(str::to_string), message }
+}
+
+fn trim_line_end(buf: &[u8]) -> &[u8] {
+    let mut end = buf.len();
+    if end > 0 && buf[end - 1] == b'\n' {
+        end -= 1;
+    }
+    if end > 0 && buf[end - 1] == b'\r' {
+        end -= 1;
+    }
+    &buf[..end]
+}
+
+/// Plain or gzip (magic bytes 1f 8b; concatenated gzip members are read as one stream).
+fn open_reader(file: File) -> std::io::Result<Box<dyn BufRead>> {
+    let mut plain = BufReader::with_capacity(1 << 20, file);
+    let head = plain.fill_buf()?;
+    if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
+        Ok(Box::new(BufReader::with_capacity(1 << 20, flate2::bufread::MultiGzDecoder::new(plain))))
+    } else {
+        Ok(Box::new(plain))
+    }
+}
+
+/// Parses and validates one line. On failure: the field at fault (if any) and the message.
+pub fn parse_line(text: &str, needs: Needs) -> Result<NativeLine<'_>, (Option<&'static str>, String)> {
+    let core_only = needs == Needs { sample: needs.sample, ..Needs::default() };
+    if core_only {
+        if let Some(mut line) = fast::scan(text, needs.sample) {
+            line.finish()?;
+            return Ok(line);
+        }
+    }
+    parse_line_serde(text, needs)
+}
+
+/// The general path: serde_json with a field-naming visitor. The authority on errors.
+fn parse_line_serde(text: &str, needs: Needs) -> Result<NativeLine<'_>, (Option<&'static str>, String)> {
+    let current = Cell::new(None);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let mut line = de
+        .deserialize_map(LineVisitor { needs, current: &current })
+        .and_then(|raw| de.end().map(|_| raw))
+        .map_err(|e| describe_json_error(text, &e, current.get()))?;
+    line.finish()?;
+    Ok(line)
+}
+
+fn describe_json_error(text: &str, e: &serde_json::Error, field: Option<&'static str>) -> (Option<&'static str>, String) {
+    use serde_json::error::Category;
+    match (e.classify(), field) {
+        (Category::Data, Some(f)) => (Some(f), expected_for(f).to_string()),
+        (Category::Data, None) => (None, format!("{}", strip_position(e))),
+        (Category::Syntax | Category::Eof, f) => {
+            // Point out NaN / Infinity, which Python's json module writes but JSON forbids.
+            let col = e.column().saturating_sub(1);
+            let rest = text.get(col..).unwrap_or("");
+            let rest = rest.trim_start_matches(|c: char| c == '[' || c == ',' || c == ' ' || c == '-');
+            let msg = if rest.starts_with("NaN") || rest.starts_with("Infinity") {
+                format!("NaN and Infinity are not valid JSON (column {}); write null for a missing value", e.column())
+            } else {
+                format!("invalid JSON: {}", e)
+            };
+            (f, msg)
+        }
+        (Category::Io, f) => (f, e.to_string()),
+    }
+}
+
+fn strip_position(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+fn expected_for(field: &str) -> &'static str {
+    match field {
+        "model" | "problem_id" => "expected a string (or an integer for problem_id)",
+        "correct" => "expected a boolean",
+        "n" | "c" | "sample" => "expected a non-negative integer",
+        "step" => "expected an integer",
+        "dataset" | "response" | "answer" | "reference" | "finish_reason" => "expected a string or null",
+        "tokens" => "expected an array of strings",
+        "token_logprobs" | "token_entropies" => "expected an array of numbers (null for a missing value)",
+        "top_logprobs" => "expected an array (one per token) of [token, logprob] pairs",
+        _ => "unexpected value",
+    }
+}
+
+/// A string that borrows from the input when it has no escapes.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// `problem_id` may be a string or an integer (many eval tools number their problems).
+struct IdStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for IdStr<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = IdStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an integer")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(IdStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(IdStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(IdStr(Cow::Owned(v.to_string())))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(IdStr(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[token, logprob]` pairs of one position; `null` gives an empty list.
+struct TopRow<'a>(Vec<TopLogprob<'a>>);
+
+impl<'de> Deserialize<'de> for TopRow<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let pairs: Option<Vec<(CowStr<'de>, f64)>> = Option::deserialize(d)?;
+        Ok(TopRow(pairs.unwrap_or_default().into_iter().map(|(t, p)| (t.0, p)).collect()))
+    }
+}
+
+impl NativeLine<'_> {
+    /// Checks the required fields and sets `outcome`.
+    fn finish(&mut self) -> Result<(), (Option<&'static str>, String)> {
+        let missing = |f: &'static str| (Some(f), "missing (required)".to_string());
+        if self.seen & 1 == 0 {
+            return Err(missing("model"));
+        }
+        if self.seen & 2 == 0 {
+            return Err(missing("problem_id"));
+        }
+        self.outcome = match (self.correct, self.n, self.c) {
+            (Some(correct), None, None) => Outcome::Rollout { correct },
+            (Some(_), _, _) => {
+                let f = if self.n.is_some() { "n" } else { "c" };
+                return Err((Some(f), "a line gives either \"correct\" or \"n\" and \"c\", not both".into()));
+            }
+            (None, Some(n), Some(c)) => {
+                if c > n {
+                    return Err((Some("c"), format!("{c} is greater than n = {n}")));
+                }
+                Outcome::Counts { n, c }
+            }
+            (None, Some(_), None) => return Err(missing("c")),
+            (None, None, Some(_)) => return Err(missing("n")),
+            (None, None, None) => return Err((Some("correct"), "missing (give \"correct\", or \"n\" and \"c\")".into())),
+        };
+        Ok(())
+    }
+}
+
+const FIELDS: [&str; 16] = [
+    "model", "problem_id", "dataset", "correct", "n", "c", "sample", "response", "answer", "reference", "tokens",
+    "token_logprobs", "top_logprobs", "token_entropies", "finish_reason", "step",
+];
+
+struct LineVisitor<'c> {
+    needs: Needs,
+    /// The field whose value is being parsed, so that an error can name it.
+    current: &'c Cell<Option<&'static str>>,
+}
+
+impl<'de> Visitor<'de> for LineVisitor<'_> {
+    type Value = NativeLine<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NativeLine<'de>, A::Error> {
+        let mut raw = NativeLine::default();
+        let needs = self.needs;
+        while let Some(key) = map.next_key::<CowStr<'de>>()? {
+            let Some(idx) = FIELDS.iter().position(|f| *f == key.0) else {
+                self.current.set(None);
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let name = FIELDS[idx];
+            self.current.set(Some(name));
+            if raw.seen & (1 << idx) != 0 {
+                return Err(de::Error::custom(format!("field \"{name}\" given twice")));
+            }
+            raw.seen |= 1 << idx;
+            macro_rules! take {
+                ($need:expr, $slot:expr, $conv:expr) => {
+                    if $need {
+                        $slot = $conv(map.next_value()?);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                };
+            }
+            match name {
+                "model" => raw.model = map.next_value::<CowStr>()?.0,
+                "problem_id" => raw.problem_id = map.next_value::<IdStr>()?.0,
+                "dataset" => raw.dataset = map.next_value::<Option<CowStr>>()?.map(|s| s.0),
+                "correct" => raw.correct = Some(map.next_value()?),
+                "n" => raw.n = Some(map.next_value()?),
+                "c" => raw.c = Some(map.next_value()?),
+                "sample" => take!(needs.sample, raw.sample, |v: Option<u64>| v),
+                "response" => take!(needs.response, raw.response, |v: Option<CowStr<'de>>| v.map(|s| s.0)),
+                "answer" => take!(needs.answer, raw.answer, |v: Option<CowStr<'de>>| v.map(|s| s.0)),
+                "reference" => take!(needs.reference, raw.reference, |v: Option<CowStr<'de>>| v.map(|s| s.0)),
+                "tokens" => take!(needs.tokens, raw.tokens, |v: Option<Vec<CowStr<'de>>>| v
+                    .map(|t| t.into_iter().map(|s| s.0).collect())),
+                "token_logprobs" => take!(needs.token_logprobs, raw.token_logprobs, |v: Option<Vec<Option<f64>>>| v),
+                "top_logprobs" => take!(needs.top_logprobs, raw.top_logprobs, |v: Option<Vec<TopRow<'de>>>| v
+                    .map(|rows| rows.into_iter().map(|r| r.0).collect())),
+                "token_entropies" => take!(needs.token_entropies, raw.token_entropies, |v: Option<Vec<Option<f64>>>| v),
+                "finish_reason" => take!(needs.finish_reason, raw.finish_reason, |v: Option<CowStr<'de>>| v.map(|s| s.0)),
+                "step" => take!(needs.step, raw.step, |v: Option<i64>| v),
+                _ => unreachable!("every name of FIELDS is handled"),
+            }
+            self.current.set(None);
+        }
+        Ok(raw)
+    }
+}
+
+/// Fast path for the commands that need only the core fields (passk, unsolvable): a validating
+/// byte scanner that borrows unescaped strings and skips every other value without building it.
+/// It returns `None` on anything unusual (an escape in a needed string, a duplicate or odd
+/// value, any syntax error), and the caller then re-parses the line with serde_json, which
+/// produces the exact error or value; so the fast path only ever accepts valid JSON.
+mod fast {
+    use super::NativeLine;
+    use std::borrow::Cow;
+
+    const MAX_DEPTH: usize = 128;
+
+    /// Position of the first `"`, `\\` or control byte (< 0x20), eight bytes at a time.
+    /// (Bytes >= 0x80 never match: UTF-8 continuation and lead bytes all have the high bit.)
+    #[inline]
+    pub(super) fn find_string_special(b: &[u8]) -> Option<usize> {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let mut i = 0;
+        while i + 8 <= b.len() {
+            let x = u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+            let quote = x ^ (ONES * b'"' as u64);
+            let slash = x ^ (ONES * b'\\' as u64);
+            let m = (quote.wrapping_sub(ONES) & !quote)
+                | (slash.wrapping_sub(ONES) & !slash)
+                | (x.wrapping_sub(ONES * 0x20) & !x);
+            let m = m & HIGH;
+            if m != 0 {
+                // The lowest flagged byte is a true match (borrows only run upwards).
+                return Some(i + (m.trailing_zeros() / 8) as usize);
+            }
+            i += 8;
+        }
+        b[i..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|p| i + p)
+    }
+
+    struct Cursor<'a> {
+        b: &'a [u8],
+        s: &'a str,
+        i: usize,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn ws(&mut self) {
+            while let Some(&c) = self.b.get(self.i) {
+                if c == b' ' || c == b'\t' || c == b'\n' || c == b'\r' {
+                    self.i += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        fn peek(&self) -> Option<u8> {
+            self.b.get(self.i).copied()
+        }
+        fn eat(&mut self, c: u8) -> Option<()> {
+            (self.peek()? == c).then(|| self.i += 1)
+        }
+        /// A string without escapes, borrowed (cursor on the opening quote).
+        fn plain_str(&mut self) -> Option<&'a str> {
+            self.eat(b'"')?;
+            let start = self.i;
+            let len = find_string_special(&self.b[start..])?;
+            if self.b[start + len] != b'"' {
+                return None;
+            }
+            self.i = start + len + 1;
+            Some(&self.s[start..start + len])
+        }
+        fn uint(&mut self) -> Option<u64> {
+            let start = self.i;
+            let len = self.b[start..].iter().position(|c| !c.is_ascii_digit()).unwrap_or(self.b.len() - start);
+            if len == 0 || (len > 1 && self.b[start] == b'0') || len > 19 {
+                return None;
+            }
+            if matches!(self.b.get(start + len), Some(b'.' | b'e' | b'E')) {
+                return None;
+            }
+            self.i = start + len;
+            self.s[start..start + len].parse().ok()
+        }
+        fn literal(&mut self, lit: &[u8]) -> Option<()> {
+            self.b[self.i..].starts_with(lit).then(|| self.i += lit.len())
+        }
+        fn skip_str(&mut self) -> Option<()> {
+            self.eat(b'"')?;
+            loop {
+                let rel = find_string_special(&self.b[self.i..])?;
+                self.i += rel;
+                match self.b[self.i] {
+                    b'"' => {
+                        self.i += 1;
+                        return Some(());
+                    }
+                    b'\\' => {
+                        match *self.b.get(self.i + 1)? {
+                            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
+                            b'u' => {
+                                let hex = self.b.get(self.i + 2..self.i + 6)?;
+                                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                    return None;
+                                }
+                                self.i += 6;
+                            }
+                            _ => return None,
+                        }
+                    }
+                    _ => return None, // raw control character
+                }
+            }
+        }
+        fn digits(&mut self) -> usize {
+            let n = self.b[self.i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            self.i += n;
+            n
+        }
+        fn skip_number(&mut self) -> Option<()> {
+            let _ = self.eat(b'-');
+            let first = self.peek()?;
+            let int_digits = self.digits();
+            if int_digits == 0 || (first == b'0' && int_digits > 1) {
+                return None;
+            }
+            if self.eat(b'.').is_some() && self.digits() == 0 {
+                return None;
+            }
+            if matches!(self.peek(), Some(b'e' | b'E')) {
+                self.i += 1;
+                if matches!(self.peek(), Some(b'+' | b'-')) {
+                    self.i += 1;
+                }
+                let exp = self.digits();
+                // Huge exponents: let serde_json decide (it rejects out-of-range numbers).
+                if exp == 0 || exp > 3 {
+                    return None;
+                }
+            }
+            Some(())
+        }
+        fn skip_value(&mut self, depth: usize) -> Option<()> {
+            if depth > MAX_DEPTH {
+                return None;
+            }
+            match self.peek()? {
+                b'"' => self.skip_str(),
+                b'{' => {
+                    self.i += 1;
+                    self.ws();
+                    if self.eat(b'}').is_some() {
+                        return Some(());
+                    }
+                    loop {
+                        self.ws();
+                        self.skip_str()?;
+                        self.ws();
+                        self.eat(b':')?;
+                        self.ws();
+                        self.skip_value(depth + 1)?;
+                        self.ws();
+                        match self.peek()? {
+                            b',' => self.i += 1,
+                            b'}' => {
+                                self.i += 1;
+                                return Some(());
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+                b'[' => {
+                    self.i += 1;
+                    self.ws();
+                    if self.eat(b']').is_some() {
+                        return Some(());
+                    }
+                    loop {
+                        self.ws();
+                        self.skip_value(depth + 1)?;
+                        self.ws();
+                        match self.peek()? {
+                            b',' => self.i += 1,
+                            b']' => {
+                                self.i += 1;
+                                return Some(());
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+                b't' => self.literal(b"true"),
+                b'f' => self.literal(b"false"),
+                b'n' => self.literal(b"null"),
+                b'-' | b'0'..=b'9' => self.skip_number(),
+                _ => None,
+            }
+        }
+    }
+
+    /// Scans a line for the core fields (plus `sample` when asked). `None`: use the slow path.
+    pub(super) fn scan(text: &str, want_sample: bool) -> Option<NativeLine<'_>> {
+        let mut cur = Cursor { b: text.as_bytes(), s: text, i: 0 };
+        let mut raw = NativeLine::default();
+        cur.ws();
+        cur.eat(b'{')?;
+        cur.ws();
+        if cur.eat(b'}').is_none() {
+            loop {
+                cur.ws();
+                let key = cur.plain_str()?;
+                cur.ws();
+                cur.eat(b':')?;
+                cur.ws();
+                let bit = match key {
+                    "model" => 0,
+                    "problem_id" => 1,
+                    "dataset" => 2,
+                    "correct" => 3,
+                    "n" => 4,
+                    "c" => 5,
+                    "sample" => 6,
+                    _ => 31,
+                };
+                if bit != 31 {
+                    if raw.seen & (1 << bit) != 0 {
+                        return None;
+                    }
+                    raw.seen |= 1 << bit;
+                }
+                match bit {
+                    0 => raw.model = Cow::Borrowed(cur.plain_str()?),
+                    1 => {
+                        raw.problem_id = if cur.peek()? == b'"' {
+                            Cow::Borrowed(cur.plain_str()?)
+                        } else {
+                            Cow::Owned(cur.uint()?.to_string())
+                        }
+                    }
+                    2 => {
+                        raw.dataset = if cur.peek()? == b'n' {
+                            cur.literal(b"null")?;
+                            None
+                        } else {
+                            Some(Cow::Borrowed(cur.plain_str()?))
+                        }
+                    }
+                    3 => {
+                        raw.correct = Some(match cur.peek()? {
+                            b't' => cur.literal(b"true").map(|_| true)?,
+                            b'f' => cur.literal(b"false").map(|_| false)?,
+                            _ => return None,
+                        })
+                    }
+                    4 => raw.n = Some(cur.uint()?),
+                    5 => raw.c = Some(cur.uint()?),
+                    6 if want_sample && cur.peek()? != b'n' => raw.sample = Some(cur.uint()?),
+                    _ => cur.skip_value(1)?,
+                }
+                cur.ws();
+                match cur.peek()? {
+                    b',' => cur.i += 1,
+                    b'}' => {
+                        cur.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        cur.ws();
+        (cur.i == cur.b.len()).then_some(raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn parse(text: &str) -> Result<NativeLine<'_>, (Option<&'static str>, String)> {
+        parse_line(text, Needs::all())
+    }
+
+    #[test]
+    fn parses_rollout_and_counts_lines() {
+        let l = parse(r#"{"model":"m","problem_id":"p1","correct":true,"sample":3,"response":"so \\boxed{2}","extra":{"x":[1]}}"#).unwrap();
+        assert_eq!(l.outcome, Outcome::Rollout { correct: true });
+        assert_eq!(l.sample, Some(3));
+        assert_eq!(l.response.as_deref(), Some("so \\boxed{2}"));
+        assert!(matches!(l.model, Cow::Borrowed("m")));
+        let l = parse(r#"{"model":"m","problem_id":7,"dataset":"aime","n":10,"c":3}"#).unwrap();
+        assert_eq!(l.outcome, Outcome::Counts { n: 10, c: 3 });
+        assert_eq!(l.problem_key(), "aime/7");
+        let l = parse(r#"{"model":"m","problem_id":"p","n":0,"c":0}"#).unwrap();
+        assert_eq!(l.samples(), 0);
+    }
+
+    #[test]
+    fn token_fields() {
+        let l = parse(r#"{"model":"m","problem_id":"p","correct":false,"tokens":["a","b"],"token_logprobs":[null,-0.5],"top_logprobs":[[["a",-0.1],["c",-2.5]],null],"token_entropies":[0.3,null]}"#).unwrap();
+        assert_eq!(l.token_logprobs, Some(vec![None, Some(-0.5)]));
+        assert_eq!(l.top_logprobs.as_ref().unwrap()[0], vec![(Cow::Borrowed("a"), -0.1), (Cow::Borrowed("c"), -2.5)]);
+        assert!(l.top_logprobs.as_ref().unwrap()[1].is_empty());
+        // not needed: skipped
+        let l = parse_line(r#"{"model":"m","problem_id":"p","correct":false,"response":"long","token_logprobs":[1]}"#, Needs::default()).unwrap();
+        assert!(l.response.is_none() && l.token_logprobs.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = |t: &str| parse(t).unwrap_err();
+        assert_eq!(err(r#"{"model":"m","problem_id":"p","correct":"yes"}"#), (Some("correct"), "expected a boolean".into()));
+        assert_eq!(err(r#"{"problem_id":"p","correct":true}"#).0, Some("model"));
+        assert_eq!(err(r#"{"model":"m","correct":true}"#).0, Some("problem_id"));
+        assert_eq!(err(r#"{"model":"m","problem_id":"p"}"#).0, Some("correct"));
+        assert_eq!(err(r#"{"model":"m","problem_id":"p","n":3,"c":5}"#), (Some("c"), "5 is greater than n = 3".into()));
+        assert_eq!(err(r#"{"model":"m","problem_id":"p","n":3}"#).0, Some("c"));
+        assert_eq!(err(r#"{"model":"m","problem_id":"p","n":-1,"c":0}"#), (Some("n"), "expected a non-negative integer".into()));
+        assert_eq!(err(r#"{"model":"m","problem_id":"p","correct":true,"n":1,"c":1}"#).0, Some("n"));
+        assert_eq!(err(r#"{"model":"m","model":"x","problem_id":"p","correct":true}"#).0, Some("model"));
+        let (field, msg) = err(r#"{"model":"m","problem_id":"p","correct":true,"token_logprobs":[-0.1,NaN]}"#);
+        assert_eq!(field, Some("token_logprobs"));
+        assert!(msg.contains("NaN"), "{msg}");
+        // NaN is rejected even in a field the caller skips: the line is not JSON
+        assert!(parse_line(r#"{"model":"m","problem_id":"p","correct":true,"token_logprobs":[NaN]}"#, Needs::default()).is_err());
+        assert!(err(r#"{"model":"m","problem_id":"p","correct":true} trailing"#).1.contains("invalid JSON"));
+        assert!(err(r#"[1,2]"#).1.contains("object"));
+    }
+
+    #[test]
+    fn fast_path_agrees_with_serde_path() {
+        let lines = [
+            r#"{"model":"m","problem_id":"p","correct":true}"#,
+            r#" { "model" : "m" , "problem_id" : 12 , "dataset" : null , "n" : 10 , "c" : 0 , "sample" : null } "#,
+            r#"{"model":"m\u00e9","problem_id":"p","correct":false}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"x":{"a":[1,-2.5e-3,true,null,"q\"\n",{}],"b":[]}}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"x":[1,2}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"x":01}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"x":1.}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"x":[NaN]}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"x":"\q"}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"x":tru}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,}"#,
+            r#"{"model":"m","problem_id":"p","correct":true} x"#,
+            r#"{"model":"m","problem_id":"p","n":5,"c":7}"#,
+            r#"{"model":"m","problem_id":"p","n":5.0,"c":1}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"sample":3}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"correct":true}"#,
+            r#"{}"#,
+        ];
+        for line in lines {
+            for sample in [false, true] {
+                let needs = Needs { sample, ..Needs::default() };
+                let fast = parse_line(line, needs);
+                let slow = parse_line_serde(line, needs);
+                assert_eq!(fast, slow, "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn byte_finders_match_naive_search() {
+        let hay: Vec<u8> = (0..300u32).map(|i| [b'a', 0xc3, 0xa9, b'x', b' '][(i * 7 % 5) as usize]).collect();
+        for special in [b'"', b'\\', 0x01, b'\n'] {
+            for at in [0usize, 3, 7, 8, 15, 64, 299] {
+                let mut h = hay.clone();
+                h[at] = special;
+                let naive = h.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+                assert_eq!(fast::find_string_special(&h), naive, "{special} at {at}");
+                assert_eq!(find_newline(&h), h.iter().position(|&c| c == b'\n'));
+            }
+        }
+        assert_eq!(fast::find_string_special(&hay), None);
+        assert_eq!(find_newline(&hay), None);
+    }
+
+    fn write_file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_plain_and_gzip_files_with_locations() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = write_file(&dir, "a.jsonl", b"{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":true}\r\n\n  \n{\"model\":\"m\",\"problem_id\":\"q\",\"n\":4,\"c\":1}");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"{\"model\":\"z\",\"problem_id\":\"p\",\"correct\":false}\n").unwrap();
+        let gz_path = write_file(&dir, "b.data", &gz.finish().unwrap());
+        let mut seen = Vec::new();
+        let stats = read_files::<InputError>(&[plain, gz_path], Needs::default(), false, |l, info| {
+            seen.push((info.file_index, info.line, l.model.to_string(), l.samples()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![(0, 1, "m".into(), 1), (0, 4, "m".into(), 4), (1, 1, "z".into(), 1)]);
+        assert_eq!(stats.records, 3);
+        assert_eq!(stats.skipped, 0);
+    }
+
+    #[test]
+    fn lines_longer_than_the_read_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "x".repeat(3 << 20);
+        let text = format!(
+            "{{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":true,\"response\":\"{long}\"}}\n{{\"model\":\"m\",\"problem_id\":\"q\",\"correct\":false,\"response\":\"{long}\"}}"
+        );
+        let path = write_file(&dir, "long.jsonl", text.as_bytes());
+        let mut seen = Vec::new();
+        let stats = read_files::<InputError>(&[path], Needs { response: true, ..Needs::default() }, false, |l, info| {
+            seen.push((info.line, l.problem_id.to_string(), l.response.as_ref().unwrap().len()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![(1, "p".into(), 3 << 20), (2, "q".into(), 3 << 20)]);
+        assert_eq!(stats.bytes, text.len() as u64);
+    }
+
+    #[test]
+    fn bad_lines_stop_or_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = b"{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":true}\n{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":1}\n".to_vec();
+        bytes.extend_from_slice(b"{\"model\":\"m\xff\",\"problem_id\":\"p\",\"correct\":true}\n");
+        let path = write_file(&dir, "rollouts.jsonl", &bytes);
+        let err = read_files::<InputError>(&[path.clone()], Needs::default(), false, |_, _| Ok(())).unwrap_err();
+        assert_eq!(err.to_string(), format!("{}:2: field \"correct\": expected a boolean", path.display()));
+        let stats = read_files::<InputError>(&[path.clone()], Needs::default(), true, |_, _| Ok(())).unwrap();
+        assert_eq!((stats.records, stats.skipped), (1, 2));
+        assert!(stats.first_skipped[1].to_string().contains(":3: invalid UTF-8"), "{}", stats.first_skipped[1]);
+        let missing = dir.path().join("nope.jsonl");
+        let err = read_files::<InputError>(&[missing], Needs::default(), true, |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("cannot open"));
+        let empty = write_file(&dir, "empty.jsonl", b"");
+        let stats = read_files::<InputError>(&[empty], Needs::default(), false, |_, _| Ok(())).unwrap();
+        assert_eq!(stats.records, 0);
+    }
+}
