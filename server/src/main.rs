@@ -1,1 +1,150 @@
-fn main() {}
+//! The `caplens` binary: web server, REST API, storage and the command-line tools.
+//! Module map: ARCHITECTURE.md.
+
+mod cli;
+mod config;
+mod demo;
+mod error;
+mod ingest;
+mod storage;
+mod web;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cli::{Cli, Command, ServeArgs, StorageArgs};
+use config::{DatabaseConfig, ServeConfig};
+use error::StartupError;
+use storage::Store;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(c @ (Command::Passk(_) | Command::Unsolvable(_) | Command::Summary(_) | Command::RftSelect(_))) => {
+            ExitCode::from(cli::run_analysis(c) as u8)
+        }
+        Some(Command::Migrate) => run_async(migrate(cli.storage)),
+        Some(Command::Demo(args)) => run_async(demo_command(cli.storage, args.reset)),
+        Some(Command::Serve(args)) => run_async(serve(cli.storage, args)),
+        None => run_async(serve(cli.storage, ServeArgs::default())),
+    }
+}
+
+/// Runs a database-backed command on a tokio runtime, printing a startup failure as one line.
+fn run_async(fut: impl std::future::Future<Output = Result<(), StartupError>>) -> ExitCode {
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("caplens: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::{fmt, EnvFilter};
+    let filter = EnvFilter::try_from_env("CAPLENS_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let json = std::env::var("CAPLENS_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn open_store(storage: &StorageArgs) -> Result<Store, StartupError> {
+    let db = DatabaseConfig::resolve(storage.database_url.as_deref(), &storage.data_dir)?;
+    let store = Store::open(&db, &storage.data_dir).await?;
+    store.migrate().await?;
+    tracing::info!(database = %db.display_url(), "database ready");
+    Ok(store)
+}
+
+async fn migrate(storage: StorageArgs) -> Result<(), StartupError> {
+    let store = open_store(&storage).await?;
+    store.close().await;
+    println!("migrations applied");
+    Ok(())
+}
+
+async fn demo_command(storage: StorageArgs, reset: bool) -> Result<(), StartupError> {
+    let store = open_store(&storage).await?;
+    let loaded = if reset {
+        Some(demo::reset_demo(&store, &demo::generate::DemoConfig::default()).await?)
+    } else {
+        demo::load_demo_if_empty(&store).await?
+    };
+    match loaded {
+        Some(l) => println!(
+            "demo experiment {:?} loaded: {} problems, {} runs, {} rollouts (synthetic data)",
+            l.slug, l.problems, l.runs, l.rollouts
+        ),
+        None => println!("the database already has experiments; use `caplens demo --reset` to replace the demo"),
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError> {
+    let database = DatabaseConfig::resolve(storage.database_url.as_deref(), &storage.data_dir)?;
+    let config = ServeConfig {
+        addr: args.addr.unwrap_or_else(|| "127.0.0.1:3000".parse().expect("valid default address")),
+        database,
+        data_dir: storage.data_dir.clone(),
+        site_root: args.site_root.unwrap_or_else(config::default_site_root),
+        load_demo: !args.no_demo,
+    };
+    let store = open_store(&storage).await?;
+    if config.load_demo {
+        if let Some(l) = demo::load_demo_if_empty(&store).await? {
+            tracing::info!(slug = %l.slug, rollouts = l.rollouts, "empty database: loaded the synthetic demo experiment");
+        }
+    }
+    if !config.site_root.join("pkg").join("caplens.wasm").is_file() {
+        tracing::warn!(
+            site_root = %config.site_root.display(),
+            "no built site (pkg/caplens.wasm) here: pages render but will not hydrate; run scripts/build.sh or set --site-root"
+        );
+    }
+    let app = web::router(store.clone(), &config.site_root, config.addr);
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| StartupError::Bind { addr: config.addr.to_string(), reason: e.to_string() })?;
+    let url = format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
+    tracing::info!(%url, "caplens is listening");
+    println!("caplens is running at {url}/");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| StartupError::Bind { addr: config.addr.to_string(), reason: e.to_string() })?;
+    store.close().await;
+    tracing::info!("caplens stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM; in-flight requests then finish before exit.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

@@ -1,0 +1,173 @@
+//! Command-line interface: argument definitions (clap) and dispatch to the commands.
+//! The analysis commands' logic lives in [`analysis`]; the server in `crate::serve`.
+
+pub mod analysis;
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+/// caplens — what can this checkpoint solve that the last one could not?
+#[derive(Debug, Parser)]
+#[command(name = "caplens", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Where data lives (used by `serve`, `migrate`, `demo`).
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Database URL: sqlite://FILE or postgres://USER@HOST:PORT/DB. Default: SQLite in the data dir.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory for the default SQLite file and the blob store (token traces).
+    #[arg(long, env = "CAPLENS_DATA_DIR", default_value = "data", global = true)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the web server (the default command).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Load the synthetic demo experiment.
+    Demo(DemoArgs),
+    /// pass@k curves (unbiased estimator) of native JSON Lines rollout files.
+    Passk(PasskArgs),
+    /// Problems no rollout solved, per model, and how those sets overlap.
+    Unsolvable(UnsolvableArgs),
+    /// Per-model summary: pass@1, answer diversity, quality rates, token statistics.
+    Summary(SummaryArgs),
+    /// Select rollouts for rejection-sampling fine-tuning (paper section 4.4.1).
+    RftSelect(RftSelectArgs),
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CAPLENS_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: Option<SocketAddr>,
+    /// Directory holding the built site (pkg/caplens.js, pkg/caplens.wasm, pkg/caplens.css).
+    #[arg(long, env = "CAPLENS_SITE_ROOT")]
+    pub site_root: Option<PathBuf>,
+    /// Do not load the demo experiment into an empty database.
+    #[arg(long, env = "CAPLENS_NO_DEMO")]
+    pub no_demo: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Replace an existing demo experiment (otherwise the demo loads only into an empty database).
+    #[arg(long)]
+    pub reset: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InputArgs {
+    /// Native JSON Lines files (plain or .gz).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Skip malformed lines (reporting how many) instead of stopping at the first.
+    #[arg(long)]
+    pub skip_invalid: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PasskArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Comma-separated k values, or `all`. Default: powers of two up to the largest n, plus n.
+    #[arg(long, default_value = "default", value_parser = parse_k_selection)]
+    pub k: analysis::KSelection,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_k_selection(s: &str) -> Result<analysis::KSelection, String> {
+    if s == "default" {
+        return Ok(analysis::KSelection::Default);
+    }
+    s.parse()
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UnsolvableArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Count only the first K rollouts (by sample index); default: all.
+    #[arg(long)]
+    pub k: Option<u64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RftSelectArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// rule | noisy | entropy | rbf | noisy+rbf
+    #[arg(long)]
+    pub strategy: caplens_analysis::rft::RftStrategy,
+    /// How many rollouts to select.
+    #[arg(long)]
+    pub count: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Runs an analysis command, printing to stdout and reporting skipped lines on stderr.
+/// Returns the process exit code.
+pub fn run_analysis(command: Command) -> i32 {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = match command {
+        Command::Passk(a) => analysis::passk(&a.input.files, a.k, a.json, a.input.skip_invalid, &mut out),
+        Command::Unsolvable(a) => {
+            analysis::unsolvable(&a.input.files, a.k, a.json, a.input.skip_invalid, &mut out)
+        }
+        Command::Summary(a) => analysis::summary(&a.input.files, a.json, a.input.skip_invalid, &mut out),
+        Command::RftSelect(a) => analysis::rft_select(
+            &a.input.files,
+            a.strategy,
+            a.count,
+            a.seed,
+            a.input.skip_invalid,
+            &mut out,
+        ),
+        _ => unreachable!("run_analysis is only called for analysis commands"),
+    };
+    use std::io::Write;
+    let flushed = out.flush();
+    match result {
+        Ok(stats) => {
+            if stats.skipped > 0 {
+                eprintln!("caplens: skipped {} invalid line(s); the first:", stats.skipped);
+                for e in &stats.first_skipped {
+                    eprintln!("  {e}");
+                }
+            }
+            if let Err(e) = flushed {
+                eprintln!("caplens: cannot write output: {e}");
+                return 1;
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("caplens: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Error types of the server layer.
+//!
+//! * [`StartupError`]: why `caplens` could not start (bad configuration, database unreachable,
+//!   data directory not writable). Printed as one line with what to do; never a panic trace.
+//! * [`StoreError`]: a storage failure (see `storage`).
+//! * [`ApiError`]: what the REST API answers, as `{ "error": { "code", "message" } }` with the
+//!   matching HTTP status.
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Serialize;
+
+/// Why the server (or a command needing the database) could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("DATABASE_URL {url:?} is not valid: {reason}. Use sqlite://path/to/file.db or postgres://user@host:5432/db")]
+    BadDatabaseUrl { url: String, reason: String },
+    #[error("cannot reach the database at {url}: {reason}. Check that the server is running and the URL (host, port, user, database) is right")]
+    DatabaseUnreachable { url: String, reason: String },
+    #[error("data directory {path} is not writable: {reason}. Choose another with --data-dir or CAPLENS_DATA_DIR, or fix its permissions")]
+    DataDirNotWritable { path: String, reason: String },
+    #[error("applying database migrations failed: {0}")]
+    Migration(String),
+    #[error("cannot listen on {addr}: {reason}. Is another program using it? Choose another address with --addr or CAPLENS_ADDR")]
+    Bind { addr: String, reason: String },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("blob store error at {path}: {source}")]
+    Blob { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// An error answered by the REST API.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::NOT_FOUND, code: "not_found", message: message.into() }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, code: "bad_request", message: message.into() }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "storage error while answering an API request");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: "the server could not read its database; see the server log".into(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: &self.message } };
+        (self.status, Json(body)).into_response()
+    }
+}

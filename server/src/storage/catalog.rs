@@ -1,0 +1,440 @@
+//! The catalog: experiments, models, datasets, runs and their per-problem aggregates.
+//!
+//! Reads return the app's view models (`caplens_app::model`), so pages, the REST API and the
+//! CLI show the same rows. Writes used by loaders (demo, importers) take plain structs and run
+//! inside a caller's transaction, so a load either fully appears or not at all.
+
+use std::collections::HashMap;
+
+use caplens_app::model::{
+    lineage_forest, DatasetRow, ExperimentDetail, ExperimentSummary, LineageNode, ModelRow, RunRow,
+};
+use sqlx::{any::AnyRow, Any, Row, Transaction};
+
+use super::{db, Store};
+use crate::error::StoreError;
+
+const RUN_SELECT: &str = "
+    SELECT r.id, r.label, m.id AS model_id, m.name AS model, m.stage, p.name AS parent_model,
+           m.training_step, d.name AS dataset, r.temperature, r.top_p, r.max_tokens,
+           r.n_per_problem, r.status, r.origin, r.created_at,
+           (SELECT COUNT(*) FROM run_problem_stats s WHERE s.run_id = r.id) AS problems,
+           (SELECT CAST(COALESCE(SUM(s.n), 0) AS BIGINT) FROM run_problem_stats s
+             WHERE s.run_id = r.id) AS rollouts,
+           (SELECT AVG(CAST(s.c AS DOUBLE PRECISION) / s.n) FROM run_problem_stats s
+             WHERE s.run_id = r.id AND s.n > 0) AS pass_at_1
+    FROM runs r
+    JOIN models m ON m.id = r.model_id
+    LEFT JOIN models p ON p.id = m.parent_id
+    JOIN datasets d ON d.id = r.dataset_id";
+
+fn run_row(row: &AnyRow) -> Result<RunRow, sqlx::Error> {
+    Ok(RunRow {
+        id: row.try_get("id")?,
+        label: row.try_get("label")?,
+        model: row.try_get("model")?,
+        stage: row.try_get("stage")?,
+        parent_model: row.try_get("parent_model")?,
+        training_step: row.try_get("training_step")?,
+        dataset: row.try_get("dataset")?,
+        temperature: row.try_get("temperature")?,
+        top_p: row.try_get("top_p")?,
+        max_tokens: row.try_get("max_tokens")?,
+        n_per_problem: row.try_get("n_per_problem")?,
+        status: row.try_get("status")?,
+        origin: row.try_get("origin")?,
+        created_at: row.try_get("created_at")?,
+        problems: row.try_get("problems")?,
+        rollouts: row.try_get("rollouts")?,
+        pass_at_1: row.try_get("pass_at_1")?,
+    })
+}
+
+fn experiment_summary(row: &AnyRow) -> Result<ExperimentSummary, sqlx::Error> {
+    Ok(ExperimentSummary {
+        slug: row.try_get("slug")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        is_demo: row.try_get::<i64, _>("is_demo")? != 0,
+        run_count: row.try_get("run_count")?,
+        model_count: row.try_get("model_count")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const EXPERIMENT_SELECT: &str = "
+    SELECT e.id, e.slug, e.name, e.description, e.is_demo, e.created_at,
+           (SELECT COUNT(*) FROM experiment_runs er WHERE er.experiment_id = e.id) AS run_count,
+           (SELECT COUNT(DISTINCT r.model_id) FROM experiment_runs er
+              JOIN runs r ON r.id = er.run_id WHERE er.experiment_id = e.id) AS model_count
+    FROM experiments e";
+
+impl Store {
+    pub async fn experiments(&self) -> Result<Vec<ExperimentSummary>, StoreError> {
+        let sql = format!("{EXPERIMENT_SELECT} ORDER BY e.created_at DESC, e.id DESC");
+        let rows = db(sqlx::query(&sql).fetch_all(&self.pool).await)?;
+        db(rows.iter().map(experiment_summary).collect())
+    }
+
+    pub async fn experiment(&self, slug: &str) -> Result<Option<ExperimentDetail>, StoreError> {
+        let sql = format!("{EXPERIMENT_SELECT} WHERE e.slug = $1");
+        let Some(row) = db(sqlx::query(&sql).bind(slug).fetch_optional(&self.pool).await)? else {
+            return Ok(None);
+        };
+        let id: i64 = db(row.try_get("id"))?;
+        let summary = db(experiment_summary(&row))?;
+        let sql = format!(
+            "{RUN_SELECT} JOIN experiment_runs er ON er.run_id = r.id WHERE er.experiment_id = $1 ORDER BY r.id"
+        );
+        let rows = db(sqlx::query(&sql).bind(id).fetch_all(&self.pool).await)?;
+        let mut runs = Vec::with_capacity(rows.len());
+        let mut model_ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            runs.push(db(run_row(row))?);
+            model_ids.push(db(row.try_get::<i64, _>("model_id"))?);
+        }
+        let models = self.models().await?;
+        let order = lineage_order(&models);
+        let mut keyed: Vec<(usize, RunRow)> = runs
+            .into_iter()
+            .zip(model_ids)
+            .map(|(run, model_id)| (order.get(&model_id).copied().unwrap_or(usize::MAX), run))
+            .collect();
+        keyed.sort_by_key(|(rank, run)| (*rank, run.id));
+        Ok(Some(ExperimentDetail { summary, runs: keyed.into_iter().map(|(_, r)| r).collect() }))
+    }
+
+    pub async fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
+        let sql = format!("{RUN_SELECT} ORDER BY r.created_at DESC, r.id DESC");
+        let rows = db(sqlx::query(&sql).fetch_all(&self.pool).await)?;
+        db(rows.iter().map(run_row).collect())
+    }
+
+    pub async fn models(&self) -> Result<Vec<ModelRow>, StoreError> {
+        let rows = db(sqlx::query(
+            "SELECT m.id, m.name, m.family, m.stage, m.parent_id, m.training_step, m.notes,
+                    (SELECT COUNT(*) FROM runs r WHERE r.model_id = m.id) AS run_count
+             FROM models m ORDER BY m.id",
+        )
+        .fetch_all(&self.pool)
+        .await)?;
+        db(rows
+            .iter()
+            .map(|row| {
+                Ok(ModelRow {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    family: row.try_get("family")?,
+                    stage: row.try_get("stage")?,
+                    parent_id: row.try_get("parent_id")?,
+                    training_step: row.try_get("training_step")?,
+                    notes: row.try_get("notes")?,
+                    run_count: row.try_get("run_count")?,
+                })
+            })
+            .collect())
+    }
+
+    pub async fn datasets(&self) -> Result<Vec<DatasetRow>, StoreError> {
+        let rows = db(sqlx::query(
+            "SELECT d.id, d.name, d.description, d.source, d.created_at,
+                    (SELECT COUNT(*) FROM problems p WHERE p.dataset_id = d.id) AS problem_count
+             FROM datasets d ORDER BY d.name",
+        )
+        .fetch_all(&self.pool)
+        .await)?;
+        db(rows
+            .iter()
+            .map(|row| {
+                Ok(DatasetRow {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    description: row.try_get("description")?,
+                    source: row.try_get("source")?,
+                    problem_count: row.try_get("problem_count")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect())
+    }
+
+    /// Number of experiments (0 on a fresh database).
+    pub async fn experiment_count(&self) -> Result<i64, StoreError> {
+        db(sqlx::query_scalar("SELECT COUNT(*) FROM experiments").fetch_one(&self.pool).await)
+    }
+}
+
+/// Rank of each model in lineage order: roots first, each child right after its parent's subtree
+/// begins (depth-first), so runs of base -> sft -> rl list in that order.
+fn lineage_order(models: &[ModelRow]) -> HashMap<i64, usize> {
+    fn walk(node: &LineageNode, out: &mut HashMap<i64, usize>) {
+        let next = out.len();
+        out.insert(node.model.id, next);
+        for child in &node.children {
+            walk(child, out);
+        }
+    }
+    let mut out = HashMap::new();
+    for root in lineage_forest(models) {
+        walk(&root, &mut out);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes. Each takes the caller's transaction.
+
+pub type Tx<'a> = Transaction<'a, Any>;
+
+/// A model to create (or find by name).
+pub struct NewModel<'a> {
+    pub name: &'a str,
+    pub family: &'a str,
+    pub stage: &'a str,
+    pub parent_id: Option<i64>,
+    pub training_step: Option<i64>,
+    pub notes: &'a str,
+}
+
+/// A run to create.
+pub struct NewRun<'a> {
+    pub model_id: i64,
+    pub dataset_id: i64,
+    pub label: &'a str,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub max_tokens: Option<i64>,
+    pub n_per_problem: Option<i64>,
+    pub seed: Option<i64>,
+    pub prompt_template: Option<&'a str>,
+    pub status: &'a str,
+    pub origin: &'a str,
+}
+
+/// One rollout to store.
+pub struct NewRollout<'a> {
+    pub problem_id: i64,
+    pub sample_index: i64,
+    pub response: Option<&'a str>,
+    pub extracted_answer: Option<&'a str>,
+    pub correct: bool,
+    pub token_count: Option<i64>,
+    pub quality_flags: i64,
+}
+
+/// Per (run, problem) aggregate row.
+pub struct ProblemStats {
+    pub problem_id: i64,
+    pub n: i64,
+    pub c: i64,
+    pub first_correct_sample: Option<i64>,
+    pub distinct_answers: i64,
+}
+
+/// Bits of `rollouts.quality_flags` (paper-notes items 9 and 17).
+pub mod quality_flags {
+    pub const FORMAT_VIOLATION: i64 = 1 << 0;
+    pub const LANGUAGE_MIXING: i64 = 1 << 1;
+    pub const REDUNDANT: i64 = 1 << 2;
+    pub const NO_DIGIT: i64 = 1 << 3;
+
+    /// The flags of one response, by the checks in `caplens_analysis::quality`.
+    pub fn of_response(response: &str) -> i64 {
+        use caplens_analysis::quality;
+        let mut flags = 0;
+        if quality::is_format_violation(response) {
+            flags |= FORMAT_VIOLATION;
+        }
+        if quality::has_language_mixing(response) {
+            flags |= LANGUAGE_MIXING;
+        }
+        if quality::is_redundant(response) {
+            flags |= REDUNDANT;
+        }
+        if !quality::has_digit(response) {
+            flags |= NO_DIGIT;
+        }
+        flags
+    }
+}
+
+pub async fn insert_dataset(
+    tx: &mut Tx<'_>,
+    name: &str,
+    description: &str,
+    source: &str,
+) -> Result<i64, StoreError> {
+    db(sqlx::query_scalar(
+        "INSERT INTO datasets (name, description, source, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(name)
+    .bind(description)
+    .bind(source)
+    .bind(super::now_rfc3339())
+    .fetch_one(&mut **tx)
+    .await)
+}
+
+pub async fn insert_problem(
+    tx: &mut Tx<'_>,
+    dataset_id: i64,
+    key: &str,
+    prompt: &str,
+    reference_answer: &str,
+    source: &str,
+    tags: &[String],
+) -> Result<i64, StoreError> {
+    let tags = serde_json::to_string(tags).expect("a list of strings serialises");
+    db(sqlx::query_scalar(
+        "INSERT INTO problems (dataset_id, problem_key, prompt, reference_answer, source, tags)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(dataset_id)
+    .bind(key)
+    .bind(prompt)
+    .bind(reference_answer)
+    .bind(source)
+    .bind(tags)
+    .fetch_one(&mut **tx)
+    .await)
+}
+
+pub async fn insert_model(tx: &mut Tx<'_>, m: &NewModel<'_>) -> Result<i64, StoreError> {
+    db(sqlx::query_scalar(
+        "INSERT INTO models (name, family, stage, parent_id, training_step, notes, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(m.name)
+    .bind(m.family)
+    .bind(m.stage)
+    .bind(m.parent_id)
+    .bind(m.training_step)
+    .bind(m.notes)
+    .bind(super::now_rfc3339())
+    .fetch_one(&mut **tx)
+    .await)
+}
+
+pub async fn insert_experiment(
+    tx: &mut Tx<'_>,
+    slug: &str,
+    name: &str,
+    description: &str,
+    is_demo: bool,
+) -> Result<i64, StoreError> {
+    db(sqlx::query_scalar(
+        "INSERT INTO experiments (slug, name, description, is_demo, created_at)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(slug)
+    .bind(name)
+    .bind(description)
+    .bind(is_demo as i64)
+    .bind(super::now_rfc3339())
+    .fetch_one(&mut **tx)
+    .await)
+}
+
+pub async fn insert_run(tx: &mut Tx<'_>, r: &NewRun<'_>) -> Result<i64, StoreError> {
+    db(sqlx::query_scalar(
+        "INSERT INTO runs (model_id, dataset_id, label, temperature, top_p, max_tokens, n_per_problem,
+                           seed, prompt_template, status, origin, created_at, finished_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+    )
+    .bind(r.model_id)
+    .bind(r.dataset_id)
+    .bind(r.label)
+    .bind(r.temperature)
+    .bind(r.top_p)
+    .bind(r.max_tokens)
+    .bind(r.n_per_problem)
+    .bind(r.seed)
+    .bind(r.prompt_template)
+    .bind(r.status)
+    .bind(r.origin)
+    .bind(super::now_rfc3339())
+    .bind((r.status == "completed").then(super::now_rfc3339))
+    .fetch_one(&mut **tx)
+    .await)
+}
+
+pub async fn link_run(tx: &mut Tx<'_>, experiment_id: i64, run_id: i64) -> Result<(), StoreError> {
+    db(sqlx::query("INSERT INTO experiment_runs (experiment_id, run_id) VALUES ($1, $2)")
+        .bind(experiment_id)
+        .bind(run_id)
+        .execute(&mut **tx)
+        .await)?;
+    Ok(())
+}
+
+/// Rows per multi-row INSERT: 9 columns x 400 rows stays under SQLite's and PostgreSQL's
+/// bound-parameter limits while cutting round trips 400-fold.
+const ROLLOUT_BATCH: usize = 400;
+
+pub async fn insert_rollouts(
+    tx: &mut Tx<'_>,
+    run_id: i64,
+    rollouts: &[NewRollout<'_>],
+) -> Result<(), StoreError> {
+    for chunk in rollouts.chunks(ROLLOUT_BATCH) {
+        let mut sql = String::from(
+            "INSERT INTO rollouts (run_id, problem_id, sample_index, response, extracted_answer,
+                                   correct, token_count, quality_flags) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 8;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8
+            ));
+        }
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
+                .bind(run_id)
+                .bind(r.problem_id)
+                .bind(r.sample_index)
+                .bind(r.response)
+                .bind(r.extracted_answer)
+                .bind(r.correct as i64)
+                .bind(r.token_count)
+                .bind(r.quality_flags);
+        }
+        db(q.execute(&mut **tx).await)?;
+    }
+    Ok(())
+}
+
+pub async fn insert_problem_stats(
+    tx: &mut Tx<'_>,
+    run_id: i64,
+    stats: &[ProblemStats],
+) -> Result<(), StoreError> {
+    for chunk in stats.chunks(ROLLOUT_BATCH) {
+        let mut sql = String::from(
+            "INSERT INTO run_problem_stats (run_id, problem_id, n, c, first_correct_sample, distinct_answers) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 6;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
+        }
+        let mut q = sqlx::query(&sql);
+        for s in chunk {
+            q = q
+                .bind(run_id)
+                .bind(s.problem_id)
+                .bind(s.n)
+                .bind(s.c)
+                .bind(s.first_correct_sample)
+                .bind(s.distinct_answers);
+        }
+        db(q.execute(&mut **tx).await)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! Storage: one [`Store`] over SQLite (default) or PostgreSQL, plus the blob store for token
+//! traces.
+//!
+//! Both databases are reached through sqlx's `Any` driver, so every query is written once in the
+//! SQL both understand (`$1` placeholders, 64-bit integers, booleans as 0/1, RFC 3339 text
+//! timestamps). Migrations are kept per backend under `migrations/sqlite` and
+//! `migrations/postgres` and must describe the same schema.
+
+pub mod blobs;
+pub mod catalog;
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    any::{AnyConnectOptions, AnyPoolOptions},
+    migrate::Migrator,
+    AnyPool, Executor,
+};
+
+use crate::{
+    config::{Backend, DatabaseConfig},
+    error::{StartupError, StoreError},
+};
+pub use blobs::BlobStore;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// The database and the blob store. Cheap to clone (a pool handle and a path).
+#[derive(Clone)]
+pub struct Store {
+    pub pool: AnyPool,
+    pub backend: Backend,
+    pub blobs: BlobStore,
+}
+
+impl Store {
+    /// Opens the database (creating the SQLite file and the data directory if needed). Every
+    /// failure is a [`StartupError`] that says what is wrong and what to do.
+    pub async fn open(db: &DatabaseConfig, data_dir: &Path) -> Result<Store, StartupError> {
+        sqlx::any::install_default_drivers();
+        ensure_writable_dir(data_dir)?;
+        if db.backend == Backend::Sqlite {
+            if let Some(parent) = sqlite_file_parent(&db.url) {
+                ensure_writable_dir(&parent)?;
+            }
+        }
+        let options = AnyConnectOptions::from_str(&db.url).map_err(|e| {
+            StartupError::BadDatabaseUrl { url: db.display_url(), reason: first_line(&e.to_string()) }
+        })?;
+        let backend = db.backend;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 10,
+            })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed during an import; foreign keys are off by default
+                        // in SQLite; busy_timeout turns writer contention into waiting, not errors.
+                        conn.execute(
+                            "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; \
+                             PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| classify_connect_error(db, data_dir, e))?;
+        let blobs = BlobStore::new(data_dir.join("blobs"));
+        Ok(Store { pool, backend, blobs })
+    }
+
+    /// Applies pending migrations of this backend.
+    pub async fn migrate(&self) -> Result<(), StartupError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.map_err(|e| StartupError::Migration(first_line(&e.to_string())))
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The current time as RFC 3339 UTC text with seconds, the timestamp format of the schema.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    rfc3339_from_unix(secs)
+}
+
+/// Formats seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
+pub fn rfc3339_from_unix(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem / 60) % 60, rem % 60)
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
+
+fn sqlite_file_parent(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    if path.is_empty() || path.contains(":memory:") {
+        return None;
+    }
+    Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf)
+}
+
+fn ensure_writable_dir(dir: &Path) -> Result<(), StartupError> {
+    let fail = |reason: String| StartupError::DataDirNotWritable { path: dir.display().to_string(), reason };
+    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    let probe = dir.join(format!(".caplens-write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"ok").map_err(|e| fail(e.to_string()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+fn classify_connect_error(db: &DatabaseConfig, data_dir: &Path, e: sqlx::Error) -> StartupError {
+    let reason = first_line(&e.to_string());
+    match (&e, db.backend) {
+        (sqlx::Error::Configuration(_), _) => {
+            StartupError::BadDatabaseUrl { url: db.display_url(), reason }
+        }
+        (_, Backend::Sqlite) if reason.contains("readonly") || reason.contains("unable to open") => {
+            StartupError::DataDirNotWritable { path: data_dir.display().to_string(), reason }
+        }
+        _ => StartupError::DatabaseUnreachable { url: db.display_url(), reason },
+    }
+}
+
+/// Maps a [`StoreError`]-producing sqlx call; shorthand used across the storage modules.
+pub(crate) fn db<T>(r: Result<T, sqlx::Error>) -> Result<T, StoreError> {
+    r.map_err(StoreError::Database)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339_from_unix(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_from_unix(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_from_unix(1_795_710_667), "2026-11-26T16:31:07Z");
+    }
+
+    #[test]
+    fn sqlite_parent_is_found_for_relative_and_absolute_paths() {
+        assert_eq!(sqlite_file_parent("sqlite://data/caplens.db?mode=rwc"), Some("data".into()));
+        assert_eq!(sqlite_file_parent("sqlite:///tmp/x/c.db"), Some("/tmp/x".into()));
+        assert_eq!(sqlite_file_parent("sqlite::memory:"), None);
+    }
+}

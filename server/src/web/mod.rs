@@ -1,0 +1,139 @@
+//! The HTTP surface: Leptos pages (SSR + hydration), static files, `/healthz`, `/theme` and the
+//! REST API under `/api/v1`.
+
+pub mod api;
+pub mod pages;
+
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use axum::{
+    extract::{FromRef, State},
+    http::{header, HeaderValue, Request, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+    Form, Json, Router,
+};
+use caplens_app::{components::theme::{Theme, THEME_COOKIE}, data::SharedDataSource, shell, App};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use serde::Deserialize;
+use tower_http::{
+    compression::CompressionLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    services::ServeDir,
+    set_header::SetResponseHeaderLayer,
+    trace::TraceLayer,
+};
+
+use crate::storage::Store;
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub store: Store,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+impl FromRef<AppState> for Store {
+    fn from_ref(state: &AppState) -> Self {
+        state.store.clone()
+    }
+}
+
+/// Builds the whole application router.
+pub fn router(store: Store, site_root: &Path, addr: SocketAddr) -> Router {
+    let leptos_options = LeptosOptions::builder()
+        .output_name("caplens")
+        .site_root(site_root.to_string_lossy().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .env(leptos::config::Env::PROD)
+        .build();
+    let state = AppState { leptos_options: leptos_options.clone(), store: store.clone() };
+    let source: SharedDataSource = Arc::new(pages::StoreSource(store));
+    let context = move || provide_context(source.clone());
+    let routes = generate_route_list(App);
+
+    // The wasm/JS/CSS keep fixed names across builds, so browsers revalidate them (cheap 304s via
+    // Last-Modified) instead of caching blindly; an upgraded server never hydrates with old wasm.
+    let pkg = Router::new()
+        .fallback_service(ServeDir::new(site_root.join("pkg")).precompressed_gzip())
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=0, must-revalidate"),
+        ));
+
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/theme", post(set_theme))
+        .nest("/api", api::router())
+        .nest_service("/pkg", pkg)
+        .leptos_routes_with_context(&state, routes, context.clone(), {
+            let options = leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .with_state(state)
+        .layer(CompressionLayer::new())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+#[derive(serde::Serialize)]
+struct Health {
+    status: &'static str,
+    database: &'static str,
+}
+
+async fn healthz(State(store): State<Store>) -> Response {
+    let database = match store.backend {
+        crate::config::Backend::Sqlite => "sqlite",
+        crate::config::Backend::Postgres => "postgres",
+    };
+    let ping = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&store.pool),
+    )
+    .await;
+    match ping {
+        Ok(Ok(_)) => Json(Health { status: "ok", database }).into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "database unavailable", database }))
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ThemeForm {
+    theme: String,
+    back: Option<String>,
+}
+
+/// The no-JavaScript theme switch: store the choice in a cookie and go back.
+async fn set_theme(Form(form): Form<ThemeForm>) -> Response {
+    let theme = Theme::parse(&form.theme);
+    let back = form
+        .back
+        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains(['\r', '\n']))
+        .unwrap_or_else(|| "/".to_string());
+    let cookie = format!("{THEME_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax", theme.as_str());
+    let mut res = Redirect::to(&back).into_response();
+    res.headers_mut()
+        .insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("cookie text is ASCII"));
+    res
+}
