@@ -101,7 +101,7 @@ fn shape(s: &str) -> Option<Shape<'_>> {
         return Some(Shape::Set(Vec::new()));
     }
     if let Some(inner) = s.strip_prefix("\\{").and_then(|t| t.strip_suffix("\\}")) {
-        if wraps_whole(&s[1..s.len() - 1]) {
+        if wraps_whole(&s[1..]) {
             return Some(Shape::Set(split_top(inner, ",")?));
         }
     }
@@ -112,6 +112,15 @@ fn shape(s: &str) -> Option<Shape<'_>> {
             cells.push(split_top(row, "&")?);
         }
         return Some(Shape::Matrix(cells));
+    }
+    // Plain braces with a top-level comma, `{1,3}`: Math-Verify reads these as a set too.
+    if let Some(inner) = s.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+        if wraps_whole(s) {
+            let items = split_top(inner, ",")?;
+            if items.len() > 1 {
+                return Some(Shape::Set(items));
+            }
+        }
     }
     let bytes = s.as_bytes();
     if bytes.len() >= 2 && matches!(bytes[0], b'(' | b'[') && matches!(bytes[bytes.len() - 1], b')' | b']') && wraps_whole(s) {
@@ -158,6 +167,16 @@ pub fn compare(pred: &str, reference: &str, ctx: &Context, depth: usize) -> Verd
     let next = |a: &str, b: &str| compare(a, b, ctx, depth + 1);
     match (p, r) {
         (Shape::Union(a), Shape::Union(b)) => unordered(&a, &b, &next),
+        // A union of sets is the set of all their elements: `\{1,3\}\cup\{2,4\}` = `\{1,2,3,4\}`
+        // (Math-Verify README's first example).
+        (Shape::Union(a), Shape::Set(b)) => match union_of_sets(&a) {
+            Some(items) => unordered(&items, &b, &next),
+            None => Verdict::Different,
+        },
+        (Shape::Set(a), Shape::Union(b)) => match union_of_sets(&b) {
+            Some(items) => unordered(&a, &items, &next),
+            None => Verdict::Different,
+        },
         (Shape::Set(a) | Shape::List(a), Shape::Set(b) | Shape::List(b)) => unordered(&a, &b, &next),
         (Shape::Bracketed { open: o1, close: c1, items: a }, Shape::Bracketed { open: o2, close: c2, items: b }) => {
             if o1 != o2 || c1 != c2 {
@@ -183,6 +202,28 @@ pub fn compare(pred: &str, reference: &str, ctx: &Context, depth: usize) -> Verd
         (Shape::Scalar(a), Shape::Scalar(b)) => scalars(a, b, ctx),
         _ => Verdict::Different,
     }
+}
+
+/// All elements of a union whose parts are all sets; `None` if a part is not a set. Duplicates
+/// are removed by string (a set has no repeated elements).
+fn union_of_sets<'a>(parts: &[&'a str]) -> Option<Vec<&'a str>> {
+    let mut items: Vec<&str> = Vec::new();
+    for part in parts {
+        match shape(part)? {
+            Shape::Set(xs) => {
+                for x in xs {
+                    if !items.contains(&x) {
+                        items.push(x);
+                    }
+                }
+            }
+            _ => return None,
+        }
+        if items.len() > MAX_ELEMENTS {
+            return None;
+        }
+    }
+    Some(items)
 }
 
 fn ordered(a: &[&str], b: &[&str], next: &dyn Fn(&str, &str) -> Verdict) -> Verdict {
@@ -292,7 +333,14 @@ fn scalars(a: &str, b: &str, ctx: &Context) -> Verdict {
         }
     }
     if let (Some(p), Some(r)) = (x.exact(), y.exact()) {
-        return if numbers_match_exact(p, r, ctx) { Verdict::Equal } else { Verdict::Different };
+        if numbers_match_exact(p, r, ctx) {
+            return Verdict::Equal;
+        }
+        // Exact values decide, unless a side is written as a decimal: a decimal may be a
+        // rounding (`0.3333333` for 1/3), so it gets the numeric tolerance below.
+        if !a.contains('.') && !b.contains('.') {
+            return Verdict::Different;
+        }
     }
     let (p, r) = (x.eval(&[]), y.eval(&[]));
     if p.is_finite() && r.is_finite() {
@@ -301,8 +349,8 @@ fn scalars(a: &str, b: &str, ctx: &Context) -> Verdict {
     // `\infty` is a real answer (interval ends); any other non-finite value is an overflow
     // (`10^{10^{10}}`) or undefined (`\sqrt{-1}`), which we do not guess about.
     let (a_inf, b_inf) = (a.contains("\\infty"), b.contains("\\infty"));
-    if a_inf && b_inf && p == r && p.is_infinite() {
-        Verdict::Equal
+    if a_inf && b_inf && p.is_infinite() && r.is_infinite() {
+        if p == r { Verdict::Equal } else { Verdict::Different }
     } else if (a_inf && p.is_infinite() && r.is_finite()) || (b_inf && r.is_infinite() && p.is_finite()) {
         Verdict::Different
     } else {

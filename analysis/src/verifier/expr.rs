@@ -543,6 +543,9 @@ impl Parser {
             }
             _ if func_named(c).is_some() => {
                 let f = func_named(c).unwrap();
+                if f == Func::Log && self.peek() == Some(&Tok::Sym('_')) {
+                    return self.function_argument(); // `\log_b x` = ln x / ln b
+                }
                 // `\sin^2 x` means (sin x)^2.
                 let power = if self.eat_sym('^') { Some(self.exponent()?) } else { None };
                 let arg = self.function_argument()?;

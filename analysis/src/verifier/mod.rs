@@ -210,5 +210,17 @@ pub fn verify_with(pred: &str, reference: &str, config: &VerifierConfig) -> Verd
         pred_percent: normalize::has_percent(p),
         ref_percent: normalize::has_percent(r),
     };
-    equiv::compare(&np, &nr, &ctx, 0)
+    let verdict = equiv::compare(&np, &nr, &ctx, 0);
+    if verdict != Verdict::Different || !(p.contains('=') || r.contains('=')) {
+        return verdict;
+    }
+    // `y=2x+3` was shortened to `2x+3`; compare the equations as written too.
+    let (kp, kr) = (normalize::normalize_full(p, config, false), normalize::normalize_full(r, config, false));
+    if (kp == np && kr == nr) || kp.len() > config.max_answer_len || kr.len() > config.max_answer_len {
+        return verdict;
+    }
+    match equiv::compare(&kp, &kr, &ctx, 0) {
+        Verdict::Equal => Verdict::Equal,
+        _ => verdict,
+    }
 }

@@ -35,7 +35,7 @@ const UNIT_WORDS: &[&str] = &[
     "hours", "hr", "hrs", "minute", "minutes", "min", "mins", "second", "seconds", "day", "days",
     "week", "weeks", "month", "months", "year", "years", "kg", "gram", "grams", "pound", "pounds",
     "lb", "lbs", "ounce", "ounces", "oz", "gallon", "gallons", "liter", "liters", "litre", "litres",
-    "ml", "people", "persons", "students", "ways", "points", "times",
+    "ml", "people", "persons", "students", "ways", "points", "times", "percent",
 ];
 
 const UNWRAP_COMMANDS: &[&str] = &[
@@ -53,13 +53,19 @@ const SPACING_COMMANDS: &[&str] = &["quad", "qquad", "enspace", "thinspace", "me
 
 /// Canonical form under `config` (only `thousands_separators` affects the string form).
 pub fn normalize_with(answer: &str, config: &VerifierConfig) -> String {
+    normalize_full(answer, config, true)
+}
+
+/// Like [`normalize_with`], optionally keeping a short `x=` left-hand side (the verifier retries
+/// with it kept, so that `y=2x+3` can still be compared as an equation with `2x-y+3=0`).
+pub fn normalize_full(answer: &str, config: &VerifierConfig, strip_prefix: bool) -> String {
     let trimmed = answer.trim();
     if is_plain_integer(trimmed) {
         return trimmed.to_string();
     }
-    let mut current = normalize_pass(trimmed, config);
+    let mut current = normalize_pass(trimmed, config, strip_prefix);
     for _ in 1..MAX_PASSES {
-        let next = normalize_pass(&current, config);
+        let next = normalize_pass(&current, config, strip_prefix);
         if next == current {
             break;
         }
@@ -79,7 +85,7 @@ pub fn has_percent(raw: &str) -> bool {
     raw.contains('%') || raw.to_ascii_lowercase().trim_end().ends_with("percent")
 }
 
-fn normalize_pass(s: &str, config: &VerifierConfig) -> String {
+fn normalize_pass(s: &str, config: &VerifierConfig, strip_prefix: bool) -> String {
     let s = latex_pass(s);
     let s = strip_trailing_units(&s);
     let s = remove_spaces(&s);
@@ -87,7 +93,7 @@ fn normalize_pass(s: &str, config: &VerifierConfig) -> String {
     let s = fix_frac_and_sqrt_braces(&s);
     let s = if config.thousands_separators { remove_thousands_separators(&s) } else { s };
     let s = tidy_decimals(&s);
-    let s = strip_variable_prefix(&s);
+    let s = if strip_prefix { strip_variable_prefix(&s) } else { s };
     let s = multiple_choice_letter(&s).unwrap_or(s);
     words(&s)
 }
@@ -111,7 +117,8 @@ fn latex_pass(s: &str) -> String {
                     chars.next();
                     match next {
                         '!' | ',' | ';' | ':' | ' ' | '>' => out.push(' '),
-                        '%' | '$' => {}
+                        // `\%`, `\$`, and the maths delimiters `\(..\)`, `\[..\]`.
+                        '%' | '$' | '(' | ')' | '[' | ']' => {}
                         '\\' => {
                             // `\\frac` (JSON-escaped) is `\frac`; a bare `\\` is a row break.
                             if rest[1..].starts_with(|ch: char| ch.is_ascii_alphabetic()) {
@@ -200,31 +207,33 @@ fn latex_pass(s: &str) -> String {
     out
 }
 
-/// Step 3: removes unit words at the end, when what precedes them ends like a number.
+/// Step 3: removes unit words at the end (`5 cm`, `3 square units`, `4 cm^2`), when what
+/// precedes the run of unit words ends like a number.
 fn strip_trailing_units(s: &str) -> String {
-    let mut t = s.trim_end();
+    let mut rest = s.trim_end();
+    let mut removed_any = false;
     loop {
-        let before = t;
-        let without_power = t.strip_suffix("^2").or_else(|| t.strip_suffix("^3")).unwrap_or(t);
+        let without_power = rest.strip_suffix("^2").or_else(|| rest.strip_suffix("^3")).unwrap_or(rest);
         let word_len = without_power.bytes().rev().take_while(|b| b.is_ascii_alphabetic()).count();
-        if word_len > 0 {
-            let split = without_power.len() - word_len;
-            let (rest, word) = without_power.split_at(split);
-            let preceded_by_command = rest.ends_with('\\');
-            let rest_trimmed = rest.trim_end();
-            let ends_like_number = rest_trimmed
-                .chars()
-                .next_back()
-                .is_some_and(|c| c.is_ascii_digit() || c == '}' || c == ')' || c == '.');
-            if !preceded_by_command && ends_like_number && UNIT_WORDS.contains(&word.to_ascii_lowercase().as_str()) {
-                t = rest_trimmed;
-            }
-        }
-        if t == before {
+        if word_len == 0 {
             break;
         }
+        let (before, word) = without_power.split_at(without_power.len() - word_len);
+        if before.ends_with('\\') || !UNIT_WORDS.contains(&word.to_ascii_lowercase().as_str()) {
+            break;
+        }
+        rest = before.trim_end();
+        removed_any = true;
     }
-    t.to_string()
+    let ends_like_number = rest
+        .chars()
+        .next_back()
+        .is_some_and(|c| c.is_ascii_digit() || c == '}' || c == ')' || c == '.');
+    if removed_any && ends_like_number {
+        rest.to_string()
+    } else {
+        s.trim_end().to_string()
+    }
 }
 
 /// Step 4: drops whitespace, keeping one space between a command name and a following letter.
@@ -239,6 +248,15 @@ fn remove_spaces(s: &str) -> String {
         }
         if pending_space && in_command && c.is_ascii_alphabetic() {
             out.push(' ');
+        }
+        // `\log_2 8`: a one-character subscript followed by a space ends there; brace it so
+        // that removing the space does not make it `_28`.
+        let tail = out.as_bytes();
+        if pending_space && c.is_ascii_alphanumeric() && tail.len() >= 2 && tail[tail.len() - 2] == b'_' && tail[tail.len() - 1].is_ascii_alphanumeric() {
+            let sub = out.pop().unwrap();
+            out.push('{');
+            out.push(sub);
+            out.push('}');
         }
         pending_space = false;
         if c == '\\' {
