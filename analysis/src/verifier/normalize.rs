@@ -14,7 +14,8 @@
 //! 5. Trailing `.` removed; `\frac12` -> `\frac{1}{2}`, `\frac1{72}`, `\sqrt3` -> `\sqrt{3}`.
 //! 6. Thousands separators in a plain number (`1,000`, `12{,}345.5`) removed, when the config
 //!    allows it (default: yes).
-//! 7. Decimal tidying: `12.00` -> `12`, `1.50` -> `1.5`, `.5` -> `0.5`.
+//! 7. Decimal tidying: `12.00` -> `12`, `1.50` -> `1.5`, `.5` -> `0.5`; a whole `a/b` of
+//!    integers -> `\frac{a}{b}`.
 //! 8. A short left-hand side (`x=`, `k=`, `a_1=`, `\theta=`, `x\in`) dropped when there is exactly
 //!    one `=`.
 //! 9. Multiple choice: `(A)`, `(a)`, `A)` -> `A`.
@@ -64,6 +65,9 @@ pub fn normalize_full(answer: &str, config: &VerifierConfig, strip_prefix: bool)
         return trimmed.to_string();
     }
     let mut current = normalize_pass(trimmed, config, strip_prefix);
+    if is_simple_number_form(&current) {
+        return current; // numbers and braced fractions are a fixed point after one pass
+    }
     for _ in 1..MAX_PASSES {
         let next = normalize_pass(&current, config, strip_prefix);
         if next == current {
@@ -80,6 +84,22 @@ pub fn is_plain_integer(s: &str) -> bool {
     !digits.is_empty() && digits.len() <= 30 && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Output of one pass that is exactly a tidy decimal (`-12.5`) or `\frac{int}{int}` (optionally
+/// negated): such a string is already canonical (no pass step changes it), so the confirming
+/// second pass is skipped. This halves the cost of the common fraction case; idempotence is
+/// property-tested.
+fn is_simple_number_form(s: &str) -> bool {
+    let unsigned = s.strip_prefix('-').unwrap_or(s);
+    let is_int = |t: &str| !t.is_empty() && t.len() <= 30 && t.bytes().all(|b| b.is_ascii_digit());
+    if let Some(body) = unsigned.strip_prefix("\\frac{").and_then(|t| t.strip_suffix('}')) {
+        return body.split_once("}{").is_some_and(|(a, b)| is_int(a) && is_int(b));
+    }
+    match unsigned.split_once('.') {
+        None => is_int(unsigned),
+        Some((a, b)) => is_int(a) && is_int(b) && !b.ends_with('0'),
+    }
+}
+
 /// True when the raw answer carries a percent sign (`75\%`, `75%`, `75 percent`).
 pub fn has_percent(raw: &str) -> bool {
     raw.contains('%') || raw.to_ascii_lowercase().trim_end().ends_with("percent")
@@ -93,6 +113,7 @@ fn normalize_pass(s: &str, config: &VerifierConfig, strip_prefix: bool) -> Strin
     let s = fix_frac_and_sqrt_braces(&s);
     let s = if config.thousands_separators { remove_thousands_separators(&s) } else { s };
     let s = tidy_decimals(&s);
+    let s = slash_fraction(&s).unwrap_or(s);
     let s = if strip_prefix { strip_variable_prefix(&s) } else { s };
     let s = multiple_choice_letter(&s).unwrap_or(s);
     words(&s)
@@ -388,7 +409,10 @@ fn tidy_decimals(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        let prev_is_word = i > 0 && (bytes[i - 1].is_ascii_alphabetic() || bytes[i - 1] == b'_');
+        // Not a number start: after a letter or `_` (`x1.50` keeps its form), or a dot right after a
+        // digit (`1.5.0`: the second `.0` is not a number of its own).
+        let prev_is_word = i > 0
+            && (bytes[i - 1].is_ascii_alphabetic() || bytes[i - 1] == b'_' || (b == b'.' && bytes[i - 1].is_ascii_digit()));
         if (b.is_ascii_digit() || (b == b'.' && bytes.get(i + 1).is_some_and(|n| n.is_ascii_digit()))) && !prev_is_word {
             let start = i;
             while i < bytes.len() && bytes[i].is_ascii_digit() {
@@ -418,6 +442,18 @@ fn tidy_decimals(s: &str) -> String {
         i += ch_len;
     }
     out
+}
+
+/// Step 7b: a whole answer `a/b` of two integers becomes `\frac{a}{b}` (Hendrycks), so both
+/// spellings count as one answer in diversity and majority vote.
+fn slash_fraction(s: &str) -> Option<String> {
+    let (sign, unsigned) = match s.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", s),
+    };
+    let (a, b) = unsigned.split_once('/')?;
+    let is_int = |t: &str| !t.is_empty() && t.len() <= 30 && t.bytes().all(|c| c.is_ascii_digit());
+    (is_int(a) && is_int(b)).then(|| format!("{sign}\\frac{{{a}}}{{{b}}}"))
 }
 
 /// Step 8: `x=5` -> `5`, `a_1=3` -> `3`, `\theta=\frac{\pi}{2}`, `x\in[0,1]` -> `[0,1]`.
