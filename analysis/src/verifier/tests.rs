@@ -348,6 +348,11 @@ const NORMALIZATION_CASES: &[(&str, &str)] = &[
     ("YES", "yes"),
     ("\\boxed{\\dfrac{3}{4}}", "\\frac{3}{4}"),
     ("1.50.0", "1.5.0"),
+    ("\u{4}....3", "\u{4}....3"), // found by cargo fuzz: each pass used to eat one dot
+    ("\u{4}...........3.", "\u{4}...........3"), // the fuzzer's crash input itself
+    ("0.mm.mm.mm,.mm", "0.mm.mm.mm,.mm"), // cargo fuzz: one unit word peeled per pass
+    ("5 cm.", "5"),
+    ("2//,\\.\\//,\\.\\,\\.\\.,.\\.,\\.\\..", "2//,\\.\\//"), // cargo fuzz: `\.` peeled one per pass
     ("-3/4", "-\\frac{3}{4}"),
     ("1,000,000.50", "1000000.5"),
 ];
