@@ -9,6 +9,9 @@ use caplens_analysis::verifier::{verify, Verdict};
 use std::hint::black_box;
 use std::time::Instant;
 
+/// A generator of (prediction, reference) pairs.
+type PairGen = fn(&mut SplitMix64) -> (String, String);
+
 fn integers(rng: &mut SplitMix64) -> (String, String) {
     let r = rng.below(1000);
     let p = if rng.bernoulli(0.5) { r } else { rng.below(1000) };
@@ -49,7 +52,7 @@ fn expressions(rng: &mut SplitMix64) -> (String, String) {
     (pred, reference)
 }
 
-fn run(name: &str, n: usize, gen: fn(&mut SplitMix64) -> (String, String)) -> f64 {
+fn run(name: &str, n: usize, gen: PairGen) -> f64 {
     let mut rng = SplitMix64::new(7);
     let pairs: Vec<(String, String)> = (0..n).map(|_| gen(&mut rng)).collect();
     let start = Instant::now();
@@ -68,7 +71,7 @@ fn run(name: &str, n: usize, gen: fn(&mut SplitMix64) -> (String, String)) -> f6
 fn main() {
     // The mix of a typical MATH/AIME run: mostly integers, then fractions and decimals, few
     // symbolic answers. Total: 1,000,000 pairs.
-    let mix: [(&str, usize, fn(&mut SplitMix64) -> (String, String)); 4] = [
+    let mix: [(&str, usize, PairGen); 4] = [
         ("integers", 600_000, integers),
         ("fractions", 200_000, fractions),
         ("decimals", 150_000, decimals),

@@ -5,10 +5,10 @@
 //! `math_equal`, Hugging Face Math-Verify), written from their documented behaviour, with the
 //! cases where they disagree decided by [`VerifierConfig`]. The full rules are in
 //! `docs/verifier.md`; each submodule documents its part:
-//! - [`extract_answer`]: `extract.rs` (boxed, then documented fallbacks, `</think>` preferred);
-//! - [`normalize_answer`]: `normalize.rs` (canonical string; also used for answer diversity,
+//! - `extract.rs` for [`extract_answer`] (boxed, then documented fallbacks, `</think>` preferred);
+//! - `normalize.rs` for [`normalize_answer`] (canonical string, also used for answer diversity,
 //!   majority vote and answer clusters);
-//! - [`verify`]: `equiv.rs` (shapes, exact rationals, numeric tolerance, random-point checks)
+//! - `equiv.rs` for [`verify`] (shapes, exact rationals, numeric tolerance, random-point checks)
 //!   over `expr.rs` (a small bounded parser/evaluator; no CAS).
 //!
 //! Safety: every function is total on any `&str` and bounded in work. Inputs longer than

@@ -272,7 +272,9 @@ fn config_switches_change_the_disputed_cases() {
 // ------------------------------------------------------------------ extraction
 
 /// (response, expected answer or None, expected rule, after_think, source)
-const EXTRACTION_CASES: &[(&str, Option<&str>, Option<ExtractionRule>, bool, &str)] = &[
+type ExtractionCase = (&'static str, Option<&'static str>, Option<ExtractionRule>, bool, &'static str);
+
+const EXTRACTION_CASES: &[ExtractionCase] = &[
     ("So the answer is $\\boxed{42}$.", Some("42"), Some(ExtractionRule::Boxed), false, "H: last \\boxed"),
     ("\\boxed{1} then \\boxed{2}", Some("2"), Some(ExtractionRule::Boxed), false, "H: rfind, the last box wins"),
     ("\\boxed{\\frac{1}{2}}", Some("\\frac{1}{2}"), Some(ExtractionRule::Boxed), false, "H: balanced nested braces"),
