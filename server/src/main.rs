@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Some(c @ (Command::Passk(_) | Command::Unsolvable(_) | Command::Summary(_) | Command::RftSelect(_))) => {
             ExitCode::from(cli::run_analysis(c) as u8)
         }
+        Some(c @ (Command::Verify(_) | Command::Extract(_))) => ExitCode::from(cli::run_verifier(c) as u8),
         Some(Command::Migrate) => run_async(migrate(cli.storage)),
         Some(Command::Demo(args)) => run_async(demo_command(cli.storage, args.reset)),
         Some(Command::Serve(args)) => run_async(serve(cli.storage, args)),

@@ -2,6 +2,7 @@
 //! The analysis commands' logic lives in [`analysis`]; the server in `crate::serve`.
 
 pub mod analysis;
+pub mod verify;
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -44,6 +45,30 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Select rollouts for rejection-sampling fine-tuning (paper section 4.4.1).
     RftSelect(RftSelectArgs),
+    /// Compare a predicted answer with a reference: prints equal / different / unverifiable
+    /// (exit 0 / 1 / 2), or one verdict per `pred<TAB>ref` line with --tsv.
+    Verify(VerifyArgs),
+    /// Print the final answer found in a response file and the rule that found it.
+    Extract(ExtractArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["pred", "tsv"])))]
+pub struct VerifyArgs {
+    /// The predicted answer.
+    #[arg(requires = "reference")]
+    pub pred: Option<String>,
+    /// The reference answer.
+    pub reference: Option<String>,
+    /// Read `pred<TAB>ref` lines from FILE (`-` for stdin); prints one verdict per line.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pred", "reference"])]
+    pub tsv: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExtractArgs {
+    /// A text file holding one response (`-` for stdin).
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Clone, Args, Default)]
@@ -126,6 +151,69 @@ pub struct RftSelectArgs {
     pub count: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// Runs `verify` or `extract`; returns the process exit code.
+pub fn run_verifier(command: Command) -> i32 {
+    use std::io::{Read, Write};
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let code = match command {
+        Command::Verify(VerifyArgs { tsv: Some(path), .. }) => {
+            let result = if path.as_os_str() == "-" {
+                verify::verify_tsv(&mut std::io::stdin().lock(), &mut out)
+            } else {
+                match std::fs::File::open(&path) {
+                    Ok(f) => verify::verify_tsv(&mut std::io::BufReader::new(f), &mut out),
+                    Err(e) => {
+                        eprintln!("caplens: cannot open {}: {e}", path.display());
+                        return 1;
+                    }
+                }
+            };
+            match result {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = out.flush();
+                    eprintln!("caplens: {}: {e}", path.display());
+                    1
+                }
+            }
+        }
+        Command::Verify(VerifyArgs { pred: Some(pred), reference: Some(reference), .. }) => {
+            match verify::verify_pair(&pred, &reference, &mut out) {
+                Ok(verdict) => verify::exit_code(verdict),
+                Err(e) => {
+                    eprintln!("caplens: cannot write output: {e}");
+                    2
+                }
+            }
+        }
+        Command::Extract(ExtractArgs { file }) => {
+            let mut bytes = Vec::new();
+            let read = if file.as_os_str() == "-" {
+                std::io::stdin().read_to_end(&mut bytes).map(|_| ())
+            } else {
+                std::fs::read(&file).map(|b| bytes = b)
+            };
+            if let Err(e) = read {
+                eprintln!("caplens: cannot read {}: {e}", file.display());
+                return 1;
+            }
+            // Responses are untrusted: invalid UTF-8 is replaced, never a reason to fail.
+            let text = String::from_utf8_lossy(&bytes);
+            match verify::extract_file(&text, &mut out) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("caplens: cannot write output: {e}");
+                    1
+                }
+            }
+        }
+        _ => unreachable!("run_verifier is only called for verify and extract"),
+    };
+    let _ = out.flush();
+    code
 }
 
 /// Runs an analysis command, printing to stdout and reporting skipped lines on stderr.

@@ -60,14 +60,17 @@ impl From<std::io::Error> for TsvError {
 /// silently skipping it would shift every later verdict against its input line, and guessing a
 /// verdict would be dishonest. Verdicts printed before the bad line stay valid.
 pub fn verify_tsv(input: &mut dyn BufRead, out: &mut dyn Write) -> Result<(), TsvError> {
-    let mut line = String::new();
+    // Bytes, not read_line: a line with invalid UTF-8 gets a verdict (on its lossy text)
+    // instead of stopping the whole file.
+    let mut raw = Vec::new();
     let mut number = 0;
     loop {
-        line.clear();
-        if input.read_line(&mut line)? == 0 {
+        raw.clear();
+        if input.read_until(b'\n', &mut raw)? == 0 {
             return Ok(());
         }
         number += 1;
+        let line = String::from_utf8_lossy(&raw);
         let text = line.strip_suffix('\n').unwrap_or(&line);
         let text = text.strip_suffix('\r').unwrap_or(text);
         let Some((pred, reference)) = text.split_once('\t') else {
