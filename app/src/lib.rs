@@ -80,4 +80,8 @@ pub fn App() -> impl IntoView {
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(App);
+    // A marker for browser tests (and curious users): the wasm has taken over the page.
+    if let Some(html) = document().document_element() {
+        let _ = html.set_attribute("data-hydrated", "true");
+    }
 }

@@ -1,21 +1,17 @@
-//! The `caplens` binary: web server, REST API, storage and the command-line tools.
-//! Module map: ARCHITECTURE.md.
-
-mod cli;
-mod config;
-mod demo;
-mod error;
-mod ingest;
-mod storage;
-mod web;
+//! The `caplens` binary: parses the command line and runs the command.
+//! The modules live in the library (`lib.rs`); module map: ARCHITECTURE.md.
 
 use std::process::ExitCode;
 
+use caplens_server::{
+    cli::{self, Cli, Command, ServeArgs, StorageArgs},
+    config::{self, DatabaseConfig, ServeConfig},
+    demo,
+    error::StartupError,
+    storage::Store,
+    web,
+};
 use clap::Parser;
-use cli::{Cli, Command, ServeArgs, StorageArgs};
-use config::{DatabaseConfig, ServeConfig};
-use error::StartupError;
-use storage::Store;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds caplens: the hydration wasm (app crate, feature hydrate), the site assets, and the
+# `caplens` server binary (feature ssr). Usage: scripts/build.sh [--release]
+# Output: $TARGET_DIR/site/{pkg/caplens.js,pkg/caplens.wasm,pkg/caplens.css,favicon.ico},
+#         $TARGET_DIR/{debug|release}/caplens
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PROFILE=dev; WASM_PROFILE=dev; OUT=debug; WASM_OUT=debug
+if [ "${1:-}" = "--release" ]; then
+    PROFILE=release; WASM_PROFILE=wasm-release; OUT=release; WASM_OUT=wasm-release
+fi
+
+ensure_build_tools
+cd "$ROOT"
+
+say "building the browser side (wasm, profile $WASM_PROFILE)"
+cargo build -p caplens-app --lib --target wasm32-unknown-unknown --no-default-features \
+    --features hydrate --profile "$WASM_PROFILE"
+
+SITE="$TARGET_DIR/site"
+PKG="$SITE/pkg"
+mkdir -p "$PKG"
+wasm-bindgen --target web --no-typescript --out-dir "$PKG" --out-name caplens \
+    "$TARGET_DIR/wasm32-unknown-unknown/$WASM_OUT/caplens_app.wasm"
+# Leptos' HydrationScripts asks for /pkg/caplens.wasm (LEPTOS_OUTPUT_NAME is set at compile time).
+mv -f "$PKG/caplens_bg.wasm" "$PKG/caplens.wasm"
+cp style/caplens.css "$PKG/caplens.css"
+cp -r public/. "$SITE/"
+# Precompressed copies, served by the static file service to browsers that accept gzip.
+for f in "$PKG/caplens.wasm" "$PKG/caplens.js" "$PKG/caplens.css"; do gzip -9 -k -f "$f"; done
+
+say "building the server (profile $PROFILE)"
+cargo build -p caplens-server --bin caplens --profile "$PROFILE"
+
+say "built: $TARGET_DIR/$OUT/caplens with site $SITE ($(du -h "$PKG/caplens.wasm" | cut -f1) wasm)"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The one command to try caplens: installs the build tools it lacks, builds (release), and
+# starts caplens on the embedded default — SQLite at ./data/caplens.db with the demo experiment.
+# Extra arguments go to `caplens serve` (e.g. --addr 0.0.0.0:8080).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+"$ROOT/scripts/build.sh" --release
+say "starting caplens (Ctrl-C to stop)"
+exec "$TARGET_DIR/release/caplens" serve --site-root "$TARGET_DIR/site" "$@"

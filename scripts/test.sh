@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The one command that runs every test of caplens:
+#   1. installs what the tests need and is missing (wasm target, wasm-bindgen-cli, Chromium,
+#      playwright-core);
+#   2. builds the site and the server (debug);
+#   3. cargo test for the whole workspace, with the storage/API tests against SQLite and
+#      PostgreSQL (a fresh schema per test in CAPLENS_TEST_POSTGRES_URL, default
+#      postgres://postgres@127.0.0.1:5432/test);
+#   4. the end-to-end tests in headless Chromium against a real `caplens serve`.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+ensure_build_tools
+if [ ! -x /usr/bin/chromium ]; then
+    say "installing Debian's chromium for the browser tests"
+    command -v apt-get >/dev/null || die "no /usr/bin/chromium and no apt-get: install Chromium and set CHROMIUM=/path/to/chromium"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+if [ ! -d tests/e2e/node_modules/playwright-core ]; then
+    say "installing playwright-core (the browser itself is Debian's chromium)"
+    (cd tests/e2e && npm install --no-audit --no-fund --silent)
+fi
+
+export CAPLENS_TEST_POSTGRES_URL="${CAPLENS_TEST_POSTGRES_URL-postgres://postgres@127.0.0.1:5432/test}"
+if [ -n "$CAPLENS_TEST_POSTGRES_URL" ] && command -v pg_isready >/dev/null; then
+    pg_isready -q -d "$CAPLENS_TEST_POSTGRES_URL" || die "PostgreSQL at $CAPLENS_TEST_POSTGRES_URL is not ready (set CAPLENS_TEST_POSTGRES_URL= to skip the PostgreSQL variants)"
+fi
+
+"$ROOT/scripts/build.sh"
+
+say "cargo test (workspace; storage tests on SQLite and PostgreSQL)"
+cargo test --workspace
+
+say "browser tests (headless Chromium)"
+(cd tests/e2e && CARGO_TARGET_DIR="$TARGET_DIR" npm test --silent)
+
+say "all tests passed"

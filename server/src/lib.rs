@@ -1,0 +1,11 @@
+//! caplens-server: the web server, REST API, storage, demo data and command-line tools behind
+//! the `caplens` binary. A library so that integration tests (server/tests, tests/) can drive
+//! the same code the binary runs. Module map: ARCHITECTURE.md.
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod ingest;
+pub mod storage;
+pub mod web;

@@ -1,0 +1,146 @@
+//! The `caplens` binary end to end: start-up errors and the analysis / verifier commands.
+
+use std::process::{Command, Output};
+
+fn caplens(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_caplens"));
+    cmd.args(args).env_remove("DATABASE_URL").env_remove("CAPLENS_DATA_DIR");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run caplens")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The last line a failing start-up prints (after any log lines) must say what is wrong.
+fn error_line(o: &Output) -> String {
+    stderr(o).lines().rfind(|l| l.starts_with("caplens: ")).unwrap_or_default().to_string()
+}
+
+#[test]
+fn malformed_database_url_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = caplens(&["migrate", "--data-dir", dir.path().to_str().unwrap()], &[("DATABASE_URL", "mysql://x/y")]);
+    assert!(!o.status.success());
+    let line = error_line(&o);
+    assert!(line.contains("DATABASE_URL") && line.contains("mysql"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"));
+}
+
+#[test]
+fn unreachable_database_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = caplens(
+        &["migrate", "--data-dir", dir.path().to_str().unwrap()],
+        &[("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")],
+    );
+    assert!(!o.status.success());
+    let line = error_line(&o);
+    assert!(line.contains("cannot reach the database at postgres://nobody@127.0.0.1:1/none"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"));
+}
+
+#[test]
+fn unwritable_data_directory_is_one_clear_line() {
+    // A regular file in the way: not writable as a directory even for root.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let data_dir = file.path().join("data");
+    let o = caplens(&["migrate", "--data-dir", data_dir.to_str().unwrap()], &[]);
+    assert!(!o.status.success());
+    let line = error_line(&o);
+    assert!(line.contains("is not writable") && line.contains("--data-dir"), "{}", stderr(&o));
+}
+
+#[test]
+fn migrate_then_demo_on_a_fresh_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = caplens(&["migrate", "--data-dir", d], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.path().join("caplens.db").is_file());
+    let o = caplens(&["demo", "--data-dir", d], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("synthetic"));
+    let o = caplens(&["demo", "--data-dir", d], &[]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("already has experiments"));
+    let o = caplens(&["demo", "--reset", "--data-dir", d], &[]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("loaded"), "{}", stderr(&o));
+}
+
+#[test]
+fn verify_exit_codes_follow_the_verdict() {
+    let o = caplens(&["verify", "\\frac{1}{2}", "0.5"], &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "equal");
+    let o = caplens(&["verify", "3", "4"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "different");
+}
+
+#[test]
+fn verify_tsv_prints_one_verdict_per_line_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pairs.tsv");
+    std::fs::write(&path, "1,000\t1000\n2\t3\n\\dfrac{3}{4}\t0.75\n").unwrap();
+    let o = caplens(&["verify", "--tsv", path.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "equal\ndifferent\nequal\n");
+}
+
+#[test]
+fn extract_names_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.txt");
+    std::fs::write(&path, "<think>maybe \\boxed{3}</think> So the result is \\boxed{\\frac{1}{2}}.").unwrap();
+    let o = caplens(&["extract", path.to_str().unwrap()], &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("answer: \\frac{1}{2}") && out.contains("rule: boxed"), "{out}");
+}
+
+#[test]
+fn passk_json_matches_the_analysis_crate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.jsonl");
+    let mut lines = String::new();
+    // Model a: problem p1 4/8 correct, p2 0/8; model b: counts line for p1, rollouts for p2.
+    for i in 0..8 {
+        lines += &format!("{{\"model\":\"a\",\"problem_id\":\"p1\",\"sample\":{i},\"correct\":{}}}\n", i % 2 == 0);
+        lines += &format!("{{\"model\":\"a\",\"problem_id\":\"p2\",\"sample\":{i},\"correct\":false}}\n");
+        lines += &format!("{{\"model\":\"b\",\"problem_id\":\"p2\",\"sample\":{i},\"correct\":{}}}\n", i == 7);
+    }
+    lines += "{\"model\":\"b\",\"problem_id\":\"p1\",\"n\":8,\"c\":2}\n";
+    std::fs::write(&path, lines).unwrap();
+    let o = caplens(&["passk", path.to_str().unwrap(), "--k", "1,8", "--json"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let models = v["models"].as_array().unwrap();
+    assert_eq!(models[0]["model"], "a");
+    assert_eq!(models[1]["model"], "b");
+    use caplens_analysis::passk::{pass_at_k_curve, ProblemCounts};
+    let a = pass_at_k_curve(&[ProblemCounts { n: 8, c: 4 }, ProblemCounts { n: 8, c: 0 }], &[1, 8]);
+    let b = pass_at_k_curve(&[ProblemCounts { n: 8, c: 2 }, ProblemCounts { n: 8, c: 1 }], &[1, 8]);
+    for (model, expected) in models.iter().zip([a, b]) {
+        for (point, e) in model["points"].as_array().unwrap().iter().zip(expected) {
+            assert_eq!(point["k"], e.k);
+            assert!((point["pass_at_k"].as_f64().unwrap() - e.pass_at_k).abs() < 1e-12);
+            assert_eq!(point["problems"], 2);
+        }
+    }
+}
+
+#[test]
+fn malformed_input_names_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rollouts.jsonl");
+    std::fs::write(&path, "{\"model\":\"a\",\"problem_id\":\"p\",\"correct\":true}\n{\"model\":\"a\",\"problem_id\":\"p\",\"correct\":\"yes\"}\n").unwrap();
+    let o = caplens(&["passk", path.to_str().unwrap()], &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("rollouts.jsonl:2: field \"correct\""), "{err}");
+    let o = caplens(&["passk", path.to_str().unwrap(), "--skip-invalid", "--json"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("skipped 1 invalid line"), "{}", stderr(&o));
+}
