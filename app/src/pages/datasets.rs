@@ -1,7 +1,8 @@
 //! Datasets and their sizes.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
+
+use crate::components::common::PageTitle;
 
 use crate::{api::list_datasets, components::common::ErrorBox};
 
@@ -9,7 +10,7 @@ use crate::{api::list_datasets, components::common::ErrorBox};
 pub fn DatasetsPage() -> impl IntoView {
     let datasets = Resource::new(|| (), |_| list_datasets());
     view! {
-        <Title text="Datasets" />
+        <PageTitle text="Datasets" />
         <h1>"Datasets"</h1>
         <Suspense fallback=|| view! { <p class="loading">"Loading datasets…"</p> }>
             {move || Suspend::new(async move {

@@ -1,7 +1,8 @@
 //! One experiment: its runs, grouped by model lineage, with a live filter.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
+
+use crate::components::common::PageTitle;
 use leptos_router::hooks::use_params_map;
 
 use crate::{
@@ -22,7 +23,7 @@ pub fn ExperimentPage() -> impl IntoView {
                     Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
                     Ok(None) => {
                         view! {
-                            <Title text="Experiment not found" />
+                            <PageTitle text="Experiment not found" />
                             <h1>"Experiment not found"</h1>
                             <p>
                                 "There is no experiment called “" {slug()}
@@ -59,7 +60,7 @@ fn ExperimentView(detail: ExperimentDetail) -> impl IntoView {
         runs.with_value(|rs| rs.iter().filter(|r| run_matches(r, &f)).count())
     };
     view! {
-        <Title text=summary.name.clone() />
+        <PageTitle text=summary.name.clone() />
         <h1>{summary.name.clone()}</h1>
         {summary.is_demo.then(|| view! { <DemoBanner /> })}
         <p class="description">{summary.description.clone()}</p>

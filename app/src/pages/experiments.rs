@@ -1,7 +1,8 @@
 //! The experiments list (home page).
 
 use leptos::prelude::*;
-use leptos_meta::Title;
+
+use crate::components::common::PageTitle;
 use leptos_router::components::A;
 
 use crate::{api::list_experiments, components::common::ErrorBox};
@@ -10,7 +11,7 @@ use crate::{api::list_experiments, components::common::ErrorBox};
 pub fn ExperimentsPage() -> impl IntoView {
     let experiments = Resource::new(|| (), |_| list_experiments());
     view! {
-        <Title text="Experiments" />
+        <PageTitle text="Experiments" />
         <h1>"Experiments"</h1>
         <p class="lede">
             "An experiment is a named set of evaluation runs — typically one base, SFT and RL "

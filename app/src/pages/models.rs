@@ -1,7 +1,8 @@
 //! Models and their lineage (base -> sft -> rl ...), as a tree.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
+
+use crate::components::common::PageTitle;
 
 use crate::{
     api::list_models,
@@ -13,7 +14,7 @@ use crate::{
 pub fn ModelsPage() -> impl IntoView {
     let models = Resource::new(|| (), |_| list_models());
     view! {
-        <Title text="Models" />
+        <PageTitle text="Models" />
         <h1>"Models"</h1>
         <p class="lede">"Checkpoints and where they come from. Children are trained from their parent."</p>
         <Suspense fallback=|| view! { <p class="loading">"Loading models…"</p> }>

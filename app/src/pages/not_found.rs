@@ -1,7 +1,8 @@
 //! The 404 page.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
+
+use crate::components::common::PageTitle;
 use leptos_router::hooks::use_location;
 
 #[component]
@@ -14,7 +15,7 @@ pub fn NotFound() -> impl IntoView {
     }
     let location = use_location();
     view! {
-        <Title text="Page not found" />
+        <PageTitle text="Page not found" />
         <div class="not-found" data-testid="not-found">
             <h1>"Page not found"</h1>
             <p>"Nothing lives at " <code>{move || location.pathname.get()}</code> "."</p>

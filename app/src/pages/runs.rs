@@ -1,7 +1,8 @@
 //! Every evaluation run, newest first.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
+
+use crate::components::common::PageTitle;
 
 use crate::{
     api::list_runs,
@@ -12,7 +13,7 @@ use crate::{
 pub fn RunsPage() -> impl IntoView {
     let runs = Resource::new(|| (), |_| list_runs());
     view! {
-        <Title text="Runs" />
+        <PageTitle text="Runs" />
         <h1>"Runs"</h1>
         <Suspense fallback=|| view! { <p class="loading">"Loading runs…"</p> }>
             {move || Suspend::new(async move {

@@ -1,12 +1,13 @@
 //! Upload: how rollouts get into caplens.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
+
+use crate::components::common::PageTitle;
 
 #[component]
 pub fn UploadPage() -> impl IntoView {
     view! {
-        <Title text="Upload" />
+        <PageTitle text="Upload" />
         <h1>"Upload rollouts"</h1>
         <p class="lede">
             "caplens reads rollouts in its native JSON Lines format (one object per rollout, or "
