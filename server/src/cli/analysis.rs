@@ -6,7 +6,10 @@
 //! Problems are keyed by `dataset/problem_id` when a dataset is given, else by `problem_id`.
 //! Each command returns the read statistics (skipped lines) for the caller to report on stderr.
 
-use crate::ingest::native::{read_files, InputError, LineInfo, NativeLine, Needs, Outcome, ReadStats};
+use crate::ingest::native::{
+    read_core_parallel, read_files, reader_threads, CoreLine, InputError, InputPosition, LineInfo, NativeLine, Needs, Outcome,
+    ReadStats,
+};
 use caplens_analysis::passk::{default_ks, pass_at_k_curve, CurvePoint, ProblemCounts};
 use caplens_analysis::rft::{rule_filter, select_indices, RftError, RftFeatures, RftStrategy};
 use caplens_analysis::sets::{compare_unsolvable, MissingReason, ModelOutcomes, ProblemOutcome};
@@ -155,10 +158,130 @@ fn problem_key<'b>(line: &NativeLine<'_>, buf: &'b mut String) -> &'b str {
 // ---------------------------------------------------------------------------------------------
 // passk
 
-#[derive(Default)]
-struct CountsTable {
+/// Whether `key` is the problem key (see [`problem_key`]) of these fields, without building it.
+fn key_matches(key: &str, dataset: Option<&str>, problem_id: &str) -> bool {
+    match dataset {
+        None => key == problem_id,
+        Some(d) => {
+            key.len() == d.len() + 1 + problem_id.len()
+                && key.as_bytes()[d.len()] == b'/'
+                && key.starts_with(d)
+                && key.ends_with(problem_id)
+        }
+    }
+}
+
+/// One model's counts as seen by one reader thread.
+struct ShardModel {
+    name: String,
+    first: InputPosition,
     problems: ProblemIndex,
     counts: Vec<ProblemCounts>,
+    /// Where each problem first appeared.
+    first_seen: Vec<InputPosition>,
+}
+
+/// The passk counts of one reader thread; threads see blocks of lines out of order, so every
+/// model and problem keeps its first position, and [`merge_count_shards`] restores the order.
+#[derive(Default)]
+struct CountsShard {
+    models: Vec<ShardModel>,
+    by_name: FastMap<String, usize>,
+    /// Model and problem of the previous line: rollouts of a problem usually come together,
+    /// and then the line needs no hashing at all.
+    last: Option<(usize, usize)>,
+    key: String,
+}
+
+impl CountsShard {
+    fn add(&mut self, line: &CoreLine<'_>, at: InputPosition) {
+        let (m, p) = match self.last {
+            Some((m, p))
+                if self.models[m].name == line.model
+                    && key_matches(&self.models[m].problems.ids[p], line.dataset.as_deref(), &line.problem_id) =>
+            {
+                (m, p)
+            }
+            _ => {
+                let m = match self.by_name.get(&*line.model) {
+                    Some(&m) => m,
+                    None => {
+                        self.by_name.insert(line.model.to_string(), self.models.len());
+                        self.models.push(ShardModel {
+                            name: line.model.to_string(),
+                            first: at,
+                            problems: ProblemIndex::default(),
+                            counts: Vec::new(),
+                            first_seen: Vec::new(),
+                        });
+                        self.models.len() - 1
+                    }
+                };
+                self.key.clear();
+                if let Some(d) = &line.dataset {
+                    self.key.push_str(d);
+                    self.key.push('/');
+                }
+                self.key.push_str(&line.problem_id);
+                let model = &mut self.models[m];
+                let (p, new) = model.problems.index(&self.key);
+                if new {
+                    model.counts.push(ProblemCounts { n: 0, c: 0 });
+                    model.first_seen.push(at);
+                }
+                self.last = Some((m, p));
+                (m, p)
+            }
+        };
+        let entry = &mut self.models[m].counts[p];
+        entry.n += line.samples();
+        entry.c += line.correct_samples();
+    }
+}
+
+/// Sums the shards into one table per model, models and problems in order of first appearance
+/// in the input (by position, so the result does not depend on how lines fell to threads).
+fn merge_count_shards(shards: Vec<CountsShard>) -> (Vec<String>, Vec<Vec<ProblemCounts>>) {
+    struct Merged {
+        name: String,
+        first: InputPosition,
+        by_id: FastMap<String, usize>,
+        problems: Vec<(InputPosition, ProblemCounts)>,
+    }
+    let mut merged: Vec<Merged> = Vec::new();
+    let mut by_name: FastMap<String, usize> = FastMap::default();
+    for shard in shards {
+        for model in shard.models {
+            let i = *by_name.entry(model.name.clone()).or_insert_with(|| {
+                merged.push(Merged { name: model.name.clone(), first: model.first, by_id: FastMap::default(), problems: Vec::new() });
+                merged.len() - 1
+            });
+            let into = &mut merged[i];
+            into.first = into.first.min(model.first);
+            for ((id, counts), first) in model.problems.ids.into_iter().zip(model.counts).zip(model.first_seen) {
+                match into.by_id.get(&id) {
+                    Some(&p) => {
+                        let (at, sum) = &mut into.problems[p];
+                        *at = (*at).min(first);
+                        sum.n += counts.n;
+                        sum.c += counts.c;
+                    }
+                    None => {
+                        into.by_id.insert(id, into.problems.len());
+                        into.problems.push((first, counts));
+                    }
+                }
+            }
+        }
+    }
+    merged.sort_by_key(|m| m.first);
+    merged
+        .into_iter()
+        .map(|mut m| {
+            m.problems.sort_by_key(|p| p.0);
+            (m.name, m.problems.into_iter().map(|p| p.1).collect())
+        })
+        .unzip()
 }
 
 #[derive(Serialize)]
@@ -182,35 +305,24 @@ pub fn passk(
     skip_invalid: bool,
     out: &mut dyn Write,
 ) -> Result<ReadStats, CliError> {
-    let mut models: ModelIndex<CountsTable> = ModelIndex::new();
-    let mut key = String::new();
-    let stats = read_files::<CliError>(files, Needs::default(), skip_invalid, |line, _| {
-        let table = models.get(&line.model);
-        let (p, new) = table.problems.index(problem_key(line, &mut key));
-        if new {
-            table.counts.push(ProblemCounts { n: 0, c: 0 });
-        }
-        let entry = &mut table.counts[p];
-        entry.n += line.samples();
-        entry.c += line.correct_samples();
-        Ok(())
-    })?;
-    let max_n = models.data.iter().flat_map(|t| t.counts.iter().map(|p| p.n)).max().unwrap_or(0);
+    let mut shards: Vec<CountsShard> = (0..reader_threads()).map(|_| CountsShard::default()).collect();
+    let stats = read_core_parallel(files, false, skip_invalid, &mut shards, CountsShard::add)?;
+    let (names, tables) = merge_count_shards(shards);
+    let max_n = tables.iter().flat_map(|t| t.iter().map(|p| p.n)).max().unwrap_or(0);
     let ks = match ks {
         KSelection::Default => default_ks(max_n),
         KSelection::All => (1..=max_n).collect(),
         KSelection::List(list) => list,
     };
     let report = PasskJson {
-        models: models
-            .names
+        models: names
             .iter()
-            .zip(&models.data)
+            .zip(&tables)
             .map(|(name, t)| PasskModelJson {
                 model: name,
-                problems: t.counts.len(),
-                rollouts: t.counts.iter().map(|p| p.n).sum(),
-                points: pass_at_k_curve(&t.counts, &ks),
+                problems: t.len(),
+                rollouts: t.iter().map(|p| p.n).sum(),
+                points: pass_at_k_curve(t, &ks),
             })
             .collect(),
     };

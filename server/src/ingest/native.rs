@@ -24,7 +24,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// An input error, located by file, line and field.
@@ -138,6 +138,48 @@ impl NativeLine<'_> {
         match &self.dataset {
             Some(d) => Cow::Owned(format!("{d}/{}", self.problem_id)),
             None => Cow::Borrowed(&self.problem_id),
+        }
+    }
+
+    /// Number of samples this line stands for (1 for a rollout).
+    pub fn samples(&self) -> u64 {
+        match self.outcome {
+            Outcome::Rollout { .. } => 1,
+            Outcome::Counts { n, .. } => n,
+        }
+    }
+
+    /// Number of correct samples this line stands for.
+    pub fn correct_samples(&self) -> u64 {
+        match self.outcome {
+            Outcome::Rollout { correct } => correct as u64,
+            Outcome::Counts { c, .. } => c,
+        }
+    }
+}
+
+/// The fields every command needs, as the fast path of [`read_core_parallel`] extracts them:
+/// strings borrow from the line (or from a [`NativeLine`] when serde_json parsed it). A
+/// `CoreLine` is always a valid record (required fields present, `c <= n`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoreLine<'a> {
+    pub model: Cow<'a, str>,
+    pub problem_id: Cow<'a, str>,
+    pub dataset: Option<Cow<'a, str>>,
+    pub outcome: Outcome,
+    /// Only read when asked for (`want_sample`).
+    pub sample: Option<u64>,
+}
+
+impl<'a> CoreLine<'a> {
+    /// The core fields of a fully parsed line, borrowed from it.
+    pub fn of(line: &'a NativeLine<'_>) -> Self {
+        CoreLine {
+            model: Cow::Borrowed(&line.model),
+            problem_id: Cow::Borrowed(&line.problem_id),
+            dataset: line.dataset.as_deref().map(Cow::Borrowed),
+            outcome: line.outcome,
+            sample: line.sample,
         }
     }
 
@@ -272,6 +314,260 @@ where
     Ok(stats)
 }
 
+/// The place of a line in the whole input (files in the order given, then lines), comparable
+/// across the threads of [`read_core_parallel`] so that callers can restore first-appearance
+/// order exactly. It orders like the input; it is not a line number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InputPosition {
+    /// Block number, counted over all files.
+    block: u64,
+    /// Line within the block, from 1.
+    line: u64,
+}
+
+/// Bytes a thread takes at a time: small enough to stay in the L2 cache between the read and the
+/// scan, large enough that the lock and the read call are negligible per line.
+const BLOCK_BYTES: usize = 256 * 1024;
+
+/// A sensible number of reader threads (and accumulators) for [`read_core_parallel`].
+pub fn reader_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8)
+}
+
+/// The input of one file, shared by the threads: whoever holds the lock reads the next block.
+struct BlockSource {
+    reader: Box<dyn Read + Send>,
+    /// The unfinished last line of the previous block, which starts the next one.
+    carry: Vec<u8>,
+    /// Number of the next block within the file.
+    next_block: u64,
+    eof: bool,
+}
+
+impl BlockSource {
+    /// Fills `buf` with the next block: whole lines only (the last line of the input may lack its
+    /// newline), at least one line even when it is longer than `BLOCK_BYTES`. Returns its length
+    /// (0 at the end).
+    fn next(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        let carry = self.carry.len();
+        let want = BLOCK_BYTES.max(2 * carry);
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        buf[..carry].copy_from_slice(&self.carry);
+        self.carry.clear();
+        let mut filled = carry;
+        loop {
+            while filled < buf.len() && !self.eof {
+                match self.reader.read(&mut buf[filled..]) {
+                    Ok(0) => self.eof = true,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if self.eof {
+                return Ok(filled);
+            }
+            match buf[..filled].iter().rposition(|&b| b == b'\n') {
+                Some(last) => {
+                    self.carry.extend_from_slice(&buf[last + 1..filled]);
+                    return Ok(last + 1);
+                }
+                // A line longer than the buffer: read on.
+                None => {
+                    let len = buf.len();
+                    buf.resize(2 * len, 0);
+                }
+            }
+        }
+    }
+}
+
+/// What one thread found in one file.
+#[derive(Default)]
+struct ThreadReport {
+    /// (block within the file, lines in it) of every block this thread scanned.
+    blocks: Vec<(u64, u64)>,
+    bytes: u64,
+    records: u64,
+    skipped: u64,
+    /// (block, error with the line number *within the block*): the first few skipped lines.
+    first_skipped: Vec<(u64, InputError)>,
+    /// The error that stopped this thread, located the same way.
+    fatal: Option<(u64, InputError)>,
+}
+
+/// Reads every line of every file like [`read_files`], on `shards.len()` threads, handing each
+/// valid record to `each` with the accumulator of the thread and the line's [`InputPosition`].
+///
+/// Files are cut into blocks of whole lines; the threads take blocks in turn, so records reach
+/// the accumulators out of input order: callers that care about order merge the accumulators by
+/// position. Only the core fields (and `sample` when `want_sample`) are read, through the fast
+/// scanner with serde_json as the fallback and the authority on errors. Errors, `skip_invalid`
+/// and the statistics behave exactly as in [`read_files`], line numbers included: a failing
+/// line reports the first error in input order.
+pub fn read_core_parallel<A: Send>(
+    files: &[PathBuf],
+    want_sample: bool,
+    skip_invalid: bool,
+    shards: &mut [A],
+    each: impl Fn(&mut A, &CoreLine<'_>, InputPosition) + Sync,
+) -> Result<ReadStats, InputError> {
+    assert!(!shards.is_empty(), "read_core_parallel needs at least one accumulator");
+    let mut stats = ReadStats::default();
+    let mut first_block = 0u64;
+    for path in files {
+        let display = path.display().to_string();
+        let file_err = |message: String| InputError { file: display.clone(), line: None, field: None, message };
+        let file = File::open(path).map_err(|e| file_err(format!("cannot open: {e}")))?;
+        let reader = open_stream(file).map_err(|e| file_err(format!("cannot read: {e}")))?;
+        let source = std::sync::Mutex::new(BlockSource { reader, carry: Vec::new(), next_block: 0, eof: false });
+        // Blocks after this one are not needed: an error was found in it.
+        let stop_after = std::sync::atomic::AtomicU64::new(u64::MAX);
+        let scan = |shard: &mut A| -> ThreadReport {
+            let mut report = ThreadReport::default();
+            let mut buf = Vec::new();
+            loop {
+                let (block, len) = {
+                    let mut src = source.lock().unwrap_or_else(|e| e.into_inner());
+                    let block = src.next_block;
+                    if block > stop_after.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    match src.next(&mut buf) {
+                        Ok(0) => break,
+                        Ok(len) => {
+                            src.next_block += 1;
+                            (block, len)
+                        }
+                        Err(e) => {
+                            src.eof = true;
+                            src.carry.clear();
+                            stop_after.fetch_min(block, std::sync::atomic::Ordering::Relaxed);
+                            report.fatal = Some((block, line_error(&display, 1, None, format!("read error: {e}"))));
+                            break;
+                        }
+                    }
+                };
+                report.bytes += len as u64;
+                let lines = scan_block(&buf[..len], want_sample, &display, |line, local| {
+                    report.records += 1;
+                    each(shard, line, InputPosition { block: first_block + block, line: local });
+                }, |err| {
+                    if skip_invalid {
+                        report.skipped += 1;
+                        if report.first_skipped.len() < SKIPPED_ERRORS_KEPT {
+                            report.first_skipped.push((block, err));
+                        }
+                        true
+                    } else {
+                        report.fatal = Some((block, err));
+                        false
+                    }
+                });
+                report.blocks.push((block, lines));
+                if report.fatal.is_some() {
+                    stop_after.fetch_min(block, std::sync::atomic::Ordering::Relaxed);
+                    break;
+                }
+            }
+            report
+        };
+        let mut reports: Vec<ThreadReport> = std::thread::scope(|s| {
+            let (first, rest) = shards.split_first_mut().expect("at least one shard");
+            let handles: Vec<_> = rest.iter_mut().map(|shard| s.spawn(|| scan(shard))).collect();
+            let mut reports = vec![scan(first)];
+            reports.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))));
+            reports
+        });
+        // Line numbers: each block's lines start after those of the blocks before it.
+        let blocks = source.into_inner().unwrap_or_else(|e| e.into_inner()).next_block;
+        let mut lines_before = vec![0u64; blocks as usize + 1];
+        for &(block, lines) in reports.iter().flat_map(|r| &r.blocks) {
+            lines_before[block as usize + 1] = lines;
+        }
+        for i in 1..lines_before.len() {
+            lines_before[i] += lines_before[i - 1];
+        }
+        let locate = |(block, mut err): (u64, InputError)| {
+            err.line = err.line.map(|l| l + lines_before[block as usize]);
+            err
+        };
+        if let Some(fatal) = reports.iter_mut().filter_map(|r| r.fatal.take()).min_by_key(|(block, e)| (*block, e.line)) {
+            return Err(locate(fatal));
+        }
+        let mut skipped: Vec<(u64, InputError)> = reports.iter_mut().flat_map(|r| std::mem::take(&mut r.first_skipped)).collect();
+        skipped.sort_by_key(|(block, e)| (*block, e.line));
+        for err in skipped {
+            if stats.first_skipped.len() < SKIPPED_ERRORS_KEPT {
+                stats.first_skipped.push(locate(err));
+            }
+        }
+        for r in &reports {
+            stats.records += r.records;
+            stats.skipped += r.skipped;
+            stats.bytes += r.bytes;
+        }
+        first_block += blocks;
+    }
+    Ok(stats)
+}
+
+/// Scans the lines of one block: `record` gets each valid one with its line number within the
+/// block; `error` gets each invalid one (line number within the block) and says whether to go
+/// on. Returns the number of lines scanned.
+fn scan_block(
+    block: &[u8],
+    want_sample: bool,
+    file: &str,
+    mut record: impl FnMut(&CoreLine<'_>, u64),
+    mut error: impl FnMut(InputError) -> bool,
+) -> u64 {
+    // One UTF-8 check for the whole block; only a block with a bad byte is checked line by line
+    // (to name the line). Splitting valid UTF-8 at b'\n' keeps every piece valid.
+    let block_text = std::str::from_utf8(block).ok();
+    let needs = Needs { sample: want_sample, ..Needs::default() };
+    let mut line_no = 0u64;
+    let mut start = 0;
+    while start < block.len() {
+        let end = find_newline(&block[start..]).map_or(block.len(), |p| start + p);
+        line_no += 1;
+        let bytes = trim_line_end(&block[start..end]);
+        let line_start = start;
+        start = end + 1;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let text = match block_text {
+            Some(t) => &t[line_start..line_start + bytes.len()],
+            None => match std::str::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    let msg = format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1);
+                    if error(line_error(file, line_no, None, msg)) {
+                        continue;
+                    }
+                    break;
+                }
+            },
+        };
+        if let Some(core) = fast::scan_core(text, want_sample) {
+            record(&core, line_no);
+            continue;
+        }
+        match parse_line_serde(text, needs) {
+            Ok(line) => record(&CoreLine::of(&line), line_no),
+            Err((field, msg)) => {
+                if !error(line_error(file, line_no, field, msg)) {
+                    break;
+                }
+            }
+        }
+    }
+    line_no
+}
+
 /// Position of the first newline, eight bytes at a time.
 fn find_newline(b: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -303,6 +599,20 @@ fn trim_line_end(buf: &[u8]) -> &[u8] {
     &buf[..end]
 }
 
+/// Plain or gzip like [`open_reader`], unbuffered for plain files (the caller reads large
+/// blocks), and without seeking, so that pipes work too.
+fn open_stream(mut file: File) -> std::io::Result<Box<dyn Read + Send>> {
+    let mut head = Vec::with_capacity(2);
+    (&mut file).take(2).read_to_end(&mut head)?;
+    let gzip = head == [0x1f, 0x8b];
+    let stream = std::io::Cursor::new(head).chain(file);
+    if gzip {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(stream)))
+    } else {
+        Ok(Box::new(stream))
+    }
+}
+
 /// Plain or gzip (magic bytes 1f 8b; concatenated gzip members are read as one stream).
 fn open_reader(file: File) -> std::io::Result<Box<dyn BufRead>> {
     let mut plain = BufReader::with_capacity(1 << 20, file);
@@ -318,9 +628,15 @@ fn open_reader(file: File) -> std::io::Result<Box<dyn BufRead>> {
 pub fn parse_line(text: &str, needs: Needs) -> Result<NativeLine<'_>, (Option<&'static str>, String)> {
     let core_only = needs == Needs { sample: needs.sample, ..Needs::default() };
     if core_only {
-        if let Some(mut line) = fast::scan(text, needs.sample) {
-            line.finish()?;
-            return Ok(line);
+        if let Some(core) = fast::scan_core(text, needs.sample) {
+            return Ok(NativeLine {
+                model: core.model,
+                problem_id: core.problem_id,
+                dataset: core.dataset,
+                outcome: core.outcome,
+                sample: core.sample,
+                ..NativeLine::default()
+            });
         }
     }
     parse_line_serde(text, needs)
@@ -467,6 +783,8 @@ impl NativeLine<'_> {
             (None, None, Some(_)) => return Err(missing("n")),
             (None, None, None) => return Err((Some("correct"), "missing (give \"correct\", or \"n\" and \"c\")".into())),
         };
+        // Parse state only: cleared so that a line reads the same whichever path parsed it.
+        (self.correct, self.n, self.c, self.seen) = (None, None, None, 0);
         Ok(())
     }
 }
@@ -546,7 +864,7 @@ impl<'de> Visitor<'de> for LineVisitor<'_> {
 /// value, any syntax error), and the caller then re-parses the line with serde_json, which
 /// produces the exact error or value; so the fast path only ever accepts valid JSON.
 mod fast {
-    use super::NativeLine;
+    use super::{CoreLine, Outcome};
     use std::borrow::Cow;
 
     const MAX_DEPTH: usize = 128;
@@ -608,7 +926,9 @@ mod fast {
             self.i = start + len + 1;
             Some(&self.s[start..start + len])
         }
-        fn uint(&mut self) -> Option<u64> {
+        /// The digits of a non-negative integer that fits in a u64 (at most 19 digits, no
+        /// leading zero, no fraction or exponent), borrowed.
+        fn uint_text(&mut self) -> Option<&'a str> {
             let start = self.i;
             let len = self.b[start..].iter().position(|c| !c.is_ascii_digit()).unwrap_or(self.b.len() - start);
             if len == 0 || (len > 1 && self.b[start] == b'0') || len > 19 {
@@ -618,7 +938,12 @@ mod fast {
                 return None;
             }
             self.i = start + len;
-            self.s[start..start + len].parse().ok()
+            Some(&self.s[start..start + len])
+        }
+        fn uint(&mut self) -> Option<u64> {
+            let digits = self.uint_text()?;
+            // At most 19 digits: no overflow.
+            Some(digits.bytes().fold(0u64, |v, d| v * 10 + (d - b'0') as u64))
         }
         fn literal(&mut self, lit: &[u8]) -> Option<()> {
             self.b[self.i..].starts_with(lit).then(|| self.i += lit.len())
@@ -737,10 +1062,40 @@ mod fast {
         }
     }
 
-    /// Scans a line for the core fields (plus `sample` when asked). `None`: use the slow path.
-    pub(super) fn scan(text: &str, want_sample: bool) -> Option<NativeLine<'_>> {
+    /// Index in `FIELDS` of a known key (every known key is tracked so that a duplicate sends the
+    /// line to serde_json, which rejects it), `None` for keys the format does not define.
+    #[inline]
+    fn field_index(key: &[u8]) -> Option<u32> {
+        Some(match key {
+            b"model" => 0,
+            b"problem_id" => 1,
+            b"dataset" => 2,
+            b"correct" => 3,
+            b"n" => 4,
+            b"c" => 5,
+            b"sample" => 6,
+            b"response" => 7,
+            b"answer" => 8,
+            b"reference" => 9,
+            b"tokens" => 10,
+            b"token_logprobs" => 11,
+            b"top_logprobs" => 12,
+            b"token_entropies" => 13,
+            b"finish_reason" => 14,
+            b"step" => 15,
+            _ => return None,
+        })
+    }
+
+    /// Scans a line for the core fields (plus `sample` when asked). `Some` only for a line that
+    /// is valid JSON *and* a valid record (required fields present, `c <= n`, no known field
+    /// twice); `None` for anything else, and the caller re-parses with serde_json, which gives
+    /// the value or the exact error.
+    pub(super) fn scan_core(text: &str, want_sample: bool) -> Option<CoreLine<'_>> {
         let mut cur = Cursor { b: text.as_bytes(), s: text, i: 0 };
-        let mut raw = NativeLine::default();
+        let (mut model, mut problem_id, mut dataset) = (None, None, None);
+        let (mut correct, mut n, mut c, mut sample) = (None, None, None, None);
+        let mut seen = 0u32;
         cur.ws();
         cur.eat(b'{')?;
         cur.ws();
@@ -751,49 +1106,45 @@ mod fast {
                 cur.ws();
                 cur.eat(b':')?;
                 cur.ws();
-                let bit = match key {
-                    "model" => 0,
-                    "problem_id" => 1,
-                    "dataset" => 2,
-                    "correct" => 3,
-                    "n" => 4,
-                    "c" => 5,
-                    "sample" => 6,
-                    _ => 31,
-                };
-                if bit != 31 {
-                    if raw.seen & (1 << bit) != 0 {
+                let field = field_index(key.as_bytes());
+                if let Some(f) = field {
+                    if seen & (1 << f) != 0 {
                         return None;
                     }
-                    raw.seen |= 1 << bit;
+                    seen |= 1 << f;
                 }
-                match bit {
-                    0 => raw.model = Cow::Borrowed(cur.plain_str()?),
-                    1 => {
-                        raw.problem_id = if cur.peek()? == b'"' {
-                            Cow::Borrowed(cur.plain_str()?)
-                        } else {
-                            Cow::Owned(cur.uint()?.to_string())
-                        }
+                match field {
+                    Some(0) => model = Some(cur.plain_str()?),
+                    Some(1) => {
+                        // An integer id borrows its digits: without sign or leading zero they
+                        // are exactly the decimal text serde's path produces.
+                        problem_id = Some(if cur.peek()? == b'"' { cur.plain_str()? } else { cur.uint_text()? })
                     }
-                    2 => {
-                        raw.dataset = if cur.peek()? == b'n' {
+                    Some(2) => {
+                        dataset = if cur.peek()? == b'n' {
                             cur.literal(b"null")?;
                             None
                         } else {
-                            Some(Cow::Borrowed(cur.plain_str()?))
+                            Some(cur.plain_str()?)
                         }
                     }
-                    3 => {
-                        raw.correct = Some(match cur.peek()? {
+                    Some(3) => {
+                        correct = Some(match cur.peek()? {
                             b't' => cur.literal(b"true").map(|_| true)?,
                             b'f' => cur.literal(b"false").map(|_| false)?,
                             _ => return None,
                         })
                     }
-                    4 => raw.n = Some(cur.uint()?),
-                    5 => raw.c = Some(cur.uint()?),
-                    6 if want_sample && cur.peek()? != b'n' => raw.sample = Some(cur.uint()?),
+                    Some(4) => n = Some(cur.uint()?),
+                    Some(5) => c = Some(cur.uint()?),
+                    Some(6) if want_sample => {
+                        sample = if cur.peek()? == b'n' {
+                            cur.literal(b"null")?;
+                            None
+                        } else {
+                            Some(cur.uint()?)
+                        }
+                    }
                     _ => cur.skip_value(1)?,
                 }
                 cur.ws();
@@ -808,7 +1159,22 @@ mod fast {
             }
         }
         cur.ws();
-        (cur.i == cur.b.len()).then_some(raw)
+        if cur.i != cur.b.len() {
+            return None;
+        }
+        // The same rules as `NativeLine::finish`; any violation is left to the slow path.
+        let outcome = match (correct, n, c) {
+            (Some(correct), None, None) => Outcome::Rollout { correct },
+            (None, Some(n), Some(c)) if c <= n => Outcome::Counts { n, c },
+            _ => return None,
+        };
+        Some(CoreLine {
+            model: Cow::Borrowed(model?),
+            problem_id: Cow::Borrowed(problem_id?),
+            dataset: dataset.map(Cow::Borrowed),
+            outcome,
+            sample,
+        })
     }
 }
 
