@@ -707,6 +707,65 @@ mod tests {
     }
 
     #[test]
+    fn passk_counts_across_threads_keep_first_appearance_order() {
+        // Many blocks of lines; models and problems first appear at scattered places, some only
+        // late in the file, and lines of one problem are interleaved with others.
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = caplens_analysis::rng::SplitMix64::new(11);
+        let mut text = String::new();
+        // Independent reference: linear search, in line order.
+        let mut expected: Vec<(String, Vec<(String, u64, u64)>)> = Vec::new();
+        for i in 0..30_000u64 {
+            let model = if i > 25_000 && rng.bernoulli(0.01) { "late".to_string() } else { format!("m{}", rng.below(6)) };
+            let dataset = ["\"d1\"", "null", "\"d2\""][rng.below(3) as usize];
+            let pid = rng.below(if i < 20_000 { 300 } else { 400 });
+            let (line, n, c) = if rng.bernoulli(0.1) {
+                let n = rng.below(5);
+                let c = rng.below(n + 1);
+                (format!("{{\"model\":\"{model}\",\"dataset\":{dataset},\"problem_id\":{pid},\"n\":{n},\"c\":{c}}}"), n, c)
+            } else {
+                let correct = rng.bernoulli(0.3);
+                let pad = "x".repeat(rng.below(80) as usize);
+                (format!("{{\"model\":\"{model}\",\"dataset\":{dataset},\"problem_id\":\"{pid}\",\"correct\":{correct},\"answer\":\"{pad}\"}}"), 1, correct as u64)
+            };
+            text.push_str(&line);
+            text.push('\n');
+            let key = if dataset == "null" { pid.to_string() } else { format!("{}/{pid}", dataset.trim_matches('"')) };
+            let m = match expected.iter().position(|(name, _)| *name == model) {
+                Some(m) => m,
+                None => {
+                    expected.push((model.clone(), Vec::new()));
+                    expected.len() - 1
+                }
+            };
+            let problems = &mut expected[m].1;
+            match problems.iter_mut().find(|p| p.0 == key) {
+                Some(p) => {
+                    p.1 += n;
+                    p.2 += c;
+                }
+                None => problems.push((key, n, c)),
+            }
+        }
+        let path = dir.path().join("many.jsonl");
+        std::fs::write(&path, &text).unwrap();
+        assert!(text.len() > 1 << 21, "several blocks");
+        for threads in [1, 2, 3, 7] {
+            let mut shards: Vec<CountsShard> = (0..threads).map(|_| CountsShard::default()).collect();
+            read_core_parallel(&[path.clone()], false, false, &mut shards, CountsShard::add).unwrap();
+            let (names, tables) = merge_count_shards(shards);
+            assert_eq!(names, expected.iter().map(|m| m.0.clone()).collect::<Vec<_>>(), "{threads} threads");
+            for (table, (_, problems)) in tables.iter().zip(&expected) {
+                let want: Vec<ProblemCounts> = problems.iter().map(|p| ProblemCounts { n: p.1, c: p.2 }).collect();
+                assert_eq!(table, &want);
+            }
+        }
+        let v = run(|o| passk(&[path.clone()], KSelection::Default, true, false, o));
+        assert_eq!(v["models"].as_array().unwrap().last().unwrap()["model"], "late");
+        assert_eq!(v["models"][0]["problems"], expected[0].1.len());
+    }
+
+    #[test]
     fn passk_k_selection_and_empty_input() {
         let dir = tempfile::tempdir().unwrap();
         let a = file(&dir, "a.jsonl", &[json!({"model":"m","problem_id":"p","n":3,"c":1})]);

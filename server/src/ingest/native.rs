@@ -1181,6 +1181,7 @@ mod fast {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use caplens_analysis::rng::SplitMix64;
     use std::io::Write;
 
     fn parse(text: &str) -> Result<NativeLine<'_>, (Option<&'static str>, String)> {
@@ -1253,6 +1254,10 @@ mod tests {
             r#"{"model":"m","problem_id":"p","correct":true,"sample":3}"#,
             r#"{"model":"m","problem_id":"p","correct":true,"correct":true}"#,
             r#"{}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"answer":"1","answer":"2"}"#,
+            r#"{"model":"m","problem_id":"p","correct":true,"sample":1,"sample":2}"#,
+            r#"{"model":"m","problem_id":0,"correct":true}"#,
+            r#"{"model":"m","problem_id":-1,"correct":true}"#,
         ];
         for line in lines {
             for sample in [false, true] {
@@ -1262,6 +1267,201 @@ mod tests {
                 assert_eq!(fast, slow, "{line}");
             }
         }
+    }
+
+    /// A random line built from pieces: mostly valid records, with odd spacing, escaped and
+    /// non-ASCII strings, duplicates, wrong types, NaN, huge numbers, and byte-level damage.
+    fn generated_line(rng: &mut SplitMix64) -> String {
+        fn pick<'a>(rng: &mut SplitMix64, items: &[&'a str]) -> &'a str {
+            items[rng.below(items.len() as u64) as usize]
+        }
+        const STRINGS: &[&str] = &[r#""m""#, r#""p0001""#, r#""aime/24""#, r#""é模型""#, r#""a\"b""#, r#""\u00e9""#, "\"\u{1}\"", r#""""#, r#""\\""#];
+        const NUMBERS: &[&str] = &["0", "7", "12", "007", "-3", "-0", "1.5", "1e3", "2E-2", "18446744073709551615", "9999999999999999999", "99999999999999999999", "NaN", "-Infinity"];
+        const OTHER: &[&str] = &["true", "false", "null", "tru", "nul", "[]", "[1,[2,{}]]", r#"{"a":[null,"x"]}"#, "[1,]", "{", "[NaN]"];
+        let value = |rng: &mut SplitMix64| match rng.below(3) {
+            0 => pick(rng, STRINGS),
+            1 => pick(rng, NUMBERS),
+            _ => pick(rng, OTHER),
+        };
+        let mut fields: Vec<(String, String)> = Vec::new();
+        let valid = |rng: &mut SplitMix64, key: &str| -> String {
+            match key {
+                "model" => pick(rng, &[r#""m""#, r#""qwen-7b""#, r#""é模型""#, r#""m""#, r#""m\u00e9""#]).into(),
+                "dataset" => pick(rng, &[r#""d""#, r#""aime""#, r#""é模型""#, r#""m\u00e9""#, "null"]).into(),
+                "problem_id" => pick(rng, &[r#""p1""#, r#""p2""#, "3", "0", "18446744073709551615", "-4", r#""p1""#, r#""p3""#]).into(),
+                "correct" => pick(rng, &["true", "false"]).into(),
+                "n" | "c" | "sample" => rng.below(12).to_string(),
+                _ => pick(rng, &[r#""so \\boxed{2}""#, "[1,2]", "null", r#""4""#]).into(),
+            }
+        };
+        // Half the lines are plain records with only harmless variation (the fast path's diet).
+        let hostile = rng.bernoulli(0.5);
+        let mut keys = vec!["model", "problem_id"];
+        if rng.bernoulli(0.7) { keys.push("correct") } else { keys.extend(["n", "c"]) }
+        for extra in ["dataset", "sample", "answer", "response", "finish_reason", "x", "mod\\u0065l", "step", "tokens", "correct"] {
+            if rng.bernoulli(if hostile || extra == "dataset" || extra == "sample" { 0.25 } else { 0.05 }) && (hostile || extra != "correct") {
+                keys.push(extra);
+            }
+        }
+        if hostile && rng.bernoulli(0.1) {
+            keys.remove(rng.below(keys.len() as u64) as usize);
+        }
+        if hostile && rng.bernoulli(0.05) {
+            let again = keys[rng.below(keys.len() as u64) as usize];
+            keys.push(again);
+        }
+        rng.shuffle(&mut keys);
+        for key in keys {
+            let v = if !hostile || rng.bernoulli(0.85) { valid(rng, key) } else { value(rng).to_string() };
+            fields.push((format!("\"{key}\""), v));
+        }
+        let space = |rng: &mut SplitMix64| pick(rng, &["", "", "", " ", "\t", "  ", "\r"]).to_string();
+        let mut line = space(rng) + "{";
+        for (i, (k, v)) in fields.iter().enumerate() {
+            if i > 0 {
+                line += &(space(rng) + ",");
+            }
+            line += &format!("{}{k}{}:{}{v}{}", space(rng), space(rng), space(rng), space(rng));
+        }
+        line += "}";
+        line += &space(rng);
+        // Byte-level damage, kept at char boundaries so the line stays a &str.
+        if hostile && rng.bernoulli(0.3) {
+            let cuts: Vec<usize> = line.char_indices().map(|(i, _)| i).collect();
+            let at = cuts[rng.below(cuts.len() as u64) as usize];
+            match rng.below(4) {
+                0 => line.truncate(at),
+                1 => {
+                    line.remove(at);
+                }
+                2 => line.insert_str(at, pick(rng, &["{", "}", "[", "]", "\"", ",", ":", "\\", "0", "a", " x"])),
+                _ => line.push_str(pick(rng, &[",", " x", "}", "{}"])),
+            }
+        }
+        line
+    }
+
+    #[test]
+    fn fast_scanner_agrees_with_serde_on_generated_lines() {
+        let mut rng = SplitMix64::new(0x5eed);
+        let (mut fast_hits, mut total) = (0, 0);
+        for _ in 0..40_000 {
+            let line = generated_line(&mut rng);
+            for sample in [false, true] {
+                let needs = Needs { sample, ..Needs::default() };
+                let slow = parse_line_serde(&line, needs);
+                // The public entry point (fast path first) gives exactly serde's answer...
+                assert_eq!(parse_line(&line, needs), slow, "{line}");
+                // ...and whatever the scanner accepts, serde accepts with the same core fields.
+                if let Some(fast) = fast::scan_core(&line, sample) {
+                    let slow = slow.as_ref().unwrap_or_else(|e| panic!("fast path accepted a bad line {line}: {e:?}"));
+                    assert_eq!(fast, CoreLine::of(slow), "{line}");
+                    assert!(matches!(fast.model, Cow::Borrowed(_)) && matches!(fast.problem_id, Cow::Borrowed(_)));
+                    fast_hits += 1;
+                }
+                total += 1;
+            }
+        }
+        // The generator must exercise both paths.
+        assert!(fast_hits > total / 5 && fast_hits < total * 9 / 10, "{fast_hits} of {total}");
+    }
+
+    /// Collects what `read_core_parallel` hands over, in input order (sorted by position).
+    fn read_parallel(files: &[PathBuf], threads: usize, skip: bool) -> Result<(Vec<String>, ReadStats), InputError> {
+        let mut shards: Vec<Vec<(InputPosition, String)>> = vec![Vec::new(); threads];
+        let stats = read_core_parallel(files, true, skip, &mut shards, |shard, l, at| shard.push((at, format!("{l:?}"))))?;
+        let mut all: Vec<(InputPosition, String)> = shards.into_iter().flatten().collect();
+        all.sort();
+        assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "positions are unique");
+        Ok((all.into_iter().map(|r| r.1).collect(), stats))
+    }
+
+    fn read_sequential(files: &[PathBuf], skip: bool) -> Result<(Vec<String>, ReadStats), InputError> {
+        let mut seen = Vec::new();
+        let needs = Needs { sample: true, ..Needs::default() };
+        let stats = read_files::<InputError>(files, needs, skip, |l, _| {
+            seen.push(format!("{:?}", CoreLine::of(l)));
+            Ok(())
+        })?;
+        Ok((seen, stats))
+    }
+
+    /// Several blocks' worth of lines: fast-path lines, escaped ones (slow path), blank and CRLF
+    /// lines, one line longer than a block, and `bad` lines at the given line numbers.
+    fn multi_block_text(lines: usize, bad: &[usize]) -> Vec<u8> {
+        let mut rng = SplitMix64::new(7);
+        let mut text = Vec::new();
+        for i in 1..=lines {
+            let line = if bad.contains(&i) {
+                match i % 3 {
+                    0 => b"{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":\"yes\"}".to_vec(),
+                    1 => b"{\"model\":\"m\xff\",\"problem_id\":\"p\",\"correct\":true}".to_vec(),
+                    _ => b"{\"model\":\"m\",\"problem_id\":\"p\",\"n\":2,\"c\":3}".to_vec(),
+                }
+            } else if i % 997 == 0 {
+                format!("{{\"model\":\"m{}\",\"problem_id\":\"p\",\"correct\":true,\"response\":\"{}\"}}", i % 5, "y".repeat(BLOCK_BYTES + 10)).into_bytes()
+            } else if i % 101 == 0 {
+                Vec::new()
+            } else if i % 37 == 0 {
+                format!("{{\"model\":\"m\\u00e9{}\",\"problem_id\":{i},\"n\":{},\"c\":1}}\r", i % 3, 1 + i % 4).into_bytes()
+            } else {
+                let pad = "z".repeat(rng.below(200) as usize);
+                format!("{{\"model\":\"m{}\",\"dataset\":\"d\",\"problem_id\":\"p{}\",\"sample\":{i},\"correct\":{},\"answer\":\"{pad}\"}}", i % 5, i % 61, i % 2 == 0).into_bytes()
+            };
+            text.extend_from_slice(&line);
+            if i < lines {
+                text.push(b'\n');
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn parallel_reader_matches_sequential_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = multi_block_text(12_000, &[]);
+        assert!(text.len() > 8 * BLOCK_BYTES, "several blocks: {}", text.len());
+        let plain = write_file(&dir, "a.jsonl", &text);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&text[..text.len() / 2]).unwrap();
+        let mut bytes = gz.finish().unwrap();
+        // a second gzip member continues the stream
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&text[text.len() / 2..]).unwrap();
+        bytes.extend(gz.finish().unwrap());
+        let zipped = write_file(&dir, "b.gz", &bytes);
+        let empty = write_file(&dir, "e.jsonl", b"");
+        let files = vec![plain.clone(), empty, zipped];
+        let expected = read_sequential(&files, false).unwrap();
+        assert!(expected.0.len() > 20_000);
+        for threads in [1, 2, 3, 5] {
+            assert_eq!(read_parallel(&files, threads, false).unwrap(), expected, "{threads} threads");
+        }
+        let missing = dir.path().join("nope.jsonl");
+        assert_eq!(read_parallel(&[plain, missing.clone()], 2, true).unwrap_err(), read_sequential(&[missing], true).unwrap_err());
+    }
+
+    #[test]
+    fn parallel_reader_errors_carry_exact_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad: Vec<usize> = vec![4_000, 4_001, 6_002, 9_000, 9_001, 9_002, 9_500, 9_600, 9_700, 9_800, 9_900, 11_000, 11_999];
+        let path = write_file(&dir, "rollouts.jsonl", &multi_block_text(12_000, &bad));
+        for threads in [1, 2, 4] {
+            let err = read_parallel(&[path.clone()], threads, false).unwrap_err();
+            assert_eq!(err, read_sequential(&[path.clone()], false).unwrap_err());
+            assert_eq!(err.line, Some(4_000));
+            let (records, stats) = read_parallel(&[path.clone()], threads, true).unwrap();
+            let expected = read_sequential(&[path.clone()], true).unwrap();
+            assert_eq!((records, &stats), (expected.0, &expected.1));
+            assert_eq!(stats.skipped, bad.len() as u64);
+            let lines: Vec<Option<u64>> = stats.first_skipped.iter().map(|e| e.line).collect();
+            let first: Vec<Option<u64>> = bad[..SKIPPED_ERRORS_KEPT].iter().map(|&l| Some(l as u64)).collect();
+            assert_eq!(lines, first);
+        }
+        // Errors are only reported from the first bad line on: a bad line in an early block wins
+        // even when a later block finishes first.
+        let path = write_file(&dir, "late.jsonl", &multi_block_text(12_000, &[11_998]));
+        assert_eq!(read_parallel(&[path], 2, false).unwrap_err().line, Some(11_998));
     }
 
     #[test]
