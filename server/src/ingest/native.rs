@@ -531,8 +531,13 @@ fn scan_block(
     let mut line_no = 0u64;
     let mut start = 0;
     while start < block.len() {
-        let end = find_newline(&block[start..]).map_or(block.len(), |p| start + p);
         line_no += 1;
+        if let Some((core, end)) = block_text.and_then(|t| fast::scan_line(t, start, want_sample)) {
+            record(&core, line_no);
+            start = end + 1;
+            continue;
+        }
+        let end = find_newline(&block[start..]).map_or(block.len(), |p| start + p);
         let bytes = trim_line_end(&block[start..end]);
         let line_start = start;
         start = end + 1;
@@ -552,10 +557,6 @@ fn scan_block(
                 }
             },
         };
-        if let Some(core) = fast::scan_core(text, want_sample) {
-            record(&core, line_no);
-            continue;
-        }
         match parse_line_serde(text, needs) {
             Ok(line) => record(&CoreLine::of(&line), line_no),
             Err((field, msg)) => {
@@ -900,9 +901,11 @@ mod fast {
     }
 
     impl<'a> Cursor<'a> {
+        /// JSON whitespace except the newline, which ends the line (a line never contains one).
+        #[inline]
         fn ws(&mut self) {
             while let Some(&c) = self.b.get(self.i) {
-                if c == b' ' || c == b'\t' || c == b'\n' || c == b'\r' {
+                if c == b' ' || c == b'\t' || c == b'\r' {
                     self.i += 1;
                 } else {
                     break;
@@ -1087,12 +1090,56 @@ mod fast {
         })
     }
 
+    /// Known keys with their closing quote, by first letter, and their index in `FIELDS`.
+    const KEYS: [&[(&[u8], u32)]; 26] = {
+        let mut k: [&[(&[u8], u32)]; 26] = [&[]; 26];
+        k[(b'a' - b'a') as usize] = &[(b"answer\"", 8)];
+        k[(b'c' - b'a') as usize] = &[(b"correct\"", 3), (b"c\"", 5)];
+        k[(b'd' - b'a') as usize] = &[(b"dataset\"", 2)];
+        k[(b'f' - b'a') as usize] = &[(b"finish_reason\"", 14)];
+        k[(b'm' - b'a') as usize] = &[(b"model\"", 0)];
+        k[(b'n' - b'a') as usize] = &[(b"n\"", 4)];
+        k[(b'p' - b'a') as usize] = &[(b"problem_id\"", 1)];
+        k[(b'r' - b'a') as usize] = &[(b"response\"", 7), (b"reference\"", 9)];
+        k[(b's' - b'a') as usize] = &[(b"sample\"", 6), (b"step\"", 15)];
+        k[(b't' - b'a') as usize] = &[(b"tokens\"", 10), (b"token_logprobs\"", 11), (b"top_logprobs\"", 12), (b"token_entropies\"", 13)];
+        k
+    };
+
+    impl Cursor<'_> {
+        /// A key (cursor on its opening quote): the index in `FIELDS` of a known key, `None` for
+        /// another. Known keys are compared in place, without searching for the closing quote.
+        #[inline]
+        fn key(&mut self) -> Option<Option<u32>> {
+            self.eat(b'"')?;
+            let rest = &self.b[self.i..];
+            let first = *rest.first()?;
+            if first.is_ascii_lowercase() {
+                for &(key, index) in KEYS[(first - b'a') as usize] {
+                    if rest.starts_with(key) {
+                        self.i += key.len();
+                        return Some(Some(index));
+                    }
+                }
+            }
+            self.i -= 1;
+            Some(field_index(self.plain_str()?.as_bytes()))
+        }
+    }
+
     /// Scans a line for the core fields (plus `sample` when asked). `Some` only for a line that
     /// is valid JSON *and* a valid record (required fields present, `c <= n`, no known field
     /// twice); `None` for anything else, and the caller re-parses with serde_json, which gives
     /// the value or the exact error.
     pub(super) fn scan_core(text: &str, want_sample: bool) -> Option<CoreLine<'_>> {
-        let mut cur = Cursor { b: text.as_bytes(), s: text, i: 0 };
+        scan_line(text, 0, want_sample).and_then(|(line, end)| (end == text.len()).then_some(line))
+    }
+
+    /// Like [`scan_core`] for the line of `text` that starts at `start` and ends at the next
+    /// newline or at the end: also returns where it ends (the newline's index, or the length), so
+    /// the caller needs no separate search for the line end.
+    pub(super) fn scan_line(text: &str, start: usize, want_sample: bool) -> Option<(CoreLine<'_>, usize)> {
+        let mut cur = Cursor { b: text.as_bytes(), s: text, i: start };
         let (mut model, mut problem_id, mut dataset) = (None, None, None);
         let (mut correct, mut n, mut c, mut sample) = (None, None, None, None);
         let mut seen = 0u32;
@@ -1102,11 +1149,10 @@ mod fast {
         if cur.eat(b'}').is_none() {
             loop {
                 cur.ws();
-                let key = cur.plain_str()?;
+                let field = cur.key()?;
                 cur.ws();
                 cur.eat(b':')?;
                 cur.ws();
-                let field = field_index(key.as_bytes());
                 if let Some(f) = field {
                     if seen & (1 << f) != 0 {
                         return None;
@@ -1159,7 +1205,8 @@ mod fast {
             }
         }
         cur.ws();
-        if cur.i != cur.b.len() {
+        let end = cur.i;
+        if end != cur.b.len() && cur.b[end] != b'\n' {
             return None;
         }
         // The same rules as `NativeLine::finish`; any violation is left to the slow path.
@@ -1168,13 +1215,14 @@ mod fast {
             (None, Some(n), Some(c)) if c <= n => Outcome::Counts { n, c },
             _ => return None,
         };
-        Some(CoreLine {
+        let line = CoreLine {
             model: Cow::Borrowed(model?),
             problem_id: Cow::Borrowed(problem_id?),
             dataset: dataset.map(Cow::Borrowed),
             outcome,
             sample,
-        })
+        };
+        Some((line, end))
     }
 }
 
