@@ -1090,19 +1090,53 @@ mod fast {
         })
     }
 
-    /// Known keys with their closing quote, by first letter, and their index in `FIELDS`.
-    const KEYS: [&[(&[u8], u32)]; 26] = {
-        let mut k: [&[(&[u8], u32)]; 26] = [&[]; 26];
-        k[(b'a' - b'a') as usize] = &[(b"answer\"", 8)];
-        k[(b'c' - b'a') as usize] = &[(b"correct\"", 3), (b"c\"", 5)];
-        k[(b'd' - b'a') as usize] = &[(b"dataset\"", 2)];
-        k[(b'f' - b'a') as usize] = &[(b"finish_reason\"", 14)];
-        k[(b'm' - b'a') as usize] = &[(b"model\"", 0)];
-        k[(b'n' - b'a') as usize] = &[(b"n\"", 4)];
-        k[(b'p' - b'a') as usize] = &[(b"problem_id\"", 1)];
-        k[(b'r' - b'a') as usize] = &[(b"response\"", 7), (b"reference\"", 9)];
-        k[(b's' - b'a') as usize] = &[(b"sample\"", 6), (b"step\"", 15)];
-        k[(b't' - b'a') as usize] = &[(b"tokens\"", 10), (b"token_logprobs\"", 11), (b"top_logprobs\"", 12), (b"token_entropies\"", 13)];
+    /// A known key with its closing quote, as two little-endian words and masks, so that it is
+    /// compared with two loads and no call to `memcmp` (whose call overhead dominated).
+    #[derive(Clone, Copy)]
+    struct KeyWords {
+        lo: u64,
+        hi: u64,
+        lo_mask: u64,
+        hi_mask: u64,
+        len: usize,
+        index: u32,
+    }
+
+    const fn key_words(key: &[u8], index: u32) -> KeyWords {
+        assert!(key.len() <= 16);
+        let (mut lo, mut hi, mut i) = (0u64, 0u64, 0);
+        while i < key.len() {
+            if i < 8 {
+                lo |= (key[i] as u64) << (8 * i);
+            } else {
+                hi |= (key[i] as u64) << (8 * (i - 8));
+            }
+            i += 1;
+        }
+        let n = key.len();
+        let lo_mask = if n >= 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+        let hi_mask = if n <= 8 { 0 } else if n >= 16 { u64::MAX } else { (1u64 << (8 * (n - 8))) - 1 };
+        KeyWords { lo, hi, lo_mask, hi_mask, len: n, index }
+    }
+
+    /// Known keys (with the closing quote) by first letter, and their index in `FIELDS`.
+    const KEYS: [&[KeyWords]; 26] = {
+        let mut k: [&[KeyWords]; 26] = [&[]; 26];
+        k[(b'a' - b'a') as usize] = &[key_words(b"answer\"", 8)];
+        k[(b'c' - b'a') as usize] = &[key_words(b"correct\"", 3), key_words(b"c\"", 5)];
+        k[(b'd' - b'a') as usize] = &[key_words(b"dataset\"", 2)];
+        k[(b'f' - b'a') as usize] = &[key_words(b"finish_reason\"", 14)];
+        k[(b'm' - b'a') as usize] = &[key_words(b"model\"", 0)];
+        k[(b'n' - b'a') as usize] = &[key_words(b"n\"", 4)];
+        k[(b'p' - b'a') as usize] = &[key_words(b"problem_id\"", 1)];
+        k[(b'r' - b'a') as usize] = &[key_words(b"response\"", 7), key_words(b"reference\"", 9)];
+        k[(b's' - b'a') as usize] = &[key_words(b"sample\"", 6), key_words(b"step\"", 15)];
+        k[(b't' - b'a') as usize] = &[
+            key_words(b"tokens\"", 10),
+            key_words(b"token_logprobs\"", 11),
+            key_words(b"top_logprobs\"", 12),
+            key_words(b"token_entropies\"", 13),
+        ];
         k
     };
 
@@ -1113,12 +1147,17 @@ mod fast {
         fn key(&mut self) -> Option<Option<u32>> {
             self.eat(b'"')?;
             let rest = &self.b[self.i..];
-            let first = *rest.first()?;
-            if first.is_ascii_lowercase() {
-                for &(key, index) in KEYS[(first - b'a') as usize] {
-                    if rest.starts_with(key) {
-                        self.i += key.len();
-                        return Some(Some(index));
+            // Near the end of the input the general path below is good enough.
+            if let (Some(lo), Some(hi)) = (rest.get(..8), rest.get(8..16)) {
+                let lo = u64::from_le_bytes(lo.try_into().unwrap());
+                let hi = u64::from_le_bytes(hi.try_into().unwrap());
+                let first = lo as u8;
+                if first.is_ascii_lowercase() {
+                    for k in KEYS[(first - b'a') as usize] {
+                        if ((lo ^ k.lo) & k.lo_mask) | ((hi ^ k.hi) & k.hi_mask) == 0 {
+                            self.i += k.len;
+                            return Some(Some(k.index));
+                        }
                     }
                 }
             }
