@@ -7,13 +7,14 @@
 //! Each command returns the read statistics (skipped lines) for the caller to report on stderr.
 
 use crate::ingest::native::{
-    read_core_parallel, read_files, reader_threads, CoreLine, InputError, InputPosition, LineInfo, NativeLine, Needs, Outcome,
+    read_core_parallel, read_files, reader_threads, replace_string_field, CoreLine, InputError, InputPosition, LineInfo, NativeLine, Needs, Outcome,
     ReadStats,
 };
 use caplens_analysis::passk::{default_ks, pass_at_k_curve, CurvePoint, ProblemCounts};
 use caplens_analysis::rft::{rule_filter, select_indices, RftError, RftFeatures, RftStrategy};
 use caplens_analysis::sets::{compare_unsolvable, MissingReason, ModelOutcomes, ProblemOutcome};
 use caplens_analysis::summary::{ModelSummary, RolloutFacts, SummaryAccumulator};
+use caplens_analysis::tokens::{mean_finite, perplexity, summarize_response, uncertainty_top_k, TokenUncertainty, DEFAULT_TOP_P};
 use serde::ser::SerializeMap;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -530,23 +531,43 @@ pub fn unsolvable(
 // ---------------------------------------------------------------------------------------------
 // summary
 
-/// Per-rollout token means from the fields given. Entropy: mean of `token_entropies`;
-/// perplexity: exp(-mean `token_logprobs`) (item 13). Null entries are skipped.
-// TODO(lead): when analysis/src/tokens.rs lands, derive entropy and RBF from `top_logprobs`
-// too (items 4, 5); until then `mean_rbf` is reported only by callers that supply it.
+/// Per-rollout token means `(mean entropy, mean RBF, perplexity)` from the fields given.
+///
+/// - Entropy (item 4, eq. 3): the mean of `token_entropies` when the line has them (exact, as
+///   the producer computed them); otherwise the mean over tokens of the truncated bucket
+///   estimate from `top_logprobs` (a lower bound, see `caplens_analysis::tokens`).
+/// - RBF (item 5): the mean over tokens of the top-p 0.95 nucleus size from `top_logprobs`
+///   (exact when the listed mass reaches 0.95, else a lower bound); `None` without them.
+/// - Perplexity (item 13): exp(-mean `token_logprobs`); a token of probability 0 makes it
+///   infinite, which the summary then leaves out of its mean (non-finite values are ignored).
+///
+/// `null` entries, and positions whose top list is empty or invalid (all NaN, mass above 1),
+/// are skipped; a rollout with no usable token has `None`.
 fn token_means(line: &NativeLine<'_>) -> (Option<f64>, Option<f64>, Option<f64>) {
-    fn mean(values: &[Option<f64>]) -> Option<f64> {
-        let (s, n) = values.iter().flatten().filter(|v| v.is_finite()).fold((0.0, 0u64), |(s, n), v| (s + v, n + 1));
-        (n > 0).then(|| s / n as f64)
-    }
-    let entropy = line.token_entropies.as_deref().and_then(mean);
-    let ppl = line.token_logprobs.as_deref().and_then(mean).map(|m| (-m).exp());
-    (entropy, None, ppl)
+    let from_top_k = line.top_logprobs.as_deref().and_then(|rows| {
+        let mut logprobs = Vec::new();
+        let per_token: Vec<TokenUncertainty> = rows
+            .iter()
+            .filter_map(|row| {
+                logprobs.clear();
+                logprobs.extend(row.iter().map(|(_, lp)| *lp));
+                uncertainty_top_k(&logprobs, DEFAULT_TOP_P).ok()
+            })
+            .collect();
+        summarize_response(&per_token)
+    });
+    let entropy = match line.token_entropies.as_deref() {
+        Some(values) => mean_finite(&values.iter().flatten().copied().collect::<Vec<f64>>()),
+        None => from_top_k.map(|s| s.mean_entropy),
+    };
+    let rbf = from_top_k.map(|s| s.mean_rbf);
+    let ppl = line.token_logprobs.as_deref().and_then(|lps| perplexity(lps.iter().flatten().copied())).map(|p| p.ppl);
+    (entropy, rbf, ppl)
 }
 
 /// `caplens summary FILE... [--json]`.
 pub fn summary(files: &[PathBuf], json: bool, skip_invalid: bool, out: &mut dyn Write) -> Result<ReadStats, CliError> {
-    let needs = Needs { response: true, answer: true, token_logprobs: true, token_entropies: true, top_logprobs: false, ..Needs::default() };
+    let needs = Needs { response: true, answer: true, token_logprobs: true, token_entropies: true, top_logprobs: true, ..Needs::default() };
     let mut models: ModelIndex<SummaryAccumulator> = ModelIndex::new();
     let mut key = String::new();
     let stats = read_files::<CliError>(files, needs, skip_invalid, |line, _| {
@@ -617,8 +638,9 @@ pub fn summary(files: &[PathBuf], json: bool, skip_invalid: bool, out: &mut dyn 
 ///
 /// Two passes keep memory flat: the first computes a few bytes of features per rollout line
 /// (counts lines carry no response and are not candidates), the second re-reads the input and
-/// writes each selected line as a JSON object with `response` replaced by its text cut after
-/// the first `\boxed{...}` (keys in sorted order).
+/// writes each selected line as it was (same keys in the same order, same spacing and number
+/// spelling) except for the value of `response`, replaced by its text cut after the first
+/// `\boxed{...}`.
 pub fn rft_select(
     files: &[PathBuf],
     strategy: RftStrategy,
@@ -627,7 +649,7 @@ pub fn rft_select(
     skip_invalid: bool,
     out: &mut dyn Write,
 ) -> Result<ReadStats, CliError> {
-    let needs = Needs { response: true, token_entropies: true, ..Needs::default() };
+    let needs = Needs { response: true, token_entropies: true, top_logprobs: true, ..Needs::default() };
     let mut features = Vec::new();
     let stats = read_files::<CliError>(files, needs, skip_invalid, |line, _| {
         if let Outcome::Rollout { correct } = line.outcome {
@@ -650,12 +672,17 @@ pub fn rft_select(
         }
         if next.peek() == Some(&&candidate) {
             next.next();
-            let cut = line.response.as_deref().and_then(rule_filter).unwrap_or_default();
-            let mut obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(info.raw)
-                .map_err(|e| CliError::Usage(format!("{}:{}: {e}", info.file.display(), info.line)))?;
-            obj.insert("response".into(), serde_json::Value::String(cut.to_string()));
-            serde_json::to_writer(&mut *out, &obj).map_err(std::io::Error::from)?;
-            writeln!(out)?;
+            // Selected rollouts passed the rule filter, so they have a response to cut.
+            let response = line.response.as_deref().unwrap_or_default();
+            let cut = rule_filter(response).unwrap_or(response);
+            if cut == response {
+                writeln!(out, "{}", info.raw.trim())?;
+            } else {
+                let rewritten = replace_string_field(info.raw, "response", cut).ok_or_else(|| {
+                    CliError::Usage(format!("{}:{}: cannot locate field \"response\"", info.file.display(), info.line))
+                })?;
+                writeln!(out, "{}", rewritten.trim())?;
+            }
         }
         candidate += 1;
         Ok(())
@@ -876,6 +903,73 @@ mod tests {
         let mut expected = expected_keys.to_vec();
         expected.sort();
         assert_eq!(keys, expected);
+    }
+
+    #[test]
+    fn token_means_from_top_logprobs_entropies_and_logprobs() {
+        let parse = |v: Value| -> NativeLine<'static> {
+            let text: &'static str = Box::leak(v.to_string().into_boxed_str());
+            crate::ingest::native::parse_line(text, Needs::all()).unwrap()
+        };
+        let (h1, h2) = (-(0.96f64 * 0.96f64.ln() + 0.04 * 0.04f64.ln()), -(0.5f64 * 0.5f64.ln() + 0.3 * 0.3f64.ln() + 0.2 * 0.2f64.ln()));
+        // Complete top lists: exact entropy; nucleus at 0.95 holds 1 and 3 tokens. The `null`
+        // position has no candidates and is skipped.
+        let top = json!([[["a", 0.96f64.ln()], ["b", 0.04f64.ln()]], [["a", 0.5f64.ln()], ["b", 0.3f64.ln()], ["c", 0.2f64.ln()]], null]);
+        let (entropy, rbf, ppl) = token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":top})));
+        assert!((entropy.unwrap() - (h1 + h2) / 2.0).abs() < 1e-12, "{entropy:?}");
+        assert_eq!((rbf, ppl), (Some(2.0), None));
+        // A truncated list: bucket estimate -0.9 ln 0.9 - 0.1 ln 0.1; RBF lower bound 1 + ceil(0.05 / 0.9).
+        let (entropy, rbf, _) = token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":[[["a", 0.9f64.ln()]]]})));
+        assert!((entropy.unwrap() - (-(0.9f64 * 0.9f64.ln()) - 0.1 * 0.1f64.ln())).abs() < 1e-12);
+        assert_eq!(rbf, Some(2.0));
+        // token_entropies win for the entropy; the RBF still comes from the top lists.
+        let (entropy, rbf, _) = token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":top,"token_entropies":[2.0,null,4.0]})));
+        assert_eq!((entropy, rbf), (Some(3.0), Some(2.0)));
+        // Perplexity: exp(-mean) over the non-null log-probabilities; -9999 (vLLM's -inf) is a
+        // probability of 0 and makes it infinite.
+        let (_, _, ppl) = token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"token_logprobs":[null,-0.5,-1.5]})));
+        assert!((ppl.unwrap() - 1f64.exp()).abs() < 1e-12);
+        let (_, _, ppl) = token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"token_logprobs":[-0.5,-9999.0]})));
+        assert_eq!(ppl, Some(f64::INFINITY));
+        assert_eq!(token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":[null],"token_logprobs":[]}))), (None, None, None));
+    }
+
+    #[test]
+    fn summary_reports_token_means_from_top_logprobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = json!([[["a", 0.5f64.ln()], ["b", 0.5f64.ln()]]]);
+        let f = file(&dir, "t.jsonl", &[
+            json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":top,"token_logprobs":[-1.0]}),
+            json!({"model":"m","problem_id":"p","correct":false,"top_logprobs":[[["a", 0.99f64.ln()]]],"token_logprobs":[-9999.0]}),
+        ]);
+        let m = &run(|o| summary(&[f], true, false, o))["models"][0];
+        let h2 = -(0.99f64 * 0.99f64.ln()) - 0.01 * 0.01f64.ln();
+        assert!((m["mean_entropy"].as_f64().unwrap() - (2f64.ln() + h2) / 2.0).abs() < 1e-12, "{m}");
+        // RBF: 2 (two halves) and 1 (0.99 >= 0.95)
+        assert_eq!(m["mean_rbf"], 1.5);
+        // the infinite PPL of the second rollout is left out of the mean
+        assert!((m["mean_ppl"].as_f64().unwrap() - 1f64.exp()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rft_select_keeps_the_line_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.jsonl");
+        let lines = [
+            r#"{"problem_id":"q", "model":"m","correct":true,"z":1.50,"response":"x = 5 so \\boxed{5} and then \u00e9 more","a":[1, 2e0]}"#,
+            r#"{"respons\u0065":"so \\boxed{7} tail","model":"m","problem_id":"r","correct":true}"#,
+            r#"{"model":"m","problem_id":"s","correct":true,"response":"ends with \\boxed{8}","b":{"response":"inner"}}"#,
+        ];
+        std::fs::write(&p, lines.join("\n")).unwrap();
+        let mut out = Vec::new();
+        rft_select(&[p], RftStrategy::Rule, 10, 0, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let expected = [
+            r#"{"problem_id":"q", "model":"m","correct":true,"z":1.50,"response":"x = 5 so \\boxed{5}","a":[1, 2e0]}"#,
+            r#"{"respons\u0065":"so \\boxed{7}","model":"m","problem_id":"r","correct":true}"#,
+            lines[2], // already cut: verbatim
+        ];
+        assert_eq!(text.lines().collect::<Vec<_>>(), expected);
     }
 
     #[test]

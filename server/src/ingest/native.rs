@@ -569,6 +569,15 @@ fn scan_block(
     line_no
 }
 
+/// `line` (one JSON object) with the value of its top-level field `key` replaced by the JSON
+/// string `value`; every other byte (key order, spacing, number spelling) stays as it was.
+/// `None` when the line is not an object the scanner can walk or has no such field.
+pub fn replace_string_field(line: &str, key: &str, value: &str) -> Option<String> {
+    let (start, end) = fast::top_level_value_span(line, key)?;
+    let encoded = serde_json::to_string(value).ok()?;
+    Some(format!("{}{}{}", &line[..start], encoded, &line[end..]))
+}
+
 /// Position of the first newline, eight bytes at a time.
 fn find_newline(b: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -1164,6 +1173,49 @@ mod fast {
             self.i -= 1;
             Some(field_index(self.plain_str()?.as_bytes()))
         }
+    }
+
+    /// Byte range of the value of the top-level field `key` of the object in `text`; the key may
+    /// be written with escapes. `None` when absent or when `text` is not a valid object.
+    pub(super) fn top_level_value_span(text: &str, key: &str) -> Option<(usize, usize)> {
+        let mut cur = Cursor { b: text.as_bytes(), s: text, i: 0 };
+        let mut found = None;
+        cur.ws();
+        cur.eat(b'{')?;
+        cur.ws();
+        if cur.eat(b'}').is_some() {
+            return None;
+        }
+        loop {
+            cur.ws();
+            let key_start = cur.i;
+            cur.skip_str()?;
+            let raw_key = &text[key_start..cur.i];
+            let matches = match raw_key[1..raw_key.len() - 1].contains('\\') {
+                false => &raw_key[1..raw_key.len() - 1] == key,
+                true => serde_json::from_str::<String>(raw_key).ok()? == key,
+            };
+            cur.ws();
+            cur.eat(b':')?;
+            cur.ws();
+            let value_start = cur.i;
+            cur.skip_value(1)?;
+            if matches {
+                found = Some((value_start, cur.i));
+            }
+            cur.ws();
+            match cur.peek()? {
+                b',' => cur.i += 1,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        cur.i += 1;
+        cur.ws();
+        if cur.i != cur.b.len() {
+            return None;
+        }
+        found
     }
 
     /// Scans a line for the core fields (plus `sample` when asked). `Some` only for a line that
