@@ -741,7 +741,8 @@ mod tests {
         let mut rng = caplens_analysis::rng::SplitMix64::new(11);
         let mut text = String::new();
         // Independent reference: linear search, in line order.
-        let mut expected: Vec<(String, Vec<(String, u64, u64)>)> = Vec::new();
+        type ProblemSums = Vec<(String, u64, u64)>;
+        let mut expected: Vec<(String, ProblemSums)> = Vec::new();
         for i in 0..30_000u64 {
             let model = if i > 25_000 && rng.bernoulli(0.01) { "late".to_string() } else { format!("m{}", rng.below(6)) };
             let dataset = ["\"d1\"", "null", "\"d2\""][rng.below(3) as usize];
@@ -779,7 +780,7 @@ mod tests {
         assert!(text.len() > 1 << 21, "several blocks");
         for threads in [1, 2, 3, 7] {
             let mut shards: Vec<CountsShard> = (0..threads).map(|_| CountsShard::default()).collect();
-            read_core_parallel(&[path.clone()], false, false, &mut shards, CountsShard::add).unwrap();
+            read_core_parallel(std::slice::from_ref(&path), false, false, &mut shards, CountsShard::add).unwrap();
             let (names, tables) = merge_count_shards(shards);
             assert_eq!(names, expected.iter().map(|m| m.0.clone()).collect::<Vec<_>>(), "{threads} threads");
             for (table, (_, problems)) in tables.iter().zip(&expected) {
@@ -787,7 +788,7 @@ mod tests {
                 assert!(table == &want, "problem order or counts differ with {threads} threads");
             }
         }
-        let v = run(|o| passk(&[path.clone()], KSelection::Default, true, false, o));
+        let v = run(|o| passk(std::slice::from_ref(&path), KSelection::Default, true, false, o));
         assert_eq!(v["models"].as_array().unwrap().last().unwrap()["model"], "late");
         assert_eq!(v["models"][0]["problems"], expected[0].1.len());
     }
@@ -796,9 +797,9 @@ mod tests {
     fn passk_k_selection_and_empty_input() {
         let dir = tempfile::tempdir().unwrap();
         let a = file(&dir, "a.jsonl", &[json!({"model":"m","problem_id":"p","n":3,"c":1})]);
-        let v = run(|o| passk(&[a.clone()], "all".parse().unwrap(), true, false, o));
+        let v = run(|o| passk(std::slice::from_ref(&a), "all".parse().unwrap(), true, false, o));
         assert_eq!(v["models"][0]["points"].as_array().unwrap().len(), 3);
-        let v = run(|o| passk(&[a.clone()], "2,9".parse().unwrap(), true, false, o));
+        let v = run(|o| passk(std::slice::from_ref(&a), "2,9".parse().unwrap(), true, false, o));
         assert_eq!(v["models"][0]["points"], json!([{"k":2,"pass_at_k":1.0 - 1.0/3.0,"problems":1}]));
         assert!("0,2".parse::<KSelection>().is_err());
         assert!("x".parse::<KSelection>().is_err());
@@ -815,7 +816,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("rollouts.jsonl");
         std::fs::write(&p, "{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":true}\n{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":\"no\"}\n").unwrap();
-        let err = passk(&[p.clone()], KSelection::Default, true, false, &mut Vec::new()).unwrap_err();
+        let err = passk(std::slice::from_ref(&p), KSelection::Default, true, false, &mut Vec::new()).unwrap_err();
         assert_eq!(err.to_string(), format!("{}:2: field \"correct\": expected a boolean", p.display()));
         let mut out = Vec::new();
         let stats = passk(&[p], KSelection::Default, true, true, &mut out).unwrap();
@@ -836,7 +837,7 @@ mod tests {
             json!({"model":"B","problem_id":"p4","n":5,"c":2}), json!({"model":"A","problem_id":"p4","n":5,"c":0}),
         ];
         let f = file(&dir, "u.jsonl", &lines);
-        let v = run(|o| unsolvable(&[f.clone()], None, true, false, o));
+        let v = run(|o| unsolvable(std::slice::from_ref(&f), None, true, false, o));
         assert_eq!(
             v,
             json!({"k":null,"models":["B","A"],
@@ -845,18 +846,18 @@ mod tests {
                 "missing":{"B":["p3"],"A":[]}})
         );
         let mut raw = Vec::new();
-        unsolvable(&[f.clone()], None, true, false, &mut raw).unwrap();
+        unsolvable(std::slice::from_ref(&f), None, true, false, &mut raw).unwrap();
         let text = String::from_utf8(raw).unwrap();
         assert!(text.find("\"B\":[\"p2\"]").unwrap() < text.find("\"A\":[\"p1\"").unwrap(), "first-appearance order");
         // k = 1: A fails p2 at its first sample; B's p4 is count-only with c > 0 and k < n.
-        let v = run(|o| unsolvable(&[f.clone()], Some(1), true, false, o));
+        let v = run(|o| unsolvable(std::slice::from_ref(&f), Some(1), true, false, o));
         assert_eq!(v["unsolvable"], json!({"B":["p2"],"A":["p1","p2","p3","p4"]}));
         assert_eq!(v["missing"], json!({"B":["p3","p4"],"A":[]}));
         assert_eq!(v["regions"], json!([{"models":["B","A"],"problems":["p2"]},{"models":["A"],"problems":["p1"]}]));
         // k = 3 > n = 2 for the rollout problems
-        let v = run(|o| unsolvable(&[f.clone()], Some(3), true, false, o));
+        let v = run(|o| unsolvable(std::slice::from_ref(&f), Some(3), true, false, o));
         assert_eq!(v["missing"]["A"], json!(["p1", "p2", "p3"]));
-        assert!(matches!(unsolvable(&[f.clone()], Some(0), true, false, &mut Vec::new()), Err(CliError::Usage(_))));
+        assert!(matches!(unsolvable(std::slice::from_ref(&f), Some(0), true, false, &mut Vec::new()), Err(CliError::Usage(_))));
         let mut table = Vec::new();
         unsolvable(&[f], Some(1), false, false, &mut table).unwrap();
         assert!(String::from_utf8(table).unwrap().contains("counts only, order unknown"));
@@ -882,7 +883,7 @@ mod tests {
             json!({"model":"m","problem_id":"q","n":2,"c":2}),
             json!({"model":"n","problem_id":"q","correct":false}),
         ]);
-        let v = run(|o| summary(&[f.clone()], true, false, o));
+        let v = run(|o| summary(std::slice::from_ref(&f), true, false, o));
         let m = &v["models"][0];
         assert_eq!(m["model"], "m");
         assert_eq!(m["problems"], 2);
@@ -982,12 +983,12 @@ mod tests {
             json!({"model":"m","problem_id":"q","correct":true,"response":"x = 5 so \\boxed{5}","token_entropies":[0.5]}),
         ]);
         let mut out = Vec::new();
-        rft_select(&[f.clone()], RftStrategy::Entropy, 1, 0, false, &mut out).unwrap();
+        rft_select(std::slice::from_ref(&f), RftStrategy::Entropy, 1, 0, false, &mut out).unwrap();
         let lines: Vec<Value> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0]["problem_id"], "q");
         let mut out = Vec::new();
-        rft_select(&[f.clone()], RftStrategy::Rule, 5, 1, false, &mut out).unwrap();
+        rft_select(std::slice::from_ref(&f), RftStrategy::Rule, 5, 1, false, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.lines().count(), 2);
         assert!(text.lines().next().unwrap().contains("\"response\":\"2+2 = \\\\boxed{4}\""), "{text}");

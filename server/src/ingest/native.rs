@@ -668,12 +668,12 @@ fn describe_json_error(text: &str, e: &serde_json::Error, field: Option<&'static
     use serde_json::error::Category;
     match (e.classify(), field) {
         (Category::Data, Some(f)) => (Some(f), expected_for(f).to_string()),
-        (Category::Data, None) => (None, format!("{}", strip_position(e))),
+        (Category::Data, None) => (None, strip_position(e)),
         (Category::Syntax | Category::Eof, f) => {
             // Point out NaN / Infinity, which Python's json module writes but JSON forbids.
             let col = e.column().saturating_sub(1);
             let rest = text.get(col..).unwrap_or("");
-            let rest = rest.trim_start_matches(|c: char| c == '[' || c == ',' || c == ' ' || c == '-');
+            let rest = rest.trim_start_matches(['[', ',', ' ', '-']);
             let msg = if rest.starts_with("NaN") || rest.starts_with("Infinity") {
                 format!("NaN and Infinity are not valid JSON (column {}); write null for a missing value", e.column())
             } else {
@@ -914,7 +914,8 @@ mod fast {
         #[inline]
         fn ws(&mut self) {
             while let Some(&c) = self.b.get(self.i) {
-                if c == b' ' || c == b'\t' || c == b'\r' {
+                // One comparison in the usual case (compact JSON): all whitespace is <= b' '.
+                if c <= b' ' && (c == b' ' || c == b'\t' || c == b'\r') {
                     self.i += 1;
                 } else {
                     break;
@@ -1128,19 +1129,24 @@ mod fast {
         KeyWords { lo, hi, lo_mask, hi_mask, len: n, index }
     }
 
+    /// Slot of a lowercase first letter in `KEYS`.
+    const fn letter(c: u8) -> usize {
+        (c - b'a') as usize
+    }
+
     /// Known keys (with the closing quote) by first letter, and their index in `FIELDS`.
     const KEYS: [&[KeyWords]; 26] = {
         let mut k: [&[KeyWords]; 26] = [&[]; 26];
-        k[(b'a' - b'a') as usize] = &[key_words(b"answer\"", 8)];
-        k[(b'c' - b'a') as usize] = &[key_words(b"correct\"", 3), key_words(b"c\"", 5)];
-        k[(b'd' - b'a') as usize] = &[key_words(b"dataset\"", 2)];
-        k[(b'f' - b'a') as usize] = &[key_words(b"finish_reason\"", 14)];
-        k[(b'm' - b'a') as usize] = &[key_words(b"model\"", 0)];
-        k[(b'n' - b'a') as usize] = &[key_words(b"n\"", 4)];
-        k[(b'p' - b'a') as usize] = &[key_words(b"problem_id\"", 1)];
-        k[(b'r' - b'a') as usize] = &[key_words(b"response\"", 7), key_words(b"reference\"", 9)];
-        k[(b's' - b'a') as usize] = &[key_words(b"sample\"", 6), key_words(b"step\"", 15)];
-        k[(b't' - b'a') as usize] = &[
+        k[letter(b'a')] = &[key_words(b"answer\"", 8)];
+        k[letter(b'c')] = &[key_words(b"correct\"", 3), key_words(b"c\"", 5)];
+        k[letter(b'd')] = &[key_words(b"dataset\"", 2)];
+        k[letter(b'f')] = &[key_words(b"finish_reason\"", 14)];
+        k[letter(b'm')] = &[key_words(b"model\"", 0)];
+        k[letter(b'n')] = &[key_words(b"n\"", 4)];
+        k[letter(b'p')] = &[key_words(b"problem_id\"", 1)];
+        k[letter(b'r')] = &[key_words(b"response\"", 7), key_words(b"reference\"", 9)];
+        k[letter(b's')] = &[key_words(b"sample\"", 6), key_words(b"step\"", 15)];
+        k[letter(b't')] = &[
             key_words(b"tokens\"", 10),
             key_words(b"token_logprobs\"", 11),
             key_words(b"top_logprobs\"", 12),
@@ -1162,7 +1168,7 @@ mod fast {
                 let hi = u64::from_le_bytes(hi.try_into().unwrap());
                 let first = lo as u8;
                 if first.is_ascii_lowercase() {
-                    for k in KEYS[(first - b'a') as usize] {
+                    for k in KEYS[letter(first)] {
                         if ((lo ^ k.lo) & k.lo_mask) | ((hi ^ k.hi) & k.hi_mask) == 0 {
                             self.i += k.len;
                             return Some(Some(k.index));
@@ -1586,11 +1592,11 @@ mod tests {
         let bad: Vec<usize> = vec![4_000, 4_001, 6_002, 9_000, 9_001, 9_002, 9_500, 9_600, 9_700, 9_800, 9_900, 11_000, 11_999];
         let path = write_file(&dir, "rollouts.jsonl", &multi_block_text(12_000, &bad));
         for threads in [1, 2, 4] {
-            let err = read_parallel(&[path.clone()], threads, false).unwrap_err();
-            assert_eq!(err, read_sequential(&[path.clone()], false).unwrap_err());
+            let err = read_parallel(std::slice::from_ref(&path), threads, false).unwrap_err();
+            assert_eq!(err, read_sequential(std::slice::from_ref(&path), false).unwrap_err());
             assert_eq!(err.line, Some(4_000));
-            let (records, stats) = read_parallel(&[path.clone()], threads, true).unwrap();
-            let expected = read_sequential(&[path.clone()], true).unwrap();
+            let (records, stats) = read_parallel(std::slice::from_ref(&path), threads, true).unwrap();
+            let expected = read_sequential(std::slice::from_ref(&path), true).unwrap();
             assert_eq!((records, &stats), (expected.0, &expected.1));
             assert_eq!(stats.skipped, bad.len() as u64);
             let lines: Vec<Option<u64>> = stats.first_skipped.iter().map(|e| e.line).collect();
@@ -1667,9 +1673,9 @@ mod tests {
         let mut bytes = b"{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":true}\n{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":1}\n".to_vec();
         bytes.extend_from_slice(b"{\"model\":\"m\xff\",\"problem_id\":\"p\",\"correct\":true}\n");
         let path = write_file(&dir, "rollouts.jsonl", &bytes);
-        let err = read_files::<InputError>(&[path.clone()], Needs::default(), false, |_, _| Ok(())).unwrap_err();
+        let err = read_files::<InputError>(std::slice::from_ref(&path), Needs::default(), false, |_, _| Ok(())).unwrap_err();
         assert_eq!(err.to_string(), format!("{}:2: field \"correct\": expected a boolean", path.display()));
-        let stats = read_files::<InputError>(&[path.clone()], Needs::default(), true, |_, _| Ok(())).unwrap();
+        let stats = read_files::<InputError>(std::slice::from_ref(&path), Needs::default(), true, |_, _| Ok(())).unwrap();
         assert_eq!((stats.records, stats.skipped), (1, 2));
         assert!(stats.first_skipped[1].to_string().contains(":3: invalid UTF-8"), "{}", stats.first_skipped[1]);
         let missing = dir.path().join("nope.jsonl");
