@@ -5,6 +5,18 @@
 //! when they contain no escape; fields the caller does not need ([`Needs`]) are skipped without
 //! being materialised.
 //!
+//! Two readers share the parsing rules:
+//! - [`read_files`]: every field on request, lines in order, on the calling thread;
+//! - [`read_core_parallel`]: only the core fields ([`CoreLine`]), for the counting commands
+//!   (`passk`): files are cut into blocks of whole lines that several threads scan at once, and
+//!   each record carries an [`InputPosition`] so that callers can restore first-appearance
+//!   order exactly. Errors and line numbers are the same as with `read_files`.
+//!
+//! Lines that only need the core fields go through a validating byte scanner (`fast`) which
+//! accepts only lines that are valid JSON *and* valid records; anything else (escapes in a
+//! needed string, duplicates, odd numbers, any error) is re-parsed by serde_json, the authority
+//! on values and error messages.
+//!
 //! Defined answers for bad or edge input:
 //! - blank lines (only whitespace) are ignored; line numbers still count them;
 //! - no file or only blank lines: no record, not an error;
