@@ -433,6 +433,9 @@ pub fn read_core_parallel<A: Send>(
         let display = path.display().to_string();
         let file_err = |message: String| InputError { file: display.clone(), line: None, field: None, message };
         let file = File::open(path).map_err(|e| file_err(format!("cannot open: {e}")))?;
+        // A small regular file is not worth a thread (pipes have no size: they get all threads).
+        let small = file.metadata().is_ok_and(|m| m.is_file() && m.len() < 2 * BLOCK_BYTES as u64);
+        let threads = if small { 1 } else { shards.len() };
         let reader = open_stream(file).map_err(|e| file_err(format!("cannot read: {e}")))?;
         let source = std::sync::Mutex::new(BlockSource { reader, carry: Vec::new(), next_block: 0, eof: false });
         // Blocks after this one are not needed: an error was found in it.
@@ -487,7 +490,7 @@ pub fn read_core_parallel<A: Send>(
             report
         };
         let mut reports: Vec<ThreadReport> = std::thread::scope(|s| {
-            let (first, rest) = shards.split_first_mut().expect("at least one shard");
+            let (first, rest) = shards[..threads].split_first_mut().expect("at least one shard");
             let handles: Vec<_> = rest.iter_mut().map(|shard| s.spawn(|| scan(shard))).collect();
             let mut reports = vec![scan(first)];
             reports.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))));
@@ -1562,7 +1565,8 @@ mod tests {
             } else if i % 37 == 0 {
                 format!("{{\"model\":\"m\\u00e9{}\",\"problem_id\":{i},\"n\":{},\"c\":1}}\r", i % 3, 1 + i % 4).into_bytes()
             } else {
-                let pad = "z".repeat(rng.below(200) as usize);
+                // Random letters: the gzip copy must stay larger than two blocks.
+                let pad: String = (0..rng.below(200)).map(|_| (b'a' + rng.below(26) as u8) as char).collect();
                 format!("{{\"model\":\"m{}\",\"dataset\":\"d\",\"problem_id\":\"p{}\",\"sample\":{i},\"correct\":{},\"answer\":\"{pad}\"}}", i % 5, i % 61, i % 2 == 0).into_bytes()
             };
             text.extend_from_slice(&line);
@@ -1587,6 +1591,7 @@ mod tests {
         gz.write_all(&text[text.len() / 2..]).unwrap();
         bytes.extend(gz.finish().unwrap());
         let zipped = write_file(&dir, "b.gz", &bytes);
+        assert!(bytes.len() > 2 * BLOCK_BYTES, "large enough to be read by several threads");
         let empty = write_file(&dir, "e.jsonl", b"");
         let files = vec![plain.clone(), empty, zipped];
         let expected = read_sequential(&files, false).unwrap();
