@@ -6,11 +6,15 @@
 //! Problems are keyed by `dataset/problem_id` when a dataset is given, else by `problem_id`.
 //! Each command returns the read statistics (skipped lines) for the caller to report on stderr.
 
-use crate::ingest::native::{read_files, InputError, LineInfo, NativeLine, Needs, Outcome, ReadStats};
+use crate::ingest::native::{
+    read_core_parallel, read_files, reader_threads, replace_string_field, CoreLine, InputError, InputPosition, LineInfo, NativeLine, Needs, Outcome,
+    ReadStats,
+};
 use caplens_analysis::passk::{default_ks, pass_at_k_curve, CurvePoint, ProblemCounts};
 use caplens_analysis::rft::{rule_filter, select_indices, RftError, RftFeatures, RftStrategy};
 use caplens_analysis::sets::{compare_unsolvable, MissingReason, ModelOutcomes, ProblemOutcome};
 use caplens_analysis::summary::{ModelSummary, RolloutFacts, SummaryAccumulator};
+use caplens_analysis::tokens::{mean_finite, perplexity, summarize_response, uncertainty_top_k, TokenUncertainty, DEFAULT_TOP_P};
 use serde::ser::SerializeMap;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -155,10 +159,130 @@ fn problem_key<'b>(line: &NativeLine<'_>, buf: &'b mut String) -> &'b str {
 // ---------------------------------------------------------------------------------------------
 // passk
 
-#[derive(Default)]
-struct CountsTable {
+/// Whether `key` is the problem key (see [`problem_key`]) of these fields, without building it.
+fn key_matches(key: &str, dataset: Option<&str>, problem_id: &str) -> bool {
+    match dataset {
+        None => key == problem_id,
+        Some(d) => {
+            key.len() == d.len() + 1 + problem_id.len()
+                && key.as_bytes()[d.len()] == b'/'
+                && key.starts_with(d)
+                && key.ends_with(problem_id)
+        }
+    }
+}
+
+/// One model's counts as seen by one reader thread.
+struct ShardModel {
+    name: String,
+    first: InputPosition,
     problems: ProblemIndex,
     counts: Vec<ProblemCounts>,
+    /// Where each problem first appeared.
+    first_seen: Vec<InputPosition>,
+}
+
+/// The passk counts of one reader thread; threads see blocks of lines out of order, so every
+/// model and problem keeps its first position, and [`merge_count_shards`] restores the order.
+#[derive(Default)]
+struct CountsShard {
+    models: Vec<ShardModel>,
+    by_name: FastMap<String, usize>,
+    /// Model and problem of the previous line: rollouts of a problem usually come together,
+    /// and then the line needs no hashing at all.
+    last: Option<(usize, usize)>,
+    key: String,
+}
+
+impl CountsShard {
+    fn add(&mut self, line: &CoreLine<'_>, at: InputPosition) {
+        let (m, p) = match self.last {
+            Some((m, p))
+                if self.models[m].name == line.model
+                    && key_matches(&self.models[m].problems.ids[p], line.dataset.as_deref(), &line.problem_id) =>
+            {
+                (m, p)
+            }
+            _ => {
+                let m = match self.by_name.get(&*line.model) {
+                    Some(&m) => m,
+                    None => {
+                        self.by_name.insert(line.model.to_string(), self.models.len());
+                        self.models.push(ShardModel {
+                            name: line.model.to_string(),
+                            first: at,
+                            problems: ProblemIndex::default(),
+                            counts: Vec::new(),
+                            first_seen: Vec::new(),
+                        });
+                        self.models.len() - 1
+                    }
+                };
+                self.key.clear();
+                if let Some(d) = &line.dataset {
+                    self.key.push_str(d);
+                    self.key.push('/');
+                }
+                self.key.push_str(&line.problem_id);
+                let model = &mut self.models[m];
+                let (p, new) = model.problems.index(&self.key);
+                if new {
+                    model.counts.push(ProblemCounts { n: 0, c: 0 });
+                    model.first_seen.push(at);
+                }
+                self.last = Some((m, p));
+                (m, p)
+            }
+        };
+        let entry = &mut self.models[m].counts[p];
+        entry.n += line.samples();
+        entry.c += line.correct_samples();
+    }
+}
+
+/// Sums the shards into one table per model, models and problems in order of first appearance
+/// in the input (by position, so the result does not depend on how lines fell to threads).
+fn merge_count_shards(shards: Vec<CountsShard>) -> (Vec<String>, Vec<Vec<ProblemCounts>>) {
+    struct Merged {
+        name: String,
+        first: InputPosition,
+        by_id: FastMap<String, usize>,
+        problems: Vec<(InputPosition, ProblemCounts)>,
+    }
+    let mut merged: Vec<Merged> = Vec::new();
+    let mut by_name: FastMap<String, usize> = FastMap::default();
+    for shard in shards {
+        for model in shard.models {
+            let i = *by_name.entry(model.name.clone()).or_insert_with(|| {
+                merged.push(Merged { name: model.name.clone(), first: model.first, by_id: FastMap::default(), problems: Vec::new() });
+                merged.len() - 1
+            });
+            let into = &mut merged[i];
+            into.first = into.first.min(model.first);
+            for ((id, counts), first) in model.problems.ids.into_iter().zip(model.counts).zip(model.first_seen) {
+                match into.by_id.get(&id) {
+                    Some(&p) => {
+                        let (at, sum) = &mut into.problems[p];
+                        *at = (*at).min(first);
+                        sum.n += counts.n;
+                        sum.c += counts.c;
+                    }
+                    None => {
+                        into.by_id.insert(id, into.problems.len());
+                        into.problems.push((first, counts));
+                    }
+                }
+            }
+        }
+    }
+    merged.sort_by_key(|m| m.first);
+    merged
+        .into_iter()
+        .map(|mut m| {
+            m.problems.sort_by_key(|p| p.0);
+            (m.name, m.problems.into_iter().map(|p| p.1).collect())
+        })
+        .unzip()
 }
 
 #[derive(Serialize)]
@@ -182,35 +306,24 @@ pub fn passk(
     skip_invalid: bool,
     out: &mut dyn Write,
 ) -> Result<ReadStats, CliError> {
-    let mut models: ModelIndex<CountsTable> = ModelIndex::new();
-    let mut key = String::new();
-    let stats = read_files::<CliError>(files, Needs::default(), skip_invalid, |line, _| {
-        let table = models.get(&line.model);
-        let (p, new) = table.problems.index(problem_key(line, &mut key));
-        if new {
-            table.counts.push(ProblemCounts { n: 0, c: 0 });
-        }
-        let entry = &mut table.counts[p];
-        entry.n += line.samples();
-        entry.c += line.correct_samples();
-        Ok(())
-    })?;
-    let max_n = models.data.iter().flat_map(|t| t.counts.iter().map(|p| p.n)).max().unwrap_or(0);
+    let mut shards: Vec<CountsShard> = (0..reader_threads()).map(|_| CountsShard::default()).collect();
+    let stats = read_core_parallel(files, false, skip_invalid, &mut shards, CountsShard::add)?;
+    let (names, tables) = merge_count_shards(shards);
+    let max_n = tables.iter().flat_map(|t| t.iter().map(|p| p.n)).max().unwrap_or(0);
     let ks = match ks {
         KSelection::Default => default_ks(max_n),
         KSelection::All => (1..=max_n).collect(),
         KSelection::List(list) => list,
     };
     let report = PasskJson {
-        models: models
-            .names
+        models: names
             .iter()
-            .zip(&models.data)
+            .zip(&tables)
             .map(|(name, t)| PasskModelJson {
                 model: name,
-                problems: t.counts.len(),
-                rollouts: t.counts.iter().map(|p| p.n).sum(),
-                points: pass_at_k_curve(&t.counts, &ks),
+                problems: t.len(),
+                rollouts: t.iter().map(|p| p.n).sum(),
+                points: pass_at_k_curve(t, &ks),
             })
             .collect(),
     };
@@ -418,23 +531,43 @@ pub fn unsolvable(
 // ---------------------------------------------------------------------------------------------
 // summary
 
-/// Per-rollout token means from the fields given. Entropy: mean of `token_entropies`;
-/// perplexity: exp(-mean `token_logprobs`) (item 13). Null entries are skipped.
-// TODO(lead): when analysis/src/tokens.rs lands, derive entropy and RBF from `top_logprobs`
-// too (items 4, 5); until then `mean_rbf` is reported only by callers that supply it.
+/// Per-rollout token means `(mean entropy, mean RBF, perplexity)` from the fields given.
+///
+/// - Entropy (item 4, eq. 3): the mean of `token_entropies` when the line has them (exact, as
+///   the producer computed them); otherwise the mean over tokens of the truncated bucket
+///   estimate from `top_logprobs` (a lower bound, see `caplens_analysis::tokens`).
+/// - RBF (item 5): the mean over tokens of the top-p 0.95 nucleus size from `top_logprobs`
+///   (exact when the listed mass reaches 0.95, else a lower bound); `None` without them.
+/// - Perplexity (item 13): exp(-mean `token_logprobs`); a token of probability 0 makes it
+///   infinite, which the summary then leaves out of its mean (non-finite values are ignored).
+///
+/// `null` entries, and positions whose top list is empty or invalid (all NaN, mass above 1),
+/// are skipped; a rollout with no usable token has `None`.
 fn token_means(line: &NativeLine<'_>) -> (Option<f64>, Option<f64>, Option<f64>) {
-    fn mean(values: &[Option<f64>]) -> Option<f64> {
-        let (s, n) = values.iter().flatten().filter(|v| v.is_finite()).fold((0.0, 0u64), |(s, n), v| (s + v, n + 1));
-        (n > 0).then(|| s / n as f64)
-    }
-    let entropy = line.token_entropies.as_deref().and_then(mean);
-    let ppl = line.token_logprobs.as_deref().and_then(mean).map(|m| (-m).exp());
-    (entropy, None, ppl)
+    let from_top_k = line.top_logprobs.as_deref().and_then(|rows| {
+        let mut logprobs = Vec::new();
+        let per_token: Vec<TokenUncertainty> = rows
+            .iter()
+            .filter_map(|row| {
+                logprobs.clear();
+                logprobs.extend(row.iter().map(|(_, lp)| *lp));
+                uncertainty_top_k(&logprobs, DEFAULT_TOP_P).ok()
+            })
+            .collect();
+        summarize_response(&per_token)
+    });
+    let entropy = match line.token_entropies.as_deref() {
+        Some(values) => mean_finite(&values.iter().flatten().copied().collect::<Vec<f64>>()),
+        None => from_top_k.map(|s| s.mean_entropy),
+    };
+    let rbf = from_top_k.map(|s| s.mean_rbf);
+    let ppl = line.token_logprobs.as_deref().and_then(|lps| perplexity(lps.iter().flatten().copied())).map(|p| p.ppl);
+    (entropy, rbf, ppl)
 }
 
 /// `caplens summary FILE... [--json]`.
 pub fn summary(files: &[PathBuf], json: bool, skip_invalid: bool, out: &mut dyn Write) -> Result<ReadStats, CliError> {
-    let needs = Needs { response: true, answer: true, token_logprobs: true, token_entropies: true, top_logprobs: false, ..Needs::default() };
+    let needs = Needs { response: true, answer: true, token_logprobs: true, token_entropies: true, top_logprobs: true, ..Needs::default() };
     let mut models: ModelIndex<SummaryAccumulator> = ModelIndex::new();
     let mut key = String::new();
     let stats = read_files::<CliError>(files, needs, skip_invalid, |line, _| {
@@ -505,8 +638,9 @@ pub fn summary(files: &[PathBuf], json: bool, skip_invalid: bool, out: &mut dyn 
 ///
 /// Two passes keep memory flat: the first computes a few bytes of features per rollout line
 /// (counts lines carry no response and are not candidates), the second re-reads the input and
-/// writes each selected line as a JSON object with `response` replaced by its text cut after
-/// the first `\boxed{...}` (keys in sorted order).
+/// writes each selected line as it was (same keys in the same order, same spacing and number
+/// spelling) except for the value of `response`, replaced by its text cut after the first
+/// `\boxed{...}`.
 pub fn rft_select(
     files: &[PathBuf],
     strategy: RftStrategy,
@@ -515,7 +649,7 @@ pub fn rft_select(
     skip_invalid: bool,
     out: &mut dyn Write,
 ) -> Result<ReadStats, CliError> {
-    let needs = Needs { response: true, token_entropies: true, ..Needs::default() };
+    let needs = Needs { response: true, token_entropies: true, top_logprobs: true, ..Needs::default() };
     let mut features = Vec::new();
     let stats = read_files::<CliError>(files, needs, skip_invalid, |line, _| {
         if let Outcome::Rollout { correct } = line.outcome {
@@ -538,12 +672,17 @@ pub fn rft_select(
         }
         if next.peek() == Some(&&candidate) {
             next.next();
-            let cut = line.response.as_deref().and_then(rule_filter).unwrap_or_default();
-            let mut obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(info.raw)
-                .map_err(|e| CliError::Usage(format!("{}:{}: {e}", info.file.display(), info.line)))?;
-            obj.insert("response".into(), serde_json::Value::String(cut.to_string()));
-            serde_json::to_writer(&mut *out, &obj).map_err(std::io::Error::from)?;
-            writeln!(out)?;
+            // Selected rollouts passed the rule filter, so they have a response to cut.
+            let response = line.response.as_deref().unwrap_or_default();
+            let cut = rule_filter(response).unwrap_or(response);
+            if cut == response {
+                writeln!(out, "{}", info.raw.trim())?;
+            } else {
+                let rewritten = replace_string_field(info.raw, "response", cut).ok_or_else(|| {
+                    CliError::Usage(format!("{}:{}: cannot locate field \"response\"", info.file.display(), info.line))
+                })?;
+                writeln!(out, "{}", rewritten.trim())?;
+            }
         }
         candidate += 1;
         Ok(())
@@ -595,12 +734,72 @@ mod tests {
     }
 
     #[test]
+    fn passk_counts_across_threads_keep_first_appearance_order() {
+        // Many blocks of lines; models and problems first appear at scattered places, some only
+        // late in the file, and lines of one problem are interleaved with others.
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = caplens_analysis::rng::SplitMix64::new(11);
+        let mut text = String::new();
+        // Independent reference: linear search, in line order.
+        type ProblemSums = Vec<(String, u64, u64)>;
+        let mut expected: Vec<(String, ProblemSums)> = Vec::new();
+        for i in 0..30_000u64 {
+            let model = if i > 25_000 && rng.bernoulli(0.01) { "late".to_string() } else { format!("m{}", rng.below(6)) };
+            let dataset = ["\"d1\"", "null", "\"d2\""][rng.below(3) as usize];
+            let pid = rng.below(if i < 20_000 { 300 } else { 400 });
+            let (line, n, c) = if rng.bernoulli(0.1) {
+                let n = rng.below(5);
+                let c = rng.below(n + 1);
+                (format!("{{\"model\":\"{model}\",\"dataset\":{dataset},\"problem_id\":{pid},\"n\":{n},\"c\":{c}}}"), n, c)
+            } else {
+                let correct = rng.bernoulli(0.3);
+                let pad = "x".repeat(rng.below(80) as usize);
+                (format!("{{\"model\":\"{model}\",\"dataset\":{dataset},\"problem_id\":\"{pid}\",\"correct\":{correct},\"answer\":\"{pad}\"}}"), 1, correct as u64)
+            };
+            text.push_str(&line);
+            text.push('\n');
+            let key = if dataset == "null" { pid.to_string() } else { format!("{}/{pid}", dataset.trim_matches('"')) };
+            let m = match expected.iter().position(|(name, _)| *name == model) {
+                Some(m) => m,
+                None => {
+                    expected.push((model.clone(), Vec::new()));
+                    expected.len() - 1
+                }
+            };
+            let problems = &mut expected[m].1;
+            match problems.iter_mut().find(|p| p.0 == key) {
+                Some(p) => {
+                    p.1 += n;
+                    p.2 += c;
+                }
+                None => problems.push((key, n, c)),
+            }
+        }
+        let path = dir.path().join("many.jsonl");
+        std::fs::write(&path, &text).unwrap();
+        assert!(text.len() > 1 << 21, "several blocks");
+        for threads in [1, 2, 3, 7] {
+            let mut shards: Vec<CountsShard> = (0..threads).map(|_| CountsShard::default()).collect();
+            read_core_parallel(std::slice::from_ref(&path), false, false, &mut shards, CountsShard::add).unwrap();
+            let (names, tables) = merge_count_shards(shards);
+            assert_eq!(names, expected.iter().map(|m| m.0.clone()).collect::<Vec<_>>(), "{threads} threads");
+            for (table, (_, problems)) in tables.iter().zip(&expected) {
+                let want: Vec<ProblemCounts> = problems.iter().map(|p| ProblemCounts { n: p.1, c: p.2 }).collect();
+                assert!(table == &want, "problem order or counts differ with {threads} threads");
+            }
+        }
+        let v = run(|o| passk(std::slice::from_ref(&path), KSelection::Default, true, false, o));
+        assert_eq!(v["models"].as_array().unwrap().last().unwrap()["model"], "late");
+        assert_eq!(v["models"][0]["problems"], expected[0].1.len());
+    }
+
+    #[test]
     fn passk_k_selection_and_empty_input() {
         let dir = tempfile::tempdir().unwrap();
         let a = file(&dir, "a.jsonl", &[json!({"model":"m","problem_id":"p","n":3,"c":1})]);
-        let v = run(|o| passk(&[a.clone()], "all".parse().unwrap(), true, false, o));
+        let v = run(|o| passk(std::slice::from_ref(&a), "all".parse().unwrap(), true, false, o));
         assert_eq!(v["models"][0]["points"].as_array().unwrap().len(), 3);
-        let v = run(|o| passk(&[a.clone()], "2,9".parse().unwrap(), true, false, o));
+        let v = run(|o| passk(std::slice::from_ref(&a), "2,9".parse().unwrap(), true, false, o));
         assert_eq!(v["models"][0]["points"], json!([{"k":2,"pass_at_k":1.0 - 1.0/3.0,"problems":1}]));
         assert!("0,2".parse::<KSelection>().is_err());
         assert!("x".parse::<KSelection>().is_err());
@@ -617,7 +816,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("rollouts.jsonl");
         std::fs::write(&p, "{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":true}\n{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":\"no\"}\n").unwrap();
-        let err = passk(&[p.clone()], KSelection::Default, true, false, &mut Vec::new()).unwrap_err();
+        let err = passk(std::slice::from_ref(&p), KSelection::Default, true, false, &mut Vec::new()).unwrap_err();
         assert_eq!(err.to_string(), format!("{}:2: field \"correct\": expected a boolean", p.display()));
         let mut out = Vec::new();
         let stats = passk(&[p], KSelection::Default, true, true, &mut out).unwrap();
@@ -638,7 +837,7 @@ mod tests {
             json!({"model":"B","problem_id":"p4","n":5,"c":2}), json!({"model":"A","problem_id":"p4","n":5,"c":0}),
         ];
         let f = file(&dir, "u.jsonl", &lines);
-        let v = run(|o| unsolvable(&[f.clone()], None, true, false, o));
+        let v = run(|o| unsolvable(std::slice::from_ref(&f), None, true, false, o));
         assert_eq!(
             v,
             json!({"k":null,"models":["B","A"],
@@ -647,18 +846,18 @@ mod tests {
                 "missing":{"B":["p3"],"A":[]}})
         );
         let mut raw = Vec::new();
-        unsolvable(&[f.clone()], None, true, false, &mut raw).unwrap();
+        unsolvable(std::slice::from_ref(&f), None, true, false, &mut raw).unwrap();
         let text = String::from_utf8(raw).unwrap();
         assert!(text.find("\"B\":[\"p2\"]").unwrap() < text.find("\"A\":[\"p1\"").unwrap(), "first-appearance order");
         // k = 1: A fails p2 at its first sample; B's p4 is count-only with c > 0 and k < n.
-        let v = run(|o| unsolvable(&[f.clone()], Some(1), true, false, o));
+        let v = run(|o| unsolvable(std::slice::from_ref(&f), Some(1), true, false, o));
         assert_eq!(v["unsolvable"], json!({"B":["p2"],"A":["p1","p2","p3","p4"]}));
         assert_eq!(v["missing"], json!({"B":["p3","p4"],"A":[]}));
         assert_eq!(v["regions"], json!([{"models":["B","A"],"problems":["p2"]},{"models":["A"],"problems":["p1"]}]));
         // k = 3 > n = 2 for the rollout problems
-        let v = run(|o| unsolvable(&[f.clone()], Some(3), true, false, o));
+        let v = run(|o| unsolvable(std::slice::from_ref(&f), Some(3), true, false, o));
         assert_eq!(v["missing"]["A"], json!(["p1", "p2", "p3"]));
-        assert!(matches!(unsolvable(&[f.clone()], Some(0), true, false, &mut Vec::new()), Err(CliError::Usage(_))));
+        assert!(matches!(unsolvable(std::slice::from_ref(&f), Some(0), true, false, &mut Vec::new()), Err(CliError::Usage(_))));
         let mut table = Vec::new();
         unsolvable(&[f], Some(1), false, false, &mut table).unwrap();
         assert!(String::from_utf8(table).unwrap().contains("counts only, order unknown"));
@@ -684,7 +883,7 @@ mod tests {
             json!({"model":"m","problem_id":"q","n":2,"c":2}),
             json!({"model":"n","problem_id":"q","correct":false}),
         ]);
-        let v = run(|o| summary(&[f.clone()], true, false, o));
+        let v = run(|o| summary(std::slice::from_ref(&f), true, false, o));
         let m = &v["models"][0];
         assert_eq!(m["model"], "m");
         assert_eq!(m["problems"], 2);
@@ -708,6 +907,73 @@ mod tests {
     }
 
     #[test]
+    fn token_means_from_top_logprobs_entropies_and_logprobs() {
+        let parse = |v: Value| -> NativeLine<'static> {
+            let text: &'static str = Box::leak(v.to_string().into_boxed_str());
+            crate::ingest::native::parse_line(text, Needs::all()).unwrap()
+        };
+        let (h1, h2) = (-(0.96f64 * 0.96f64.ln() + 0.04 * 0.04f64.ln()), -(0.5f64 * 0.5f64.ln() + 0.3 * 0.3f64.ln() + 0.2 * 0.2f64.ln()));
+        // Complete top lists: exact entropy; nucleus at 0.95 holds 1 and 3 tokens. The `null`
+        // position has no candidates and is skipped.
+        let top = json!([[["a", 0.96f64.ln()], ["b", 0.04f64.ln()]], [["a", 0.5f64.ln()], ["b", 0.3f64.ln()], ["c", 0.2f64.ln()]], null]);
+        let (entropy, rbf, ppl) = token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":top})));
+        assert!((entropy.unwrap() - (h1 + h2) / 2.0).abs() < 1e-12, "{entropy:?}");
+        assert_eq!((rbf, ppl), (Some(2.0), None));
+        // A truncated list: bucket estimate -0.9 ln 0.9 - 0.1 ln 0.1; RBF lower bound 1 + ceil(0.05 / 0.9).
+        let (entropy, rbf, _) = token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":[[["a", 0.9f64.ln()]]]})));
+        assert!((entropy.unwrap() - (-(0.9f64 * 0.9f64.ln()) - 0.1 * 0.1f64.ln())).abs() < 1e-12);
+        assert_eq!(rbf, Some(2.0));
+        // token_entropies win for the entropy; the RBF still comes from the top lists.
+        let (entropy, rbf, _) = token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":top,"token_entropies":[2.0,null,4.0]})));
+        assert_eq!((entropy, rbf), (Some(3.0), Some(2.0)));
+        // Perplexity: exp(-mean) over the non-null log-probabilities; -9999 (vLLM's -inf) is a
+        // probability of 0 and makes it infinite.
+        let (_, _, ppl) = token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"token_logprobs":[null,-0.5,-1.5]})));
+        assert!((ppl.unwrap() - 1f64.exp()).abs() < 1e-12);
+        let (_, _, ppl) = token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"token_logprobs":[-0.5,-9999.0]})));
+        assert_eq!(ppl, Some(f64::INFINITY));
+        assert_eq!(token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":[null],"token_logprobs":[]}))), (None, None, None));
+    }
+
+    #[test]
+    fn summary_reports_token_means_from_top_logprobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = json!([[["a", 0.5f64.ln()], ["b", 0.5f64.ln()]]]);
+        let f = file(&dir, "t.jsonl", &[
+            json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":top,"token_logprobs":[-1.0]}),
+            json!({"model":"m","problem_id":"p","correct":false,"top_logprobs":[[["a", 0.99f64.ln()]]],"token_logprobs":[-9999.0]}),
+        ]);
+        let m = &run(|o| summary(&[f], true, false, o))["models"][0];
+        let h2 = -(0.99f64 * 0.99f64.ln()) - 0.01 * 0.01f64.ln();
+        assert!((m["mean_entropy"].as_f64().unwrap() - (2f64.ln() + h2) / 2.0).abs() < 1e-12, "{m}");
+        // RBF: 2 (two halves) and 1 (0.99 >= 0.95)
+        assert_eq!(m["mean_rbf"], 1.5);
+        // the infinite PPL of the second rollout is left out of the mean
+        assert!((m["mean_ppl"].as_f64().unwrap() - 1f64.exp()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rft_select_keeps_the_line_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.jsonl");
+        let lines = [
+            r#"{"problem_id":"q", "model":"m","correct":true,"z":1.50,"response":"x = 5 so \\boxed{5} and then \u00e9 more","a":[1, 2e0]}"#,
+            r#"{"respons\u0065":"so \\boxed{7} tail","model":"m","problem_id":"r","correct":true}"#,
+            r#"{"model":"m","problem_id":"s","correct":true,"response":"ends with \\boxed{8}","b":{"response":"inner"}}"#,
+        ];
+        std::fs::write(&p, lines.join("\n")).unwrap();
+        let mut out = Vec::new();
+        rft_select(&[p], RftStrategy::Rule, 10, 0, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let expected = [
+            r#"{"problem_id":"q", "model":"m","correct":true,"z":1.50,"response":"x = 5 so \\boxed{5}","a":[1, 2e0]}"#,
+            r#"{"respons\u0065":"so \\boxed{7}","model":"m","problem_id":"r","correct":true}"#,
+            lines[2], // already cut: verbatim
+        ];
+        assert_eq!(text.lines().collect::<Vec<_>>(), expected);
+    }
+
+    #[test]
     fn rft_select_writes_truncated_lines() {
         let dir = tempfile::tempdir().unwrap();
         let f = file(&dir, "r.jsonl", &[
@@ -717,12 +983,12 @@ mod tests {
             json!({"model":"m","problem_id":"q","correct":true,"response":"x = 5 so \\boxed{5}","token_entropies":[0.5]}),
         ]);
         let mut out = Vec::new();
-        rft_select(&[f.clone()], RftStrategy::Entropy, 1, 0, false, &mut out).unwrap();
+        rft_select(std::slice::from_ref(&f), RftStrategy::Entropy, 1, 0, false, &mut out).unwrap();
         let lines: Vec<Value> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0]["problem_id"], "q");
         let mut out = Vec::new();
-        rft_select(&[f.clone()], RftStrategy::Rule, 5, 1, false, &mut out).unwrap();
+        rft_select(std::slice::from_ref(&f), RftStrategy::Rule, 5, 1, false, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.lines().count(), 2);
         assert!(text.lines().next().unwrap().contains("\"response\":\"2+2 = \\\\boxed{4}\""), "{text}");

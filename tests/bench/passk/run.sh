@@ -2,7 +2,7 @@
 # Benchmark of issue 3: `caplens passk` end to end vs. a short Python script on the same
 # 2-million-line native file. Usage: tests/bench/passk/run.sh [LINES]
 # Uses the release binary ${CAPLENS:-${CARGO_TARGET_DIR:-target}/release/caplens}
-# (build it first: cargo build --release -p caplens-server).
+# (build it first: cargo build --release -p caplens-server). DATA=FILE reuses a generated file.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 lines="${1:-2000000}"
@@ -11,23 +11,19 @@ caplens="${CAPLENS:-${CARGO_TARGET_DIR:-target}/release/caplens}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 data="$work/rollouts.jsonl"
-python3 "$here/generate.py" "$data" "$lines"
+if [ -n "${DATA:-}" ] && [ -f "$DATA" ]; then
+  data="$DATA"  # reuse a file written earlier by generate.py (saves ~10 s per run)
+  lines=$(wc -l < "$data" | tr -d ' ')
+else
+  python3 "$here/generate.py" "$data" "$lines"
+fi
 bytes=$(stat -c %s "$data" 2>/dev/null || stat -f %z "$data")
 cat "$data" > /dev/null  # warm the page cache so both runs read from memory
 
-now() { python3 -c 'import time; print(time.perf_counter())'; }
-best_of() {  # best wall time of 3 runs of "$@" (stdout to $work/out)
-  local best=""
-  for _ in 1 2 3; do
-    local t0 t1
-    t0=$(now); "$@" > "$work/out"; t1=$(now)
-    best=$(python3 -c "a='$best'; d=$t1-$t0; print(d if not a else min(float(a), d))")
-  done
-  echo "$best"
-}
-t_rust=$(best_of "$caplens" passk "$data" --json); cp "$work/out" "$work/rust.json"
-t_py=$(python3 -c 'import time,subprocess,sys; t=time.perf_counter(); subprocess.run(sys.argv[1:], check=True, stdout=open(sys.argv[-1]+".out","w")); print(time.perf_counter()-t)' python3 "$here/passk_reference.py" "$data")
-cp "$data.out" "$work/py.json"
+# Best of 3 for caplens, one run of the (slow) Python script; wall and CPU (user + sys) time.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || uptime)
+t_rust=$(python3 "$here/time_cmd.py" 3 "$work/rust.json" "$caplens" passk "$data" --json)
+t_py=$(python3 "$here/time_cmd.py" 1 "$work/py.json" python3 "$here/passk_reference.py" "$data")
 python3 - "$work/rust.json" "$work/py.json" <<'PY'
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
@@ -39,10 +35,12 @@ for ma, mb in zip(a["models"], b["models"]):
         assert abs(pa["pass_at_k"] - pb["pass_at_k"]) < 1e-9, (pa, pb)
 print("results agree (to 1e-9)")
 PY
-python3 -c "
-b=$bytes; r=$t_rust; p=$t_py
-print(f'input: $lines lines, {b/1e6:.1f} MB')
-print(f'caplens passk: {r:.3f} s  ({b/1e6/r:.0f} MB/s)')
-print(f'python       : {p:.3f} s  ({b/1e6/p:.1f} MB/s)')
-print(f'ratio        : {p/r:.1f}x')
-"
+python3 - "$bytes" "$lines" "$t_rust" "$t_py" "$load_before" "$(nproc 2>/dev/null || echo '?')" <<'PY'
+import json, sys
+b, lines = int(sys.argv[1]), sys.argv[2]
+r, p = json.loads(sys.argv[3]), json.loads(sys.argv[4])
+print(f"input: {lines} lines, {b/1e6:.1f} MB; load average before: {sys.argv[5]} on {sys.argv[6]} CPUs")
+print(f"caplens passk: {r['wall']:.3f} s wall, {r['cpu']:.3f} s CPU  ({b/1e6/r['wall']:.0f} MB/s; best of 3)")
+print(f"python       : {p['wall']:.3f} s wall, {p['cpu']:.3f} s CPU  ({b/1e6/p['wall']:.1f} MB/s)")
+print(f"ratio        : {p['wall']/r['wall']:.1f}x wall, {p['cpu']/r['cpu']:.1f}x CPU")
+PY
