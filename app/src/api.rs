@@ -1,4 +1,5 @@
-//! Server functions: the pages' only way to data. On the server they call the
+//! Server functions: the pages' only way to data, served under `/_app/` (apart from the
+//! versioned REST API under `/api/v1`). On the server they call the
 //! [`crate::data::DataSource`] in context; in the browser they are HTTP calls.
 
 use crate::model::*;
@@ -10,27 +11,27 @@ fn source() -> Result<crate::data::SharedDataSource, ServerFnError> {
         .ok_or_else(|| ServerFnError::new("internal error: no data source in context"))
 }
 
-#[server]
+#[server(prefix = "/_app")]
 pub async fn list_experiments() -> Result<Vec<ExperimentSummary>, ServerFnError> {
     source()?.experiments().await.map_err(ServerFnError::new)
 }
 
-#[server]
+#[server(prefix = "/_app")]
 pub async fn get_experiment(slug: String) -> Result<Option<ExperimentDetail>, ServerFnError> {
     source()?.experiment(slug).await.map_err(ServerFnError::new)
 }
 
-#[server]
+#[server(prefix = "/_app")]
 pub async fn list_models() -> Result<Vec<ModelRow>, ServerFnError> {
     source()?.models().await.map_err(ServerFnError::new)
 }
 
-#[server]
+#[server(prefix = "/_app")]
 pub async fn list_datasets() -> Result<Vec<DatasetRow>, ServerFnError> {
     source()?.datasets().await.map_err(ServerFnError::new)
 }
 
-#[server]
+#[server(prefix = "/_app")]
 pub async fn list_runs() -> Result<Vec<RunRow>, ServerFnError> {
     source()?.runs().await.map_err(ServerFnError::new)
 }

@@ -87,7 +87,9 @@ async fn api_errors_are_json_with_code_and_message() {
         assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/json"));
         let v = json(&body);
         assert_eq!(v["error"]["code"], code, "{uri}: {body}");
-        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        let message = v["error"]["message"].as_str().unwrap();
+        let last_segment = uri.rsplit('/').next().unwrap();
+        assert!(message.contains(last_segment), "{uri}: message should name what was not found: {message}");
     }
     let res = app
         .clone()

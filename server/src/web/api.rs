@@ -2,8 +2,8 @@
 //! unknown routes under `/api` answer a JSON 404, wrong methods a JSON 405.
 
 use axum::{
-    extract::{Path, State},
-    http::{Method, Uri},
+    extract::{OriginalUri, Path, State},
+    http::Method,
     routing::get,
     Json, Router,
 };
@@ -25,15 +25,15 @@ pub fn router() -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::not_found(format!("no API route {method} {uri}; see docs/api.md"))
+async fn not_found(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::not_found(format!("no API route {method} {}; see docs/api.md", uri.path()))
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError {
         status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
         code: "method_not_allowed",
-        message: format!("{method} is not allowed on {uri}"),
+        message: format!("{method} is not allowed on {}", uri.path()),
     }
 }
 
