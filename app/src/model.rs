@@ -44,6 +44,8 @@ pub struct RunRow {
     pub rollouts: i64,
     /// Mean over problems of c/n (unbiased pass@1), when the run has rollouts.
     pub pass_at_1: Option<f64>,
+    /// Generations from the lineage root to the run's model (base 0, sft 1, rl 2, ...).
+    pub lineage_depth: u32,
 }
 
 /// One model with its place in the lineage.

@@ -36,6 +36,8 @@ async fn demo_loads_with_lineage_and_matching_pass_at_1() {
         let detail = db.store.experiment(&loaded.slug).await.unwrap().expect("demo experiment");
         let stages: Vec<&str> = detail.runs.iter().map(|r| r.stage.as_str()).collect();
         assert_eq!(stages, ["base", "sft", "rl"], "{}: runs in lineage order", db.name);
+        let depths: Vec<u32> = detail.runs.iter().map(|r| r.lineage_depth).collect();
+        assert_eq!(depths, [0, 1, 2], "{}: lineage depth", db.name);
         assert_eq!(detail.runs[1].parent_model.as_deref(), Some(data.models[0].name.as_str()));
 
         // pass@1 stored per run equals the analysis crate's pass@1 over the generated rollouts.

@@ -104,7 +104,7 @@ fn ExperimentView(detail: ExperimentDetail) -> impl IntoView {
                             .map(|run| {
                                 let hidden_run = run.clone();
                                 let hidden = move || !run_matches(&hidden_run, &filter.get());
-                                let depth = if run.parent_model.is_some() { 1 } else { 0 };
+                                let depth = run.lineage_depth.min(4);
                                 view! {
                                     <tr class:hidden=hidden data-run-id=run.id>
                                         <td class=format!("lineage depth-{depth}")>{run.model.clone()}</td>
@@ -158,6 +158,7 @@ mod tests {
             problems: 0,
             rollouts: 0,
             pass_at_1: None,
+            lineage_depth: 0,
         }
     }
 

@@ -47,6 +47,7 @@ fn run_row(row: &AnyRow) -> Result<RunRow, sqlx::Error> {
         problems: row.try_get("problems")?,
         rollouts: row.try_get("rollouts")?,
         pass_at_1: row.try_get("pass_at_1")?,
+        lineage_depth: 0,
     })
 }
 
@@ -87,27 +88,30 @@ impl Store {
             "{RUN_SELECT} JOIN experiment_runs er ON er.run_id = r.id WHERE er.experiment_id = $1 ORDER BY r.id"
         );
         let rows = db(sqlx::query(&sql).bind(id).fetch_all(&self.pool).await)?;
-        let mut runs = Vec::with_capacity(rows.len());
-        let mut model_ids = Vec::with_capacity(rows.len());
-        for row in &rows {
-            runs.push(db(run_row(row))?);
-            model_ids.push(db(row.try_get::<i64, _>("model_id"))?);
-        }
-        let models = self.models().await?;
-        let order = lineage_order(&models);
-        let mut keyed: Vec<(usize, RunRow)> = runs
-            .into_iter()
-            .zip(model_ids)
-            .map(|(run, model_id)| (order.get(&model_id).copied().unwrap_or(usize::MAX), run))
-            .collect();
-        keyed.sort_by_key(|(rank, run)| (*rank, run.id));
-        Ok(Some(ExperimentDetail { summary, runs: keyed.into_iter().map(|(_, r)| r).collect() }))
+        let mut runs = self.with_lineage(&rows).await?;
+        runs.sort_by_key(|(rank, run)| (*rank, run.id));
+        Ok(Some(ExperimentDetail { summary, runs: runs.into_iter().map(|(_, r)| r).collect() }))
     }
 
     pub async fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
         let sql = format!("{RUN_SELECT} ORDER BY r.created_at DESC, r.id DESC");
         let rows = db(sqlx::query(&sql).fetch_all(&self.pool).await)?;
-        db(rows.iter().map(run_row).collect())
+        Ok(self.with_lineage(&rows).await?.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// Decodes run rows and fills in each run's lineage depth, paired with its model's rank in
+    /// lineage order (for sorting).
+    async fn with_lineage(&self, rows: &[AnyRow]) -> Result<Vec<(usize, RunRow)>, StoreError> {
+        let lineage = lineage_positions(&self.models().await?);
+        rows.iter()
+            .map(|row| {
+                let mut run = db(run_row(row))?;
+                let model_id: i64 = db(row.try_get("model_id"))?;
+                let (rank, depth) = lineage.get(&model_id).copied().unwrap_or((usize::MAX, 0));
+                run.lineage_depth = depth;
+                Ok((rank, run))
+            })
+            .collect()
     }
 
     pub async fn models(&self) -> Result<Vec<ModelRow>, StoreError> {
@@ -164,19 +168,19 @@ impl Store {
     }
 }
 
-/// Rank of each model in lineage order: roots first, each child right after its parent's subtree
-/// begins (depth-first), so runs of base -> sft -> rl list in that order.
-fn lineage_order(models: &[ModelRow]) -> HashMap<i64, usize> {
-    fn walk(node: &LineageNode, out: &mut HashMap<i64, usize>) {
-        let next = out.len();
-        out.insert(node.model.id, next);
+/// Each model's (rank, depth) in lineage order: roots first, each child right after its parent
+/// (depth-first), so runs of base -> sft -> rl list in that order; depth counts generations.
+fn lineage_positions(models: &[ModelRow]) -> HashMap<i64, (usize, u32)> {
+    fn walk(node: &LineageNode, depth: u32, out: &mut HashMap<i64, (usize, u32)>) {
+        let rank = out.len();
+        out.insert(node.model.id, (rank, depth));
         for child in &node.children {
-            walk(child, out);
+            walk(child, depth + 1, out);
         }
     }
     let mut out = HashMap::new();
     for root in lineage_forest(models) {
-        walk(&root, &mut out);
+        walk(&root, 0, &mut out);
     }
     out
 }
