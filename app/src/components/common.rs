@@ -93,3 +93,33 @@ pub fn PageTitle(#[prop(into)] text: String) -> impl IntoView {
     let text = escape_html(&text);
     view! { <leptos_meta::Title text /> }
 }
+
+/// Renders a list resource the one way every list page does: a loading line, an error box, an
+/// empty message, or `render(list)`.
+#[component]
+pub fn ListLoader<T, F, V>(
+    resource: Resource<Result<Vec<T>, ServerFnError>>,
+    loading: &'static str,
+    empty: &'static str,
+    render: F,
+) -> impl IntoView
+where
+    T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    F: Fn(Vec<T>) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    view! {
+        <Suspense fallback=move || view! { <p class="loading">{loading}</p> }>
+            {move || {
+                let render = render.clone();
+                Suspend::new(async move {
+                    match resource.await {
+                        Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
+                        Ok(list) if list.is_empty() => view! { <p class="empty">{empty}</p> }.into_any(),
+                        Ok(list) => render(list).into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}

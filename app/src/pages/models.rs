@@ -2,38 +2,33 @@
 
 use leptos::prelude::*;
 
-use crate::components::common::PageTitle;
-
 use crate::{
     api::list_models,
-    components::common::{ErrorBox, StageBadge},
-    model::{lineage_forest, LineageNode},
+    components::common::{ListLoader, PageTitle, StageBadge},
+    model::{lineage_forest, LineageNode, ModelRow},
 };
 
 #[component]
 pub fn ModelsPage() -> impl IntoView {
     let models = Resource::new(|| (), |_| list_models());
+    let render_list = |list: Vec<ModelRow>| {
+        let forest = lineage_forest(&list);
+        view! {
+            <ul class="lineage" data-testid="lineage">
+                {forest.into_iter().map(|n| view! { <LineageItem node=n /> }).collect_view()}
+            </ul>
+        }
+    };
     view! {
         <PageTitle text="Models" />
         <h1>"Models"</h1>
         <p class="lede">"Checkpoints and where they come from. Children are trained from their parent."</p>
-        <Suspense fallback=|| view! { <p class="loading">"Loading models…"</p> }>
-            {move || Suspend::new(async move {
-                match models.await {
-                    Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
-                    Ok(list) if list.is_empty() => view! { <p class="empty">"No models yet."</p> }.into_any(),
-                    Ok(list) => {
-                        let forest = lineage_forest(&list);
-                        view! {
-                            <ul class="lineage" data-testid="lineage">
-                                {forest.into_iter().map(|n| view! { <LineageItem node=n /> }).collect_view()}
-                            </ul>
-                        }
-                            .into_any()
-                    }
-                }
-            })}
-        </Suspense>
+        <ListLoader
+            resource=models
+            loading="Loading models…"
+            empty="No models yet."
+            render=render_list
+        />
     }
 }
 

@@ -371,6 +371,32 @@ pub async fn link_run(tx: &mut Tx<'_>, experiment_id: i64, run_id: i64) -> Resul
     Ok(())
 }
 
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` values: the VALUES list of a multi-row
+/// INSERT, numbered as both SQLite and PostgreSQL accept.
+fn values_placeholders(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 0..columns {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * columns + col + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_placeholders_number_every_cell_once() {
+        assert_eq!(super::values_placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::values_placeholders(1, 1), "($1)");
+    }
+}
+
 /// Rows per multi-row INSERT: 9 columns x 400 rows stays under SQLite's and PostgreSQL's
 /// bound-parameter limits while cutting round trips 400-fold.
 const ROLLOUT_BATCH: usize = 400;
@@ -381,20 +407,11 @@ pub async fn insert_rollouts(
     rollouts: &[NewRollout<'_>],
 ) -> Result<(), StoreError> {
     for chunk in rollouts.chunks(ROLLOUT_BATCH) {
-        let mut sql = String::from(
+        let sql = format!(
             "INSERT INTO rollouts (run_id, problem_id, sample_index, response, extracted_answer,
-                                   correct, token_count, quality_flags) VALUES ",
+                                   correct, token_count, quality_flags) VALUES {}",
+            values_placeholders(chunk.len(), 8)
         );
-        for i in 0..chunk.len() {
-            let b = i * 8;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8
-            ));
-        }
         let mut q = sqlx::query(&sql);
         for r in chunk {
             q = q
@@ -418,16 +435,10 @@ pub async fn insert_problem_stats(
     stats: &[ProblemStats],
 ) -> Result<(), StoreError> {
     for chunk in stats.chunks(ROLLOUT_BATCH) {
-        let mut sql = String::from(
-            "INSERT INTO run_problem_stats (run_id, problem_id, n, c, first_correct_sample, distinct_answers) VALUES ",
+        let sql = format!(
+            "INSERT INTO run_problem_stats (run_id, problem_id, n, c, first_correct_sample, distinct_answers) VALUES {}",
+            values_placeholders(chunk.len(), 6)
         );
-        for i in 0..chunk.len() {
-            let b = i * 6;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
-        }
         let mut q = sqlx::query(&sql);
         for s in chunk {
             q = q
