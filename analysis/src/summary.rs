@@ -134,8 +134,8 @@ impl SummaryAccumulator {
     /// c <= n). Counts and rollouts of the same problem add up.
     pub fn push_counts(&mut self, problem_id: &str, n: u64, c: u64) {
         let p = self.problem(problem_id);
-        self.counts[p].0 += n;
-        self.counts[p].1 += c;
+        self.counts[p].0 = self.counts[p].0.saturating_add(n);
+        self.counts[p].1 = self.counts[p].1.saturating_add(c);
     }
 
     /// The summary so far.

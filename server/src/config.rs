@@ -69,16 +69,36 @@ impl DatabaseConfig {
     }
 }
 
-/// Hides the password of `scheme://user:password@host/...`.
+/// Hides passwords in a database URL, for messages and logs: the userinfo password
+/// (`scheme://user:password@host/...`, split at the last `@` so a raw `@` in a password does not
+/// leak part of it) and a `password=` query parameter.
 pub fn redact(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((userinfo, host)) = rest.split_once('@') {
-            if let Some((user, _password)) = userinfo.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}");
-            }
-        }
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+                None => base.to_string(),
+            },
+            None => base.to_string(),
+        },
+        None => base.to_string(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
-    url.to_string()
+    out
 }
 
 /// Everything `caplens serve` needs.
@@ -93,8 +113,9 @@ pub struct ServeConfig {
     pub load_demo: bool,
 }
 
-/// The default site root: `CAPLENS_SITE_ROOT`, else `target/site` next to the binary's workspace,
-/// else `./target/site`. Lets the binary run from any directory.
+/// The default site root (when neither `--site-root` nor `CAPLENS_SITE_ROOT` is given):
+/// `site/` in the binary's target directory when it holds a built `pkg/`, else `./target/site`.
+/// Lets the binary run from any directory.
 pub fn default_site_root() -> PathBuf {
     if let Ok(exe) = std::env::current_exe() {
         // <target-dir>/<profile>/caplens -> <target-dir>/site
@@ -125,6 +146,13 @@ mod tests {
         let c = DatabaseConfig::resolve(Some("postgres://bob:secret@127.0.0.1:5432/test"), Path::new("d")).unwrap();
         assert_eq!(c.backend, Backend::Postgres);
         assert_eq!(c.display_url(), "postgres://bob:***@127.0.0.1:5432/test");
+    }
+
+    #[test]
+    fn redaction_covers_query_passwords_and_at_signs_in_passwords() {
+        assert_eq!(redact("postgres://u@h/db?password=secret&sslmode=off"), "postgres://u@h/db?password=***&sslmode=off");
+        assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("sqlite://data/c.db?mode=rwc"), "sqlite://data/c.db?mode=rwc");
     }
 
     #[test]

@@ -21,9 +21,10 @@ fn main() -> ExitCode {
         }
         Some(c @ (Command::Verify(_) | Command::Extract(_))) => ExitCode::from(cli::run_verifier(c) as u8),
         Some(Command::Migrate) => run_async(migrate(cli.storage)),
-        Some(Command::Demo(args)) => run_async(demo_command(cli.storage, args.reset)),
+        Some(Command::Demo(args)) if args.export.is_some() => export_demo(&args),
+        Some(Command::Demo(args)) => run_async(demo_command(cli.storage, args)),
         Some(Command::Serve(args)) => run_async(serve(cli.storage, args)),
-        None => run_async(serve(cli.storage, ServeArgs::default())),
+        None => run_async(serve(cli.storage, ServeArgs::from_env_and_defaults())),
     }
 }
 
@@ -68,12 +69,14 @@ async fn migrate(storage: StorageArgs) -> Result<(), StartupError> {
     Ok(())
 }
 
-async fn demo_command(storage: StorageArgs, reset: bool) -> Result<(), StartupError> {
+async fn demo_command(storage: StorageArgs, args: cli::DemoArgs) -> Result<(), StartupError> {
     let store = open_store(&storage).await?;
-    let loaded = if reset {
-        Some(demo::reset_demo(&store, &demo::generate::DemoConfig::default()).await?)
+    let loaded = if args.reset {
+        Some(demo::reset_demo(&store, &args.config()).await?)
+    } else if store.experiment_count().await? == 0 {
+        Some(demo::load_demo(&store, &args.config()).await?)
     } else {
-        demo::load_demo_if_empty(&store).await?
+        None
     };
     match loaded {
         Some(l) => println!(
@@ -84,6 +87,32 @@ async fn demo_command(storage: StorageArgs, reset: bool) -> Result<(), StartupEr
     }
     store.close().await;
     Ok(())
+}
+
+/// `caplens demo --export FILE`: the demo as native JSON Lines, no database involved.
+fn export_demo(args: &cli::DemoArgs) -> ExitCode {
+    use std::io::Write;
+    let path = args.export.as_ref().expect("called with --export");
+    let data = demo::generate::generate_demo(&args.config());
+    let result = if path.as_os_str() == "-" {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        demo::write_native_jsonl(&data, &mut out).and_then(|n| out.flush().map(|_| n))
+    } else {
+        std::fs::File::create(path).and_then(|f| {
+            let mut out = std::io::BufWriter::new(f);
+            demo::write_native_jsonl(&data, &mut out).and_then(|n| out.flush().map(|_| n))
+        })
+    };
+    match result {
+        Ok(lines) => {
+            eprintln!("wrote {lines} synthetic demo rollouts to {} (native JSON Lines)", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("caplens: cannot write {}: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError> {

@@ -75,6 +75,10 @@ fn verify_exit_codes_follow_the_verdict() {
     let o = caplens(&["verify", "\\frac{1}{2}", "0.5"], &[]);
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "equal");
+    let o = caplens(&["verify", "-1", "-1.0"], &[]);
+    assert_eq!(o.status.code(), Some(0), "negative answers are answers, not flags: {}", stderr(&o));
+    let o = caplens(&["verify", "-\\frac12", "-0.5"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = caplens(&["verify", "3", "4"], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "different");
@@ -143,4 +147,59 @@ fn malformed_input_names_file_line_and_field() {
     let o = caplens(&["passk", path.to_str().unwrap(), "--skip-invalid", "--json"], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("skipped 1 invalid line"), "{}", stderr(&o));
+}
+
+#[test]
+fn demo_export_feeds_the_analysis_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.jsonl");
+    let p = path.to_str().unwrap();
+    let o = caplens(&["demo", "--export", p, "--problems", "20", "--samples", "16"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3 * 20 * 16);
+
+    let o = caplens(&["passk", p, "--json"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let models: Vec<&str> = v["models"].as_array().unwrap().iter().map(|m| m["model"].as_str().unwrap()).collect();
+    assert_eq!(models, ["demo-base-7b", "demo-sft-7b", "demo-rl-7b"]);
+    let at = |m: usize, k: u64| {
+        v["models"][m]["points"].as_array().unwrap().iter().find(|p| p["k"] == k).unwrap()["pass_at_k"].as_f64().unwrap()
+    };
+    assert!(at(2, 1) > at(1, 1), "rl ahead of sft at k=1");
+    assert!(at(1, 16) > at(2, 16), "sft ahead of rl at k=n");
+
+    let o = caplens(&["unsolvable", p, "--json"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["k"].is_null());
+    assert!(v["regions"].as_array().unwrap().len() >= 3, "overlapping, non-nested sets: {v}");
+
+    let o = caplens(&["summary", p, "--json"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let diversity: Vec<f64> = v["models"].as_array().unwrap().iter().map(|m| m["answer_diversity"].as_f64().unwrap()).collect();
+    assert!(diversity[0] > diversity[1] && diversity[1] > diversity[2], "diversity base > sft > rl: {diversity:?}");
+    assert!(v["models"][0]["mean_entropy"].is_null(), "no token data, so null");
+}
+
+#[test]
+fn bare_caplens_serves_with_options_from_the_environment() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_caplens"))
+        .env_remove("DATABASE_URL")
+        .env("CAPLENS_DATA_DIR", dir.path())
+        .env("CAPLENS_ADDR", format!("127.0.0.1:{port}"))
+        .env("CAPLENS_NO_DEMO", "true")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains(&format!("127.0.0.1:{port}")), "listens on CAPLENS_ADDR: {line}");
+    // CAPLENS_NO_DEMO: the database exists but holds no experiment.
+    assert!(dir.path().join("caplens.db").is_file());
 }

@@ -134,7 +134,7 @@ async fn unknown_pages_get_the_html_404_and_missing_experiments_say_so() {
     assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
     assert!(body.contains("Page not found"));
     let (status, body, _) = get(&app, "/experiments/deleted-long-ago", None).await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("Experiment not found") && body.contains("deleted-long-ago"));
     db.cleanup().await;
 }
@@ -171,6 +171,19 @@ async fn theme_cookie_round_trips_without_javascript() {
         .await
         .unwrap();
     assert_eq!(res.headers()[header::LOCATION], "/");
+    for evil in ["%2F%5Cevil.example", "%2F%09%2Fevil.example", "%2F%01"] {
+        let res = app
+            .clone()
+            .oneshot(
+                Request::post("/theme")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from(format!("theme=light&back={evil}")))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.headers()[header::LOCATION], "/", "back={evil}");
+    }
     db.cleanup().await;
 }
 

@@ -22,6 +22,10 @@ pub fn ExperimentPage() -> impl IntoView {
                 match detail.await {
                     Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
                     Ok(None) => {
+                        #[cfg(feature = "ssr")]
+                        if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+                            resp.set_status(http::StatusCode::NOT_FOUND);
+                        }
                         view! {
                             <PageTitle text="Experiment not found" />
                             <h1>"Experiment not found"</h1>

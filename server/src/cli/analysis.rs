@@ -235,8 +235,8 @@ impl CountsShard {
             }
         };
         let entry = &mut self.models[m].counts[p];
-        entry.n += line.samples();
-        entry.c += line.correct_samples();
+        entry.n = entry.n.saturating_add(line.samples());
+        entry.c = entry.c.saturating_add(line.correct_samples());
     }
 }
 
@@ -264,8 +264,8 @@ fn merge_count_shards(shards: Vec<CountsShard>) -> (Vec<String>, Vec<Vec<Problem
                     Some(&p) => {
                         let (at, sum) = &mut into.problems[p];
                         *at = (*at).min(first);
-                        sum.n += counts.n;
-                        sum.c += counts.c;
+                        sum.n = sum.n.saturating_add(counts.n);
+                        sum.c = sum.c.saturating_add(counts.c);
                     }
                     None => {
                         into.by_id.insert(id, into.problems.len());
@@ -451,8 +451,9 @@ pub fn unsolvable(
         let entry = &mut table.data[p];
         match line.outcome {
             Outcome::Counts { n, c } => {
-                entry.count_n += n;
-                entry.count_c += c;
+                // Saturating: lines are capped, but many lines of one problem still add up.
+                entry.count_n = entry.count_n.saturating_add(n);
+                entry.count_c = entry.count_c.saturating_add(c);
             }
             // With k = None only counts matter: keep no per-rollout order.
             Outcome::Rollout { correct } if k.is_none() => {

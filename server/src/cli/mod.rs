@@ -55,10 +55,11 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 #[command(group(clap::ArgGroup::new("mode").required(true).args(["pred", "tsv"])))]
 pub struct VerifyArgs {
-    /// The predicted answer.
-    #[arg(requires = "reference")]
+    /// The predicted answer (may start with `-`, e.g. `-1` or `-\frac12`).
+    #[arg(requires = "reference", allow_hyphen_values = true)]
     pub pred: Option<String>,
     /// The reference answer.
+    #[arg(allow_hyphen_values = true)]
     pub reference: Option<String>,
     /// Read `pred<TAB>ref` lines from FILE (`-` for stdin); prints one verdict per line.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["pred", "reference"])]
@@ -71,7 +72,7 @@ pub struct ExtractArgs {
     pub file: PathBuf,
 }
 
-#[derive(Debug, Clone, Args, Default)]
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "CAPLENS_ADDR", default_value = "127.0.0.1:3000")]
@@ -84,11 +85,44 @@ pub struct ServeArgs {
     pub no_demo: bool,
 }
 
+/// `caplens` without a subcommand means `caplens serve`: its options then come from the
+/// environment and the defaults, exactly as for `caplens serve` without flags.
+#[derive(Debug, Parser)]
+struct ServeDefaults {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+impl ServeArgs {
+    pub fn from_env_and_defaults() -> ServeArgs {
+        ServeDefaults::parse_from(["caplens"]).serve
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Replace an existing demo experiment (otherwise the demo loads only into an empty database).
     #[arg(long)]
     pub reset: bool,
+    /// Write the demo's rollouts as native JSON Lines to FILE (`-` for stdout) instead of
+    /// storing them; no database is touched. Try: `caplens demo --export demo.jsonl && caplens passk demo.jsonl`.
+    #[arg(long, value_name = "FILE", conflicts_with = "reset")]
+    pub export: Option<PathBuf>,
+    /// Seed of the demo generator.
+    #[arg(long, default_value_t = crate::demo::generate::DEFAULT_DEMO_SEED)]
+    pub seed: u64,
+    /// Number of problems.
+    #[arg(long, default_value_t = 80)]
+    pub problems: usize,
+    /// Rollouts per problem and model.
+    #[arg(long, default_value_t = 128)]
+    pub samples: u32,
+}
+
+impl DemoArgs {
+    pub fn config(&self) -> crate::demo::generate::DemoConfig {
+        crate::demo::generate::DemoConfig { seed: self.seed, problems: self.problems, samples_per_problem: self.samples }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -169,6 +169,39 @@ async fn store_demo(tx: &mut catalog::Tx<'_>, data: &DemoData) -> Result<DemoLoa
     })
 }
 
+/// Writes the demo's rollouts in the native JSON Lines format (docs/formats/native.md), one
+/// line per rollout, models in lineage order. Returns the number of lines written.
+pub fn write_native_jsonl(data: &DemoData, out: &mut dyn std::io::Write) -> std::io::Result<usize> {
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        model: &'a str,
+        dataset: &'a str,
+        problem_id: &'a str,
+        sample: u32,
+        correct: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        answer: Option<&'a str>,
+        reference: &'a str,
+        response: &'a str,
+    }
+    for r in &data.rollouts {
+        let problem = &data.problems[r.problem];
+        let line = Line {
+            model: &data.models[data.runs[r.run].model].name,
+            dataset: &data.dataset.name,
+            problem_id: &problem.id,
+            sample: r.sample,
+            correct: r.correct,
+            answer: r.answer.as_deref(),
+            reference: &problem.answer,
+            response: &r.response,
+        };
+        serde_json::to_writer(&mut *out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(data.rollouts.len())
+}
+
 fn problem_stats(problem_id: i64, group: &[generate::DemoRollout]) -> ProblemStats {
     ProblemStats {
         problem_id,

@@ -39,6 +39,12 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+/// The largest `n` one counts line may give. pass@k curves cost O(n) per problem, so an absurd
+/// count (a typo, or a corrupted file) must be an input error, not an hour of work or an
+/// allocation failure. A million samples per problem is far beyond any evaluation in practice
+/// (the paper samples 640).
+pub const MAX_SAMPLES_PER_LINE: u64 = 1_000_000;
+
 /// An input error, located by file, line and field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.render())]
@@ -800,6 +806,9 @@ impl NativeLine<'_> {
                 return Err((Some(f), "a line gives either \"correct\" or \"n\" and \"c\", not both".into()));
             }
             (None, Some(n), Some(c)) => {
+                if n > MAX_SAMPLES_PER_LINE {
+                    return Err((Some("n"), format!("{n} exceeds the limit of {MAX_SAMPLES_PER_LINE} samples per line")));
+                }
                 if c > n {
                     return Err((Some("c"), format!("{c} is greater than n = {n}")));
                 }
@@ -1363,7 +1372,7 @@ mod fast {
         // The same rules as `NativeLine::finish`; any violation is left to the slow path.
         let outcome = match (correct, n, c) {
             (Some(correct), None, None) => Outcome::Rollout { correct },
-            (None, Some(n), Some(c)) if c <= n => Outcome::Counts { n, c },
+            (None, Some(n), Some(c)) if c <= n && n <= super::MAX_SAMPLES_PER_LINE => Outcome::Counts { n, c },
             _ => return None,
         };
         let line = CoreLine {
@@ -1420,6 +1429,10 @@ mod tests {
         assert_eq!(err(r#"{"model":"m","correct":true}"#).0, Some("problem_id"));
         assert_eq!(err(r#"{"model":"m","problem_id":"p"}"#).0, Some("correct"));
         assert_eq!(err(r#"{"model":"m","problem_id":"p","n":3,"c":5}"#), (Some("c"), "5 is greater than n = 3".into()));
+        assert_eq!(
+            err(r#"{"model":"m","problem_id":"p","n":1000000000000000000,"c":0}"#),
+            (Some("n"), "1000000000000000000 exceeds the limit of 1000000 samples per line".into())
+        );
         assert_eq!(err(r#"{"model":"m","problem_id":"p","n":3}"#).0, Some("c"));
         assert_eq!(err(r#"{"model":"m","problem_id":"p","n":-1,"c":0}"#), (Some("n"), "expected a non-negative integer".into()));
         assert_eq!(err(r#"{"model":"m","problem_id":"p","correct":true,"n":1,"c":1}"#).0, Some("n"));

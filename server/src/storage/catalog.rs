@@ -397,7 +397,7 @@ mod tests {
     }
 }
 
-/// Rows per multi-row INSERT: 9 columns x 400 rows stays under SQLite's and PostgreSQL's
+/// Rows per multi-row INSERT: 8 columns x 400 rows stays under SQLite's and PostgreSQL's
 /// bound-parameter limits while cutting round trips 400-fold.
 const ROLLOUT_BATCH: usize = 400;
 

@@ -127,13 +127,36 @@ struct ThemeForm {
 /// The no-JavaScript theme switch: store the choice in a cookie and go back.
 async fn set_theme(Form(form): Form<ThemeForm>) -> Response {
     let theme = Theme::parse(&form.theme);
-    let back = form
-        .back
-        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains(['\r', '\n']))
-        .unwrap_or_else(|| "/".to_string());
+    let back = form.back.filter(|b| is_local_path(b)).unwrap_or_else(|| "/".to_string());
     let cookie = format!("{THEME_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax", theme.as_str());
     let mut res = Redirect::to(&back).into_response();
     res.headers_mut()
         .insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("cookie text is ASCII"));
     res
+}
+
+/// Is `path` a path on this site, safe to redirect to? Only `/` followed by URL path characters;
+/// `//host`, `/\host`, whitespace and control characters (which browsers strip or reinterpret
+/// into another origin) are refused.
+fn is_local_path(path: &str) -> bool {
+    let mut bytes = path.bytes();
+    bytes.next() == Some(b'/')
+        && !matches!(path.as_bytes().get(1), Some(b'/' | b'\\'))
+        && path.len() <= 2048
+        && path.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%/?#".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local_path;
+
+    #[test]
+    fn only_local_paths_are_redirect_targets() {
+        for ok in ["/", "/models", "/experiments/demo-rlvr-boundary?k=16#top", "/a%20b"] {
+            assert!(is_local_path(ok), "{ok}");
+        }
+        for bad in ["", "models", "//evil.example", "/\\evil.example", "/\tevil", "/\u{1}", "https://evil.example", "/a b", "/\r\nSet-Cookie:x"] {
+            assert!(!is_local_path(bad), "{bad:?}");
+        }
+    }
 }
