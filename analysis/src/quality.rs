@@ -58,21 +58,9 @@ pub fn has_digit(text: &str) -> bool {
 /// Item 17: the response cut right after the closing brace of its first `\boxed{...}`
 /// (braces balanced). `None` when there is no `\boxed{` or its braces never close.
 pub fn truncate_after_first_boxed(response: &str) -> Option<&str> {
-    let start = response.find(BOXED_MARKER)? + BOXED_MARKER.len();
-    let mut depth = 1usize;
-    for (i, b) in response.as_bytes()[start..].iter().enumerate() {
-        match b {
-            b'{' => depth += 1,
-            b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(&response[..start + i + 1]);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
+    let open = response.find(BOXED_MARKER)? + BOXED_MARKER.len() - 1; // the `{`
+    let content = crate::verifier::braced(response, open)?;
+    Some(&response[..open + content.len() + 2])
 }
 
 #[cfg(test)]

@@ -31,6 +31,19 @@ async fn get(app: &Router, uri: &str, cookie: Option<&str>) -> (StatusCode, Stri
     (status, String::from_utf8_lossy(&body).into_owned(), headers)
 }
 
+/// Posts the no-JavaScript theme form.
+async fn post_theme(app: &Router, form: &str) -> axum::response::Response {
+    app.clone()
+        .oneshot(
+            Request::post("/theme")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(form.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+}
+
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
@@ -143,16 +156,7 @@ async fn unknown_pages_get_the_html_404_and_missing_experiments_say_so() {
 async fn theme_cookie_round_trips_without_javascript() {
     let db = TestDb::sqlite().await;
     let app = app(&db).await;
-    let res = app
-        .clone()
-        .oneshot(
-            Request::post("/theme")
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from("theme=dark&back=%2Fmodels"))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let res = post_theme(&app, "theme=dark&back=%2Fmodels").await;
     assert!(res.status().is_redirection());
     assert_eq!(res.headers()[header::LOCATION], "/models");
     let cookie = res.headers()[header::SET_COOKIE].to_str().unwrap().to_string();
@@ -160,28 +164,10 @@ async fn theme_cookie_round_trips_without_javascript() {
     let (_, body, _) = get(&app, "/models", Some("caplens_theme=dark")).await;
     assert!(body.contains(r#"data-theme="dark""#), "server renders the chosen theme");
     // An open redirect is refused.
-    let res = app
-        .clone()
-        .oneshot(
-            Request::post("/theme")
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from("theme=light&back=%2F%2Fevil.example"))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let res = post_theme(&app, "theme=light&back=%2F%2Fevil.example").await;
     assert_eq!(res.headers()[header::LOCATION], "/");
     for evil in ["%2F%5Cevil.example", "%2F%09%2Fevil.example", "%2F%01"] {
-        let res = app
-            .clone()
-            .oneshot(
-                Request::post("/theme")
-                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(Body::from(format!("theme=light&back={evil}")))
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
+        let res = post_theme(&app, &format!("theme=light&back={evil}")).await;
         assert_eq!(res.headers()[header::LOCATION], "/", "back={evil}");
     }
     db.cleanup().await;

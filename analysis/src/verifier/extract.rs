@@ -69,7 +69,8 @@ fn extract_from(text: &str) -> Outcome {
 }
 
 /// Content of a `{...}` group starting at `open` (which must be `{`), balanced; `None` if unclosed.
-fn braced(text: &str, open: usize) -> Option<&str> {
+/// The one brace matcher of the crate (the quality checks use it too).
+pub(crate) fn braced(text: &str, open: usize) -> Option<&str> {
     let mut depth = 0usize;
     for (i, b) in text.as_bytes()[open..].iter().enumerate() {
         match b {

@@ -19,6 +19,7 @@
 mod equiv;
 mod expr;
 mod extract;
+pub(crate) use extract::braced;
 mod normalize;
 
 #[cfg(test)]

@@ -113,6 +113,24 @@ pub enum Outcome {
     Counts { n: u64, c: u64 },
 }
 
+impl Outcome {
+    /// Number of samples the line stands for (1 for a rollout).
+    pub fn samples(&self) -> u64 {
+        match *self {
+            Outcome::Rollout { .. } => 1,
+            Outcome::Counts { n, .. } => n,
+        }
+    }
+
+    /// Number of correct samples the line stands for.
+    pub fn correct_samples(&self) -> u64 {
+        match *self {
+            Outcome::Rollout { correct } => correct as u64,
+            Outcome::Counts { c, .. } => c,
+        }
+    }
+}
+
 /// One `[token, logprob]` pair of `top_logprobs`.
 pub type TopLogprob<'a> = (Cow<'a, str>, f64);
 
@@ -161,18 +179,12 @@ impl NativeLine<'_> {
 
     /// Number of samples this line stands for (1 for a rollout).
     pub fn samples(&self) -> u64 {
-        match self.outcome {
-            Outcome::Rollout { .. } => 1,
-            Outcome::Counts { n, .. } => n,
-        }
+        self.outcome.samples()
     }
 
     /// Number of correct samples this line stands for.
     pub fn correct_samples(&self) -> u64 {
-        match self.outcome {
-            Outcome::Rollout { correct } => correct as u64,
-            Outcome::Counts { c, .. } => c,
-        }
+        self.outcome.correct_samples()
     }
 }
 
@@ -203,18 +215,12 @@ impl<'a> CoreLine<'a> {
 
     /// Number of samples this line stands for (1 for a rollout).
     pub fn samples(&self) -> u64 {
-        match self.outcome {
-            Outcome::Rollout { .. } => 1,
-            Outcome::Counts { n, .. } => n,
-        }
+        self.outcome.samples()
     }
 
     /// Number of correct samples this line stands for.
     pub fn correct_samples(&self) -> u64 {
-        match self.outcome {
-            Outcome::Rollout { correct } => correct as u64,
-            Outcome::Counts { c, .. } => c,
-        }
+        self.outcome.correct_samples()
     }
 }
 
