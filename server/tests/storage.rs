@@ -128,3 +128,28 @@ async fn text_is_stored_verbatim_including_hostile_content() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn demo_reset_explains_when_demo_models_are_used_elsewhere() {
+    use caplens_server::storage::catalog::{self, NewRun};
+    for db in TestDb::all().await {
+        let config = small_demo();
+        demo::load_demo(&db.store, &config).await.unwrap();
+        // A user's own run on the demo's rl model, outside the demo experiment.
+        let mut tx = db.store.pool.begin().await.unwrap();
+        let (model_id, dataset_id): (i64, i64) = sqlx::query_as("SELECT r.model_id, r.dataset_id FROM runs r JOIN models m ON m.id = r.model_id WHERE m.stage = 'rl'")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let run = NewRun {
+            model_id, dataset_id, label: "mine", temperature: None, top_p: None, max_tokens: None,
+            n_per_problem: None, seed: None, prompt_template: None, status: "completed", origin: "upload",
+        };
+        catalog::insert_run(&mut tx, &run).await.unwrap();
+        tx.commit().await.unwrap();
+        let err = demo::reset_demo(&db.store, &config).await.unwrap_err().to_string();
+        assert!(err.contains("used by runs outside the demo"), "{}: {err}", db.name);
+        assert_eq!(db.store.experiments().await.unwrap().len(), 1, "{}: the failed reset changed nothing", db.name);
+        db.cleanup().await;
+    }
+}

@@ -42,6 +42,7 @@ pub async fn reset_demo(store: &Store, config: &DemoConfig) -> Result<DemoLoaded
     let data = generate_demo(config);
     let mut tx = db(store.pool.begin().await)?;
     remove_demo(&mut tx, &data).await?;
+    ensure_demo_names_free(&mut tx, &data).await?;
     let loaded = store_demo(&mut tx, &data).await?;
     db(tx.commit().await)?;
     Ok(loaded)
@@ -81,6 +82,34 @@ async fn remove_demo(tx: &mut catalog::Tx<'_>, data: &DemoData) -> Result<(), St
     .bind(&data.dataset.name)
     .execute(&mut **tx)
     .await)?;
+    Ok(())
+}
+
+/// After removal, the demo's model and dataset names must be free; they are not when runs
+/// outside the demo use them. Say so, instead of failing on a unique constraint.
+async fn ensure_demo_names_free(tx: &mut catalog::Tx<'_>, data: &DemoData) -> Result<(), StoreError> {
+    for model in &data.models {
+        let taken: i64 = db(sqlx::query_scalar("SELECT COUNT(*) FROM models WHERE name = $1")
+            .bind(&model.name)
+            .fetch_one(&mut **tx)
+            .await)?;
+        if taken > 0 {
+            return Err(StoreError::Invalid(format!(
+                "cannot reset the demo: model {:?} is used by runs outside the demo experiment; delete those runs first",
+                model.name
+            )));
+        }
+    }
+    let taken: i64 = db(sqlx::query_scalar("SELECT COUNT(*) FROM datasets WHERE name = $1")
+        .bind(&data.dataset.name)
+        .fetch_one(&mut **tx)
+        .await)?;
+    if taken > 0 {
+        return Err(StoreError::Invalid(format!(
+            "cannot reset the demo: dataset {:?} is used by runs outside the demo experiment; delete those runs first",
+            data.dataset.name
+        )));
+    }
     Ok(())
 }
 
