@@ -203,3 +203,15 @@ fn bare_caplens_serves_with_options_from_the_environment() {
     // CAPLENS_NO_DEMO: the database exists but holds no experiment.
     assert!(dir.path().join("caplens.db").is_file());
 }
+
+#[test]
+fn verify_policy_switches_change_the_disputed_cases() {
+    let verdict = |args: &[&str]| String::from_utf8_lossy(&caplens(args, &[]).stdout).trim().to_string();
+    assert_eq!(verdict(&["verify", "75", "0.75"]), "different");
+    assert_eq!(verdict(&["verify", "--percent", "any-scale", "75", "0.75"]), "equal");
+    assert_eq!(verdict(&["verify", "\\frac{2}{4}", "\\frac{1}{2}"]), "equal");
+    assert_eq!(verdict(&["verify", "--strict-fractions", "\\frac{2}{4}", "\\frac{1}{2}"]), "different");
+    assert_eq!(verdict(&["verify", "--no-thousands-separators", "1,000", "1000"]), "different");
+    assert_eq!(verdict(&["verify", "0.3333", "\\frac{1}{3}"]), "different");
+    assert_eq!(verdict(&["verify", "--rel-tol", "1e-3", "0.3333", "\\frac{1}{3}"]), "equal");
+}

@@ -64,6 +64,44 @@ pub struct VerifyArgs {
     /// Read `pred<TAB>ref` lines from FILE (`-` for stdin); prints one verdict per line.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["pred", "reference"])]
     pub tsv: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: VerifierPolicyArgs,
+}
+
+/// The verifier's switches where reasonable teams differ (docs/verifier.md, "Disagreement
+/// policy"); without flags, caplens' default policy.
+#[derive(Debug, Clone, Args)]
+pub struct VerifierPolicyArgs {
+    /// Relative tolerance for numbers (default 1e-6; Qwen2.5-Math uses 1e-4).
+    #[arg(long, value_name = "TOL")]
+    pub rel_tol: Option<f64>,
+    /// How `%` reads: `sign-aware` (default), `ignore-sign` (Hendrycks), `any-scale` (Qwen: 75 = 0.75).
+    #[arg(long, value_name = "POLICY", value_parser = ["sign-aware", "ignore-sign", "any-scale"])]
+    pub percent: Option<String>,
+    /// An unreduced fraction is wrong: `\frac{2}{4}` != `\frac{1}{2}` (rllm's grader).
+    #[arg(long)]
+    pub strict_fractions: bool,
+    /// `1,000` is not `1000` (Hendrycks' MATH).
+    #[arg(long)]
+    pub no_thousands_separators: bool,
+}
+
+impl VerifierPolicyArgs {
+    pub fn config(&self) -> caplens_analysis::verifier::VerifierConfig {
+        use caplens_analysis::verifier::{PercentPolicy, VerifierConfig};
+        let mut config = VerifierConfig::default();
+        if let Some(tol) = self.rel_tol {
+            config.rel_tol = tol;
+        }
+        config.percent = match self.percent.as_deref() {
+            Some("ignore-sign") => PercentPolicy::IgnoreSign,
+            Some("any-scale") => PercentPolicy::AnyScale,
+            _ => config.percent,
+        };
+        config.unreduced_fractions_equal &= !self.strict_fractions;
+        config.thousands_separators &= !self.no_thousands_separators;
+        config
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -193,12 +231,13 @@ pub fn run_verifier(command: Command) -> i32 {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let code = match command {
-        Command::Verify(VerifyArgs { tsv: Some(path), .. }) => {
+        Command::Verify(VerifyArgs { tsv: Some(path), policy, .. }) => {
+            let config = policy.config();
             let result = if path.as_os_str() == "-" {
-                verify::verify_tsv(&mut std::io::stdin().lock(), &mut out)
+                verify::verify_tsv(&mut std::io::stdin().lock(), &mut out, &config)
             } else {
                 match std::fs::File::open(&path) {
-                    Ok(f) => verify::verify_tsv(&mut std::io::BufReader::new(f), &mut out),
+                    Ok(f) => verify::verify_tsv(&mut std::io::BufReader::new(f), &mut out, &config),
                     Err(e) => {
                         eprintln!("caplens: cannot open {}: {e}", path.display());
                         return 1;
@@ -214,8 +253,8 @@ pub fn run_verifier(command: Command) -> i32 {
                 }
             }
         }
-        Command::Verify(VerifyArgs { pred: Some(pred), reference: Some(reference), .. }) => {
-            match verify::verify_pair(&pred, &reference, &mut out) {
+        Command::Verify(VerifyArgs { pred: Some(pred), reference: Some(reference), policy, .. }) => {
+            match verify::verify_pair(&pred, &reference, &mut out, &policy.config()) {
                 Ok(verdict) => verify::exit_code(verdict),
                 Err(e) => {
                     eprintln!("caplens: cannot write output: {e}");

@@ -5,7 +5,7 @@
 //! - `caplens verify --tsv FILE` -> [`verify_tsv`]; exit 0 when every line was read.
 //! - `caplens extract FILE` -> [`extract_file`].
 
-use caplens_analysis::verifier::{extract_answer, verify, Verdict};
+use caplens_analysis::verifier::{extract_answer, verify_with, Verdict, VerifierConfig};
 use std::fmt;
 use std::io::{BufRead, Write};
 
@@ -19,8 +19,13 @@ pub fn exit_code(verdict: Verdict) -> i32 {
 }
 
 /// Verifies one pair and prints `equal`, `different` or `unverifiable` on its own line.
-pub fn verify_pair(pred: &str, reference: &str, out: &mut dyn Write) -> std::io::Result<Verdict> {
-    let verdict = verify(pred, reference);
+pub fn verify_pair(
+    pred: &str,
+    reference: &str,
+    out: &mut dyn Write,
+    config: &VerifierConfig,
+) -> std::io::Result<Verdict> {
+    let verdict = verify_with(pred, reference, config);
     writeln!(out, "{}", verdict.as_str())?;
     Ok(verdict)
 }
@@ -59,7 +64,7 @@ impl From<std::io::Error> for TsvError {
 /// is dropped, so CRLF files work. A line without a tab is an error naming the line number:
 /// silently skipping it would shift every later verdict against its input line, and guessing a
 /// verdict would be dishonest. Verdicts printed before the bad line stay valid.
-pub fn verify_tsv(input: &mut dyn BufRead, out: &mut dyn Write) -> Result<(), TsvError> {
+pub fn verify_tsv(input: &mut dyn BufRead, out: &mut dyn Write, config: &VerifierConfig) -> Result<(), TsvError> {
     // Bytes, not read_line: a line with invalid UTF-8 gets a verdict (on its lossy text)
     // instead of stopping the whole file.
     let mut raw = Vec::new();
@@ -76,7 +81,7 @@ pub fn verify_tsv(input: &mut dyn BufRead, out: &mut dyn Write) -> Result<(), Ts
         let Some((pred, reference)) = text.split_once('\t') else {
             return Err(TsvError::MissingTab { line: number });
         };
-        writeln!(out, "{}", verify(pred, reference).as_str())?;
+        writeln!(out, "{}", verify_with(pred, reference, config).as_str())?;
     }
 }
 
@@ -99,7 +104,7 @@ mod tests {
 
     fn run_pair(p: &str, r: &str) -> (Verdict, String) {
         let mut out = Vec::new();
-        let v = verify_pair(p, r, &mut out).unwrap();
+        let v = verify_pair(p, r, &mut out, &VerifierConfig::default()).unwrap();
         (v, String::from_utf8(out).unwrap())
     }
 
@@ -116,7 +121,7 @@ mod tests {
     fn tsv_gives_one_verdict_per_line_in_order() {
         let input = "1\t1\n\\frac{2}{4}\t0.5\r\n3\t4\nx\ty\tz\n";
         let mut out = Vec::new();
-        verify_tsv(&mut input.as_bytes(), &mut out).unwrap();
+        verify_tsv(&mut input.as_bytes(), &mut out, &VerifierConfig::default()).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "equal\nequal\ndifferent\ndifferent\n");
     }
 
@@ -124,7 +129,7 @@ mod tests {
     fn tsv_line_without_tab_is_an_error_naming_the_line() {
         let input = "1\t1\nno tab here\n2\t2\n";
         let mut out = Vec::new();
-        let err = verify_tsv(&mut input.as_bytes(), &mut out).unwrap_err();
+        let err = verify_tsv(&mut input.as_bytes(), &mut out, &VerifierConfig::default()).unwrap_err();
         assert!(matches!(err, TsvError::MissingTab { line: 2 }), "{err:?}");
         assert!(err.to_string().starts_with("line 2:"));
         assert_eq!(String::from_utf8(out).unwrap(), "equal\n");
