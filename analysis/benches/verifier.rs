@@ -14,7 +14,11 @@ type PairGen = fn(&mut SplitMix64) -> (String, String);
 
 fn integers(rng: &mut SplitMix64) -> (String, String) {
     let r = rng.below(1000);
-    let p = if rng.bernoulli(0.5) { r } else { rng.below(1000) };
+    let p = if rng.bernoulli(0.5) {
+        r
+    } else {
+        rng.below(1000)
+    };
     (p.to_string(), r.to_string())
 }
 
@@ -83,5 +87,9 @@ fn main() {
         total_secs += run(name, n, gen);
         total += n;
     }
-    println!("{:<12} {total:>9} pairs  {total_secs:>7.3} s  {:>12.0} pairs/s", "all", total as f64 / total_secs);
+    println!(
+        "{:<12} {total:>9} pairs  {total_secs:>7.3} s  {:>12.0} pairs/s",
+        "all",
+        total as f64 / total_secs
+    );
 }

@@ -13,7 +13,11 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// Number of distinct normalised answers among the given answers of one problem.
 pub fn distinct_answers<'a>(answers: impl IntoIterator<Item = &'a str>) -> usize {
-    answers.into_iter().map(normalize_answer).collect::<HashSet<String>>().len()
+    answers
+        .into_iter()
+        .map(normalize_answer)
+        .collect::<HashSet<String>>()
+        .len()
 }
 
 /// The mean number of distinct answers per problem.
@@ -65,7 +69,12 @@ impl DiversityAccumulator {
 
     /// Mean over problems with at least one answer; `None` when there is none.
     pub fn finish(&self) -> Option<DiversitySummary> {
-        let counts: Vec<usize> = self.per_problem.iter().map(HashSet::len).filter(|&n| n > 0).collect();
+        let counts: Vec<usize> = self
+            .per_problem
+            .iter()
+            .map(HashSet::len)
+            .filter(|&n| n > 0)
+            .collect();
         if counts.is_empty() {
             return None;
         }

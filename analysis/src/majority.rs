@@ -66,7 +66,12 @@ pub fn majority_vote(samples: &[Sample], k: usize) -> Option<MajorityVote> {
         // more votes first, then earlier first occurrence
         .max_by(|(_, (va, pa)), (_, (vb, pb))| va.cmp(vb).then(pb.cmp(pa)));
     Some(match best {
-        None => MajorityVote { answer: None, votes: 0, first_position: None, correct: false },
+        None => MajorityVote {
+            answer: None,
+            votes: 0,
+            first_position: None,
+            correct: false,
+        },
         Some((answer, (votes, pos))) => MajorityVote {
             answer: Some(answer),
             votes,
@@ -91,7 +96,10 @@ pub fn mean_over_problems<'p, 's: 'p>(
         .into_iter()
         .filter_map(|p| metric(p, k))
         .fold((0.0, 0usize), |(s, c), v| (s + v, c + 1));
-    (count > 0).then(|| Averaged { value: sum / count as f64, problems: count })
+    (count > 0).then(|| Averaged {
+        value: sum / count as f64,
+        problems: count,
+    })
 }
 
 #[cfg(test)]
@@ -105,7 +113,12 @@ mod tests {
 
     #[test]
     fn avg_at_k_uses_first_k() {
-        let p = [s(Some("1"), true), s(Some("2"), false), s(Some("1"), true), s(None, false)];
+        let p = [
+            s(Some("1"), true),
+            s(Some("2"), false),
+            s(Some("1"), true),
+            s(None, false),
+        ];
         assert_eq!(avg_at_k(&p, 2), Some(0.5));
         assert_eq!(avg_at_k(&p, 4), Some(0.5));
         assert_eq!(avg_at_k(&p, 5), None);
@@ -114,13 +127,24 @@ mod tests {
 
     #[test]
     fn majority_and_tie_rule() {
-        let p = [s(Some("7"), false), s(Some("3"), true), s(Some(" 3 "), true), s(Some("7"), false)];
+        let p = [
+            s(Some("7"), false),
+            s(Some("3"), true),
+            s(Some(" 3 "), true),
+            s(Some("7"), false),
+        ];
         // k = 2: "7" and "3" tie with one vote; "7" occurs first and is wrong.
         let v = majority_vote(&p, 2).unwrap();
-        assert_eq!((v.answer.as_deref(), v.votes, v.correct), (Some("7"), 1, false));
+        assert_eq!(
+            (v.answer.as_deref(), v.votes, v.correct),
+            (Some("7"), 1, false)
+        );
         // k = 3: "3" (normalised from " 3 ") has two votes.
         let v = majority_vote(&p, 3).unwrap();
-        assert_eq!((v.answer.as_deref(), v.votes, v.first_position, v.correct), (Some("3"), 2, Some(1), true));
+        assert_eq!(
+            (v.answer.as_deref(), v.votes, v.first_position, v.correct),
+            (Some("3"), 2, Some(1), true)
+        );
         // k = 4: 2-2 tie, "7" first -> wrong.
         assert_eq!(maj_at_k(&p, 4), Some(0.0));
         // no answers at all: no winner, scores 0

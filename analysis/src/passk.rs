@@ -55,7 +55,9 @@ pub fn pass_at_k(n: u64, c: u64, k: u64) -> Option<f64> {
     // Two equivalent products; take the one with fewer factors.
     let all_fail = if k <= c {
         // prod_{j=0..k-1} (n-c-j)/(n-j)
-        (0..k).fold(1.0f64, |acc, j| acc * ((failures - j) as f64 / (n - j) as f64))
+        (0..k).fold(1.0f64, |acc, j| {
+            acc * ((failures - j) as f64 / (n - j) as f64)
+        })
     } else {
         // prod_{i=n-c+1..n} (1 - k/i)   (the human-eval form)
         (failures + 1..=n).fold(1.0f64, |acc, i| acc * (1.0 - k as f64 / i as f64))
@@ -88,7 +90,11 @@ fn fill_problem_curve(n: u64, c: u64, max_k: u64, out: &mut Vec<f64>) {
             ratio *= (failures - k + 1) as f64 / (n - k + 1) as f64;
         }
         // At k = 1 store c/n exactly rather than 1 - (n-c)/n, which rounds.
-        let value = if k == 1 { c as f64 / n as f64 } else { 1.0 - ratio };
+        let value = if k == 1 {
+            c as f64 / n as f64
+        } else {
+            1.0 - ratio
+        };
         out.push(value.clamp(0.0, 1.0));
     }
 }
@@ -212,7 +218,11 @@ pub fn bootstrap_band(
             }
         }
     }
-    let level = if level.is_finite() { level.clamp(0.0, 1.0) } else { 0.95 };
+    let level = if level.is_finite() {
+        level.clamp(0.0, 1.0)
+    } else {
+        0.95
+    };
     let tail = (1.0 - level) / 2.0;
     curve
         .iter()
@@ -329,7 +339,9 @@ mod tests {
         for &c in &[0u64, 1, 2, 50, 2500, 4999, 5000] {
             let curve = pass_at_k_all(5000, c, 5000);
             assert_eq!(curve.len(), 5000);
-            assert!(curve.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+            assert!(curve
+                .iter()
+                .all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
             if c > 0 {
                 assert!((curve[0] - c as f64 / 5000.0).abs() < 1e-12);
             }
@@ -344,10 +356,24 @@ mod tests {
         let problems = [ProblemCounts { n: 4, c: 2 }, ProblemCounts { n: 2, c: 0 }];
         let curve = pass_at_k_curve(&problems, &[1, 2, 4, 8, 0, 2]);
         assert_eq!(curve.len(), 3); // k = 8 has no problem, 0 dropped, 2 deduplicated
-        assert_eq!(curve[0], CurvePoint { k: 1, pass_at_k: 0.25, problems: 2 });
+        assert_eq!(
+            curve[0],
+            CurvePoint {
+                k: 1,
+                pass_at_k: 0.25,
+                problems: 2
+            }
+        );
         assert_eq!(curve[1].problems, 2);
         assert!((curve[1].pass_at_k - (1.0 - 1.0 / 6.0) / 2.0).abs() < 1e-15);
-        assert_eq!(curve[2], CurvePoint { k: 4, pass_at_k: 1.0, problems: 1 });
+        assert_eq!(
+            curve[2],
+            CurvePoint {
+                k: 4,
+                pass_at_k: 1.0,
+                problems: 1
+            }
+        );
     }
 
     #[test]
@@ -355,7 +381,10 @@ mod tests {
         assert_eq!(default_ks(0), Vec::<u64>::new());
         assert_eq!(default_ks(1), vec![1]);
         assert_eq!(default_ks(8), vec![1, 2, 4, 8]);
-        assert_eq!(default_ks(640), vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 640]);
+        assert_eq!(
+            default_ks(640),
+            vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 640]
+        );
     }
 
     #[test]
@@ -363,22 +392,48 @@ mod tests {
         let mk = |vals: &[f64]| -> Vec<CurvePoint> {
             vals.iter()
                 .enumerate()
-                .map(|(i, &v)| CurvePoint { k: 1 << i, pass_at_k: v, problems: 1 })
+                .map(|(i, &v)| CurvePoint {
+                    k: 1 << i,
+                    pass_at_k: v,
+                    problems: 1,
+                })
                 .collect()
         };
         let b = mk(&[0.5, 0.5, 0.5, 0.5, 0.5]);
-        assert_eq!(crossover_ks(&mk(&[0.6, 0.4, 0.4, 0.6, 0.6]), &b), vec![2, 8]);
-        assert_eq!(crossover_ks(&mk(&[0.6, 0.5, 0.6, 0.6, 0.6]), &b), Vec::<u64>::new()); // touch
+        assert_eq!(
+            crossover_ks(&mk(&[0.6, 0.4, 0.4, 0.6, 0.6]), &b),
+            vec![2, 8]
+        );
+        assert_eq!(
+            crossover_ks(&mk(&[0.6, 0.5, 0.6, 0.6, 0.6]), &b),
+            Vec::<u64>::new()
+        ); // touch
         assert_eq!(crossover_ks(&mk(&[0.6, 0.5, 0.4, 0.4, 0.4]), &b), vec![4]); // through a tie
         assert_eq!(crossover_ks(&mk(&[0.5, 0.5, 0.4, 0.6, 0.6]), &b), vec![8]); // leading ties
-        // ks missing from one curve are not compared
-        let partial = vec![CurvePoint { k: 1, pass_at_k: 0.6, problems: 1 }, CurvePoint { k: 16, pass_at_k: 0.4, problems: 1 }];
+                                                                                // ks missing from one curve are not compared
+        let partial = vec![
+            CurvePoint {
+                k: 1,
+                pass_at_k: 0.6,
+                problems: 1,
+            },
+            CurvePoint {
+                k: 16,
+                pass_at_k: 0.4,
+                problems: 1,
+            },
+        ];
         assert_eq!(crossover_ks(&partial, &b), vec![16]);
     }
 
     #[test]
     fn bootstrap_band_is_deterministic_and_brackets_the_estimate() {
-        let problems: Vec<ProblemCounts> = (0..40).map(|i| ProblemCounts { n: 16, c: (i * 7) % 17 }).collect();
+        let problems: Vec<ProblemCounts> = (0..40)
+            .map(|i| ProblemCounts {
+                n: 16,
+                c: (i * 7) % 17,
+            })
+            .collect();
         let ks = default_ks(16);
         let a = bootstrap_band(&problems, &ks, 300, 42, 0.95);
         let b = bootstrap_band(&problems, &ks, 300, 42, 0.95);
@@ -389,7 +444,10 @@ mod tests {
         for (band, point) in a.iter().zip(&curve) {
             assert_eq!(band.k, point.k);
             assert!(band.lower <= point.pass_at_k && point.pass_at_k <= band.upper);
-            assert!(band.upper - band.lower > 0.0, "non-degenerate data gives a non-empty band");
+            assert!(
+                band.upper - band.lower > 0.0,
+                "non-degenerate data gives a non-empty band"
+            );
         }
         // A narrower level gives a band no wider than the 95% one.
         let narrow = bootstrap_band(&problems, &ks, 300, 42, 0.5);

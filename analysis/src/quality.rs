@@ -41,7 +41,8 @@ pub fn trigram_redundancy(text: &str) -> f64 {
         return 0.0;
     }
     let total = words.len() - 2;
-    let distinct: HashSet<(&str, &str, &str)> = words.windows(3).map(|w| (w[0], w[1], w[2])).collect();
+    let distinct: HashSet<(&str, &str, &str)> =
+        words.windows(3).map(|w| (w[0], w[1], w[2])).collect();
     1.0 - distinct.len() as f64 / total as f64
 }
 
@@ -94,20 +95,31 @@ mod tests {
         // "a b c a b c": 3-grams abc bca cab abc -> 3 distinct of 4
         assert!((trigram_redundancy("a b c a b c") - 0.25).abs() < 1e-15);
         // whitespace of any kind separates words
-        assert_eq!(trigram_redundancy("a\tb\nc  a b c"), trigram_redundancy("a b c a b c"));
+        assert_eq!(
+            trigram_redundancy("a\tb\nc  a b c"),
+            trigram_redundancy("a b c a b c")
+        );
         let looping = "wait let me check ".repeat(20);
         assert!(is_redundant(&looping));
-        assert!(!is_redundant("First we add 2 and 3 to get 5, so the answer is \\boxed{5}."));
+        assert!(!is_redundant(
+            "First we add 2 and 3 to get 5, so the answer is \\boxed{5}."
+        ));
     }
 
     #[test]
     fn digits_and_truncation() {
         assert!(has_digit("x = 3"));
         assert!(!has_digit("no numbers here ٣")); // only ASCII digits count
-        assert_eq!(truncate_after_first_boxed("so \\boxed{\\frac{1}{2}} then \\boxed{3}"), Some("so \\boxed{\\frac{1}{2}}"));
+        assert_eq!(
+            truncate_after_first_boxed("so \\boxed{\\frac{1}{2}} then \\boxed{3}"),
+            Some("so \\boxed{\\frac{1}{2}}")
+        );
         assert_eq!(truncate_after_first_boxed("\\boxed{ {unclosed"), None);
         assert_eq!(truncate_after_first_boxed("nothing"), None);
-        assert_eq!(truncate_after_first_boxed("é\\boxed{é}é"), Some("é\\boxed{é}"));
+        assert_eq!(
+            truncate_after_first_boxed("é\\boxed{é}é"),
+            Some("é\\boxed{é}")
+        );
     }
 
     proptest! {

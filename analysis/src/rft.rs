@@ -64,10 +64,18 @@ impl RftStrategy {
 impl std::str::FromStr for RftStrategy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [Self::Rule, Self::Noisy, Self::Entropy, Self::Rbf, Self::NoisyRbf]
-            .into_iter()
-            .find(|st| st.name() == s)
-            .ok_or_else(|| format!("unknown strategy {s:?}: expected rule, noisy, entropy, rbf or noisy+rbf"))
+        [
+            Self::Rule,
+            Self::Noisy,
+            Self::Entropy,
+            Self::Rbf,
+            Self::NoisyRbf,
+        ]
+        .into_iter()
+        .find(|st| st.name() == s)
+        .ok_or_else(|| {
+            format!("unknown strategy {s:?}: expected rule, noisy, entropy, rbf or noisy+rbf")
+        })
     }
 }
 
@@ -84,13 +92,21 @@ pub struct RftSelection<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RftError {
     /// The strategy ranks by a per-rollout value that this candidate (a filtered positive) lacks.
-    MissingValue { strategy: RftStrategy, value: &'static str, index: usize },
+    MissingValue {
+        strategy: RftStrategy,
+        value: &'static str,
+        index: usize,
+    },
 }
 
 impl std::fmt::Display for RftError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RftError::MissingValue { strategy, value, index } => write!(
+            RftError::MissingValue {
+                strategy,
+                value,
+                index,
+            } => write!(
                 f,
                 "strategy {} needs the {value} of every candidate, but rollout #{index} has none \
                  (give token_entropies or top_logprobs in the input)",
@@ -126,7 +142,8 @@ pub fn select<'a>(
     count: usize,
     seed: u64,
 ) -> Result<Vec<RftSelection<'a>>, RftError> {
-    let cut_text: Vec<Option<&'a str>> = candidates.iter().map(|c| rule_filter(c.response)).collect();
+    let cut_text: Vec<Option<&'a str>> =
+        candidates.iter().map(|c| rule_filter(c.response)).collect();
     let features: Vec<RftFeatures> = candidates
         .iter()
         .zip(&cut_text)
@@ -139,7 +156,11 @@ pub fn select<'a>(
         .collect();
     Ok(select_indices(&features, strategy, count, seed)?
         .into_iter()
-        .map(|i| RftSelection { index: i, truncated: cut_text[i].expect("chosen only from filtered"), correct: candidates[i].correct })
+        .map(|i| RftSelection {
+            index: i,
+            truncated: cut_text[i].expect("chosen only from filtered"),
+            correct: candidates[i].correct,
+        })
         .collect())
 }
 
@@ -154,23 +175,49 @@ pub fn select_indices(
     let mut negatives = Vec::new();
     for (i, f) in features.iter().enumerate() {
         if f.passes_filter {
-            if f.correct { positives.push(i) } else { negatives.push(i) }
+            if f.correct {
+                positives.push(i)
+            } else {
+                negatives.push(i)
+            }
         }
     }
     let noisy = matches!(strategy, RftStrategy::Noisy | RftStrategy::NoisyRbf);
-    let negatives_wanted = if noisy { (count as f64 * NOISE_FRACTION).round() as usize } else { 0 };
+    let negatives_wanted = if noisy {
+        (count as f64 * NOISE_FRACTION).round() as usize
+    } else {
+        0
+    };
     let positives_wanted = count - negatives_wanted;
     // Separate streams so the negative draw does not shift the positive one.
     let mut chosen = match strategy {
-        RftStrategy::Rule | RftStrategy::Noisy => {
-            draw(&positives, positives_wanted, &mut SplitMix64::derive(seed, 1))
-        }
-        RftStrategy::Entropy => top_by(features, &positives, positives_wanted, strategy, "mean token entropy", |c| c.mean_entropy)?,
-        RftStrategy::Rbf | RftStrategy::NoisyRbf => {
-            top_by(features, &positives, positives_wanted, strategy, "mean RBF", |c| c.mean_rbf)?
-        }
+        RftStrategy::Rule | RftStrategy::Noisy => draw(
+            &positives,
+            positives_wanted,
+            &mut SplitMix64::derive(seed, 1),
+        ),
+        RftStrategy::Entropy => top_by(
+            features,
+            &positives,
+            positives_wanted,
+            strategy,
+            "mean token entropy",
+            |c| c.mean_entropy,
+        )?,
+        RftStrategy::Rbf | RftStrategy::NoisyRbf => top_by(
+            features,
+            &positives,
+            positives_wanted,
+            strategy,
+            "mean RBF",
+            |c| c.mean_rbf,
+        )?,
     };
-    chosen.extend(draw(&negatives, negatives_wanted, &mut SplitMix64::derive(seed, 2)));
+    chosen.extend(draw(
+        &negatives,
+        negatives_wanted,
+        &mut SplitMix64::derive(seed, 2),
+    ));
     chosen.sort_unstable();
     Ok(chosen)
 }
@@ -199,7 +246,13 @@ fn top_by(
     for &i in pool {
         match value(&candidates[i]).filter(|v| v.is_finite()) {
             Some(v) => scored.push((v, i)),
-            None => return Err(RftError::MissingValue { strategy, value: value_name, index: i }),
+            None => {
+                return Err(RftError::MissingValue {
+                    strategy,
+                    value: value_name,
+                    index: i,
+                })
+            }
         }
     }
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -212,12 +265,20 @@ mod tests {
     use proptest::prelude::*;
 
     fn cand(response: &str, correct: bool, e: Option<f64>, r: Option<f64>) -> RftCandidate<'_> {
-        RftCandidate { response, correct, mean_entropy: e, mean_rbf: r }
+        RftCandidate {
+            response,
+            correct,
+            mean_entropy: e,
+            mean_rbf: r,
+        }
     }
 
     #[test]
     fn rule_filter_cases() {
-        assert_eq!(rule_filter("x = 2, so \\boxed{2} and more"), Some("x = 2, so \\boxed{2}"));
+        assert_eq!(
+            rule_filter("x = 2, so \\boxed{2} and more"),
+            Some("x = 2, so \\boxed{2}")
+        );
         assert_eq!(rule_filter("no box 2"), None);
         assert_eq!(rule_filter("answer \\boxed{x}"), None); // no digit in the kept text
         assert_eq!(rule_filter("unclosed \\boxed{2"), None);
@@ -235,22 +296,46 @@ mod tests {
             cand("no box", true, None, None),
         ];
         let idx = |v: Vec<RftSelection>| v.into_iter().map(|s| s.index).collect::<Vec<_>>();
-        assert_eq!(idx(select(&c, RftStrategy::Entropy, 2, 0).unwrap()), vec![1, 3]);
+        assert_eq!(
+            idx(select(&c, RftStrategy::Entropy, 2, 0).unwrap()),
+            vec![1, 3]
+        );
         assert_eq!(idx(select(&c, RftStrategy::Rbf, 2, 0).unwrap()), vec![0, 3]);
         // 5% of 20 = 1 negative (index 2) plus all 3 positives (pool smaller than 19)
-        assert_eq!(idx(select(&c, RftStrategy::NoisyRbf, 20, 0).unwrap()), vec![0, 1, 2, 3]);
-        assert_eq!(idx(select(&c, RftStrategy::Rule, 10, 7).unwrap()), vec![0, 1, 3]);
+        assert_eq!(
+            idx(select(&c, RftStrategy::NoisyRbf, 20, 0).unwrap()),
+            vec![0, 1, 2, 3]
+        );
+        assert_eq!(
+            idx(select(&c, RftStrategy::Rule, 10, 7).unwrap()),
+            vec![0, 1, 3]
+        );
         let no_entropy = vec![cand("a 1 \\boxed{1}", true, None, Some(1.0))];
         let err = select(&no_entropy, RftStrategy::Entropy, 1, 0).unwrap_err();
-        assert_eq!(err, RftError::MissingValue { strategy: RftStrategy::Entropy, value: "mean token entropy", index: 0 });
+        assert_eq!(
+            err,
+            RftError::MissingValue {
+                strategy: RftStrategy::Entropy,
+                value: "mean token entropy",
+                index: 0
+            }
+        );
         assert!(err.to_string().contains("entropy"));
         assert!(select(&no_entropy, RftStrategy::Rule, 1, 0).is_ok());
-        assert_eq!(select(&c, RftStrategy::Rule, 1, 0).unwrap()[0].truncated.ends_with('}'), true);
+        assert!(select(&c, RftStrategy::Rule, 1, 0).unwrap()[0]
+            .truncated
+            .ends_with('}'));
     }
 
     #[test]
     fn strategy_names_round_trip() {
-        for s in [RftStrategy::Rule, RftStrategy::Noisy, RftStrategy::Entropy, RftStrategy::Rbf, RftStrategy::NoisyRbf] {
+        for s in [
+            RftStrategy::Rule,
+            RftStrategy::Noisy,
+            RftStrategy::Entropy,
+            RftStrategy::Rbf,
+            RftStrategy::NoisyRbf,
+        ] {
             assert_eq!(s.name().parse::<RftStrategy>(), Ok(s));
         }
         assert!("best".parse::<RftStrategy>().is_err());

@@ -35,7 +35,12 @@ pub struct ProblemOutcome {
 impl ProblemOutcome {
     /// Outcome known only through counts (no order).
     pub fn from_counts(n: u64, c: u64) -> Self {
-        Self { n, c, first_correct_position: None, order_known: false }
+        Self {
+            n,
+            c,
+            first_correct_position: None,
+            order_known: false,
+        }
     }
 
     /// Outcome of ordered rollouts: the grades in sample-index order.
@@ -75,7 +80,12 @@ pub enum Status {
 /// Status of a problem at k (`None` = all samples). Rules in the module doc. k = `Some(0)`
 /// (zero attempts) makes every problem with samples vacuously unsolvable.
 pub fn status(outcome: &ProblemOutcome, k: Option<u64>) -> Status {
-    let ProblemOutcome { n, c, first_correct_position, order_known } = *outcome;
+    let ProblemOutcome {
+        n,
+        c,
+        first_correct_position,
+        order_known,
+    } = *outcome;
     if n == 0 {
         return Status::Undetermined(MissingReason::NoSamples);
     }
@@ -160,8 +170,10 @@ pub struct UnsolvableReport {
 /// Builds the unsolvable sets and regions of any number of models at k (`None` = all samples).
 /// The per-model unsolvable lists include problems other models lack; regions do not.
 pub fn compare_unsolvable(models: &[ModelOutcomes], k: Option<u64>) -> UnsolvableReport {
-    let all_problems: BTreeSet<&str> =
-        models.iter().flat_map(|m| m.problems.keys().map(String::as_str)).collect();
+    let all_problems: BTreeSet<&str> = models
+        .iter()
+        .flat_map(|m| m.problems.keys().map(String::as_str))
+        .collect();
     let mut unsolvable = vec![Vec::new(); models.len()];
     let mut missing = vec![Vec::new(); models.len()];
     let mut regions: BTreeMap<Vec<usize>, Vec<String>> = BTreeMap::new();
@@ -189,17 +201,30 @@ pub fn compare_unsolvable(models: &[ModelOutcomes], k: Option<u64>) -> Unsolvabl
                 }
                 Status::Undetermined(reason) => {
                     decided_by_all = false;
-                    missing[mi].push(MissingProblem { problem_id: pid.to_string(), reason });
+                    missing[mi].push(MissingProblem {
+                        problem_id: pid.to_string(),
+                        reason,
+                    });
                 }
             }
         }
         if decided_by_all && !unsolved_by.is_empty() {
-            regions.entry(unsolved_by).or_default().push(pid.to_string());
+            regions
+                .entry(unsolved_by)
+                .or_default()
+                .push(pid.to_string());
         }
     }
-    let mut regions: Vec<Region> =
-        regions.into_iter().map(|(models, problems)| Region { models, problems }).collect();
-    regions.sort_by(|a, b| b.models.len().cmp(&a.models.len()).then_with(|| a.models.cmp(&b.models)));
+    let mut regions: Vec<Region> = regions
+        .into_iter()
+        .map(|(models, problems)| Region { models, problems })
+        .collect();
+    regions.sort_by(|a, b| {
+        b.models
+            .len()
+            .cmp(&a.models.len())
+            .then_with(|| a.models.cmp(&b.models))
+    });
     UnsolvableReport {
         k,
         models: models.iter().map(|m| m.model.clone()).collect(),
@@ -227,15 +252,24 @@ mod tests {
         assert_eq!(status(&ordered, Some(2)), Status::Unsolvable);
         assert_eq!(status(&ordered, Some(3)), Status::Solved);
         assert_eq!(status(&ordered, None), Status::Solved);
-        assert_eq!(status(&ordered, Some(5)), Status::Undetermined(MissingReason::TooFewSamples));
+        assert_eq!(
+            status(&ordered, Some(5)),
+            Status::Undetermined(MissingReason::TooFewSamples)
+        );
         let counts = ProblemOutcome::from_counts(4, 1);
-        assert_eq!(status(&counts, Some(2)), Status::Undetermined(MissingReason::OrderUnknown));
+        assert_eq!(
+            status(&counts, Some(2)),
+            Status::Undetermined(MissingReason::OrderUnknown)
+        );
         assert_eq!(status(&counts, Some(4)), Status::Solved);
         assert_eq!(status(&counts, None), Status::Solved);
         let zero = ProblemOutcome::from_counts(4, 0);
         assert_eq!(status(&zero, Some(2)), Status::Unsolvable);
         assert_eq!(status(&zero, None), Status::Unsolvable);
-        assert_eq!(status(&ProblemOutcome::from_counts(0, 0), None), Status::Undetermined(MissingReason::NoSamples));
+        assert_eq!(
+            status(&ProblemOutcome::from_counts(0, 0), None),
+            Status::Undetermined(MissingReason::NoSamples)
+        );
     }
 
     #[test]
@@ -252,30 +286,58 @@ mod tests {
     fn three_models_regions_and_missing() {
         let u = ProblemOutcome::from_counts(8, 0);
         let s = ProblemOutcome::from_counts(8, 3);
-        let a = model("A", &[("p1", u), ("p2", u), ("p3", s), ("p4", u), ("p5", u)]);
+        let a = model(
+            "A",
+            &[("p1", u), ("p2", u), ("p3", s), ("p4", u), ("p5", u)],
+        );
         let b = model("B", &[("p1", u), ("p2", s), ("p3", u), ("p4", s)]);
-        let c = model("C", &[("p1", u), ("p2", s), ("p3", s), ("p4", s), ("p5", s)]);
+        let c = model(
+            "C",
+            &[("p1", u), ("p2", s), ("p3", s), ("p4", s), ("p5", s)],
+        );
         let r = compare_unsolvable(&[a, b, c], None);
         assert_eq!(r.models, ["A", "B", "C"]);
-        let ids = |v: &Vec<UnsolvableProblem>| v.iter().map(|p| p.problem_id.clone()).collect::<Vec<_>>();
+        let ids =
+            |v: &Vec<UnsolvableProblem>| v.iter().map(|p| p.problem_id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&r.unsolvable[0]), ["p1", "p2", "p4", "p5"]);
         assert_eq!(
             r.regions,
             vec![
-                Region { models: vec![0, 1, 2], problems: vec!["p1".into()] },
-                Region { models: vec![0], problems: vec!["p2".into(), "p4".into()] },
-                Region { models: vec![1], problems: vec!["p3".into()] },
+                Region {
+                    models: vec![0, 1, 2],
+                    problems: vec!["p1".into()]
+                },
+                Region {
+                    models: vec![0],
+                    problems: vec!["p2".into(), "p4".into()]
+                },
+                Region {
+                    models: vec![1],
+                    problems: vec!["p3".into()]
+                },
             ]
         );
         // p5 is absent for B: missing, and in no region even though A fails it.
-        assert_eq!(r.missing[1], vec![MissingProblem { problem_id: "p5".into(), reason: MissingReason::Absent }]);
+        assert_eq!(
+            r.missing[1],
+            vec![MissingProblem {
+                problem_id: "p5".into(),
+                reason: MissingReason::Absent
+            }]
+        );
         assert!(r.missing[0].is_empty() && r.missing[2].is_empty());
         assert_eq!(r.unsolvable[0][0].failed_attempts, 8);
     }
 
     #[test]
     fn unsolvable_at_k_but_solved_later_bounds_on_k() {
-        let m = model("A", &[("p", ProblemOutcome::from_ordered(&[false, false, false, true]))]);
+        let m = model(
+            "A",
+            &[(
+                "p",
+                ProblemOutcome::from_ordered(&[false, false, false, true]),
+            )],
+        );
         let r = compare_unsolvable(&[m], Some(2));
         assert_eq!(r.unsolvable[0][0].failed_attempts, 2);
         assert_eq!(r.regions.len(), 1);
@@ -286,8 +348,11 @@ mod tests {
     fn outcome() -> impl Strategy<Value = Option<ProblemOutcome>> {
         prop_oneof![
             Just(None),
-            proptest::collection::vec(any::<bool>(), 0..6).prop_map(|g| Some(ProblemOutcome::from_ordered(&g))),
-            (0u64..6).prop_flat_map(|n| (Just(n), 0..=n)).prop_map(|(n, c)| Some(ProblemOutcome::from_counts(n, c))),
+            proptest::collection::vec(any::<bool>(), 0..6)
+                .prop_map(|g| Some(ProblemOutcome::from_ordered(&g))),
+            (0u64..6)
+                .prop_flat_map(|n| (Just(n), 0..=n))
+                .prop_map(|(n, c)| Some(ProblemOutcome::from_counts(n, c))),
         ]
     }
 

@@ -173,7 +173,11 @@ mod tests {
         let s = SummaryAccumulator::new().finish();
         assert_eq!(s.problems, 0);
         assert_eq!(s.rollouts, 0);
-        assert!(s.pass_at_1.is_none() && s.answer_diversity.is_none() && s.format_violation_rate.is_none());
+        assert!(
+            s.pass_at_1.is_none()
+                && s.answer_diversity.is_none()
+                && s.format_violation_rate.is_none()
+        );
         assert!(s.mean_response_chars.is_none() && s.mean_entropy.is_none());
     }
 
@@ -181,9 +185,35 @@ mod tests {
     fn mixed_counts_and_rollouts() {
         let mut acc = SummaryAccumulator::new();
         acc.push_counts("p1", 3, 1);
-        acc.push_rollout("p1", &RolloutFacts { correct: true, response: Some("so \\boxed{2}"), ..Default::default() });
-        acc.push_rollout("p2", &RolloutFacts { correct: false, answer: Some("5"), response: Some("答 \\boxed{5} \\boxed{5}"), mean_entropy: Some(0.5), ..Default::default() });
-        acc.push_rollout("p2", &RolloutFacts { correct: false, answer: None, response: None, mean_entropy: Some(f64::NAN), ppl: Some(2.0), ..Default::default() });
+        acc.push_rollout(
+            "p1",
+            &RolloutFacts {
+                correct: true,
+                response: Some("so \\boxed{2}"),
+                ..Default::default()
+            },
+        );
+        acc.push_rollout(
+            "p2",
+            &RolloutFacts {
+                correct: false,
+                answer: Some("5"),
+                response: Some("答 \\boxed{5} \\boxed{5}"),
+                mean_entropy: Some(0.5),
+                ..Default::default()
+            },
+        );
+        acc.push_rollout(
+            "p2",
+            &RolloutFacts {
+                correct: false,
+                answer: None,
+                response: None,
+                mean_entropy: Some(f64::NAN),
+                ppl: Some(2.0),
+                ..Default::default()
+            },
+        );
         acc.push_counts("p3", 0, 0);
         let s = acc.finish();
         assert_eq!(s.problems, 3);
@@ -195,7 +225,9 @@ mod tests {
         assert_eq!(s.format_violation_rate, Some(0.5));
         assert_eq!(s.language_mixing_rate, Some(0.5));
         assert_eq!(s.redundancy_rate, Some(0.0));
-        let chars = ("so \\boxed{2}".chars().count() + "答 \\boxed{5} \\boxed{5}".chars().count()) as f64 / 2.0;
+        let chars = ("so \\boxed{2}".chars().count() + "答 \\boxed{5} \\boxed{5}".chars().count())
+            as f64
+            / 2.0;
         assert_eq!(s.mean_response_chars, Some(chars));
         assert_eq!(s.mean_entropy, Some(0.5)); // NaN ignored
         assert_eq!(s.mean_rbf, None);

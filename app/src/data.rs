@@ -20,8 +20,10 @@ mod ssr_only {
     /// Read access to everything the pages show.
     pub trait DataSource: Send + Sync + 'static {
         fn experiments(&self) -> BoxFuture<'_, Result<Vec<ExperimentSummary>, DataError>>;
-        fn experiment(&self, slug: String)
-            -> BoxFuture<'_, Result<Option<ExperimentDetail>, DataError>>;
+        fn experiment(
+            &self,
+            slug: String,
+        ) -> BoxFuture<'_, Result<Option<ExperimentDetail>, DataError>>;
         fn models(&self) -> BoxFuture<'_, Result<Vec<ModelRow>, DataError>>;
         fn datasets(&self) -> BoxFuture<'_, Result<Vec<DatasetRow>, DataError>>;
         fn runs(&self) -> BoxFuture<'_, Result<Vec<RunRow>, DataError>>;

@@ -110,11 +110,16 @@ pub fn lineage_forest(models: &[ModelRow]) -> Vec<LineageNode> {
             .unwrap_or_default();
         LineageNode {
             model: m.clone(),
-            children: kids.into_iter().map(|c| build(c, children, placed)).collect(),
+            children: kids
+                .into_iter()
+                .map(|c| build(c, children, placed))
+                .collect(),
         }
     }
-    let mut forest: Vec<LineageNode> =
-        roots.into_iter().map(|r| build(r, &children, &mut placed)).collect();
+    let mut forest: Vec<LineageNode> = roots
+        .into_iter()
+        .map(|r| build(r, &children, &mut placed))
+        .collect();
     // Models only reachable through a cycle become roots of their own.
     for m in models {
         if !placed.contains(&m.id) {

@@ -48,14 +48,22 @@ impl DatabaseConfig {
                 } else {
                     format!("{url}?mode=rwc")
                 };
-                Ok(Self { backend: Backend::Sqlite, url })
+                Ok(Self {
+                    backend: Backend::Sqlite,
+                    url,
+                })
             }
             "postgres" | "postgresql" => {
-                let after = rest.strip_prefix("//").ok_or_else(|| bad("expected postgres://host/..."))?;
+                let after = rest
+                    .strip_prefix("//")
+                    .ok_or_else(|| bad("expected postgres://host/..."))?;
                 if after.is_empty() {
                     return Err(bad("it names no host"));
                 }
-                Ok(Self { backend: Backend::Postgres, url: url.to_string() })
+                Ok(Self {
+                    backend: Backend::Postgres,
+                    url: url.to_string(),
+                })
             }
             other => Err(bad(&format!(
                 "unsupported scheme {other:?} (caplens speaks sqlite and postgres)"
@@ -143,16 +151,26 @@ mod tests {
 
     #[test]
     fn postgres_urls_are_recognised_and_passwords_redacted() {
-        let c = DatabaseConfig::resolve(Some("postgres://bob:secret@127.0.0.1:5432/test"), Path::new("d")).unwrap();
+        let c = DatabaseConfig::resolve(
+            Some("postgres://bob:secret@127.0.0.1:5432/test"),
+            Path::new("d"),
+        )
+        .unwrap();
         assert_eq!(c.backend, Backend::Postgres);
         assert_eq!(c.display_url(), "postgres://bob:***@127.0.0.1:5432/test");
     }
 
     #[test]
     fn redaction_covers_query_passwords_and_at_signs_in_passwords() {
-        assert_eq!(redact("postgres://u@h/db?password=secret&sslmode=off"), "postgres://u@h/db?password=***&sslmode=off");
+        assert_eq!(
+            redact("postgres://u@h/db?password=secret&sslmode=off"),
+            "postgres://u@h/db?password=***&sslmode=off"
+        );
         assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("sqlite://data/c.db?mode=rwc"), "sqlite://data/c.db?mode=rwc");
+        assert_eq!(
+            redact("sqlite://data/c.db?mode=rwc"),
+            "sqlite://data/c.db?mode=rwc"
+        );
     }
 
     #[test]
@@ -163,7 +181,9 @@ mod tests {
             ("postgres:", "expected postgres://"),
             ("sqlite://", "names no file"),
         ] {
-            let err = DatabaseConfig::resolve(Some(url), Path::new("d")).unwrap_err().to_string();
+            let err = DatabaseConfig::resolve(Some(url), Path::new("d"))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(needle), "{url}: {err}");
             assert!(!err.contains('\n'), "one line: {err}");
         }

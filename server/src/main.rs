@@ -16,10 +16,15 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(c @ (Command::Passk(_) | Command::Unsolvable(_) | Command::Summary(_) | Command::RftSelect(_))) => {
-            ExitCode::from(cli::run_analysis(c) as u8)
+        Some(
+            c @ (Command::Passk(_)
+            | Command::Unsolvable(_)
+            | Command::Summary(_)
+            | Command::RftSelect(_)),
+        ) => ExitCode::from(cli::run_analysis(c) as u8),
+        Some(c @ (Command::Verify(_) | Command::Extract(_))) => {
+            ExitCode::from(cli::run_verifier(c) as u8)
         }
-        Some(c @ (Command::Verify(_) | Command::Extract(_))) => ExitCode::from(cli::run_verifier(c) as u8),
         Some(Command::Migrate) => run_async(migrate(cli.storage)),
         Some(Command::Demo(args)) if args.export.is_some() => export_demo(&args),
         Some(Command::Demo(args)) => run_async(demo_command(cli.storage, args)),
@@ -31,7 +36,10 @@ fn main() -> ExitCode {
 /// Runs a database-backed command on a tokio runtime, printing a startup failure as one line.
 fn run_async(fut: impl std::future::Future<Output = Result<(), StartupError>>) -> ExitCode {
     init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match runtime.block_on(fut) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -83,7 +91,9 @@ async fn demo_command(storage: StorageArgs, args: cli::DemoArgs) -> Result<(), S
             "demo experiment {:?} loaded: {} problems, {} runs, {} rollouts (synthetic data)",
             l.slug, l.problems, l.runs, l.rollouts
         ),
-        None => println!("the database already has experiments; use `caplens demo --reset` to replace the demo"),
+        None => println!(
+            "the database already has experiments; use `caplens demo --reset` to replace the demo"
+        ),
     }
     store.close().await;
     Ok(())
@@ -105,7 +115,10 @@ fn export_demo(args: &cli::DemoArgs) -> ExitCode {
     };
     match result {
         Ok(lines) => {
-            eprintln!("wrote {lines} synthetic demo rollouts to {} (native JSON Lines)", path.display());
+            eprintln!(
+                "wrote {lines} synthetic demo rollouts to {} (native JSON Lines)",
+                path.display()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -118,7 +131,9 @@ fn export_demo(args: &cli::DemoArgs) -> ExitCode {
 async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError> {
     let database = DatabaseConfig::resolve(storage.database_url.as_deref(), &storage.data_dir)?;
     let config = ServeConfig {
-        addr: args.addr.unwrap_or_else(|| "127.0.0.1:3000".parse().expect("valid default address")),
+        addr: args
+            .addr
+            .unwrap_or_else(|| "127.0.0.1:3000".parse().expect("valid default address")),
         database,
         data_dir: storage.data_dir.clone(),
         site_root: args.site_root.unwrap_or_else(config::default_site_root),
@@ -139,14 +154,26 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
     let app = web::router(store.clone(), &config.site_root, config.addr);
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
-        .map_err(|e| StartupError::Bind { addr: config.addr.to_string(), reason: e.to_string() })?;
-    let url = format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
+        .map_err(|e| StartupError::Bind {
+            addr: config.addr.to_string(),
+            reason: e.to_string(),
+        })?;
+    let url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    );
     tracing::info!(%url, "caplens is listening");
     println!("caplens is running at {url}/");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .map_err(|e| StartupError::Bind { addr: config.addr.to_string(), reason: e.to_string() })?;
+        .map_err(|e| StartupError::Bind {
+            addr: config.addr.to_string(),
+            reason: e.to_string(),
+        })?;
     store.close().await;
     tracing::info!("caplens stopped");
     Ok(())

@@ -4,7 +4,9 @@ use std::process::{Command, Output};
 
 fn caplens(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_caplens"));
-    cmd.args(args).env_remove("DATABASE_URL").env_remove("CAPLENS_DATA_DIR");
+    cmd.args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("CAPLENS_DATA_DIR");
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -17,16 +19,27 @@ fn stderr(o: &Output) -> String {
 
 /// The last line a failing start-up prints (after any log lines) must say what is wrong.
 fn error_line(o: &Output) -> String {
-    stderr(o).lines().rfind(|l| l.starts_with("caplens: ")).unwrap_or_default().to_string()
+    stderr(o)
+        .lines()
+        .rfind(|l| l.starts_with("caplens: "))
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
 fn malformed_database_url_is_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
-    let o = caplens(&["migrate", "--data-dir", dir.path().to_str().unwrap()], &[("DATABASE_URL", "mysql://x/y")]);
+    let o = caplens(
+        &["migrate", "--data-dir", dir.path().to_str().unwrap()],
+        &[("DATABASE_URL", "mysql://x/y")],
+    );
     assert!(!o.status.success());
     let line = error_line(&o);
-    assert!(line.contains("DATABASE_URL") && line.contains("mysql"), "{}", stderr(&o));
+    assert!(
+        line.contains("DATABASE_URL") && line.contains("mysql"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!stderr(&o).contains("panicked"));
 }
 
@@ -39,7 +52,11 @@ fn unreachable_database_is_one_clear_line() {
     );
     assert!(!o.status.success());
     let line = error_line(&o);
-    assert!(line.contains("cannot reach the database at postgres://nobody@127.0.0.1:1/none"), "{}", stderr(&o));
+    assert!(
+        line.contains("cannot reach the database at postgres://nobody@127.0.0.1:1/none"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!stderr(&o).contains("panicked"));
 }
 
@@ -51,7 +68,11 @@ fn unwritable_data_directory_is_one_clear_line() {
     let o = caplens(&["migrate", "--data-dir", data_dir.to_str().unwrap()], &[]);
     assert!(!o.status.success());
     let line = error_line(&o);
-    assert!(line.contains("is not writable") && line.contains("--data-dir"), "{}", stderr(&o));
+    assert!(
+        line.contains("is not writable") && line.contains("--data-dir"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -67,7 +88,11 @@ fn migrate_then_demo_on_a_fresh_sqlite_file() {
     let o = caplens(&["demo", "--data-dir", d], &[]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("already has experiments"));
     let o = caplens(&["demo", "--reset", "--data-dir", d], &[]);
-    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("loaded"), "{}", stderr(&o));
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("loaded"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -76,7 +101,12 @@ fn verify_exit_codes_follow_the_verdict() {
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "equal");
     let o = caplens(&["verify", "-1", "-1.0"], &[]);
-    assert_eq!(o.status.code(), Some(0), "negative answers are answers, not flags: {}", stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "negative answers are answers, not flags: {}",
+        stderr(&o)
+    );
     let o = caplens(&["verify", "-\\frac12", "-0.5"], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = caplens(&["verify", "3", "4"], &[]);
@@ -91,17 +121,27 @@ fn verify_tsv_prints_one_verdict_per_line_in_order() {
     std::fs::write(&path, "1,000\t1000\n2\t3\n\\dfrac{3}{4}\t0.75\n").unwrap();
     let o = caplens(&["verify", "--tsv", path.to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "equal\ndifferent\nequal\n");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "equal\ndifferent\nequal\n"
+    );
 }
 
 #[test]
 fn extract_names_the_rule() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.txt");
-    std::fs::write(&path, "<think>maybe \\boxed{3}</think> So the result is \\boxed{\\frac{1}{2}}.").unwrap();
+    std::fs::write(
+        &path,
+        "<think>maybe \\boxed{3}</think> So the result is \\boxed{\\frac{1}{2}}.",
+    )
+    .unwrap();
     let o = caplens(&["extract", path.to_str().unwrap()], &[]);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("answer: \\frac{1}{2}") && out.contains("rule: boxed"), "{out}");
+    assert!(
+        out.contains("answer: \\frac{1}{2}") && out.contains("rule: boxed"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -111,21 +151,38 @@ fn passk_json_matches_the_analysis_crate() {
     let mut lines = String::new();
     // Model a: problem p1 4/8 correct, p2 0/8; model b: counts line for p1, rollouts for p2.
     for i in 0..8 {
-        lines += &format!("{{\"model\":\"a\",\"problem_id\":\"p1\",\"sample\":{i},\"correct\":{}}}\n", i % 2 == 0);
-        lines += &format!("{{\"model\":\"a\",\"problem_id\":\"p2\",\"sample\":{i},\"correct\":false}}\n");
-        lines += &format!("{{\"model\":\"b\",\"problem_id\":\"p2\",\"sample\":{i},\"correct\":{}}}\n", i == 7);
+        lines += &format!(
+            "{{\"model\":\"a\",\"problem_id\":\"p1\",\"sample\":{i},\"correct\":{}}}\n",
+            i % 2 == 0
+        );
+        lines += &format!(
+            "{{\"model\":\"a\",\"problem_id\":\"p2\",\"sample\":{i},\"correct\":false}}\n"
+        );
+        lines += &format!(
+            "{{\"model\":\"b\",\"problem_id\":\"p2\",\"sample\":{i},\"correct\":{}}}\n",
+            i == 7
+        );
     }
     lines += "{\"model\":\"b\",\"problem_id\":\"p1\",\"n\":8,\"c\":2}\n";
     std::fs::write(&path, lines).unwrap();
-    let o = caplens(&["passk", path.to_str().unwrap(), "--k", "1,8", "--json"], &[]);
+    let o = caplens(
+        &["passk", path.to_str().unwrap(), "--k", "1,8", "--json"],
+        &[],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let models = v["models"].as_array().unwrap();
     assert_eq!(models[0]["model"], "a");
     assert_eq!(models[1]["model"], "b");
     use caplens_analysis::passk::{pass_at_k_curve, ProblemCounts};
-    let a = pass_at_k_curve(&[ProblemCounts { n: 8, c: 4 }, ProblemCounts { n: 8, c: 0 }], &[1, 8]);
-    let b = pass_at_k_curve(&[ProblemCounts { n: 8, c: 2 }, ProblemCounts { n: 8, c: 1 }], &[1, 8]);
+    let a = pass_at_k_curve(
+        &[ProblemCounts { n: 8, c: 4 }, ProblemCounts { n: 8, c: 0 }],
+        &[1, 8],
+    );
+    let b = pass_at_k_curve(
+        &[ProblemCounts { n: 8, c: 2 }, ProblemCounts { n: 8, c: 1 }],
+        &[1, 8],
+    );
     for (model, expected) in models.iter().zip([a, b]) {
         for (point, e) in model["points"].as_array().unwrap().iter().zip(expected) {
             assert_eq!(point["k"], e.k);
@@ -144,9 +201,16 @@ fn malformed_input_names_file_line_and_field() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(err.contains("rollouts.jsonl:2: field \"correct\""), "{err}");
-    let o = caplens(&["passk", path.to_str().unwrap(), "--skip-invalid", "--json"], &[]);
+    let o = caplens(
+        &["passk", path.to_str().unwrap(), "--skip-invalid", "--json"],
+        &[],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("skipped 1 invalid line"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("skipped 1 invalid line"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -154,17 +218,35 @@ fn demo_export_feeds_the_analysis_commands() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("demo.jsonl");
     let p = path.to_str().unwrap();
-    let o = caplens(&["demo", "--export", p, "--problems", "20", "--samples", "16"], &[]);
+    let o = caplens(
+        &["demo", "--export", p, "--problems", "20", "--samples", "16"],
+        &[],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3 * 20 * 16);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap().lines().count(),
+        3 * 20 * 16
+    );
 
     let o = caplens(&["passk", p, "--json"], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let models: Vec<&str> = v["models"].as_array().unwrap().iter().map(|m| m["model"].as_str().unwrap()).collect();
+    let models: Vec<&str> = v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
     assert_eq!(models, ["demo-base-7b", "demo-sft-7b", "demo-rl-7b"]);
     let at = |m: usize, k: u64| {
-        v["models"][m]["points"].as_array().unwrap().iter().find(|p| p["k"] == k).unwrap()["pass_at_k"].as_f64().unwrap()
+        v["models"][m]["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["k"] == k)
+            .unwrap()["pass_at_k"]
+            .as_f64()
+            .unwrap()
     };
     assert!(at(2, 1) > at(1, 1), "rl ahead of sft at k=1");
     assert!(at(1, 16) > at(2, 16), "sft ahead of rl at k=n");
@@ -172,20 +254,38 @@ fn demo_export_feeds_the_analysis_commands() {
     let o = caplens(&["unsolvable", p, "--json"], &[]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["k"].is_null());
-    assert!(v["regions"].as_array().unwrap().len() >= 3, "overlapping, non-nested sets: {v}");
+    assert!(
+        v["regions"].as_array().unwrap().len() >= 3,
+        "overlapping, non-nested sets: {v}"
+    );
 
     let o = caplens(&["summary", p, "--json"], &[]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let diversity: Vec<f64> = v["models"].as_array().unwrap().iter().map(|m| m["answer_diversity"].as_f64().unwrap()).collect();
-    assert!(diversity[0] > diversity[1] && diversity[1] > diversity[2], "diversity base > sft > rl: {diversity:?}");
-    assert!(v["models"][0]["mean_entropy"].is_null(), "no token data, so null");
+    let diversity: Vec<f64> = v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["answer_diversity"].as_f64().unwrap())
+        .collect();
+    assert!(
+        diversity[0] > diversity[1] && diversity[1] > diversity[2],
+        "diversity base > sft > rl: {diversity:?}"
+    );
+    assert!(
+        v["models"][0]["mean_entropy"].is_null(),
+        "no token data, so null"
+    );
 }
 
 #[test]
 fn bare_caplens_serves_with_options_from_the_environment() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_caplens"))
         .env_remove("DATABASE_URL")
         .env("CAPLENS_DATA_DIR", dir.path())
@@ -196,22 +296,51 @@ fn bare_caplens_serves_with_options_from_the_environment() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let _ = child.kill();
     let _ = child.wait();
-    assert!(line.contains(&format!("127.0.0.1:{port}")), "listens on CAPLENS_ADDR: {line}");
+    assert!(
+        line.contains(&format!("127.0.0.1:{port}")),
+        "listens on CAPLENS_ADDR: {line}"
+    );
     // CAPLENS_NO_DEMO: the database exists but holds no experiment.
     assert!(dir.path().join("caplens.db").is_file());
 }
 
 #[test]
 fn verify_policy_switches_change_the_disputed_cases() {
-    let verdict = |args: &[&str]| String::from_utf8_lossy(&caplens(args, &[]).stdout).trim().to_string();
+    let verdict = |args: &[&str]| {
+        String::from_utf8_lossy(&caplens(args, &[]).stdout)
+            .trim()
+            .to_string()
+    };
     assert_eq!(verdict(&["verify", "75", "0.75"]), "different");
-    assert_eq!(verdict(&["verify", "--percent", "any-scale", "75", "0.75"]), "equal");
-    assert_eq!(verdict(&["verify", "\\frac{2}{4}", "\\frac{1}{2}"]), "equal");
-    assert_eq!(verdict(&["verify", "--strict-fractions", "\\frac{2}{4}", "\\frac{1}{2}"]), "different");
-    assert_eq!(verdict(&["verify", "--no-thousands-separators", "1,000", "1000"]), "different");
+    assert_eq!(
+        verdict(&["verify", "--percent", "any-scale", "75", "0.75"]),
+        "equal"
+    );
+    assert_eq!(
+        verdict(&["verify", "\\frac{2}{4}", "\\frac{1}{2}"]),
+        "equal"
+    );
+    assert_eq!(
+        verdict(&[
+            "verify",
+            "--strict-fractions",
+            "\\frac{2}{4}",
+            "\\frac{1}{2}"
+        ]),
+        "different"
+    );
+    assert_eq!(
+        verdict(&["verify", "--no-thousands-separators", "1,000", "1000"]),
+        "different"
+    );
     assert_eq!(verdict(&["verify", "0.3333", "\\frac{1}{3}"]), "different");
-    assert_eq!(verdict(&["verify", "--rel-tol", "1e-3", "0.3333", "\\frac{1}{3}"]), "equal");
+    assert_eq!(
+        verdict(&["verify", "--rel-tol", "1e-3", "0.3333", "\\frac{1}{3}"]),
+        "equal"
+    );
 }

@@ -14,17 +14,33 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 async fn app(db: &TestDb) -> Router {
-    let config = DemoConfig { problems: 12, samples_per_problem: 8, ..DemoConfig::default() };
+    let config = DemoConfig {
+        problems: 12,
+        samples_per_problem: 8,
+        ..DemoConfig::default()
+    };
     demo::load_demo(&db.store, &config).await.unwrap();
-    web::router(db.store.clone(), std::path::Path::new("/nonexistent-site"), "127.0.0.1:0".parse().unwrap())
+    web::router(
+        db.store.clone(),
+        std::path::Path::new("/nonexistent-site"),
+        "127.0.0.1:0".parse().unwrap(),
+    )
 }
 
-async fn get(app: &Router, uri: &str, cookie: Option<&str>) -> (StatusCode, String, axum::http::HeaderMap) {
+async fn get(
+    app: &Router,
+    uri: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, String, axum::http::HeaderMap) {
     let mut req = Request::get(uri);
     if let Some(c) = cookie {
         req = req.header(header::COOKIE, c);
     }
-    let res = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = res.status();
     let headers = res.headers().clone();
     let body = res.into_body().collect().await.unwrap().to_bytes();
@@ -56,7 +72,10 @@ async fn healthz_reports_the_database() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(json(&body)["status"], "ok");
         assert_eq!(json(&body)["database"], db.name);
-        assert!(headers.get("x-request-id").is_some(), "request id propagated");
+        assert!(
+            headers.get("x-request-id").is_some(),
+            "request id propagated"
+        );
         db.cleanup().await;
     }
 }
@@ -74,13 +93,21 @@ async fn api_lists_and_finds_experiments() {
         let (status, body, _) = get(&app, &format!("/api/v1/experiments/{slug}"), None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let detail = json(&body);
-        let stages: Vec<&str> = detail["runs"].as_array().unwrap().iter().map(|r| r["stage"].as_str().unwrap()).collect();
+        let stages: Vec<&str> = detail["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["stage"].as_str().unwrap())
+            .collect();
         assert_eq!(stages, ["base", "sft", "rl"]);
 
         for path in ["/api/v1/models", "/api/v1/datasets", "/api/v1/runs"] {
             let (status, body, _) = get(&app, path, None).await;
             assert_eq!(status, StatusCode::OK, "{path}");
-            assert!(json(&body).as_array().is_some_and(|a| !a.is_empty()), "{path}: {body}");
+            assert!(
+                json(&body).as_array().is_some_and(|a| !a.is_empty()),
+                "{path}: {body}"
+            );
         }
         db.cleanup().await;
     }
@@ -91,27 +118,44 @@ async fn api_errors_are_json_with_code_and_message() {
     let db = TestDb::sqlite().await;
     let app = app(&db).await;
     for (uri, status, code) in [
-        ("/api/v1/experiments/nope", StatusCode::NOT_FOUND, "not_found"),
+        (
+            "/api/v1/experiments/nope",
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
         ("/api/v1/no-such-route", StatusCode::NOT_FOUND, "not_found"),
         ("/api/v2/experiments", StatusCode::NOT_FOUND, "not_found"),
     ] {
         let (got, body, headers) = get(&app, uri, None).await;
         assert_eq!(got, status, "{uri}");
-        assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/json"));
+        assert!(headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
         let v = json(&body);
         assert_eq!(v["error"]["code"], code, "{uri}: {body}");
         let message = v["error"]["message"].as_str().unwrap();
         let last_segment = uri.rsplit('/').next().unwrap();
-        assert!(message.contains(last_segment), "{uri}: message should name what was not found: {message}");
+        assert!(
+            message.contains(last_segment),
+            "{uri}: message should name what was not found: {message}"
+        );
     }
     let res = app
         .clone()
-        .oneshot(Request::delete("/api/v1/experiments").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::delete("/api/v1/experiments")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
     let body = res.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(json(&String::from_utf8_lossy(&body))["error"]["code"], "method_not_allowed");
+    assert_eq!(
+        json(&String::from_utf8_lossy(&body))["error"]["code"],
+        "method_not_allowed"
+    );
     db.cleanup().await;
 }
 
@@ -121,11 +165,21 @@ async fn pages_render_on_the_server() {
     let app = app(&db).await;
     let (status, body, _) = get(&app, "/", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(body.contains("demo-rlvr-boundary"), "experiments list links the demo");
+    assert!(
+        body.contains("demo-rlvr-boundary"),
+        "experiments list links the demo"
+    );
 
     let (status, body, _) = get(&app, "/experiments/demo-rlvr-boundary", None).await;
     assert_eq!(status, StatusCode::OK);
-    for needle in ["demo-base-7b", "demo-sft-7b", "demo-rl-7b", "Synthetic demo data", "3 of 3 runs shown", "/pkg/caplens.wasm"] {
+    for needle in [
+        "demo-base-7b",
+        "demo-sft-7b",
+        "demo-rl-7b",
+        "Synthetic demo data",
+        "3 of 3 runs shown",
+        "/pkg/caplens.wasm",
+    ] {
         assert!(body.contains(needle), "experiment page lacks {needle:?}");
     }
     let (status, body, _) = get(&app, "/models", None).await;
@@ -144,7 +198,10 @@ async fn unknown_pages_get_the_html_404_and_missing_experiments_say_so() {
     let app = app(&db).await;
     let (status, body, headers) = get(&app, "/no/such/page", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     assert!(body.contains("Page not found"));
     let (status, body, _) = get(&app, "/experiments/deleted-long-ago", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -159,10 +216,16 @@ async fn theme_cookie_round_trips_without_javascript() {
     let res = post_theme(&app, "theme=dark&back=%2Fmodels").await;
     assert!(res.status().is_redirection());
     assert_eq!(res.headers()[header::LOCATION], "/models");
-    let cookie = res.headers()[header::SET_COOKIE].to_str().unwrap().to_string();
+    let cookie = res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(cookie.starts_with("caplens_theme=dark"));
     let (_, body, _) = get(&app, "/models", Some("caplens_theme=dark")).await;
-    assert!(body.contains(r#"data-theme="dark""#), "server renders the chosen theme");
+    assert!(
+        body.contains(r#"data-theme="dark""#),
+        "server renders the chosen theme"
+    );
     // An open redirect is refused.
     let res = post_theme(&app, "theme=light&back=%2F%2Fevil.example").await;
     assert_eq!(res.headers()[header::LOCATION], "/");
@@ -179,15 +242,23 @@ async fn untrusted_text_is_escaped_in_pages() {
     let app = app(&db).await;
     let mut tx = db.store.pool.begin().await.unwrap();
     let evil = r#"<script>alert("x")</script><img src=x onerror=alert(1)>"#;
-    let e = catalog::insert_experiment(&mut tx, "evil", evil, evil, false).await.unwrap();
+    let e = catalog::insert_experiment(&mut tx, "evil", evil, evil, false)
+        .await
+        .unwrap();
     assert!(e > 0);
     tx.commit().await.unwrap();
     for uri in ["/experiments", "/experiments/evil"] {
         let (status, body, _) = get(&app, uri, None).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(!body.contains("<script>alert"), "{uri}: raw script tag in page");
+        assert!(
+            !body.contains("<script>alert"),
+            "{uri}: raw script tag in page"
+        );
         assert!(!body.contains("<img src=x"), "{uri}: raw img tag in page");
-        assert!(body.contains("&lt;script&gt;") || body.contains("&lt;script>"), "{uri}: escaped text shown");
+        assert!(
+            body.contains("&lt;script&gt;") || body.contains("&lt;script>"),
+            "{uri}: escaped text shown"
+        );
     }
     db.cleanup().await;
 }

@@ -3,17 +3,27 @@
 mod common;
 
 use caplens_analysis::passk::{pass_at_k_curve, ProblemCounts};
-use caplens_server::demo::{self, generate::{generate_demo, DemoConfig}};
+use caplens_server::demo::{
+    self,
+    generate::{generate_demo, DemoConfig},
+};
 use common::TestDb;
 
 fn small_demo() -> DemoConfig {
-    DemoConfig { problems: 24, samples_per_problem: 16, ..DemoConfig::default() }
+    DemoConfig {
+        problems: 24,
+        samples_per_problem: 16,
+        ..DemoConfig::default()
+    }
 }
 
 #[tokio::test]
 async fn migrations_are_idempotent() {
     for db in TestDb::all().await {
-        db.store.migrate().await.unwrap_or_else(|e| panic!("{}: second migrate: {e}", db.name));
+        db.store
+            .migrate()
+            .await
+            .unwrap_or_else(|e| panic!("{}: second migrate: {e}", db.name));
         assert_eq!(db.store.experiment_count().await.unwrap(), 0, "{}", db.name);
         db.cleanup().await;
     }
@@ -33,12 +43,25 @@ async fn demo_loads_with_lineage_and_matching_pass_at_1() {
         assert_eq!(experiments[0].run_count, 3);
         assert_eq!(experiments[0].model_count, 3);
 
-        let detail = db.store.experiment(&loaded.slug).await.unwrap().expect("demo experiment");
+        let detail = db
+            .store
+            .experiment(&loaded.slug)
+            .await
+            .unwrap()
+            .expect("demo experiment");
         let stages: Vec<&str> = detail.runs.iter().map(|r| r.stage.as_str()).collect();
-        assert_eq!(stages, ["base", "sft", "rl"], "{}: runs in lineage order", db.name);
+        assert_eq!(
+            stages,
+            ["base", "sft", "rl"],
+            "{}: runs in lineage order",
+            db.name
+        );
         let depths: Vec<u32> = detail.runs.iter().map(|r| r.lineage_depth).collect();
         assert_eq!(depths, [0, 1, 2], "{}: lineage depth", db.name);
-        assert_eq!(detail.runs[1].parent_model.as_deref(), Some(data.models[0].name.as_str()));
+        assert_eq!(
+            detail.runs[1].parent_model.as_deref(),
+            Some(data.models[0].name.as_str())
+        );
 
         // pass@1 stored per run equals the analysis crate's pass@1 over the generated rollouts.
         let n = config.samples_per_problem as usize;
@@ -46,13 +69,24 @@ async fn demo_loads_with_lineage_and_matching_pass_at_1() {
             let counts: Vec<ProblemCounts> = (0..config.problems)
                 .map(|p| {
                     let start = (run_index * config.problems + p) * n;
-                    let c = data.rollouts[start..start + n].iter().filter(|r| r.correct).count();
-                    ProblemCounts { n: n as u64, c: c as u64 }
+                    let c = data.rollouts[start..start + n]
+                        .iter()
+                        .filter(|r| r.correct)
+                        .count();
+                    ProblemCounts {
+                        n: n as u64,
+                        c: c as u64,
+                    }
                 })
                 .collect();
             let expected = pass_at_k_curve(&counts, &[1])[0].pass_at_k;
             let got = run.pass_at_1.expect("pass@1");
-            assert!((got - expected).abs() < 1e-12, "{}: {} pass@1 {got} vs {expected}", db.name, run.model);
+            assert!(
+                (got - expected).abs() < 1e-12,
+                "{}: {} pass@1 {got} vs {expected}",
+                db.name,
+                run.model
+            );
             assert_eq!(run.problems, config.problems as i64);
             assert_eq!(run.rollouts, (config.problems * n) as i64);
         }
@@ -77,11 +111,22 @@ async fn demo_reset_replaces_without_duplicating() {
         demo::load_demo(&db.store, &config).await.unwrap();
         demo::reset_demo(&db.store, &config).await.unwrap();
         demo::reset_demo(&db.store, &config).await.unwrap();
-        assert_eq!(db.store.experiments().await.unwrap().len(), 1, "{}", db.name);
+        assert_eq!(
+            db.store.experiments().await.unwrap().len(),
+            1,
+            "{}",
+            db.name
+        );
         assert_eq!(db.store.models().await.unwrap().len(), 3, "{}", db.name);
         assert_eq!(db.store.runs().await.unwrap().len(), 3, "{}", db.name);
-        let rollouts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollouts").fetch_one(&db.store.pool).await.unwrap();
-        assert_eq!(rollouts as usize, 3 * config.problems * config.samples_per_problem as usize);
+        let rollouts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollouts")
+            .fetch_one(&db.store.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            rollouts as usize,
+            3 * config.problems * config.samples_per_problem as usize
+        );
         db.cleanup().await;
     }
 }
@@ -91,11 +136,17 @@ async fn a_failed_load_leaves_nothing_behind() {
     for db in TestDb::all().await {
         let config = small_demo();
         demo::load_demo(&db.store, &config).await.unwrap();
-        let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollouts").fetch_one(&db.store.pool).await.unwrap();
+        let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollouts")
+            .fetch_one(&db.store.pool)
+            .await
+            .unwrap();
         // Loading again without reset hits unique names midway: the transaction must roll back.
         let err = demo::load_demo(&db.store, &config).await;
         assert!(err.is_err(), "{}: duplicate load must fail", db.name);
-        let after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollouts").fetch_one(&db.store.pool).await.unwrap();
+        let after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollouts")
+            .fetch_one(&db.store.pool)
+            .await
+            .unwrap();
         assert_eq!(before, after, "{}", db.name);
         assert_eq!(db.store.datasets().await.unwrap().len(), 1, "{}", db.name);
         db.cleanup().await;
@@ -119,8 +170,12 @@ async fn text_is_stored_verbatim_including_hostile_content() {
     for db in TestDb::all().await {
         let hostile = "<script>alert(1)</script> \\boxed{\\frac{1}{2}} 答案 end";
         let mut tx = db.store.pool.begin().await.unwrap();
-        let ds = catalog::insert_dataset(&mut tx, "d", hostile, "").await.unwrap();
-        let pid = catalog::insert_problem(&mut tx, ds, "p1", hostile, "1/2", "", &["t".into()]).await.unwrap();
+        let ds = catalog::insert_dataset(&mut tx, "d", hostile, "")
+            .await
+            .unwrap();
+        let pid = catalog::insert_problem(&mut tx, ds, "p1", hostile, "1/2", "", &["t".into()])
+            .await
+            .unwrap();
         assert!(pid > 0);
         tx.commit().await.unwrap();
         let datasets = db.store.datasets().await;
@@ -142,14 +197,35 @@ async fn demo_reset_explains_when_demo_models_are_used_elsewhere() {
             .await
             .unwrap();
         let run = NewRun {
-            model_id, dataset_id, label: "mine", temperature: None, top_p: None, max_tokens: None,
-            n_per_problem: None, seed: None, prompt_template: None, status: "completed", origin: "upload",
+            model_id,
+            dataset_id,
+            label: "mine",
+            temperature: None,
+            top_p: None,
+            max_tokens: None,
+            n_per_problem: None,
+            seed: None,
+            prompt_template: None,
+            status: "completed",
+            origin: "upload",
         };
         catalog::insert_run(&mut tx, &run).await.unwrap();
         tx.commit().await.unwrap();
-        let err = demo::reset_demo(&db.store, &config).await.unwrap_err().to_string();
-        assert!(err.contains("used by runs outside the demo"), "{}: {err}", db.name);
-        assert_eq!(db.store.experiments().await.unwrap().len(), 1, "{}: the failed reset changed nothing", db.name);
+        let err = demo::reset_demo(&db.store, &config)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("used by runs outside the demo"),
+            "{}: {err}",
+            db.name
+        );
+        assert_eq!(
+            db.store.experiments().await.unwrap().len(),
+            1,
+            "{}: the failed reset changed nothing",
+            db.name
+        );
         db.cleanup().await;
     }
 }

@@ -36,7 +36,11 @@ pub struct Context<'a> {
 enum Shape<'a> {
     Union(Vec<&'a str>),
     Set(Vec<&'a str>),
-    Bracketed { open: u8, close: u8, items: Vec<&'a str> },
+    Bracketed {
+        open: u8,
+        close: u8,
+        items: Vec<&'a str>,
+    },
     Matrix(Vec<Vec<&'a str>>),
     List(Vec<&'a str>),
     Equation(&'a str, &'a str),
@@ -105,7 +109,10 @@ fn shape(s: &str) -> Option<Shape<'_>> {
             return Some(Shape::Set(split_top(inner, ",")?));
         }
     }
-    if let Some(body) = s.strip_prefix("\\begin{pmatrix}").and_then(|t| t.strip_suffix("\\end{pmatrix}")) {
+    if let Some(body) = s
+        .strip_prefix("\\begin{pmatrix}")
+        .and_then(|t| t.strip_suffix("\\end{pmatrix}"))
+    {
         let rows = split_top(body, "\\\\")?;
         let mut cells = Vec::new();
         for row in rows {
@@ -123,10 +130,18 @@ fn shape(s: &str) -> Option<Shape<'_>> {
         }
     }
     let bytes = s.as_bytes();
-    if bytes.len() >= 2 && matches!(bytes[0], b'(' | b'[') && matches!(bytes[bytes.len() - 1], b')' | b']') && wraps_whole(s) {
+    if bytes.len() >= 2
+        && matches!(bytes[0], b'(' | b'[')
+        && matches!(bytes[bytes.len() - 1], b')' | b']')
+        && wraps_whole(s)
+    {
         let items = split_top(&s[1..s.len() - 1], ",")?;
         if items.len() > 1 {
-            return Some(Shape::Bracketed { open: bytes[0], close: bytes[bytes.len() - 1], items });
+            return Some(Shape::Bracketed {
+                open: bytes[0],
+                close: bytes[bytes.len() - 1],
+                items,
+            });
         }
     }
     let list = split_top(s, ",")?;
@@ -177,8 +192,21 @@ pub fn compare(pred: &str, reference: &str, ctx: &Context, depth: usize) -> Verd
             Some(items) => unordered(&a, &items, &next),
             None => Verdict::Different,
         },
-        (Shape::Set(a) | Shape::List(a), Shape::Set(b) | Shape::List(b)) => unordered(&a, &b, &next),
-        (Shape::Bracketed { open: o1, close: c1, items: a }, Shape::Bracketed { open: o2, close: c2, items: b }) => {
+        (Shape::Set(a) | Shape::List(a), Shape::Set(b) | Shape::List(b)) => {
+            unordered(&a, &b, &next)
+        }
+        (
+            Shape::Bracketed {
+                open: o1,
+                close: c1,
+                items: a,
+            },
+            Shape::Bracketed {
+                open: o2,
+                close: c2,
+                items: b,
+            },
+        ) => {
             if o1 != o2 || c1 != c2 {
                 Verdict::Different
             } else {
@@ -187,8 +215,22 @@ pub fn compare(pred: &str, reference: &str, ctx: &Context, depth: usize) -> Verd
         }
         // A bare list against a parenthesised tuple: compared in order (lenient, like Qwen's
         // bracket stripping); against an interval `[a,b]` it stays different.
-        (Shape::List(a), Shape::Bracketed { open: b'(', close: b')', items: b })
-        | (Shape::Bracketed { open: b'(', close: b')', items: a }, Shape::List(b)) => ordered(&a, &b, &next),
+        (
+            Shape::List(a),
+            Shape::Bracketed {
+                open: b'(',
+                close: b')',
+                items: b,
+            },
+        )
+        | (
+            Shape::Bracketed {
+                open: b'(',
+                close: b')',
+                items: a,
+            },
+            Shape::List(b),
+        ) => ordered(&a, &b, &next),
         (Shape::Matrix(a), Shape::Matrix(b)) => {
             if a.len() != b.len() {
                 return Verdict::Different;
@@ -257,7 +299,11 @@ fn unordered(a: &[&str], b: &[&str], next: &dyn Fn(&str, &str) -> Verdict) -> Ve
             }
         }
         if !found {
-            return if unsure { Verdict::Unverifiable } else { Verdict::Different };
+            return if unsure {
+                Verdict::Unverifiable
+            } else {
+                Verdict::Different
+            };
         }
     }
     Verdict::Equal
@@ -270,12 +316,18 @@ fn close(a: f64, b: f64, config: &VerifierConfig) -> bool {
 
 /// `value / 100`, when representable.
 fn hundredth(value: Rational) -> Option<Rational> {
-    value.den.checked_mul(100).and_then(|d| Rational::new(value.num, d))
+    value
+        .den
+        .checked_mul(100)
+        .and_then(|d| Rational::new(value.num, d))
 }
 
 /// `value * 100`, when representable.
 fn hundredfold(value: Rational) -> Option<Rational> {
-    value.num.checked_mul(100).and_then(|n| Rational::new(n, value.den))
+    value
+        .num
+        .checked_mul(100)
+        .and_then(|n| Rational::new(n, value.den))
 }
 
 fn numbers_match_exact(p: Rational, r: Rational, ctx: &Context) -> bool {
@@ -308,7 +360,9 @@ fn numbers_match_float(p: f64, r: f64, ctx: &Context) -> bool {
 fn parse_both(a: &str, b: &str) -> Result<(Expr, Expr), Verdict> {
     match (expr::parse(a), expr::parse(b)) {
         (Ok(x), Ok(y)) => Ok((x, y)),
-        (Err(ParseError::TooComplex), _) | (_, Err(ParseError::TooComplex)) => Err(Verdict::Unverifiable),
+        (Err(ParseError::TooComplex), _) | (_, Err(ParseError::TooComplex)) => {
+            Err(Verdict::Unverifiable)
+        }
         // Something that is not maths (a word, an unknown command): only string equality,
         // already tested, could have matched.
         _ => Err(Verdict::Different),
@@ -327,7 +381,10 @@ fn scalars(a: &str, b: &str, ctx: &Context) -> Verdict {
         return at_random_points(&x, &y, &vars, ctx.config, |u, v| close(u, v, ctx.config));
     }
     if !ctx.config.unreduced_fractions_equal {
-        let unreduced = |e: &Expr| e.as_literal_fraction().is_some_and(|(n, d)| d == 1 || gcd_i128(n, d) > 1);
+        let unreduced = |e: &Expr| {
+            e.as_literal_fraction()
+                .is_some_and(|(n, d)| d == 1 || gcd_i128(n, d) > 1)
+        };
         if unreduced(&x) || unreduced(&y) {
             return Verdict::Different;
         }
@@ -344,14 +401,24 @@ fn scalars(a: &str, b: &str, ctx: &Context) -> Verdict {
     }
     let (p, r) = (x.eval(&[]), y.eval(&[]));
     if p.is_finite() && r.is_finite() {
-        return if numbers_match_float(p, r, ctx) { Verdict::Equal } else { Verdict::Different };
+        return if numbers_match_float(p, r, ctx) {
+            Verdict::Equal
+        } else {
+            Verdict::Different
+        };
     }
     // `\infty` is a real answer (interval ends); any other non-finite value is an overflow
     // (`10^{10^{10}}`) or undefined (`\sqrt{-1}`), which we do not guess about.
     let (a_inf, b_inf) = (a.contains("\\infty"), b.contains("\\infty"));
     if a_inf && b_inf && p.is_infinite() && r.is_infinite() {
-        if p == r { Verdict::Equal } else { Verdict::Different }
-    } else if (a_inf && p.is_infinite() && r.is_finite()) || (b_inf && r.is_infinite() && p.is_finite()) {
+        if p == r {
+            Verdict::Equal
+        } else {
+            Verdict::Different
+        }
+    } else if (a_inf && p.is_infinite() && r.is_finite())
+        || (b_inf && r.is_infinite() && p.is_finite())
+    {
         Verdict::Different
     } else {
         Verdict::Unverifiable
@@ -380,7 +447,13 @@ fn draw_point(vars: &[String], rng: &mut SplitMix64, attempt: usize) -> Vec<(Str
 
 /// Evaluates both at seeded random points; `same` decides one point. A point where either side
 /// is undefined is skipped; too few valid points gives `Unverifiable`.
-fn at_random_points(x: &Expr, y: &Expr, vars: &[String], config: &VerifierConfig, same: impl Fn(f64, f64) -> bool) -> Verdict {
+fn at_random_points(
+    x: &Expr,
+    y: &Expr,
+    vars: &[String],
+    config: &VerifierConfig,
+    same: impl Fn(f64, f64) -> bool,
+) -> Verdict {
     let mut rng = SplitMix64::new(config.seed);
     let mut valid = 0;
     for attempt in 0..config.sample_points * 3 {
@@ -407,7 +480,8 @@ fn at_random_points(x: &Expr, y: &Expr, vars: &[String], config: &VerifierConfig
 /// Equations are equal when their sides match (either way round), or when `l1 - r1` is a
 /// constant non-zero multiple of `l2 - r2` at every sample point (`y=2x+3` vs `2x-y+3=0`).
 fn equations(l1: &str, r1: &str, l2: &str, r2: &str, ctx: &Context) -> Verdict {
-    let sides = |a: &str, b: &str, c: &str, d: &str| all_of([scalars(a, c, ctx), scalars(b, d, ctx)]);
+    let sides =
+        |a: &str, b: &str, c: &str, d: &str| all_of([scalars(a, c, ctx), scalars(b, d, ctx)]);
     if sides(l1, r1, l2, r2) == Verdict::Equal || sides(l1, r1, r2, l2) == Verdict::Equal {
         return Verdict::Equal;
     }

@@ -64,7 +64,10 @@ impl Rational {
     fn add(self, o: Self) -> Option<Self> {
         let g = gcd(self.den, o.den).max(1);
         let den = (self.den / g).checked_mul(o.den)?;
-        let num = self.num.checked_mul(o.den / g)?.checked_add(o.num.checked_mul(self.den / g)?)?;
+        let num = self
+            .num
+            .checked_mul(o.den / g)?
+            .checked_add(o.num.checked_mul(self.den / g)?)?;
         Self::new(num, den)
     }
     fn mul(self, o: Self) -> Option<Self> {
@@ -78,7 +81,10 @@ impl Rational {
         Self::new(self.den, self.num)
     }
     fn neg(self) -> Option<Self> {
-        Some(Self { num: self.num.checked_neg()?, den: self.den })
+        Some(Self {
+            num: self.num.checked_neg()?,
+            den: self.den,
+        })
     }
     fn pow(self, exp: i128) -> Option<Self> {
         if exp.unsigned_abs() > 128 {
@@ -172,7 +178,9 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, ParseError> {
             b'0'..=b'9' | b'.' => {
                 let start = i;
                 let mut seen_dot = false;
-                while i < bytes.len() && (bytes[i].is_ascii_digit() || (bytes[i] == b'.' && !seen_dot)) {
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_digit() || (bytes[i] == b'.' && !seen_dot))
+                {
                     if bytes[i] == b'.' {
                         // A dot not followed by a digit ends the number (`3.` at the end).
                         if i + 1 >= bytes.len() || !bytes[i + 1].is_ascii_digit() {
@@ -212,8 +220,8 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, ParseError> {
                     i = j;
                 }
             }
-            b'+' | b'-' | b'*' | b'/' | b'^' | b'_' | b'!' | b'(' | b')' | b'[' | b']' | b'{' | b'}'
-            | b'|' | b',' | b'=' => {
+            b'+' | b'-' | b'*' | b'/' | b'^' | b'_' | b'!' | b'(' | b')' | b'[' | b']' | b'{'
+            | b'}' | b'|' | b',' | b'=' => {
                 toks.push(Tok::Sym(b as char));
                 i += 1;
             }
@@ -229,7 +237,11 @@ pub fn parse(s: &str) -> Result<Expr, ParseError> {
     if toks.is_empty() {
         return Err(ParseError::NotMath);
     }
-    let mut p = Parser { toks, pos: 0, depth: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let e = p.expr()?;
     if p.pos != p.toks.len() {
         return Err(ParseError::NotMath);
@@ -244,9 +256,40 @@ struct Parser {
 }
 
 const GREEK: &[&str] = &[
-    "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
-    "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi",
-    "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega",
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "varepsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "vartheta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "rho",
+    "sigma",
+    "tau",
+    "upsilon",
+    "phi",
+    "varphi",
+    "chi",
+    "psi",
+    "omega",
+    "Gamma",
+    "Delta",
+    "Theta",
+    "Lambda",
+    "Xi",
+    "Sigma",
+    "Phi",
+    "Psi",
+    "Omega",
 ];
 
 fn func_named(name: &str) -> Option<Func> {
@@ -321,14 +364,21 @@ impl Parser {
             terms.push((neg, self.term()?));
         }
         self.leave();
-        Ok(if terms.len() == 1 && !terms[0].0 { terms.pop().unwrap().1 } else { Expr::Sum(terms) })
+        Ok(if terms.len() == 1 && !terms[0].0 {
+            terms.pop().unwrap().1
+        } else {
+            Expr::Sum(terms)
+        })
     }
 
     fn starts_factor(&self) -> bool {
         match self.peek() {
             Some(Tok::Num(_)) | Some(Tok::Letter(_)) => true,
             Some(Tok::Sym(c)) => matches!(c, '(' | '{' | '['),
-            Some(Tok::Cmd(c)) => !matches!(c.as_str(), "cdot" | "times" | "div" | "pm" | "mp" | "cup" | "cap"),
+            Some(Tok::Cmd(c)) => !matches!(
+                c.as_str(),
+                "cdot" | "times" | "div" | "pm" | "mp" | "cup" | "cap"
+            ),
             None => false,
         }
     }
@@ -356,7 +406,11 @@ impl Parser {
                 return Err(ParseError::TooComplex);
             }
         }
-        Ok(if factors.len() == 1 { factors.pop().unwrap().1 } else { Expr::Product(factors) })
+        Ok(if factors.len() == 1 {
+            factors.pop().unwrap().1
+        } else {
+            Expr::Product(factors)
+        })
     }
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
@@ -398,7 +452,9 @@ impl Parser {
                 let n = n.clone();
                 let (first, rest) = n.split_at(1);
                 self.toks[self.pos] = Tok::Num(rest.to_string());
-                Ok(Expr::Number(Rational::integer(first.parse::<i128>().map_err(|_| ParseError::NotMath)?)))
+                Ok(Expr::Number(Rational::integer(
+                    first.parse::<i128>().map_err(|_| ParseError::NotMath)?,
+                )))
             }
             _ => self.power(),
         }
@@ -547,7 +603,11 @@ impl Parser {
                     return self.function_argument(); // `\log_b x` = ln x / ln b
                 }
                 // `\sin^2 x` means (sin x)^2.
-                let power = if self.eat_sym('^') { Some(self.exponent()?) } else { None };
+                let power = if self.eat_sym('^') {
+                    Some(self.exponent()?)
+                } else {
+                    None
+                };
                 let arg = self.function_argument()?;
                 let applied = Expr::Apply(f, Box::new(arg));
                 Ok(match power {
@@ -596,8 +656,15 @@ impl Expr {
         match self {
             Expr::Number(r) => r.to_f64(),
             Expr::Float(x) | Expr::Constant(x) => *x,
-            Expr::Var(name) => point.iter().find(|(n, _)| n == name).map(|p| p.1).unwrap_or(f64::NAN),
-            Expr::Sum(terms) => terms.iter().map(|(neg, t)| if *neg { -t.eval(point) } else { t.eval(point) }).sum(),
+            Expr::Var(name) => point
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|p| p.1)
+                .unwrap_or(f64::NAN),
+            Expr::Sum(terms) => terms
+                .iter()
+                .map(|(neg, t)| if *neg { -t.eval(point) } else { t.eval(point) })
+                .sum(),
             Expr::Product(factors) => factors.iter().fold(1.0, |acc, (div, f)| {
                 let v = f.eval(point);
                 if *div {
@@ -757,8 +824,14 @@ mod tests {
         assert_eq!(parse("0.125").unwrap().exact(), Rational::new(1, 8));
         assert_eq!(parse("2^{-3}").unwrap().exact(), Rational::new(1, 8));
         assert_eq!(parse("\\sqrt{4}").unwrap().exact(), None);
-        assert_eq!(parse("\\frac{2}{4}").unwrap().as_literal_fraction(), Some((2, 4)));
-        assert_eq!(parse("-\\frac{2}{4}").unwrap().as_literal_fraction(), Some((-2, 4)));
+        assert_eq!(
+            parse("\\frac{2}{4}").unwrap().as_literal_fraction(),
+            Some((2, 4))
+        );
+        assert_eq!(
+            parse("-\\frac{2}{4}").unwrap().as_literal_fraction(),
+            Some((-2, 4))
+        );
     }
 
     #[test]

@@ -32,13 +32,23 @@ enum Outcome {
 pub fn extract(response: &str) -> Option<Extracted> {
     if let Some(pos) = response.rfind(THINK_END) {
         match extract_from(&response[pos + THINK_END.len()..]) {
-            Outcome::Found(answer, rule) => return Some(Extracted { answer, rule, after_think: true }),
+            Outcome::Found(answer, rule) => {
+                return Some(Extracted {
+                    answer,
+                    rule,
+                    after_think: true,
+                })
+            }
             Outcome::Unclosed => return None,
             Outcome::NotFound => {}
         }
     }
     match extract_from(response) {
-        Outcome::Found(answer, rule) => Some(Extracted { answer, rule, after_think: false }),
+        Outcome::Found(answer, rule) => Some(Extracted {
+            answer,
+            rule,
+            after_think: false,
+        }),
         _ => None,
     }
 }
@@ -89,9 +99,19 @@ pub(crate) fn braced(text: &str, open: usize) -> Option<&str> {
 
 fn boxed(text: &str) -> Outcome {
     let (pos, cmd_len, rule_braced, rule_space) = match text.rfind("\\boxed") {
-        Some(p) => (p, "\\boxed".len(), ExtractionRule::Boxed, ExtractionRule::BoxedSpace),
+        Some(p) => (
+            p,
+            "\\boxed".len(),
+            ExtractionRule::Boxed,
+            ExtractionRule::BoxedSpace,
+        ),
         None => match text.rfind("\\fbox") {
-            Some(p) => (p, "\\fbox".len(), ExtractionRule::Fbox, ExtractionRule::Fbox),
+            Some(p) => (
+                p,
+                "\\fbox".len(),
+                ExtractionRule::Fbox,
+                ExtractionRule::Fbox,
+            ),
             None => return Outcome::NotFound,
         },
     };
@@ -101,7 +121,9 @@ fn boxed(text: &str) -> Outcome {
     let open = after + (rest.len() - trimmed.len());
     if trimmed.starts_with('{') {
         return match braced(text, open) {
-            Some(inner) if !inner.trim().is_empty() => Outcome::Found(inner.trim().to_string(), rule_braced),
+            Some(inner) if !inner.trim().is_empty() => {
+                Outcome::Found(inner.trim().to_string(), rule_braced)
+            }
             Some(_) => Outcome::NotFound, // `\boxed{}`: an empty box is no answer; try the fallbacks
             None => Outcome::Unclosed,
         };
@@ -167,7 +189,11 @@ fn last_number(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let last_digit = bytes.iter().rposition(|b| b.is_ascii_digit())?;
     let mut start = last_digit;
-    while start > 0 && (bytes[start - 1].is_ascii_digit() || bytes[start - 1] == b'.' || bytes[start - 1] == b',') {
+    while start > 0
+        && (bytes[start - 1].is_ascii_digit()
+            || bytes[start - 1] == b'.'
+            || bytes[start - 1] == b',')
+    {
         start -= 1;
     }
     let mut token = text[start..=last_digit].trim_start_matches(['.', ',']);
@@ -188,7 +214,11 @@ fn last_number(text: &str) -> Option<String> {
     let token_start = last_digit + 1 - token.len();
     let negative = token_start > 0 && bytes[token_start - 1] == b'-';
     let cleaned = token.replace(',', "");
-    Some(if negative { format!("-{cleaned}") } else { cleaned })
+    Some(if negative {
+        format!("-{cleaned}")
+    } else {
+        cleaned
+    })
 }
 
 #[cfg(test)]
@@ -198,7 +228,10 @@ mod tests {
     #[test]
     fn boxed_space_form_stops_at_dollar() {
         let e = extract("so $\\boxed 42$ is it").unwrap();
-        assert_eq!((e.answer.as_str(), e.rule), ("42", ExtractionRule::BoxedSpace));
+        assert_eq!(
+            (e.answer.as_str(), e.rule),
+            ("42", ExtractionRule::BoxedSpace)
+        );
     }
 
     #[test]

@@ -64,7 +64,10 @@ impl ExtractionRule {
 
     /// True for the fallbacks (anything but a box), which users may want to see flagged.
     pub fn is_fallback(self) -> bool {
-        !matches!(self, ExtractionRule::Boxed | ExtractionRule::BoxedSpace | ExtractionRule::Fbox)
+        !matches!(
+            self,
+            ExtractionRule::Boxed | ExtractionRule::BoxedSpace | ExtractionRule::Fbox
+        )
     }
 }
 
@@ -196,7 +199,10 @@ pub fn verify_with(pred: &str, reference: &str, config: &VerifierConfig) -> Verd
     if p.len() > MAX_INPUT_BYTES || r.len() > MAX_INPUT_BYTES {
         return Verdict::Unverifiable;
     }
-    let (np, nr) = (normalize::normalize_with(p, config), normalize::normalize_with(r, config));
+    let (np, nr) = (
+        normalize::normalize_with(p, config),
+        normalize::normalize_with(r, config),
+    );
     if np.is_empty() || nr.is_empty() {
         return Verdict::Different; // an empty answer never matches (nor does an empty reference)
     }
@@ -216,8 +222,14 @@ pub fn verify_with(pred: &str, reference: &str, config: &VerifierConfig) -> Verd
         return verdict;
     }
     // `y=2x+3` was shortened to `2x+3`; compare the equations as written too.
-    let (kp, kr) = (normalize::normalize_full(p, config, false), normalize::normalize_full(r, config, false));
-    if (kp == np && kr == nr) || kp.len() > config.max_answer_len || kr.len() > config.max_answer_len {
+    let (kp, kr) = (
+        normalize::normalize_full(p, config, false),
+        normalize::normalize_full(r, config, false),
+    );
+    if (kp == np && kr == nr)
+        || kp.len() > config.max_answer_len
+        || kr.len() > config.max_answer_len
+    {
         return verdict;
     }
     match equiv::compare(&kp, &kr, &ctx, 0) {

@@ -31,28 +31,139 @@ pub const MAX_PASSES: usize = 64;
 /// Unit words removed when they trail a number. Single letters (`m`, `s`) are deliberately not
 /// here: `5m` is more often an expression than five metres.
 const UNIT_WORDS: &[&str] = &[
-    "cm", "centimeter", "centimeters", "centimetre", "centimetres", "mm", "millimeters", "km",
-    "kilometers", "meter", "meters", "metre", "metres", "inch", "inches", "feet", "foot", "ft",
-    "yard", "yards", "mile", "miles", "mph", "kmh", "unit", "units", "sq", "square", "cubic",
-    "degree", "degrees", "deg", "radian", "radians", "dollar", "dollars", "cent", "cents", "hour",
-    "hours", "hr", "hrs", "minute", "minutes", "min", "mins", "second", "seconds", "day", "days",
-    "week", "weeks", "month", "months", "year", "years", "kg", "gram", "grams", "pound", "pounds",
-    "lb", "lbs", "ounce", "ounces", "oz", "gallon", "gallons", "liter", "liters", "litre", "litres",
-    "ml", "people", "persons", "students", "ways", "points", "times", "percent",
+    "cm",
+    "centimeter",
+    "centimeters",
+    "centimetre",
+    "centimetres",
+    "mm",
+    "millimeters",
+    "km",
+    "kilometers",
+    "meter",
+    "meters",
+    "metre",
+    "metres",
+    "inch",
+    "inches",
+    "feet",
+    "foot",
+    "ft",
+    "yard",
+    "yards",
+    "mile",
+    "miles",
+    "mph",
+    "kmh",
+    "unit",
+    "units",
+    "sq",
+    "square",
+    "cubic",
+    "degree",
+    "degrees",
+    "deg",
+    "radian",
+    "radians",
+    "dollar",
+    "dollars",
+    "cent",
+    "cents",
+    "hour",
+    "hours",
+    "hr",
+    "hrs",
+    "minute",
+    "minutes",
+    "min",
+    "mins",
+    "second",
+    "seconds",
+    "day",
+    "days",
+    "week",
+    "weeks",
+    "month",
+    "months",
+    "year",
+    "years",
+    "kg",
+    "gram",
+    "grams",
+    "pound",
+    "pounds",
+    "lb",
+    "lbs",
+    "ounce",
+    "ounces",
+    "oz",
+    "gallon",
+    "gallons",
+    "liter",
+    "liters",
+    "litre",
+    "litres",
+    "ml",
+    "people",
+    "persons",
+    "students",
+    "ways",
+    "points",
+    "times",
+    "percent",
 ];
 
 const UNWRAP_COMMANDS: &[&str] = &[
-    "text", "textbf", "textit", "textrm", "textnormal", "textsf", "texttt", "mathrm", "mathbf",
-    "mathit", "mathsf", "mathtt", "mathnormal", "mbox", "hbox", "boxed", "fbox", "emph",
+    "text",
+    "textbf",
+    "textit",
+    "textrm",
+    "textnormal",
+    "textsf",
+    "texttt",
+    "mathrm",
+    "mathbf",
+    "mathit",
+    "mathsf",
+    "mathtt",
+    "mathnormal",
+    "mbox",
+    "hbox",
+    "boxed",
+    "fbox",
+    "emph",
     "operatorname",
 ];
 
 const DROP_COMMANDS: &[&str] = &[
-    "left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "biggl", "biggr",
-    "Biggl", "Biggr", "displaystyle", "textstyle", "limits", "nolimits",
+    "left",
+    "right",
+    "big",
+    "Big",
+    "bigg",
+    "Bigg",
+    "bigl",
+    "bigr",
+    "Bigl",
+    "Bigr",
+    "biggl",
+    "biggr",
+    "Biggl",
+    "Biggr",
+    "displaystyle",
+    "textstyle",
+    "limits",
+    "nolimits",
 ];
 
-const SPACING_COMMANDS: &[&str] = &["quad", "qquad", "enspace", "thinspace", "medspace", "thickspace"];
+const SPACING_COMMANDS: &[&str] = &[
+    "quad",
+    "qquad",
+    "enspace",
+    "thinspace",
+    "medspace",
+    "thickspace",
+];
 
 /// Canonical form under `config` (only `thousands_separators` affects the string form).
 pub fn normalize_with(answer: &str, config: &VerifierConfig) -> String {
@@ -93,8 +204,13 @@ pub fn is_plain_integer(s: &str) -> bool {
 fn is_simple_number_form(s: &str) -> bool {
     let unsigned = s.strip_prefix('-').unwrap_or(s);
     let is_int = |t: &str| !t.is_empty() && t.len() <= 30 && t.bytes().all(|b| b.is_ascii_digit());
-    if let Some(body) = unsigned.strip_prefix("\\frac{").and_then(|t| t.strip_suffix('}')) {
-        return body.split_once("}{").is_some_and(|(a, b)| is_int(a) && is_int(b));
+    if let Some(body) = unsigned
+        .strip_prefix("\\frac{")
+        .and_then(|t| t.strip_suffix('}'))
+    {
+        return body
+            .split_once("}{")
+            .is_some_and(|(a, b)| is_int(a) && is_int(b));
     }
     match unsigned.split_once('.') {
         None => is_int(unsigned),
@@ -114,10 +230,18 @@ fn normalize_pass(s: &str, config: &VerifierConfig, strip_prefix: bool) -> Strin
     // Trailing sentence punctuation; a `\` is included so that `\.` at the end goes in one pass.
     let s = s.trim_end_matches(['.', ',', '\\']).to_string();
     let s = fix_frac_and_sqrt_braces(&s);
-    let s = if config.thousands_separators { remove_thousands_separators(&s) } else { s };
+    let s = if config.thousands_separators {
+        remove_thousands_separators(&s)
+    } else {
+        s
+    };
     let s = tidy_decimals(&s);
     let s = slash_fraction(&s).unwrap_or(s);
-    let s = if strip_prefix { strip_variable_prefix(&s) } else { s };
+    let s = if strip_prefix {
+        strip_variable_prefix(&s)
+    } else {
+        s
+    };
     let s = multiple_choice_letter(&s).unwrap_or(s);
     words(&s)
 }
@@ -125,7 +249,11 @@ fn normalize_pass(s: &str, config: &VerifierConfig, strip_prefix: bool) -> Strin
 /// Step 1 and 2: one linear scan with a brace stack, so that unwrapping `\text{..}` drops exactly
 /// its own closing brace, whatever the nesting.
 fn latex_pass(s: &str) -> String {
-    let s = if s.contains("circ") { s.replace("^{\\circ}", "").replace("^\\circ", "") } else { s.to_string() };
+    let s = if s.contains("circ") {
+        s.replace("^{\\circ}", "").replace("^\\circ", "")
+    } else {
+        s.to_string()
+    };
     let mut out = String::with_capacity(s.len());
     // For each open brace: true when its closing brace must be dropped (unwrapped command).
     let mut braces: Vec<bool> = Vec::new();
@@ -137,7 +265,9 @@ fn latex_pass(s: &str) -> String {
                 let name_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
                 if name_len == 0 {
                     // Escaped symbol: `\!`, `\,`, `\%`, `\$`, `\{`, `\\`...
-                    let Some(next) = rest.chars().next() else { break };
+                    let Some(next) = rest.chars().next() else {
+                        break;
+                    };
                     chars.next();
                     match next {
                         '!' | ',' | ';' | ':' | ' ' | '>' => out.push(' '),
@@ -237,8 +367,15 @@ fn strip_trailing_units(s: &str) -> String {
     let mut rest = s.trim_end();
     let mut removed_any = false;
     loop {
-        let without_power = rest.strip_suffix("^2").or_else(|| rest.strip_suffix("^3")).unwrap_or(rest);
-        let word_len = without_power.bytes().rev().take_while(|b| b.is_ascii_alphabetic()).count();
+        let without_power = rest
+            .strip_suffix("^2")
+            .or_else(|| rest.strip_suffix("^3"))
+            .unwrap_or(rest);
+        let word_len = without_power
+            .bytes()
+            .rev()
+            .take_while(|b| b.is_ascii_alphabetic())
+            .count();
         if word_len == 0 {
             break;
         }
@@ -276,7 +413,12 @@ fn remove_spaces(s: &str) -> String {
         // `\log_2 8`: a one-character subscript followed by a space ends there; brace it so
         // that removing the space does not make it `_28`.
         let tail = out.as_bytes();
-        if pending_space && c.is_ascii_alphanumeric() && tail.len() >= 2 && tail[tail.len() - 2] == b'_' && tail[tail.len() - 1].is_ascii_alphanumeric() {
+        if pending_space
+            && c.is_ascii_alphanumeric()
+            && tail.len() >= 2
+            && tail[tail.len() - 2] == b'_'
+            && tail[tail.len() - 1].is_ascii_alphanumeric()
+        {
             let sub = out.pop().unwrap();
             out.push('{');
             out.push(sub);
@@ -329,7 +471,9 @@ fn fix_frac_and_sqrt_braces(s: &str) -> String {
             continue;
         };
         let mut p = i + cmd_len;
-        if bytes.get(p).is_some_and(|b| b.is_ascii_alphabetic()) && bytes.get(p.saturating_sub(1)) != Some(&b' ') {
+        if bytes.get(p).is_some_and(|b| b.is_ascii_alphabetic())
+            && bytes.get(p.saturating_sub(1)) != Some(&b' ')
+        {
             // `\fracxy` is not `\frac`: a longer command name; `\frac xy` (with space) is.
             i = p;
             continue;
@@ -375,12 +519,17 @@ fn fix_frac_and_sqrt_braces(s: &str) -> String {
     }
     out.push_str(&s[last..]);
     // `\frac xy` (a space kept after the command) becomes `\frac {x}{y}`: drop that space.
-    out.replace("\\frac {", "\\frac{").replace("\\sqrt {", "\\sqrt{")
+    out.replace("\\frac {", "\\frac{")
+        .replace("\\sqrt {", "\\sqrt{")
 }
 
 /// Step 6: `1,000` and `12{,}345.5` -> digits only, when the whole answer is such a number.
 fn remove_thousands_separators(s: &str) -> String {
-    let s = if s.contains("{,}") { s.replace("{,}", ",") } else { s.to_string() };
+    let s = if s.contains("{,}") {
+        s.replace("{,}", ",")
+    } else {
+        s.to_string()
+    };
     if !s.contains(',') {
         return s;
     }
@@ -415,14 +564,22 @@ fn tidy_decimals(s: &str) -> String {
         // Not a number start: after a letter or `_` (`x1.50` keeps its form), or a dot right after a
         // digit (`1.5.0`: the second `.0` is not a number of its own).
         let prev_is_word = i > 0
-            && (bytes[i - 1].is_ascii_alphabetic() || bytes[i - 1] == b'_' || (b == b'.' && (bytes[i - 1].is_ascii_digit() || bytes[i - 1] == b'.')));
-        if (b.is_ascii_digit() || (b == b'.' && bytes.get(i + 1).is_some_and(|n| n.is_ascii_digit()))) && !prev_is_word {
+            && (bytes[i - 1].is_ascii_alphabetic()
+                || bytes[i - 1] == b'_'
+                || (b == b'.' && (bytes[i - 1].is_ascii_digit() || bytes[i - 1] == b'.')));
+        if (b.is_ascii_digit()
+            || (b == b'.' && bytes.get(i + 1).is_some_and(|n| n.is_ascii_digit())))
+            && !prev_is_word
+        {
             let start = i;
             while i < bytes.len() && bytes[i].is_ascii_digit() {
                 i += 1;
             }
             let int_part = &s[start..i];
-            if i < bytes.len() && bytes[i] == b'.' && bytes.get(i + 1).is_some_and(|n| n.is_ascii_digit()) {
+            if i < bytes.len()
+                && bytes[i] == b'.'
+                && bytes.get(i + 1).is_some_and(|n| n.is_ascii_digit())
+            {
                 let frac_start = i + 1;
                 i += 1;
                 while i < bytes.len() && bytes[i].is_ascii_digit() {
@@ -463,14 +620,21 @@ fn slash_fraction(s: &str) -> Option<String> {
 fn strip_variable_prefix(s: &str) -> String {
     let is_short_lhs = |lhs: &str| -> bool {
         let base = lhs.split_once('_').map_or(lhs, |(b, sub)| {
-            if sub.len() <= 4 && sub.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'{' || c == b'}') {
+            if sub.len() <= 4
+                && sub
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'{' || c == b'}')
+            {
                 b
             } else {
                 "!"
             }
         });
         (base.len() == 1 && base.as_bytes()[0].is_ascii_alphabetic())
-            || (base.starts_with('\\') && base.len() <= 9 && base[1..].bytes().all(|c| c.is_ascii_alphabetic()) && base.len() > 1)
+            || (base.starts_with('\\')
+                && base.len() <= 9
+                && base[1..].bytes().all(|c| c.is_ascii_alphabetic())
+                && base.len() > 1)
     };
     if s.matches('=').count() == 1 {
         let (lhs, rhs) = s.split_once('=').unwrap();
@@ -480,7 +644,10 @@ fn strip_variable_prefix(s: &str) -> String {
     }
     if let Some(pos) = s.find("\\in") {
         let (lhs, rhs) = (&s[..pos], &s[pos + 3..]);
-        if is_short_lhs(lhs) && !rhs.starts_with(|c: char| c.is_ascii_alphabetic()) && !rhs.is_empty() {
+        if is_short_lhs(lhs)
+            && !rhs.starts_with(|c: char| c.is_ascii_alphabetic())
+            && !rhs.is_empty()
+        {
             return rhs.to_string();
         }
     }
@@ -505,9 +672,27 @@ fn words(s: &str) -> String {
     }
     let lower = s.to_ascii_lowercase();
     const NUMBER_WORDS: &[&str] = &[
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-        "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
-        "nineteen", "twenty",
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+        "twenty",
     ];
     match NUMBER_WORDS.iter().position(|w| *w == lower) {
         Some(n) => n.to_string(),

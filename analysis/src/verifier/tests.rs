@@ -30,27 +30,82 @@ const CASES: &[(&str, &str, Verdict, &str)] = &[
     ("5", "5.00", E, "Q: trailing zeros 12.00 -> 12"),
     ("5.", "5", E, "H/CAP: trailing period dropped"),
     ("5", "5.01", D, "CAP: beyond tolerance"),
-    ("123456789012345678901234567890", "123456789012345678901234567890", E, "CAP: big integers compared exactly"),
-    ("123456789012345678901234567890", "123456789012345678901234567891", D, "CAP: big integers exactly, not via f64"),
+    (
+        "123456789012345678901234567890",
+        "123456789012345678901234567890",
+        E,
+        "CAP: big integers compared exactly",
+    ),
+    (
+        "123456789012345678901234567890",
+        "123456789012345678901234567891",
+        D,
+        "CAP: big integers exactly, not via f64",
+    ),
     ("+5", "5", E, "Q: numeric comparison"),
     // --- thousands separators: FR 1,000 vs 1000 ---
-    ("1,000", "1000", E, "FR: Minerva/DAPO/Math-Verify true (default); Hendrycks false"),
+    (
+        "1,000",
+        "1000",
+        E,
+        "FR: Minerva/DAPO/Math-Verify true (default); Hendrycks false",
+    ),
     ("1000", "1,000", E, "FR: symmetric"),
-    ("12,345,678", "12345678", E, "MIN: commas dropped in pure-digit strings"),
+    (
+        "12,345,678",
+        "12345678",
+        E,
+        "MIN: commas dropped in pure-digit strings",
+    ),
     ("1{,}000", "1000", E, "MV: LaTeX {,} thousands separator"),
-    ("1,000.5", "1000.5", E, "MIN/CAP: grouped integer part with decimals"),
-    ("1,00", "100", D, "CAP: malformed grouping is not a thousands separator"),
+    (
+        "1,000.5",
+        "1000.5",
+        E,
+        "MIN/CAP: grouped integer part with decimals",
+    ),
+    (
+        "1,00",
+        "100",
+        D,
+        "CAP: malformed grouping is not a thousands separator",
+    ),
     // --- decimals and fractions ---
-    ("0.5", "\\frac{1}{2}", E, "H: the literal 0.5 -> \\frac{1}{2}; Q numeric"),
-    ("0.25", "\\frac14", E, "FR: Qwen true (default), Hendrycks false"),
+    (
+        "0.5",
+        "\\frac{1}{2}",
+        E,
+        "H: the literal 0.5 -> \\frac{1}{2}; Q numeric",
+    ),
+    (
+        "0.25",
+        "\\frac14",
+        E,
+        "FR: Qwen true (default), Hendrycks false",
+    ),
     ("\\frac{1}{4}", "\\frac14", E, "H: \\frac14 -> \\frac{1}{4}"),
     ("\\dfrac{3}{4}", "\\frac{3}{4}", E, "H: dfrac -> frac"),
     ("\\tfrac{3}{4}", "\\frac{3}{4}", E, "H: tfrac -> frac"),
     ("3/4", "\\frac{3}{4}", E, "H: a/b -> \\frac{a}{b} for ints"),
-    ("\\frac{2}{4}", "\\frac{1}{2}", E, "FR: Qwen/SkyThought true (default); rllm false"),
-    ("\\frac{1}{3}", "0.333", D, "Q: rel_tol 1e-4 also rejects; MV rounding to 6 digits rejects"),
+    (
+        "\\frac{2}{4}",
+        "\\frac{1}{2}",
+        E,
+        "FR: Qwen/SkyThought true (default); rllm false",
+    ),
+    (
+        "\\frac{1}{3}",
+        "0.333",
+        D,
+        "Q: rel_tol 1e-4 also rejects; MV rounding to 6 digits rejects",
+    ),
     ("\\frac{1}{3}", "0.3333333", E, "CAP: within rel_tol 1e-6"),
-    ("\\frac{1}{3}", "0.33333333333", E, "MV: equal after rounding"),
+    (
+        "\\frac{1}{3}",
+        "0.33333333333",
+        E,
+        "MV: equal after rounding",
+    ),
     ("\\frac{7}{2}", "3.5", E, "Q: fraction vs decimal numeric"),
     ("-\\frac{7}{2}", "-3.5", E, "Q: signed fraction vs decimal"),
     ("\\frac{-7}{2}", "-\\frac{7}{2}", E, "Q: sympy equality"),
@@ -62,23 +117,63 @@ const CASES: &[(&str, &str, Verdict, &str)] = &[
     (".5", "0.5", E, "H: a leading '.' gets a 0"),
     ("0.50", "0.5", E, "Q: trailing zeros"),
     ("2.5", "\\frac{5}{2}", E, "Q: numeric"),
-    ("0.1", "\\frac{1}{10}", E, "CAP: decimals parsed exactly as rationals"),
-    ("0.1+0.2", "0.3", E, "CAP: exact rational arithmetic (no float drift)"),
-    ("1.4142", "\\sqrt{2}", D, "CAP: a 5-digit rounding is not the exact answer (Q would accept at 1e-4)"),
-    ("1.41421356237", "\\sqrt{2}", E, "MV: equal after rounding to 6 digits"),
+    (
+        "0.1",
+        "\\frac{1}{10}",
+        E,
+        "CAP: decimals parsed exactly as rationals",
+    ),
+    (
+        "0.1+0.2",
+        "0.3",
+        E,
+        "CAP: exact rational arithmetic (no float drift)",
+    ),
+    (
+        "1.4142",
+        "\\sqrt{2}",
+        D,
+        "CAP: a 5-digit rounding is not the exact answer (Q would accept at 1e-4)",
+    ),
+    (
+        "1.41421356237",
+        "\\sqrt{2}",
+        E,
+        "MV: equal after rounding to 6 digits",
+    ),
     ("3.14", "\\pi", D, "CAP/MV: rounding to 2 digits is not pi"),
     ("\\frac{22}{7}", "\\pi", D, "CAP: different values"),
     // --- percent: FR 75 vs 0.75 ---
     ("75\\%", "75", E, "H: \\% dropped"),
     ("75%", "75", E, "Q: % dropped"),
     ("75", "75\\%", E, "H/Q: symmetric"),
-    ("0.75", "75\\%", E, "MV percent handling; Q scaling (default SignAware)"),
-    ("75\\%", "0.75", E, "SignAware: the side with % may be read as a hundredth"),
-    ("75", "0.75", D, "FR: Qwen true (AnyScale switch); Math-Verify false (default)"),
+    (
+        "0.75",
+        "75\\%",
+        E,
+        "MV percent handling; Q scaling (default SignAware)",
+    ),
+    (
+        "75\\%",
+        "0.75",
+        E,
+        "SignAware: the side with % may be read as a hundredth",
+    ),
+    (
+        "75",
+        "0.75",
+        D,
+        "FR: Qwen true (AnyScale switch); Math-Verify false (default)",
+    ),
     ("0.75\\%", "0.75", E, "H: percent sign decoration"),
     ("50 percent", "50", E, "Q: unit-like word dropped"),
     // --- LaTeX noise ---
-    ("\\left( 1, 2 \\right)", "(1,2)", E, "H: drop \\left/\\right"),
+    (
+        "\\left( 1, 2 \\right)",
+        "(1,2)",
+        E,
+        "H: drop \\left/\\right",
+    ),
     ("90^\\circ", "90", E, "H: drop ^\\circ"),
     ("90^{\\circ}", "90", E, "H: drop ^{\\circ}"),
     ("90°", "90", E, "CAP: unicode degree sign"),
@@ -86,15 +181,30 @@ const CASES: &[(&str, &str, Verdict, &str)] = &[
     ("$5$", "5", E, "Q: drop $"),
     ("\\$1,000", "1000", E, "MIN/H: dollars and thousands"),
     ("10\\!000", "10000", E, "H: drop \\!"),
-    ("1\\,000", "1000", E, "CAP: thin space as a thousands separator"),
-    ("\\text{(A)}", "A", E, "issue 4: multiple choice \\text{(A)}"),
+    (
+        "1\\,000",
+        "1000",
+        E,
+        "CAP: thin space as a thousands separator",
+    ),
+    (
+        "\\text{(A)}",
+        "A",
+        E,
+        "issue 4: multiple choice \\text{(A)}",
+    ),
     ("(A)", "A", E, "Q: A-E choice cleaning"),
     ("(a)", "A", E, "Q: choice cleaning is case-insensitive"),
     ("A)", "A", E, "Q: choice cleaning"),
     ("A.", "A", E, "CAP: trailing period"),
     ("(B)", "A", D, "Q: different choices"),
     ("\\textbf{(C)}", "(C)", E, "CAP: \\textbf unwrapped"),
-    ("\\text{ cm}", "cm", E, "H: \\text unwrapped (a lone unit word is kept)"),
+    (
+        "\\text{ cm}",
+        "cm",
+        E,
+        "H: \\text unwrapped (a lone unit word is kept)",
+    ),
     ("5\\text{ cm}", "5", E, "H: cut units at '\\text{ '"),
     ("5 \\text{cm}^2", "5", E, "Q: unit with a power dropped"),
     ("12 \\mbox{ inches}", "12", E, "Q: \\mbox unit dropped"),
@@ -103,10 +213,25 @@ const CASES: &[(&str, &str, Verdict, &str)] = &[
     ("4 \\text{ days}", "4", E, "Q/R: unit words"),
     ("\\sqrt3", "\\sqrt{3}", E, "H: \\sqrt3 fix"),
     ("2\\sqrt{3}", "2 \\sqrt 3", E, "H: \\sqrt3 with space"),
-    ("\\sqrt{12}", "2\\sqrt{3}", E, "Q: sympy simplify; CAP numeric"),
+    (
+        "\\sqrt{12}",
+        "2\\sqrt{3}",
+        E,
+        "Q: sympy simplify; CAP numeric",
+    ),
     ("\\sqrt{12}", "3\\sqrt{2}", D, "CAP: different values"),
-    ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", E, "Q/MV: symbolic equality"),
-    ("\\frac{\\sqrt{3}}{3}", "\\frac{\\sqrt3}{3}", E, "H: \\sqrt3 fix"),
+    (
+        "\\frac{\\sqrt{2}}{2}",
+        "\\frac{1}{\\sqrt{2}}",
+        E,
+        "Q/MV: symbolic equality",
+    ),
+    (
+        "\\frac{\\sqrt{3}}{3}",
+        "\\frac{\\sqrt3}{3}",
+        E,
+        "H: \\sqrt3 fix",
+    ),
     ("\\sqrt[3]{8}", "2", E, "MV: nth roots"),
     ("\\sqrt[3]{-8}", "-2", E, "CAP: real odd root of a negative"),
     ("2^{10}", "1024", E, "Q: sympy evaluation"),
@@ -118,15 +243,30 @@ const CASES: &[(&str, &str, Verdict, &str)] = &[
     ("\\pi", "\\pi", E, "H: identical"),
     ("2\\pi", "\\pi \\cdot 2", E, "Q: sympy"),
     ("\\frac{\\pi}{2}", "\\frac12\\pi", E, "Q: sympy"),
-    ("\\frac{\\pi}{3}", "60^\\circ", D, "CAP: degrees are dropped as decoration, 60 != pi/3"),
+    (
+        "\\frac{\\pi}{3}",
+        "60^\\circ",
+        D,
+        "CAP: degrees are dropped as decoration, 60 != pi/3",
+    ),
     ("\\pi r^2", "r^2\\pi", E, "Q: sympy commutativity"),
     ("e^{2}", "e^2", E, "H: braces irrelevant"),
     ("\\ln 8", "3\\ln 2", E, "Q: sympy log rules; CAP numeric"),
     ("\\log_{2} 8", "3", E, "CAP: log with base"),
-    ("\\log_2 8", "3", E, "CAP: a one-character subscript ends at the space"),
+    (
+        "\\log_2 8",
+        "3",
+        E,
+        "CAP: a one-character subscript ends at the space",
+    ),
     ("a_1 + a_2", "a_2+a_1", E, "Q: sympy, subscripted symbols"),
     ("\\sin^2 x + \\cos^2 x", "1", E, "Q: sympy simplify"),
-    ("\\tan x", "\\frac{\\sin x}{\\cos x}", E, "Q: sympy simplify"),
+    (
+        "\\tan x",
+        "\\frac{\\sin x}{\\cos x}",
+        E,
+        "Q: sympy simplify",
+    ),
     ("|x|", "x", D, "CAP: random points include negatives"),
     // --- x = prefixes and equations ---
     ("x=5", "5", E, "H: drop a k= prefix"),
@@ -134,17 +274,37 @@ const CASES: &[(&str, &str, Verdict, &str)] = &[
     ("5", "y=5", E, "Q: drop y="),
     ("k=3", "3", E, "H: left side of at most 2 chars"),
     ("a_1=3", "3", E, "CAP: subscripted variable prefix"),
-    ("\\theta=\\frac{\\pi}{4}", "\\frac{\\pi}{4}", E, "CAP: Greek variable prefix"),
+    (
+        "\\theta=\\frac{\\pi}{4}",
+        "\\frac{\\pi}{4}",
+        E,
+        "CAP: Greek variable prefix",
+    ),
     ("x\\in[0,1]", "[0,1]", E, "Q: drop x\\in"),
     ("y = 2x + 3", "y=3+2x", E, "Q: sympy on equations"),
-    ("y=2x+3", "2x-y+3=0", E, "Q: single-= equations compared as a-b (up to a factor)"),
+    (
+        "y=2x+3",
+        "2x-y+3=0",
+        E,
+        "Q: single-= equations compared as a-b (up to a factor)",
+    ),
     ("2x+3=y", "y=2x+3", E, "Q: sides swapped"),
     ("x+y=1", "2x+2y=2", E, "Q/CAP: equation scaled by 2"),
     ("x+y=1", "x-y=1", D, "CAP: different lines"),
     ("y=2x+3", "y=2x+4", D, "CAP: different lines"),
     ("x^2+y^2=1", "y^2+x^2=1", E, "Q: sympy"),
-    ("x=2=2", "2", E, "MV: a predicted chain matches its last member"),
-    ("2", "x=2=2", D, "MV: a gold chain does not match a predicted number (asymmetric)"),
+    (
+        "x=2=2",
+        "2",
+        E,
+        "MV: a predicted chain matches its last member",
+    ),
+    (
+        "2",
+        "x=2=2",
+        D,
+        "MV: a gold chain does not match a predicted number (asymmetric)",
+    ),
     // --- expressions ---
     ("2x+3", "3+2x", E, "Q: sympy"),
     ("x^2-1", "(x-1)(x+1)", E, "Q: sympy expand"),
@@ -152,7 +312,12 @@ const CASES: &[(&str, &str, Verdict, &str)] = &[
     ("\\frac{x+1}{2}", "\\frac{1}{2}x+\\frac12", E, "Q: sympy"),
     ("2(a+b)", "2a+2b", E, "Q: sympy"),
     ("ab", "ba", E, "Q: sympy commutativity"),
-    ("2t+1", "2x+1", D, "MV: different variable names are different expressions"),
+    (
+        "2t+1",
+        "2x+1",
+        D,
+        "MV: different variable names are different expressions",
+    ),
     ("x^{1/2}", "\\sqrt{x}", E, "Q: sympy"),
     ("\\frac{1}{x}", "x^{-1}", E, "Q: sympy"),
     ("n(n+1)/2", "\\frac{n^2+n}{2}", E, "Q: sympy"),
@@ -160,40 +325,140 @@ const CASES: &[(&str, &str, Verdict, &str)] = &[
     // --- tuples, intervals, sets ---
     ("(1,2)", "(1,2)", E, "H: identical"),
     ("(1, 2)", "(1,2)", E, "H: spaces removed"),
-    ("(2,1)", "(1,2)", D, "issue 4: order matters for tuples (R: matching brackets and lengths)"),
+    (
+        "(2,1)",
+        "(1,2)",
+        D,
+        "issue 4: order matters for tuples (R: matching brackets and lengths)",
+    ),
     ("(1,2,3)", "(1,2)", D, "R: lengths must match"),
     ("(0.5,2)", "(\\frac12,2)", E, "Q: element-wise numeric"),
-    ("(\\frac{1}{2}, \\sqrt{4})", "(0.5, 2)", E, "Q: element-wise"),
+    (
+        "(\\frac{1}{2}, \\sqrt{4})",
+        "(0.5, 2)",
+        E,
+        "Q: element-wise",
+    ),
     ("[1,2]", "[1,2]", E, "H: identical"),
     ("[1,2)", "[1,2]", D, "MV: interval ends matter"),
     ("(1,2]", "(1,2]", E, "MV: identical interval"),
-    ("(-\\infty, 3)", "(-\\infty,3)", E, "MV: interval with infinity"),
-    ("(-\\infty, 3]", "(-\\infty, 3)", D, "MV: closed vs open end"),
-    ("(-\\infty,\\infty)", "(-\\infty, \\infty)", E, "Q: whole real line"),
-    ("(3,\\infty)", "(3,100)", D, "CAP: infinity is not a large number"),
-    ("[0,1]\\cup[2,3]", "[2,3]\\cup[0,1]", E, "MV: unions compared as sets of intervals"),
-    ("[0,1]\\cup[2,3]", "[0,1]\\cup[2,4]", D, "MV: different union"),
-    ("\\{1,2,3\\}", "\\{3,2,1\\}", E, "issue 4: order does not matter for sets"),
+    (
+        "(-\\infty, 3)",
+        "(-\\infty,3)",
+        E,
+        "MV: interval with infinity",
+    ),
+    (
+        "(-\\infty, 3]",
+        "(-\\infty, 3)",
+        D,
+        "MV: closed vs open end",
+    ),
+    (
+        "(-\\infty,\\infty)",
+        "(-\\infty, \\infty)",
+        E,
+        "Q: whole real line",
+    ),
+    (
+        "(3,\\infty)",
+        "(3,100)",
+        D,
+        "CAP: infinity is not a large number",
+    ),
+    (
+        "[0,1]\\cup[2,3]",
+        "[2,3]\\cup[0,1]",
+        E,
+        "MV: unions compared as sets of intervals",
+    ),
+    (
+        "[0,1]\\cup[2,3]",
+        "[0,1]\\cup[2,4]",
+        D,
+        "MV: different union",
+    ),
+    (
+        "\\{1,2,3\\}",
+        "\\{3,2,1\\}",
+        E,
+        "issue 4: order does not matter for sets",
+    ),
     ("\\{1,2\\}", "\\{1,2,3\\}", D, "MV: different sets"),
-    ("\\{1,3\\}\\cup\\{2,4\\}", "\\{1,2,3,4\\}", E, "MV README: {1,3} \\cup {2,4} = {1,2,3,4}"),
-    ("{1,3}\\cup{2,4}", "{1,2,3,4}", E, "MV README: plain braces read as sets"),
-    ("\\{\\frac12, 2\\}", "\\{2, 0.5\\}", E, "MV: set elements compared numerically"),
-    ("1, 2", "2, 1", E, "CAP: an unbracketed list ('all solutions') is order-insensitive"),
+    (
+        "\\{1,3\\}\\cup\\{2,4\\}",
+        "\\{1,2,3,4\\}",
+        E,
+        "MV README: {1,3} \\cup {2,4} = {1,2,3,4}",
+    ),
+    (
+        "{1,3}\\cup{2,4}",
+        "{1,2,3,4}",
+        E,
+        "MV README: plain braces read as sets",
+    ),
+    (
+        "\\{\\frac12, 2\\}",
+        "\\{2, 0.5\\}",
+        E,
+        "MV: set elements compared numerically",
+    ),
+    (
+        "1, 2",
+        "2, 1",
+        E,
+        "CAP: an unbracketed list ('all solutions') is order-insensitive",
+    ),
     ("-2, 3", "3,-2", E, "CAP: unbracketed list of roots"),
     ("1, 2", "1, 3", D, "CAP: different lists"),
     ("1,2", "\\{1,2\\}", E, "CAP: a bare list against a set"),
-    ("1,2", "(1,2)", E, "Q: brackets stripped before element-wise comparison"),
-    ("2,1", "(1,2)", D, "CAP: against a tuple, a bare list keeps its order"),
+    (
+        "1,2",
+        "(1,2)",
+        E,
+        "Q: brackets stripped before element-wise comparison",
+    ),
+    (
+        "2,1",
+        "(1,2)",
+        D,
+        "CAP: against a tuple, a bare list keeps its order",
+    ),
     ("\\emptyset", "\\varnothing", E, "Q: \\emptyset forms"),
     ("\\emptyset", "\\{\\}", E, "Q: \\emptyset becomes {}"),
     ("((1,2),(3,4))", "((1,2),(3,4))", E, "CAP: nested tuples"),
-    ("((1,2),(3,4))", "((1,2),(4,3))", D, "CAP: nested tuples element-wise"),
-    ("\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", E, "Q: pmatrix identical"),
-    ("\\begin{pmatrix}0.5&2\\\\3&4\\end{pmatrix}", "\\begin{pmatrix}\\frac12&2\\\\3&4\\end{pmatrix}", E, "Q: pmatrix cells compared"),
-    ("\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{pmatrix}1&2\\\\4&3\\end{pmatrix}", D, "Q: pmatrix cells in order"),
+    (
+        "((1,2),(3,4))",
+        "((1,2),(4,3))",
+        D,
+        "CAP: nested tuples element-wise",
+    ),
+    (
+        "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
+        "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
+        E,
+        "Q: pmatrix identical",
+    ),
+    (
+        "\\begin{pmatrix}0.5&2\\\\3&4\\end{pmatrix}",
+        "\\begin{pmatrix}\\frac12&2\\\\3&4\\end{pmatrix}",
+        E,
+        "Q: pmatrix cells compared",
+    ),
+    (
+        "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
+        "\\begin{pmatrix}1&2\\\\4&3\\end{pmatrix}",
+        D,
+        "Q: pmatrix cells in order",
+    ),
     // --- words and text answers ---
     ("Yes", "yes", E, "Q: case-insensitive string equality"),
-    ("\\text{Monday}", "monday", E, "Q: \\text unwrapped, case-insensitive"),
+    (
+        "\\text{Monday}",
+        "monday",
+        E,
+        "Q: \\text unwrapped, case-insensitive",
+    ),
     ("yes", "no", D, "CAP: different words"),
     ("five", "5", E, "Q: word numbers become digits"),
     ("twelve", "12", E, "Q: word numbers"),
@@ -209,16 +474,51 @@ const CASES: &[(&str, &str, Verdict, &str)] = &[
     ("x \\leq 3", "x\\le3", E, "Q: \\leq -> \\le"),
     ("x \\neq 3", "x\\ne 3", E, "Q: \\neq -> \\ne"),
     ("3 \\pm 2", "3\\pm2", E, "H: identical after normalisation"),
-    ("3 \\pm 2", "3\\mp2", D, "CAP: not parsed as maths; strings differ"),
+    (
+        "3 \\pm 2",
+        "3\\mp2",
+        D,
+        "CAP: not parsed as maths; strings differ",
+    ),
     ("\\infty", "\\infty", E, "H: identical"),
     ("\\infty", "-\\infty", D, "CAP: opposite infinities"),
-    ("\\infty", "1000000", D, "CAP: infinity is not a large number"),
+    (
+        "\\infty",
+        "1000000",
+        D,
+        "CAP: infinity is not a large number",
+    ),
     // --- hostile / bounds ---
-    ("10^{10^{10^{10}}}", "10^{10^{10^{11}}}", U, "issue 4: overflow is unverifiable, not a guess"),
-    ("10^{10^{10^{10}}}", "10^{10^{10^{10}}}", E, "CAP: identical strings need no evaluation"),
-    ("10^{400}", "10^{401}", U, "CAP: both overflow f64 and exact powers are bounded"),
-    ("\\sqrt{-1}", "\\sqrt{-4}", U, "CAP: undefined in the reals: unverifiable"),
-    ("\\frac{1}{0}", "\\frac{2}{0}", U, "CAP: division by zero is undefined"),
+    (
+        "10^{10^{10^{10}}}",
+        "10^{10^{10^{11}}}",
+        U,
+        "issue 4: overflow is unverifiable, not a guess",
+    ),
+    (
+        "10^{10^{10^{10}}}",
+        "10^{10^{10^{10}}}",
+        E,
+        "CAP: identical strings need no evaluation",
+    ),
+    (
+        "10^{400}",
+        "10^{401}",
+        U,
+        "CAP: both overflow f64 and exact powers are bounded",
+    ),
+    (
+        "\\sqrt{-1}",
+        "\\sqrt{-4}",
+        U,
+        "CAP: undefined in the reals: unverifiable",
+    ),
+    (
+        "\\frac{1}{0}",
+        "\\frac{2}{0}",
+        U,
+        "CAP: division by zero is undefined",
+    ),
     ("0^0", "1", E, "CAP: powf convention 0^0 = 1 (sympy agrees)"),
 ];
 
@@ -240,31 +540,54 @@ fn table_cases() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// The switches of `VerifierConfig` flip exactly the disagreements they document.
 #[test]
 fn config_switches_change_the_disputed_cases() {
-    let hendrycks_commas = VerifierConfig { thousands_separators: false, ..Default::default() };
+    let hendrycks_commas = VerifierConfig {
+        thousands_separators: false,
+        ..Default::default()
+    };
     assert_eq!(verify_with("1,000", "1000", &hendrycks_commas), D); // FR: Hendrycks false
     assert_eq!(verify_with("1000", "1000", &hendrycks_commas), E);
 
-    let rllm_fractions = VerifierConfig { unreduced_fractions_equal: false, ..Default::default() };
-    assert_eq!(verify_with("\\frac{2}{4}", "\\frac{1}{2}", &rllm_fractions), D); // FR: rllm false
+    let rllm_fractions = VerifierConfig {
+        unreduced_fractions_equal: false,
+        ..Default::default()
+    };
+    assert_eq!(
+        verify_with("\\frac{2}{4}", "\\frac{1}{2}", &rllm_fractions),
+        D
+    ); // FR: rllm false
     assert_eq!(verify_with("\\frac{4}{1}", "4", &rllm_fractions), D); // R: int vs non-int
     assert_eq!(verify_with("\\frac{1}{2}", "0.5", &rllm_fractions), E);
 
-    let qwen_percent = VerifierConfig { percent: PercentPolicy::AnyScale, ..Default::default() };
+    let qwen_percent = VerifierConfig {
+        percent: PercentPolicy::AnyScale,
+        ..Default::default()
+    };
     assert_eq!(verify_with("0.75", "75", &qwen_percent), E); // Q: ref/100
     assert_eq!(verify_with("75", "0.75", &qwen_percent), E); // Q: ref*100
     assert_eq!(verify_with("7.5", "75", &qwen_percent), D);
 
-    let strict_percent = VerifierConfig { percent: PercentPolicy::IgnoreSign, ..Default::default() };
+    let strict_percent = VerifierConfig {
+        percent: PercentPolicy::IgnoreSign,
+        ..Default::default()
+    };
     assert_eq!(verify_with("0.75", "75\\%", &strict_percent), D); // H: % is only dropped
     assert_eq!(verify_with("75", "75\\%", &strict_percent), E);
 
-    let loose = VerifierConfig { rel_tol: 1e-4, ..Default::default() };
+    let loose = VerifierConfig {
+        rel_tol: 1e-4,
+        ..Default::default()
+    };
     assert_eq!(verify_with("3.1416", "\\pi", &loose), E); // Q: isclose(rel_tol=1e-4)
     assert_eq!(verify("3.1416", "\\pi"), D);
 }
@@ -272,19 +595,85 @@ fn config_switches_change_the_disputed_cases() {
 // ------------------------------------------------------------------ extraction
 
 /// (response, expected answer or None, expected rule, after_think, source)
-type ExtractionCase = (&'static str, Option<&'static str>, Option<ExtractionRule>, bool, &'static str);
+type ExtractionCase = (
+    &'static str,
+    Option<&'static str>,
+    Option<ExtractionRule>,
+    bool,
+    &'static str,
+);
 
 const EXTRACTION_CASES: &[ExtractionCase] = &[
-    ("So the answer is $\\boxed{42}$.", Some("42"), Some(ExtractionRule::Boxed), false, "H: last \\boxed"),
-    ("\\boxed{1} then \\boxed{2}", Some("2"), Some(ExtractionRule::Boxed), false, "H: rfind, the last box wins"),
-    ("\\boxed{\\frac{1}{2}}", Some("\\frac{1}{2}"), Some(ExtractionRule::Boxed), false, "H: balanced nested braces"),
-    ("\\boxed{\\{1,2\\}}", Some("\\{1,2\\}"), Some(ExtractionRule::Boxed), false, "H: escaped braces balance too"),
-    ("$\\boxed 7$", Some("7"), Some(ExtractionRule::BoxedSpace), false, "H: '\\boxed ' takes text up to the next $"),
-    ("\\fbox{9}", Some("9"), Some(ExtractionRule::Fbox), false, "H: \\fbox is the fallback"),
-    ("\\fbox{9} and \\boxed{8}", Some("8"), Some(ExtractionRule::Boxed), false, "H: \\boxed before \\fbox"),
-    ("\\boxed{1} ... \\boxed{2", None, None, false, "H: an unclosed (last) box gives None"),
-    ("the answer is 5 so \\boxed{", None, None, false, "issue 4: unclosed box, not the rest of the text"),
-    ("\\boxed{}", None, None, false, "CAP: an empty box and nothing else: no answer"),
+    (
+        "So the answer is $\\boxed{42}$.",
+        Some("42"),
+        Some(ExtractionRule::Boxed),
+        false,
+        "H: last \\boxed",
+    ),
+    (
+        "\\boxed{1} then \\boxed{2}",
+        Some("2"),
+        Some(ExtractionRule::Boxed),
+        false,
+        "H: rfind, the last box wins",
+    ),
+    (
+        "\\boxed{\\frac{1}{2}}",
+        Some("\\frac{1}{2}"),
+        Some(ExtractionRule::Boxed),
+        false,
+        "H: balanced nested braces",
+    ),
+    (
+        "\\boxed{\\{1,2\\}}",
+        Some("\\{1,2\\}"),
+        Some(ExtractionRule::Boxed),
+        false,
+        "H: escaped braces balance too",
+    ),
+    (
+        "$\\boxed 7$",
+        Some("7"),
+        Some(ExtractionRule::BoxedSpace),
+        false,
+        "H: '\\boxed ' takes text up to the next $",
+    ),
+    (
+        "\\fbox{9}",
+        Some("9"),
+        Some(ExtractionRule::Fbox),
+        false,
+        "H: \\fbox is the fallback",
+    ),
+    (
+        "\\fbox{9} and \\boxed{8}",
+        Some("8"),
+        Some(ExtractionRule::Boxed),
+        false,
+        "H: \\boxed before \\fbox",
+    ),
+    (
+        "\\boxed{1} ... \\boxed{2",
+        None,
+        None,
+        false,
+        "H: an unclosed (last) box gives None",
+    ),
+    (
+        "the answer is 5 so \\boxed{",
+        None,
+        None,
+        false,
+        "issue 4: unclosed box, not the rest of the text",
+    ),
+    (
+        "\\boxed{}",
+        None,
+        None,
+        false,
+        "CAP: an empty box and nothing else: no answer",
+    ),
     (
         "Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.",
         Some("\\frac{3}{4}"),
@@ -292,20 +681,104 @@ const EXTRACTION_CASES: &[ExtractionCase] = &[
         false,
         "MIN/Q: Minerva final answer format",
     ),
-    ("Thus the answer is 17.", Some("17"), Some(ExtractionRule::TheAnswerIs), false, "Q: 'he answer is'"),
-    ("The answer is: $x^2$ indeed", Some("x^2"), Some(ExtractionRule::TheAnswerIs), false, "Q: $..$ after the phrase"),
-    ("Work...\nAnswer: 12\n", Some("12"), Some(ExtractionRule::AnswerLine), false, "verl DAPO: last Answer: line"),
-    ("**Answer:** 3.5", Some("3.5"), Some(ExtractionRule::AnswerLine), false, "CAP: markdown answer line"),
-    ("we find 3 apples and then 1,234 pears", Some("1234"), Some(ExtractionRule::LastNumber), false, "Q: last number, commas removed"),
-    ("it is -4.5.", Some("-4.5"), Some(ExtractionRule::LastNumber), false, "Q: last number with sign"),
-    ("no digits at all", None, None, false, "CAP: nothing to extract"),
-    ("<think>\\boxed{1}</think>The result is \\boxed{2}", Some("2"), Some(ExtractionRule::Boxed), true, "R: text after </think> is graded"),
-    ("<think>maybe \\boxed{1}</think> so answer is 3", Some("3"), Some(ExtractionRule::TheAnswerIs), true, "R/CAP: after-think fallback beats a box in the thinking"),
-    ("<think>\\boxed{1}</think>", Some("1"), Some(ExtractionRule::Boxed), false, "CAP: nothing after </think>: the whole text, flagged"),
-    ("<think>x</think>\\boxed{3", None, None, false, "CAP: an unclosed box after </think> is no answer"),
-    ("é\\boxed{ü}ñ", Some("ü"), Some(ExtractionRule::Boxed), false, "CAP: multi-byte text around and inside a box"),
-    ("数字是 \\boxed{七}", Some("七"), Some(ExtractionRule::Boxed), false, "CAP: CJK content"),
-    ("日本 42 円", Some("42"), Some(ExtractionRule::LastNumber), false, "CAP: last number between multi-byte chars"),
+    (
+        "Thus the answer is 17.",
+        Some("17"),
+        Some(ExtractionRule::TheAnswerIs),
+        false,
+        "Q: 'he answer is'",
+    ),
+    (
+        "The answer is: $x^2$ indeed",
+        Some("x^2"),
+        Some(ExtractionRule::TheAnswerIs),
+        false,
+        "Q: $..$ after the phrase",
+    ),
+    (
+        "Work...\nAnswer: 12\n",
+        Some("12"),
+        Some(ExtractionRule::AnswerLine),
+        false,
+        "verl DAPO: last Answer: line",
+    ),
+    (
+        "**Answer:** 3.5",
+        Some("3.5"),
+        Some(ExtractionRule::AnswerLine),
+        false,
+        "CAP: markdown answer line",
+    ),
+    (
+        "we find 3 apples and then 1,234 pears",
+        Some("1234"),
+        Some(ExtractionRule::LastNumber),
+        false,
+        "Q: last number, commas removed",
+    ),
+    (
+        "it is -4.5.",
+        Some("-4.5"),
+        Some(ExtractionRule::LastNumber),
+        false,
+        "Q: last number with sign",
+    ),
+    (
+        "no digits at all",
+        None,
+        None,
+        false,
+        "CAP: nothing to extract",
+    ),
+    (
+        "<think>\\boxed{1}</think>The result is \\boxed{2}",
+        Some("2"),
+        Some(ExtractionRule::Boxed),
+        true,
+        "R: text after </think> is graded",
+    ),
+    (
+        "<think>maybe \\boxed{1}</think> so answer is 3",
+        Some("3"),
+        Some(ExtractionRule::TheAnswerIs),
+        true,
+        "R/CAP: after-think fallback beats a box in the thinking",
+    ),
+    (
+        "<think>\\boxed{1}</think>",
+        Some("1"),
+        Some(ExtractionRule::Boxed),
+        false,
+        "CAP: nothing after </think>: the whole text, flagged",
+    ),
+    (
+        "<think>x</think>\\boxed{3",
+        None,
+        None,
+        false,
+        "CAP: an unclosed box after </think> is no answer",
+    ),
+    (
+        "é\\boxed{ü}ñ",
+        Some("ü"),
+        Some(ExtractionRule::Boxed),
+        false,
+        "CAP: multi-byte text around and inside a box",
+    ),
+    (
+        "数字是 \\boxed{七}",
+        Some("七"),
+        Some(ExtractionRule::Boxed),
+        false,
+        "CAP: CJK content",
+    ),
+    (
+        "日本 42 円",
+        Some("42"),
+        Some(ExtractionRule::LastNumber),
+        false,
+        "CAP: last number between multi-byte chars",
+    ),
 ];
 
 #[test]
@@ -313,10 +786,14 @@ fn extraction_cases() {
     let mut failures = Vec::new();
     for (response, answer, rule, after_think, source) in EXTRACTION_CASES {
         let got = extract_answer(response);
-        let got_view = got.as_ref().map(|e| (e.answer.as_str(), e.rule, e.after_think));
+        let got_view = got
+            .as_ref()
+            .map(|e| (e.answer.as_str(), e.rule, e.after_think));
         let expected = answer.map(|a| (a, rule.unwrap(), *after_think));
         if got_view != expected {
-            failures.push(format!("extract({response:?}) = {got_view:?}, expected {expected:?} [{source}]"));
+            failures.push(format!(
+                "extract({response:?}) = {got_view:?}, expected {expected:?} [{source}]"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -362,7 +839,11 @@ const NORMALIZATION_CASES: &[(&str, &str)] = &[
 #[test]
 fn normalization_cases() {
     for (input, expected) in NORMALIZATION_CASES {
-        assert_eq!(normalize_answer(input), *expected, "normalize_answer({input:?})");
+        assert_eq!(
+            normalize_answer(input),
+            *expected,
+            "normalize_answer({input:?})"
+        );
     }
 }
 
@@ -370,9 +851,9 @@ fn normalization_cases() {
 
 fn latexish() -> impl Strategy<Value = String> {
     let atoms = prop::sample::select(vec![
-        "1", "2", "0.5", "12", "x", "y", "\\frac", "\\dfrac", "{", "}", "(", ")", "[", "]", ",", "=",
-        "+", "-", "^", "\\sqrt", "\\pi", "\\text{", " cm", " ", "\\%", "$", "\\left(", "\\right)",
-        "\\{", "\\}", "\\cup", "^\\circ", ".", "0", "A", "\\boxed{", "\\!", "é", "數",
+        "1", "2", "0.5", "12", "x", "y", "\\frac", "\\dfrac", "{", "}", "(", ")", "[", "]", ",",
+        "=", "+", "-", "^", "\\sqrt", "\\pi", "\\text{", " cm", " ", "\\%", "$", "\\left(",
+        "\\right)", "\\{", "\\}", "\\cup", "^\\circ", ".", "0", "A", "\\boxed{", "\\!", "é", "數",
     ]);
     prop::collection::vec(atoms, 0..24).prop_map(|v| v.concat())
 }
@@ -443,7 +924,13 @@ fn hostile_inputs_finish_quickly() {
     let long_sum = vec!["1"; 50_000].join("+");
     let unclosed = "\\boxed{".repeat(50_000);
     let many_boxes = "\\boxed{1}".repeat(100_000);
-    let wide_set = format!("\\{{{}\\}}", (0..5000).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+    let wide_set = format!(
+        "\\{{{}\\}}",
+        (0..5000)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     let multibyte = "é\\boxed{ü".repeat(10_000) + "}";
     let hostile = [
         mb.as_str(),
@@ -480,9 +967,47 @@ fn hostile_inputs_finish_quickly() {
 
     // Seeded random strings from a LaTeX-heavy alphabet, with multi-byte chars mixed in.
     let alphabet: Vec<&str> = vec![
-        "\\boxed{", "\\frac", "{", "}", "\\sqrt", "^", "_", "1", "0", "9", ".", ",", "x", "=", "(", ")",
-        "[", "]", "\\{", "\\}", "\\cup", "\\infty", "-", "+", "\\text{", "$", "%", " ", "\n", "</think>",
-        "answer is", "Answer:", "é", "🦀", "\u{0301}", "\\", "!", "\\left", "\\right", "\\pi", "e",
+        "\\boxed{",
+        "\\frac",
+        "{",
+        "}",
+        "\\sqrt",
+        "^",
+        "_",
+        "1",
+        "0",
+        "9",
+        ".",
+        ",",
+        "x",
+        "=",
+        "(",
+        ")",
+        "[",
+        "]",
+        "\\{",
+        "\\}",
+        "\\cup",
+        "\\infty",
+        "-",
+        "+",
+        "\\text{",
+        "$",
+        "%",
+        " ",
+        "\n",
+        "</think>",
+        "answer is",
+        "Answer:",
+        "é",
+        "🦀",
+        "\u{0301}",
+        "\\",
+        "!",
+        "\\left",
+        "\\right",
+        "\\pi",
+        "e",
     ];
     let mut rng = crate::rng::SplitMix64::new(2024);
     for _ in 0..3000 {
@@ -499,5 +1024,9 @@ fn hostile_inputs_finish_quickly() {
         assert_eq!(normalize_answer(&n), n, "idempotence on {a:?}");
     }
     // Generous bound for debug builds on a shared machine; release runs take milliseconds.
-    assert!(start.elapsed().as_secs() < 60, "hostile inputs took {:?}", start.elapsed());
+    assert!(
+        start.elapsed().as_secs() < 60,
+        "hostile inputs took {:?}",
+        start.elapsed()
+    );
 }

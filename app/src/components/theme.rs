@@ -131,9 +131,18 @@ mod tests {
 
     #[test]
     fn cookie_parsing_finds_the_theme_among_other_cookies() {
-        assert_eq!(theme_from_cookie_header("a=1; caplens_theme=dark; b=2"), Theme::Dark);
-        assert_eq!(theme_from_cookie_header("caplens_theme=light"), Theme::Light);
-        assert_eq!(theme_from_cookie_header("caplens_theme=<script>"), Theme::Auto);
+        assert_eq!(
+            theme_from_cookie_header("a=1; caplens_theme=dark; b=2"),
+            Theme::Dark
+        );
+        assert_eq!(
+            theme_from_cookie_header("caplens_theme=light"),
+            Theme::Light
+        );
+        assert_eq!(
+            theme_from_cookie_header("caplens_theme=<script>"),
+            Theme::Auto
+        );
         assert_eq!(theme_from_cookie_header(""), Theme::Auto);
     }
 

@@ -35,7 +35,10 @@ pub fn ModelsPage() -> impl IntoView {
 #[component]
 fn LineageItem(node: LineageNode) -> AnyView {
     let m = node.model;
-    let step = m.training_step.map(|s| format!(" · step {s}")).unwrap_or_default();
+    let step = m
+        .training_step
+        .map(|s| format!(" · step {s}"))
+        .unwrap_or_default();
     view! {
         <li>
             <div class="lineage-node" data-model=m.name.clone()>

@@ -7,14 +7,16 @@
 //! Each command returns the read statistics (skipped lines) for the caller to report on stderr.
 
 use crate::ingest::native::{
-    read_core_parallel, read_files, reader_threads, replace_string_field, CoreLine, InputError, InputPosition, LineInfo, NativeLine, Needs, Outcome,
-    ReadStats,
+    read_core_parallel, read_files, reader_threads, replace_string_field, CoreLine, InputError,
+    InputPosition, LineInfo, NativeLine, Needs, Outcome, ReadStats,
 };
 use caplens_analysis::passk::{default_ks, pass_at_k_curve, CurvePoint, ProblemCounts};
 use caplens_analysis::rft::{rule_filter, select_indices, RftError, RftFeatures, RftStrategy};
 use caplens_analysis::sets::{compare_unsolvable, MissingReason, ModelOutcomes, ProblemOutcome};
 use caplens_analysis::summary::{ModelSummary, RolloutFacts, SummaryAccumulator};
-use caplens_analysis::tokens::{mean_finite, perplexity, summarize_response, uncertainty_top_k, TokenUncertainty, DEFAULT_TOP_P};
+use caplens_analysis::tokens::{
+    mean_finite, perplexity, summarize_response, uncertainty_top_k, TokenUncertainty, DEFAULT_TOP_P,
+};
 use serde::ser::SerializeMap;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -57,7 +59,10 @@ impl std::str::FromStr for KSelection {
             .map(|part| match part.trim().parse::<u64>() {
                 Ok(0) => Err("k must be at least 1".to_string()),
                 Ok(k) => Ok(k),
-                Err(_) => Err(format!("{:?} is not a positive integer (expected a comma-separated list or \"all\")", part.trim())),
+                Err(_) => Err(format!(
+                    "{:?} is not a positive integer (expected a comma-separated list or \"all\")",
+                    part.trim()
+                )),
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self::List(ks))
@@ -77,10 +82,16 @@ impl std::hash::Hasher for KeyHasher {
         z ^ (z >> 33)
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         let mut chunks = bytes.chunks_exact(8);
         for c in &mut chunks {
-            h = (h ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
+            h = (h ^ u64::from_le_bytes(c.try_into().unwrap()))
+                .wrapping_mul(0x0000_0100_0000_01b3)
+                .rotate_left(29);
         }
         for &b in chunks.remainder() {
             h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
@@ -101,7 +112,12 @@ struct ModelIndex<T> {
 
 impl<T: Default> ModelIndex<T> {
     fn new() -> Self {
-        Self { names: Vec::new(), by_name: HashMap::new(), data: Vec::new(), last: None }
+        Self {
+            names: Vec::new(),
+            by_name: HashMap::new(),
+            data: Vec::new(),
+            last: None,
+        }
     }
 
     /// The slot of a model, created on first sight. Consecutive lines of one model skip the hash.
@@ -199,7 +215,11 @@ impl CountsShard {
         let (m, p) = match self.last {
             Some((m, p))
                 if self.models[m].name == line.model
-                    && key_matches(&self.models[m].problems.ids[p], line.dataset.as_deref(), &line.problem_id) =>
+                    && key_matches(
+                        &self.models[m].problems.ids[p],
+                        line.dataset.as_deref(),
+                        &line.problem_id,
+                    ) =>
             {
                 (m, p)
             }
@@ -207,7 +227,8 @@ impl CountsShard {
                 let m = match self.by_name.get(&*line.model) {
                     Some(&m) => m,
                     None => {
-                        self.by_name.insert(line.model.to_string(), self.models.len());
+                        self.by_name
+                            .insert(line.model.to_string(), self.models.len());
                         self.models.push(ShardModel {
                             name: line.model.to_string(),
                             first: at,
@@ -254,12 +275,23 @@ fn merge_count_shards(shards: Vec<CountsShard>) -> (Vec<String>, Vec<Vec<Problem
     for shard in shards {
         for model in shard.models {
             let i = *by_name.entry(model.name.clone()).or_insert_with(|| {
-                merged.push(Merged { name: model.name.clone(), first: model.first, by_id: FastMap::default(), problems: Vec::new() });
+                merged.push(Merged {
+                    name: model.name.clone(),
+                    first: model.first,
+                    by_id: FastMap::default(),
+                    problems: Vec::new(),
+                });
                 merged.len() - 1
             });
             let into = &mut merged[i];
             into.first = into.first.min(model.first);
-            for ((id, counts), first) in model.problems.ids.into_iter().zip(model.counts).zip(model.first_seen) {
+            for ((id, counts), first) in model
+                .problems
+                .ids
+                .into_iter()
+                .zip(model.counts)
+                .zip(model.first_seen)
+            {
                 match into.by_id.get(&id) {
                     Some(&p) => {
                         let (at, sum) = &mut into.problems[p];
@@ -306,10 +338,16 @@ pub fn passk(
     skip_invalid: bool,
     out: &mut dyn Write,
 ) -> Result<ReadStats, CliError> {
-    let mut shards: Vec<CountsShard> = (0..reader_threads()).map(|_| CountsShard::default()).collect();
+    let mut shards: Vec<CountsShard> = (0..reader_threads())
+        .map(|_| CountsShard::default())
+        .collect();
     let stats = read_core_parallel(files, false, skip_invalid, &mut shards, CountsShard::add)?;
     let (names, tables) = merge_count_shards(shards);
-    let max_n = tables.iter().flat_map(|t| t.iter().map(|p| p.n)).max().unwrap_or(0);
+    let max_n = tables
+        .iter()
+        .flat_map(|t| t.iter().map(|p| p.n))
+        .max()
+        .unwrap_or(0);
     let ks = match ks {
         KSelection::Default => default_ks(max_n),
         KSelection::All => (1..=max_n).collect(),
@@ -335,15 +373,33 @@ pub fn passk(
             writeln!(out, "no rollouts in the input")?;
         }
         for m in &report.models {
-            writeln!(out, "{}  ({} problems, {} rollouts)", m.model, m.problems, m.rollouts)?;
+            writeln!(
+                out,
+                "{}  ({} problems, {} rollouts)",
+                m.model, m.problems, m.rollouts
+            )?;
             writeln!(out, "  {:>8}  {:>9}  {:>8}", "k", "pass@k", "problems")?;
             for p in &m.points {
-                writeln!(out, "  {:>8}  {:>8.2}%  {:>8}", p.k, p.pass_at_k * 100.0, p.problems)?;
+                writeln!(
+                    out,
+                    "  {:>8}  {:>8.2}%  {:>8}",
+                    p.k,
+                    p.pass_at_k * 100.0,
+                    p.problems
+                )?;
             }
             let shown: Vec<u64> = m.points.iter().map(|p| p.k).collect();
-            let absent: Vec<String> = ks.iter().filter(|k| !shown.contains(k)).map(|k| k.to_string()).collect();
+            let absent: Vec<String> = ks
+                .iter()
+                .filter(|k| !shown.contains(k))
+                .map(|k| k.to_string())
+                .collect();
             if !absent.is_empty() {
-                writeln!(out, "  (no problem has n >= k for k = {})", absent.join(", "))?;
+                writeln!(
+                    out,
+                    "  (no problem has n >= k for k = {})",
+                    absent.join(", ")
+                )?;
             }
         }
     }
@@ -438,7 +494,10 @@ pub fn unsolvable(
     if k == Some(0) {
         return Err(CliError::Usage("--k must be at least 1".into()));
     }
-    let needs = Needs { sample: k.is_some(), ..Needs::default() };
+    let needs = Needs {
+        sample: k.is_some(),
+        ..Needs::default()
+    };
     let mut models: ModelIndex<OrderedTable> = ModelIndex::new();
     let mut key = String::new();
     let mut seq = 0u64;
@@ -473,7 +532,13 @@ pub fn unsolvable(
         .zip(models.data.iter_mut())
         .map(|(name, table)| ModelOutcomes {
             model: name.clone(),
-            problems: table.problems.ids.iter().cloned().zip(table.data.iter_mut().map(OrderedProblem::outcome)).collect(),
+            problems: table
+                .problems
+                .ids
+                .iter()
+                .cloned()
+                .zip(table.data.iter_mut().map(OrderedProblem::outcome))
+                .collect(),
         })
         .collect();
     let report = compare_unsolvable(&compared, k);
@@ -483,15 +548,36 @@ pub fn unsolvable(
             k,
             models: names,
             unsolvable: OrderedObject(
-                names.iter().zip(&report.unsolvable).map(|(m, list)| (m.as_str(), list.iter().map(|u| u.problem_id.as_str()).collect())).collect(),
+                names
+                    .iter()
+                    .zip(&report.unsolvable)
+                    .map(|(m, list)| {
+                        (
+                            m.as_str(),
+                            list.iter().map(|u| u.problem_id.as_str()).collect(),
+                        )
+                    })
+                    .collect(),
             ),
             regions: report
                 .regions
                 .iter()
-                .map(|r| RegionJson { models: r.models.iter().map(|&i| names[i].as_str()).collect(), problems: &r.problems })
+                .map(|r| RegionJson {
+                    models: r.models.iter().map(|&i| names[i].as_str()).collect(),
+                    problems: &r.problems,
+                })
                 .collect(),
             missing: OrderedObject(
-                names.iter().zip(&report.missing).map(|(m, list)| (m.as_str(), list.iter().map(|p| p.problem_id.as_str()).collect())).collect(),
+                names
+                    .iter()
+                    .zip(&report.missing)
+                    .map(|(m, list)| {
+                        (
+                            m.as_str(),
+                            list.iter().map(|p| p.problem_id.as_str()).collect(),
+                        )
+                    })
+                    .collect(),
             ),
         };
         serde_json::to_writer(&mut *out, &doc).map_err(std::io::Error::from)?;
@@ -499,7 +585,10 @@ pub fn unsolvable(
         return Ok(stats);
     }
     match k {
-        Some(k) => writeln!(out, "unsolvable at k = {k} (no correct rollout among the first {k} by sample index)")?,
+        Some(k) => writeln!(
+            out,
+            "unsolvable at k = {k} (no correct rollout among the first {k} by sample index)"
+        )?,
         None => writeln!(out, "unsolvable (no correct rollout among all samples)")?,
     }
     for (mi, name) in report.models.iter().enumerate() {
@@ -516,14 +605,32 @@ pub fn unsolvable(
             )?;
         }
         for m in &report.missing[mi] {
-            writeln!(out, "  missing: {} ({})", m.problem_id, reason_text(m.reason))?;
+            writeln!(
+                out,
+                "  missing: {} ({})",
+                m.problem_id,
+                reason_text(m.reason)
+            )?;
         }
     }
     if !report.regions.is_empty() {
-        writeln!(out, "\nregions (unsolvable by exactly these models, over problems every model has):")?;
+        writeln!(
+            out,
+            "\nregions (unsolvable by exactly these models, over problems every model has):"
+        )?;
         for r in &report.regions {
-            let who: Vec<&str> = r.models.iter().map(|&i| report.models[i].as_str()).collect();
-            writeln!(out, "  {:<40} {:>5}  {}", who.join(" & "), r.problems.len(), r.problems.join(", "))?;
+            let who: Vec<&str> = r
+                .models
+                .iter()
+                .map(|&i| report.models[i].as_str())
+                .collect();
+            writeln!(
+                out,
+                "  {:<40} {:>5}  {}",
+                who.join(" & "),
+                r.problems.len(),
+                r.problems.join(", ")
+            )?;
         }
     }
     Ok(stats)
@@ -562,13 +669,29 @@ fn token_means(line: &NativeLine<'_>) -> (Option<f64>, Option<f64>, Option<f64>)
         None => from_top_k.map(|s| s.mean_entropy),
     };
     let rbf = from_top_k.map(|s| s.mean_rbf);
-    let ppl = line.token_logprobs.as_deref().and_then(|lps| perplexity(lps.iter().flatten().copied())).map(|p| p.ppl);
+    let ppl = line
+        .token_logprobs
+        .as_deref()
+        .and_then(|lps| perplexity(lps.iter().flatten().copied()))
+        .map(|p| p.ppl);
     (entropy, rbf, ppl)
 }
 
 /// `caplens summary FILE... [--json]`.
-pub fn summary(files: &[PathBuf], json: bool, skip_invalid: bool, out: &mut dyn Write) -> Result<ReadStats, CliError> {
-    let needs = Needs { response: true, answer: true, token_logprobs: true, token_entropies: true, top_logprobs: true, ..Needs::default() };
+pub fn summary(
+    files: &[PathBuf],
+    json: bool,
+    skip_invalid: bool,
+    out: &mut dyn Write,
+) -> Result<ReadStats, CliError> {
+    let needs = Needs {
+        response: true,
+        answer: true,
+        token_logprobs: true,
+        token_entropies: true,
+        top_logprobs: true,
+        ..Needs::default()
+    };
     let mut models: ModelIndex<SummaryAccumulator> = ModelIndex::new();
     let mut key = String::new();
     let stats = read_files::<CliError>(files, needs, skip_invalid, |line, _| {
@@ -603,7 +726,17 @@ pub fn summary(files: &[PathBuf], json: bool, skip_invalid: bool, out: &mut dyn 
     struct Doc<'a> {
         models: Vec<Row<'a>>,
     }
-    let doc = Doc { models: models.names.iter().zip(&models.data).map(|(m, a)| Row { model: m, summary: a.finish() }).collect() };
+    let doc = Doc {
+        models: models
+            .names
+            .iter()
+            .zip(&models.data)
+            .map(|(m, a)| Row {
+                model: m,
+                summary: a.finish(),
+            })
+            .collect(),
+    };
     if json {
         serde_json::to_writer(&mut *out, &doc).map_err(std::io::Error::from)?;
         writeln!(out)?;
@@ -621,10 +754,22 @@ pub fn summary(files: &[PathBuf], json: bool, skip_invalid: bool, out: &mut dyn 
         writeln!(out, "  rollouts              {}", s.rollouts)?;
         writeln!(out, "  pass@1                {}", pct(s.pass_at_1))?;
         writeln!(out, "  answer diversity      {}", num(s.answer_diversity))?;
-        writeln!(out, "  format violations     {}", pct(s.format_violation_rate))?;
-        writeln!(out, "  language mixing       {}", pct(s.language_mixing_rate))?;
+        writeln!(
+            out,
+            "  format violations     {}",
+            pct(s.format_violation_rate)
+        )?;
+        writeln!(
+            out,
+            "  language mixing       {}",
+            pct(s.language_mixing_rate)
+        )?;
         writeln!(out, "  redundant (> 0.31)    {}", pct(s.redundancy_rate))?;
-        writeln!(out, "  mean response chars   {}", num(s.mean_response_chars))?;
+        writeln!(
+            out,
+            "  mean response chars   {}",
+            num(s.mean_response_chars)
+        )?;
         writeln!(out, "  mean entropy          {}", num(s.mean_entropy))?;
         writeln!(out, "  mean RBF              {}", num(s.mean_rbf))?;
         writeln!(out, "  mean PPL              {}", num(s.mean_ppl))?;
@@ -650,7 +795,12 @@ pub fn rft_select(
     skip_invalid: bool,
     out: &mut dyn Write,
 ) -> Result<ReadStats, CliError> {
-    let needs = Needs { response: true, token_entropies: true, top_logprobs: true, ..Needs::default() };
+    let needs = Needs {
+        response: true,
+        token_entropies: true,
+        top_logprobs: true,
+        ..Needs::default()
+    };
     let mut features = Vec::new();
     let stats = read_files::<CliError>(files, needs, skip_invalid, |line, _| {
         if let Outcome::Rollout { correct } = line.outcome {
@@ -667,27 +817,40 @@ pub fn rft_select(
     let chosen = select_indices(&features, strategy, count, seed)?;
     let mut next = chosen.iter().peekable();
     let mut candidate = 0usize;
-    read_files::<CliError>(files, Needs { response: true, ..Needs::default() }, skip_invalid, |line, info: &LineInfo| {
-        if !matches!(line.outcome, Outcome::Rollout { .. }) {
-            return Ok(());
-        }
-        if next.peek() == Some(&&candidate) {
-            next.next();
-            // Selected rollouts passed the rule filter, so they have a response to cut.
-            let response = line.response.as_deref().unwrap_or_default();
-            let cut = rule_filter(response).unwrap_or(response);
-            if cut == response {
-                writeln!(out, "{}", info.raw.trim())?;
-            } else {
-                let rewritten = replace_string_field(info.raw, "response", cut).ok_or_else(|| {
-                    CliError::Usage(format!("{}:{}: cannot locate field \"response\"", info.file.display(), info.line))
-                })?;
-                writeln!(out, "{}", rewritten.trim())?;
+    read_files::<CliError>(
+        files,
+        Needs {
+            response: true,
+            ..Needs::default()
+        },
+        skip_invalid,
+        |line, info: &LineInfo| {
+            if !matches!(line.outcome, Outcome::Rollout { .. }) {
+                return Ok(());
             }
-        }
-        candidate += 1;
-        Ok(())
-    })?;
+            if next.peek() == Some(&&candidate) {
+                next.next();
+                // Selected rollouts passed the rule filter, so they have a response to cut.
+                let response = line.response.as_deref().unwrap_or_default();
+                let cut = rule_filter(response).unwrap_or(response);
+                if cut == response {
+                    writeln!(out, "{}", info.raw.trim())?;
+                } else {
+                    let rewritten =
+                        replace_string_field(info.raw, "response", cut).ok_or_else(|| {
+                            CliError::Usage(format!(
+                                "{}:{}: cannot locate field \"response\"",
+                                info.file.display(),
+                                info.line
+                            ))
+                        })?;
+                    writeln!(out, "{}", rewritten.trim())?;
+                }
+            }
+            candidate += 1;
+            Ok(())
+        },
+    )?;
     Ok(stats)
 }
 
@@ -716,8 +879,23 @@ mod tests {
     #[test]
     fn passk_json_shape_order_and_mixing_counts() {
         let dir = tempfile::tempdir().unwrap();
-        let a = file(&dir, "a.jsonl", &[r("zeta", "p1", true, 0), r("alpha", "p1", false, 0), r("zeta", "p1", false, 1)]);
-        let b = file(&dir, "b.jsonl", &[json!({"model":"zeta","problem_id":"p1","n":2,"c":0}), json!({"model":"zeta","problem_id":"p2","n":4,"c":4})]);
+        let a = file(
+            &dir,
+            "a.jsonl",
+            &[
+                r("zeta", "p1", true, 0),
+                r("alpha", "p1", false, 0),
+                r("zeta", "p1", false, 1),
+            ],
+        );
+        let b = file(
+            &dir,
+            "b.jsonl",
+            &[
+                json!({"model":"zeta","problem_id":"p1","n":2,"c":0}),
+                json!({"model":"zeta","problem_id":"p2","n":4,"c":4}),
+            ],
+        );
         let v = run(|o| passk(&[a, b], KSelection::Default, true, false, o));
         // zeta: p1 n=4 c=1, p2 n=4 c=4; alpha: p1 n=1 c=0. Default ks: 1, 2, 4.
         assert_eq!(
@@ -745,7 +923,11 @@ mod tests {
         type ProblemSums = Vec<(String, u64, u64)>;
         let mut expected: Vec<(String, ProblemSums)> = Vec::new();
         for i in 0..30_000u64 {
-            let model = if i > 25_000 && rng.bernoulli(0.01) { "late".to_string() } else { format!("m{}", rng.below(6)) };
+            let model = if i > 25_000 && rng.bernoulli(0.01) {
+                "late".to_string()
+            } else {
+                format!("m{}", rng.below(6))
+            };
             let dataset = ["\"d1\"", "null", "\"d2\""][rng.below(3) as usize];
             let pid = rng.below(if i < 20_000 { 300 } else { 400 });
             let (line, n, c) = if rng.bernoulli(0.1) {
@@ -759,7 +941,11 @@ mod tests {
             };
             text.push_str(&line);
             text.push('\n');
-            let key = if dataset == "null" { pid.to_string() } else { format!("{}/{pid}", dataset.trim_matches('"')) };
+            let key = if dataset == "null" {
+                pid.to_string()
+            } else {
+                format!("{}/{pid}", dataset.trim_matches('"'))
+            };
             let m = match expected.iter().position(|(name, _)| *name == model) {
                 Some(m) => m,
                 None => {
@@ -780,36 +966,94 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         assert!(text.len() > 1 << 21, "several blocks");
         for threads in [1, 2, 3, 7] {
-            let mut shards: Vec<CountsShard> = (0..threads).map(|_| CountsShard::default()).collect();
-            read_core_parallel(std::slice::from_ref(&path), false, false, &mut shards, CountsShard::add).unwrap();
+            let mut shards: Vec<CountsShard> =
+                (0..threads).map(|_| CountsShard::default()).collect();
+            read_core_parallel(
+                std::slice::from_ref(&path),
+                false,
+                false,
+                &mut shards,
+                CountsShard::add,
+            )
+            .unwrap();
             let (names, tables) = merge_count_shards(shards);
-            assert_eq!(names, expected.iter().map(|m| m.0.clone()).collect::<Vec<_>>(), "{threads} threads");
+            assert_eq!(
+                names,
+                expected.iter().map(|m| m.0.clone()).collect::<Vec<_>>(),
+                "{threads} threads"
+            );
             for (table, (_, problems)) in tables.iter().zip(&expected) {
-                let want: Vec<ProblemCounts> = problems.iter().map(|p| ProblemCounts { n: p.1, c: p.2 }).collect();
-                assert!(table == &want, "problem order or counts differ with {threads} threads");
+                let want: Vec<ProblemCounts> = problems
+                    .iter()
+                    .map(|p| ProblemCounts { n: p.1, c: p.2 })
+                    .collect();
+                assert!(
+                    table == &want,
+                    "problem order or counts differ with {threads} threads"
+                );
             }
         }
-        let v = run(|o| passk(std::slice::from_ref(&path), KSelection::Default, true, false, o));
-        assert_eq!(v["models"].as_array().unwrap().last().unwrap()["model"], "late");
+        let v = run(|o| {
+            passk(
+                std::slice::from_ref(&path),
+                KSelection::Default,
+                true,
+                false,
+                o,
+            )
+        });
+        assert_eq!(
+            v["models"].as_array().unwrap().last().unwrap()["model"],
+            "late"
+        );
         assert_eq!(v["models"][0]["problems"], expected[0].1.len());
     }
 
     #[test]
     fn passk_k_selection_and_empty_input() {
         let dir = tempfile::tempdir().unwrap();
-        let a = file(&dir, "a.jsonl", &[json!({"model":"m","problem_id":"p","n":3,"c":1})]);
-        let v = run(|o| passk(std::slice::from_ref(&a), "all".parse().unwrap(), true, false, o));
+        let a = file(
+            &dir,
+            "a.jsonl",
+            &[json!({"model":"m","problem_id":"p","n":3,"c":1})],
+        );
+        let v = run(|o| {
+            passk(
+                std::slice::from_ref(&a),
+                "all".parse().unwrap(),
+                true,
+                false,
+                o,
+            )
+        });
         assert_eq!(v["models"][0]["points"].as_array().unwrap().len(), 3);
-        let v = run(|o| passk(std::slice::from_ref(&a), "2,9".parse().unwrap(), true, false, o));
-        assert_eq!(v["models"][0]["points"], json!([{"k":2,"pass_at_k":1.0 - 1.0/3.0,"problems":1}]));
+        let v = run(|o| {
+            passk(
+                std::slice::from_ref(&a),
+                "2,9".parse().unwrap(),
+                true,
+                false,
+                o,
+            )
+        });
+        assert_eq!(
+            v["models"][0]["points"],
+            json!([{"k":2,"pass_at_k":1.0 - 1.0/3.0,"problems":1}])
+        );
         assert!("0,2".parse::<KSelection>().is_err());
         assert!("x".parse::<KSelection>().is_err());
         let empty = file(&dir, "e.jsonl", &[]);
-        assert_eq!(run(|o| passk(&[empty], KSelection::Default, true, false, o)), json!({"models":[]}));
+        assert_eq!(
+            run(|o| passk(&[empty], KSelection::Default, true, false, o)),
+            json!({"models":[]})
+        );
         let mut table = Vec::new();
         passk(&[a], "2,9".parse().unwrap(), false, false, &mut table).unwrap();
         let table = String::from_utf8(table).unwrap();
-        assert!(table.contains("66.67%") && table.contains("k = 9"), "{table}");
+        assert!(
+            table.contains("66.67%") && table.contains("k = 9"),
+            "{table}"
+        );
     }
 
     #[test]
@@ -817,8 +1061,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("rollouts.jsonl");
         std::fs::write(&p, "{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":true}\n{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":\"no\"}\n").unwrap();
-        let err = passk(std::slice::from_ref(&p), KSelection::Default, true, false, &mut Vec::new()).unwrap_err();
-        assert_eq!(err.to_string(), format!("{}:2: field \"correct\": expected a boolean", p.display()));
+        let err = passk(
+            std::slice::from_ref(&p),
+            KSelection::Default,
+            true,
+            false,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{}:2: field \"correct\": expected a boolean", p.display())
+        );
         let mut out = Vec::new();
         let stats = passk(&[p], KSelection::Default, true, true, &mut out).unwrap();
         assert_eq!(stats.skipped, 1);
@@ -830,12 +1084,18 @@ mod tests {
     fn unsolvable_json_regions_and_missing() {
         let dir = tempfile::tempdir().unwrap();
         let lines = vec![
-            r("B", "p1", false, 1), r("B", "p1", true, 0), // B solves p1 (at sample 0)
-            r("A", "p1", false, 0), r("A", "p1", false, 1),
-            r("A", "p2", false, 0), r("A", "p2", true, 1), // A solves p2 only at the 2nd sample
-            r("B", "p2", false, 0), r("B", "p2", false, 1),
-            r("A", "p3", false, 0), r("A", "p3", false, 1), // B lacks p3
-            json!({"model":"B","problem_id":"p4","n":5,"c":2}), json!({"model":"A","problem_id":"p4","n":5,"c":0}),
+            r("B", "p1", false, 1),
+            r("B", "p1", true, 0), // B solves p1 (at sample 0)
+            r("A", "p1", false, 0),
+            r("A", "p1", false, 1),
+            r("A", "p2", false, 0),
+            r("A", "p2", true, 1), // A solves p2 only at the 2nd sample
+            r("B", "p2", false, 0),
+            r("B", "p2", false, 1),
+            r("A", "p3", false, 0),
+            r("A", "p3", false, 1), // B lacks p3
+            json!({"model":"B","problem_id":"p4","n":5,"c":2}),
+            json!({"model":"A","problem_id":"p4","n":5,"c":0}),
         ];
         let f = file(&dir, "u.jsonl", &lines);
         let v = run(|o| unsolvable(std::slice::from_ref(&f), None, true, false, o));
@@ -849,41 +1109,80 @@ mod tests {
         let mut raw = Vec::new();
         unsolvable(std::slice::from_ref(&f), None, true, false, &mut raw).unwrap();
         let text = String::from_utf8(raw).unwrap();
-        assert!(text.find("\"B\":[\"p2\"]").unwrap() < text.find("\"A\":[\"p1\"").unwrap(), "first-appearance order");
+        assert!(
+            text.find("\"B\":[\"p2\"]").unwrap() < text.find("\"A\":[\"p1\"").unwrap(),
+            "first-appearance order"
+        );
         // k = 1: A fails p2 at its first sample; B's p4 is count-only with c > 0 and k < n.
         let v = run(|o| unsolvable(std::slice::from_ref(&f), Some(1), true, false, o));
-        assert_eq!(v["unsolvable"], json!({"B":["p2"],"A":["p1","p2","p3","p4"]}));
+        assert_eq!(
+            v["unsolvable"],
+            json!({"B":["p2"],"A":["p1","p2","p3","p4"]})
+        );
         assert_eq!(v["missing"], json!({"B":["p3","p4"],"A":[]}));
-        assert_eq!(v["regions"], json!([{"models":["B","A"],"problems":["p2"]},{"models":["A"],"problems":["p1"]}]));
+        assert_eq!(
+            v["regions"],
+            json!([{"models":["B","A"],"problems":["p2"]},{"models":["A"],"problems":["p1"]}])
+        );
         // k = 3 > n = 2 for the rollout problems
         let v = run(|o| unsolvable(std::slice::from_ref(&f), Some(3), true, false, o));
         assert_eq!(v["missing"]["A"], json!(["p1", "p2", "p3"]));
-        assert!(matches!(unsolvable(std::slice::from_ref(&f), Some(0), true, false, &mut Vec::new()), Err(CliError::Usage(_))));
+        assert!(matches!(
+            unsolvable(
+                std::slice::from_ref(&f),
+                Some(0),
+                true,
+                false,
+                &mut Vec::new()
+            ),
+            Err(CliError::Usage(_))
+        ));
         let mut table = Vec::new();
         unsolvable(&[f], Some(1), false, false, &mut table).unwrap();
-        assert!(String::from_utf8(table).unwrap().contains("counts only, order unknown"));
+        assert!(String::from_utf8(table)
+            .unwrap()
+            .contains("counts only, order unknown"));
     }
 
     #[test]
     fn unsolvable_orders_by_sample_index_not_line_order() {
         let dir = tempfile::tempdir().unwrap();
-        let f = file(&dir, "o.jsonl", &[r("A", "p", false, 5), r("A", "p", true, 0)]);
+        let f = file(
+            &dir,
+            "o.jsonl",
+            &[r("A", "p", false, 5), r("A", "p", true, 0)],
+        );
         let v = run(|o| unsolvable(&[f], Some(1), true, false, o));
         assert_eq!(v["unsolvable"]["A"], json!([]));
-        let g = file(&dir, "g.jsonl", &[json!({"model":"A","problem_id":"p","correct":false}), r("A", "p", true, 0)]);
+        let g = file(
+            &dir,
+            "g.jsonl",
+            &[
+                json!({"model":"A","problem_id":"p","correct":false}),
+                r("A", "p", true, 0),
+            ],
+        );
         let v = run(|o| unsolvable(&[g], Some(1), true, false, o));
-        assert_eq!(v["unsolvable"]["A"], json!(["p"]), "without a sample on every line, line order decides");
+        assert_eq!(
+            v["unsolvable"]["A"],
+            json!(["p"]),
+            "without a sample on every line, line order decides"
+        );
     }
 
     #[test]
     fn summary_json() {
         let dir = tempfile::tempdir().unwrap();
-        let f = file(&dir, "s.jsonl", &[
-            json!({"model":"m","problem_id":"p","correct":true,"response":"so \\boxed{2}","token_logprobs":[-1.0,null,-1.0],"token_entropies":[0.5,1.5]}),
-            json!({"model":"m","problem_id":"p","correct":false,"response":"答 \\boxed{3}"}),
-            json!({"model":"m","problem_id":"q","n":2,"c":2}),
-            json!({"model":"n","problem_id":"q","correct":false}),
-        ]);
+        let f = file(
+            &dir,
+            "s.jsonl",
+            &[
+                json!({"model":"m","problem_id":"p","correct":true,"response":"so \\boxed{2}","token_logprobs":[-1.0,null,-1.0],"token_entropies":[0.5,1.5]}),
+                json!({"model":"m","problem_id":"p","correct":false,"response":"答 \\boxed{3}"}),
+                json!({"model":"m","problem_id":"q","n":2,"c":2}),
+                json!({"model":"n","problem_id":"q","correct":false}),
+            ],
+        );
         let v = run(|o| summary(std::slice::from_ref(&f), true, false, o));
         let m = &v["models"][0];
         assert_eq!(m["model"], "m");
@@ -898,8 +1197,28 @@ mod tests {
         assert_eq!(m["mean_rbf"], Value::Null);
         assert!((m["mean_ppl"].as_f64().unwrap() - std::f64::consts::E).abs() < 1e-12);
         let n = &v["models"][1];
-        assert_eq!((n["format_violation_rate"].clone(), n["mean_entropy"].clone(), n["answer_diversity"].clone()), (Value::Null, Value::Null, Value::Null));
-        let expected_keys = ["model", "problems", "rollouts", "pass_at_1", "answer_diversity", "format_violation_rate", "language_mixing_rate", "redundancy_rate", "mean_response_chars", "mean_entropy", "mean_rbf", "mean_ppl"];
+        assert_eq!(
+            (
+                n["format_violation_rate"].clone(),
+                n["mean_entropy"].clone(),
+                n["answer_diversity"].clone()
+            ),
+            (Value::Null, Value::Null, Value::Null)
+        );
+        let expected_keys = [
+            "model",
+            "problems",
+            "rollouts",
+            "pass_at_1",
+            "answer_diversity",
+            "format_violation_rate",
+            "language_mixing_rate",
+            "redundancy_rate",
+            "mean_response_chars",
+            "mean_entropy",
+            "mean_rbf",
+            "mean_ppl",
+        ];
         let mut keys: Vec<&str> = n.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort();
         let mut expected = expected_keys.to_vec();
@@ -913,40 +1232,72 @@ mod tests {
             let text: &'static str = Box::leak(v.to_string().into_boxed_str());
             crate::ingest::native::parse_line(text, Needs::all()).unwrap()
         };
-        let (h1, h2) = (-(0.96f64 * 0.96f64.ln() + 0.04 * 0.04f64.ln()), -(0.5f64 * 0.5f64.ln() + 0.3 * 0.3f64.ln() + 0.2 * 0.2f64.ln()));
+        let (h1, h2) = (
+            -(0.96f64 * 0.96f64.ln() + 0.04 * 0.04f64.ln()),
+            -(0.5f64 * 0.5f64.ln() + 0.3 * 0.3f64.ln() + 0.2 * 0.2f64.ln()),
+        );
         // Complete top lists: exact entropy; nucleus at 0.95 holds 1 and 3 tokens. The `null`
         // position has no candidates and is skipped.
-        let top = json!([[["a", 0.96f64.ln()], ["b", 0.04f64.ln()]], [["a", 0.5f64.ln()], ["b", 0.3f64.ln()], ["c", 0.2f64.ln()]], null]);
-        let (entropy, rbf, ppl) = token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":top})));
-        assert!((entropy.unwrap() - (h1 + h2) / 2.0).abs() < 1e-12, "{entropy:?}");
+        let top = json!([
+            [["a", 0.96f64.ln()], ["b", 0.04f64.ln()]],
+            [["a", 0.5f64.ln()], ["b", 0.3f64.ln()], ["c", 0.2f64.ln()]],
+            null
+        ]);
+        let (entropy, rbf, ppl) = token_means(&parse(
+            json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":top}),
+        ));
+        assert!(
+            (entropy.unwrap() - (h1 + h2) / 2.0).abs() < 1e-12,
+            "{entropy:?}"
+        );
         assert_eq!((rbf, ppl), (Some(2.0), None));
         // A truncated list: bucket estimate -0.9 ln 0.9 - 0.1 ln 0.1; RBF lower bound 1 + ceil(0.05 / 0.9).
-        let (entropy, rbf, _) = token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":[[["a", 0.9f64.ln()]]]})));
+        let (entropy, rbf, _) = token_means(&parse(
+            json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":[[["a", 0.9f64.ln()]]]}),
+        ));
         assert!((entropy.unwrap() - (-(0.9f64 * 0.9f64.ln()) - 0.1 * 0.1f64.ln())).abs() < 1e-12);
         assert_eq!(rbf, Some(2.0));
         // token_entropies win for the entropy; the RBF still comes from the top lists.
-        let (entropy, rbf, _) = token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":top,"token_entropies":[2.0,null,4.0]})));
+        let (entropy, rbf, _) = token_means(&parse(
+            json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":top,"token_entropies":[2.0,null,4.0]}),
+        ));
         assert_eq!((entropy, rbf), (Some(3.0), Some(2.0)));
         // Perplexity: exp(-mean) over the non-null log-probabilities; -9999 (vLLM's -inf) is a
         // probability of 0 and makes it infinite.
-        let (_, _, ppl) = token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"token_logprobs":[null,-0.5,-1.5]})));
+        let (_, _, ppl) = token_means(&parse(
+            json!({"model":"m","problem_id":"p","correct":true,"token_logprobs":[null,-0.5,-1.5]}),
+        ));
         assert!((ppl.unwrap() - 1f64.exp()).abs() < 1e-12);
-        let (_, _, ppl) = token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"token_logprobs":[-0.5,-9999.0]})));
+        let (_, _, ppl) = token_means(&parse(
+            json!({"model":"m","problem_id":"p","correct":true,"token_logprobs":[-0.5,-9999.0]}),
+        ));
         assert_eq!(ppl, Some(f64::INFINITY));
-        assert_eq!(token_means(&parse(json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":[null],"token_logprobs":[]}))), (None, None, None));
+        assert_eq!(
+            token_means(&parse(
+                json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":[null],"token_logprobs":[]})
+            )),
+            (None, None, None)
+        );
     }
 
     #[test]
     fn summary_reports_token_means_from_top_logprobs() {
         let dir = tempfile::tempdir().unwrap();
         let top = json!([[["a", 0.5f64.ln()], ["b", 0.5f64.ln()]]]);
-        let f = file(&dir, "t.jsonl", &[
-            json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":top,"token_logprobs":[-1.0]}),
-            json!({"model":"m","problem_id":"p","correct":false,"top_logprobs":[[["a", 0.99f64.ln()]]],"token_logprobs":[-9999.0]}),
-        ]);
+        let f = file(
+            &dir,
+            "t.jsonl",
+            &[
+                json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":top,"token_logprobs":[-1.0]}),
+                json!({"model":"m","problem_id":"p","correct":false,"top_logprobs":[[["a", 0.99f64.ln()]]],"token_logprobs":[-9999.0]}),
+            ],
+        );
         let m = &run(|o| summary(&[f], true, false, o))["models"][0];
         let h2 = -(0.99f64 * 0.99f64.ln()) - 0.01 * 0.01f64.ln();
-        assert!((m["mean_entropy"].as_f64().unwrap() - (2f64.ln() + h2) / 2.0).abs() < 1e-12, "{m}");
+        assert!(
+            (m["mean_entropy"].as_f64().unwrap() - (2f64.ln() + h2) / 2.0).abs() < 1e-12,
+            "{m}"
+        );
         // RBF: 2 (two halves) and 1 (0.99 >= 0.95)
         assert_eq!(m["mean_rbf"], 1.5);
         // the infinite PPL of the second rollout is left out of the mean
@@ -977,22 +1328,52 @@ mod tests {
     #[test]
     fn rft_select_writes_truncated_lines() {
         let dir = tempfile::tempdir().unwrap();
-        let f = file(&dir, "r.jsonl", &[
-            json!({"model":"m","problem_id":"p","correct":true,"response":"2+2 = \\boxed{4} and more","token_entropies":[0.1]}),
-            json!({"model":"m","problem_id":"p","n":3,"c":1}),
-            json!({"model":"m","problem_id":"p","correct":true,"response":"no box 4","token_entropies":[0.9]}),
-            json!({"model":"m","problem_id":"q","correct":true,"response":"x = 5 so \\boxed{5}","token_entropies":[0.5]}),
-        ]);
+        let f = file(
+            &dir,
+            "r.jsonl",
+            &[
+                json!({"model":"m","problem_id":"p","correct":true,"response":"2+2 = \\boxed{4} and more","token_entropies":[0.1]}),
+                json!({"model":"m","problem_id":"p","n":3,"c":1}),
+                json!({"model":"m","problem_id":"p","correct":true,"response":"no box 4","token_entropies":[0.9]}),
+                json!({"model":"m","problem_id":"q","correct":true,"response":"x = 5 so \\boxed{5}","token_entropies":[0.5]}),
+            ],
+        );
         let mut out = Vec::new();
-        rft_select(std::slice::from_ref(&f), RftStrategy::Entropy, 1, 0, false, &mut out).unwrap();
-        let lines: Vec<Value> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+        rft_select(
+            std::slice::from_ref(&f),
+            RftStrategy::Entropy,
+            1,
+            0,
+            false,
+            &mut out,
+        )
+        .unwrap();
+        let lines: Vec<Value> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0]["problem_id"], "q");
         let mut out = Vec::new();
-        rft_select(std::slice::from_ref(&f), RftStrategy::Rule, 5, 1, false, &mut out).unwrap();
+        rft_select(
+            std::slice::from_ref(&f),
+            RftStrategy::Rule,
+            5,
+            1,
+            false,
+            &mut out,
+        )
+        .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.lines().count(), 2);
-        assert!(text.lines().next().unwrap().contains("\"response\":\"2+2 = \\\\boxed{4}\""), "{text}");
+        assert!(
+            text.lines()
+                .next()
+                .unwrap()
+                .contains("\"response\":\"2+2 = \\\\boxed{4}\""),
+            "{text}"
+        );
         let err = rft_select(&[f], RftStrategy::Rbf, 1, 0, false, &mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("RBF"), "{err}");
     }

@@ -159,7 +159,11 @@ pub struct DemoArgs {
 
 impl DemoArgs {
     pub fn config(&self) -> crate::demo::generate::DemoConfig {
-        crate::demo::generate::DemoConfig { seed: self.seed, problems: self.problems, samples_per_problem: self.samples }
+        crate::demo::generate::DemoConfig {
+            seed: self.seed,
+            problems: self.problems,
+            samples_per_problem: self.samples,
+        }
     }
 }
 
@@ -231,7 +235,11 @@ pub fn run_verifier(command: Command) -> i32 {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let code = match command {
-        Command::Verify(VerifyArgs { tsv: Some(path), policy, .. }) => {
+        Command::Verify(VerifyArgs {
+            tsv: Some(path),
+            policy,
+            ..
+        }) => {
             let config = policy.config();
             let result = if path.as_os_str() == "-" {
                 verify::verify_tsv(&mut std::io::stdin().lock(), &mut out, &config)
@@ -253,15 +261,18 @@ pub fn run_verifier(command: Command) -> i32 {
                 }
             }
         }
-        Command::Verify(VerifyArgs { pred: Some(pred), reference: Some(reference), policy, .. }) => {
-            match verify::verify_pair(&pred, &reference, &mut out, &policy.config()) {
-                Ok(verdict) => verify::exit_code(verdict),
-                Err(e) => {
-                    eprintln!("caplens: cannot write output: {e}");
-                    2
-                }
+        Command::Verify(VerifyArgs {
+            pred: Some(pred),
+            reference: Some(reference),
+            policy,
+            ..
+        }) => match verify::verify_pair(&pred, &reference, &mut out, &policy.config()) {
+            Ok(verdict) => verify::exit_code(verdict),
+            Err(e) => {
+                eprintln!("caplens: cannot write output: {e}");
+                2
             }
-        }
+        },
         Command::Extract(ExtractArgs { file }) => {
             let mut bytes = Vec::new();
             let read = if file.as_os_str() == "-" {
@@ -295,11 +306,15 @@ pub fn run_analysis(command: Command) -> i32 {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = match command {
-        Command::Passk(a) => analysis::passk(&a.input.files, a.k, a.json, a.input.skip_invalid, &mut out),
+        Command::Passk(a) => {
+            analysis::passk(&a.input.files, a.k, a.json, a.input.skip_invalid, &mut out)
+        }
         Command::Unsolvable(a) => {
             analysis::unsolvable(&a.input.files, a.k, a.json, a.input.skip_invalid, &mut out)
         }
-        Command::Summary(a) => analysis::summary(&a.input.files, a.json, a.input.skip_invalid, &mut out),
+        Command::Summary(a) => {
+            analysis::summary(&a.input.files, a.json, a.input.skip_invalid, &mut out)
+        }
         Command::RftSelect(a) => analysis::rft_select(
             &a.input.files,
             a.strategy,
@@ -315,7 +330,10 @@ pub fn run_analysis(command: Command) -> i32 {
     match result {
         Ok(stats) => {
             if stats.skipped > 0 {
-                eprintln!("caplens: skipped {} invalid line(s); the first:", stats.skipped);
+                eprintln!(
+                    "caplens: skipped {} invalid line(s); the first:",
+                    stats.skipped
+                );
                 for e in &stats.first_skipped {
                     eprintln!("  {e}");
                 }

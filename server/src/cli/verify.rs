@@ -64,7 +64,11 @@ impl From<std::io::Error> for TsvError {
 /// is dropped, so CRLF files work. A line without a tab is an error naming the line number:
 /// silently skipping it would shift every later verdict against its input line, and guessing a
 /// verdict would be dishonest. Verdicts printed before the bad line stay valid.
-pub fn verify_tsv(input: &mut dyn BufRead, out: &mut dyn Write, config: &VerifierConfig) -> Result<(), TsvError> {
+pub fn verify_tsv(
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+    config: &VerifierConfig,
+) -> Result<(), TsvError> {
     // Bytes, not read_line: a line with invalid UTF-8 gets a verdict (on its lossy text)
     // instead of stopping the whole file.
     let mut raw = Vec::new();
@@ -110,11 +114,23 @@ mod tests {
 
     #[test]
     fn pair_prints_verdict_and_maps_exit_codes() {
-        assert_eq!(run_pair("\\frac{1}{2}", "0.5"), (Verdict::Equal, "equal\n".into()));
-        assert_eq!(run_pair("3", "4"), (Verdict::Different, "different\n".into()));
+        assert_eq!(
+            run_pair("\\frac{1}{2}", "0.5"),
+            (Verdict::Equal, "equal\n".into())
+        );
+        assert_eq!(
+            run_pair("3", "4"),
+            (Verdict::Different, "different\n".into())
+        );
         let (v, text) = run_pair("10^{10^{10^{10}}}", "10^{10^{10^{11}}}");
-        assert_eq!((v, text.as_str()), (Verdict::Unverifiable, "unverifiable\n"));
-        assert_eq!([Verdict::Equal, Verdict::Different, Verdict::Unverifiable].map(exit_code), [0, 1, 2]);
+        assert_eq!(
+            (v, text.as_str()),
+            (Verdict::Unverifiable, "unverifiable\n")
+        );
+        assert_eq!(
+            [Verdict::Equal, Verdict::Different, Verdict::Unverifiable].map(exit_code),
+            [0, 1, 2]
+        );
     }
 
     #[test]
@@ -122,14 +138,18 @@ mod tests {
         let input = "1\t1\n\\frac{2}{4}\t0.5\r\n3\t4\nx\ty\tz\n";
         let mut out = Vec::new();
         verify_tsv(&mut input.as_bytes(), &mut out, &VerifierConfig::default()).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "equal\nequal\ndifferent\ndifferent\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "equal\nequal\ndifferent\ndifferent\n"
+        );
     }
 
     #[test]
     fn tsv_line_without_tab_is_an_error_naming_the_line() {
         let input = "1\t1\nno tab here\n2\t2\n";
         let mut out = Vec::new();
-        let err = verify_tsv(&mut input.as_bytes(), &mut out, &VerifierConfig::default()).unwrap_err();
+        let err =
+            verify_tsv(&mut input.as_bytes(), &mut out, &VerifierConfig::default()).unwrap_err();
         assert!(matches!(err, TsvError::MissingTab { line: 2 }), "{err:?}");
         assert!(err.to_string().starts_with("line 2:"));
         assert_eq!(String::from_utf8(out).unwrap(), "equal\n");
@@ -139,7 +159,10 @@ mod tests {
     fn extract_prints_answer_and_rule_or_says_none() {
         let mut out = Vec::new();
         extract_file("<think>hmm</think> so \\boxed{\\frac{1}{2}}.", &mut out).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "answer: \\frac{1}{2}\nrule: boxed\nafter_think: true\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "answer: \\frac{1}{2}\nrule: boxed\nafter_think: true\n"
+        );
         let mut out = Vec::new();
         extract_file("nothing here", &mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "no answer found\n");

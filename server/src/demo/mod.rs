@@ -66,7 +66,9 @@ async fn remove_demo(tx: &mut catalog::Tx<'_>, data: &DemoData) -> Result<(), St
     )
     .execute(&mut **tx)
     .await)?;
-    db(sqlx::query("DELETE FROM experiments WHERE is_demo = 1").execute(&mut **tx).await)?;
+    db(sqlx::query("DELETE FROM experiments WHERE is_demo = 1")
+        .execute(&mut **tx)
+        .await)?;
     // Children before parents, so ON DELETE SET NULL never fires on a model we keep.
     for model in data.models.iter().rev() {
         db(sqlx::query(
@@ -87,12 +89,17 @@ async fn remove_demo(tx: &mut catalog::Tx<'_>, data: &DemoData) -> Result<(), St
 
 /// After removal, the demo's model and dataset names must be free; they are not when runs
 /// outside the demo use them. Say so, instead of failing on a unique constraint.
-async fn ensure_demo_names_free(tx: &mut catalog::Tx<'_>, data: &DemoData) -> Result<(), StoreError> {
+async fn ensure_demo_names_free(
+    tx: &mut catalog::Tx<'_>,
+    data: &DemoData,
+) -> Result<(), StoreError> {
     for model in &data.models {
-        let taken: i64 = db(sqlx::query_scalar("SELECT COUNT(*) FROM models WHERE name = $1")
-            .bind(&model.name)
-            .fetch_one(&mut **tx)
-            .await)?;
+        let taken: i64 = db(
+            sqlx::query_scalar("SELECT COUNT(*) FROM models WHERE name = $1")
+                .bind(&model.name)
+                .fetch_one(&mut **tx)
+                .await,
+        )?;
         if taken > 0 {
             return Err(StoreError::Invalid(format!(
                 "cannot reset the demo: model {:?} is used by runs outside the demo experiment; delete those runs first",
@@ -100,10 +107,12 @@ async fn ensure_demo_names_free(tx: &mut catalog::Tx<'_>, data: &DemoData) -> Re
             )));
         }
     }
-    let taken: i64 = db(sqlx::query_scalar("SELECT COUNT(*) FROM datasets WHERE name = $1")
-        .bind(&data.dataset.name)
-        .fetch_one(&mut **tx)
-        .await)?;
+    let taken: i64 = db(
+        sqlx::query_scalar("SELECT COUNT(*) FROM datasets WHERE name = $1")
+            .bind(&data.dataset.name)
+            .fetch_one(&mut **tx)
+            .await,
+    )?;
     if taken > 0 {
         return Err(StoreError::Invalid(format!(
             "cannot reset the demo: dataset {:?} is used by runs outside the demo experiment; delete those runs first",
@@ -124,8 +133,10 @@ async fn store_demo(tx: &mut catalog::Tx<'_>, data: &DemoData) -> Result<DemoLoa
     let mut problem_ids = Vec::with_capacity(data.problems.len());
     for p in &data.problems {
         let source = p.tags.first().map(String::as_str).unwrap_or("");
-        problem_ids
-            .push(catalog::insert_problem(tx, dataset_id, &p.id, &p.prompt, &p.answer, source, &p.tags).await?);
+        problem_ids.push(
+            catalog::insert_problem(tx, dataset_id, &p.id, &p.prompt, &p.answer, source, &p.tags)
+                .await?,
+        );
     }
     let mut model_ids: HashMap<&str, i64> = HashMap::new();
     let mut model_id_by_index = Vec::with_capacity(data.models.len());
@@ -146,9 +157,14 @@ async fn store_demo(tx: &mut catalog::Tx<'_>, data: &DemoData) -> Result<DemoLoa
         model_ids.insert(&m.name, id);
         model_id_by_index.push(id);
     }
-    let experiment_id =
-        catalog::insert_experiment(tx, &data.experiment.slug, &data.experiment.name, &data.experiment.description, true)
-            .await?;
+    let experiment_id = catalog::insert_experiment(
+        tx,
+        &data.experiment.slug,
+        &data.experiment.name,
+        &data.experiment.description,
+        true,
+    )
+    .await?;
     let n = data.runs.first().map(|r| r.n as usize).unwrap_or(0);
     for (run_index, run) in data.runs.iter().enumerate() {
         let run_id = catalog::insert_run(
@@ -236,7 +252,11 @@ fn problem_stats(problem_id: i64, group: &[generate::DemoRollout]) -> ProblemSta
         problem_id,
         n: group.len() as i64,
         c: group.iter().filter(|r| r.correct).count() as i64,
-        first_correct_sample: group.iter().filter(|r| r.correct).map(|r| r.sample as i64).min(),
+        first_correct_sample: group
+            .iter()
+            .filter(|r| r.correct)
+            .map(|r| r.sample as i64)
+            .min(),
         distinct_answers: distinct_answers(group.iter().filter_map(|r| r.answer.as_deref())) as i64,
     }
 }

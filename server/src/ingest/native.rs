@@ -269,7 +269,12 @@ where
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     for (file_index, path) in files.iter().enumerate() {
         let display = path.display().to_string();
-        let file_err = |message: String| InputError { file: display.clone(), line: None, field: None, message };
+        let file_err = |message: String| InputError {
+            file: display.clone(),
+            line: None,
+            field: None,
+            message,
+        };
         let file = File::open(path).map_err(|e| file_err(format!("cannot open: {e}")))?;
         let mut reader = open_reader(file).map_err(|e| file_err(format!("cannot read: {e}")))?;
         let mut line_no = 0u64;
@@ -279,11 +284,24 @@ where
                 return Ok(());
             }
             let err = match std::str::from_utf8(bytes) {
-                Err(e) => line_error(&display, line_no, None, format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1)),
+                Err(e) => line_error(
+                    &display,
+                    line_no,
+                    None,
+                    format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1),
+                ),
                 Ok(text) => match parse_line(text, needs) {
                     Ok(record) => {
                         stats.records += 1;
-                        return each(&record, &LineInfo { file_index, file: path, line: line_no, raw: text });
+                        return each(
+                            &record,
+                            &LineInfo {
+                                file_index,
+                                file: path,
+                                line: line_no,
+                                raw: text,
+                            },
+                        );
                     }
                     Err((field, msg)) => line_error(&display, line_no, field, msg),
                 },
@@ -303,9 +321,12 @@ where
         // refills (or longer than the buffer) is assembled in `buf`.
         buf.clear();
         loop {
-            let chunk = reader
-                .fill_buf()
-                .map_err(|e| InputError { file: display.clone(), line: Some(line_no + 1), field: None, message: format!("read error: {e}") })?;
+            let chunk = reader.fill_buf().map_err(|e| InputError {
+                file: display.clone(),
+                line: Some(line_no + 1),
+                field: None,
+                message: format!("read error: {e}"),
+            })?;
             if chunk.is_empty() {
                 if !buf.is_empty() {
                     line_no += 1;
@@ -355,7 +376,9 @@ const BLOCK_BYTES: usize = 256 * 1024;
 
 /// A sensible number of reader threads (and accumulators) for [`read_core_parallel`].
 pub fn reader_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8)
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
 }
 
 /// The input of one file, shared by the threads: whoever holds the lock reads the next block.
@@ -438,18 +461,33 @@ pub fn read_core_parallel<A: Send>(
     shards: &mut [A],
     each: impl Fn(&mut A, &CoreLine<'_>, InputPosition) + Sync,
 ) -> Result<ReadStats, InputError> {
-    assert!(!shards.is_empty(), "read_core_parallel needs at least one accumulator");
+    assert!(
+        !shards.is_empty(),
+        "read_core_parallel needs at least one accumulator"
+    );
     let mut stats = ReadStats::default();
     let mut first_block = 0u64;
     for path in files {
         let display = path.display().to_string();
-        let file_err = |message: String| InputError { file: display.clone(), line: None, field: None, message };
+        let file_err = |message: String| InputError {
+            file: display.clone(),
+            line: None,
+            field: None,
+            message,
+        };
         let file = File::open(path).map_err(|e| file_err(format!("cannot open: {e}")))?;
         // A small regular file is not worth a thread (pipes have no size: they get all threads).
-        let small = file.metadata().is_ok_and(|m| m.is_file() && m.len() < 2 * BLOCK_BYTES as u64);
+        let small = file
+            .metadata()
+            .is_ok_and(|m| m.is_file() && m.len() < 2 * BLOCK_BYTES as u64);
         let threads = if small { 1 } else { shards.len() };
         let reader = open_stream(file).map_err(|e| file_err(format!("cannot read: {e}")))?;
-        let source = std::sync::Mutex::new(BlockSource { reader, carry: Vec::new(), next_block: 0, eof: false });
+        let source = std::sync::Mutex::new(BlockSource {
+            reader,
+            carry: Vec::new(),
+            next_block: 0,
+            eof: false,
+        });
         // Blocks after this one are not needed: an error was found in it.
         let stop_after = std::sync::atomic::AtomicU64::new(u64::MAX);
         let scan = |shard: &mut A| -> ThreadReport {
@@ -472,27 +510,43 @@ pub fn read_core_parallel<A: Send>(
                             src.eof = true;
                             src.carry.clear();
                             stop_after.fetch_min(block, std::sync::atomic::Ordering::Relaxed);
-                            report.fatal = Some((block, line_error(&display, 1, None, format!("read error: {e}"))));
+                            report.fatal = Some((
+                                block,
+                                line_error(&display, 1, None, format!("read error: {e}")),
+                            ));
                             break;
                         }
                     }
                 };
                 report.bytes += len as u64;
-                let lines = scan_block(&buf[..len], want_sample, &display, |line, local| {
-                    report.records += 1;
-                    each(shard, line, InputPosition { block: first_block + block, line: local });
-                }, |err| {
-                    if skip_invalid {
-                        report.skipped += 1;
-                        if report.first_skipped.len() < SKIPPED_ERRORS_KEPT {
-                            report.first_skipped.push((block, err));
+                let lines = scan_block(
+                    &buf[..len],
+                    want_sample,
+                    &display,
+                    |line, local| {
+                        report.records += 1;
+                        each(
+                            shard,
+                            line,
+                            InputPosition {
+                                block: first_block + block,
+                                line: local,
+                            },
+                        );
+                    },
+                    |err| {
+                        if skip_invalid {
+                            report.skipped += 1;
+                            if report.first_skipped.len() < SKIPPED_ERRORS_KEPT {
+                                report.first_skipped.push((block, err));
+                            }
+                            true
+                        } else {
+                            report.fatal = Some((block, err));
+                            false
                         }
-                        true
-                    } else {
-                        report.fatal = Some((block, err));
-                        false
-                    }
-                });
+                    },
+                );
                 report.blocks.push((block, lines));
                 if report.fatal.is_some() {
                     stop_after.fetch_min(block, std::sync::atomic::Ordering::Relaxed);
@@ -502,14 +556,26 @@ pub fn read_core_parallel<A: Send>(
             report
         };
         let mut reports: Vec<ThreadReport> = std::thread::scope(|s| {
-            let (first, rest) = shards[..threads].split_first_mut().expect("at least one shard");
-            let handles: Vec<_> = rest.iter_mut().map(|shard| s.spawn(|| scan(shard))).collect();
+            let (first, rest) = shards[..threads]
+                .split_first_mut()
+                .expect("at least one shard");
+            let handles: Vec<_> = rest
+                .iter_mut()
+                .map(|shard| s.spawn(|| scan(shard)))
+                .collect();
             let mut reports = vec![scan(first)];
-            reports.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))));
+            reports.extend(
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+            );
             reports
         });
         // Line numbers: each block's lines start after those of the blocks before it.
-        let blocks = source.into_inner().unwrap_or_else(|e| e.into_inner()).next_block;
+        let blocks = source
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_block;
         let mut lines_before = vec![0u64; blocks as usize + 1];
         for &(block, lines) in reports.iter().flat_map(|r| &r.blocks) {
             lines_before[block as usize + 1] = lines;
@@ -521,10 +587,17 @@ pub fn read_core_parallel<A: Send>(
             err.line = err.line.map(|l| l + lines_before[block as usize]);
             err
         };
-        if let Some(fatal) = reports.iter_mut().filter_map(|r| r.fatal.take()).min_by_key(|(block, e)| (*block, e.line)) {
+        if let Some(fatal) = reports
+            .iter_mut()
+            .filter_map(|r| r.fatal.take())
+            .min_by_key(|(block, e)| (*block, e.line))
+        {
             return Err(locate(fatal));
         }
-        let mut skipped: Vec<(u64, InputError)> = reports.iter_mut().flat_map(|r| std::mem::take(&mut r.first_skipped)).collect();
+        let mut skipped: Vec<(u64, InputError)> = reports
+            .iter_mut()
+            .flat_map(|r| std::mem::take(&mut r.first_skipped))
+            .collect();
         skipped.sort_by_key(|(block, e)| (*block, e.line));
         for err in skipped {
             if stats.first_skipped.len() < SKIPPED_ERRORS_KEPT {
@@ -554,13 +627,18 @@ fn scan_block(
     // One UTF-8 check for the whole block; only a block with a bad byte is checked line by line
     // (to name the line). Splitting valid UTF-8 at b'\n' keeps every piece valid.
     let block_text = std::str::from_utf8(block).ok();
-    let needs = Needs { sample: want_sample, ..Needs::default() };
+    let needs = Needs {
+        sample: want_sample,
+        ..Needs::default()
+    };
     let mut line_no = 0u64;
     let mut start = 0;
     let mut key_order = fast::KeyOrder::default();
     while start < block.len() {
         line_no += 1;
-        if let Some((core, end)) = block_text.and_then(|t| fast::scan_line(t, start, want_sample, &mut key_order)) {
+        if let Some((core, end)) =
+            block_text.and_then(|t| fast::scan_line(t, start, want_sample, &mut key_order))
+        {
             record(&core, line_no);
             start = end + 1;
             continue;
@@ -623,7 +701,12 @@ fn find_newline(b: &[u8]) -> Option<usize> {
 }
 
 fn line_error(file: &str, line: u64, field: Option<&'static str>, message: String) -> InputError {
-    InputError { file: file.to_string(), line: Some(line), field: field.map(str::to_string), message }
+    InputError {
+        file: file.to_string(),
+        line: Some(line),
+        field: field.map(str::to_string),
+        message,
+    }
 }
 
 fn trim_line_end(buf: &[u8]) -> &[u8] {
@@ -656,15 +739,25 @@ fn open_reader(file: File) -> std::io::Result<Box<dyn BufRead>> {
     let mut plain = BufReader::with_capacity(1 << 20, file);
     let head = plain.fill_buf()?;
     if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
-        Ok(Box::new(BufReader::with_capacity(1 << 20, flate2::bufread::MultiGzDecoder::new(plain))))
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 20,
+            flate2::bufread::MultiGzDecoder::new(plain),
+        )))
     } else {
         Ok(Box::new(plain))
     }
 }
 
 /// Parses and validates one line. On failure: the field at fault (if any) and the message.
-pub fn parse_line(text: &str, needs: Needs) -> Result<NativeLine<'_>, (Option<&'static str>, String)> {
-    let core_only = needs == Needs { sample: needs.sample, ..Needs::default() };
+pub fn parse_line(
+    text: &str,
+    needs: Needs,
+) -> Result<NativeLine<'_>, (Option<&'static str>, String)> {
+    let core_only = needs
+        == Needs {
+            sample: needs.sample,
+            ..Needs::default()
+        };
     if core_only {
         if let Some(core) = fast::scan_core(text, needs.sample) {
             return Ok(NativeLine {
@@ -681,18 +774,28 @@ pub fn parse_line(text: &str, needs: Needs) -> Result<NativeLine<'_>, (Option<&'
 }
 
 /// The general path: serde_json with a field-naming visitor. The authority on errors.
-fn parse_line_serde(text: &str, needs: Needs) -> Result<NativeLine<'_>, (Option<&'static str>, String)> {
+fn parse_line_serde(
+    text: &str,
+    needs: Needs,
+) -> Result<NativeLine<'_>, (Option<&'static str>, String)> {
     let current = Cell::new(None);
     let mut de = serde_json::Deserializer::from_str(text);
     let mut line = de
-        .deserialize_map(LineVisitor { needs, current: &current })
+        .deserialize_map(LineVisitor {
+            needs,
+            current: &current,
+        })
         .and_then(|raw| de.end().map(|_| raw))
         .map_err(|e| describe_json_error(text, &e, current.get()))?;
     line.finish()?;
     Ok(line)
 }
 
-fn describe_json_error(text: &str, e: &serde_json::Error, field: Option<&'static str>) -> (Option<&'static str>, String) {
+fn describe_json_error(
+    text: &str,
+    e: &serde_json::Error,
+    field: Option<&'static str>,
+) -> (Option<&'static str>, String) {
     use serde_json::error::Category;
     match (e.classify(), field) {
         (Category::Data, Some(f)) => (Some(f), expected_for(f).to_string()),
@@ -727,9 +830,13 @@ fn expected_for(field: &str) -> &'static str {
         "correct" => "expected a boolean",
         "n" | "c" | "sample" => "expected a non-negative integer",
         "step" => "expected an integer",
-        "dataset" | "response" | "answer" | "reference" | "finish_reason" => "expected a string or null",
+        "dataset" | "response" | "answer" | "reference" | "finish_reason" => {
+            "expected a string or null"
+        }
         "tokens" => "expected an array of strings",
-        "token_logprobs" | "token_entropies" => "expected an array of numbers (null for a missing value)",
+        "token_logprobs" | "token_entropies" => {
+            "expected an array of numbers (null for a missing value)"
+        }
         "top_logprobs" => "expected an array (one per token) of [token, logprob] pairs",
         _ => "unexpected value",
     }
@@ -791,7 +898,13 @@ struct TopRow<'a>(Vec<TopLogprob<'a>>);
 impl<'de> Deserialize<'de> for TopRow<'de> {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let pairs: Option<Vec<(CowStr<'de>, f64)>> = Option::deserialize(d)?;
-        Ok(TopRow(pairs.unwrap_or_default().into_iter().map(|(t, p)| (t.0, p)).collect()))
+        Ok(TopRow(
+            pairs
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, p)| (t.0, p))
+                .collect(),
+        ))
     }
 }
 
@@ -809,11 +922,17 @@ impl NativeLine<'_> {
             (Some(correct), None, None) => Outcome::Rollout { correct },
             (Some(_), _, _) => {
                 let f = if self.n.is_some() { "n" } else { "c" };
-                return Err((Some(f), "a line gives either \"correct\" or \"n\" and \"c\", not both".into()));
+                return Err((
+                    Some(f),
+                    "a line gives either \"correct\" or \"n\" and \"c\", not both".into(),
+                ));
             }
             (None, Some(n), Some(c)) => {
                 if n > MAX_SAMPLES_PER_LINE {
-                    return Err((Some("n"), format!("{n} exceeds the limit of {MAX_SAMPLES_PER_LINE} samples per line")));
+                    return Err((
+                        Some("n"),
+                        format!("{n} exceeds the limit of {MAX_SAMPLES_PER_LINE} samples per line"),
+                    ));
                 }
                 if c > n {
                     return Err((Some("c"), format!("{c} is greater than n = {n}")));
@@ -822,7 +941,12 @@ impl NativeLine<'_> {
             }
             (None, Some(_), None) => return Err(missing("c")),
             (None, None, Some(_)) => return Err(missing("n")),
-            (None, None, None) => return Err((Some("correct"), "missing (give \"correct\", or \"n\" and \"c\")".into())),
+            (None, None, None) => {
+                return Err((
+                    Some("correct"),
+                    "missing (give \"correct\", or \"n\" and \"c\")".into(),
+                ))
+            }
         };
         // Parse state only: cleared so that a line reads the same whichever path parsed it.
         (self.correct, self.n, self.c, self.seen) = (None, None, None, 0);
@@ -831,8 +955,22 @@ impl NativeLine<'_> {
 }
 
 const FIELDS: [&str; 16] = [
-    "model", "problem_id", "dataset", "correct", "n", "c", "sample", "response", "answer", "reference", "tokens",
-    "token_logprobs", "top_logprobs", "token_entropies", "finish_reason", "step",
+    "model",
+    "problem_id",
+    "dataset",
+    "correct",
+    "n",
+    "c",
+    "sample",
+    "response",
+    "answer",
+    "reference",
+    "tokens",
+    "token_logprobs",
+    "top_logprobs",
+    "token_entropies",
+    "finish_reason",
+    "step",
 ];
 
 struct LineVisitor<'c> {
@@ -880,16 +1018,33 @@ impl<'de> Visitor<'de> for LineVisitor<'_> {
                 "n" => raw.n = Some(map.next_value()?),
                 "c" => raw.c = Some(map.next_value()?),
                 "sample" => take!(needs.sample, raw.sample, |v: Option<u64>| v),
-                "response" => take!(needs.response, raw.response, |v: Option<CowStr<'de>>| v.map(|s| s.0)),
-                "answer" => take!(needs.answer, raw.answer, |v: Option<CowStr<'de>>| v.map(|s| s.0)),
-                "reference" => take!(needs.reference, raw.reference, |v: Option<CowStr<'de>>| v.map(|s| s.0)),
+                "response" => take!(needs.response, raw.response, |v: Option<CowStr<'de>>| v
+                    .map(|s| s.0)),
+                "answer" => take!(needs.answer, raw.answer, |v: Option<CowStr<'de>>| v
+                    .map(|s| s.0)),
+                "reference" => take!(needs.reference, raw.reference, |v: Option<CowStr<'de>>| v
+                    .map(|s| s.0)),
                 "tokens" => take!(needs.tokens, raw.tokens, |v: Option<Vec<CowStr<'de>>>| v
                     .map(|t| t.into_iter().map(|s| s.0).collect())),
-                "token_logprobs" => take!(needs.token_logprobs, raw.token_logprobs, |v: Option<Vec<Option<f64>>>| v),
-                "top_logprobs" => take!(needs.top_logprobs, raw.top_logprobs, |v: Option<Vec<TopRow<'de>>>| v
+                "token_logprobs" => take!(
+                    needs.token_logprobs,
+                    raw.token_logprobs,
+                    |v: Option<Vec<Option<f64>>>| v
+                ),
+                "top_logprobs" => take!(needs.top_logprobs, raw.top_logprobs, |v: Option<
+                    Vec<TopRow<'de>>,
+                >| v
                     .map(|rows| rows.into_iter().map(|r| r.0).collect())),
-                "token_entropies" => take!(needs.token_entropies, raw.token_entropies, |v: Option<Vec<Option<f64>>>| v),
-                "finish_reason" => take!(needs.finish_reason, raw.finish_reason, |v: Option<CowStr<'de>>| v.map(|s| s.0)),
+                "token_entropies" => take!(
+                    needs.token_entropies,
+                    raw.token_entropies,
+                    |v: Option<Vec<Option<f64>>>| v
+                ),
+                "finish_reason" => take!(
+                    needs.finish_reason,
+                    raw.finish_reason,
+                    |v: Option<CowStr<'de>>| v.map(|s| s.0)
+                ),
                 "step" => take!(needs.step, raw.step, |v: Option<i64>| v),
                 _ => unreachable!("every name of FIELDS is handled"),
             }
@@ -931,7 +1086,10 @@ mod fast {
             }
             i += 8;
         }
-        b[i..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|p| i + p)
+        b[i..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .map(|p| i + p)
     }
 
     struct Cursor<'a> {
@@ -974,7 +1132,10 @@ mod fast {
         /// leading zero, no fraction or exponent), borrowed.
         fn uint_text(&mut self) -> Option<&'a str> {
             let start = self.i;
-            let len = self.b[start..].iter().position(|c| !c.is_ascii_digit()).unwrap_or(self.b.len() - start);
+            let len = self.b[start..]
+                .iter()
+                .position(|c| !c.is_ascii_digit())
+                .unwrap_or(self.b.len() - start);
             if len == 0 || (len > 1 && self.b[start] == b'0') || len > 19 {
                 return None;
             }
@@ -990,7 +1151,9 @@ mod fast {
             Some(digits.bytes().fold(0u64, |v, d| v * 10 + (d - b'0') as u64))
         }
         fn literal(&mut self, lit: &[u8]) -> Option<()> {
-            self.b[self.i..].starts_with(lit).then(|| self.i += lit.len())
+            self.b[self.i..]
+                .starts_with(lit)
+                .then(|| self.i += lit.len())
         }
         fn skip_str(&mut self) -> Option<()> {
             self.eat(b'"')?;
@@ -1002,25 +1165,26 @@ mod fast {
                         self.i += 1;
                         return Some(());
                     }
-                    b'\\' => {
-                        match *self.b.get(self.i + 1)? {
-                            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
-                            b'u' => {
-                                let hex = self.b.get(self.i + 2..self.i + 6)?;
-                                if !hex.iter().all(u8::is_ascii_hexdigit) {
-                                    return None;
-                                }
-                                self.i += 6;
+                    b'\\' => match *self.b.get(self.i + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
+                        b'u' => {
+                            let hex = self.b.get(self.i + 2..self.i + 6)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return None;
                             }
-                            _ => return None,
+                            self.i += 6;
                         }
-                    }
+                        _ => return None,
+                    },
                     _ => return None, // raw control character
                 }
             }
         }
         fn digits(&mut self) -> usize {
-            let n = self.b[self.i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            let n = self.b[self.i..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
             self.i += n;
             n
         }
@@ -1155,9 +1319,26 @@ mod fast {
             i += 1;
         }
         let n = key.len();
-        let lo_mask = if n >= 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
-        let hi_mask = if n <= 8 { 0 } else if n >= 16 { u64::MAX } else { (1u64 << (8 * (n - 8))) - 1 };
-        KeyWords { lo, hi, lo_mask, hi_mask, len: n, index }
+        let lo_mask = if n >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * n)) - 1
+        };
+        let hi_mask = if n <= 8 {
+            0
+        } else if n >= 16 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * (n - 8))) - 1
+        };
+        KeyWords {
+            lo,
+            hi,
+            lo_mask,
+            hi_mask,
+            len: n,
+            index,
+        }
     }
 
     /// Slot of a lowercase first letter in `KEYS`.
@@ -1223,8 +1404,13 @@ mod fast {
             if let (Some(lo), Some(hi)) = (rest.get(..8), rest.get(8..16)) {
                 let lo = u64::from_le_bytes(lo.try_into().unwrap());
                 let hi = u64::from_le_bytes(hi.try_into().unwrap());
-                let matches = |k: &KeyWords| ((lo ^ k.lo) & k.lo_mask) | ((hi ^ k.hi) & k.hi_mask) == 0;
-                if let Some(k) = order.0.get(position).and_then(|&p| ALL_KEYS.get(p as usize)) {
+                let matches =
+                    |k: &KeyWords| ((lo ^ k.lo) & k.lo_mask) | ((hi ^ k.hi) & k.hi_mask) == 0;
+                if let Some(k) = order
+                    .0
+                    .get(position)
+                    .and_then(|&p| ALL_KEYS.get(p as usize))
+                {
                     if matches(k) {
                         self.i += k.len;
                         return Some(Some(k.index));
@@ -1251,7 +1437,11 @@ mod fast {
     /// Byte range of the value of the top-level field `key` of the object in `text`; the key may
     /// be written with escapes. `None` when absent or when `text` is not a valid object.
     pub(super) fn top_level_value_span(text: &str, key: &str) -> Option<(usize, usize)> {
-        let mut cur = Cursor { b: text.as_bytes(), s: text, i: 0 };
+        let mut cur = Cursor {
+            b: text.as_bytes(),
+            s: text,
+            i: 0,
+        };
         let mut found = None;
         cur.ws();
         cur.eat(b'{')?;
@@ -1296,14 +1486,24 @@ mod fast {
     /// twice); `None` for anything else, and the caller re-parses with serde_json, which gives
     /// the value or the exact error.
     pub(super) fn scan_core(text: &str, want_sample: bool) -> Option<CoreLine<'_>> {
-        scan_line(text, 0, want_sample, &mut KeyOrder::default()).and_then(|(line, end)| (end == text.len()).then_some(line))
+        scan_line(text, 0, want_sample, &mut KeyOrder::default())
+            .and_then(|(line, end)| (end == text.len()).then_some(line))
     }
 
     /// Like [`scan_core`] for the line of `text` that starts at `start` and ends at the next
     /// newline or at the end: also returns where it ends (the newline's index, or the length), so
     /// the caller needs no separate search for the line end.
-    pub(super) fn scan_line<'a>(text: &'a str, start: usize, want_sample: bool, order: &mut KeyOrder) -> Option<(CoreLine<'a>, usize)> {
-        let mut cur = Cursor { b: text.as_bytes(), s: text, i: start };
+    pub(super) fn scan_line<'a>(
+        text: &'a str,
+        start: usize,
+        want_sample: bool,
+        order: &mut KeyOrder,
+    ) -> Option<(CoreLine<'a>, usize)> {
+        let mut cur = Cursor {
+            b: text.as_bytes(),
+            s: text,
+            i: start,
+        };
         let (mut model, mut problem_id, mut dataset) = (None, None, None);
         let (mut correct, mut n, mut c, mut sample) = (None, None, None, None);
         let mut seen = 0u32;
@@ -1330,7 +1530,11 @@ mod fast {
                     Some(1) => {
                         // An integer id borrows its digits: without sign or leading zero they
                         // are exactly the decimal text serde's path produces.
-                        problem_id = Some(if cur.peek()? == b'"' { cur.plain_str()? } else { cur.uint_text()? })
+                        problem_id = Some(if cur.peek()? == b'"' {
+                            cur.plain_str()?
+                        } else {
+                            cur.uint_text()?
+                        })
                     }
                     Some(2) => {
                         dataset = if cur.peek()? == b'n' {
@@ -1378,7 +1582,9 @@ mod fast {
         // The same rules as `NativeLine::finish`; any violation is left to the slow path.
         let outcome = match (correct, n, c) {
             (Some(correct), None, None) => Outcome::Rollout { correct },
-            (None, Some(n), Some(c)) if c <= n && n <= super::MAX_SAMPLES_PER_LINE => Outcome::Counts { n, c },
+            (None, Some(n), Some(c)) if c <= n && n <= super::MAX_SAMPLES_PER_LINE => {
+                Outcome::Counts { n, c }
+            }
             _ => return None,
         };
         let line = CoreLine {
@@ -1420,7 +1626,10 @@ mod tests {
     fn token_fields() {
         let l = parse(r#"{"model":"m","problem_id":"p","correct":false,"tokens":["a","b"],"token_logprobs":[null,-0.5],"top_logprobs":[[["a",-0.1],["c",-2.5]],null],"token_entropies":[0.3,null]}"#).unwrap();
         assert_eq!(l.token_logprobs, Some(vec![None, Some(-0.5)]));
-        assert_eq!(l.top_logprobs.as_ref().unwrap()[0], vec![(Cow::Borrowed("a"), -0.1), (Cow::Borrowed("c"), -2.5)]);
+        assert_eq!(
+            l.top_logprobs.as_ref().unwrap()[0],
+            vec![(Cow::Borrowed("a"), -0.1), (Cow::Borrowed("c"), -2.5)]
+        );
         assert!(l.top_logprobs.as_ref().unwrap()[1].is_empty());
         // not needed: skipped
         let l = parse_line(r#"{"model":"m","problem_id":"p","correct":false,"response":"long","token_logprobs":[1]}"#, Needs::default()).unwrap();
@@ -1430,25 +1639,52 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let err = |t: &str| parse(t).unwrap_err();
-        assert_eq!(err(r#"{"model":"m","problem_id":"p","correct":"yes"}"#), (Some("correct"), "expected a boolean".into()));
+        assert_eq!(
+            err(r#"{"model":"m","problem_id":"p","correct":"yes"}"#),
+            (Some("correct"), "expected a boolean".into())
+        );
         assert_eq!(err(r#"{"problem_id":"p","correct":true}"#).0, Some("model"));
         assert_eq!(err(r#"{"model":"m","correct":true}"#).0, Some("problem_id"));
         assert_eq!(err(r#"{"model":"m","problem_id":"p"}"#).0, Some("correct"));
-        assert_eq!(err(r#"{"model":"m","problem_id":"p","n":3,"c":5}"#), (Some("c"), "5 is greater than n = 3".into()));
+        assert_eq!(
+            err(r#"{"model":"m","problem_id":"p","n":3,"c":5}"#),
+            (Some("c"), "5 is greater than n = 3".into())
+        );
         assert_eq!(
             err(r#"{"model":"m","problem_id":"p","n":1000000000000000000,"c":0}"#),
-            (Some("n"), "1000000000000000000 exceeds the limit of 1000000 samples per line".into())
+            (
+                Some("n"),
+                "1000000000000000000 exceeds the limit of 1000000 samples per line".into()
+            )
         );
         assert_eq!(err(r#"{"model":"m","problem_id":"p","n":3}"#).0, Some("c"));
-        assert_eq!(err(r#"{"model":"m","problem_id":"p","n":-1,"c":0}"#), (Some("n"), "expected a non-negative integer".into()));
-        assert_eq!(err(r#"{"model":"m","problem_id":"p","correct":true,"n":1,"c":1}"#).0, Some("n"));
-        assert_eq!(err(r#"{"model":"m","model":"x","problem_id":"p","correct":true}"#).0, Some("model"));
-        let (field, msg) = err(r#"{"model":"m","problem_id":"p","correct":true,"token_logprobs":[-0.1,NaN]}"#);
+        assert_eq!(
+            err(r#"{"model":"m","problem_id":"p","n":-1,"c":0}"#),
+            (Some("n"), "expected a non-negative integer".into())
+        );
+        assert_eq!(
+            err(r#"{"model":"m","problem_id":"p","correct":true,"n":1,"c":1}"#).0,
+            Some("n")
+        );
+        assert_eq!(
+            err(r#"{"model":"m","model":"x","problem_id":"p","correct":true}"#).0,
+            Some("model")
+        );
+        let (field, msg) =
+            err(r#"{"model":"m","problem_id":"p","correct":true,"token_logprobs":[-0.1,NaN]}"#);
         assert_eq!(field, Some("token_logprobs"));
         assert!(msg.contains("NaN"), "{msg}");
         // NaN is rejected even in a field the caller skips: the line is not JSON
-        assert!(parse_line(r#"{"model":"m","problem_id":"p","correct":true,"token_logprobs":[NaN]}"#, Needs::default()).is_err());
-        assert!(err(r#"{"model":"m","problem_id":"p","correct":true} trailing"#).1.contains("invalid JSON"));
+        assert!(parse_line(
+            r#"{"model":"m","problem_id":"p","correct":true,"token_logprobs":[NaN]}"#,
+            Needs::default()
+        )
+        .is_err());
+        assert!(
+            err(r#"{"model":"m","problem_id":"p","correct":true} trailing"#)
+                .1
+                .contains("invalid JSON")
+        );
         assert!(err(r#"[1,2]"#).1.contains("object"));
     }
 
@@ -1479,7 +1715,10 @@ mod tests {
         ];
         for line in lines {
             for sample in [false, true] {
-                let needs = Needs { sample, ..Needs::default() };
+                let needs = Needs {
+                    sample,
+                    ..Needs::default()
+                };
                 let fast = parse_line(line, needs);
                 let slow = parse_line_serde(line, needs);
                 assert_eq!(fast, slow, "{line}");
@@ -1493,9 +1732,46 @@ mod tests {
         fn pick<'a>(rng: &mut SplitMix64, items: &[&'a str]) -> &'a str {
             items[rng.below(items.len() as u64) as usize]
         }
-        const STRINGS: &[&str] = &[r#""m""#, r#""p0001""#, r#""aime/24""#, r#""é模型""#, r#""a\"b""#, r#""\u00e9""#, "\"\u{1}\"", r#""""#, r#""\\""#];
-        const NUMBERS: &[&str] = &["0", "7", "12", "007", "-3", "-0", "1.5", "1e3", "2E-2", "18446744073709551615", "9999999999999999999", "99999999999999999999", "NaN", "-Infinity"];
-        const OTHER: &[&str] = &["true", "false", "null", "tru", "nul", "[]", "[1,[2,{}]]", r#"{"a":[null,"x"]}"#, "[1,]", "{", "[NaN]"];
+        const STRINGS: &[&str] = &[
+            r#""m""#,
+            r#""p0001""#,
+            r#""aime/24""#,
+            r#""é模型""#,
+            r#""a\"b""#,
+            r#""\u00e9""#,
+            "\"\u{1}\"",
+            r#""""#,
+            r#""\\""#,
+        ];
+        const NUMBERS: &[&str] = &[
+            "0",
+            "7",
+            "12",
+            "007",
+            "-3",
+            "-0",
+            "1.5",
+            "1e3",
+            "2E-2",
+            "18446744073709551615",
+            "9999999999999999999",
+            "99999999999999999999",
+            "NaN",
+            "-Infinity",
+        ];
+        const OTHER: &[&str] = &[
+            "true",
+            "false",
+            "null",
+            "tru",
+            "nul",
+            "[]",
+            "[1,[2,{}]]",
+            r#"{"a":[null,"x"]}"#,
+            "[1,]",
+            "{",
+            "[NaN]",
+        ];
         let value = |rng: &mut SplitMix64| match rng.below(3) {
             0 => pick(rng, STRINGS),
             1 => pick(rng, NUMBERS),
@@ -1504,9 +1780,36 @@ mod tests {
         let mut fields: Vec<(String, String)> = Vec::new();
         let valid = |rng: &mut SplitMix64, key: &str| -> String {
             match key {
-                "model" => pick(rng, &[r#""m""#, r#""qwen-7b""#, r#""é模型""#, r#""m""#, r#""m\u00e9""#]).into(),
-                "dataset" => pick(rng, &[r#""d""#, r#""aime""#, r#""é模型""#, r#""m\u00e9""#, "null"]).into(),
-                "problem_id" => pick(rng, &[r#""p1""#, r#""p2""#, "3", "0", "18446744073709551615", "-4", r#""p1""#, r#""p3""#]).into(),
+                "model" => pick(
+                    rng,
+                    &[
+                        r#""m""#,
+                        r#""qwen-7b""#,
+                        r#""é模型""#,
+                        r#""m""#,
+                        r#""m\u00e9""#,
+                    ],
+                )
+                .into(),
+                "dataset" => pick(
+                    rng,
+                    &[r#""d""#, r#""aime""#, r#""é模型""#, r#""m\u00e9""#, "null"],
+                )
+                .into(),
+                "problem_id" => pick(
+                    rng,
+                    &[
+                        r#""p1""#,
+                        r#""p2""#,
+                        "3",
+                        "0",
+                        "18446744073709551615",
+                        "-4",
+                        r#""p1""#,
+                        r#""p3""#,
+                    ],
+                )
+                .into(),
                 "correct" => pick(rng, &["true", "false"]).into(),
                 "n" | "c" | "sample" => rng.below(12).to_string(),
                 _ => pick(rng, &[r#""so \\boxed{2}""#, "[1,2]", "null", r#""4""#]).into(),
@@ -1515,9 +1818,29 @@ mod tests {
         // Half the lines are plain records with only harmless variation (the fast path's diet).
         let hostile = rng.bernoulli(0.5);
         let mut keys = vec!["model", "problem_id"];
-        if rng.bernoulli(0.7) { keys.push("correct") } else { keys.extend(["n", "c"]) }
-        for extra in ["dataset", "sample", "answer", "response", "finish_reason", "x", "mod\\u0065l", "step", "tokens", "correct"] {
-            if rng.bernoulli(if hostile || extra == "dataset" || extra == "sample" { 0.25 } else { 0.05 }) && (hostile || extra != "correct") {
+        if rng.bernoulli(0.7) {
+            keys.push("correct")
+        } else {
+            keys.extend(["n", "c"])
+        }
+        for extra in [
+            "dataset",
+            "sample",
+            "answer",
+            "response",
+            "finish_reason",
+            "x",
+            "mod\\u0065l",
+            "step",
+            "tokens",
+            "correct",
+        ] {
+            if rng.bernoulli(if hostile || extra == "dataset" || extra == "sample" {
+                0.25
+            } else {
+                0.05
+            }) && (hostile || extra != "correct")
+            {
                 keys.push(extra);
             }
         }
@@ -1530,16 +1853,27 @@ mod tests {
         }
         rng.shuffle(&mut keys);
         for key in keys {
-            let v = if !hostile || rng.bernoulli(0.85) { valid(rng, key) } else { value(rng).to_string() };
+            let v = if !hostile || rng.bernoulli(0.85) {
+                valid(rng, key)
+            } else {
+                value(rng).to_string()
+            };
             fields.push((format!("\"{key}\""), v));
         }
-        let space = |rng: &mut SplitMix64| pick(rng, &["", "", "", " ", "\t", "  ", "\r"]).to_string();
+        let space =
+            |rng: &mut SplitMix64| pick(rng, &["", "", "", " ", "\t", "  ", "\r"]).to_string();
         let mut line = space(rng) + "{";
         for (i, (k, v)) in fields.iter().enumerate() {
             if i > 0 {
                 line += &(space(rng) + ",");
             }
-            line += &format!("{}{k}{}:{}{v}{}", space(rng), space(rng), space(rng), space(rng));
+            line += &format!(
+                "{}{k}{}:{}{v}{}",
+                space(rng),
+                space(rng),
+                space(rng),
+                space(rng)
+            );
         }
         line += "}";
         line += &space(rng);
@@ -1552,7 +1886,13 @@ mod tests {
                 1 => {
                     line.remove(at);
                 }
-                2 => line.insert_str(at, pick(rng, &["{", "}", "[", "]", "\"", ",", ":", "\\", "0", "a", " x"])),
+                2 => line.insert_str(
+                    at,
+                    pick(
+                        rng,
+                        &["{", "}", "[", "]", "\"", ",", ":", "\\", "0", "a", " x"],
+                    ),
+                ),
                 _ => line.push_str(pick(rng, &[",", " x", "}", "{}"])),
             }
         }
@@ -1568,7 +1908,10 @@ mod tests {
         for _ in 0..40_000 {
             let line = generated_line(&mut rng);
             for sample in [false, true] {
-                let needs = Needs { sample, ..Needs::default() };
+                let needs = Needs {
+                    sample,
+                    ..Needs::default()
+                };
                 let warm = fast::scan_line(&line, 0, sample, &mut warm_order[sample as usize]);
                 let warm = warm.and_then(|(core, end)| (end == line.len()).then_some(core));
                 assert_eq!(warm, fast::scan_core(&line, sample), "{line}");
@@ -1577,31 +1920,54 @@ mod tests {
                 assert_eq!(parse_line(&line, needs), slow, "{line}");
                 // ...and whatever the scanner accepts, serde accepts with the same core fields.
                 if let Some(fast) = fast::scan_core(&line, sample) {
-                    let slow = slow.as_ref().unwrap_or_else(|e| panic!("fast path accepted a bad line {line}: {e:?}"));
+                    let slow = slow
+                        .as_ref()
+                        .unwrap_or_else(|e| panic!("fast path accepted a bad line {line}: {e:?}"));
                     assert_eq!(fast, CoreLine::of(slow), "{line}");
-                    assert!(matches!(fast.model, Cow::Borrowed(_)) && matches!(fast.problem_id, Cow::Borrowed(_)));
+                    assert!(
+                        matches!(fast.model, Cow::Borrowed(_))
+                            && matches!(fast.problem_id, Cow::Borrowed(_))
+                    );
                     fast_hits += 1;
                 }
                 total += 1;
             }
         }
         // The generator must exercise both paths.
-        assert!(fast_hits > total / 5 && fast_hits < total * 9 / 10, "{fast_hits} of {total}");
+        assert!(
+            fast_hits > total / 5 && fast_hits < total * 9 / 10,
+            "{fast_hits} of {total}"
+        );
     }
 
     /// Collects what `read_core_parallel` hands over, in input order (sorted by position).
-    fn read_parallel(files: &[PathBuf], threads: usize, skip: bool) -> Result<(Vec<String>, ReadStats), InputError> {
+    fn read_parallel(
+        files: &[PathBuf],
+        threads: usize,
+        skip: bool,
+    ) -> Result<(Vec<String>, ReadStats), InputError> {
         let mut shards: Vec<Vec<(InputPosition, String)>> = vec![Vec::new(); threads];
-        let stats = read_core_parallel(files, true, skip, &mut shards, |shard, l, at| shard.push((at, format!("{l:?}"))))?;
+        let stats = read_core_parallel(files, true, skip, &mut shards, |shard, l, at| {
+            shard.push((at, format!("{l:?}")))
+        })?;
         let mut all: Vec<(InputPosition, String)> = shards.into_iter().flatten().collect();
         all.sort();
-        assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "positions are unique");
+        assert!(
+            all.windows(2).all(|w| w[0].0 < w[1].0),
+            "positions are unique"
+        );
         Ok((all.into_iter().map(|r| r.1).collect(), stats))
     }
 
-    fn read_sequential(files: &[PathBuf], skip: bool) -> Result<(Vec<String>, ReadStats), InputError> {
+    fn read_sequential(
+        files: &[PathBuf],
+        skip: bool,
+    ) -> Result<(Vec<String>, ReadStats), InputError> {
         let mut seen = Vec::new();
-        let needs = Needs { sample: true, ..Needs::default() };
+        let needs = Needs {
+            sample: true,
+            ..Needs::default()
+        };
         let stats = read_files::<InputError>(files, needs, skip, |l, _| {
             seen.push(format!("{:?}", CoreLine::of(l)));
             Ok(())
@@ -1626,10 +1992,17 @@ mod tests {
             } else if i % 101 == 0 {
                 Vec::new()
             } else if i % 37 == 0 {
-                format!("{{\"model\":\"m\\u00e9{}\",\"problem_id\":{i},\"n\":{},\"c\":1}}\r", i % 3, 1 + i % 4).into_bytes()
+                format!(
+                    "{{\"model\":\"m\\u00e9{}\",\"problem_id\":{i},\"n\":{},\"c\":1}}\r",
+                    i % 3,
+                    1 + i % 4
+                )
+                .into_bytes()
             } else {
                 // Random letters: the gzip copy must stay larger than two blocks.
-                let pad: String = (0..rng.below(200)).map(|_| (b'a' + rng.below(26) as u8) as char).collect();
+                let pad: String = (0..rng.below(200))
+                    .map(|_| (b'a' + rng.below(26) as u8) as char)
+                    .collect();
                 format!("{{\"model\":\"m{}\",\"dataset\":\"d\",\"problem_id\":\"p{}\",\"sample\":{i},\"correct\":{},\"answer\":\"{pad}\"}}", i % 5, i % 61, i % 2 == 0).into_bytes()
             };
             text.extend_from_slice(&line);
@@ -1644,7 +2017,11 @@ mod tests {
     fn parallel_reader_matches_sequential_reader() {
         let dir = tempfile::tempdir().unwrap();
         let text = multi_block_text(12_000, &[]);
-        assert!(text.len() > 8 * BLOCK_BYTES, "several blocks: {}", text.len());
+        assert!(
+            text.len() > 8 * BLOCK_BYTES,
+            "several blocks: {}",
+            text.len()
+        );
         let plain = write_file(&dir, "a.jsonl", &text);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&text[..text.len() / 2]).unwrap();
@@ -1654,44 +2031,69 @@ mod tests {
         gz.write_all(&text[text.len() / 2..]).unwrap();
         bytes.extend(gz.finish().unwrap());
         let zipped = write_file(&dir, "b.gz", &bytes);
-        assert!(bytes.len() > 2 * BLOCK_BYTES, "large enough to be read by several threads");
+        assert!(
+            bytes.len() > 2 * BLOCK_BYTES,
+            "large enough to be read by several threads"
+        );
         let empty = write_file(&dir, "e.jsonl", b"");
         let files = vec![plain.clone(), empty, zipped];
         let expected = read_sequential(&files, false).unwrap();
         assert!(expected.0.len() > 20_000);
         for threads in [1, 2, 3, 5] {
-            assert_eq!(read_parallel(&files, threads, false).unwrap(), expected, "{threads} threads");
+            assert_eq!(
+                read_parallel(&files, threads, false).unwrap(),
+                expected,
+                "{threads} threads"
+            );
         }
         let missing = dir.path().join("nope.jsonl");
-        assert_eq!(read_parallel(&[plain, missing.clone()], 2, true).unwrap_err(), read_sequential(&[missing], true).unwrap_err());
+        assert_eq!(
+            read_parallel(&[plain, missing.clone()], 2, true).unwrap_err(),
+            read_sequential(&[missing], true).unwrap_err()
+        );
     }
 
     #[test]
     fn parallel_reader_errors_carry_exact_line_numbers() {
         let dir = tempfile::tempdir().unwrap();
-        let bad: Vec<usize> = vec![4_000, 4_001, 6_002, 9_000, 9_001, 9_002, 9_500, 9_600, 9_700, 9_800, 9_900, 11_000, 11_999];
+        let bad: Vec<usize> = vec![
+            4_000, 4_001, 6_002, 9_000, 9_001, 9_002, 9_500, 9_600, 9_700, 9_800, 9_900, 11_000,
+            11_999,
+        ];
         let path = write_file(&dir, "rollouts.jsonl", &multi_block_text(12_000, &bad));
         for threads in [1, 2, 4] {
             let err = read_parallel(std::slice::from_ref(&path), threads, false).unwrap_err();
-            assert_eq!(err, read_sequential(std::slice::from_ref(&path), false).unwrap_err());
+            assert_eq!(
+                err,
+                read_sequential(std::slice::from_ref(&path), false).unwrap_err()
+            );
             assert_eq!(err.line, Some(4_000));
-            let (records, stats) = read_parallel(std::slice::from_ref(&path), threads, true).unwrap();
+            let (records, stats) =
+                read_parallel(std::slice::from_ref(&path), threads, true).unwrap();
             let expected = read_sequential(std::slice::from_ref(&path), true).unwrap();
             assert_eq!((records, &stats), (expected.0, &expected.1));
             assert_eq!(stats.skipped, bad.len() as u64);
             let lines: Vec<Option<u64>> = stats.first_skipped.iter().map(|e| e.line).collect();
-            let first: Vec<Option<u64>> = bad[..SKIPPED_ERRORS_KEPT].iter().map(|&l| Some(l as u64)).collect();
+            let first: Vec<Option<u64>> = bad[..SKIPPED_ERRORS_KEPT]
+                .iter()
+                .map(|&l| Some(l as u64))
+                .collect();
             assert_eq!(lines, first);
         }
         // Errors are only reported from the first bad line on: a bad line in an early block wins
         // even when a later block finishes first.
         let path = write_file(&dir, "late.jsonl", &multi_block_text(12_000, &[11_998]));
-        assert_eq!(read_parallel(&[path], 2, false).unwrap_err().line, Some(11_998));
+        assert_eq!(
+            read_parallel(&[path], 2, false).unwrap_err().line,
+            Some(11_998)
+        );
     }
 
     #[test]
     fn byte_finders_match_naive_search() {
-        let hay: Vec<u8> = (0..300u32).map(|i| [b'a', 0xc3, 0xa9, b'x', b' '][(i * 7 % 5) as usize]).collect();
+        let hay: Vec<u8> = (0..300u32)
+            .map(|i| [b'a', 0xc3, 0xa9, b'x', b' '][(i * 7 % 5) as usize])
+            .collect();
         for special in [b'"', b'\\', 0x01, b'\n'] {
             for at in [0usize, 3, 7, 8, 15, 64, 299] {
                 let mut h = hay.clone();
@@ -1716,15 +2118,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let plain = write_file(&dir, "a.jsonl", b"{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":true}\r\n\n  \n{\"model\":\"m\",\"problem_id\":\"q\",\"n\":4,\"c\":1}");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(b"{\"model\":\"z\",\"problem_id\":\"p\",\"correct\":false}\n").unwrap();
+        gz.write_all(b"{\"model\":\"z\",\"problem_id\":\"p\",\"correct\":false}\n")
+            .unwrap();
         let gz_path = write_file(&dir, "b.data", &gz.finish().unwrap());
         let mut seen = Vec::new();
-        let stats = read_files::<InputError>(&[plain, gz_path], Needs::default(), false, |l, info| {
-            seen.push((info.file_index, info.line, l.model.to_string(), l.samples()));
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(seen, vec![(0, 1, "m".into(), 1), (0, 4, "m".into(), 4), (1, 1, "z".into(), 1)]);
+        let stats =
+            read_files::<InputError>(&[plain, gz_path], Needs::default(), false, |l, info| {
+                seen.push((info.file_index, info.line, l.model.to_string(), l.samples()));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (0, 1, "m".into(), 1),
+                (0, 4, "m".into(), 4),
+                (1, 1, "z".into(), 1)
+            ]
+        );
         assert_eq!(stats.records, 3);
         assert_eq!(stats.skipped, 0);
     }
@@ -1738,12 +2149,27 @@ mod tests {
         );
         let path = write_file(&dir, "long.jsonl", text.as_bytes());
         let mut seen = Vec::new();
-        let stats = read_files::<InputError>(&[path], Needs { response: true, ..Needs::default() }, false, |l, info| {
-            seen.push((info.line, l.problem_id.to_string(), l.response.as_ref().unwrap().len()));
-            Ok(())
-        })
+        let stats = read_files::<InputError>(
+            &[path],
+            Needs {
+                response: true,
+                ..Needs::default()
+            },
+            false,
+            |l, info| {
+                seen.push((
+                    info.line,
+                    l.problem_id.to_string(),
+                    l.response.as_ref().unwrap().len(),
+                ));
+                Ok(())
+            },
+        )
         .unwrap();
-        assert_eq!(seen, vec![(1, "p".into(), 3 << 20), (2, "q".into(), 3 << 20)]);
+        assert_eq!(
+            seen,
+            vec![(1, "p".into(), 3 << 20), (2, "q".into(), 3 << 20)]
+        );
         assert_eq!(stats.bytes, text.len() as u64);
     }
 
@@ -1753,16 +2179,42 @@ mod tests {
         let mut bytes = b"{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":true}\n{\"model\":\"m\",\"problem_id\":\"p\",\"correct\":1}\n".to_vec();
         bytes.extend_from_slice(b"{\"model\":\"m\xff\",\"problem_id\":\"p\",\"correct\":true}\n");
         let path = write_file(&dir, "rollouts.jsonl", &bytes);
-        let err = read_files::<InputError>(std::slice::from_ref(&path), Needs::default(), false, |_, _| Ok(())).unwrap_err();
-        assert_eq!(err.to_string(), format!("{}:2: field \"correct\": expected a boolean", path.display()));
-        let stats = read_files::<InputError>(std::slice::from_ref(&path), Needs::default(), true, |_, _| Ok(())).unwrap();
+        let err = read_files::<InputError>(
+            std::slice::from_ref(&path),
+            Needs::default(),
+            false,
+            |_, _| Ok(()),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:2: field \"correct\": expected a boolean",
+                path.display()
+            )
+        );
+        let stats = read_files::<InputError>(
+            std::slice::from_ref(&path),
+            Needs::default(),
+            true,
+            |_, _| Ok(()),
+        )
+        .unwrap();
         assert_eq!((stats.records, stats.skipped), (1, 2));
-        assert!(stats.first_skipped[1].to_string().contains(":3: invalid UTF-8"), "{}", stats.first_skipped[1]);
+        assert!(
+            stats.first_skipped[1]
+                .to_string()
+                .contains(":3: invalid UTF-8"),
+            "{}",
+            stats.first_skipped[1]
+        );
         let missing = dir.path().join("nope.jsonl");
-        let err = read_files::<InputError>(&[missing], Needs::default(), true, |_, _| Ok(())).unwrap_err();
+        let err = read_files::<InputError>(&[missing], Needs::default(), true, |_, _| Ok(()))
+            .unwrap_err();
         assert!(err.to_string().contains("cannot open"));
         let empty = write_file(&dir, "empty.jsonl", b"");
-        let stats = read_files::<InputError>(&[empty], Needs::default(), false, |_, _| Ok(())).unwrap();
+        let stats =
+            read_files::<InputError>(&[empty], Needs::default(), false, |_, _| Ok(())).unwrap();
         assert_eq!(stats.records, 0);
     }
 }

@@ -31,7 +31,9 @@ impl BlobStore {
                 !seg.is_empty()
                     && seg != "."
                     && seg != ".."
-                    && seg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                    && seg.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
+                    })
             });
         if !valid {
             return Err(StoreError::Invalid(format!("invalid blob key {key:?}")));
@@ -42,7 +44,10 @@ impl BlobStore {
     /// Stores `bytes` under `key`, replacing any previous value atomically.
     pub async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.path_of(key)?;
-        let io = |source| StoreError::Blob { path: path.display().to_string(), source };
+        let io = |source| StoreError::Blob {
+            path: path.display().to_string(),
+            source,
+        };
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(io)?;
         }
@@ -58,7 +63,10 @@ impl BlobStore {
         match tokio::fs::read(&path).await {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StoreError::Blob { path: path.display().to_string(), source }),
+            Err(source) => Err(StoreError::Blob {
+                path: path.display().to_string(),
+                source,
+            }),
         }
     }
 
@@ -68,13 +76,19 @@ impl BlobStore {
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StoreError::Blob { path: path.display().to_string(), source }),
+            Err(source) => Err(StoreError::Blob {
+                path: path.display().to_string(),
+                source,
+            }),
         }
     }
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".tmp-{}", std::process::id()));
     path.with_file_name(name)
 }
@@ -91,7 +105,10 @@ mod tests {
         assert_eq!(store.get(&key).await.unwrap(), None);
         store.put(&key, b"abc").await.unwrap();
         store.put(&key, b"second").await.unwrap();
-        assert_eq!(store.get(&key).await.unwrap().as_deref(), Some(&b"second"[..]));
+        assert_eq!(
+            store.get(&key).await.unwrap().as_deref(),
+            Some(&b"second"[..])
+        );
         store.delete(&key).await.unwrap();
         store.delete(&key).await.unwrap();
         assert_eq!(store.get(&key).await.unwrap(), None);
@@ -101,7 +118,15 @@ mod tests {
     async fn keys_cannot_escape_the_root() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::new(dir.path());
-        for key in ["../x", "/etc/passwd", "a//b", "traces/../../x", "", "A.bin", "a/./b"] {
+        for key in [
+            "../x",
+            "/etc/passwd",
+            "a//b",
+            "traces/../../x",
+            "",
+            "A.bin",
+            "a/./b",
+        ] {
             assert!(store.put(key, b"x").await.is_err(), "{key:?} accepted");
         }
     }

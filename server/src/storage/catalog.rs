@@ -79,7 +79,11 @@ impl Store {
 
     pub async fn experiment(&self, slug: &str) -> Result<Option<ExperimentDetail>, StoreError> {
         let sql = format!("{EXPERIMENT_SELECT} WHERE e.slug = $1");
-        let Some(row) = db(sqlx::query(&sql).bind(slug).fetch_optional(&self.pool).await)? else {
+        let Some(row) = db(sqlx::query(&sql)
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await)?
+        else {
             return Ok(None);
         };
         let id: i64 = db(row.try_get("id"))?;
@@ -90,13 +94,21 @@ impl Store {
         let rows = db(sqlx::query(&sql).bind(id).fetch_all(&self.pool).await)?;
         let mut runs = self.with_lineage(&rows).await?;
         runs.sort_by_key(|(rank, run)| (*rank, run.id));
-        Ok(Some(ExperimentDetail { summary, runs: runs.into_iter().map(|(_, r)| r).collect() }))
+        Ok(Some(ExperimentDetail {
+            summary,
+            runs: runs.into_iter().map(|(_, r)| r).collect(),
+        }))
     }
 
     pub async fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
         let sql = format!("{RUN_SELECT} ORDER BY r.created_at DESC, r.id DESC");
         let rows = db(sqlx::query(&sql).fetch_all(&self.pool).await)?;
-        Ok(self.with_lineage(&rows).await?.into_iter().map(|(_, r)| r).collect())
+        Ok(self
+            .with_lineage(&rows)
+            .await?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
     }
 
     /// Decodes run rows and fills in each run's lineage depth, paired with its model's rank in
@@ -164,7 +176,9 @@ impl Store {
 
     /// Number of experiments (0 on a fresh database).
     pub async fn experiment_count(&self) -> Result<i64, StoreError> {
-        db(sqlx::query_scalar("SELECT COUNT(*) FROM experiments").fetch_one(&self.pool).await)
+        db(sqlx::query_scalar("SELECT COUNT(*) FROM experiments")
+            .fetch_one(&self.pool)
+            .await)
     }
 }
 
@@ -363,11 +377,13 @@ pub async fn insert_run(tx: &mut Tx<'_>, r: &NewRun<'_>) -> Result<i64, StoreErr
 }
 
 pub async fn link_run(tx: &mut Tx<'_>, experiment_id: i64, run_id: i64) -> Result<(), StoreError> {
-    db(sqlx::query("INSERT INTO experiment_runs (experiment_id, run_id) VALUES ($1, $2)")
-        .bind(experiment_id)
-        .bind(run_id)
-        .execute(&mut **tx)
-        .await)?;
+    db(
+        sqlx::query("INSERT INTO experiment_runs (experiment_id, run_id) VALUES ($1, $2)")
+            .bind(experiment_id)
+            .bind(run_id)
+            .execute(&mut **tx)
+            .await,
+    )?;
     Ok(())
 }
 
@@ -386,15 +402,6 @@ fn values_placeholders(rows: usize, columns: usize) -> String {
         sql.push(')');
     }
     sql
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn values_placeholders_number_every_cell_once() {
-        assert_eq!(super::values_placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(super::values_placeholders(1, 1), "($1)");
-    }
 }
 
 /// Rows per multi-row INSERT: 8 columns x 400 rows stays under SQLite's and PostgreSQL's
@@ -452,4 +459,16 @@ pub async fn insert_problem_stats(
         db(q.execute(&mut **tx).await)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_placeholders_number_every_cell_once() {
+        assert_eq!(
+            super::values_placeholders(2, 3),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(super::values_placeholders(1, 1), "($1)");
+    }
 }

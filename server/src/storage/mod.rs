@@ -45,9 +45,11 @@ impl Store {
                 ensure_writable_dir(&parent)?;
             }
         }
-        let options = AnyConnectOptions::from_str(&db.url).map_err(|e| {
-            StartupError::BadDatabaseUrl { url: db.display_url(), reason: first_line(&e.to_string()) }
-        })?;
+        let options =
+            AnyConnectOptions::from_str(&db.url).map_err(|e| StartupError::BadDatabaseUrl {
+                url: db.display_url(),
+                reason: first_line(&e.to_string()),
+            })?;
         let backend = db.backend;
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
@@ -73,7 +75,11 @@ impl Store {
             .await
             .map_err(|e| classify_connect_error(db, data_dir, e))?;
         let blobs = BlobStore::new(data_dir.join("blobs"));
-        Ok(Store { pool, backend, blobs })
+        Ok(Store {
+            pool,
+            backend,
+            blobs,
+        })
     }
 
     /// Applies pending migrations of this backend.
@@ -82,7 +88,10 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&self.pool).await.map_err(|e| StartupError::Migration(first_line(&e.to_string())))
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StartupError::Migration(first_line(&e.to_string())))
     }
 
     pub async fn close(&self) {
@@ -114,7 +123,12 @@ pub fn rfc3339_from_unix(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem / 60) % 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
 }
 
 fn first_line(s: &str) -> String {
@@ -122,16 +136,24 @@ fn first_line(s: &str) -> String {
 }
 
 fn sqlite_file_parent(url: &str) -> Option<std::path::PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     if path.is_empty() || path.contains(":memory:") {
         return None;
     }
-    Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf)
+    Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
 }
 
 fn ensure_writable_dir(dir: &Path) -> Result<(), StartupError> {
-    let fail = |reason: String| StartupError::DataDirNotWritable { path: dir.display().to_string(), reason };
+    let fail = |reason: String| StartupError::DataDirNotWritable {
+        path: dir.display().to_string(),
+        reason,
+    };
     std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     let probe = dir.join(format!(".caplens-write-probe-{}", std::process::id()));
     std::fs::write(&probe, b"ok").map_err(|e| fail(e.to_string()))?;
@@ -142,13 +164,22 @@ fn ensure_writable_dir(dir: &Path) -> Result<(), StartupError> {
 fn classify_connect_error(db: &DatabaseConfig, data_dir: &Path, e: sqlx::Error) -> StartupError {
     let reason = first_line(&e.to_string());
     match (&e, db.backend) {
-        (sqlx::Error::Configuration(_), _) => {
-            StartupError::BadDatabaseUrl { url: db.display_url(), reason }
+        (sqlx::Error::Configuration(_), _) => StartupError::BadDatabaseUrl {
+            url: db.display_url(),
+            reason,
+        },
+        (_, Backend::Sqlite)
+            if reason.contains("readonly") || reason.contains("unable to open") =>
+        {
+            StartupError::DataDirNotWritable {
+                path: data_dir.display().to_string(),
+                reason,
+            }
         }
-        (_, Backend::Sqlite) if reason.contains("readonly") || reason.contains("unable to open") => {
-            StartupError::DataDirNotWritable { path: data_dir.display().to_string(), reason }
-        }
-        _ => StartupError::DatabaseUnreachable { url: db.display_url(), reason },
+        _ => StartupError::DatabaseUnreachable {
+            url: db.display_url(),
+            reason,
+        },
     }
 }
 
@@ -170,8 +201,14 @@ mod tests {
 
     #[test]
     fn sqlite_parent_is_found_for_relative_and_absolute_paths() {
-        assert_eq!(sqlite_file_parent("sqlite://data/caplens.db?mode=rwc"), Some("data".into()));
-        assert_eq!(sqlite_file_parent("sqlite:///tmp/x/c.db"), Some("/tmp/x".into()));
+        assert_eq!(
+            sqlite_file_parent("sqlite://data/caplens.db?mode=rwc"),
+            Some("data".into())
+        );
+        assert_eq!(
+            sqlite_file_parent("sqlite:///tmp/x/c.db"),
+            Some("/tmp/x".into())
+        );
         assert_eq!(sqlite_file_parent("sqlite::memory:"), None);
     }
 }

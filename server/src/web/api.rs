@@ -26,7 +26,10 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn not_found(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
-    ApiError::not_found(format!("no API route {method} {}; see docs/api.md", uri.path()))
+    ApiError::not_found(format!(
+        "no API route {method} {}; see docs/api.md",
+        uri.path()
+    ))
 }
 
 async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
@@ -37,7 +40,9 @@ async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Ap
     }
 }
 
-async fn experiments(State(state): State<AppState>) -> Result<Json<Vec<ExperimentSummary>>, ApiError> {
+async fn experiments(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<ExperimentSummary>>, ApiError> {
     Ok(Json(state.store.experiments().await?))
 }
 

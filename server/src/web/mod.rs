@@ -13,7 +13,11 @@ use axum::{
     routing::{get, post},
     Form, Json, Router,
 };
-use caplens_app::{components::theme::{Theme, THEME_COOKIE}, data::SharedDataSource, shell, App};
+use caplens_app::{
+    components::theme::{Theme, THEME_COOKIE},
+    data::SharedDataSource,
+    shell, App,
+};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use serde::Deserialize;
@@ -55,7 +59,10 @@ pub fn router(store: Store, site_root: &Path, addr: SocketAddr) -> Router {
         .site_addr(addr)
         .env(leptos::config::Env::PROD)
         .build();
-    let state = AppState { leptos_options: leptos_options.clone(), store: store.clone() };
+    let state = AppState {
+        leptos_options: leptos_options.clone(),
+        store: store.clone(),
+    };
     let source: SharedDataSource = Arc::new(pages::StoreSource(store));
     let context = move || provide_context(source.clone());
     let routes = generate_route_list(App);
@@ -112,8 +119,18 @@ async fn healthz(State(store): State<Store>) -> Response {
     )
     .await;
     match ping {
-        Ok(Ok(_)) => Json(Health { status: "ok", database }).into_response(),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "database unavailable", database }))
+        Ok(Ok(_)) => Json(Health {
+            status: "ok",
+            database,
+        })
+        .into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "database unavailable",
+                database,
+            }),
+        )
             .into_response(),
     }
 }
@@ -127,11 +144,19 @@ struct ThemeForm {
 /// The no-JavaScript theme switch: store the choice in a cookie and go back.
 async fn set_theme(Form(form): Form<ThemeForm>) -> Response {
     let theme = Theme::parse(&form.theme);
-    let back = form.back.filter(|b| is_local_path(b)).unwrap_or_else(|| "/".to_string());
-    let cookie = format!("{THEME_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax", theme.as_str());
+    let back = form
+        .back
+        .filter(|b| is_local_path(b))
+        .unwrap_or_else(|| "/".to_string());
+    let cookie = format!(
+        "{THEME_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+        theme.as_str()
+    );
     let mut res = Redirect::to(&back).into_response();
-    res.headers_mut()
-        .insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("cookie text is ASCII"));
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).expect("cookie text is ASCII"),
+    );
     res
 }
 
@@ -143,7 +168,9 @@ fn is_local_path(path: &str) -> bool {
     bytes.next() == Some(b'/')
         && !matches!(path.as_bytes().get(1), Some(b'/' | b'\\'))
         && path.len() <= 2048
-        && path.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%/?#".contains(&b))
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%/?#".contains(&b))
 }
 
 #[cfg(test)]
@@ -152,10 +179,25 @@ mod tests {
 
     #[test]
     fn only_local_paths_are_redirect_targets() {
-        for ok in ["/", "/models", "/experiments/demo-rlvr-boundary?k=16#top", "/a%20b"] {
+        for ok in [
+            "/",
+            "/models",
+            "/experiments/demo-rlvr-boundary?k=16#top",
+            "/a%20b",
+        ] {
             assert!(is_local_path(ok), "{ok}");
         }
-        for bad in ["", "models", "//evil.example", "/\\evil.example", "/\tevil", "/\u{1}", "https://evil.example", "/a b", "/\r\nSet-Cookie:x"] {
+        for bad in [
+            "",
+            "models",
+            "//evil.example",
+            "/\\evil.example",
+            "/\tevil",
+            "/\u{1}",
+            "https://evil.example",
+            "/a b",
+            "/\r\nSet-Cookie:x",
+        ] {
             assert!(!is_local_path(bad), "{bad:?}");
         }
     }

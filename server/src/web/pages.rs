@@ -18,7 +18,10 @@ impl DataSource for StoreSource {
     fn experiments(&self) -> BoxFuture<'_, Result<Vec<ExperimentSummary>, DataError>> {
         Box::pin(async move { self.0.experiments().await.map_err(user_error) })
     }
-    fn experiment(&self, slug: String) -> BoxFuture<'_, Result<Option<ExperimentDetail>, DataError>> {
+    fn experiment(
+        &self,
+        slug: String,
+    ) -> BoxFuture<'_, Result<Option<ExperimentDetail>, DataError>> {
         Box::pin(async move { self.0.experiment(&slug).await.map_err(user_error) })
     }
     fn models(&self) -> BoxFuture<'_, Result<Vec<ModelRow>, DataError>> {

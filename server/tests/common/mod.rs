@@ -18,21 +18,36 @@ impl TestDb {
         let db = DatabaseConfig::resolve(None, dir.path()).unwrap();
         let store = Store::open(&db, dir.path()).await.expect("open sqlite");
         store.migrate().await.expect("migrate sqlite");
-        TestDb { store, name: "sqlite", _dir: dir, pg_schema: None }
+        TestDb {
+            store,
+            name: "sqlite",
+            _dir: dir,
+            pg_schema: None,
+        }
     }
 
     /// `None` when no PostgreSQL is configured for tests. When `CAPLENS_TEST_POSTGRES_URL` is
     /// set, failing to reach it fails the test (the test command always sets it).
     pub async fn postgres() -> Option<TestDb> {
-        let base = std::env::var("CAPLENS_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())?;
+        let base = std::env::var("CAPLENS_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())?;
         sqlx::any::install_default_drivers();
         let schema = format!(
             "caplens_t_{}_{}",
             std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
         );
-        let admin = sqlx::AnyPool::connect(&base).await.expect("CAPLENS_TEST_POSTGRES_URL is set but unreachable");
-        admin.execute(format!("CREATE SCHEMA {schema}").as_str()).await.unwrap();
+        let admin = sqlx::AnyPool::connect(&base)
+            .await
+            .expect("CAPLENS_TEST_POSTGRES_URL is set but unreachable");
+        admin
+            .execute(format!("CREATE SCHEMA {schema}").as_str())
+            .await
+            .unwrap();
         admin.close().await;
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
@@ -40,7 +55,12 @@ impl TestDb {
         let db = DatabaseConfig::resolve(Some(&url), dir.path()).unwrap();
         let store = Store::open(&db, dir.path()).await.expect("open postgres");
         store.migrate().await.expect("migrate postgres");
-        Some(TestDb { store, name: "postgres", _dir: dir, pg_schema: Some((base, schema)) })
+        Some(TestDb {
+            store,
+            name: "postgres",
+            _dir: dir,
+            pg_schema: Some((base, schema)),
+        })
     }
 
     /// SQLite always, PostgreSQL when configured.
@@ -48,7 +68,9 @@ impl TestDb {
         let mut dbs = vec![TestDb::sqlite().await];
         match TestDb::postgres().await {
             Some(pg) => dbs.push(pg),
-            None => eprintln!("note: CAPLENS_TEST_POSTGRES_URL not set; PostgreSQL variant not run"),
+            None => {
+                eprintln!("note: CAPLENS_TEST_POSTGRES_URL not set; PostgreSQL variant not run")
+            }
         }
         dbs
     }
@@ -57,7 +79,10 @@ impl TestDb {
         self.store.close().await;
         if let Some((base, schema)) = self.pg_schema {
             let admin = sqlx::AnyPool::connect(&base).await.unwrap();
-            admin.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await.unwrap();
+            admin
+                .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+                .await
+                .unwrap();
             admin.close().await;
         }
     }
