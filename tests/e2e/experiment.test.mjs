@@ -33,6 +33,29 @@ test('experiment page is complete and readable with JavaScript disabled', async 
   await context.close();
 });
 
+test('every section is readable with JavaScript disabled', async () => {
+  const { page, context, problems } = await watchedPage(browser, { javaScriptEnabled: false });
+  for (const [path, heading, needle] of [
+    ['/', 'Experiments', 'demo-rlvr-boundary'],
+    ['/models', 'Models', 'demo-rl-7b'],
+    ['/datasets', 'Datasets', 'demo-synthetic-math'],
+    ['/runs', 'Runs', 'demo-sft-7b'],
+    ['/upload', 'Upload rollouts', 'caplens passk'],
+  ]) {
+    const res = await page.goto(server.url + path);
+    assert.equal(res.status(), 200, path);
+    assert.equal((await page.textContent('h1')).trim(), heading, path);
+    assert.ok((await page.content()).includes(needle), `${path} shows ${needle}`);
+  }
+  // Without JavaScript the theme switch is a form post that comes back to the same page.
+  await page.goto(`${server.url}/models`);
+  await page.click('[data-testid=theme-toggle]');
+  await page.waitForURL(`${server.url}/models`);
+  assert.equal(await page.getAttribute('html', 'data-theme'), 'light');
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 test('the run filter works once hydrated (proves the wasm loaded)', async () => {
   const { page, context, problems } = await watchedPage(browser);
   await page.goto(`${server.url}/experiments/${SLUG}`);
