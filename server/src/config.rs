@@ -3,7 +3,7 @@
 //! Every setting has a flag and an environment variable (flags win); defaults give the embedded
 //! set-up: SQLite at `./data/caplens.db`, blobs under `./data/blobs`, listening on 127.0.0.1:3000.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::path::PathBuf;
 
 use crate::error::StartupError;
 
@@ -107,18 +107,6 @@ pub fn redact(url: &str) -> String {
         out.push_str(&params.join("&"));
     }
     out
-}
-
-/// Everything `caplens serve` needs.
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    pub addr: SocketAddr,
-    pub database: DatabaseConfig,
-    pub data_dir: PathBuf,
-    /// Where the built site lives (`pkg/caplens.js`, `pkg/caplens.wasm`, `pkg/caplens.css`, assets).
-    pub site_root: PathBuf,
-    /// Load the demo experiment when the database has no experiment at all.
-    pub load_demo: bool,
 }
 
 /// The default site root (when neither `--site-root` nor `CAPLENS_SITE_ROOT` is given):

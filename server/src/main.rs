@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use caplens_server::{
     cli::{self, Cli, Command, ServeArgs, StorageArgs},
-    config::{self, DatabaseConfig, ServeConfig},
+    config::{self, DatabaseConfig},
     demo,
     error::StartupError,
     storage::Store,
@@ -129,33 +129,24 @@ fn export_demo(args: &cli::DemoArgs) -> ExitCode {
 }
 
 async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError> {
-    let database = DatabaseConfig::resolve(storage.database_url.as_deref(), &storage.data_dir)?;
-    let config = ServeConfig {
-        addr: args
-            .addr
-            .unwrap_or_else(|| "127.0.0.1:3000".parse().expect("valid default address")),
-        database,
-        data_dir: storage.data_dir.clone(),
-        site_root: args.site_root.unwrap_or_else(config::default_site_root),
-        load_demo: !args.no_demo,
-    };
+    let site_root = args.site_root.unwrap_or_else(config::default_site_root);
     let store = open_store(&storage).await?;
-    if config.load_demo {
+    if !args.no_demo {
         if let Some(l) = demo::load_demo_if_empty(&store).await? {
             tracing::info!(slug = %l.slug, rollouts = l.rollouts, "empty database: loaded the synthetic demo experiment");
         }
     }
-    if !config.site_root.join("pkg").join("caplens.wasm").is_file() {
+    if !site_root.join("pkg").join("caplens.wasm").is_file() {
         tracing::warn!(
-            site_root = %config.site_root.display(),
+            site_root = %site_root.display(),
             "no built site (pkg/caplens.wasm) here: pages render but will not hydrate; run scripts/build.sh or set --site-root"
         );
     }
-    let app = web::router(store.clone(), &config.site_root, config.addr);
-    let listener = tokio::net::TcpListener::bind(config.addr)
+    let app = web::router(store.clone(), &site_root, args.addr);
+    let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| StartupError::Bind {
-            addr: config.addr.to_string(),
+            addr: args.addr.to_string(),
             reason: e.to_string(),
         })?;
     let url = format!(
@@ -171,7 +162,7 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| StartupError::Bind {
-            addr: config.addr.to_string(),
+            addr: args.addr.to_string(),
             reason: e.to_string(),
         })?;
     store.close().await;

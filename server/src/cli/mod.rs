@@ -114,7 +114,7 @@ pub struct ExtractArgs {
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "CAPLENS_ADDR", default_value = "127.0.0.1:3000")]
-    pub addr: Option<SocketAddr>,
+    pub addr: SocketAddr,
     /// Directory holding the built site (pkg/caplens.js, pkg/caplens.wasm, pkg/caplens.css).
     #[arg(long, env = "CAPLENS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
