@@ -36,11 +36,14 @@ async fn get(
     if let Some(c) = cookie {
         req = req.header(header::COOKIE, c);
     }
-    let res = app
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    // A bounded wait: a render that never finishes must fail the test, not hang the suite.
+    let res = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        app.clone().oneshot(req.body(Body::empty()).unwrap()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("GET {uri} did not answer within 60 s"))
+    .unwrap();
     let status = res.status();
     let headers = res.headers().clone();
     let body = res.into_body().collect().await.unwrap().to_bytes();

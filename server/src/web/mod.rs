@@ -65,7 +65,7 @@ pub fn router(store: Store, site_root: &Path, addr: SocketAddr) -> Router {
     };
     let source: SharedDataSource = Arc::new(pages::StoreSource(store));
     let context = move || provide_context(source.clone());
-    let routes = generate_route_list(App);
+    let routes = route_list();
 
     // The wasm/JS/CSS keep fixed names across builds, so browsers revalidate them (cheap 304s via
     // Last-Modified) instead of caching blindly; an upgraded server never hydrates with old wasm.
@@ -100,6 +100,17 @@ pub fn router(store: Store, site_root: &Path, addr: SocketAddr) -> Router {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The app's routes, generated once per process. Route generation renders the app with
+/// resource loading suppressed through a process-global flag (leptos_server's
+/// `SuppressResourceLoad`); a resource first polled by a concurrent page render during that
+/// window never resolves (leptos issue #4773). Generating once, before any router exists, means
+/// no render can overlap it — which matters whenever several routers live in one process (tests).
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
 #[derive(serde::Serialize)]
