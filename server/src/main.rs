@@ -81,10 +81,8 @@ async fn demo_command(storage: StorageArgs, args: cli::DemoArgs) -> Result<(), S
     let store = open_store(&storage).await?;
     let loaded = if args.reset {
         Some(demo::reset_demo(&store, &args.config()).await?)
-    } else if store.experiment_count().await? == 0 {
-        Some(demo::load_demo(&store, &args.config()).await?)
     } else {
-        None
+        demo::load_demo_if_empty(&store, &args.config()).await?
     };
     match loaded {
         Some(l) => println!(
@@ -132,7 +130,9 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
     let site_root = args.site_root.unwrap_or_else(config::default_site_root);
     let store = open_store(&storage).await?;
     if !args.no_demo {
-        if let Some(l) = demo::load_demo_if_empty(&store).await? {
+        if let Some(l) =
+            demo::load_demo_if_empty(&store, &demo::generate::DemoConfig::default()).await?
+        {
             tracing::info!(slug = %l.slug, rollouts = l.rollouts, "empty database: loaded the synthetic demo experiment");
         }
     }

@@ -156,9 +156,13 @@ async fn a_failed_load_leaves_nothing_behind() {
 #[tokio::test]
 async fn load_if_empty_only_loads_into_an_empty_database() {
     for db in TestDb::all().await {
-        let first = demo::load_demo_if_empty(&db.store).await.unwrap();
+        let first = demo::load_demo_if_empty(&db.store, &small_demo())
+            .await
+            .unwrap();
         assert!(first.is_some(), "{}", db.name);
-        let second = demo::load_demo_if_empty(&db.store).await.unwrap();
+        let second = demo::load_demo_if_empty(&db.store, &small_demo())
+            .await
+            .unwrap();
         assert!(second.is_none(), "{}", db.name);
         db.cleanup().await;
     }

@@ -29,11 +29,14 @@ pub struct DemoLoaded {
 }
 
 /// Loads the demo experiment when the database holds no experiment at all.
-pub async fn load_demo_if_empty(store: &Store) -> Result<Option<DemoLoaded>, StoreError> {
+pub async fn load_demo_if_empty(
+    store: &Store,
+    config: &DemoConfig,
+) -> Result<Option<DemoLoaded>, StoreError> {
     if store.experiment_count().await? > 0 {
         return Ok(None);
     }
-    load_demo(store, &DemoConfig::default()).await.map(Some)
+    load_demo(store, config).await.map(Some)
 }
 
 /// Removes any previous demo (experiment, its runs, the demo models and dataset) and stores a
