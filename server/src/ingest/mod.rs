@@ -1,4 +1,390 @@
-//! Getting rollouts into caplens. Today: the native JSON Lines reader used by the analysis
-//! commands; the importers for other tools' formats build on it.
+//! Getting rollouts into caplens (issue 5).
+//!
+//! Every input format has one [`RolloutImporter`]: it recognises its files ([`RolloutImporter::sniff`]),
+//! reads hints for the upload form ([`RolloutImporter::hints`]) and streams the file as
+//! [`RolloutRecord`]s into a [`RecordSink`]. Everything after that (grading, token metrics,
+//! storage, aggregates, idempotence, progress) is the one pipeline in [`pipeline`], whichever
+//! way the file came in (REST, browser, CLI).
+//!
+//! Formats: [`native`] (caplens JSON Lines), [`formats`] (lm-eval, qwen-math, inspect, verl,
+//! openai). Each may be plain, gzip or zstd ([`open_text`]; decided by magic bytes).
 
+pub mod formats;
 pub mod native;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub use native::InputError;
+
+/// The formats caplens imports, by the names users give to `--format` / `format=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    Native,
+    LmEval,
+    QwenMath,
+    Inspect,
+    Verl,
+    Openai,
+}
+
+impl Format {
+    pub const ALL: [Format; 6] = [
+        Format::Native,
+        Format::LmEval,
+        Format::QwenMath,
+        Format::Inspect,
+        Format::Verl,
+        Format::Openai,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Native => "native",
+            Format::LmEval => "lm-eval",
+            Format::QwenMath => "qwen-math",
+            Format::Inspect => "inspect",
+            Format::Verl => "verl",
+            Format::Openai => "openai",
+        }
+    }
+
+    /// What the format is, for people.
+    pub fn title(self) -> &'static str {
+        match self {
+            Format::Native => "caplens native JSON Lines",
+            Format::LmEval => "lm-evaluation-harness samples (--log_samples)",
+            Format::QwenMath => "Qwen2.5-Math / math-evaluation-harness JSONL",
+            Format::Inspect => "Inspect AI log (.eval or .json)",
+            Format::Verl => "verl validation dump (<step>.jsonl)",
+            Format::Openai => "OpenAI-compatible responses (vLLM, SGLang)",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a record says about correctness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// One rollout with the file's verdict.
+    Graded(bool),
+    /// One rollout without a verdict: the pipeline grades `answer`/`response` against the
+    /// reference with the verifier.
+    Ungraded,
+    /// `n` samples of which `c` correct, without the rollouts (native counts lines).
+    Counts { n: u64, c: u64 },
+}
+
+/// Token-level data of one rollout, as far as the file gives it. All present vectors have
+/// one entry per token.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TokenData {
+    pub tokens: Vec<String>,
+    /// Logprob of each sampled token (`None` = not given; vLLM's -9999.0 is kept as given).
+    pub logprobs: Vec<Option<f64>>,
+    /// Per token, its top candidates as (token, logprob), most likely first as given.
+    pub top_logprobs: Option<Vec<Vec<(String, f64)>>>,
+    /// Per token, the exact entropy when the producer computed it.
+    pub entropies: Option<Vec<Option<f64>>>,
+}
+
+/// One rollout (or one counts record) in a format-independent shape.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RolloutRecord {
+    /// 1-based line of the file (for zip members: the member's index) for error messages.
+    pub line: u64,
+    /// The model, when the file names it per record (native); else the import's model.
+    pub model: Option<String>,
+    /// The dataset, when the file names it; else the import's dataset.
+    pub dataset: Option<String>,
+    /// The problem's id within its dataset (lm-eval doc_id, qwen idx, verl input hash...).
+    pub problem_id: String,
+    pub prompt: Option<String>,
+    /// Reference answer (ground truth), as given.
+    pub reference: Option<String>,
+    /// Sample index within the problem, when the file gives one.
+    pub sample: Option<u64>,
+    pub outcome: RecordOutcome,
+    pub response: Option<String>,
+    /// The final answer as extracted by the producing tool.
+    pub answer: Option<String>,
+    pub finish_reason: Option<String>,
+    /// Training step, when the file says (verl).
+    pub step: Option<i64>,
+    pub tokens: Option<TokenData>,
+}
+
+impl Default for RecordOutcome {
+    fn default() -> Self {
+        RecordOutcome::Ungraded
+    }
+}
+
+/// What a file says about the run, to prefill the upload form. Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FileHints {
+    pub model: Option<String>,
+    pub dataset: Option<String>,
+    pub step: Option<i64>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub max_tokens: Option<i64>,
+    /// Samples per problem, when the head of the file shows it.
+    pub n_per_problem: Option<i64>,
+    /// Whether records carry token logprobs.
+    pub has_tokens: bool,
+    /// Records seen in the head of the file (a sample, not the total).
+    pub records_in_head: u64,
+}
+
+/// Why a read stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadStop {
+    /// Bad input that cannot be skipped (I/O, corrupt archive) or a bad line while not skipping.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The sink gave up (storage failure, cancelled); the message is the sink's.
+    #[error("{0}")]
+    Sink(String),
+}
+
+/// Where an importer sends what it reads.
+pub trait RecordSink {
+    /// One valid record.
+    fn record(&mut self, record: RolloutRecord) -> Result<(), ReadStop>;
+    /// One invalid record (a line that does not parse or validate). The sink decides whether
+    /// to skip it (returns `Ok`) or stop (returns the error).
+    fn reject(&mut self, error: InputError) -> Result<(), ReadStop>;
+}
+
+/// One input file.
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    pub path: PathBuf,
+    /// How errors name the file (the user's file name, not a spool path).
+    pub name: String,
+    /// Bytes of the file (as stored, before decompression) read so far: the progress bar.
+    pub progress: Arc<AtomicU64>,
+}
+
+impl InputFile {
+    pub fn new(path: impl Into<PathBuf>, name: impl Into<String>) -> Self {
+        InputFile {
+            path: path.into(),
+            name: name.into(),
+            progress: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// A file-level error (no line).
+    pub fn error(&self, message: impl Into<String>) -> InputError {
+        InputError {
+            file: self.name.clone(),
+            line: None,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// An error at `line`, on `field` when one field is at fault.
+    pub fn line_error(&self, line: u64, field: Option<&str>, message: impl Into<String>) -> InputError {
+        InputError {
+            file: self.name.clone(),
+            line: Some(line),
+            field: field.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+}
+
+/// A format reader. Implementations are stateless; one value per format in [`importers`].
+pub trait RolloutImporter: Send + Sync {
+    fn format(&self) -> Format;
+
+    /// Whether `head` (the first bytes of the file, decompressed; may end mid-line) and the
+    /// file name look like this format. Used by [`detect`]; must be cheap and never panic.
+    fn sniff(&self, file_name: &str, head: &[u8]) -> bool;
+
+    /// What the file says about model, dataset, step and sampling, read from its head only.
+    fn hints(&self, input: &InputFile) -> Result<FileHints, InputError>;
+
+    /// Streams every record of the file into `sink`, in file order, with bounded memory
+    /// (never the whole file). Each bad line goes to [`RecordSink::reject`] with its file,
+    /// line and field; I/O errors and corrupt archives stop the read with `ReadStop::Input`.
+    fn read(&self, input: &InputFile, sink: &mut dyn RecordSink) -> Result<(), ReadStop>;
+}
+
+/// Every importer, in detection order (most specific first).
+pub fn importers() -> &'static [&'static dyn RolloutImporter] {
+    formats::ALL
+}
+
+/// The importer of `format`.
+pub fn importer(format: Format) -> &'static dyn RolloutImporter {
+    *importers()
+        .iter()
+        .find(|i| i.format() == format)
+        .expect("every format has an importer")
+}
+
+/// How many decompressed bytes [`detect`] looks at.
+pub const SNIFF_BYTES: usize = 256 * 1024;
+
+/// The format of a file by its content (and name, for zip archives), or an error that says what
+/// the file looks like and how to name the format.
+pub fn detect(input: &InputFile) -> Result<Format, InputError> {
+    let head = read_head(input, SNIFF_BYTES)?;
+    detect_head(&input.name, &head).ok_or_else(|| {
+        let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+        input.error(format!(
+            "unrecognised format (the first line is not a record of any known format); name it with format= / --format, one of: {}",
+            names.join(", ")
+        ))
+    })
+}
+
+/// [`detect`] on bytes already read.
+pub fn detect_head(file_name: &str, head: &[u8]) -> Option<Format> {
+    importers()
+        .iter()
+        .find(|i| i.sniff(file_name, head))
+        .map(|i| i.format())
+}
+
+/// The first `limit` bytes of the file, decompressed (gzip/zstd). Zip archives are returned as
+/// stored (their importer sniffs the magic).
+pub fn read_head(input: &InputFile, limit: usize) -> Result<Vec<u8>, InputError> {
+    let file = std::fs::File::open(&input.path).map_err(|e| input.error(format!("cannot open: {e}")))?;
+    let mut reader = decompress(file).map_err(|e| input.error(format!("cannot read: {e}")))?;
+    let mut head = Vec::with_capacity(limit.min(1 << 20));
+    reader
+        .by_ref()
+        .take(limit as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| input.error(format!("cannot read: {e}")))?;
+    Ok(head)
+}
+
+/// Compression of a file, by its magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn of_magic(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+}
+
+/// A reader of `inner` that decompresses gzip or zstd (by magic bytes) and passes anything else
+/// through unchanged.
+pub fn decompress<R: Read + 'static>(inner: R) -> std::io::Result<Box<dyn BufRead>> {
+    let mut inner = BufReader::with_capacity(256 * 1024, inner);
+    let magic = inner.fill_buf()?;
+    Ok(match Compression::of_magic(magic) {
+        Compression::Gzip => Box::new(BufReader::with_capacity(
+            256 * 1024,
+            flate2::bufread::MultiGzDecoder::new(inner),
+        )),
+        Compression::Zstd => Box::new(BufReader::with_capacity(
+            256 * 1024,
+            zstd::stream::read::Decoder::with_buffer(inner)?,
+        )),
+        Compression::None => Box::new(inner),
+    })
+}
+
+/// Opens a line-oriented file for reading: decompressed, and counting the bytes read from disk
+/// into `input.progress`.
+pub fn open_text(input: &InputFile) -> Result<Box<dyn BufRead>, InputError> {
+    let file = std::fs::File::open(&input.path).map_err(|e| input.error(format!("cannot open: {e}")))?;
+    let counted = CountingReader {
+        inner: file,
+        progress: input.progress.clone(),
+    };
+    decompress(counted).map_err(|e| input.error(format!("cannot read: {e}")))
+}
+
+/// Counts bytes read into a shared counter.
+pub struct CountingReader<R> {
+    pub inner: R,
+    pub progress: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Reads `input` line by line (decompressed) and calls `each(line_no, text)` for every
+/// non-blank line; invalid UTF-8 goes to `sink.reject`. The shared loop of the JSON Lines
+/// importers. Lines of any length are supported (one reused buffer).
+pub fn for_each_line(
+    input: &InputFile,
+    sink: &mut dyn RecordSink,
+    mut each: impl FnMut(u64, &str, &mut dyn RecordSink) -> Result<(), ReadStop>,
+) -> Result<(), ReadStop> {
+    let mut reader = open_text(input)?;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        let read = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| input.line_error(line_no + 1, None, format!("read error: {e}")))?;
+        if read == 0 {
+            return Ok(());
+        }
+        line_no += 1;
+        let mut bytes = &buf[..];
+        while let Some((&last, rest)) = bytes.split_last() {
+            if last == b'\n' || last == b'\r' {
+                bytes = rest;
+            } else {
+                break;
+            }
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(text) => each(line_no, text, sink)?,
+            Err(e) => sink.reject(input.line_error(
+                line_no,
+                None,
+                format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1),
+            ))?,
+        }
+    }
+}
+
+/// The user-facing file name of a path (its last component).
+pub fn display_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}

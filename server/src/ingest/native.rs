@@ -1,6 +1,6 @@
 //! Reader of the caplens native JSON Lines format (docs/formats/native.md).
 //!
-//! One JSON object per line, plain or gzip (detected by its magic bytes, not the file name).
+//! One JSON object per line, plain, gzip or zstd (detected by magic bytes, not the file name).
 //! Files are streamed line by line with one reused buffer; string fields borrow from the line
 //! when they contain no escape; fields the caller does not need ([`Needs`]) are skipped without
 //! being materialised.
@@ -36,7 +36,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 /// The largest `n` one counts line may give. pass@k curves cost O(n) per problem, so an absurd
@@ -736,16 +736,7 @@ fn open_stream(mut file: File) -> std::io::Result<Box<dyn Read + Send>> {
 
 /// Plain or gzip (magic bytes 1f 8b; concatenated gzip members are read as one stream).
 fn open_reader(file: File) -> std::io::Result<Box<dyn BufRead>> {
-    let mut plain = BufReader::with_capacity(1 << 20, file);
-    let head = plain.fill_buf()?;
-    if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
-        Ok(Box::new(BufReader::with_capacity(
-            1 << 20,
-            flate2::bufread::MultiGzDecoder::new(plain),
-        )))
-    } else {
-        Ok(Box::new(plain))
-    }
+    super::decompress(file)
 }
 
 /// Parses and validates one line. On failure: the field at fault (if any) and the message.

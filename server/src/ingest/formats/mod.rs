@@ -1,0 +1,9 @@
+//! The importers of each format (one [`RolloutImporter`] per format; docs/formats/*.md).
+
+mod native;
+
+use super::RolloutImporter;
+
+/// Every importer in detection order: formats with distinctive keys first; native last among
+/// the JSON Lines formats because its keys (`model`, `problem_id`) are the most generic.
+pub static ALL: &[&dyn RolloutImporter] = &[&native::NativeImporter];
