@@ -13,6 +13,7 @@ pub mod majority;
 pub mod passk;
 pub mod quality;
 pub mod rft;
+pub mod rollup;
 pub mod sets;
 pub mod summary;
 

@@ -56,6 +56,27 @@ pub fn has_digit(text: &str) -> bool {
     text.bytes().any(|b| b.is_ascii_digit())
 }
 
+/// The quality checks of one response, computed once and shared by the stored quality flags
+/// and the summary rates (items 9 and 17).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QualityChecks {
+    pub format_violation: bool,
+    pub language_mixing: bool,
+    pub redundant: bool,
+    pub no_digit: bool,
+}
+
+impl QualityChecks {
+    pub fn of(response: &str) -> Self {
+        QualityChecks {
+            format_violation: is_format_violation(response),
+            language_mixing: has_language_mixing(response),
+            redundant: is_redundant(response),
+            no_digit: !has_digit(response),
+        }
+    }
+}
+
 /// Item 17: the response cut right after the closing brace of its first `\boxed{...}`
 /// (braces balanced). `None` when there is no `\boxed{` or its braces never close.
 pub fn truncate_after_first_boxed(response: &str) -> Option<&str> {

@@ -15,7 +15,7 @@
 //!   by the caller (items 4, 5, 13); non-finite values are ignored; `None` when there is none.
 
 use crate::diversity::DiversityAccumulator;
-use crate::quality;
+use crate::quality::QualityChecks;
 use crate::verifier::extract_answer;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -51,21 +51,109 @@ pub struct ModelSummary {
     pub mean_ppl: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Mean {
-    sum: f64,
-    count: u64,
+/// A running mean that can be stored and merged (sum and count of the finite values pushed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Mean {
+    pub sum: f64,
+    pub count: u64,
 }
 
 impl Mean {
-    fn push(&mut self, v: Option<f64>) {
+    pub fn push(&mut self, v: Option<f64>) {
         if let Some(v) = v.filter(|v| v.is_finite()) {
             self.sum += v;
             self.count += 1;
         }
     }
-    fn get(&self) -> Option<f64> {
+    pub fn merge(&mut self, other: &Mean) {
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+    pub fn get(&self) -> Option<f64> {
         (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+}
+
+/// The per-rollout part of a summary: totals that add up across rollouts and across runs, so an
+/// import stores them once per run and a report merges runs without rereading rollouts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RolloutTotals {
+    pub with_response: u64,
+    pub format_violations: u64,
+    pub language_mixing: u64,
+    pub redundant: u64,
+    pub response_chars: u64,
+    pub entropy: Mean,
+    pub rbf: Mean,
+    pub ppl: Mean,
+}
+
+impl RolloutTotals {
+    /// Adds one rollout; `checks` are the quality checks of its response (when it has one).
+    pub fn push(
+        &mut self,
+        response: Option<(&str, QualityChecks)>,
+        mean_entropy: Option<f64>,
+        mean_rbf: Option<f64>,
+        ppl: Option<f64>,
+    ) {
+        if let Some((r, checks)) = response {
+            self.with_response += 1;
+            self.format_violations += checks.format_violation as u64;
+            self.language_mixing += checks.language_mixing as u64;
+            self.redundant += checks.redundant as u64;
+            self.response_chars += r.chars().count() as u64;
+        }
+        self.entropy.push(mean_entropy);
+        self.rbf.push(mean_rbf);
+        self.ppl.push(ppl);
+    }
+
+    pub fn merge(&mut self, other: &RolloutTotals) {
+        self.with_response += other.with_response;
+        self.format_violations += other.format_violations;
+        self.language_mixing += other.language_mixing;
+        self.redundant += other.redundant;
+        self.response_chars += other.response_chars;
+        self.entropy.merge(&other.entropy);
+        self.rbf.merge(&other.rbf);
+        self.ppl.merge(&other.ppl);
+    }
+}
+
+/// One problem's part of a summary: samples, correct ones, distinct normalised answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProblemPart {
+    pub n: u64,
+    pub c: u64,
+    pub distinct_answers: usize,
+}
+
+/// The summary of a model from its parts (the definitions are in the module doc).
+pub fn summary_from_parts(problems: &[ProblemPart], totals: &RolloutTotals) -> ModelSummary {
+    let rate = |x: u64| (totals.with_response > 0).then(|| x as f64 / totals.with_response as f64);
+    let mut pass = Mean::default();
+    let mut diversity = Mean::default();
+    for p in problems {
+        if p.n > 0 {
+            pass.push(Some(p.c as f64 / p.n as f64));
+        }
+        if p.distinct_answers > 0 {
+            diversity.push(Some(p.distinct_answers as f64));
+        }
+    }
+    ModelSummary {
+        problems: problems.len(),
+        rollouts: problems.iter().map(|p| p.n).sum(),
+        pass_at_1: pass.get(),
+        answer_diversity: diversity.get(),
+        format_violation_rate: rate(totals.format_violations),
+        language_mixing_rate: rate(totals.language_mixing),
+        redundancy_rate: rate(totals.redundant),
+        mean_response_chars: rate(totals.response_chars),
+        mean_entropy: totals.entropy.get(),
+        mean_rbf: totals.rbf.get(),
+        mean_ppl: totals.ppl.get(),
     }
 }
 
@@ -76,14 +164,7 @@ pub struct SummaryAccumulator {
     /// (n, c) per problem index.
     counts: Vec<(u64, u64)>,
     diversity: DiversityAccumulator,
-    with_response: u64,
-    format_violations: u64,
-    language_mixing: u64,
-    redundant: u64,
-    response_chars: u64,
-    entropy: Mean,
-    rbf: Mean,
-    ppl: Mean,
+    totals: RolloutTotals,
 }
 
 impl SummaryAccumulator {
@@ -118,16 +199,12 @@ impl SummaryAccumulator {
         if let Some(a) = answer {
             self.diversity.push(p, a);
         }
-        if let Some(r) = facts.response {
-            self.with_response += 1;
-            self.format_violations += quality::is_format_violation(r) as u64;
-            self.language_mixing += quality::has_language_mixing(r) as u64;
-            self.redundant += quality::is_redundant(r) as u64;
-            self.response_chars += r.chars().count() as u64;
-        }
-        self.entropy.push(facts.mean_entropy);
-        self.rbf.push(facts.mean_rbf);
-        self.ppl.push(facts.ppl);
+        self.totals.push(
+            facts.response.map(|r| (r, QualityChecks::of(r))),
+            facts.mean_entropy,
+            facts.mean_rbf,
+            facts.ppl,
+        );
     }
 
     /// Adds a counts record: n samples of `problem_id`, c of them correct (the caller checks
@@ -140,26 +217,17 @@ impl SummaryAccumulator {
 
     /// The summary so far.
     pub fn finish(&self) -> ModelSummary {
-        let rate = |x: u64| (self.with_response > 0).then(|| x as f64 / self.with_response as f64);
-        let mut pass = Mean::default();
-        for &(n, c) in &self.counts {
-            if n > 0 {
-                pass.push(Some(c as f64 / n as f64));
-            }
-        }
-        ModelSummary {
-            problems: self.counts.len(),
-            rollouts: self.counts.iter().map(|&(n, _)| n).sum(),
-            pass_at_1: pass.get(),
-            answer_diversity: self.diversity.finish().map(|d| d.mean_distinct_answers),
-            format_violation_rate: rate(self.format_violations),
-            language_mixing_rate: rate(self.language_mixing),
-            redundancy_rate: rate(self.redundant),
-            mean_response_chars: rate(self.response_chars),
-            mean_entropy: self.entropy.get(),
-            mean_rbf: self.rbf.get(),
-            mean_ppl: self.ppl.get(),
-        }
+        let parts: Vec<ProblemPart> = self
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(i, &(n, c))| ProblemPart {
+                n,
+                c,
+                distinct_answers: self.diversity.distinct(i),
+            })
+            .collect();
+        summary_from_parts(&parts, &self.totals)
     }
 }
 

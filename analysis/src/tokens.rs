@@ -732,6 +732,59 @@ pub fn summarize_response(tokens: &[TokenUncertainty]) -> Option<ResponseTokenSu
     })
 }
 
+/// What one rollout row stores about its tokens (items 4, 5, 13): computed once at import and by
+/// `caplens summary`, so both give the same numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RolloutTokenMeans {
+    pub mean_entropy: Option<f64>,
+    pub mean_rbf: Option<f64>,
+    pub ppl: Option<f64>,
+}
+
+/// Per-rollout token means from the fields a file gives:
+/// - entropy (item 4, eq. 3): the mean of `entropies` when given (exact, as the producer
+///   computed them); otherwise the mean over tokens of the truncated bucket estimate from the
+///   top-K rows (a lower bound, see the module doc);
+/// - RBF (item 5): the mean top-p 0.95 nucleus size from the top-K rows (exact when the listed
+///   mass reaches 0.95, else a lower bound); `None` without them;
+/// - perplexity (item 13): exp(-mean logprob); a token of probability 0 makes it infinite.
+///
+/// `None` entries, and rows that are empty or invalid (all NaN, mass above 1), are skipped; a
+/// rollout with no usable token has `None`.
+pub fn rollout_token_means<R, I>(
+    entropies: Option<&[Option<f64>]>,
+    top_rows: Option<R>,
+    logprobs: Option<&[Option<f64>]>,
+) -> RolloutTokenMeans
+where
+    R: IntoIterator<Item = I>,
+    I: IntoIterator<Item = f64>,
+{
+    let from_top_k = top_rows.and_then(|rows| {
+        let mut row_buf = Vec::new();
+        let per_token: Vec<TokenUncertainty> = rows
+            .into_iter()
+            .filter_map(|row| {
+                row_buf.clear();
+                row_buf.extend(row);
+                uncertainty_top_k(&row_buf, DEFAULT_TOP_P).ok()
+            })
+            .collect();
+        summarize_response(&per_token)
+    });
+    let mean_entropy = match entropies {
+        Some(values) => mean_finite(&values.iter().flatten().copied().collect::<Vec<f64>>()),
+        None => from_top_k.map(|s| s.mean_entropy),
+    };
+    RolloutTokenMeans {
+        mean_entropy,
+        mean_rbf: from_top_k.map(|s| s.mean_rbf),
+        ppl: logprobs
+            .and_then(|lps| perplexity(lps.iter().flatten().copied()))
+            .map(|p| p.ppl),
+    }
+}
+
 /// Mean of the finite values (e.g. a stored `token_entropies` column); `None` when there is none.
 pub fn mean_finite(values: &[f64]) -> Option<f64> {
     let mut acc = MeanAccumulator::default();

@@ -639,42 +639,15 @@ pub fn unsolvable(
 // ---------------------------------------------------------------------------------------------
 // summary
 
-/// Per-rollout token means `(mean entropy, mean RBF, perplexity)` from the fields given.
-///
-/// - Entropy (item 4, eq. 3): the mean of `token_entropies` when the line has them (exact, as
-///   the producer computed them); otherwise the mean over tokens of the truncated bucket
-///   estimate from `top_logprobs` (a lower bound, see `caplens_analysis::tokens`).
-/// - RBF (item 5): the mean over tokens of the top-p 0.95 nucleus size from `top_logprobs`
-///   (exact when the listed mass reaches 0.95, else a lower bound); `None` without them.
-/// - Perplexity (item 13): exp(-mean `token_logprobs`); a token of probability 0 makes it
-///   infinite, which the summary then leaves out of its mean (non-finite values are ignored).
-///
-/// `null` entries, and positions whose top list is empty or invalid (all NaN, mass above 1),
-/// are skipped; a rollout with no usable token has `None`.
-fn token_means(line: &NativeLine<'_>) -> (Option<f64>, Option<f64>, Option<f64>) {
-    let from_top_k = line.top_logprobs.as_deref().and_then(|rows| {
-        let mut logprobs = Vec::new();
-        let per_token: Vec<TokenUncertainty> = rows
-            .iter()
-            .filter_map(|row| {
-                logprobs.clear();
-                logprobs.extend(row.iter().map(|(_, lp)| *lp));
-                uncertainty_top_k(&logprobs, DEFAULT_TOP_P).ok()
-            })
-            .collect();
-        summarize_response(&per_token)
-    });
-    let entropy = match line.token_entropies.as_deref() {
-        Some(values) => mean_finite(&values.iter().flatten().copied().collect::<Vec<f64>>()),
-        None => from_top_k.map(|s| s.mean_entropy),
-    };
-    let rbf = from_top_k.map(|s| s.mean_rbf);
-    let ppl = line
-        .token_logprobs
-        .as_deref()
-        .and_then(|lps| perplexity(lps.iter().flatten().copied()))
-        .map(|p| p.ppl);
-    (entropy, rbf, ppl)
+/// Per-rollout token means, by the rule shared with import ([`rollout_token_means`]).
+fn token_means(line: &NativeLine<'_>) -> RolloutTokenMeans {
+    rollout_token_means(
+        line.token_entropies.as_deref(),
+        line.top_logprobs
+            .as_deref()
+            .map(|rows| rows.iter().map(|row| row.iter().map(|(_, lp)| *lp))),
+        line.token_logprobs.as_deref(),
+    )
 }
 
 /// `caplens summary FILE... [--json]`.
@@ -700,7 +673,11 @@ pub fn summary(
         match line.outcome {
             Outcome::Counts { n, c } => acc.push_counts(key, n, c),
             Outcome::Rollout { correct } => {
-                let (mean_entropy, mean_rbf, ppl) = token_means(line);
+                let RolloutTokenMeans {
+                    mean_entropy,
+                    mean_rbf,
+                    ppl,
+                } = token_means(line);
                 acc.push_rollout(
                     key,
                     &RolloutFacts {

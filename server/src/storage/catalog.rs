@@ -258,18 +258,21 @@ pub mod quality_flags {
 
     /// The flags of one response, by the checks in `caplens_analysis::quality`.
     pub fn of_response(response: &str) -> i64 {
-        use caplens_analysis::quality;
+        of_checks(caplens_analysis::quality::QualityChecks::of(response))
+    }
+
+    pub fn of_checks(checks: caplens_analysis::quality::QualityChecks) -> i64 {
         let mut flags = 0;
-        if quality::is_format_violation(response) {
+        if checks.format_violation {
             flags |= FORMAT_VIOLATION;
         }
-        if quality::has_language_mixing(response) {
+        if checks.language_mixing {
             flags |= LANGUAGE_MIXING;
         }
-        if quality::is_redundant(response) {
+        if checks.redundant {
             flags |= REDUNDANT;
         }
-        if !quality::has_digit(response) {
+        if checks.no_digit {
             flags |= NO_DIGIT;
         }
         flags
