@@ -14,9 +14,7 @@ use caplens_analysis::passk::{default_ks, pass_at_k_curve, CurvePoint, ProblemCo
 use caplens_analysis::rft::{rule_filter, select_indices, RftError, RftFeatures, RftStrategy};
 use caplens_analysis::sets::{compare_unsolvable, MissingReason, ModelOutcomes, ProblemOutcome};
 use caplens_analysis::summary::{ModelSummary, RolloutFacts, SummaryAccumulator};
-use caplens_analysis::tokens::{
-    mean_finite, perplexity, summarize_response, uncertainty_top_k, TokenUncertainty, DEFAULT_TOP_P,
-};
+use caplens_analysis::tokens::{rollout_token_means, RolloutTokenMeans};
 use serde::ser::SerializeMap;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -781,7 +779,11 @@ pub fn rft_select(
     let mut features = Vec::new();
     let stats = read_files::<CliError>(files, needs, skip_invalid, |line, _| {
         if let Outcome::Rollout { correct } = line.outcome {
-            let (mean_entropy, mean_rbf, _) = token_means(line);
+            let RolloutTokenMeans {
+                mean_entropy,
+                mean_rbf,
+                ..
+            } = token_means(line);
             features.push(RftFeatures {
                 passes_filter: line.response.as_deref().and_then(rule_filter).is_some(),
                 correct,

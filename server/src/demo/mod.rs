@@ -8,7 +8,8 @@ pub mod generate;
 
 use std::collections::HashMap;
 
-use caplens_analysis::diversity::distinct_answers;
+use caplens_analysis::quality::QualityChecks;
+use caplens_analysis::rollup::RunRollup;
 use generate::{generate_demo, DemoConfig, DemoData};
 
 use crate::{
@@ -190,24 +191,48 @@ async fn store_demo(tx: &mut catalog::Tx<'_>, data: &DemoData) -> Result<DemoLoa
         catalog::link_run(tx, experiment_id, run_id).await?;
         let first = run_index * data.problems.len() * n;
         let rollouts = &data.rollouts[first..first + data.problems.len() * n];
-        let rows: Vec<NewRollout> = rollouts
-            .iter()
-            .map(|r| NewRollout {
+        // The same rollup as an import, so the demo's stored aggregates mean the same thing.
+        let mut rollup = RunRollup::default();
+        let mut rows = Vec::with_capacity(rollouts.len());
+        for r in rollouts {
+            let checks = QualityChecks::of(&r.response);
+            rollup
+                .problem(r.problem)
+                .push_rollout(Some(r.sample as u64), r.correct, r.answer.as_deref())
+                .map_err(|e| StoreError::Invalid(format!("demo generator: {e}")))?;
+            rollup.totals.push(Some((&r.response, checks)), None, None, None);
+            rows.push(NewRollout {
                 problem_id: problem_ids[r.problem],
                 sample_index: r.sample as i64,
                 response: Some(&r.response),
                 extracted_answer: r.answer.as_deref(),
                 correct: r.correct,
                 token_count: Some(r.token_count as i64),
-                quality_flags: quality_flags::of_response(&r.response),
+                quality_flags: quality_flags::of_checks(checks),
+            });
+        }
+        catalog::insert_rollouts(tx, run_id, &rows).await?;
+        let stats: Vec<ProblemStats> = rollup
+            .problems
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.n() > 0)
+            .map(|(i, p)| ProblemStats {
+                problem_id: problem_ids[i],
+                n: p.n() as i64,
+                c: p.c() as i64,
+                first_correct_sample: p.outcome().first_correct_position.map(|x| x as i64),
+                distinct_answers: p.answers().len() as i64,
+                order_known: true,
+                answers: serde_json::to_string(p.answers()).expect("a map of strings serialises"),
             })
             .collect();
-        catalog::insert_rollouts(tx, run_id, &rows).await?;
-        let stats: Vec<ProblemStats> = rollouts
-            .chunks(n.max(1))
-            .map(|group| problem_stats(problem_ids[group[0].problem], group))
-            .collect();
         catalog::insert_problem_stats(tx, run_id, &stats).await?;
+        db(sqlx::query("UPDATE runs SET aggregates = $1 WHERE id = $2")
+            .bind(serde_json::to_string(&rollup.aggregates()).expect("aggregates serialise"))
+            .bind(run_id)
+            .execute(&mut **tx)
+            .await)?;
     }
     Ok(DemoLoaded {
         slug: data.experiment.slug.clone(),
@@ -250,16 +275,3 @@ pub fn write_native_jsonl(data: &DemoData, out: &mut dyn std::io::Write) -> std:
     Ok(data.rollouts.len())
 }
 
-fn problem_stats(problem_id: i64, group: &[generate::DemoRollout]) -> ProblemStats {
-    ProblemStats {
-        problem_id,
-        n: group.len() as i64,
-        c: group.iter().filter(|r| r.correct).count() as i64,
-        first_correct_sample: group
-            .iter()
-            .filter(|r| r.correct)
-            .map(|r| r.sample as i64)
-            .min(),
-        distinct_answers: distinct_answers(group.iter().filter_map(|r| r.answer.as_deref())) as i64,
-    }
-}

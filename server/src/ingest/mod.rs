@@ -11,6 +11,7 @@
 
 pub mod formats;
 pub mod native;
+pub mod pipeline;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

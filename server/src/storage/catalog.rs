@@ -245,8 +245,13 @@ pub struct ProblemStats {
     pub problem_id: i64,
     pub n: i64,
     pub c: i64,
+    /// 0-based position of the first correct rollout in sampling order.
     pub first_correct_sample: Option<i64>,
     pub distinct_answers: i64,
+    /// False when count-only data contributed (no order).
+    pub order_known: bool,
+    /// JSON object: normalised answer -> rollouts that gave it.
+    pub answers: String,
 }
 
 /// Bits of `rollouts.quality_flags` (paper-notes items 9 and 17).
@@ -392,7 +397,7 @@ pub async fn link_run(tx: &mut Tx<'_>, experiment_id: i64, run_id: i64) -> Resul
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `columns` values: the VALUES list of a multi-row
 /// INSERT, numbered as both SQLite and PostgreSQL accept.
-fn values_placeholders(rows: usize, columns: usize) -> String {
+pub fn values_placeholders(rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
@@ -446,8 +451,8 @@ pub async fn insert_problem_stats(
 ) -> Result<(), StoreError> {
     for chunk in stats.chunks(ROLLOUT_BATCH) {
         let sql = format!(
-            "INSERT INTO run_problem_stats (run_id, problem_id, n, c, first_correct_sample, distinct_answers) VALUES {}",
-            values_placeholders(chunk.len(), 6)
+            "INSERT INTO run_problem_stats (run_id, problem_id, n, c, first_correct_sample, distinct_answers, order_known, answers) VALUES {}",
+            values_placeholders(chunk.len(), 8)
         );
         let mut q = sqlx::query(&sql);
         for s in chunk {
@@ -457,7 +462,9 @@ pub async fn insert_problem_stats(
                 .bind(s.n)
                 .bind(s.c)
                 .bind(s.first_correct_sample)
-                .bind(s.distinct_answers);
+                .bind(s.distinct_answers)
+                .bind(s.order_known as i64)
+                .bind(&s.answers);
         }
         db(q.execute(&mut **tx).await)?;
     }
