@@ -26,6 +26,13 @@ fn main() -> ExitCode {
             ExitCode::from(cli::run_verifier(c) as u8)
         }
         Some(Command::Migrate) => run_async(migrate(cli.storage)),
+        Some(Command::Push(args)) => ExitCode::from(cli::import::push(&args) as u8),
+        Some(Command::Import(args)) => run_with_store(cli.storage, move |store| {
+            Box::pin(async move { cli::import::import(&store, &args).await })
+        }),
+        Some(Command::Token(command)) => run_with_store(cli.storage, move |store| {
+            Box::pin(async move { cli::import::token(&store, &command).await })
+        }),
         Some(Command::Demo(args)) if args.export.is_some() => export_demo(&args),
         Some(Command::Demo(args)) => run_async(demo_command(cli.storage, args)),
         Some(Command::Serve(args)) => run_async(serve(cli.storage, args)),
@@ -47,6 +54,31 @@ fn run_async(fut: impl std::future::Future<Output = Result<(), StartupError>>) -
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a command that needs the database; its own exit code, or 1 when the store fails to open.
+fn run_with_store(
+    storage: StorageArgs,
+    command: impl FnOnce(Store) -> std::pin::Pin<Box<dyn std::future::Future<Output = i32>>>,
+) -> ExitCode {
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async move {
+        match open_store(&storage).await {
+            Ok(store) => {
+                let code = command(store.clone()).await;
+                store.close().await;
+                ExitCode::from(code as u8)
+            }
+            Err(e) => {
+                eprintln!("caplens: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn init_logging() {

@@ -2,6 +2,7 @@
 //! The analysis commands' logic lives in [`analysis`]; the server in `crate::serve`.
 
 pub mod analysis;
+pub mod import;
 pub mod verify;
 
 use std::{net::SocketAddr, path::PathBuf};
@@ -50,6 +51,13 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Print the final answer found in a response file and the rule that found it.
     Extract(ExtractArgs),
+    /// Import rollout files into the configured database (formats: docs/formats/).
+    Import(import::ImportArgs),
+    /// Upload rollout files to a caplens server over its REST API.
+    Push(import::PushArgs),
+    /// Create, list and revoke API tokens.
+    #[command(subcommand)]
+    Token(import::TokenCommand),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -12,6 +12,7 @@
 pub mod formats;
 pub mod native;
 pub mod pipeline;
+pub mod service;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,307 @@
+//! Imports as background jobs of the server: queue, run (one at a time on SQLite, whose writer
+//! lock an import holds until it commits), report live progress, keep uploads for a retry.
+//!
+//! An upload is spooled to `DATA_DIR/uploads/{id}/` (its files and a `request.json`) before it
+//! is queued, so the id can be handed out at once and an interrupted import can be retried from
+//! the same bytes. The folder is removed when the import ends (completed, failed or duplicate);
+//! only a server stopped mid-import leaves it, for `retry`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use super::pipeline::{
+    load_report, run_import, ImportFile, ImportFileInfo, ImportParams, ImportProgress,
+    ImportReport, ImportStatus,
+};
+use super::InputFile;
+use crate::config::Backend;
+use crate::error::StoreError;
+use crate::storage::Store;
+
+/// What the spool folder remembers of a request, to run it again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpooledRequest {
+    pub files: Vec<SpooledFile>,
+    pub params: ImportParams,
+    pub token_id: Option<i64>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpooledFile {
+    /// The uploader's file name.
+    pub name: String,
+    /// File name inside the spool folder.
+    pub stored_as: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+struct LiveImport {
+    status: ImportStatus,
+    params: ImportParams,
+    files: Vec<ImportFileInfo>,
+    progress: Arc<ImportProgress>,
+    created_at: String,
+}
+
+/// The server's import jobs.
+#[derive(Clone)]
+pub struct ImportService {
+    store: Store,
+    uploads_dir: PathBuf,
+    /// Largest accepted upload, in bytes (all files of one request together).
+    pub max_upload_bytes: u64,
+    permits: Arc<Semaphore>,
+    live: Arc<Mutex<HashMap<String, LiveImport>>>,
+}
+
+impl ImportService {
+    pub fn new(store: Store, data_dir: &Path, max_upload_bytes: u64) -> Self {
+        // SQLite has one writer: imports queue behind each other rather than time out on the
+        // lock. PostgreSQL takes a few at once.
+        let parallel = match store.backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 2,
+        };
+        ImportService {
+            store,
+            uploads_dir: data_dir.join("uploads"),
+            max_upload_bytes,
+            permits: Arc::new(Semaphore::new(parallel)),
+            live: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The spool folder of an import.
+    pub fn spool_dir(&self, id: &str) -> PathBuf {
+        self.uploads_dir.join(id)
+    }
+
+    /// Queues a spooled request (files already in `spool_dir(id)`) and returns at once.
+    pub fn submit(&self, id: String, request: SpooledRequest) -> Result<(), StoreError> {
+        let dir = self.spool_dir(&id);
+        let json = serde_json::to_vec_pretty(&request).expect("request serialises");
+        std::fs::write(dir.join("request.json"), json).map_err(|source| StoreError::Blob {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let files: Vec<ImportFile> = request
+            .files
+            .iter()
+            .map(|f| ImportFile {
+                input: InputFile::new(dir.join(&f.stored_as), f.name.clone()),
+                sha256: Some(f.sha256.clone()),
+            })
+            .collect();
+        let inputs: Vec<InputFile> = files.iter().map(|f| f.input.clone()).collect();
+        let progress = Arc::new(ImportProgress::for_files(&inputs));
+        self.live.lock().expect("live lock").insert(
+            id.clone(),
+            LiveImport {
+                status: ImportStatus::Queued,
+                params: request.params.clone(),
+                files: request
+                    .files
+                    .iter()
+                    .map(|f| ImportFileInfo {
+                        name: f.name.clone(),
+                        bytes: f.bytes,
+                        sha256: f.sha256.clone(),
+                        format: None,
+                    })
+                    .collect(),
+                progress: progress.clone(),
+                created_at: request.created_at.clone(),
+            },
+        );
+        let service = self.clone();
+        tokio::spawn(async move {
+            let _permit = service.permits.acquire().await.expect("never closed");
+            if let Some(live) = service.live.lock().expect("live lock").get_mut(&id) {
+                live.status = ImportStatus::Processing;
+            }
+            let report = run_import(
+                &service.store,
+                &id,
+                files,
+                request.params,
+                progress,
+                request.token_id,
+            )
+            .await;
+            tracing::info!(
+                import = %id,
+                status = report.status.as_str(),
+                rows_stored = report.rows_stored,
+                rows_rejected = report.rows_rejected,
+                message = report.message.as_deref().unwrap_or(""),
+                "import finished"
+            );
+            let _ = std::fs::remove_dir_all(service.spool_dir(&id));
+            service.live.lock().expect("live lock").remove(&id);
+        });
+        Ok(())
+    }
+
+    /// The report of an import: live while it runs, stored once finished.
+    pub async fn report(&self, id: &str) -> Result<Option<ImportReport>, StoreError> {
+        if let Some(report) = self.live_report(id) {
+            return Ok(Some(report));
+        }
+        load_report(&self.store, id).await
+    }
+
+    fn live_report(&self, id: &str) -> Option<ImportReport> {
+        let (status, files, params, p, created_at) = {
+            let live = self.live.lock().expect("live lock");
+            let l = live.get(id)?;
+            (
+                l.status,
+                l.files.clone(),
+                l.params.clone(),
+                l.progress.clone(),
+                l.created_at.clone(),
+            )
+        };
+        let errors = p.errors.lock().expect("progress lock").clone();
+        Some(ImportReport {
+            id: id.to_owned(),
+            status,
+            files,
+            experiment: params.experiment.clone(),
+            params,
+            bytes_total: p.bytes_total,
+            bytes_read: p.bytes_read(),
+            rows_read: p.rows_read.load(Ordering::Relaxed),
+            rows_stored: p.rows_stored.load(Ordering::Relaxed),
+            rows_rejected: p.rows_rejected.load(Ordering::Relaxed),
+            errors,
+            runs: Vec::new(),
+            message: None,
+            duplicate_of: None,
+            created_at,
+            finished_at: None,
+        })
+    }
+
+    /// Recent imports, newest first (live ones included).
+    pub async fn recent(&self, limit: i64) -> Result<Vec<ImportReport>, StoreError> {
+        let mut out: Vec<ImportReport> = {
+            let live = self.live.lock().expect("live lock");
+            let ids: Vec<String> = live.keys().cloned().collect();
+            drop(live);
+            ids.iter().filter_map(|id| self.live_report(id)).collect()
+        };
+        let ids: Vec<String> = crate::storage::db(
+            sqlx::query_scalar("SELECT id FROM imports ORDER BY created_at DESC, id DESC LIMIT $1")
+                .bind(limit)
+                .fetch_all(&self.store.pool)
+                .await,
+        )?;
+        for id in ids {
+            if out.iter().any(|r| r.id == id) {
+                continue;
+            }
+            if let Some(r) = load_report(&self.store, &id).await? {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        out.truncate(limit.max(0) as usize);
+        Ok(out)
+    }
+
+    /// Runs a failed import again from its kept upload. `Ok(false)` when there is nothing to
+    /// retry (not failed, or its upload is gone).
+    pub async fn retry(&self, id: &str) -> Result<Result<(), String>, StoreError> {
+        if self.live.lock().expect("live lock").contains_key(id) {
+            return Ok(Err("the import is still running".into()));
+        }
+        let Some(report) = load_report(&self.store, id).await? else {
+            return Ok(Err(format!("no import {id}")));
+        };
+        if report.status != ImportStatus::Failed {
+            return Ok(Err(format!(
+                "only a failed import can be retried; this one is {}",
+                report.status.as_str()
+            )));
+        }
+        let request_path = self.spool_dir(id).join("request.json");
+        let request: SpooledRequest = match std::fs::read(&request_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+        {
+            Some(r) => r,
+            None => {
+                return Ok(Err(
+                    "its upload is no longer kept (only imports interrupted by a server stop keep it); upload the files again".into(),
+                ))
+            }
+        };
+        crate::storage::db(
+            sqlx::query("DELETE FROM imports WHERE id = $1")
+                .bind(id)
+                .execute(&self.store.pool)
+                .await,
+        )?;
+        self.submit(id.to_owned(), request)?;
+        Ok(Ok(()))
+    }
+
+    /// A new spool folder for an upload.
+    pub fn create_spool(&self, id: &str) -> Result<PathBuf, StoreError> {
+        let dir = self.spool_dir(id);
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Blob {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(dir)
+    }
+
+    /// Removes the spool folder of an upload that was refused before being queued.
+    pub fn discard_spool(&self, id: &str) {
+        let _ = std::fs::remove_dir_all(self.spool_dir(id));
+    }
+
+    /// After a start: imports interrupted mid-way are marked failed (nothing of them was
+    /// committed; their uploads stay for `retry`); uploads that were still queued are queued
+    /// again. Returns (interrupted, requeued) ids.
+    pub async fn recover(&self) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let interrupted = super::pipeline::recover_interrupted(&self.store).await?;
+        let mut requeued = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.uploads_dir) else {
+            return Ok((interrupted, requeued));
+        };
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let request: Option<SpooledRequest> = std::fs::read(entry.path().join("request.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let known = load_report(&self.store, &id).await?.is_some();
+            match request {
+                Some(request) if !known => {
+                    self.submit(id.clone(), request)?;
+                    requeued.push(id);
+                }
+                // A failed import keeps its upload for retry; anything else is debris of an
+                // upload cut off before it was queued.
+                _ if known => {}
+                _ => self.discard_spool(&id),
+            }
+        }
+        Ok((interrupted, requeued))
+    }
+}
+
+/// Default largest upload: 20 GiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 20 << 30;
