@@ -46,6 +46,7 @@ CREATE INDEX runs_source ON runs(model_id, source_hash);
 -- Rollout order and answers per (run, problem), for unsolvable-at-k and answer diversity
 -- without rereading rollouts. first_correct_sample (0001) now holds the 0-based position of the
 -- first correct rollout in sampling order; order_known is 0 when count-only data contributed.
+ALTER TABLE run_problem_stats ADD COLUMN position INTEGER NOT NULL DEFAULT 0; -- first-appearance order in the run
 ALTER TABLE run_problem_stats ADD COLUMN order_known INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE run_problem_stats ADD COLUMN answers TEXT NOT NULL DEFAULT '{}'; -- JSON {normalised answer: count}
 

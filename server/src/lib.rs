@@ -7,5 +7,6 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod ingest;
+pub mod reports;
 pub mod storage;
 pub mod web;

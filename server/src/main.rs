@@ -174,7 +174,19 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
             "no built site (pkg/caplens.wasm) here: pages render but will not hydrate; run scripts/build.sh or set --site-root"
         );
     }
-    let app = web::router(store.clone(), &site_root, args.addr);
+    let imports = caplens_server::ingest::service::ImportService::new(
+        store.clone(),
+        &storage.data_dir,
+        args.max_upload_bytes,
+    );
+    let (interrupted, requeued) = imports.recover().await?;
+    for id in &interrupted {
+        tracing::warn!(import = %id, "an import was interrupted by the last stop; nothing of it was stored (it can be retried)");
+    }
+    for id in &requeued {
+        tracing::info!(import = %id, "queued again an upload that was waiting when the server stopped");
+    }
+    let app = web::router(imports, &site_root, args.addr);
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| StartupError::Bind {

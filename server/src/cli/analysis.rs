@@ -10,13 +10,13 @@ use crate::ingest::native::{
     read_core_parallel, read_files, reader_threads, replace_string_field, CoreLine, InputError,
     InputPosition, LineInfo, NativeLine, Needs, Outcome, ReadStats,
 };
-use caplens_analysis::passk::{default_ks, pass_at_k_curve, CurvePoint, ProblemCounts};
+use crate::reports::{passk_doc, summary_doc, unsolvable_json};
+pub use crate::reports::KSelection;
+use caplens_analysis::passk::ProblemCounts;
 use caplens_analysis::rft::{rule_filter, select_indices, RftError, RftFeatures, RftStrategy};
 use caplens_analysis::sets::{compare_unsolvable, MissingReason, ModelOutcomes, ProblemOutcome};
-use caplens_analysis::summary::{ModelSummary, RolloutFacts, SummaryAccumulator};
+use caplens_analysis::summary::{RolloutFacts, SummaryAccumulator};
 use caplens_analysis::tokens::{rollout_token_means, RolloutTokenMeans};
-use serde::ser::SerializeMap;
-use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,39 +32,6 @@ pub enum CliError {
     Rft(#[from] RftError),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
-}
-
-/// The k values of `caplens passk --k`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum KSelection {
-    /// Powers of two up to the largest n of the input, plus that n.
-    #[default]
-    Default,
-    /// Every k from 1 to the largest n.
-    All,
-    /// The listed values (0 is rejected when parsing).
-    List(Vec<u64>),
-}
-
-impl std::str::FromStr for KSelection {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s.trim() == "all" {
-            return Ok(Self::All);
-        }
-        let ks = s
-            .split(',')
-            .map(|part| match part.trim().parse::<u64>() {
-                Ok(0) => Err("k must be at least 1".to_string()),
-                Ok(k) => Ok(k),
-                Err(_) => Err(format!(
-                    "{:?} is not a positive integer (expected a comma-separated list or \"all\")",
-                    part.trim()
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self::List(ks))
-    }
 }
 
 /// FNV-1a-style hasher for the per-line problem lookups: SipHash's DoS resistance is not needed
@@ -315,19 +282,6 @@ fn merge_count_shards(shards: Vec<CountsShard>) -> (Vec<String>, Vec<Vec<Problem
         .unzip()
 }
 
-#[derive(Serialize)]
-struct PasskJson<'a> {
-    models: Vec<PasskModelJson<'a>>,
-}
-
-#[derive(Serialize)]
-struct PasskModelJson<'a> {
-    model: &'a str,
-    problems: usize,
-    rollouts: u64,
-    points: Vec<CurvePoint>,
-}
-
 /// `caplens passk FILE... [--k LIST] [--json]`.
 pub fn passk(
     files: &[PathBuf],
@@ -346,23 +300,8 @@ pub fn passk(
         .flat_map(|t| t.iter().map(|p| p.n))
         .max()
         .unwrap_or(0);
-    let ks = match ks {
-        KSelection::Default => default_ks(max_n),
-        KSelection::All => (1..=max_n).collect(),
-        KSelection::List(list) => list,
-    };
-    let report = PasskJson {
-        models: names
-            .iter()
-            .zip(&tables)
-            .map(|(name, t)| PasskModelJson {
-                model: name,
-                problems: t.len(),
-                rollouts: t.iter().map(|p| p.n).sum(),
-                points: pass_at_k_curve(t, &ks),
-            })
-            .collect(),
-    };
+    let ks = ks.resolve(max_n);
+    let report = passk_doc(&names, &tables, &ks);
     if json {
         serde_json::to_writer(&mut *out, &report).map_err(std::io::Error::from)?;
         writeln!(out)?;
@@ -441,34 +380,6 @@ struct OrderedTable {
     data: Vec<OrderedProblem>,
 }
 
-/// A JSON object written in the given key order (serde_json's `Map` would sort the keys).
-struct OrderedObject<'a, V>(Vec<(&'a str, V)>);
-
-impl<V: Serialize> Serialize for OrderedObject<'_, V> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-#[derive(Serialize)]
-struct RegionJson<'a> {
-    models: Vec<&'a str>,
-    problems: &'a [String],
-}
-
-#[derive(Serialize)]
-struct UnsolvableJson<'a> {
-    k: Option<u64>,
-    models: &'a [String],
-    unsolvable: OrderedObject<'a, Vec<&'a str>>,
-    regions: Vec<RegionJson<'a>>,
-    missing: OrderedObject<'a, Vec<&'a str>>,
-}
-
 fn reason_text(r: MissingReason) -> &'static str {
     match r {
         MissingReason::Absent => "absent",
@@ -541,45 +452,7 @@ pub fn unsolvable(
         .collect();
     let report = compare_unsolvable(&compared, k);
     if json {
-        let names = &report.models;
-        let doc = UnsolvableJson {
-            k,
-            models: names,
-            unsolvable: OrderedObject(
-                names
-                    .iter()
-                    .zip(&report.unsolvable)
-                    .map(|(m, list)| {
-                        (
-                            m.as_str(),
-                            list.iter().map(|u| u.problem_id.as_str()).collect(),
-                        )
-                    })
-                    .collect(),
-            ),
-            regions: report
-                .regions
-                .iter()
-                .map(|r| RegionJson {
-                    models: r.models.iter().map(|&i| names[i].as_str()).collect(),
-                    problems: &r.problems,
-                })
-                .collect(),
-            missing: OrderedObject(
-                names
-                    .iter()
-                    .zip(&report.missing)
-                    .map(|(m, list)| {
-                        (
-                            m.as_str(),
-                            list.iter().map(|p| p.problem_id.as_str()).collect(),
-                        )
-                    })
-                    .collect(),
-            ),
-        };
-        serde_json::to_writer(&mut *out, &doc).map_err(std::io::Error::from)?;
-        writeln!(out)?;
+        writeln!(out, "{}", unsolvable_json(&report))?;
         return Ok(stats);
     }
     match k {
@@ -691,27 +564,14 @@ pub fn summary(
         }
         Ok(())
     })?;
-    #[derive(Serialize)]
-    struct Row<'a> {
-        model: &'a str,
-        #[serde(flatten)]
-        summary: ModelSummary,
-    }
-    #[derive(Serialize)]
-    struct Doc<'a> {
-        models: Vec<Row<'a>>,
-    }
-    let doc = Doc {
-        models: models
+    let doc = summary_doc(
+        models
             .names
             .iter()
             .zip(&models.data)
-            .map(|(m, a)| Row {
-                model: m,
-                summary: a.finish(),
-            })
+            .map(|(m, a)| (m.clone(), a.finish()))
             .collect(),
-    };
+    );
     if json {
         serde_json::to_writer(&mut *out, &doc).map_err(std::io::Error::from)?;
         writeln!(out)?;

@@ -129,6 +129,35 @@ pub struct ServeArgs {
     /// Do not load the demo experiment into an empty database.
     #[arg(long, env = "CAPLENS_NO_DEMO")]
     pub no_demo: bool,
+    /// Largest accepted upload (all files of one request), in bytes or with a K/M/G/T suffix
+    /// (powers of 1024); larger uploads are answered 413.
+    #[arg(long, env = "CAPLENS_MAX_UPLOAD_BYTES", default_value = "20G", value_parser = parse_size)]
+    pub max_upload_bytes: u64,
+}
+
+/// `1048576`, `512K`, `100M`, `20G`, `1T` (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, shift) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("{s:?}: unknown size suffix {c:?} (use K, M, G or T)")),
+            };
+            (&s[..i], shift)
+        }
+        _ => (s, 0),
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 1048576, 512M, 20G)"))?;
+    n.checked_mul(1u64 << shift)
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("{s:?} is out of range"))
 }
 
 /// `caplens` without a subcommand means `caplens serve`: its options then come from the

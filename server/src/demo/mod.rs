@@ -219,6 +219,7 @@ async fn store_demo(tx: &mut catalog::Tx<'_>, data: &DemoData) -> Result<DemoLoa
             .filter(|(_, p)| p.n() > 0)
             .map(|(i, p)| ProblemStats {
                 problem_id: problem_ids[i],
+                position: i as i64,
                 n: p.n() as i64,
                 c: p.c() as i64,
                 first_correct_sample: p.outcome().first_correct_position.map(|x| x as i64),

@@ -1258,10 +1258,12 @@ impl<'a> Writer<'a> {
                 .problems
                 .iter()
                 .zip(&state.problem_ids)
-                .map(|(p, &problem_id)| {
+                .enumerate()
+                .map(|(position, (p, &problem_id))| {
                     let outcome = p.outcome();
                     catalog::ProblemStats {
                         problem_id,
+                        position: position as i64,
                         n: p.n() as i64,
                         c: p.c() as i64,
                         first_correct_sample: outcome.first_correct_position.map(|x| x as i64),

@@ -243,6 +243,8 @@ pub struct NewRollout<'a> {
 /// Per (run, problem) aggregate row.
 pub struct ProblemStats {
     pub problem_id: i64,
+    /// Order of first appearance of the problem in the run.
+    pub position: i64,
     pub n: i64,
     pub c: i64,
     /// 0-based position of the first correct rollout in sampling order.
@@ -451,14 +453,15 @@ pub async fn insert_problem_stats(
 ) -> Result<(), StoreError> {
     for chunk in stats.chunks(ROLLOUT_BATCH) {
         let sql = format!(
-            "INSERT INTO run_problem_stats (run_id, problem_id, n, c, first_correct_sample, distinct_answers, order_known, answers) VALUES {}",
-            values_placeholders(chunk.len(), 8)
+            "INSERT INTO run_problem_stats (run_id, problem_id, position, n, c, first_correct_sample, distinct_answers, order_known, answers) VALUES {}",
+            values_placeholders(chunk.len(), 9)
         );
         let mut q = sqlx::query(&sql);
         for s in chunk {
             q = q
                 .bind(run_id)
                 .bind(s.problem_id)
+                .bind(s.position)
                 .bind(s.n)
                 .bind(s.c)
                 .bind(s.first_correct_sample)

@@ -2,11 +2,13 @@
 //! unknown routes under `/api` answer a JSON 404, wrong methods a JSON 405.
 
 use axum::{
-    extract::{OriginalUri, Path, State},
-    http::Method,
+    extract::{OriginalUri, Path, Query, State},
+    http::{header, Method},
+    response::{IntoResponse, Response},
     routing::get,
     Json, Router,
 };
+use serde::Deserialize;
 use caplens_app::model::*;
 
 use super::AppState;
@@ -18,7 +20,12 @@ pub fn router() -> Router<AppState> {
         .route("/experiments/{slug}", get(experiment))
         .route("/models", get(models))
         .route("/datasets", get(datasets))
-        .route("/runs", get(runs));
+        .route("/runs", get(runs))
+        .route("/experiments/{slug}/passk", get(experiment_passk))
+        .route("/experiments/{slug}/unsolvable", get(experiment_unsolvable))
+        .route("/experiments/{slug}/summary", get(experiment_summary))
+        .route("/openapi.json", get(openapi))
+        .merge(super::imports::routes());
     Router::new()
         .nest("/v1", v1)
         .fallback(not_found)
@@ -68,4 +75,80 @@ async fn datasets(State(state): State<AppState>) -> Result<Json<Vec<DatasetRow>>
 
 async fn runs(State(state): State<AppState>) -> Result<Json<Vec<RunRow>>, ApiError> {
     Ok(Json(state.store.runs().await?))
+}
+
+/// The OpenAPI 3.1 description of this API (docs/api.md is the prose version).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// A JSON document already serialised (the report documents keep their key order).
+fn json_text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn tables(
+    state: &AppState,
+    slug: &str,
+) -> Result<crate::reports::ExperimentTables, ApiError> {
+    state
+        .store
+        .experiment_tables(slug)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no experiment {slug:?}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasskQuery {
+    /// `1,2,4`, `all`, or absent (powers of two up to the largest n).
+    k: Option<String>,
+}
+
+/// Same document as `caplens passk --json` on the same rollouts.
+async fn experiment_passk(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    query: Result<Query<PasskQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let ks = match query.k.as_deref() {
+        None => crate::reports::KSelection::Default,
+        Some(k) => k
+            .parse()
+            .map_err(|e: String| ApiError::bad_request(format!("k: {e}")))?,
+    };
+    let doc = tables(&state, &slug).await?.passk(ks);
+    Ok(json_text(serde_json::to_string(&doc).expect("serialises")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnsolvableQuery {
+    k: Option<u64>,
+}
+
+/// Same document as `caplens unsolvable [--k K] --json` on the same rollouts.
+async fn experiment_unsolvable(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    query: Result<Query<UnsolvableQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if query.k == Some(0) {
+        return Err(ApiError::bad_request("k: must be at least 1"));
+    }
+    let report = tables(&state, &slug).await?.unsolvable(query.k);
+    Ok(json_text(crate::reports::unsolvable_json(&report)))
+}
+
+/// Same document as `caplens summary --json` on the same rollouts.
+async fn experiment_summary(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
+    let doc = tables(&state, &slug).await?.summary();
+    Ok(json_text(serde_json::to_string(&doc).expect("serialises")))
 }

@@ -2,6 +2,7 @@
 //! REST API under `/api/v1`.
 
 pub mod api;
+pub mod imports;
 pub mod pages;
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
@@ -29,6 +30,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
+use crate::ingest::service::ImportService;
 use crate::storage::Store;
 
 /// State shared by every handler.
@@ -36,6 +38,7 @@ use crate::storage::Store;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub store: Store,
+    pub imports: ImportService,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -51,7 +54,8 @@ impl FromRef<AppState> for Store {
 }
 
 /// Builds the whole application router.
-pub fn router(store: Store, site_root: &Path, addr: SocketAddr) -> Router {
+pub fn router(imports: ImportService, site_root: &Path, addr: SocketAddr) -> Router {
+    let store = imports.store().clone();
     let leptos_options = LeptosOptions::builder()
         .output_name("caplens")
         .site_root(site_root.to_string_lossy().to_string())
@@ -62,6 +66,7 @@ pub fn router(store: Store, site_root: &Path, addr: SocketAddr) -> Router {
     let state = AppState {
         leptos_options: leptos_options.clone(),
         store: store.clone(),
+        imports,
     };
     let source: SharedDataSource = Arc::new(pages::StoreSource(store));
     let context = move || provide_context(source.clone());

@@ -1,0 +1,485 @@
+//! `/api/v1/imports`: uploads (raw body or multipart), their progress and results, retries;
+//! `/api/v1/imports/detect` (what a file is, before uploading it) and `/api/v1/formats`.
+//! Writes need a bearer API token (`Authorization: Bearer clk_...`).
+
+use axum::{
+    body::Body,
+    extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::ingest::pipeline::{hex, new_import_id, ImportParams, ImportReport};
+use crate::ingest::service::{SpooledFile, SpooledRequest};
+use crate::ingest::{detect_head, importer, read_head, FileHints, Format, InputFile, SNIFF_BYTES};
+use crate::storage::now_rfc3339;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/imports",
+            post(create_import)
+                .get(list_imports)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/imports/detect", post(detect).layer(DefaultBodyLimit::max(SNIFF_BYTES + 64 * 1024)))
+        .route("/imports/{id}", get(get_import))
+        .route("/imports/{id}/retry", post(retry_import))
+        .route("/formats", get(formats))
+}
+
+/// The token's id, or 401.
+pub async fn require_token(state: &AppState, headers: &HeaderMap) -> Result<i64, ApiError> {
+    let unauthorized = |message: &str| ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        code: "unauthorized",
+        message: message.to_owned(),
+    };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized(
+            "this endpoint needs an API token: send `Authorization: Bearer <token>`; create one with `caplens token create NAME` or on the Tokens page",
+        ));
+    };
+    let secret = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    match state.imports.store().authenticate_token(secret).await? {
+        Some(id) => Ok(id),
+        None => Err(unauthorized(
+            "the API token is not valid (unknown or revoked); create a new one with `caplens token create NAME` or on the Tokens page",
+        )),
+    }
+}
+
+/// Query of `POST /imports`: the import parameters, plus the file name of a raw body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportQuery {
+    filename: Option<String>,
+    experiment: Option<String>,
+    model: Option<String>,
+    stage: Option<String>,
+    parent: Option<String>,
+    step: Option<i64>,
+    dataset: Option<String>,
+    format: Option<String>,
+    label: Option<String>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    max_tokens: Option<i64>,
+    seed: Option<i64>,
+    skip_invalid: Option<bool>,
+    regrade: Option<bool>,
+}
+
+impl ImportQuery {
+    fn params(self) -> (ImportParams, Option<String>) {
+        (
+            ImportParams {
+                experiment: self.experiment,
+                model: self.model,
+                stage: self.stage,
+                parent: self.parent,
+                step: self.step,
+                dataset: self.dataset,
+                format: self.format,
+                label: self.label,
+                temperature: self.temperature,
+                top_p: self.top_p,
+                max_tokens: self.max_tokens,
+                seed: self.seed,
+                skip_invalid: self.skip_invalid,
+                regrade: self.regrade,
+            },
+            self.filename,
+        )
+    }
+}
+
+/// Fills the fields of `base` that are unset from `extra` (query parameters win over the JSON
+/// metadata part).
+fn merge_params(base: ImportParams, extra: ImportParams) -> ImportParams {
+    ImportParams {
+        experiment: base.experiment.or(extra.experiment),
+        model: base.model.or(extra.model),
+        stage: base.stage.or(extra.stage),
+        parent: base.parent.or(extra.parent),
+        step: base.step.or(extra.step),
+        dataset: base.dataset.or(extra.dataset),
+        format: base.format.or(extra.format),
+        label: base.label.or(extra.label),
+        temperature: base.temperature.or(extra.temperature),
+        top_p: base.top_p.or(extra.top_p),
+        max_tokens: base.max_tokens.or(extra.max_tokens),
+        seed: base.seed.or(extra.seed),
+        skip_invalid: base.skip_invalid.or(extra.skip_invalid),
+        regrade: base.regrade.or(extra.regrade),
+    }
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: "payload_too_large",
+        message: format!(
+            "the upload is larger than this server accepts ({max} bytes, CAPLENS_MAX_UPLOAD_BYTES); compress it (.gz or .zst are read directly) or ask the operator to raise the limit"
+        ),
+    }
+}
+
+/// Streams one body (or multipart field) into a spool file; returns (bytes, sha256).
+struct Spooler {
+    file: tokio::fs::File,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl Spooler {
+    async fn create(path: &std::path::Path) -> Result<Self, ApiError> {
+        let file = tokio::fs::File::create(path)
+            .await
+            .map_err(|e| internal(format!("cannot write the upload: {e}")))?;
+        Ok(Spooler {
+            file,
+            hasher: Sha256::new(),
+            bytes: 0,
+        })
+    }
+
+    async fn write(&mut self, chunk: &[u8], budget: &mut u64, max: u64) -> Result<(), ApiError> {
+        if chunk.len() as u64 > *budget {
+            return Err(too_large(max));
+        }
+        *budget -= chunk.len() as u64;
+        self.hasher.update(chunk);
+        self.bytes += chunk.len() as u64;
+        self.file
+            .write_all(chunk)
+            .await
+            .map_err(|e| internal(format!("cannot write the upload: {e}")))
+    }
+
+    async fn finish(mut self) -> Result<(u64, String), ApiError> {
+        self.file
+            .flush()
+            .await
+            .map_err(|e| internal(format!("cannot write the upload: {e}")))?;
+        Ok((self.bytes, hex(&self.hasher.finalize())))
+    }
+}
+
+fn internal(message: String) -> ApiError {
+    tracing::error!(%message, "import upload failed");
+    ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "internal",
+        message,
+    }
+}
+
+/// A file name safe to show and store (the client's, without path or control characters).
+fn clean_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    if cleaned.trim().is_empty() {
+        "upload".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+#[derive(Serialize)]
+struct Accepted {
+    #[serde(flatten)]
+    report: ImportReport,
+    /// Where to follow the import.
+    status_url: String,
+}
+
+async fn create_import(
+    State(state): State<AppState>,
+    query: Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let token_id = require_token(&state, request.headers()).await?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let (params, filename) = query.params();
+    let max = state.imports.max_upload_bytes;
+    if let Some(len) = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > max {
+            return Err(too_large(max));
+        }
+    }
+    let id = new_import_id();
+    let dir = state.imports.create_spool(&id)?;
+    let result = spool_request(&state, &dir, params, filename, request).await;
+    let (files, params) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            state.imports.discard_spool(&id);
+            return Err(e);
+        }
+    };
+    if let Err(e) = params.validate() {
+        state.imports.discard_spool(&id);
+        return Err(ApiError::bad_request(e));
+    }
+    if files.is_empty() {
+        state.imports.discard_spool(&id);
+        return Err(ApiError::bad_request(
+            "no file in the request: send the file as the body, or as a multipart part named \"file\"",
+        ));
+    }
+    let request = SpooledRequest {
+        files,
+        params,
+        token_id: Some(token_id),
+        created_at: now_rfc3339(),
+    };
+    state.imports.submit(id.clone(), request)?;
+    let report = state
+        .imports
+        .report(&id)
+        .await?
+        .ok_or_else(|| internal("the import vanished".into()))?;
+    let status_url = format!("/api/v1/imports/{id}");
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            report,
+            status_url: status_url.clone(),
+        }),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::LOCATION,
+        status_url.parse().expect("an ASCII path"),
+    );
+    Ok(response)
+}
+
+async fn spool_request(
+    state: &AppState,
+    dir: &std::path::Path,
+    params: ImportParams,
+    filename: Option<String>,
+    request: Request,
+) -> Result<(Vec<SpooledFile>, ImportParams), ApiError> {
+    let max = state.imports.max_upload_bytes;
+    let mut budget = max;
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let mut files = Vec::new();
+    if !is_multipart {
+        let stored_as = "0".to_owned();
+        let mut spool = Spooler::create(&dir.join(&stored_as)).await?;
+        let mut stream = request.into_body().into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ApiError::bad_request(format!("the upload was cut off: {e}")))?;
+            spool.write(&chunk, &mut budget, max).await?;
+        }
+        let (bytes, sha256) = spool.finish().await?;
+        if bytes > 0 {
+            files.push(SpooledFile {
+                name: clean_name(filename.as_deref().unwrap_or("upload")),
+                stored_as,
+                bytes,
+                sha256,
+            });
+        }
+        return Ok((files, params));
+    }
+    let mut multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let mut params = params;
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("bad multipart body: {e}")))?
+    {
+        let name = field.name().unwrap_or("").to_owned();
+        if name == "metadata" || name == "params" {
+            let text = field
+                .text()
+                .await
+                .map_err(|e| ApiError::bad_request(format!("bad multipart part {name:?}: {e}")))?;
+            let extra: ImportParams = serde_json::from_str(&text).map_err(|e| {
+                ApiError::bad_request(format!("the {name:?} part is not valid import metadata JSON: {e}"))
+            })?;
+            params = merge_params(params, extra);
+            continue;
+        }
+        if field.file_name().is_none() && name != "file" {
+            return Err(ApiError::bad_request(format!(
+                "unknown multipart part {name:?}: send files as parts named \"file\" and metadata as a JSON part named \"metadata\""
+            )));
+        }
+        let display = clean_name(field.file_name().unwrap_or("upload"));
+        let stored_as = files.len().to_string();
+        let mut spool = Spooler::create(&dir.join(&stored_as)).await?;
+        while let Some(chunk) = field
+            .chunk()
+            .await
+            .map_err(|e| ApiError::bad_request(format!("the upload was cut off: {e}")))?
+        {
+            spool.write(&chunk, &mut budget, max).await?;
+        }
+        let (bytes, sha256) = spool.finish().await?;
+        files.push(SpooledFile {
+            name: display,
+            stored_as,
+            bytes,
+            sha256,
+        });
+    }
+    Ok((files, params))
+}
+
+async fn get_import(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ImportReport>, ApiError> {
+    state
+        .imports
+        .report(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no import {id:?}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<i64>,
+}
+
+async fn list_imports(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<ImportReport>>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    Ok(Json(state.imports.recent(limit).await?))
+}
+
+async fn retry_import(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_token(&state, &headers).await?;
+    match state.imports.retry(&id).await? {
+        Ok(()) => {
+            let report = state.imports.report(&id).await?;
+            Ok((StatusCode::ACCEPTED, Json(report)).into_response())
+        }
+        Err(message) if message.starts_with("no import") => Err(ApiError::not_found(message)),
+        Err(message) => Err(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            message,
+        }),
+    }
+}
+
+#[derive(Serialize)]
+struct FormatInfo {
+    name: &'static str,
+    title: &'static str,
+}
+
+async fn formats() -> Json<Vec<FormatInfo>> {
+    Json(
+        Format::ALL
+            .iter()
+            .map(|f| FormatInfo {
+                name: f.name(),
+                title: f.title(),
+            })
+            .collect(),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetectQuery {
+    filename: Option<String>,
+}
+
+/// What `POST /imports/detect` answers.
+#[derive(Serialize)]
+struct Detected {
+    format: Option<&'static str>,
+    title: Option<&'static str>,
+    /// Why no format matched.
+    message: Option<String>,
+    hints: FileHints,
+}
+
+/// Detects the format of the first bytes of a file (the body) and reads hints from them.
+async fn detect(
+    query: Result<Query<DetectQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> Result<Json<Detected>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let bytes = axum::body::to_bytes(body, SNIFF_BYTES + 64 * 1024)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("send at most {SNIFF_BYTES} bytes: {e}")))?;
+    let name = clean_name(query.filename.as_deref().unwrap_or("upload"));
+    let tmp = tempfile_in_memory(&bytes).map_err(|e| internal(format!("detect: {e}")))?;
+    let input = InputFile::new(tmp.path(), name.clone());
+    let head = read_head(&input, SNIFF_BYTES).unwrap_or_else(|_| bytes.to_vec());
+    let format = detect_head(&name, &head);
+    let hints = format
+        .and_then(|f| importer(f).hints(&input).ok())
+        .unwrap_or_default();
+    Ok(Json(Detected {
+        format: format.map(Format::name),
+        title: format.map(Format::title),
+        message: format.is_none().then(|| {
+            "not a format caplens recognises from its first records; choose the format by hand".to_owned()
+        }),
+        hints,
+    }))
+}
+
+/// The bytes in a temporary file (importers read files), removed on drop.
+fn tempfile_in_memory(bytes: &[u8]) -> std::io::Result<TempFile> {
+    let path = std::env::temp_dir().join(format!("caplens-detect-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&path, bytes)?;
+    Ok(TempFile(path))
+}
+
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
