@@ -17,7 +17,7 @@ CREATE TABLE imports (
     errors        TEXT NOT NULL DEFAULT '[]',  -- JSON: the first rejected rows' errors
     runs          TEXT NOT NULL DEFAULT '[]',  -- JSON: the runs created
     message       TEXT,                        -- why it failed, or what it duplicates
-    duplicate_of  INTEGER,
+    duplicate_of  TEXT,   
     token_id      INTEGER,                        -- the API token that made it, if any
     created_at    TEXT NOT NULL,
     finished_at   TEXT

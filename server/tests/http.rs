@@ -21,7 +21,7 @@ async fn app(db: &TestDb) -> Router {
     };
     demo::load_demo(&db.store, &config).await.unwrap();
     web::router(
-        db.store.clone(),
+        caplens_server::ingest::service::ImportService::new(db.store.clone(), db.dir(), 1 << 30),
         std::path::Path::new("/nonexistent-site"),
         "127.0.0.1:0".parse().unwrap(),
     )

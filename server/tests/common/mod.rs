@@ -75,6 +75,11 @@ impl TestDb {
         dbs
     }
 
+    /// The data directory (blobs, uploads) of this test database.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub async fn cleanup(self) {
         self.store.close().await;
         if let Some((base, schema)) = self.pg_schema {

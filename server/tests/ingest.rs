@@ -1,0 +1,475 @@
+//! Ingest (issue 5): uploads over REST on SQLite and PostgreSQL, the guarantees (all or nothing,
+//! idempotence, limits, recovery), token traces, and the read-back documents being exactly what
+//! the CLI prints for the same rollouts.
+
+mod common;
+
+use axum::{
+    body::Body,
+    http::{header, Request, StatusCode},
+    Router,
+};
+use caplens_server::{
+    cli::analysis::{self, KSelection},
+    ingest::pipeline::{ImportReport, ImportStatus},
+    ingest::service::ImportService,
+    web,
+};
+use common::TestDb;
+use http_body_util::BodyExt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tower::ServiceExt;
+
+fn app(db: &TestDb, max_upload: u64) -> Router {
+    web::router(
+        ImportService::new(db.store.clone(), db.dir(), max_upload),
+        Path::new("/nonexistent-site"),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+}
+
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, String) {
+    let res = tokio::time::timeout(std::time::Duration::from_secs(120), app.clone().oneshot(req))
+        .await
+        .expect("the request answered within 120 s")
+        .unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn get(app: &Router, uri: &str) -> (StatusCode, String) {
+    send(app, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+async fn upload(app: &Router, query: &str, token: Option<&str>, body: Vec<u8>) -> (StatusCode, String) {
+    let mut req = Request::post(format!("/api/v1/imports?{query}"));
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    send(app, req.body(Body::from(body)).unwrap()).await
+}
+
+/// Polls an import until it ends.
+async fn wait(app: &Router, id: &str) -> ImportReport {
+    for _ in 0..1200 {
+        let (status, body) = get(app, &format!("/api/v1/imports/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let report: ImportReport = serde_json::from_str(&body).unwrap();
+        if report.status.is_finished() {
+            return report;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("import {id} did not finish within 60 s");
+}
+
+async fn upload_and_wait(app: &Router, query: &str, token: &str, body: Vec<u8>) -> ImportReport {
+    let (status, text) = upload(app, query, Some(token), body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["status_url"], format!("/api/v1/imports/{}", v["id"].as_str().unwrap()));
+    wait(app, v["id"].as_str().unwrap()).await
+}
+
+async fn count(db: &TestDb, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(&db.store.pool)
+        .await
+        .unwrap()
+}
+
+/// A native file with what the readers must get right: two models, sample indices out of order,
+/// missing sample indices, a counts line, answers given and extracted, token data, hostile text.
+fn native_fixture() -> String {
+    let mut lines = Vec::new();
+    for (model, skill) in [("base-7b", 3u64), ("rl-7b", 5u64)] {
+        for p in 0..6u64 {
+            let samples: Vec<u64> = vec![5, 0, 3, 1, 7, 2, 6, 4];
+            for (i, &s) in samples.iter().enumerate() {
+                let correct = (p * 7 + s * skill) % 5 < skill.min(4) - (p % 3).min(skill - 1);
+                let answer = if correct { format!("{}", p + 1) } else { format!("{}", (s % 3) + 10) };
+                let sample = if p == 2 { String::new() } else { format!(",\"sample\":{s}") };
+                let response = if p == 4 && i == 0 {
+                    format!("<script>alert(1)</script> so \\\\boxed{{{answer}}}")
+                } else {
+                    format!("We compute carefully. The answer is \\\\boxed{{{answer}}}.")
+                };
+                let tokens = if p == 1 && i < 2 {
+                    ",\"tokens\":[\"The\",\" answer\"],\"token_logprobs\":[-0.1,-2.0],\"top_logprobs\":[[[\"The\",-0.1],[\"A\",-2.5]],[[\" answer\",-2.0],[\" result\",-0.4]]]"
+                } else {
+                    ""
+                };
+                lines.push(format!(
+                    "{{\"model\":\"{model}\",\"dataset\":\"aime\",\"problem_id\":\"{p}\"{sample},\"correct\":{correct},\"response\":\"{response}\"{tokens}}}"
+                ));
+            }
+        }
+        lines.push(format!("{{\"model\":\"{model}\",\"dataset\":\"aime\",\"problem_id\":\"counts-only\",\"n\":16,\"c\":{skill}}}"));
+    }
+    lines.join("\n") + "\n"
+}
+
+fn write_temp(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::File::create(&path).unwrap().write_all(content).unwrap();
+    path
+}
+
+fn cli_output(f: impl FnOnce(&mut Vec<u8>)) -> String {
+    let mut out = Vec::new();
+    f(&mut out);
+    String::from_utf8(out).unwrap().trim_end().to_owned()
+}
+
+#[tokio::test]
+async fn rest_import_reads_back_exactly_what_the_cli_prints() {
+    for db in TestDb::all().await {
+        let token = db.store.create_token("ci").await.unwrap().secret;
+        let app = app(&db, 1 << 30);
+        let fixture = native_fixture();
+        let report = upload_and_wait(&app, "experiment=boundary&filename=run.jsonl", &token, fixture.clone().into_bytes()).await;
+        assert_eq!(report.status, ImportStatus::Completed, "{} {:?}", db.name, report);
+        assert_eq!(report.rows_read, 98, "{}", db.name);
+        assert_eq!(report.rows_stored, 98);
+        assert_eq!(report.runs.len(), 2);
+        assert_eq!(report.experiment.as_deref(), Some("boundary"));
+        assert_eq!(report.files[0].name, "run.jsonl");
+        assert_eq!(report.files[0].format.as_deref(), Some("native"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_temp(dir.path(), "run.jsonl", fixture.as_bytes());
+        let files = vec![file];
+        for (query, expected) in [
+            ("", cli_output(|o| { analysis::passk(&files, KSelection::Default, true, false, o).unwrap(); })),
+            ("?k=1,3,all", String::new()),
+            ("?k=all", cli_output(|o| { analysis::passk(&files, KSelection::All, true, false, o).unwrap(); })),
+        ] {
+            let (status, body) = get(&app, &format!("/api/v1/experiments/boundary/passk{query}")).await;
+            if expected.is_empty() {
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+                assert!(body.contains("k:"), "{body}");
+            } else {
+                assert_eq!(status, StatusCode::OK, "{body}");
+                assert_eq!(body, expected, "{} passk{query}", db.name);
+            }
+        }
+        for k in [None, Some(1), Some(2), Some(5), Some(8), Some(20)] {
+            let expected = cli_output(|o| { analysis::unsolvable(&files, k, true, false, o).unwrap(); });
+            let uri = match k {
+                Some(k) => format!("/api/v1/experiments/boundary/unsolvable?k={k}"),
+                None => "/api/v1/experiments/boundary/unsolvable".to_owned(),
+            };
+            let (status, body) = get(&app, &uri).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(body, expected, "{} unsolvable k={k:?}", db.name);
+        }
+        let expected = cli_output(|o| { analysis::summary(&files, true, false, o).unwrap(); });
+        let (_, body) = get(&app, "/api/v1/experiments/boundary/summary").await;
+        assert_eq!(body, expected, "{} summary", db.name);
+        // The summary has token means (from the two traced rollouts) and answer diversity.
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(v["models"][0]["mean_entropy"].as_f64().unwrap() > 0.0);
+        assert!(v["models"][0]["answer_diversity"].as_f64().unwrap() >= 1.0);
+
+        let (status, body) = get(&app, "/api/v1/experiments/nope/passk").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn writes_need_a_valid_token() {
+    let db = TestDb::sqlite().await;
+    let app = app(&db, 1 << 30);
+    let (status, body) = upload(&app, "", None, b"{}".to_vec()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("Authorization: Bearer"), "{body}");
+    let (status, _) = upload(&app, "", Some("clk_not-a-token"), b"{}".to_vec()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let t = db.store.create_token("temp").await.unwrap();
+    assert!(db.store.revoke_token(t.token.id).await.unwrap());
+    let (status, body) = upload(&app, "", Some(&t.secret), b"{}".to_vec()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked tokens are refused");
+    assert!(body.contains("revoked"), "{body}");
+    assert_eq!(count(&db, "imports").await, 0);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_same_file_twice_is_a_duplicate_and_adds_nothing() {
+    for db in TestDb::all().await {
+        let token = db.store.create_token("ci").await.unwrap().secret;
+        let app = app(&db, 1 << 30);
+        let first = upload_and_wait(&app, "experiment=e1", &token, native_fixture().into_bytes()).await;
+        assert_eq!(first.status, ImportStatus::Completed);
+        let rollouts = count(&db, "rollouts").await;
+        let second = upload_and_wait(&app, "experiment=e1", &token, native_fixture().into_bytes()).await;
+        assert_eq!(second.status, ImportStatus::Duplicate, "{}: {second:?}", db.name);
+        assert_eq!(second.duplicate_of.as_deref(), Some(first.id.as_str()));
+        assert!(second.message.as_deref().unwrap().contains("already imported"));
+        assert_eq!(count(&db, "rollouts").await, rollouts, "{}", db.name);
+        assert_eq!(count(&db, "runs").await, 2);
+        // The same file for another model is not a duplicate (one model's lines: renaming both
+        // models to one name would give a problem the same sample twice, which is refused).
+        let base_only: String = native_fixture()
+            .lines()
+            .filter(|l| l.contains("base-7b"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let other = upload_and_wait(&app, "experiment=e1&model=other-model", &token, base_only.into_bytes()).await;
+        assert_eq!(other.status, ImportStatus::Completed, "{other:?}");
+        let merged = upload_and_wait(&app, "experiment=e1&model=merged", &token, native_fixture().into_bytes()).await;
+        assert_eq!(merged.status, ImportStatus::Failed);
+        assert!(merged.message.unwrap().contains("field \"sample\": sample 5 of this problem was already given"));
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_bad_line_fails_the_whole_import_and_stores_nothing() {
+    for db in TestDb::all().await {
+        let token = db.store.create_token("ci").await.unwrap().secret;
+        let app = app(&db, 1 << 30);
+        let mut body = native_fixture();
+        body.push_str("{\"model\":\"base-7b\",\"dataset\":\"aime\",\"problem_id\":\"9\",\"correct\":\"yes\"}\n");
+        let before = (count(&db, "runs").await, count(&db, "problems").await, count(&db, "models").await, count(&db, "experiments").await);
+        let report = upload_and_wait(&app, "experiment=strict&filename=bad.jsonl", &token, body.clone().into_bytes()).await;
+        assert_eq!(report.status, ImportStatus::Failed, "{report:?}");
+        let message = report.message.unwrap();
+        assert!(message.starts_with("bad.jsonl:99: field \"correct\""), "{message}");
+        assert_eq!(report.rows_stored, 0);
+        let after = (count(&db, "runs").await, count(&db, "problems").await, count(&db, "models").await, count(&db, "experiments").await);
+        assert_eq!(before, after, "{}: a failed import leaves nothing", db.name);
+        let (_, list) = get(&app, "/api/v1/experiments").await;
+        assert!(!list.contains("strict"), "{list}");
+
+        // With skip_invalid the same file imports, and says what it skipped.
+        let report = upload_and_wait(&app, "experiment=lenient&filename=bad.jsonl&skip_invalid=true", &token, body.into_bytes()).await;
+        assert_eq!(report.status, ImportStatus::Completed, "{report:?}");
+        assert_eq!((report.rows_read, report.rows_stored, report.rows_rejected), (98, 98, 1));
+        assert!(report.errors[0].starts_with("bad.jsonl:99: field \"correct\""), "{:?}", report.errors);
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors() {
+    let db = TestDb::sqlite().await;
+    let token = db.store.create_token("ci").await.unwrap().secret;
+    let app = app(&db, 1000);
+    let (status, body) = upload(&app, "", Some(&token), vec![b'x'; 5000]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(body.contains("1000 bytes") && body.contains("CAPLENS_MAX_UPLOAD_BYTES"), "{body}");
+    let (status, body) = upload(&app, "colour=red", Some(&token), b"{}".to_vec()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("colour"), "{body}");
+    let (status, body) = upload(&app, "format=csv", Some(&token), b"{}".to_vec()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("format") && body.contains("lm-eval"), "{body}");
+    let (status, body) = upload(&app, "experiment=Has%20Spaces", Some(&token), b"{}".to_vec()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("experiment"), "{body}");
+    let (status, body) = upload(&app, "", Some(&token), Vec::new()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("no file"), "{body}");
+    // Not a known format: the import fails and says how to name the format.
+    let report = upload_and_wait(&app, "filename=notes.txt", &token, b"hello\n".to_vec()).await;
+    assert_eq!(report.status, ImportStatus::Failed);
+    assert!(report.message.unwrap().contains("format="), "names the override");
+    assert_eq!(count(&db, "runs").await, 0);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn multipart_uploads_take_several_files_and_json_metadata() {
+    let db = TestDb::sqlite().await;
+    let token = db.store.create_token("ci").await.unwrap().secret;
+    let app = app(&db, 1 << 30);
+    let fixture = native_fixture();
+    let cut = fixture[..fixture.len() / 2].rfind('\n').unwrap() + 1;
+    let boundary = "XyZ";
+    let mut body = Vec::new();
+    for (name, part) in [("one.jsonl", &fixture[..cut]), ("two.jsonl.gz", &fixture[cut..])] {
+        let bytes = if name.ends_with(".gz") {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(part.as_bytes()).unwrap();
+            enc.finish().unwrap()
+        } else {
+            part.as_bytes().to_vec()
+        };
+        write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\n").unwrap();
+        body.extend_from_slice(&bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{{\"experiment\":\"multi\",\"temperature\":0.6}}\r\n--{boundary}--\r\n").unwrap();
+    let req = Request::post("/api/v1/imports")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+        .body(Body::from(body))
+        .unwrap();
+    let (status, text) = send(&app, req).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    let id = serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"].as_str().unwrap().to_owned();
+    let report = wait(&app, &id).await;
+    assert_eq!(report.status, ImportStatus::Completed, "{report:?}");
+    assert_eq!(report.files.len(), 2);
+    assert_eq!(report.rows_stored, 98, "the two halves make one import");
+    assert_eq!(report.experiment.as_deref(), Some("multi"));
+    let temps: Vec<Option<f64>> = sqlx::query_scalar("SELECT temperature FROM runs")
+        .fetch_all(&db.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(temps, vec![Some(0.6), Some(0.6)]);
+    let (status, list) = get(&app, "/api/v1/imports").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(list.contains(&id));
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn token_traces_are_stored_and_read_back_one_rollout_at_a_time() {
+    let db = TestDb::sqlite().await;
+    let token = db.store.create_token("ci").await.unwrap().secret;
+    let app = app(&db, 1 << 30);
+    let report = upload_and_wait(&app, "", &token, native_fixture().into_bytes()).await;
+    assert_eq!(report.status, ImportStatus::Completed);
+    let rows: Vec<(String, i64, i64, Option<f64>, Option<f64>, Option<f64>, Option<i64>)> = sqlx::query_as(
+        "SELECT trace_key, trace_offset, trace_length, mean_entropy, mean_rbf, perplexity, token_count
+         FROM rollouts WHERE trace_key IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(&db.store.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 4, "two traced rollouts per model");
+    for (key, offset, len, entropy, rbf, ppl, tokens) in rows {
+        let bytes = db.store.blobs.get_range(&key, offset as u64, len as u64).await.unwrap().unwrap();
+        let trace = caplens_analysis::trace::decode(&bytes).unwrap();
+        assert_eq!(trace.tokens(), &[b"The".to_vec(), b" answer".to_vec()]);
+        assert_eq!(trace.logprobs(), &[-0.1f32, -2.0]);
+        assert_eq!(trace.top_alternatives().unwrap()[1][1].token, b" result".to_vec());
+        assert_eq!(tokens, Some(2));
+        // PPL = exp(-(-0.1 - 2.0) / 2) (item 13).
+        assert!((ppl.unwrap() - (2.1f64 / 2.0).exp()).abs() < 1e-9, "{ppl:?}");
+        assert!(entropy.unwrap() > 0.0 && rbf.unwrap() >= 1.0);
+    }
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_interrupted_import_is_marked_failed_and_can_be_retried() {
+    let db = TestDb::sqlite().await;
+    let token = db.store.create_token("ci").await.unwrap().secret;
+    // A server that stopped mid-import leaves its row 'processing' and its upload spooled.
+    let service = ImportService::new(db.store.clone(), db.dir(), 1 << 30);
+    let id = "imp_00000000deadbeef";
+    let dir = service.create_spool(id).unwrap();
+    let fixture = native_fixture();
+    std::fs::write(dir.join("0"), &fixture).unwrap();
+    let request = caplens_server::ingest::service::SpooledRequest {
+        files: vec![caplens_server::ingest::service::SpooledFile {
+            name: "run.jsonl".into(),
+            stored_as: "0".into(),
+            bytes: fixture.len() as u64,
+            sha256: caplens_server::ingest::pipeline::sha256_file(&dir.join("0")).unwrap(),
+        }],
+        params: Default::default(),
+        token_id: None,
+        created_at: "2026-11-26T00:00:00Z".into(),
+    };
+    std::fs::write(dir.join("request.json"), serde_json::to_vec(&request).unwrap()).unwrap();
+    sqlx::query("INSERT INTO imports (id, status, content_hash, created_at) VALUES ($1, 'processing', '', '2026-11-26T00:00:00Z')")
+        .bind(id)
+        .execute(&db.store.pool)
+        .await
+        .unwrap();
+    let (interrupted, requeued) = service.recover().await.unwrap();
+    assert_eq!(interrupted, vec![id.to_owned()]);
+    assert!(requeued.is_empty());
+    let app = app(&db, 1 << 30);
+    let report = wait(&app, id).await;
+    assert_eq!(report.status, ImportStatus::Failed);
+    assert!(report.message.unwrap().contains("interrupted"));
+    assert_eq!(count(&db, "runs").await, 0);
+    let req = Request::post(format!("/api/v1/imports/{id}/retry"))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = send(&app, req).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let report = wait(&app, id).await;
+    assert_eq!(report.status, ImportStatus::Completed, "{report:?}");
+    assert_eq!(report.rows_stored, 98);
+    assert!(!dir.exists(), "the upload is removed once imported");
+    // Nothing left to retry now.
+    let req = Request::post(format!("/api/v1/imports/{id}/retry"))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, _) = send(&app, req).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn detect_and_formats_describe_files_before_upload() {
+    let db = TestDb::sqlite().await;
+    let app = app(&db, 1 << 30);
+    let req = Request::post("/api/v1/imports/detect?filename=run.jsonl")
+        .body(Body::from(native_fixture()))
+        .unwrap();
+    let (status, body) = send(&app, req).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["format"], "native");
+    assert_eq!(v["hints"]["dataset"], "aime");
+    assert_eq!(v["hints"]["has_tokens"], true);
+    let req = Request::post("/api/v1/imports/detect").body(Body::from("a,b,c\n1,2,3\n")).unwrap();
+    let (_, body) = send(&app, req).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["format"].is_null() && v["message"].as_str().unwrap().contains("choose the format"));
+    let (_, body) = get(&app, "/api/v1/formats").await;
+    for name in ["native", "lm-eval", "qwen-math", "inspect", "verl", "openai"] {
+        assert!(body.contains(&format!("\"{name}\"")), "{name} in {body}");
+    }
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_api_route() {
+    let db = TestDb::sqlite().await;
+    let app = app(&db, 1 << 30);
+    let (status, body) = get(&app, "/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    // Every documented path answers something other than the API's 404 for unknown routes...
+    for (path, ops) in paths {
+        let concrete = path.replace("{slug}", "demo").replace("{id}", "imp_x");
+        for method in ops.as_object().unwrap().keys() {
+            let req = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(&concrete)
+                .body(Body::empty())
+                .unwrap();
+            let (status, body) = send(&app, req).await;
+            assert!(
+                !(status == StatusCode::NOT_FOUND && body.contains("no API route")),
+                "{method} {path} is documented but not routed"
+            );
+        }
+    }
+    // ...and the routes in the source are all documented.
+    let source = include_str!("../src/web/api.rs").to_owned() + include_str!("../src/web/imports.rs");
+    let mut routes = 0;
+    for (at, _) in source.match_indices(".route(") {
+        let rest = source[at + ".route(".len()..].trim_start();
+        let route = rest.strip_prefix('"').unwrap().split('"').next().unwrap();
+        assert!(paths.contains_key(&format!("/api/v1{route}")), "route {route} is not in openapi.json");
+        routes += 1;
+    }
+    assert!(routes >= 14, "found {routes} routes");
+    db.cleanup().await;
+}
