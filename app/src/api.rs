@@ -35,3 +35,25 @@ pub async fn list_datasets() -> Result<Vec<DatasetRow>, ServerFnError> {
 pub async fn list_runs() -> Result<Vec<RunRow>, ServerFnError> {
     source()?.runs().await.map_err(ServerFnError::new)
 }
+
+#[server(prefix = "/_app")]
+pub async fn list_imports() -> Result<Vec<ImportView>, ServerFnError> {
+    source()?.imports().await.map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app")]
+pub async fn list_tokens() -> Result<Vec<ApiTokenRow>, ServerFnError> {
+    source()?.tokens().await.map_err(ServerFnError::new)
+}
+
+// Writes take JSON bodies: a cross-site form cannot send `application/json` without a CORS
+// preflight, which caplens never grants, so these cannot be triggered from another site.
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn create_token(name: String) -> Result<CreatedToken, ServerFnError> {
+    source()?.create_token(name).await.map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn revoke_token(id: i64) -> Result<bool, ServerFnError> {
+    source()?.revoke_token(id).await.map_err(ServerFnError::new)
+}

@@ -1,4 +1,4 @@
-//! The boundary between the UI and storage. The server implements [`DataSource`] over its
+//! The boundary between the UI and storage (reads, and the token management of the Tokens page). The server implements [`DataSource`] over its
 //! database and provides it as context; server functions in [`crate::api`] call it. Keeping the
 //! trait here lets the UI crate stay free of database code.
 
@@ -27,6 +27,12 @@ mod ssr_only {
         fn models(&self) -> BoxFuture<'_, Result<Vec<ModelRow>, DataError>>;
         fn datasets(&self) -> BoxFuture<'_, Result<Vec<DatasetRow>, DataError>>;
         fn runs(&self) -> BoxFuture<'_, Result<Vec<RunRow>, DataError>>;
+        /// Imports, newest first (running ones with live progress).
+        fn imports(&self) -> BoxFuture<'_, Result<Vec<ImportView>, DataError>>;
+        fn tokens(&self) -> BoxFuture<'_, Result<Vec<ApiTokenRow>, DataError>>;
+        fn create_token(&self, name: String) -> BoxFuture<'_, Result<CreatedToken, DataError>>;
+        /// `false` when there is no such active token.
+        fn revoke_token(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>>;
     }
 
     /// How the server hands its data source to the pages (Leptos context).

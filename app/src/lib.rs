@@ -3,6 +3,8 @@
 //! server's [`data::DataSource`]; this crate never touches the database itself.
 
 pub mod api;
+#[cfg(feature = "hydrate")]
+pub mod browser;
 pub mod components;
 pub mod data;
 pub mod model;
@@ -18,7 +20,8 @@ use leptos_router::{
 use components::layout::Layout;
 use pages::{
     datasets::DatasetsPage, experiment::ExperimentPage, experiments::ExperimentsPage,
-    models::ModelsPage, not_found::NotFound, runs::RunsPage, upload::UploadPage,
+    models::ModelsPage, not_found::NotFound, runs::RunsPage, tokens::TokensPage,
+    upload::UploadPage,
 };
 
 /// The HTML document around the app; used by the server for every page.
@@ -68,6 +71,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/datasets") view=DatasetsPage ssr=SsrMode::Async />
                     <Route path=path!("/runs") view=RunsPage ssr=SsrMode::Async />
                     <Route path=path!("/upload") view=UploadPage ssr=SsrMode::Async />
+                    <Route path=path!("/tokens") view=TokensPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

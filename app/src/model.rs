@@ -167,3 +167,61 @@ mod tests {
         assert_eq!(count, 3, "every model placed exactly once");
     }
 }
+
+/// An API token as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiTokenRow {
+    pub id: i64,
+    pub name: String,
+    /// The first characters of the secret, to tell tokens apart.
+    pub prefix: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// A token just created: the only time its secret is known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub token: ApiTokenRow,
+    pub secret: String,
+}
+
+/// The part of an import's report (`GET /api/v1/imports/{id}`) the pages show. Unknown fields
+/// of the report are ignored, so this is also what the browser parses while following one.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ImportView {
+    pub id: String,
+    pub status: String,
+    #[serde(default)]
+    pub files: Vec<ImportFileView>,
+    pub experiment: Option<String>,
+    pub bytes_total: u64,
+    pub bytes_read: u64,
+    pub rows_read: u64,
+    pub rows_stored: u64,
+    pub rows_rejected: u64,
+    #[serde(default)]
+    pub errors: Vec<String>,
+    #[serde(default)]
+    pub runs: Vec<ImportedRunView>,
+    pub message: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ImportFileView {
+    pub name: String,
+    pub bytes: u64,
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ImportedRunView {
+    pub id: i64,
+    pub model: String,
+    pub dataset: String,
+    pub problems: u64,
+    pub rollouts: u64,
+    pub pass_at_1: Option<f64>,
+}

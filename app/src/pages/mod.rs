@@ -6,4 +6,5 @@ pub mod experiments;
 pub mod models;
 pub mod not_found;
 pub mod runs;
+pub mod tokens;
 pub mod upload;

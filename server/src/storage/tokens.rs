@@ -1,7 +1,6 @@
 //! API tokens: bearer secrets for the write API (`POST /api/v1/imports`). Only a SHA-256 of
 //! each secret is stored; the secret itself is shown once, when created.
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{db, now_rfc3339, Store};
@@ -10,24 +9,7 @@ use crate::error::StoreError;
 /// Prefix of every secret, so a leaked token is recognisable (and greppable) as caplens'.
 pub const TOKEN_PREFIX: &str = "clk_";
 
-/// A token as listed (never the secret).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ApiToken {
-    pub id: i64,
-    pub name: String,
-    /// The first characters of the secret, to tell tokens apart.
-    pub prefix: String,
-    pub created_at: String,
-    pub last_used_at: Option<String>,
-    pub revoked_at: Option<String>,
-}
-
-/// A token just created: the only time its secret is known.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NewToken {
-    pub token: ApiToken,
-    pub secret: String,
-}
+pub use caplens_app::model::{ApiTokenRow as ApiToken, CreatedToken as NewToken};
 
 fn hash(secret: &str) -> String {
     crate::ingest::pipeline::hex(&Sha256::digest(secret.as_bytes()))

@@ -5,9 +5,12 @@ use caplens_app::{
     model::*,
 };
 
-use crate::{error::StoreError, storage::Store};
+use crate::{error::StoreError, ingest::service::ImportService, storage::Store};
 
-pub struct StoreSource(pub Store);
+pub struct StoreSource {
+    pub store: Store,
+    pub imports: ImportService,
+}
 
 fn user_error(e: StoreError) -> DataError {
     tracing::error!(error = %e, "storage error while rendering a page");
@@ -16,21 +19,48 @@ fn user_error(e: StoreError) -> DataError {
 
 impl DataSource for StoreSource {
     fn experiments(&self) -> BoxFuture<'_, Result<Vec<ExperimentSummary>, DataError>> {
-        Box::pin(async move { self.0.experiments().await.map_err(user_error) })
+        Box::pin(async move { self.store.experiments().await.map_err(user_error) })
     }
     fn experiment(
         &self,
         slug: String,
     ) -> BoxFuture<'_, Result<Option<ExperimentDetail>, DataError>> {
-        Box::pin(async move { self.0.experiment(&slug).await.map_err(user_error) })
+        Box::pin(async move { self.store.experiment(&slug).await.map_err(user_error) })
     }
     fn models(&self) -> BoxFuture<'_, Result<Vec<ModelRow>, DataError>> {
-        Box::pin(async move { self.0.models().await.map_err(user_error) })
+        Box::pin(async move { self.store.models().await.map_err(user_error) })
     }
     fn datasets(&self) -> BoxFuture<'_, Result<Vec<DatasetRow>, DataError>> {
-        Box::pin(async move { self.0.datasets().await.map_err(user_error) })
+        Box::pin(async move { self.store.datasets().await.map_err(user_error) })
     }
     fn runs(&self) -> BoxFuture<'_, Result<Vec<RunRow>, DataError>> {
-        Box::pin(async move { self.0.runs().await.map_err(user_error) })
+        Box::pin(async move { self.store.runs().await.map_err(user_error) })
+    }
+    fn imports(&self) -> BoxFuture<'_, Result<Vec<ImportView>, DataError>> {
+        Box::pin(async move {
+            let reports = self.imports.recent(30).await.map_err(user_error)?;
+            Ok(reports
+                .into_iter()
+                .map(|r| {
+                    // The report and the view share field names; convert through JSON.
+                    serde_json::from_value(serde_json::to_value(r).expect("serialises"))
+                        .expect("an import report reads as an ImportView")
+                })
+                .collect())
+        })
+    }
+    fn tokens(&self) -> BoxFuture<'_, Result<Vec<ApiTokenRow>, DataError>> {
+        Box::pin(async move { self.store.tokens().await.map_err(user_error) })
+    }
+    fn create_token(&self, name: String) -> BoxFuture<'_, Result<CreatedToken, DataError>> {
+        Box::pin(async move {
+            self.store.create_token(&name).await.map_err(|e| match e {
+                StoreError::Invalid(m) => DataError(m),
+                e => user_error(e),
+            })
+        })
+    }
+    fn revoke_token(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>> {
+        Box::pin(async move { self.store.revoke_token(id).await.map_err(user_error) })
     }
 }
