@@ -1,9 +1,11 @@
 //! The importers of each format (one [`RolloutImporter`] per format; docs/formats/*.md).
 
+mod common;
+mod lm_eval;
 mod native;
 
 use super::RolloutImporter;
 
 /// Every importer in detection order: formats with distinctive keys first; native last among
 /// the JSON Lines formats because its keys (`model`, `problem_id`) are the most generic.
-pub static ALL: &[&dyn RolloutImporter] = &[&native::NativeImporter];
+pub static ALL: &[&dyn RolloutImporter] = &[&lm_eval::LmEvalImporter, &native::NativeImporter];
