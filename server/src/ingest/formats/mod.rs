@@ -3,9 +3,14 @@
 mod common;
 mod lm_eval;
 mod native;
+mod qwen_math;
 
 use super::RolloutImporter;
 
 /// Every importer in detection order: formats with distinctive keys first; native last among
 /// the JSON Lines formats because its keys (`model`, `problem_id`) are the most generic.
-pub static ALL: &[&dyn RolloutImporter] = &[&lm_eval::LmEvalImporter, &native::NativeImporter];
+pub static ALL: &[&dyn RolloutImporter] = &[
+    &lm_eval::LmEvalImporter,
+    &qwen_math::QwenMathImporter,
+    &native::NativeImporter,
+];
