@@ -117,6 +117,21 @@ pub(crate) fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
+/// A reference answer: a string as given, a number as written, a list (alternative answers,
+/// e.g. aliases) as its first element; `Ok(None)` for null or an empty list; `Err(kind)` for an
+/// object or a list whose first element is not a scalar.
+pub(crate) fn reference_text(v: &Value) -> Result<Option<String>, &'static str> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Array(items) => match items.first() {
+            None => Ok(None),
+            Some(first) => scalar_text(first).map(Some).ok_or("a list whose first element is not a string or a number"),
+        },
+        Value::Object(_) => Err("an object"),
+        other => Ok(scalar_text(other)),
+    }
+}
+
 /// A number given as a JSON number or as a numeric string (lm-eval stringifies leaves).
 pub(crate) fn number(v: &Value) -> Option<f64> {
     match v {

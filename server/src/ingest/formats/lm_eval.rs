@@ -8,7 +8,7 @@
 
 use super::common::{
     first_line_object, head_records, id_string, integer, kind, number, parse_object,
-    per_problem_and_tokens, scalar_text, file_stem,
+    per_problem_and_tokens, reference_text, file_stem,
 };
 use crate::ingest::{
     for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
@@ -119,18 +119,15 @@ impl RolloutImporter for LmEvalImporter {
                     Err(msg) => return reject(sink, Some("resps"), msg),
                 },
             };
-            let reference = match line.get("target") {
-                None | Some(Value::Null) => None,
-                Some(v) => match target_text(v) {
-                    Some(t) => Some(t),
-                    None => {
-                        return reject(
-                            sink,
-                            Some("target"),
-                            format!("expected a string, a number or a list of them, got {}", kind(v)),
-                        )
-                    }
-                },
+            let reference = match line.get("target").map(reference_text).unwrap_or(Ok(None)) {
+                Ok(r) => r,
+                Err(got) => {
+                    return reject(
+                        sink,
+                        Some("target"),
+                        format!("expected a string, a number or a list of them, got {got}"),
+                    )
+                }
             };
             if !seen_docs.insert(problem_id.clone()) {
                 return reject(
@@ -198,18 +195,6 @@ fn responses(v: &Value) -> Result<Vec<String>, String> {
         let bad = requests[0].iter().find(|s| !s.is_string()).unwrap_or(&Value::Null);
         format!("{EXPECTED}, got a response that is {}", kind(bad))
     })
-}
-
-/// `target` as reference text: a string as given, a number as written, a one-element list as
-/// its element, a longer list as its elements joined by ", ".
-fn target_text(v: &Value) -> Option<String> {
-    match v {
-        Value::Array(items) => {
-            let parts: Option<Vec<String>> = items.iter().map(scalar_text).collect();
-            parts.map(|p| p.join(", "))
-        }
-        other => scalar_text(other),
-    }
 }
 
 /// `arguments.gen_args_0` (current lm-eval) or `arguments[0]` (older: a list of argument lists).
@@ -292,9 +277,9 @@ mod tests {
                 (2, "1", Some(0), Some("1"), Some("So $\\frac{1}{2}+\\frac{1}{2}=\\boxed{1}$.")),
                 (2, "1", Some(1), Some("1"), Some("<script>alert('x')</script> \\boxed{2}")),
                 (2, "1", Some(2), Some("1"), Some("ünïcödé ∑ \\boxed{1}")),
-                (5, "2", Some(0), Some("-1, 1"), Some("$x=\\pm 1$, so \\boxed{-1, 1}")),
-                (5, "2", Some(1), Some("-1, 1"), Some("\\boxed{1}")),
-                (5, "2", Some(2), Some("-1, 1"), Some("\\boxed{-1,1}")),
+                (5, "2", Some(0), Some("0.5"), Some("Half of 1 is \\boxed{0.5}")),
+                (5, "2", Some(1), Some("0.5"), Some("\\boxed{\\frac{1}{2}}")),
+                (5, "2", Some(2), Some("0.5"), Some("\\boxed{2}")),
             ]
         );
         for r in records {

@@ -4,6 +4,7 @@ mod common;
 mod lm_eval;
 mod native;
 mod qwen_math;
+mod verl;
 
 use super::RolloutImporter;
 
@@ -12,5 +13,6 @@ use super::RolloutImporter;
 pub static ALL: &[&dyn RolloutImporter] = &[
     &lm_eval::LmEvalImporter,
     &qwen_math::QwenMathImporter,
+    &verl::VerlImporter,
     &native::NativeImporter,
 ];

@@ -6,7 +6,7 @@
 
 use super::common::{
     file_stem, first_line_object, head_records, id_string, kind, parent_dir_name, parse_object,
-    per_problem_and_tokens, scalar_text,
+    per_problem_and_tokens, reference_text, scalar_text,
 };
 use crate::ingest::{
     for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
@@ -107,24 +107,15 @@ impl RolloutImporter for QwenMathImporter {
                     );
                 }
             }
-            let reference = match line.get("gt") {
-                None | Some(Value::Null) => None,
-                Some(Value::Array(items)) => match items.iter().map(scalar_text).collect::<Option<Vec<_>>>() {
-                    Some(parts) => Some(parts.join(", ")),
-                    None => {
-                        return reject(sink, Some("gt"), "expected a string, a number or a list of them, got a list containing a list or an object".into())
-                    }
-                },
-                Some(v) => match scalar_text(v) {
-                    Some(t) => Some(t),
-                    None => {
-                        return reject(
-                            sink,
-                            Some("gt"),
-                            format!("expected a string, a number or a list of them, got {}", kind(v)),
-                        )
-                    }
-                },
+            let reference = match line.get("gt").map(reference_text).unwrap_or(Ok(None)) {
+                Ok(r) => r,
+                Err(got) => {
+                    return reject(
+                        sink,
+                        Some("gt"),
+                        format!("expected a string, a number or a list of them, got {got}"),
+                    )
+                }
             };
             let prompt = match line.get("question") {
                 None | Some(Value::Null) => None,
