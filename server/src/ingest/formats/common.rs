@@ -279,6 +279,18 @@ impl RecordSink for HeadSink {
     }
 }
 
+/// A sink that ignores everything (for passes that parse lines themselves).
+pub(crate) struct NullSink;
+
+impl RecordSink for NullSink {
+    fn record(&mut self, _: RolloutRecord) -> Result<(), ReadStop> {
+        Ok(())
+    }
+    fn reject(&mut self, _: InputError) -> Result<(), ReadStop> {
+        Ok(())
+    }
+}
+
 /// Samples per problem seen in `records` (the largest count), and whether any has tokens.
 pub(crate) fn per_problem_and_tokens(records: &[RolloutRecord]) -> (Option<i64>, bool) {
     let mut counts = HashMap::<&str, i64>::new();

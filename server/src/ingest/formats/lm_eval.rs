@@ -49,7 +49,7 @@ impl RolloutImporter for LmEvalImporter {
             ..FileHints::default()
         };
         // Sampling parameters: from the first line that has them.
-        let mut sink = IgnoreSink;
+        let mut sink = super::common::NullSink;
         let result = for_each_line(input, &mut sink, |line_no, text, _| {
             if line_no > 100 {
                 return Err(ReadStop::Sink("no generation arguments in the head".into()));
@@ -235,17 +235,6 @@ pub(crate) fn task_from_file_name(name: &str) -> Option<String> {
         }
     }
     (!task.is_empty()).then(|| task.to_string())
-}
-
-struct IgnoreSink;
-
-impl RecordSink for IgnoreSink {
-    fn record(&mut self, _: RolloutRecord) -> Result<(), ReadStop> {
-        Ok(())
-    }
-    fn reject(&mut self, _: InputError) -> Result<(), ReadStop> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 mod common;
 mod lm_eval;
 mod native;
+mod openai;
 mod qwen_math;
 mod verl;
 
@@ -14,5 +15,6 @@ pub static ALL: &[&dyn RolloutImporter] = &[
     &lm_eval::LmEvalImporter,
     &qwen_math::QwenMathImporter,
     &verl::VerlImporter,
+    &openai::OpenaiImporter,
     &native::NativeImporter,
 ];
