@@ -104,7 +104,7 @@ impl RolloutImporter for OpenaiImporter {
     }
 }
 
-type LineError = (String, String);
+pub(super) type LineError = (String, String);
 
 fn err(field: impl Into<String>, msg: impl Into<String>) -> LineError {
     (field.into(), msg.into())
@@ -295,34 +295,7 @@ fn token_data(lp: &Map<String, Value>, at: &str) -> Result<Option<TokenData>, Li
             Value::Array(e) => e,
             other => return Err(err(format!("{at}.content"), format!("expected a list, got {}", kind(other)))),
         };
-        let mut data = TokenData::default();
-        let mut top_rows = Vec::with_capacity(entries.len());
-        for (i, entry) in entries.iter().enumerate() {
-            let here = format!("{at}.content[{i}]");
-            let (token, logprob) = token_and_logprob(entry, &here)?;
-            data.tokens.push(token);
-            data.logprobs.push(logprob);
-            let top = match entry.get("top_logprobs") {
-                None | Some(Value::Null) => Vec::new(),
-                Some(Value::Array(top)) => top
-                    .iter()
-                    .enumerate()
-                    .map(|(j, t)| {
-                        let there = format!("{here}.top_logprobs[{j}]");
-                        match token_and_logprob(t, &there)? {
-                            (token, Some(lp)) => Ok((token, lp)),
-                            (_, None) => Err(err(format!("{there}.logprob"), "expected a number, got null")),
-                        }
-                    })
-                    .collect::<Result<_, _>>()?,
-                Some(other) => {
-                    return Err(err(format!("{here}.top_logprobs"), format!("expected a list, got {}", kind(other))))
-                }
-            };
-            top_rows.push(top);
-        }
-        data.top_logprobs = Some(top_rows);
-        return Ok(Some(data));
+        return chat_token_data(entries, &format!("{at}.content")).map(Some);
     }
     let tokens = match lp.get("tokens") {
         None | Some(Value::Null) => return Ok(None),
@@ -398,6 +371,39 @@ fn token_data(lp: &Map<String, Value>, at: &str) -> Result<Option<TokenData>, Li
         Some(other) => return Err(err(format!("{at}.top_logprobs"), format!("expected a list, got {}", kind(other)))),
     };
     Ok(Some(TokenData { tokens, logprobs, top_logprobs, entropies: None }))
+}
+
+/// The token data of a chat `logprobs.content` list (`at` names the list in errors): entries
+/// `{token, logprob, top_logprobs: [{token, logprob}]}` as OpenAI, vLLM and Inspect write them.
+pub(super) fn chat_token_data(entries: &[Value], at: &str) -> Result<TokenData, LineError> {
+    let mut data = TokenData::default();
+    let mut top_rows = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let here = format!("{at}[{i}]");
+        let (token, logprob) = token_and_logprob(entry, &here)?;
+        data.tokens.push(token);
+        data.logprobs.push(logprob);
+        let top = match entry.get("top_logprobs") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(top)) => top
+                .iter()
+                .enumerate()
+                .map(|(j, t)| {
+                    let there = format!("{here}.top_logprobs[{j}]");
+                    match token_and_logprob(t, &there)? {
+                        (token, Some(lp)) => Ok((token, lp)),
+                        (_, None) => Err(err(format!("{there}.logprob"), "expected a number, got null")),
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+            Some(other) => {
+                return Err(err(format!("{here}.top_logprobs"), format!("expected a list, got {}", kind(other))))
+            }
+        };
+        top_rows.push(top);
+    }
+    data.top_logprobs = Some(top_rows);
+    Ok(data)
 }
 
 /// `{token, logprob}` of a chat logprob entry (`logprob` may be null).
