@@ -15,7 +15,9 @@ pub(crate) fn parse_object(text: &str) -> Result<Map<String, Value>, String> {
     let value = match serde_json::from_str::<Value>(text) {
         Ok(v) => v,
         Err(first) => match replace_non_finite(text) {
-            Some(fixed) => serde_json::from_str::<Value>(&fixed).map_err(|_| invalid_json(&first))?,
+            Some(fixed) => {
+                serde_json::from_str::<Value>(&fixed).map_err(|_| invalid_json(&first))?
+            }
             None => return Err(invalid_json(&first)),
         },
     };
@@ -94,16 +96,23 @@ pub(crate) fn kind(v: &Value) -> &'static str {
 pub(crate) fn id_string(v: &Value) -> Result<String, String> {
     match v {
         Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
-        Value::String(_) => Err("expected a non-empty string or an integer, got an empty string".into()),
+        Value::String(_) => {
+            Err("expected a non-empty string or an integer, got an empty string".into())
+        }
         Value::Number(n) => match (n.as_u64(), n.as_i64()) {
             (Some(u), _) => Ok(u.to_string()),
             (None, Some(i)) => Ok(i.to_string()),
             _ => match n.as_f64() {
                 Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(format!("{}", f as i64)),
-                _ => Err(format!("expected a string or an integer, got the number {n}")),
+                _ => Err(format!(
+                    "expected a string or an integer, got the number {n}"
+                )),
             },
         },
-        other => Err(format!("expected a string or an integer, got {}", kind(other))),
+        other => Err(format!(
+            "expected a string or an integer, got {}",
+            kind(other)
+        )),
     }
 }
 
@@ -125,7 +134,9 @@ pub(crate) fn reference_text(v: &Value) -> Result<Option<String>, &'static str> 
         Value::Null => Ok(None),
         Value::Array(items) => match items.first() {
             None => Ok(None),
-            Some(first) => scalar_text(first).map(Some).ok_or("a list whose first element is not a string or a number"),
+            Some(first) => scalar_text(first)
+                .map(Some)
+                .ok_or("a list whose first element is not a string or a number"),
         },
         Value::Object(_) => Err("an object"),
         other => Ok(scalar_text(other)),
@@ -239,7 +250,12 @@ pub(crate) fn parent_dir_name(input: &InputFile) -> Option<String> {
         return Some(dir.to_string());
     }
     if input.path.file_name().map(|n| n.to_string_lossy()) == Some(base.into()) {
-        let dir = input.path.parent()?.file_name()?.to_string_lossy().into_owned();
+        let dir = input
+            .path
+            .parent()?
+            .file_name()?
+            .to_string_lossy()
+            .into_owned();
         if !dir.is_empty() {
             return Some(dir);
         }
@@ -254,7 +270,10 @@ pub(crate) fn head_records(
     input: &InputFile,
     max: usize,
 ) -> Result<Vec<RolloutRecord>, InputError> {
-    let mut sink = HeadSink { records: Vec::new(), max };
+    let mut sink = HeadSink {
+        records: Vec::new(),
+        max,
+    };
     match importer.read(input, &mut sink) {
         Ok(()) | Err(ReadStop::Sink(_)) => Ok(sink.records),
         Err(ReadStop::Input(e)) => Err(e),
@@ -423,8 +442,13 @@ mod tests {
         assert_eq!(m["a"], Value::Null);
         assert_eq!(m["b"], serde_json::json!([null, null]));
         assert_eq!(m["s"], "NaN Infinity");
-        assert!(parse_object("{\"a\":1").unwrap_err().starts_with("invalid JSON: "));
-        assert_eq!(parse_object("[1]").unwrap_err(), "expected a JSON object, got a list");
+        assert!(parse_object("{\"a\":1")
+            .unwrap_err()
+            .starts_with("invalid JSON: "));
+        assert_eq!(
+            parse_object("[1]").unwrap_err(),
+            "expected a JSON object, got a list"
+        );
     }
 
     #[test]
@@ -434,7 +458,9 @@ mod tests {
         assert_eq!(p.get("a"), Some(&Value::from(1)));
         assert!(p.get("d").is_none());
         assert!(partial_object(b"  [1,2]").is_none());
-        assert!(first_line_object(b"\n\n{\"x\":1}\n{\"y\":2}").unwrap().has("x"));
+        assert!(first_line_object(b"\n\n{\"x\":1}\n{\"y\":2}")
+            .unwrap()
+            .has("x"));
     }
 
     #[test]

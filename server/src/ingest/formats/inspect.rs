@@ -18,12 +18,13 @@ use crate::ingest::{
     open_text, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
     RolloutImporter, RolloutRecord, TokenData,
 };
-use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::{Map, Value};
 use std::fmt;
-use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::io::{BufReader, Read};
+use std::sync::atomic::Ordering;
 
 pub struct InspectImporter;
 
@@ -71,12 +72,23 @@ impl RolloutImporter for InspectImporter {
         let (per_problem, has_tokens) = per_problem_and_tokens(&records);
         let eval = header.eval.as_ref();
         let config = |key: &str| -> Option<&Value> {
-            let from_eval = eval.and_then(|e| e.get("model_generate_config")).and_then(|c| c.get(key));
-            let from_plan = header.plan.as_ref().and_then(|p| p.get("config")).and_then(|c| c.get(key));
-            from_eval.filter(|v| !v.is_null()).or(from_plan.filter(|v| !v.is_null()))
+            let from_eval = eval
+                .and_then(|e| e.get("model_generate_config"))
+                .and_then(|c| c.get(key));
+            let from_plan = header
+                .plan
+                .as_ref()
+                .and_then(|p| p.get("config"))
+                .and_then(|c| c.get(key));
+            from_eval
+                .filter(|v| !v.is_null())
+                .or(from_plan.filter(|v| !v.is_null()))
         };
         Ok(FileHints {
-            model: eval.and_then(|e| e.get("model")).and_then(Value::as_str).map(str::to_owned),
+            model: eval
+                .and_then(|e| e.get("model"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             // `inspect_evals/gsm8k` → `gsm8k`.
             dataset: eval
                 .and_then(|e| e.get("task"))
@@ -102,14 +114,18 @@ impl RolloutImporter for InspectImporter {
             return read_eval(input, sink);
         }
         let mut header = Header::default();
-        read_json(input, &mut header, &mut |position, slot| match to_record(slot, position) {
-            Ok(record) => sink.record(record),
-            Err((field, msg)) => sink.reject(input.line_error(
-                position,
-                Some(&field),
-                format!("sample {position} of \"samples\": {msg}"),
-            )),
-        })
+        read_json(
+            input,
+            &mut header,
+            &mut |position, slot| match to_record(slot, position) {
+                Ok(record) => sink.record(record),
+                Err((field, msg)) => sink.reject(input.line_error(
+                    position,
+                    Some(&field),
+                    format!("sample {position} of \"samples\": {msg}"),
+                )),
+            },
+        )
     }
 }
 
@@ -118,7 +134,8 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 fn is_zip(input: &InputFile) -> Result<bool, InputError> {
-    let mut file = std::fs::File::open(&input.path).map_err(|e| input.error(format!("cannot open: {e}")))?;
+    let mut file =
+        std::fs::File::open(&input.path).map_err(|e| input.error(format!("cannot open: {e}")))?;
     let mut magic = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -226,7 +243,9 @@ fn err(field: impl Into<String>, msg: impl Into<String>) -> LineError {
 fn to_record(slot: SampleSlot, line: u64) -> Result<RolloutRecord, LineError> {
     let s = match slot {
         SampleSlot::Sample(s) => s,
-        SampleSlot::NotObject(k) => return Err(err("samples", format!("expected a sample object, got {k}"))),
+        SampleSlot::NotObject(k) => {
+            return Err(err("samples", format!("expected a sample object, got {k}")))
+        }
     };
     if let Some(error) = s.error.as_ref().filter(|e| !e.is_null()) {
         let message = error
@@ -234,7 +253,10 @@ fn to_record(slot: SampleSlot, line: u64) -> Result<RolloutRecord, LineError> {
             .and_then(Value::as_str)
             .map(str::to_owned)
             .unwrap_or_else(|| error.to_string());
-        return Err(err("error", format!("the sample failed in Inspect, no rollout to import: {message}")));
+        return Err(err(
+            "error",
+            format!("the sample failed in Inspect, no rollout to import: {message}"),
+        ));
     }
     let problem_id = match &s.id {
         None | Some(Value::Null) => return Err(err("id", "required (the sample id)")),
@@ -244,7 +266,12 @@ fn to_record(slot: SampleSlot, line: u64) -> Result<RolloutRecord, LineError> {
         None | Some(Value::Null) => return Err(err("epoch", "required (the epoch, from 1)")),
         Some(v) => match v.as_u64() {
             Some(e) if e >= 1 => e,
-            _ => return Err(err("epoch", format!("expected a positive integer, got {}", describe(v)))),
+            _ => {
+                return Err(err(
+                    "epoch",
+                    format!("expected a positive integer, got {}", describe(v)),
+                ))
+            }
         },
     };
     let attachments = s.attachments.as_ref().and_then(Value::as_object);
@@ -265,16 +292,34 @@ fn to_record(slot: SampleSlot, line: u64) -> Result<RolloutRecord, LineError> {
             .and_then(|m| m.get("content"))
             .and_then(content_text)
             .map(|t| resolve(&t)),
-        Some(other) => return Err(err("input", format!("expected a string or a list of messages, got {}", kind(other)))),
+        Some(other) => {
+            return Err(err(
+                "input",
+                format!(
+                    "expected a string or a list of messages, got {}",
+                    kind(other)
+                ),
+            ))
+        }
     };
     let reference = match s.target.as_ref().map(reference_text).unwrap_or(Ok(None)) {
         Ok(r) => r.map(|r| resolve(&r)),
-        Err(got) => return Err(err("target", format!("expected a string or a list of strings, got {got}"))),
+        Err(got) => {
+            return Err(err(
+                "target",
+                format!("expected a string or a list of strings, got {got}"),
+            ))
+        }
     };
     let (response, finish_reason, tokens) = match &s.output {
         None | Some(Value::Null) => (None, None, None),
         Some(Value::Object(output)) => read_output(output)?,
-        Some(other) => return Err(err("output", format!("expected an object (ModelOutput), got {}", kind(other)))),
+        Some(other) => {
+            return Err(err(
+                "output",
+                format!("expected an object (ModelOutput), got {}", kind(other)),
+            ))
+        }
     };
     let (outcome, answer) = verdict(s.scores.as_ref())?;
     Ok(RolloutRecord {
@@ -307,7 +352,11 @@ fn content_text(content: &Value) -> Option<String> {
         Value::Array(parts) => {
             let texts: Vec<&str> = parts
                 .iter()
-                .filter(|p| p.get("type").and_then(Value::as_str).is_none_or(|t| t == "text"))
+                .filter(|p| {
+                    p.get("type")
+                        .and_then(Value::as_str)
+                        .is_none_or(|t| t == "text")
+                })
                 .filter_map(|p| p.get("text").and_then(Value::as_str))
                 .collect();
             Some(texts.join(""))
@@ -327,15 +376,28 @@ fn read_output(output: &Map<String, Value>) -> Result<Output, LineError> {
             None => None,
             Some(Value::Object(c)) => Some(c),
             Some(other) => {
-                return Err(err("output.choices[0]", format!("expected an object (a choice), got {}", kind(other))))
+                return Err(err(
+                    "output.choices[0]",
+                    format!("expected an object (a choice), got {}", kind(other)),
+                ))
             }
         },
-        Some(other) => return Err(err("output.choices", format!("expected a list, got {}", kind(other)))),
+        Some(other) => {
+            return Err(err(
+                "output.choices",
+                format!("expected a list, got {}", kind(other)),
+            ))
+        }
     };
     let completion = match output.get("completion") {
         None | Some(Value::Null) => None,
         Some(Value::String(c)) => Some(c.clone()),
-        Some(other) => return Err(err("output.completion", format!("expected a string, got {}", kind(other)))),
+        Some(other) => {
+            return Err(err(
+                "output.completion",
+                format!("expected a string, got {}", kind(other)),
+            ))
+        }
     };
     let Some(choice) = choice else {
         return Ok((completion, None, None));
@@ -347,17 +409,26 @@ fn read_output(output: &Map<String, Value>) -> Result<Output, LineError> {
             None => {
                 return Err(err(
                     "output.choices[0].message.content",
-                    format!("expected a string or a list of content parts, got {}", kind(content)),
+                    format!(
+                        "expected a string or a list of content parts, got {}",
+                        kind(content)
+                    ),
                 ))
             }
         },
     };
-    let finish_reason = choice.get("stop_reason").and_then(Value::as_str).map(str::to_owned);
+    let finish_reason = choice
+        .get("stop_reason")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let tokens = match choice.get("logprobs") {
         None | Some(Value::Null) => None,
         Some(Value::Object(lp)) => match lp.get("content") {
             None | Some(Value::Null) => None,
-            Some(Value::Array(entries)) => Some(chat_token_data(entries, "output.choices[0].logprobs.content")?),
+            Some(Value::Array(entries)) => Some(chat_token_data(
+                entries,
+                "output.choices[0].logprobs.content",
+            )?),
             Some(other) => {
                 return Err(err(
                     "output.choices[0].logprobs.content",
@@ -366,7 +437,10 @@ fn read_output(output: &Map<String, Value>) -> Result<Output, LineError> {
             }
         },
         Some(other) => {
-            return Err(err("output.choices[0].logprobs", format!("expected an object, got {}", kind(other))))
+            return Err(err(
+                "output.choices[0].logprobs",
+                format!("expected an object, got {}", kind(other)),
+            ))
         }
     };
     Ok((response, finish_reason, tokens))
@@ -380,7 +454,10 @@ fn verdict(scores: Option<&OrderedObject>) -> Result<(RecordOutcome, Option<Stri
     let (name, score) = match scores {
         None | Some(OrderedObject::Null) => return Ok((RecordOutcome::Ungraded, None)),
         Some(OrderedObject::NotObject(k)) => {
-            return Err(err("scores", format!("expected an object of scorer name → score, got {k}")))
+            return Err(err(
+                "scores",
+                format!("expected an object of scorer name → score, got {k}"),
+            ))
         }
         Some(OrderedObject::Object(entries)) => match entries.first() {
             None => return Ok((RecordOutcome::Ungraded, None)),
@@ -389,7 +466,10 @@ fn verdict(scores: Option<&OrderedObject>) -> Result<(RecordOutcome, Option<Stri
     };
     let field = format!("scores.{name}");
     let Value::Object(score) = score else {
-        return Err(err(field, format!("expected an object (a Score), got {}", kind(score))));
+        return Err(err(
+            field,
+            format!("expected an object (a Score), got {}", kind(score)),
+        ));
     };
     let answer = score.get("answer").and_then(|a| match a {
         Value::String(s) => Some(s.clone()),
@@ -425,36 +505,18 @@ fn verdict(scores: Option<&OrderedObject>) -> Result<(RecordOutcome, Option<Stri
 // ---------------------------------------------------------------------------------------------
 // .eval (zip)
 
-/// A file reader that records the furthest byte read as progress.
-struct ProgressFile {
-    file: std::fs::File,
-    pos: u64,
-    progress: Arc<AtomicU64>,
-}
+type Archive = zip::ZipArchive<BufReader<std::fs::File>>;
 
-impl Read for ProgressFile {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read(buf)?;
-        self.pos += n as u64;
-        self.progress.fetch_max(self.pos, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-impl Seek for ProgressFile {
-    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
-        self.pos = self.file.seek(to)?;
-        Ok(self.pos)
-    }
-}
-
-type Archive = zip::ZipArchive<BufReader<ProgressFile>>;
-
+/// The archive of `input`. Opening reads the central directory at the end of the file, so
+/// progress is not counted by bytes read but by members done ([`read_eval`]).
 fn open_archive(input: &InputFile) -> Result<Archive, InputError> {
-    let file = std::fs::File::open(&input.path).map_err(|e| input.error(format!("cannot open: {e}")))?;
-    let reader = ProgressFile { file, pos: 0, progress: input.progress.clone() };
-    zip::ZipArchive::new(BufReader::with_capacity(256 * 1024, reader))
-        .map_err(|e| input.error(format!("not a readable .eval archive (truncated or corrupt zip): {e}")))
+    let file =
+        std::fs::File::open(&input.path).map_err(|e| input.error(format!("cannot open: {e}")))?;
+    zip::ZipArchive::new(BufReader::with_capacity(256 * 1024, file)).map_err(|e| {
+        input.error(format!(
+            "not a readable .eval archive (truncated or corrupt zip): {e}"
+        ))
+    })
 }
 
 /// Whether a member is one sample: `samples/{id}_epoch_{n}.json`.
@@ -472,6 +534,9 @@ fn read_eval(input: &InputFile, sink: &mut dyn RecordSink) -> Result<(), ReadSto
             ReadStop::Input(input.error(format!("corrupt .eval archive at member {line}: {e}")))
         })?;
         let name = member.name().map(|n| n.into_owned()).unwrap_or_default();
+        // Progress: the end of this member's data in the file.
+        let member_end = member.header_start().saturating_add(member.compressed_size());
+        input.progress.fetch_max(member_end, Ordering::Relaxed);
         if !is_sample_member(&name) {
             continue;
         }
@@ -479,15 +544,22 @@ fn read_eval(input: &InputFile, sink: &mut dyn RecordSink) -> Result<(), ReadSto
         match parsed {
             Ok(slot) => match to_record(slot, line) {
                 Ok(record) => sink.record(record)?,
-                Err((field, msg)) => sink.reject(input.line_error(line, Some(&field), format!("{name}: {msg}")))?,
+                Err((field, msg)) => {
+                    sink.reject(input.line_error(line, Some(&field), format!("{name}: {msg}")))?
+                }
             },
             Err(e) if e.is_io() => {
                 return Err(ReadStop::Input(input.error(format!(
                     "corrupt .eval archive: cannot read member {name}: {e}"
                 ))))
             }
-            Err(e) => sink.reject(input.line_error(line, None, format!("{name}: invalid JSON: {e}")))?,
+            Err(e) => {
+                sink.reject(input.line_error(line, None, format!("{name}: invalid JSON: {e}")))?
+            }
         }
+    }
+    if let Ok(meta) = std::fs::metadata(&input.path) {
+        input.progress.fetch_max(meta.len(), Ordering::Relaxed);
     }
     Ok(())
 }
@@ -505,7 +577,10 @@ fn eval_header(input: &InputFile) -> Result<Header, InputError> {
             .map_err(|e| input.error(format!("corrupt .eval archive: {name}: {e}")))?;
         let value: Value = serde_json::from_reader(BufReader::new(member))
             .map_err(|e| input.error(format!("{name}: not valid JSON: {e}")))?;
-        return Ok(Header { eval: value.get("eval").cloned(), plan: value.get("plan").cloned() });
+        return Ok(Header {
+            eval: value.get("eval").cloned(),
+            plan: value.get("plan").cloned(),
+        });
     }
     Ok(Header::default())
 }
@@ -517,11 +592,21 @@ type OnSample<'a> = dyn FnMut(u64, SampleSlot) -> Result<(), ReadStop> + 'a;
 
 /// Streams a `.json` log: keeps `eval` and `plan` in `header` and hands each element of
 /// `samples` to `on_sample` (with its 1-based position) as soon as it is parsed.
-fn read_json(input: &InputFile, header: &mut Header, on_sample: &mut OnSample<'_>) -> Result<(), ReadStop> {
+fn read_json(
+    input: &InputFile,
+    header: &mut Header,
+    on_sample: &mut OnSample<'_>,
+) -> Result<(), ReadStop> {
     let reader = open_text(input)?;
     let mut de = serde_json::Deserializer::from_reader(reader);
-    let mut log = JsonLog { header, on_sample, stopped: None };
-    let result = de.deserialize_any(LogVisitor(&mut log)).and_then(|()| de.end());
+    let mut log = JsonLog {
+        header,
+        on_sample,
+        stopped: None,
+    };
+    let result = de
+        .deserialize_any(LogVisitor(&mut log))
+        .and_then(|()| de.end());
     if let Some(stop) = log.stopped.take() {
         return Err(stop);
     }
@@ -598,7 +683,15 @@ mod tests {
     use super::*;
     use crate::ingest::formats::common::{fixture, read_all, temp_file};
 
-    type Row<'a> = (u64, &'a str, Option<u64>, RecordOutcome, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+    type Row<'a> = (
+        u64,
+        &'a str,
+        Option<u64>,
+        RecordOutcome,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
 
     fn rows(records: &[RolloutRecord]) -> Vec<Row<'_>> {
         records
@@ -620,19 +713,80 @@ mod tests {
     fn expected(lines: [u64; 6]) -> Vec<Row<'static>> {
         use RecordOutcome::*;
         vec![
-            (lines[0], "1", Some(0), Graded(true), Some("204"), Some("The answer is \\boxed{204}."), Some("stop")),
-            (lines[1], "1", Some(1), Graded(false), Some("200"), Some("So \\boxed{200}"), Some("max_tokens")),
-            (lines[2], "p-2", Some(0), Graded(true), Some("2"), Some("<script>alert(1)</script> 2"), None),
-            (lines[3], "p-2", Some(1), Graded(false), Some("3"), Some("A long answer, $\\frac{6}{2}$, so \\boxed{3}"), Some("stop")),
-            (lines[4], "4", Some(0), Ungraded, None, Some("7"), Some("stop")),
-            (lines[5], "4", Some(1), Graded(false), None, Some(""), Some("stop")),
+            (
+                lines[0],
+                "1",
+                Some(0),
+                Graded(true),
+                Some("204"),
+                Some("The answer is \\boxed{204}."),
+                Some("stop"),
+            ),
+            (
+                lines[1],
+                "1",
+                Some(1),
+                Graded(false),
+                Some("200"),
+                Some("So \\boxed{200}"),
+                Some("max_tokens"),
+            ),
+            (
+                lines[2],
+                "p-2",
+                Some(0),
+                Graded(true),
+                Some("2"),
+                Some("<script>alert(1)</script> 2"),
+                None,
+            ),
+            (
+                lines[3],
+                "p-2",
+                Some(1),
+                Graded(false),
+                Some("3"),
+                Some("A long answer, $\\frac{6}{2}$, so \\boxed{3}"),
+                Some("stop"),
+            ),
+            (
+                lines[4],
+                "4",
+                Some(0),
+                Ungraded,
+                None,
+                Some("7"),
+                Some("stop"),
+            ),
+            (
+                lines[5],
+                "4",
+                Some(1),
+                Graded(false),
+                None,
+                Some(""),
+                Some("stop"),
+            ),
         ]
     }
 
     fn check_common(records: &[RolloutRecord]) {
         let refs: Vec<_> = records.iter().map(|r| r.reference.as_deref()).collect();
-        assert_eq!(refs, [Some("204"), Some("204"), Some("2"), Some("2"), Some("2"), Some("2")]);
-        assert_eq!(records[0].prompt.as_deref(), Some("Find the number of ordered pairs."));
+        assert_eq!(
+            refs,
+            [
+                Some("204"),
+                Some("204"),
+                Some("2"),
+                Some("2"),
+                Some("2"),
+                Some("2")
+            ]
+        );
+        assert_eq!(
+            records[0].prompt.as_deref(),
+            Some("Find the number of ordered pairs.")
+        );
         assert_eq!(records[2].prompt.as_deref(), Some("What is $1+1$?"));
         assert_eq!(
             records[1].tokens,
@@ -646,8 +800,13 @@ mod tests {
                 entropies: None,
             })
         );
-        assert!(records.iter().enumerate().all(|(i, r)| (i == 1) == r.tokens.is_some()));
-        assert!(records.iter().all(|r| r.model.is_none() && r.dataset.is_none()));
+        assert!(records
+            .iter()
+            .enumerate()
+            .all(|(i, r)| (i == 1) == r.tokens.is_some()));
+        assert!(records
+            .iter()
+            .all(|r| r.model.is_none() && r.dataset.is_none()));
     }
 
     #[test]
@@ -707,7 +866,10 @@ mod tests {
                 },
                 "{name}"
             );
-            assert!(input.progress.load(Ordering::Relaxed) > 0, "{name}: progress counted");
+            assert!(
+                input.progress.load(Ordering::Relaxed) > 0,
+                "{name}: progress counted"
+            );
         }
     }
 
@@ -716,11 +878,20 @@ mod tests {
         let eval = std::fs::read(fixture("inspect/log.eval")).unwrap();
         let json = std::fs::read(fixture("inspect/log.json")).unwrap();
         assert!(InspectImporter.sniff("log.eval", &eval));
-        assert!(InspectImporter.sniff("upload.bin", &eval), "by member names");
+        assert!(
+            InspectImporter.sniff("upload.bin", &eval),
+            "by member names"
+        );
         assert!(InspectImporter.sniff("log.json", &json));
-        assert!(InspectImporter.sniff("log.json", &json[..300]), "a cut head");
+        assert!(
+            InspectImporter.sniff("log.json", &json[..300]),
+            "a cut head"
+        );
         assert!(!InspectImporter.sniff("x.zip", b"PK\x03\x04\x14\x00other.txt"));
-        assert!(!InspectImporter.sniff("x.json", br#"{"model":"m","problem_id":"1","correct":true}"#));
+        assert!(!InspectImporter.sniff(
+            "x.json",
+            br#"{"model":"m","problem_id":"1","correct":true}"#
+        ));
         assert!(!InspectImporter.sniff("x.json", br#"{"eval":"not an object","version":1}"#));
     }
 
@@ -730,10 +901,18 @@ mod tests {
         // Truncated: no central directory.
         let (path, _dir) = temp_file("cut.eval", &eval[..eval.len() / 2]);
         let (sink, result) = read_all(&InspectImporter, &path, "cut.eval");
-        let Err(ReadStop::Input(e)) = result else { panic!("{result:?}") };
-        assert!(e.to_string().starts_with("cut.eval: not a readable .eval archive (truncated or corrupt zip): "), "{e}");
+        let Err(ReadStop::Input(e)) = result else {
+            panic!("{result:?}")
+        };
+        assert!(
+            e.to_string()
+                .starts_with("cut.eval: not a readable .eval archive (truncated or corrupt zip): "),
+            "{e}"
+        );
         assert!(sink.records.is_empty());
-        assert!(InspectImporter.hints(&InputFile::new(&path, "cut.eval")).is_err());
+        assert!(InspectImporter
+            .hints(&InputFile::new(&path, "cut.eval"))
+            .is_err());
         // Damaged compressed data inside a sample member.
         let mut damaged = eval.clone();
         let at = find(&damaged, b"samples/1_epoch_2.json").unwrap() + 40;
@@ -744,7 +923,11 @@ mod tests {
         let (sink, result) = read_all(&InspectImporter, &path, "damaged.eval");
         assert_eq!(sink.records.len(), 1, "the first sample was read");
         match result {
-            Err(ReadStop::Input(e)) => assert!(e.to_string().contains("damaged.eval: corrupt .eval archive"), "{e}"),
+            Err(ReadStop::Input(e)) => assert!(
+                e.to_string()
+                    .contains("damaged.eval: corrupt .eval archive"),
+                "{e}"
+            ),
             // The damage may also surface as a JSON error in that member.
             Ok(()) => assert_eq!(sink.errors[0].line, Some(3)),
             Err(other) => panic!("{other:?}"),
@@ -752,8 +935,14 @@ mod tests {
         // Not a zip and not JSON.
         let (path, _dir3) = temp_file("x.eval", b"<html><script>alert(1)</script>");
         let (_, result) = read_all(&InspectImporter, &path, "x.eval");
-        let Err(ReadStop::Input(e)) = result else { panic!() };
-        assert!(e.to_string().starts_with("x.eval: not a valid Inspect JSON log: "), "{e}");
+        let Err(ReadStop::Input(e)) = result else {
+            panic!()
+        };
+        assert!(
+            e.to_string()
+                .starts_with("x.eval: not a valid Inspect JSON log: "),
+            "{e}"
+        );
     }
 
     fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -778,12 +967,17 @@ mod tests {
             r#""a string""#,
             r#"{"id":"ok","epoch":3,"scores":{"m":{"value":"0.99"},"n":{"value":"C"}},"output":{"choices":[]}}"#,
         ];
-        let text = format!(r#"{{"version":2,"eval":{{"task":"t"}},"samples":[{}],"reductions":null}}"#, samples.join(",\n"));
+        let text = format!(
+            r#"{{"version":2,"eval":{{"task":"t"}},"samples":[{}],"reductions":null}}"#,
+            samples.join(",\n")
+        );
         let (path, _dir) = temp_file("bad.json", text.as_bytes());
         let (sink, result) = read_all(&InspectImporter, &path, "bad.json");
         result.unwrap();
         let errors: Vec<String> = sink.errors.iter().map(|e| e.to_string()).collect();
-        let s = |i: u64, field: &str, msg: &str| format!("bad.json:{i}: field \"{field}\": sample {i} of \"samples\": {msg}");
+        let s = |i: u64, field: &str, msg: &str| {
+            format!("bad.json:{i}: field \"{field}\": sample {i} of \"samples\": {msg}")
+        };
         assert_eq!(
             errors,
             vec![
@@ -804,7 +998,15 @@ mod tests {
         );
         assert_eq!(sink.records.len(), 1);
         let r = &sink.records[0];
-        assert_eq!((r.problem_id.as_str(), r.sample, r.outcome, r.response.as_deref()), ("ok", Some(2), RecordOutcome::Graded(false), None));
+        assert_eq!(
+            (
+                r.problem_id.as_str(),
+                r.sample,
+                r.outcome,
+                r.response.as_deref()
+            ),
+            ("ok", Some(2), RecordOutcome::Graded(false), None)
+        );
     }
 
     #[test]
@@ -813,8 +1015,14 @@ mod tests {
         let (path, _dir) = temp_file("cut.json", text.as_bytes());
         let (sink, result) = read_all(&InspectImporter, &path, "cut.json");
         assert_eq!(sink.records.len(), 1);
-        let Err(ReadStop::Input(e)) = result else { panic!("{result:?}") };
-        assert!(e.to_string().starts_with("cut.json: not a valid Inspect JSON log: EOF while parsing"), "{e}");
+        let Err(ReadStop::Input(e)) = result else {
+            panic!("{result:?}")
+        };
+        assert!(
+            e.to_string()
+                .starts_with("cut.json: not a valid Inspect JSON log: EOF while parsing"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -823,14 +1031,18 @@ mod tests {
         let mut buf = std::io::Cursor::new(Vec::new());
         {
             let mut z = zip::ZipWriter::new(&mut buf);
-            let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored);
             z.start_file("samples/1_epoch_1.json", opts).unwrap();
             z.write_all(b"{not json").unwrap();
             z.start_file("samples/2_epoch_1.json", opts).unwrap();
             z.write_all(b"\xff\xfe").unwrap();
             z.start_file("samples/3_epoch_1.json", opts).unwrap();
             let long = "y".repeat(2 << 20);
-            z.write_all(format!(r#"{{"id":3,"epoch":1,"output":{{"completion":"{long}"}}}}"#).as_bytes()).unwrap();
+            z.write_all(
+                format!(r#"{{"id":3,"epoch":1,"output":{{"completion":"{long}"}}}}"#).as_bytes(),
+            )
+            .unwrap();
             z.finish().unwrap();
         }
         let (path, _dir) = temp_file("m.eval", buf.get_ref());
@@ -838,8 +1050,18 @@ mod tests {
         result.unwrap();
         let errors: Vec<String> = sink.errors.iter().map(|e| e.to_string()).collect();
         assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(errors[0].starts_with("m.eval:1: samples/1_epoch_1.json: invalid JSON: key must be a string"), "{}", errors[0]);
-        assert!(errors[1].starts_with("m.eval:2: samples/2_epoch_1.json: invalid JSON: "), "{}", errors[1]);
+        assert!(
+            errors[0].starts_with(
+                "m.eval:1: samples/1_epoch_1.json: invalid JSON: key must be a string"
+            ),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            errors[1].starts_with("m.eval:2: samples/2_epoch_1.json: invalid JSON: "),
+            "{}",
+            errors[1]
+        );
         assert_eq!(sink.records.len(), 1);
         assert_eq!(sink.records[0].response.as_ref().unwrap().len(), 2 << 20);
     }

@@ -7,8 +7,8 @@
 //! is `Ungraded` and the pipeline grades it against `target`.
 
 use super::common::{
-    first_line_object, head_records, id_string, integer, kind, number, parse_object,
-    per_problem_and_tokens, reference_text, file_stem,
+    file_stem, first_line_object, head_records, id_string, integer, kind, number, parse_object,
+    per_problem_and_tokens, reference_text,
 };
 use crate::ingest::{
     for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
@@ -106,7 +106,9 @@ impl RolloutImporter for LmEvalImporter {
                 Some(_) => {}
             }
             let problem_id = match line.get("doc_id") {
-                None => return reject(sink, Some("doc_id"), "required (the document index)".into()),
+                None => {
+                    return reject(sink, Some("doc_id"), "required (the document index)".into())
+                }
                 Some(v) => match id_string(v) {
                     Ok(id) => id,
                     Err(msg) => return reject(sink, Some("doc_id"), msg),
@@ -177,7 +179,10 @@ fn responses(v: &Value) -> Result<Vec<String>, String> {
     }
     let nested: Option<Vec<&Vec<Value>>> = items.iter().map(Value::as_array).collect();
     let Some(requests) = nested else {
-        let bad = items.iter().find(|i| !i.is_string() && !i.is_array()).unwrap_or(&items[0]);
+        let bad = items
+            .iter()
+            .find(|i| !i.is_string() && !i.is_array())
+            .unwrap_or(&items[0]);
         return Err(format!("{EXPECTED}, got a list containing {}", kind(bad)));
     };
     if requests.iter().any(|r| r.iter().any(Value::is_array)) {
@@ -192,7 +197,10 @@ fn responses(v: &Value) -> Result<Vec<String>, String> {
         ));
     }
     strings(requests[0]).ok_or_else(|| {
-        let bad = requests[0].iter().find(|s| !s.is_string()).unwrap_or(&Value::Null);
+        let bad = requests[0]
+            .iter()
+            .find(|s| !s.is_string())
+            .unwrap_or(&Value::Null);
         format!("{EXPECTED}, got a response that is {}", kind(bad))
     })
 }
@@ -227,7 +235,12 @@ fn gen_kwargs(line: &Map<String, Value>) -> Option<Map<String, Value>> {
 pub(crate) fn task_from_file_name(name: &str) -> Option<String> {
     let rest = file_stem(name).strip_prefix("samples_")?;
     let mut task = rest;
-    for (i, _) in rest.match_indices('_').collect::<Vec<_>>().into_iter().rev() {
+    for (i, _) in rest
+        .match_indices('_')
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
         let tail = rest[i + 1..].as_bytes();
         if tail.len() >= 5 && tail[..4].iter().all(u8::is_ascii_digit) && tail[4] == b'-' {
             task = &rest[..i];
@@ -260,13 +273,43 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (1, "0", Some(0), Some("204"), Some("The answer is $\\boxed{204}$.")),
-                (1, "0", Some(1), Some("204"), Some("I think it is \\boxed{200}.")),
+                (
+                    1,
+                    "0",
+                    Some(0),
+                    Some("204"),
+                    Some("The answer is $\\boxed{204}$.")
+                ),
+                (
+                    1,
+                    "0",
+                    Some(1),
+                    Some("204"),
+                    Some("I think it is \\boxed{200}.")
+                ),
                 (1, "0", Some(2), Some("204"), Some("\\boxed{204}")),
-                (2, "1", Some(0), Some("1"), Some("So $\\frac{1}{2}+\\frac{1}{2}=\\boxed{1}$.")),
-                (2, "1", Some(1), Some("1"), Some("<script>alert('x')</script> \\boxed{2}")),
+                (
+                    2,
+                    "1",
+                    Some(0),
+                    Some("1"),
+                    Some("So $\\frac{1}{2}+\\frac{1}{2}=\\boxed{1}$.")
+                ),
+                (
+                    2,
+                    "1",
+                    Some(1),
+                    Some("1"),
+                    Some("<script>alert('x')</script> \\boxed{2}")
+                ),
                 (2, "1", Some(2), Some("1"), Some("ünïcödé ∑ \\boxed{1}")),
-                (5, "2", Some(0), Some("0.5"), Some("Half of 1 is \\boxed{0.5}")),
+                (
+                    5,
+                    "2",
+                    Some(0),
+                    Some("0.5"),
+                    Some("Half of 1 is \\boxed{0.5}")
+                ),
                 (5, "2", Some(1), Some("0.5"), Some("\\boxed{\\frac{1}{2}}")),
                 (5, "2", Some(2), Some("0.5"), Some("\\boxed{2}")),
             ]
@@ -274,7 +317,10 @@ mod tests {
         for r in records {
             assert_eq!(r.outcome, RecordOutcome::Ungraded);
             assert!(r.prompt.as_deref().unwrap().starts_with("Problem:\n"));
-            assert_eq!((r.model.as_ref(), r.dataset.as_ref(), r.answer.as_ref()), (None, None, None));
+            assert_eq!(
+                (r.model.as_ref(), r.dataset.as_ref(), r.answer.as_ref()),
+                (None, None, None)
+            );
             assert!(r.tokens.is_none());
         }
     }
@@ -285,7 +331,10 @@ mod tests {
         result.unwrap();
         assert!(sink.errors.is_empty(), "{:?}", sink.errors);
         check_fixture_records(&sink.records);
-        assert_eq!(sink.records[0].prompt.as_deref(), Some("Problem:\nFind the number of ordered pairs.\n\nSolution:"));
+        assert_eq!(
+            sink.records[0].prompt.as_deref(),
+            Some("Problem:\nFind the number of ordered pairs.\n\nSolution:")
+        );
     }
 
     #[test]
@@ -326,12 +375,21 @@ mod tests {
 
     #[test]
     fn task_names() {
-        assert_eq!(task_from_file_name("samples_aime24_2025-01-01T00-00-00.123456.jsonl").as_deref(), Some("aime24"));
         assert_eq!(
-            task_from_file_name("out/samples_minerva_math_algebra_2024-12-31T23-59-59.000001.jsonl.gz").as_deref(),
+            task_from_file_name("samples_aime24_2025-01-01T00-00-00.123456.jsonl").as_deref(),
+            Some("aime24")
+        );
+        assert_eq!(
+            task_from_file_name(
+                "out/samples_minerva_math_algebra_2024-12-31T23-59-59.000001.jsonl.gz"
+            )
+            .as_deref(),
             Some("minerva_math_algebra")
         );
-        assert_eq!(task_from_file_name("samples_gsm8k.jsonl").as_deref(), Some("gsm8k"));
+        assert_eq!(
+            task_from_file_name("samples_gsm8k.jsonl").as_deref(),
+            Some("gsm8k")
+        );
         assert_eq!(task_from_file_name("results.jsonl"), None);
     }
 
@@ -398,9 +456,15 @@ mod tests {
     #[test]
     fn sniff() {
         assert!(LmEvalImporter.sniff("x.jsonl", br#"{"doc_id":0,"doc":{},"resps":[["a"]]}"#));
-        assert!(LmEvalImporter.sniff("samples_x_2025-01-01.jsonl", br#"{"doc_id":0,"doc":{"q":"cut"#));
+        assert!(LmEvalImporter.sniff(
+            "samples_x_2025-01-01.jsonl",
+            br#"{"doc_id":0,"doc":{"q":"cut"#
+        ));
         assert!(!LmEvalImporter.sniff("x.jsonl", br#"{"doc_id":0,"doc":{"q":"cut"#));
-        assert!(!LmEvalImporter.sniff("x.jsonl", br#"{"model":"m","problem_id":"1","correct":true}"#));
+        assert!(!LmEvalImporter.sniff(
+            "x.jsonl",
+            br#"{"model":"m","problem_id":"1","correct":true}"#
+        ));
         assert!(!LmEvalImporter.sniff("x.jsonl", b"not json"));
     }
 }

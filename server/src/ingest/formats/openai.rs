@@ -13,8 +13,8 @@
 //! logprob <= -9999.0 as probability 0).
 
 use super::common::{
-    first_line_object, head_records, id_string, integer, kind, parse_object, per_problem_and_tokens,
-    reference_text,
+    first_line_object, head_records, id_string, integer, kind, parse_object,
+    per_problem_and_tokens, reference_text,
 };
 use crate::ingest::{
     for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
@@ -144,7 +144,12 @@ fn records_of(
                         let message = response
                             .get("body")
                             .and_then(|b| b.get("error"))
-                            .and_then(|e| e.get("message").and_then(Value::as_str).map(str::to_owned).or_else(|| Some(e.to_string())))
+                            .and_then(|e| {
+                                e.get("message")
+                                    .and_then(Value::as_str)
+                                    .map(str::to_owned)
+                                    .or_else(|| Some(e.to_string()))
+                            })
                             .unwrap_or_default();
                         return Err(err(
                             "response.status_code",
@@ -154,10 +159,16 @@ fn records_of(
                 }
             }
             None | Some(Value::Null) => {
-                return Err(err("response", "required (the batch output has neither a response nor an error)"))
+                return Err(err(
+                    "response",
+                    "required (the batch output has neither a response nor an error)",
+                ))
             }
             Some(other) => {
-                return Err(err("response", format!("expected an object (the response), got {}", kind(other))))
+                return Err(err(
+                    "response",
+                    format!("expected an object (the response), got {}", kind(other)),
+                ))
             }
         }
     }
@@ -182,21 +193,43 @@ fn records_of(
     };
     let choices = match body.get("choices") {
         Some(Value::Array(c)) => c,
-        None => return Err(err(format!("{path}choices"), "required (the list of generated choices)")),
-        Some(other) => return Err(err(format!("{path}choices"), format!("expected a list, got {}", kind(other)))),
+        None => {
+            return Err(err(
+                format!("{path}choices"),
+                "required (the list of generated choices)",
+            ))
+        }
+        Some(other) => {
+            return Err(err(
+                format!("{path}choices"),
+                format!("expected a list, got {}", kind(other)),
+            ))
+        }
     };
     let optional_text = |field: &str| -> Result<Option<String>, LineError> {
         match line.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(err(field, format!("expected a string, got {}", kind(other)))),
+            Some(other) => Err(err(
+                field,
+                format!("expected a string, got {}", kind(other)),
+            )),
         }
     };
     let dataset = optional_text("dataset")?;
     let prompt = optional_text("prompt")?;
-    let reference = match line.get("reference").map(reference_text).unwrap_or(Ok(None)) {
+    let reference = match line
+        .get("reference")
+        .map(reference_text)
+        .unwrap_or(Ok(None))
+    {
         Ok(r) => r,
-        Err(got) => return Err(err("reference", format!("expected a string, a number or a list of them, got {got}"))),
+        Err(got) => {
+            return Err(err(
+                "reference",
+                format!("expected a string, a number or a list of them, got {got}"),
+            ))
+        }
     };
     let verdicts: Option<Vec<bool>> = match line.get("correct") {
         None | Some(Value::Null) => None,
@@ -204,7 +237,10 @@ fn records_of(
         Some(Value::Bool(_)) => {
             return Err(err(
                 "correct",
-                format!("one verdict for {} choices: give a list of booleans, one per choice", choices.len()),
+                format!(
+                    "one verdict for {} choices: give a list of booleans, one per choice",
+                    choices.len()
+                ),
             ))
         }
         Some(Value::Array(list)) => {
@@ -220,20 +256,36 @@ fn records_of(
                 None => return Err(err("correct", "expected a boolean or a list of booleans, got a list containing something else")),
             }
         }
-        Some(other) => return Err(err("correct", format!("expected a boolean or a list of booleans, got {}", kind(other)))),
+        Some(other) => {
+            return Err(err(
+                "correct",
+                format!(
+                    "expected a boolean or a list of booleans, got {}",
+                    kind(other)
+                ),
+            ))
+        }
     };
     let base = seen.get(&problem_id).copied().unwrap_or(0);
     let mut records = Vec::with_capacity(choices.len());
     for (position, choice) in choices.iter().enumerate() {
         let at = format!("{path}choices[{position}]");
         let Value::Object(choice) = choice else {
-            return Err(err(at, format!("expected an object (a choice), got {}", kind(choice))));
+            return Err(err(
+                at,
+                format!("expected an object (a choice), got {}", kind(choice)),
+            ));
         };
         let index = match choice.get("index") {
             None | Some(Value::Null) => position as u64,
             Some(v) => match v.as_u64() {
                 Some(i) => i,
-                None => return Err(err(format!("{at}.index"), format!("expected a non-negative integer, got {}", kind(v)))),
+                None => {
+                    return Err(err(
+                        format!("{at}.index"),
+                        format!("expected a non-negative integer, got {}", kind(v)),
+                    ))
+                }
             },
         };
         let response = match (choice.get("message"), choice.get("text")) {
@@ -241,28 +293,45 @@ fn records_of(
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) => Some(s.clone()),
                 Some(other) => {
-                    return Err(err(format!("{at}.message.content"), format!("expected a string, got {}", kind(other))))
+                    return Err(err(
+                        format!("{at}.message.content"),
+                        format!("expected a string, got {}", kind(other)),
+                    ))
                 }
             },
             (Some(other), _) if !other.is_null() => {
-                return Err(err(format!("{at}.message"), format!("expected an object, got {}", kind(other))))
+                return Err(err(
+                    format!("{at}.message"),
+                    format!("expected an object, got {}", kind(other)),
+                ))
             }
             (_, None | Some(Value::Null)) => None,
             (_, Some(Value::String(s))) => Some(s.clone()),
-            (_, Some(other)) => return Err(err(format!("{at}.text"), format!("expected a string, got {}", kind(other)))),
+            (_, Some(other)) => {
+                return Err(err(
+                    format!("{at}.text"),
+                    format!("expected a string, got {}", kind(other)),
+                ))
+            }
         };
         let finish_reason = match choice.get("finish_reason") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
-                return Err(err(format!("{at}.finish_reason"), format!("expected a string, got {}", kind(other))))
+                return Err(err(
+                    format!("{at}.finish_reason"),
+                    format!("expected a string, got {}", kind(other)),
+                ))
             }
         };
         let tokens = match choice.get("logprobs") {
             None | Some(Value::Null) => None,
             Some(Value::Object(lp)) => token_data(lp, &format!("{at}.logprobs"))?,
             Some(other) => {
-                return Err(err(format!("{at}.logprobs"), format!("expected an object, got {}", kind(other))))
+                return Err(err(
+                    format!("{at}.logprobs"),
+                    format!("expected an object, got {}", kind(other)),
+                ))
             }
         };
         records.push(RolloutRecord {
@@ -293,7 +362,12 @@ fn token_data(lp: &Map<String, Value>, at: &str) -> Result<Option<TokenData>, Li
         let entries = match content {
             Value::Null => return Ok(None),
             Value::Array(e) => e,
-            other => return Err(err(format!("{at}.content"), format!("expected a list, got {}", kind(other)))),
+            other => {
+                return Err(err(
+                    format!("{at}.content"),
+                    format!("expected a list, got {}", kind(other)),
+                ))
+            }
         };
         return chat_token_data(entries, &format!("{at}.content")).map(Some);
     }
@@ -303,8 +377,18 @@ fn token_data(lp: &Map<String, Value>, at: &str) -> Result<Option<TokenData>, Li
             .iter()
             .map(|t| t.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| err(format!("{at}.tokens"), "expected a list of strings, got a list containing something else"))?,
-        Some(other) => return Err(err(format!("{at}.tokens"), format!("expected a list of strings, got {}", kind(other)))),
+            .ok_or_else(|| {
+                err(
+                    format!("{at}.tokens"),
+                    "expected a list of strings, got a list containing something else",
+                )
+            })?,
+        Some(other) => {
+            return Err(err(
+                format!("{at}.tokens"),
+                format!("expected a list of strings, got {}", kind(other)),
+            ))
+        }
     };
     let logprobs = match lp.get("token_logprobs") {
         None | Some(Value::Null) => vec![None; tokens.len()],
@@ -317,17 +401,29 @@ fn token_data(lp: &Map<String, Value>, at: &str) -> Result<Option<TokenData>, Li
                     _ => None,
                 })
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| err(format!("{at}.token_logprobs"), "expected a list of numbers or nulls, got a list containing something else"))?;
+                .ok_or_else(|| {
+                    err(
+                        format!("{at}.token_logprobs"),
+                        "expected a list of numbers or nulls, got a list containing something else",
+                    )
+                })?;
             if values.len() != tokens.len() {
                 return Err(err(
                     format!("{at}.token_logprobs"),
-                    format!("has {} entries but \"tokens\" has {}: one per token", values.len(), tokens.len()),
+                    format!(
+                        "has {} entries but \"tokens\" has {}: one per token",
+                        values.len(),
+                        tokens.len()
+                    ),
                 ));
             }
             values
         }
         Some(other) => {
-            return Err(err(format!("{at}.token_logprobs"), format!("expected a list of numbers, got {}", kind(other))))
+            return Err(err(
+                format!("{at}.token_logprobs"),
+                format!("expected a list of numbers, got {}", kind(other)),
+            ))
         }
     };
     let top_logprobs = match lp.get("top_logprobs") {
@@ -336,7 +432,11 @@ fn token_data(lp: &Map<String, Value>, at: &str) -> Result<Option<TokenData>, Li
             if rows.len() != tokens.len() {
                 return Err(err(
                     format!("{at}.top_logprobs"),
-                    format!("has {} entries but \"tokens\" has {}: one per token", rows.len(), tokens.len()),
+                    format!(
+                        "has {} entries but \"tokens\" has {}: one per token",
+                        rows.len(),
+                        tokens.len()
+                    ),
                 ));
             }
             let mut out = Vec::with_capacity(rows.len());
@@ -368,9 +468,19 @@ fn token_data(lp: &Map<String, Value>, at: &str) -> Result<Option<TokenData>, Li
             }
             Some(out)
         }
-        Some(other) => return Err(err(format!("{at}.top_logprobs"), format!("expected a list, got {}", kind(other)))),
+        Some(other) => {
+            return Err(err(
+                format!("{at}.top_logprobs"),
+                format!("expected a list, got {}", kind(other)),
+            ))
+        }
     };
-    Ok(Some(TokenData { tokens, logprobs, top_logprobs, entropies: None }))
+    Ok(Some(TokenData {
+        tokens,
+        logprobs,
+        top_logprobs,
+        entropies: None,
+    }))
 }
 
 /// The token data of a chat `logprobs.content` list (`at` names the list in errors): entries
@@ -392,12 +502,18 @@ pub(super) fn chat_token_data(entries: &[Value], at: &str) -> Result<TokenData, 
                     let there = format!("{here}.top_logprobs[{j}]");
                     match token_and_logprob(t, &there)? {
                         (token, Some(lp)) => Ok((token, lp)),
-                        (_, None) => Err(err(format!("{there}.logprob"), "expected a number, got null")),
+                        (_, None) => Err(err(
+                            format!("{there}.logprob"),
+                            "expected a number, got null",
+                        )),
                     }
                 })
                 .collect::<Result<_, _>>()?,
             Some(other) => {
-                return Err(err(format!("{here}.top_logprobs"), format!("expected a list, got {}", kind(other))))
+                return Err(err(
+                    format!("{here}.top_logprobs"),
+                    format!("expected a list, got {}", kind(other)),
+                ))
             }
         };
         top_rows.push(top);
@@ -409,17 +525,30 @@ pub(super) fn chat_token_data(entries: &[Value], at: &str) -> Result<TokenData, 
 /// `{token, logprob}` of a chat logprob entry (`logprob` may be null).
 fn token_and_logprob(entry: &Value, at: &str) -> Result<(String, Option<f64>), LineError> {
     let Value::Object(entry) = entry else {
-        return Err(err(at, format!("expected an object {{token, logprob}}, got {}", kind(entry))));
+        return Err(err(
+            at,
+            format!("expected an object {{token, logprob}}, got {}", kind(entry)),
+        ));
     };
     let token = match entry.get("token") {
         Some(Value::String(t)) => t.clone(),
         None => return Err(err(format!("{at}.token"), "required")),
-        Some(other) => return Err(err(format!("{at}.token"), format!("expected a string, got {}", kind(other)))),
+        Some(other) => {
+            return Err(err(
+                format!("{at}.token"),
+                format!("expected a string, got {}", kind(other)),
+            ))
+        }
     };
     let logprob = match entry.get("logprob") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => n.as_f64(),
-        Some(other) => return Err(err(format!("{at}.logprob"), format!("expected a number, got {}", kind(other)))),
+        Some(other) => {
+            return Err(err(
+                format!("{at}.logprob"),
+                format!("expected a number, got {}", kind(other)),
+            ))
+        }
     };
     Ok((token, logprob))
 }
@@ -437,10 +566,17 @@ mod tests {
 
     #[test]
     fn completions_in_all_three_shapes() {
-        let (sink, result) = read_all(&OpenaiImporter, &fixture("openai/completions.jsonl"), "completions.jsonl");
+        let (sink, result) = read_all(
+            &OpenaiImporter,
+            &fixture("openai/completions.jsonl"),
+            "completions.jsonl",
+        );
         result.unwrap();
         let errors: Vec<String> = sink.errors.iter().map(|e| e.to_string()).collect();
-        assert_eq!(errors, ["completions.jsonl:4: field \"error\": the batch request failed: engine stopped"]);
+        assert_eq!(
+            errors,
+            ["completions.jsonl:4: field \"error\": the batch request failed: engine stopped"]
+        );
         let got: Vec<_> = sink
             .records
             .iter()
@@ -461,17 +597,65 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (1, "aime24-0", Some("aime24"), Some(0), Ungraded, Some("204"), Some(" \\boxed{204}"), Some("stop")),
-                (1, "aime24-0", Some("aime24"), Some(1), Ungraded, Some("204"), Some(" 20"), Some("length")),
-                (2, "1", None, Some(0), Graded(false), Some("\\frac{1}{2}"), Some("<script>alert(1)</script>"), Some("stop")),
-                (3, "aime24-2", None, Some(0), Ungraded, None, Some("So $x = 3$."), Some("stop")),
+                (
+                    1,
+                    "aime24-0",
+                    Some("aime24"),
+                    Some(0),
+                    Ungraded,
+                    Some("204"),
+                    Some(" \\boxed{204}"),
+                    Some("stop")
+                ),
+                (
+                    1,
+                    "aime24-0",
+                    Some("aime24"),
+                    Some(1),
+                    Ungraded,
+                    Some("204"),
+                    Some(" 20"),
+                    Some("length")
+                ),
+                (
+                    2,
+                    "1",
+                    None,
+                    Some(0),
+                    Graded(false),
+                    Some("\\frac{1}{2}"),
+                    Some("<script>alert(1)</script>"),
+                    Some("stop")
+                ),
+                (
+                    3,
+                    "aime24-2",
+                    None,
+                    Some(0),
+                    Ungraded,
+                    None,
+                    Some("So $x = 3$."),
+                    Some("stop")
+                ),
             ]
         );
         assert_eq!(
             sink.records[0].tokens,
             Some(TokenData {
-                tokens: vec![" ".into(), "\\boxed".into(), "{".into(), "204".into(), "}".into()],
-                logprobs: vec![Some(-0.01), Some(-0.2), Some(-0.05), Some(-0.3), Some(-0.02)],
+                tokens: vec![
+                    " ".into(),
+                    "\\boxed".into(),
+                    "{".into(),
+                    "204".into(),
+                    "}".into()
+                ],
+                logprobs: vec![
+                    Some(-0.01),
+                    Some(-0.2),
+                    Some(-0.05),
+                    Some(-0.3),
+                    Some(-0.02)
+                ],
                 top_logprobs: Some(tops(&[
                     &[(" ", -0.01), ("\n", -4.7)],
                     &[("\\boxed", -0.2), ("The", -1.8)],
@@ -487,8 +671,14 @@ mod tests {
         assert_eq!(t.logprobs, vec![Some(-0.01), Some(-9999.0)]);
         assert_eq!(t.top_logprobs.as_ref().unwrap()[1], vec![]);
         let t = sink.records[2].tokens.as_ref().unwrap();
-        assert_eq!((t.logprobs.clone(), t.top_logprobs.clone()), (vec![None], Some(vec![vec![]])));
-        assert_eq!(sink.records[2].prompt.as_deref(), Some("Compute $\\frac{1}{4}+\\frac{1}{4}$."));
+        assert_eq!(
+            (t.logprobs.clone(), t.top_logprobs.clone()),
+            (vec![None], Some(vec![vec![]]))
+        );
+        assert_eq!(
+            sink.records[2].prompt.as_deref(),
+            Some("Compute $\\frac{1}{4}+\\frac{1}{4}$.")
+        );
         assert_eq!(sink.records[3].tokens, None);
         assert!(sink.records.iter().all(|r| r.model.is_none()));
     }
@@ -502,16 +692,39 @@ mod tests {
         let got: Vec<_> = sink
             .records
             .iter()
-            .map(|r| (r.line, r.problem_id.as_str(), r.sample, r.outcome, r.response.as_deref(), r.finish_reason.as_deref()))
+            .map(|r| {
+                (
+                    r.line,
+                    r.problem_id.as_str(),
+                    r.sample,
+                    r.outcome,
+                    r.response.as_deref(),
+                    r.finish_reason.as_deref(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
             vec![
                 (1, "p0", Some(0), Ungraded, Some("\\boxed{2}"), Some("stop")),
-                (2, "p1", Some(0), Ungraded, Some("ünïcödé: $\\sqrt{2}$"), Some("length")),
+                (
+                    2,
+                    "p1",
+                    Some(0),
+                    Ungraded,
+                    Some("ünïcödé: $\\sqrt{2}$"),
+                    Some("length")
+                ),
                 (2, "p1", Some(1), Ungraded, None, Some("stop")),
                 // p0 again on a later line: its samples follow the first line's.
-                (3, "p0", Some(1), Graded(true), Some("It is $\\boxed{2}$."), Some("stop")),
+                (
+                    3,
+                    "p0",
+                    Some(1),
+                    Graded(true),
+                    Some("It is $\\boxed{2}$."),
+                    Some("stop")
+                ),
             ]
         );
         assert_eq!(
@@ -528,7 +741,10 @@ mod tests {
                 entropies: None,
             })
         );
-        assert_eq!(sink.records[1].tokens.as_ref().unwrap().tokens, ["ün", "ïcödé"]);
+        assert_eq!(
+            sink.records[1].tokens.as_ref().unwrap().tokens,
+            ["ün", "ïcödé"]
+        );
         assert_eq!(sink.records[2].tokens, None);
         // `logprobs: {"content": null}`: no token data.
         assert_eq!(sink.records[3].tokens, None);
@@ -550,7 +766,10 @@ mod tests {
         );
         let input = InputFile::new(fixture("openai/completions.jsonl"), "completions.jsonl");
         let hints = OpenaiImporter.hints(&input).unwrap();
-        assert_eq!((hints.model.as_deref(), hints.records_in_head), (Some("Qwen/Qwen2.5-Math-7B"), 4));
+        assert_eq!(
+            (hints.model.as_deref(), hints.records_in_head),
+            (Some("Qwen/Qwen2.5-Math-7B"), 4)
+        );
     }
 
     #[test]
@@ -611,12 +830,24 @@ mod tests {
         for name in ["completions.jsonl", "chat.jsonl"] {
             let head = std::fs::read(fixture(&format!("openai/{name}"))).unwrap();
             assert!(OpenaiImporter.sniff(name, &head));
-            assert!(OpenaiImporter.sniff(name, &head[..200]), "{name}: a head cut in the first line");
+            assert!(
+                OpenaiImporter.sniff(name, &head[..200]),
+                "{name}: a head cut in the first line"
+            );
         }
-        assert!(OpenaiImporter.sniff("x", br#"{"id":"b","custom_id":"1","response":{"status_code":200,"body":{"#));
-        assert!(OpenaiImporter.sniff("x", br#"{"problem_id":"1","response":{"id":"c","choices":[]}}"#));
+        assert!(OpenaiImporter.sniff(
+            "x",
+            br#"{"id":"b","custom_id":"1","response":{"status_code":200,"body":{"#
+        ));
+        assert!(OpenaiImporter.sniff(
+            "x",
+            br#"{"problem_id":"1","response":{"id":"c","choices":[]}}"#
+        ));
         assert!(!OpenaiImporter.sniff("x", br#"{"model":"m","problem_id":"1","correct":true}"#));
-        assert!(!OpenaiImporter.sniff("x", br#"{"custom_id":"1","method":"POST","url":"/v1/completions","body":{}}"#));
+        assert!(!OpenaiImporter.sniff(
+            "x",
+            br#"{"custom_id":"1","method":"POST","url":"/v1/completions","body":{}}"#
+        ));
         assert!(!OpenaiImporter.sniff("x", br#"{"input":"q","output":"a","score":1}"#));
     }
 
@@ -635,6 +866,13 @@ mod tests {
         let (sink, result) = read_all(&OpenaiImporter, &path, "long.jsonl");
         result.unwrap();
         let t = sink.records[0].tokens.as_ref().unwrap();
-        assert_eq!((t.tokens.len(), t.logprobs.len(), t.top_logprobs.as_ref().unwrap().len()), (n, n, n));
+        assert_eq!(
+            (
+                t.tokens.len(),
+                t.logprobs.len(),
+                t.top_logprobs.as_ref().unwrap().len()
+            ),
+            (n, n, n)
+        );
     }
 }

@@ -69,16 +69,25 @@ impl RolloutImporter for QwenMathImporter {
             }) {
                 Ok(Some(code)) => code,
                 Ok(None) => {
-                    return reject(sink, Some("code"), "required (the list of generations)".into())
+                    return reject(
+                        sink,
+                        Some("code"),
+                        "required (the list of generations)".into(),
+                    )
                 }
                 Err(msg) => return reject(sink, Some("code"), msg),
             };
             // `pred` entries are answers as strings (numbers are accepted and written out);
             // null is a sample without an extracted answer.
-            let pred = match list(&line, "pred", "strings (the extracted answers)", |v| match v {
-                Value::Null => Some(None),
-                other => scalar_text(other).map(Some),
-            }) {
+            let pred = match list(
+                &line,
+                "pred",
+                "strings (the extracted answers)",
+                |v| match v {
+                    Value::Null => Some(None),
+                    other => scalar_text(other).map(Some),
+                },
+            ) {
                 Ok(p) => p,
                 Err(msg) => return reject(sink, Some("pred"), msg),
             };
@@ -121,7 +130,11 @@ impl RolloutImporter for QwenMathImporter {
                 None | Some(Value::Null) => None,
                 Some(Value::String(q)) => Some(q.clone()),
                 Some(other) => {
-                    return reject(sink, Some("question"), format!("expected a string, got {}", kind(other)))
+                    return reject(
+                        sink,
+                        Some("question"),
+                        format!("expected a string, got {}", kind(other)),
+                    )
                 }
             };
             for (i, response) in code.into_iter().enumerate() {
@@ -158,7 +171,12 @@ fn list<T>(
         Some(Value::Array(items)) => items
             .iter()
             .map(|v| {
-                each(v).ok_or_else(|| format!("expected a list of {what}, got a list containing {}", kind(v)))
+                each(v).ok_or_else(|| {
+                    format!(
+                        "expected a list of {what}, got a list containing {}",
+                        kind(v)
+                    )
+                })
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
@@ -175,7 +193,10 @@ pub(crate) fn temperature_from_file_name(name: &str) -> Option<f64> {
         if seed.is_empty() || !seed.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        w[1].strip_prefix('t')?.parse::<f64>().ok().filter(|t| t.is_finite())
+        w[1].strip_prefix('t')?
+            .parse::<f64>()
+            .ok()
+            .filter(|t| t.is_finite())
     })
 }
 
@@ -212,17 +233,43 @@ mod tests {
             vec![
                 (1, "0", Some(0), Graded(true), Some("204"), Some("204")),
                 (1, "0", Some(1), Graded(false), Some("200"), Some("204")),
-                (2, "1", Some(0), Graded(true), Some("\\frac{1}{2}"), Some("\\frac{1}{2}")),
-                (2, "1", Some(1), Graded(false), Some(""), Some("\\frac{1}{2}")),
+                (
+                    2,
+                    "1",
+                    Some(0),
+                    Graded(true),
+                    Some("\\frac{1}{2}"),
+                    Some("\\frac{1}{2}")
+                ),
+                (
+                    2,
+                    "1",
+                    Some(1),
+                    Graded(false),
+                    Some(""),
+                    Some("\\frac{1}{2}")
+                ),
                 (3, "2", Some(0), Ungraded, Some("3"), Some("3")),
                 (3, "2", Some(1), Ungraded, None, Some("3")),
             ]
         );
         let r = &sink.records[3];
-        assert_eq!(r.response.as_deref(), Some("<script>alert(1)</script><b>no answer</b>"));
-        assert_eq!(r.prompt.as_deref(), Some("Compute $\\frac{1}{4}+\\frac{1}{4}$."));
-        assert_eq!(sink.records[0].response.as_deref(), Some("There are 204 pairs, so the answer is \\(\\boxed{204}\\)."));
-        assert!(sink.records.iter().all(|r| r.tokens.is_none() && r.model.is_none() && r.step.is_none()));
+        assert_eq!(
+            r.response.as_deref(),
+            Some("<script>alert(1)</script><b>no answer</b>")
+        );
+        assert_eq!(
+            r.prompt.as_deref(),
+            Some("Compute $\\frac{1}{4}+\\frac{1}{4}$.")
+        );
+        assert_eq!(
+            sink.records[0].response.as_deref(),
+            Some("There are 204 pairs, so the answer is \\(\\boxed{204}\\).")
+        );
+        assert!(sink
+            .records
+            .iter()
+            .all(|r| r.tokens.is_none() && r.model.is_none() && r.step.is_none()));
     }
 
     #[test]
@@ -244,15 +291,24 @@ mod tests {
         assert_eq!((hints.dataset, hints.temperature), (None, Some(0.6)));
         // The user's name with a directory.
         let hints = QwenMathImporter
-            .hints(&InputFile::new(fixture(&format!("qwen-math/math500/{FILE}")), format!("gsm8k/{FILE}")))
+            .hints(&InputFile::new(
+                fixture(&format!("qwen-math/math500/{FILE}")),
+                format!("gsm8k/{FILE}"),
+            ))
             .unwrap();
         assert_eq!(hints.dataset.as_deref(), Some("gsm8k"));
     }
 
     #[test]
     fn temperatures() {
-        assert_eq!(temperature_from_file_name("test_cot_-1_seed0_t0.6_s0_e-1.jsonl"), Some(0.6));
-        assert_eq!(temperature_from_file_name("x/test_tool-integrated_500_seed12_t0.0_s0_e-1.jsonl.gz"), Some(0.0));
+        assert_eq!(
+            temperature_from_file_name("test_cot_-1_seed0_t0.6_s0_e-1.jsonl"),
+            Some(0.6)
+        );
+        assert_eq!(
+            temperature_from_file_name("x/test_tool-integrated_500_seed12_t0.0_s0_e-1.jsonl.gz"),
+            Some(0.0)
+        );
         assert_eq!(temperature_from_file_name("test_cot.jsonl"), None);
         assert_eq!(temperature_from_file_name("seedx_t1.jsonl"), None);
     }
@@ -303,7 +359,10 @@ mod tests {
     fn sniff() {
         let head = std::fs::read(fixture(&format!("qwen-math/math500/{FILE}"))).unwrap();
         assert!(QwenMathImporter.sniff(FILE, &head));
-        assert!(QwenMathImporter.sniff(FILE, &head[..40]), "a cut head with the file name pattern");
+        assert!(
+            QwenMathImporter.sniff(FILE, &head[..40]),
+            "a cut head with the file name pattern"
+        );
         assert!(!QwenMathImporter.sniff("x.jsonl", &head[..40]));
         assert!(!QwenMathImporter.sniff("x.jsonl", br#"{"doc_id":0,"resps":[["a"]]}"#));
     }

@@ -9,8 +9,8 @@
 //! correct answer); no `acc` and no `score`: ungraded.
 
 use super::common::{
-    file_stem, first_line_object, head_records, integer, kind, parse_object, per_problem_and_tokens,
-    reference_text, scalar_text,
+    file_stem, first_line_object, head_records, integer, kind, parse_object,
+    per_problem_and_tokens, reference_text, scalar_text,
 };
 use crate::ingest::{
     for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
@@ -43,7 +43,10 @@ impl RolloutImporter for VerlImporter {
         let records = head_records(self, input, HINT_RECORDS)?;
         let (n_per_problem, has_tokens) = per_problem_and_tokens(&records);
         Ok(FileHints {
-            step: records.iter().find_map(|r| r.step).or_else(|| step_from_file_name(&input.name)),
+            step: records
+                .iter()
+                .find_map(|r| r.step)
+                .or_else(|| step_from_file_name(&input.name)),
             n_per_problem,
             has_tokens,
             records_in_head: records.len() as u64,
@@ -82,7 +85,11 @@ impl RolloutImporter for VerlImporter {
                 Some(Value::Bool(b)) => Some(if *b { 1.0 } else { 0.0 }),
                 Some(Value::Number(n)) => n.as_f64(),
                 Some(other) => {
-                    return reject(sink, Some("score"), format!("expected a number (the reward), got {}", kind(other)))
+                    return reject(
+                        sink,
+                        Some("score"),
+                        format!("expected a number (the reward), got {}", kind(other)),
+                    )
                 }
             };
             let acc = match line.get("acc") {
@@ -90,7 +97,11 @@ impl RolloutImporter for VerlImporter {
                 Some(Value::Bool(b)) => Some(*b),
                 Some(Value::Number(n)) => n.as_f64().map(|x| x > 0.5),
                 Some(other) => {
-                    return reject(sink, Some("acc"), format!("expected a boolean (or a number), got {}", kind(other)))
+                    return reject(
+                        sink,
+                        Some("acc"),
+                        format!("expected a boolean (or a number), got {}", kind(other)),
+                    )
                 }
             };
             let step = match line.get("step") {
@@ -98,7 +109,11 @@ impl RolloutImporter for VerlImporter {
                 Some(v) => match integer(v) {
                     Some(s) => Some(s),
                     None => {
-                        return reject(sink, Some("step"), format!("expected an integer (the training step), got {}", kind(v)))
+                        return reject(
+                            sink,
+                            Some("step"),
+                            format!("expected an integer (the training step), got {}", kind(v)),
+                        )
                     }
                 },
             };
@@ -112,7 +127,11 @@ impl RolloutImporter for VerlImporter {
                 Some(v) => match scalar_text(v) {
                     Some(a) => Some(a),
                     None => {
-                        return reject(sink, Some("pred"), format!("expected a string (the extracted answer), got {}", kind(v)))
+                        return reject(
+                            sink,
+                            Some("pred"),
+                            format!("expected a string (the extracted answer), got {}", kind(v)),
+                        )
                     }
                 },
             };
@@ -149,9 +168,10 @@ pub(crate) fn input_hash(input: &str) -> String {
 /// The global step of a file named `<step>.jsonl`.
 pub(crate) fn step_from_file_name(name: &str) -> Option<i64> {
     let stem = file_stem(name);
-    (!stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| stem.parse().ok())
-        .flatten()
+    if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
 }
 
 #[cfg(test)]
@@ -173,21 +193,86 @@ mod tests {
         let got: Vec<_> = sink
             .records
             .iter()
-            .map(|r| (r.line, r.problem_id.clone(), r.sample, r.outcome, r.reference.as_deref(), r.answer.as_deref(), r.step))
+            .map(|r| {
+                (
+                    r.line,
+                    r.problem_id.clone(),
+                    r.sample,
+                    r.outcome,
+                    r.reference.as_deref(),
+                    r.answer.as_deref(),
+                    r.step,
+                )
+            })
             .collect();
         assert_eq!(
             got,
             vec![
-                (1, a.clone(), Some(0), Graded(true), Some("2"), None, Some(100)),
-                (2, a.clone(), Some(1), Graded(false), Some("2"), None, Some(100)),
-                (3, b.clone(), Some(0), Graded(true), Some("5"), Some("5"), Some(100)),
-                (4, b.clone(), Some(1), Graded(false), Some("5"), Some("4"), Some(100)),
-                (5, c.clone(), Some(0), Graded(false), Some("3"), None, Some(100)),
-                (6, a.clone(), Some(2), Graded(true), Some("2"), None, Some(100)),
+                (
+                    1,
+                    a.clone(),
+                    Some(0),
+                    Graded(true),
+                    Some("2"),
+                    None,
+                    Some(100)
+                ),
+                (
+                    2,
+                    a.clone(),
+                    Some(1),
+                    Graded(false),
+                    Some("2"),
+                    None,
+                    Some(100)
+                ),
+                (
+                    3,
+                    b.clone(),
+                    Some(0),
+                    Graded(true),
+                    Some("5"),
+                    Some("5"),
+                    Some(100)
+                ),
+                (
+                    4,
+                    b.clone(),
+                    Some(1),
+                    Graded(false),
+                    Some("5"),
+                    Some("4"),
+                    Some(100)
+                ),
+                (
+                    5,
+                    c.clone(),
+                    Some(0),
+                    Graded(false),
+                    Some("3"),
+                    None,
+                    Some(100)
+                ),
+                (
+                    6,
+                    a.clone(),
+                    Some(2),
+                    Graded(true),
+                    Some("2"),
+                    None,
+                    Some(100)
+                ),
             ]
         );
-        assert_eq!(sink.records[3].response.as_deref(), Some("<script>alert(1)</script>\nAnswer: 4"));
-        assert!(sink.records[0].prompt.as_deref().unwrap().ends_with("What is $1+1$?\nassistant\n"));
+        assert_eq!(
+            sink.records[3].response.as_deref(),
+            Some("<script>alert(1)</script>\nAnswer: 4")
+        );
+        assert!(sink.records[0]
+            .prompt
+            .as_deref()
+            .unwrap()
+            .ends_with("What is $1+1$?\nassistant\n"));
     }
 
     #[test]
@@ -195,7 +280,12 @@ mod tests {
         let input = InputFile::new(fixture("verl/100.jsonl"), "100.jsonl");
         assert_eq!(
             VerlImporter.hints(&input).unwrap(),
-            FileHints { step: Some(100), n_per_problem: Some(3), records_in_head: 6, ..FileHints::default() }
+            FileHints {
+                step: Some(100),
+                n_per_problem: Some(3),
+                records_in_head: 6,
+                ..FileHints::default()
+            }
         );
         assert_eq!(step_from_file_name("rollouts/250.jsonl.gz"), Some(250));
         assert_eq!(step_from_file_name("val.jsonl"), None);
@@ -245,7 +335,10 @@ mod tests {
         // NaN score: read as missing (ungraded); an object gts is kept as JSON.
         assert_eq!(sink.records.len(), 1);
         assert_eq!(sink.records[0].outcome, RecordOutcome::Ungraded);
-        assert_eq!(sink.records[0].reference.as_deref(), Some(r#"{"target":[1,2]}"#));
+        assert_eq!(
+            sink.records[0].reference.as_deref(),
+            Some(r#"{"target":[1,2]}"#)
+        );
         assert_eq!(sink.records[0].sample, Some(0));
     }
 
@@ -253,7 +346,10 @@ mod tests {
     fn sniff() {
         let head = std::fs::read(fixture("verl/100.jsonl")).unwrap();
         assert!(VerlImporter.sniff("100.jsonl", &head));
-        assert!(VerlImporter.sniff("100.jsonl", &head[..30]), "cut inside input, integer stem");
+        assert!(
+            VerlImporter.sniff("100.jsonl", &head[..30]),
+            "cut inside input, integer stem"
+        );
         assert!(!VerlImporter.sniff("val.jsonl", &head[..30]));
         assert!(!VerlImporter.sniff("x.jsonl", br#"{"idx":0,"code":["a"]}"#));
     }
