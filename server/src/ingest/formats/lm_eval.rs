@@ -241,7 +241,7 @@ pub(crate) fn task_from_file_name(name: &str) -> Option<String> {
         .into_iter()
         .rev()
     {
-        let tail = rest[i + 1..].as_bytes();
+        let tail = &rest.as_bytes()[i + 1..];
         if tail.len() >= 5 && tail[..4].iter().all(u8::is_ascii_digit) && tail[4] == b'-' {
             task = &rest[..i];
             break;
@@ -258,7 +258,7 @@ mod tests {
     const FILE: &str = "samples_aime24_2025-06-01T12-00-00.000000.jsonl";
 
     fn check_fixture_records(records: &[RolloutRecord]) {
-        let got: Vec<(u64, &str, Option<u64>, Option<&str>, Option<&str>)> = records
+        let got: Vec<_> = records
             .iter()
             .map(|r| {
                 (
