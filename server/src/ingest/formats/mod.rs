@@ -1,9 +1,94 @@
 //! The importers of each format (one [`RolloutImporter`] per format; docs/formats/*.md).
 
+mod common;
+mod inspect;
+mod lm_eval;
 mod native;
+mod openai;
+mod qwen_math;
+mod verl;
 
 use super::RolloutImporter;
 
 /// Every importer in detection order: formats with distinctive keys first; native last among
 /// the JSON Lines formats because its keys (`model`, `problem_id`) are the most generic.
-pub static ALL: &[&dyn RolloutImporter] = &[&native::NativeImporter];
+pub static ALL: &[&dyn RolloutImporter] = &[
+    &inspect::InspectImporter,
+    &lm_eval::LmEvalImporter,
+    &qwen_math::QwenMathImporter,
+    &verl::VerlImporter,
+    &openai::OpenaiImporter,
+    &native::NativeImporter,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::common::{fixture, temp_file};
+    use super::ALL;
+    use crate::ingest::{detect, read_head, Format, InputFile, SNIFF_BYTES};
+
+    /// Each fixture is recognised by its own importer and by no other, so detection does not
+    /// depend on the order of [`ALL`].
+    #[test]
+    fn each_fixture_is_sniffed_by_exactly_its_format() {
+        let native_rollout = br#"{"model":"qwen2.5-math-7b","dataset":"aime24","problem_id":"17","sample":0,"correct":false,"response":"... \\boxed{12}"}
+{"model":"qwen2.5-math-7b","dataset":"aime24","problem_id":"18","n":640,"c":3}
+"#;
+        let native_counts = br#"{"model":"m","problem_id":3,"n":10,"c":2}"#;
+        let (native1, _d1) = temp_file("demo.jsonl", native_rollout);
+        let (native2, _d2) = temp_file("counts.jsonl", native_counts);
+        let cases = [
+            (fixture("lm-eval/samples_aime24_2025-06-01T12-00-00.000000.jsonl"), Format::LmEval),
+            (fixture("lm-eval/samples_aime24_2025-06-01T12-00-00.000000.jsonl.gz"), Format::LmEval),
+            (fixture("qwen-math/math500/test_qwen25-math-cot_-1_seed0_t0.6_s0_e-1.jsonl"), Format::QwenMath),
+            (fixture("inspect/log.eval"), Format::Inspect),
+            (fixture("inspect/log.json"), Format::Inspect),
+            (fixture("verl/100.jsonl"), Format::Verl),
+            (fixture("openai/completions.jsonl"), Format::Openai),
+            (fixture("openai/chat.jsonl"), Format::Openai),
+            (native1, Format::Native),
+            (native2, Format::Native),
+        ];
+        for (path, format) in cases {
+            let name = crate::ingest::display_name(&path);
+            let input = InputFile::new(&path, &name);
+            let head = read_head(&input, SNIFF_BYTES).unwrap();
+            let sniffed: Vec<Format> = ALL.iter().filter(|i| i.sniff(&name, &head)).map(|i| i.format()).collect();
+            assert_eq!(sniffed, [format], "{name}");
+            assert_eq!(detect(&input).unwrap(), format, "{name}");
+            // Also under a neutral name (an upload spooled as `upload`): content alone decides,
+            // except for .eval archives, which are recognised by their member names.
+            let sniffed: Vec<Format> = ALL.iter().filter(|i| i.sniff("upload", &head)).map(|i| i.format()).collect();
+            assert_eq!(sniffed, [format], "{name} as upload");
+        }
+    }
+
+    #[test]
+    fn sniffing_never_panics_on_odd_heads() {
+        let heads: [&[u8]; 9] = [
+            b"",
+            b"\n\n\n",
+            b"{",
+            b"PK\x03\x04",
+            b"\xff\xfe\x00{\"a\":1}",
+            b"<script>alert(1)</script>",
+            b"{\"doc_id\":",
+            b"[{\"eval\":{}}]",
+            b"{\"eval\":{\"task\":\"x\"},\"samples\":[",
+        ];
+        for head in heads {
+            for importer in ALL {
+                let _ = importer.sniff("f.jsonl", head);
+                let _ = importer.sniff("f.eval", head);
+            }
+        }
+    }
+
+    #[test]
+    fn the_format_list_and_the_importers_agree() {
+        for format in Format::ALL {
+            assert_eq!(ALL.iter().filter(|i| i.format() == format).count(), 1, "{format}");
+        }
+        assert_eq!(ALL.last().unwrap().format(), Format::Native);
+    }
+}

@@ -18,10 +18,15 @@ impl RolloutImporter for NativeImporter {
     }
 
     fn sniff(&self, _file_name: &str, head: &[u8]) -> bool {
+        // A line with `choices`, or whose `response` is an object rather than the response
+        // text, is an OpenAI-compatible response carrying caplens keys (the openai format),
+        // even when it also has `model`, `problem_id` and `correct`.
         first_json_line(head).is_some_and(|line| {
             line.get("model").is_some_and(|v| v.is_string())
                 && line.get("problem_id").is_some()
                 && (line.get("correct").is_some() || line.get("n").is_some())
+                && !line.contains_key("choices")
+                && !line.get("response").is_some_and(|r| r.is_object())
         })
     }
 
