@@ -473,3 +473,52 @@ async fn the_openapi_document_lists_every_api_route() {
     assert!(routes >= 14, "found {routes} routes");
     db.cleanup().await;
 }
+
+/// Every format's documented fixture (tests/fixtures/formats) imports through the REST API into
+/// SQLite and PostgreSQL: detected as its own format, graded (files without verdicts are graded
+/// by the verifier against their references), with token traces where the file has logprobs.
+#[tokio::test]
+async fn every_format_fixture_imports_over_rest() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/formats");
+    let cases: &[(&str, &str)] = &[
+        ("lm-eval/samples_aime24_2025-06-01T12-00-00.000000.jsonl", "lm-eval"),
+        ("lm-eval/samples_aime24_2025-06-01T12-00-00.000000.jsonl.gz", "lm-eval"),
+        ("qwen-math/math500/test_qwen25-math-cot_-1_seed0_t0.6_s0_e-1.jsonl", "qwen-math"),
+        ("inspect/log.eval", "inspect"),
+        ("inspect/log.json", "inspect"),
+        ("verl/100.jsonl", "verl"),
+        ("openai/completions.jsonl", "openai"),
+        ("openai/chat.jsonl", "openai"),
+    ];
+    for db in TestDb::all().await {
+        let token = db.store.create_token("ci").await.unwrap().secret;
+        let app = app(&db, 1 << 30);
+        for (i, (path, format)) in cases.iter().enumerate() {
+            let bytes = std::fs::read(root.join(path)).unwrap();
+            let name = path.rsplit('/').next().unwrap();
+            let query = format!("filename={name}&model=m{i}&experiment=fmt-{i}&skip_invalid=true");
+            let report = upload_and_wait(&app, &query, &token, bytes).await;
+            assert_eq!(report.status, ImportStatus::Completed, "{} {path}: {report:?}", db.name);
+            assert_eq!(report.files[0].format.as_deref(), Some(*format), "{path}");
+            assert!(report.rows_stored > 0, "{path}: {report:?}");
+            let (rollouts, correct, traced): (i64, i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(ro.correct), 0), COUNT(ro.trace_key) FROM rollouts ro
+                 JOIN experiment_runs er ON er.run_id = ro.run_id JOIN experiments e ON e.id = er.experiment_id
+                 WHERE e.slug = $1",
+            )
+            .bind(format!("fmt-{i}"))
+            .fetch_one(&db.store.pool)
+            .await
+            .unwrap();
+            assert!(rollouts > 0 && correct > 0 && correct <= rollouts, "{path}: {rollouts} rollouts, {correct} correct");
+            if matches!(*format, "openai" | "inspect") {
+                assert!(traced > 0, "{path}: the fixture's logprobs become token traces");
+            }
+            // Rejected rows name the file and line.
+            for e in &report.errors {
+                assert!(e.starts_with(&format!("{name}:")), "{e}");
+            }
+        }
+        db.cleanup().await;
+    }
+}
