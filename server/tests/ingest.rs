@@ -502,7 +502,7 @@ async fn every_format_fixture_imports_over_rest() {
             assert_eq!(report.files[0].format.as_deref(), Some(*format), "{path}");
             assert!(report.rows_stored > 0, "{path}: {report:?}");
             let (rollouts, correct, traced): (i64, i64, i64) = sqlx::query_as(
-                "SELECT COUNT(*), COALESCE(SUM(ro.correct), 0), COUNT(ro.trace_key) FROM rollouts ro
+                "SELECT COUNT(*), CAST(COALESCE(SUM(ro.correct), 0) AS BIGINT), COUNT(ro.trace_key) FROM rollouts ro
                  JOIN experiment_runs er ON er.run_id = ro.run_id JOIN experiments e ON e.id = er.experiment_id
                  WHERE e.slug = $1",
             )
