@@ -377,12 +377,13 @@ pub fn UploadPage() -> impl IntoView {
             "OpenAI-compatible responses with logprobs (plain, .gz or .zst). Re-uploading the same "
             "file for the same model adds nothing."
         </p>
-        <noscript>
-            <p class="notice">
+        // Shown by the server and until hydration: without JavaScript it stays.
+        <Show when=move || !hydrated.get()>
+            <p class="notice" data-testid="needs-js">
                 "Uploading from this page needs JavaScript. Without it, use "
                 <code>"caplens push"</code> " or the " <code>"curl"</code> " line below."
             </p>
-        </noscript>
+        </Show>
 
         <section class="panel" aria-labelledby="token-h">
             <h2 id="token-h">"API token"</h2>
