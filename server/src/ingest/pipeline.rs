@@ -1199,7 +1199,7 @@ impl<'a> Writer<'a> {
                 "INSERT INTO rollouts (run_id, problem_id, sample_index, response, extracted_answer,
                    correct, token_count, finish_reason, mean_entropy, mean_rbf, perplexity,
                    quality_flags, trace_key, trace_offset, trace_length) VALUES {}",
-                catalog::values_placeholders(chunk.len(), 15)
+                catalog::values_placeholders(tx, chunk.len(), 15)
             );
             let mut q = sqlx::query(&sql);
             for r in chunk {
