@@ -2,6 +2,7 @@
 //! language mixing, 3-gram redundancy, digit presence, truncation after the first `\boxed{...}`.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// The marker whose count decides a format violation (item 9).
 pub const BOXED_MARKER: &str = "\\boxed{";
@@ -29,21 +30,62 @@ pub fn is_cjk_ideograph(ch: char) -> bool {
 
 /// Item 9: language mixing = the response contains at least one CJK unified ideograph.
 pub fn has_language_mixing(response: &str) -> bool {
-    response.chars().any(is_cjk_ideograph)
+    // Most responses are ASCII: a vectorised byte check spares decoding every character.
+    !response.is_ascii() && response.chars().any(is_cjk_ideograph)
 }
 
 /// Item 17: 3-gram redundancy = 1 - (distinct word 3-grams / all word 3-grams), words being the
 /// whitespace-separated pieces. A text with fewer than 3 words has no 3-gram, hence nothing
 /// repeated: its redundancy is defined as 0. The value is in [0, 1).
 pub fn trigram_redundancy(text: &str) -> f64 {
-    let words: Vec<&str> = text.split_whitespace().collect();
+    // Words are compared through 64-bit fingerprints (two different words of one response
+    // collide with probability about 2^-64): the set then holds integers, not string triples.
+    let fingerprint = |w: &str| {
+        let mut h = WordHasher::default();
+        h.write(w.as_bytes());
+        h.finish()
+    };
+    let words: Vec<u64> = if text.is_ascii() {
+        // Same pieces as split_whitespace on ASCII text, without decoding characters.
+        text.split_ascii_whitespace().map(fingerprint).collect()
+    } else {
+        text.split_whitespace().map(fingerprint).collect()
+    };
     if words.len() < 3 {
         return 0.0;
     }
     let total = words.len() - 2;
-    let distinct: HashSet<(&str, &str, &str)> =
-        words.windows(3).map(|w| (w[0], w[1], w[2])).collect();
+    let mut distinct: HashSet<(u64, u64, u64), BuildHasherDefault<WordHasher>> =
+        HashSet::with_capacity_and_hasher(total, Default::default());
+    distinct.extend(words.windows(3).map(|w| (w[0], w[1], w[2])));
     1.0 - distinct.len() as f64 / total as f64
+}
+
+/// A fast multiplicative hasher for the 3-gram set: the words come from one response, so
+/// SipHash's flooding resistance buys nothing, and hashing was a visible share of import time.
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write(&[i]);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Item 17: redundant when the 3-gram redundancy exceeds [`REDUNDANCY_LIMIT`] (0.31).

@@ -416,28 +416,25 @@ async fn prepare_and_store(
     if files.is_empty() {
         return Err(Failure::Invalid("no file to import".into()));
     }
-    // Formats, hints and hashes first: a file that is not what it claims fails before any write.
+    // Formats and hints first: a file that is not what it claims fails before any write. The
+    // SHA-256 of files not hashed while uploading runs on its own thread beside the import (a
+    // separate pass over the file first would lengthen a CLI import); it is needed only at the
+    // end, for the duplicate check.
     let mut plans = Vec::with_capacity(files.len());
-    for file in files {
+    let mut to_hash = Vec::new();
+    for (i, file) in files.into_iter().enumerate() {
         let format = match params.format() {
             Some(f) => f,
             None => detect(&file.input)?,
         };
         let hints = importer(format).hints(&file.input)?;
-        let sha256 = match file.sha256 {
-            Some(h) => h,
-            None => {
-                let path = file.input.path.clone();
-                tokio::task::spawn_blocking(move || sha256_file(&path))
-                    .await
-                    .map_err(|e| Failure::Invalid(format!("hashing failed: {e}")))?
-                    .map_err(|e| file.input.error(format!("cannot read: {e}")))?
-            }
-        };
+        if file.sha256.is_none() {
+            to_hash.push((i, file.input.clone()));
+        }
         report.files.push(ImportFileInfo {
             name: file.input.name.clone(),
             bytes: std::fs::metadata(&file.input.path).map(|m| m.len()).unwrap_or(0),
-            sha256: sha256.clone(),
+            sha256: file.sha256.clone().unwrap_or_default(),
             format: Some(format.name().to_owned()),
         });
         plans.push(FilePlan {
@@ -446,23 +443,25 @@ async fn prepare_and_store(
             hints,
         });
     }
-    let content_hash = {
-        let mut h = Sha256::new();
-        for f in &report.files {
-            h.update(f.sha256.as_bytes());
-            h.update(b"\n");
-        }
-        hex(&h.finalize())
-    };
+    let hashing = tokio::task::spawn_blocking(move || {
+        to_hash
+            .into_iter()
+            .map(|(i, input)| {
+                sha256_file(&input.path)
+                    .map(|h| (i, h))
+                    .map_err(|e| input.error(format!("cannot read: {e}")))
+            })
+            .collect::<Result<Vec<(usize, String)>, InputError>>()
+    });
     let experiment = params
         .experiment
         .clone()
         .unwrap_or_else(|| DEFAULT_EXPERIMENT.to_owned());
     report.experiment = Some(experiment.clone());
-    insert_processing_row(store, report, &content_hash, token_id).await?;
+    insert_processing_row(store, report, "", token_id).await?;
 
     let mut tx = db(store.pool.begin().await)?;
-    let mut writer = Writer::new(store, &report.id, &content_hash, params);
+    let mut writer = Writer::new(store, &report.id, params);
     writer.file_names = report.files.iter().map(|f| f.name.clone()).collect();
     writer.hints = plans.iter().map(|p| p.hints.clone()).collect();
     let (sender, mut receiver) = mpsc::channel::<Vec<Prepared>>(CHANNEL_BATCHES);
@@ -509,7 +508,14 @@ async fn prepare_and_store(
             "the files hold no valid record; nothing was imported".into(),
         ));
     }
-    report.runs = writer.finish(&mut tx, &experiment).await?;
+    let hashes = hashing
+        .await
+        .map_err(|e| Failure::Invalid(format!("hashing stopped unexpectedly: {e}")))??;
+    for (i, h) in hashes {
+        report.files[i].sha256 = h;
+    }
+    let content_hash = content_hash(&report.files);
+    report.runs = writer.finish(&mut tx, &experiment, &content_hash).await?;
     report.rows_stored = progress.rows_stored.load(Ordering::Relaxed);
     report.rows_read = progress.rows_read.load(Ordering::Relaxed);
     report.rows_rejected = progress.rows_rejected.load(Ordering::Relaxed);
@@ -518,8 +524,24 @@ async fn prepare_and_store(
     report.status = ImportStatus::Completed;
     report.finished_at = Some(now_rfc3339());
     write_report(&mut tx, report).await?;
+    db(sqlx::query("UPDATE imports SET content_hash = $1, files = $2 WHERE id = $3")
+        .bind(&content_hash)
+        .bind(serde_json::to_string(&report.files).expect("serialises"))
+        .bind(&report.id)
+        .execute(&mut *tx)
+        .await)?;
     db(tx.commit().await)?;
     Ok(())
+}
+
+/// The content hash of an import: SHA-256 over its files' SHA-256s, in order.
+fn content_hash(files: &[ImportFileInfo]) -> String {
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(f.sha256.as_bytes());
+        h.update(b"\n");
+    }
+    hex(&h.finalize())
 }
 
 struct FilePlan {
@@ -779,7 +801,6 @@ struct RolloutRow {
 struct Writer<'a> {
     store: &'a Store,
     import_id: &'a str,
-    content_hash: &'a str,
     params: &'a ImportParams,
     runs: Vec<RunState>,
     run_index: HashMap<(String, String), usize>,
@@ -794,11 +815,10 @@ struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    fn new(store: &'a Store, import_id: &'a str, content_hash: &'a str, params: &'a ImportParams) -> Self {
+    fn new(store: &'a Store, import_id: &'a str, params: &'a ImportParams) -> Self {
         Writer {
             store,
             import_id,
-            content_hash,
             params,
             runs: Vec::new(),
             run_index: HashMap::new(),
@@ -1011,9 +1031,8 @@ impl<'a> Writer<'a> {
             },
         )
         .await?;
-        db(sqlx::query("UPDATE runs SET import_id = $1, source_hash = $2 WHERE id = $3")
+        db(sqlx::query("UPDATE runs SET import_id = $1 WHERE id = $2")
             .bind(self.import_id)
-            .bind(self.content_hash)
             .bind(run_id)
             .execute(&mut **tx)
             .await)?;
@@ -1229,7 +1248,12 @@ impl<'a> Writer<'a> {
     /// Writes the remaining rows, each run's per-problem stats and aggregates, links the runs
     /// to the experiment; fails with `Duplicate` when an earlier import stored the same files
     /// for one of these runs' model and dataset.
-    async fn finish(&mut self, tx: &mut Tx<'_>, experiment: &str) -> Result<Vec<ImportedRun>, Failure> {
+    async fn finish(
+        &mut self,
+        tx: &mut Tx<'_>,
+        experiment: &str,
+        content_hash: &str,
+    ) -> Result<Vec<ImportedRun>, Failure> {
         self.flush_rows(tx).await?;
         let experiment_id = find_or_create_experiment(tx, experiment).await?;
         let mut out = Vec::new();
@@ -1241,7 +1265,7 @@ impl<'a> Writer<'a> {
                  ORDER BY r.id LIMIT 1",
             )
             .bind(state.run_id)
-            .bind(self.content_hash)
+            .bind(content_hash)
             .fetch_optional(&mut **tx)
             .await)?;
             if let Some((run, import)) = earlier {
@@ -1277,11 +1301,12 @@ impl<'a> Writer<'a> {
             let aggregates = state.rollup.aggregates();
             let max_n = stats.iter().map(|s| s.n).max();
             db(sqlx::query(
-                "UPDATE runs SET status = 'completed', finished_at = $1, aggregates = $2, n_per_problem = $3 WHERE id = $4",
+                "UPDATE runs SET status = 'completed', finished_at = $1, aggregates = $2, n_per_problem = $3, source_hash = $4 WHERE id = $5",
             )
             .bind(now_rfc3339())
             .bind(serde_json::to_string(&aggregates).expect("aggregates serialise"))
             .bind(max_n)
+            .bind(content_hash)
             .bind(state.run_id)
             .execute(&mut **tx)
             .await)?;
