@@ -696,6 +696,12 @@ pub fn rft_select(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// (mean entropy, mean RBF, PPL) of one parsed line.
+    fn means(line: &NativeLine<'_>) -> (Option<f64>, Option<f64>, Option<f64>) {
+        let m = token_means(line);
+        (m.mean_entropy, m.mean_rbf, m.ppl)
+    }
     use serde_json::{json, Value};
 
     fn file(dir: &tempfile::TempDir, name: &str, lines: &[Value]) -> PathBuf {
@@ -1082,7 +1088,7 @@ mod tests {
             [["a", 0.5f64.ln()], ["b", 0.3f64.ln()], ["c", 0.2f64.ln()]],
             null
         ]);
-        let (entropy, rbf, ppl) = token_means(&parse(
+        let (entropy, rbf, ppl) = means(&parse(
             json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":top}),
         ));
         assert!(
@@ -1091,28 +1097,28 @@ mod tests {
         );
         assert_eq!((rbf, ppl), (Some(2.0), None));
         // A truncated list: bucket estimate -0.9 ln 0.9 - 0.1 ln 0.1; RBF lower bound 1 + ceil(0.05 / 0.9).
-        let (entropy, rbf, _) = token_means(&parse(
+        let (entropy, rbf, _) = means(&parse(
             json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":[[["a", 0.9f64.ln()]]]}),
         ));
         assert!((entropy.unwrap() - (-(0.9f64 * 0.9f64.ln()) - 0.1 * 0.1f64.ln())).abs() < 1e-12);
         assert_eq!(rbf, Some(2.0));
         // token_entropies win for the entropy; the RBF still comes from the top lists.
-        let (entropy, rbf, _) = token_means(&parse(
+        let (entropy, rbf, _) = means(&parse(
             json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":top,"token_entropies":[2.0,null,4.0]}),
         ));
         assert_eq!((entropy, rbf), (Some(3.0), Some(2.0)));
         // Perplexity: exp(-mean) over the non-null log-probabilities; -9999 (vLLM's -inf) is a
         // probability of 0 and makes it infinite.
-        let (_, _, ppl) = token_means(&parse(
+        let (_, _, ppl) = means(&parse(
             json!({"model":"m","problem_id":"p","correct":true,"token_logprobs":[null,-0.5,-1.5]}),
         ));
         assert!((ppl.unwrap() - 1f64.exp()).abs() < 1e-12);
-        let (_, _, ppl) = token_means(&parse(
+        let (_, _, ppl) = means(&parse(
             json!({"model":"m","problem_id":"p","correct":true,"token_logprobs":[-0.5,-9999.0]}),
         ));
         assert_eq!(ppl, Some(f64::INFINITY));
         assert_eq!(
-            token_means(&parse(
+            means(&parse(
                 json!({"model":"m","problem_id":"p","correct":true,"top_logprobs":[null],"token_logprobs":[]})
             )),
             (None, None, None)
