@@ -522,3 +522,21 @@ async fn every_format_fixture_imports_over_rest() {
         db.cleanup().await;
     }
 }
+
+/// A NULL float then a real one in the same statement position, across imports on one
+/// connection: sqlx 0.8's Any driver types a NULL f64 as float4 on PostgreSQL, so a cached
+/// prepared statement would reject the second import.
+#[tokio::test]
+async fn null_then_real_floats_import_on_every_backend() {
+    for db in TestDb::all().await {
+        let token = db.store.create_token("ci").await.unwrap().secret;
+        let app = app(&db, 1 << 30);
+        let plain = "{\"model\":\"a\",\"problem_id\":\"1\",\"correct\":true,\"response\":\"\\\\boxed{1}\"}\n";
+        let traced = "{\"model\":\"b\",\"problem_id\":\"1\",\"correct\":true,\"tokens\":[\"x\"],\"token_logprobs\":[-0.5],\"top_logprobs\":[[[\"x\",-0.5],[\"y\",-1.2]]]}\n";
+        for (query, body) in [("experiment=n1", plain), ("experiment=n2&temperature=0.7", traced), ("experiment=n3", &plain.replace("\"a\"", "\"c\""))] {
+            let report = upload_and_wait(&app, query, &token, body.as_bytes().to_vec()).await;
+            assert_eq!(report.status, ImportStatus::Completed, "{} {query}: {:?}", db.name, report.message);
+        }
+        db.cleanup().await;
+    }
+}

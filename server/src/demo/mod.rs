@@ -44,7 +44,7 @@ pub async fn load_demo_if_empty(
 /// fresh one, all in one transaction.
 pub async fn reset_demo(store: &Store, config: &DemoConfig) -> Result<DemoLoaded, StoreError> {
     let data = generate_demo(config);
-    let mut tx = db(store.pool.begin().await)?;
+    let mut tx = store.begin_write().await?;
     remove_demo(&mut tx, &data).await?;
     ensure_demo_names_free(&mut tx, &data).await?;
     let loaded = store_demo(&mut tx, &data).await?;
@@ -55,7 +55,7 @@ pub async fn reset_demo(store: &Store, config: &DemoConfig) -> Result<DemoLoaded
 /// Generates and stores the demo, all or nothing.
 pub async fn load_demo(store: &Store, config: &DemoConfig) -> Result<DemoLoaded, StoreError> {
     let data = generate_demo(config);
-    let mut tx = db(store.pool.begin().await)?;
+    let mut tx = store.begin_write().await?;
     let loaded = store_demo(&mut tx, &data).await?;
     db(tx.commit().await)?;
     Ok(loaded)

@@ -460,7 +460,7 @@ async fn prepare_and_store(
     report.experiment = Some(experiment.clone());
     insert_processing_row(store, report, "", token_id).await?;
 
-    let mut tx = db(store.pool.begin().await)?;
+    let mut tx = store.begin_write().await?;
     let mut writer = Writer::new(store, &report.id, params);
     writer.file_names = report.files.iter().map(|f| f.name.clone()).collect();
     writer.hints = plans.iter().map(|p| p.hints.clone()).collect();
@@ -1213,6 +1213,7 @@ impl<'a> Writer<'a> {
     }
 
     async fn flush_rows(&mut self, tx: &mut Tx<'_>) -> Result<(), Failure> {
+        let postgres = (**tx).backend_name() == "PostgreSQL";
         for chunk in self.rows.chunks(INSERT_ROWS) {
             let sql = format!(
                 "INSERT INTO rollouts (run_id, problem_id, sample_index, response, extracted_answer,
@@ -1220,7 +1221,10 @@ impl<'a> Writer<'a> {
                    quality_flags, trace_key, trace_offset, trace_length) VALUES {}",
                 catalog::values_placeholders(tx, chunk.len(), 15)
             );
-            let mut q = sqlx::query(&sql);
+            // Not a cached prepared statement on PostgreSQL: sqlx 0.8's Any driver binds a NULL
+            // f64 as float4, and a statement prepared with that type then rejects a later
+            // non-NULL f64 in the same position ("incorrect binary data format").
+            let mut q = sqlx::query(&sql).persistent(!postgres);
             for r in chunk {
                 q = q
                     .bind(r.run_id)
@@ -1413,7 +1417,7 @@ async fn save_finished_report(
     if exists.is_none() {
         insert_processing_row(store, r, "", token_id).await?;
     }
-    let mut tx = db(store.pool.begin().await)?;
+    let mut tx = store.begin_write().await?;
     write_report(&mut tx, r).await?;
     db(tx.commit().await)?;
     Ok(())

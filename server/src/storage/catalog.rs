@@ -364,6 +364,8 @@ pub async fn insert_experiment(
 }
 
 pub async fn insert_run(tx: &mut Tx<'_>, r: &NewRun<'_>) -> Result<i64, StoreError> {
+    // Not a cached prepared statement: sqlx 0.8's Any driver binds a NULL f64 (temperature,
+    // top_p) as float4 on PostgreSQL, and a cached statement would then reject a real value.
     db(sqlx::query_scalar(
         "INSERT INTO runs (model_id, dataset_id, label, temperature, top_p, max_tokens, n_per_problem,
                            seed, prompt_template, status, origin, created_at, finished_at)
@@ -382,6 +384,7 @@ pub async fn insert_run(tx: &mut Tx<'_>, r: &NewRun<'_>) -> Result<i64, StoreErr
     .bind(r.origin)
     .bind(super::now_rfc3339())
     .bind((r.status == "completed").then(super::now_rfc3339))
+    .persistent(false)
     .fetch_one(&mut **tx)
     .await)
 }

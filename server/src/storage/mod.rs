@@ -98,6 +98,17 @@ impl Store {
             .map_err(|e| StartupError::Migration(first_line(&e.to_string())))
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later fails with
+    /// SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out, whenever another connection
+    /// commits in between (a token's last-use update during an upload did).
+    pub async fn begin_write(&self) -> Result<catalog::Tx<'static>, crate::error::StoreError> {
+        match self.backend {
+            Backend::Sqlite => db(self.pool.begin_with("BEGIN IMMEDIATE").await),
+            Backend::Postgres => db(self.pool.begin().await),
+        }
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
