@@ -101,9 +101,10 @@ pub async fn request(
         xhr.set_onabort(Some(&reject));
     });
     let sent = match body {
-        Some(b) => xhr.send_with_opt_form_data(b.dyn_ref::<web_sys::FormData>()).or_else(|_| {
-            xhr.send_with_opt_blob(b.dyn_ref::<web_sys::Blob>())
-        }),
+        Some(b) if b.is_instance_of::<web_sys::FormData>() => {
+            xhr.send_with_opt_form_data(b.dyn_ref::<web_sys::FormData>())
+        }
+        Some(b) => xhr.send_with_opt_blob(b.dyn_ref::<web_sys::Blob>()),
         None => xhr.send(),
     };
     sent.map_err(|_| format!("cannot send the request to {url}"))?;

@@ -40,7 +40,7 @@ test('every section is readable with JavaScript disabled', async () => {
     ['/models', 'Models', 'demo-rl-7b'],
     ['/datasets', 'Datasets', 'demo-synthetic-math'],
     ['/runs', 'Runs', 'demo-sft-7b'],
-    ['/upload', 'Upload rollouts', 'caplens passk'],
+    ['/upload', 'Upload rollouts', 'caplens push'],
   ]) {
     const res = await page.goto(server.url + path);
     assert.equal(res.status(), 200, path);

@@ -23,7 +23,10 @@ pub fn TokensPage() -> impl IntoView {
         async move { revoke_token(id).await }
     });
     Effect::new(move |_| {
-        if create.value().get().is_some() || revoke.value().get().is_some() {
+        // Read both (no short-circuit), so the effect tracks both actions.
+        let created = create.value().get().is_some();
+        let revoked = revoke.value().get().is_some();
+        if created || revoked {
             version.update(|v| *v += 1);
         }
     });
