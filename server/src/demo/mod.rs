@@ -217,16 +217,7 @@ async fn store_demo(tx: &mut catalog::Tx<'_>, data: &DemoData) -> Result<DemoLoa
             .iter()
             .enumerate()
             .filter(|(_, p)| p.n() > 0)
-            .map(|(i, p)| ProblemStats {
-                problem_id: problem_ids[i],
-                position: i as i64,
-                n: p.n() as i64,
-                c: p.c() as i64,
-                first_correct_sample: p.outcome().first_correct_position.map(|x| x as i64),
-                distinct_answers: p.answers().len() as i64,
-                order_known: true,
-                answers: serde_json::to_string(p.answers()).expect("a map of strings serialises"),
-            })
+            .map(|(i, p)| ProblemStats::of_rollup(problem_ids[i], i, p))
             .collect();
         catalog::insert_problem_stats(tx, run_id, &stats).await?;
         db(sqlx::query("UPDATE runs SET aggregates = $1 WHERE id = $2")

@@ -874,9 +874,16 @@ impl<'a> Writer<'a> {
         tx: &mut Tx<'_>,
         p: Prepared,
     ) -> Result<Result<(), (usize, &'static str, String)>, Failure> {
-        let hints = self.hints.get(p.file_index).cloned().unwrap_or_default();
+        // Fallbacks are cloned only when used: this runs once per row.
+        let hints = self.hints.get(p.file_index);
         let named_per_record = self.params.model.is_none() && p.model.is_some();
-        let Some(model) = self.params.model.clone().or(p.model).or(hints.model) else {
+        let model = self
+            .params
+            .model
+            .clone()
+            .or(p.model)
+            .or_else(|| hints.and_then(|h| h.model.clone()));
+        let Some(model) = model else {
             return Ok(Err((
                 p.file_index,
                 "model",
@@ -886,9 +893,9 @@ impl<'a> Writer<'a> {
         let dataset = p
             .dataset
             .or_else(|| self.params.dataset.clone())
-            .or(hints.dataset)
+            .or_else(|| hints.and_then(|h| h.dataset.clone()))
             .unwrap_or_default();
-        let step = self.params.step.or(p.step).or(hints.step);
+        let step = self.params.step.or(p.step).or(hints.and_then(|h| h.step));
         let run = self
             .run(tx, &model, &dataset, step, named_per_record, p.file_index)
             .await?;
@@ -1013,16 +1020,16 @@ impl<'a> Writer<'a> {
                 .cloned()
                 .unwrap_or_else(|| model_name.clone())
         });
-        let hints = self.hints.get(file_index).cloned().unwrap_or_default();
+        let hints = self.hints.get(file_index);
         let run_id = catalog::insert_run(
             tx,
             &NewRun {
                 model_id,
                 dataset_id,
                 label: &label,
-                temperature: self.params.temperature.or(hints.temperature),
-                top_p: self.params.top_p.or(hints.top_p),
-                max_tokens: self.params.max_tokens.or(hints.max_tokens),
+                temperature: self.params.temperature.or(hints.and_then(|h| h.temperature)),
+                top_p: self.params.top_p.or(hints.and_then(|h| h.top_p)),
+                max_tokens: self.params.max_tokens.or(hints.and_then(|h| h.max_tokens)),
                 n_per_problem: None,
                 seed: self.params.seed,
                 prompt_template: None,
@@ -1288,17 +1295,7 @@ impl<'a> Writer<'a> {
                 .zip(&state.problem_ids)
                 .enumerate()
                 .map(|(position, (p, &problem_id))| {
-                    let outcome = p.outcome();
-                    catalog::ProblemStats {
-                        problem_id,
-                        position: position as i64,
-                        n: p.n() as i64,
-                        c: p.c() as i64,
-                        first_correct_sample: outcome.first_correct_position.map(|x| x as i64),
-                        distinct_answers: p.answers().len() as i64,
-                        order_known: outcome.order_known,
-                        answers: serde_json::to_string(p.answers()).expect("a map of strings serialises"),
-                    }
+                    catalog::ProblemStats::of_rollup(problem_id, position, p)
                 })
                 .collect();
             catalog::insert_problem_stats(tx, state.run_id, &stats).await?;

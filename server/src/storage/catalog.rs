@@ -256,6 +256,27 @@ pub struct ProblemStats {
     pub answers: String,
 }
 
+impl ProblemStats {
+    /// The stored row of one problem's rollup (the demo and imports write the same thing).
+    pub fn of_rollup(
+        problem_id: i64,
+        position: usize,
+        p: &caplens_analysis::rollup::ProblemRollup,
+    ) -> Self {
+        let outcome = p.outcome();
+        ProblemStats {
+            problem_id,
+            position: position as i64,
+            n: p.n() as i64,
+            c: p.c() as i64,
+            first_correct_sample: outcome.first_correct_position.map(|x| x as i64),
+            distinct_answers: p.answers().len() as i64,
+            order_known: outcome.order_known,
+            answers: serde_json::to_string(p.answers()).expect("a map of strings serialises"),
+        }
+    }
+}
+
 /// Bits of `rollouts.quality_flags` (paper-notes items 9 and 17).
 pub mod quality_flags {
     pub const FORMAT_VIOLATION: i64 = 1 << 0;

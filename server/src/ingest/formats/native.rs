@@ -35,7 +35,7 @@ impl RolloutImporter for NativeImporter {
         let mut models = Vec::<String>::new();
         let mut datasets = Vec::<String>::new();
         let mut per_problem = std::collections::HashMap::<String, i64>::new();
-        let mut sink = HeadSink::default();
+        let mut sink = super::common::NullSink;
         let result = for_each_line(input, &mut sink, |line_no, text, _| {
             if line_no > HINT_LINES {
                 return Err(ReadStop::Sink("enough".into()));
@@ -112,19 +112,6 @@ impl RolloutImporter for NativeImporter {
             }
             Err((field, message)) => sink.reject(input.line_error(line_no, field, message)),
         })
-    }
-}
-
-/// A sink that ignores everything (hint reading parses lines itself).
-#[derive(Default)]
-struct HeadSink;
-
-impl RecordSink for HeadSink {
-    fn record(&mut self, _record: RolloutRecord) -> Result<(), ReadStop> {
-        Ok(())
-    }
-    fn reject(&mut self, _error: InputError) -> Result<(), ReadStop> {
-        Ok(())
     }
 }
 
