@@ -3,6 +3,7 @@
 //! [`crate::data::DataSource`] in context; in the browser they are HTTP calls.
 
 use crate::model::*;
+use crate::views::*;
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -56,4 +57,33 @@ pub async fn create_token(name: String) -> Result<CreatedToken, ServerFnError> {
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
 pub async fn revoke_token(id: i64) -> Result<bool, ServerFnError> {
     source()?.revoke_token(id).await.map_err(ServerFnError::new)
+}
+
+// Analysis views. Requests are JSON (they hold lists); they only read.
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn get_overview_view(slug: String) -> Result<Option<OverviewView>, ServerFnError> {
+    source()?.overview_view(slug).await.map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn get_passk_view(slug: String, request: PasskRequest) -> Result<Option<PasskView>, ServerFnError> {
+    source()?.passk_view(slug, request).await.map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn get_unsolvable_view(
+    slug: String,
+    request: UnsolvableRequest,
+) -> Result<Option<UnsolvableView>, ServerFnError> {
+    source()?.unsolvable_view(slug, request).await.map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn get_compare_view(slug: String, request: CompareRequest) -> Result<Option<CompareView>, ServerFnError> {
+    source()?.compare_view(slug, request).await.map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn get_dynamics_view(slug: String, request: DynamicsRequest) -> Result<Option<DynamicsView>, ServerFnError> {
+    source()?.dynamics_view(slug, request).await.map_err(ServerFnError::new)
 }

@@ -8,6 +8,7 @@ pub use ssr_only::*;
 #[cfg(feature = "ssr")]
 mod ssr_only {
     use crate::model::*;
+    use crate::views::*;
     use std::{future::Future, pin::Pin, sync::Arc};
 
     pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -33,6 +34,16 @@ mod ssr_only {
         fn create_token(&self, name: String) -> BoxFuture<'_, Result<CreatedToken, DataError>>;
         /// `false` when there is no such active token.
         fn revoke_token(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>>;
+        // Analysis views of one experiment (`None`: no such experiment).
+        fn overview_view(&self, slug: String) -> BoxFuture<'_, Result<Option<OverviewView>, DataError>>;
+        fn passk_view(&self, slug: String, request: PasskRequest) -> BoxFuture<'_, Result<Option<PasskView>, DataError>>;
+        fn unsolvable_view(
+            &self,
+            slug: String,
+            request: UnsolvableRequest,
+        ) -> BoxFuture<'_, Result<Option<UnsolvableView>, DataError>>;
+        fn compare_view(&self, slug: String, request: CompareRequest) -> BoxFuture<'_, Result<Option<CompareView>, DataError>>;
+        fn dynamics_view(&self, slug: String, request: DynamicsRequest) -> BoxFuture<'_, Result<Option<DynamicsView>, DataError>>;
     }
 
     /// How the server hands its data source to the pages (Leptos context).

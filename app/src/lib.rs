@@ -2,7 +2,13 @@
 //! (feature `hydrate`, built to wasm). Data comes through server functions (`api`) that call the
 //! server's [`data::DataSource`]; this crate never touches the database itself.
 
+#![recursion_limit = "256"]
+
 pub mod api;
+pub mod charts;
+pub mod tables;
+pub mod urlstate;
+pub mod views;
 #[cfg(feature = "hydrate")]
 pub mod browser;
 pub mod components;
@@ -20,8 +26,8 @@ use leptos_router::{
 use components::layout::Layout;
 use pages::{
     datasets::DatasetsPage, experiment::ExperimentPage, experiments::ExperimentsPage,
-    models::ModelsPage, not_found::NotFound, runs::RunsPage, tokens::TokensPage,
-    upload::UploadPage,
+    compare::ComparePage, dynamics::DynamicsPage, models::ModelsPage, not_found::NotFound, passk::PasskPage, runs::RunsPage,
+    tokens::TokensPage, unsolvable::UnsolvablePage, upload::UploadPage,
 };
 
 /// The HTML document around the app; used by the server for every page.
@@ -65,6 +71,18 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=path!("/experiments/:slug")
                         view=ExperimentPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route path=path!("/experiments/:slug/passk") view=PasskPage ssr=SsrMode::Async />
+                    <Route
+                        path=path!("/experiments/:slug/unsolvable")
+                        view=UnsolvablePage
+                        ssr=SsrMode::Async
+                    />
+                    <Route path=path!("/experiments/:slug/compare") view=ComparePage ssr=SsrMode::Async />
+                    <Route
+                        path=path!("/experiments/:slug/dynamics")
+                        view=DynamicsPage
                         ssr=SsrMode::Async
                     />
                     <Route path=path!("/models") view=ModelsPage ssr=SsrMode::Async />

@@ -9,4 +9,5 @@ pub mod error;
 pub mod ingest;
 pub mod reports;
 pub mod storage;
+pub mod views;
 pub mod web;

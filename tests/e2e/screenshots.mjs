@@ -10,8 +10,15 @@ try {
   const shots = [
     { name: 'experiment', path: '/experiments/demo-rlvr-boundary', theme: 'light', viewport: { width: 1280, height: 720 } },
     { name: 'models-dark', path: '/models', theme: 'dark', viewport: { width: 1280, height: 720 } },
+    { name: 'passk', path: '/experiments/demo-rlvr-boundary/passk', theme: 'light', viewport: { width: 1280, height: 900 } },
+    { name: 'unsolvable', path: '/experiments/demo-rlvr-boundary/unsolvable?region=RL', theme: 'light', viewport: { width: 1280, height: 1100 } },
+    { name: 'compare-dark', path: '/experiments/demo-rlvr-boundary/compare', theme: 'dark', viewport: { width: 1280, height: 1200 } },
     { name: 'experiment-phone', path: '/experiments/demo-rlvr-boundary', theme: 'light', viewport: { width: 390, height: 844 } },
   ];
+  // The unsolvable shot selects the rl-only region (run ids come from the API).
+  const exp = await (await fetch(`${server.url}/api/v1/experiments/demo-rlvr-boundary`)).json();
+  const rl = exp.runs.find((r) => r.stage === 'rl');
+  for (const s of shots) s.path = s.path.replace('region=RL', `region=${rl?.id ?? ''}`);
   for (const s of shots) {
     const context = await browser.newContext({ viewport: s.viewport, deviceScaleFactor: 1 });
     await context.addCookies([{ name: 'caplens_theme', value: s.theme, url: server.url }]);

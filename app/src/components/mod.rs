@@ -1,5 +1,6 @@
 //! Reusable pieces of UI.
 
+pub mod chart;
 pub mod common;
 pub mod layout;
 pub mod theme;

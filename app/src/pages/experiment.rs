@@ -6,9 +6,12 @@ use crate::components::common::PageTitle;
 use leptos_router::hooks::use_params_map;
 
 use crate::{
-    api::get_experiment,
+    api::{get_experiment, get_overview_view},
+    components::chart::TableExport,
     components::common::{opt, percent, DemoBanner, ErrorBox, StageBadge},
     model::{ExperimentDetail, RunRow},
+    pages::analysis::ViewTabs,
+    views::OverviewView,
 };
 
 #[component]
@@ -68,6 +71,8 @@ fn ExperimentView(detail: ExperimentDetail) -> impl IntoView {
         <h1>{summary.name.clone()}</h1>
         {summary.is_demo.then(|| view! { <DemoBanner /> })}
         <p class="description">{summary.description.clone()}</p>
+        <ViewTabs slug=summary.slug.clone() current="" />
+        <ModelOverview slug=summary.slug.clone() />
         <section aria-labelledby="runs-heading">
             <div class="section-head">
                 <h2 id="runs-heading">"Runs"</h2>
@@ -135,6 +140,87 @@ fn ExperimentView(detail: ExperimentDetail) -> impl IntoView {
                     </tbody>
                 </table>
             </div>
+        </section>
+    }
+}
+
+/// Per model (grouped by lineage): pass@1, pass@max-k, unsolvable count, answer diversity,
+/// entropy and RBF when token data exists, quality-issue rates.
+#[component]
+fn ModelOverview(slug: String) -> impl IntoView {
+    let data = Resource::new(move || slug.clone(), get_overview_view);
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Computing the overview…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
+                    Ok(None) => ().into_any(),
+                    Ok(Some(v)) => view! { <OverviewTable v /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn OverviewTable(v: OverviewView) -> impl IntoView {
+    let slug = v.frame.experiment.slug.clone();
+    let num = |x: Option<f64>, d: usize| x.map(|v| format!("{v:.d$}")).unwrap_or_else(|| "—".into());
+    let rows = v
+        .rows
+        .iter()
+        .map(|r| {
+            let depth = r.run.lineage_depth.min(4);
+            let passk = format!("/experiments/{slug}/passk?runs={}", r.run.id);
+            view! {
+                <tr data-run-id=r.run.id>
+                    <td class=format!("lineage depth-{depth}")><a href=passk>{r.run.label.clone()}</a></td>
+                    <td><StageBadge stage=r.run.stage.clone() /></td>
+                    <td class="num">{r.problems}</td>
+                    <td class="num" data-testid="overview-pass1">{percent(r.pass_at_1)}</td>
+                    <td class="num" data-testid="overview-passmax">
+                        {r.pass_at_max.map(|(k, p)| format!("{} @{}", percent(Some(p)), k)).unwrap_or_else(|| "—".into())}
+                    </td>
+                    <td class="num" data-testid="overview-unsolvable">{r.unsolvable}</td>
+                    <td class="num">{num(r.diversity, 2)}</td>
+                    <td class="num">{num(r.mean_entropy, 3)}</td>
+                    <td class="num">{num(r.mean_rbf, 2)}</td>
+                    <td class="num">{percent(r.format_violation_rate)}</td>
+                    <td class="num">{percent(r.language_mixing_rate)}</td>
+                    <td class="num">{percent(r.redundancy_rate)}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <section aria-labelledby="models-heading">
+            <h2 id="models-heading">"Models"</h2>
+            <p class="meta">
+                "Grouped by lineage (children under their parent). pass@max-k is at the largest k every problem was sampled; "
+                "unsolvable = no correct rollout in all n; distinct answers per problem (fig. 1b); entropy and RBF need token data."
+            </p>
+            <div class="table-wrap">
+                <table class="data-table" data-testid="overview-table">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Run"</th>
+                            <th scope="col">"Stage"</th>
+                            <th scope="col" class="num">"Problems"</th>
+                            <th scope="col" class="num">"pass@1"</th>
+                            <th scope="col" class="num">"pass@max-k"</th>
+                            <th scope="col" class="num">"Unsolvable"</th>
+                            <th scope="col" class="num">"Distinct answers"</th>
+                            <th scope="col" class="num">"Entropy (nats)"</th>
+                            <th scope="col" class="num">"RBF"</th>
+                            <th scope="col" class="num">"Format violations"</th>
+                            <th scope="col" class="num">"Language mixing"</th>
+                            <th scope="col" class="num">"Redundant"</th>
+                        </tr>
+                    </thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
+            <TableExport table=v.table.clone() name=format!("{slug}-overview") />
         </section>
     }
 }

@@ -1,10 +1,15 @@
 //! One module per page.
 
+pub mod analysis;
+pub mod compare;
 pub mod datasets;
+pub mod dynamics;
 pub mod experiment;
 pub mod experiments;
 pub mod models;
 pub mod not_found;
+pub mod passk;
 pub mod runs;
 pub mod tokens;
+pub mod unsolvable;
 pub mod upload;

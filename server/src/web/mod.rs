@@ -2,6 +2,7 @@
 //! REST API under `/api/v1`.
 
 pub mod api;
+pub mod export;
 pub mod imports;
 pub mod pages;
 
@@ -39,6 +40,7 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub store: Store,
     pub imports: ImportService,
+    pub views: crate::views::ViewService,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -67,10 +69,12 @@ pub fn router(imports: ImportService, site_root: &Path, addr: SocketAddr) -> Rou
         leptos_options: leptos_options.clone(),
         store: store.clone(),
         imports,
+        views: crate::views::ViewService::new(store.clone()),
     };
     let source: SharedDataSource = Arc::new(pages::StoreSource {
         store,
         imports: state.imports.clone(),
+        views: state.views.clone(),
     });
     let context = move || provide_context(source.clone());
     let routes = route_list();
@@ -88,6 +92,7 @@ pub fn router(imports: ImportService, site_root: &Path, addr: SocketAddr) -> Rou
         .route("/healthz", get(healthz))
         .route("/theme", post(set_theme))
         .nest("/api", api::router())
+        .merge(export::router())
         .nest_service("/pkg", pkg)
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = leptos_options.clone();

@@ -3,6 +3,7 @@
 use caplens_app::{
     data::{BoxFuture, DataError, DataSource},
     model::*,
+    views::*,
 };
 
 use crate::{error::StoreError, ingest::service::ImportService, storage::Store};
@@ -10,6 +11,7 @@ use crate::{error::StoreError, ingest::service::ImportService, storage::Store};
 pub struct StoreSource {
     pub store: Store,
     pub imports: ImportService,
+    pub views: crate::views::ViewService,
 }
 
 fn user_error(e: StoreError) -> DataError {
@@ -62,5 +64,24 @@ impl DataSource for StoreSource {
     }
     fn revoke_token(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>> {
         Box::pin(async move { self.store.revoke_token(id).await.map_err(user_error) })
+    }
+    fn overview_view(&self, slug: String) -> BoxFuture<'_, Result<Option<OverviewView>, DataError>> {
+        Box::pin(async move { self.views.overview(&slug).await.map_err(user_error) })
+    }
+    fn passk_view(&self, slug: String, request: PasskRequest) -> BoxFuture<'_, Result<Option<PasskView>, DataError>> {
+        Box::pin(async move { self.views.passk(&slug, request).await.map_err(user_error) })
+    }
+    fn unsolvable_view(
+        &self,
+        slug: String,
+        request: UnsolvableRequest,
+    ) -> BoxFuture<'_, Result<Option<UnsolvableView>, DataError>> {
+        Box::pin(async move { self.views.unsolvable(&slug, request).await.map_err(user_error) })
+    }
+    fn compare_view(&self, slug: String, request: CompareRequest) -> BoxFuture<'_, Result<Option<CompareView>, DataError>> {
+        Box::pin(async move { self.views.compare(&slug, request).await.map_err(user_error) })
+    }
+    fn dynamics_view(&self, slug: String, request: DynamicsRequest) -> BoxFuture<'_, Result<Option<DynamicsView>, DataError>> {
+        Box::pin(async move { self.views.dynamics(&slug, request).await.map_err(user_error) })
     }
 }

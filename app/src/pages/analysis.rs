@@ -1,0 +1,148 @@
+//! Pieces every experiment analysis page shares: the view tabs, the run picker (links, so it
+//! works without JavaScript and every choice is a permalink), the notice for runs a permalink
+//! names that no longer exist, and the experiment-not-found page.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+use crate::components::common::{PageTitle, StageBadge};
+use crate::urlstate::{join_ids, Query};
+use crate::views::{RunChoice, ViewFrame};
+
+/// The analysis views of an experiment, as tabs.
+pub const VIEWS: [(&str, &str); 5] = [
+    ("", "Overview"),
+    ("passk", "pass@k curves"),
+    ("unsolvable", "Unsolvable problems"),
+    ("compare", "SFT vs RL"),
+    ("dynamics", "Training dynamics"),
+];
+
+#[component]
+pub fn ViewTabs(#[prop(into)] slug: String, #[prop(into)] current: String) -> impl IntoView {
+    // Carry the run selection from view to view.
+    let query = use_query_map();
+    let runs = move || query.with(|q| q.get("runs").unwrap_or_default());
+    view! {
+        <nav class="view-tabs" aria-label="Views of this experiment">
+            {VIEWS
+                .iter()
+                .map(|&(path, label)| {
+                    let base = if path.is_empty() { format!("/experiments/{slug}") } else { format!("/experiments/{slug}/{path}") };
+                    let is_current = path == current;
+                    view! {
+                        <a
+                            href=move || Query::new().set("runs", runs()).href(&base)
+                            aria-current=is_current.then_some("page")
+                            data-testid=format!("tab-{}", if path.is_empty() { "overview" } else { path })
+                        >
+                            {label}
+                        </a>
+                    }
+                })
+                .collect_view()}
+        </nav>
+    }
+}
+
+/// Checkbox-like links over the experiment's runs; `href(ids)` is the view with that selection.
+#[component]
+pub fn RunPicker(
+    runs: Vec<RunChoice>,
+    selected: Vec<i64>,
+    href: Callback<Vec<i64>, String>,
+    #[prop(default = 7)] max: usize,
+) -> impl IntoView {
+    let items = runs
+        .into_iter()
+        .map(|run| {
+            let on = selected.contains(&run.id);
+            let mut next = selected.clone();
+            if on {
+                next.retain(|id| *id != run.id);
+            } else if next.len() < max {
+                next.push(run.id);
+            }
+            let target = href.run(next);
+            let depth = run.lineage_depth.min(4);
+            view! {
+                <li class=format!("lineage depth-{depth}")>
+                    <a
+                        href=target
+                        role="checkbox"
+                        aria-checked=if on { "true" } else { "false" }
+                        class="run-choice"
+                        class:on=on
+                        data-run-id=run.id
+                    >
+                        <span class="box" aria-hidden="true">{if on { "☑" } else { "☐" }}</span>
+                        {run.label.clone()}
+                        " "
+                        <StageBadge stage=run.stage.clone() />
+                    </a>
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <details class="run-picker" open>
+            <summary>"Runs"</summary>
+            <ul data-testid="run-picker">{items}</ul>
+        </details>
+    }
+}
+
+/// Says which runs of a permalink no longer exist (the rest of the view still shows).
+#[component]
+pub fn MissingRuns(frame: ViewFrame) -> impl IntoView {
+    (!frame.missing_runs.is_empty()).then(|| {
+        let ids = join_ids(&frame.missing_runs);
+        let plural = if frame.missing_runs.len() == 1 { "run" } else { "runs" };
+        view! {
+            <p class="notice" role="status" data-testid="missing-runs">
+                {format!("This link names {plural} {ids}, which {} not (or no longer) in this experiment; showing the rest.",
+                    if frame.missing_runs.len() == 1 { "is" } else { "are" })}
+            </p>
+        }
+    })
+}
+
+/// The whole page's experiment does not exist: say so, with a 404 status.
+#[component]
+pub fn ExperimentMissing(#[prop(into)] slug: String) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+        resp.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <PageTitle text="Experiment not found" />
+        <h1>"Experiment not found"</h1>
+        <p>
+            "There is no experiment called “" {slug} "”. It may have been renamed or deleted. "
+            <a href="/experiments">"All experiments"</a>
+        </p>
+    }
+}
+
+/// The `hide=` series keys of the current URL.
+pub fn hidden_series() -> Signal<Vec<String>> {
+    let query = use_query_map();
+    Signal::derive(move || {
+        query.with(|q| {
+            q.get("hide")
+                .map(|h| h.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
+                .unwrap_or_default()
+        })
+    })
+}
+
+/// `hide` with `key` toggled.
+pub fn toggle_hidden(hidden: &[String], key: &str) -> String {
+    let mut h: Vec<String> = hidden.to_vec();
+    if let Some(i) = h.iter().position(|x| x == key) {
+        h.remove(i);
+    } else {
+        h.push(key.to_string());
+    }
+    h.join(",")
+}

@@ -1,0 +1,84 @@
+//! View state in the URL: every view's state (selected runs, k, filters, chosen problem, metric)
+//! is its query string, so a link opens the same view for a colleague. Pages parse their state
+//! from the query map with these helpers and build links with [`Query`].
+
+/// Run ids from `"3,1,2"`; junk entries are dropped, order and first occurrence kept.
+pub fn parse_ids(s: &str) -> Vec<i64> {
+    let mut out: Vec<i64> = Vec::new();
+    for id in s.split(',').filter_map(|p| p.trim().parse::<i64>().ok()) {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+pub fn join_ids(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A query string under construction; empty values are left out, so default state gives short
+/// links.
+#[derive(Debug, Clone, Default)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn set(mut self, key: &str, value: impl ToString) -> Self {
+        let value = value.to_string();
+        self.0.retain(|(k, _)| k != key);
+        if !value.is_empty() {
+            self.0.push((key.to_string(), value));
+        }
+        self
+    }
+    /// `path?query`, or just `path` when there is no state.
+    pub fn href(&self, path: &str) -> String {
+        let q = self.to_string();
+        if q.is_empty() { path.to_string() } else { format!("{path}?{q}") }
+    }
+}
+
+impl std::fmt::Display for Query {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v).replace("%2C", ",")))
+            .collect();
+        f.write_str(&parts.join("&"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_skip_junk() {
+        assert_eq!(parse_ids("3, 1,x,,2,3"), vec![3, 1, 2]);
+        assert_eq!(join_ids(&[3, 1]), "3,1");
+    }
+
+    #[test]
+    fn query_encodes_and_drops_empty() {
+        let q = Query::new().set("runs", "1,2").set("tag", "aime 24&x").set("k", "");
+        assert_eq!(q.to_string(), "runs=1,2&tag=aime%2024%26x");
+        assert_eq!(Query::new().href("/p"), "/p");
+    }
+}

@@ -1,0 +1,118 @@
+//! What the analysis pages read: an experiment's runs with their per-problem aggregates
+//! (`run_problem_stats`, problem tags) and stored run aggregates. Never the rollouts.
+
+use std::collections::HashMap;
+
+use caplens_analysis::rollup::RunAggregates;
+use caplens_app::model::{ExperimentSummary, RunRow};
+
+use super::{db, Store};
+use crate::error::StoreError;
+
+/// One problem of one run, as stored at import.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProblemStat {
+    pub problem_id: i64,
+    /// `dataset/key`, the key `caplens unsolvable` uses.
+    pub key: String,
+    pub tags: Vec<String>,
+    pub n: u64,
+    pub c: u64,
+    /// 0-based position of the first correct sample in sampling order.
+    pub first_correct: Option<u64>,
+    pub order_known: bool,
+    pub distinct_answers: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunData {
+    pub row: RunRow,
+    /// In order of first appearance in the run.
+    pub problems: Vec<ProblemStat>,
+    pub aggregates: Option<RunAggregates>,
+}
+
+/// An experiment's completed runs, in lineage order, with everything the views compute from.
+#[derive(Debug, Clone)]
+pub struct ExperimentData {
+    pub summary: ExperimentSummary,
+    pub runs: Vec<RunData>,
+}
+
+impl Store {
+    /// A cheap fingerprint of an experiment's data: it changes whenever a run is added to,
+    /// removed from or finished in the experiment, so cached views can be reused until then.
+    pub async fn experiment_stamp(&self, slug: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(i64, i64, i64, Option<String>)> = db(sqlx::query_as(
+            "SELECT e.id,
+                    (SELECT COUNT(*) FROM experiment_runs er WHERE er.experiment_id = e.id),
+                    (SELECT COALESCE(MAX(er.run_id), 0) FROM experiment_runs er WHERE er.experiment_id = e.id),
+                    (SELECT MAX(r.status || r.finished_at) FROM experiment_runs er JOIN runs r ON r.id = er.run_id
+                      WHERE er.experiment_id = e.id)
+             FROM experiments e WHERE e.slug = $1",
+        )
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await)?;
+        Ok(row.map(|(id, count, max, fin)| format!("{id}:{count}:{max}:{}", fin.unwrap_or_default())))
+    }
+
+    pub async fn experiment_data(&self, slug: &str) -> Result<Option<ExperimentData>, StoreError> {
+        let Some(detail) = self.experiment(slug).await? else { return Ok(None) };
+        let runs: Vec<RunRow> = detail.runs.into_iter().filter(|r| r.status == "completed").collect();
+        type StatRow = (i64, i64, String, String, String, i64, i64, Option<i64>, i64, i64);
+        let stats: Vec<StatRow> = db(sqlx::query_as(
+            "SELECT s.run_id, s.problem_id, d.name, p.problem_key, p.tags, s.n, s.c,
+                    s.first_correct_sample, s.order_known, s.distinct_answers
+             FROM run_problem_stats s JOIN problems p ON p.id = s.problem_id
+             JOIN datasets d ON d.id = p.dataset_id
+             JOIN experiment_runs er ON er.run_id = s.run_id
+             JOIN experiments e ON e.id = er.experiment_id
+             WHERE e.slug = $1
+             ORDER BY s.run_id, s.position, s.problem_id",
+        )
+        .bind(slug)
+        .fetch_all(&self.pool)
+        .await)?;
+        let aggregates: Vec<(i64, Option<String>)> = db(sqlx::query_as(
+            "SELECT r.id, r.aggregates FROM runs r JOIN experiment_runs er ON er.run_id = r.id
+             JOIN experiments e ON e.id = er.experiment_id WHERE e.slug = $1",
+        )
+        .bind(slug)
+        .fetch_all(&self.pool)
+        .await)?;
+        let mut aggregates: HashMap<i64, RunAggregates> = aggregates
+            .into_iter()
+            .filter_map(|(id, a)| Some((id, serde_json::from_str(a.as_deref()?).ok()?)))
+            .collect();
+        let mut by_run: HashMap<i64, Vec<ProblemStat>> = HashMap::new();
+        let mut tag_cache: HashMap<String, Vec<String>> = HashMap::new();
+        for (run_id, problem_id, dataset, key, tags, n, c, first, order_known, distinct) in stats {
+            let tags = tag_cache
+                .entry(tags)
+                .or_insert_with_key(|t| serde_json::from_str(t).unwrap_or_default())
+                .clone();
+            by_run.entry(run_id).or_default().push(ProblemStat {
+                problem_id,
+                key: if dataset.is_empty() { key } else { format!("{dataset}/{key}") },
+                tags,
+                n: n.max(0) as u64,
+                c: c.max(0) as u64,
+                first_correct: first.map(|f| f.max(0) as u64),
+                order_known: order_known != 0,
+                distinct_answers: distinct.max(0) as u64,
+            });
+        }
+        Ok(Some(ExperimentData {
+            summary: detail.summary,
+            runs: runs
+                .into_iter()
+                .map(|row| RunData {
+                    problems: by_run.remove(&row.id).unwrap_or_default(),
+                    aggregates: aggregates.remove(&row.id),
+                    row,
+                })
+                .collect(),
+        }))
+    }
+}
