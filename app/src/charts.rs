@@ -315,8 +315,8 @@ fn draw_line(c: &LineChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hi
         .axis_style(FG.stroke_width(1))
         .bold_line_style(GRID.stroke_width(1))
         .light_line_style(TRANSPARENT)
-        .label_style(font(13))
-        .axis_desc_style(font(14))
+        .label_style(font(15))
+        .axis_desc_style(font(16))
         .draw()
         .map_err(err)?;
     let visible: Vec<&Series> = c.series.iter().filter(|s| !opts.hidden.contains(&s.key)).collect();
@@ -433,8 +433,8 @@ fn draw_bars(c: &BarChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hit
         .axis_style(FG.stroke_width(1))
         .bold_line_style(GRID.stroke_width(1))
         .light_line_style(TRANSPARENT)
-        .label_style(font(13))
-        .axis_desc_style(font(14))
+        .label_style(font(15))
+        .axis_desc_style(font(16))
         .draw()
         .map_err(err)?;
     let k = visible.len().max(1) as f64;
@@ -481,19 +481,10 @@ fn region_text(c: &SetChart, r: &SetRegion) -> String {
 
 fn draw_venn(c: &SetChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hit>) -> Result<(), String> {
     let (w, h) = (opts.width as f64, opts.height as f64);
-    let r = (h * 0.30).min(w * 0.22);
-    let (cx, cy) = (w / 2.0, h / 2.0 + if c.sets.len() == 3 { r * 0.12 } else { 0.0 });
+    // Three circles span 2r + 0.87d vertically (d = 1.05 r): fit that, with room for labels.
+    let r = if c.sets.len() == 3 { ((h - 40.0) / 2.92).min(w * 0.2) } else { ((h - 40.0) / 2.0).min(w * 0.22) };
     let d = r * 1.05;
-    let centres: Vec<(f64, f64)> = match c.sets.len() {
-        0 => Vec::new(),
-        1 => vec![(cx, cy)],
-        2 => vec![(cx - d / 2.0, cy), (cx + d / 2.0, cy)],
-        _ => vec![
-            (cx - d / 2.0, cy - d * 0.29),
-            (cx + d / 2.0, cy - d * 0.29),
-            (cx, cy + d * 0.58),
-        ],
-    };
+    let (cx, cy) = (w / 2.0, h / 2.0 - if c.sets.len() == 3 { 0.145 * d } else { 0.0 });
     for (i, &(x, y)) in centres.iter().enumerate() {
         let colour = rgb(series_colour(c.colours.get(i).copied().unwrap_or(i)));
         root.draw(&Circle::new((x as i32, y as i32), r as i32, colour.mix(0.22).filled()))
@@ -501,9 +492,10 @@ fn draw_venn(c: &SetChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hit
         root.draw(&Circle::new((x as i32, y as i32), r as i32, colour.stroke_width(2)))
             .map_err(err)?;
         // Set name and size outside its circle.
-        let dir = (x - cx, y - cy);
+        // Left circle: name on the left; right circle: on the right; bottom one: lower right.
+        let dir = if (x - cx).abs() < 1.0 { (0.8, 0.6) } else { (x - cx, 0.0) };
         let len = (dir.0 * dir.0 + dir.1 * dir.1).sqrt().max(1.0);
-        let (lx, ly) = (x + dir.0 / len * r * 1.02, y + dir.1 / len * r * 1.02 + if dir.1 < 0.0 { -14.0 } else { 14.0 });
+        let (lx, ly) = (x + dir.0 / len * r * 1.04, y + dir.1 / len * r * 1.04 - if dir.1 == 0.0 { r * 0.8 } else { 0.0 });
         let anchor = if dir.0 < -1.0 { HPos::Right } else if dir.0 > 1.0 { HPos::Left } else { HPos::Center };
         let label = format!("{} ({})", c.sets[i], c.set_sizes.get(i).copied().unwrap_or(0));
         root.draw(&Text::new(label, (lx as i32, ly as i32), font(14).pos(Pos::new(anchor, VPos::Center))))

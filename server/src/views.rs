@@ -94,7 +94,7 @@ fn run_choices(data: &ExperimentData) -> Vec<RunChoice> {
             if datasets.len() > 1 {
                 l = format!("{l} · {}", r.row.dataset);
             }
-            if !r.row.label.is_empty() {
+            if !r.row.label.is_empty() && r.row.label != r.row.model {
                 l = format!("{l} ({})", r.row.label);
             }
             l

@@ -21,6 +21,10 @@ pub fn ChartView(
     #[prop(optional, into)] testid: String,
 ) -> impl IntoView {
     let legend = spec.legend();
+    let hint = match &spec {
+        ChartSpec::Sets(_) => "Hover or focus a region for what it holds; click it to list its problems.",
+        _ => "Hover or focus a point for its exact value.",
+    };
     let spec = StoredValue::new(spec);
     let rendered = Memo::new(move |_| {
         let hidden = hidden.get();
@@ -128,7 +132,7 @@ pub fn ChartView(
             </div>
             {legend_view}
             <p class="chart-readout" aria-live="polite" data-testid="chart-readout">
-                {move || readout.get().unwrap_or_else(|| "Hover or focus a point for its exact value.".into())}
+                {move || readout.get().unwrap_or_else(|| hint.into())}
             </p>
             {exports}
         </figure>

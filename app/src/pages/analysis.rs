@@ -66,7 +66,7 @@ pub fn RunPicker(
             let target = href.run(next);
             let depth = run.lineage_depth.min(4);
             view! {
-                <li class=format!("lineage depth-{depth}")>
+                <li class=format!("pick-depth-{depth}")>
                     <a
                         href=target
                         role="checkbox"
