@@ -34,7 +34,13 @@ const MAX_SERIES: usize = 7;
 pub struct ViewService {
     store: Store,
     cache: Arc<Mutex<HashMap<String, (String, Arc<Prepared>)>>>,
+    /// Built views by (experiment, view, request), valid while the experiment's stamp holds: a
+    /// shared link opened by a whole team is computed once.
+    results: Arc<Mutex<HashMap<String, (String, Arc<dyn std::any::Any + Send + Sync>)>>>,
 }
+
+/// Built views kept at most (then the cache starts over).
+const MAX_CACHED_VIEWS: usize = 512;
 
 /// Experiment data plus what every view derives from it once.
 pub struct Prepared {
@@ -44,15 +50,15 @@ pub struct Prepared {
 
 impl ViewService {
     pub fn new(store: Store) -> Self {
-        Self { store, cache: Arc::new(Mutex::new(HashMap::new())) }
+        Self { store, cache: Arc::default(), results: Arc::default() }
     }
 
-    /// The experiment's prepared data; `None` when there is no such experiment.
-    pub async fn prepared(&self, slug: &str) -> Result<Option<Arc<Prepared>>, StoreError> {
+    /// The experiment's prepared data and its stamp; `None` when there is no such experiment.
+    async fn prepared_with_stamp(&self, slug: &str) -> Result<Option<(String, Arc<Prepared>)>, StoreError> {
         let Some(stamp) = self.store.experiment_stamp(slug).await? else { return Ok(None) };
         if let Some((s, p)) = self.cache.lock().unwrap().get(slug) {
             if *s == stamp {
-                return Ok(Some(p.clone()));
+                return Ok(Some((stamp, p.clone())));
             }
         }
         let Some(data) = self.store.experiment_data(slug).await? else { return Ok(None) };
@@ -61,21 +67,50 @@ impl ViewService {
         if cache.len() > 64 {
             cache.clear();
         }
-        cache.insert(slug.to_string(), (stamp, prepared.clone()));
-        Ok(Some(prepared))
+        cache.insert(slug.to_string(), (stamp.clone(), prepared.clone()));
+        Ok(Some((stamp, prepared)))
+    }
+
+    pub async fn prepared(&self, slug: &str) -> Result<Option<Arc<Prepared>>, StoreError> {
+        Ok(self.prepared_with_stamp(slug).await?.map(|(_, p)| p))
+    }
+
+    /// A view built by `build` from the experiment's data, reused while the data is unchanged.
+    async fn view<T: Clone + Send + Sync + 'static>(
+        &self,
+        slug: &str,
+        key: String,
+        build: impl FnOnce(&Prepared) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        let Some((stamp, p)) = self.prepared_with_stamp(slug).await? else { return Ok(None) };
+        let key = format!("{slug}\u{0}{key}");
+        if let Some((s, v)) = self.results.lock().unwrap().get(&key) {
+            if *s == stamp {
+                if let Some(v) = v.downcast_ref::<T>() {
+                    return Ok(Some(v.clone()));
+                }
+            }
+        }
+        let v = build(&p);
+        let mut results = self.results.lock().unwrap();
+        if results.len() >= MAX_CACHED_VIEWS {
+            results.clear();
+        }
+        results.insert(key, (stamp, Arc::new(v.clone())));
+        Ok(Some(v))
     }
 
     pub async fn overview(&self, slug: &str) -> Result<Option<OverviewView>, StoreError> {
-        Ok(self.prepared(slug).await?.map(|p| overview_view(&p)))
+        self.view(slug, "overview".into(), overview_view).await
     }
     pub async fn passk(&self, slug: &str, req: PasskRequest) -> Result<Option<PasskView>, StoreError> {
-        Ok(self.prepared(slug).await?.map(|p| passk_view(&p, req)))
+        self.view(slug, format!("passk {req:?}"), |p| passk_view(p, req)).await
     }
     pub async fn unsolvable(&self, slug: &str, req: UnsolvableRequest) -> Result<Option<UnsolvableView>, StoreError> {
-        Ok(self.prepared(slug).await?.map(|p| unsolvable_view(&p, req)))
+        self.view(slug, format!("unsolvable {req:?}"), |p| unsolvable_view(p, req)).await
     }
     pub async fn compare(&self, slug: &str, req: CompareRequest) -> Result<Option<CompareView>, StoreError> {
-        Ok(self.prepared(slug).await?.map(|p| compare_view(&p, req)))
+        self.view(slug, format!("compare {req:?}"), |p| compare_view(p, req)).await
     }
     pub async fn dynamics(&self, slug: &str, req: DynamicsRequest) -> Result<Option<DynamicsView>, StoreError> {
         let Some(p) = self.prepared(slug).await? else { return Ok(None) };

@@ -115,8 +115,8 @@ pub fn ChartView(
         let png = f.run("png".into());
         view! {
             <span class="exports">
-                "Export: " <a href=svg download data-testid="export-svg">"SVG"</a> " · "
-                <a href=png download data-testid="export-png">"PNG"</a>
+                "Export: " <a href=svg download rel="external" data-testid="export-svg">"SVG"</a> " · "
+                <a href=png download rel="external" data-testid="export-png">"PNG"</a>
             </span>
         }
     });

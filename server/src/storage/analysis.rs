@@ -88,9 +88,14 @@ impl Store {
         let mut by_run: HashMap<i64, Vec<ProblemStat>> = HashMap::new();
         let mut tag_cache: HashMap<String, Vec<String>> = HashMap::new();
         for (run_id, problem_id, dataset, key, tags, n, c, first, order_known, distinct) in stats {
+            // The dataset is a filter too ("dataset:aime24"), next to the problem's own tags.
             let tags = tag_cache
-                .entry(tags)
-                .or_insert_with_key(|t| serde_json::from_str(t).unwrap_or_default())
+                .entry(format!("{dataset}\u{0}{tags}"))
+                .or_insert_with(|| {
+                    let mut t: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
+                    t.push(format!("dataset:{dataset}"));
+                    t
+                })
                 .clone();
             by_run.entry(run_id).or_default().push(ProblemStat {
                 problem_id,
