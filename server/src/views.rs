@@ -747,7 +747,7 @@ pub fn dynamics_view(p: &Prepared, mut req: DynamicsRequest, split: &HashMap<i64
                 model: run.row.model.clone(),
                 step: run.row.training_step.unwrap_or(0),
                 accuracy: summary.pass_at_1.unwrap_or(0.0),
-                entropy: h.or(summary.mean_entropy),
+                entropy: summary.mean_entropy.or(h),
                 entropy_correct: hc,
                 entropy_incorrect: hi,
             }
