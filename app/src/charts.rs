@@ -485,6 +485,16 @@ fn draw_venn(c: &SetChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hit
     let r = if c.sets.len() == 3 { ((h - 40.0) / 2.92).min(w * 0.2) } else { ((h - 40.0) / 2.0).min(w * 0.22) };
     let d = r * 1.05;
     let (cx, cy) = (w / 2.0, h / 2.0 - if c.sets.len() == 3 { 0.145 * d } else { 0.0 });
+    let centres: Vec<(f64, f64)> = match c.sets.len() {
+        0 => Vec::new(),
+        1 => vec![(cx, cy)],
+        2 => vec![(cx - d / 2.0, cy), (cx + d / 2.0, cy)],
+        _ => vec![
+            (cx - d / 2.0, cy - d * 0.29),
+            (cx + d / 2.0, cy - d * 0.29),
+            (cx, cy + d * 0.58),
+        ],
+    };
     for (i, &(x, y)) in centres.iter().enumerate() {
         let colour = rgb(series_colour(c.colours.get(i).copied().unwrap_or(i)));
         root.draw(&Circle::new((x as i32, y as i32), r as i32, colour.mix(0.22).filled()))
