@@ -164,6 +164,17 @@ async fn selection_counts_preview_and_export_match_the_analysis_crate() {
         let (status, _, body) = get(&app, &format!("/export/experiments/{DEMO_EXPERIMENT_SLUG}/rft.jsonl?run={}&strategy=entropy", ids[0])).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(body.contains("entropy"), "{body}");
+        // Through the compression layer (which polls the body stream again after its end).
+        let res = app
+            .clone()
+            .oneshot(Request::get(format!("/export/experiments/{DEMO_EXPERIMENT_SLUG}/rft.jsonl?count=30")).header("accept-encoding", "gzip").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["content-encoding"], "gzip");
+        let gz = res.into_body().collect().await.unwrap().to_bytes();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text).unwrap();
+        assert_eq!(text.lines().count(), 30);
         let (status, _, _) = get(&app, "/export/experiments/nope/rft.jsonl").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, _, body) = get(&app, &format!("/export/experiments/{DEMO_EXPERIMENT_SLUG}/rft.jsonl?strategy=best")).await;

@@ -278,7 +278,7 @@ fn RftBody(v: RftView) -> impl IntoView {
                 </details>
                 <p data-testid="rft-group-summary">{g.summary.clone()}</p>
                 {g.ppl_note.clone().map(|n| view! { <p class="notice" data-testid="rft-ppl-note">{n}</p> })}
-                <div class="table-wrap">
+                <div class="table-wrap scroll">
                     <table class="data-table" data-testid="rft-group-table">
                         <thead><tr>{headers.iter().map(|h| view! { <th scope="col">{h.clone()}</th> }).collect_view()}</tr></thead>
                         <tbody>{rows}</tbody>

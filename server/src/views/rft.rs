@@ -410,13 +410,14 @@ fn group_view(run: &RunData, problem: &ProblemStat, input: &RftInputs, req: &mut
                     .iter()
                     .flat_map(|s| s.points.iter().map(|p| p.1))
                     .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-                let pad = ((hi - lo) * 0.1).max(0.05);
+                // The data's own range (not from 0): the bonus is small next to the advantage.
+                let pad = ((hi - lo) * 0.15).max(0.02);
                 tokens = Some(ChartSpec::Line(LineChart {
                     x_label: format!("token position t (sample {sample}, {len} tokens)"),
                     y_label: "advantage".into(),
                     x_scale: XScale::Linear,
                     x_range: (0.0, (len - 1).max(1) as f64),
-                    y_range: ((lo - pad).min(0.0), (hi + pad).max(0.0)),
+                    y_range: (lo - pad, hi + pad),
                     y_percent: false,
                     series,
                     markers: Vec::new(),

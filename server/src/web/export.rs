@@ -170,9 +170,10 @@ async fn export_rft(
             }
         }
     });
-    let body = axum::body::Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }));
+    // poll_fn over the receiver may be polled again after it ended (the compression layer
+    // does), unlike `stream::unfold`, which panics then.
+    let mut rx = rx;
+    let body = axum::body::Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
     (
         [
             (header::CONTENT_TYPE, "application/jsonl; charset=utf-8".to_string()),
