@@ -317,7 +317,10 @@ mod tests {
         assert_eq!(rule_outcome("no box 2"), RuleOutcome::NoBoxed);
         assert_eq!(rule_outcome("answer \\boxed{x} 2"), RuleOutcome::NoDigit);
         assert_eq!(rule_outcome(&looping), RuleOutcome::Redundant);
-        assert_eq!(rule_outcome("1 \\boxed{1} more"), RuleOutcome::Kept("1 \\boxed{1}"));
+        assert_eq!(
+            rule_outcome("1 \\boxed{1} more"),
+            RuleOutcome::Kept("1 \\boxed{1}")
+        );
     }
 
     #[test]

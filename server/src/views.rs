@@ -38,7 +38,7 @@ pub struct ViewService {
     store: Store,
     cache: Arc<Mutex<HashMap<String, (String, Arc<Prepared>)>>>,
     /// RFT selection features per (run id, rollout count): one pass over a run's rollouts.
-    rft_features: Arc<Mutex<HashMap<(i64, i64), Arc<RunFeatures>>>>,
+    rft_features: Arc<Mutex<RftFeatureCache>>,
 }
 
 /// Experiment data plus what every view derives from it once.
@@ -156,6 +156,8 @@ impl ViewService {
         Ok(features)
     }
 }
+
+type RftFeatureCache = HashMap<(i64, i64), Arc<RunFeatures>>;
 
 /// The selection the JSON Lines export streams.
 #[derive(Debug, Clone, PartialEq)]

@@ -274,8 +274,11 @@ const HOSTILE: &str = "<script>alert(1)</script><img src=x onerror=alert(2)> so 
 
 /// A native JSON Lines file: one problem, four rollouts with token logprobs (so the import
 /// stores perplexity) and entropies; the first response is hostile.
-fn native_file() -> (String, Vec<(bool, Vec<f64>, Vec<f64>)>) {
-    let rollouts: Vec<(bool, Vec<f64>, Vec<f64>)> = vec![
+/// (correct, token logprobs, token entropies) of each uploaded rollout.
+type Uploaded = Vec<(bool, Vec<f64>, Vec<f64>)>;
+
+fn native_file() -> (String, Uploaded) {
+    let rollouts: Uploaded = vec![
         (true, vec![-0.1, -0.3, -0.2, -0.05, -0.4], vec![0.5, 0.9, 0.2, 0.1, 0.3]),
         (false, vec![-1.2, -0.8, -2.0], vec![1.5, 1.1, 2.2]),
         (true, vec![-0.6, -0.7, -0.5, -0.9], vec![0.7, 0.6, 0.8, 0.4]),

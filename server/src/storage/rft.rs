@@ -115,7 +115,10 @@ impl Store {
                  WHERE r.id IN ({}) ORDER BY r.id",
                 list.join(",")
             );
-            let rows = db(sqlx::query(&sql).persistent(false).fetch_all(&self.pool).await)?;
+            let rows = db(sqlx::query(&sql)
+                .persistent(false)
+                .fetch_all(&self.pool)
+                .await)?;
             for row in rows {
                 out.push(RolloutRecord {
                     id: db(row.try_get("id"))?,
@@ -168,11 +171,16 @@ impl Store {
     }
 
     /// A problem's prompt and reference answer.
-    pub async fn problem_text(&self, problem_id: i64) -> Result<Option<(String, String)>, StoreError> {
-        db(sqlx::query_as("SELECT prompt, reference_answer FROM problems WHERE id = $1")
-            .bind(problem_id)
-            .fetch_optional(&self.pool)
-            .await)
+    pub async fn problem_text(
+        &self,
+        problem_id: i64,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        db(
+            sqlx::query_as("SELECT prompt, reference_answer FROM problems WHERE id = $1")
+                .bind(problem_id)
+                .fetch_optional(&self.pool)
+                .await,
+        )
     }
 }
 
