@@ -120,8 +120,38 @@ impl std::error::Error for RftError {}
 
 /// Applies the rule filters (module doc) to one response; `Some(cut text)` when it passes.
 pub fn rule_filter(response: &str) -> Option<&str> {
-    let cut = quality::truncate_after_first_boxed(response)?;
-    (quality::has_digit(cut) && !quality::is_redundant(cut)).then_some(cut)
+    match rule_outcome(response) {
+        RuleOutcome::Kept(cut) => Some(cut),
+        _ => None,
+    }
+}
+
+/// The first rule filter (module doc order) a response fails, or the cut text it keeps; lets a
+/// caller count how many responses each filter removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleOutcome<'a> {
+    /// No `\boxed{...}` with balanced braces (filter 1).
+    NoBoxed,
+    /// The text cut after the first box has no ASCII digit (filter 3).
+    NoDigit,
+    /// The cut text's 3-gram redundancy exceeds [`quality::REDUNDANCY_LIMIT`] (filter 4).
+    Redundant,
+    /// Passed every filter: the response cut after its first box.
+    Kept(&'a str),
+}
+
+/// Runs the rule filters on one response, in order, stopping at the first that fails.
+pub fn rule_outcome(response: &str) -> RuleOutcome<'_> {
+    let Some(cut) = quality::truncate_after_first_boxed(response) else {
+        return RuleOutcome::NoBoxed;
+    };
+    if !quality::has_digit(cut) {
+        RuleOutcome::NoDigit
+    } else if quality::is_redundant(cut) {
+        RuleOutcome::Redundant
+    } else {
+        RuleOutcome::Kept(cut)
+    }
 }
 
 /// What the selection needs to know about one rollout, once the rule filters have run; lets a
@@ -284,6 +314,13 @@ mod tests {
         assert_eq!(rule_filter("unclosed \\boxed{2"), None);
         let looping = format!("{} \\boxed{{1}}", "we try 1 again ".repeat(10));
         assert_eq!(rule_filter(&looping), None);
+        assert_eq!(rule_outcome("no box 2"), RuleOutcome::NoBoxed);
+        assert_eq!(rule_outcome("answer \\boxed{x} 2"), RuleOutcome::NoDigit);
+        assert_eq!(rule_outcome(&looping), RuleOutcome::Redundant);
+        assert_eq!(
+            rule_outcome("1 \\boxed{1} more"),
+            RuleOutcome::Kept("1 \\boxed{1}")
+        );
     }
 
     #[test]

@@ -87,3 +87,8 @@ pub async fn get_compare_view(slug: String, request: CompareRequest) -> Result<O
 pub async fn get_dynamics_view(slug: String, request: DynamicsRequest) -> Result<Option<DynamicsView>, ServerFnError> {
     source()?.dynamics_view(slug, request).await.map_err(ServerFnError::new)
 }
+
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn get_rft_view(slug: String, request: RftRequest) -> Result<Option<RftView>, ServerFnError> {
+    source()?.rft_view(slug, request).await.map_err(ServerFnError::new)
+}

@@ -44,6 +44,7 @@ mod ssr_only {
         ) -> BoxFuture<'_, Result<Option<UnsolvableView>, DataError>>;
         fn compare_view(&self, slug: String, request: CompareRequest) -> BoxFuture<'_, Result<Option<CompareView>, DataError>>;
         fn dynamics_view(&self, slug: String, request: DynamicsRequest) -> BoxFuture<'_, Result<Option<DynamicsView>, DataError>>;
+        fn rft_view(&self, slug: String, request: RftRequest) -> BoxFuture<'_, Result<Option<RftView>, DataError>>;
     }
 
     /// How the server hands its data source to the pages (Leptos context).

@@ -85,6 +85,7 @@ pub fn App() -> impl IntoView {
                         view=DynamicsPage
                         ssr=SsrMode::Async
                     />
+                    <Route path=path!("/experiments/:slug/rft") view=pages::rft::RftPage ssr=SsrMode::Async />
                     <Route path=path!("/models") view=ModelsPage ssr=SsrMode::Async />
                     <Route path=path!("/datasets") view=DatasetsPage ssr=SsrMode::Async />
                     <Route path=path!("/runs") view=RunsPage ssr=SsrMode::Async />

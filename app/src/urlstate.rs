@@ -47,6 +47,10 @@ impl Query {
         }
         self
     }
+    /// The (key, value) pairs, unencoded (e.g. for a GET form's hidden inputs).
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
     /// `path?query`, or just `path` when there is no state.
     pub fn href(&self, path: &str) -> String {
         let q = self.to_string();

@@ -294,3 +294,295 @@ pub struct LawFit {
     pub points: usize,
     pub holds: bool,
 }
+
+// ---------- RFT data & advantage shaping ----------
+
+pub use caplens_analysis::rft::RftStrategy;
+pub use caplens_analysis::shaping::StdKind;
+
+/// Every selection strategy of `analysis::rft`, in the order the page lists them.
+pub const RFT_STRATEGIES: [RftStrategy; 5] =
+    [RftStrategy::Rule, RftStrategy::Noisy, RftStrategy::Entropy, RftStrategy::Rbf, RftStrategy::NoisyRbf];
+
+/// What a strategy keeps (paper-notes item 17).
+pub fn strategy_description(s: RftStrategy) -> &'static str {
+    match s {
+        RftStrategy::Rule => "correct rollouts drawn at random (seeded)",
+        RftStrategy::Noisy => "5 % random incorrect rollouts (“noisy data”), the rest correct ones at random",
+        RftStrategy::Entropy => "the correct rollouts with the highest mean token entropy",
+        RftStrategy::Rbf => "the correct rollouts with the highest mean RBF",
+        RftStrategy::NoisyRbf => "5 % random incorrect rollouts plus the highest-RBF correct ones",
+    }
+}
+
+/// Rollouts per preview page.
+pub const RFT_PAGE_SIZE: usize = 20;
+/// Default number of rollouts to select.
+pub const RFT_DEFAULT_COUNT: usize = 1000;
+
+/// The RFT page's state. Defaults (left out of the URL): the experiment's first run, strategy
+/// `rule`, 1000 rollouts, seed 0, page 1, the first problem with mixed rewards, the paper's
+/// shaping parameters (alpha 0.01; gamma 0.1, d 1, m 15, n -0.5 as printed) and the sample
+/// standard deviation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RftRequest {
+    pub run: Option<i64>,
+    pub strategy: RftStrategy,
+    pub count: usize,
+    pub seed: u64,
+    /// Preview page, from 1.
+    pub page: usize,
+    /// Problem key of the group whose advantages are shown.
+    pub problem: Option<String>,
+    /// Sample index of the rollout whose per-token advantages are charted.
+    pub sample: Option<i64>,
+    /// PPL shaping strength (eq. 11).
+    pub alpha: f64,
+    /// Position bonus (eq. 8): b(l) = gamma * sigmoid(d * m * (l - n)).
+    pub gamma: f64,
+    pub d: f64,
+    pub m: f64,
+    pub n: f64,
+    pub std: StdKind,
+    /// `key=value` pairs of the URL that were not valid and were replaced by defaults.
+    pub invalid: Vec<String>,
+}
+
+impl Default for RftRequest {
+    fn default() -> Self {
+        let bonus = caplens_analysis::shaping::PositionBonus::paper_printed();
+        Self {
+            run: None,
+            strategy: RftStrategy::Rule,
+            count: RFT_DEFAULT_COUNT,
+            seed: 0,
+            page: 1,
+            problem: None,
+            sample: None,
+            alpha: caplens_analysis::shaping::DEFAULT_PPL_ALPHA,
+            gamma: bonus.gamma,
+            d: bonus.d,
+            m: bonus.m,
+            n: bonus.n,
+            std: StdKind::Sample,
+            invalid: Vec::new(),
+        }
+    }
+}
+
+impl RftRequest {
+    pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Self {
+        let mut r = Self::default();
+        let mut invalid = Vec::new();
+        let mut parse = |key: &str, ok: &mut dyn FnMut(&str) -> bool| {
+            if let Some(v) = get(key).filter(|v| !v.trim().is_empty()) {
+                if !ok(v.trim()) {
+                    invalid.push(format!("{key}={v}"));
+                }
+            }
+        };
+        // The view tabs carry `runs`; its first id picks the run when `run` is absent.
+        let runs = get("runs").map(|s| parse_ids(&s)).unwrap_or_default();
+        parse("run", &mut |v| v.parse().map(|x| r.run = Some(x)).is_ok());
+        if r.run.is_none() {
+            r.run = runs.first().copied();
+        }
+        parse("strategy", &mut |v| v.parse().map(|s| r.strategy = s).is_ok());
+        parse("count", &mut |v| v.parse().map(|c| r.count = c).is_ok());
+        parse("seed", &mut |v| v.parse().map(|s| r.seed = s).is_ok());
+        parse("page", &mut |v| v.parse::<usize>().ok().filter(|&p| p >= 1).map(|p| r.page = p).is_some());
+        r.problem = get("problem").filter(|p| !p.is_empty());
+        parse("sample", &mut |v| v.parse().map(|s| r.sample = Some(s)).is_ok());
+        let mut float = |key: &str, slot: &mut f64| {
+            parse(key, &mut |v| v.parse::<f64>().ok().filter(|x| x.is_finite()).map(|x| *slot = x).is_some())
+        };
+        float("alpha", &mut r.alpha);
+        float("gamma", &mut r.gamma);
+        float("d", &mut r.d);
+        float("m", &mut r.m);
+        float("n", &mut r.n);
+        parse("std", &mut |v| match v {
+            "sample" => { r.std = StdKind::Sample; true }
+            "population" => { r.std = StdKind::Population; true }
+            _ => false,
+        });
+        r.invalid = invalid;
+        r
+    }
+
+    pub fn query(&self) -> Query {
+        let d = Self::default();
+        let num = |x: f64, default: f64| if x == default { String::new() } else { x.to_string() };
+        Query::new()
+            .set("run", self.run.map(|r| r.to_string()).unwrap_or_default())
+            .set("strategy", if self.strategy == d.strategy { "" } else { self.strategy.name() })
+            .set("count", if self.count == d.count { String::new() } else { self.count.to_string() })
+            .set("seed", if self.seed == d.seed { String::new() } else { self.seed.to_string() })
+            .set("page", if self.page <= 1 { String::new() } else { self.page.to_string() })
+            .set("problem", self.problem.clone().unwrap_or_default())
+            .set("sample", self.sample.map(|s| s.to_string()).unwrap_or_default())
+            .set("alpha", num(self.alpha, d.alpha))
+            .set("gamma", num(self.gamma, d.gamma))
+            .set("d", num(self.d, d.d))
+            .set("m", num(self.m, d.m))
+            .set("n", num(self.n, d.n))
+            .set("std", if self.std == StdKind::Population { "population" } else { "" })
+    }
+
+    /// The query of the selection alone (what the JSON Lines export needs).
+    pub fn selection_query(&self) -> Query {
+        Query::new()
+            .set("run", self.run.map(|r| r.to_string()).unwrap_or_default())
+            .set("strategy", self.strategy.name())
+            .set("count", self.count.to_string())
+            .set("seed", self.seed.to_string())
+    }
+
+    pub fn position_bonus(&self) -> caplens_analysis::shaping::PositionBonus {
+        caplens_analysis::shaping::PositionBonus { gamma: self.gamma, d: self.d, m: self.m, n: self.n }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RftView {
+    pub frame: ViewFrame,
+    /// The request as shown: run and problem resolved, invalid values replaced.
+    pub request: RftRequest,
+    /// None when the experiment has no completed run.
+    pub run: Option<RftRun>,
+    pub counts: RftCounts,
+    pub counts_table: TableData,
+    /// The selected rollouts (one preview page), or why the strategy cannot select on this run.
+    pub selection: Result<RftPreview, String>,
+    /// `GET /export/experiments/{slug}/rft.jsonl?…`: the whole selection as JSON Lines.
+    pub download_href: String,
+    /// The problem in the URL is not in this run (the default problem is shown instead).
+    pub problem_missing: Option<String>,
+    /// None when the run has no problem with rollouts.
+    pub group: Option<RftGroup>,
+    pub bonus: RftBonus,
+}
+
+/// The chosen run and which per-rollout values it has (strategies and shaping need them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RftRun {
+    pub choice: RunChoice,
+    pub rollouts: u64,
+    pub with_entropy: u64,
+    pub with_rbf: u64,
+    pub with_ppl: u64,
+}
+
+/// How the rule filters and the strategy thin out a run's rollouts.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RftCounts {
+    pub rollouts: u64,
+    pub no_response: u64,
+    pub no_boxed: u64,
+    pub no_digit: u64,
+    pub redundant: u64,
+    pub kept_correct: u64,
+    pub kept_incorrect: u64,
+    pub selected_correct: u64,
+    pub selected_incorrect: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RftPreview {
+    pub selected: usize,
+    pub page: usize,
+    pub pages: usize,
+    pub rows: Vec<RftPreviewRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RftPreviewRow {
+    pub problem: String,
+    pub sample: i64,
+    pub correct: bool,
+    /// The response cut after its first `\boxed{…}`: the training text. Untrusted.
+    pub text: String,
+    /// Characters removed by the cut.
+    pub cut_chars: usize,
+    pub mean_entropy: Option<f64>,
+    pub mean_rbf: Option<f64>,
+    pub perplexity: Option<f64>,
+}
+
+/// One problem's GRPO group: advantages before and after shaping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RftGroup {
+    /// The run's problems: (key, n, c), for the picker.
+    pub problems: Vec<(String, u64, u64)>,
+    pub problem: String,
+    pub prompt: String,
+    pub reference: String,
+    /// Eq. 10 in words: mean and std of the rewards, or why every advantage is 0.
+    pub summary: String,
+    pub has_signal: bool,
+    /// Why PPL shaping is not shown (no PPL in the run, some rollouts without one, …).
+    pub ppl_note: Option<String>,
+    pub rows: Vec<RftGroupRow>,
+    pub table: TableData,
+    /// The rollout whose per-token advantages are charted.
+    pub sample: Option<i64>,
+    pub tokens: Option<ChartSpec>,
+    pub token_table: TableData,
+    pub token_note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RftGroupRow {
+    pub sample: i64,
+    pub correct: bool,
+    pub tokens: Option<u64>,
+    pub perplexity: Option<f64>,
+    /// Eq. 7 weight w_i.
+    pub weight: Option<f64>,
+    /// Eq. 10 advantage A_i.
+    pub advantage: f64,
+    /// Eq. 11: A_i (1 - alpha w_i).
+    pub ppl_advantage: Option<f64>,
+    /// Eq. 12 at the first and last token.
+    pub first_token: Option<f64>,
+    pub last_token: Option<f64>,
+}
+
+/// The position-bonus curve (eq. 8) for the parameters in the URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RftBonus {
+    pub chart: ChartSpec,
+    pub at_start: f64,
+    pub at_end: f64,
+    /// The bonus hardly changes over the response (as with the printed n = -0.5).
+    pub nearly_constant: bool,
+    pub table: TableData,
+}
+
+#[cfg(test)]
+mod rft_tests {
+    use super::*;
+
+    fn q(s: &'static str) -> impl Fn(&str) -> Option<String> {
+        move |key| {
+            s.split('&').find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                (k == key).then(|| v.to_string())
+            })
+        }
+    }
+
+    #[test]
+    fn rft_request_round_trips_and_reports_bad_values() {
+        let r = RftRequest::from_query(q("run=4&strategy=noisy+rbf&count=50&seed=9&page=3&problem=p7&sample=2&alpha=0.02&n=0.5&std=population"));
+        assert_eq!((r.run, r.strategy, r.count, r.seed, r.page), (Some(4), RftStrategy::NoisyRbf, 50, 9, 3));
+        assert_eq!((r.problem.as_deref(), r.sample, r.alpha, r.n, r.std), (Some("p7"), Some(2), 0.02, 0.5, StdKind::Population));
+        assert_eq!(RftRequest::from_query(|k| r.query().pairs().iter().find(|(x, _)| x == k).map(|(_, v)| v.clone())), r);
+        // Defaults stay out of the URL.
+        assert_eq!(RftRequest::default().query().to_string(), "");
+        let bad = RftRequest::from_query(q("strategy=best&alpha=NaN&page=0&gamma=x&runs=7,8"));
+        assert_eq!(bad.invalid, vec!["strategy=best", "page=0", "alpha=NaN", "gamma=x"]);
+        assert_eq!((bad.strategy, bad.alpha, bad.page, bad.run), (RftStrategy::Rule, 0.01, 1, Some(7)));
+        assert_eq!(RftRequest::default().selection_query().to_string(), "strategy=rule&count=1000&seed=0");
+    }
+}

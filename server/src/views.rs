@@ -23,6 +23,9 @@ use crate::error::StoreError;
 use crate::storage::analysis::{ExperimentData, ProblemStat, RunData};
 use crate::storage::Store;
 
+mod rft;
+pub use rft::*;
+
 /// Bootstrap resamples behind the pass@k band.
 pub const BAND_RESAMPLES: usize = 200;
 const BAND_SEED: u64 = 0x5EED_BA4D;
@@ -37,6 +40,8 @@ pub struct ViewService {
     /// Built views by (experiment, view, request), valid while the experiment's stamp holds: a
     /// shared link opened by a whole team is computed once.
     results: Arc<Mutex<HashMap<String, (String, Arc<dyn std::any::Any + Send + Sync>)>>>,
+    /// RFT selection features per (run id, rollout count): one pass over a run's rollouts.
+    rft_features: Arc<Mutex<RftFeatureCache>>,
 }
 
 /// Built views kept at most (then the cache starts over).
@@ -50,7 +55,7 @@ pub struct Prepared {
 
 impl ViewService {
     pub fn new(store: Store) -> Self {
-        Self { store, cache: Arc::default(), results: Arc::default() }
+        Self { store, cache: Arc::default(), results: Arc::default(), rft_features: Arc::default() }
     }
 
     /// The experiment's prepared data and its stamp; `None` when there is no such experiment.
@@ -117,6 +122,84 @@ impl ViewService {
         let split = HashMap::new();
         Ok(Some(dynamics_view(&p, req, &split)))
     }
+
+    /// The RFT data & advantage-shaping view: the run's selection (features from one streamed
+    /// pass over its rollouts, cached), one preview page, and one problem's group.
+    pub async fn rft(&self, slug: &str, req: RftRequest) -> Result<Option<RftView>, StoreError> {
+        let Some(p) = self.prepared(slug).await? else { return Ok(None) };
+        let (run, missing_runs) = rft_run(&p, &req);
+        let mut input = RftInputs { run, missing_runs, ..Default::default() };
+        if let Some(i) = run {
+            let data = &p.data.runs[i];
+            let features = self.run_features(data).await?;
+            let selection = features.select(&req);
+            if let Ok(chosen) = &selection {
+                let (page, _) = rft_page(chosen.len(), req.page);
+                input.page_rows = self.store.rollouts_by_id(&rft_page_ids(&features, chosen, page)).await?;
+            }
+            let (problem, problem_missing) = rft_problem(data, &req);
+            if let Some(s) = problem {
+                input.group = self.store.problem_group(data.row.id, s.problem_id).await?;
+                input.problem_text = self.store.problem_text(s.problem_id).await?.unwrap_or_default();
+            }
+            input.problem = problem.cloned();
+            input.problem_missing = problem_missing;
+            input.features = Some(features);
+            input.selection = Some(selection);
+        }
+        Ok(Some(rft_view(&p, req, input)))
+    }
+
+    /// What the JSON Lines export writes: the chosen run's model and id and the selected rollout
+    /// ids in order, or why the strategy cannot select (`Err`). `None`: no such experiment.
+    pub async fn rft_export(&self, slug: &str, req: &RftRequest) -> Result<Option<Result<RftExport, String>>, StoreError> {
+        let Some(p) = self.prepared(slug).await? else { return Ok(None) };
+        let (run, missing) = rft_run(&p, req);
+        let Some(i) = run.filter(|_| missing.is_empty()) else {
+            let what = req.run.map(|id| format!("run {id} is not in this experiment")).unwrap_or_else(|| "this experiment has no completed run".into());
+            return Ok(Some(Err(what)));
+        };
+        let data = &p.data.runs[i];
+        let features = self.run_features(data).await?;
+        Ok(Some(match features.select(req) {
+            Ok(chosen) => Ok(RftExport {
+                run_id: data.row.id,
+                model: data.row.model.clone(),
+                ids: chosen.iter().map(|&k| features.ids[k]).collect(),
+            }),
+            Err(e) => Err(e.to_string()),
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    async fn run_features(&self, run: &RunData) -> Result<Arc<RunFeatures>, StoreError> {
+        let key = (run.row.id, run.row.rollouts);
+        if let Some(f) = self.rft_features.lock().unwrap().get(&key) {
+            return Ok(f.clone());
+        }
+        let mut features = RunFeatures::default();
+        self.store.for_each_run_rollout(run.row.id, |r| features.push(&r)).await?;
+        let features = Arc::new(features);
+        let mut cache = self.rft_features.lock().unwrap();
+        if cache.len() >= 8 {
+            cache.clear();
+        }
+        cache.insert(key, features.clone());
+        Ok(features)
+    }
+}
+
+type RftFeatureCache = HashMap<(i64, i64), Arc<RunFeatures>>;
+
+/// The selection the JSON Lines export streams.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RftExport {
+    pub run_id: i64,
+    pub model: String,
+    pub ids: Vec<i64>,
 }
 
 fn run_choices(data: &ExperimentData) -> Vec<RunChoice> {

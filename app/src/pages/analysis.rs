@@ -10,12 +10,13 @@ use crate::urlstate::{join_ids, Query};
 use crate::views::{RunChoice, ViewFrame};
 
 /// The analysis views of an experiment, as tabs.
-pub const VIEWS: [(&str, &str); 5] = [
+pub const VIEWS: [(&str, &str); 6] = [
     ("", "Overview"),
     ("passk", "pass@k curves"),
     ("unsolvable", "Unsolvable problems"),
     ("compare", "SFT vs RL"),
     ("dynamics", "Training dynamics"),
+    ("rft", "RFT data & shaping"),
 ];
 
 #[component]

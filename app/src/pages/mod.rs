@@ -9,6 +9,7 @@ pub mod experiments;
 pub mod models;
 pub mod not_found;
 pub mod passk;
+pub mod rft;
 pub mod runs;
 pub mod tokens;
 pub mod unsolvable;

@@ -10,6 +10,7 @@ pub mod analysis;
 pub mod blobs;
 pub mod catalog;
 pub mod tokens;
+pub mod rft;
 
 use std::{path::Path, str::FromStr, time::Duration};
 

@@ -24,7 +24,9 @@ const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const PNG_SCALE: f32 = 3.0;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/export/experiments/{slug}/{view}/{file}", get(export_chart))
+    Router::new()
+        .route("/export/experiments/{slug}/{view}/{file}", get(export_chart))
+        .route("/export/experiments/{slug}/rft.jsonl", get(export_rft))
 }
 
 async fn export_chart(
@@ -66,6 +68,13 @@ async fn export_chart(
                 "accuracy" => v.accuracy,
                 "entropy" => v.entropy,
                 "law" => v.law,
+                _ => None,
+            })
+        }),
+        "rft" => views.rft(&slug, caplens_app::views::RftRequest::from_query(get)).await.map(|v| {
+            v.map(|v| match chart {
+                "bonus" => Some(v.bonus.chart),
+                "tokens" => v.group.and_then(|g| g.tokens),
                 _ => None,
             })
         }),
@@ -113,4 +122,65 @@ pub fn svg_to_png(svg: &str) -> Result<Vec<u8>, String> {
     let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height()).ok_or("chart too large")?;
     resvg::render(&tree, resvg::tiny_skia::Transform::from_scale(PNG_SCALE, PNG_SCALE), &mut pixmap.as_mut());
     pixmap.encode_png().map_err(|e| e.to_string())
+}
+
+/// `GET /export/experiments/{slug}/rft.jsonl?run=&strategy=&count=&seed=`: the RFT selection of
+/// the page as JSON Lines (one selected rollout per line, [`crate::views::RftExportLine`]),
+/// streamed: rollouts are read by id in chunks while the body goes out, so memory stays flat.
+/// `x-caplens-selected` carries the number of lines.
+async fn export_rft(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let req = caplens_app::views::RftRequest::from_query(|k| query.get(k).cloned());
+    if !req.invalid.is_empty() {
+        return ApiError::bad_request(format!("invalid parameters: {}", req.invalid.join(", "))).into_response();
+    }
+    let export = match state.views.rft_export(&slug, &req).await {
+        Err(e) => return ApiError::from(e).into_response(),
+        Ok(None) => return ApiError::not_found(format!("no experiment “{slug}”")).into_response(),
+        Ok(Some(Err(why))) => return ApiError::bad_request(why).into_response(),
+        Ok(Some(Ok(export))) => export,
+    };
+    let selected = export.ids.len();
+    let filename = format!("{slug}-run{}-{}.jsonl", export.run_id, req.strategy.name().replace('+', "-"));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
+    let store = state.views.store().clone();
+    let strategy = req.strategy;
+    tokio::spawn(async move {
+        for chunk in export.ids.chunks(500) {
+            match store.rollouts_by_id(chunk).await {
+                Ok(rows) => {
+                    let mut text = String::new();
+                    for r in &rows {
+                        text.push_str(&crate::views::rft_export_line(r, &export.model, export.run_id, strategy));
+                        text.push('\n');
+                    }
+                    if tx.send(Ok(text.into())).await.is_err() {
+                        return; // the client went away
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "storage error while exporting an RFT selection");
+                    // Cut the body short: the client sees a failed download, not a silent partial file.
+                    let _ = tx.send(Err(std::io::Error::other("database error"))).await;
+                    return;
+                }
+            }
+        }
+    });
+    // poll_fn over the receiver may be polled again after it ended (the compression layer
+    // does), unlike `stream::unfold`, which panics then.
+    let mut rx = rx;
+    let body = axum::body::Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    (
+        [
+            (header::CONTENT_TYPE, "application/jsonl; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", filename.replace(['"', '\\'], "_"))),
+            (header::HeaderName::from_static("x-caplens-selected"), selected.to_string()),
+        ],
+        body,
+    )
+        .into_response()
 }

@@ -84,4 +84,7 @@ impl DataSource for StoreSource {
     fn dynamics_view(&self, slug: String, request: DynamicsRequest) -> BoxFuture<'_, Result<Option<DynamicsView>, DataError>> {
         Box::pin(async move { self.views.dynamics(&slug, request).await.map_err(user_error) })
     }
+    fn rft_view(&self, slug: String, request: RftRequest) -> BoxFuture<'_, Result<Option<RftView>, DataError>> {
+        Box::pin(async move { self.views.rft(&slug, request).await.map_err(user_error) })
+    }
 }
