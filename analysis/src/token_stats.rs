@@ -98,7 +98,7 @@ impl TraceTokens {
                 exact.iter().map(|&h| h as f64).collect(),
                 EntropyKind::Exact,
             ),
-            (None, Some(rows)) => {
+            (None, Some(rows)) if rows.iter().any(|row| !row.is_empty()) => {
                 let mut row_buf = Vec::new();
                 let entropies = rows
                     .iter()
@@ -110,7 +110,7 @@ impl TraceTokens {
                     .collect();
                 (entropies, EntropyKind::Truncated)
             }
-            (None, None) => (Vec::new(), EntropyKind::Missing),
+            _ => (Vec::new(), EntropyKind::Missing),
         };
         let texts: Vec<std::borrow::Cow<'_, str>> = trace
             .tokens()
@@ -673,6 +673,11 @@ mod tests {
         let none = TraceTokens::of(&trace(&["x"], None, &[]));
         assert_eq!(none.entropy_kind, EntropyKind::Missing);
         assert!(none.entropies.is_empty());
+        // Top-K rows that list nothing (a `null` row in an OpenAI response) give no entropy.
+        let empty_rows = trace(&["x"], None, &[])
+            .with_top_alternatives(vec![Vec::new()])
+            .unwrap();
+        assert_eq!(TraceTokens::of(&empty_rows).entropy_kind, EntropyKind::Missing);
     }
 
     #[test]
