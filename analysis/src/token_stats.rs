@@ -677,7 +677,10 @@ mod tests {
         let empty_rows = trace(&["x"], None, &[])
             .with_top_alternatives(vec![Vec::new()])
             .unwrap();
-        assert_eq!(TraceTokens::of(&empty_rows).entropy_kind, EntropyKind::Missing);
+        assert_eq!(
+            TraceTokens::of(&empty_rows).entropy_kind,
+            EntropyKind::Missing
+        );
     }
 
     #[test]

@@ -119,15 +119,15 @@ mod dynamics;
 mod traces;
 
 use caplens_analysis::rng::SplitMix64;
+use caplens_analysis::token_stats::TraceTokens;
 use caplens_analysis::tokens::{mean_finite, rollout_token_means};
-use caplens_analysis::trace::TokenTrace;
+use caplens_analysis::trace::{decode, encode, TokenTrace};
 use serde::Serialize;
 
 pub use dynamics::{
     law_accuracy, policy_entropy, DemoDynamics, CHECKPOINT_STEPS, DYNAMICS_EXPERIMENT_SLUG,
     ENTROPY_DECAY_STEPS, ENTROPY_END, ENTROPY_START, LAW_A, LAW_B,
 };
-
 
 /// Version of the generative model. Bump it whenever the output for a given config changes, so
 /// a stored demo says which generator made it.
@@ -270,7 +270,22 @@ pub struct DemoRollout {
     pub perplexity: Option<f64>,
     /// The token trace (step 8 of the module doc).
     #[serde(skip)]
-    pub trace: Option<TokenTrace>,
+    pub trace: Option<DemoTrace>,
+}
+
+/// A rollout's token trace as it is stored: the encoded bytes (CLTT) and the digest its run's
+/// token statistics need (kept instead of the decoded trace, which takes ten times the memory).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemoTrace {
+    pub encoded: Vec<u8>,
+    pub tokens: TraceTokens,
+}
+
+impl DemoTrace {
+    /// The decoded trace.
+    pub fn decode(&self) -> TokenTrace {
+        decode(&self.encoded).expect("the generator encodes valid traces")
+    }
 }
 
 impl DemoRollout {
@@ -302,21 +317,20 @@ impl DemoRollout {
         let as_f64 = |values: &[f32]| values.iter().map(|&x| Some(x as f64)).collect::<Vec<_>>();
         let entropies = trace.entropies().map(as_f64);
         let logprobs = as_f64(trace.logprobs());
-        let means = rollout_token_means(
-            entropies.as_deref(),
-            trace
-                .top_alternatives()
-                .map(|rows| rows.iter().map(|row| row.iter().map(|a| a.logprob as f64))),
-            Some(&logprobs),
-        );
+        // Without the top-K rows: they would only feed rollout_token_means' RBF, a lower bound
+        // that the exact RBF column replaces.
+        let no_rows: Option<std::iter::Empty<std::iter::Empty<f64>>> = None;
+        let means = rollout_token_means(entropies.as_deref(), no_rows, Some(&logprobs));
         self.mean_entropy = means.mean_entropy;
         self.perplexity = means.ppl;
-        // The exact RBF column, not rollout_token_means' top-K lower bound.
         self.mean_rbf = trace
             .rbf()
             .and_then(|r| mean_finite(&r.iter().map(|&x| x as f64).collect::<Vec<_>>()));
         self.token_count = trace.len() as u32;
-        self.trace = Some(trace);
+        self.trace = Some(DemoTrace {
+            encoded: encode(&trace),
+            tokens: TraceTokens::of(&trace),
+        });
     }
 }
 
@@ -352,8 +366,11 @@ pub fn generate_demo(config: &DemoConfig) -> DemoData {
                     let mut trace_rng =
                         SplitMix64::derive(config.seed, trace_stream(model, index, sample));
                     let [level_correct, level_incorrect] = profile.entropy_level;
-                    let level = if correct { level_correct } else { level_incorrect }
-                        * (0.8 + 0.4 * trace_rng.next_f64());
+                    let level = if correct {
+                        level_correct
+                    } else {
+                        level_incorrect
+                    } * (0.8 + 0.4 * trace_rng.next_f64());
                     // The chance that a continuation of this prefix ends correct.
                     let continuation = if correct { 0.5 + 0.5 * p } else { 0.6 * p };
                     let trace = traces::synthesize(
@@ -455,8 +472,16 @@ pub fn generate_demo(config: &DemoConfig) -> DemoData {
 /// Token count of a response: about four bytes per BPE token for English and LaTeX (rounded up),
 /// and one token per non-ASCII character (CJK ideographs are mostly single tokens).
 fn approx_token_count(text: &str) -> u32 {
-    let ascii = text.bytes().filter(u8::is_ascii).count();
-    let other = text.chars().filter(|c| !c.is_ascii()).count();
+    // One pass over the bytes: a non-ASCII character is one leading byte (>= 0xC0) and its
+    // continuation bytes (0x80..0xC0).
+    let (mut ascii, mut other) = (0usize, 0usize);
+    for b in text.bytes() {
+        if b < 0x80 {
+            ascii += 1;
+        } else if b >= 0xC0 {
+            other += 1;
+        }
+    }
     (ascii.div_ceil(4) + other) as u32
 }
 
@@ -1786,7 +1811,7 @@ mod tests {
                 .is_some_and(|a| verify(a, reference) == Verdict::Equal);
             assert_eq!(verdict_equal, rollout.correct, "{}", rollout.response);
             let expected_count = match &rollout.trace {
-                Some(trace) => trace.len() as u32,
+                Some(trace) => trace.tokens.len as u32,
                 None => approx_token_count(&rollout.response),
             };
             assert_eq!(rollout.token_count, expected_count);
@@ -1977,15 +2002,14 @@ mod tests {
         rollouts: &[DemoRollout],
         run: usize,
     ) -> caplens_analysis::token_stats::TokenStats {
-        use caplens_analysis::token_stats::{RolloutTokens, TokenStatsAccumulator, TraceTokens};
+        use caplens_analysis::token_stats::{RolloutTokens, TokenStatsAccumulator};
         let mut acc = TokenStatsAccumulator::new();
         for r in rollouts.iter().filter(|r| r.run == run) {
-            let digest = r.trace.as_ref().map(TraceTokens::of);
             acc.push_rollout(RolloutTokens {
                 correct: r.correct,
                 mean_entropy: r.mean_entropy,
                 ppl: r.perplexity,
-                trace: digest.as_ref(),
+                trace: r.trace.as_ref().map(|t| &t.tokens),
             });
         }
         acc.finish().expect("token data")
@@ -1996,23 +2020,46 @@ mod tests {
         let data = default_data();
         let traced = DemoConfig::default().traced_samples;
         for r in &data.rollouts {
-            assert_eq!(r.trace.is_some(), r.sample < traced, "{} {} {}", r.run, r.problem, r.sample);
+            assert_eq!(
+                r.trace.is_some(),
+                r.sample < traced,
+                "{} {} {}",
+                r.run,
+                r.problem,
+                r.sample
+            );
             assert_eq!(r.mean_entropy.is_some(), r.trace.is_some());
             assert_eq!(r.perplexity.is_some(), r.trace.is_some());
             let Some(t) = &r.trace else { continue };
+            assert_eq!(t.tokens, TraceTokens::of(&t.decode()));
+            let t = t.decode();
             assert_eq!(t.tokens().concat(), r.response.as_bytes());
             assert_eq!(t.impacts().is_some(), r.sample == 0);
             assert!(t.hidden_norms().is_some() && t.rbf().is_some());
             // The stored means are what an import computes from the same columns.
-            let mean: f64 = t.entropies().unwrap().iter().map(|&h| h as f64).sum::<f64>() / t.len() as f64;
+            let mean: f64 = t
+                .entropies()
+                .unwrap()
+                .iter()
+                .map(|&h| h as f64)
+                .sum::<f64>()
+                / t.len() as f64;
             assert!((r.mean_entropy.unwrap() - mean).abs() < 1e-9);
             assert!(r.perplexity.unwrap() >= 1.0 && r.mean_rbf.unwrap() >= 1.0);
         }
-        let fewer = generate_demo(&DemoConfig { traced_samples: 1, ..DemoConfig::default() });
-        for (a, b) in data.rollouts.iter().zip(&fewer.rollouts).filter(|(a, _)| a.sample == 0) {
+        let fewer = generate_demo(&DemoConfig {
+            traced_samples: 1,
+            ..DemoConfig::default()
+        });
+        for (a, b) in data
+            .rollouts
+            .iter()
+            .zip(&fewer.rollouts)
+            .filter(|(a, _)| a.sample == 0)
+        {
             assert_eq!(
-                caplens_analysis::trace::encode(a.trace.as_ref().unwrap()),
-                caplens_analysis::trace::encode(b.trace.as_ref().unwrap()),
+                a.trace.as_ref().unwrap().encoded,
+                b.trace.as_ref().unwrap().encoded,
                 "a trace does not depend on how many samples get one"
             );
         }
@@ -2022,21 +2069,43 @@ mod tests {
     #[test]
     fn token_level_shapes_follow_the_paper() {
         let data = default_data();
-        let stats: Vec<_> = (0..3).map(|run| run_token_stats(&data.rollouts, run)).collect();
-        let entropy: Vec<f64> = stats.iter().map(|s| s.mean_entropy.all.mean().unwrap()).collect();
-        assert!(entropy[BASE] > entropy[SFT] && entropy[SFT] > entropy[RL], "{entropy:?}");
+        let stats: Vec<_> = (0..3)
+            .map(|run| run_token_stats(&data.rollouts, run))
+            .collect();
+        let entropy: Vec<f64> = stats
+            .iter()
+            .map(|s| s.mean_entropy.all.mean().unwrap())
+            .collect();
+        assert!(
+            entropy[BASE] > entropy[SFT] && entropy[SFT] > entropy[RL],
+            "{entropy:?}"
+        );
         for (run, s) in stats.iter().enumerate() {
             assert_eq!(s.traced_rollouts, 4 * 80);
             assert_eq!(s.entropy_source.exact, 4 * 80);
             assert_eq!(s.entropy_source.max_top_k, 5);
-            let (c, i) = (s.mean_entropy.correct.mean().unwrap(), s.mean_entropy.incorrect.mean().unwrap());
+            let (c, i) = (
+                s.mean_entropy.correct.mean().unwrap(),
+                s.mean_entropy.incorrect.mean().unwrap(),
+            );
             assert!(i > c, "run {run}: incorrect entropy {i} <= correct {c}");
-            let (c, i) = (s.perplexity.mean.correct.mean().unwrap(), s.perplexity.mean.incorrect.mean().unwrap());
+            let (c, i) = (
+                s.perplexity.mean.correct.mean().unwrap(),
+                s.perplexity.mean.incorrect.mean().unwrap(),
+            );
             assert!(i > c, "run {run}: incorrect PPL {i} <= correct {c}");
             // U-shape: both ends above the middle.
-            let bins: Vec<f64> = s.position_entropy.summary().iter().map(|b| b.all_mean().unwrap()).collect();
+            let bins: Vec<f64> = s
+                .position_entropy
+                .summary()
+                .iter()
+                .map(|b| b.all_mean().unwrap())
+                .collect();
             let middle = bins[7..13].iter().sum::<f64>() / 6.0;
-            assert!(bins[0] > 1.3 * middle && bins[19] > 1.3 * middle, "run {run}: {bins:?}");
+            assert!(
+                bins[0] > 1.3 * middle && bins[19] > 1.3 * middle,
+                "run {run}: {bins:?}"
+            );
             // Late entropy is higher in incorrect responses.
             let late = &s.position_entropy.summary()[19];
             assert!(late.incorrect.mean().unwrap() > late.correct.mean().unwrap());
@@ -2052,11 +2121,14 @@ mod tests {
             semantic.merge(&s.categories.entropy.semantic_support);
         }
         let (meta, semantic) = (meta.mean().unwrap(), semantic.mean().unwrap());
-        assert!(meta > 1.2 * semantic, "metacognitive {meta} vs semantic {semantic}");
+        assert!(
+            meta > 1.2 * semantic,
+            "metacognitive {meta} vs semantic {semantic}"
+        );
         // Most tokens have low entropy; forking words have high entropy.
         let (mut all, mut forks) = (Vec::new(), Vec::new());
         for r in data.rollouts.iter().filter(|r| r.trace.is_some()) {
-            let t = r.trace.as_ref().unwrap();
+            let t = r.trace.as_ref().unwrap().decode();
             for (token, &h) in t.tokens().iter().zip(t.entropies().unwrap()) {
                 all.push(h);
                 if matches!(token.as_slice(), b"Wait" | b"So" | b" So" | b"Let" | b"Hmm") {
@@ -2068,15 +2140,30 @@ mod tests {
         let median = all[all.len() / 2];
         let fork_mean = forks.iter().sum::<f32>() / forks.len() as f32;
         let overall = all.iter().sum::<f32>() / all.len() as f32;
-        assert!(median < 0.6 * overall, "median {median} vs mean {overall}: most tokens are low-entropy");
-        assert!(fork_mean > 3.0 * overall, "forking tokens {fork_mean} vs mean {overall}");
+        assert!(
+            median < 0.6 * overall,
+            "median {median} vs mean {overall}: most tokens are low-entropy"
+        );
+        assert!(
+            fork_mean > 3.0 * overall,
+            "forking tokens {fork_mean} vs mean {overall}"
+        );
         // Interventions over all three runs: larger early than late, larger in high-PPL responses.
         let mut acc = caplens_analysis::token_stats::TokenStatsAccumulator::new();
         for run in 0..3 {
-            use caplens_analysis::token_stats::{RolloutTokens, TraceTokens};
-            for r in data.rollouts.iter().filter(|r| r.run == run && r.sample == 0) {
-                let d = TraceTokens::of(r.trace.as_ref().unwrap());
-                acc.push_rollout(RolloutTokens { correct: r.correct, mean_entropy: r.mean_entropy, ppl: r.perplexity, trace: Some(&d) });
+            use caplens_analysis::token_stats::RolloutTokens;
+            for r in data
+                .rollouts
+                .iter()
+                .filter(|r| r.run == run && r.sample == 0)
+            {
+                let d = &r.trace.as_ref().unwrap().tokens;
+                acc.push_rollout(RolloutTokens {
+                    correct: r.correct,
+                    mean_entropy: r.mean_entropy,
+                    ppl: r.perplexity,
+                    trace: Some(d),
+                });
             }
         }
         let iv = acc.finish().unwrap().interventions.unwrap();
@@ -2090,46 +2177,80 @@ mod tests {
             }
             sum / n as f64
         };
-        let (early, late) = (mean_abs(&iv.by_position[..10]), mean_abs(&iv.by_position[10..]));
+        let (early, late) = (
+            mean_abs(&iv.by_position[..10]),
+            mean_abs(&iv.by_position[10..]),
+        );
         assert!(early > late, "early |I| {early} vs late {late}");
         let g = iv.by_ppl_group.unwrap();
-        assert!(g.high.mean_abs_impact.unwrap() > g.low.mean_abs_impact.unwrap(), "{g:?}");
-        assert!(g.low.mean_impact.unwrap() > 0.0, "swapping a token mostly hurts");
+        assert!(
+            g.high.mean_abs_impact.unwrap() > g.low.mean_abs_impact.unwrap(),
+            "{g:?}"
+        );
+        assert!(
+            g.low.mean_impact.unwrap() > 0.0,
+            "swapping a token mostly hurts"
+        );
     }
 
     /// Item 7 and 8 on the checkpoints: the law's a and b come back from a fit, and the
     /// rising -> plateau transition is found.
     #[test]
     fn checkpoints_follow_the_entropy_reward_law() {
-        use caplens_analysis::dynamics::{detect_transition, fit_entropy_reward, LawStatus, DEFAULT_MIN_SEGMENT};
+        use caplens_analysis::dynamics::{
+            detect_transition, fit_entropy_reward, LawStatus, DEFAULT_MIN_SEGMENT,
+        };
         let data = default_data();
         let dynamics = data.dynamics.as_ref().expect("dynamics experiment");
         assert_eq!(dynamics.experiment.slug, DYNAMICS_EXPERIMENT_SLUG);
         assert_eq!(dynamics.models.len(), CHECKPOINT_STEPS.len());
-        assert!(dynamics.models.iter().all(|m| m.stage == "rl" && m.parent.as_deref() == Some("demo-sft-7b")));
+        assert!(dynamics
+            .models
+            .iter()
+            .all(|m| m.stage == "rl" && m.parent.as_deref() == Some("demo-sft-7b")));
         assert_eq!(dynamics.rollouts.len(), 12 * 80 * 16);
         let mut law_points = Vec::new();
         let mut accuracy_points = Vec::new();
         let mut gaps = Vec::new();
         for (run, &step) in CHECKPOINT_STEPS.iter().enumerate() {
-            let rollouts: Vec<&DemoRollout> = dynamics.rollouts.iter().filter(|r| r.run == run).collect();
+            let rollouts: Vec<&DemoRollout> =
+                dynamics.rollouts.iter().filter(|r| r.run == run).collect();
             assert!(rollouts.iter().all(|r| r.mean_entropy.is_some()));
-            assert!(rollouts.iter().all(|r| r.trace.is_some() == (r.sample == 0)));
-            let entropy = rollouts.iter().map(|r| r.mean_entropy.unwrap()).sum::<f64>() / rollouts.len() as f64;
-            let accuracy = rollouts.iter().filter(|r| r.correct).count() as f64 / rollouts.len() as f64;
-            assert!((entropy - policy_entropy(step)).abs() < 0.03, "step {step}: {entropy}");
+            assert!(rollouts
+                .iter()
+                .all(|r| r.trace.is_some() == (r.sample == 0)));
+            let entropy = rollouts
+                .iter()
+                .map(|r| r.mean_entropy.unwrap())
+                .sum::<f64>()
+                / rollouts.len() as f64;
+            let accuracy =
+                rollouts.iter().filter(|r| r.correct).count() as f64 / rollouts.len() as f64;
+            assert!(
+                (entropy - policy_entropy(step)).abs() < 0.03,
+                "step {step}: {entropy}"
+            );
             law_points.push((entropy, accuracy));
             accuracy_points.push((step as f64, accuracy));
             let s = run_token_stats(&dynamics.rollouts, run);
-            let (pos, neg) = (s.mean_entropy.correct.mean().unwrap(), s.mean_entropy.incorrect.mean().unwrap());
+            let (pos, neg) = (
+                s.mean_entropy.correct.mean().unwrap(),
+                s.mean_entropy.incorrect.mean().unwrap(),
+            );
             assert!(neg > pos, "step {step}: negatives {neg} <= positives {pos}");
             gaps.push((pos, neg));
         }
         let (first, last) = (gaps[0], gaps[gaps.len() - 1]);
-        assert!(first.1 - last.1 > first.0 - last.0, "negatives lose entropy faster: {gaps:?}");
+        assert!(
+            first.1 - last.1 > first.0 - last.0,
+            "negatives lose entropy faster: {gaps:?}"
+        );
         let fit = fit_entropy_reward(&law_points).unwrap();
         assert_eq!(fit.status, LawStatus::Holds);
-        assert!((fit.a - LAW_A).abs() < 0.06 && (fit.b - LAW_B).abs() < 0.06, "{fit:?}");
+        assert!(
+            (fit.a - LAW_A).abs() < 0.06 && (fit.b - LAW_B).abs() < 0.06,
+            "{fit:?}"
+        );
         assert!(fit.r_squared.unwrap() > 0.95, "{fit:?}");
         let t = detect_transition(&accuracy_points, DEFAULT_MIN_SEGMENT).unwrap();
         assert!((50.0..=250.0).contains(&t.step), "{t:?}");

@@ -15,9 +15,10 @@ use std::collections::HashMap;
 
 use caplens_analysis::quality::QualityChecks;
 use caplens_analysis::rollup::RunRollup;
-use caplens_analysis::token_stats::{RolloutTokens, TokenStatsAccumulator, TraceTokens};
-use caplens_analysis::trace::encode;
-use generate::{generate_demo, DemoConfig, DemoData, DemoExperiment, DemoModel, DemoRollout, DemoRun};
+use caplens_analysis::token_stats::{RolloutTokens, TokenStatsAccumulator};
+use generate::{
+    generate_demo, DemoConfig, DemoData, DemoExperiment, DemoModel, DemoRollout, DemoRun,
+};
 
 use crate::{
     error::StoreError,
@@ -73,7 +74,10 @@ pub async fn reset_demo(store: &Store, config: &DemoConfig) -> Result<DemoLoaded
     .await;
     match result {
         Ok((loaded, old_packs)) => {
-            let stale: Vec<String> = old_packs.into_iter().filter(|k| !packs.contains(k)).collect();
+            let stale: Vec<String> = old_packs
+                .into_iter()
+                .filter(|k| !packs.contains(k))
+                .collect();
             delete_packs(store, &stale).await;
             Ok(loaded)
         }
@@ -259,7 +263,8 @@ async fn store_demo(
     let mut experiment_ids = Vec::new();
     for parts in dynamics.iter().chain(std::iter::once(&main)) {
         let e = parts.experiment;
-        experiment_ids.push(catalog::insert_experiment(tx, &e.slug, &e.name, &e.description, true).await?);
+        experiment_ids
+            .push(catalog::insert_experiment(tx, &e.slug, &e.name, &e.description, true).await?);
     }
     let mut loaded = DemoLoaded {
         slug: data.experiment.slug.clone(),
@@ -348,15 +353,17 @@ async fn store_runs(
                 .problem(r.problem)
                 .push_rollout(Some(r.sample as u64), r.correct, r.answer.as_deref())
                 .map_err(|e| StoreError::Invalid(format!("demo generator: {e}")))?;
-            rollup
-                .totals
-                .push(Some((&r.response, checks)), r.mean_entropy, r.mean_rbf, r.perplexity);
-            let digest = r.trace.as_ref().map(TraceTokens::of);
+            rollup.totals.push(
+                Some((&r.response, checks)),
+                r.mean_entropy,
+                r.mean_rbf,
+                r.perplexity,
+            );
             token_stats.push_rollout(RolloutTokens {
                 correct: r.correct,
                 mean_entropy: r.mean_entropy,
                 ppl: r.perplexity,
-                trace: digest.as_ref(),
+                trace: r.trace.as_ref().map(|t| &t.tokens),
             });
             let range = match &r.trace {
                 Some(trace) => {
@@ -364,7 +371,8 @@ async fn store_runs(
                         shared.packs.push(pack_key.clone());
                         pack = Some(shared.store.blobs.create_pack(&pack_key)?);
                     }
-                    let (offset, length) = pack.as_mut().expect("created").append(&encode(trace))?;
+                    let (offset, length) =
+                        pack.as_mut().expect("created").append(&trace.encoded)?;
                     loaded.traced_rollouts += 1;
                     Some((pack_key.as_str(), offset as i64, length as i64))
                 }
@@ -399,12 +407,14 @@ async fn store_runs(
         let token_stats = token_stats
             .finish()
             .map(|t| serde_json::to_string(&t).expect("token stats serialise"));
-        db(sqlx::query("UPDATE runs SET aggregates = $1, token_stats = $2 WHERE id = $3")
-            .bind(serde_json::to_string(&rollup.aggregates()).expect("aggregates serialise"))
-            .bind(token_stats)
-            .bind(run_id)
-            .execute(&mut **tx)
-            .await)?;
+        db(
+            sqlx::query("UPDATE runs SET aggregates = $1, token_stats = $2 WHERE id = $3")
+                .bind(serde_json::to_string(&rollup.aggregates()).expect("aggregates serialise"))
+                .bind(token_stats)
+                .bind(run_id)
+                .execute(&mut **tx)
+                .await,
+        )?;
         loaded.runs += 1;
         loaded.rollouts += rollouts.len();
     }
@@ -445,4 +455,3 @@ pub fn write_native_jsonl(data: &DemoData, out: &mut dyn std::io::Write) -> std:
     }
     Ok(data.rollouts.len())
 }
-

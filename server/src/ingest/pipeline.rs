@@ -582,8 +582,8 @@ enum PreparedKind {
         token_count: Option<i64>,
         means: RolloutTokenMeans,
         trace: Option<Vec<u8>>,
-        /// What the run's token statistics need from the trace.
-        tokens: Option<TraceTokens>,
+        /// What the run's token statistics need from the trace (boxed: most rows have none).
+        tokens: Option<Box<TraceTokens>>,
     },
 }
 
@@ -689,7 +689,7 @@ fn prepare(record: RolloutRecord, file_index: usize, regrade: bool) -> Result<(P
                         Some(&t.logprobs),
                     );
                     let trace = token_trace(t).map_err(|m| (line, "tokens", m))?;
-                    let digest = TraceTokens::of(&trace);
+                    let digest = Box::new(TraceTokens::of(&trace));
                     let encoded = encode(&trace);
                     bytes += encoded.len() + digest.entropies.len() * 8;
                     (means, Some(encoded), Some(digest), Some(t.tokens.len() as i64))
@@ -973,7 +973,7 @@ impl<'a> Writer<'a> {
                     correct,
                     mean_entropy: means.mean_entropy,
                     ppl: means.ppl,
-                    trace: tokens.as_ref(),
+                    trace: tokens.as_deref(),
                 });
                 let trace = match trace {
                     Some(bytes) => {

@@ -60,13 +60,14 @@ pub(super) fn det_ln(x: f64) -> f64 {
 }
 
 /// `e^x` for `|x| < 700`: `x = k ln 2 + r`, `|r| <= ln 2 / 2` (ln 2 in two parts, fdlibm's, so
-/// `k * LN2_HI` is exact), `e^r` by its Taylor series (22 terms), times `2^k` built from bits.
+/// `k * ln2_hi` is exact), `e^r` by its Taylor series (22 terms), times `2^k` built from bits.
 pub(super) fn det_exp(x: f64) -> f64 {
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    // fdlibm's ln2_hi (its last 32 bits zero) and ln2_lo, bit for bit.
+    let ln2_hi = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    let ln2_lo = f64::from_bits(0x3dea_39ef_3579_3c76);
     assert!(x.abs() < 700.0, "det_exp of {x}");
     let k = (x / std::f64::consts::LN_2).round();
-    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let r = (x - k * ln2_hi) - k * ln2_lo;
     let mut series = 1.0;
     for i in (1..=22).rev() {
         series = 1.0 + series * r / i as f64;
