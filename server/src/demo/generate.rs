@@ -22,7 +22,8 @@
 //!   numbers have high entropy; entropy over relative position is U-shaped, and higher late in
 //!   incorrect responses;
 //! - incorrect rollouts have higher mean entropy and perplexity than correct ones, and mean
-//!   entropy falls base > sft > rl;
+//!   entropy falls base > sft > rl, while the rollout branching factor is highest for sft (SFT
+//!   raises it, RL does not: fig. 1d);
 //! - intervention impacts are larger at high-entropy tokens, early in a response and in
 //!   high-PPL responses;
 //! - over RL checkpoints, entropy falls, accuracy rises fast then plateaus along
@@ -69,19 +70,26 @@
 //!      pieces of 5), punctuation in runs of at most 2, one token per CJK character. The tokens
 //!      concatenate to the response exactly.
 //!    - *Distributions*: every position has a "full" next-token distribution over a vocabulary
-//!      of 152,064 from a one-parameter family: top token `1 - r`, four runners-up sharing
-//!      `0.9 r` (50/22/17/11 %), and a tail of `0.1 r` (70 % spread over 40 tokens, 30 % over
-//!      all the rest), `r` in [0.0004, 0.8804]. Its exact entropy (0.005 to 2.2 nats) and RBF at
-//!      top-p 0.95 are stored, so the exact entropy is at least the top-5 bucket estimate and the
-//!      exact RBF at least the top-5 lower bound (`caplens_analysis::tokens`).
+//!      of 152,064 from one of two one-parameter families (`traces::Shape`): top token `1 - r`,
+//!      four runners-up, 10 or 40 "tier A" tail tokens and all the rest, each group an even
+//!      share of its part of r. The *broad* family (sft) gives 90 % of r to the runners-up
+//!      (50/22/17/11 %) and 7 % to 40 tail tokens: many candidates, a high RBF for its entropy;
+//!      the *peaked* family (base, rl, checkpoints) gives 94.4 % to steeper runners-up
+//!      (70/15/10/5 %) and 5.2 % to the far tail: entropy without candidates, a low RBF (so
+//!      mean RBF goes sft > base > rl, paper fig. 1d, while mean entropy goes base > sft > rl).
+//!      The tail never holds 5 % of the mass, so the nucleus stays among the first 45 tokens.
+//!      Exact entropy (0.005 to about 2 nats) and RBF at top-p 0.95 are stored, so the exact
+//!      entropy is at least the top-5 bucket estimate and the exact RBF at least the top-5 lower
+//!      bound (`caplens_analysis::tokens`).
 //!    - *Entropy shape*: each token gets a weight — forking words (Wait, So, Let, However,
 //!      Therefore...) 5, a number right after `=`, `\boxed`, "gives"... 3.5, a capitalised word
 //!      1.6, a newline 1, other words 0.6, punctuation 0.35, the later pieces of a split word
 //!      0.08 — times a U-shaped position factor `0.8 + 1.2 (2l - 1)^4` (plus `0.6 l^4` in
-//!      incorrect responses), times noise `0.3 + 1.4 u^2`. The weights are scaled so that the
-//!      rollout's mean token entropy is its level — per model and verdict (base 0.62 / 0.85,
-//!      sft 0.48 / 0.66, rl 0.24 / 0.36 nats for correct / incorrect) times `0.8 + 0.4 u` — and
-//!      each token gets the family member of its target entropy.
+//!      incorrect responses), times noise `0.15 + 1.8 u^3`. The weights are scaled so that the
+//!      rollout's mean token entropy is its level — per model and verdict (base 0.52 / 0.72,
+//!      sft 0.42 / 0.58, rl 0.22 / 0.33 nats for correct / incorrect) times `0.8 + 0.4 u` — and
+//!      each token gets the family member of its target entropy (targets beyond the family's
+//!      maximum are clamped and the other tokens rescaled).
 //!    - *Sampled token*: one of the five listed, drawn with weights `p^2` (sampling at
 //!      temperature 0.5 among them); the others get plausible alternatives (other forking
 //!      words, common words, other digits, LaTeX commands, punctuation). The top-5 list is
@@ -89,8 +97,9 @@
 //!    - *Hidden-state norm*: about 80, plus 6 per nat of entropy, plus noise.
 //!    - *Interventions* (sample 0 only): at the 3 highest-entropy positions, I_t = (kept -
 //!      swapped) / 32, where 32 continuations from each prefix succeed with the original chance
-//!      (from the model's solve probability and the verdict) or a chance moved by
-//!      `0.14 H_t (1.5 - l) f(PPL)`, for the worse with probability 0.7.
+//!      (the model's solve probability, clamped to [0.15, 0.85]) or a chance moved by
+//!      `0.16 H_t (1.5 - l) f(PPL)`, `f = clamp(0.4 + 6 (PPL - 1), 0.4, 2)`, for the worse with
+//!      probability 0.7.
 //!    - *Per-rollout means*: `mean_entropy` and `perplexity` by
 //!      `caplens_analysis::tokens::rollout_token_means` over the stored columns (as imports do);
 //!      `mean_rbf` is the mean of the exact RBF column (the top-K RBF would be a lower bound).
@@ -371,14 +380,13 @@ pub fn generate_demo(config: &DemoConfig) -> DemoData {
                     } else {
                         level_incorrect
                     } * (0.8 + 0.4 * trace_rng.next_f64());
-                    // The chance that a continuation of this prefix ends correct.
-                    let continuation = if correct { 0.5 + 0.5 * p } else { 0.6 * p };
                     let trace = traces::synthesize(
                         &traces::TraceSpec {
                             response: &rollout.response,
                             correct,
                             level,
-                            intervention_accuracy: (sample == 0).then_some(continuation),
+                            shape: profile.token_shape,
+                            intervention_accuracy: (sample == 0).then_some(p),
                         },
                         &mut trace_rng,
                     );
@@ -1181,6 +1189,8 @@ struct ModelProfile {
     style: Style,
     /// Mean token entropy (nats) of a correct and of an incorrect rollout, before noise.
     entropy_level: [f64; 2],
+    /// The family of its next-token distributions.
+    token_shape: traces::Shape,
 }
 
 const PROFILES: [ModelProfile; 3] = [
@@ -1199,7 +1209,8 @@ const PROFILES: [ModelProfile; 3] = [
         cjk_rate: 0.03,
         loop_rate: 0.05,
         style: Style::Terse,
-        entropy_level: [0.62, 0.85],
+        entropy_level: [0.52, 0.72],
+        token_shape: traces::Shape::Peaked,
     },
     ModelProfile {
         name: "demo-sft-7b",
@@ -1216,7 +1227,8 @@ const PROFILES: [ModelProfile; 3] = [
         cjk_rate: 0.015,
         loop_rate: 0.02,
         style: Style::Reflective,
-        entropy_level: [0.48, 0.66],
+        entropy_level: [0.42, 0.58],
+        token_shape: traces::Shape::Broad,
     },
     ModelProfile {
         name: "demo-rl-7b",
@@ -1233,7 +1245,8 @@ const PROFILES: [ModelProfile; 3] = [
         cjk_rate: 0.005,
         loop_rate: 0.005,
         style: Style::Numbered,
-        entropy_level: [0.24, 0.36],
+        entropy_level: [0.22, 0.33],
+        token_shape: traces::Shape::Peaked,
     },
 ];
 
@@ -2079,6 +2092,21 @@ mod tests {
         assert!(
             entropy[BASE] > entropy[SFT] && entropy[SFT] > entropy[RL],
             "{entropy:?}"
+        );
+        let rbf: Vec<f64> = (0..3)
+            .map(|run| {
+                let values: Vec<f64> = data
+                    .rollouts
+                    .iter()
+                    .filter(|r| r.run == run)
+                    .filter_map(|r| r.mean_rbf)
+                    .collect();
+                values.iter().sum::<f64>() / values.len() as f64
+            })
+            .collect();
+        assert!(
+            rbf[SFT] > rbf[BASE] && rbf[BASE] > rbf[RL],
+            "SFT raises the RBF, RL does not: {rbf:?}"
         );
         for (run, s) in stats.iter().enumerate() {
             assert_eq!(s.traced_rollouts, 4 * 80);

@@ -103,6 +103,7 @@ fn checkpoint_profile(checkpoint: usize) -> ModelProfile {
             Style::Numbered
         },
         entropy_level: rl.entropy_level,
+        token_shape: rl.token_shape,
     }
 }
 
@@ -157,6 +158,7 @@ pub(super) fn generate_dynamics(
                             response: &rollout.response,
                             correct,
                             level,
+                            shape: profile.token_shape,
                             intervention_accuracy: None,
                         },
                         &mut trace_rng,

@@ -1,6 +1,7 @@
 //! Synthetic token traces of demo rollouts (step 8 of the generator's module doc): a pretend
-//! tokenizer, a one-parameter family of "full" next-token distributions, and the entropy shape
-//! of paper section 3 laid over a response. Pure and deterministic like the rest of `generate`.
+//! tokenizer, two one-parameter families of "full" next-token distributions, and the entropy
+//! shape of paper section 3 laid over a response. Pure and deterministic like the rest of
+//! `generate`.
 
 use caplens_analysis::rng::SplitMix64;
 use caplens_analysis::trace::{PositionImpact, TokenTrace, TopAlternative};
@@ -10,19 +11,12 @@ use std::sync::OnceLock;
 pub(super) const VOCAB: usize = 152_064;
 /// Alternatives listed per position, as a server returns with `top_logprobs = 5`.
 pub(super) const LISTED: usize = 5;
-/// The tail of a distribution: `TIER_A` tokens share 70 % of the unlisted mass evenly, the
-/// remaining `VOCAB - LISTED - TIER_A` tokens share the other 30 % evenly.
-const TIER_A: usize = 40;
-const TIER_B: usize = VOCAB - LISTED - TIER_A;
 /// Nucleus mass of the RBF and the slack of `caplens_analysis::tokens` (same rule).
 const TOP_P: f64 = 0.95;
 const NUCLEUS_SLACK: f64 = 1e-12;
-/// Spread r = 1 - p(top token) ranges over [SPREAD_MIN, SPREAD_MIN + SPREAD_RANGE].
+/// The spread r = 1 - p(top token) starts here.
 const SPREAD_MIN: f64 = 0.0004;
-const SPREAD_RANGE: f64 = 0.88;
-/// Shares of the listed runners-up in 90 % of the spread (the other 10 % is the tail).
-const RUNNER_UP_SHARES: [f64; 4] = [0.5, 0.22, 0.17, 0.11];
-/// Points of the spread -> entropy table used to invert the family.
+/// Points of the spread -> entropy table used to invert a family.
 const TABLE_STEPS: usize = 1024;
 /// Continuations per side of an intervention (eq. 6's k).
 pub(super) const INTERVENTION_CONTINUATIONS: u32 = 32;
@@ -76,9 +70,73 @@ pub(super) fn det_exp(x: f64) -> f64 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The distribution family
+// The distribution families
 
-/// One position's full next-token distribution, in the closed form of the family.
+/// How a model spreads its next-token probability beyond the top token. Both keep the unlisted
+/// tail below 5 % of the mass, so the top-p 0.95 nucleus never reaches the far tail (tier B).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shape {
+    /// Runners-up 50/22/17/11 % of 90 % of the spread; 7 % over 40 tail tokens (tier A), 3 %
+    /// over all the rest (tier B). Many plausible candidates: a high RBF for its entropy (the
+    /// sft model, paper fig. 1d).
+    Broad,
+    /// Runners-up 70/15/10/5 % of 94.4 %; 0.4 % over 10 tokens, 5.2 % over all the rest. Much
+    /// of the entropy sits in a long thin tail: a low RBF for its entropy (base and rl).
+    Peaked,
+}
+
+struct ShapeParams {
+    runner_up_shares: [f64; 4],
+    /// Fractions of the spread r held by tier A and tier B.
+    tier_a_share: f64,
+    tier_b_share: f64,
+    tier_a_count: usize,
+    /// r ranges over [SPREAD_MIN, SPREAD_MIN + spread_range], where entropy rises with r.
+    spread_range: f64,
+}
+
+const BROAD: ShapeParams = ShapeParams {
+    runner_up_shares: [0.5, 0.22, 0.17, 0.11],
+    tier_a_share: 0.07,
+    tier_b_share: 0.03,
+    tier_a_count: 40,
+    spread_range: 0.88,
+};
+
+const PEAKED: ShapeParams = ShapeParams {
+    runner_up_shares: [0.7, 0.15, 0.1, 0.05],
+    tier_a_share: 0.004,
+    tier_b_share: 0.052,
+    tier_a_count: 10,
+    spread_range: 0.8,
+};
+
+impl Shape {
+    fn params(self) -> &'static ShapeParams {
+        match self {
+            Shape::Broad => &BROAD,
+            Shape::Peaked => &PEAKED,
+        }
+    }
+
+    /// Entropy of the family at `u = i / TABLE_STEPS`, computed once per process (with
+    /// `det_ln`, so every platform builds the same table).
+    fn entropy_table(self) -> &'static [f64] {
+        static BROAD_TABLE: OnceLock<Vec<f64>> = OnceLock::new();
+        static PEAKED_TABLE: OnceLock<Vec<f64>> = OnceLock::new();
+        let table = match self {
+            Shape::Broad => &BROAD_TABLE,
+            Shape::Peaked => &PEAKED_TABLE,
+        };
+        table.get_or_init(|| {
+            (0..=TABLE_STEPS)
+                .map(|i| distribution(self, i as f64 / TABLE_STEPS as f64).entropy)
+                .collect()
+        })
+    }
+}
+
+/// One position's full next-token distribution, in the closed form of its family.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Distribution {
     /// The five most probable tokens' probabilities, descending.
@@ -95,21 +153,23 @@ pub(super) struct Distribution {
     pub rbf: u32,
 }
 
-/// The distribution of spread parameter `u` in [0, 1]: top token `1 - r`, runners-up
-/// `0.9 r * RUNNER_UP_SHARES`, tail `0.1 r` over tiers A and B, with `r = 0.0004 + 0.88 u`.
-/// Entropy rises with u (it would peak near r = 0.89), from about 0.005 to 2.2 nats.
-pub(super) fn distribution(u: f64) -> Distribution {
-    let r = SPREAD_MIN + SPREAD_RANGE * u.clamp(0.0, 1.0);
+/// The distribution of spread parameter `u` in [0, 1] of a family: top token `1 - r`, the
+/// runners-up, tier A and tier B their shares of r (see [`Shape`]), `r = 0.0004 + range u`.
+/// Entropy rises with u: from about 0.005 nats to 2.2 (broad) or 1.87 (peaked).
+pub(super) fn distribution(shape: Shape, u: f64) -> Distribution {
+    let p = shape.params();
+    let r = SPREAD_MIN + p.spread_range * u.clamp(0.0, 1.0);
+    let runners = (1.0 - p.tier_a_share - p.tier_b_share) * r;
     let mut listed = [1.0 - r, 0.0, 0.0, 0.0, 0.0];
-    for (slot, share) in listed[1..].iter_mut().zip(RUNNER_UP_SHARES) {
-        *slot = 0.9 * r * share;
+    for (slot, share) in listed[1..].iter_mut().zip(p.runner_up_shares) {
+        *slot = runners * share;
     }
     listed.sort_by(|a, b| b.total_cmp(a));
-    let tail = 0.1 * r;
-    let tier_a = 0.7 * tail / TIER_A as f64;
-    let tier_b = 0.3 * tail / TIER_B as f64;
+    let (mass_a, mass_b) = (p.tier_a_share * r, p.tier_b_share * r);
+    let tier_a = mass_a / p.tier_a_count as f64;
+    let tier_b = mass_b / (VOCAB - LISTED - p.tier_a_count) as f64;
     let listed_ln = listed.map(det_ln);
-    let mut entropy = -(0.7 * tail) * det_ln(tier_a) - (0.3 * tail) * det_ln(tier_b);
+    let mut entropy = -mass_a * det_ln(tier_a) - mass_b * det_ln(tier_b);
     for (p, lp) in listed.iter().zip(&listed_ln) {
         entropy -= p * lp;
     }
@@ -126,11 +186,11 @@ pub(super) fn distribution(u: f64) -> Distribution {
     }
     let rbf = rbf.unwrap_or_else(|| {
         let from_a = ((target - cumulative) / tier_a).ceil() as usize;
-        if from_a <= TIER_A {
+        if from_a <= p.tier_a_count {
             LISTED + from_a
         } else {
-            let rest = target - cumulative - TIER_A as f64 * tier_a;
-            LISTED + TIER_A + (rest / tier_b).ceil() as usize
+            let rest = target - cumulative - p.tier_a_count as f64 * tier_a;
+            LISTED + p.tier_a_count + (rest / tier_b).ceil() as usize
         }
     });
     Distribution {
@@ -143,27 +203,16 @@ pub(super) fn distribution(u: f64) -> Distribution {
     }
 }
 
-/// Entropy of the family at `u = i / TABLE_STEPS`, computed once per process (with `det_ln`,
-/// so every platform builds the same table).
-fn entropy_table() -> &'static [f64] {
-    static TABLE: OnceLock<Vec<f64>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        (0..=TABLE_STEPS)
-            .map(|i| distribution(i as f64 / TABLE_STEPS as f64).entropy)
-            .collect()
-    })
-}
-
-/// The smallest and largest entropy the family can have.
-pub(super) fn entropy_range() -> (f64, f64) {
-    let t = entropy_table();
+/// The smallest and largest entropy a family can have.
+pub(super) fn entropy_range(shape: Shape) -> (f64, f64) {
+    let t = shape.entropy_table();
     (t[0], t[TABLE_STEPS])
 }
 
 /// The spread `u` whose distribution has (about) entropy `h`: linear interpolation in the
-/// table, clamped to the family's range.
-pub(super) fn spread_for_entropy(h: f64) -> f64 {
-    let t = entropy_table();
+/// family's table, clamped to its range.
+pub(super) fn spread_for_entropy(shape: Shape, h: f64) -> f64 {
+    let t = shape.entropy_table();
     if h <= t[0] {
         return 0.0;
     }
@@ -386,21 +435,21 @@ fn position_weight(l: f64, correct: bool) -> f64 {
 fn target_entropies(
     pieces: &[Piece],
     text: &str,
-    level: f64,
-    correct: bool,
+    spec: &TraceSpec<'_>,
     rng: &mut SplitMix64,
 ) -> Vec<f64> {
+    let (level, correct) = (spec.level, spec.correct);
     let len = pieces.len();
     let weights: Vec<f64> = (0..len)
         .map(|i| {
             let l = (i as f64 + 0.5) / len as f64;
             let u = rng.next_f64();
             // Heavy-ish noise: most tokens get a small share, a few a large one.
-            let noise = 0.3 + 1.4 * u * u;
+            let noise = 0.15 + 1.8 * u * u * u;
             base_weight(pieces, text, i) * position_weight(l, correct) * noise
         })
         .collect();
-    let (lo, hi) = entropy_range();
+    let (lo, hi) = entropy_range(spec.shape);
     let mut targets = weights.clone();
     let mut scale = level * len as f64 / weights.iter().sum::<f64>();
     for _ in 0..2 {
@@ -528,6 +577,8 @@ pub(super) struct TraceSpec<'a> {
     pub correct: bool,
     /// Target mean token entropy of the rollout (nats).
     pub level: f64,
+    /// The model's distribution family.
+    pub shape: Shape,
     /// With `Some(p)`, store intervention impacts at the highest-entropy positions; `p` is the
     /// chance that a continuation of the original prefix ends correct.
     pub intervention_accuracy: Option<f64>,
@@ -538,7 +589,7 @@ pub(super) struct TraceSpec<'a> {
 /// full distribution, hidden-state norms, and optionally intervention impacts.
 pub(super) fn synthesize(spec: &TraceSpec<'_>, rng: &mut SplitMix64) -> TokenTrace {
     let pieces = split_tokens(spec.response);
-    let targets = target_entropies(&pieces, spec.response, spec.level, spec.correct, rng);
+    let targets = target_entropies(&pieces, spec.response, spec, rng);
     let n = pieces.len();
     let mut tokens = Vec::with_capacity(n);
     let mut logprobs = Vec::with_capacity(n);
@@ -549,7 +600,7 @@ pub(super) fn synthesize(spec: &TraceSpec<'_>, rng: &mut SplitMix64) -> TokenTra
     let mut nll = 0.0;
     for (piece, &target) in pieces.iter().zip(&targets) {
         let text = &spec.response[piece.start..piece.end];
-        let d = distribution(spread_for_entropy(target));
+        let d = distribution(spec.shape, spread_for_entropy(spec.shape, target));
         // The sampled rank, drawn with weights p^2 (sampling at temperature 0.5 among the five).
         let weights = d.listed.map(|p| p * p);
         let mut x = rng.next_f64() * weights.iter().sum::<f64>();
@@ -614,14 +665,15 @@ fn interventions(
     order.sort_by(|&a, &b| entropies[b].total_cmp(&entropies[a]).then(a.cmp(&b)));
     let mut positions: Vec<usize> = order.into_iter().take(INTERVENTIONS_PER_ROLLOUT).collect();
     positions.sort_unstable();
-    let ppl_factor = (0.5 + 2.5 * (ppl - 1.0)).clamp(0.5, 1.5);
-    let original = accuracy.clamp(0.03, 0.97);
+    let ppl_factor = (0.4 + 6.0 * (ppl - 1.0)).clamp(0.4, 2.0);
+    // Mid-range, so moves either way show (at 0 or 1 only one direction could).
+    let original = accuracy.clamp(0.15, 0.85);
     let k = INTERVENTION_CONTINUATIONS;
     positions
         .into_iter()
         .map(|t| {
             let l = (t as f64 + 0.5) / len as f64;
-            let shift = 0.14 * entropies[t] as f64 * (1.5 - l) * ppl_factor;
+            let shift = 0.16 * entropies[t] as f64 * (1.5 - l) * ppl_factor;
             let worse = rng.bernoulli(0.7);
             let substitute = if worse {
                 original - shift
@@ -667,34 +719,48 @@ mod tests {
     }
 
     #[test]
-    fn the_family_is_normalised_ordered_and_monotone() {
-        let mut previous = -1.0;
-        for i in 0..=200 {
-            let u = i as f64 / 200.0;
-            let d = distribution(u);
-            let mass: f64 =
-                d.listed.iter().sum::<f64>() + TIER_A as f64 * d.tier_a + TIER_B as f64 * d.tier_b;
-            assert!((mass - 1.0).abs() < 1e-12, "{u}: mass {mass}");
-            assert!(d.listed.windows(2).all(|w| w[0] >= w[1]));
-            assert!(d.tier_a <= d.listed[4] && d.tier_b <= d.tier_a);
-            assert!(d.entropy > previous, "entropy rises with u");
-            previous = d.entropy;
-            assert!(d.rbf >= 1);
+    fn the_families_are_normalised_ordered_and_monotone() {
+        for shape in [Shape::Broad, Shape::Peaked] {
+            let p = shape.params();
+            let mut previous = -1.0;
+            for i in 0..=200 {
+                let u = i as f64 / 200.0;
+                let d = distribution(shape, u);
+                let mass: f64 = d.listed.iter().sum::<f64>()
+                    + p.tier_a_count as f64 * d.tier_a
+                    + (VOCAB - LISTED - p.tier_a_count) as f64 * d.tier_b;
+                assert!((mass - 1.0).abs() < 1e-12, "{shape:?} {u}: mass {mass}");
+                assert!(d.listed.windows(2).all(|w| w[0] >= w[1]));
+                assert!(d.tier_a <= d.listed[4] && d.tier_b <= d.tier_a);
+                assert!(d.entropy > previous, "{shape:?}: entropy rises with u");
+                previous = d.entropy;
+                // The nucleus never reaches tier B.
+                assert!(
+                    d.rbf >= 1 && d.rbf as usize <= LISTED + p.tier_a_count,
+                    "{shape:?} {u}"
+                );
+            }
+            let (lo, hi) = entropy_range(shape);
+            assert!(lo < 0.01 && hi > 1.8, "{shape:?} {lo} {hi}");
+            for h in [0.05, 0.3, 1.0, 1.8] {
+                let back = distribution(shape, spread_for_entropy(shape, h)).entropy;
+                assert!((back - h).abs() < 2e-3, "{shape:?} {h} -> {back}");
+            }
         }
-        let (lo, hi) = entropy_range();
-        assert!(lo < 0.01 && hi > 2.0, "{lo} {hi}");
-        for h in [0.05, 0.3, 1.0, 2.0] {
-            let back = distribution(spread_for_entropy(h)).entropy;
-            assert!((back - h).abs() < 2e-3, "{h} -> {back}");
-        }
+        // At equal entropy the broad family has the larger nucleus.
+        let rbf_at = |shape, h| distribution(shape, spread_for_entropy(shape, h)).rbf;
+        assert!(rbf_at(Shape::Broad, 1.5) > rbf_at(Shape::Peaked, 1.5));
     }
 
     /// The exact entropy is never below the top-5 bucket estimate, the exact RBF never below
     /// the top-5 lower bound, and both agree when the top 5 hold the nucleus.
     #[test]
     fn exact_columns_agree_with_the_truncated_view() {
-        for i in 0..=100 {
-            let d = distribution(i as f64 / 100.0);
+        for (shape, i) in [Shape::Broad, Shape::Peaked]
+            .into_iter()
+            .flat_map(|s| (0..=100).map(move |i| (s, i)))
+        {
+            let d = distribution(shape, i as f64 / 100.0);
             let top: Vec<f64> = d.listed_ln.iter().map(|&l| l as f32 as f64).collect();
             let t = uncertainty_top_k(&top, DEFAULT_TOP_P).unwrap();
             assert!(
@@ -737,6 +803,7 @@ mod tests {
             response,
             correct: false,
             level: 0.5,
+            shape: Shape::Broad,
             intervention_accuracy: Some(0.4),
         };
         let t = synthesize(&spec, &mut rng);
