@@ -347,8 +347,16 @@ fn phrase_words() -> Vec<Vec<String>> {
     p
 }
 
-/// Tries to match `phrase` at unit `i`; returns the index of its last unit.
-fn match_phrase(text: &str, units: &[RawUnit], i: usize, phrase: &[String]) -> Option<usize> {
+/// Tries to match `phrase` at unit `i`; returns the index of its last unit. `folded[k]` is the
+/// folded text of word unit `k` (empty for other units), computed once per text rather than
+/// once per phrase tried.
+fn match_phrase(
+    text: &str,
+    units: &[RawUnit],
+    folded: &[String],
+    i: usize,
+    phrase: &[String],
+) -> Option<usize> {
     let mut k = i;
     for (n, word) in phrase.iter().enumerate() {
         if n > 0 {
@@ -361,7 +369,7 @@ fn match_phrase(text: &str, units: &[RawUnit], i: usize, phrase: &[String]) -> O
             }
         }
         let u = units.get(k)?;
-        if u.kind != Kind::Word || u.in_math || fold_word(&text[u.start..u.end]) != *word {
+        if u.kind != Kind::Word || u.in_math || folded[k] != *word {
             return None;
         }
     }
@@ -372,6 +380,16 @@ fn match_phrase(text: &str, units: &[RawUnit], i: usize, phrase: &[String]) -> O
 pub fn categorize_text(text: &str) -> Vec<CategorizedUnit> {
     let units = lex(text);
     let phrases = phrase_words();
+    let folded: Vec<String> = units
+        .iter()
+        .map(|u| {
+            if u.kind == Kind::Word && !u.in_math {
+                fold_word(&text[u.start..u.end])
+            } else {
+                String::new()
+            }
+        })
+        .collect();
     let mut out = Vec::with_capacity(units.len());
     let mut i = 0;
     while i < units.len() {
@@ -379,7 +397,7 @@ pub fn categorize_text(text: &str) -> Vec<CategorizedUnit> {
         if u.kind == Kind::Word && !u.in_math {
             if let Some(last) = phrases
                 .iter()
-                .find_map(|p| match_phrase(text, &units, i, p))
+                .find_map(|p| match_phrase(text, &units, &folded, i, p))
             {
                 out.push(CategorizedUnit {
                     start: u.start,

@@ -16,6 +16,11 @@
 //! keeps the groups disjoint for f <= 0.5; fewer than `ceil(1 / f)` responses is an error
 //! rather than a group of zero. When responses with equal PPL straddle a cut, the split follows
 //! input order and the result says so (`tie_at_low_cut`, `tie_at_high_cut`).
+//!
+//! # Two kinds of input
+//! The aggregations take any [`InterventionSource`]: [`ResponseInterventions`] (the graded
+//! continuations of both prefixes, from which eq. 6 is computed here) or [`MeasuredImpacts`]
+//! (I_t values already computed, as a token trace stores them).
 
 use crate::tokens::{position_bin, relative_position};
 
@@ -50,6 +55,8 @@ pub enum InterventionError {
     TooFewResponses { got: usize, needed: usize },
     /// The group fraction must be in (0, 0.5].
     InvalidFraction { fraction: f64 },
+    /// A measured I_t that is NaN, infinite or outside [-1, 1].
+    InvalidImpact { response: usize, value: f64 },
 }
 
 impl std::fmt::Display for InterventionError {
@@ -73,6 +80,9 @@ impl std::fmt::Display for InterventionError {
             }
             Self::InvalidFraction { fraction } => {
                 write!(f, "group fraction {fraction} not in (0, 0.5]")
+            }
+            Self::InvalidImpact { response, value } => {
+                write!(f, "response {response}: impact {value} not in [-1, 1]")
             }
         }
     }
@@ -148,22 +158,84 @@ impl ImpactAcc {
     }
 }
 
+/// A response the aggregations can read: its length, its PPL and its (position, I_t) pairs.
+pub trait InterventionSource {
+    /// Number of tokens.
+    fn length(&self) -> usize;
+    fn ppl(&self) -> f64;
+    /// `(position, I_t)` of every intervention, or why one is invalid (`response` is the
+    /// response's index, for the error).
+    fn impacts(&self, response: usize) -> Result<Vec<(usize, f64)>, InterventionError>;
+}
+
+impl InterventionSource for ResponseInterventions {
+    fn length(&self) -> usize {
+        self.length
+    }
+
+    fn ppl(&self) -> f64 {
+        self.ppl
+    }
+
+    fn impacts(&self, _response: usize) -> Result<Vec<(usize, f64)>, InterventionError> {
+        self.points
+            .iter()
+            .map(|p| Ok((p.position, p.result.impact()?)))
+            .collect()
+    }
+}
+
+/// A response whose impacts were measured elsewhere: the I_t values of eq. 6 as a token trace
+/// stores them (`trace::PositionImpact`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MeasuredImpacts {
+    /// Number of tokens.
+    pub length: usize,
+    pub ppl: f64,
+    /// `(position, I_t)`, I_t in [-1, 1].
+    pub points: Vec<(usize, f64)>,
+}
+
+impl InterventionSource for MeasuredImpacts {
+    fn length(&self) -> usize {
+        self.length
+    }
+
+    fn ppl(&self) -> f64 {
+        self.ppl
+    }
+
+    fn impacts(&self, response: usize) -> Result<Vec<(usize, f64)>, InterventionError> {
+        self.points
+            .iter()
+            .map(|&(position, value)| {
+                if (-1.0..=1.0).contains(&value) {
+                    Ok((position, value))
+                } else {
+                    Err(InterventionError::InvalidImpact { response, value })
+                }
+            })
+            .collect()
+    }
+}
+
 /// Checks every point of a response and returns (relative position, impact) pairs.
-fn response_impacts(
+fn response_impacts<R: InterventionSource>(
     index: usize,
-    r: &ResponseInterventions,
+    r: &R,
 ) -> Result<Vec<(f64, f64)>, InterventionError> {
-    r.points
-        .iter()
-        .map(|p| {
-            let l = relative_position(p.position, r.length).ok_or(
+    r.impacts(index)?
+        .into_iter()
+        .map(|(position, impact)| {
+            let length = r.length();
+            let l = relative_position(position, length).ok_or(
                 InterventionError::PositionOutOfRange {
                     response: index,
-                    position: p.position,
-                    length: r.length,
+                    position,
+                    length,
                 },
             )?;
-            Ok((l, p.result.impact()?))
+            Ok((l, impact))
         })
         .collect()
 }
@@ -178,8 +250,8 @@ pub struct PositionImpactBin {
 }
 
 /// Mean impact by relative position in `bins` equal bins (fig. 6b). `bins == 0` is treated as 1.
-pub fn impact_by_position(
-    responses: &[ResponseInterventions],
+pub fn impact_by_position<R: InterventionSource>(
+    responses: &[R],
     bins: usize,
 ) -> Result<Vec<PositionImpactBin>, InterventionError> {
     let bins = bins.max(1);
@@ -221,14 +293,14 @@ pub struct PplGroupImpact {
 
 /// Mean impact in the bottom and top `fraction` of responses by PPL (0.2 in the paper). See
 /// the module doc for group sizes and ties. An infinite PPL (a zero-probability token) ranks last.
-pub fn impact_by_ppl_group(
-    responses: &[ResponseInterventions],
+pub fn impact_by_ppl_group<R: InterventionSource>(
+    responses: &[R],
     fraction: f64,
 ) -> Result<PplGroupImpact, InterventionError> {
     if !(fraction > 0.0 && fraction <= 0.5) {
         return Err(InterventionError::InvalidFraction { fraction });
     }
-    if let Some(response) = responses.iter().position(|r| r.ppl.is_nan()) {
+    if let Some(response) = responses.iter().position(|r| r.ppl().is_nan()) {
         return Err(InterventionError::NanPpl { response });
     }
     let n = responses.len();
@@ -240,7 +312,7 @@ pub fn impact_by_ppl_group(
         });
     }
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| responses[a].ppl.total_cmp(&responses[b].ppl)); // stable: ties by index
+    order.sort_by(|&a, &b| responses[a].ppl().total_cmp(&responses[b].ppl())); // stable: ties by index
     let low_responses = order[..group_size].to_vec();
     let high_responses = order[n - group_size..].to_vec();
     let summarize = |idx: &[usize]| -> Result<ImpactSummary, InterventionError> {
@@ -252,7 +324,7 @@ pub fn impact_by_ppl_group(
         }
         Ok(acc.summary())
     };
-    let ppl = |k: usize| responses[order[k]].ppl;
+    let ppl = |k: usize| responses[order[k]].ppl();
     Ok(PplGroupImpact {
         group_size,
         low: summarize(&low_responses)?,
@@ -344,6 +416,48 @@ mod tests {
         assert!((g.low.mean_impact.unwrap() - 0.05).abs() < 1e-12);
         assert!((g.high.mean_impact.unwrap() - 0.85).abs() < 1e-12);
         assert!(!g.tie_at_low_cut && !g.tie_at_high_cut);
+    }
+
+    #[test]
+    fn measured_impacts_aggregate_like_graded_continuations() {
+        let graded = [
+            resp(10, 1.2, &[(0, pc(4, 4, 0, 4)), (9, pc(2, 4, 2, 4))]),
+            resp(2, 1.5, &[(0, pc(0, 4, 4, 4))]),
+        ];
+        let measured = [
+            MeasuredImpacts {
+                length: 10,
+                ppl: 1.2,
+                points: vec![(0, 1.0), (9, 0.0)],
+            },
+            MeasuredImpacts {
+                length: 2,
+                ppl: 1.5,
+                points: vec![(0, -1.0)],
+            },
+        ];
+        assert_eq!(
+            impact_by_position(&graded, 4).unwrap(),
+            impact_by_position(&measured, 4).unwrap()
+        );
+        let bad = [MeasuredImpacts {
+            length: 3,
+            ppl: 1.0,
+            points: vec![(1, 1.5)],
+        }];
+        assert_eq!(
+            impact_by_position(&bad, 2),
+            Err(InterventionError::InvalidImpact {
+                response: 0,
+                value: 1.5
+            })
+        );
+        let nan = [MeasuredImpacts {
+            length: 3,
+            ppl: 1.0,
+            points: vec![(1, f64::NAN)],
+        }];
+        assert!(impact_by_position(&nan, 2).is_err());
     }
 
     #[test]

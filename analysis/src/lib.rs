@@ -22,5 +22,6 @@ pub mod categories;
 pub mod dynamics;
 pub mod intervention;
 pub mod shaping;
+pub mod token_stats;
 pub mod tokens;
 pub mod trace;

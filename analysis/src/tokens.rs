@@ -560,7 +560,8 @@ impl MeanAccumulator {
         (self.count > 0).then(|| self.sum / self.count as f64)
     }
 
-    fn merge(&mut self, other: &Self) {
+    /// Adds another accumulator's sum and count.
+    pub fn merge(&mut self, other: &Self) {
         self.sum += other.sum;
         self.count += other.count;
     }

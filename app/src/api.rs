@@ -92,3 +92,11 @@ pub async fn get_dynamics_view(slug: String, request: DynamicsRequest) -> Result
 pub async fn get_rft_view(slug: String, request: RftRequest) -> Result<Option<RftView>, ServerFnError> {
     source()?.rft_view(slug, request).await.map_err(ServerFnError::new)
 }
+
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn get_token_stats_view(
+    slug: String,
+    request: TokenStatsRequest,
+) -> Result<Option<TokenStatsView>, ServerFnError> {
+    source()?.token_stats_view(slug, request).await.map_err(ServerFnError::new)
+}

@@ -45,6 +45,11 @@ mod ssr_only {
         fn compare_view(&self, slug: String, request: CompareRequest) -> BoxFuture<'_, Result<Option<CompareView>, DataError>>;
         fn dynamics_view(&self, slug: String, request: DynamicsRequest) -> BoxFuture<'_, Result<Option<DynamicsView>, DataError>>;
         fn rft_view(&self, slug: String, request: RftRequest) -> BoxFuture<'_, Result<Option<RftView>, DataError>>;
+        fn token_stats_view(
+            &self,
+            slug: String,
+            request: TokenStatsRequest,
+        ) -> BoxFuture<'_, Result<Option<TokenStatsView>, DataError>>;
     }
 
     /// How the server hands its data source to the pages (Leptos context).

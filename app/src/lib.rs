@@ -27,7 +27,7 @@ use components::layout::Layout;
 use pages::{
     datasets::DatasetsPage, experiment::ExperimentPage, experiments::ExperimentsPage,
     compare::ComparePage, dynamics::DynamicsPage, models::ModelsPage, not_found::NotFound, passk::PasskPage, runs::RunsPage,
-    tokens::TokensPage, unsolvable::UnsolvablePage, upload::UploadPage,
+    token_stats::TokenStatsPage, tokens::TokensPage, unsolvable::UnsolvablePage, upload::UploadPage,
 };
 
 /// The HTML document around the app; used by the server for every page.
@@ -80,6 +80,11 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route path=path!("/experiments/:slug/compare") view=ComparePage ssr=SsrMode::Async />
+                    <Route
+                        path=path!("/experiments/:slug/token-stats")
+                        view=TokenStatsPage
+                        ssr=SsrMode::Async
+                    />
                     <Route
                         path=path!("/experiments/:slug/dynamics")
                         view=DynamicsPage

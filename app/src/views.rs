@@ -586,3 +586,33 @@ mod rft_tests {
         assert_eq!(RftRequest::default().selection_query().to_string(), "strategy=rule&count=1000&seed=0");
     }
 }
+
+// ---------- token statistics ----------
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TokenStatsRequest {
+    pub runs: Vec<i64>,
+}
+
+impl TokenStatsRequest {
+    pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Self {
+        Self { runs: get("runs").map(|s| parse_ids(&s)).unwrap_or_default() }
+    }
+    pub fn query(&self) -> Query {
+        Query::new().set("runs", join_ids(&self.runs))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenStatsView {
+    pub frame: ViewFrame,
+    /// Per selected run: how its token entropies are known ("exact", "top-20 lower bound", none).
+    pub sources: Vec<(String, String)>,
+    /// Entropy by relative position, correct vs incorrect (fig. 6a).
+    pub position: Option<ChartSpec>,
+    /// Share of rollouts per PPL bin (fig. 5a).
+    pub ppl: Option<ChartSpec>,
+    /// Mean |I_t| by relative position (fig. 6b), when intervention data exists.
+    pub impact: Option<ChartSpec>,
+    pub tables: Vec<(String, TableData)>,
+}

@@ -118,8 +118,12 @@ async fn demo_command(storage: StorageArgs, args: cli::DemoArgs) -> Result<(), S
     };
     match loaded {
         Some(l) => println!(
-            "demo experiment {:?} loaded: {} problems, {} runs, {} rollouts (synthetic data)",
-            l.slug, l.problems, l.runs, l.rollouts
+            "demo experiments {} loaded: {} problems, {} runs, {} rollouts, {} with token traces (synthetic data)",
+            l.experiments.join(", "),
+            l.problems,
+            l.runs,
+            l.rollouts,
+            l.traced_rollouts
         ),
         None => println!(
             "the database already has experiments; use `caplens demo --reset` to replace the demo"

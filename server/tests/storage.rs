@@ -13,8 +13,19 @@ fn small_demo() -> DemoConfig {
     DemoConfig {
         problems: 24,
         samples_per_problem: 16,
+        checkpoint_samples: 4,
         ..DemoConfig::default()
     }
+}
+
+/// Runs, rollouts and models of both demo experiments.
+fn demo_sizes(config: &DemoConfig) -> (usize, usize, usize) {
+    let checkpoints = caplens_server::demo::generate::CHECKPOINT_STEPS.len();
+    (
+        3 + checkpoints,
+        config.problems * (3 * config.samples_per_problem + checkpoints as u32 * config.checkpoint_samples) as usize,
+        3 + checkpoints,
+    )
 }
 
 #[tokio::test]
@@ -35,11 +46,14 @@ async fn demo_loads_with_lineage_and_matching_pass_at_1() {
         let config = small_demo();
         let loaded = demo::load_demo(&db.store, &config).await.unwrap();
         let data = generate_demo(&config);
-        assert_eq!(loaded.rollouts, data.rollouts.len());
+        let dynamics = data.dynamics.as_ref().unwrap();
+        assert_eq!(loaded.rollouts, data.rollouts.len() + dynamics.rollouts.len());
+        assert_eq!(loaded.experiments, [data.experiment.slug.as_str(), dynamics.experiment.slug.as_str()]);
 
         let experiments = db.store.experiments().await.unwrap();
-        assert_eq!(experiments.len(), 1, "{}", db.name);
-        assert!(experiments[0].is_demo);
+        assert_eq!(experiments.len(), 2, "{}", db.name);
+        assert_eq!(experiments[0].slug, loaded.slug, "{}: the main demo lists first", db.name);
+        assert!(experiments.iter().all(|e| e.is_demo));
         assert_eq!(experiments[0].run_count, 3);
         assert_eq!(experiments[0].model_count, 3);
 
@@ -92,10 +106,13 @@ async fn demo_loads_with_lineage_and_matching_pass_at_1() {
         }
 
         let models = db.store.models().await.unwrap();
-        assert_eq!(models.len(), 3);
-        let rl = models.iter().find(|m| m.stage == "rl").unwrap();
+        assert_eq!(models.len(), demo_sizes(&config).2);
         let sft = models.iter().find(|m| m.stage == "sft").unwrap();
-        assert_eq!(rl.parent_id, Some(sft.id), "{}", db.name);
+        assert!(models.iter().filter(|m| m.stage == "rl").all(|m| m.parent_id == Some(sft.id)), "{}", db.name);
+        let dynamics_detail = db.store.experiment(&dynamics.experiment.slug).await.unwrap().unwrap();
+        let steps: Vec<Option<i64>> = dynamics_detail.runs.iter().map(|r| r.training_step).collect();
+        assert_eq!(steps.len(), 12);
+        assert!(steps.iter().all(Option::is_some), "{}: checkpoints carry their step", db.name);
 
         let datasets = db.store.datasets().await.unwrap();
         assert_eq!(datasets[0].problem_count, config.problems as i64);
@@ -113,20 +130,18 @@ async fn demo_reset_replaces_without_duplicating() {
         demo::reset_demo(&db.store, &config).await.unwrap();
         assert_eq!(
             db.store.experiments().await.unwrap().len(),
-            1,
+            2,
             "{}",
             db.name
         );
-        assert_eq!(db.store.models().await.unwrap().len(), 3, "{}", db.name);
-        assert_eq!(db.store.runs().await.unwrap().len(), 3, "{}", db.name);
-        let rollouts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollouts")
+        let (runs, rollouts, models) = demo_sizes(&config);
+        assert_eq!(db.store.models().await.unwrap().len(), models, "{}", db.name);
+        assert_eq!(db.store.runs().await.unwrap().len(), runs, "{}", db.name);
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollouts")
             .fetch_one(&db.store.pool)
             .await
             .unwrap();
-        assert_eq!(
-            rollouts as usize,
-            3 * config.problems * config.samples_per_problem as usize
-        );
+        assert_eq!(stored as usize, rollouts);
         db.cleanup().await;
     }
 }
@@ -226,7 +241,7 @@ async fn demo_reset_explains_when_demo_models_are_used_elsewhere() {
         );
         assert_eq!(
             db.store.experiments().await.unwrap().len(),
-            1,
+            2,
             "{}: the failed reset changed nothing",
             db.name
         );

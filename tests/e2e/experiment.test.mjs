@@ -96,7 +96,9 @@ test('client-side navigation reaches every section', async () => {
   await page.click('nav >> text=Models');
   await page.waitForSelector('[data-testid=lineage]');
   const order = await page.locator('.lineage-node strong').allTextContents();
-  assert.deepEqual(order, ['demo-base-7b', 'demo-sft-7b', 'demo-rl-7b']);
+  // The main lineage, then the 12 RL checkpoints of demo-rl-dynamics (children of the sft model).
+  assert.deepEqual(order.slice(0, 4), ['demo-base-7b', 'demo-sft-7b', 'demo-rl-7b', 'demo-rl@step0']);
+  assert.equal(order.length, 15);
   await page.click('nav >> text=Datasets');
   await page.waitForSelector('[data-testid=datasets-table]');
   await page.click('nav >> text=Runs');

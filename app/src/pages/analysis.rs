@@ -10,11 +10,12 @@ use crate::urlstate::{join_ids, Query};
 use crate::views::{RunChoice, ViewFrame};
 
 /// The analysis views of an experiment, as tabs.
-pub const VIEWS: [(&str, &str); 6] = [
+pub const VIEWS: [(&str, &str); 7] = [
     ("", "Overview"),
     ("passk", "pass@k curves"),
     ("unsolvable", "Unsolvable problems"),
     ("compare", "SFT vs RL"),
+    ("token-stats", "Token statistics"),
     ("dynamics", "Training dynamics"),
     ("rft", "RFT data & shaping"),
 ];

@@ -11,6 +11,7 @@ pub mod not_found;
 pub mod passk;
 pub mod rft;
 pub mod runs;
+pub mod token_stats;
 pub mod tokens;
 pub mod unsolvable;
 pub mod upload;

@@ -200,6 +200,7 @@ impl DemoArgs {
             seed: self.seed,
             problems: self.problems,
             samples_per_problem: self.samples,
+            ..crate::demo::generate::DemoConfig::default()
         }
     }
 }

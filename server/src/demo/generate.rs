@@ -1,5 +1,6 @@
-//! The synthetic demo experiment: a seeded, pure generator of a small maths dataset, three model
-//! checkpoints in a lineage (base -> sft -> rl) and their rollouts.
+//! The synthetic demo experiments: a seeded, pure generator of a small maths dataset, three model
+//! checkpoints in a lineage (base -> sft -> rl) and their rollouts, token traces for some of
+//! them, and a second experiment of RL training checkpoints (`demo-rl-dynamics`).
 //!
 //! # Why it exists
 //! caplens loads this on first start with an empty database so that a new user never sees an
@@ -14,7 +15,19 @@
 //!   and rl's set is larger than sft's;
 //! - distinct final answers per problem fall base > sft > rl;
 //! - low-quality responses (item 9: no or several `\boxed{`, CJK characters, repetitive text
-//!   caught by the 3-gram redundancy test of item 17) are most frequent for the base model.
+//!   caught by the 3-gram redundancy test of item 17) are most frequent for the base model;
+//!
+//! and, from section 3 (items 4, 5, 7, 8, 10-14):
+//! - most tokens have low entropy; "forking" tokens (Wait, So, Let, However...) and computed
+//!   numbers have high entropy; entropy over relative position is U-shaped, and higher late in
+//!   incorrect responses;
+//! - incorrect rollouts have higher mean entropy and perplexity than correct ones, and mean
+//!   entropy falls base > sft > rl, while the rollout branching factor is highest for sft (SFT
+//!   raises it, RL does not: fig. 1d);
+//! - intervention impacts are larger at high-entropy tokens, early in a response and in
+//!   high-PPL responses;
+//! - over RL checkpoints, entropy falls, accuracy rises fast then plateaus along
+//!   R = -a exp(H) + b, and negative rollouts have more entropy than positive ones.
 //!
 //! # The generative model, step by step
 //! 1. **Problems.** Problem `i` uses template `i mod 9` (modular powers, divisor counts,
@@ -48,22 +61,86 @@
 //!    true intermediate steps, in a per-model style (terse base; "Okay, so..."/"Wait," sft;
 //!    numbered steps rl). Correct rollouts box the reference answer; wrong ones stop part-way
 //!    and box a distractor. `token_count = ceil(ascii_bytes / 4) + non_ascii_chars` — about four
-//!    characters per BPE token for English and LaTeX, one token per CJK ideograph.
+//!    characters per BPE token for English and LaTeX, one token per CJK ideograph (for a rollout
+//!    with a token trace: the trace's token count).
+//! 8. **Token traces** (`traces.rs`), for the first `traced_samples` samples of every (model,
+//!    problem), stored like an import's (CLTT in a trace pack).
+//!    - *Tokens*: a Qwen2-like pre-tokenizer: one token per digit, a space joins the word,
+//!      LaTeX command or punctuation after it, words of up to 8 letters whole (longer ones in
+//!      pieces of 5), punctuation in runs of at most 2, one token per CJK character. The tokens
+//!      concatenate to the response exactly.
+//!    - *Distributions*: every position has a "full" next-token distribution over a vocabulary
+//!      of 152,064 from one of two one-parameter families (`traces::Shape`): top token `1 - r`,
+//!      four runners-up, 10 or 40 "tier A" tail tokens and all the rest, each group an even
+//!      share of its part of r. The *broad* family (sft) gives 90 % of r to the runners-up
+//!      (50/22/17/11 %) and 7 % to 40 tail tokens: many candidates, a high RBF for its entropy;
+//!      the *peaked* family (base, rl, checkpoints) gives 94.4 % to steeper runners-up
+//!      (70/15/10/5 %) and 5.2 % to the far tail: entropy without candidates, a low RBF (so
+//!      mean RBF goes sft > base > rl, paper fig. 1d, while mean entropy goes base > sft > rl).
+//!      The tail never holds 5 % of the mass, so the nucleus stays among the first 45 tokens.
+//!      Exact entropy (0.005 to about 2 nats) and RBF at top-p 0.95 are stored, so the exact
+//!      entropy is at least the top-5 bucket estimate and the exact RBF at least the top-5 lower
+//!      bound (`caplens_analysis::tokens`).
+//!    - *Entropy shape*: each token gets a weight — forking words (Wait, So, Let, However,
+//!      Therefore...) 5, a number right after `=`, `\boxed`, "gives"... 3.5, a capitalised word
+//!      1.6, a newline 1, other words 0.6, punctuation 0.35, the later pieces of a split word
+//!      0.08 — times a U-shaped position factor `0.8 + 1.2 (2l - 1)^4` (plus `0.6 l^4` in
+//!      incorrect responses), times noise `0.15 + 1.8 u^3`. The weights are scaled so that the
+//!      rollout's mean token entropy is its level — per model and verdict (base 0.52 / 0.72,
+//!      sft 0.42 / 0.58, rl 0.22 / 0.33 nats for correct / incorrect) times `0.8 + 0.4 u` — and
+//!      each token gets the family member of its target entropy (targets beyond the family's
+//!      maximum are clamped and the other tokens rescaled).
+//!    - *Sampled token*: one of the five listed, drawn with weights `p^2` (sampling at
+//!      temperature 0.5 among them); the others get plausible alternatives (other forking
+//!      words, common words, other digits, LaTeX commands, punctuation). The top-5 list is
+//!      sorted by log-probability and holds the sampled token, as vLLM's does.
+//!    - *Hidden-state norm*: about 80, plus 6 per nat of entropy, plus noise.
+//!    - *Interventions* (sample 0 only): at the 3 highest-entropy positions, I_t = (kept -
+//!      swapped) / 32, where 32 continuations from each prefix succeed with the original chance
+//!      (the model's solve probability, clamped to [0.15, 0.85]) or a chance moved by
+//!      `0.16 H_t (1.5 - l) f(PPL)`, `f = clamp(0.4 + 6 (PPL - 1), 0.4, 2)`, for the worse with
+//!      probability 0.7.
+//!    - *Per-rollout means*: `mean_entropy` and `perplexity` by
+//!      `caplens_analysis::tokens::rollout_token_means` over the stored columns (as imports do);
+//!      `mean_rbf` is the mean of the exact RBF column (the top-K RBF would be a lower bound).
+//! 9. **Training dynamics** (`dynamics.rs`, experiment `demo-rl-dynamics`): 12 checkpoints
+//!    `demo-rl@step0` ... `demo-rl@step550`, children of the sft model, `checkpoint_samples`
+//!    rollouts per problem each. Policy entropy `H(s) = 0.22 + 0.58 exp(-s / 90)`; expected
+//!    accuracy `R = -0.45 exp(H) + 1.2`; each problem's solve probability is
+//!    `s(shift - 1.2 z)`, with the shift found by bisection so the mean over problems is R.
+//!    Positive rollouts' mean entropy is `H - (1 - R) g`, negatives' `H + R g`, with the gap
+//!    `g = 0.1 + 0.5 (H - 0.22)` shrinking, times noise `1 + 0.3 (u1 + u2 - 1)`. Sample 0 has a
+//!    token trace (its mean entropy comes from the trace); the others store only the mean. Text
+//!    moves from the sft style to the rl style over the checkpoints.
 //!
 //! # Determinism
 //! Same config, byte-identical output, on every platform. Randomness comes only from
 //! `SplitMix64::derive(seed, stream)` with one stream per problem, one per (model, problem) and
 //! one for the region layout, so changing one part does not shift the others (for example,
 //! changing `samples_per_problem` leaves the problems unchanged). Only exactly-rounded IEEE
-//! operations (+, -, *, /, sqrt) are used on floats — no `exp`, `ln` or `powf`, whose results may
-//! differ between math libraries — so a platform's libm cannot change a single rollout.
+//! operations (+, -, *, /, sqrt, and the exact round/ceil) are used on floats — no libm `exp`,
+//! `ln` or `powf`, whose results may differ between math libraries — so a platform's libm cannot
+//! change a single rollout. The token traces need logarithms (entropies, log-probabilities) and
+//! the dynamics an exponential: `traces::det_ln` and `traces::det_exp` compute them from those
+//! operations alone (exact argument reduction by bit manipulation, then a fixed series).
+
+mod dynamics;
+mod traces;
 
 use caplens_analysis::rng::SplitMix64;
+use caplens_analysis::token_stats::TraceTokens;
+use caplens_analysis::tokens::{mean_finite, rollout_token_means};
+use caplens_analysis::trace::{decode, encode, TokenTrace};
 use serde::Serialize;
+
+pub use dynamics::{
+    law_accuracy, policy_entropy, DemoDynamics, CHECKPOINT_STEPS, DYNAMICS_EXPERIMENT_SLUG,
+    ENTROPY_DECAY_STEPS, ENTROPY_END, ENTROPY_START, LAW_A, LAW_B,
+};
 
 /// Version of the generative model. Bump it whenever the output for a given config changes, so
 /// a stored demo says which generator made it.
-pub const GENERATOR_VERSION: u32 = 1;
+pub const GENERATOR_VERSION: u32 = 2;
 /// Where the generator lives, quoted in the descriptions of the generated data.
 pub const GENERATOR_SOURCE: &str = "server/src/demo/generate.rs";
 /// Seed of the demo that caplens loads by default.
@@ -80,6 +157,11 @@ pub struct DemoConfig {
     pub problems: usize,
     /// Rollouts per problem for each model (n of pass@k).
     pub samples_per_problem: u32,
+    /// The first this many samples of every (model, problem) get a token trace.
+    pub traced_samples: u32,
+    /// Rollouts per problem of each training checkpoint (`demo-rl-dynamics`); 0 leaves that
+    /// experiment out.
+    pub checkpoint_samples: u32,
 }
 
 impl Default for DemoConfig {
@@ -88,9 +170,15 @@ impl Default for DemoConfig {
             seed: DEFAULT_DEMO_SEED,
             problems: 80,
             samples_per_problem: 128,
+            traced_samples: 4,
+            checkpoint_samples: 16,
         }
     }
 }
+
+/// The prompt template of every demo run; `{prompt}` stands for the problem's prompt.
+const PROMPT_TEMPLATE: &str =
+    "{prompt}\nPlease reason step by step, and put your final answer within \\boxed{}.";
 
 /// Everything the demo experiment consists of, ready to be stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -105,6 +193,9 @@ pub struct DemoData {
     /// Ordered by run, then problem, then sample: the rollout of (run r, problem p, sample s) is
     /// at index `(r * problems + p) * n + s`.
     pub rollouts: Vec<DemoRollout>,
+    /// The training-dynamics experiment over the same problems (`None` when
+    /// `checkpoint_samples` is 0).
+    pub dynamics: Option<DemoDynamics>,
 }
 
 /// The experiment grouping the three demo runs.
@@ -166,7 +257,7 @@ pub struct DemoRun {
 }
 
 /// One synthetic response of one model to one problem.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DemoRollout {
     /// Index into `DemoData::runs`.
     pub run: usize,
@@ -178,8 +269,78 @@ pub struct DemoRollout {
     pub answer: Option<String>,
     /// Whether `answer` equals the reference answer.
     pub correct: bool,
-    /// `ceil(ascii_bytes / 4) + non_ascii_chars` of `response`.
+    /// `ceil(ascii_bytes / 4) + non_ascii_chars` of `response`; the trace's length when there
+    /// is a trace.
     pub token_count: u32,
+    /// Per-rollout token means (`rollouts.mean_entropy`, `mean_rbf`, `perplexity`): from the
+    /// trace when there is one; the dynamics experiment also sets `mean_entropy` without one.
+    pub mean_entropy: Option<f64>,
+    pub mean_rbf: Option<f64>,
+    pub perplexity: Option<f64>,
+    /// The token trace (step 8 of the module doc).
+    #[serde(skip)]
+    pub trace: Option<DemoTrace>,
+}
+
+/// A rollout's token trace as it is stored: the encoded bytes (CLTT) and the digest its run's
+/// token statistics need (kept instead of the decoded trace, which takes ten times the memory).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemoTrace {
+    pub encoded: Vec<u8>,
+    pub tokens: TraceTokens,
+}
+
+impl DemoTrace {
+    /// The decoded trace.
+    pub fn decode(&self) -> TokenTrace {
+        decode(&self.encoded).expect("the generator encodes valid traces")
+    }
+}
+
+impl DemoRollout {
+    fn untraced(
+        run: usize,
+        problem: usize,
+        sample: u32,
+        response: String,
+        answer: Option<String>,
+        correct: bool,
+    ) -> DemoRollout {
+        DemoRollout {
+            run,
+            problem,
+            sample,
+            token_count: approx_token_count(&response),
+            response,
+            answer,
+            correct,
+            mean_entropy: None,
+            mean_rbf: None,
+            perplexity: None,
+            trace: None,
+        }
+    }
+
+    /// Adds a trace and the per-rollout means computed from its stored columns.
+    fn attach_trace(&mut self, trace: TokenTrace) {
+        let as_f64 = |values: &[f32]| values.iter().map(|&x| Some(x as f64)).collect::<Vec<_>>();
+        let entropies = trace.entropies().map(as_f64);
+        let logprobs = as_f64(trace.logprobs());
+        // Without the top-K rows: they would only feed rollout_token_means' RBF, a lower bound
+        // that the exact RBF column replaces.
+        let no_rows: Option<std::iter::Empty<std::iter::Empty<f64>>> = None;
+        let means = rollout_token_means(entropies.as_deref(), no_rows, Some(&logprobs));
+        self.mean_entropy = means.mean_entropy;
+        self.perplexity = means.ppl;
+        self.mean_rbf = trace
+            .rbf()
+            .and_then(|r| mean_finite(&r.iter().map(|&x| x as f64).collect::<Vec<_>>()));
+        self.token_count = trace.len() as u32;
+        self.trace = Some(DemoTrace {
+            encoded: encode(&trace),
+            tokens: TraceTokens::of(&trace),
+        });
+    }
 }
 
 /// Generates the whole demo experiment. Pure and deterministic: same config, same bytes.
@@ -207,15 +368,31 @@ pub fn generate_demo(config: &DemoConfig) -> DemoData {
                     Format::NoBox => (None, false),
                     _ => (Some(plan.final_answer(problem).latex()), plan.correct),
                 };
-                rollouts.push(DemoRollout {
-                    run: model,
-                    problem: index,
-                    sample: sample as u32,
-                    token_count: approx_token_count(&response),
-                    response,
-                    answer,
-                    correct,
-                });
+                let sample = sample as u32;
+                let mut rollout =
+                    DemoRollout::untraced(model, index, sample, response, answer, correct);
+                if sample < config.traced_samples {
+                    let mut trace_rng =
+                        SplitMix64::derive(config.seed, trace_stream(model, index, sample));
+                    let [level_correct, level_incorrect] = profile.entropy_level;
+                    let level = if correct {
+                        level_correct
+                    } else {
+                        level_incorrect
+                    } * (0.8 + 0.4 * trace_rng.next_f64());
+                    let trace = traces::synthesize(
+                        &traces::TraceSpec {
+                            response: &rollout.response,
+                            correct,
+                            level,
+                            shape: profile.token_shape,
+                            intervention_accuracy: (sample == 0).then_some(p),
+                        },
+                        &mut trace_rng,
+                    );
+                    rollout.attach_trace(trace);
+                }
+                rollouts.push(rollout);
             }
         }
     }
@@ -242,6 +419,7 @@ pub fn generate_demo(config: &DemoConfig) -> DemoData {
         "generated by the caplens demo generator version {GENERATOR_VERSION} ({GENERATOR_SOURCE}) with seed {}",
         config.seed
     );
+    let dynamics = dynamics::generate_dynamics(config, &problems, &provenance);
     DemoData {
         experiment: DemoExperiment {
             slug: DEMO_EXPERIMENT_SLUG.to_string(),
@@ -291,19 +469,27 @@ pub fn generate_demo(config: &DemoConfig) -> DemoData {
                 top_p: 0.95,
                 max_tokens: 8192,
                 n,
-                prompt_template: "{prompt}\nPlease reason step by step, and put your final answer within \\boxed{}."
-                    .to_string(),
+                prompt_template: PROMPT_TEMPLATE.to_string(),
             })
             .collect(),
         rollouts,
+        dynamics,
     }
 }
 
 /// Token count of a response: about four bytes per BPE token for English and LaTeX (rounded up),
 /// and one token per non-ASCII character (CJK ideographs are mostly single tokens).
 fn approx_token_count(text: &str) -> u32 {
-    let ascii = text.bytes().filter(u8::is_ascii).count();
-    let other = text.chars().filter(|c| !c.is_ascii()).count();
+    // One pass over the bytes: a non-ASCII character is one leading byte (>= 0xC0) and its
+    // continuation bytes (0x80..0xC0).
+    let (mut ascii, mut other) = (0usize, 0usize);
+    for b in text.bytes() {
+        if b < 0x80 {
+            ascii += 1;
+        } else if b >= 0xC0 {
+            other += 1;
+        }
+    }
     (ascii.div_ceil(4) + other) as u32
 }
 
@@ -318,6 +504,11 @@ fn problem_stream(index: usize) -> u64 {
 
 fn model_problem_stream(model: usize, index: usize) -> u64 {
     ((model as u64 + 2) << 40) + index as u64
+}
+
+/// The stream of one rollout's token trace (problems and samples below 2^20).
+fn trace_stream(model: usize, index: usize, sample: u32) -> u64 {
+    ((model as u64 + 8) << 40) | ((index as u64) << 20) | sample as u64
 }
 
 /// Approximately standard normal: Irwin-Hall sum of 12 uniforms minus 6 (mean 0, variance 1).
@@ -996,6 +1187,10 @@ struct ModelProfile {
     cjk_rate: f64,
     loop_rate: f64,
     style: Style,
+    /// Mean token entropy (nats) of a correct and of an incorrect rollout, before noise.
+    entropy_level: [f64; 2],
+    /// The family of its next-token distributions.
+    token_shape: traces::Shape,
 }
 
 const PROFILES: [ModelProfile; 3] = [
@@ -1014,6 +1209,8 @@ const PROFILES: [ModelProfile; 3] = [
         cjk_rate: 0.03,
         loop_rate: 0.05,
         style: Style::Terse,
+        entropy_level: [0.52, 0.72],
+        token_shape: traces::Shape::Peaked,
     },
     ModelProfile {
         name: "demo-sft-7b",
@@ -1030,6 +1227,8 @@ const PROFILES: [ModelProfile; 3] = [
         cjk_rate: 0.015,
         loop_rate: 0.02,
         style: Style::Reflective,
+        entropy_level: [0.42, 0.58],
+        token_shape: traces::Shape::Broad,
     },
     ModelProfile {
         name: "demo-rl-7b",
@@ -1046,6 +1245,8 @@ const PROFILES: [ModelProfile; 3] = [
         cjk_rate: 0.005,
         loop_rate: 0.005,
         style: Style::Numbered,
+        entropy_level: [0.22, 0.33],
+        token_shape: traces::Shape::Peaked,
     },
 ];
 
@@ -1622,7 +1823,11 @@ mod tests {
                 .as_deref()
                 .is_some_and(|a| verify(a, reference) == Verdict::Equal);
             assert_eq!(verdict_equal, rollout.correct, "{}", rollout.response);
-            assert_eq!(rollout.token_count, approx_token_count(&rollout.response));
+            let expected_count = match &rollout.trace {
+                Some(trace) => trace.tokens.len as u32,
+                None => approx_token_count(&rollout.response),
+            };
+            assert_eq!(rollout.token_count, expected_count);
         }
     }
 
@@ -1647,6 +1852,7 @@ mod tests {
                 seed: 11,
                 problems: 60,
                 samples_per_problem: 64,
+                ..DemoConfig::default()
             }]);
         for config in configs {
             let fresh;
@@ -1794,6 +2000,7 @@ mod tests {
                 seed: 3,
                 problems,
                 samples_per_problem,
+                ..DemoConfig::default()
             });
             assert_eq!(data.problems.len(), problems);
             assert_eq!(
@@ -1801,5 +2008,281 @@ mod tests {
                 3 * problems * samples_per_problem as usize
             );
         }
+    }
+
+    /// Token statistics of the traced rollouts of one run, through the analysis crate.
+    fn run_token_stats(
+        rollouts: &[DemoRollout],
+        run: usize,
+    ) -> caplens_analysis::token_stats::TokenStats {
+        use caplens_analysis::token_stats::{RolloutTokens, TokenStatsAccumulator};
+        let mut acc = TokenStatsAccumulator::new();
+        for r in rollouts.iter().filter(|r| r.run == run) {
+            acc.push_rollout(RolloutTokens {
+                correct: r.correct,
+                mean_entropy: r.mean_entropy,
+                ppl: r.perplexity,
+                trace: r.trace.as_ref().map(|t| &t.tokens),
+            });
+        }
+        acc.finish().expect("token data")
+    }
+
+    #[test]
+    fn the_first_samples_carry_token_traces_that_cover_their_text() {
+        let data = default_data();
+        let traced = DemoConfig::default().traced_samples;
+        for r in &data.rollouts {
+            assert_eq!(
+                r.trace.is_some(),
+                r.sample < traced,
+                "{} {} {}",
+                r.run,
+                r.problem,
+                r.sample
+            );
+            assert_eq!(r.mean_entropy.is_some(), r.trace.is_some());
+            assert_eq!(r.perplexity.is_some(), r.trace.is_some());
+            let Some(t) = &r.trace else { continue };
+            assert_eq!(t.tokens, TraceTokens::of(&t.decode()));
+            let t = t.decode();
+            assert_eq!(t.tokens().concat(), r.response.as_bytes());
+            assert_eq!(t.impacts().is_some(), r.sample == 0);
+            assert!(t.hidden_norms().is_some() && t.rbf().is_some());
+            // The stored means are what an import computes from the same columns.
+            let mean: f64 = t
+                .entropies()
+                .unwrap()
+                .iter()
+                .map(|&h| h as f64)
+                .sum::<f64>()
+                / t.len() as f64;
+            assert!((r.mean_entropy.unwrap() - mean).abs() < 1e-9);
+            assert!(r.perplexity.unwrap() >= 1.0 && r.mean_rbf.unwrap() >= 1.0);
+        }
+        let fewer = generate_demo(&DemoConfig {
+            traced_samples: 1,
+            ..DemoConfig::default()
+        });
+        for (a, b) in data
+            .rollouts
+            .iter()
+            .zip(&fewer.rollouts)
+            .filter(|(a, _)| a.sample == 0)
+        {
+            assert_eq!(
+                a.trace.as_ref().unwrap().encoded,
+                b.trace.as_ref().unwrap().encoded,
+                "a trace does not depend on how many samples get one"
+            );
+        }
+    }
+
+    /// Paper section 3 shapes over the traced rollouts (items 4, 11-14).
+    #[test]
+    fn token_level_shapes_follow_the_paper() {
+        let data = default_data();
+        let stats: Vec<_> = (0..3)
+            .map(|run| run_token_stats(&data.rollouts, run))
+            .collect();
+        let entropy: Vec<f64> = stats
+            .iter()
+            .map(|s| s.mean_entropy.all.mean().unwrap())
+            .collect();
+        assert!(
+            entropy[BASE] > entropy[SFT] && entropy[SFT] > entropy[RL],
+            "{entropy:?}"
+        );
+        let rbf: Vec<f64> = (0..3)
+            .map(|run| {
+                let values: Vec<f64> = data
+                    .rollouts
+                    .iter()
+                    .filter(|r| r.run == run)
+                    .filter_map(|r| r.mean_rbf)
+                    .collect();
+                values.iter().sum::<f64>() / values.len() as f64
+            })
+            .collect();
+        assert!(
+            rbf[SFT] > rbf[BASE] && rbf[BASE] > rbf[RL],
+            "SFT raises the RBF, RL does not: {rbf:?}"
+        );
+        for (run, s) in stats.iter().enumerate() {
+            assert_eq!(s.traced_rollouts, 4 * 80);
+            assert_eq!(s.entropy_source.exact, 4 * 80);
+            assert_eq!(s.entropy_source.max_top_k, 5);
+            let (c, i) = (
+                s.mean_entropy.correct.mean().unwrap(),
+                s.mean_entropy.incorrect.mean().unwrap(),
+            );
+            assert!(i > c, "run {run}: incorrect entropy {i} <= correct {c}");
+            let (c, i) = (
+                s.perplexity.mean.correct.mean().unwrap(),
+                s.perplexity.mean.incorrect.mean().unwrap(),
+            );
+            assert!(i > c, "run {run}: incorrect PPL {i} <= correct {c}");
+            // U-shape: both ends above the middle.
+            let bins: Vec<f64> = s
+                .position_entropy
+                .summary()
+                .iter()
+                .map(|b| b.all_mean().unwrap())
+                .collect();
+            let middle = bins[7..13].iter().sum::<f64>() / 6.0;
+            assert!(
+                bins[0] > 1.3 * middle && bins[19] > 1.3 * middle,
+                "run {run}: {bins:?}"
+            );
+            // Late entropy is higher in incorrect responses.
+            let late = &s.position_entropy.summary()[19];
+            assert!(late.incorrect.mean().unwrap() > late.correct.mean().unwrap());
+            let iv = s.interventions.as_ref().unwrap();
+            assert_eq!((iv.responses, iv.interventions), (80, 240));
+            assert_eq!(iv.error, None);
+        }
+        // Metacognitive tokens (Wait, Hmm, let me check...) carry more entropy than the rest.
+        let mut meta = caplens_analysis::tokens::MeanAccumulator::default();
+        let mut semantic = meta;
+        for s in &stats {
+            meta.merge(&s.categories.entropy.metacognitive);
+            semantic.merge(&s.categories.entropy.semantic_support);
+        }
+        let (meta, semantic) = (meta.mean().unwrap(), semantic.mean().unwrap());
+        assert!(
+            meta > 1.2 * semantic,
+            "metacognitive {meta} vs semantic {semantic}"
+        );
+        // Most tokens have low entropy; forking words have high entropy.
+        let (mut all, mut forks) = (Vec::new(), Vec::new());
+        for r in data.rollouts.iter().filter(|r| r.trace.is_some()) {
+            let t = r.trace.as_ref().unwrap().decode();
+            for (token, &h) in t.tokens().iter().zip(t.entropies().unwrap()) {
+                all.push(h);
+                if matches!(token.as_slice(), b"Wait" | b"So" | b" So" | b"Let" | b"Hmm") {
+                    forks.push(h);
+                }
+            }
+        }
+        all.sort_by(f32::total_cmp);
+        let median = all[all.len() / 2];
+        let fork_mean = forks.iter().sum::<f32>() / forks.len() as f32;
+        let overall = all.iter().sum::<f32>() / all.len() as f32;
+        assert!(
+            median < 0.6 * overall,
+            "median {median} vs mean {overall}: most tokens are low-entropy"
+        );
+        assert!(
+            fork_mean > 3.0 * overall,
+            "forking tokens {fork_mean} vs mean {overall}"
+        );
+        // Interventions over all three runs: larger early than late, larger in high-PPL responses.
+        let mut acc = caplens_analysis::token_stats::TokenStatsAccumulator::new();
+        for run in 0..3 {
+            use caplens_analysis::token_stats::RolloutTokens;
+            for r in data
+                .rollouts
+                .iter()
+                .filter(|r| r.run == run && r.sample == 0)
+            {
+                let d = &r.trace.as_ref().unwrap().tokens;
+                acc.push_rollout(RolloutTokens {
+                    correct: r.correct,
+                    mean_entropy: r.mean_entropy,
+                    ppl: r.perplexity,
+                    trace: Some(d),
+                });
+            }
+        }
+        let iv = acc.finish().unwrap().interventions.unwrap();
+        let mean_abs = |bins: &[caplens_analysis::intervention::PositionImpactBin]| {
+            let (mut sum, mut n) = (0.0, 0u64);
+            for b in bins {
+                if let Some(m) = b.summary.mean_abs_impact {
+                    sum += m * b.summary.interventions as f64;
+                    n += b.summary.interventions;
+                }
+            }
+            sum / n as f64
+        };
+        let (early, late) = (
+            mean_abs(&iv.by_position[..10]),
+            mean_abs(&iv.by_position[10..]),
+        );
+        assert!(early > late, "early |I| {early} vs late {late}");
+        let g = iv.by_ppl_group.unwrap();
+        assert!(
+            g.high.mean_abs_impact.unwrap() > g.low.mean_abs_impact.unwrap(),
+            "{g:?}"
+        );
+        assert!(
+            g.low.mean_impact.unwrap() > 0.0,
+            "swapping a token mostly hurts"
+        );
+    }
+
+    /// Item 7 and 8 on the checkpoints: the law's a and b come back from a fit, and the
+    /// rising -> plateau transition is found.
+    #[test]
+    fn checkpoints_follow_the_entropy_reward_law() {
+        use caplens_analysis::dynamics::{
+            detect_transition, fit_entropy_reward, LawStatus, DEFAULT_MIN_SEGMENT,
+        };
+        let data = default_data();
+        let dynamics = data.dynamics.as_ref().expect("dynamics experiment");
+        assert_eq!(dynamics.experiment.slug, DYNAMICS_EXPERIMENT_SLUG);
+        assert_eq!(dynamics.models.len(), CHECKPOINT_STEPS.len());
+        assert!(dynamics
+            .models
+            .iter()
+            .all(|m| m.stage == "rl" && m.parent.as_deref() == Some("demo-sft-7b")));
+        assert_eq!(dynamics.rollouts.len(), 12 * 80 * 16);
+        let mut law_points = Vec::new();
+        let mut accuracy_points = Vec::new();
+        let mut gaps = Vec::new();
+        for (run, &step) in CHECKPOINT_STEPS.iter().enumerate() {
+            let rollouts: Vec<&DemoRollout> =
+                dynamics.rollouts.iter().filter(|r| r.run == run).collect();
+            assert!(rollouts.iter().all(|r| r.mean_entropy.is_some()));
+            assert!(rollouts
+                .iter()
+                .all(|r| r.trace.is_some() == (r.sample == 0)));
+            let entropy = rollouts
+                .iter()
+                .map(|r| r.mean_entropy.unwrap())
+                .sum::<f64>()
+                / rollouts.len() as f64;
+            let accuracy =
+                rollouts.iter().filter(|r| r.correct).count() as f64 / rollouts.len() as f64;
+            assert!(
+                (entropy - policy_entropy(step)).abs() < 0.03,
+                "step {step}: {entropy}"
+            );
+            law_points.push((entropy, accuracy));
+            accuracy_points.push((step as f64, accuracy));
+            let s = run_token_stats(&dynamics.rollouts, run);
+            let (pos, neg) = (
+                s.mean_entropy.correct.mean().unwrap(),
+                s.mean_entropy.incorrect.mean().unwrap(),
+            );
+            assert!(neg > pos, "step {step}: negatives {neg} <= positives {pos}");
+            gaps.push((pos, neg));
+        }
+        let (first, last) = (gaps[0], gaps[gaps.len() - 1]);
+        assert!(
+            first.1 - last.1 > first.0 - last.0,
+            "negatives lose entropy faster: {gaps:?}"
+        );
+        let fit = fit_entropy_reward(&law_points).unwrap();
+        assert_eq!(fit.status, LawStatus::Holds);
+        assert!(
+            (fit.a - LAW_A).abs() < 0.06 && (fit.b - LAW_B).abs() < 0.06,
+            "{fit:?}"
+        );
+        assert!(fit.r_squared.unwrap() > 0.95, "{fit:?}");
+        let t = detect_transition(&accuracy_points, DEFAULT_MIN_SEGMENT).unwrap();
+        assert!((50.0..=250.0).contains(&t.step), "{t:?}");
+        assert!(t.slope_after.abs() < 0.25 * t.slope_before, "{t:?}");
+        assert!(accuracy_points[11].1 > accuracy_points[0].1 + 0.3);
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! files ──(format: given or detect)──> RolloutImporter::read ──> PrepareSink (parser thread:
-//!   grade, quality checks, token means, trace encoding; batches bounded in rows and bytes)
-//!   ──bounded channel──> Writer (async: runs, problems, rollouts, trace packs, rollups)
-//!   ──> finish (per-problem stats, run aggregates, experiment links, import row) ──> COMMIT
+//!   grade, quality checks, token means, trace encoding and digest; batches bounded in rows and
+//!   bytes) ──bounded channel──> Writer (async: runs, problems, rollouts, trace packs, rollups,
+//!   token statistics) ──> finish (per-problem stats, run aggregates and token statistics,
+//!   experiment links, import row) ──> COMMIT
 //! ```
 //!
 //! Guarantees (tests in server/tests/ingest.rs):
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use caplens_analysis::quality::QualityChecks;
 use caplens_analysis::rollup::RunRollup;
+use caplens_analysis::token_stats::{RolloutTokens, TokenStatsAccumulator, TraceTokens};
 use caplens_analysis::tokens::{rollout_token_means, RolloutTokenMeans};
 use caplens_analysis::trace::{encode, TokenTrace, TopAlternative};
 use caplens_analysis::verifier::{extract_answer, verify, Verdict};
@@ -580,6 +582,8 @@ enum PreparedKind {
         token_count: Option<i64>,
         means: RolloutTokenMeans,
         trace: Option<Vec<u8>>,
+        /// What the run's token statistics need from the trace (boxed: most rows have none).
+        tokens: Option<Box<TraceTokens>>,
     },
 }
 
@@ -675,7 +679,7 @@ fn prepare(record: RolloutRecord, file_index: usize, regrade: bool) -> Result<(P
                 _ => None,
             };
             let checks = response.as_deref().map(QualityChecks::of);
-            let (means, trace, token_count) = match &tokens {
+            let (means, trace, digest, token_count) = match &tokens {
                 Some(t) => {
                     let means = rollout_token_means(
                         t.entropies.as_deref(),
@@ -684,11 +688,13 @@ fn prepare(record: RolloutRecord, file_index: usize, regrade: bool) -> Result<(P
                             .map(|rows| rows.iter().map(|row| row.iter().map(|(_, lp)| *lp))),
                         Some(&t.logprobs),
                     );
-                    let trace = encode_trace(t).map_err(|m| (line, "tokens", m))?;
-                    bytes += trace.len();
-                    (means, Some(trace), Some(t.tokens.len() as i64))
+                    let trace = token_trace(t).map_err(|m| (line, "tokens", m))?;
+                    let digest = Box::new(TraceTokens::of(&trace));
+                    let encoded = encode(&trace);
+                    bytes += encoded.len() + digest.entropies.len() * 8;
+                    (means, Some(encoded), Some(digest), Some(t.tokens.len() as i64))
                 }
-                None => (RolloutTokenMeans::default(), None, None),
+                None => (RolloutTokenMeans::default(), None, None, None),
             };
             PreparedKind::Rollout {
                 correct,
@@ -699,6 +705,7 @@ fn prepare(record: RolloutRecord, file_index: usize, regrade: bool) -> Result<(P
                 token_count,
                 means,
                 trace,
+                tokens: digest,
             }
         }
     };
@@ -724,8 +731,8 @@ fn grade(answer: Option<&str>, reference: &str) -> bool {
     answer.is_some_and(|a| verify(a, reference) == Verdict::Equal)
 }
 
-/// The stored token trace (analysis::trace, CLTT) of a rollout's token data.
-fn encode_trace(t: &super::TokenData) -> Result<Vec<u8>, String> {
+/// The token trace (analysis::trace, stored as CLTT) of a rollout's token data.
+fn token_trace(t: &super::TokenData) -> Result<TokenTrace, String> {
     let logprobs: Vec<f32> = t
         .logprobs
         .iter()
@@ -764,7 +771,7 @@ fn encode_trace(t: &super::TokenData) -> Result<Vec<u8>, String> {
             .with_entropies(ent.iter().map(|e| e.map_or(f32::NAN, |v| v as f32)).collect())
             .map_err(|e| e.to_string())?;
     }
-    Ok(encode(&trace))
+    Ok(trace)
 }
 
 /// One run being written.
@@ -780,6 +787,7 @@ struct RunState {
     pack: Option<TracePack>,
     pack_key: Option<String>,
     rollouts: u64,
+    token_stats: TokenStatsAccumulator,
 }
 
 /// One rollout row waiting for the next multi-row INSERT.
@@ -931,6 +939,7 @@ impl<'a> Writer<'a> {
                 token_count,
                 means,
                 trace,
+                tokens,
             } => {
                 let correct = match correct {
                     Some(v) => v,
@@ -960,6 +969,12 @@ impl<'a> Writer<'a> {
                     means.mean_rbf,
                     means.ppl,
                 );
+                state.token_stats.push_rollout(RolloutTokens {
+                    correct,
+                    mean_entropy: means.mean_entropy,
+                    ppl: means.ppl,
+                    trace: tokens.as_deref(),
+                });
                 let trace = match trace {
                     Some(bytes) => {
                         if state.pack.is_none() {
@@ -1054,6 +1069,7 @@ impl<'a> Writer<'a> {
             pack: None,
             pack_key: None,
             rollouts: 0,
+            token_stats: TokenStatsAccumulator::new(),
         });
         self.run_index.insert(key, self.runs.len() - 1);
         Ok(self.runs.len() - 1)
@@ -1301,13 +1317,17 @@ impl<'a> Writer<'a> {
             catalog::insert_problem_stats(tx, state.run_id, &stats).await?;
             let aggregates = state.rollup.aggregates();
             let max_n = stats.iter().map(|s| s.n).max();
+            let token_stats = std::mem::take(&mut state.token_stats)
+                .finish()
+                .map(|t| serde_json::to_string(&t).expect("token stats serialise"));
             db(sqlx::query(
-                "UPDATE runs SET status = 'completed', finished_at = $1, aggregates = $2, n_per_problem = $3, source_hash = $4 WHERE id = $5",
+                "UPDATE runs SET status = 'completed', finished_at = $1, aggregates = $2, n_per_problem = $3, source_hash = $4, token_stats = $5 WHERE id = $6",
             )
             .bind(now_rfc3339())
             .bind(serde_json::to_string(&aggregates).expect("aggregates serialise"))
             .bind(max_n)
             .bind(content_hash)
+            .bind(token_stats)
             .bind(state.run_id)
             .execute(&mut **tx)
             .await)?;

@@ -238,6 +238,11 @@ pub struct NewRollout<'a> {
     pub correct: bool,
     pub token_count: Option<i64>,
     pub quality_flags: i64,
+    pub mean_entropy: Option<f64>,
+    pub mean_rbf: Option<f64>,
+    pub perplexity: Option<f64>,
+    /// (blob key of the run's trace pack, offset, length) of the rollout's token trace.
+    pub trace: Option<(&'a str, i64, i64)>,
 }
 
 /// Per (run, problem) aggregate row.
@@ -450,7 +455,7 @@ fn placeholders(sqlite: bool, rows: usize, columns: usize) -> String {
     sql
 }
 
-/// Rows per multi-row INSERT: 8 columns x 400 rows stays under SQLite's and PostgreSQL's
+/// Rows per multi-row INSERT: 14 columns x 400 rows stays under SQLite's and PostgreSQL's
 /// bound-parameter limits while cutting round trips 400-fold.
 const ROLLOUT_BATCH: usize = 400;
 
@@ -459,13 +464,17 @@ pub async fn insert_rollouts(
     run_id: i64,
     rollouts: &[NewRollout<'_>],
 ) -> Result<(), StoreError> {
+    let postgres = (**tx).backend_name() == "PostgreSQL";
     for chunk in rollouts.chunks(ROLLOUT_BATCH) {
         let sql = format!(
             "INSERT INTO rollouts (run_id, problem_id, sample_index, response, extracted_answer,
-                                   correct, token_count, quality_flags) VALUES {}",
-            values_placeholders(tx, chunk.len(), 8)
+                                   correct, token_count, quality_flags, mean_entropy, mean_rbf,
+                                   perplexity, trace_key, trace_offset, trace_length) VALUES {}",
+            values_placeholders(tx, chunk.len(), 14)
         );
-        let mut q = sqlx::query(&sql);
+        // Not a cached prepared statement on PostgreSQL: sqlx 0.8's Any driver binds a NULL f64
+        // as float4, and a statement prepared with that type rejects a later real f64.
+        let mut q = sqlx::query(&sql).persistent(!postgres);
         for r in chunk {
             q = q
                 .bind(run_id)
@@ -475,7 +484,13 @@ pub async fn insert_rollouts(
                 .bind(r.extracted_answer)
                 .bind(r.correct as i64)
                 .bind(r.token_count)
-                .bind(r.quality_flags);
+                .bind(r.quality_flags)
+                .bind(r.mean_entropy.filter(|x| x.is_finite()))
+                .bind(r.mean_rbf.filter(|x| x.is_finite()))
+                .bind(r.perplexity.filter(|x| x.is_finite()))
+                .bind(r.trace.map(|t| t.0))
+                .bind(r.trace.map(|t| t.1))
+                .bind(r.trace.map(|t| t.2));
         }
         db(q.execute(&mut **tx).await)?;
     }

@@ -9,6 +9,7 @@
 pub mod analysis;
 pub mod blobs;
 pub mod catalog;
+pub mod token_stats;
 pub mod tokens;
 pub mod rft;
 

@@ -78,6 +78,14 @@ async fn export_chart(
                 _ => None,
             })
         }),
+        "token-stats" => views.token_stats(&slug, caplens_app::views::TokenStatsRequest::from_query(get)).await.map(|v| {
+            v.map(|v| match chart {
+                "position" => v.position,
+                "ppl" => v.ppl,
+                "impact" => v.impact,
+                _ => None,
+            })
+        }),
         other => return ApiError::not_found(format!("no view “{other}” has charts to export")).into_response(),
     };
     let spec = match spec {

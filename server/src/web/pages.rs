@@ -87,4 +87,11 @@ impl DataSource for StoreSource {
     fn rft_view(&self, slug: String, request: RftRequest) -> BoxFuture<'_, Result<Option<RftView>, DataError>> {
         Box::pin(async move { self.views.rft(&slug, request).await.map_err(user_error) })
     }
+    fn token_stats_view(
+        &self,
+        slug: String,
+        request: TokenStatsRequest,
+    ) -> BoxFuture<'_, Result<Option<TokenStatsView>, DataError>> {
+        Box::pin(async move { self.views.token_stats(&slug, request).await.map_err(user_error) })
+    }
 }
