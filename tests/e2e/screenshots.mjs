@@ -13,6 +13,8 @@ try {
     { name: 'passk', path: '/experiments/demo-rlvr-boundary/passk', theme: 'light', viewport: { width: 1280, height: 900 } },
     { name: 'unsolvable', path: '/experiments/demo-rlvr-boundary/unsolvable?region=RL', theme: 'light', viewport: { width: 1280, height: 1100 } },
     { name: 'compare-dark', path: '/experiments/demo-rlvr-boundary/compare', theme: 'dark', viewport: { width: 1280, height: 1200 } },
+    { name: 'token-stats', path: '/experiments/demo-rlvr-boundary/token-stats', theme: 'light', viewport: { width: 1280, height: 1000 } },
+    { name: 'dynamics', path: '/experiments/demo-rl-dynamics/dynamics', theme: 'light', viewport: { width: 1280, height: 1100 } },
     { name: 'experiment-phone', path: '/experiments/demo-rlvr-boundary', theme: 'light', viewport: { width: 390, height: 844 } },
   ];
   // The unsolvable shot selects the rl-only region (run ids come from the API).
