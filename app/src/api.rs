@@ -50,7 +50,10 @@ pub async fn list_tokens() -> Result<Vec<ApiTokenRow>, ServerFnError> {
 // preflight, which caplens never grants, so these cannot be triggered from another site.
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
 pub async fn create_token(name: String) -> Result<CreatedToken, ServerFnError> {
-    source()?.create_token(name).await.map_err(ServerFnError::new)
+    source()?
+        .create_token(name)
+        .await
+        .map_err(ServerFnError::new)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]

@@ -7,6 +7,8 @@ pub mod api;
 pub mod browser;
 pub mod components;
 pub mod data;
+pub mod heat;
+pub mod math;
 pub mod model;
 pub mod pages;
 
