@@ -60,3 +60,61 @@ pub async fn create_token(name: String) -> Result<CreatedToken, ServerFnError> {
 pub async fn revoke_token(id: i64) -> Result<bool, ServerFnError> {
     source()?.revoke_token(id).await.map_err(ServerFnError::new)
 }
+
+/// Rollouts per page on the problem page.
+pub const ROLLOUTS_PER_PAGE: i64 = 20;
+
+#[server(prefix = "/_app")]
+pub async fn get_problem(
+    id: i64,
+    runs: Option<Vec<i64>>,
+) -> Result<Option<ProblemDetail>, ServerFnError> {
+    source()?
+        .problem(id, runs)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app")]
+pub async fn get_problem_rollouts(
+    problem_id: i64,
+    run_id: i64,
+    page: i64,
+    answer: Option<String>,
+) -> Result<RolloutList, ServerFnError> {
+    source()?
+        .problem_rollouts(problem_id, run_id, page, answer)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app")]
+pub async fn get_rollout_response(id: i64) -> Result<Option<Option<String>>, ServerFnError> {
+    source()?
+        .rollout_response(id)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app")]
+pub async fn get_rollout(
+    id: i64,
+    metric: Option<crate::heat::Metric>,
+    pos: Option<usize>,
+) -> Result<Option<RolloutView>, ServerFnError> {
+    source()?
+        .rollout(id, metric, pos)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app")]
+pub async fn get_rollout_token(
+    id: i64,
+    pos: usize,
+) -> Result<Option<crate::heat::TokenDetail>, ServerFnError> {
+    source()?
+        .rollout_token(id, pos)
+        .await
+        .map_err(ServerFnError::new)
+}

@@ -33,6 +33,40 @@ mod ssr_only {
         fn create_token(&self, name: String) -> BoxFuture<'_, Result<CreatedToken, DataError>>;
         /// `false` when there is no such active token.
         fn revoke_token(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>>;
+        /// One problem with its per-run numbers; `runs` restricts to those run ids.
+        fn problem(
+            &self,
+            id: i64,
+            runs: Option<Vec<i64>>,
+        ) -> BoxFuture<'_, Result<Option<ProblemDetail>, DataError>>;
+        /// One page of a run's rollouts of a problem, optionally only those whose normalised
+        /// answer equals `answer`.
+        fn problem_rollouts(
+            &self,
+            problem_id: i64,
+            run_id: i64,
+            page: i64,
+            answer: Option<String>,
+        ) -> BoxFuture<'_, Result<RolloutList, DataError>>;
+        /// A rollout's response text; `None` when there is no such rollout.
+        fn rollout_response(
+            &self,
+            id: i64,
+        ) -> BoxFuture<'_, Result<Option<Option<String>>, DataError>>;
+        /// The rollout page: the rollout and, with a trace, the heatmap of `metric` (default:
+        /// entropy, else the first the trace has) and the token at `pos`.
+        fn rollout(
+            &self,
+            id: i64,
+            metric: Option<crate::heat::Metric>,
+            pos: Option<usize>,
+        ) -> BoxFuture<'_, Result<Option<RolloutView>, DataError>>;
+        /// One token of a rollout's trace (the hover card).
+        fn rollout_token(
+            &self,
+            id: i64,
+            pos: usize,
+        ) -> BoxFuture<'_, Result<Option<crate::heat::TokenDetail>, DataError>>;
     }
 
     /// How the server hands its data source to the pages (Leptos context).

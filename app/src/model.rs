@@ -258,8 +258,6 @@ pub struct ProblemRunStats {
     pub pass_at: Vec<(u64, f64)>,
     /// Distinct normalised final answers, most frequent first.
     pub answers: Vec<AnswerCluster>,
-    /// Rollouts stored as rows (count-only data has none).
-    pub rollout_rows: i64,
 }
 
 /// One distinct normalised final answer and how many rollouts gave it.

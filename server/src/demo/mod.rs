@@ -200,7 +200,9 @@ async fn store_demo(tx: &mut catalog::Tx<'_>, data: &DemoData) -> Result<DemoLoa
                 .problem(r.problem)
                 .push_rollout(Some(r.sample as u64), r.correct, r.answer.as_deref())
                 .map_err(|e| StoreError::Invalid(format!("demo generator: {e}")))?;
-            rollup.totals.push(Some((&r.response, checks)), None, None, None);
+            rollup
+                .totals
+                .push(Some((&r.response, checks)), None, None, None);
             rows.push(NewRollout {
                 problem_id: problem_ids[r.problem],
                 sample_index: r.sample as i64,
@@ -266,4 +268,3 @@ pub fn write_native_jsonl(data: &DemoData, out: &mut dyn std::io::Write) -> std:
     }
     Ok(data.rollouts.len())
 }
-

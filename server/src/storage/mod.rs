@@ -8,6 +8,7 @@
 
 pub mod blobs;
 pub mod catalog;
+pub mod rollouts;
 pub mod tokens;
 
 use std::{path::Path, str::FromStr, time::Duration};

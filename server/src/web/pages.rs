@@ -5,7 +5,14 @@ use caplens_app::{
     model::*,
 };
 
-use crate::{error::StoreError, ingest::service::ImportService, storage::Store};
+use caplens_app::heat::{Metric, TokenDetail};
+
+use crate::{
+    error::StoreError,
+    heatmap,
+    ingest::service::ImportService,
+    storage::{rollouts::TraceError, Store},
+};
 
 pub struct StoreSource {
     pub store: Store,
@@ -63,4 +70,118 @@ impl DataSource for StoreSource {
     fn revoke_token(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>> {
         Box::pin(async move { self.store.revoke_token(id).await.map_err(user_error) })
     }
+    fn problem(
+        &self,
+        id: i64,
+        runs: Option<Vec<i64>>,
+    ) -> BoxFuture<'_, Result<Option<ProblemDetail>, DataError>> {
+        Box::pin(async move {
+            self.store
+                .problem_detail(id, runs.as_deref())
+                .await
+                .map_err(user_error)
+        })
+    }
+    fn problem_rollouts(
+        &self,
+        problem_id: i64,
+        run_id: i64,
+        page: i64,
+        answer: Option<String>,
+    ) -> BoxFuture<'_, Result<RolloutList, DataError>> {
+        Box::pin(async move {
+            self.store
+                .problem_rollouts(
+                    problem_id,
+                    run_id,
+                    page,
+                    caplens_app::api::ROLLOUTS_PER_PAGE,
+                    answer.as_deref(),
+                )
+                .await
+                .map_err(user_error)
+        })
+    }
+    fn rollout_response(
+        &self,
+        id: i64,
+    ) -> BoxFuture<'_, Result<Option<Option<String>>, DataError>> {
+        Box::pin(async move { self.store.rollout_response(id).await.map_err(user_error) })
+    }
+    fn rollout(
+        &self,
+        id: i64,
+        metric: Option<Metric>,
+        pos: Option<usize>,
+    ) -> BoxFuture<'_, Result<Option<RolloutView>, DataError>> {
+        Box::pin(async move { rollout_view(&self.store, id, metric, pos).await })
+    }
+    fn rollout_token(
+        &self,
+        id: i64,
+        pos: usize,
+    ) -> BoxFuture<'_, Result<Option<TokenDetail>, DataError>> {
+        Box::pin(async move {
+            let Some(rollout) = self.store.rollout(id).await.map_err(user_error)? else {
+                return Ok(None);
+            };
+            let Some(trace_ref) = rollout.trace else {
+                return Ok(None);
+            };
+            match self.store.read_trace(&trace_ref).await {
+                Ok(trace) => Ok(heatmap::token_detail(&trace, pos)),
+                Err(e) => Err(trace_error(e)),
+            }
+        })
+    }
+}
+
+fn trace_error(e: TraceError) -> DataError {
+    match e {
+        TraceError::Store(e) => user_error(e),
+        e => {
+            tracing::warn!(error = %e, "unreadable token trace");
+            DataError(e.to_string())
+        }
+    }
+}
+
+/// The rollout page's data: the rollout, and with a trace its heatmap and the token at `pos`.
+pub async fn rollout_view(
+    store: &Store,
+    id: i64,
+    metric: Option<Metric>,
+    pos: Option<usize>,
+) -> Result<Option<RolloutView>, DataError> {
+    let Some(r) = store.rollout(id).await.map_err(user_error)? else {
+        return Ok(None);
+    };
+    let (mut heat, mut selected, mut trace_error_text) = (None, None, None);
+    if let Some(trace_ref) = &r.trace {
+        match store.read_trace(trace_ref).await {
+            Ok(trace) => {
+                let metric = metric.unwrap_or_else(|| heatmap::default_metric(&trace));
+                heat = Some(heatmap::heatmap(&trace, metric));
+                selected = pos.and_then(|p| heatmap::token_detail(&trace, p));
+            }
+            Err(TraceError::Store(e)) => return Err(user_error(e)),
+            Err(e) => {
+                tracing::warn!(rollout = id, error = %e, "unreadable token trace");
+                trace_error_text = Some(e.to_string());
+            }
+        }
+    }
+    Ok(Some(RolloutView {
+        row: r.row,
+        run_id: r.run_id,
+        model: r.model,
+        stage: r.stage,
+        problem_id: r.problem_id,
+        problem_key: r.problem_key,
+        dataset: r.dataset,
+        response: r.response,
+        heatmap: heat,
+        trace_error: trace_error_text,
+        selected,
+    }))
 }
