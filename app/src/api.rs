@@ -64,7 +64,8 @@ pub async fn revoke_token(id: i64) -> Result<bool, ServerFnError> {
 /// Rollouts per page on the problem page.
 pub const ROLLOUTS_PER_PAGE: i64 = 20;
 
-#[server(prefix = "/_app")]
+// The problem page's reads take JSON: their arguments hold lists and optional strings.
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
 pub async fn get_problem(
     id: i64,
     runs: Option<Vec<i64>>,
@@ -75,23 +76,13 @@ pub async fn get_problem(
         .map_err(ServerFnError::new)
 }
 
-#[server(prefix = "/_app")]
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
 pub async fn get_problem_rollouts(
     problem_id: i64,
-    run_id: i64,
-    page: i64,
-    answer: Option<String>,
+    query: RolloutListQuery,
 ) -> Result<RolloutList, ServerFnError> {
     source()?
-        .problem_rollouts(problem_id, run_id, page, answer)
-        .await
-        .map_err(ServerFnError::new)
-}
-
-#[server(prefix = "/_app")]
-pub async fn get_rollout_response(id: i64) -> Result<Option<Option<String>>, ServerFnError> {
-    source()?
-        .rollout_response(id)
+        .problem_rollouts(problem_id, query)
         .await
         .map_err(ServerFnError::new)
 }
@@ -100,10 +91,9 @@ pub async fn get_rollout_response(id: i64) -> Result<Option<Option<String>>, Ser
 pub async fn get_rollout(
     id: i64,
     metric: Option<crate::heat::Metric>,
-    pos: Option<usize>,
 ) -> Result<Option<RolloutView>, ServerFnError> {
     source()?
-        .rollout(id, metric, pos)
+        .rollout(id, metric)
         .await
         .map_err(ServerFnError::new)
 }

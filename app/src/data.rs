@@ -39,27 +39,18 @@ mod ssr_only {
             id: i64,
             runs: Option<Vec<i64>>,
         ) -> BoxFuture<'_, Result<Option<ProblemDetail>, DataError>>;
-        /// One page of a run's rollouts of a problem, optionally only those whose normalised
-        /// answer equals `answer`.
+        /// One page of a run's rollouts of a problem (see [`RolloutListQuery`]).
         fn problem_rollouts(
             &self,
             problem_id: i64,
-            run_id: i64,
-            page: i64,
-            answer: Option<String>,
+            query: RolloutListQuery,
         ) -> BoxFuture<'_, Result<RolloutList, DataError>>;
-        /// A rollout's response text; `None` when there is no such rollout.
-        fn rollout_response(
-            &self,
-            id: i64,
-        ) -> BoxFuture<'_, Result<Option<Option<String>>, DataError>>;
         /// The rollout page: the rollout and, with a trace, the heatmap of `metric` (default:
-        /// entropy, else the first the trace has) and the token at `pos`.
+        /// entropy, else the first the trace has).
         fn rollout(
             &self,
             id: i64,
             metric: Option<crate::heat::Metric>,
-            pos: Option<usize>,
         ) -> BoxFuture<'_, Result<Option<RolloutView>, DataError>>;
         /// One token of a rollout's trace (the hover card).
         fn rollout_token(

@@ -25,6 +25,7 @@ use pages::{
     models::ModelsPage, not_found::NotFound, runs::RunsPage, tokens::TokensPage,
     upload::UploadPage,
 };
+use pages::{problem::ProblemPage, rollout::RolloutPage};
 
 /// The HTML document around the app; used by the server for every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -74,6 +75,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/runs") view=RunsPage ssr=SsrMode::Async />
                     <Route path=path!("/upload") view=UploadPage ssr=SsrMode::Async />
                     <Route path=path!("/tokens") view=TokensPage ssr=SsrMode::Async />
+                    <Route path=path!("/problems/:id") view=ProblemPage ssr=SsrMode::Async />
+                    <Route path=path!("/rollouts/:id") view=RolloutPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

@@ -269,15 +269,34 @@ pub struct AnswerCluster {
     pub correct: bool,
 }
 
+/// Which rollouts of a problem to list (the problem page's query string).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RolloutListQuery {
+    /// Restrict to these runs (empty: all).
+    pub runs: Vec<i64>,
+    /// The run to list; when absent or not among the problem's runs, the first run in lineage
+    /// order.
+    pub run: Option<i64>,
+    /// 1-based.
+    pub page: i64,
+    /// Only rollouts whose normalised final answer equals this.
+    pub answer: Option<String>,
+    /// Expanded rollouts: their responses come with the page.
+    pub open: Vec<i64>,
+}
+
 /// One page of a run's rollouts of one problem.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RolloutList {
-    pub run_id: i64,
+    /// The run listed; `None` when the problem has no run (within the filter).
+    pub run_id: Option<i64>,
     /// Rollouts matching the filter, over all pages.
     pub total: i64,
     pub page: i64,
     pub per_page: i64,
     pub items: Vec<RolloutRow>,
+    /// Responses of the expanded rollouts on this page.
+    pub responses: Vec<(i64, Option<String>)>,
 }
 
 /// A rollout as listed (its response comes separately: responses can be long).
@@ -311,6 +330,4 @@ pub struct RolloutView {
     pub heatmap: Option<crate::heat::TokenHeatmap>,
     /// Why the trace could not be shown (missing blob, corrupt bytes).
     pub trace_error: Option<String>,
-    /// The token at `pos=`, with its alternatives; `None` without a trace or past the end.
-    pub selected: Option<crate::heat::TokenDetail>,
 }

@@ -1,5 +1,6 @@
 //! Reusable pieces of UI.
 
 pub mod common;
+pub mod detail;
 pub mod layout;
 pub mod theme;

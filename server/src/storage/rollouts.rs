@@ -185,7 +185,8 @@ impl Store {
     }
 
     /// One page (1-based) of a run's rollouts of a problem, by sample index; `answer` keeps
-    /// the rollouts whose normalised final answer equals it.
+    /// the rollouts whose normalised final answer equals it; the responses of the `open` ones
+    /// on the page come along.
     pub async fn problem_rollouts(
         &self,
         problem_id: i64,
@@ -193,6 +194,7 @@ impl Store {
         page: i64,
         per_page: i64,
         answer: Option<&str>,
+        open: &[i64],
     ) -> Result<RolloutList, StoreError> {
         let per_page = per_page.clamp(1, MAX_PER_PAGE);
         let page = page.max(1);
@@ -221,29 +223,43 @@ impl Store {
             .take(per_page as usize)
             .copied()
             .collect();
+        // The ids are integers (from the database, or parsed): safe to write into the SQL.
+        let id_list = |ids: &[i64]| ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let mut items = Vec::with_capacity(page_ids.len());
         if !page_ids.is_empty() {
-            // The ids are integers from the database: safe to write into the statement.
-            let list = page_ids
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
             let sql = format!(
-                "SELECT {ROLLOUT_COLUMNS} FROM rollouts x WHERE x.id IN ({list})
-                 ORDER BY x.sample_index"
+                "SELECT {ROLLOUT_COLUMNS} FROM rollouts x WHERE x.id IN ({})
+                 ORDER BY x.sample_index",
+                id_list(&page_ids)
             );
             let rows = db(sqlx::query(&sql).fetch_all(&self.pool).await)?;
             for row in &rows {
                 items.push(db(rollout_row(row))?);
             }
         }
+        let open: Vec<i64> = page_ids
+            .iter()
+            .copied()
+            .filter(|id| open.contains(id))
+            .collect();
+        let responses = if open.is_empty() {
+            Vec::new()
+        } else {
+            let sql = format!(
+                "SELECT id, response FROM rollouts WHERE id IN ({}) ORDER BY id",
+                id_list(&open)
+            );
+            db(sqlx::query_as::<_, (i64, Option<String>)>(&sql)
+                .fetch_all(&self.pool)
+                .await)?
+        };
         Ok(RolloutList {
-            run_id,
+            run_id: Some(run_id),
             total: matching.len() as i64,
             page,
             per_page,
             items,
+            responses,
         })
     }
 
@@ -277,16 +293,6 @@ impl Store {
                 length: length.map(|l| l.max(0) as u64),
             }),
         }))
-    }
-
-    /// A rollout's response text alone (an expanded row of the problem page).
-    pub async fn rollout_response(&self, id: i64) -> Result<Option<Option<String>>, StoreError> {
-        db(
-            sqlx::query_scalar::<_, Option<String>>("SELECT response FROM rollouts WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await,
-        )
     }
 
     /// Reads and decodes one trace: one byte range of its pack, never another rollout's.

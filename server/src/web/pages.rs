@@ -85,36 +85,53 @@ impl DataSource for StoreSource {
     fn problem_rollouts(
         &self,
         problem_id: i64,
-        run_id: i64,
-        page: i64,
-        answer: Option<String>,
+        query: RolloutListQuery,
     ) -> BoxFuture<'_, Result<RolloutList, DataError>> {
         Box::pin(async move {
+            // The run: the one asked for when the problem has it (within `runs=`), else the
+            // first in lineage order, as the page shows them.
+            let runs = (!query.runs.is_empty()).then_some(query.runs.as_slice());
+            let detail = self
+                .store
+                .problem_detail(problem_id, runs)
+                .await
+                .map_err(user_error)?;
+            let ids: Vec<i64> = detail
+                .map(|d| d.runs.iter().map(|r| r.run_id).collect())
+                .unwrap_or_default();
+            let run = query
+                .run
+                .filter(|r| ids.contains(r))
+                .or_else(|| ids.first().copied());
+            let Some(run) = run else {
+                return Ok(RolloutList {
+                    run_id: None,
+                    total: 0,
+                    page: 1,
+                    per_page: caplens_app::api::ROLLOUTS_PER_PAGE,
+                    items: Vec::new(),
+                    responses: Vec::new(),
+                });
+            };
             self.store
                 .problem_rollouts(
                     problem_id,
-                    run_id,
-                    page,
+                    run,
+                    query.page,
                     caplens_app::api::ROLLOUTS_PER_PAGE,
-                    answer.as_deref(),
+                    query.answer.as_deref(),
+                    &query.open,
                 )
                 .await
                 .map_err(user_error)
         })
     }
-    fn rollout_response(
-        &self,
-        id: i64,
-    ) -> BoxFuture<'_, Result<Option<Option<String>>, DataError>> {
-        Box::pin(async move { self.store.rollout_response(id).await.map_err(user_error) })
-    }
     fn rollout(
         &self,
         id: i64,
         metric: Option<Metric>,
-        pos: Option<usize>,
     ) -> BoxFuture<'_, Result<Option<RolloutView>, DataError>> {
-        Box::pin(async move { rollout_view(&self.store, id, metric, pos).await })
+        Box::pin(async move { rollout_view(&self.store, id, metric).await })
     }
     fn rollout_token(
         &self,
@@ -146,23 +163,21 @@ fn trace_error(e: TraceError) -> DataError {
     }
 }
 
-/// The rollout page's data: the rollout, and with a trace its heatmap and the token at `pos`.
+/// The rollout page's data: the rollout, and with a trace its heatmap.
 pub async fn rollout_view(
     store: &Store,
     id: i64,
     metric: Option<Metric>,
-    pos: Option<usize>,
 ) -> Result<Option<RolloutView>, DataError> {
     let Some(r) = store.rollout(id).await.map_err(user_error)? else {
         return Ok(None);
     };
-    let (mut heat, mut selected, mut trace_error_text) = (None, None, None);
+    let (mut heat, mut trace_error_text) = (None, None);
     if let Some(trace_ref) = &r.trace {
         match store.read_trace(trace_ref).await {
             Ok(trace) => {
                 let metric = metric.unwrap_or_else(|| heatmap::default_metric(&trace));
                 heat = Some(heatmap::heatmap(&trace, metric));
-                selected = pos.and_then(|p| heatmap::token_detail(&trace, p));
             }
             Err(TraceError::Store(e)) => return Err(user_error(e)),
             Err(e) => {
@@ -182,6 +197,5 @@ pub async fn rollout_view(
         response: r.response,
         heatmap: heat,
         trace_error: trace_error_text,
-        selected,
     }))
 }
