@@ -217,14 +217,14 @@ fn traced_file() -> String {
         v.to_string()
     };
     lines.push(with(serde_json::json!({
-        "sample": 0, "response": "So $x = \\frac{1}{2}$, answer \\boxed{1/2}",
+        "sample": 0, "correct": true, "response": "So $x = \\frac{1}{2}$, answer \\boxed{1/2}",
         "tokens": ["So", " x", " =", " \\boxed{1/2}"],
         "token_logprobs": [-0.1, -1.2, -0.01, -0.5],
         "top_logprobs": [[["So", -0.1], ["Thus", -2.5]], [[" x", -1.2], [" y", -0.6]],
                          [[" =", -0.01], [" is", -5.0]], [[" \\boxed{1/2}", -0.5], [" 2", -1.0]]],
     })));
     lines.push(with(serde_json::json!({
-        "sample": 1, "response": "<script>window.__pwned=1</script><img src=x onerror=alert(1)> \\boxed{3}",
+        "sample": 1, "correct": false, "response": "<script>window.__pwned=1</script><img src=x onerror=alert(1)> \\boxed{3}",
         "tokens": ["<script>", "<img src=x onerror=alert(1)>", " \\boxed{3}"],
         "token_logprobs": [-3.0, -0.2, -0.7],
         "top_logprobs": [[["<script>", -3.0], ["a", -0.1]], [["<img src=x onerror=alert(1)>", -0.2]],
@@ -232,7 +232,7 @@ fn traced_file() -> String {
     })));
     for s in 2..5 {
         lines.push(with(
-            serde_json::json!({"sample": s, "response": format!("\\boxed{{{s}}}")}),
+            serde_json::json!({"sample": s, "correct": false, "response": format!("\\boxed{{{s}}}")}),
         ));
     }
     lines.join("\n") + "\n"
@@ -258,7 +258,7 @@ async fn import(db: &TestDb, content: &str) {
         None,
     )
     .await;
-    assert_eq!(report.rows_stored, 5, "{:?}", report.errors);
+    assert_eq!(report.rows_stored, 5, "{report:?}");
 }
 
 async fn rollout_id(db: &TestDb, sample: i64) -> i64 {
@@ -373,11 +373,14 @@ async fn missing_and_corrupt_traces_are_reported_and_the_rest_works() {
     assert!(view.response.is_some(), "the response still shows");
 
     let other = rollout_id(&db, 1).await;
-    sqlx::query("UPDATE rollouts SET trace_offset = trace_offset + 1 WHERE id = $1")
-        .bind(other)
-        .execute(&db.store.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE rollouts SET trace_offset = trace_offset + 1, trace_length = trace_length - 1
+         WHERE id = $1",
+    )
+    .bind(other)
+    .execute(&db.store.pool)
+    .await
+    .unwrap();
     let view = rollout_view(&db.store, other, None).await.unwrap().unwrap();
     assert!(view.heatmap.is_none());
     assert!(
@@ -385,6 +388,15 @@ async fn missing_and_corrupt_traces_are_reported_and_the_rest_works() {
         "{:?}",
         view.trace_error
     );
+    // A range past the end of the pack (a truncated file): unreadable, said on the page.
+    sqlx::query("UPDATE rollouts SET trace_length = trace_length + 100000 WHERE id = $1")
+        .bind(other)
+        .execute(&db.store.pool)
+        .await
+        .unwrap();
+    let view = rollout_view(&db.store, other, None).await.unwrap().unwrap();
+    assert!(view.heatmap.is_none());
+    assert!(view.trace_error.unwrap().contains("could not be read"));
     db.cleanup().await;
 }
 

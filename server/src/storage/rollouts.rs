@@ -46,6 +46,9 @@ pub enum TraceError {
     Missing(String),
     #[error("the token trace is corrupt: {0}")]
     Corrupt(String),
+    /// The pack exists but the range could not be read (shorter than the index says, I/O).
+    #[error("the token trace could not be read (the server log has the details)")]
+    Unreadable(#[source] StoreError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -297,11 +300,17 @@ impl Store {
 
     /// Reads and decodes one trace: one byte range of its pack, never another rollout's.
     pub async fn read_trace(&self, trace: &TraceRef) -> Result<TokenTrace, TraceError> {
-        let bytes = match (trace.offset, trace.length) {
-            (Some(offset), Some(length)) => {
-                self.blobs.get_range(&trace.key, offset, length).await?
+        let read = match (trace.offset, trace.length) {
+            (Some(offset), Some(length)) => self.blobs.get_range(&trace.key, offset, length).await,
+            _ => self.blobs.get(&trace.key).await,
+        };
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            Err(e @ StoreError::Blob { .. }) => {
+                tracing::warn!(key = %trace.key, error = %e, "token trace unreadable");
+                return Err(TraceError::Unreadable(e));
             }
-            _ => self.blobs.get(&trace.key).await?,
+            Err(e) => return Err(TraceError::Store(e)),
         };
         let bytes = bytes.ok_or_else(|| TraceError::Missing(trace.key.clone()))?;
         decode(&bytes).map_err(|e| TraceError::Corrupt(format!("{e:?}")))
