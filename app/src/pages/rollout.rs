@@ -416,13 +416,18 @@ fn TokenGrid(id: i64, h: StoredValue<TokenHeatmap>, state: Memo<RolloutQuery>) -
 
     #[cfg(feature = "hydrate")]
     {
-        // Highlight and scroll to `pos` (also after a click changed it).
-        Effect::new(move |prev: Option<Option<usize>>| {
+        // Highlight `pos` (also after a click changed it); scroll to it once, as soon as the
+        // grid is in the DOM.
+        Effect::new(move |prev: Option<(Option<usize>, bool)>| {
             let pos = state.get().pos;
-            if let Some(el) = grid.get() {
-                hydrate_only::highlight(&el, prev.flatten(), pos, prev.is_none());
+            let (prev_pos, scrolled) = prev.unwrap_or((None, false));
+            match grid.get() {
+                Some(el) => {
+                    hydrate_only::highlight(&el, prev_pos, pos, !scrolled);
+                    (pos, true)
+                }
+                None => (prev_pos, scrolled),
             }
-            pos
         });
     }
 
@@ -708,7 +713,9 @@ mod hydrate_only {
             let _ = el.class_list().add_1("sel");
             let _ = el.set_attribute("id", "sel-token");
             if first {
-                el.scroll_into_view_with_bool(false);
+                let options = leptos::web_sys::ScrollIntoViewOptions::new();
+                options.set_block(leptos::web_sys::ScrollLogicalPosition::Center);
+                el.scroll_into_view_with_scroll_into_view_options(&options);
             }
         }
     }
@@ -725,12 +732,14 @@ mod hydrate_only {
         }
         set_timeout(
             move || {
-                if active.get_untracked() != Some(i) {
+                // The heatmap may have been replaced (another metric) in the meantime: its
+                // signals are then disposed, and the answer is dropped.
+                if active.try_get_untracked().flatten() != Some(i) {
                     return;
                 }
                 leptos::task::spawn_local(async move {
                     if let Ok(Some(d)) = get_rollout_token(id, i).await {
-                        details.update(|m| {
+                        details.try_update(|m| {
                             m.insert(i, d);
                         });
                     }

@@ -68,10 +68,7 @@ pub fn router(imports: ImportService, site_root: &Path, addr: SocketAddr) -> Rou
         store: store.clone(),
         imports,
     };
-    let source: SharedDataSource = Arc::new(pages::StoreSource {
-        store,
-        imports: state.imports.clone(),
-    });
+    let source: SharedDataSource = Arc::new(pages::StoreSource::new(store, state.imports.clone()));
     let context = move || provide_context(source.clone());
     let routes = route_list();
 

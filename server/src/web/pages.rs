@@ -7,16 +7,49 @@ use caplens_app::{
 
 use caplens_app::heat::{Metric, TokenDetail};
 
+use std::sync::Arc;
+
+use caplens_analysis::trace::TokenTrace;
+
 use crate::{
     error::StoreError,
     heatmap,
     ingest::service::ImportService,
-    storage::{rollouts::TraceError, Store},
+    storage::{
+        rollouts::{TraceError, TraceRef},
+        Store,
+    },
 };
 
 pub struct StoreSource {
     pub store: Store,
     pub imports: ImportService,
+    /// The last trace decoded: the rollout page, its `pos=` token and the hover card's
+    /// alternatives all read the same trace, which is megabytes for a long response.
+    last_trace: std::sync::Mutex<Option<(TraceRef, Arc<TokenTrace>)>>,
+}
+
+impl StoreSource {
+    pub fn new(store: Store, imports: ImportService) -> Self {
+        StoreSource {
+            store,
+            imports,
+            last_trace: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// A rollout's decoded trace, from the one-entry cache when it is the last one read
+    /// (traces never change once stored: a key and byte range name one trace forever).
+    async fn trace(&self, trace_ref: &TraceRef) -> Result<Arc<TokenTrace>, TraceError> {
+        if let Some((r, t)) = &*self.last_trace.lock().expect("not poisoned") {
+            if r == trace_ref {
+                return Ok(t.clone());
+            }
+        }
+        let trace = Arc::new(self.store.read_trace(trace_ref).await?);
+        *self.last_trace.lock().expect("not poisoned") = Some((trace_ref.clone(), trace.clone()));
+        Ok(trace)
+    }
 }
 
 fn user_error(e: StoreError) -> DataError {
@@ -131,7 +164,7 @@ impl DataSource for StoreSource {
         id: i64,
         metric: Option<Metric>,
     ) -> BoxFuture<'_, Result<Option<RolloutView>, DataError>> {
-        Box::pin(async move { rollout_view(&self.store, id, metric).await })
+        Box::pin(async move { rollout_view(self, id, metric).await })
     }
     fn rollout_token(
         &self,
@@ -145,7 +178,7 @@ impl DataSource for StoreSource {
             let Some(trace_ref) = rollout.trace else {
                 return Ok(None);
             };
-            match self.store.read_trace(&trace_ref).await {
+            match self.trace(&trace_ref).await {
                 Ok(trace) => Ok(heatmap::token_detail(&trace, pos)),
                 Err(e) => Err(trace_error(e)),
             }
@@ -165,16 +198,16 @@ fn trace_error(e: TraceError) -> DataError {
 
 /// The rollout page's data: the rollout, and with a trace its heatmap.
 pub async fn rollout_view(
-    store: &Store,
+    source: &StoreSource,
     id: i64,
     metric: Option<Metric>,
 ) -> Result<Option<RolloutView>, DataError> {
-    let Some(r) = store.rollout(id).await.map_err(user_error)? else {
+    let Some(r) = source.store.rollout(id).await.map_err(user_error)? else {
         return Ok(None);
     };
     let (mut heat, mut trace_error_text) = (None, None);
     if let Some(trace_ref) = &r.trace {
-        match store.read_trace(trace_ref).await {
+        match source.trace(trace_ref).await {
             Ok(trace) => {
                 let metric = metric.unwrap_or_else(|| heatmap::default_metric(&trace));
                 heat = Some(heatmap::heatmap(&trace, metric));
