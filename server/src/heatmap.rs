@@ -16,8 +16,8 @@
 
 use caplens_analysis::{
     tokens::{
-        gradient_norm_proxy, rollout_token_means, uncertainty_top_k, Bound, FullDistribution,
-        NormalizedDistribution, TokenUncertainty, DEFAULT_TOP_P, VLLM_NEG_INF,
+        gradient_norm_proxy, mean_finite, perplexity, summarize_response, uncertainty_top_k, Bound,
+        FullDistribution, NormalizedDistribution, TokenUncertainty, DEFAULT_TOP_P, VLLM_NEG_INF,
     },
     trace::{TokenTrace, TopAlternative},
 };
@@ -44,7 +44,7 @@ fn uncertainty(trace: &TokenTrace, i: usize, buf: &mut Vec<f64>) -> Option<Token
     uncertainty_top_k(buf, DEFAULT_TOP_P).ok()
 }
 
-fn entropy_at(trace: &TokenTrace, i: usize, buf: &mut Vec<f64>) -> Option<MetricValue> {
+fn entropy_at(trace: &TokenTrace, i: usize, u: Option<&TokenUncertainty>) -> Option<MetricValue> {
     if let Some(h) = trace.entropies() {
         let v = h.get(i).copied().filter(|v| v.is_finite())?;
         return Some(MetricValue {
@@ -52,23 +52,31 @@ fn entropy_at(trace: &TokenTrace, i: usize, buf: &mut Vec<f64>) -> Option<Metric
             exact: true,
         });
     }
-    uncertainty(trace, i, buf).map(|u| MetricValue {
+    u.map(|u| MetricValue {
         value: u.entropy,
         exact: u.entropy_bound == Bound::Exact,
     })
 }
 
-fn rbf_at(trace: &TokenTrace, i: usize, buf: &mut Vec<f64>) -> Option<MetricValue> {
+fn rbf_at(trace: &TokenTrace, i: usize, u: Option<&TokenUncertainty>) -> Option<MetricValue> {
     if let Some(r) = trace.rbf() {
         return r.get(i).map(|&v| MetricValue {
             value: v as f64,
             exact: true,
         });
     }
-    uncertainty(trace, i, buf).map(|u| MetricValue {
+    u.map(|u| MetricValue {
         value: u.rbf as f64,
         exact: u.rbf_bound == Bound::Exact,
     })
+}
+
+/// Every token's top-K entropy and RBF (`None` without a usable list), computed once per page.
+fn uncertainties(trace: &TokenTrace) -> Vec<Option<TokenUncertainty>> {
+    let mut buf = Vec::new();
+    (0..trace.len())
+        .map(|i| uncertainty(trace, i, &mut buf))
+        .collect()
 }
 
 fn impact_at(trace: &TokenTrace, i: usize) -> Option<f64> {
@@ -165,13 +173,20 @@ pub fn default_metric(trace: &TokenTrace) -> Metric {
 
 /// One metric's value at every token (NaN where it has none), and whether any is an estimate.
 pub fn metric_values(trace: &TokenTrace, metric: Metric) -> (Vec<f32>, bool) {
-    let mut buf = Vec::new();
+    values_from(trace, metric, &uncertainties(trace))
+}
+
+fn values_from(
+    trace: &TokenTrace,
+    metric: Metric,
+    us: &[Option<TokenUncertainty>],
+) -> (Vec<f32>, bool) {
     let mut truncated = false;
     let values = (0..trace.len())
         .map(|i| {
             let v = match metric {
-                Metric::Entropy => entropy_at(trace, i, &mut buf),
-                Metric::Rbf => rbf_at(trace, i, &mut buf),
+                Metric::Entropy => entropy_at(trace, i, us[i].as_ref()),
+                Metric::Rbf => rbf_at(trace, i, us[i].as_ref()),
                 Metric::GradNorm => gradnorm_at(trace, i),
                 Metric::Logprob => {
                     return trace.logprobs()[i];
@@ -192,35 +207,37 @@ pub fn metric_values(trace: &TokenTrace, metric: Metric) -> (Vec<f32>, bool) {
     (values, truncated)
 }
 
-/// Perplexity, mean entropy and mean RBF of the trace, by the rules of the stored means.
+/// Perplexity, mean entropy and mean RBF of the trace, by the rules of the stored means
+/// (`rollout_token_means`: exact entropy column when present, else the mean over tokens with a
+/// usable top-K list; PPL over the valid log-probabilities). `summary_matches_the_stored_means`
+/// and the server tests hold the two together.
 pub fn trace_summary(trace: &TokenTrace) -> TraceSummary {
-    let entropies: Option<Vec<Option<f64>>> = trace
-        .entropies()
-        .map(|h| h.iter().map(|&v| Some(v as f64)).collect());
-    let logprobs: Vec<Option<f64>> = trace.logprobs().iter().map(|&v| Some(v as f64)).collect();
-    let top_rows = trace.top_alternatives().map(|rows| {
-        rows.iter()
-            .map(|row| row.iter().map(|a| a.logprob as f64).collect::<Vec<f64>>())
-    });
-    let means = rollout_token_means(entropies.as_deref(), top_rows, Some(&logprobs));
-    let mut buf = Vec::new();
-    let truncated_tokens = (0..trace.len())
-        .filter(|&i| {
-            uncertainty(trace, i, &mut buf).is_some_and(|u| {
-                (trace.entropies().is_none() && u.entropy_bound == Bound::LowerBound)
-                    || (trace.rbf().is_none() && u.rbf_bound == Bound::LowerBound)
-            })
+    summary_from(trace, &uncertainties(trace))
+}
+
+fn summary_from(trace: &TokenTrace, us: &[Option<TokenUncertainty>]) -> TraceSummary {
+    let listed: Vec<TokenUncertainty> = us.iter().flatten().copied().collect();
+    let top_k = summarize_response(&listed);
+    let mean_entropy = match trace.entropies() {
+        Some(h) => mean_finite(&h.iter().map(|&v| v as f64).collect::<Vec<f64>>()),
+        None => top_k.map(|s| s.mean_entropy),
+    };
+    let mean_rbf = match trace.rbf() {
+        Some(r) if !r.is_empty() => Some(r.iter().map(|&x| x as f64).sum::<f64>() / r.len() as f64),
+        _ => top_k.map(|s| s.mean_rbf),
+    };
+    let truncated_tokens = listed
+        .iter()
+        .filter(|u| {
+            (trace.entropies().is_none() && u.entropy_bound == Bound::LowerBound)
+                || (trace.rbf().is_none() && u.rbf_bound == Bound::LowerBound)
         })
         .count();
     TraceSummary {
         tokens: trace.len(),
-        perplexity: means.ppl,
-        mean_entropy: means.mean_entropy,
-        mean_rbf: trace
-            .rbf()
-            .map(|r| r.iter().map(|&x| x as f64).sum::<f64>() / r.len().max(1) as f64)
-            .filter(|_| !trace.is_empty())
-            .or(means.mean_rbf),
+        perplexity: perplexity(trace.logprobs().iter().map(|&x| x as f64)).map(|p| p.ppl),
+        mean_entropy,
+        mean_rbf,
         truncated_tokens,
     }
 }
@@ -228,8 +245,9 @@ pub fn trace_summary(trace: &TokenTrace) -> TraceSummary {
 /// The heatmap of one metric over a trace.
 pub fn heatmap(trace: &TokenTrace, metric: Metric) -> TokenHeatmap {
     let available = available_metrics(trace);
+    let us = uncertainties(trace);
     let (values, truncated) = if available.contains(&metric) {
-        metric_values(trace, metric)
+        values_from(trace, metric, &us)
     } else {
         (vec![f32::NAN; trace.len()], false)
     };
@@ -255,7 +273,7 @@ pub fn heatmap(trace: &TokenTrace, metric: Metric) -> TokenHeatmap {
         truncated,
         with_value,
         note,
-        summary: trace_summary(trace),
+        summary: summary_from(trace, &us),
     }
 }
 
@@ -272,16 +290,16 @@ pub fn token_detail(trace: &TokenTrace, pos: usize) -> Option<TokenDetail> {
         })
         .collect();
     alternatives.sort_by(|a, b| b.logprob.total_cmp(&a.logprob));
-    let missing_mass = uncertainty(trace, pos, &mut buf).map(|u| u.missing_mass);
+    let u = uncertainty(trace, pos, &mut buf);
     let lp = trace.logprobs()[pos];
     Some(TokenDetail {
         pos,
         token: token_display(token),
         logprob: lp.is_finite().then_some(lp as f64),
         alternatives,
-        missing_mass,
-        entropy: entropy_at(trace, pos, &mut buf),
-        rbf: rbf_at(trace, pos, &mut buf),
+        missing_mass: u.map(|u| u.missing_mass),
+        entropy: entropy_at(trace, pos, u.as_ref()),
+        rbf: rbf_at(trace, pos, u.as_ref()),
         impact: impact_at(trace, pos),
         gradnorm: gradnorm_at(trace, pos),
         hidden_norm: hidden_norm_at(trace, pos),
@@ -292,7 +310,7 @@ pub fn token_detail(trace: &TokenTrace, pos: usize) -> Option<TokenDetail> {
 mod tests {
     use super::*;
     use caplens_analysis::{
-        tokens::{one_hot_residual_norm, perplexity, uncertainty_full},
+        tokens::{one_hot_residual_norm, uncertainty_full},
         trace::PositionImpact,
     };
 

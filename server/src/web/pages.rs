@@ -21,12 +21,15 @@ use crate::{
     },
 };
 
+type TraceCell = Arc<tokio::sync::OnceCell<Arc<TokenTrace>>>;
+
 pub struct StoreSource {
     pub store: Store,
     pub imports: ImportService,
     /// The last trace decoded: the rollout page, its `pos=` token and the hover card's
-    /// alternatives all read the same trace, which is megabytes for a long response.
-    last_trace: std::sync::Mutex<Option<(TraceRef, Arc<TokenTrace>)>>,
+    /// alternatives all read the same trace, which is megabytes for a long response. Requests
+    /// arriving together (the page and its `pos=` token) share one read through the cell.
+    last_trace: std::sync::Mutex<Option<(TraceRef, TraceCell)>>,
 }
 
 impl StoreSource {
@@ -38,17 +41,23 @@ impl StoreSource {
         }
     }
 
-    /// A rollout's decoded trace, from the one-entry cache when it is the last one read
+    /// A rollout's decoded trace, from the one-entry cache when it is the last one asked for
     /// (traces never change once stored: a key and byte range name one trace forever).
     async fn trace(&self, trace_ref: &TraceRef) -> Result<Arc<TokenTrace>, TraceError> {
-        if let Some((r, t)) = &*self.last_trace.lock().expect("not poisoned") {
-            if r == trace_ref {
-                return Ok(t.clone());
+        let cell = {
+            let mut last = self.last_trace.lock().expect("not poisoned");
+            match &*last {
+                Some((r, cell)) if r == trace_ref => cell.clone(),
+                _ => {
+                    let cell = TraceCell::default();
+                    *last = Some((trace_ref.clone(), cell.clone()));
+                    cell
+                }
             }
-        }
-        let trace = Arc::new(self.store.read_trace(trace_ref).await?);
-        *self.last_trace.lock().expect("not poisoned") = Some((trace_ref.clone(), trace.clone()));
-        Ok(trace)
+        };
+        cell.get_or_try_init(|| async { self.store.read_trace(trace_ref).await.map(Arc::new) })
+            .await
+            .cloned()
     }
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes a native JSON Lines file with one rollout of TOKENS tokens (default 32768), each with
-its log-probability and top-20 alternatives, for the token-heatmap benchmark. Deterministic.
+"""Writes a native JSON Lines file with two rollouts (samples 0 and 1) of TOKENS tokens (default
+32768), each token with its log-probability and top-20 alternatives, for the token-heatmap
+benchmark. Deterministic.
 
   generate.py OUT [TOKENS]"""
 import json, math, random, sys
@@ -13,6 +14,11 @@ def main():
              " value x satisfies quadratic hence answer follows by symmetry $ \\frac { 1 } 2 ^"
              " wait let me check").split(" ")
     vocab = [" " + w for w in words if w] + ["\n", ".", ",", " =", " +", "1", "2", "3"]
+    with open(out, "w") as f:
+        for sample in range(2):
+            f.write(json.dumps(rollout(rng, vocab, n, sample)) + "\n")
+
+def rollout(rng, vocab, n, sample):
     tokens, logprobs, top = [], [], []
     for i in range(n):
         # 20 alternatives with a random peaked distribution; the chosen one is drawn from them.
@@ -28,11 +34,9 @@ def main():
     tokens[-1] = " \\boxed{7}"
     top[-1][0][0] = tokens[-1]
     logprobs[-1] = top[-1][0][1]
-    line = {"model": "bench-heatmap", "dataset": "bench-heatmap", "problem_id": "long",
-            "sample": 0, "correct": True, "reference": "7", "response": "".join(tokens),
+    return {"model": "bench-heatmap", "dataset": "bench-heatmap", "problem_id": "long",
+            "sample": sample, "correct": True, "reference": "7", "response": "".join(tokens),
             "tokens": tokens, "token_logprobs": logprobs, "top_logprobs": top}
-    with open(out, "w") as f:
-        f.write(json.dumps(line) + "\n")
 
 if __name__ == "__main__":
     main()
