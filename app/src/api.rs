@@ -51,7 +51,10 @@ pub async fn list_tokens() -> Result<Vec<ApiTokenRow>, ServerFnError> {
 // preflight, which caplens never grants, so these cannot be triggered from another site.
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
 pub async fn create_token(name: String) -> Result<CreatedToken, ServerFnError> {
-    source()?.create_token(name).await.map_err(ServerFnError::new)
+    source()?
+        .create_token(name)
+        .await
+        .map_err(ServerFnError::new)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -99,4 +102,52 @@ pub async fn get_token_stats_view(
     request: TokenStatsRequest,
 ) -> Result<Option<TokenStatsView>, ServerFnError> {
     source()?.token_stats_view(slug, request).await.map_err(ServerFnError::new)
+}
+
+/// Rollouts per page on the problem page.
+pub const ROLLOUTS_PER_PAGE: i64 = 20;
+
+// The problem page's reads take JSON: their arguments hold lists and optional strings.
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn get_problem(
+    id: i64,
+    runs: Option<Vec<i64>>,
+) -> Result<Option<ProblemDetail>, ServerFnError> {
+    source()?
+        .problem(id, runs)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn get_problem_rollouts(
+    problem_id: i64,
+    query: RolloutListQuery,
+) -> Result<RolloutList, ServerFnError> {
+    source()?
+        .problem_rollouts(problem_id, query)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app")]
+pub async fn get_rollout(
+    id: i64,
+    metric: Option<crate::heat::Metric>,
+) -> Result<Option<RolloutView>, ServerFnError> {
+    source()?
+        .rollout(id, metric)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app")]
+pub async fn get_rollout_token(
+    id: i64,
+    pos: usize,
+) -> Result<Option<crate::heat::TokenDetail>, ServerFnError> {
+    source()?
+        .rollout_token(id, pos)
+        .await
+        .map_err(ServerFnError::new)
 }

@@ -80,7 +80,8 @@ pub async fn request(
     on_upload_progress: Option<Box<dyn Fn(f64, f64)>>,
 ) -> Result<Answer, String> {
     let xhr = web_sys::XmlHttpRequest::new().map_err(|_| "this browser cannot send requests")?;
-    xhr.open(method, url).map_err(|_| format!("cannot open {url}"))?;
+    xhr.open(method, url)
+        .map_err(|_| format!("cannot open {url}"))?;
     if let Some(t) = token {
         let _ = xhr.set_request_header("Authorization", &format!("Bearer {t}"));
     }

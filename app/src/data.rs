@@ -50,6 +50,31 @@ mod ssr_only {
             slug: String,
             request: TokenStatsRequest,
         ) -> BoxFuture<'_, Result<Option<TokenStatsView>, DataError>>;
+        /// One problem with its per-run numbers; `runs` restricts to those run ids.
+        fn problem(
+            &self,
+            id: i64,
+            runs: Option<Vec<i64>>,
+        ) -> BoxFuture<'_, Result<Option<ProblemDetail>, DataError>>;
+        /// One page of a run's rollouts of a problem (see [`RolloutListQuery`]).
+        fn problem_rollouts(
+            &self,
+            problem_id: i64,
+            query: RolloutListQuery,
+        ) -> BoxFuture<'_, Result<RolloutList, DataError>>;
+        /// The rollout page: the rollout and, with a trace, the heatmap of `metric` (default:
+        /// entropy, else the first the trace has).
+        fn rollout(
+            &self,
+            id: i64,
+            metric: Option<crate::heat::Metric>,
+        ) -> BoxFuture<'_, Result<Option<RolloutView>, DataError>>;
+        /// One token of a rollout's trace (the hover card).
+        fn rollout_token(
+            &self,
+            id: i64,
+            pos: usize,
+        ) -> BoxFuture<'_, Result<Option<crate::heat::TokenDetail>, DataError>>;
     }
 
     /// How the server hands its data source to the pages (Leptos context).

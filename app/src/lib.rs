@@ -13,6 +13,8 @@ pub mod views;
 pub mod browser;
 pub mod components;
 pub mod data;
+pub mod heat;
+pub mod math;
 pub mod model;
 pub mod pages;
 
@@ -29,6 +31,7 @@ use pages::{
     compare::ComparePage, dynamics::DynamicsPage, models::ModelsPage, not_found::NotFound, passk::PasskPage, runs::RunsPage,
     token_stats::TokenStatsPage, tokens::TokensPage, unsolvable::UnsolvablePage, upload::UploadPage,
 };
+use pages::{problem::ProblemPage, rollout::RolloutPage};
 
 /// The HTML document around the app; used by the server for every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -96,6 +99,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/runs") view=RunsPage ssr=SsrMode::Async />
                     <Route path=path!("/upload") view=UploadPage ssr=SsrMode::Async />
                     <Route path=path!("/tokens") view=TokensPage ssr=SsrMode::Async />
+                    <Route path=path!("/problems/:id") view=ProblemPage ssr=SsrMode::Async />
+                    <Route path=path!("/rollouts/:id") view=RolloutPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

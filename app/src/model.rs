@@ -225,3 +225,109 @@ pub struct ImportedRunView {
     pub rollouts: u64,
     pub pass_at_1: Option<f64>,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Problem page and rollout page (issue 6, pages 5 and 6).
+
+/// One problem with its per-run numbers (from `run_problem_stats`, never from rollouts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProblemDetail {
+    pub id: i64,
+    pub key: String,
+    pub dataset: String,
+    pub prompt: String,
+    pub reference_answer: String,
+    pub tags: Vec<String>,
+    /// Runs with this problem, in model lineage order (restricted to `runs=` when given).
+    pub runs: Vec<ProblemRunStats>,
+    /// Run ids asked for (`runs=`) that do not exist or have no rollouts of this problem.
+    pub missing_runs: Vec<i64>,
+}
+
+/// One run's numbers on one problem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProblemRunStats {
+    pub run_id: i64,
+    pub label: String,
+    pub model: String,
+    pub stage: String,
+    pub lineage_depth: u32,
+    pub n: i64,
+    pub c: i64,
+    /// (k, pass@k) at k = 1, 2, 4, ... up to n (`analysis::passk::pass_at_k`).
+    pub pass_at: Vec<(u64, f64)>,
+    /// Distinct normalised final answers, most frequent first.
+    pub answers: Vec<AnswerCluster>,
+}
+
+/// One distinct normalised final answer and how many rollouts gave it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerCluster {
+    pub answer: String,
+    pub count: i64,
+    /// The verifier says it equals the reference answer.
+    pub correct: bool,
+}
+
+/// Which rollouts of a problem to list (the problem page's query string).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RolloutListQuery {
+    /// Restrict to these runs (empty: all).
+    pub runs: Vec<i64>,
+    /// The run to list; when absent or not among the problem's runs, the first run in lineage
+    /// order.
+    pub run: Option<i64>,
+    /// 1-based.
+    pub page: i64,
+    /// Only rollouts whose normalised final answer equals this.
+    pub answer: Option<String>,
+    /// Expanded rollouts: their responses come with the page.
+    pub open: Vec<i64>,
+}
+
+/// One page of a run's rollouts of one problem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutList {
+    /// The run listed; `None` when the problem has no run (within the filter).
+    pub run_id: Option<i64>,
+    /// Rollouts matching the filter, over all pages.
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
+    pub items: Vec<RolloutRow>,
+    /// Responses of the expanded rollouts on this page.
+    pub responses: Vec<(i64, Option<String>)>,
+}
+
+/// A rollout as listed (its response comes separately: responses can be long).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutRow {
+    pub id: i64,
+    pub sample_index: i64,
+    pub correct: bool,
+    pub answer: Option<String>,
+    pub token_count: Option<i64>,
+    pub finish_reason: Option<String>,
+    /// Names of the quality flags set (`storage::catalog::quality_flags`).
+    pub quality_flags: Vec<String>,
+    pub mean_entropy: Option<f64>,
+    pub mean_rbf: Option<f64>,
+    pub perplexity: Option<f64>,
+    pub has_trace: bool,
+}
+
+/// The rollout page: the rollout, its run and problem, and (with a trace) the token heatmap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutView {
+    pub row: RolloutRow,
+    pub run_id: i64,
+    pub model: String,
+    pub stage: String,
+    pub problem_id: i64,
+    pub problem_key: String,
+    pub dataset: String,
+    pub response: Option<String>,
+    pub heatmap: Option<crate::heat::TokenHeatmap>,
+    /// Why the trace could not be shown (missing blob, corrupt bytes).
+    pub trace_error: Option<String>,
+}

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod heatmap;
 pub mod ingest;
 pub mod reports;
 pub mod storage;

@@ -125,7 +125,12 @@ pub fn unsolvable_json(report: &UnsolvableReport) -> String {
             names
                 .iter()
                 .zip(&report.unsolvable)
-                .map(|(m, list)| (m.as_str(), list.iter().map(|u| u.problem_id.as_str()).collect()))
+                .map(|(m, list)| {
+                    (
+                        m.as_str(),
+                        list.iter().map(|u| u.problem_id.as_str()).collect(),
+                    )
+                })
                 .collect(),
         ),
         regions: report
@@ -140,7 +145,12 @@ pub fn unsolvable_json(report: &UnsolvableReport) -> String {
             names
                 .iter()
                 .zip(&report.missing)
-                .map(|(m, list)| (m.as_str(), list.iter().map(|p| p.problem_id.as_str()).collect()))
+                .map(|(m, list)| {
+                    (
+                        m.as_str(),
+                        list.iter().map(|p| p.problem_id.as_str()).collect(),
+                    )
+                })
                 .collect(),
         ),
     };
@@ -193,12 +203,19 @@ pub struct ExperimentTables {
 
 impl Store {
     /// The stored aggregates of an experiment; `None` when there is no such experiment.
-    pub async fn experiment_tables(&self, slug: &str) -> Result<Option<ExperimentTables>, StoreError> {
-        let exists: Option<i64> = db(sqlx::query_scalar("SELECT id FROM experiments WHERE slug = $1")
-            .bind(slug)
-            .fetch_optional(&self.pool)
-            .await)?;
-        let Some(experiment_id) = exists else { return Ok(None) };
+    pub async fn experiment_tables(
+        &self,
+        slug: &str,
+    ) -> Result<Option<ExperimentTables>, StoreError> {
+        let exists: Option<i64> = db(sqlx::query_scalar(
+            "SELECT id FROM experiments WHERE slug = $1",
+        )
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await)?;
+        let Some(experiment_id) = exists else {
+            return Ok(None);
+        };
         type RunRow = (i64, String, Option<String>);
         let runs: Vec<RunRow> = db(sqlx::query_as(
             "SELECT r.id, m.name, r.aggregates FROM runs r JOIN models m ON m.id = r.model_id
@@ -236,20 +253,32 @@ impl Store {
                 tables.models.len() - 1
             });
             run_model.insert(run_id, m);
-            if let Some(agg) = aggregates
-                .as_deref()
-                .and_then(|a| serde_json::from_str::<caplens_analysis::rollup::RunAggregates>(a).ok())
-            {
+            if let Some(agg) = aggregates.as_deref().and_then(|a| {
+                serde_json::from_str::<caplens_analysis::rollup::RunAggregates>(a).ok()
+            }) {
                 tables.totals[m].merge(&agg.totals);
             }
         }
-        let mut problem_index: Vec<HashMap<String, usize>> = vec![HashMap::new(); tables.models.len()];
+        let mut problem_index: Vec<HashMap<String, usize>> =
+            vec![HashMap::new(); tables.models.len()];
         for (run_id, dataset, key, n, c, first, order_known, answers) in stats {
-            let Some(&m) = run_model.get(&run_id) else { continue };
-            let key = if dataset.is_empty() { key } else { format!("{dataset}/{key}") };
+            let Some(&m) = run_model.get(&run_id) else {
+                continue;
+            };
+            let key = if dataset.is_empty() {
+                key
+            } else {
+                format!("{dataset}/{key}")
+            };
             let list = &mut tables.problems[m];
             let i = *problem_index[m].entry(key.clone()).or_insert_with(|| {
-                list.push((key, StoredProblem { order_known: true, ..Default::default() }));
+                list.push((
+                    key,
+                    StoredProblem {
+                        order_known: true,
+                        ..Default::default()
+                    },
+                ));
                 list.len() - 1
             });
             let p = &mut list[i].1;
@@ -271,7 +300,11 @@ impl ExperimentTables {
         let tables: Vec<Vec<ProblemCounts>> = self
             .problems
             .iter()
-            .map(|list| list.iter().map(|(_, p)| ProblemCounts { n: p.n, c: p.c }).collect())
+            .map(|list| {
+                list.iter()
+                    .map(|(_, p)| ProblemCounts { n: p.n, c: p.c })
+                    .collect()
+            })
             .collect();
         let max_n = tables.iter().flatten().map(|p| p.n).max().unwrap_or(0);
         passk_doc(&self.models, &tables, &ks.resolve(max_n))

@@ -353,11 +353,30 @@ fn import_and_token_commands() {
     let data = dir.path().to_str().unwrap();
     let file = dir.path().join("demo.jsonl");
     let o = caplens(
-        &["demo", "--export", file.to_str().unwrap(), "--problems", "5", "--samples", "4"],
+        &[
+            "demo",
+            "--export",
+            file.to_str().unwrap(),
+            "--problems",
+            "5",
+            "--samples",
+            "4",
+        ],
         &[],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = caplens(&["import", file.to_str().unwrap(), "--data-dir", data, "--experiment", "cli-e", "--json"], &[]);
+    let o = caplens(
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--data-dir",
+            data,
+            "--experiment",
+            "cli-e",
+            "--json",
+        ],
+        &[],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["status"], "completed");
@@ -365,12 +384,30 @@ fn import_and_token_commands() {
     assert_eq!(report["runs"].as_array().unwrap().len(), 3);
     let o = caplens(&["import", file.to_str().unwrap(), "--data-dir", data], &[]);
     assert!(o.status.success(), "a duplicate is not a failure");
-    assert!(String::from_utf8_lossy(&o.stdout).contains("duplicate"), "{}", String::from_utf8_lossy(&o.stdout));
-    let o = caplens(&["import", file.to_str().unwrap(), "--data-dir", data, "--stage", "alien"], &[]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("duplicate"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = caplens(
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--data-dir",
+            data,
+            "--stage",
+            "alien",
+        ],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(2), "clap refuses an unknown stage");
     let o = caplens(&["import", "/nonexistent.jsonl", "--data-dir", data], &[]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("/nonexistent.jsonl: no such file"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/nonexistent.jsonl: no such file"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = caplens(&["token", "create", "ci", "--data-dir", data], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -378,11 +415,18 @@ fn import_and_token_commands() {
     assert!(secret.starts_with("clk_") && secret.len() > 40, "{secret}");
     let o = caplens(&["token", "list", "--data-dir", data], &[]);
     let list = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(list.contains("ci") && !list.contains(&secret), "the secret is never listed: {list}");
+    assert!(
+        list.contains("ci") && !list.contains(&secret),
+        "the secret is never listed: {list}"
+    );
     let o = caplens(&["token", "revoke", "1", "--data-dir", data], &[]);
     assert!(o.status.success());
     let o = caplens(&["token", "revoke", "1", "--data-dir", data], &[]);
-    assert_eq!(o.status.code(), Some(1), "revoking twice says there is no active token");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "revoking twice says there is no active token"
+    );
 }
 
 /// Killing the process mid-import leaves nothing visible; the server marks the import
@@ -394,12 +438,27 @@ async fn killing_an_import_midway_leaves_no_partial_run() {
     let data = dir.path().join("data");
     let file = dir.path().join("big.jsonl");
     let o = caplens(
-        &["demo", "--export", file.to_str().unwrap(), "--problems", "100", "--samples", "200"],
+        &[
+            "demo",
+            "--export",
+            file.to_str().unwrap(),
+            "--problems",
+            "100",
+            "--samples",
+            "200",
+        ],
         &[],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let mut child = Command::new(env!("CARGO_BIN_EXE_caplens"))
-        .args(["import", file.to_str().unwrap(), "--data-dir", data.to_str().unwrap(), "--experiment", "killed"])
+        .args([
+            "import",
+            file.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--experiment",
+            "killed",
+        ])
         .env_remove("DATABASE_URL")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -424,10 +483,20 @@ async fn killing_an_import_midway_leaves_no_partial_run() {
     }
     let store = store.expect("the import started");
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert!(child.try_wait().unwrap().is_none(), "the import is still running when killed");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the import is still running when killed"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
-    for table in ["runs", "rollouts", "run_problem_stats", "experiments", "models", "problems"] {
+    for table in [
+        "runs",
+        "rollouts",
+        "run_problem_stats",
+        "experiments",
+        "models",
+        "problems",
+    ] {
         let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(&store.pool)
             .await
@@ -444,7 +513,16 @@ async fn killing_an_import_midway_leaves_no_partial_run() {
         .unwrap();
     assert!(message.starts_with("interrupted"), "{message}");
     store.close().await;
-    let o = caplens(&["import", file.to_str().unwrap(), "--data-dir", data.to_str().unwrap(), "--json"], &[]);
+    let o = caplens(
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["rows_stored"], 3 * 100 * 200);

@@ -30,10 +30,13 @@ fn app(db: &TestDb, max_upload: u64) -> Router {
 }
 
 async fn send(app: &Router, req: Request<Body>) -> (StatusCode, String) {
-    let res = tokio::time::timeout(std::time::Duration::from_secs(120), app.clone().oneshot(req))
-        .await
-        .expect("the request answered within 120 s")
-        .unwrap();
+    let res = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        app.clone().oneshot(req),
+    )
+    .await
+    .expect("the request answered within 120 s")
+    .unwrap();
     let status = res.status();
     let body = res.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
@@ -43,7 +46,12 @@ async fn get(app: &Router, uri: &str) -> (StatusCode, String) {
     send(app, Request::get(uri).body(Body::empty()).unwrap()).await
 }
 
-async fn upload(app: &Router, query: &str, token: Option<&str>, body: Vec<u8>) -> (StatusCode, String) {
+async fn upload(
+    app: &Router,
+    query: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, String) {
     let mut req = Request::post(format!("/api/v1/imports?{query}"));
     if let Some(t) = token {
         req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -69,7 +77,10 @@ async fn upload_and_wait(app: &Router, query: &str, token: &str, body: Vec<u8>) 
     let (status, text) = upload(app, query, Some(token), body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{text}");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["status_url"], format!("/api/v1/imports/{}", v["id"].as_str().unwrap()));
+    assert_eq!(
+        v["status_url"],
+        format!("/api/v1/imports/{}", v["id"].as_str().unwrap())
+    );
     wait(app, v["id"].as_str().unwrap()).await
 }
 
@@ -89,8 +100,16 @@ fn native_fixture() -> String {
             let samples: Vec<u64> = vec![5, 0, 3, 1, 7, 2, 6, 4];
             for (i, &s) in samples.iter().enumerate() {
                 let correct = (p * 7 + s * skill) % 5 < skill.min(4) - (p % 3).min(skill - 1);
-                let answer = if correct { format!("{}", p + 1) } else { format!("{}", (s % 3) + 10) };
-                let sample = if p == 2 { String::new() } else { format!(",\"sample\":{s}") };
+                let answer = if correct {
+                    format!("{}", p + 1)
+                } else {
+                    format!("{}", (s % 3) + 10)
+                };
+                let sample = if p == 2 {
+                    String::new()
+                } else {
+                    format!(",\"sample\":{s}")
+                };
                 let response = if p == 4 && i == 0 {
                     format!("<script>alert(1)</script> so \\\\boxed{{{answer}}}")
                 } else {
@@ -113,7 +132,10 @@ fn native_fixture() -> String {
 
 fn write_temp(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
     let path = dir.join(name);
-    std::fs::File::create(&path).unwrap().write_all(content).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(content)
+        .unwrap();
     path
 }
 
@@ -129,8 +151,20 @@ async fn rest_import_reads_back_exactly_what_the_cli_prints() {
         let token = db.store.create_token("ci").await.unwrap().secret;
         let app = app(&db, 1 << 30);
         let fixture = native_fixture();
-        let report = upload_and_wait(&app, "experiment=boundary&filename=run.jsonl", &token, fixture.clone().into_bytes()).await;
-        assert_eq!(report.status, ImportStatus::Completed, "{} {:?}", db.name, report);
+        let report = upload_and_wait(
+            &app,
+            "experiment=boundary&filename=run.jsonl",
+            &token,
+            fixture.clone().into_bytes(),
+        )
+        .await;
+        assert_eq!(
+            report.status,
+            ImportStatus::Completed,
+            "{} {:?}",
+            db.name,
+            report
+        );
         assert_eq!(report.rows_read, 98, "{}", db.name);
         assert_eq!(report.rows_stored, 98);
         assert_eq!(report.runs.len(), 2);
@@ -142,11 +176,22 @@ async fn rest_import_reads_back_exactly_what_the_cli_prints() {
         let file = write_temp(dir.path(), "run.jsonl", fixture.as_bytes());
         let files = vec![file];
         for (query, expected) in [
-            ("", cli_output(|o| { analysis::passk(&files, KSelection::Default, true, false, o).unwrap(); })),
+            (
+                "",
+                cli_output(|o| {
+                    analysis::passk(&files, KSelection::Default, true, false, o).unwrap();
+                }),
+            ),
             ("?k=1,3,all", String::new()),
-            ("?k=all", cli_output(|o| { analysis::passk(&files, KSelection::All, true, false, o).unwrap(); })),
+            (
+                "?k=all",
+                cli_output(|o| {
+                    analysis::passk(&files, KSelection::All, true, false, o).unwrap();
+                }),
+            ),
         ] {
-            let (status, body) = get(&app, &format!("/api/v1/experiments/boundary/passk{query}")).await;
+            let (status, body) =
+                get(&app, &format!("/api/v1/experiments/boundary/passk{query}")).await;
             if expected.is_empty() {
                 assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
                 assert!(body.contains("k:"), "{body}");
@@ -156,7 +201,9 @@ async fn rest_import_reads_back_exactly_what_the_cli_prints() {
             }
         }
         for k in [None, Some(1), Some(2), Some(5), Some(8), Some(20)] {
-            let expected = cli_output(|o| { analysis::unsolvable(&files, k, true, false, o).unwrap(); });
+            let expected = cli_output(|o| {
+                analysis::unsolvable(&files, k, true, false, o).unwrap();
+            });
             let uri = match k {
                 Some(k) => format!("/api/v1/experiments/boundary/unsolvable?k={k}"),
                 None => "/api/v1/experiments/boundary/unsolvable".to_owned(),
@@ -165,7 +212,9 @@ async fn rest_import_reads_back_exactly_what_the_cli_prints() {
             assert_eq!(status, StatusCode::OK, "{body}");
             assert_eq!(body, expected, "{} unsolvable k={k:?}", db.name);
         }
-        let expected = cli_output(|o| { analysis::summary(&files, true, false, o).unwrap(); });
+        let expected = cli_output(|o| {
+            analysis::summary(&files, true, false, o).unwrap();
+        });
         let (_, body) = get(&app, "/api/v1/experiments/boundary/summary").await;
         assert_eq!(body, expected, "{} summary", db.name);
         // The summary has token means (from the two traced rollouts) and answer diversity.
@@ -191,7 +240,11 @@ async fn writes_need_a_valid_token() {
     let t = db.store.create_token("temp").await.unwrap();
     assert!(db.store.revoke_token(t.token.id).await.unwrap());
     let (status, body) = upload(&app, "", Some(&t.secret), b"{}".to_vec()).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked tokens are refused");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "revoked tokens are refused"
+    );
     assert!(body.contains("revoked"), "{body}");
     assert_eq!(count(&db, "imports").await, 0);
     db.cleanup().await;
@@ -202,13 +255,24 @@ async fn the_same_file_twice_is_a_duplicate_and_adds_nothing() {
     for db in TestDb::all().await {
         let token = db.store.create_token("ci").await.unwrap().secret;
         let app = app(&db, 1 << 30);
-        let first = upload_and_wait(&app, "experiment=e1", &token, native_fixture().into_bytes()).await;
+        let first =
+            upload_and_wait(&app, "experiment=e1", &token, native_fixture().into_bytes()).await;
         assert_eq!(first.status, ImportStatus::Completed);
         let rollouts = count(&db, "rollouts").await;
-        let second = upload_and_wait(&app, "experiment=e1", &token, native_fixture().into_bytes()).await;
-        assert_eq!(second.status, ImportStatus::Duplicate, "{}: {second:?}", db.name);
+        let second =
+            upload_and_wait(&app, "experiment=e1", &token, native_fixture().into_bytes()).await;
+        assert_eq!(
+            second.status,
+            ImportStatus::Duplicate,
+            "{}: {second:?}",
+            db.name
+        );
         assert_eq!(second.duplicate_of.as_deref(), Some(first.id.as_str()));
-        assert!(second.message.as_deref().unwrap().contains("already imported"));
+        assert!(second
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("already imported"));
         assert_eq!(count(&db, "rollouts").await, rollouts, "{}", db.name);
         assert_eq!(count(&db, "runs").await, 2);
         // The same file for another model is not a duplicate (one model's lines: renaming both
@@ -218,11 +282,26 @@ async fn the_same_file_twice_is_a_duplicate_and_adds_nothing() {
             .filter(|l| l.contains("base-7b"))
             .map(|l| format!("{l}\n"))
             .collect();
-        let other = upload_and_wait(&app, "experiment=e1&model=other-model", &token, base_only.into_bytes()).await;
+        let other = upload_and_wait(
+            &app,
+            "experiment=e1&model=other-model",
+            &token,
+            base_only.into_bytes(),
+        )
+        .await;
         assert_eq!(other.status, ImportStatus::Completed, "{other:?}");
-        let merged = upload_and_wait(&app, "experiment=e1&model=merged", &token, native_fixture().into_bytes()).await;
+        let merged = upload_and_wait(
+            &app,
+            "experiment=e1&model=merged",
+            &token,
+            native_fixture().into_bytes(),
+        )
+        .await;
         assert_eq!(merged.status, ImportStatus::Failed);
-        assert!(merged.message.unwrap().contains("field \"sample\": sample 5 of this problem was already given"));
+        assert!(merged
+            .message
+            .unwrap()
+            .contains("field \"sample\": sample 5 of this problem was already given"));
         db.cleanup().await;
     }
 }
@@ -234,22 +313,54 @@ async fn a_bad_line_fails_the_whole_import_and_stores_nothing() {
         let app = app(&db, 1 << 30);
         let mut body = native_fixture();
         body.push_str("{\"model\":\"base-7b\",\"dataset\":\"aime\",\"problem_id\":\"9\",\"correct\":\"yes\"}\n");
-        let before = (count(&db, "runs").await, count(&db, "problems").await, count(&db, "models").await, count(&db, "experiments").await);
-        let report = upload_and_wait(&app, "experiment=strict&filename=bad.jsonl", &token, body.clone().into_bytes()).await;
+        let before = (
+            count(&db, "runs").await,
+            count(&db, "problems").await,
+            count(&db, "models").await,
+            count(&db, "experiments").await,
+        );
+        let report = upload_and_wait(
+            &app,
+            "experiment=strict&filename=bad.jsonl",
+            &token,
+            body.clone().into_bytes(),
+        )
+        .await;
         assert_eq!(report.status, ImportStatus::Failed, "{report:?}");
         let message = report.message.unwrap();
-        assert!(message.starts_with("bad.jsonl:99: field \"correct\""), "{message}");
+        assert!(
+            message.starts_with("bad.jsonl:99: field \"correct\""),
+            "{message}"
+        );
         assert_eq!(report.rows_stored, 0);
-        let after = (count(&db, "runs").await, count(&db, "problems").await, count(&db, "models").await, count(&db, "experiments").await);
+        let after = (
+            count(&db, "runs").await,
+            count(&db, "problems").await,
+            count(&db, "models").await,
+            count(&db, "experiments").await,
+        );
         assert_eq!(before, after, "{}: a failed import leaves nothing", db.name);
         let (_, list) = get(&app, "/api/v1/experiments").await;
         assert!(!list.contains("strict"), "{list}");
 
         // With skip_invalid the same file imports, and says what it skipped.
-        let report = upload_and_wait(&app, "experiment=lenient&filename=bad.jsonl&skip_invalid=true", &token, body.into_bytes()).await;
+        let report = upload_and_wait(
+            &app,
+            "experiment=lenient&filename=bad.jsonl&skip_invalid=true",
+            &token,
+            body.into_bytes(),
+        )
+        .await;
         assert_eq!(report.status, ImportStatus::Completed, "{report:?}");
-        assert_eq!((report.rows_read, report.rows_stored, report.rows_rejected), (98, 98, 1));
-        assert!(report.errors[0].starts_with("bad.jsonl:99: field \"correct\""), "{:?}", report.errors);
+        assert_eq!(
+            (report.rows_read, report.rows_stored, report.rows_rejected),
+            (98, 98, 1)
+        );
+        assert!(
+            report.errors[0].starts_with("bad.jsonl:99: field \"correct\""),
+            "{:?}",
+            report.errors
+        );
         db.cleanup().await;
     }
 }
@@ -261,14 +372,26 @@ async fn bad_requests_get_clear_errors() {
     let app = app(&db, 1000);
     let (status, body) = upload(&app, "", Some(&token), vec![b'x'; 5000]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
-    assert!(body.contains("1000 bytes") && body.contains("CAPLENS_MAX_UPLOAD_BYTES"), "{body}");
+    assert!(
+        body.contains("1000 bytes") && body.contains("CAPLENS_MAX_UPLOAD_BYTES"),
+        "{body}"
+    );
     let (status, body) = upload(&app, "colour=red", Some(&token), b"{}".to_vec()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("colour"), "{body}");
     let (status, body) = upload(&app, "format=csv", Some(&token), b"{}".to_vec()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body.contains("format") && body.contains("lm-eval"), "{body}");
-    let (status, body) = upload(&app, "experiment=Has%20Spaces", Some(&token), b"{}".to_vec()).await;
+    assert!(
+        body.contains("format") && body.contains("lm-eval"),
+        "{body}"
+    );
+    let (status, body) = upload(
+        &app,
+        "experiment=Has%20Spaces",
+        Some(&token),
+        b"{}".to_vec(),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("experiment"), "{body}");
     let (status, body) = upload(&app, "", Some(&token), Vec::new()).await;
@@ -277,7 +400,10 @@ async fn bad_requests_get_clear_errors() {
     // Not a known format: the import fails and says how to name the format.
     let report = upload_and_wait(&app, "filename=notes.txt", &token, b"hello\n".to_vec()).await;
     assert_eq!(report.status, ImportStatus::Failed);
-    assert!(report.message.unwrap().contains("format="), "names the override");
+    assert!(
+        report.message.unwrap().contains("format="),
+        "names the override"
+    );
     assert_eq!(count(&db, "runs").await, 0);
     db.cleanup().await;
 }
@@ -291,7 +417,10 @@ async fn multipart_uploads_take_several_files_and_json_metadata() {
     let cut = fixture[..fixture.len() / 2].rfind('\n').unwrap() + 1;
     let boundary = "XyZ";
     let mut body = Vec::new();
-    for (name, part) in [("one.jsonl", &fixture[..cut]), ("two.jsonl.gz", &fixture[cut..])] {
+    for (name, part) in [
+        ("one.jsonl", &fixture[..cut]),
+        ("two.jsonl.gz", &fixture[cut..]),
+    ] {
         let bytes = if name.ends_with(".gz") {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             enc.write_all(part.as_bytes()).unwrap();
@@ -306,12 +435,18 @@ async fn multipart_uploads_take_several_files_and_json_metadata() {
     write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{{\"experiment\":\"multi\",\"temperature\":0.6}}\r\n--{boundary}--\r\n").unwrap();
     let req = Request::post("/api/v1/imports")
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
         .body(Body::from(body))
         .unwrap();
     let (status, text) = send(&app, req).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{text}");
-    let id = serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"].as_str().unwrap().to_owned();
+    let id = serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let report = wait(&app, &id).await;
     assert_eq!(report.status, ImportStatus::Completed, "{report:?}");
     assert_eq!(report.files.len(), 2);
@@ -344,14 +479,26 @@ async fn token_traces_are_stored_and_read_back_one_rollout_at_a_time() {
     .unwrap();
     assert_eq!(rows.len(), 4, "two traced rollouts per model");
     for (key, offset, len, entropy, rbf, ppl, tokens) in rows {
-        let bytes = db.store.blobs.get_range(&key, offset as u64, len as u64).await.unwrap().unwrap();
+        let bytes = db
+            .store
+            .blobs
+            .get_range(&key, offset as u64, len as u64)
+            .await
+            .unwrap()
+            .unwrap();
         let trace = caplens_analysis::trace::decode(&bytes).unwrap();
         assert_eq!(trace.tokens(), &[b"The".to_vec(), b" answer".to_vec()]);
         assert_eq!(trace.logprobs(), &[-0.1f32, -2.0]);
-        assert_eq!(trace.top_alternatives().unwrap()[1][1].token, b" result".to_vec());
+        assert_eq!(
+            trace.top_alternatives().unwrap()[1][1].token,
+            b" result".to_vec()
+        );
         assert_eq!(tokens, Some(2));
         // PPL = exp(-(-0.1 - 2.0) / 2) (item 13).
-        assert!((ppl.unwrap() - (2.1f64 / 2.0).exp()).abs() < 1e-9, "{ppl:?}");
+        assert!(
+            (ppl.unwrap() - (2.1f64 / 2.0).exp()).abs() < 1e-9,
+            "{ppl:?}"
+        );
         assert!(entropy.unwrap() > 0.0 && rbf.unwrap() >= 1.0);
     }
     db.cleanup().await;
@@ -378,7 +525,11 @@ async fn an_interrupted_import_is_marked_failed_and_can_be_retried() {
         token_id: None,
         created_at: "2026-11-26T00:00:00Z".into(),
     };
-    std::fs::write(dir.join("request.json"), serde_json::to_vec(&request).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("request.json"),
+        serde_json::to_vec(&request).unwrap(),
+    )
+    .unwrap();
     sqlx::query("INSERT INTO imports (id, status, content_hash, created_at) VALUES ($1, 'processing', '', '2026-11-26T00:00:00Z')")
         .bind(id)
         .execute(&db.store.pool)
@@ -425,12 +576,21 @@ async fn detect_and_formats_describe_files_before_upload() {
     assert_eq!(v["format"], "native");
     assert_eq!(v["hints"]["dataset"], "aime");
     assert_eq!(v["hints"]["has_tokens"], true);
-    let req = Request::post("/api/v1/imports/detect").body(Body::from("a,b,c\n1,2,3\n")).unwrap();
+    let req = Request::post("/api/v1/imports/detect")
+        .body(Body::from("a,b,c\n1,2,3\n"))
+        .unwrap();
     let (_, body) = send(&app, req).await;
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(v["format"].is_null() && v["message"].as_str().unwrap().contains("choose the format"));
     let (_, body) = get(&app, "/api/v1/formats").await;
-    for name in ["native", "lm-eval", "qwen-math", "inspect", "verl", "openai"] {
+    for name in [
+        "native",
+        "lm-eval",
+        "qwen-math",
+        "inspect",
+        "verl",
+        "openai",
+    ] {
         assert!(body.contains(&format!("\"{name}\"")), "{name} in {body}");
     }
     db.cleanup().await;
@@ -462,12 +622,16 @@ async fn the_openapi_document_lists_every_api_route() {
         }
     }
     // ...and the routes in the source are all documented.
-    let source = include_str!("../src/web/api.rs").to_owned() + include_str!("../src/web/imports.rs");
+    let source =
+        include_str!("../src/web/api.rs").to_owned() + include_str!("../src/web/imports.rs");
     let mut routes = 0;
     for (at, _) in source.match_indices(".route(") {
         let rest = source[at + ".route(".len()..].trim_start();
         let route = rest.strip_prefix('"').unwrap().split('"').next().unwrap();
-        assert!(paths.contains_key(&format!("/api/v1{route}")), "route {route} is not in openapi.json");
+        assert!(
+            paths.contains_key(&format!("/api/v1{route}")),
+            "route {route} is not in openapi.json"
+        );
         routes += 1;
     }
     assert!(routes >= 14, "found {routes} routes");
@@ -481,9 +645,18 @@ async fn the_openapi_document_lists_every_api_route() {
 async fn every_format_fixture_imports_over_rest() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/formats");
     let cases: &[(&str, &str)] = &[
-        ("lm-eval/samples_aime24_2025-06-01T12-00-00.000000.jsonl", "lm-eval"),
-        ("lm-eval/samples_aime24_2025-06-01T12-00-00.000000.jsonl.gz", "lm-eval"),
-        ("qwen-math/math500/test_qwen25-math-cot_-1_seed0_t0.6_s0_e-1.jsonl", "qwen-math"),
+        (
+            "lm-eval/samples_aime24_2025-06-01T12-00-00.000000.jsonl",
+            "lm-eval",
+        ),
+        (
+            "lm-eval/samples_aime24_2025-06-01T12-00-00.000000.jsonl.gz",
+            "lm-eval",
+        ),
+        (
+            "qwen-math/math500/test_qwen25-math-cot_-1_seed0_t0.6_s0_e-1.jsonl",
+            "qwen-math",
+        ),
         ("inspect/log.eval", "inspect"),
         ("inspect/log.json", "inspect"),
         ("verl/100.jsonl", "verl"),
@@ -498,7 +671,12 @@ async fn every_format_fixture_imports_over_rest() {
             let name = path.rsplit('/').next().unwrap();
             let query = format!("filename={name}&model=m{i}&experiment=fmt-{i}&skip_invalid=true");
             let report = upload_and_wait(&app, &query, &token, bytes).await;
-            assert_eq!(report.status, ImportStatus::Completed, "{} {path}: {report:?}", db.name);
+            assert_eq!(
+                report.status,
+                ImportStatus::Completed,
+                "{} {path}: {report:?}",
+                db.name
+            );
             assert_eq!(report.files[0].format.as_deref(), Some(*format), "{path}");
             assert!(report.rows_stored > 0, "{path}: {report:?}");
             let (rollouts, correct, traced): (i64, i64, i64) = sqlx::query_as(
@@ -510,9 +688,15 @@ async fn every_format_fixture_imports_over_rest() {
             .fetch_one(&db.store.pool)
             .await
             .unwrap();
-            assert!(rollouts > 0 && correct > 0 && correct <= rollouts, "{path}: {rollouts} rollouts, {correct} correct");
+            assert!(
+                rollouts > 0 && correct > 0 && correct <= rollouts,
+                "{path}: {rollouts} rollouts, {correct} correct"
+            );
             if matches!(*format, "openai" | "inspect") {
-                assert!(traced > 0, "{path}: the fixture's logprobs become token traces");
+                assert!(
+                    traced > 0,
+                    "{path}: the fixture's logprobs become token traces"
+                );
             }
             // Rejected rows name the file and line.
             for e in &report.errors {
@@ -533,9 +717,19 @@ async fn null_then_real_floats_import_on_every_backend() {
         let app = app(&db, 1 << 30);
         let plain = "{\"model\":\"a\",\"problem_id\":\"1\",\"correct\":true,\"response\":\"\\\\boxed{1}\"}\n";
         let traced = "{\"model\":\"b\",\"problem_id\":\"1\",\"correct\":true,\"tokens\":[\"x\"],\"token_logprobs\":[-0.5],\"top_logprobs\":[[[\"x\",-0.5],[\"y\",-1.2]]]}\n";
-        for (query, body) in [("experiment=n1", plain), ("experiment=n2&temperature=0.7", traced), ("experiment=n3", &plain.replace("\"a\"", "\"c\""))] {
+        for (query, body) in [
+            ("experiment=n1", plain),
+            ("experiment=n2&temperature=0.7", traced),
+            ("experiment=n3", &plain.replace("\"a\"", "\"c\"")),
+        ] {
             let report = upload_and_wait(&app, query, &token, body.as_bytes().to_vec()).await;
-            assert_eq!(report.status, ImportStatus::Completed, "{} {query}: {:?}", db.name, report.message);
+            assert_eq!(
+                report.status,
+                ImportStatus::Completed,
+                "{} {query}: {:?}",
+                db.name,
+                report.message
+            );
         }
         db.cleanup().await;
     }

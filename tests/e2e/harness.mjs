@@ -1,6 +1,6 @@
 // Shared set-up for the browser tests: start a real `caplens serve` on a free port with a fresh
 // SQLite data directory (the demo loads on first start), and launch Debian's Chromium.
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +46,7 @@ export async function startServer() {
   }
   return {
     url,
+    dataDir,
     log: () => log,
     async stop() {
       proc.kill('SIGTERM');
@@ -78,4 +79,21 @@ export async function watchedPage(browser, options = {}) {
 // Resolves once the wasm has hydrated the page (the app marks <html data-hydrated>).
 export async function waitForHydration(page) {
   await page.waitForFunction(() => document.documentElement.dataset.hydrated === 'true', null, { timeout: 30_000 });
+}
+
+// Imports a file into a running test server's database with `caplens import` (SQLite allows a
+// second process), and returns the import's report.
+export function importFile(server, file, args = []) {
+  const out = execFileSync(BIN, ['import', '--data-dir', server.dataDir, '--json', ...args, file], {
+    env: { ...process.env, DATABASE_URL: '', CAPLENS_LOG: 'warn' },
+  });
+  return JSON.parse(out.toString());
+}
+
+// One SQL query against a test server's SQLite database (through python3's sqlite3), as rows.
+export function sql(server, query, params = []) {
+  const script = 'import json,sqlite3,sys; c=sqlite3.connect(sys.argv[1]); '
+    + 'print(json.dumps(c.execute(sys.argv[2], json.loads(sys.argv[3])).fetchall()))';
+  const out = execFileSync('python3', ['-c', script, join(server.dataDir, 'caplens.db'), query, JSON.stringify(params)]);
+  return JSON.parse(out.toString());
 }

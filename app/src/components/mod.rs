@@ -2,5 +2,6 @@
 
 pub mod chart;
 pub mod common;
+pub mod detail;
 pub mod layout;
 pub mod theme;

@@ -10,6 +10,8 @@ pub mod models;
 pub mod not_found;
 pub mod passk;
 pub mod rft;
+pub mod problem;
+pub mod rollout;
 pub mod runs;
 pub mod token_stats;
 pub mod tokens;

@@ -73,7 +73,10 @@ pub fn TokensPage() -> impl IntoView {
 }
 
 #[component]
-fn TokenTable(list: Vec<ApiTokenRow>, revoke: Action<i64, Result<bool, ServerFnError>>) -> impl IntoView {
+fn TokenTable(
+    list: Vec<ApiTokenRow>,
+    revoke: Action<i64, Result<bool, ServerFnError>>,
+) -> impl IntoView {
     view! {
         <div class="table-wrap">
             <table class="data-table" data-testid="tokens-table">

@@ -139,22 +139,28 @@ impl Form {
     /// not parse is an error naming it.
     fn metadata(&self) -> Result<String, String> {
         let mut m = serde_json::Map::new();
-        let text = |m: &mut serde_json::Map<String, serde_json::Value>, k: &str, sig: RwSignal<String>| {
-            let v = sig.get_untracked().trim().to_owned();
-            if !v.is_empty() {
-                m.insert(k.into(), v.into());
-            }
-        };
+        let text =
+            |m: &mut serde_json::Map<String, serde_json::Value>, k: &str, sig: RwSignal<String>| {
+                let v = sig.get_untracked().trim().to_owned();
+                if !v.is_empty() {
+                    m.insert(k.into(), v.into());
+                }
+            };
         text(&mut m, "experiment", self.experiment);
         text(&mut m, "model", self.model);
         text(&mut m, "stage", self.stage);
         text(&mut m, "parent", self.parent);
         text(&mut m, "dataset", self.dataset);
         text(&mut m, "format", self.format);
-        let int = |m: &mut serde_json::Map<String, serde_json::Value>, k: &str, sig: RwSignal<String>| -> Result<(), String> {
+        let int = |m: &mut serde_json::Map<String, serde_json::Value>,
+                   k: &str,
+                   sig: RwSignal<String>|
+         -> Result<(), String> {
             let v = sig.get_untracked().trim().to_owned();
             if !v.is_empty() {
-                let n: i64 = v.parse().map_err(|_| format!("{k}: {v:?} is not a whole number"))?;
+                let n: i64 = v
+                    .parse()
+                    .map_err(|_| format!("{k}: {v:?} is not a whole number"))?;
                 m.insert(k.into(), n.into());
             }
             Ok(())
@@ -164,7 +170,9 @@ impl Form {
         for (k, sig) in [("temperature", self.temperature), ("top_p", self.top_p)] {
             let v = sig.get_untracked().trim().to_owned();
             if !v.is_empty() {
-                let x: f64 = v.parse().map_err(|_| format!("{k}: {v:?} is not a number"))?;
+                let x: f64 = v
+                    .parse()
+                    .map_err(|_| format!("{k}: {v:?} is not a number"))?;
                 m.insert(k.into(), serde_json::json!(x));
             }
         }
@@ -233,10 +241,12 @@ pub fn UploadPage() -> impl IntoView {
                     js_sys::encode_uri_component(&file.name())
                 );
                 let detected = match head {
-                    Some(blob) => crate::browser::request("POST", &url, Some(&blob.into()), None, None)
-                        .await
-                        .ok()
-                        .and_then(|a| serde_json::from_str::<Detected>(&a.body).ok()),
+                    Some(blob) => {
+                        crate::browser::request("POST", &url, Some(&blob.into()), None, None)
+                            .await
+                            .ok()
+                            .and_then(|a| serde_json::from_str::<Detected>(&a.body).ok())
+                    }
                     None => None,
                 }
                 .unwrap_or(Detected {
@@ -293,7 +303,9 @@ pub fn UploadPage() -> impl IntoView {
                 return;
             }
             let Some(secret) = token.get_untracked() else {
-                phase.set(Phase::Failed("create an API token for this browser first".into()));
+                phase.set(Phase::Failed(
+                    "create an API token for this browser first".into(),
+                ));
                 return;
             };
             let data = web_sys::FormData::new().expect("FormData");
@@ -362,7 +374,11 @@ pub fn UploadPage() -> impl IntoView {
         let m = form.model.get();
         format!(
             "experiment={}&model={}",
-            if e.is_empty() { "my-experiment".into() } else { e },
+            if e.is_empty() {
+                "my-experiment".into()
+            } else {
+                e
+            },
             if m.is_empty() { "my-model".into() } else { m }
         )
     };
@@ -597,8 +613,17 @@ fn TextField(
 }
 
 #[component]
-fn Progress(label: &'static str, value: f64, max: f64, #[prop(into)] detail: String) -> impl IntoView {
-    let pct = if max > 0.0 { (value / max * 100.0).clamp(0.0, 100.0) } else { 0.0 };
+fn Progress(
+    label: &'static str,
+    value: f64,
+    max: f64,
+    #[prop(into)] detail: String,
+) -> impl IntoView {
+    let pct = if max > 0.0 {
+        (value / max * 100.0).clamp(0.0, 100.0)
+    } else {
+        0.0
+    };
     view! {
         <div class="progress-block" data-testid="progress">
             <span class="progress-label">{label} " " {format!("{pct:.0}%")}</span>

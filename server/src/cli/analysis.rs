@@ -10,8 +10,8 @@ use crate::ingest::native::{
     read_core_parallel, read_files, reader_threads, replace_string_field, CoreLine, InputError,
     InputPosition, LineInfo, NativeLine, Needs, Outcome, ReadStats,
 };
-use crate::reports::{passk_doc, summary_doc, unsolvable_json};
 pub use crate::reports::KSelection;
+use crate::reports::{passk_doc, summary_doc, unsolvable_json};
 use caplens_analysis::passk::ProblemCounts;
 use caplens_analysis::rft::{rule_filter, select_indices, RftError, RftFeatures, RftStrategy};
 use caplens_analysis::sets::{compare_unsolvable, MissingReason, ModelOutcomes, ProblemOutcome};

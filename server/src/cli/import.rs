@@ -13,8 +13,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::ingest::pipeline::{
-    new_import_id, run_import, ImportFile, ImportParams, ImportProgress, ImportReport,
-    ImportStatus,
+    new_import_id, run_import, ImportFile, ImportParams, ImportProgress, ImportReport, ImportStatus,
 };
 use crate::ingest::{display_name, InputFile};
 use crate::storage::Store;
@@ -190,7 +189,11 @@ pub fn print_report(report: &ImportReport, json: bool, out: &mut dyn Write) -> i
                 "  run {}: model {} on {}: {} problems, {} rollouts, pass@1 {}",
                 run.id,
                 run.model,
-                if run.dataset.is_empty() { "(no dataset)" } else { &run.dataset },
+                if run.dataset.is_empty() {
+                    "(no dataset)"
+                } else {
+                    &run.dataset
+                },
                 run.problems,
                 run.rollouts,
                 run.pass_at_1
@@ -357,7 +360,10 @@ pub fn push(args: &PushArgs) -> i32 {
     let text = response.body_mut().read_to_string().unwrap_or_default();
     if status != 202 {
         bar.finish_and_clear();
-        eprintln!("caplens push: the server answered {status}: {}", api_message(&text));
+        eprintln!(
+            "caplens push: the server answered {status}: {}",
+            api_message(&text)
+        );
         return 1;
     }
     let mut report: ImportReport = match serde_json::from_str(&text) {
@@ -396,7 +402,10 @@ pub fn push(args: &PushArgs) -> i32 {
             }
             Ok(r) => {
                 bar.finish_and_clear();
-                eprintln!("caplens push: the server answered {} while following the import", r.status());
+                eprintln!(
+                    "caplens push: the server answered {} while following the import",
+                    r.status()
+                );
                 return 1;
             }
             Err(e) => {

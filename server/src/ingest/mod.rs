@@ -201,7 +201,12 @@ impl InputFile {
     }
 
     /// An error at `line`, on `field` when one field is at fault.
-    pub fn line_error(&self, line: u64, field: Option<&str>, message: impl Into<String>) -> InputError {
+    pub fn line_error(
+        &self,
+        line: u64,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> InputError {
         InputError {
             file: self.name.clone(),
             line: Some(line),
@@ -268,7 +273,8 @@ pub fn detect_head(file_name: &str, head: &[u8]) -> Option<Format> {
 /// The first `limit` bytes of the file, decompressed (gzip/zstd). Zip archives are returned as
 /// stored (their importer sniffs the magic).
 pub fn read_head(input: &InputFile, limit: usize) -> Result<Vec<u8>, InputError> {
-    let file = std::fs::File::open(&input.path).map_err(|e| input.error(format!("cannot open: {e}")))?;
+    let file =
+        std::fs::File::open(&input.path).map_err(|e| input.error(format!("cannot open: {e}")))?;
     let mut reader = decompress(file).map_err(|e| input.error(format!("cannot read: {e}")))?;
     let mut head = Vec::with_capacity(limit.min(1 << 20));
     reader
@@ -320,7 +326,8 @@ pub fn decompress<R: Read + 'static>(inner: R) -> std::io::Result<Box<dyn BufRea
 /// Opens a line-oriented file for reading: decompressed, and counting the bytes read from disk
 /// into `input.progress`.
 pub fn open_text(input: &InputFile) -> Result<Box<dyn BufRead>, InputError> {
-    let file = std::fs::File::open(&input.path).map_err(|e| input.error(format!("cannot open: {e}")))?;
+    let file =
+        std::fs::File::open(&input.path).map_err(|e| input.error(format!("cannot open: {e}")))?;
     let counted = CountingReader {
         inner: file,
         progress: input.progress.clone(),

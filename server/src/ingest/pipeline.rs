@@ -111,7 +111,11 @@ impl ImportParams {
                 ));
             }
         }
-        for (name, v) in [("model", &self.model), ("parent", &self.parent), ("dataset", &self.dataset)] {
+        for (name, v) in [
+            ("model", &self.model),
+            ("parent", &self.parent),
+            ("dataset", &self.dataset),
+        ] {
             if let Some(v) = v {
                 if v.trim().is_empty() || v.len() > 200 || v.chars().any(char::is_control) {
                     return Err(format!("{name}: must be 1-200 printable characters"));
@@ -145,8 +149,7 @@ pub fn is_slug(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && b[0].is_ascii_alphanumeric()
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"-_.".contains(c))
 }
 
@@ -435,7 +438,9 @@ async fn prepare_and_store(
         }
         report.files.push(ImportFileInfo {
             name: file.input.name.clone(),
-            bytes: std::fs::metadata(&file.input.path).map(|m| m.len()).unwrap_or(0),
+            bytes: std::fs::metadata(&file.input.path)
+                .map(|m| m.len())
+                .unwrap_or(0),
             sha256: file.sha256.clone().unwrap_or_default(),
             format: Some(format.name().to_owned()),
         });
@@ -526,12 +531,14 @@ async fn prepare_and_store(
     report.status = ImportStatus::Completed;
     report.finished_at = Some(now_rfc3339());
     write_report(&mut tx, report).await?;
-    db(sqlx::query("UPDATE imports SET content_hash = $1, files = $2 WHERE id = $3")
-        .bind(&content_hash)
-        .bind(serde_json::to_string(&report.files).expect("serialises"))
-        .bind(&report.id)
-        .execute(&mut *tx)
-        .await)?;
+    db(
+        sqlx::query("UPDATE imports SET content_hash = $1, files = $2 WHERE id = $3")
+            .bind(&content_hash)
+            .bind(serde_json::to_string(&report.files).expect("serialises"))
+            .bind(&report.id)
+            .execute(&mut *tx)
+            .await,
+    )?;
     db(tx.commit().await)?;
     Ok(())
 }
@@ -643,7 +650,11 @@ impl RecordSink for PrepareSink<'_> {
 type PrepareError = (u64, &'static str, String);
 
 /// Grades, checks and encodes one record (CPU work, off the async runtime).
-fn prepare(record: RolloutRecord, file_index: usize, regrade: bool) -> Result<(Prepared, usize), PrepareError> {
+fn prepare(
+    record: RolloutRecord,
+    file_index: usize,
+    regrade: bool,
+) -> Result<(Prepared, usize), PrepareError> {
     let RolloutRecord {
         line,
         model,
@@ -768,7 +779,11 @@ fn token_trace(t: &super::TokenData) -> Result<TokenTrace, String> {
     }
     if let Some(ent) = &t.entropies {
         trace = trace
-            .with_entropies(ent.iter().map(|e| e.map_or(f32::NAN, |v| v as f32)).collect())
+            .with_entropies(
+                ent.iter()
+                    .map(|e| e.map_or(f32::NAN, |v| v as f32))
+                    .collect(),
+            )
             .map_err(|e| e.to_string())?;
     }
     Ok(trace)
@@ -1042,7 +1057,10 @@ impl<'a> Writer<'a> {
                 model_id,
                 dataset_id,
                 label: &label,
-                temperature: self.params.temperature.or(hints.and_then(|h| h.temperature)),
+                temperature: self
+                    .params
+                    .temperature
+                    .or(hints.and_then(|h| h.temperature)),
                 top_p: self.params.top_p.or(hints.and_then(|h| h.top_p)),
                 max_tokens: self.params.max_tokens.or(hints.and_then(|h| h.max_tokens)),
                 n_per_problem: None,
@@ -1079,10 +1097,12 @@ impl<'a> Writer<'a> {
         if let Some(&id) = self.datasets.get(name) {
             return Ok(id);
         }
-        let existing: Option<i64> = db(sqlx::query_scalar("SELECT id FROM datasets WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut **tx)
-            .await)?;
+        let existing: Option<i64> = db(sqlx::query_scalar(
+            "SELECT id FROM datasets WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await)?;
         let id = match existing {
             Some(id) => id,
             None => catalog::insert_dataset(tx, name, "", "upload").await?,
@@ -1115,10 +1135,11 @@ impl<'a> Writer<'a> {
             ),
             None => None,
         };
-        let existing: Option<i64> = db(sqlx::query_scalar("SELECT id FROM models WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut **tx)
-            .await)?;
+        let existing: Option<i64> =
+            db(sqlx::query_scalar("SELECT id FROM models WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut **tx)
+                .await)?;
         let id = match existing {
             Some(id) => {
                 // Say-so from the uploader updates what we know about an existing model.
@@ -1130,18 +1151,22 @@ impl<'a> Writer<'a> {
                         .await)?;
                 }
                 if let Some(parent_id) = parent_id.filter(|&p| p != id) {
-                    db(sqlx::query("UPDATE models SET parent_id = $1 WHERE id = $2")
-                        .bind(parent_id)
-                        .bind(id)
-                        .execute(&mut **tx)
-                        .await)?;
+                    db(
+                        sqlx::query("UPDATE models SET parent_id = $1 WHERE id = $2")
+                            .bind(parent_id)
+                            .bind(id)
+                            .execute(&mut **tx)
+                            .await,
+                    )?;
                 }
                 if let Some(step) = step {
-                    db(sqlx::query("UPDATE models SET training_step = $1 WHERE id = $2")
-                        .bind(step)
-                        .bind(id)
-                        .execute(&mut **tx)
-                        .await)?;
+                    db(
+                        sqlx::query("UPDATE models SET training_step = $1 WHERE id = $2")
+                            .bind(step)
+                            .bind(id)
+                            .execute(&mut **tx)
+                            .await,
+                    )?;
                 }
                 id
             }
@@ -1350,10 +1375,12 @@ fn finite(v: Option<f64>) -> Option<f64> {
 }
 
 async fn find_or_create_experiment(tx: &mut Tx<'_>, slug: &str) -> Result<i64, StoreError> {
-    let existing: Option<i64> = db(sqlx::query_scalar("SELECT id FROM experiments WHERE slug = $1")
-        .bind(slug)
-        .fetch_optional(&mut **tx)
-        .await)?;
+    let existing: Option<i64> = db(sqlx::query_scalar(
+        "SELECT id FROM experiments WHERE slug = $1",
+    )
+    .bind(slug)
+    .fetch_optional(&mut **tx)
+    .await)?;
     match existing {
         Some(id) => Ok(id),
         None => {
@@ -1490,7 +1517,11 @@ pub async fn load_report(store: &Store, id: &str) -> Result<Option<ImportReport>
         }),
         params,
         bytes_total: row.4 as u64,
-        bytes_read: if status.is_finished() { row.4 as u64 } else { 0 },
+        bytes_read: if status.is_finished() {
+            row.4 as u64
+        } else {
+            0
+        },
         rows_read: row.5 as u64,
         rows_stored: row.6 as u64,
         rows_rejected: row.7 as u64,
@@ -1507,9 +1538,11 @@ pub async fn load_report(store: &Store, id: &str) -> Result<Option<ImportReport>
 /// committed, so nothing of them is visible; mark them failed (with how to retry) and delete
 /// their trace packs. Returns their ids.
 pub async fn recover_interrupted(store: &Store) -> Result<Vec<String>, StoreError> {
-    let ids: Vec<String> = db(sqlx::query_scalar("SELECT id FROM imports WHERE status = 'processing'")
-        .fetch_all(&store.pool)
-        .await)?;
+    let ids: Vec<String> = db(sqlx::query_scalar(
+        "SELECT id FROM imports WHERE status = 'processing'",
+    )
+    .fetch_all(&store.pool)
+    .await)?;
     for id in &ids {
         db(sqlx::query(
             "UPDATE imports SET status = 'failed', finished_at = $1,
@@ -1520,7 +1553,9 @@ pub async fn recover_interrupted(store: &Store) -> Result<Vec<String>, StoreErro
         .bind(id)
         .execute(&store.pool)
         .await)?;
-        let _ = store.blobs.delete_prefix(&BlobStore::import_traces_prefix(id));
+        let _ = store
+            .blobs
+            .delete_prefix(&BlobStore::import_traces_prefix(id));
     }
     Ok(ids)
 }

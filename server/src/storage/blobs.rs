@@ -24,7 +24,10 @@ impl BlobStore {
     /// The pack file holding the token traces of one run of one import: one file per run,
     /// appended while the import streams; each rollout row keeps its byte range.
     pub fn trace_pack_key(import_id: &str, run_id: i64) -> String {
-        format!("traces/{}/run-{run_id}.pack", import_id.to_ascii_lowercase())
+        format!(
+            "traces/{}/run-{run_id}.pack",
+            import_id.to_ascii_lowercase()
+        )
     }
 
     /// The folder of an import's packs (removed when the import fails).
@@ -68,7 +71,9 @@ impl BlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(e)),
         };
-        file.seek(std::io::SeekFrom::Start(offset)).await.map_err(io)?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(io)?;
         let mut buf = Vec::with_capacity(len.min(1 << 30) as usize);
         file.take(len).read_to_end(&mut buf).await.map_err(io)?;
         if (buf.len() as u64) < len {
@@ -163,10 +168,12 @@ impl TracePack {
     /// Appends one encoded trace; returns its (offset, length).
     pub fn append(&mut self, bytes: &[u8]) -> Result<(u64, u64), StoreError> {
         use std::io::Write;
-        self.out.write_all(bytes).map_err(|source| StoreError::Blob {
-            path: self.path.display().to_string(),
-            source,
-        })?;
+        self.out
+            .write_all(bytes)
+            .map_err(|source| StoreError::Blob {
+                path: self.path.display().to_string(),
+                source,
+            })?;
         let offset = self.len;
         self.len += bytes.len() as u64;
         Ok((offset, bytes.len() as u64))
@@ -227,7 +234,10 @@ mod tests {
             store.get_range(&key, b.0, b.1).await.unwrap().as_deref(),
             Some(&b"second"[..])
         );
-        assert!(store.get_range(&key, 10, 100).await.is_err(), "a range past the end is an error");
+        assert!(
+            store.get_range(&key, 10, 100).await.is_err(),
+            "a range past the end is an error"
+        );
         store
             .delete_prefix(&BlobStore::import_traces_prefix("imp_AB12"))
             .unwrap();

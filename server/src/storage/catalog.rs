@@ -184,7 +184,7 @@ impl Store {
 
 /// Each model's (rank, depth) in lineage order: roots first, each child right after its parent
 /// (depth-first), so runs of base -> sft -> rl list in that order; depth counts generations.
-fn lineage_positions(models: &[ModelRow]) -> HashMap<i64, (usize, u32)> {
+pub(super) fn lineage_positions(models: &[ModelRow]) -> HashMap<i64, (usize, u32)> {
     fn walk(node: &LineageNode, depth: u32, out: &mut HashMap<i64, (usize, u32)>) {
         let rank = out.len();
         out.insert(node.model.id, (rank, depth));

@@ -10,6 +10,7 @@ pub mod analysis;
 pub mod blobs;
 pub mod catalog;
 pub mod token_stats;
+pub mod rollouts;
 pub mod tokens;
 pub mod rft;
 

@@ -63,14 +63,16 @@ impl Store {
         .await)?;
         Ok(rows
             .into_iter()
-            .map(|(id, name, prefix, created_at, last_used_at, revoked_at)| ApiToken {
-                id,
-                name,
-                prefix,
-                created_at,
-                last_used_at,
-                revoked_at,
-            })
+            .map(
+                |(id, name, prefix, created_at, last_used_at, revoked_at)| ApiToken {
+                    id,
+                    name,
+                    prefix,
+                    created_at,
+                    last_used_at,
+                    revoked_at,
+                },
+            )
             .collect())
     }
 

@@ -8,8 +8,8 @@ use axum::{
     routing::get,
     Json, Router,
 };
-use serde::Deserialize;
 use caplens_app::model::*;
+use serde::Deserialize;
 
 use super::AppState;
 use crate::error::ApiError;

@@ -30,7 +30,10 @@ pub fn routes() -> Router<AppState> {
                 .get(list_imports)
                 .layer(DefaultBodyLimit::disable()),
         )
-        .route("/imports/detect", post(detect).layer(DefaultBodyLimit::max(SNIFF_BYTES + 64 * 1024)))
+        .route(
+            "/imports/detect",
+            post(detect).layer(DefaultBodyLimit::max(SNIFF_BYTES + 64 * 1024)),
+        )
         .route("/imports/{id}", get(get_import))
         .route("/imports/{id}/retry", post(retry_import))
         .route("/formats", get(formats))
@@ -267,10 +270,9 @@ async fn create_import(
         }),
     )
         .into_response();
-    response.headers_mut().insert(
-        header::LOCATION,
-        status_url.parse().expect("an ASCII path"),
-    );
+    response
+        .headers_mut()
+        .insert(header::LOCATION, status_url.parse().expect("an ASCII path"));
     Ok(response)
 }
 
@@ -294,7 +296,8 @@ async fn spool_request(
         let mut spool = Spooler::create(&dir.join(&stored_as)).await?;
         let mut stream = request.into_body().into_data_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::bad_request(format!("the upload was cut off: {e}")))?;
+            let chunk =
+                chunk.map_err(|e| ApiError::bad_request(format!("the upload was cut off: {e}")))?;
             spool.write(&chunk, &mut budget, max).await?;
         }
         let (bytes, sha256) = spool.finish().await?;
@@ -324,7 +327,9 @@ async fn spool_request(
                 .await
                 .map_err(|e| ApiError::bad_request(format!("bad multipart part {name:?}: {e}")))?;
             let extra: ImportParams = serde_json::from_str(&text).map_err(|e| {
-                ApiError::bad_request(format!("the {name:?} part is not valid import metadata JSON: {e}"))
+                ApiError::bad_request(format!(
+                    "the {name:?} part is not valid import metadata JSON: {e}"
+                ))
             })?;
             params = merge_params(params, extra);
             continue;
@@ -457,7 +462,8 @@ async fn detect(
         format: format.map(Format::name),
         title: format.map(Format::title),
         message: format.is_none().then(|| {
-            "not a format caplens recognises from its first records; choose the format by hand".to_owned()
+            "not a format caplens recognises from its first records; choose the format by hand"
+                .to_owned()
         }),
         hints,
     }))
@@ -465,7 +471,8 @@ async fn detect(
 
 /// The bytes in a temporary file (importers read files), removed on drop.
 fn tempfile_in_memory(bytes: &[u8]) -> std::io::Result<TempFile> {
-    let path = std::env::temp_dir().join(format!("caplens-detect-{}", uuid::Uuid::new_v4().simple()));
+    let path =
+        std::env::temp_dir().join(format!("caplens-detect-{}", uuid::Uuid::new_v4().simple()));
     std::fs::write(&path, bytes)?;
     Ok(TempFile(path))
 }

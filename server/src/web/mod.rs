@@ -71,11 +71,7 @@ pub fn router(imports: ImportService, site_root: &Path, addr: SocketAddr) -> Rou
         imports,
         views: crate::views::ViewService::new(store.clone()),
     };
-    let source: SharedDataSource = Arc::new(pages::StoreSource {
-        store,
-        imports: state.imports.clone(),
-        views: state.views.clone(),
-    });
+    let source: SharedDataSource = Arc::new(pages::StoreSource::new(store, state.imports.clone(), state.views.clone()));
     let context = move || provide_context(source.clone());
     let routes = route_list();
 

@@ -6,12 +6,62 @@ use caplens_app::{
     views::*,
 };
 
-use crate::{error::StoreError, ingest::service::ImportService, storage::Store};
+use caplens_app::heat::{Metric, TokenDetail};
+
+use std::sync::Arc;
+
+use caplens_analysis::trace::TokenTrace;
+
+use crate::{
+    error::StoreError,
+    heatmap,
+    ingest::service::ImportService,
+    storage::{
+        rollouts::{TraceError, TraceRef},
+        Store,
+    },
+};
+
+type TraceCell = Arc<tokio::sync::OnceCell<Arc<TokenTrace>>>;
 
 pub struct StoreSource {
     pub store: Store,
     pub imports: ImportService,
     pub views: crate::views::ViewService,
+    /// The last trace decoded: the rollout page, its `pos=` token and the hover card's
+    /// alternatives all read the same trace, which is megabytes for a long response. Requests
+    /// arriving together (the page and its `pos=` token) share one read through the cell.
+    last_trace: std::sync::Mutex<Option<(TraceRef, TraceCell)>>,
+}
+
+impl StoreSource {
+    pub fn new(store: Store, imports: ImportService, views: crate::views::ViewService) -> Self {
+        StoreSource {
+            store,
+            imports,
+            views,
+            last_trace: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// A rollout's decoded trace, from the one-entry cache when it is the last one asked for
+    /// (traces never change once stored: a key and byte range name one trace forever).
+    async fn trace(&self, trace_ref: &TraceRef) -> Result<Arc<TokenTrace>, TraceError> {
+        let cell = {
+            let mut last = self.last_trace.lock().expect("not poisoned");
+            match &*last {
+                Some((r, cell)) if r == trace_ref => cell.clone(),
+                _ => {
+                    let cell = TraceCell::default();
+                    *last = Some((trace_ref.clone(), cell.clone()));
+                    cell
+                }
+            }
+        };
+        cell.get_or_try_init(|| async { self.store.read_trace(trace_ref).await.map(Arc::new) })
+            .await
+            .cloned()
+    }
 }
 
 fn user_error(e: StoreError) -> DataError {
@@ -94,4 +144,132 @@ impl DataSource for StoreSource {
     ) -> BoxFuture<'_, Result<Option<TokenStatsView>, DataError>> {
         Box::pin(async move { self.views.token_stats(&slug, request).await.map_err(user_error) })
     }
+    fn problem(
+        &self,
+        id: i64,
+        runs: Option<Vec<i64>>,
+    ) -> BoxFuture<'_, Result<Option<ProblemDetail>, DataError>> {
+        Box::pin(async move {
+            self.store
+                .problem_detail(id, runs.as_deref())
+                .await
+                .map_err(user_error)
+        })
+    }
+    fn problem_rollouts(
+        &self,
+        problem_id: i64,
+        query: RolloutListQuery,
+    ) -> BoxFuture<'_, Result<RolloutList, DataError>> {
+        Box::pin(async move {
+            // The run: the one asked for when the problem has it (within `runs=`), else the
+            // first in lineage order, as the page shows them.
+            let runs = (!query.runs.is_empty()).then_some(query.runs.as_slice());
+            let detail = self
+                .store
+                .problem_detail(problem_id, runs)
+                .await
+                .map_err(user_error)?;
+            let ids: Vec<i64> = detail
+                .map(|d| d.runs.iter().map(|r| r.run_id).collect())
+                .unwrap_or_default();
+            let run = query
+                .run
+                .filter(|r| ids.contains(r))
+                .or_else(|| ids.first().copied());
+            let Some(run) = run else {
+                return Ok(RolloutList {
+                    run_id: None,
+                    total: 0,
+                    page: 1,
+                    per_page: caplens_app::api::ROLLOUTS_PER_PAGE,
+                    items: Vec::new(),
+                    responses: Vec::new(),
+                });
+            };
+            self.store
+                .problem_rollouts(
+                    problem_id,
+                    run,
+                    query.page,
+                    caplens_app::api::ROLLOUTS_PER_PAGE,
+                    query.answer.as_deref(),
+                    &query.open,
+                )
+                .await
+                .map_err(user_error)
+        })
+    }
+    fn rollout(
+        &self,
+        id: i64,
+        metric: Option<Metric>,
+    ) -> BoxFuture<'_, Result<Option<RolloutView>, DataError>> {
+        Box::pin(async move { rollout_view(self, id, metric).await })
+    }
+    fn rollout_token(
+        &self,
+        id: i64,
+        pos: usize,
+    ) -> BoxFuture<'_, Result<Option<TokenDetail>, DataError>> {
+        Box::pin(async move {
+            let Some(rollout) = self.store.rollout(id).await.map_err(user_error)? else {
+                return Ok(None);
+            };
+            let Some(trace_ref) = rollout.trace else {
+                return Ok(None);
+            };
+            match self.trace(&trace_ref).await {
+                Ok(trace) => Ok(heatmap::token_detail(&trace, pos)),
+                Err(e) => Err(trace_error(e)),
+            }
+        })
+    }
+}
+
+fn trace_error(e: TraceError) -> DataError {
+    match e {
+        TraceError::Store(e) => user_error(e),
+        e => {
+            tracing::warn!(error = %e, "unreadable token trace");
+            DataError(e.to_string())
+        }
+    }
+}
+
+/// The rollout page's data: the rollout, and with a trace its heatmap.
+pub async fn rollout_view(
+    source: &StoreSource,
+    id: i64,
+    metric: Option<Metric>,
+) -> Result<Option<RolloutView>, DataError> {
+    let Some(r) = source.store.rollout(id).await.map_err(user_error)? else {
+        return Ok(None);
+    };
+    let (mut heat, mut trace_error_text) = (None, None);
+    if let Some(trace_ref) = &r.trace {
+        match source.trace(trace_ref).await {
+            Ok(trace) => {
+                let metric = metric.unwrap_or_else(|| heatmap::default_metric(&trace));
+                heat = Some(heatmap::heatmap(&trace, metric));
+            }
+            Err(TraceError::Store(e)) => return Err(user_error(e)),
+            Err(e) => {
+                tracing::warn!(rollout = id, error = %e, "unreadable token trace");
+                trace_error_text = Some(e.to_string());
+            }
+        }
+    }
+    Ok(Some(RolloutView {
+        row: r.row,
+        run_id: r.run_id,
+        model: r.model,
+        stage: r.stage,
+        problem_id: r.problem_id,
+        problem_key: r.problem_key,
+        dataset: r.dataset,
+        response: r.response,
+        heatmap: heat,
+        trace_error: trace_error_text,
+    }))
 }

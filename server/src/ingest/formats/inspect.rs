@@ -535,7 +535,9 @@ fn read_eval(input: &InputFile, sink: &mut dyn RecordSink) -> Result<(), ReadSto
         })?;
         let name = member.name().map(|n| n.into_owned()).unwrap_or_default();
         // Progress: the end of this member's data in the file.
-        let member_end = member.header_start().saturating_add(member.compressed_size());
+        let member_end = member
+            .header_start()
+            .saturating_add(member.compressed_size());
         input.progress.fetch_max(member_end, Ordering::Relaxed);
         if !is_sample_member(&name) {
             continue;

@@ -38,9 +38,18 @@ mod tests {
         let (native1, _d1) = temp_file("demo.jsonl", native_rollout);
         let (native2, _d2) = temp_file("counts.jsonl", native_counts);
         let cases = [
-            (fixture("lm-eval/samples_aime24_2025-06-01T12-00-00.000000.jsonl"), Format::LmEval),
-            (fixture("lm-eval/samples_aime24_2025-06-01T12-00-00.000000.jsonl.gz"), Format::LmEval),
-            (fixture("qwen-math/math500/test_qwen25-math-cot_-1_seed0_t0.6_s0_e-1.jsonl"), Format::QwenMath),
+            (
+                fixture("lm-eval/samples_aime24_2025-06-01T12-00-00.000000.jsonl"),
+                Format::LmEval,
+            ),
+            (
+                fixture("lm-eval/samples_aime24_2025-06-01T12-00-00.000000.jsonl.gz"),
+                Format::LmEval,
+            ),
+            (
+                fixture("qwen-math/math500/test_qwen25-math-cot_-1_seed0_t0.6_s0_e-1.jsonl"),
+                Format::QwenMath,
+            ),
             (fixture("inspect/log.eval"), Format::Inspect),
             (fixture("inspect/log.json"), Format::Inspect),
             (fixture("verl/100.jsonl"), Format::Verl),
@@ -53,12 +62,20 @@ mod tests {
             let name = crate::ingest::display_name(&path);
             let input = InputFile::new(&path, &name);
             let head = read_head(&input, SNIFF_BYTES).unwrap();
-            let sniffed: Vec<Format> = ALL.iter().filter(|i| i.sniff(&name, &head)).map(|i| i.format()).collect();
+            let sniffed: Vec<Format> = ALL
+                .iter()
+                .filter(|i| i.sniff(&name, &head))
+                .map(|i| i.format())
+                .collect();
             assert_eq!(sniffed, [format], "{name}");
             assert_eq!(detect(&input).unwrap(), format, "{name}");
             // Also under a neutral name (an upload spooled as `upload`): content alone decides,
             // except for .eval archives, which are recognised by their member names.
-            let sniffed: Vec<Format> = ALL.iter().filter(|i| i.sniff("upload", &head)).map(|i| i.format()).collect();
+            let sniffed: Vec<Format> = ALL
+                .iter()
+                .filter(|i| i.sniff("upload", &head))
+                .map(|i| i.format())
+                .collect();
             assert_eq!(sniffed, [format], "{name} as upload");
         }
     }
@@ -87,7 +104,11 @@ mod tests {
     #[test]
     fn the_format_list_and_the_importers_agree() {
         for format in Format::ALL {
-            assert_eq!(ALL.iter().filter(|i| i.format() == format).count(), 1, "{format}");
+            assert_eq!(
+                ALL.iter().filter(|i| i.format() == format).count(),
+                1,
+                "{format}"
+            );
         }
         assert_eq!(ALL.last().unwrap().format(), Format::Native);
     }

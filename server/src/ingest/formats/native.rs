@@ -54,8 +54,9 @@ impl RolloutImporter for NativeImporter {
                 if hints.step.is_none() {
                     hints.step = line.step;
                 }
-                *per_problem.entry(line.problem_key().into_owned()).or_default() +=
-                    line.samples() as i64;
+                *per_problem
+                    .entry(line.problem_key().into_owned())
+                    .or_default() += line.samples() as i64;
             }
             Ok(())
         });
@@ -75,42 +76,44 @@ impl RolloutImporter for NativeImporter {
     }
 
     fn read(&self, input: &InputFile, sink: &mut dyn RecordSink) -> Result<(), ReadStop> {
-        for_each_line(input, sink, |line_no, text, sink| match parse_line(text, Needs::all()) {
-            Ok(line) => {
-                let tokens = line.tokens.as_ref().map(|tokens| TokenData {
-                    tokens: tokens.iter().map(|t| t.to_string()).collect(),
-                    logprobs: line
-                        .token_logprobs
-                        .clone()
-                        .unwrap_or_else(|| vec![None; tokens.len()]),
-                    top_logprobs: line.top_logprobs.as_ref().map(|rows| {
-                        rows.iter()
-                            .map(|row| row.iter().map(|(t, lp)| (t.to_string(), *lp)).collect())
-                            .collect()
-                    }),
-                    entropies: line.token_entropies.clone(),
-                });
-                let record = RolloutRecord {
-                    line: line_no,
-                    model: Some(line.model.to_string()),
-                    dataset: line.dataset.as_deref().map(str::to_owned),
-                    problem_id: line.problem_id.to_string(),
-                    prompt: None,
-                    reference: line.reference.as_deref().map(str::to_owned),
-                    sample: line.sample,
-                    outcome: match line.outcome {
-                        Outcome::Rollout { correct } => RecordOutcome::Graded(correct),
-                        Outcome::Counts { n, c } => RecordOutcome::Counts { n, c },
-                    },
-                    response: line.response.as_deref().map(str::to_owned),
-                    answer: line.answer.as_deref().map(str::to_owned),
-                    finish_reason: line.finish_reason.as_deref().map(str::to_owned),
-                    step: line.step,
-                    tokens,
-                };
-                sink.record(record)
+        for_each_line(input, sink, |line_no, text, sink| {
+            match parse_line(text, Needs::all()) {
+                Ok(line) => {
+                    let tokens = line.tokens.as_ref().map(|tokens| TokenData {
+                        tokens: tokens.iter().map(|t| t.to_string()).collect(),
+                        logprobs: line
+                            .token_logprobs
+                            .clone()
+                            .unwrap_or_else(|| vec![None; tokens.len()]),
+                        top_logprobs: line.top_logprobs.as_ref().map(|rows| {
+                            rows.iter()
+                                .map(|row| row.iter().map(|(t, lp)| (t.to_string(), *lp)).collect())
+                                .collect()
+                        }),
+                        entropies: line.token_entropies.clone(),
+                    });
+                    let record = RolloutRecord {
+                        line: line_no,
+                        model: Some(line.model.to_string()),
+                        dataset: line.dataset.as_deref().map(str::to_owned),
+                        problem_id: line.problem_id.to_string(),
+                        prompt: None,
+                        reference: line.reference.as_deref().map(str::to_owned),
+                        sample: line.sample,
+                        outcome: match line.outcome {
+                            Outcome::Rollout { correct } => RecordOutcome::Graded(correct),
+                            Outcome::Counts { n, c } => RecordOutcome::Counts { n, c },
+                        },
+                        response: line.response.as_deref().map(str::to_owned),
+                        answer: line.answer.as_deref().map(str::to_owned),
+                        finish_reason: line.finish_reason.as_deref().map(str::to_owned),
+                        step: line.step,
+                        tokens,
+                    };
+                    sink.record(record)
+                }
+                Err((field, message)) => sink.reject(input.line_error(line_no, field, message)),
             }
-            Err((field, message)) => sink.reject(input.line_error(line_no, field, message)),
         })
     }
 }
