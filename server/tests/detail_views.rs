@@ -26,10 +26,14 @@ use caplens_server::{
 };
 use common::TestDb;
 
+/// The main demo experiment only (no checkpoint series), without synthetic traces: traces are
+/// tested through imported files below.
 fn small_demo() -> DemoConfig {
     DemoConfig {
         problems: 10,
         samples_per_problem: 24,
+        traced_samples: 0,
+        checkpoint_samples: 0,
         ..DemoConfig::default()
     }
 }

@@ -3,9 +3,10 @@
 //! rollout's token trace (one byte range of its run's trace pack, never another rollout's).
 
 use caplens_analysis::token_stats::TokenStats;
-use caplens_analysis::trace::{decode, TokenTrace};
+use caplens_analysis::trace::TokenTrace;
 use sqlx::Row;
 
+use super::rollouts::{TraceError, TraceRef};
 use super::{db, Store};
 use crate::error::StoreError;
 
@@ -123,34 +124,19 @@ impl Store {
         let key: Option<String> = db(r.try_get("trace_key"))?;
         let offset: Option<i64> = db(r.try_get("trace_offset"))?;
         let length: Option<i64> = db(r.try_get("trace_length"))?;
+        // One reader of traces: `Store::read_trace` (the rollout page uses it too).
         let (trace, trace_error) = match key {
             None => (None, None),
             Some(key) => {
-                let bytes = match (offset, length) {
-                    (Some(o), Some(l)) if o >= 0 && l >= 0 => {
-                        self.blobs.get_range(&key, o as u64, l as u64).await
-                    }
-                    // A trace stored as a blob of its own.
-                    _ => self.blobs.get(&key).await,
+                let at = TraceRef {
+                    key,
+                    offset: offset.filter(|o| *o >= 0).map(|o| o as u64),
+                    length: length.filter(|l| *l >= 0).map(|l| l as u64),
                 };
-                match bytes {
-                    Ok(Some(bytes)) => match decode(&bytes) {
-                        Ok(t) => (Some(t), None),
-                        Err(e) => (
-                            None,
-                            Some(format!("the stored token trace is corrupt: {e}")),
-                        ),
-                    },
-                    Ok(None) => (
-                        None,
-                        Some(format!(
-                            "the token trace blob {key:?} is missing from the blob store"
-                        )),
-                    ),
-                    Err(e) => (
-                        None,
-                        Some(format!("the token trace could not be read: {e}")),
-                    ),
+                match self.read_trace(&at).await {
+                    Ok(t) => (Some(t), None),
+                    Err(TraceError::Store(e)) => return Err(e),
+                    Err(e) => (None, Some(e.to_string())),
                 }
             }
         };
