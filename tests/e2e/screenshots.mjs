@@ -15,12 +15,23 @@ try {
     { name: 'compare-dark', path: '/experiments/demo-rlvr-boundary/compare', theme: 'dark', viewport: { width: 1280, height: 1200 } },
     { name: 'token-stats', path: '/experiments/demo-rlvr-boundary/token-stats', theme: 'light', viewport: { width: 1280, height: 1000 } },
     { name: 'dynamics', path: '/experiments/demo-rl-dynamics/dynamics', theme: 'light', viewport: { width: 1280, height: 1100 } },
+    { name: 'problem', path: '/problems/3', theme: 'light', viewport: { width: 1280, height: 1000 } },
+    { name: 'rollout-heatmap', path: 'HEATMAP', theme: 'dark', viewport: { width: 1280, height: 900 } },
     { name: 'experiment-phone', path: '/experiments/demo-rlvr-boundary', theme: 'light', viewport: { width: 390, height: 844 } },
   ];
   // The unsolvable shot selects the rl-only region (run ids come from the API).
   const exp = await (await fetch(`${server.url}/api/v1/experiments/demo-rlvr-boundary`)).json();
   const rl = exp.runs.find((r) => r.stage === 'rl');
   for (const s of shots) s.path = s.path.replace('region=RL', `region=${rl?.id ?? ''}`);
+  // The heatmap shot opens the first traced rollout the problem page links to.
+  {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${server.url}/problems/3`);
+    const href = await page.getAttribute('[data-testid=heatmap-link] >> nth=0', 'href');
+    for (const s of shots) if (s.path === 'HEATMAP') s.path = `${href}?pos=20`;
+    await context.close();
+  }
   for (const s of shots) {
     const context = await browser.newContext({ viewport: s.viewport, deviceScaleFactor: 1 });
     await context.addCookies([{ name: 'caplens_theme', value: s.theme, url: server.url }]);

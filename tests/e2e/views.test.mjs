@@ -125,3 +125,27 @@ test('a permalink naming a deleted run says so and keeps the rest', async () => 
   assert.deepEqual(problems.filter((p) => !p.includes('404')), []);
   await context.close();
 });
+
+test('overview: per-model pass@1, pass@max-k and unsolvable counts match the read-back API', async () => {
+  const summary = await (await fetch(`${server.url}/api/v1/experiments/${SLUG}/summary`)).json();
+  const { page, context, problems } = await watchedPage(browser);
+  await page.goto(`${server.url}/experiments/${SLUG}`);
+  await waitForHydration(page);
+  const rows = await page.$$eval('[data-testid=overview-table] tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+  assert.equal(rows.length, passk.models.length);
+  for (const m of passk.models) {
+    const row = rows.find((r) => r[0] === m.model);
+    assert.ok(row, `${m.model} in the overview`);
+    const s = summary.models.find((x) => x.model === m.model);
+    // One decimal shown: equal up to the rounding of the last digit.
+    const near = (shown, value) => Math.abs(parseFloat(shown) - value * 100) <= 0.05 + 1e-9;
+    assert.ok(near(row[3], s.pass_at_1), `${m.model} pass@1 ${row[3]} vs ${s.pass_at_1}`);
+    const last = m.points[m.points.length - 1];
+    assert.ok(near(row[4], last.pass_at_k) && row[4].endsWith(`@${last.k}`), `${m.model} pass@max-k ${row[4]} vs ${last.pass_at_k}@${last.k}`);
+    assert.equal(row[5], String(unsolvable.unsolvable[m.model].length), `${m.model} unsolvable`);
+  }
+  const tex = decodeURIComponent(await page.getAttribute('section:has([data-testid=overview-table]) [data-testid=export-latex]', 'href'));
+  assert.match(tex, /\\begin\{tabular\}/);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
