@@ -14,6 +14,7 @@
 //! Labels are escaped by plotters' SVG backend (`<`, `>`, `&`, quotes), so untrusted model names
 //! cannot inject markup.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -204,7 +205,7 @@ pub fn render(spec: &ChartSpec, opts: &RenderOptions) -> RenderedChart {
     if let Err(e) = result {
         svg = format!(
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}"><text x="10" y="20" fill="{FG_HEX}">chart error: {}</text></svg>"#,
-            xml_escape(&e),
+            crate::escape::escape_html(&e),
             w = opts.width,
             h = opts.height,
         );
@@ -239,22 +240,6 @@ fn attr(svg: &str, name: &str) -> String {
         .and_then(|i| svg[i + pat.len()..].split('"').next())
         .unwrap_or("0")
         .to_string()
-}
-
-/// Escapes text for XML/HTML content and attributes.
-pub fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 type Root<'a> = DrawingArea<SVGBackend<'a>, Shift>;
@@ -304,21 +289,7 @@ fn draw_line(c: &LineChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hi
         XScale::Log2 => ((x1 - x0).ceil() as usize + 1).max(2),
         XScale::Linear => 8,
     };
-    chart
-        .configure_mesh()
-        .x_labels(x_ticks)
-        .y_labels(6)
-        .x_label_formatter(&x_fmt)
-        .y_label_formatter(&y_fmt)
-        .x_desc(c.x_label.as_str())
-        .y_desc(c.y_label.as_str())
-        .axis_style(FG.stroke_width(1))
-        .bold_line_style(GRID.stroke_width(1))
-        .light_line_style(TRANSPARENT)
-        .label_style(font(15))
-        .axis_desc_style(font(16))
-        .draw()
-        .map_err(err)?;
+    draw_axes(&mut chart, (&c.x_label, &c.y_label), (x_ticks, 6), (&x_fmt, &y_fmt), true)?;
     let visible: Vec<&Series> = c.series.iter().filter(|s| !opts.hidden.contains(&s.key)).collect();
     for s in &visible {
         if s.band.is_empty() {
@@ -387,6 +358,36 @@ fn draw_line(c: &LineChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hi
     Ok(())
 }
 
+type Axes<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The axes of every cartesian chart: descriptions, tick labels, theme-sentinel colours, a grid
+/// on the major ticks only (`x_grid: false` leaves out the vertical grid lines).
+fn draw_axes(
+    chart: &mut Axes<'_, '_>,
+    (x_desc, y_desc): (&str, &str),
+    (x_labels, y_labels): (usize, usize),
+    (x_fmt, y_fmt): (&dyn Fn(&f64) -> String, &dyn Fn(&f64) -> String),
+    x_grid: bool,
+) -> Result<(), String> {
+    let mut mesh = chart.configure_mesh();
+    if !x_grid {
+        mesh.disable_x_mesh();
+    }
+    mesh.x_labels(x_labels)
+        .y_labels(y_labels)
+        .x_label_formatter(x_fmt)
+        .y_label_formatter(y_fmt)
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .axis_style(FG.stroke_width(1))
+        .bold_line_style(GRID.stroke_width(1))
+        .light_line_style(TRANSPARENT)
+        .label_style(font(15))
+        .axis_desc_style(font(16))
+        .draw()
+        .map_err(err)
+}
+
 /// 3 -> "3", 0.25 -> "0.25", 1234.5 -> "1234.5".
 pub fn trim_number(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
@@ -422,21 +423,8 @@ fn draw_bars(c: &BarChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hit
         }
     };
     let y_fmt = |y: &f64| if c.y_percent { format!("{:.0}%", y * 100.0) } else { trim_number(*y) };
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(c.categories.len() * 2 + 1)
-        .x_label_formatter(&x_fmt)
-        .y_label_formatter(&y_fmt)
-        .x_desc(c.x_label.as_str())
-        .y_desc(c.y_label.as_str())
-        .axis_style(FG.stroke_width(1))
-        .bold_line_style(GRID.stroke_width(1))
-        .light_line_style(TRANSPARENT)
-        .label_style(font(15))
-        .axis_desc_style(font(16))
-        .draw()
-        .map_err(err)?;
+    // 10 y labels: plotters' default, which the bar charts have always used.
+    draw_axes(&mut chart, (&c.x_label, &c.y_label), (c.categories.len() * 2 + 1, 10), (&x_fmt, &y_fmt), false)?;
     let k = visible.len().max(1) as f64;
     let width = 0.8 / k;
     for (j, s) in visible.iter().enumerate() {

@@ -6,7 +6,7 @@
 //! A 32k-token response is 32k coloured spans. Hydrating 32k Leptos nodes would freeze the
 //! browser, so the tokens are drawn as blocks of [`CHUNK`] tokens, each block one `inner_html`
 //! string built here: a span per token carrying only its colour class, every token's text escaped
-//! by [`crate::math::escape_into`]. The hover card reads the token's index from its place in its
+//! by [`crate::escape::escape_into`]. The hover card reads the token's index from its place in its
 //! block (`data-start`), through one listener on the container. Tests prove hostile token text is
 //! inert.
 
@@ -376,7 +376,7 @@ pub fn chunk_html(
             out.push_str(" sel\" id=\"sel-token");
         }
         out.push_str("\">");
-        crate::math::escape_into(&mut out, &tokens[i]);
+        crate::escape::escape_into(&mut out, &tokens[i]);
         out.push_str("</span>");
     }
     out

@@ -12,6 +12,7 @@ pub mod views;
 #[cfg(feature = "hydrate")]
 pub mod browser;
 pub mod components;
+pub mod escape;
 pub mod data;
 pub mod heat;
 pub mod math;

@@ -152,19 +152,7 @@ pub fn to_mathml(latex: &str, display: bool) -> Result<String, MathError> {
     Ok(out)
 }
 
-/// Escapes text for HTML/XML content and attribute values.
-pub fn escape_into(out: &mut String, text: &str) {
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(ch),
-        }
-    }
-}
+use crate::escape::escape_into;
 
 // ---------------------------------------------------------------------------------------------
 // Tokens

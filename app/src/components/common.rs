@@ -67,22 +67,6 @@ mod tests {
     }
 }
 
-/// Escapes text for HTML content.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(ch),
-        }
-    }
-    out
-}
-
 /// The document title. Use this, never `leptos_meta::Title` directly: leptos_meta 0.8 writes
 /// the server-rendered `<title>` without escaping, so an experiment named
 /// `</title><script>…` would inject markup. We escape on the server; in the browser the title is
@@ -90,7 +74,7 @@ pub fn escape_html(text: &str) -> String {
 #[component]
 pub fn PageTitle(#[prop(into)] text: String) -> impl IntoView {
     #[cfg(feature = "ssr")]
-    let text = escape_html(&text);
+    let text = crate::escape::escape_html(&text);
     view! { <leptos_meta::Title text /> }
 }
 
