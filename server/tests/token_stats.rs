@@ -70,9 +70,9 @@ async fn recompute(store: &Store, run: i64) -> Option<TokenStats> {
         assert_eq!(r.trace_error, None);
         let digest = r.trace.as_ref().map(TraceTokens::of);
         acc.push_rollout(RolloutTokens {
-            correct: r.row.correct,
-            mean_entropy: r.row.mean_entropy,
-            ppl: r.row.perplexity,
+            correct: r.rollout.row.correct,
+            mean_entropy: r.rollout.row.mean_entropy,
+            ppl: r.rollout.row.perplexity,
             trace: digest.as_ref(),
         });
     }
@@ -288,11 +288,11 @@ async fn demo_stores_traces_means_and_token_stats() {
         let trace = r.trace.expect("decoded trace");
         assert_eq!(
             trace.tokens().concat(),
-            r.row.response.unwrap().into_bytes()
+            r.rollout.response.unwrap().into_bytes()
         );
-        assert_eq!(r.row.token_count, Some(trace.len() as i64));
-        assert_eq!(r.row.run_id, main_runs[1]);
-        assert_eq!(r.row.problem_key, "demo-001");
+        assert_eq!(r.rollout.row.token_count, Some(trace.len() as i64));
+        assert_eq!(r.rollout.run_id, main_runs[1]);
+        assert_eq!(r.rollout.problem_key, "demo-001");
         let mean = trace
             .entropies()
             .unwrap()
@@ -300,12 +300,12 @@ async fn demo_stores_traces_means_and_token_stats() {
             .map(|&h| h as f64)
             .sum::<f64>()
             / trace.len() as f64;
-        assert!(close(r.row.mean_entropy.unwrap(), mean));
+        assert!(close(r.rollout.row.mean_entropy.unwrap(), mean));
         assert!(trace.top_alternatives().is_some() && trace.hidden_norms().is_some());
         let (plain_id, _) = rollouts.iter().find(|(_, t)| !*t).unwrap();
         let plain = db.store.rollout_trace(*plain_id).await.unwrap().unwrap();
         assert_eq!(
-            (plain.trace, plain.trace_error, plain.row.mean_entropy),
+            (plain.trace, plain.trace_error, plain.rollout.row.mean_entropy),
             (None, None, None)
         );
         assert!(db.store.rollout_trace(-5).await.unwrap().is_none());
