@@ -38,26 +38,13 @@ pub fn MathAnswer(#[prop(into)] text: String) -> impl IntoView {
     }
 }
 
-/// Percent-encodes a query value: everything but ASCII letters, digits and `-_.~` (the same on
-/// the server and in the browser, so server-rendered links hydrate unchanged).
-pub fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `path?k=v&...` from the pairs whose value is not empty, in the order given.
+/// `path?k=v&...` from the pairs whose value is not empty, in the order given. Values are
+/// encoded in full (`1,2` as `1%2C2`), the same on the server and in the browser.
 pub fn href(path: &str, pairs: &[(&str, String)]) -> String {
     let query: Vec<String> = pairs
         .iter()
         .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", encode_component(v)))
+        .map(|(k, v)| format!("{k}={}", crate::urlstate::encode_component(v)))
         .collect();
     if query.is_empty() {
         path.to_string()
@@ -72,10 +59,6 @@ pub fn parse_ids(s: Option<String>) -> Vec<i64> {
         .split(',')
         .filter_map(|x| x.trim().parse().ok())
         .collect()
-}
-
-pub fn join_ids(ids: &[i64]) -> String {
-    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// Marks the response 404: the page's whole subject is missing.
@@ -98,6 +81,7 @@ pub fn fixed(x: Option<f64>, digits: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::urlstate::{encode_component, join_ids};
 
     #[test]
     fn links_encode_values_and_skip_empty_ones() {

@@ -13,9 +13,10 @@ use crate::{
     api::{get_problem, get_problem_rollouts},
     components::{
         common::{percent, ErrorBox, PageTitle, StageBadge},
-        detail::{fixed, href, join_ids, parse_ids, set_not_found, MathAnswer, MathText},
+        detail::{fixed, href, parse_ids, set_not_found, MathAnswer, MathText},
     },
     model::{ProblemDetail, ProblemRunStats, RolloutList, RolloutListQuery, RolloutRow},
+    urlstate::join_ids,
 };
 
 /// The problem page's view state, as in its URL.
