@@ -5,6 +5,7 @@
 //! a number is computed one way everywhere. Module map: see ARCHITECTURE.md.
 
 pub mod rng;
+pub mod sampling;
 pub mod verifier;
 
 // Rollout-level metrics (items 1-3, 9, 17, 18).
