@@ -65,12 +65,21 @@ pub async fn revoke_token(id: i64) -> Result<bool, ServerFnError> {
 // Analysis views. Requests are JSON (they hold lists); they only read.
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
 pub async fn get_overview_view(slug: String) -> Result<Option<OverviewView>, ServerFnError> {
-    source()?.overview_view(slug).await.map_err(ServerFnError::new)
+    source()?
+        .overview_view(slug)
+        .await
+        .map_err(ServerFnError::new)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
-pub async fn get_passk_view(slug: String, request: PasskRequest) -> Result<Option<PasskView>, ServerFnError> {
-    source()?.passk_view(slug, request).await.map_err(ServerFnError::new)
+pub async fn get_passk_view(
+    slug: String,
+    request: PasskRequest,
+) -> Result<Option<PasskView>, ServerFnError> {
+    source()?
+        .passk_view(slug, request)
+        .await
+        .map_err(ServerFnError::new)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -78,22 +87,43 @@ pub async fn get_unsolvable_view(
     slug: String,
     request: UnsolvableRequest,
 ) -> Result<Option<UnsolvableView>, ServerFnError> {
-    source()?.unsolvable_view(slug, request).await.map_err(ServerFnError::new)
+    source()?
+        .unsolvable_view(slug, request)
+        .await
+        .map_err(ServerFnError::new)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
-pub async fn get_compare_view(slug: String, request: CompareRequest) -> Result<Option<CompareView>, ServerFnError> {
-    source()?.compare_view(slug, request).await.map_err(ServerFnError::new)
+pub async fn get_compare_view(
+    slug: String,
+    request: CompareRequest,
+) -> Result<Option<CompareView>, ServerFnError> {
+    source()?
+        .compare_view(slug, request)
+        .await
+        .map_err(ServerFnError::new)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
-pub async fn get_dynamics_view(slug: String, request: DynamicsRequest) -> Result<Option<DynamicsView>, ServerFnError> {
-    source()?.dynamics_view(slug, request).await.map_err(ServerFnError::new)
+pub async fn get_dynamics_view(
+    slug: String,
+    request: DynamicsRequest,
+) -> Result<Option<DynamicsView>, ServerFnError> {
+    source()?
+        .dynamics_view(slug, request)
+        .await
+        .map_err(ServerFnError::new)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
-pub async fn get_rft_view(slug: String, request: RftRequest) -> Result<Option<RftView>, ServerFnError> {
-    source()?.rft_view(slug, request).await.map_err(ServerFnError::new)
+pub async fn get_rft_view(
+    slug: String,
+    request: RftRequest,
+) -> Result<Option<RftView>, ServerFnError> {
+    source()?
+        .rft_view(slug, request)
+        .await
+        .map_err(ServerFnError::new)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -101,7 +131,10 @@ pub async fn get_token_stats_view(
     slug: String,
     request: TokenStatsRequest,
 ) -> Result<Option<TokenStatsView>, ServerFnError> {
-    source()?.token_stats_view(slug, request).await.map_err(ServerFnError::new)
+    source()?
+        .token_stats_view(slug, request)
+        .await
+        .map_err(ServerFnError::new)
 }
 
 /// Rollouts per page on the problem page.
@@ -148,6 +181,65 @@ pub async fn get_rollout_token(
 ) -> Result<Option<crate::heat::TokenDetail>, ServerFnError> {
     source()?
         .rollout_token(id, pos)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+// Evaluation runs (issue 7).
+#[server(prefix = "/_app")]
+pub async fn get_eval_form() -> Result<crate::evals::EvalFormOptions, ServerFnError> {
+    source()?.eval_form().await.map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app")]
+pub async fn list_evaluations() -> Result<Vec<crate::evals::EvaluationView>, ServerFnError> {
+    source()?.evaluations().await.map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app")]
+pub async fn get_evaluation(
+    id: i64,
+) -> Result<Option<crate::evals::EvaluationView>, ServerFnError> {
+    source()?.evaluation(id).await.map_err(ServerFnError::new)
+}
+
+/// Queues an evaluation (or a checkpoint series); the ids, or the message naming the field.
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn start_evaluation(
+    request: crate::evals::EvalStartRequest,
+) -> Result<Vec<i64>, ServerFnError> {
+    source()?
+        .start_evaluation(request)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn cancel_evaluation(id: i64) -> Result<bool, ServerFnError> {
+    source()?
+        .cancel_evaluation(id)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn resume_evaluation(id: i64) -> Result<bool, ServerFnError> {
+    source()?
+        .resume_evaluation(id)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+/// Stores a JSON Lines dataset; its problem count, or every bad line named.
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn upload_dataset(
+    name: String,
+    description: String,
+    file_name: String,
+    text: String,
+) -> Result<usize, ServerFnError> {
+    source()?
+        .upload_dataset(name, description, file_name, text)
         .await
         .map_err(ServerFnError::new)
 }

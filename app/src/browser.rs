@@ -133,3 +133,46 @@ pub fn api_message(body: &str) -> String {
         .map(|e| e.error.message)
         .unwrap_or_else(|_| body.chars().take(300).collect())
 }
+
+/// An open server-sent-events subscription; closed when dropped.
+pub struct EventStream {
+    source: web_sys::EventSource,
+    _on_event: Closure<dyn FnMut(web_sys::MessageEvent)>,
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.source.close();
+    }
+}
+
+/// Subscribes to `url` and calls `on_event(data)` for every event named in `events`.
+pub fn follow_events(
+    url: &str,
+    events: &[&str],
+    on_event: impl Fn(String) + 'static,
+) -> Option<EventStream> {
+    let source = web_sys::EventSource::new(url).ok()?;
+    let closure =
+        Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+            if let Some(data) = e.data().as_string() {
+                on_event(data);
+            }
+        });
+    for name in events {
+        let _ = source.add_event_listener_with_callback(name, closure.as_ref().unchecked_ref());
+    }
+    Some(EventStream {
+        source,
+        _on_event: closure,
+    })
+}
+
+/// The text of a file the user picked.
+pub async fn file_text(file: &web_sys::File) -> Result<String, String> {
+    wasm_bindgen_futures::JsFuture::from(file.text())
+        .await
+        .ok()
+        .and_then(|v| v.as_string())
+        .ok_or_else(|| format!("cannot read {}", file.name()))
+}

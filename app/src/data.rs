@@ -35,16 +35,35 @@ mod ssr_only {
         /// `false` when there is no such active token.
         fn revoke_token(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>>;
         // Analysis views of one experiment (`None`: no such experiment).
-        fn overview_view(&self, slug: String) -> BoxFuture<'_, Result<Option<OverviewView>, DataError>>;
-        fn passk_view(&self, slug: String, request: PasskRequest) -> BoxFuture<'_, Result<Option<PasskView>, DataError>>;
+        fn overview_view(
+            &self,
+            slug: String,
+        ) -> BoxFuture<'_, Result<Option<OverviewView>, DataError>>;
+        fn passk_view(
+            &self,
+            slug: String,
+            request: PasskRequest,
+        ) -> BoxFuture<'_, Result<Option<PasskView>, DataError>>;
         fn unsolvable_view(
             &self,
             slug: String,
             request: UnsolvableRequest,
         ) -> BoxFuture<'_, Result<Option<UnsolvableView>, DataError>>;
-        fn compare_view(&self, slug: String, request: CompareRequest) -> BoxFuture<'_, Result<Option<CompareView>, DataError>>;
-        fn dynamics_view(&self, slug: String, request: DynamicsRequest) -> BoxFuture<'_, Result<Option<DynamicsView>, DataError>>;
-        fn rft_view(&self, slug: String, request: RftRequest) -> BoxFuture<'_, Result<Option<RftView>, DataError>>;
+        fn compare_view(
+            &self,
+            slug: String,
+            request: CompareRequest,
+        ) -> BoxFuture<'_, Result<Option<CompareView>, DataError>>;
+        fn dynamics_view(
+            &self,
+            slug: String,
+            request: DynamicsRequest,
+        ) -> BoxFuture<'_, Result<Option<DynamicsView>, DataError>>;
+        fn rft_view(
+            &self,
+            slug: String,
+            request: RftRequest,
+        ) -> BoxFuture<'_, Result<Option<RftView>, DataError>>;
         fn token_stats_view(
             &self,
             slug: String,
@@ -75,6 +94,29 @@ mod ssr_only {
             id: i64,
             pos: usize,
         ) -> BoxFuture<'_, Result<Option<crate::heat::TokenDetail>, DataError>>;
+
+        // Evaluation runs (issue 7).
+        fn eval_form(&self) -> BoxFuture<'_, Result<crate::evals::EvalFormOptions, DataError>>;
+        fn evaluations(
+            &self,
+        ) -> BoxFuture<'_, Result<Vec<crate::evals::EvaluationView>, DataError>>;
+        fn evaluation(
+            &self,
+            id: i64,
+        ) -> BoxFuture<'_, Result<Option<crate::evals::EvaluationView>, DataError>>;
+        fn start_evaluation(
+            &self,
+            request: crate::evals::EvalStartRequest,
+        ) -> BoxFuture<'_, Result<Vec<i64>, DataError>>;
+        fn cancel_evaluation(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>>;
+        fn resume_evaluation(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>>;
+        fn upload_dataset(
+            &self,
+            name: String,
+            description: String,
+            file_name: String,
+            text: String,
+        ) -> BoxFuture<'_, Result<usize, DataError>>;
     }
 
     /// How the server hands its data source to the pages (Leptos context).

@@ -5,19 +5,20 @@
 #![recursion_limit = "256"]
 
 pub mod api;
-pub mod charts;
-pub mod tables;
-pub mod urlstate;
-pub mod views;
 #[cfg(feature = "hydrate")]
 pub mod browser;
+pub mod charts;
 pub mod components;
-pub mod escape;
 pub mod data;
+pub mod escape;
+pub mod evals;
 pub mod heat;
 pub mod math;
 pub mod model;
 pub mod pages;
+pub mod tables;
+pub mod urlstate;
+pub mod views;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -28,9 +29,10 @@ use leptos_router::{
 
 use components::layout::Layout;
 use pages::{
-    datasets::DatasetsPage, experiment::ExperimentPage, experiments::ExperimentsPage,
-    compare::ComparePage, dynamics::DynamicsPage, models::ModelsPage, not_found::NotFound, passk::PasskPage, runs::RunsPage,
-    token_stats::TokenStatsPage, tokens::TokensPage, unsolvable::UnsolvablePage, upload::UploadPage,
+    compare::ComparePage, datasets::DatasetsPage, dynamics::DynamicsPage,
+    experiment::ExperimentPage, experiments::ExperimentsPage, models::ModelsPage,
+    not_found::NotFound, passk::PasskPage, runs::RunsPage, token_stats::TokenStatsPage,
+    tokens::TokensPage, unsolvable::UnsolvablePage, upload::UploadPage,
 };
 use pages::{problem::ProblemPage, rollout::RolloutPage};
 
@@ -99,6 +101,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/datasets") view=DatasetsPage ssr=SsrMode::Async />
                     <Route path=path!("/runs") view=RunsPage ssr=SsrMode::Async />
                     <Route path=path!("/upload") view=UploadPage ssr=SsrMode::Async />
+                    <Route path=path!("/evals") view=pages::evals::EvalsPage ssr=SsrMode::Async />
+                    <Route path=path!("/evals/:id") view=pages::evals::EvaluationPage ssr=SsrMode::Async />
                     <Route path=path!("/tokens") view=TokensPage ssr=SsrMode::Async />
                     <Route path=path!("/problems/:id") view=ProblemPage ssr=SsrMode::Async />
                     <Route path=path!("/rollouts/:id") view=RolloutPage ssr=SsrMode::Async />

@@ -5,7 +5,9 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod engine;
 pub mod error;
+pub mod evals;
 pub mod heatmap;
 pub mod ingest;
 pub mod reports;

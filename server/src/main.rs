@@ -33,6 +33,35 @@ fn main() -> ExitCode {
         Some(Command::Token(command)) => run_with_store(cli.storage, move |store| {
             Box::pin(async move { cli::import::token(&store, &command).await })
         }),
+        Some(Command::Eval(args)) => {
+            let data_dir = cli.storage.data_dir.clone();
+            run_with_store(cli.storage, move |store| {
+                Box::pin(async move { cli::eval::eval(&store, &data_dir, &args).await })
+            })
+        }
+        Some(Command::Worker(args)) => {
+            let data_dir = cli.storage.data_dir.clone();
+            run_with_store(cli.storage, move |store| {
+                Box::pin(async move { cli::eval::worker(&store, &data_dir, &args).await })
+            })
+        }
+        Some(Command::Dataset(command)) => run_with_store(cli.storage, move |store| {
+            Box::pin(async move { cli::eval::dataset(&store, &command).await })
+        }),
+        Some(Command::Engine(cli::engine::EngineCommand::Add(args))) => {
+            run_with_store(cli.storage, move |store| {
+                Box::pin(async move { cli::eval::engine_add(&store, &args).await })
+            })
+        }
+        Some(Command::Engine(cli::engine::EngineCommand::List)) => {
+            run_with_store(cli.storage, move |store| {
+                Box::pin(async move { cli::eval::engine_list(&store).await })
+            })
+        }
+        Some(Command::Engine(command)) => {
+            init_logging();
+            ExitCode::from(cli::engine::main(command) as u8)
+        }
         Some(Command::Demo(args)) if args.export.is_some() => export_demo(&args),
         Some(Command::Demo(args)) => run_async(demo_command(cli.storage, args)),
         Some(Command::Serve(args)) => run_async(serve(cli.storage, args)),
@@ -190,6 +219,9 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
     for id in &requeued {
         tracing::info!(import = %id, "queued again an upload that was waiting when the server stopped");
     }
+    caplens_server::evals::datasets::ensure_builtin(&store).await?;
+    let worker = (!args.no_worker).then(|| args.worker.worker(&store, &storage.data_dir));
+    let worker_task = worker.clone().map(|w| tokio::spawn(w.run()));
     let app = web::router(imports, &site_root, args.addr);
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -213,6 +245,10 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
             addr: args.addr.to_string(),
             reason: e.to_string(),
         })?;
+    if let (Some(w), Some(task)) = (worker, worker_task) {
+        w.stop();
+        let _ = task.await;
+    }
     store.close().await;
     tracing::info!("caplens stopped");
     Ok(())

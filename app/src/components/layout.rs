@@ -10,6 +10,7 @@ const NAV: &[(&str, &str)] = &[
     ("/models", "Models"),
     ("/datasets", "Datasets"),
     ("/runs", "Runs"),
+    ("/evals", "Evaluations"),
     ("/upload", "Upload"),
 ];
 

@@ -2,6 +2,8 @@
 //! The analysis commands' logic lives in [`analysis`]; the server in `crate::serve`.
 
 pub mod analysis;
+pub mod engine;
+pub mod eval;
 pub mod import;
 pub mod verify;
 
@@ -58,6 +60,18 @@ pub enum Command {
     /// Create, list and revoke API tokens.
     #[command(subcommand)]
     Token(import::TokenCommand),
+    /// Sample a dataset with an engine (embedded model or an OpenAI-compatible server) and
+    /// store the graded rollouts as a run; shows progress, exits when done.
+    Eval(eval::EvalArgs),
+    /// Run evaluation work from the database until Ctrl-C (any number of workers per database).
+    Worker(eval::WorkerArgs),
+    /// Upload and list evaluation datasets.
+    #[command(subcommand)]
+    Dataset(eval::DatasetCommand),
+    /// Inference engines: serve or benchmark the embedded model (SmolLM2-135M-Instruct, CPU)
+    /// over an OpenAI-compatible API; add and list the endpoints evaluations use.
+    #[command(subcommand)]
+    Engine(engine::EngineCommand),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -127,12 +141,17 @@ pub struct ServeArgs {
     #[arg(long, env = "CAPLENS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
     /// Do not load the demo experiment into an empty database.
-    #[arg(long, env = "CAPLENS_NO_DEMO")]
+    #[arg(long, env = "CAPLENS_NO_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_demo: bool,
     /// Largest accepted upload (all files of one request), in bytes or with a K/M/G/T suffix
     /// (powers of 1024); larger uploads are answered 413.
     #[arg(long, env = "CAPLENS_MAX_UPLOAD_BYTES", default_value = "20G", value_parser = parse_size)]
     pub max_upload_bytes: u64,
+    /// Do not run evaluation work in this process (leave it to `caplens worker` processes).
+    #[arg(long, env = "CAPLENS_NO_WORKER", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_worker: bool,
+    #[command(flatten)]
+    pub worker: eval::WorkerOptions,
 }
 
 /// `1048576`, `512K`, `100M`, `20G`, `1T` (powers of 1024).

@@ -9,10 +9,11 @@
 pub mod analysis;
 pub mod blobs;
 pub mod catalog;
-pub mod token_stats;
-pub mod rollouts;
-pub mod tokens;
+pub mod evals;
 pub mod rft;
+pub mod rollouts;
+pub mod token_stats;
+pub mod tokens;
 
 use std::{path::Path, str::FromStr, time::Duration};
 

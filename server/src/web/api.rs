@@ -19,13 +19,19 @@ pub fn router() -> Router<AppState> {
         .route("/experiments", get(experiments))
         .route("/experiments/{slug}", get(experiment))
         .route("/models", get(models))
-        .route("/datasets", get(datasets))
+        .route(
+            "/datasets",
+            get(datasets)
+                .post(super::evals::upload_dataset)
+                .layer(super::evals::dataset_body_limit()),
+        )
         .route("/runs", get(runs))
         .route("/experiments/{slug}/passk", get(experiment_passk))
         .route("/experiments/{slug}/unsolvable", get(experiment_unsolvable))
         .route("/experiments/{slug}/summary", get(experiment_summary))
         .route("/openapi.json", get(openapi))
-        .merge(super::imports::routes());
+        .merge(super::imports::routes())
+        .merge(super::evals::routes());
     Router::new()
         .nest("/v1", v1)
         .fallback(not_found)

@@ -2,6 +2,7 @@
 //! REST API under `/api/v1`.
 
 pub mod api;
+pub mod evals;
 pub mod export;
 pub mod imports;
 pub mod pages;
@@ -71,7 +72,11 @@ pub fn router(imports: ImportService, site_root: &Path, addr: SocketAddr) -> Rou
         imports,
         views: crate::views::ViewService::new(store.clone()),
     };
-    let source: SharedDataSource = Arc::new(pages::StoreSource::new(store, state.imports.clone(), state.views.clone()));
+    let source: SharedDataSource = Arc::new(pages::StoreSource::new(
+        store,
+        state.imports.clone(),
+        state.views.clone(),
+    ));
     let context = move || provide_context(source.clone());
     let routes = route_list();
 

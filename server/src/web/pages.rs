@@ -115,10 +115,82 @@ impl DataSource for StoreSource {
     fn revoke_token(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>> {
         Box::pin(async move { self.store.revoke_token(id).await.map_err(user_error) })
     }
-    fn overview_view(&self, slug: String) -> BoxFuture<'_, Result<Option<OverviewView>, DataError>> {
+    fn eval_form(&self) -> BoxFuture<'_, Result<caplens_app::evals::EvalFormOptions, DataError>> {
+        Box::pin(async move {
+            crate::evals::form_options(&self.store)
+                .await
+                .map_err(user_error)
+        })
+    }
+    fn evaluations(
+        &self,
+    ) -> BoxFuture<'_, Result<Vec<caplens_app::evals::EvaluationView>, DataError>> {
+        Box::pin(async move {
+            crate::evals::list(&self.store, 50)
+                .await
+                .map_err(user_error)
+        })
+    }
+    fn evaluation(
+        &self,
+        id: i64,
+    ) -> BoxFuture<'_, Result<Option<caplens_app::evals::EvaluationView>, DataError>> {
+        Box::pin(async move {
+            crate::evals::view(&self.store, id)
+                .await
+                .map_err(user_error)
+        })
+    }
+    fn start_evaluation(
+        &self,
+        request: caplens_app::evals::EvalStartRequest,
+    ) -> BoxFuture<'_, Result<Vec<i64>, DataError>> {
+        Box::pin(async move {
+            crate::evals::start(&self.store, &request)
+                .await
+                .map_err(|e| match e {
+                    crate::evals::EvalError::Store(s) => user_error(s),
+                    other => DataError(other.to_string()),
+                })
+        })
+    }
+    fn cancel_evaluation(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>> {
+        Box::pin(async move { self.store.cancel_evaluation(id).await.map_err(user_error) })
+    }
+    fn resume_evaluation(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>> {
+        Box::pin(async move { self.store.resume_evaluation(id).await.map_err(user_error) })
+    }
+    fn upload_dataset(
+        &self,
+        name: String,
+        description: String,
+        file_name: String,
+        text: String,
+    ) -> BoxFuture<'_, Result<usize, DataError>> {
+        Box::pin(async move {
+            use crate::evals::datasets;
+            let problems = datasets::parse(&file_name, text.as_bytes())
+                .map_err(|e| DataError(e.to_string()))?;
+            datasets::store_dataset(&self.store, &name, &description, "upload", &problems)
+                .await
+                .map_err(|e| match e {
+                    datasets::DatasetError::Store(s) => user_error(s),
+                    other => DataError(other.to_string()),
+                })?;
+            Ok(problems.len())
+        })
+    }
+    fn overview_view(
+        &self,
+        slug: String,
+    ) -> BoxFuture<'_, Result<Option<OverviewView>, DataError>> {
         Box::pin(async move { self.views.overview(&slug).await.map_err(user_error) })
     }
-    fn passk_view(&self, slug: String, request: PasskRequest) -> BoxFuture<'_, Result<Option<PasskView>, DataError>> {
+    fn passk_view(
+        &self,
+        slug: String,
+        request: PasskRequest,
+    ) -> BoxFuture<'_, Result<Option<PasskView>, DataError>> {
         Box::pin(async move { self.views.passk(&slug, request).await.map_err(user_error) })
     }
     fn unsolvable_view(
@@ -126,15 +198,37 @@ impl DataSource for StoreSource {
         slug: String,
         request: UnsolvableRequest,
     ) -> BoxFuture<'_, Result<Option<UnsolvableView>, DataError>> {
-        Box::pin(async move { self.views.unsolvable(&slug, request).await.map_err(user_error) })
+        Box::pin(async move {
+            self.views
+                .unsolvable(&slug, request)
+                .await
+                .map_err(user_error)
+        })
     }
-    fn compare_view(&self, slug: String, request: CompareRequest) -> BoxFuture<'_, Result<Option<CompareView>, DataError>> {
+    fn compare_view(
+        &self,
+        slug: String,
+        request: CompareRequest,
+    ) -> BoxFuture<'_, Result<Option<CompareView>, DataError>> {
         Box::pin(async move { self.views.compare(&slug, request).await.map_err(user_error) })
     }
-    fn dynamics_view(&self, slug: String, request: DynamicsRequest) -> BoxFuture<'_, Result<Option<DynamicsView>, DataError>> {
-        Box::pin(async move { self.views.dynamics(&slug, request).await.map_err(user_error) })
+    fn dynamics_view(
+        &self,
+        slug: String,
+        request: DynamicsRequest,
+    ) -> BoxFuture<'_, Result<Option<DynamicsView>, DataError>> {
+        Box::pin(async move {
+            self.views
+                .dynamics(&slug, request)
+                .await
+                .map_err(user_error)
+        })
     }
-    fn rft_view(&self, slug: String, request: RftRequest) -> BoxFuture<'_, Result<Option<RftView>, DataError>> {
+    fn rft_view(
+        &self,
+        slug: String,
+        request: RftRequest,
+    ) -> BoxFuture<'_, Result<Option<RftView>, DataError>> {
         Box::pin(async move { self.views.rft(&slug, request).await.map_err(user_error) })
     }
     fn token_stats_view(
@@ -142,7 +236,12 @@ impl DataSource for StoreSource {
         slug: String,
         request: TokenStatsRequest,
     ) -> BoxFuture<'_, Result<Option<TokenStatsView>, DataError>> {
-        Box::pin(async move { self.views.token_stats(&slug, request).await.map_err(user_error) })
+        Box::pin(async move {
+            self.views
+                .token_stats(&slug, request)
+                .await
+                .map_err(user_error)
+        })
     }
     fn problem(
         &self,
