@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every test of caplens:
 #   1. installs what the tests need and is missing (wasm target, wasm-bindgen-cli, Chromium,
-#      playwright-core);
+#      playwright-core, the embedded model via scripts/fetch-model.sh);
 #   2. builds the site and the server (debug);
 #   3. cargo test for the whole workspace, with the storage/API tests against SQLite and
 #      PostgreSQL (a fresh schema per test in CAPLENS_TEST_POSTGRES_URL, default
@@ -25,6 +25,10 @@ export CAPLENS_TEST_POSTGRES_URL="${CAPLENS_TEST_POSTGRES_URL-postgres://postgre
 if [ -n "$CAPLENS_TEST_POSTGRES_URL" ] && command -v pg_isready >/dev/null; then
     pg_isready -q -d "$CAPLENS_TEST_POSTGRES_URL" || die "PostgreSQL at $CAPLENS_TEST_POSTGRES_URL is not ready (set CAPLENS_TEST_POSTGRES_URL= to skip the PostgreSQL variants)"
 fi
+
+say "the embedded model for evaluation runs"
+CAPLENS_MODEL="${CAPLENS_MODEL:-$("$ROOT/scripts/fetch-model.sh")}"
+export CAPLENS_MODEL
 
 "$ROOT/scripts/build.sh"
 

@@ -71,3 +71,25 @@ CREATE TABLE eval_samples (
     created_at    TEXT NOT NULL,
     PRIMARY KEY (evaluation_id, problem_id, sample_index)
 );
+
+-- Token interventions (paper eqs. 5-6) on stored rollouts: a job per rollout, run by the same
+-- workers. Results go into the rollout's token trace (impacts column) and the run's token
+-- statistics; the job keeps the per-position counts.
+CREATE TABLE interventions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    rollout_id  INTEGER NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,
+    engine_id   INTEGER NOT NULL REFERENCES engines(id),
+    status      TEXT NOT NULL CHECK (status IN ('queued', 'running', 'completed', 'failed')),
+    request     TEXT NOT NULL,              -- JSON server::evals::interventions::InterventionRequest
+    result      TEXT,                       -- JSON list of per-position outcomes
+    error       TEXT,
+    worker      TEXT,
+    lease_until TEXT,
+    created_at  TEXT NOT NULL,
+    finished_at TEXT
+);
+CREATE INDEX interventions_status ON interventions(status);
+
+-- When a run's stored data last changed after it completed (interventions rewrite its token
+-- statistics); part of the view cache's stamp.
+ALTER TABLE runs ADD COLUMN updated_at TEXT;

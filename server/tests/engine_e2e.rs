@@ -131,6 +131,51 @@ async fn embedded_engine_run_stores_graded_rollouts_with_exact_entropies() {
         .unwrap()
         .iter()
         .all(|alts| alts.len() == 3));
+
+    // An intervention at the most uncertain position of that rollout, continued by the model.
+    use caplens_server::evals::interventions;
+    let job = interventions::queue(
+        &db.store,
+        rollout,
+        &interventions::InterventionRequest {
+            k: Some(2),
+            top_entropy: Some(1),
+            max_tokens: Some(16),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let w = worker(&db, EngineRegistry::with_embedded(engine()));
+    let task = tokio::spawn(w.clone().run());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let view = loop {
+        let v = interventions::view(&db.store, job).await.unwrap().unwrap();
+        if v.status == "completed" || v.status == "failed" {
+            break v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "intervention too slow"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    w.stop();
+    task.await.unwrap();
+    assert_eq!(view.status, "completed", "{:?}", view.error);
+    let outcome = &view.result.unwrap()[0];
+    assert_ne!(outcome.original, outcome.substitute);
+    assert_eq!(outcome.counts.original_total, 2);
+    assert!((-1.0..=1.0).contains(&outcome.impact));
+    let after = db
+        .store
+        .rollout_trace(rollout)
+        .await
+        .unwrap()
+        .unwrap()
+        .trace
+        .unwrap();
+    assert_eq!(after.impacts().unwrap()[0].position, outcome.position);
     db.cleanup().await;
 }
 

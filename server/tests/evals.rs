@@ -106,10 +106,13 @@ impl Engine for ScriptedEngine {
         let seed = request.params.seed.unwrap_or(0);
         let completions = (0..request.n as u64)
             .map(|i| {
-                let answer = if scripted_correct(seed + i) {
-                    truth
-                } else {
-                    truth + 1
+                let answer = match &request.continuation {
+                    // Interventions: after the substitute "x" the answer goes wrong, after the
+                    // original token it stays right (so I_0 = 1).
+                    Some(c) if c.ends_with('x') => truth + 1,
+                    Some(_) => truth,
+                    None if scripted_correct(seed + i) => truth,
+                    None => truth + 1,
                 };
                 let text = format!("{} says {answer}", self.tag);
                 Completion {
@@ -844,6 +847,81 @@ async fn rest_api_uploads_datasets_and_queues_follows_and_cancels_evaluations() 
         );
         let (status, _) = call(&app, "GET", "/evals/424242", None, "").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn interventions_measure_eq6_and_land_in_the_trace_and_token_stats() {
+    for db in TestDb::all().await {
+        let id = evals::start(&db.store, &request(2, 1, "evals-intervene"))
+            .await
+            .unwrap()[0];
+        let engine = Arc::new(ScriptedEngine::new("w"));
+        let w = worker(&db, engine.clone(), 1, 4);
+        let task = tokio::spawn(w.clone().run());
+        let done = wait_finished(&db, id, Duration::from_secs(60)).await;
+        let run = done.run_id.unwrap();
+        // Automatic mode over the run: one rollout, its top-entropy positions with a substitute.
+        let jobs = caplens_server::evals::interventions::queue_for_run(
+            &db.store,
+            run,
+            1,
+            &caplens_server::evals::interventions::InterventionRequest {
+                k: Some(4),
+                top_entropy: Some(2),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(jobs.len(), 1);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let job = loop {
+            let v = caplens_server::evals::interventions::view(&db.store, jobs[0])
+                .await
+                .unwrap()
+                .unwrap();
+            if v.status == "completed" || v.status == "failed" {
+                break v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "intervention not done: {v:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        w.stop();
+        task.await.unwrap();
+        assert_eq!(job.status, "completed", "{}: {:?}", db.name, job.error);
+        let result = job.result.unwrap();
+        // Position 1 (the answer) has no other alternative, so only position 0 is measured.
+        assert_eq!(result.len(), 1, "{result:?}");
+        assert_eq!(result[0].position, 0);
+        assert_eq!(result[0].substitute, "x");
+        let c = result[0].counts;
+        assert_eq!((c.original_correct, c.original_total), (4, 4));
+        assert_eq!((c.substitute_correct, c.substitute_total), (0, 4));
+        assert_eq!(result[0].impact, 1.0);
+        let stored = db
+            .store
+            .rollout_trace(job.rollout_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let trace = stored.trace.expect("trace");
+        let impacts = trace.impacts().expect("impacts in the trace");
+        assert_eq!(impacts.len(), 1);
+        assert_eq!((impacts[0].position, impacts[0].impact), (0, 1.0));
+        let stats = db.store.run_token_stats(&[run]).await.unwrap();
+        let interventions = stats[0]
+            .1
+            .as_ref()
+            .unwrap()
+            .interventions
+            .as_ref()
+            .expect("intervention stats");
+        assert_eq!(interventions.interventions, 1, "{}", db.name);
         db.cleanup().await;
     }
 }

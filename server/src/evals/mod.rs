@@ -16,6 +16,7 @@
 pub mod arithmetic;
 pub mod datasets;
 pub mod engines;
+pub mod interventions;
 pub mod worker;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

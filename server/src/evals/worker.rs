@@ -146,6 +146,14 @@ impl Worker {
         }
         let lease_until = rfc3339_in(self.config.lease.as_secs() as i64);
         let Some(unit) = self.store.claim_unit(&self.config.id, &lease_until).await? else {
+            // No sampling work: token interventions (eqs. 5-6) next.
+            let lease = self.config.lease.as_secs().max(600) as i64;
+            if let Some(job) =
+                super::interventions::claim(&self.store, &self.config.id, lease).await?
+            {
+                super::interventions::run_job(&self.store, &self.engines, job).await?;
+                return Ok(Step::Worked);
+            }
             return Ok(Step::Idle);
         };
         self.process(unit).await?;

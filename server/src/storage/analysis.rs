@@ -47,7 +47,7 @@ impl Store {
             "SELECT e.id,
                     (SELECT COUNT(*) FROM experiment_runs er WHERE er.experiment_id = e.id),
                     (SELECT COALESCE(MAX(er.run_id), 0) FROM experiment_runs er WHERE er.experiment_id = e.id),
-                    (SELECT MAX(r.status || r.finished_at) FROM experiment_runs er JOIN runs r ON r.id = er.run_id
+                    (SELECT MAX(r.status || r.finished_at || COALESCE(r.updated_at, '')) FROM experiment_runs er JOIN runs r ON r.id = er.run_id
                       WHERE er.experiment_id = e.id)
              FROM experiments e WHERE e.slug = $1",
         )

@@ -24,7 +24,7 @@ use super::imports::require_token;
 use super::AppState;
 use crate::engine::openai::{ApiMode, OpenAiConfig, OpenAiEngine};
 use crate::error::ApiError;
-use crate::evals::{self, datasets, EvalError};
+use crate::evals::{self, datasets, interventions, EvalError};
 
 /// Largest dataset upload.
 const MAX_DATASET_BYTES: usize = 256 << 20;
@@ -37,6 +37,9 @@ pub fn routes() -> Router<AppState> {
         .route("/evals/{id}/cancel", post(cancel))
         .route("/evals/{id}/resume", post(resume))
         .route("/engines", get(engines).post(add_engine))
+        .route("/evals/{id}/interventions", post(intervene_run))
+        .route("/rollouts/{id}/interventions", post(intervene_rollout))
+        .route("/interventions/{id}", get(intervention))
 }
 
 impl From<EvalError> for ApiError {
@@ -50,7 +53,7 @@ impl From<EvalError> for ApiError {
 }
 
 /// A JSON body with serde's own message (line, column, field) on failure.
-fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("request body: {e}")))
 }
 
@@ -189,6 +192,88 @@ async fn resume(
         });
     }
     Ok(Json(evals::view(&state.store, id).await?.unwrap_or(view)))
+}
+
+/// `POST /api/v1/rollouts/{id}/interventions`: one rollout, chosen or top-entropy positions.
+async fn intervene_rollout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_token(&state, &headers).await?;
+    let request: interventions::InterventionRequest = if body.is_empty() {
+        Default::default()
+    } else {
+        parse_body(&body)?
+    };
+    let job = interventions::queue(&state.store, id, &request).await?;
+    let view = interventions::view(&state.store, job).await?;
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+}
+
+/// `POST /api/v1/evals/{id}/interventions`: automatic mode over a completed evaluation's run:
+/// `{"rollouts": R, "top_entropy": m, "k": k}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunInterventions {
+    #[serde(default)]
+    rollouts: Option<u32>,
+    #[serde(default)]
+    engine: Option<String>,
+    #[serde(default)]
+    k: Option<u32>,
+    #[serde(default)]
+    top_entropy: Option<u32>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+}
+
+async fn intervene_run(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_token(&state, &headers).await?;
+    let r: RunInterventions = parse_body(if body.is_empty() { b"{}" } else { &body })?;
+    let request = interventions::InterventionRequest {
+        engine: r.engine,
+        k: r.k,
+        positions: None,
+        top_entropy: r.top_entropy,
+        max_tokens: r.max_tokens,
+    };
+    let view = evals::view(&state.store, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no evaluation {id}")))?;
+    let Some(run) = view.run_id else {
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            message: format!(
+                "evaluation {id} is {}; interventions need its completed run",
+                view.status
+            ),
+        });
+    };
+    let jobs =
+        interventions::queue_for_run(&state.store, run, r.rollouts.unwrap_or(8), &request).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "interventions": jobs })),
+    )
+        .into_response())
+}
+
+async fn intervention(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<interventions::InterventionView>, ApiError> {
+    interventions::view(&state.store, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no intervention {id}")))
 }
 
 async fn engines(
