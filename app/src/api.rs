@@ -203,15 +203,13 @@ pub async fn get_evaluation(
     source()?.evaluation(id).await.map_err(ServerFnError::new)
 }
 
-/// Queues an evaluation (or a checkpoint series); the ids, or the message naming the field.
+/// Queues an evaluation (or a checkpoint series): the ids, or (inner `Err`) the message naming
+/// the refused field — a refusal is an answer, not a server failure.
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
 pub async fn start_evaluation(
     request: crate::evals::EvalStartRequest,
-) -> Result<Vec<i64>, ServerFnError> {
-    source()?
-        .start_evaluation(request)
-        .await
-        .map_err(ServerFnError::new)
+) -> Result<Result<Vec<i64>, String>, ServerFnError> {
+    Ok(source()?.start_evaluation(request).await.map_err(|e| e.0))
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -230,16 +228,29 @@ pub async fn resume_evaluation(id: i64) -> Result<bool, ServerFnError> {
         .map_err(ServerFnError::new)
 }
 
-/// Stores a JSON Lines dataset; its problem count, or every bad line named.
+/// Stores a JSON Lines dataset: its problem count, or (inner `Err`) every bad line named.
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
 pub async fn upload_dataset(
     name: String,
     description: String,
     file_name: String,
     text: String,
-) -> Result<usize, ServerFnError> {
-    source()?
+) -> Result<Result<usize, String>, ServerFnError> {
+    Ok(source()?
         .upload_dataset(name, description, file_name, text)
         .await
-        .map_err(ServerFnError::new)
+        .map_err(|e| e.0))
+}
+
+/// Queues token interventions (eqs. 5-6) on a rollout's `top_entropy` most uncertain tokens.
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn queue_interventions(
+    rollout: i64,
+    k: u32,
+    top_entropy: u32,
+) -> Result<Result<i64, String>, ServerFnError> {
+    Ok(source()?
+        .queue_interventions(rollout, k, top_entropy)
+        .await
+        .map_err(|e| e.0))
 }

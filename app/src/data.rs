@@ -110,6 +110,7 @@ mod ssr_only {
         ) -> BoxFuture<'_, Result<Vec<i64>, DataError>>;
         fn cancel_evaluation(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>>;
         fn resume_evaluation(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>>;
+        fn queue_interventions(&self, rollout: i64, k: u32, top_entropy: u32) -> BoxFuture<'_, Result<i64, DataError>>;
         fn upload_dataset(
             &self,
             name: String,

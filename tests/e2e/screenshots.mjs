@@ -1,6 +1,7 @@
 // Regenerates the README screenshots: node tests/e2e/screenshots.mjs (after scripts/build.sh).
 import { mkdirSync } from 'node:fs';
-import { startServer, launchBrowser, waitForHydration } from './harness.mjs';
+import { execFileSync } from 'node:child_process';
+import { startServer, launchBrowser, waitForHydration, BIN } from './harness.mjs';
 
 const OUT = new URL('../../docs/screenshots/', import.meta.url).pathname;
 mkdirSync(OUT, { recursive: true });
@@ -18,7 +19,26 @@ try {
     { name: 'problem', path: '/problems/3', theme: 'light', viewport: { width: 1280, height: 1000 } },
     { name: 'rollout-heatmap', path: 'HEATMAP', theme: 'dark', viewport: { width: 1280, height: 900 } },
     { name: 'experiment-phone', path: '/experiments/demo-rlvr-boundary', theme: 'light', viewport: { width: 390, height: 844 } },
+    { name: 'evals', path: '/evals', theme: 'light', viewport: { width: 1280, height: 1100 } },
+    { name: 'eval-progress', path: 'EVAL', theme: 'light', viewport: { width: 1280, height: 1000 } },
   ];
+  // An evaluation of the embedded model, photographed while it runs.
+  {
+    const token = execFileSync(BIN, ['token', 'create', 'screenshots', '--data-dir', server.dataDir],
+      { env: { ...process.env, DATABASE_URL: '', CAPLENS_LOG: 'warn' } }).toString().trim().split(/\s+/).pop();
+    const res = await fetch(`${server.url}/api/v1/evals`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ limit: 16, n: 16, max_tokens: 48, experiment: 'first-evaluation' }),
+    });
+    const id = (await res.json()).evaluations[0].id;
+    for (;;) {
+      const v = await (await fetch(`${server.url}/api/v1/evals/${id}`)).json();
+      if (v.samples_done >= v.samples_total / 3 || v.status !== 'running' && v.status !== 'queued') break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    for (const s of shots) if (s.path === 'EVAL') s.path = `/evals/${id}`;
+  }
   // The unsolvable shot selects the rl-only region (run ids come from the API).
   const exp = await (await fetch(`${server.url}/api/v1/experiments/demo-rlvr-boundary`)).json();
   const rl = exp.runs.find((r) => r.stage === 'rl');

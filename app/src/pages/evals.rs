@@ -131,7 +131,7 @@ fn NewEvaluation(options: EvalFormOptions) -> impl IntoView {
         async move { start_evaluation(r).await }
     });
     Effect::new(move |_| {
-        if let Some(Ok(ids)) = start.value().get() {
+        if let Some(Ok(Ok(ids))) = start.value().get() {
             if let Some(id) = ids.first() {
                 let navigate = leptos_router::hooks::use_navigate();
                 navigate(&format!("/evals/{id}"), Default::default());
@@ -195,7 +195,7 @@ fn NewEvaluation(options: EvalFormOptions) -> impl IntoView {
             <noscript><p class="notice">"Starting an evaluation from this page needs JavaScript; use "
                 <code>"caplens eval"</code> " or " <code>"POST /api/v1/evals"</code> " without it."</p></noscript>
             <form class="eval-form" on:submit=submit data-testid="eval-form">
-                <fieldset>
+                <fieldset class="form-grid">
                     <legend>"What"</legend>
                     <label>
                         <span>"Engine"</span>
@@ -226,7 +226,7 @@ fn NewEvaluation(options: EvalFormOptions) -> impl IntoView {
                         <small class="hint">"how the run is labelled"</small>
                     </label>
                 </fieldset>
-                <fieldset>
+                <fieldset class="form-grid">
                     <legend>"Sampling"</legend>
                     {field("Samples per problem", "n", n, "n in pass@k; k goes up to n")}
                     {field("Temperature", "temperature", temperature, "0 = greedy")}
@@ -235,7 +235,7 @@ fn NewEvaluation(options: EvalFormOptions) -> impl IntoView {
                     {field("Alternatives per token", "top_logprobs", top_logprobs, "top logprobs kept (0 = no token data)")}
                     {field("Seed", "seed", seed, "sample i of a problem uses its own derived seed")}
                 </fieldset>
-                <fieldset>
+                <fieldset class="form-grid">
                     <legend>"Prompt"</legend>
                     <label class="wide">
                         <span>"Template"</span>
@@ -256,9 +256,11 @@ fn NewEvaluation(options: EvalFormOptions) -> impl IntoView {
                 </button>
             </form>
             {move || local_error.get().map(|m| view! { <ErrorBox message=m /> })}
-            {move || start.value().get().and_then(|r| r.err()).map(|e| view! {
-                <ErrorBox message=server_message(&e) />
-            })}
+            {move || match start.value().get() {
+                Some(Err(e)) => Some(server_message(&e)),
+                Some(Ok(Err(m))) => Some(m),
+                _ => None,
+            }.map(|m| view! { <ErrorBox message=m /> })}
         </section>
     }
 }
@@ -300,15 +302,18 @@ fn DatasetUpload(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl Int
             busy.set(true);
             leptos::task::spawn_local(async move {
                 let result = match crate::browser::file_text(&file).await {
-                    Ok(text) => crate::api::upload_dataset(
+                    Ok(text) => match crate::api::upload_dataset(
                         dataset_name.clone(),
                         String::new(),
                         file_name,
                         text,
                     )
                     .await
-                    .map(|count| format!("Dataset {dataset_name:?} stored: {count} problems."))
-                    .map_err(|e| server_message(&e)),
+                    {
+                        Ok(Ok(count)) => Ok(format!("Dataset {dataset_name:?} stored: {count} problems.")),
+                        Ok(Err(m)) => Err(m),
+                        Err(e) => Err(server_message(&e)),
+                    },
                     Err(e) => Err(e),
                 };
                 if result.is_ok() {
@@ -484,10 +489,10 @@ fn LiveEvaluation(initial: EvaluationView) -> impl IntoView {
         })}
         <section class="panel" aria-labelledby="progress-h">
             <h2 id="progress-h">"Progress"</h2>
-            <progress data-testid="eval-progress"
+            <div class="progress-block"><progress data-testid="eval-progress"
                 max=move || live.with(|v| v.samples_total.max(1).to_string())
-                value=move || live.with(|v| v.samples_done.to_string())></progress>
-            <dl class="facts" data-testid="eval-facts">
+                value=move || live.with(|v| v.samples_done.to_string())></progress></div>
+            <dl class="facts-grid" data-testid="eval-facts">
                 <dt>"Problems"</dt><dd data-testid="eval-problems">{move || live.with(|v| format!("{} of {} done", v.problems_done, v.problems))}</dd>
                 <dt>"Samples"</dt><dd data-testid="eval-samples">{move || live.with(|v| format!("{} of {} ({:.0} %)", v.samples_done, v.samples_total, v.fraction() * 100.0))}</dd>
                 <dt>"Correct"</dt><dd>{move || live.with(|v| v.correct.to_string())}</dd>
@@ -528,7 +533,7 @@ fn LiveEvaluation(initial: EvaluationView) -> impl IntoView {
         <section class="panel" aria-labelledby="settings-h">
             <h2 id="settings-h">"Settings"</h2>
             {move || live.with(|v| view! {
-                <dl class="facts">
+                <dl class="facts-grid">
                     <dt>"Engine"</dt><dd>{format!("{} ({})", v.engine, v.engine_kind)}</dd>
                     <dt>"Experiment"</dt><dd>{v.experiment.clone()}</dd>
                     <dt>"Samples per problem"</dt><dd>{v.n}</dd>

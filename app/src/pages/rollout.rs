@@ -185,6 +185,7 @@ fn RolloutPageView(
         <h1>{title}</h1>
         <RolloutFacts row=row.clone() />
         {main}
+        {summary.is_some().then(|| view! { <InterventionPanel id=row.id /> })}
         <section class="panel" aria-labelledby="quality-heading" data-testid="quality">
             <h2 id="quality-heading">"Quality and per-response numbers"</h2>
             <dl class="facts-grid">
@@ -778,5 +779,47 @@ mod tests {
         assert_eq!(b.unknown_metric.as_deref(), Some("<script>"));
         assert_eq!(b.pos, None);
         assert_eq!(RolloutQuery::default().href(4), "/rollouts/4");
+    }
+}
+
+/// Queue token interventions (paper eqs. 5-6) on this rollout: its most uncertain tokens are
+/// each swapped for the runner-up and both versions continued k times by the engine; I_t then
+/// shows as the heatmap's impact metric.
+#[component]
+fn InterventionPanel(id: i64) -> impl IntoView {
+    let k = RwSignal::new("8".to_string());
+    let positions = RwSignal::new("4".to_string());
+    let queue = Action::new(move |(k, m): &(u32, u32)| {
+        let (k, m) = (*k, *m);
+        async move { crate::api::queue_interventions(id, k, m).await }
+    });
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let k = k.get_untracked().trim().parse().unwrap_or(8);
+        let m = positions.get_untracked().trim().parse().unwrap_or(4);
+        queue.dispatch((k, m));
+    };
+    view! {
+        <section class="panel" aria-labelledby="intervene-h" data-testid="interventions">
+            <h2 id="intervene-h">"Which tokens decide the outcome?"</h2>
+            <p>"Swap each of this response's most uncertain tokens for the most probable other token, continue both versions k times with the engine that generated the run, and grade them: the impact I"<sub>"t"</sub>" is the accuracy with the original token minus the accuracy with the substitute (paper eqs. 5-6). It appears as the heatmap's impact metric when done."</p>
+            <form class="inline-form" on:submit=submit>
+                <label><span>"Tokens (highest entropy)"</span>
+                    <input type="text" inputmode="numeric" data-testid="intervene-positions" prop:value=move || positions.get() on:input=move |ev| positions.set(event_target_value(&ev)) /></label>
+                <label><span>"Continuations k"</span>
+                    <input type="text" inputmode="numeric" data-testid="intervene-k" prop:value=move || k.get() on:input=move |ev| k.set(event_target_value(&ev)) /></label>
+                <button type="submit" data-testid="intervene" disabled=move || queue.pending().get()>"Measure impacts"</button>
+            </form>
+            {move || queue.value().get().map(|r| match r {
+                Ok(Ok(job)) => view! {
+                    <p class="notice" data-testid="intervene-queued">
+                        {format!("Queued as intervention {job}; reload this page when it is done (")}
+                        <a href=format!("/api/v1/interventions/{job}") rel="external">"status"</a>")."
+                    </p>
+                }.into_any(),
+                Ok(Err(m)) => view! { <ErrorBox message=m /> }.into_any(),
+                Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
+            })}
+        </section>
     }
 }

@@ -210,6 +210,7 @@ pub async fn eval(store: &Store, data_dir: &std::path::Path, args: &EvalArgs) ->
         return 0;
     }
     let worker = args.worker.worker(store, data_dir);
+    let started = std::time::Instant::now();
     let running = tokio::spawn(worker.clone().run());
     let total: i64 = {
         let mut t = 0;
@@ -267,8 +268,21 @@ pub async fn eval(store: &Store, data_dir: &std::path::Path, args: &EvalArgs) ->
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     bar.finish_and_clear();
+    let wall = started.elapsed();
     worker.stop();
     let _ = running.await;
+    // Time not spent waiting on the model: queueing, grading, staging, finalisation (the
+    // import pipeline), progress polling — per rollout (tests/bench/evals/run.sh reads this).
+    let rollouts: i64 = finals.iter().map(|v| v.samples_done).sum();
+    if rollouts > 0 {
+        let engine = worker.engine_time();
+        eprintln!(
+            "timing: wall {:.2} s, waiting on the engine {:.2} s, orchestration {:.2} ms per rollout ({rollouts} rollouts)",
+            wall.as_secs_f64(),
+            engine.as_secs_f64(),
+            wall.saturating_sub(engine).as_secs_f64() * 1000.0 / rollouts as f64
+        );
+    }
     let mut ok = true;
     for v in &finals {
         match v.status.as_str() {

@@ -84,6 +84,9 @@ pub struct Worker {
     engines: Arc<EngineRegistry>,
     config: Arc<WorkerConfig>,
     stop: Arc<AtomicBool>,
+    /// Nanoseconds spent waiting on engines, summed over slots (the orchestration benchmark
+    /// subtracts it from the wall time).
+    engine_nanos: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What one step did.
@@ -100,7 +103,13 @@ impl Worker {
             engines,
             config: Arc::new(config),
             stop: Arc::new(AtomicBool::new(false)),
+            engine_nanos: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
+    }
+
+    /// Time spent waiting on engines so far.
+    pub fn engine_time(&self) -> Duration {
+        Duration::from_nanos(self.engine_nanos.load(Ordering::Relaxed))
     }
 
     pub fn id(&self) -> &str {
@@ -250,9 +259,12 @@ impl Worker {
                     }
                 })
             });
+            let started = std::time::Instant::now();
             let generated = tokio::task::spawn_blocking(move || engine.generate(&request))
                 .await
                 .unwrap_or_else(|e| Err(EngineError::Model(format!("the engine crashed: {e}"))));
+            self.engine_nanos
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             drop(heartbeat);
             let generation = match generated {
                 Ok(g) => g,

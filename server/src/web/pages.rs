@@ -160,6 +160,21 @@ impl DataSource for StoreSource {
     fn resume_evaluation(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>> {
         Box::pin(async move { self.store.resume_evaluation(id).await.map_err(user_error) })
     }
+    fn queue_interventions(&self, rollout: i64, k: u32, top_entropy: u32) -> BoxFuture<'_, Result<i64, DataError>> {
+        Box::pin(async move {
+            let request = crate::evals::interventions::InterventionRequest {
+                k: Some(k),
+                top_entropy: Some(top_entropy),
+                ..Default::default()
+            };
+            crate::evals::interventions::queue(&self.store, rollout, &request)
+                .await
+                .map_err(|e| match e {
+                    crate::evals::EvalError::Store(s) => user_error(s),
+                    other => DataError(other.to_string()),
+                })
+        })
+    }
     fn upload_dataset(
         &self,
         name: String,
