@@ -125,6 +125,13 @@ async fn embedded_engine_run_stores_graded_rollouts_with_exact_entropies() {
         .entropies()
         .expect("exact entropies from the full distribution");
     assert_eq!(entropies.len(), trace.len());
+    // The full distribution also gives the exact RBF and the hidden-state norm (eq. 4's ||h||).
+    assert!(trace.rbf().expect("exact RBF column").iter().all(|r| *r >= 1));
+    assert!(trace
+        .hidden_norms()
+        .expect("hidden-state norms")
+        .iter()
+        .all(|h| h.is_finite() && *h > 0.0));
     assert!(entropies.iter().all(|e| e.is_finite() && *e >= 0.0));
     assert!(trace
         .top_alternatives()

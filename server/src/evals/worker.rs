@@ -564,6 +564,13 @@ pub fn sample_record(
         if steps.iter().any(|s| s.entropy.is_some()) {
             record["token_entropies"] = json!(steps.iter().map(|s| s.entropy).collect::<Vec<_>>());
         }
+        if steps.iter().any(|s| s.rbf.is_some()) {
+            record["token_rbf"] = json!(steps.iter().map(|s| s.rbf).collect::<Vec<_>>());
+        }
+        if steps.iter().any(|s| s.hidden_norm.is_some()) {
+            record["token_hidden_norms"] =
+                json!(steps.iter().map(|s| s.hidden_norm).collect::<Vec<_>>());
+        }
     }
     (correct, record.to_string())
 }

@@ -100,6 +100,10 @@ pub struct TokenData {
     pub top_logprobs: Option<Vec<Vec<(String, f64)>>>,
     /// Per token, the exact entropy when the producer computed it.
     pub entropies: Option<Vec<Option<f64>>>,
+    /// Per token, the exact RBF when the producer saw the full distribution.
+    pub rbf: Option<Vec<Option<u32>>>,
+    /// Per token, the last hidden state's norm (gradient-norm proxy, eq. 4).
+    pub hidden_norms: Option<Vec<Option<f64>>>,
 }
 
 /// One rollout (or one counts record) in a format-independent shape.

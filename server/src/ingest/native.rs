@@ -84,6 +84,8 @@ pub struct Needs {
     pub token_logprobs: bool,
     pub top_logprobs: bool,
     pub token_entropies: bool,
+    pub token_rbf: bool,
+    pub token_hidden_norms: bool,
     pub finish_reason: bool,
     pub step: bool,
 }
@@ -100,6 +102,8 @@ impl Needs {
             token_logprobs: true,
             top_logprobs: true,
             token_entropies: true,
+            token_rbf: true,
+            token_hidden_norms: true,
             finish_reason: true,
             step: true,
         }
@@ -150,6 +154,10 @@ pub struct NativeLine<'a> {
     /// Per token, its top candidates (`null` for a token gives an empty list).
     pub top_logprobs: Option<Vec<Vec<TopLogprob<'a>>>>,
     pub token_entropies: Option<Vec<Option<f64>>>,
+    /// Per token, the exact rollout branching factor (an engine that saw the full distribution).
+    pub token_rbf: Option<Vec<Option<u32>>>,
+    /// Per token, the norm of the last hidden state (the gradient-norm proxy's ||h||, eq. 4).
+    pub token_hidden_norms: Option<Vec<Option<f64>>>,
     pub finish_reason: Option<Cow<'a, str>>,
     pub step: Option<i64>,
     // Raw outcome fields, turned into `outcome` by `finish`; the line is parsed in place into
@@ -825,9 +833,10 @@ fn expected_for(field: &str) -> &'static str {
             "expected a string or null"
         }
         "tokens" => "expected an array of strings",
-        "token_logprobs" | "token_entropies" => {
+        "token_logprobs" | "token_entropies" | "token_hidden_norms" => {
             "expected an array of numbers (null for a missing value)"
         }
+        "token_rbf" => "expected an array of non-negative integers (null for a missing value)",
         "top_logprobs" => "expected an array (one per token) of [token, logprob] pairs",
         _ => "unexpected value",
     }
@@ -945,7 +954,7 @@ impl NativeLine<'_> {
     }
 }
 
-const FIELDS: [&str; 16] = [
+const FIELDS: [&str; 18] = [
     "model",
     "problem_id",
     "dataset",
@@ -962,6 +971,8 @@ const FIELDS: [&str; 16] = [
     "token_entropies",
     "finish_reason",
     "step",
+    "token_rbf",
+    "token_hidden_norms",
 ];
 
 struct LineVisitor<'c> {
@@ -1037,6 +1048,16 @@ impl<'de> Visitor<'de> for LineVisitor<'_> {
                     |v: Option<CowStr<'de>>| v.map(|s| s.0)
                 ),
                 "step" => take!(needs.step, raw.step, |v: Option<i64>| v),
+                "token_rbf" => take!(
+                    needs.token_rbf,
+                    raw.token_rbf,
+                    |v: Option<Vec<Option<u32>>>| v
+                ),
+                "token_hidden_norms" => take!(
+                    needs.token_hidden_norms,
+                    raw.token_hidden_norms,
+                    |v: Option<Vec<Option<f64>>>| v
+                ),
                 _ => unreachable!("every name of FIELDS is handled"),
             }
             self.current.set(None);
@@ -1611,6 +1632,16 @@ mod tests {
         assert_eq!(l.problem_key(), "aime/7");
         let l = parse(r#"{"model":"m","problem_id":"p","n":0,"c":0}"#).unwrap();
         assert_eq!(l.samples(), 0);
+    }
+
+    #[test]
+    fn exact_rbf_and_hidden_norms_are_read() {
+        let l = parse(r#"{"model":"m","problem_id":"p","correct":true,"tokens":["a","b"],"token_rbf":[3,null],"token_hidden_norms":[12.5,null]}"#).unwrap();
+        assert_eq!(l.token_rbf, Some(vec![Some(3), None]));
+        assert_eq!(l.token_hidden_norms, Some(vec![Some(12.5), None]));
+        let (field, message) =
+            parse(r#"{"model":"m","problem_id":"p","correct":true,"token_rbf":[-1]}"#).unwrap_err();
+        assert_eq!(field, Some("token_rbf"), "{message}");
     }
 
     #[test]

@@ -786,6 +786,21 @@ fn token_trace(t: &super::TokenData) -> Result<TokenTrace, String> {
             )
             .map_err(|e| e.to_string())?;
     }
+    // The RBF column is exact or absent: a partial one is dropped (the heatmap then estimates
+    // every token from the top-K list).
+    if let Some(rbf) = t.rbf.as_ref().and_then(|r| r.iter().copied().collect::<Option<Vec<u32>>>()) {
+        trace = trace.with_rbf(rbf).map_err(|e| e.to_string())?;
+    }
+    if let Some(norms) = &t.hidden_norms {
+        trace = trace
+            .with_hidden_norms(
+                norms
+                    .iter()
+                    .map(|n| n.map_or(f32::NAN, |v| v as f32))
+                    .collect(),
+            )
+            .map_err(|e| e.to_string())?;
+    }
     Ok(trace)
 }
 

@@ -800,6 +800,8 @@ mod tests {
                     vec![(" \\boxed{204}".into(), -0.1)],
                 ]),
                 entropies: None,
+                rbf: None,
+                hidden_norms: None,
             })
         );
         assert!(records

@@ -91,6 +91,8 @@ impl RolloutImporter for NativeImporter {
                                 .collect()
                         }),
                         entropies: line.token_entropies.clone(),
+                        rbf: line.token_rbf.clone(),
+                        hidden_norms: line.token_hidden_norms.clone(),
                     });
                     let record = RolloutRecord {
                         line: line_no,

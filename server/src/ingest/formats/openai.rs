@@ -480,6 +480,8 @@ fn token_data(lp: &Map<String, Value>, at: &str) -> Result<Option<TokenData>, Li
         logprobs,
         top_logprobs,
         entropies: None,
+        rbf: None,
+        hidden_norms: None,
     }))
 }
 
@@ -664,6 +666,8 @@ mod tests {
                     &[("}", -0.02), ("}$", -4.2)],
                 ])),
                 entropies: None,
+                rbf: None,
+                hidden_norms: None,
             })
         );
         // vLLM's -inf (-9999.0) is kept; a null top_logprobs row is an empty list.
@@ -739,6 +743,8 @@ mod tests {
                     &[],
                 ])),
                 entropies: None,
+                rbf: None,
+                hidden_norms: None,
             })
         );
         assert_eq!(
