@@ -523,12 +523,13 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Evaluations ready to finalise: running with every unit done, or finalising under an
+    /// Evaluations ready to finalise: queued or running with every unit done (a resumed
+    /// evaluation whose storing failed is queued with all units done), or finalising under an
     /// expired lease (the finalising worker died).
     pub async fn finalizable_evaluations(&self) -> Result<Vec<i64>, StoreError> {
         db(sqlx::query_scalar(
             "SELECT e.id FROM evaluations e
-             WHERE (e.status = 'running' AND NOT EXISTS (
+             WHERE (e.status IN ('queued', 'running') AND NOT EXISTS (
                       SELECT 1 FROM eval_units u WHERE u.evaluation_id = e.id AND u.status <> 'done'))
                 OR (e.status = 'finalizing' AND e.lease_until < $1)
              ORDER BY e.id",
@@ -548,7 +549,7 @@ impl Store {
         let done = db(sqlx::query(
             "UPDATE evaluations SET status = 'finalizing', lease_owner = $2, lease_until = $3
              WHERE id = $1 AND (
-               (status = 'running' AND NOT EXISTS (
+               (status IN ('queued', 'running') AND NOT EXISTS (
                    SELECT 1 FROM eval_units u WHERE u.evaluation_id = $1 AND u.status <> 'done'))
                OR (status = 'finalizing' AND lease_until < $4))",
         )
