@@ -274,7 +274,8 @@ pub async fn eval(store: &Store, data_dir: &std::path::Path, args: &EvalArgs) ->
     // Time not spent waiting on the model: queueing, grading, staging, finalisation (the
     // import pipeline), progress polling — per rollout (tests/bench/evals/run.sh reads this).
     let rollouts: i64 = finals.iter().map(|v| v.samples_done).sum();
-    if rollouts > 0 {
+    // With one slot the engine waits never overlap, so wall - engine is the orchestration.
+    if rollouts > 0 && args.worker.slots == 1 {
         let engine = worker.engine_time();
         eprintln!(
             "timing: wall {:.2} s, waiting on the engine {:.2} s, orchestration {:.2} ms per rollout ({rollouts} rollouts)",

@@ -26,5 +26,5 @@ echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for mode in local embedded; do
     echo "== engine $mode: $problems problems x $n samples, max $max_tokens tokens (SQLite)"
     "$caplens" eval --engine "$mode" --n "$n" --limit "$problems" --max-tokens "$max_tokens" \
-        --experiment "bench-$mode" --model-path "$model" 2>&1 | grep -E "^(timing|evaluation)"
+        --experiment "bench-$mode" --model-path "$model" --slots 1 2>&1 | grep -E "^(timing|evaluation)"
 done
