@@ -239,7 +239,7 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
     tracing::info!(%url, "caplens is listening");
     println!("caplens is running at {url}/");
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(cli::shutdown_signal())
         .await
         .map_err(|e| StartupError::Bind {
             addr: args.addr.to_string(),
@@ -254,25 +254,3 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
     Ok(())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM; in-flight requests then finish before exit.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
-}

@@ -330,11 +330,11 @@ pub async fn eval(store: &Store, data_dir: &std::path::Path, args: &EvalArgs) ->
 pub async fn worker(store: &Store, data_dir: &std::path::Path, args: &WorkerArgs) -> i32 {
     let worker = args.worker.worker(store, data_dir);
     eprintln!(
-        "caplens worker {}: waiting for evaluation units (Ctrl-C to stop)",
+        "caplens worker {}: waiting for evaluation units (Ctrl-C or SIGTERM to stop)",
         worker.id()
     );
     let running = tokio::spawn(worker.clone().run());
-    let _ = tokio::signal::ctrl_c().await;
+    super::shutdown_signal().await;
     eprintln!("caplens worker: stopping after the current batch");
     worker.stop();
     let _ = running.await;

@@ -14,7 +14,7 @@
 use caplens_analysis::intervention::PairedContinuations;
 use caplens_analysis::token_stats::{RolloutTokens, TokenStatsAccumulator, TraceTokens};
 use caplens_analysis::trace::{encode, PositionImpact, TokenTrace};
-use caplens_analysis::verifier::{extract_answer, verify, Verdict};
+use caplens_analysis::verifier::extract_answer;
 use serde::{Deserialize, Serialize};
 
 use super::{rfc3339_in, EvalError, EvalSettings};
@@ -306,10 +306,9 @@ pub fn substitute(trace: &TokenTrace, t: usize) -> Option<Vec<u8>> {
         .map(|a| a.token.clone())
 }
 
+/// Whether a full response (prefix + token + continuation) is correct: the import's rule.
 fn graded(text: &str, reference: &str) -> bool {
-    extract_answer(text)
-        .map(|e| e.answer)
-        .is_some_and(|a| verify(&a, reference) == Verdict::Equal)
+    crate::ingest::pipeline::grade(extract_answer(text).map(|e| e.answer).as_deref(), reference)
 }
 
 /// Runs one job to its end (the caller claimed it).

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use caplens_analysis::verifier::{extract_answer, verify, Verdict};
+use caplens_analysis::verifier::extract_answer;
 use serde_json::{json, Value};
 
 use super::engines::EngineRegistry;
@@ -25,7 +25,7 @@ use super::{rfc3339_in, EvalSettings};
 use crate::engine::{Completion, Engine, EngineError, GenerationRequest};
 use crate::error::StoreError;
 use crate::ingest::pipeline::{
-    new_import_id, run_import, ImportFile, ImportParams, ImportProgress, ImportStatus,
+    grade, new_import_id, run_import, ImportFile, ImportParams, ImportProgress, ImportStatus,
 };
 use crate::ingest::InputFile;
 use crate::storage::evals::{ClaimedUnit, EvaluationRow, NewSample};
@@ -528,9 +528,7 @@ pub fn sample_record(
     completion: &Completion,
 ) -> (bool, String) {
     let answer = extract_answer(&completion.text).map(|e| e.answer);
-    let correct = answer
-        .as_deref()
-        .is_some_and(|a| verify(a, reference) == Verdict::Equal);
+    let correct = grade(answer.as_deref(), reference);
     let mut record = json!({
         "model": eval.model_name,
         "dataset": eval.dataset,

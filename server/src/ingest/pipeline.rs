@@ -737,8 +737,9 @@ fn prepare(
     ))
 }
 
-/// The verifier's verdict on an answer (none = wrong; unverifiable = wrong).
-fn grade(answer: Option<&str>, reference: &str) -> bool {
+/// The verifier's verdict on an answer (none = wrong; unverifiable = wrong). The one grading
+/// rule: imports, evaluation runs and interventions all use it.
+pub fn grade(answer: Option<&str>, reference: &str) -> bool {
     answer.is_some_and(|a| verify(a, reference) == Verdict::Equal)
 }
 

@@ -150,26 +150,19 @@ async fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
+/// Cancel or resume.
+#[derive(Clone, Copy)]
+enum Transition {
+    Cancel,
+    Resume,
+}
+
 async fn cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Json<EvaluationView>, ApiError> {
-    require_token(&state, &headers).await?;
-    let view = evals::view(&state.store, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no evaluation {id}")))?;
-    if !state.store.cancel_evaluation(id).await? {
-        return Err(ApiError {
-            status: StatusCode::CONFLICT,
-            code: "conflict",
-            message: format!(
-                "evaluation {id} is {}; only queued or running evaluations can be cancelled",
-                view.status
-            ),
-        });
-    }
-    Ok(Json(evals::view(&state.store, id).await?.unwrap_or(view)))
+    transition(&state, &headers, id, Transition::Cancel).await
 }
 
 async fn resume(
@@ -177,18 +170,35 @@ async fn resume(
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Json<EvaluationView>, ApiError> {
-    require_token(&state, &headers).await?;
+    transition(&state, &headers, id, Transition::Resume).await
+}
+
+/// Applies a state change; 409 with the current state when it does not apply.
+async fn transition(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: i64,
+    change: Transition,
+) -> Result<Json<EvaluationView>, ApiError> {
+    require_token(state, headers).await?;
     let view = evals::view(&state.store, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no evaluation {id}")))?;
-    if !state.store.resume_evaluation(id).await? {
+    let (done, allowed) = match change {
+        Transition::Cancel => (
+            state.store.cancel_evaluation(id).await?,
+            "only queued or running evaluations can be cancelled",
+        ),
+        Transition::Resume => (
+            state.store.resume_evaluation(id).await?,
+            "only cancelled or failed evaluations can be resumed",
+        ),
+    };
+    if !done {
         return Err(ApiError {
             status: StatusCode::CONFLICT,
             code: "conflict",
-            message: format!(
-                "evaluation {id} is {}; only cancelled or failed evaluations can be resumed",
-                view.status
-            ),
+            message: format!("evaluation {id} is {}; {allowed}", view.status),
         });
     }
     Ok(Json(evals::view(&state.store, id).await?.unwrap_or(view)))
