@@ -20,7 +20,7 @@
 use std::cmp::Ordering;
 
 use crate::rng::SplitMix64;
-use crate::tokens::TokenMetricError;
+use crate::tokens::{FullDistribution, NormalizedDistribution, TokenMetricError};
 
 /// Cumulative mass within this distance below p counts as reaching p: the same slack as
 /// [`crate::tokens::uncertainty_full`], so the nucleus here is the nucleus there.
@@ -36,11 +36,12 @@ pub fn sample_rng(seed: u64, index: u64) -> SplitMix64 {
     SplitMix64::new(seed.wrapping_add(index))
 }
 
-/// One step's full next-token distribution: `probs[i]` and `logprobs[i] = ln probs[i]`.
+/// One step's full next-token distribution: `probs[i]` and `logprobs[i] = ln probs[i]`, the
+/// same normalised distribution the token metrics use (`tokens::NormalizedDistribution`), plus
+/// what decoding needs (greedy, nucleus, sampling).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepDistribution {
-    probs: Vec<f64>,
-    logprobs: Vec<f64>,
+    dist: NormalizedDistribution,
 }
 
 /// The top-p nucleus of a [`StepDistribution`]: token indices, most probable first, and their
@@ -65,7 +66,7 @@ impl Nucleus {
         let u = rng.next_f64() * self.mass;
         let mut cumulative = 0.0;
         for &i in &self.indices {
-            cumulative += dist.probs[i];
+            cumulative += dist.probs()[i];
             if u < cumulative {
                 return i;
             }
@@ -105,58 +106,43 @@ impl StepDistribution {
         Self::from_scaled_logits(z)
     }
 
-    /// Softmax of already scaled f64 logits (no validation beyond emptiness).
-    fn from_scaled_logits(mut z: Vec<f64>) -> Result<Self, TokenMetricError> {
-        let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if max == f64::NEG_INFINITY {
-            return Err(TokenMetricError::EmptyDistribution);
-        }
-        let lse = max + z.iter().map(|&v| (v - max).exp()).sum::<f64>().ln();
-        for x in &mut z {
-            *x -= lse;
-        }
-        let probs = z.iter().map(|&x| x.exp()).collect();
-        Ok(Self { probs, logprobs: z })
+    /// Softmax of already scaled f64 logits (`tokens::NormalizedDistribution`, eq. 3's p).
+    fn from_scaled_logits(z: Vec<f64>) -> Result<Self, TokenMetricError> {
+        Ok(Self {
+            dist: NormalizedDistribution::new(FullDistribution::Logits(&z))?,
+        })
     }
 
     /// Probabilities, summing to 1.
     pub fn probs(&self) -> &[f64] {
-        &self.probs
+        self.dist.probs()
     }
 
     /// Natural-log probabilities (`-inf` for zero-probability tokens).
     pub fn logprobs(&self) -> &[f64] {
-        &self.logprobs
+        self.dist.logprobs()
     }
 
     /// Vocabulary size.
     pub fn len(&self) -> usize {
-        self.probs.len()
+        self.dist.len()
     }
 
     /// Never true for a constructed distribution.
     pub fn is_empty(&self) -> bool {
-        self.probs.is_empty()
+        self.dist.is_empty()
     }
 
-    /// Token entropy (paper eq. 3) in nats, with `0 ln 0 = 0`: the same sum, in the same order,
-    /// as [`crate::tokens::NormalizedDistribution::entropy`].
+    /// Token entropy (paper eq. 3) in nats, with `0 ln 0 = 0`.
     pub fn entropy(&self) -> f64 {
-        let h: f64 = self
-            .probs
-            .iter()
-            .zip(&self.logprobs)
-            .filter(|(&p, _)| p > 0.0)
-            .map(|(&p, &lp)| -p * lp)
-            .sum();
-        h.max(0.0)
+        self.dist.entropy()
     }
 
     /// Most probable token (ties: the lower index). Greedy decoding.
     pub fn greedy(&self) -> usize {
         let mut best = 0;
-        for (i, &p) in self.probs.iter().enumerate().skip(1) {
-            if p > self.probs[best] {
+        for (i, &p) in self.probs().iter().enumerate().skip(1) {
+            if p > self.probs()[best] {
                 best = i;
             }
         }
@@ -166,7 +152,7 @@ impl StepDistribution {
     /// Decreasing probability, ties by increasing index: a total order, so every method here
     /// agrees on which tokens come first.
     fn order(&self, a: usize, b: usize) -> Ordering {
-        self.probs[b].total_cmp(&self.probs[a]).then(a.cmp(&b))
+        self.probs()[b].total_cmp(&self.probs()[a]).then(a.cmp(&b))
     }
 
     /// Indices of the `k` most probable tokens with positive probability, most probable first.
@@ -184,8 +170,8 @@ impl StepDistribution {
     }
 
     fn positive_indices(&self) -> Vec<usize> {
-        (0..self.probs.len())
-            .filter(|&i| self.probs[i] > 0.0)
+        (0..self.probs().len())
+            .filter(|&i| self.probs()[i] > 0.0)
             .collect()
     }
 
@@ -198,7 +184,7 @@ impl StepDistribution {
         let mut candidates = self.positive_indices();
         self.top_indices(&mut candidates, k)
             .into_iter()
-            .map(|i| (i, self.logprobs[i]))
+            .map(|i| (i, self.logprobs()[i]))
             .collect()
     }
 
@@ -219,7 +205,7 @@ impl StepDistribution {
             let top = self.top_indices(&mut candidates, k);
             let mut cumulative = 0.0;
             for (j, &i) in top.iter().enumerate() {
-                cumulative += self.probs[i];
+                cumulative += self.probs()[i];
                 if cumulative >= top_p - NUCLEUS_SLACK {
                     let mut indices = top;
                     indices.truncate(j + 1);
@@ -251,7 +237,7 @@ impl StepDistribution {
             let u = rng.next_f64();
             let mut cumulative = 0.0;
             let mut last_positive = self.greedy();
-            for (i, &p) in self.probs.iter().enumerate() {
+            for (i, &p) in self.probs().iter().enumerate() {
                 if p > 0.0 {
                     cumulative += p;
                     last_positive = i;
