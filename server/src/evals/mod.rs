@@ -32,7 +32,7 @@ use crate::engine::{ChatMessage, Prompt, SamplingParams};
 use crate::error::StoreError;
 use crate::ingest::pipeline::{guess_stage, is_slug, STAGES};
 use crate::storage::evals::{EvaluationRow, NewEvaluation};
-use crate::storage::{rfc3339_from_unix, Store};
+use crate::storage::{rfc3339_from_unix, unix_from_rfc3339, Store};
 
 /// Most samples per problem one evaluation may ask for.
 pub const MAX_N: u32 = 4096;
@@ -432,27 +432,13 @@ async fn completed_run_counts(
     Ok((samples, correct, tokens, per_problem))
 }
 
+/// Seconds since one of our timestamps (0 for an unreadable one).
 fn elapsed_secs(rfc3339: &str) -> i64 {
-    // Our own timestamps: YYYY-MM-DDTHH:MM:SSZ; compare through the same formatter.
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_secs() as i64;
-    let mut lo = now - 400 * 24 * 3600;
-    let mut hi = now;
-    // Binary search on the formatter (monotone in its input) instead of a date parser.
-    if rfc3339_from_unix(lo as u64).as_str() > rfc3339 {
-        return now - lo;
-    }
-    while lo < hi {
-        let mid = lo + (hi - lo + 1) / 2;
-        if rfc3339_from_unix(mid as u64).as_str() <= rfc3339 {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    now - lo
+    unix_from_rfc3339(rfc3339).map_or(0, |t| now - t as i64)
 }
 
 /// pass@k (paper eq. 1, unbiased estimator) at powers of two up to n, over the problems with at

@@ -188,15 +188,10 @@ impl Worker {
             self.store.complete_unit(unit, &self.config.id).await?;
             return Ok(());
         };
-        let engine = match self.engine_for(&eval).await {
+        let (engine, chat) = match self.engine_for(&eval).await {
             Ok(e) => e,
             Err(e) => return self.engine_failed(unit, &eval, &key, e).await,
         };
-        let chat = self
-            .store
-            .engine_by_id(eval.engine_id)
-            .await?
-            .is_some_and(|e| e.view.api_mode == "chat");
         let staged: BTreeSet<i64> = self
             .store
             .staged_samples(eval.id, unit.problem_id)
@@ -314,17 +309,23 @@ impl Worker {
         Ok(())
     }
 
-    async fn engine_for(&self, eval: &EvaluationRow) -> Result<Arc<dyn Engine>, EngineError> {
+    /// The evaluation's engine and whether it takes chat messages (one read of its row).
+    async fn engine_for(
+        &self,
+        eval: &EvaluationRow,
+    ) -> Result<(Arc<dyn Engine>, bool), EngineError> {
         let row = self
             .store
             .engine_by_id(eval.engine_id)
             .await
             .map_err(|e| EngineError::Model(e.to_string()))?
             .ok_or_else(|| EngineError::Invalid(format!("engine {} was deleted", eval.engine)))?;
+        let chat = row.view.api_mode == "chat";
         let engines = self.engines.clone();
-        tokio::task::spawn_blocking(move || engines.build(&row))
+        let engine = tokio::task::spawn_blocking(move || engines.build(&row))
             .await
-            .unwrap_or_else(|e| Err(EngineError::Model(format!("loading crashed: {e}"))))
+            .unwrap_or_else(|e| Err(EngineError::Model(format!("loading crashed: {e}"))))?;
+        Ok((engine, chat))
     }
 
     /// A failed generation: transient errors delay the unit (up to [`MAX_UNIT_ATTEMPTS`]), the

@@ -151,6 +151,34 @@ pub fn rfc3339_from_unix(secs: u64) -> String {
     )
 }
 
+/// Seconds since the Unix epoch of a `YYYY-MM-DDTHH:MM:SSZ` timestamp as
+/// [`rfc3339_from_unix`] writes it (days-from-civil, the inverse of its algorithm); `None` for
+/// any other shape.
+pub fn unix_from_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+}
+
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().to_string()
 }
@@ -210,6 +238,21 @@ pub(crate) fn db<T>(r: Result<T, sqlx::Error>) -> Result<T, StoreError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn rfc3339_round_trips_through_unix_seconds() {
+        for secs in [0u64, 59, 86_399, 951_782_400, 1_798_761_600, 4_107_542_399] {
+            let text = rfc3339_from_unix(secs);
+            assert_eq!(unix_from_rfc3339(&text), Some(secs), "{text}");
+        }
+        assert_eq!(
+            unix_from_rfc3339("2026-11-27T00:00:00Z"),
+            Some(1_795_737_600)
+        );
+        assert_eq!(unix_from_rfc3339("2026-11-27 00:00:00"), None);
+        assert_eq!(unix_from_rfc3339("2026-1x-27T00:00:00Z"), None);
+    }
+
     use super::*;
 
     #[test]

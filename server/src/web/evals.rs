@@ -96,9 +96,16 @@ async fn one(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<EvaluationView>, ApiError> {
-    evals::view(&state.store, id)
+    Ok(Json(evaluation_or_404(&state.store, id).await?))
+}
+
+/// The progress view of an evaluation, or the API's 404.
+async fn evaluation_or_404(
+    store: &crate::storage::Store,
+    id: i64,
+) -> Result<EvaluationView, ApiError> {
+    evals::view(store, id)
         .await?
-        .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no evaluation {id}")))
 }
 
@@ -109,9 +116,7 @@ async fn events(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let first = evals::view(&state.store, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no evaluation {id}")))?;
+    let first = evaluation_or_404(&state.store, id).await?;
     let store = state.store.clone();
     // State: (last view sent, finished-and-announced).
     let stream = stream::unfold(
@@ -181,9 +186,7 @@ async fn transition(
     change: Transition,
 ) -> Result<Json<EvaluationView>, ApiError> {
     require_token(state, headers).await?;
-    let view = evals::view(&state.store, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no evaluation {id}")))?;
+    let view = evaluation_or_404(&state.store, id).await?;
     let (done, allowed) = match change {
         Transition::Cancel => (
             state.store.cancel_evaluation(id).await?,
@@ -254,9 +257,7 @@ async fn intervene_run(
         top_entropy: r.top_entropy,
         max_tokens: r.max_tokens,
     };
-    let view = evals::view(&state.store, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no evaluation {id}")))?;
+    let view = evaluation_or_404(&state.store, id).await?;
     let Some(run) = view.run_id else {
         return Err(ApiError {
             status: StatusCode::CONFLICT,
