@@ -166,8 +166,32 @@ pub enum ReadStop {
     Sink(String),
 }
 
+/// What a file says about the run as a whole, as opposed to one record: which tool wrote it, the
+/// tool's own identity of the run (so the same run uploaded in another container format is
+/// recognised), how the run ended, and what the file's verdicts are called.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SourceInfo {
+    /// The writing tool and its version when the file says, e.g. `inspect_ai 0.3.285`.
+    pub tool: Option<String>,
+    /// The tool's own identity of the run, stable across the file's containers (Inspect's
+    /// `eval.eval_id`/`run_id`, lm-eval's task + config hash): `inspect:eval_id=...`.
+    pub run_identity: Option<String>,
+    /// How the tool's run ended when not normally (`cancelled`, `error`, `started`); `None` =
+    /// completed or not said.
+    pub status: Option<String>,
+    /// What the file's own verdicts are, for people (`Inspect scorer match (C/I)`,
+    /// `lm-eval exact_match`).
+    pub verdict: Option<String>,
+}
+
 /// Where an importer sends what it reads.
 pub trait RecordSink {
+    /// What the file says about the whole run; sent at most once per file, before or after
+    /// its records.
+    fn source(&mut self, info: SourceInfo) -> Result<(), ReadStop> {
+        let _ = info;
+        Ok(())
+    }
     /// One valid record.
     fn record(&mut self, record: RolloutRecord) -> Result<(), ReadStop>;
     /// One invalid record (a line that does not parse or validate). The sink decides whether
