@@ -16,6 +16,7 @@ pub mod quality;
 pub mod rft;
 pub mod rollup;
 pub mod sets;
+pub mod verdicts;
 pub mod summary;
 
 // Token- and training-level metrics (items 4, 5, 7, 8, 10-16) and the token-trace blob encoding.

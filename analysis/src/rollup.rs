@@ -10,6 +10,7 @@
 use crate::passk::{default_ks, pass_at_k_curve, CurvePoint, ProblemCounts};
 use crate::sets::ProblemOutcome;
 use crate::summary::{summary_from_parts, ModelSummary, ProblemPart, RolloutTotals};
+use crate::verdicts::VerdictSource;
 use crate::verifier::normalize_answer;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -40,35 +41,63 @@ impl std::fmt::Display for RollupError {
     }
 }
 
-/// One (run, problem): counts, order of the first correct rollout, answers.
+/// The correct rollouts of one problem under one verdict source.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct CorrectTrack {
+    correct: u64,
+    first_correct_appearance: Option<u64>,
+    min_correct_sample: Option<u64>,
+}
+
+impl CorrectTrack {
+    fn push(&mut self, correct: bool, sample: Option<u64>, appearance: u64) {
+        if correct {
+            if self.first_correct_appearance.is_none() {
+                self.first_correct_appearance = Some(appearance);
+            }
+            if let Some(s) = sample {
+                self.min_correct_sample = Some(self.min_correct_sample.map_or(s, |m| m.min(s)));
+            }
+        }
+        self.correct += correct as u64;
+    }
+}
+
+/// One (run, problem): counts, order of the first correct rollout, answers. Correctness is
+/// kept under both verdict sources (the file's and caplens', [`crate::verdicts`]); a rollout
+/// added with one verdict counts the same under both.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProblemRollup {
     rollouts: u64,
-    correct: u64,
+    /// Indexed by [`track`]: the file's verdicts, caplens' verdicts.
+    tracks: [CorrectTrack; 2],
     counts_n: u64,
     counts_c: u64,
-    first_correct_appearance: Option<u64>,
     all_given: bool,
     /// Bitset of used sample indices.
     used: Vec<u64>,
     next_free: u64,
-    min_correct_sample: Option<u64>,
     /// Normalised answer -> how many rollouts gave it.
     answers: BTreeMap<String, u64>,
+}
+
+fn track(source: VerdictSource) -> usize {
+    match source {
+        VerdictSource::File => 0,
+        VerdictSource::Caplens => 1,
+    }
 }
 
 impl Default for ProblemRollup {
     fn default() -> Self {
         ProblemRollup {
             rollouts: 0,
-            correct: 0,
+            tracks: [CorrectTrack::default(); 2],
             counts_n: 0,
             counts_c: 0,
-            first_correct_appearance: None,
             all_given: true,
             used: Vec::new(),
             next_free: 0,
-            min_correct_sample: None,
             answers: BTreeMap::new(),
         }
     }
@@ -97,6 +126,17 @@ impl ProblemRollup {
         correct: bool,
         answer: Option<&str>,
     ) -> Result<u64, RollupError> {
+        self.push_rollout_graded(sample, [correct, correct], answer)
+    }
+
+    /// [`Self::push_rollout`] with the verdict under each source: `[file's, caplens']` (each
+    /// already falling back to the other, `RolloutVerdicts::under`).
+    pub fn push_rollout_graded(
+        &mut self,
+        sample: Option<u64>,
+        correct: [bool; 2],
+        answer: Option<&str>,
+    ) -> Result<u64, RollupError> {
         let index = match sample {
             Some(s) if s > MAX_SAMPLE_INDEX => return Err(RollupError::SampleTooLarge(s)),
             Some(s) if self.is_used(s) => return Err(RollupError::DuplicateSample(s)),
@@ -113,16 +153,10 @@ impl ProblemRollup {
         };
         self.mark(index);
         self.all_given &= sample.is_some();
-        if correct {
-            if self.first_correct_appearance.is_none() {
-                self.first_correct_appearance = Some(self.rollouts);
-            }
-            if let Some(s) = sample {
-                self.min_correct_sample = Some(self.min_correct_sample.map_or(s, |m| m.min(s)));
-            }
+        for (t, c) in self.tracks.iter_mut().zip(correct) {
+            t.push(c, sample, self.rollouts);
         }
         self.rollouts += 1;
-        self.correct += correct as u64;
         if let Some(a) = answer {
             *self.answers.entry(normalize_answer(a)).or_default() += 1;
         }
@@ -140,29 +174,42 @@ impl ProblemRollup {
         self.counts_n.saturating_add(self.rollouts)
     }
 
+    /// Correct samples under the file's verdicts (the same as caplens' when each rollout was
+    /// added with one verdict).
     pub fn c(&self) -> u64 {
-        self.counts_c.saturating_add(self.correct)
+        self.c_under(VerdictSource::File)
+    }
+
+    /// Correct samples under `source`'s verdicts.
+    pub fn c_under(&self, source: VerdictSource) -> u64 {
+        self.counts_c.saturating_add(self.tracks[track(source)].correct)
     }
 
     /// The outcome for the unsolvable comparison, by the ordering rule of the module doc.
     pub fn outcome(&self) -> ProblemOutcome {
+        self.outcome_under(VerdictSource::File)
+    }
+
+    /// [`Self::outcome`] under `source`'s verdicts.
+    pub fn outcome_under(&self, source: VerdictSource) -> ProblemOutcome {
+        let t = &self.tracks[track(source)];
         if self.counts_n > 0 || self.rollouts == 0 {
-            return ProblemOutcome::from_counts(self.n(), self.c());
+            return ProblemOutcome::from_counts(self.n(), self.c_under(source));
         }
         let first_correct_position = if self.all_given {
             // Position in sample-index order = how many used indices lie below the first
             // correct one.
-            self.min_correct_sample.map(|s| {
+            t.min_correct_sample.map(|s| {
                 let (word, bit) = ((s / 64) as usize, s % 64);
                 let below: u64 = self.used[..word].iter().map(|w| w.count_ones() as u64).sum();
                 below + (self.used[word] & ((1u64 << bit) - 1)).count_ones() as u64
             })
         } else {
-            self.first_correct_appearance
+            t.first_correct_appearance
         };
         ProblemOutcome {
             n: self.n(),
-            c: self.c(),
+            c: self.c_under(source),
             first_correct_position,
             order_known: true,
         }
@@ -200,10 +247,15 @@ impl RunRollup {
     }
 
     pub fn aggregates(&self) -> RunAggregates {
+        self.aggregates_under(VerdictSource::File)
+    }
+
+    /// The run's aggregates under `source`'s verdicts.
+    pub fn aggregates_under(&self, source: VerdictSource) -> RunAggregates {
         let counts: Vec<ProblemCounts> = self
             .problems
             .iter()
-            .map(|p| ProblemCounts { n: p.n(), c: p.c() })
+            .map(|p| ProblemCounts { n: p.n(), c: p.c_under(source) })
             .collect();
         let max_n = counts.iter().map(|p| p.n).max().unwrap_or(0);
         let parts: Vec<ProblemPart> = self
@@ -211,7 +263,7 @@ impl RunRollup {
             .iter()
             .map(|p| ProblemPart {
                 n: p.n(),
-                c: p.c(),
+                c: p.c_under(source),
                 distinct_answers: p.answers.len(),
             })
             .collect();
@@ -260,6 +312,19 @@ mod tests {
             Err(RollupError::SampleTooLarge(MAX_SAMPLE_INDEX + 1))
         );
         assert_eq!((p.n(), p.c()), (1, 0), "rejected rollouts leave no trace");
+    }
+
+    #[test]
+    fn the_two_verdict_sources_are_counted_apart() {
+        let mut p = ProblemRollup::default();
+        // Sample 2: the file says right, caplens wrong; sample 0: the reverse; sample 1: both wrong.
+        p.push_rollout_graded(Some(2), [true, false], Some("5")).unwrap();
+        p.push_rollout_graded(Some(0), [false, true], Some("6")).unwrap();
+        p.push_rollout_graded(Some(1), [false, false], None).unwrap();
+        assert_eq!((p.c_under(VerdictSource::File), p.c_under(VerdictSource::Caplens)), (1, 1));
+        assert_eq!(p.outcome_under(VerdictSource::File).first_correct_position, Some(2));
+        assert_eq!(p.outcome_under(VerdictSource::Caplens).first_correct_position, Some(0));
+        assert_eq!(p.outcome(), p.outcome_under(VerdictSource::File));
     }
 
     #[test]

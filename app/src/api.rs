@@ -64,9 +64,12 @@ pub async fn revoke_token(id: i64) -> Result<bool, ServerFnError> {
 
 // Analysis views. Requests are JSON (they hold lists); they only read.
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
-pub async fn get_overview_view(slug: String) -> Result<Option<OverviewView>, ServerFnError> {
+pub async fn get_overview_view(
+    slug: String,
+    verdicts: Option<caplens_analysis::verdicts::VerdictSource>,
+) -> Result<Option<OverviewView>, ServerFnError> {
     source()?
-        .overview_view(slug)
+        .overview_view(slug, verdicts)
         .await
         .map_err(ServerFnError::new)
 }

@@ -38,6 +38,7 @@ mod ssr_only {
         fn overview_view(
             &self,
             slug: String,
+            verdicts: Option<caplens_analysis::verdicts::VerdictSource>,
         ) -> BoxFuture<'_, Result<Option<OverviewView>, DataError>>;
         fn passk_view(
             &self,

@@ -1,6 +1,7 @@
 //! View models: what pages show, as sent from server to browser (serde on both sides).
 
 use serde::{Deserialize, Serialize};
+use caplens_analysis::verdicts::{VerdictSource, VerdictTally};
 
 /// One experiment in the experiments list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +47,26 @@ pub struct RunRow {
     pub pass_at_1: Option<f64>,
     /// Generations from the lineage root to the run's model (base 0, sft 1, rl 2, ...).
     pub lineage_depth: u32,
+    /// How the run was graded: the file's verdicts and caplens' side by side.
+    #[serde(default)]
+    pub verdicts: RunVerdicts,
+}
+
+/// How a run was graded (issue 13): whose verdicts it shows by default, how often the file's
+/// verdicts and caplens' verifier agree, pass@1 under each, and what the file said about its run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunVerdicts {
+    pub default: VerdictSource,
+    /// `None` for runs stored before verdicts were kept apart (and the demo).
+    pub tally: Option<VerdictTally>,
+    pub pass_at_1_file: Option<f64>,
+    pub pass_at_1_caplens: Option<f64>,
+    /// The tool that wrote the file (`inspect_ai 0.3.285`).
+    pub tool: Option<String>,
+    /// How the tool's run ended when not normally (`cancelled`, `error`).
+    pub tool_status: Option<String>,
+    /// What the file's verdicts are (`lm-eval exact_match`).
+    pub verdict_name: Option<String>,
 }
 
 /// One model with its place in the lineage.
@@ -205,6 +226,9 @@ pub struct ImportView {
     pub errors: Vec<String>,
     #[serde(default)]
     pub runs: Vec<ImportedRunView>,
+    /// How the stored rollouts were graded (absent in reports of older versions).
+    #[serde(default)]
+    pub verdicts: Option<VerdictTally>,
     pub message: Option<String>,
     pub created_at: String,
 }
@@ -224,6 +248,46 @@ pub struct ImportedRunView {
     pub problems: u64,
     pub rollouts: u64,
     pub pass_at_1: Option<f64>,
+    #[serde(default)]
+    pub pass_at_1_file: Option<f64>,
+    #[serde(default)]
+    pub pass_at_1_caplens: Option<f64>,
+    #[serde(default)]
+    pub default_verdicts: VerdictSource,
+    /// What the file said about its run (`status`: how the tool's run ended).
+    #[serde(default)]
+    pub source: ImportedSourceView,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ImportedSourceView {
+    pub tool: Option<String>,
+    pub status: Option<String>,
+}
+
+/// How rollouts were graded, in one line (import reports in the browser and the CLI).
+pub fn verdict_tally_text(t: &VerdictTally) -> String {
+    let mut parts = vec![
+        format!("{} by the file's own verdicts", t.graded_by_file),
+        format!("{} by caplens' verifier", t.graded_by_caplens),
+    ];
+    if t.unverifiable > 0 {
+        parts.push(format!("{} unverifiable (counted wrong)", t.unverifiable));
+    }
+    if t.no_answer > 0 {
+        parts.push(format!("{} with no answer found (counted wrong)", t.no_answer));
+    }
+    if t.ungraded > 0 {
+        parts.push(format!("{} graded by neither", t.ungraded));
+    }
+    let mut line = parts.join(", ");
+    if t.agree + t.disagree > 0 {
+        line.push_str(&format!(
+            "; where both graded, they agree on {} and differ on {}",
+            t.agree, t.disagree
+        ));
+    }
+    line
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,7 +317,14 @@ pub struct ProblemRunStats {
     pub stage: String,
     pub lineage_depth: u32,
     pub n: i64,
+    /// Correct under the run's default verdicts.
     pub c: i64,
+    /// Correct under the file's and under caplens' verdicts (`None`: stored before verdicts
+    /// were kept apart, the same as `c`).
+    #[serde(default)]
+    pub c_file: Option<i64>,
+    #[serde(default)]
+    pub c_caplens: Option<i64>,
     /// (k, pass@k) at k = 1, 2, 4, ... up to n (`analysis::passk::pass_at_k`).
     pub pass_at: Vec<(u64, f64)>,
     /// Distinct normalised final answers, most frequent first.
@@ -304,7 +375,14 @@ pub struct RolloutList {
 pub struct RolloutRow {
     pub id: i64,
     pub sample_index: i64,
+    /// Under the run's default verdicts.
     pub correct: bool,
+    /// The file's verdict, when it gave one.
+    #[serde(default)]
+    pub file_correct: Option<bool>,
+    /// caplens' verifier (`analysis::verdicts::CaplensVerdict`), when stored.
+    #[serde(default)]
+    pub caplens_verdict: Option<caplens_analysis::verdicts::CaplensVerdict>,
     pub answer: Option<String>,
     pub token_count: Option<i64>,
     pub finish_reason: Option<String>,

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use caplens_analysis::verdicts::VerdictSource;
+
 use crate::charts::ChartSpec;
 use crate::model::ExperimentSummary;
 use crate::tables::TableData;
@@ -35,6 +37,32 @@ pub struct ViewFrame {
     pub selected: Vec<i64>,
     /// Run ids in the URL that are not (or no longer) in this experiment.
     pub missing_runs: Vec<i64>,
+    /// Whose verdicts the numbers count, and whether the choice matters here.
+    #[serde(default)]
+    pub verdicts: VerdictFrame,
+}
+
+/// The `verdicts=file|caplens` switch of a view (issue 13): the file's verdicts and caplens'
+/// verifier are kept side by side and every view can count either.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct VerdictFrame {
+    /// The source in the URL; `None`: each run's default (the file's verdicts where it has them).
+    pub selected: Option<VerdictSource>,
+    /// Runs of the experiment that carry the file's verdicts besides caplens' (the switch matters).
+    pub runs_with_both: u64,
+    /// Rollouts on which the file's verdict and caplens' differ, over the experiment's runs.
+    pub disagreements: u64,
+    /// Rollouts graded by both, over the experiment's runs.
+    pub graded_by_both: u64,
+}
+
+/// The `verdicts=` query value.
+pub fn verdicts_from_query(get: &impl Fn(&str) -> Option<String>) -> Option<VerdictSource> {
+    get("verdicts").and_then(|v| VerdictSource::parse(&v))
+}
+
+fn verdicts_query(v: Option<VerdictSource>) -> &'static str {
+    v.map_or("", VerdictSource::as_str)
 }
 
 // ---------- overview ----------
@@ -75,6 +103,9 @@ pub struct PasskRequest {
     pub tag: Option<String>,
     /// Draw the bootstrap band (default on).
     pub band: bool,
+    /// Whose verdicts count (`None`: each run's default).
+    #[serde(default)]
+    pub verdicts: Option<VerdictSource>,
 }
 
 impl PasskRequest {
@@ -83,6 +114,7 @@ impl PasskRequest {
             runs: get("runs").map(|s| parse_ids(&s)).unwrap_or_default(),
             tag: get("tag").filter(|t| !t.is_empty()),
             band: get("band").map(|b| b != "0").unwrap_or(true),
+            verdicts: verdicts_from_query(&get),
         }
     }
     pub fn query(&self) -> Query {
@@ -90,6 +122,7 @@ impl PasskRequest {
             .set("runs", join_ids(&self.runs))
             .set("tag", self.tag.clone().unwrap_or_default())
             .set("band", if self.band { "" } else { "0" })
+            .set("verdicts", verdicts_query(self.verdicts))
     }
 }
 
@@ -124,6 +157,9 @@ pub struct UnsolvableRequest {
     pub k: Option<u64>,
     /// The selected region: the run ids whose unsolvable sets it is exactly the intersection of.
     pub region: Vec<i64>,
+    /// Whose verdicts count (`None`: each run's default).
+    #[serde(default)]
+    pub verdicts: Option<VerdictSource>,
 }
 
 impl UnsolvableRequest {
@@ -132,6 +168,7 @@ impl UnsolvableRequest {
             runs: get("runs").map(|s| parse_ids(&s)).unwrap_or_default(),
             k: get("k").and_then(|k| k.parse().ok()).filter(|&k: &u64| k > 0),
             region: get("region").map(|s| parse_ids(&s)).unwrap_or_default(),
+            verdicts: verdicts_from_query(&get),
         }
     }
     pub fn query(&self) -> Query {
@@ -139,6 +176,7 @@ impl UnsolvableRequest {
             .set("runs", join_ids(&self.runs))
             .set("k", self.k.map(|k| k.to_string()).unwrap_or_default())
             .set("region", join_ids(&self.region))
+            .set("verdicts", verdicts_query(self.verdicts))
     }
 }
 
@@ -186,14 +224,22 @@ pub struct RegionCell {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CompareRequest {
     pub runs: Vec<i64>,
+    /// Whose verdicts count (`None`: each run's default).
+    #[serde(default)]
+    pub verdicts: Option<VerdictSource>,
 }
 
 impl CompareRequest {
     pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Self {
-        Self { runs: get("runs").map(|s| parse_ids(&s)).unwrap_or_default() }
+        Self {
+            runs: get("runs").map(|s| parse_ids(&s)).unwrap_or_default(),
+            verdicts: verdicts_from_query(&get),
+        }
     }
     pub fn query(&self) -> Query {
-        Query::new().set("runs", join_ids(&self.runs))
+        Query::new()
+            .set("runs", join_ids(&self.runs))
+            .set("verdicts", verdicts_query(self.verdicts))
     }
 }
 
@@ -231,7 +277,7 @@ mod tests {
     #[test]
     fn requests_round_trip_through_the_query() {
         let r = PasskRequest::from_query(q("runs=3,1&tag=aime&band=0"));
-        assert_eq!(r, PasskRequest { runs: vec![3, 1], tag: Some("aime".into()), band: false });
+        assert_eq!(r, PasskRequest { runs: vec![3, 1], tag: Some("aime".into()), band: false, verdicts: None });
         assert_eq!(r.query().to_string(), "runs=3,1&tag=aime&band=0");
         assert!(PasskRequest::from_query(q("")).band);
         let u = UnsolvableRequest::from_query(q("runs=1,2&k=0&region=2"));

@@ -203,9 +203,11 @@ pub struct ExperimentTables {
 
 impl Store {
     /// The stored aggregates of an experiment; `None` when there is no such experiment.
+    /// With `verdicts`, the correct counts are that source's (`None`: each run's default).
     pub async fn experiment_tables(
         &self,
         slug: &str,
+        verdicts: Option<caplens_analysis::verdicts::VerdictSource>,
     ) -> Result<Option<ExperimentTables>, StoreError> {
         let exists: Option<i64> = db(sqlx::query_scalar(
             "SELECT id FROM experiments WHERE slug = $1",
@@ -226,15 +228,17 @@ impl Store {
         .fetch_all(&self.pool)
         .await)?;
         type StatRow = (i64, String, String, i64, i64, Option<i64>, i64, String);
-        let stats: Vec<StatRow> = db(sqlx::query_as(
-            "SELECT s.run_id, d.name, p.problem_key, s.n, s.c, s.first_correct_sample, s.order_known, s.answers
+        let (c, first) = crate::storage::analysis::verdict_columns(verdicts);
+        let sql = format!(
+            "SELECT s.run_id, d.name, p.problem_key, s.n, {c}, {first}, s.order_known, s.answers
              FROM run_problem_stats s JOIN problems p ON p.id = s.problem_id
              JOIN datasets d ON d.id = p.dataset_id
              JOIN experiment_runs er ON er.run_id = s.run_id
              JOIN runs r ON r.id = s.run_id
              WHERE er.experiment_id = $1 AND r.status = 'completed'
-             ORDER BY s.run_id, s.position, s.problem_id",
-        )
+             ORDER BY s.run_id, s.position, s.problem_id"
+        );
+        let stats: Vec<StatRow> = db(sqlx::query_as(&sql)
         .bind(experiment_id)
         .fetch_all(&self.pool)
         .await)?;

@@ -7,7 +7,8 @@ use leptos_router::hooks::use_query_map;
 
 use crate::components::common::{PageTitle, StageBadge};
 use crate::urlstate::{join_ids, Query};
-use crate::views::{RunChoice, ViewFrame};
+use crate::views::{RunChoice, VerdictFrame, ViewFrame};
+use caplens_analysis::verdicts::VerdictSource;
 
 /// The analysis views of an experiment, as tabs.
 pub const VIEWS: [(&str, &str); 7] = [
@@ -22,9 +23,10 @@ pub const VIEWS: [(&str, &str); 7] = [
 
 #[component]
 pub fn ViewTabs(#[prop(into)] slug: String, #[prop(into)] current: String) -> impl IntoView {
-    // Carry the run selection from view to view.
+    // Carry the run selection and the verdict source from view to view.
     let query = use_query_map();
     let runs = move || query.with(|q| q.get("runs").unwrap_or_default());
+    let verdicts = move || query.with(|q| q.get("verdicts").unwrap_or_default());
     view! {
         <nav class="view-tabs" aria-label="Views of this experiment">
             {VIEWS
@@ -34,7 +36,7 @@ pub fn ViewTabs(#[prop(into)] slug: String, #[prop(into)] current: String) -> im
                     let is_current = path == current;
                     view! {
                         <a
-                            href=move || Query::new().set("runs", runs()).href(&base)
+                            href=move || Query::new().set("runs", runs()).set("verdicts", verdicts()).href(&base)
                             aria-current=is_current.then_some("page")
                             data-testid=format!("tab-{}", if path.is_empty() { "overview" } else { path })
                         >
@@ -147,4 +149,54 @@ pub fn toggle_hidden(hidden: &[String], key: &str) -> String {
         h.push(key.to_string());
     }
     h.join(",")
+}
+
+/// The `verdicts=` switch (issue 13): count the file's verdicts or caplens' verifier's. Shown
+/// only where some run carries both; says how often they disagree. `href(source)` is this view
+/// with that source (`None`: each run's default).
+#[component]
+pub fn VerdictSwitch(frame: VerdictFrame, href: Callback<Option<VerdictSource>, String>) -> impl IntoView {
+    if frame.runs_with_both == 0 {
+        return ().into_any();
+    }
+    let options = [
+        (None, "each run's default"),
+        (Some(VerdictSource::File), "the file's"),
+        (Some(VerdictSource::Caplens), "caplens' verifier"),
+    ];
+    let links = options
+        .into_iter()
+        .map(|(source, label)| {
+            let on = frame.selected == source;
+            view! {
+                <a
+                    href=href.run(source)
+                    class="verdict-choice"
+                    class:on=on
+                    aria-current=on.then_some("true")
+                    data-verdicts=source.map_or("default", VerdictSource::as_str)
+                >
+                    {label}
+                </a>
+            }
+        })
+        .collect_view();
+    let share = if frame.graded_by_both > 0 {
+        format!(
+            "The file's verdicts and caplens' disagree on {} of {} rollouts ({:.1} %).",
+            frame.disagreements,
+            frame.graded_by_both,
+            100.0 * frame.disagreements as f64 / frame.graded_by_both as f64
+        )
+    } else {
+        String::new()
+    };
+    view! {
+        <p class="verdict-switch" data-testid="verdict-switch">
+            <span>"Verdicts: "</span>
+            {links}
+            <span class="meta" data-testid="verdict-disagreements">{share}</span>
+        </p>
+    }
+    .into_any()
 }

@@ -8,7 +8,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::api::get_compare_view;
 use crate::components::chart::ChartView;
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
-use crate::pages::analysis::{ExperimentMissing, MissingRuns, RunPicker, ViewTabs};
+use crate::pages::analysis::{ExperimentMissing, MissingRuns, RunPicker, VerdictSwitch, ViewTabs};
 use crate::views::{CompareRequest, CompareView};
 
 #[component]
@@ -35,11 +35,17 @@ pub fn ComparePage() -> impl IntoView {
 fn CompareBody(v: CompareView) -> impl IntoView {
     let slug = v.frame.experiment.slug.clone();
     let path = format!("/experiments/{slug}/compare");
+    let verdicts = v.frame.verdicts.selected;
     let picker_href = {
         let path = path.clone();
-        Callback::new(move |ids: Vec<i64>| CompareRequest { runs: ids }.query().href(&path))
+        Callback::new(move |ids: Vec<i64>| CompareRequest { runs: ids, verdicts }.query().href(&path))
     };
-    let query = CompareRequest { runs: v.frame.selected.clone() }.query();
+    let verdict_href = {
+        let path = path.clone();
+        let runs = v.frame.selected.clone();
+        Callback::new(move |verdicts| CompareRequest { runs: runs.clone(), verdicts }.query().href(&path))
+    };
+    let query = CompareRequest { runs: v.frame.selected.clone(), verdicts }.query();
     let export = |chart: &'static str| {
         let slug = slug.clone();
         let query = query.clone();
@@ -59,6 +65,7 @@ fn CompareBody(v: CompareView) -> impl IntoView {
         {v.frame.experiment.is_demo.then(|| view! { <DemoBanner /> })}
         <ViewTabs slug=slug.clone() current="compare" />
         <MissingRuns frame=v.frame.clone() />
+        <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href />
         <div class="analysis-layout">
             <aside class="controls">
                 <RunPicker runs=v.frame.runs.clone() selected=v.frame.selected.clone() href=picker_href max=3 />

@@ -3,15 +3,16 @@
 use leptos::prelude::*;
 
 use crate::components::common::PageTitle;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::{
     api::{get_experiment, get_overview_view},
     components::chart::TableExport,
     components::common::{opt, percent, DemoBanner, ErrorBox, StageBadge},
-    model::{ExperimentDetail, RunRow},
-    pages::analysis::ViewTabs,
-    views::OverviewView,
+    model::{ExperimentDetail, RunRow, RunVerdicts},
+    pages::analysis::{VerdictSwitch, ViewTabs},
+    urlstate::Query,
+    views::{verdicts_from_query, OverviewView},
 };
 
 #[component]
@@ -44,6 +45,34 @@ pub fn ExperimentPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// How a run was graded, in one line: whose verdicts count by default, pass@1 under each when
+/// the file carries its own, and how often the file and caplens agree.
+pub fn verdict_summary(v: &RunVerdicts) -> String {
+    let Some(t) = v.tally.as_ref() else { return "—".into() };
+    let by = v.verdict_name.as_deref().unwrap_or("the file");
+    if t.graded_by_file == 0 {
+        return format!("caplens' verifier ({} graded, {} unverifiable)", t.graded_by_caplens, t.unverifiable);
+    }
+    if t.agree + t.disagree == 0 {
+        return format!("{by} (no reference for caplens)");
+    }
+    format!(
+        "{by}: {} · caplens: {} · agree on {} ({} differ)",
+        percent(v.pass_at_1_file),
+        percent(v.pass_at_1_caplens),
+        percent(t.agreement()),
+        t.disagree
+    )
+}
+
+/// The run's status, with how the tool's own run ended when not normally.
+pub fn run_status(run: &RunRow) -> String {
+    match &run.verdicts.tool_status {
+        Some(s) => format!("{} (the tool's run: {s})", run.status),
+        None => run.status.clone(),
     }
 }
 
@@ -102,6 +131,7 @@ fn ExperimentView(detail: ExperimentDetail) -> impl IntoView {
                             <th scope="col" class="num">"Problems"</th>
                             <th scope="col" class="num">"Rollouts"</th>
                             <th scope="col" class="num">"pass@1"</th>
+                            <th scope="col">"Verdicts"</th>
                             <th scope="col">"Sampling"</th>
                             <th scope="col">"Status"</th>
                         </tr>
@@ -124,6 +154,7 @@ fn ExperimentView(detail: ExperimentDetail) -> impl IntoView {
                                         <td class="num">{run.problems}</td>
                                         <td class="num">{run.rollouts}</td>
                                         <td class="num" data-testid="pass-at-1">{percent(run.pass_at_1)}</td>
+                                        <td class="verdicts" data-testid="run-verdicts">{verdict_summary(&run.verdicts)}</td>
                                         <td class="sampling">
                                             {format!(
                                                 "T={} · top-p={} · max {} tok",
@@ -132,7 +163,7 @@ fn ExperimentView(detail: ExperimentDetail) -> impl IntoView {
                                                 opt(run.max_tokens),
                                             )}
                                         </td>
-                                        <td>{run.status.clone()}</td>
+                                        <td data-testid="run-status">{run_status(&run)}</td>
                                     </tr>
                                 }
                             })
@@ -148,7 +179,9 @@ fn ExperimentView(detail: ExperimentDetail) -> impl IntoView {
 /// entropy and RBF when token data exists, quality-issue rates.
 #[component]
 fn ModelOverview(slug: String) -> impl IntoView {
-    let data = Resource::new(move || slug.clone(), get_overview_view);
+    let query = use_query_map();
+    let verdicts = move || query.with(|q| verdicts_from_query(&|k| q.get(k)));
+    let data = Resource::new(move || (slug.clone(), verdicts()), |(slug, v)| get_overview_view(slug, v));
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Computing the overview…"</p> }>
             {move || Suspend::new(async move {
@@ -165,13 +198,23 @@ fn ModelOverview(slug: String) -> impl IntoView {
 #[component]
 fn OverviewTable(v: OverviewView) -> impl IntoView {
     let slug = v.frame.experiment.slug.clone();
+    let verdict_href = {
+        let path = format!("/experiments/{slug}");
+        Callback::new(move |source: Option<caplens_analysis::verdicts::VerdictSource>| {
+            Query::new().set("verdicts", source.map_or("", |s| s.as_str())).href(&path)
+        })
+    };
+    let verdicts_param = v.frame.verdicts.selected.map_or("", |s| s.as_str());
     let num = |x: Option<f64>, d: usize| x.map(|v| format!("{v:.d$}")).unwrap_or_else(|| "—".into());
     let rows = v
         .rows
         .iter()
         .map(|r| {
             let depth = r.run.lineage_depth.min(4);
-            let passk = format!("/experiments/{slug}/passk?runs={}", r.run.id);
+            let passk = Query::new()
+                .set("runs", r.run.id)
+                .set("verdicts", verdicts_param)
+                .href(&format!("/experiments/{slug}/passk"));
             view! {
                 <tr data-run-id=r.run.id>
                     <td class=format!("lineage depth-{depth}")><a href=passk>{r.run.label.clone()}</a></td>
@@ -195,6 +238,7 @@ fn OverviewTable(v: OverviewView) -> impl IntoView {
     view! {
         <section aria-labelledby="models-heading">
             <h2 id="models-heading">"Models"</h2>
+            <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href />
             <p class="meta">
                 "Grouped by lineage (children under their parent). pass@max-k is at the largest k every problem was sampled; "
                 "unsolvable = no correct rollout in all n; distinct answers per problem (fig. 1b); entropy and RBF need token data."
@@ -249,6 +293,7 @@ mod tests {
             rollouts: 0,
             pass_at_1: None,
             lineage_depth: 0,
+            verdicts: Default::default(),
         }
     }
 

@@ -8,7 +8,9 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::api::get_passk_view;
 use crate::components::chart::{ChartView, TableExport};
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
-use crate::pages::analysis::{hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, RunPicker, ViewTabs};
+use crate::pages::analysis::{
+    hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, RunPicker, VerdictSwitch, ViewTabs,
+};
 use crate::views::{PasskRequest, PasskView};
 
 #[component]
@@ -64,6 +66,10 @@ fn PasskBody(v: PasskView) -> impl IntoView {
         })
     };
     let band_href = link(&|r| r.band = !r.band, hidden.get_untracked().join(","));
+    let verdict_href = {
+        let link = link.clone();
+        Callback::new(move |source| link(&|r| r.verdicts = source, hidden.get_untracked().join(",")))
+    };
     let tag_links = {
         let mut all = vec![(None::<String>, "all problems".to_string())];
         all.extend(v.tags.iter().map(|t| (Some(t.clone()), t.clone())));
@@ -92,6 +98,7 @@ fn PasskBody(v: PasskView) -> impl IntoView {
         {v.frame.experiment.is_demo.then(|| view! { <DemoBanner /> })}
         <ViewTabs slug=slug.clone() current="passk" />
         <MissingRuns frame=v.frame.clone() />
+        <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href />
         {v.tag_missing.then(|| view! {
             <p class="notice" role="status" data-testid="missing-tag">
                 {format!("No problem has the tag “{}”; showing all problems.", v.request.tag.clone().unwrap_or_default())}

@@ -342,7 +342,17 @@ fn stats_row(r: &ProblemRunStats, ks: &[u64], id: i64, state: Memo<ProblemQuery>
                 </a>
             </td>
             <td><StageBadge stage=r.stage.clone() /></td>
-            <td class="num" data-testid="cn">{format!("{}/{}", r.c, r.n)}</td>
+            <td class="num" data-testid="cn">
+                {format!("{}/{}", r.c, r.n)}
+                {match (r.c_file, r.c_caplens) {
+                    (Some(f), Some(c)) if f != c => Some(view! {
+                        <span class="verdict-split" data-testid="cn-split" title="correct under the file's verdicts / under caplens' verifier">
+                            {format!(" (file {f} · caplens {c})")}
+                        </span>
+                    }),
+                    _ => None,
+                }}
+            </td>
             {cells}
             <td class="num">{r.answers.len()}</td>
         </tr>
@@ -479,6 +489,9 @@ fn RolloutItem(
                     <span class=if row.correct { "verdict correct" } else { "verdict wrong" }>
                         {if row.correct { "✓ correct" } else { "✗ wrong" }}
                     </span>
+                    {verdict_disagreement(&row).map(|text| view! {
+                        <span class="verdict disagree" data-testid="verdict-disagree">{text}</span>
+                    })}
                 </a>
                 <span class="answer-cell">
                     {match row.answer.clone() {
@@ -570,4 +583,15 @@ mod tests {
         let b = ProblemQuery::from_map(&bad);
         assert_eq!((b.page, b.run), (1, None));
     }
+}
+
+/// "file ✓ · caplens ✗ (different)" when the file's verdict and caplens' differ on a rollout.
+fn verdict_disagreement(row: &RolloutRow) -> Option<String> {
+    let file = row.file_correct?;
+    let caplens = row.caplens_verdict?;
+    let by_caplens = caplens.correct()?;
+    (file != by_caplens).then(|| {
+        let mark = |ok: bool| if ok { "✓" } else { "✗" };
+        format!("file {} · caplens {} ({})", mark(file), mark(by_caplens), caplens.as_str().replace('_', " "))
+    })
 }

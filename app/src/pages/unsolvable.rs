@@ -9,7 +9,9 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::api::get_unsolvable_view;
 use crate::components::chart::{ChartView, TableExport};
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
-use crate::pages::analysis::{hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, RunPicker, ViewTabs};
+use crate::pages::analysis::{
+    hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, RunPicker, VerdictSwitch, ViewTabs,
+};
 use crate::views::{UnsolvableRequest, UnsolvableView};
 
 #[component]
@@ -53,6 +55,10 @@ fn UnsolvableBody(v: UnsolvableView) -> impl IntoView {
             r.runs = ids.clone();
             r.region.clear();
         }))
+    };
+    let verdict_href = {
+        let link = link.clone();
+        Callback::new(move |source| link(&|r| r.verdicts = source))
     };
     let export = |chart: &'static str| {
         let slug = slug.clone();
@@ -163,6 +169,7 @@ fn UnsolvableBody(v: UnsolvableView) -> impl IntoView {
         {v.frame.experiment.is_demo.then(|| view! { <DemoBanner /> })}
         <ViewTabs slug=slug.clone() current="unsolvable" />
         <MissingRuns frame=v.frame.clone() />
+        <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href />
         <div class="analysis-layout">
             <aside class="controls">
                 <RunPicker runs=v.frame.runs.clone() selected=v.frame.selected.clone() href=picker_href />

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     api::{create_token, list_imports},
     components::common::{ErrorBox, ListLoader, PageTitle},
-    model::{ImportView, ImportedRunView},
+    model::{verdict_tally_text, ImportView, ImportedRunView},
 };
 
 /// What `POST /api/v1/imports/detect` says about one file.
@@ -642,6 +642,7 @@ fn ImportResult(view: ImportView) -> impl IntoView {
     };
     let experiment = view.experiment.clone();
     let runs = view.runs.clone();
+    let has_runs = !runs.is_empty();
     view! {
         <div class=format!("result result-{}", view.status) data-testid="import-result">
             <h3>{heading}</h3>
@@ -654,16 +655,29 @@ fn ImportResult(view: ImportView) -> impl IntoView {
             {view.message.clone().map(|m| view! { <p class="message">{m}</p> })}
             <Show when={let has = !runs.is_empty(); move || has}>
                 <ul class="run-list">
-                    {runs.iter().map(|r: &ImportedRunView| view! {
-                        <li>
-                            {format!("Run {}: {} on {} — {} problems, {} rollouts, pass@1 {}",
-                                r.id, r.model, if r.dataset.is_empty() { "(no dataset)" } else { &r.dataset },
-                                r.problems, r.rollouts,
-                                r.pass_at_1.map_or("–".into(), |p| format!("{:.1}%", p * 100.0)))}
-                        </li>
+                    {runs.iter().map(|r: &ImportedRunView| {
+                        let pct = |p: Option<f64>| p.map_or("–".into(), |p| format!("{:.1}%", p * 100.0));
+                        let both = (r.pass_at_1_file != r.pass_at_1_caplens).then(|| format!(
+                            " (the file's verdicts: {}, caplens': {})", pct(r.pass_at_1_file), pct(r.pass_at_1_caplens)));
+                        view! {
+                            <li>
+                                {format!("Run {}: {} on {} — {} problems, {} rollouts, pass@1 {}",
+                                    r.id, r.model, if r.dataset.is_empty() { "(no dataset)" } else { &r.dataset },
+                                    r.problems, r.rollouts, pct(r.pass_at_1))}
+                                {both}
+                                {r.source.status.clone().map(|s| view! {
+                                    <span class="notice-inline" data-testid="tool-status">
+                                        {format!(" — the {} run in this file ended as “{s}”", r.source.tool.clone().unwrap_or_else(|| "tool's".into()))}
+                                    </span>
+                                })}
+                            </li>
+                        }
                     }).collect_view()}
                 </ul>
             </Show>
+            {view.verdicts.filter(|_| has_runs).map(|t| view! {
+                <p class="meta" data-testid="import-verdicts">{format!("Graded: {}.", verdict_tally_text(&t))}</p>
+            })}
             <Show when={let has = !view.errors.is_empty(); move || has}>
                 <details open>
                     <summary>"Rejected rows (first ones)"</summary>

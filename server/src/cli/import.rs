@@ -184,9 +184,11 @@ pub fn print_report(report: &ImportReport, json: bool, out: &mut dyn Write) -> i
             report.rows_rejected
         );
         for run in &report.runs {
+            let pct = |p: Option<f64>| p.map_or("-".to_string(), |p| format!("{:.2}%", p * 100.0));
+            let both = run.verdicts.graded_by_file > 0 && run.pass_at_1_file != run.pass_at_1_caplens;
             let _ = writeln!(
                 out,
-                "  run {}: model {} on {}: {} problems, {} rollouts, pass@1 {}",
+                "  run {}: model {} on {}: {} problems, {} rollouts, pass@1 {}{}",
                 run.id,
                 run.model,
                 if run.dataset.is_empty() {
@@ -196,9 +198,28 @@ pub fn print_report(report: &ImportReport, json: bool, out: &mut dyn Write) -> i
                 },
                 run.problems,
                 run.rollouts,
-                run.pass_at_1
-                    .map_or("-".to_string(), |p| format!("{:.2}%", p * 100.0))
+                pct(run.pass_at_1),
+                if both {
+                    format!(
+                        " ({} verdicts; the file's {}, caplens' {})",
+                        run.default_verdicts.as_str(),
+                        pct(run.pass_at_1_file),
+                        pct(run.pass_at_1_caplens)
+                    )
+                } else {
+                    String::new()
+                }
             );
+            if let Some(status) = &run.source.status {
+                let _ = writeln!(
+                    out,
+                    "    note: the {} run in this file ended as {status:?}; its rollouts are what it got to",
+                    run.source.tool.as_deref().unwrap_or("tool's")
+                );
+            }
+        }
+        if !report.runs.is_empty() {
+            let _ = writeln!(out, "  graded: {}", caplens_app::model::verdict_tally_text(&report.verdicts));
         }
         if let Some(e) = &report.experiment {
             if report.status == ImportStatus::Completed {
@@ -209,7 +230,19 @@ pub fn print_report(report: &ImportReport, json: bool, out: &mut dyn Write) -> i
             let _ = writeln!(out, "  rejected: {e}");
         }
         if let Some(m) = &report.message {
-            let _ = writeln!(out, "  {m}");
+            // A failure caused by one bad row is that row's error: print it once.
+            if !report.errors.iter().any(|e| e == m) {
+                let _ = writeln!(out, "  {m}");
+            }
+        }
+        if report.status == ImportStatus::Failed
+            && report.rows_rejected > 0
+            && !report.params.skip_invalid.unwrap_or(false)
+        {
+            let _ = writeln!(
+                out,
+                "  nothing was stored; to import the valid rows and skip the bad ones, run again with --skip-invalid (skip_invalid=true)"
+            );
         }
     }
     match report.status {

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use caplens_analysis::quality::QualityChecks;
 use caplens_analysis::rollup::RunRollup;
+use caplens_analysis::verdicts::VerdictSource;
 use caplens_analysis::token_stats::{RolloutTokens, TokenStatsAccumulator};
 use generate::{
     generate_demo, DemoConfig, DemoData, DemoExperiment, DemoModel, DemoRollout, DemoRun,
@@ -401,7 +402,7 @@ async fn store_runs(
             .iter()
             .enumerate()
             .filter(|(_, p)| p.n() > 0)
-            .map(|(i, p)| ProblemStats::of_rollup(shared.problem_ids[i], i, p))
+            .map(|(i, p)| ProblemStats::of_rollup(shared.problem_ids[i], i, p, VerdictSource::File))
             .collect();
         catalog::insert_problem_stats(tx, run_id, &stats).await?;
         let token_stats = token_stats

@@ -26,6 +26,7 @@ use caplens_analysis::rollup::RunRollup;
 use caplens_analysis::token_stats::{RolloutTokens, TokenStatsAccumulator, TraceTokens};
 use caplens_analysis::tokens::{rollout_token_means, RolloutTokenMeans};
 use caplens_analysis::trace::{encode, TokenTrace, TopAlternative};
+use caplens_analysis::verdicts::{CaplensVerdict, RolloutVerdicts, VerdictSource, VerdictTally};
 use caplens_analysis::verifier::{extract_answer, verify, Verdict};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -33,7 +34,7 @@ use tokio::sync::mpsc;
 
 use super::{
     detect, importer, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome,
-    RecordSink, RolloutRecord,
+    RecordSink, RolloutRecord, SourceInfo,
 };
 use crate::error::StoreError;
 use crate::storage::blobs::{BlobStore, TracePack};
@@ -46,7 +47,7 @@ const BATCH_ROWS: usize = 2048;
 const BATCH_BYTES: usize = 8 << 20;
 /// Batches waiting in the channel.
 const CHANNEL_BATCHES: usize = 4;
-/// Rows per multi-row INSERT: 15 columns x 512 rows stays under both databases' parameter
+/// Rows per multi-row INSERT: 17 columns x 512 rows stays under both databases' parameter
 /// limits (SQLite 32766, PostgreSQL 65535).
 const INSERT_ROWS: usize = 512;
 /// Rejected rows' errors kept for the report.
@@ -81,7 +82,8 @@ pub struct ImportParams {
     pub seed: Option<i64>,
     /// Skip invalid rows (reported) instead of failing the import.
     pub skip_invalid: Option<bool>,
-    /// Grade every rollout with the verifier, ignoring verdicts in the file.
+    /// Show caplens' verdicts by default instead of the file's (both are stored either way;
+    /// `verdicts=` switches any view).
     pub regrade: Option<bool>,
 }
 
@@ -231,7 +233,22 @@ pub struct ImportedRun {
     pub dataset: String,
     pub problems: u64,
     pub rollouts: u64,
+    /// pass@1 under the run's default verdicts (`default_verdicts`).
     pub pass_at_1: Option<f64>,
+    /// pass@1 under the file's and under caplens' verdicts.
+    #[serde(default)]
+    pub pass_at_1_file: Option<f64>,
+    #[serde(default)]
+    pub pass_at_1_caplens: Option<f64>,
+    /// Whose verdicts the run shows by default.
+    #[serde(default)]
+    pub default_verdicts: VerdictSource,
+    /// How its rollouts were graded.
+    #[serde(default)]
+    pub verdicts: VerdictTally,
+    /// What the file said about the run (tool, run identity, status).
+    #[serde(default)]
+    pub source: SourceInfo,
 }
 
 /// The state and result of an import: `GET /api/v1/imports/{id}`.
@@ -251,6 +268,9 @@ pub struct ImportReport {
     pub rows_rejected: u64,
     /// The first rejected rows' errors (`FILE:LINE: field "F": message`).
     pub errors: Vec<String>,
+    /// How the stored rollouts were graded (the file's verdicts, caplens' verifier), over runs.
+    #[serde(default)]
+    pub verdicts: VerdictTally,
     pub runs: Vec<ImportedRun>,
     /// Why it failed, or what it duplicates.
     pub message: Option<String>,
@@ -339,7 +359,7 @@ enum Failure {
     #[error("database: {0}")]
     Store(#[from] StoreError),
     #[error("duplicate")]
-    Duplicate { of: String, runs: Vec<i64> },
+    Duplicate { of: String, runs: Vec<i64>, why: String },
 }
 
 /// Runs one import to its end and returns its report; the report is also stored in the
@@ -365,6 +385,7 @@ pub async fn run_import(
         rows_stored: 0,
         rows_rejected: 0,
         errors: Vec::new(),
+        verdicts: VerdictTally::default(),
         runs: Vec::new(),
         message: None,
         duplicate_of: None,
@@ -384,14 +405,15 @@ pub async fn run_import(
             // The completed row was written inside the import's transaction.
             return report;
         }
-        Err(Failure::Duplicate { of, runs }) => {
+        Err(Failure::Duplicate { of, runs, why }) => {
             report.status = ImportStatus::Duplicate;
             report.duplicate_of = Some(of.clone());
             report.message = Some(format!(
-                "already imported: the same files for the same model and dataset were imported by {of} (runs {}); nothing was added",
+                "already imported as {why}, by {of} (runs {}); nothing was added",
                 runs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
             ));
             report.rows_stored = 0;
+            report.runs.clear();
         }
         Err(e) => {
             report.status = ImportStatus::Failed;
@@ -474,8 +496,9 @@ async fn prepare_and_store(
     let (sender, mut receiver) = mpsc::channel::<Vec<Prepared>>(CHANNEL_BATCHES);
     let parser_progress = progress.clone();
     let skip_invalid = params.skip_invalid.unwrap_or(false);
-    let regrade = params.regrade.unwrap_or(false);
-    let parser = tokio::task::spawn_blocking(move || -> Result<(), ReadStop> {
+    // What each file says about its run (SourceInfo), collected by the parser.
+    let parser = tokio::task::spawn_blocking(move || -> Result<Vec<SourceInfo>, ReadStop> {
+        let mut sources = Vec::with_capacity(plans.len());
         for (file_index, plan) in plans.iter().enumerate() {
             let mut sink = PrepareSink {
                 file_index,
@@ -484,13 +507,14 @@ async fn prepare_and_store(
                 batch: Vec::new(),
                 batch_bytes: 0,
                 skip_invalid,
-                regrade,
+                source: SourceInfo::default(),
                 progress: &parser_progress,
             };
             importer(plan.format).read(&plan.input, &mut sink)?;
             sink.flush()?;
+            sources.push(sink.source);
         }
-        Ok(())
+        Ok(sources)
     });
     let mut write_result: Result<(), Failure> = Ok(());
     while let Some(batch) = receiver.recv().await {
@@ -505,15 +529,22 @@ async fn prepare_and_store(
         .await
         .map_err(|e| Failure::Invalid(format!("the reader stopped unexpectedly: {e}")))?;
     write_result?;
-    match parsed {
-        Ok(()) => {}
+    let sources = match parsed {
+        Ok(sources) => sources,
         Err(ReadStop::Input(e)) => return Err(Failure::Input(e)),
         Err(ReadStop::Sink(m)) => return Err(Failure::Invalid(m)),
-    }
-    if writer.runs.is_empty() {
-        return Err(Failure::Invalid(
-            "the files hold no valid record; nothing was imported".into(),
-        ));
+    };
+    writer.sources = sources;
+    if writer.runs.iter().all(|r| r.rows == 0) {
+        let rejected = progress.rows_rejected.load(Ordering::Relaxed);
+        return Err(Failure::Invalid(if rejected > 0 {
+            format!(
+                "every record was rejected ({rejected}); nothing was imported. First error: {}",
+                progress.errors().first().map(String::as_str).unwrap_or("")
+            )
+        } else {
+            "the files hold no valid record; nothing was imported".into()
+        }));
     }
     let hashes = hashing
         .await
@@ -523,6 +554,10 @@ async fn prepare_and_store(
     }
     let content_hash = content_hash(&report.files);
     report.runs = writer.finish(&mut tx, &experiment, &content_hash).await?;
+    report.verdicts = VerdictTally::default();
+    for run in &report.runs {
+        report.verdicts.merge(&run.verdicts);
+    }
     report.rows_stored = progress.rows_stored.load(Ordering::Relaxed);
     report.rows_read = progress.rows_read.load(Ordering::Relaxed);
     report.rows_rejected = progress.rows_rejected.load(Ordering::Relaxed);
@@ -579,9 +614,11 @@ enum PreparedKind {
         c: u64,
     },
     Rollout {
-        /// `None`: no verdict and no reference in the file; graded by the writer against the
-        /// stored reference.
-        correct: Option<bool>,
+        /// The file's verdict.
+        file_correct: Option<bool>,
+        /// caplens' verdict against the file's reference; `None`: the file has no reference,
+        /// graded by the writer against the stored one.
+        caplens: Option<CaplensVerdict>,
         response: Option<String>,
         answer: Option<String>,
         finish_reason: Option<String>,
@@ -601,7 +638,8 @@ struct PrepareSink<'a> {
     batch: Vec<Prepared>,
     batch_bytes: usize,
     skip_invalid: bool,
-    regrade: bool,
+    /// What the file says about its run.
+    source: SourceInfo,
     progress: &'a ImportProgress,
 }
 
@@ -619,9 +657,14 @@ impl PrepareSink<'_> {
 }
 
 impl RecordSink for PrepareSink<'_> {
+    fn source(&mut self, info: SourceInfo) -> Result<(), ReadStop> {
+        self.source = info;
+        Ok(())
+    }
+
     fn record(&mut self, record: RolloutRecord) -> Result<(), ReadStop> {
         self.progress.rows_read.fetch_add(1, Ordering::Relaxed);
-        match prepare(record, self.file_index, self.regrade) {
+        match prepare(record, self.file_index) {
             Ok((prepared, bytes)) => {
                 self.batch.push(prepared);
                 self.batch_bytes += bytes;
@@ -650,11 +693,7 @@ impl RecordSink for PrepareSink<'_> {
 type PrepareError = (u64, &'static str, String);
 
 /// Grades, checks and encodes one record (CPU work, off the async runtime).
-fn prepare(
-    record: RolloutRecord,
-    file_index: usize,
-    regrade: bool,
-) -> Result<(Prepared, usize), PrepareError> {
+fn prepare(record: RolloutRecord, file_index: usize) -> Result<(Prepared, usize), PrepareError> {
     let RolloutRecord {
         line,
         model,
@@ -683,12 +722,14 @@ fn prepare(
                     .and_then(extract_answer)
                     .map(|e| e.answer)
             });
-            let correct = match (outcome, &reference) {
-                (RecordOutcome::Graded(v), _) if !regrade => Some(v),
-                (_, Some(reference)) => Some(grade(answer.as_deref(), reference)),
-                (RecordOutcome::Graded(v), None) => Some(v),
+            let file_correct = match outcome {
+                RecordOutcome::Graded(v) => Some(v),
                 _ => None,
             };
+            let caplens = reference
+                .as_deref()
+                .filter(|r| !r.trim().is_empty())
+                .map(|r| caplens_verdict(answer.as_deref(), r));
             let checks = response.as_deref().map(QualityChecks::of);
             let (means, trace, digest, token_count) = match &tokens {
                 Some(t) => {
@@ -708,7 +749,8 @@ fn prepare(
                 None => (RolloutTokenMeans::default(), None, None, None),
             };
             PreparedKind::Rollout {
-                correct,
+                file_correct,
+                caplens,
                 response,
                 answer,
                 finish_reason,
@@ -740,7 +782,20 @@ fn prepare(
 /// The verifier's verdict on an answer (none = wrong; unverifiable = wrong). The one grading
 /// rule: imports, evaluation runs and interventions all use it.
 pub fn grade(answer: Option<&str>, reference: &str) -> bool {
-    answer.is_some_and(|a| verify(a, reference) == Verdict::Equal)
+    caplens_verdict(answer, reference) == CaplensVerdict::Equal
+}
+
+/// caplens' verdict on an answer against a (non-empty) reference, keeping apart "no answer found"
+/// and "could not decide" for the import report.
+pub fn caplens_verdict(answer: Option<&str>, reference: &str) -> CaplensVerdict {
+    match answer {
+        None => CaplensVerdict::NoAnswer,
+        Some(a) => match verify(a, reference) {
+            Verdict::Equal => CaplensVerdict::Equal,
+            Verdict::Different => CaplensVerdict::Different,
+            Verdict::Unverifiable => CaplensVerdict::Unverifiable,
+        },
+    }
 }
 
 /// The token trace (analysis::trace, stored as CLTT) of a rollout's token data.
@@ -818,6 +873,11 @@ struct RunState {
     pack: Option<TracePack>,
     pack_key: Option<String>,
     rollouts: u64,
+    /// Records stored (rollouts and counts records): a run with none is not kept.
+    rows: u64,
+    /// The file the run was first seen in (its SourceInfo is the run's).
+    file_index: usize,
+    verdicts: VerdictTally,
     token_stats: TokenStatsAccumulator,
 }
 
@@ -828,7 +888,9 @@ struct RolloutRow {
     sample_index: i64,
     response: Option<String>,
     answer: Option<String>,
+    /// Under the run's default verdict source.
     correct: bool,
+    verdicts: RolloutVerdicts,
     token_count: Option<i64>,
     finish_reason: Option<String>,
     means: RolloutTokenMeans,
@@ -851,6 +913,10 @@ struct Writer<'a> {
     file_names: Vec<String>,
     /// What each file says about model, dataset and sampling (fallbacks after the params).
     hints: Vec<FileHints>,
+    /// What each file says about its run (known once the files are read).
+    sources: Vec<SourceInfo>,
+    /// Whose verdicts the runs show by default: the file's, or caplens' when regrading.
+    default_source: VerdictSource,
 }
 
 impl<'a> Writer<'a> {
@@ -867,6 +933,12 @@ impl<'a> Writer<'a> {
             rows: Vec::new(),
             file_names: Vec::new(),
             hints: Vec::new(),
+            sources: Vec::new(),
+            default_source: if params.regrade.unwrap_or(false) {
+                VerdictSource::Caplens
+            } else {
+                VerdictSource::File
+            },
         }
     }
 
@@ -960,9 +1032,11 @@ impl<'a> Writer<'a> {
         match p.kind {
             PreparedKind::Counts { n, c } => {
                 state.rollup.problem(index).push_counts(n, c);
+                state.rows += 1;
             }
             PreparedKind::Rollout {
-                correct,
+                file_correct,
+                caplens,
                 response,
                 answer,
                 finish_reason,
@@ -972,23 +1046,33 @@ impl<'a> Writer<'a> {
                 trace,
                 tokens,
             } => {
-                let correct = match correct {
-                    Some(v) => v,
-                    None if !stored_reference.is_empty() => grade(answer.as_deref(), &stored_reference),
-                    None => {
-                        return Ok(Err((
-                            p.file_index,
-                            "reference",
-                            format!(
-                                "no verdict and no reference answer for problem {:?}: give the reference in the file, or import the dataset's problems first",
-                                p.problem_id
-                            ),
-                        )))
+                let caplens = caplens.unwrap_or_else(|| {
+                    if stored_reference.trim().is_empty() {
+                        CaplensVerdict::NoReference
+                    } else {
+                        caplens_verdict(answer.as_deref(), &stored_reference)
                     }
+                });
+                let verdicts = RolloutVerdicts { file: file_correct, caplens };
+                let (Some(by_file), Some(by_caplens)) =
+                    (verdicts.under(VerdictSource::File), verdicts.under(VerdictSource::Caplens))
+                else {
+                    return Ok(Err((
+                        p.file_index,
+                        "reference",
+                        format!(
+                            "no verdict and no reference answer for problem {:?}: give the reference in the file, or import the dataset's problems first",
+                            p.problem_id
+                        ),
+                    )));
                 };
-                let sample_index = match state.rollup.problem(index).push_rollout(
+                let correct = match self.default_source {
+                    VerdictSource::File => by_file,
+                    VerdictSource::Caplens => by_caplens,
+                };
+                let sample_index = match state.rollup.problem(index).push_rollout_graded(
                     p.sample,
-                    correct,
+                    [by_file, by_caplens],
                     answer.as_deref(),
                 ) {
                     Ok(s) => s,
@@ -1019,6 +1103,8 @@ impl<'a> Writer<'a> {
                     None => None,
                 };
                 state.rollouts += 1;
+                state.rows += 1;
+                state.verdicts.push(verdicts);
                 self.rows.push(RolloutRow {
                     run_id: state.run_id,
                     problem_id,
@@ -1027,6 +1113,7 @@ impl<'a> Writer<'a> {
                     response,
                     answer,
                     correct,
+                    verdicts,
                     token_count,
                     finish_reason,
                     means,
@@ -1103,6 +1190,9 @@ impl<'a> Writer<'a> {
             pack: None,
             pack_key: None,
             rollouts: 0,
+            rows: 0,
+            file_index,
+            verdicts: VerdictTally::default(),
             token_stats: TokenStatsAccumulator::new(),
         });
         self.run_index.insert(key, self.runs.len() - 1);
@@ -1282,8 +1372,9 @@ impl<'a> Writer<'a> {
             let sql = format!(
                 "INSERT INTO rollouts (run_id, problem_id, sample_index, response, extracted_answer,
                    correct, token_count, finish_reason, mean_entropy, mean_rbf, perplexity,
-                   quality_flags, trace_key, trace_offset, trace_length) VALUES {}",
-                catalog::values_placeholders(tx, chunk.len(), 15)
+                   quality_flags, trace_key, trace_offset, trace_length, file_correct,
+                   caplens_verdict) VALUES {}",
+                catalog::values_placeholders(tx, chunk.len(), 17)
             );
             // Not a cached prepared statement on PostgreSQL: sqlx 0.8's Any driver binds a NULL
             // f64 as float4, and a statement prepared with that type then rejects a later
@@ -1305,7 +1396,9 @@ impl<'a> Writer<'a> {
                     .bind(r.flags)
                     .bind(r.trace.as_ref().map(|t| t.0.as_str()))
                     .bind(r.trace.as_ref().map(|t| t.1 as i64))
-                    .bind(r.trace.as_ref().map(|t| t.2 as i64));
+                    .bind(r.trace.as_ref().map(|t| t.2 as i64))
+                    .bind(r.verdicts.file.map(i64::from))
+                    .bind(r.verdicts.caplens.code());
             }
             db(q.execute(&mut **tx).await)?;
         }
@@ -1326,8 +1419,17 @@ impl<'a> Writer<'a> {
         let experiment_id = find_or_create_experiment(tx, experiment).await?;
         let mut out = Vec::new();
         for state in &mut self.runs {
-            let earlier: Option<(i64, Option<String>)> = db(sqlx::query_as(
-                "SELECT r.id, r.import_id FROM runs r JOIN runs me ON me.id = $1
+            if state.rows == 0 {
+                // Every record of this run was rejected (skipped): keep no empty run.
+                if let Some(pack) = state.pack.take() {
+                    pack.finish()?;
+                }
+                catalog::delete_run(tx, state.run_id).await?;
+                continue;
+            }
+            let source = self.sources.get(state.file_index).cloned().unwrap_or_default();
+            let earlier: Option<(i64, Option<String>, String)> = db(sqlx::query_as(
+                "SELECT r.id, r.import_id, r.label FROM runs r JOIN runs me ON me.id = $1
                  WHERE r.model_id = me.model_id AND r.dataset_id = me.dataset_id
                    AND r.source_hash = $2 AND r.id <> me.id AND r.status = 'completed'
                  ORDER BY r.id LIMIT 1",
@@ -1336,15 +1438,34 @@ impl<'a> Writer<'a> {
             .bind(content_hash)
             .fetch_optional(&mut **tx)
             .await)?;
-            if let Some((run, import)) = earlier {
+            if let Some((run, import, label)) = earlier {
                 return Err(Failure::Duplicate {
                     of: import.unwrap_or_else(|| format!("run {run}")),
                     runs: vec![run],
+                    why: format!(
+                        "run {run} ({label:?}): the same files for the same model and dataset"
+                    ),
                 });
+            }
+            if let Some(identity) = &source.run_identity {
+                if let Some((run, import, label)) =
+                    catalog::run_with_source_identity(tx, identity, state.dataset_id, state.run_id)
+                        .await?
+                {
+                    return Err(Failure::Duplicate {
+                        of: import.unwrap_or_else(|| format!("run {run}")),
+                        runs: vec![run],
+                        why: format!(
+                            "run {run} ({label:?}): the same {} run ({identity}), perhaps from another file of it (.eval / .json)",
+                            source.tool.as_deref().unwrap_or("tool's")
+                        ),
+                    });
+                }
             }
             if let Some(pack) = state.pack.take() {
                 pack.finish()?;
             }
+            let default = state.verdicts.default_source(self.default_source == VerdictSource::Caplens);
             let stats: Vec<catalog::ProblemStats> = state
                 .rollup
                 .problems
@@ -1352,11 +1473,13 @@ impl<'a> Writer<'a> {
                 .zip(&state.problem_ids)
                 .enumerate()
                 .map(|(position, (p, &problem_id))| {
-                    catalog::ProblemStats::of_rollup(problem_id, position, p)
+                    catalog::ProblemStats::of_rollup(problem_id, position, p, default)
                 })
                 .collect();
             catalog::insert_problem_stats(tx, state.run_id, &stats).await?;
-            let aggregates = state.rollup.aggregates();
+            let aggregates = state.rollup.aggregates_under(default);
+            let [pass_file, pass_caplens] = VerdictSource::ALL
+                .map(|s| state.rollup.aggregates_under(s).summary.pass_at_1);
             let max_n = stats.iter().map(|s| s.n).max();
             let token_stats = std::mem::take(&mut state.token_stats)
                 .finish()
@@ -1372,6 +1495,15 @@ impl<'a> Writer<'a> {
             .bind(state.run_id)
             .execute(&mut **tx)
             .await)?;
+            catalog::set_run_verdicts(
+                tx,
+                state.run_id,
+                default,
+                &state.verdicts,
+                &serde_json::to_string(&source).expect("source info serialises"),
+                source.run_identity.as_deref(),
+            )
+            .await?;
             catalog::link_run(tx, experiment_id, state.run_id).await?;
             out.push(ImportedRun {
                 id: state.run_id,
@@ -1380,6 +1512,11 @@ impl<'a> Writer<'a> {
                 problems: stats.len() as u64,
                 rollouts: stats.iter().map(|s| s.n as u64).sum(),
                 pass_at_1: aggregates.summary.pass_at_1,
+                pass_at_1_file: pass_file,
+                pass_at_1_caplens: pass_caplens,
+                default_verdicts: default,
+                verdicts: state.verdicts,
+                source,
             });
         }
         Ok(out)
@@ -1519,6 +1656,11 @@ pub async fn load_report(store: &Store, id: &str) -> Result<Option<ImportReport>
     .await)?;
     let params: ImportParams = serde_json::from_str(&row.3).unwrap_or_default();
     let status = ImportStatus::parse(&row.1);
+    let runs: Vec<ImportedRun> = serde_json::from_str(&row.9).unwrap_or_default();
+    let mut verdicts = VerdictTally::default();
+    for run in &runs {
+        verdicts.merge(&run.verdicts);
+    }
     Ok(Some(ImportReport {
         id: row.0,
         status,
@@ -1542,7 +1684,8 @@ pub async fn load_report(store: &Store, id: &str) -> Result<Option<ImportReport>
         rows_stored: row.6 as u64,
         rows_rejected: row.7 as u64,
         errors: serde_json::from_str(&row.8).unwrap_or_default(),
-        runs: serde_json::from_str(&row.9).unwrap_or_default(),
+        verdicts,
+        runs,
         message: row.10,
         duplicate_of: row.11,
         created_at: row.12,

@@ -186,6 +186,7 @@ impl ImportService {
             rows_stored: p.rows_stored.load(Ordering::Relaxed),
             rows_rejected: p.rows_rejected.load(Ordering::Relaxed),
             errors,
+            verdicts: Default::default(),
             runs: Vec::new(),
             message: None,
             duplicate_of: None,

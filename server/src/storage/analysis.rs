@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use caplens_analysis::rollup::RunAggregates;
+use caplens_analysis::verdicts::VerdictSource;
 use caplens_app::model::{ExperimentSummary, RunRow};
 
 use super::{db, Store};
@@ -37,6 +38,25 @@ pub struct RunData {
 pub struct ExperimentData {
     pub summary: ExperimentSummary,
     pub runs: Vec<RunData>,
+    /// Whose verdicts `ProblemStat::c` counts (`None`: each run's default).
+    pub verdicts: Option<VerdictSource>,
+}
+
+/// The `run_problem_stats` expressions (alias `s`) of the correct count and the first correct
+/// sample under `verdicts` (`None`: the run's default, columns `c` / `first_correct_sample`).
+/// Rows written before verdicts were kept apart have NULL per-source columns: `c` is both.
+pub fn verdict_columns(verdicts: Option<VerdictSource>) -> (&'static str, &'static str) {
+    match verdicts {
+        None => ("s.c", "s.first_correct_sample"),
+        Some(VerdictSource::File) => (
+            "COALESCE(s.c_file, s.c)",
+            "CASE WHEN s.c_file IS NULL THEN s.first_correct_sample ELSE s.first_correct_file END",
+        ),
+        Some(VerdictSource::Caplens) => (
+            "COALESCE(s.c_caplens, s.c)",
+            "CASE WHEN s.c_caplens IS NULL THEN s.first_correct_sample ELSE s.first_correct_caplens END",
+        ),
+    }
 }
 
 impl Store {
@@ -57,23 +77,28 @@ impl Store {
         Ok(row.map(|(id, count, max, fin)| format!("{id}:{count}:{max}:{}", fin.unwrap_or_default())))
     }
 
-    pub async fn experiment_data(&self, slug: &str) -> Result<Option<ExperimentData>, StoreError> {
+    /// An experiment's runs and per-problem aggregates, with each run's correct counts under
+    /// `verdicts` (`None`: each run's default source).
+    pub async fn experiment_data(
+        &self,
+        slug: &str,
+        verdicts: Option<VerdictSource>,
+    ) -> Result<Option<ExperimentData>, StoreError> {
         let Some(detail) = self.experiment(slug).await? else { return Ok(None) };
         let runs: Vec<RunRow> = detail.runs.into_iter().filter(|r| r.status == "completed").collect();
         type StatRow = (i64, i64, String, String, String, i64, i64, Option<i64>, i64, i64);
-        let stats: Vec<StatRow> = db(sqlx::query_as(
-            "SELECT s.run_id, s.problem_id, d.name, p.problem_key, p.tags, s.n, s.c,
-                    s.first_correct_sample, s.order_known, s.distinct_answers
+        let (c, first) = verdict_columns(verdicts);
+        let sql = format!(
+            "SELECT s.run_id, s.problem_id, d.name, p.problem_key, p.tags, s.n, {c},
+                    {first}, s.order_known, s.distinct_answers
              FROM run_problem_stats s JOIN problems p ON p.id = s.problem_id
              JOIN datasets d ON d.id = p.dataset_id
              JOIN experiment_runs er ON er.run_id = s.run_id
              JOIN experiments e ON e.id = er.experiment_id
              WHERE e.slug = $1
-             ORDER BY s.run_id, s.position, s.problem_id",
-        )
-        .bind(slug)
-        .fetch_all(&self.pool)
-        .await)?;
+             ORDER BY s.run_id, s.position, s.problem_id"
+        );
+        let stats: Vec<StatRow> = db(sqlx::query_as(&sql).bind(slug).fetch_all(&self.pool).await)?;
         let aggregates: Vec<(i64, Option<String>)> = db(sqlx::query_as(
             "SELECT r.id, r.aggregates FROM runs r JOIN experiment_runs er ON er.run_id = r.id
              JOIN experiments e ON e.id = er.experiment_id WHERE e.slug = $1",
@@ -109,6 +134,7 @@ impl Store {
             });
         }
         Ok(Some(ExperimentData {
+            verdicts,
             summary: detail.summary,
             runs: runs
                 .into_iter()

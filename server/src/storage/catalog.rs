@@ -8,8 +8,10 @@ use std::collections::HashMap;
 
 use caplens_app::model::{
     lineage_forest, DatasetRow, ExperimentDetail, ExperimentSummary, LineageNode, ModelRow, RunRow,
+    RunVerdicts,
 };
 use sqlx::{any::AnyRow, Any, Row, Transaction};
+use caplens_analysis::verdicts::{VerdictSource, VerdictTally};
 
 use super::{db, Store};
 use crate::error::StoreError;
@@ -22,7 +24,12 @@ const RUN_SELECT: &str = "
            (SELECT CAST(COALESCE(SUM(s.n), 0) AS BIGINT) FROM run_problem_stats s
              WHERE s.run_id = r.id) AS rollouts,
            (SELECT AVG(CAST(s.c AS DOUBLE PRECISION) / s.n) FROM run_problem_stats s
-             WHERE s.run_id = r.id AND s.n > 0) AS pass_at_1
+             WHERE s.run_id = r.id AND s.n > 0) AS pass_at_1,
+           (SELECT AVG(CAST(COALESCE(s.c_file, s.c) AS DOUBLE PRECISION) / s.n) FROM run_problem_stats s
+             WHERE s.run_id = r.id AND s.n > 0) AS pass_at_1_file,
+           (SELECT AVG(CAST(COALESCE(s.c_caplens, s.c) AS DOUBLE PRECISION) / s.n) FROM run_problem_stats s
+             WHERE s.run_id = r.id AND s.n > 0) AS pass_at_1_caplens,
+           r.default_verdicts, r.verdict_tally, r.source_info
     FROM runs r
     JOIN models m ON m.id = r.model_id
     LEFT JOIN models p ON p.id = m.parent_id
@@ -48,6 +55,35 @@ fn run_row(row: &AnyRow) -> Result<RunRow, sqlx::Error> {
         rollouts: row.try_get("rollouts")?,
         pass_at_1: row.try_get("pass_at_1")?,
         lineage_depth: 0,
+        verdicts: run_verdicts(row)?,
+    })
+}
+
+/// The verdict columns of a run row (`RUN_SELECT`).
+fn run_verdicts(row: &AnyRow) -> Result<RunVerdicts, sqlx::Error> {
+    #[derive(serde::Deserialize, Default)]
+    struct Source {
+        tool: Option<String>,
+        status: Option<String>,
+        verdict: Option<String>,
+    }
+    let source: Source = row
+        .try_get::<Option<String>, _>("source_info")?
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    Ok(RunVerdicts {
+        default: row
+            .try_get::<Option<String>, _>("default_verdicts")?
+            .and_then(|s| VerdictSource::parse(&s))
+            .unwrap_or_default(),
+        tally: row
+            .try_get::<Option<String>, _>("verdict_tally")?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        pass_at_1_file: row.try_get("pass_at_1_file")?,
+        pass_at_1_caplens: row.try_get("pass_at_1_caplens")?,
+        tool: source.tool,
+        tool_status: source.status,
+        verdict_name: source.verdict,
     })
 }
 
@@ -251,9 +287,13 @@ pub struct ProblemStats {
     /// Order of first appearance of the problem in the run.
     pub position: i64,
     pub n: i64,
+    /// Correct samples under the run's default verdict source.
     pub c: i64,
-    /// 0-based position of the first correct rollout in sampling order.
+    /// 0-based position of the first correct rollout in sampling order (default source).
     pub first_correct_sample: Option<i64>,
+    /// `c` and `first_correct_sample` under the file's and under caplens' verdicts
+    /// (`analysis::verdicts`), indexed like `VerdictSource::ALL`.
+    pub by_source: [(i64, Option<i64>); 2],
     pub distinct_answers: i64,
     /// False when count-only data contributed (no order).
     pub order_known: bool,
@@ -262,19 +302,26 @@ pub struct ProblemStats {
 }
 
 impl ProblemStats {
-    /// The stored row of one problem's rollup (the demo and imports write the same thing).
+    /// The stored row of one problem's rollup (the demo and imports write the same thing), with
+    /// `default` the run's default verdict source.
     pub fn of_rollup(
         problem_id: i64,
         position: usize,
         p: &caplens_analysis::rollup::ProblemRollup,
+        default: VerdictSource,
     ) -> Self {
-        let outcome = p.outcome();
+        let by_source = VerdictSource::ALL.map(|source| {
+            let outcome = p.outcome_under(source);
+            (outcome.c as i64, outcome.first_correct_position.map(|x| x as i64))
+        });
+        let outcome = p.outcome_under(default);
         ProblemStats {
             problem_id,
             position: position as i64,
             n: p.n() as i64,
-            c: p.c() as i64,
+            c: outcome.c as i64,
             first_correct_sample: outcome.first_correct_position.map(|x| x as i64),
+            by_source,
             distinct_answers: p.answers().len() as i64,
             order_known: outcome.order_known,
             answers: serde_json::to_string(p.answers()).expect("a map of strings serialises"),
@@ -415,6 +462,55 @@ pub async fn insert_run(tx: &mut Tx<'_>, r: &NewRun<'_>) -> Result<i64, StoreErr
     .await)
 }
 
+/// Removes a run written in this transaction (an import whose every record of it was skipped).
+pub async fn delete_run(tx: &mut Tx<'_>, run_id: i64) -> Result<(), StoreError> {
+    db(sqlx::query("DELETE FROM runs WHERE id = $1").bind(run_id).execute(&mut **tx).await)?;
+    Ok(())
+}
+
+/// A completed run of `dataset_id` other than `run_id` that came from the same tool run
+/// (`runs.source_identity`): (id, import id, label).
+pub async fn run_with_source_identity(
+    tx: &mut Tx<'_>,
+    identity: &str,
+    dataset_id: i64,
+    run_id: i64,
+) -> Result<Option<(i64, Option<String>, String)>, StoreError> {
+    db(sqlx::query_as(
+        "SELECT id, import_id, label FROM runs
+         WHERE source_identity = $1 AND dataset_id = $2 AND id <> $3 AND status = 'completed'
+         ORDER BY id LIMIT 1",
+    )
+    .bind(identity)
+    .bind(dataset_id)
+    .bind(run_id)
+    .fetch_optional(&mut **tx)
+    .await)
+}
+
+/// Stores how a run was graded: its default verdict source, the tally of both verdicts, what
+/// its file said about it (JSON) and the tool's identity of the run.
+pub async fn set_run_verdicts(
+    tx: &mut Tx<'_>,
+    run_id: i64,
+    default: VerdictSource,
+    tally: &VerdictTally,
+    source_info: &str,
+    source_identity: Option<&str>,
+) -> Result<(), StoreError> {
+    db(sqlx::query(
+        "UPDATE runs SET default_verdicts = $1, verdict_tally = $2, source_info = $3, source_identity = $4 WHERE id = $5",
+    )
+    .bind(default.as_str())
+    .bind(serde_json::to_string(tally).expect("tally serialises"))
+    .bind(source_info)
+    .bind(source_identity)
+    .bind(run_id)
+    .execute(&mut **tx)
+    .await)?;
+    Ok(())
+}
+
 pub async fn link_run(tx: &mut Tx<'_>, experiment_id: i64, run_id: i64) -> Result<(), StoreError> {
     db(
         sqlx::query("INSERT INTO experiment_runs (experiment_id, run_id) VALUES ($1, $2)")
@@ -504,11 +600,12 @@ pub async fn insert_problem_stats(
 ) -> Result<(), StoreError> {
     for chunk in stats.chunks(ROLLOUT_BATCH) {
         let sql = format!(
-            "INSERT INTO run_problem_stats (run_id, problem_id, position, n, c, first_correct_sample, distinct_answers, order_known, answers) VALUES {}",
-            values_placeholders(tx, chunk.len(), 9)
+            "INSERT INTO run_problem_stats (run_id, problem_id, position, n, c, first_correct_sample, distinct_answers, order_known, answers, c_file, first_correct_file, c_caplens, first_correct_caplens) VALUES {}",
+            values_placeholders(tx, chunk.len(), 13)
         );
         let mut q = sqlx::query(&sql);
         for s in chunk {
+            let [(c_file, first_file), (c_caplens, first_caplens)] = s.by_source;
             q = q
                 .bind(run_id)
                 .bind(s.problem_id)
@@ -518,7 +615,11 @@ pub async fn insert_problem_stats(
                 .bind(s.first_correct_sample)
                 .bind(s.distinct_answers)
                 .bind(s.order_known as i64)
-                .bind(&s.answers);
+                .bind(&s.answers)
+                .bind(c_file)
+                .bind(first_file)
+                .bind(c_caplens)
+                .bind(first_caplens);
         }
         db(q.execute(&mut **tx).await)?;
     }

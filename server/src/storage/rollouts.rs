@@ -5,6 +5,7 @@
 use caplens_analysis::{
     passk::pass_at_k,
     trace::{decode, TokenTrace},
+    verdicts::CaplensVerdict,
     verifier::{normalize_answer, verify, Verdict},
 };
 use caplens_app::model::{AnswerCluster, ProblemDetail, ProblemRunStats, RolloutList, RolloutRow};
@@ -93,13 +94,21 @@ pub fn answer_clusters(answers_json: &str, reference: &str) -> Vec<AnswerCluster
 }
 
 const ROLLOUT_COLUMNS: &str = "x.id, x.sample_index, x.correct, x.extracted_answer, x.token_count,
-    x.finish_reason, x.quality_flags, x.mean_entropy, x.mean_rbf, x.perplexity, x.trace_key";
+    x.finish_reason, x.quality_flags, x.mean_entropy, x.mean_rbf, x.perplexity, x.trace_key,
+    x.file_correct, x.caplens_verdict";
 
 fn rollout_row(row: &AnyRow) -> Result<RolloutRow, sqlx::Error> {
     Ok(RolloutRow {
         id: row.try_get("id")?,
         sample_index: row.try_get("sample_index")?,
         correct: row.try_get::<i64, _>("correct")? != 0,
+        file_correct: row.try_get::<Option<i64>, _>("file_correct")?.map(|v| v != 0),
+        // NULL means "no reference" only on rows that have a file verdict column at all.
+        caplens_verdict: {
+            let code: Option<i64> = row.try_get("caplens_verdict")?;
+            let file: Option<i64> = row.try_get("file_correct")?;
+            (code.is_some() || file.is_some()).then(|| CaplensVerdict::from_code(code))
+        },
         answer: row.try_get("extracted_answer")?,
         token_count: row.try_get("token_count")?,
         finish_reason: row.try_get("finish_reason")?,
@@ -131,8 +140,8 @@ impl Store {
         };
         let reference: String = db(p.try_get("reference_answer"))?;
         let rows = db(sqlx::query(
-            "SELECT s.run_id, s.n, s.c, s.answers, r.label, m.id AS model_id, m.name AS model,
-                    m.stage
+            "SELECT s.run_id, s.n, s.c, s.c_file, s.c_caplens, s.answers, r.label,
+                    m.id AS model_id, m.name AS model, m.stage
              FROM run_problem_stats s JOIN runs r ON r.id = s.run_id
              JOIN models m ON m.id = r.model_id
              WHERE s.problem_id = $1 ORDER BY s.run_id",
@@ -161,6 +170,8 @@ impl Store {
                     lineage_depth: depth,
                     n,
                     c,
+                    c_file: db(row.try_get("c_file"))?,
+                    c_caplens: db(row.try_get("c_caplens"))?,
                     pass_at: pass_at_powers_of_two(n.max(0) as u64, c.max(0) as u64),
                     answers: answer_clusters(&answers, &reference),
                 },

@@ -9,6 +9,7 @@ use axum::{
     Json, Router,
 };
 use caplens_app::model::*;
+use caplens_analysis::verdicts::VerdictSource;
 use serde::Deserialize;
 
 use super::AppState;
@@ -98,10 +99,17 @@ fn json_text(body: String) -> Response {
 async fn tables(
     state: &AppState,
     slug: &str,
+    verdicts: Option<&str>,
 ) -> Result<crate::reports::ExperimentTables, ApiError> {
+    let verdicts = match verdicts {
+        None | Some("") => None,
+        Some(v) => Some(VerdictSource::parse(v).ok_or_else(|| {
+            ApiError::bad_request(format!("verdicts: {v:?} is not one of file, caplens"))
+        })?),
+    };
     state
         .store
-        .experiment_tables(slug)
+        .experiment_tables(slug, verdicts)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no experiment {slug:?}")))
 }
@@ -111,6 +119,8 @@ async fn tables(
 struct PasskQuery {
     /// `1,2,4`, `all`, or absent (powers of two up to the largest n).
     k: Option<String>,
+    /// `file` or `caplens`: whose verdicts count (absent: each run's default).
+    verdicts: Option<String>,
 }
 
 /// Same document as `caplens passk --json` on the same rollouts.
@@ -126,7 +136,7 @@ async fn experiment_passk(
             .parse()
             .map_err(|e: String| ApiError::bad_request(format!("k: {e}")))?,
     };
-    let doc = tables(&state, &slug).await?.passk(ks);
+    let doc = tables(&state, &slug, query.verdicts.as_deref()).await?.passk(ks);
     Ok(json_text(serde_json::to_string(&doc).expect("serialises")))
 }
 
@@ -134,6 +144,13 @@ async fn experiment_passk(
 #[serde(deny_unknown_fields)]
 struct UnsolvableQuery {
     k: Option<u64>,
+    verdicts: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SummaryQuery {
+    verdicts: Option<String>,
 }
 
 /// Same document as `caplens unsolvable [--k K] --json` on the same rollouts.
@@ -146,7 +163,7 @@ async fn experiment_unsolvable(
     if query.k == Some(0) {
         return Err(ApiError::bad_request("k: must be at least 1"));
     }
-    let report = tables(&state, &slug).await?.unsolvable(query.k);
+    let report = tables(&state, &slug, query.verdicts.as_deref()).await?.unsolvable(query.k);
     Ok(json_text(crate::reports::unsolvable_json(&report)))
 }
 
@@ -154,7 +171,9 @@ async fn experiment_unsolvable(
 async fn experiment_summary(
     State(state): State<AppState>,
     Path(slug): Path<String>,
+    query: Result<Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let doc = tables(&state, &slug).await?.summary();
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let doc = tables(&state, &slug, query.verdicts.as_deref()).await?.summary();
     Ok(json_text(serde_json::to_string(&doc).expect("serialises")))
 }

@@ -198,8 +198,9 @@ impl DataSource for StoreSource {
     fn overview_view(
         &self,
         slug: String,
+        verdicts: Option<caplens_analysis::verdicts::VerdictSource>,
     ) -> BoxFuture<'_, Result<Option<OverviewView>, DataError>> {
-        Box::pin(async move { self.views.overview(&slug).await.map_err(user_error) })
+        Box::pin(async move { self.views.overview(&slug, verdicts).await.map_err(user_error) })
     }
     fn passk_view(
         &self,
