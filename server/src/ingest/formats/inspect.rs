@@ -1360,6 +1360,8 @@ mod tests {
             ("arith_cancelled.json", "cancelled", 2, 0),
             // The failing sample is reported; the one cancelled by the failure is not.
             ("arith_run_error.eval", "error", 2, 1),
+            // Killed: no header.json, the journal says the run started.
+            ("arith_killed.eval", "started", 2, 0),
         ] {
             let (sink, result) = read_all(&InspectImporter, &real(name), name);
             result.unwrap();
