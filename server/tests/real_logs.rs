@@ -118,7 +118,10 @@ async fn inspect_logs_import_with_the_accuracy_inspect_reports() {
             let stem = name.rsplit_once('.').unwrap().0.to_string();
             let seen = (run.problems, run.rollouts, run.pass_at_1);
             if let Some(other) = by_run.insert((stem, db.name), seen) {
-                assert_eq!(other, seen, "{name}: the .eval and the .json give the same run");
+                assert_eq!(
+                    other, seen,
+                    "{name}: the .eval and the .json give the same run"
+                );
             }
             db.cleanup().await;
         }
@@ -139,10 +142,20 @@ async fn an_inspect_log_without_scorer_is_graded_by_caplens() {
         params("yesno", false),
     )
     .await;
-    assert_eq!(report.status, ImportStatus::Completed, "{:?}", report.message);
+    assert_eq!(
+        report.status,
+        ImportStatus::Completed,
+        "{:?}",
+        report.message
+    );
     let run = &report.runs[0];
     assert_eq!(
-        (run.model.as_str(), run.dataset.as_str(), run.problems, run.rollouts),
+        (
+            run.model.as_str(),
+            run.dataset.as_str(),
+            run.problems,
+            run.rollouts
+        ),
         ("mockllm/model", "yesno", 3, 3)
     );
     assert_eq!(run.pass_at_1, Some(0.0), "{run:?}");
@@ -159,7 +172,9 @@ async fn inspect_logs_that_cannot_be_imported_say_why() {
     assert_eq!(report.status, ImportStatus::Failed);
     assert_eq!(
         report.message.as_deref(),
-        Some("arith_cancelled_header_only.eval: this Inspect log has no samples (status: cancelled)")
+        Some(
+            "arith_cancelled_header_only.eval: this Inspect log has no samples (status: cancelled)"
+        )
     );
 
     // A failed sample (Inspect keeps a 4 KB traceback) stops the import; the message is its
@@ -176,7 +191,11 @@ async fn inspect_logs_that_cannot_be_imported_say_why() {
     let mut out = Vec::new();
     assert_eq!(print_report(&report, false, &mut out), 1);
     let printed = String::from_utf8(out).unwrap();
-    assert_eq!(printed.matches("the sample failed in Inspect").count(), 1, "{printed}");
+    assert_eq!(
+        printed.matches("the sample failed in Inspect").count(),
+        1,
+        "{printed}"
+    );
     assert!(!printed.contains("Traceback"), "{printed}");
     db.cleanup().await;
 }

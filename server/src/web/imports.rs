@@ -17,9 +17,9 @@ use tokio::io::AsyncWriteExt;
 
 use super::AppState;
 use crate::error::ApiError;
+use crate::ingest::formats::json_document_note;
 use crate::ingest::pipeline::{hex, new_import_id, ImportParams, ImportReport};
 use crate::ingest::service::{SpooledFile, SpooledRequest};
-use crate::ingest::formats::json_document_note;
 use crate::ingest::{detect_head, importer, read_head, FileHints, Format, InputFile, SNIFF_BYTES};
 use crate::storage::now_rfc3339;
 

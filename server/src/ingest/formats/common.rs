@@ -165,12 +165,16 @@ pub(crate) fn json_document_note(file_name: &str, head: &[u8]) -> Option<String>
         .expect("reading from memory cannot fail");
     // lm-eval's results_<date>.json (indented, but recognised on one line too).
     if let Some(doc) = partial_object(&strict) {
-        let lm_eval_key = ["configs", "versions", "n-shot", "lm_eval_version", "higher_is_better"]
-            .iter()
-            .any(|k| doc.has(k));
-        if doc.has("results")
-            && (lm_eval_key || file_stem(file_name).starts_with("results_"))
-        {
+        let lm_eval_key = [
+            "configs",
+            "versions",
+            "n-shot",
+            "lm_eval_version",
+            "higher_is_better",
+        ]
+        .iter()
+        .any(|k| doc.has(k));
+        if doc.has("results") && (lm_eval_key || file_stem(file_name).starts_with("results_")) {
             return Some(
                 "this looks like an lm-eval results file (results_*.json), not samples; upload the samples_*.jsonl written with --log_samples".into(),
             );
@@ -195,7 +199,10 @@ pub(crate) fn json_document_note(file_name: &str, head: &[u8]) -> Option<String>
             "this is an Inspect AI log (one JSON document), not JSON Lines; import it with format inspect (--format inspect)".into(),
         );
     }
-    Some("this is a JSON document spread over several lines, not JSON Lines (one record per line)".into())
+    Some(
+        "this is a JSON document spread over several lines, not JSON Lines (one record per line)"
+            .into(),
+    )
 }
 
 /// "a string", "a number", ... for error messages.
@@ -594,7 +601,9 @@ mod tests {
         let text = r#"{"m":{"value":NaN},"x":[-Infinity,Infinity,-1.5,"a\"NaN"],"N":"I-"}"#;
         let expected = r#"{"m":{"value":null},"x":[null,null,-1.5,"a\"NaN"],"N":"I-"}"#;
         let mut whole = String::new();
-        PythonJson::new(text.as_bytes()).read_to_string(&mut whole).unwrap();
+        PythonJson::new(text.as_bytes())
+            .read_to_string(&mut whole)
+            .unwrap();
         assert_eq!(whole, expected);
         let mut bytewise = String::new();
         PythonJson::new(OneByte(text.as_bytes()))
@@ -603,7 +612,9 @@ mod tests {
         assert_eq!(bytewise, expected);
         // A lone prefix at the very end stays as it was (and fails as JSON later).
         let mut cut = String::new();
-        PythonJson::new(&b"[Na"[..]).read_to_string(&mut cut).unwrap();
+        PythonJson::new(&b"[Na"[..])
+            .read_to_string(&mut cut)
+            .unwrap();
         assert_eq!(cut, "[Na");
         let v: Value = serde_json::from_reader(PythonJson::new(OneByte(text.as_bytes()))).unwrap();
         assert_eq!(v["x"][2], -1.5);
@@ -613,9 +624,15 @@ mod tests {
     fn json_documents_are_told_from_json_lines() {
         let results = b"{\n  \"results\": {\n    \"gsm8k\": {\"exact_match,strict-match\": NaN}\n  },\n  \"versions\": {\"gsm8k\": 3}\n}\n";
         let note = json_document_note("results_2025-01-01T00-00-00.json", results).unwrap();
-        assert!(note.starts_with("this looks like an lm-eval results file"), "{note}");
+        assert!(
+            note.starts_with("this looks like an lm-eval results file"),
+            "{note}"
+        );
         // By its keys under another name; by its name when the head is cut before them.
-        assert_eq!(json_document_note("upload", results).as_deref(), Some(note.as_str()));
+        assert_eq!(
+            json_document_note("upload", results).as_deref(),
+            Some(note.as_str())
+        );
         assert_eq!(
             json_document_note("results_2025-01-01T00-00-00.json", &results[..40]).as_deref(),
             Some(note.as_str())

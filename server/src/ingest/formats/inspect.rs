@@ -125,16 +125,16 @@ impl RolloutImporter for InspectImporter {
             header
         } else {
             let mut header = Header::default();
-            read_json(input, &mut header, &mut |position, slot, header| {
-                match seen.sample(slot, position, header) {
-                    Ok(Some(record)) => sink.record(record),
-                    Ok(None) => Ok(()),
-                    Err((field, msg)) => sink.reject(input.line_error(
-                        position,
-                        Some(&field),
-                        format!("sample {position} of \"samples\": {msg}"),
-                    )),
-                }
+            read_json(input, &mut header, &mut |position, slot, header| match seen
+                .sample(slot, position, header)
+            {
+                Ok(Some(record)) => sink.record(record),
+                Ok(None) => Ok(()),
+                Err((field, msg)) => sink.reject(input.line_error(
+                    position,
+                    Some(&field),
+                    format!("sample {position} of \"samples\": {msg}"),
+                )),
             })?;
             header
         };
@@ -573,7 +573,11 @@ fn read_output(output: &Map<String, Value>) -> Result<Output, LineError> {
     Ok((response, finish_reason, tokens))
 }
 
-type Verdict = (RecordOutcome, Option<String>, Option<(String, &'static str)>);
+type Verdict = (
+    RecordOutcome,
+    Option<String>,
+    Option<(String, &'static str)>,
+);
 
 /// The verdict and extracted answer of the first scorer, and the scorer's name and kind of
 /// values when it gave a verdict. `C` is correct; `I`, `P` (partial) and `N` (no answer) are
@@ -706,9 +710,8 @@ fn read_eval(
                 member.compression(),
             )));
         }
-        let parsed = serde_json::from_reader::<_, SampleSlot>(BufReader::new(PythonJson::new(
-            member,
-        )));
+        let parsed =
+            serde_json::from_reader::<_, SampleSlot>(BufReader::new(PythonJson::new(member)));
         match parsed {
             Ok(slot) => match seen.sample(slot, line, header) {
                 Ok(Some(record)) => sink.record(record)?,
@@ -751,13 +754,18 @@ fn eval_header(input: &InputFile) -> Result<Header, InputError> {
         let value: Value = serde_json::from_reader(BufReader::new(PythonJson::new(member)))
             .map_err(|e| {
                 if e.is_io() {
-                    input.error(format!("corrupt .eval archive: cannot read member {name}: {e}"))
+                    input.error(format!(
+                        "corrupt .eval archive: cannot read member {name}: {e}"
+                    ))
                 } else {
                     input.error(format!("{name}: not valid JSON: {e}"))
                 }
             })?;
         let status = match name {
-            "header.json" => value.get("status").and_then(Value::as_str).map(str::to_owned),
+            "header.json" => value
+                .get("status")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             _ => Some("started".to_string()),
         };
         return Ok(Header {
@@ -1309,8 +1317,16 @@ mod tests {
         assert_eq!(correct, 7);
         let r = &eval.records[0];
         assert_eq!(
-            (r.prompt.as_deref(), r.reference.as_deref(), r.response.as_deref()),
-            (Some("What is 2+2? Answer with a number."), Some("4"), Some("4"))
+            (
+                r.prompt.as_deref(),
+                r.reference.as_deref(),
+                r.response.as_deref()
+            ),
+            (
+                Some("What is 2+2? Answer with a number."),
+                Some("4"),
+                Some("4")
+            )
         );
         assert_eq!(eval.sources, json.sources);
         assert_eq!(eval.sources.len(), 1);
@@ -1321,7 +1337,10 @@ mod tests {
             .as_deref()
             .is_some_and(|id| id.starts_with("inspect:") && id.len() > 10));
         assert_eq!(source.status, None);
-        assert_eq!(source.verdict.as_deref(), Some("Inspect scorer match (C/I)"));
+        assert_eq!(
+            source.verdict.as_deref(),
+            Some("Inspect scorer match (C/I)")
+        );
     }
 
     #[test]
@@ -1393,11 +1412,21 @@ mod tests {
 
     #[test]
     fn real_logs_are_detected_under_any_name() {
-        for name in ["arith_match_epochs3.eval", "arith_cancelled_header_only.eval"] {
+        for name in [
+            "arith_match_epochs3.eval",
+            "arith_cancelled_header_only.eval",
+        ] {
             let head = std::fs::read(real(name)).unwrap();
-            assert!(InspectImporter.sniff("upload", &head[..2000.min(head.len())]), "{name}");
+            assert!(
+                InspectImporter.sniff("upload", &head[..2000.min(head.len())]),
+                "{name}"
+            );
             let input = InputFile::new(real(name), "upload");
-            assert_eq!(crate::ingest::detect(&input).unwrap(), Format::Inspect, "{name}");
+            assert_eq!(
+                crate::ingest::detect(&input).unwrap(),
+                Format::Inspect,
+                "{name}"
+            );
         }
     }
 
@@ -1429,7 +1458,10 @@ mod tests {
             result.unwrap();
             assert_eq!(sink.records.len(), 1, "{method}");
             assert_eq!(sink.sources[0].run_identity.as_deref(), Some("inspect:e1"));
-            assert!(InspectImporter.sniff("upload", &archive(method)), "{method}");
+            assert!(
+                InspectImporter.sniff("upload", &archive(method)),
+                "{method}"
+            );
         }
         // A method Inspect never wrote (bzip2, 12): stored bytes relabelled in the local and
         // central headers.
@@ -1460,6 +1492,9 @@ mod tests {
         assert_eq!(excerpt("short", 10), "short");
         assert_eq!(excerpt("line one\nline two", 100), "line one…");
         assert_eq!(excerpt(r"E('line one\nline two')", 100), "E('line one…");
-        assert_eq!(excerpt(&"é".repeat(300), 200), format!("{}…", "é".repeat(200)));
+        assert_eq!(
+            excerpt(&"é".repeat(300), 200),
+            format!("{}…", "é".repeat(200))
+        );
     }
 }

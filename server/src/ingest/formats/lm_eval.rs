@@ -18,8 +18,8 @@ use crate::ingest::{
     for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
     RolloutImporter, RolloutRecord, SourceInfo,
 };
-use sha2::{Digest, Sha256};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 
 pub struct LmEvalImporter;
@@ -574,7 +574,10 @@ mod tests {
     #[test]
     fn a_results_file_or_a_json_document_is_named_for_what_it_is() {
         let results = "{\n  \"results\": {\n    \"aime24\": {\n      \"exact_match,none\": 0.5,\n      \"exact_match_stderr,none\": NaN\n    }\n  },\n  \"versions\": {\"aime24\": 1}\n}\n";
-        let (path, _dir) = temp_file("results_2025-06-01T12-00-00.000000.json", results.as_bytes());
+        let (path, _dir) = temp_file(
+            "results_2025-06-01T12-00-00.000000.json",
+            results.as_bytes(),
+        );
         let name = "results_2025-06-01T12-00-00.000000.json";
         let (sink, result) = read_all(&LmEvalImporter, &path, name);
         let Err(ReadStop::Input(e)) = result else {
@@ -586,7 +589,10 @@ mod tests {
         );
         assert!(sink.errors.is_empty() && sink.records.is_empty());
         let input = InputFile::new(&path, name);
-        assert_eq!(LmEvalImporter.hints(&input).unwrap_err().to_string(), e.to_string());
+        assert_eq!(
+            LmEvalImporter.hints(&input).unwrap_err().to_string(),
+            e.to_string()
+        );
         assert_eq!(crate::ingest::detect(&input).unwrap_err().to_string(), "results_2025-06-01T12-00-00.000000.json: this looks like an lm-eval results file (results_*.json), not samples; upload the samples_*.jsonl written with --log_samples");
         // The samples of a file as one indented JSON list.
         let pretty = "\n[\n  {\n    \"doc_id\": 0,\n    \"resps\": [[\"a\"]]\n  }\n]\n";
