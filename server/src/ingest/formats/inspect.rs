@@ -138,15 +138,21 @@ impl RolloutImporter for InspectImporter {
             })?;
             header
         };
+        let status = header.status.as_deref().unwrap_or("not given");
         if seen.samples == 0 {
             return Err(ReadStop::Input(input.error(format!(
-                "this Inspect log has no samples (status: {}){}",
-                header.status.as_deref().unwrap_or("not given"),
-                if header.status.as_deref() == Some("success") {
+                "this Inspect log has no samples (status: {status}){}",
+                if status == "success" {
                     "; was it run with --no-log-samples?"
                 } else {
                     ""
                 }
+            ))));
+        }
+        if seen.interrupted == seen.samples {
+            return Err(ReadStop::Input(input.error(format!(
+                "this Inspect log has no completed sample (status: {status}; the run's end cut short all {} of its samples)",
+                seen.samples
             ))));
         }
         sink.source(source_info(&header, seen.scorer.as_ref()))
@@ -188,6 +194,8 @@ fn source_info(header: &Header, scorer: Option<&(String, &'static str)>) -> Sour
 struct Seen {
     /// Sample slots in the log (whatever became of them).
     samples: u64,
+    /// Samples left out because the run's end cut them short.
+    interrupted: u64,
     /// The first scorer that gave a verdict, and what its values are.
     scorer: Option<(String, &'static str)>,
 }
@@ -203,6 +211,7 @@ impl Seen {
     ) -> Result<Option<RolloutRecord>, LineError> {
         self.samples += 1;
         if interrupted_by_run_end(&slot, header) {
+            self.interrupted += 1;
             return Ok(None);
         }
         let (record, scorer) = to_record(slot, line)?;
@@ -1408,6 +1417,28 @@ mod tests {
                 .to_string(),
             e.to_string()
         );
+    }
+
+    #[test]
+    fn a_log_whose_every_sample_was_cut_short_says_so() {
+        let text = r#"{"version":2,"status":"cancelled","eval":{"eval_id":"e"},"samples":[{"id":1,"epoch":1,"error":{"message":"CancelledError('Cancelled by SIGINT')","traceback":"..."}}]}"#;
+        let (path, _dir) = temp_file("c.json", text.as_bytes());
+        let (sink, result) = read_all(&InspectImporter, &path, "c.json");
+        let Err(ReadStop::Input(e)) = result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(
+            e.to_string(),
+            "c.json: this Inspect log has no completed sample (status: cancelled; the run's end cut short all 1 of its samples)"
+        );
+        assert!(sink.errors.is_empty());
+        // In a run that succeeded, a CancelledError is the sample's own failure.
+        let text = text.replace("cancelled", "success");
+        let (path, _dir) = temp_file("s.json", text.as_bytes());
+        let (sink, result) = read_all(&InspectImporter, &path, "s.json");
+        result.unwrap();
+        assert_eq!(sink.errors.len(), 1);
+        assert_eq!(sink.errors[0].field.as_deref(), Some("error"));
     }
 
     #[test]
