@@ -582,6 +582,28 @@ async fn detect_and_formats_describe_files_before_upload() {
     let (_, body) = send(&app, req).await;
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(v["format"].is_null() && v["message"].as_str().unwrap().contains("choose the format"));
+    // A JSON document is named for what it is (the same words as a forced import's error).
+    let results = "{\n  \"results\": {\n    \"gsm8k\": {\"exact_match,strict-match\": 0.5}\n  },\n  \"versions\": {\"gsm8k\": 3}\n}\n";
+    for (name, body, expected) in [
+        (
+            "results_2025-01-01T00-00-00.000000.json",
+            results,
+            "this looks like an lm-eval results file (results_*.json), not samples; upload the samples_*.jsonl written with --log_samples",
+        ),
+        (
+            "rollouts.json",
+            "[\n  {\"model\": \"m\", \"problem_id\": 1, \"correct\": true}\n]\n",
+            "this is a JSON document spread over several lines, not JSON Lines (one record per line)",
+        ),
+    ] {
+        let req = Request::post(format!("/api/v1/imports/detect?filename={name}"))
+            .body(Body::from(body))
+            .unwrap();
+        let (_, body) = send(&app, req).await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(v["format"].is_null(), "{body}");
+        assert_eq!(v["message"], expected, "{name}");
+    }
     let (_, body) = get(&app, "/api/v1/formats").await;
     for name in [
         "native",

@@ -226,7 +226,13 @@ pub fn print_report(report: &ImportReport, json: bool, out: &mut dyn Write) -> i
                 let _ = writeln!(out, "  experiment: {e}");
             }
         }
-        for e in &report.errors {
+        // The row that stopped a failed import is both among the rejected rows and the
+        // report's message: print it once, as the message.
+        for e in report
+            .errors
+            .iter()
+            .filter(|e| Some(e.as_str()) != report.message.as_deref())
+        {
             let _ = writeln!(out, "  rejected: {e}");
         }
         if let Some(m) = &report.message {

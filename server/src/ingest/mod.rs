@@ -174,7 +174,8 @@ pub struct SourceInfo {
     /// The writing tool and its version when the file says, e.g. `inspect_ai 0.3.285`.
     pub tool: Option<String>,
     /// The tool's own identity of the run, stable across the file's containers (Inspect's
-    /// `eval.eval_id`/`run_id`, lm-eval's task + config hash): `inspect:eval_id=...`.
+    /// `eval.eval_id`: `inspect:<eval_id>`; lm-eval's task, date and hashes of its samples file:
+    /// `lm-eval:<task>@<date>#<hash>`).
     pub run_identity: Option<String>,
     /// How the tool's run ended when not normally (`cancelled`, `error`, `started`); `None` =
     /// completed or not said.
@@ -282,6 +283,9 @@ pub const SNIFF_BYTES: usize = 256 * 1024;
 pub fn detect(input: &InputFile) -> Result<Format, InputError> {
     let head = read_head(input, SNIFF_BYTES)?;
     detect_head(&input.name, &head).ok_or_else(|| {
+        if let Some(note) = formats::json_document_note(&input.name, &head) {
+            return input.error(note);
+        }
         let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
         input.error(format!(
             "unrecognised format (the first line is not a record of any known format); name it with format= / --format, one of: {}",
@@ -379,12 +383,24 @@ impl<R: Read> Read for CountingReader<R> {
 
 /// Reads `input` line by line (decompressed) and calls `each(line_no, text)` for every
 /// non-blank line; invalid UTF-8 goes to `sink.reject`. The shared loop of the JSON Lines
-/// importers. Lines of any length are supported (one reused buffer).
+/// importers. Lines of any length are supported (one reused buffer). A file that is one JSON
+/// document over several lines (an lm-eval results file, an indented `.json`) stops the read at
+/// once with what it is ([`formats::json_document_note`]) instead of a parse error on each line.
 pub fn for_each_line(
     input: &InputFile,
     sink: &mut dyn RecordSink,
     mut each: impl FnMut(u64, &str, &mut dyn RecordSink) -> Result<(), ReadStop>,
 ) -> Result<(), ReadStop> {
+    let head = read_head(input, SNIFF_BYTES)?;
+    if let Some(note) = formats::json_document_note(&input.name, &head) {
+        let first_line = head
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace())
+            .filter(|&&b| b == b'\n')
+            .count() as u64
+            + 1;
+        return Err(ReadStop::Input(input.line_error(first_line, None, note)));
+    }
     let mut reader = open_text(input)?;
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut line_no = 0u64;

@@ -17,6 +17,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::AppState;
 use crate::error::ApiError;
+use crate::ingest::formats::json_document_note;
 use crate::ingest::pipeline::{hex, new_import_id, ImportParams, ImportReport};
 use crate::ingest::service::{SpooledFile, SpooledRequest};
 use crate::ingest::{detect_head, importer, read_head, FileHints, Format, InputFile, SNIFF_BYTES};
@@ -462,8 +463,10 @@ async fn detect(
         format: format.map(Format::name),
         title: format.map(Format::title),
         message: format.is_none().then(|| {
-            "not a format caplens recognises from its first records; choose the format by hand"
-                .to_owned()
+            json_document_note(&name, &head).unwrap_or_else(|| {
+                "not a format caplens recognises from its first records; choose the format by hand"
+                    .to_owned()
+            })
         }),
         hints,
     }))

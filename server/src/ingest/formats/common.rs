@@ -7,19 +7,24 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Read;
 
 /// Parses one line as a JSON object. Python's `json` module writes `NaN`, `Infinity` and
 /// `-Infinity` (not JSON); the tools we read are written in Python, so these bare words are read
-/// as `null` (a missing value) rather than failing the line.
+/// as `null` (a missing value) rather than failing the line ([`PythonJson`]).
 pub(crate) fn parse_object(text: &str) -> Result<Map<String, Value>, String> {
     let value = match serde_json::from_str::<Value>(text) {
         Ok(v) => v,
-        Err(first) => match replace_non_finite(text) {
-            Some(fixed) => {
-                serde_json::from_str::<Value>(&fixed).map_err(|_| invalid_json(&first))?
+        Err(first) => {
+            let mut fixed = Vec::with_capacity(text.len() + 16);
+            PythonJson::new(text.as_bytes())
+                .read_to_end(&mut fixed)
+                .expect("reading from memory cannot fail");
+            if fixed == text.as_bytes() {
+                return Err(invalid_json(&first));
             }
-            None => return Err(invalid_json(&first)),
-        },
+            serde_json::from_slice::<Value>(&fixed).map_err(|_| invalid_json(&first))?
+        }
     };
     match value {
         Value::Object(map) => Ok(map),
@@ -31,52 +36,173 @@ fn invalid_json(e: &serde_json::Error) -> String {
     format!("invalid JSON: {e}")
 }
 
-/// `text` with bare `NaN` / `Infinity` / `-Infinity` outside strings replaced by `null`, or
-/// `None` when there is none.
-fn replace_non_finite(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut changed = false;
-    let mut last = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            i += 1;
-            continue;
-        }
-        if b == b'"' {
-            in_string = true;
-            i += 1;
-            continue;
-        }
-        let word = ["-Infinity", "Infinity", "NaN"]
-            .into_iter()
-            .find(|w| bytes[i..].starts_with(w.as_bytes()));
-        if let Some(w) = word {
-            out.push_str(&text[last..i]);
-            out.push_str("null");
-            i += w.len();
-            last = i;
-            changed = true;
-        } else {
-            i += 1;
+/// JSON as Python's `json` module writes it, made strict JSON while it is read: the bare words
+/// `NaN`, `Infinity` and `-Infinity` outside strings become `null` (a missing value: caplens
+/// stores no non-finite number). Streams (bounded memory), so whole documents such as Inspect's
+/// `.json` logs and `.eval` members go through it as well as single lines; words cut across two
+/// reads of the inner reader are recognised.
+pub(crate) struct PythonJson<R> {
+    inner: R,
+    /// Bytes read from `inner` and not yet passed on.
+    pending: Vec<u8>,
+    /// Output not yet handed to the caller (`pending` already rewritten).
+    out: Vec<u8>,
+    out_pos: usize,
+    in_string: bool,
+    escaped: bool,
+    eof: bool,
+}
+
+/// The bare words rewritten by [`PythonJson`]; the longest is 9 bytes.
+const NON_FINITE: [&[u8]; 3] = [b"-Infinity", b"Infinity", b"NaN"];
+
+impl<R: Read> PythonJson<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        PythonJson {
+            inner,
+            pending: Vec::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            in_string: false,
+            escaped: false,
+            eof: false,
         }
     }
-    if !changed {
+
+    /// Rewrites as much of `pending` as can be decided into `out`: all of it at end of input,
+    /// else up to a possible word that the next read may complete.
+    fn rewrite(&mut self) {
+        self.out.clear();
+        self.out_pos = 0;
+        let bytes = &self.pending;
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+                self.out.push(b);
+                i += 1;
+                continue;
+            }
+            match b {
+                b'"' => {
+                    self.in_string = true;
+                    self.out.push(b);
+                    i += 1;
+                }
+                b'N' | b'I' | b'-' => {
+                    let rest = &bytes[i..];
+                    if let Some(word) = NON_FINITE.iter().find(|w| rest.starts_with(w)) {
+                        self.out.extend_from_slice(b"null");
+                        i += word.len();
+                    } else if !self.eof && NON_FINITE.iter().any(|w| w.starts_with(rest)) {
+                        // Maybe a word cut by the end of this read: decide with more input.
+                        break;
+                    } else {
+                        self.out.push(b);
+                        i += 1;
+                    }
+                }
+                _ => {
+                    self.out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        self.pending.drain(..i);
+    }
+}
+
+impl<R: Read> Read for PythonJson<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.out_pos == self.out.len() {
+            if self.eof && self.pending.is_empty() {
+                return Ok(0);
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            let n = if self.eof {
+                0
+            } else {
+                loop {
+                    match self.inner.read(&mut chunk) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            if n == 0 {
+                self.eof = true;
+            }
+            self.pending.extend_from_slice(&chunk[..n]);
+            self.rewrite();
+        }
+        let n = buf.len().min(self.out.len() - self.out_pos);
+        buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
+        self.out_pos += n;
+        Ok(n)
+    }
+}
+
+/// What a file is when it is one JSON document rather than JSON Lines, for the messages of the
+/// JSON Lines importers ([`crate::ingest::for_each_line`]) and of detection: an lm-eval results
+/// file, an Inspect log, or any JSON document spread over several lines. `None` when the head
+/// looks like JSON Lines, or is not JSON at all (the line parser says what is wrong then).
+pub(crate) fn json_document_note(file_name: &str, head: &[u8]) -> Option<String> {
+    let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
+    if !matches!(head[start], b'{' | b'[') {
         return None;
     }
-    out.push_str(&text[last..]);
-    Some(out)
+    let mut strict = Vec::with_capacity(head.len() + 64);
+    PythonJson::new(&head[start..])
+        .read_to_end(&mut strict)
+        .expect("reading from memory cannot fail");
+    // lm-eval's results_<date>.json (indented, but recognised on one line too).
+    if let Some(doc) = partial_object(&strict) {
+        let lm_eval_key = [
+            "configs",
+            "versions",
+            "n-shot",
+            "lm_eval_version",
+            "higher_is_better",
+        ]
+        .iter()
+        .any(|k| doc.has(k));
+        if doc.has("results") && (lm_eval_key || file_stem(file_name).starts_with("results_")) {
+            return Some(
+                "this looks like an lm-eval results file (results_*.json), not samples; upload the samples_*.jsonl written with --log_samples".into(),
+            );
+        }
+    }
+    // JSON Lines: the first line is a whole value (or broken in a way its parser reports).
+    let first_line_end = strict.iter().position(|&b| b == b'\n')?;
+    match serde_json::from_slice::<IgnoredAny>(&strict[..first_line_end]) {
+        Ok(_) => return None,
+        Err(e) if !e.is_eof() => return None,
+        Err(_) => {}
+    }
+    // ... and a document goes on over the next lines (to its end, or to the end of the head).
+    let mut values = serde_json::Deserializer::from_slice(&strict).into_iter::<IgnoredAny>();
+    match values.next() {
+        Some(Ok(_)) => {}
+        Some(Err(e)) if e.is_eof() => {}
+        _ => return None,
+    }
+    if super::inspect::InspectImporter.sniff(file_name, head) {
+        return Some(
+            "this is an Inspect AI log (one JSON document), not JSON Lines; import it with format inspect (--format inspect)".into(),
+        );
+    }
+    Some(
+        "this is a JSON document spread over several lines, not JSON Lines (one record per line)"
+            .into(),
+    )
 }
 
 /// "a string", "a number", ... for error messages.
@@ -385,10 +511,15 @@ impl<'de> Visitor<'de> for OrderedVisitor {
 pub(crate) struct VecSink {
     pub records: Vec<RolloutRecord>,
     pub errors: Vec<InputError>,
+    pub sources: Vec<crate::ingest::SourceInfo>,
 }
 
 #[cfg(test)]
 impl RecordSink for VecSink {
+    fn source(&mut self, info: crate::ingest::SourceInfo) -> Result<(), ReadStop> {
+        self.sources.push(info);
+        Ok(())
+    }
     fn record(&mut self, record: RolloutRecord) -> Result<(), ReadStop> {
         self.records.push(record);
         Ok(())
@@ -449,6 +580,79 @@ mod tests {
             parse_object("[1]").unwrap_err(),
             "expected a JSON object, got a list"
         );
+    }
+
+    #[test]
+    fn python_json_streams_in_any_chunking() {
+        /// Hands out one byte per read: every word is cut somewhere.
+        struct OneByte<'a>(&'a [u8]);
+        impl Read for OneByte<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                match self.0.split_first() {
+                    Some((b, rest)) if !buf.is_empty() => {
+                        buf[0] = *b;
+                        self.0 = rest;
+                        Ok(1)
+                    }
+                    _ => Ok(0),
+                }
+            }
+        }
+        let text = r#"{"m":{"value":NaN},"x":[-Infinity,Infinity,-1.5,"a\"NaN"],"N":"I-"}"#;
+        let expected = r#"{"m":{"value":null},"x":[null,null,-1.5,"a\"NaN"],"N":"I-"}"#;
+        let mut whole = String::new();
+        PythonJson::new(text.as_bytes())
+            .read_to_string(&mut whole)
+            .unwrap();
+        assert_eq!(whole, expected);
+        let mut bytewise = String::new();
+        PythonJson::new(OneByte(text.as_bytes()))
+            .read_to_string(&mut bytewise)
+            .unwrap();
+        assert_eq!(bytewise, expected);
+        // A lone prefix at the very end stays as it was (and fails as JSON later).
+        let mut cut = String::new();
+        PythonJson::new(&b"[Na"[..])
+            .read_to_string(&mut cut)
+            .unwrap();
+        assert_eq!(cut, "[Na");
+        let v: Value = serde_json::from_reader(PythonJson::new(OneByte(text.as_bytes()))).unwrap();
+        assert_eq!(v["x"][2], -1.5);
+    }
+
+    #[test]
+    fn json_documents_are_told_from_json_lines() {
+        let results = b"{\n  \"results\": {\n    \"gsm8k\": {\"exact_match,strict-match\": NaN}\n  },\n  \"versions\": {\"gsm8k\": 3}\n}\n";
+        let note = json_document_note("results_2025-01-01T00-00-00.json", results).unwrap();
+        assert!(
+            note.starts_with("this looks like an lm-eval results file"),
+            "{note}"
+        );
+        // By its keys under another name; by its name when the head is cut before them.
+        assert_eq!(
+            json_document_note("upload", results).as_deref(),
+            Some(note.as_str())
+        );
+        assert_eq!(
+            json_document_note("results_2025-01-01T00-00-00.json", &results[..40]).as_deref(),
+            Some(note.as_str())
+        );
+        let pretty = b"[\n  {\"doc_id\": 0,\n   \"resps\": [[\"a\"]]}\n]\n";
+        assert_eq!(
+            json_document_note("x.json", pretty).as_deref(),
+            Some("this is a JSON document spread over several lines, not JSON Lines (one record per line)")
+        );
+        // Not documents: JSON Lines, a broken first line, a long first line cut by the head,
+        // text.
+        for head in [
+            &b"{\"doc_id\":0}\n{\"doc_id\":1}\n"[..],
+            b"{\"doc_id\":0,\"filter\":\"none\"\n{\"doc_id\":1}\n",
+            b"{\"doc_id\":0,\"resps\":[[\"aaaa",
+            b"hello\n",
+            b"",
+        ] {
+            assert_eq!(json_document_note("x.jsonl", head), None, "{head:?}");
+        }
     }
 
     #[test]

@@ -8,15 +8,20 @@
 //!
 //! The verdict is the first scorer of `scores` in file order (serde_json's `Map` sorts keys, so
 //! `scores` is read with [`OrderedObject`]).
+//!
+//! Inspect is Python: its JSON may hold `NaN`/`Infinity` (metric values), read as `null`
+//! ([`PythonJson`]). `.eval` members are stored, deflated (older Inspect) or zstd-compressed
+//! (ZIP method 93, current Inspect). What the log says about the run (Inspect version, `eval_id`,
+//! `status`, scorer) goes to [`RecordSink::source`] after the samples.
 
 use super::common::{
     head_records, id_string, kind, partial_object, per_problem_and_tokens, reference_text,
-    OrderedObject,
+    OrderedObject, PythonJson,
 };
 use super::openai::{chat_token_data, LineError};
 use crate::ingest::{
     open_text, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
-    RolloutImporter, RolloutRecord, TokenData,
+    RolloutImporter, RolloutRecord, SourceInfo, TokenData,
 };
 use serde::de::{
     self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
@@ -42,7 +47,10 @@ impl RolloutImporter for InspectImporter {
         if head.starts_with(ZIP_MAGIC) {
             // A zip: an Inspect log by its extension, or by its member names (local headers
             // carry them in the clear).
+            // Names are stored uncompressed whatever the members' compression; every Inspect
+            // since the journal was added starts with `_journal/start.json`.
             return file_name.to_ascii_lowercase().ends_with(".eval")
+                || contains(head, b"_journal/start.json")
                 || contains(head, b"header.json")
                 || (contains(head, b"samples/") && contains(head, b"_epoch_"));
         }
@@ -59,7 +67,7 @@ impl RolloutImporter for InspectImporter {
             eval_header(input)?
         } else {
             let mut header = Header::default();
-            let result = read_json(input, &mut header, &mut |_, _| {
+            let result = read_json(input, &mut header, &mut |_, _, _| {
                 Err(ReadStop::Sink("header read".into()))
             });
             match result {
@@ -110,23 +118,124 @@ impl RolloutImporter for InspectImporter {
     }
 
     fn read(&self, input: &InputFile, sink: &mut dyn RecordSink) -> Result<(), ReadStop> {
-        if is_zip(input)? {
-            return read_eval(input, sink);
-        }
-        let mut header = Header::default();
-        read_json(
-            input,
-            &mut header,
-            &mut |position, slot| match to_record(slot, position) {
-                Ok(record) => sink.record(record),
+        let mut seen = Seen::default();
+        let header = if is_zip(input)? {
+            let header = eval_header(input)?;
+            read_eval(input, &header, &mut seen, sink)?;
+            header
+        } else {
+            let mut header = Header::default();
+            read_json(input, &mut header, &mut |position, slot, header| match seen
+                .sample(slot, position, header)
+            {
+                Ok(Some(record)) => sink.record(record),
+                Ok(None) => Ok(()),
                 Err((field, msg)) => sink.reject(input.line_error(
                     position,
                     Some(&field),
                     format!("sample {position} of \"samples\": {msg}"),
                 )),
-            },
-        )
+            })?;
+            header
+        };
+        let status = header.status.as_deref().unwrap_or("not given");
+        if seen.samples == 0 {
+            return Err(ReadStop::Input(input.error(format!(
+                "this Inspect log has no samples (status: {status}){}",
+                if status == "success" {
+                    "; was it run with --no-log-samples?"
+                } else {
+                    ""
+                }
+            ))));
+        }
+        if seen.interrupted == seen.samples {
+            return Err(ReadStop::Input(input.error(format!(
+                "this Inspect log has no completed sample (status: {status}; the run's end cut short all {} of its samples)",
+                seen.samples
+            ))));
+        }
+        sink.source(source_info(&header, seen.scorer.as_ref()))
     }
+}
+
+/// What the log says about the run as a whole.
+fn source_info(header: &Header, scorer: Option<&(String, &'static str)>) -> SourceInfo {
+    let eval = header.eval.as_ref();
+    let text = |key: &str| {
+        eval.and_then(|e| e.get(key))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let version = eval
+        .and_then(|e| e.get("packages"))
+        .and_then(|p| p.get("inspect_ai"))
+        .and_then(Value::as_str);
+    // `eval_id` names one task's evaluation and survives `inspect log convert`; logs older than
+    // it have `run_id` (shared by the tasks of one `eval()` call) and `task_id`.
+    let run_identity = match (text("eval_id"), text("run_id"), text("task_id")) {
+        (Some(eval_id), _, _) => Some(format!("inspect:{eval_id}")),
+        (None, Some(run_id), Some(task_id)) => Some(format!("inspect:{run_id}/{task_id}")),
+        _ => None,
+    };
+    SourceInfo {
+        tool: Some(match version {
+            Some(v) => format!("inspect_ai {v}"),
+            None => "inspect_ai".to_string(),
+        }),
+        run_identity,
+        status: header.status.clone().filter(|s| s != "success"),
+        verdict: scorer.map(|(name, values)| format!("Inspect scorer {name} ({values})")),
+    }
+}
+
+/// What the samples of a log showed so far.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Sample slots in the log (whatever became of them).
+    samples: u64,
+    /// Samples left out because the run's end cut them short.
+    interrupted: u64,
+    /// The first scorer that gave a verdict, and what its values are.
+    scorer: Option<(String, &'static str)>,
+}
+
+impl Seen {
+    /// The record of one sample; `Ok(None)` for a sample the run's end interrupted (its
+    /// `CancelledError` says nothing about the sample, and the run's status is sent).
+    fn sample(
+        &mut self,
+        slot: SampleSlot,
+        line: u64,
+        header: &Header,
+    ) -> Result<Option<RolloutRecord>, LineError> {
+        self.samples += 1;
+        if interrupted_by_run_end(&slot, header) {
+            self.interrupted += 1;
+            return Ok(None);
+        }
+        let (record, scorer) = to_record(slot, line)?;
+        if self.scorer.is_none() {
+            self.scorer = scorer;
+        }
+        Ok(Some(record))
+    }
+}
+
+/// Whether the sample's error is the cancellation of a run that did not succeed (Ctrl-C, or
+/// another sample's error stopping the run): Inspect records the samples in flight with a
+/// `CancelledError`.
+fn interrupted_by_run_end(slot: &SampleSlot, header: &Header) -> bool {
+    let SampleSlot::Sample(s) = slot else {
+        return false;
+    };
+    let cancelled = s
+        .error
+        .as_ref()
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .is_some_and(|m| m.starts_with("CancelledError"));
+    cancelled && matches!(header.status.as_deref(), Some("cancelled" | "error"))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -149,11 +258,13 @@ fn is_zip(input: &InputFile) -> Result<bool, InputError> {
     Ok(got == 4 && magic == ZIP_MAGIC)
 }
 
-/// The run description of a log: `eval` (EvalSpec) and `plan` (EvalPlan).
+/// The run description of a log: `eval` (EvalSpec), `plan` (EvalPlan) and `status`
+/// (`success`, `cancelled`, `error`, `started`).
 #[derive(Debug, Default)]
 struct Header {
     eval: Option<Value>,
     plan: Option<Value>,
+    status: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,8 +350,15 @@ fn err(field: impl Into<String>, msg: impl Into<String>) -> LineError {
     (field.into(), msg.into())
 }
 
-/// The record of one sample (`line`: its position, for messages).
-fn to_record(slot: SampleSlot, line: u64) -> Result<RolloutRecord, LineError> {
+/// Longest excerpt of a failed sample's error message in the rejection.
+const ERROR_EXCERPT_CHARS: usize = 200;
+
+/// The record of one sample (`line`: its position, for messages), and its first scorer's name
+/// and kind of values when it gave a verdict.
+fn to_record(
+    slot: SampleSlot,
+    line: u64,
+) -> Result<(RolloutRecord, Option<(String, &'static str)>), LineError> {
     let s = match slot {
         SampleSlot::Sample(s) => s,
         SampleSlot::NotObject(k) => {
@@ -248,6 +366,7 @@ fn to_record(slot: SampleSlot, line: u64) -> Result<RolloutRecord, LineError> {
         }
     };
     if let Some(error) = s.error.as_ref().filter(|e| !e.is_null()) {
+        // The message only (the traceback is kilobytes), cut to its first line.
         let message = error
             .get("message")
             .and_then(Value::as_str)
@@ -255,7 +374,10 @@ fn to_record(slot: SampleSlot, line: u64) -> Result<RolloutRecord, LineError> {
             .unwrap_or_else(|| error.to_string());
         return Err(err(
             "error",
-            format!("the sample failed in Inspect, no rollout to import: {message}"),
+            format!(
+                "the sample failed in Inspect ({}), so it has no rollout; --skip-invalid (skip_invalid=true) imports the other samples",
+                excerpt(&message, ERROR_EXCERPT_CHARS)
+            ),
         ));
     }
     let problem_id = match &s.id {
@@ -321,8 +443,8 @@ fn to_record(slot: SampleSlot, line: u64) -> Result<RolloutRecord, LineError> {
             ))
         }
     };
-    let (outcome, answer) = verdict(s.scores.as_ref())?;
-    Ok(RolloutRecord {
+    let (outcome, answer, scorer) = verdict(s.scores.as_ref())?;
+    let record = RolloutRecord {
         line,
         problem_id,
         prompt,
@@ -334,7 +456,21 @@ fn to_record(slot: SampleSlot, line: u64) -> Result<RolloutRecord, LineError> {
         finish_reason,
         tokens,
         ..RolloutRecord::default()
-    })
+    };
+    Ok((record, scorer))
+}
+
+/// The first line of `text`, at most `max` characters, with `…` when anything was cut. Inspect's
+/// messages are Python reprs (`RuntimeError('…\n…')`), whose line breaks are the two characters
+/// `\` and `n`: those end the first line too.
+fn excerpt(text: &str, max: usize) -> String {
+    let first = text.lines().next().unwrap_or("");
+    let first = first.split("\\n").next().unwrap_or(first).trim_end();
+    let mut out: String = first.chars().take(max).collect();
+    if out.len() < text.trim_end().len() {
+        out.push('…');
+    }
+    out
 }
 
 fn describe(v: &Value) -> String {
@@ -446,13 +582,20 @@ fn read_output(output: &Map<String, Value>) -> Result<Output, LineError> {
     Ok((response, finish_reason, tokens))
 }
 
-/// The verdict and extracted answer of the first scorer. `C` is correct; `I`, `P` (partial) and
-/// `N` (no answer) are not; a number is correct when >= 1; a boolean is itself; `yes`/`true` and
-/// `no`/`false` strings and numeric strings as those. A list or object value (multi-metric
-/// scorers) or `null` gives no verdict: the rollout is imported ungraded.
-fn verdict(scores: Option<&OrderedObject>) -> Result<(RecordOutcome, Option<String>), LineError> {
+type Verdict = (
+    RecordOutcome,
+    Option<String>,
+    Option<(String, &'static str)>,
+);
+
+/// The verdict and extracted answer of the first scorer, and the scorer's name and kind of
+/// values when it gave a verdict. `C` is correct; `I`, `P` (partial) and `N` (no answer) are
+/// not; a number is correct when >= 1; a boolean is itself; `yes`/`true` and `no`/`false` strings
+/// and numeric strings as those. A list or object value (multi-metric scorers) or `null` gives
+/// no verdict: the rollout is imported ungraded.
+fn verdict(scores: Option<&OrderedObject>) -> Result<Verdict, LineError> {
     let (name, score) = match scores {
-        None | Some(OrderedObject::Null) => return Ok((RecordOutcome::Ungraded, None)),
+        None | Some(OrderedObject::Null) => return Ok((RecordOutcome::Ungraded, None, None)),
         Some(OrderedObject::NotObject(k)) => {
             return Err(err(
                 "scores",
@@ -460,7 +603,7 @@ fn verdict(scores: Option<&OrderedObject>) -> Result<(RecordOutcome, Option<Stri
             ))
         }
         Some(OrderedObject::Object(entries)) => match entries.first() {
-            None => return Ok((RecordOutcome::Ungraded, None)),
+            None => return Ok((RecordOutcome::Ungraded, None, None)),
             Some((name, score)) => (name, score),
         },
     };
@@ -476,17 +619,20 @@ fn verdict(scores: Option<&OrderedObject>) -> Result<(RecordOutcome, Option<Stri
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     });
-    let from_number = |x: f64| RecordOutcome::Graded(x >= 1.0);
-    let outcome = match score.get("value") {
-        None | Some(Value::Null) | Some(Value::Array(_)) | Some(Value::Object(_)) => RecordOutcome::Ungraded,
-        Some(Value::Bool(b)) => RecordOutcome::Graded(*b),
+    const NUMBERS: &str = "numbers, correct when >= 1";
+    let from_number = |x: f64| (RecordOutcome::Graded(x >= 1.0), Some(NUMBERS));
+    let (outcome, values) = match score.get("value") {
+        None | Some(Value::Null) | Some(Value::Array(_)) | Some(Value::Object(_)) => {
+            (RecordOutcome::Ungraded, None)
+        }
+        Some(Value::Bool(b)) => (RecordOutcome::Graded(*b), Some("true/false")),
         Some(Value::Number(n)) => from_number(n.as_f64().unwrap_or(0.0)),
         Some(Value::String(v)) => match v.trim() {
-            "C" => RecordOutcome::Graded(true),
-            "I" | "P" | "N" => RecordOutcome::Graded(false),
+            "C" => (RecordOutcome::Graded(true), Some("C/I")),
+            "I" | "P" | "N" => (RecordOutcome::Graded(false), Some("C/I")),
             other => match other.to_ascii_lowercase().as_str() {
-                "yes" | "true" => RecordOutcome::Graded(true),
-                "no" | "false" => RecordOutcome::Graded(false),
+                "yes" | "true" => (RecordOutcome::Graded(true), Some("yes/no")),
+                "no" | "false" => (RecordOutcome::Graded(false), Some("yes/no")),
                 lower => match lower.parse::<f64>() {
                     Ok(x) if x.is_finite() => from_number(x),
                     _ => {
@@ -499,7 +645,7 @@ fn verdict(scores: Option<&OrderedObject>) -> Result<(RecordOutcome, Option<Stri
             },
         },
     };
-    Ok((outcome, answer))
+    Ok((outcome, answer, values.map(|v| (name.clone(), v))))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -526,7 +672,31 @@ fn is_sample_member(name: &str) -> bool {
         .is_some_and(|stem| stem.contains("_epoch_") && !stem.contains('/'))
 }
 
-fn read_eval(input: &InputFile, sink: &mut dyn RecordSink) -> Result<(), ReadStop> {
+/// The compression methods of the members Inspect has written: stored, deflate (older
+/// versions) and zstd (ZIP method 93, current versions).
+fn readable_method(method: zip::CompressionMethod) -> bool {
+    use zip::CompressionMethod as M;
+    matches!(method, M::Stored | M::Deflated | M::Zstd)
+}
+
+/// The error for a member whose compression caplens cannot read (the whole archive, since
+/// Inspect compresses every member alike).
+fn unreadable_method(input: &InputFile, name: &str, method: zip::CompressionMethod) -> InputError {
+    let shown = match method.to_string() {
+        n if n == "Unknown" => format!("{method:?}"),
+        n => n,
+    };
+    input.error(format!(
+        "member {name} of the .eval archive is compressed with ZIP method {shown}, which caplens cannot read (it reads stored, deflate and zstd members: what Inspect writes)"
+    ))
+}
+
+fn read_eval(
+    input: &InputFile,
+    header: &Header,
+    seen: &mut Seen,
+    sink: &mut dyn RecordSink,
+) -> Result<(), ReadStop> {
     let mut archive = open_archive(input)?;
     for index in 0..archive.len() {
         let line = index as u64 + 1;
@@ -542,10 +712,19 @@ fn read_eval(input: &InputFile, sink: &mut dyn RecordSink) -> Result<(), ReadSto
         if !is_sample_member(&name) {
             continue;
         }
-        let parsed = serde_json::from_reader::<_, SampleSlot>(BufReader::new(member));
+        if !readable_method(member.compression()) {
+            return Err(ReadStop::Input(unreadable_method(
+                input,
+                &name,
+                member.compression(),
+            )));
+        }
+        let parsed =
+            serde_json::from_reader::<_, SampleSlot>(BufReader::new(PythonJson::new(member)));
         match parsed {
-            Ok(slot) => match to_record(slot, line) {
-                Ok(record) => sink.record(record)?,
+            Ok(slot) => match seen.sample(slot, line, header) {
+                Ok(Some(record)) => sink.record(record)?,
+                Ok(None) => {}
                 Err((field, msg)) => {
                     sink.reject(input.line_error(line, Some(&field), format!("{name}: {msg}")))?
                 }
@@ -556,6 +735,7 @@ fn read_eval(input: &InputFile, sink: &mut dyn RecordSink) -> Result<(), ReadSto
                 ))))
             }
             Err(e) => {
+                seen.samples += 1;
                 sink.reject(input.line_error(line, None, format!("{name}: invalid JSON: {e}")))?
             }
         }
@@ -566,8 +746,8 @@ fn read_eval(input: &InputFile, sink: &mut dyn RecordSink) -> Result<(), ReadSto
     Ok(())
 }
 
-/// `eval` and `plan` of `header.json` (or of `_journal/start.json` in a log still being
-/// written, which has no header yet).
+/// `eval`, `plan` and `status` of `header.json`, or of `_journal/start.json` in a log still
+/// being written (status `started`), which has no header yet.
 fn eval_header(input: &InputFile) -> Result<Header, InputError> {
     let mut archive = open_archive(input)?;
     for name in ["header.json", "_journal/start.json"] {
@@ -577,11 +757,30 @@ fn eval_header(input: &InputFile) -> Result<Header, InputError> {
         let member = archive
             .by_index(index)
             .map_err(|e| input.error(format!("corrupt .eval archive: {name}: {e}")))?;
-        let value: Value = serde_json::from_reader(BufReader::new(member))
-            .map_err(|e| input.error(format!("{name}: not valid JSON: {e}")))?;
+        if !readable_method(member.compression()) {
+            return Err(unreadable_method(input, name, member.compression()));
+        }
+        let value: Value = serde_json::from_reader(BufReader::new(PythonJson::new(member)))
+            .map_err(|e| {
+                if e.is_io() {
+                    input.error(format!(
+                        "corrupt .eval archive: cannot read member {name}: {e}"
+                    ))
+                } else {
+                    input.error(format!("{name}: not valid JSON: {e}"))
+                }
+            })?;
+        let status = match name {
+            "header.json" => value
+                .get("status")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            _ => Some("started".to_string()),
+        };
         return Ok(Header {
             eval: value.get("eval").cloned(),
             plan: value.get("plan").cloned(),
+            status,
         });
     }
     Ok(Header::default())
@@ -590,16 +789,17 @@ fn eval_header(input: &InputFile) -> Result<Header, InputError> {
 // ---------------------------------------------------------------------------------------------
 // .json (streamed)
 
-type OnSample<'a> = dyn FnMut(u64, SampleSlot) -> Result<(), ReadStop> + 'a;
+type OnSample<'a> = dyn FnMut(u64, SampleSlot, &Header) -> Result<(), ReadStop> + 'a;
 
-/// Streams a `.json` log: keeps `eval` and `plan` in `header` and hands each element of
-/// `samples` to `on_sample` (with its 1-based position) as soon as it is parsed.
+/// Streams a `.json` log: keeps `eval`, `plan` and `status` in `header` and hands each element
+/// of `samples` to `on_sample` (with its 1-based position and the header read so far: Inspect
+/// writes `status`, `eval` and `plan` before `samples`) as soon as it is parsed.
 fn read_json(
     input: &InputFile,
     header: &mut Header,
     on_sample: &mut OnSample<'_>,
 ) -> Result<(), ReadStop> {
-    let reader = open_text(input)?;
+    let reader = BufReader::with_capacity(64 * 1024, PythonJson::new(open_text(input)?));
     let mut de = serde_json::Deserializer::from_reader(reader);
     let mut log = JsonLog {
         header,
@@ -640,6 +840,12 @@ impl<'de> Visitor<'de> for LogVisitor<'_, '_, '_, '_> {
             match key.as_str() {
                 "eval" => self.0.header.eval = Some(map.next_value()?),
                 "plan" => self.0.header.plan = Some(map.next_value()?),
+                "status" => {
+                    self.0.header.status = match map.next_value::<Value>()? {
+                        Value::String(status) => Some(status),
+                        _ => None,
+                    }
+                }
                 "samples" => map.next_value_seed(SamplesSeed(&mut *self.0))?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -671,7 +877,7 @@ impl<'de> Visitor<'de> for SamplesSeed<'_, '_, '_, '_> {
         let mut position = 0u64;
         while let Some(slot) = seq.next_element::<SampleSlot>()? {
             position += 1;
-            if let Err(stop) = (self.0.on_sample)(position, slot) {
+            if let Err(stop) = (self.0.on_sample)(position, slot, self.0.header) {
                 self.0.stopped = Some(stop);
                 return Err(de::Error::custom("read stopped"));
             }
@@ -822,7 +1028,7 @@ mod tests {
         let errors: Vec<String> = sink.errors.iter().map(|e| e.to_string()).collect();
         assert_eq!(
             errors,
-            ["log.eval:6: field \"error\": samples/3_epoch_1.json: the sample failed in Inspect, no rollout to import: RuntimeError: API timeout"]
+            ["log.eval:6: field \"error\": samples/3_epoch_1.json: the sample failed in Inspect (RuntimeError: API timeout), so it has no rollout; --skip-invalid (skip_invalid=true) imports the other samples"]
         );
     }
 
@@ -835,7 +1041,7 @@ mod tests {
         let errors: Vec<String> = sink.errors.iter().map(|e| e.to_string()).collect();
         assert_eq!(
             errors,
-            ["log.json:5: field \"error\": sample 5 of \"samples\": the sample failed in Inspect, no rollout to import: RuntimeError: API timeout"]
+            ["log.json:5: field \"error\": sample 5 of \"samples\": the sample failed in Inspect (RuntimeError: API timeout), so it has no rollout; --skip-invalid (skip_invalid=true) imports the other samples"]
         );
     }
 
@@ -1068,5 +1274,258 @@ mod tests {
         );
         assert_eq!(sink.records.len(), 1);
         assert_eq!(sink.records[0].response.as_ref().unwrap().len(), 2 << 20);
+    }
+
+    /// The logs written by Inspect itself (tests/fixtures/real/inspect, see its README).
+    fn real(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/real/inspect")
+            .join(name)
+    }
+
+    /// (problem, sample, verdict, answer) of each record.
+    fn verdicts(records: &[RolloutRecord]) -> Vec<(String, u64, RecordOutcome, Option<String>)> {
+        let mut v: Vec<_> = records
+            .iter()
+            .map(|r| {
+                (
+                    r.problem_id.clone(),
+                    r.sample.unwrap(),
+                    r.outcome,
+                    r.answer.clone(),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        v
+    }
+
+    #[test]
+    fn real_zstd_eval_and_its_json_conversion_read_alike() {
+        let (eval, result) = read_all(
+            &InspectImporter,
+            &real("arith_match_epochs3.eval"),
+            "arith_match_epochs3.eval",
+        );
+        result.unwrap();
+        let (json, result) = read_all(
+            &InspectImporter,
+            &real("arith_match_epochs3.json"),
+            "arith_match_epochs3.json",
+        );
+        result.unwrap();
+        assert!(eval.errors.is_empty() && json.errors.is_empty());
+        assert_eq!(eval.records.len(), 12);
+        assert_eq!(verdicts(&eval.records), verdicts(&json.records));
+        // 7 of 12 correct: Inspect's accuracy in the log is 0.5833.
+        let correct = eval
+            .records
+            .iter()
+            .filter(|r| r.outcome == RecordOutcome::Graded(true))
+            .count();
+        assert_eq!(correct, 7);
+        let r = &eval.records[0];
+        assert_eq!(
+            (
+                r.prompt.as_deref(),
+                r.reference.as_deref(),
+                r.response.as_deref()
+            ),
+            (
+                Some("What is 2+2? Answer with a number."),
+                Some("4"),
+                Some("4")
+            )
+        );
+        assert_eq!(eval.sources, json.sources);
+        assert_eq!(eval.sources.len(), 1);
+        let source = &eval.sources[0];
+        assert_eq!(source.tool.as_deref(), Some("inspect_ai 0.3.285"));
+        assert!(source
+            .run_identity
+            .as_deref()
+            .is_some_and(|id| id.starts_with("inspect:") && id.len() > 10));
+        assert_eq!(source.status, None);
+        assert_eq!(
+            source.verdict.as_deref(),
+            Some("Inspect scorer match (C/I)")
+        );
+    }
+
+    #[test]
+    fn real_nan_metrics_read_in_both_containers() {
+        for name in ["arith_nan_metric.eval", "arith_nan_metric.json"] {
+            let bytes = std::fs::read(real(name)).unwrap();
+            if name.ends_with(".json") {
+                assert!(find(&bytes, b"NaN").is_some(), "the log holds a NaN");
+            }
+            let (sink, result) = read_all(&InspectImporter, &real(name), name);
+            result.unwrap();
+            assert_eq!(sink.records.len(), 4, "{name}");
+            let input = InputFile::new(real(name), name);
+            let hints = InspectImporter.hints(&input).unwrap();
+            assert_eq!(hints.dataset.as_deref(), Some("arith_nan"), "{name}");
+        }
+    }
+
+    #[test]
+    fn real_failed_sample_is_reported_once_and_short() {
+        let name = "arith_sample_error.eval";
+        let (sink, result) = read_all(&InspectImporter, &real(name), name);
+        result.unwrap();
+        assert_eq!(sink.records.len(), 3);
+        let errors: Vec<String> = sink.errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            errors,
+            ["arith_sample_error.eval:6: field \"error\": samples/3_epoch_1.json: the sample failed in Inspect (RuntimeError('tool backend unavailable: connection refused (127.0.0.1:9)…), so it has no rollout; --skip-invalid (skip_invalid=true) imports the other samples"]
+        );
+    }
+
+    #[test]
+    fn real_cancelled_and_failed_runs_import_with_their_status() {
+        for (name, status, records, errors) in [
+            ("arith_cancelled.eval", "cancelled", 2, 0),
+            ("arith_cancelled.json", "cancelled", 2, 0),
+            // The failing sample is reported; the one cancelled by the failure is not.
+            ("arith_run_error.eval", "error", 2, 1),
+            // Killed: no header.json, the journal says the run started.
+            ("arith_killed.eval", "started", 2, 0),
+        ] {
+            let (sink, result) = read_all(&InspectImporter, &real(name), name);
+            result.unwrap();
+            assert_eq!(
+                (sink.records.len(), sink.errors.len()),
+                (records, errors),
+                "{name}"
+            );
+            assert_eq!(sink.sources[0].status.as_deref(), Some(status), "{name}");
+        }
+        let name = "arith_cancelled_header_only.eval";
+        let (sink, result) = read_all(&InspectImporter, &real(name), name);
+        let Err(ReadStop::Input(e)) = result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(
+            e.to_string(),
+            "arith_cancelled_header_only.eval: this Inspect log has no samples (status: cancelled)"
+        );
+        assert!(sink.records.is_empty());
+        assert_eq!(
+            InspectImporter
+                .hints(&InputFile::new(real(name), name))
+                .unwrap_err()
+                .to_string(),
+            e.to_string()
+        );
+    }
+
+    #[test]
+    fn a_log_whose_every_sample_was_cut_short_says_so() {
+        let text = r#"{"version":2,"status":"cancelled","eval":{"eval_id":"e"},"samples":[{"id":1,"epoch":1,"error":{"message":"CancelledError('Cancelled by SIGINT')","traceback":"..."}}]}"#;
+        let (path, _dir) = temp_file("c.json", text.as_bytes());
+        let (sink, result) = read_all(&InspectImporter, &path, "c.json");
+        let Err(ReadStop::Input(e)) = result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(
+            e.to_string(),
+            "c.json: this Inspect log has no completed sample (status: cancelled; the run's end cut short all 1 of its samples)"
+        );
+        assert!(sink.errors.is_empty());
+        // In a run that succeeded, a CancelledError is the sample's own failure.
+        let text = text.replace("cancelled", "success");
+        let (path, _dir) = temp_file("s.json", text.as_bytes());
+        let (sink, result) = read_all(&InspectImporter, &path, "s.json");
+        result.unwrap();
+        assert_eq!(sink.errors.len(), 1);
+        assert_eq!(sink.errors[0].field.as_deref(), Some("error"));
+    }
+
+    #[test]
+    fn real_logs_are_detected_under_any_name() {
+        for name in [
+            "arith_match_epochs3.eval",
+            "arith_cancelled_header_only.eval",
+        ] {
+            let head = std::fs::read(real(name)).unwrap();
+            assert!(
+                InspectImporter.sniff("upload", &head[..2000.min(head.len())]),
+                "{name}"
+            );
+            let input = InputFile::new(real(name), "upload");
+            assert_eq!(
+                crate::ingest::detect(&input).unwrap(),
+                Format::Inspect,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_member_compression_inspect_writes_is_read_and_others_are_named() {
+        use std::io::Write;
+        let sample = br#"{"id":1,"epoch":1,"target":"4","output":{"completion":"4"},"scores":{"match":{"value":"C","answer":"4"}},"metrics":{"x":NaN}}"#;
+        let header = br#"{"version":2,"status":"success","eval":{"eval_id":"e1","task":"t","packages":{"inspect_ai":"0.3.285"}}}"#;
+        let archive = |method: zip::CompressionMethod| {
+            let mut buf = std::io::Cursor::new(Vec::new());
+            let mut z = zip::ZipWriter::new(&mut buf);
+            let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+            z.start_file("_journal/start.json", opts).unwrap();
+            z.write_all(br#"{"version":2,"eval":{}}"#).unwrap();
+            z.start_file("samples/1_epoch_1.json", opts).unwrap();
+            z.write_all(sample).unwrap();
+            z.start_file("header.json", opts).unwrap();
+            z.write_all(header).unwrap();
+            z.finish().unwrap();
+            buf.into_inner()
+        };
+        for method in [
+            zip::CompressionMethod::Stored,
+            zip::CompressionMethod::Deflated,
+            zip::CompressionMethod::Zstd,
+        ] {
+            let (path, _dir) = temp_file("x.eval", &archive(method));
+            let (sink, result) = read_all(&InspectImporter, &path, "x.eval");
+            result.unwrap();
+            assert_eq!(sink.records.len(), 1, "{method}");
+            assert_eq!(sink.sources[0].run_identity.as_deref(), Some("inspect:e1"));
+            assert!(
+                InspectImporter.sniff("upload", &archive(method)),
+                "{method}"
+            );
+        }
+        // A method Inspect never wrote (bzip2, 12): stored bytes relabelled in the local and
+        // central headers.
+        let mut bytes = archive(zip::CompressionMethod::Stored);
+        let mut at = 0;
+        while let Some(i) = find(&bytes[at..], b"PK\x03\x04") {
+            bytes[at + i + 8] = 12;
+            at += i + 4;
+        }
+        at = 0;
+        while let Some(i) = find(&bytes[at..], b"PK\x01\x02") {
+            bytes[at + i + 10] = 12;
+            at += i + 4;
+        }
+        let (path, _dir) = temp_file("bz.eval", &bytes);
+        let (_, result) = read_all(&InspectImporter, &path, "bz.eval");
+        let Err(ReadStop::Input(e)) = result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(
+            e.to_string(),
+            "bz.eval: member header.json of the .eval archive is compressed with ZIP method Bzip2, which caplens cannot read (it reads stored, deflate and zstd members: what Inspect writes)"
+        );
+    }
+
+    #[test]
+    fn long_error_messages_are_cut_to_their_first_line() {
+        assert_eq!(excerpt("short", 10), "short");
+        assert_eq!(excerpt("line one\nline two", 100), "line one…");
+        assert_eq!(excerpt(r"E('line one\nline two')", 100), "E('line one…");
+        assert_eq!(
+            excerpt(&"é".repeat(300), 200),
+            format!("{}…", "é".repeat(200))
+        );
     }
 }

@@ -5,6 +5,10 @@
 //! Lines of other filters are skipped without a message. Each of `resps[0]` (requests x repeats,
 //! or the flattened list) is one rollout; lm-eval keeps no per-repeat verdict, so every rollout
 //! is `Ungraded` and the pipeline grades it against `target`.
+//!
+//! What the file says about the run goes to [`RecordSink::source`]: the metrics and filter of the
+//! imported lines, and an identity from the file name's task and date and the first line's
+//! hashes ([`run_identity`]).
 
 use super::common::{
     file_stem, first_line_object, head_records, id_string, integer, kind, number, parse_object,
@@ -12,9 +16,10 @@ use super::common::{
 };
 use crate::ingest::{
     for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
-    RolloutImporter, RolloutRecord,
+    RolloutImporter, RolloutRecord, SourceInfo,
 };
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 
 pub struct LmEvalImporter;
@@ -81,6 +86,7 @@ impl RolloutImporter for LmEvalImporter {
         // The filter whose lines are imported (`Some(None)`: the first line had no filter key).
         let mut chosen: Option<Option<String>> = None;
         let mut seen_docs = HashSet::<String>::new();
+        let mut first_line: Option<Map<String, Value>> = None;
         for_each_line(input, sink, |line_no, text, sink| {
             let reject = |sink: &mut dyn RecordSink, field: Option<&str>, msg: String| {
                 sink.reject(input.line_error(line_no, field, msg))
@@ -101,7 +107,10 @@ impl RolloutImporter for LmEvalImporter {
                 }
             };
             match &chosen {
-                None => chosen = Some(filter.clone()),
+                None => {
+                    chosen = Some(filter.clone());
+                    first_line = Some(line.clone());
+                }
                 Some(c) if *c != filter => return Ok(()),
                 Some(_) => {}
             }
@@ -155,8 +164,59 @@ impl RolloutImporter for LmEvalImporter {
                 })?;
             }
             Ok(())
-        })
+        })?;
+        sink.source(source_info(&input.name, first_line.as_ref()))
     }
+}
+
+/// What the samples file says about the run: lm-eval wrote it; its verdicts are the metrics of
+/// the imported filter; its identity is [`run_identity`].
+fn source_info(file_name: &str, first_line: Option<&Map<String, Value>>) -> SourceInfo {
+    let verdict = first_line.and_then(|line| {
+        let metrics: Vec<&str> = line
+            .get("metrics")?
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        if metrics.is_empty() {
+            return None;
+        }
+        let filter = match line.get("filter").and_then(Value::as_str) {
+            Some(f) => format!(" (filter {f})"),
+            None => String::new(),
+        };
+        Some(format!("lm-eval {}{filter}", metrics.join(", ")))
+    });
+    SourceInfo {
+        tool: Some("lm-eval".into()),
+        run_identity: first_line.and_then(|line| run_identity(file_name, line)),
+        status: None,
+        verdict,
+    }
+}
+
+/// The run's identity, `lm-eval:<task>@<date>#<hash>`: lm-eval names a samples file by its task
+/// and the date (to the microsecond) its run started, which tells runs apart, and the same file
+/// keeps that name whatever container it comes in (`.jsonl`, `.jsonl.gz`). The hash (16 hex
+/// digits of SHA-256) over the first line's `doc_hash`, `prompt_hash` and `target_hash` (what the
+/// task's first document, prompt and target were) adds the task's configuration, so two files
+/// that share a name but not a task configuration stay apart. `None` without the date (a file
+/// renamed: nothing in it tells its run from another run of the same task).
+fn run_identity(file_name: &str, first_line: &Map<String, Value>) -> Option<String> {
+    let (task, date) = task_and_date(file_name)?;
+    let date = date?;
+    let hashes: Vec<&str> = ["doc_hash", "prompt_hash", "target_hash"]
+        .iter()
+        .filter_map(|k| first_line.get(*k).and_then(Value::as_str))
+        .collect();
+    let mut identity = format!("lm-eval:{task}@{date}");
+    if !hashes.is_empty() {
+        let digest = Sha256::digest(hashes.join("\n").as_bytes());
+        identity.push('#');
+        identity.push_str(&crate::ingest::pipeline::hex(&digest[..8]));
+    }
+    Some(identity)
 }
 
 /// The rollouts of `resps`: `[[s1..sN]]` (one request x N repeats) or the flattened `[s1..sN]`.
@@ -233,8 +293,14 @@ fn gen_kwargs(line: &Map<String, Value>) -> Option<Map<String, Value>> {
 /// gives `aime24` (task names may contain `_`; the date is the last `_`-part that starts with a
 /// four-digit year and `-`).
 pub(crate) fn task_from_file_name(name: &str) -> Option<String> {
+    task_and_date(name).map(|(task, _)| task.to_string())
+}
+
+/// The task and the date of `samples_<task>_<date>.jsonl` (`None` date: the name has none).
+fn task_and_date(name: &str) -> Option<(&str, Option<&str>)> {
     let rest = file_stem(name).strip_prefix("samples_")?;
     let mut task = rest;
+    let mut date = None;
     for (i, _) in rest
         .match_indices('_')
         .collect::<Vec<_>>()
@@ -244,10 +310,11 @@ pub(crate) fn task_from_file_name(name: &str) -> Option<String> {
         let tail = &rest.as_bytes()[i + 1..];
         if tail.len() >= 5 && tail[..4].iter().all(u8::is_ascii_digit) && tail[4] == b'-' {
             task = &rest[..i];
+            date = Some(&rest[i + 1..]);
             break;
         }
     }
-    (!task.is_empty()).then(|| task.to_string())
+    (!task.is_empty()).then_some((task, date))
 }
 
 #[cfg(test)]
@@ -466,5 +533,77 @@ mod tests {
             br#"{"model":"m","problem_id":"1","correct":true}"#
         ));
         assert!(!LmEvalImporter.sniff("x.jsonl", b"not json"));
+    }
+
+    #[test]
+    fn source_names_the_metrics_filter_and_run() {
+        let expected = SourceInfo {
+            tool: Some("lm-eval".into()),
+            // sha256("a0\nb0\nc0"): the first line's doc, prompt and target hashes.
+            run_identity: Some("lm-eval:aime24@2025-06-01T12-00-00.000000#f80c88a159b76a22".into()),
+            status: None,
+            verdict: Some("lm-eval exact_match (filter none)".into()),
+        };
+        for name in [FILE.to_string(), format!("{FILE}.gz")] {
+            let (sink, result) =
+                read_all(&LmEvalImporter, &fixture(&format!("lm-eval/{name}")), &name);
+            result.unwrap();
+            assert_eq!(sink.sources, [expected.clone()], "{name}");
+        }
+        // Renamed: nothing tells this run from another run of the task.
+        let (sink, _) = read_all(
+            &LmEvalImporter,
+            &fixture(&format!("lm-eval/{FILE}")),
+            "samples_aime24.jsonl",
+        );
+        assert_eq!(sink.sources[0].run_identity, None);
+        // Another task configuration at the same date is another run.
+        let text = std::fs::read_to_string(fixture(&format!("lm-eval/{FILE}")))
+            .unwrap()
+            .replacen("\"b0\"", "\"b9\"", 1);
+        let (path, _dir) = temp_file(FILE, text.as_bytes());
+        let (sink, _) = read_all(&LmEvalImporter, &path, FILE);
+        assert_ne!(sink.sources[0].run_identity, expected.run_identity);
+        assert!(sink.sources[0]
+            .run_identity
+            .as_deref()
+            .unwrap()
+            .starts_with("lm-eval:aime24@2025-06-01T12-00-00.000000#"));
+    }
+
+    #[test]
+    fn a_results_file_or_a_json_document_is_named_for_what_it_is() {
+        let results = "{\n  \"results\": {\n    \"aime24\": {\n      \"exact_match,none\": 0.5,\n      \"exact_match_stderr,none\": NaN\n    }\n  },\n  \"versions\": {\"aime24\": 1}\n}\n";
+        let (path, _dir) = temp_file(
+            "results_2025-06-01T12-00-00.000000.json",
+            results.as_bytes(),
+        );
+        let name = "results_2025-06-01T12-00-00.000000.json";
+        let (sink, result) = read_all(&LmEvalImporter, &path, name);
+        let Err(ReadStop::Input(e)) = result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(
+            e.to_string(),
+            "results_2025-06-01T12-00-00.000000.json:1: this looks like an lm-eval results file (results_*.json), not samples; upload the samples_*.jsonl written with --log_samples"
+        );
+        assert!(sink.errors.is_empty() && sink.records.is_empty());
+        let input = InputFile::new(&path, name);
+        assert_eq!(
+            LmEvalImporter.hints(&input).unwrap_err().to_string(),
+            e.to_string()
+        );
+        assert_eq!(crate::ingest::detect(&input).unwrap_err().to_string(), "results_2025-06-01T12-00-00.000000.json: this looks like an lm-eval results file (results_*.json), not samples; upload the samples_*.jsonl written with --log_samples");
+        // The samples of a file as one indented JSON list.
+        let pretty = "\n[\n  {\n    \"doc_id\": 0,\n    \"resps\": [[\"a\"]]\n  }\n]\n";
+        let (path, _dir) = temp_file("samples.json", pretty.as_bytes());
+        let (_, result) = read_all(&LmEvalImporter, &path, "samples.json");
+        let Err(ReadStop::Input(e)) = result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(
+            e.to_string(),
+            "samples.json:2: this is a JSON document spread over several lines, not JSON Lines (one record per line)"
+        );
     }
 }

@@ -10,6 +10,8 @@ mod verl;
 
 use super::RolloutImporter;
 
+pub(crate) use common::json_document_note;
+
 /// Every importer in detection order: formats with distinctive keys first; native last among
 /// the JSON Lines formats because its keys (`model`, `problem_id`) are the most generic.
 pub static ALL: &[&dyn RolloutImporter] = &[
@@ -99,6 +101,40 @@ mod tests {
                 let _ = importer.sniff("f.eval", head);
             }
         }
+    }
+
+    /// Every JSON Lines importer says what an indented JSON document is, on line 1, instead of a
+    /// parse error per line; detection says the same.
+    #[test]
+    fn json_lines_importers_name_a_json_document() {
+        use crate::ingest::formats::common::read_all;
+        use crate::ingest::ReadStop;
+        let doc = b"{\n  \"model\": \"m\",\n  \"problem_id\": \"1\",\n  \"correct\": true\n}\n";
+        let (path, _dir) = temp_file("rollouts.json", doc);
+        let message = "rollouts.json:1: this is a JSON document spread over several lines, not JSON Lines (one record per line)";
+        for importer in ALL.iter().filter(|i| i.format() != Format::Inspect) {
+            let (sink, result) = read_all(*importer, &path, "rollouts.json");
+            let Err(ReadStop::Input(e)) = result else {
+                panic!("{}: {result:?}", importer.format())
+            };
+            assert_eq!(e.to_string(), message, "{}", importer.format());
+            assert!(sink.records.is_empty() && sink.errors.is_empty());
+        }
+        let input = InputFile::new(&path, "rollouts.json");
+        assert_eq!(
+            detect(&input).unwrap_err().to_string(),
+            "rollouts.json: this is a JSON document spread over several lines, not JSON Lines (one record per line)"
+        );
+        // An Inspect log forced through a JSON Lines format says which format it is.
+        let log = fixture("inspect/log.json");
+        let (_, result) = read_all(ALL[ALL.len() - 1], &log, "log.json");
+        let Err(ReadStop::Input(e)) = result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(
+            e.to_string(),
+            "log.json:1: this is an Inspect AI log (one JSON document), not JSON Lines; import it with format inspect (--format inspect)"
+        );
     }
 
     #[test]
