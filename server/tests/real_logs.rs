@@ -199,3 +199,42 @@ async fn inspect_logs_that_cannot_be_imported_say_why() {
     assert!(!printed.contains("Traceback"), "{printed}");
     db.cleanup().await;
 }
+
+/// One Inspect run uploaded as `.eval` and then as its `.json` conversion (different bytes, one
+/// `eval_id`) is recognised as the same run: the second import is a duplicate that adds nothing
+/// and names the first run.
+#[tokio::test]
+async fn one_inspect_run_as_eval_and_as_json_is_imported_once() {
+    for db in TestDb::all().await {
+        let first = import(
+            &db,
+            &inspect_log("arith_match_epochs3.eval"),
+            "arith_match_epochs3.eval",
+            params("twice", false),
+        )
+        .await;
+        assert_eq!(first.status, ImportStatus::Completed, "{}: {:?}", db.name, first.message);
+        let run = first.runs[0].id;
+        assert_eq!(first.runs[0].source.run_identity.as_deref().map(|s| s.starts_with("inspect:")), Some(true));
+        let second = import(
+            &db,
+            &inspect_log("arith_match_epochs3.json"),
+            "arith_match_epochs3.json",
+            params("twice", false),
+        )
+        .await;
+        assert_eq!(second.status, ImportStatus::Duplicate, "{}: {:?}", db.name, second.message);
+        let message = second.message.unwrap_or_default();
+        assert!(
+            message.starts_with(&format!("already imported as run {run} (\"arith_match_epochs3.eval\")")),
+            "{message}"
+        );
+        assert!(message.contains("inspect_ai"), "{message}");
+        let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs")
+            .fetch_one(&db.store.pool)
+            .await
+            .unwrap();
+        assert_eq!(runs, 1, "{}: the duplicate adds no run", db.name);
+        db.cleanup().await;
+    }
+}

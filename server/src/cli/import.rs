@@ -236,14 +236,12 @@ pub fn print_report(report: &ImportReport, json: bool, out: &mut dyn Write) -> i
             let _ = writeln!(out, "  rejected: {e}");
         }
         if let Some(m) = &report.message {
-            // A failure caused by one bad row is that row's error: print it once.
-            if !report.errors.iter().any(|e| e == m) {
-                let _ = writeln!(out, "  {m}");
-            }
+            let _ = writeln!(out, "  {m}");
         }
         if report.status == ImportStatus::Failed
             && report.rows_rejected > 0
             && !report.params.skip_invalid.unwrap_or(false)
+            && !report.message.as_deref().unwrap_or("").contains("skip-invalid")
         {
             let _ = writeln!(
                 out,

@@ -311,8 +311,14 @@ impl ImportProgress {
             .min(self.bytes_total)
     }
 
-    fn reject(&self, error: &InputError) {
+    /// Counts a rejected row and keeps its error for the report when the import goes on
+    /// (`skipped`); a row that stops the import becomes the report's message instead, so it is
+    /// not listed twice.
+    fn reject(&self, error: &InputError, skipped: bool) {
         self.rows_rejected.fetch_add(1, Ordering::Relaxed);
+        if !skipped {
+            return;
+        }
         let mut errors = self.errors.lock().expect("progress lock");
         if errors.len() < ERRORS_KEPT {
             errors.push(error.to_string());
@@ -681,7 +687,7 @@ impl RecordSink for PrepareSink<'_> {
     }
 
     fn reject(&mut self, error: InputError) -> Result<(), ReadStop> {
-        self.progress.reject(&error);
+        self.progress.reject(&error, self.skip_invalid);
         if self.skip_invalid {
             Ok(())
         } else {
@@ -961,7 +967,7 @@ impl<'a> Writer<'a> {
                         field: Some(field.to_owned()),
                         message,
                     };
-                    progress.reject(&e);
+                    progress.reject(&e, self.params.skip_invalid.unwrap_or(false));
                     if !self.params.skip_invalid.unwrap_or(false) {
                         return Err(Failure::Input(e));
                     }
