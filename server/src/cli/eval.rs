@@ -522,4 +522,34 @@ mod tests {
         assert!(parse_checkpoint("x=e").unwrap_err().contains("integer"));
         assert!(parse_checkpoint("100").unwrap_err().contains("STEP=ENGINE"));
     }
+
+    #[test]
+    fn dataset_upload_takes_repeated_field_mappings() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "caplens", "dataset", "upload", "gsm8k.parquet", "--field", "prompt=question",
+            "--field", "answer = answer", "--field", "id=",
+        ])
+        .unwrap();
+        let Some(crate::cli::Command::Dataset(DatasetCommand::Upload { file, fields, .. })) =
+            cli.command
+        else {
+            panic!("a dataset upload")
+        };
+        assert_eq!(file, PathBuf::from("gsm8k.parquet"));
+        assert_eq!(
+            fields,
+            [
+                ("prompt".to_owned(), "question".to_owned()),
+                ("answer".to_owned(), "answer".to_owned()),
+                ("id".to_owned(), String::new()),
+            ]
+        );
+        let err = crate::cli::Cli::try_parse_from([
+            "caplens", "dataset", "upload", "f.jsonl", "--field", "question=prompt",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("\"question\" is not a dataset role; one of: id, prompt, answer, tags"), "{err}");
+    }
 }
