@@ -508,6 +508,21 @@ pub(crate) fn dataset_of_task(task: &str) -> String {
     parts.join("|")
 }
 
+/// The model of a local file where lighteval put it, `details/<model>/<date_id>/details_…`: the
+/// directory above the one named like the file's date id (for an `org/model` name, `model`).
+fn model_from_path(input: &InputFile, date_id: &str) -> Option<String> {
+    let base = input.name.rsplit(['/', '\\']).next()?;
+    if input.path.file_name()?.to_string_lossy() != base {
+        return None; // an upload spooled under another name: its directories are not the user's
+    }
+    let date_dir = input.path.parent()?;
+    if date_dir.file_name()?.to_string_lossy() != date_id {
+        return None;
+    }
+    let model = date_dir.parent()?.file_name()?.to_string_lossy().into_owned();
+    (!model.is_empty() && model != "details").then_some(model)
+}
+
 /// Whether `name` looks like a lighteval details file name.
 fn details_name(name: &str) -> bool {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
@@ -549,8 +564,12 @@ impl RolloutImporter for LightevalImporter {
         if let Err(ReadStop::Input(e)) = result {
             return Err(e);
         }
+        let name = task_and_date(&input.name);
         Ok(FileHints {
-            dataset: task_and_date(&input.name).map(|(task, _)| dataset_of_task(&task)),
+            model: name
+                .as_ref()
+                .and_then(|(_, date)| model_from_path(input, date.as_deref()?)),
+            dataset: name.map(|(task, _)| dataset_of_task(&task)),
             max_tokens,
             n_per_problem,
             has_tokens,
@@ -851,6 +870,24 @@ mod tests {
                 ..FileHints::default()
             }
         );
+    }
+
+    #[test]
+    fn the_model_is_the_directory_above_the_date() {
+        let file = name("gsm8k|0");
+        let bytes = std::fs::read(fixture(&format!("lighteval/{file}"))).unwrap();
+        let rel = format!("details/Qwen/Qwen2.5-Math-1.5B/{DATE}/{file}");
+        let (path, _dir) = temp_file(&rel, &bytes);
+        let hints = LightevalImporter
+            .hints(&InputFile::new(&path, &file))
+            .unwrap();
+        assert_eq!(hints.model.as_deref(), Some("Qwen2.5-Math-1.5B"));
+        assert_eq!(hints.dataset.as_deref(), Some("gsm8k"));
+        // Not under a date directory, or spooled under another name: no model.
+        let (path, _dir) = temp_file(&format!("m/{file}"), &bytes);
+        assert_eq!(LightevalImporter.hints(&InputFile::new(&path, &file)).unwrap().model, None);
+        let (path, _dir) = temp_file(&format!("m/{DATE}/upload"), &bytes);
+        assert_eq!(LightevalImporter.hints(&InputFile::new(&path, &file)).unwrap().model, None);
     }
 
     #[test]
