@@ -957,9 +957,13 @@ async fn rest_dataset_uploads_map_fields_and_read_parquet() {
         };
         let gsm = "{\"q\":\"Natalia sold 48 clips in April and half as many in May. How many?\",\"sol\":\"48/2 = 24 in May.\\n48+24 = 72.\\n#### 72\",\"key\":\"gsm-0\"}\n{\"q\":\"Weng earns $12 an hour. How much for 50 minutes?\",\"sol\":\"12/60*50 = 10\\n#### 10\",\"key\":\"gsm-1\"}\n";
         // Without the mapping no field can be the prompt: refused, the fields named.
-        let (status, body) = call(&app, "POST", "/api/v1/datasets?name=gsm", Some(&token), gsm).await;
+        let (status, body) =
+            call(&app, "POST", "/api/v1/datasets?name=gsm", Some(&token), gsm).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert!(body.contains("no prompt field: the records have the fields key, q, sol"), "{body}");
+        assert!(
+            body.contains("no prompt field: the records have the fields key, q, sol"),
+            "{body}"
+        );
         // A mapped field that some line lacks: that line named, nothing stored.
         let (status, body) = call(
             &app,
@@ -970,8 +974,14 @@ async fn rest_dataset_uploads_map_fields_and_read_parquet() {
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert!(body.contains("gsm.jsonl:1: field \\\"nope\\\": missing"), "{body}");
-        assert!(body.contains("gsm.jsonl:2: field \\\"nope\\\": missing"), "{body}");
+        assert!(
+            body.contains("gsm.jsonl:1: field \\\"nope\\\": missing"),
+            "{body}"
+        );
+        assert!(
+            body.contains("gsm.jsonl:2: field \\\"nope\\\": missing"),
+            "{body}"
+        );
         assert!(problems("gsm").await.is_empty());
         let (status, body) = call(
             &app,
@@ -983,7 +993,10 @@ async fn rest_dataset_uploads_map_fields_and_read_parquet() {
         .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let stored = problems("gsm").await;
-        let got: Vec<(&str, &str)> = stored.iter().map(|(k, _, a)| (k.as_str(), a.as_str())).collect();
+        let got: Vec<(&str, &str)> = stored
+            .iter()
+            .map(|(k, _, a)| (k.as_str(), a.as_str()))
+            .collect();
         assert_eq!(got, [("gsm-0", "72"), ("gsm-1", "10")]);
         assert!(stored[0].1.starts_with("Natalia sold 48 clips"));
 
@@ -1000,13 +1013,24 @@ async fn rest_dataset_uploads_map_fields_and_read_parquet() {
         let res = app.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let body = res.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
         let stored = problems("math500").await;
-        let got: Vec<(&str, &str)> = stored.iter().map(|(k, _, a)| (k.as_str(), a.as_str())).collect();
+        let got: Vec<(&str, &str)> = stored
+            .iter()
+            .map(|(k, _, a)| (k.as_str(), a.as_str()))
+            .collect();
         assert_eq!(
             got,
             [
-                ("test/precalculus/807.json", "\\left( 3, \\frac{\\pi}{2} \\right)"),
+                (
+                    "test/precalculus/807.json",
+                    "\\left( 3, \\frac{\\pi}{2} \\right)"
+                ),
                 ("test/intermediate_algebra/1994.json", "p - q"),
                 ("test/algebra/2584.json", "\\frac{14}{3}"),
             ]

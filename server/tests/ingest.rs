@@ -783,8 +783,16 @@ fn lighteval_metric(path: &Path, key: &str) -> Vec<f64> {
 async fn lighteval_pass_at_1_matches_the_files_own_metrics() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/formats/lighteval");
     let cases = [
-        ("details_aime24|0_2026-12-02T12-00-00.000000.parquet", "pass@k:k=1&n=4", 12),
-        ("details_gsm8k|0_2026-12-02T12-00-00.000000.parquet", "extractive_match", 3),
+        (
+            "details_aime24|0_2026-12-02T12-00-00.000000.parquet",
+            "pass@k:k=1&n=4",
+            12,
+        ),
+        (
+            "details_gsm8k|0_2026-12-02T12-00-00.000000.parquet",
+            "extractive_match",
+            3,
+        ),
         (
             "details_lighteval|math_500|0_2026-12-02T12-00-00.000000.parquet",
             "math_pass@1:1_samples",

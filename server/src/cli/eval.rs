@@ -527,8 +527,16 @@ mod tests {
     fn dataset_upload_takes_repeated_field_mappings() {
         use clap::Parser;
         let cli = crate::cli::Cli::try_parse_from([
-            "caplens", "dataset", "upload", "gsm8k.parquet", "--field", "prompt=question",
-            "--field", "answer = answer", "--field", "id=",
+            "caplens",
+            "dataset",
+            "upload",
+            "gsm8k.parquet",
+            "--field",
+            "prompt=question",
+            "--field",
+            "answer = answer",
+            "--field",
+            "id=",
         ])
         .unwrap();
         let Some(crate::cli::Command::Dataset(DatasetCommand::Upload { file, fields, .. })) =
@@ -546,10 +554,18 @@ mod tests {
             ]
         );
         let err = crate::cli::Cli::try_parse_from([
-            "caplens", "dataset", "upload", "f.jsonl", "--field", "question=prompt",
+            "caplens",
+            "dataset",
+            "upload",
+            "f.jsonl",
+            "--field",
+            "question=prompt",
         ])
         .unwrap_err()
         .to_string();
-        assert!(err.contains("\"question\" is not a dataset role; one of: id, prompt, answer, tags"), "{err}");
+        assert!(
+            err.contains("\"question\" is not a dataset role; one of: id, prompt, answer, tags"),
+            "{err}"
+        );
     }
 }

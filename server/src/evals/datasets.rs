@@ -461,7 +461,10 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("set.jsonl:3: not valid JSON"), "{err}");
-        assert!(err.contains("set.jsonl:5: field \"tags\": must be a string or an array of strings"), "{err}");
+        assert!(
+            err.contains("set.jsonl:5: field \"tags\": must be a string or an array of strings"),
+            "{err}"
+        );
         assert!(
             err.contains("set.jsonl:7: field \"id\": \"9\" repeats line 6"),
             "{err}"
@@ -470,16 +473,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no problems"));
-        assert!(
-            parse(
-                "u.jsonl",
-                b"{\"id\":1,\"prompt\":\"\xff\",\"answer\":1}",
-                &DatasetFields::default()
-            )
-                .unwrap_err()
-                .to_string()
-                .contains("u.jsonl:1: not valid UTF-8")
-        );
+        assert!(parse(
+            "u.jsonl",
+            b"{\"id\":1,\"prompt\":\"\xff\",\"answer\":1}",
+            &DatasetFields::default()
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("u.jsonl:1: not valid UTF-8"));
     }
 
     fn auto() -> DatasetFields {
@@ -494,7 +495,10 @@ mod tests {
 "#;
         let p = parse("math500.jsonl", file, &auto()).unwrap();
         assert_eq!(p[0].id, "test/precalculus/807.json");
-        assert_eq!(p[0].prompt, "Convert the point $(0,3)$ to polar coordinates.");
+        assert_eq!(
+            p[0].prompt,
+            "Convert the point $(0,3)$ to polar coordinates."
+        );
         // `answer` wins over `solution`.
         assert_eq!(p[0].answer, "\\left( 3, \\frac{\\pi}{2} \\right)");
         assert_eq!(p[1].answer, "2");
@@ -516,7 +520,10 @@ mod tests {
 {"id": 61, "problem": "Let $ABC$ be a triangle ...", "answer": "113"}
 "#;
         let p = parse("aime24.jsonl", file, &auto()).unwrap();
-        let got: Vec<(&str, &str)> = p.iter().map(|p| (p.id.as_str(), p.answer.as_str())).collect();
+        let got: Vec<(&str, &str)> = p
+            .iter()
+            .map(|p| (p.id.as_str(), p.answer.as_str()))
+            .collect();
         assert_eq!(got, [("60", "204"), ("61", "113")]);
     }
 
@@ -525,7 +532,10 @@ mod tests {
         // GSM8K (openai/gsm8k): question, answer = worked solution ending in "#### <answer>".
         let file = b"{\"question\": \"Natalia sold clips to 48 of her friends in April, and then half as many in May. How many altogether?\", \"answer\": \"Natalia sold 48/2 = <<48/2=24>>24 clips in May.\\nNatalia sold 48+24 = <<48+24=72>>72 clips altogether.\\n#### 72\"}\n\n{\"question\": \"Weng earns $12 an hour. How much for 50 minutes?\", \"answer\": \"12/60 = 0.2 per minute; 0.2 x 50 = 10.\\n#### 10\"}\n";
         let p = parse("gsm8k.jsonl", file, &auto()).unwrap();
-        let got: Vec<(&str, &str)> = p.iter().map(|p| (p.id.as_str(), p.answer.as_str())).collect();
+        let got: Vec<(&str, &str)> = p
+            .iter()
+            .map(|p| (p.id.as_str(), p.answer.as_str()))
+            .collect();
         // No id field: the 0-based record index (blank lines do not count), as lm-eval's doc_id.
         assert_eq!(got, [("0", "72"), ("1", "10")]);
         assert!(p[0].prompt.starts_with("Natalia sold clips"));
@@ -543,10 +553,23 @@ mod tests {
             fields.set(spec).unwrap();
         }
         let err = parse("own.jsonl", file, &fields).unwrap_err().to_string();
-        assert!(err.starts_with("3 invalid lines; nothing was stored"), "{err}");
-        assert!(err.contains("own.jsonl:2: field \"a\": missing: every problem needs a reference answer"), "{err}");
+        assert!(
+            err.starts_with("3 invalid lines; nothing was stored"),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "own.jsonl:2: field \"a\": missing: every problem needs a reference answer"
+            ),
+            "{err}"
+        );
         assert!(err.contains("own.jsonl:3: field \"q\": is empty"), "{err}");
-        assert!(err.contains("own.jsonl:4: field \"a\": a worked solution whose final answer cannot be read"), "{err}");
+        assert!(
+            err.contains(
+                "own.jsonl:4: field \"a\": a worked solution whose final answer cannot be read"
+            ),
+            "{err}"
+        );
         // Without the mapping, nothing names a prompt: one message with the fields seen.
         let err = parse("own.jsonl", file, &auto()).unwrap_err().to_string();
         assert_eq!(
@@ -561,17 +584,26 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("s.jsonl:1: field \"solution\": a worked solution without a final answer"), "{err}");
+        assert!(
+            err.contains("s.jsonl:1: field \"solution\": a worked solution without a final answer"),
+            "{err}"
+        );
         assert!(DatasetFields::default().set("answer").is_err());
         assert!(DatasetFields::default().set("solution=answer").is_err());
     }
 
     #[test]
     fn reference_answers_of_solutions() {
-        assert_eq!(reference_answer("so 48+24=72\n#### 72").as_deref(), Some("72"));
+        assert_eq!(
+            reference_answer("so 48+24=72\n#### 72").as_deref(),
+            Some("72")
+        );
         assert_eq!(reference_answer("#### 1,000 ").as_deref(), Some("1,000"));
         assert_eq!(
-            reference_answer("Thus $\\boxed{\\frac{1}{2}}$, not \\boxed{3}? No: \\boxed{\\frac{1}{4}}.").as_deref(),
+            reference_answer(
+                "Thus $\\boxed{\\frac{1}{2}}$, not \\boxed{3}? No: \\boxed{\\frac{1}{4}}."
+            )
+            .as_deref(),
             Some("\\frac{1}{4}")
         );
         assert_eq!(reference_answer("#### "), None);
@@ -590,11 +622,17 @@ mod tests {
         ))
         .unwrap();
         let p = parse("math500-sample.parquet", &bytes, &auto()).unwrap();
-        let got: Vec<(&str, &str)> = p.iter().map(|p| (p.id.as_str(), p.answer.as_str())).collect();
+        let got: Vec<(&str, &str)> = p
+            .iter()
+            .map(|p| (p.id.as_str(), p.answer.as_str()))
+            .collect();
         assert_eq!(
             got,
             [
-                ("test/precalculus/807.json", "\\left( 3, \\frac{\\pi}{2} \\right)"),
+                (
+                    "test/precalculus/807.json",
+                    "\\left( 3, \\frac{\\pi}{2} \\right)"
+                ),
                 ("test/intermediate_algebra/1994.json", "p - q"),
                 ("test/algebra/2584.json", "\\frac{14}{3}"),
             ]
@@ -604,13 +642,20 @@ mod tests {
         let mut fields = auto();
         fields.set("answer=level").unwrap();
         fields.set("tags=level").unwrap();
-        let err = parse("math500-sample.parquet", &bytes, &fields).unwrap_err().to_string();
+        let err = parse("math500-sample.parquet", &bytes, &fields)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("math500-sample.parquet:1: field \"level\": must be a string or an array of strings"),
             "{err}"
         );
         // Not parquet after all: a clear message, no panic.
-        let err = parse("x.parquet", b"PAR1 nonsense", &auto()).unwrap_err().to_string();
-        assert!(err.starts_with("x.parquet: not a readable parquet file"), "{err}");
+        let err = parse("x.parquet", b"PAR1 nonsense", &auto())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("x.parquet: not a readable parquet file"),
+            "{err}"
+        );
     }
 }

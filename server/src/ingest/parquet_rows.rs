@@ -41,7 +41,9 @@ pub fn field_value(field: &Field) -> Value {
         Field::Str(s) => Value::String(s.clone()),
         Field::Bytes(b) => Value::String(String::from_utf8_lossy(b.data()).into_owned()),
         Field::Group(row) => Value::Object(row_object(row)),
-        Field::ListInternal(list) => Value::Array(list.elements().iter().map(field_value).collect()),
+        Field::ListInternal(list) => {
+            Value::Array(list.elements().iter().map(field_value).collect())
+        }
         Field::MapInternal(map) => Value::Object(
             map.entries()
                 .iter()
@@ -77,7 +79,8 @@ pub fn for_each_row<E>(
             .map_err(|e| decode_error(row_no + 1, format!("cannot read row group {group}: {e}")))?;
         for row in rows {
             row_no += 1;
-            let row = row.map_err(|e| decode_error(row_no, format!("cannot decode the row: {e}")))?;
+            let row =
+                row.map_err(|e| decode_error(row_no, format!("cannot decode the row: {e}")))?;
             each(row_no, row_object(&row))?;
         }
         after_group(group_reader.metadata().compressed_size().max(0) as u64);

@@ -14,11 +14,11 @@
 //! with caplens' verifier). The file is read one row group at a time, only the columns used.
 
 use super::common::{file_stem, head_records, id_string, integer, kind, per_problem_and_tokens};
-use crate::ingest::{
-    FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
-    RolloutImporter, RolloutRecord, SourceInfo,
-};
 use crate::ingest::parquet_rows::{self, MAGIC};
+use crate::ingest::{
+    FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink, RolloutImporter,
+    RolloutRecord, SourceInfo,
+};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::schema::types::{Type, TypePtr};
 use serde_json::{Map, Value};
@@ -292,10 +292,7 @@ fn document(layout: &Layout, row_no: u64, row: &Map<String, Value>) -> Result<Do
             let input = response.get("input").and_then(Value::as_str);
             let prompt = input.or(query).filter(|p| !p.is_empty()).map(str::to_owned);
             let reference = nested_reference(doc, doc_name)?;
-            let responses = responses(
-                response.get("text"),
-                &format!("{response_name}.text"),
-            )?;
+            let responses = responses(response.get("text"), &format!("{response_name}.text"))?;
             let metrics = match metric.as_deref().and_then(|m| row.get(m).map(|v| (m, v))) {
                 None | Some((_, Value::Null)) => Map::new(),
                 Some((_, Value::Object(m))) => m.clone(),
@@ -331,7 +328,10 @@ fn document(layout: &Layout, row_no: u64, row: &Map<String, Value>) -> Result<Do
                     Some(other) => {
                         return Err(row_error(
                             "gold",
-                            format!("expected a list of strings, got a list of {}", plural(other)),
+                            format!(
+                                "expected a list of strings, got a list of {}",
+                                plural(other)
+                            ),
                         ))
                     }
                 },
@@ -364,11 +364,17 @@ fn document(layout: &Layout, row_no: u64, row: &Map<String, Value>) -> Result<Do
     }
 }
 
-fn struct_column<'a>(row: &'a Map<String, Value>, name: &str) -> Result<&'a Map<String, Value>, RowError> {
+fn struct_column<'a>(
+    row: &'a Map<String, Value>,
+    name: &str,
+) -> Result<&'a Map<String, Value>, RowError> {
     match row.get(name) {
         Some(Value::Object(m)) => Ok(m),
         None | Some(Value::Null) => Err(row_error(name, "missing (null)")),
-        Some(other) => Err(row_error(name, format!("expected a struct, got {}", kind(other)))),
+        Some(other) => Err(row_error(
+            name,
+            format!("expected a struct, got {}", kind(other)),
+        )),
     }
 }
 
@@ -386,7 +392,10 @@ fn nested_reference(doc: &Map<String, Value>, doc_name: &str) -> Result<Option<S
     let Some(index) = integer(index).filter(|i| *i >= 0) else {
         return Err(row_error(
             &index_field,
-            format!("expected a non-negative integer or a list of them, got {}", kind(index)),
+            format!(
+                "expected a non-negative integer or a list of them, got {}",
+                kind(index)
+            ),
         ));
     };
     let choices = match doc.get("choices") {
@@ -403,7 +412,10 @@ fn nested_reference(doc: &Map<String, Value>, doc_name: &str) -> Result<Option<S
         Some(Value::String(s)) => Ok(Some(reference_text(s))),
         Some(other) => Err(row_error(
             &format!("{doc_name}.choices"),
-            format!("expected a list of strings, got a list of {}", plural(other)),
+            format!(
+                "expected a list of strings, got a list of {}",
+                plural(other)
+            ),
         )),
         None => Err(row_error(
             &index_field,
@@ -485,7 +497,12 @@ pub(crate) fn task_and_date(name: &str) -> Option<(String, Option<String>)> {
     let base = file_stem(name);
     let base = base.strip_suffix(".parquet").unwrap_or(base);
     let rest = base.strip_prefix("details_")?;
-    for (i, _) in rest.match_indices('_').collect::<Vec<_>>().into_iter().rev() {
+    for (i, _) in rest
+        .match_indices('_')
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
         let tail = &rest[i + 1..];
         let b = tail.as_bytes();
         if b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && i > 0 {
@@ -499,7 +516,11 @@ pub(crate) fn task_and_date(name: &str) -> Option<(String, Option<String>)> {
 /// `aime24|0` (0.11+: task|few-shots) give `aime24`.
 pub(crate) fn dataset_of_task(task: &str) -> String {
     let mut parts: Vec<&str> = task.split('|').collect();
-    if parts.len() > 1 && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit())) {
+    if parts.len() > 1
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+    {
         parts.pop();
     }
     if parts.len() > 1 {
@@ -519,7 +540,11 @@ fn model_from_path(input: &InputFile, date_id: &str) -> Option<String> {
     if date_dir.file_name()?.to_string_lossy() != date_id {
         return None;
     }
-    let model = date_dir.parent()?.file_name()?.to_string_lossy().into_owned();
+    let model = date_dir
+        .parent()?
+        .file_name()?
+        .to_string_lossy()
+        .into_owned();
     (!model.is_empty() && model != "details").then_some(model)
 }
 
@@ -703,7 +728,14 @@ mod tests {
         let records = &sink.inner.records;
         let got: Vec<_> = records
             .iter()
-            .map(|r| (r.line, r.problem_id.as_str(), r.sample, r.reference.as_deref()))
+            .map(|r| {
+                (
+                    r.line,
+                    r.problem_id.as_str(),
+                    r.sample,
+                    r.reference.as_deref(),
+                )
+            })
             .collect();
         let mut want = Vec::new();
         for (line, reference) in [(1, "204"), (2, "\\frac{5}{6}"), (3, "2")] {
@@ -717,11 +749,9 @@ mod tests {
             .collect();
         assert_eq!(got, want);
         assert!(records.iter().all(|r| r.outcome == RecordOutcome::Ungraded));
-        assert!(records[0]
-            .prompt
-            .as_deref()
-            .unwrap()
-            .ends_with("Find the number of ordered pairs $(x,y)$ of positive integers with $x+y=205$."));
+        assert!(records[0].prompt.as_deref().unwrap().ends_with(
+            "Find the number of ordered pairs $(x,y)$ of positive integers with $x+y=205$."
+        ));
         assert_eq!(
             records[5].response.as_deref(),
             Some("<script>alert('x')</script> Therefore, the final answer is: $\\boxed{\\frac{2}{5}}$. I hope it is correct")
@@ -885,9 +915,21 @@ mod tests {
         assert_eq!(hints.dataset.as_deref(), Some("gsm8k"));
         // Not under a date directory, or spooled under another name: no model.
         let (path, _dir) = temp_file(&format!("m/{file}"), &bytes);
-        assert_eq!(LightevalImporter.hints(&InputFile::new(&path, &file)).unwrap().model, None);
+        assert_eq!(
+            LightevalImporter
+                .hints(&InputFile::new(&path, &file))
+                .unwrap()
+                .model,
+            None
+        );
         let (path, _dir) = temp_file(&format!("m/{DATE}/upload"), &bytes);
-        assert_eq!(LightevalImporter.hints(&InputFile::new(&path, &file)).unwrap().model, None);
+        assert_eq!(
+            LightevalImporter
+                .hints(&InputFile::new(&path, &file))
+                .unwrap()
+                .model,
+            None
+        );
     }
 
     #[test]
@@ -898,7 +940,10 @@ mod tests {
         );
         assert_eq!(
             task_and_date("details_mmlu_pro|0_2025-06-01T12-00-00.000000.parquet"),
-            Some(("mmlu_pro|0".into(), Some("2025-06-01T12-00-00.000000".into())))
+            Some((
+                "mmlu_pro|0".into(),
+                Some("2025-06-01T12-00-00.000000".into())
+            ))
         );
         assert_eq!(
             task_and_date("details_gsm8k.parquet"),
@@ -908,6 +953,9 @@ mod tests {
         assert_eq!(dataset_of_task("lighteval|aime24|0"), "aime24");
         assert_eq!(dataset_of_task("aime24|0"), "aime24");
         assert_eq!(dataset_of_task("gsm8k"), "gsm8k");
-        assert_eq!(dataset_of_task("mmlu:abstract_algebra|5"), "mmlu:abstract_algebra");
+        assert_eq!(
+            dataset_of_task("mmlu:abstract_algebra|5"),
+            "mmlu:abstract_algebra"
+        );
     }
 }
