@@ -231,16 +231,21 @@ pub async fn resume_evaluation(id: i64) -> Result<bool, ServerFnError> {
         .map_err(ServerFnError::new)
 }
 
-/// Stores a JSON Lines dataset: its problem count, or (inner `Err`) every bad line named.
+/// Stores a dataset (JSON Lines or parquet; `data` is the file in base64, as parquet is binary)
+/// read with `fields`: its problem count, or (inner `Err`) every bad line named.
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
 pub async fn upload_dataset(
     name: String,
     description: String,
     file_name: String,
-    text: String,
+    data: String,
+    fields: crate::evals::DatasetFields,
 ) -> Result<Result<usize, String>, ServerFnError> {
+    let Some(bytes) = crate::heat::base64_decode(&data) else {
+        return Ok(Err(format!("{file_name}: the upload is not valid base64")));
+    };
     Ok(source()?
-        .upload_dataset(name, description, file_name, text)
+        .upload_dataset(name, description, file_name, bytes, fields)
         .await
         .map_err(|e| e.0))
 }

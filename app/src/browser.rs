@@ -168,6 +168,14 @@ pub fn follow_events(
     })
 }
 
+/// The bytes of a file the user picked.
+pub async fn file_bytes(file: &web_sys::File) -> Result<Vec<u8>, String> {
+    let buffer = wasm_bindgen_futures::JsFuture::from(file.array_buffer())
+        .await
+        .map_err(|_| format!("cannot read {}", file.name()))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
 /// The text of a file the user picked.
 pub async fn file_text(file: &web_sys::File) -> Result<String, String> {
     wasm_bindgen_futures::JsFuture::from(file.text())

@@ -112,12 +112,14 @@ mod ssr_only {
         fn cancel_evaluation(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>>;
         fn resume_evaluation(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>>;
         fn queue_interventions(&self, rollout: i64, k: u32, top_entropy: u32) -> BoxFuture<'_, Result<i64, DataError>>;
+        /// Stores a dataset file (JSON Lines or parquet) read with `fields`.
         fn upload_dataset(
             &self,
             name: String,
             description: String,
             file_name: String,
-            text: String,
+            bytes: Vec<u8>,
+            fields: crate::evals::DatasetFields,
         ) -> BoxFuture<'_, Result<usize, DataError>>;
     }
 

@@ -208,3 +208,50 @@ impl EvaluationView {
         }
     }
 }
+
+/// Which field of an uploaded dataset's records is the problem's id, prompt, answer and tags.
+/// `None` = detected from the common names (docs/formats/dataset.md): `id`/`unique_id`/`idx`,
+/// `prompt`/`problem`/`question`, `answer`/`final_answer`/`solution`, `tags`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetFields {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub answer: Option<String>,
+    #[serde(default)]
+    pub tags: Option<String>,
+}
+
+impl DatasetFields {
+    /// The roles a field can be mapped to, as `ROLE=FIELD` names them.
+    pub const ROLES: [&'static str; 4] = ["id", "prompt", "answer", "tags"];
+
+    /// Sets one mapping from `ROLE=FIELD` (`prompt=question`), as the CLI's `--field` gives it.
+    pub fn set(&mut self, spec: &str) -> Result<(), String> {
+        let (role, field) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("{spec:?}: expected ROLE=FIELD, e.g. prompt=question"))?;
+        self.set_role(role.trim(), field)
+    }
+
+    /// Sets the field of `role` (one of [`Self::ROLES`]); an empty field clears the mapping.
+    pub fn set_role(&mut self, role: &str, field: &str) -> Result<(), String> {
+        let field = Some(field.trim().to_owned()).filter(|f| !f.is_empty());
+        let slot = match role {
+            "id" => &mut self.id,
+            "prompt" => &mut self.prompt,
+            "answer" => &mut self.answer,
+            "tags" => &mut self.tags,
+            other => {
+                return Err(format!(
+                    "{other:?} is not a dataset role; one of: {}",
+                    Self::ROLES.join(", ")
+                ))
+            }
+        };
+        *slot = field;
+        Ok(())
+    }
+}

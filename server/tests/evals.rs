@@ -925,3 +925,116 @@ async fn interventions_measure_eq6_and_land_in_the_trace_and_token_stats() {
         db.cleanup().await;
     }
 }
+
+/// Datasets as people have them, over REST: GSM8K-shaped JSON Lines with its own field names
+/// mapped by query parameters (the answer read after `####`), and MATH-500's parquet export with
+/// its fields detected; a mapped field that is absent is named per line and nothing is stored.
+#[tokio::test]
+async fn rest_dataset_uploads_map_fields_and_read_parquet() {
+    for db in TestDb::all().await {
+        let app = web::router(
+            caplens_server::ingest::service::ImportService::new(
+                db.store.clone(),
+                db.dir(),
+                1 << 30,
+            ),
+            std::path::Path::new("/nonexistent-site"),
+            "127.0.0.1:0".parse().unwrap(),
+        );
+        let token = db.store.create_token("ci").await.unwrap().secret;
+        let problems = |name: &'static str| {
+            let pool = db.store.pool.clone();
+            async move {
+                sqlx::query_as::<_, (String, String, String)>(
+                    "SELECT p.problem_key, p.prompt, p.reference_answer FROM problems p
+                     JOIN datasets d ON d.id = p.dataset_id WHERE d.name = $1 ORDER BY p.id",
+                )
+                .bind(name)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+            }
+        };
+        let gsm = "{\"q\":\"Natalia sold 48 clips in April and half as many in May. How many?\",\"sol\":\"48/2 = 24 in May.\\n48+24 = 72.\\n#### 72\",\"key\":\"gsm-0\"}\n{\"q\":\"Weng earns $12 an hour. How much for 50 minutes?\",\"sol\":\"12/60*50 = 10\\n#### 10\",\"key\":\"gsm-1\"}\n";
+        // Without the mapping no field can be the prompt: refused, the fields named.
+        let (status, body) =
+            call(&app, "POST", "/api/v1/datasets?name=gsm", Some(&token), gsm).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body.contains("no prompt field: the records have the fields key, q, sol"),
+            "{body}"
+        );
+        // A mapped field that some line lacks: that line named, nothing stored.
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/api/v1/datasets?name=gsm&filename=gsm.jsonl&prompt_field=q&answer_field=sol&id_field=nope",
+            Some(&token),
+            gsm,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body.contains("gsm.jsonl:1: field \\\"nope\\\": missing"),
+            "{body}"
+        );
+        assert!(
+            body.contains("gsm.jsonl:2: field \\\"nope\\\": missing"),
+            "{body}"
+        );
+        assert!(problems("gsm").await.is_empty());
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/api/v1/datasets?name=gsm&prompt_field=q&answer_field=sol&id_field=key",
+            Some(&token),
+            gsm,
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let stored = problems("gsm").await;
+        let got: Vec<(&str, &str)> = stored
+            .iter()
+            .map(|(k, _, a)| (k.as_str(), a.as_str()))
+            .collect();
+        assert_eq!(got, [("gsm-0", "72"), ("gsm-1", "10")]);
+        assert!(stored[0].1.starts_with("Natalia sold 48 clips"));
+
+        // MATH-500's parquet, fields detected (problem, answer, unique_id).
+        let parquet = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/datasets/math500-sample.parquet"
+        ))
+        .unwrap();
+        let req = Request::post("/api/v1/datasets?name=math500&filename=math500.parquet")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::from(parquet))
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        let stored = problems("math500").await;
+        let got: Vec<(&str, &str)> = stored
+            .iter()
+            .map(|(k, _, a)| (k.as_str(), a.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "test/precalculus/807.json",
+                    "\\left( 3, \\frac{\\pi}{2} \\right)"
+                ),
+                ("test/intermediate_algebra/1994.json", "p - q"),
+                ("test/algebra/2584.json", "\\frac{14}{3}"),
+            ]
+        );
+        db.cleanup().await;
+    }
+}

@@ -686,6 +686,14 @@ async fn every_format_fixture_imports_over_rest() {
         ("verl/100.jsonl", "verl"),
         ("openai/completions.jsonl", "openai"),
         ("openai/chat.jsonl", "openai"),
+        (
+            "lighteval/details_aime24|0_2026-12-02T12-00-00.000000.parquet",
+            "lighteval",
+        ),
+        (
+            "lighteval/details_lighteval|math_500|0_2026-12-02T12-00-00.000000.parquet",
+            "lighteval",
+        ),
     ];
     for db in TestDb::all().await {
         let token = db.store.create_token("ci").await.unwrap().secret;
@@ -693,7 +701,10 @@ async fn every_format_fixture_imports_over_rest() {
         for (i, (path, format)) in cases.iter().enumerate() {
             let bytes = std::fs::read(root.join(path)).unwrap();
             let name = path.rsplit('/').next().unwrap();
-            let query = format!("filename={name}&model=m{i}&experiment=fmt-{i}&skip_invalid=true");
+            let query = format!(
+                "filename={}&model=m{i}&experiment=fmt-{i}&skip_invalid=true",
+                name.replace('|', "%7C")
+            );
             let report = upload_and_wait(&app, &query, &token, bytes).await;
             assert_eq!(
                 report.status,
@@ -753,6 +764,86 @@ async fn null_then_real_floats_import_on_every_backend() {
                 "{} {query}: {:?}",
                 db.name,
                 report.message
+            );
+        }
+        db.cleanup().await;
+    }
+}
+
+/// The per-document metric values of a lighteval details file, read with the parquet crate
+/// directly (not through the importer): `metric`/`metrics` struct member `key`, one per row.
+fn lighteval_metric(path: &Path, key: &str) -> Vec<f64> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut values = Vec::new();
+    for row in reader.get_row_iter(None).unwrap() {
+        let row = row.unwrap();
+        let (_, metrics) = row
+            .get_column_iter()
+            .find(|(name, _)| *name == "metric" || *name == "metrics")
+            .expect("a metric column");
+        let Field::Group(metrics) = metrics else {
+            panic!("metric is a struct")
+        };
+        let (_, value) = metrics
+            .get_column_iter()
+            .find(|(name, _)| *name == key)
+            .expect("the metric");
+        let Field::Double(v) = value else {
+            panic!("{key} is a double")
+        };
+        values.push(*v);
+    }
+    values
+}
+
+/// A lighteval details file imports with the pass@1 its own metrics give: the mean over
+/// documents of `pass@k:k=1&n=4` (four samples each, graded by caplens' verifier), of
+/// `extractive_match` and of `math_pass@1:1_samples` (one sample each: the file's verdicts).
+#[tokio::test]
+async fn lighteval_pass_at_1_matches_the_files_own_metrics() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/formats/lighteval");
+    let cases = [
+        (
+            "details_aime24|0_2026-12-02T12-00-00.000000.parquet",
+            "pass@k:k=1&n=4",
+            12,
+        ),
+        (
+            "details_gsm8k|0_2026-12-02T12-00-00.000000.parquet",
+            "extractive_match",
+            3,
+        ),
+        (
+            "details_lighteval|math_500|0_2026-12-02T12-00-00.000000.parquet",
+            "math_pass@1:1_samples",
+            4,
+        ),
+    ];
+    for db in TestDb::all().await {
+        let token = db.store.create_token("ci").await.unwrap().secret;
+        let app = app(&db, 1 << 30);
+        for (i, (file, metric, rollouts)) in cases.iter().enumerate() {
+            let path = root.join(file);
+            let values = lighteval_metric(&path, metric);
+            let file_pass_at_1 = values.iter().sum::<f64>() / values.len() as f64;
+            let query = format!(
+                "filename={}&model=lt{i}&experiment=lighteval-{i}",
+                file.replace('|', "%7C")
+            );
+            let report = upload_and_wait(&app, &query, &token, std::fs::read(&path).unwrap()).await;
+            assert_eq!(report.status, ImportStatus::Completed, "{file}: {report:?}");
+            assert_eq!(report.files[0].format.as_deref(), Some("lighteval"));
+            assert_eq!(report.runs.len(), 1, "{file}: {report:?}");
+            let run = &report.runs[0];
+            assert_eq!(run.rollouts, *rollouts, "{file}");
+            assert_eq!(run.problems, values.len() as u64, "{file}");
+            let pass_at_1 = run.pass_at_1.expect("graded");
+            assert!(
+                (pass_at_1 - file_pass_at_1).abs() < 1e-9,
+                "{} {file}: caplens pass@1 {pass_at_1}, the file's {metric} {file_pass_at_1}",
+                db.name
             );
         }
         db.cleanup().await;

@@ -279,6 +279,10 @@ fn server_message(e: &ServerFnError) -> String {
 #[component]
 fn DatasetUpload(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoView {
     let name = RwSignal::new(String::new());
+    // Optional field names (empty = detected from the common names).
+    let id_field = RwSignal::new(String::new());
+    let prompt_field = RwSignal::new(String::new());
+    let answer_field = RwSignal::new(String::new());
     let outcome = RwSignal::new(None::<Result<String, String>>);
     let busy = RwSignal::new(false);
     let file_input = NodeRef::<leptos::html::Input>::new();
@@ -291,22 +295,37 @@ fn DatasetUpload(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl Int
             };
             let files = crate::browser::file_list(input.files());
             let Some(file) = files.into_iter().next() else {
-                outcome.set(Some(Err("pick a JSON Lines file first".into())));
+                outcome.set(Some(Err("pick a JSON Lines or parquet file first".into())));
                 return;
             };
             let file_name = file.name();
             let dataset_name = Some(name.get_untracked())
                 .filter(|n| !n.trim().is_empty())
-                .unwrap_or_else(|| file_name.trim_end_matches(".jsonl").to_owned());
+                .unwrap_or_else(|| {
+                    file_name
+                        .trim_end_matches(".jsonl")
+                        .trim_end_matches(".parquet")
+                        .to_owned()
+                });
+            let optional = |s: RwSignal<String>| {
+                Some(s.get_untracked().trim().to_owned()).filter(|f| !f.is_empty())
+            };
+            let fields = crate::evals::DatasetFields {
+                id: optional(id_field),
+                prompt: optional(prompt_field),
+                answer: optional(answer_field),
+                tags: None,
+            };
             let on_done = on_done.clone();
             busy.set(true);
             leptos::task::spawn_local(async move {
-                let result = match crate::browser::file_text(&file).await {
-                    Ok(text) => match crate::api::upload_dataset(
+                let result = match crate::browser::file_bytes(&file).await {
+                    Ok(bytes) => match crate::api::upload_dataset(
                         dataset_name.clone(),
                         String::new(),
                         file_name,
-                        text,
+                        crate::heat::base64_encode(&bytes),
+                        fields,
                     )
                     .await
                     {
@@ -325,24 +344,41 @@ fn DatasetUpload(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl Int
         }
         #[cfg(not(feature = "hydrate"))]
         {
-            let _ = (&file_input, &on_done);
+            let _ = (&file_input, &on_done, &id_field, &prompt_field, &answer_field);
         }
     };
     view! {
         <section class="panel" aria-labelledby="dataset-h">
             <h2 id="dataset-h">"Upload a dataset"</h2>
-            <p>"JSON Lines, one problem per line: " <code>"{\"id\": \"p1\", \"prompt\": \"…\", \"answer\": \"42\", \"tags\": [\"algebra\"]}"</code>
-                " (" <a href="https://github.com/caplens/caplens/blob/main/docs/formats/dataset.md" rel="external">"format"</a>
-                "). Every line is checked before anything is stored."</p>
+            <p>"JSON Lines or parquet, one problem per record: " <code>"{\"id\": \"p1\", \"prompt\": \"…\", \"answer\": \"42\", \"tags\": [\"algebra\"]}"</code>
+                ". The common names are recognised (MATH-500's " <code>"problem"</code> "/" <code>"answer"</code> "/" <code>"unique_id"</code>
+                ", GSM8K's " <code>"question"</code> "/" <code>"answer"</code> " with its " <code>"#### 72"</code>
+                "); name other fields below (" <a href="https://github.com/caplens/caplens/blob/main/docs/formats/dataset.md" rel="external">"format"</a>
+                "). Every record is checked before anything is stored."</p>
             <form class="inline-form" on:submit=submit data-testid="dataset-form">
                 <label>
                     <span>"File"</span>
-                    <input type="file" accept=".jsonl,.json,.txt" node_ref=file_input data-testid="dataset-file" />
+                    <input type="file" accept=".jsonl,.json,.txt,.parquet" node_ref=file_input data-testid="dataset-file" />
                 </label>
                 <label>
                     <span>"Name"</span>
                     <input type="text" placeholder="default: the file name" data-testid="dataset-name"
                         prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) />
+                </label>
+                <label>
+                    <span>"Prompt field"</span>
+                    <input type="text" placeholder="detected" size="10" data-testid="dataset-prompt-field"
+                        prop:value=move || prompt_field.get() on:input=move |ev| prompt_field.set(event_target_value(&ev)) />
+                </label>
+                <label>
+                    <span>"Answer field"</span>
+                    <input type="text" placeholder="detected" size="10" data-testid="dataset-answer-field"
+                        prop:value=move || answer_field.get() on:input=move |ev| answer_field.set(event_target_value(&ev)) />
+                </label>
+                <label>
+                    <span>"Id field"</span>
+                    <input type="text" placeholder="detected" size="10" data-testid="dataset-id-field"
+                        prop:value=move || id_field.get() on:input=move |ev| id_field.set(event_target_value(&ev)) />
                 </label>
                 <button type="submit" disabled=move || busy.get() data-testid="dataset-upload">"Upload dataset"</button>
             </form>

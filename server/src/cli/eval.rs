@@ -112,7 +112,7 @@ pub struct WorkerArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum DatasetCommand {
-    /// Store a JSON Lines dataset (`id`, `prompt`, `answer`, optional `tags` per line).
+    /// Store a dataset: JSON Lines or parquet, one problem per record (docs/formats/dataset.md).
     Upload {
         file: PathBuf,
         /// Dataset name (default: the file name without extension).
@@ -120,9 +120,23 @@ pub enum DatasetCommand {
         name: Option<String>,
         #[arg(long, default_value = "")]
         description: String,
+        /// The field a role is read from, ROLE=FIELD (roles: id, prompt, answer, tags), e.g.
+        /// `--field prompt=question --field answer=answer`; repeatable. Roles not named are
+        /// detected from the common names (problem/question/prompt, answer/final_answer/solution,
+        /// id/unique_id/idx, tags).
+        #[arg(long = "field", value_name = "ROLE=FIELD", value_parser = parse_field_spec)]
+        fields: Vec<(String, String)>,
     },
     /// List datasets usable for evaluations.
     List,
+}
+
+/// `--field ROLE=FIELD`, checked against the roles.
+fn parse_field_spec(s: &str) -> Result<(String, String), String> {
+    let mut check = datasets::DatasetFields::default();
+    check.set(s)?;
+    let (role, field) = s.split_once('=').unwrap_or((s, ""));
+    Ok((role.trim().to_owned(), field.trim().to_owned()))
 }
 
 fn parse_checkpoint(s: &str) -> Result<SeriesCheckpoint, String> {
@@ -348,7 +362,15 @@ pub async fn dataset(store: &Store, command: &DatasetCommand) -> i32 {
             file,
             name,
             description,
+            fields,
         } => {
+            let mut mapping = datasets::DatasetFields::default();
+            for (role, field) in fields {
+                if let Err(e) = mapping.set_role(role, field) {
+                    eprintln!("caplens dataset: --field: {e}");
+                    return 2;
+                }
+            }
             let display = file.display().to_string();
             let bytes = match std::fs::read(file) {
                 Ok(b) => b,
@@ -362,7 +384,7 @@ pub async fn dataset(store: &Store, command: &DatasetCommand) -> i32 {
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "dataset".into())
             });
-            let problems = match datasets::parse(&display, &bytes) {
+            let problems = match datasets::parse(&display, &bytes, &mapping) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("caplens dataset: {e}");
@@ -499,5 +521,51 @@ mod tests {
         assert_eq!(c.model.as_deref(), Some("org/model-200"));
         assert!(parse_checkpoint("x=e").unwrap_err().contains("integer"));
         assert!(parse_checkpoint("100").unwrap_err().contains("STEP=ENGINE"));
+    }
+
+    #[test]
+    fn dataset_upload_takes_repeated_field_mappings() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "caplens",
+            "dataset",
+            "upload",
+            "gsm8k.parquet",
+            "--field",
+            "prompt=question",
+            "--field",
+            "answer = answer",
+            "--field",
+            "id=",
+        ])
+        .unwrap();
+        let Some(crate::cli::Command::Dataset(DatasetCommand::Upload { file, fields, .. })) =
+            cli.command
+        else {
+            panic!("a dataset upload")
+        };
+        assert_eq!(file, PathBuf::from("gsm8k.parquet"));
+        assert_eq!(
+            fields,
+            [
+                ("prompt".to_owned(), "question".to_owned()),
+                ("answer".to_owned(), "answer".to_owned()),
+                ("id".to_owned(), String::new()),
+            ]
+        );
+        let err = crate::cli::Cli::try_parse_from([
+            "caplens",
+            "dataset",
+            "upload",
+            "f.jsonl",
+            "--field",
+            "question=prompt",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("\"question\" is not a dataset role; one of: id, prompt, answer, tags"),
+            "{err}"
+        );
     }
 }

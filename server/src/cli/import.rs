@@ -39,7 +39,8 @@ pub struct ImportMetaArgs {
     /// Dataset name, when the file does not name one.
     #[arg(long)]
     pub dataset: Option<String>,
-    /// Input format (default: detected): native, lm-eval, qwen-math, inspect, verl, openai.
+    /// Input format (default: detected): native, lm-eval, qwen-math, inspect, verl, openai,
+    /// lighteval.
     #[arg(long)]
     pub format: Option<String>,
     /// Run label (default: the file name).

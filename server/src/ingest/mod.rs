@@ -7,10 +7,12 @@
 //! way the file came in (REST, browser, CLI).
 //!
 //! Formats: [`native`] (caplens JSON Lines), [`formats`] (lm-eval, qwen-math, inspect, verl,
-//! openai). Each may be plain, gzip or zstd ([`open_text`]; decided by magic bytes).
+//! openai, lighteval). The JSON formats may be plain, gzip or zstd ([`open_text`]; decided by
+//! magic bytes); lighteval's are parquet.
 
 pub mod formats;
 pub mod native;
+pub mod parquet_rows;
 pub mod pipeline;
 pub mod service;
 
@@ -31,16 +33,18 @@ pub enum Format {
     Inspect,
     Verl,
     Openai,
+    Lighteval,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Native,
         Format::LmEval,
         Format::QwenMath,
         Format::Inspect,
         Format::Verl,
         Format::Openai,
+        Format::Lighteval,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +55,7 @@ impl Format {
             Format::Inspect => "inspect",
             Format::Verl => "verl",
             Format::Openai => "openai",
+            Format::Lighteval => "lighteval",
         }
     }
 
@@ -63,6 +68,7 @@ impl Format {
             Format::Inspect => "Inspect AI log (.eval or .json)",
             Format::Verl => "verl validation dump (<step>.jsonl)",
             Format::Openai => "OpenAI-compatible responses (vLLM, SGLang)",
+            Format::Lighteval => "lighteval details (details_<task>_<date>.parquet)",
         }
     }
 

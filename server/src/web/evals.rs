@@ -404,9 +404,15 @@ pub struct DatasetQuery {
     pub name: Option<String>,
     pub description: Option<String>,
     pub filename: Option<String>,
+    /// The field each role is read from (default: detected from the common names).
+    pub id_field: Option<String>,
+    pub prompt_field: Option<String>,
+    pub answer_field: Option<String>,
+    pub tags_field: Option<String>,
 }
 
-/// `POST /api/v1/datasets?name=N`: a JSON Lines body of problems.
+/// `POST /api/v1/datasets?name=N[&prompt_field=F&answer_field=F&id_field=F&tags_field=F]`: a
+/// JSON Lines or parquet body of problems.
 pub async fn upload_dataset(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -427,7 +433,13 @@ pub async fn upload_dataset(
         });
     }
     let file = q.filename.unwrap_or_else(|| format!("{name}.jsonl"));
-    let problems = datasets::parse(&file, &body).map_err(dataset_error)?;
+    let fields = datasets::DatasetFields {
+        id: q.id_field.filter(|f| !f.trim().is_empty()),
+        prompt: q.prompt_field.filter(|f| !f.trim().is_empty()),
+        answer: q.answer_field.filter(|f| !f.trim().is_empty()),
+        tags: q.tags_field.filter(|f| !f.trim().is_empty()),
+    };
+    let problems = datasets::parse(&file, &body, &fields).map_err(dataset_error)?;
     let id = datasets::store_dataset(
         &state.store,
         &name,

@@ -180,11 +180,12 @@ impl DataSource for StoreSource {
         name: String,
         description: String,
         file_name: String,
-        text: String,
+        bytes: Vec<u8>,
+        fields: caplens_app::evals::DatasetFields,
     ) -> BoxFuture<'_, Result<usize, DataError>> {
         Box::pin(async move {
             use crate::evals::datasets;
-            let problems = datasets::parse(&file_name, text.as_bytes())
+            let problems = datasets::parse(&file_name, &bytes, &fields)
                 .map_err(|e| DataError(e.to_string()))?;
             datasets::store_dataset(&self.store, &name, &description, "upload", &problems)
                 .await

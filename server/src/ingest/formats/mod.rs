@@ -2,6 +2,7 @@
 
 mod common;
 mod inspect;
+mod lighteval;
 mod lm_eval;
 mod native;
 mod openai;
@@ -16,6 +17,7 @@ pub(crate) use common::json_document_note;
 /// the JSON Lines formats because its keys (`model`, `problem_id`) are the most generic.
 pub static ALL: &[&dyn RolloutImporter] = &[
     &inspect::InspectImporter,
+    &lighteval::LightevalImporter,
     &lm_eval::LmEvalImporter,
     &qwen_math::QwenMathImporter,
     &verl::VerlImporter,
@@ -57,6 +59,16 @@ mod tests {
             (fixture("verl/100.jsonl"), Format::Verl),
             (fixture("openai/completions.jsonl"), Format::Openai),
             (fixture("openai/chat.jsonl"), Format::Openai),
+            (
+                fixture("lighteval/details_aime24|0_2026-12-02T12-00-00.000000.parquet"),
+                Format::Lighteval,
+            ),
+            (
+                fixture(
+                    "lighteval/details_lighteval|math_500|0_2026-12-02T12-00-00.000000.parquet",
+                ),
+                Format::Lighteval,
+            ),
             (native1, Format::Native),
             (native2, Format::Native),
         ];
@@ -72,7 +84,8 @@ mod tests {
             assert_eq!(sniffed, [format], "{name}");
             assert_eq!(detect(&input).unwrap(), format, "{name}");
             // Also under a neutral name (an upload spooled as `upload`): content alone decides,
-            // except for .eval archives, which are recognised by their member names.
+            // except for .eval archives, which are recognised by their member names (and
+            // parquet files larger than the head, whose column names are in the footer).
             let sniffed: Vec<Format> = ALL
                 .iter()
                 .filter(|i| i.sniff("upload", &head))
@@ -84,7 +97,9 @@ mod tests {
 
     #[test]
     fn sniffing_never_panics_on_odd_heads() {
-        let heads: [&[u8]; 9] = [
+        let heads: [&[u8]; 11] = [
+            b"PAR1",
+            b"PAR1\x00\x00PAR1",
             b"",
             b"\n\n\n",
             b"{",
@@ -99,6 +114,7 @@ mod tests {
             for importer in ALL {
                 let _ = importer.sniff("f.jsonl", head);
                 let _ = importer.sniff("f.eval", head);
+                let _ = importer.sniff("details_x_2025-01-01.parquet", head);
             }
         }
     }
