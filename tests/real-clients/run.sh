@@ -7,7 +7,7 @@
 #      generate_until tasks (gsm8k-style "#### N", \boxed{}) and a log-likelihood
 #      multiple_choice task (echo + logprobs, lm-eval's `tokenizer_backend=remote`), all with
 #      --log_samples;
-#   3. Inspect AI `inspect eval` through `openai-api/local/<model>` (4 samples, 2 epochs), then
+#   3. Inspect AI `inspect eval` through `openai-api/local/<model>` (3 samples, 2 epochs), then
 #      `inspect log convert` to .json.
 #
 # Usage (from anywhere; it works in the repository root):
@@ -92,11 +92,17 @@ passed=0
 failed=0
 pass() { passed=$((passed + 1)); printf 'ok %s\n' "$*"; }
 fail() { failed=$((failed + 1)); printf 'FAIL %s\n' "$*"; }
-# check NAME COMMAND...: one check, passed when the command exits 0.
+# check NAME LOG COMMAND...: one check, passed when the command exits 0; its output goes to LOG
+# (the end of which is shown when it fails).
 check() {
-    local name="$1"
-    shift
-    if "$@"; then pass "$name"; else fail "$name"; fi
+    local name="$1" log="$2"
+    shift 2
+    if "$@" >"$log" 2>&1; then
+        pass "$name"
+    else
+        fail "$name (see $log)"
+        tail -n 30 "$log" | cut -c1-400
+    fi
 }
 
 # Offline: the tasks read local JSONL files; nothing comes from the Hugging Face Hub.
@@ -113,28 +119,27 @@ failed=$((failed + $(grep -c '^FAIL ' "$OUT/openai.log" || true)))
 grep -q '^ok ' "$OUT/openai.log" || { fail "openai_checks.py ran (see $OUT/openai.log)"; tail -20 "$OUT/openai.log"; }
 
 say "lm-eval generate_until tasks (local-completions, --batch_size 4: prompt arrays)"
-check "lm_eval caplens_tiny_gsm,caplens_tiny_boxed exits 0" \
+check "lm_eval caplens_tiny_gsm,caplens_tiny_boxed exits 0" "$OUT/lm-eval-generate.log" \
     "$VENV/bin/lm_eval" --model local-completions \
     --model_args "model=$MODEL_NAME,base_url=$BASE/v1/completions,tokenized_requests=False,tokenizer_backend=none,num_concurrent=1,max_retries=1" \
     --tasks caplens_tiny_gsm,caplens_tiny_boxed --include_path "$HERE/lm-eval" \
-    --batch_size 4 --log_samples --output_path "$OUT/lm-eval-generate" \
-    >"$OUT/lm-eval-generate.log" 2>&1 || tail -40 "$OUT/lm-eval-generate.log"
+    --batch_size 4 --log_samples --output_path "$OUT/lm-eval-generate"
 
 say "lm-eval log-likelihood task (echo + logprobs; token ids from the server's /tokenize)"
-check "lm_eval caplens_tiny_mc exits 0" \
+check "lm_eval caplens_tiny_mc exits 0" "$OUT/lm-eval-loglikelihood.log" \
     "$VENV/bin/lm_eval" --model local-completions \
     --model_args "model=$MODEL_NAME,base_url=$BASE/v1/completions,tokenizer_backend=remote,tokenized_requests=True,num_concurrent=1,max_retries=1" \
     --tasks caplens_tiny_mc --include_path "$HERE/lm-eval" \
-    --batch_size 4 --log_samples --output_path "$OUT/lm-eval-loglikelihood" \
-    >"$OUT/lm-eval-loglikelihood.log" 2>&1 || tail -40 "$OUT/lm-eval-loglikelihood.log"
+    --batch_size 4 --log_samples --output_path "$OUT/lm-eval-loglikelihood"
 
 say "Inspect AI (openai-api/local/$MODEL_NAME)"
-check "inspect eval tiny_arith exits 0" env LOCAL_BASE_URL="$BASE/v1" LOCAL_API_KEY=not-a-real-key \
-    "$VENV/bin/inspect" eval "$HERE/inspect/tiny_arith.py" --model "openai-api/local/$MODEL_NAME" \
-    --log-dir "$OUT/inspect" --display plain --max-connections 1 \
-    >"$OUT/inspect.log" 2>&1 || tail -40 "$OUT/inspect.log"
+# Inspect takes the task file relative to the working directory (the repository root).
+check "inspect eval tiny_arith exits 0" "$OUT/inspect.log" \
+    env LOCAL_BASE_URL="$BASE/v1" LOCAL_API_KEY=not-a-real-key \
+    "$VENV/bin/inspect" eval tests/real-clients/inspect/tiny_arith.py --model "openai-api/local/$MODEL_NAME" \
+    --log-dir "$OUT/inspect" --display plain --max-connections 1
 eval_log="$(ls "$OUT"/inspect/*.eval 2>/dev/null | head -n 1 || true)"
-check "inspect log convert --to json" \
+check "inspect log convert --to json" "$OUT/inspect-convert.log" \
     "$VENV/bin/inspect" log convert "${eval_log:-missing.eval}" --to json --output-dir "$OUT/inspect-json"
 
 say "what the tools wrote"
@@ -147,8 +152,8 @@ failed=$((failed + $(grep -c '^FAIL ' "$OUT/check_logs.log" || true)))
 grep -q '^ok ' "$OUT/check_logs.log" || fail "check_logs.py ran (see $OUT/check_logs.log)"
 
 # The server logged every request, and never a key.
-check "the server logged the requests" grep -q 'engine request' "$OUT/server.log"
-check "the server log holds no API key" bash -c '! grep -q "not-a-real-key" "$1"' _ "$OUT/server.log"
+check "the server logged the requests" /dev/null grep -q 'engine request' "$OUT/server.log"
+check "the server log holds no API key" /dev/null bash -c '! grep -q "not-a-real-key" "$1"' _ "$OUT/server.log"
 
 stop_server
 echo

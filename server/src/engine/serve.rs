@@ -612,8 +612,57 @@ struct PromptAnswer {
     /// The prompt's tokens with their logprobs (`echo` with `logprobs`).
     scored: Option<Vec<ScoredToken>>,
     /// The `n` samples; none when `max_tokens` is 0 (`echo` only).
-    generation: Option<Generation>,
+    completions: Option<Vec<Completion>>,
     prompt_tokens: u64,
+    completion_tokens: u64,
+}
+
+/// The blocking work for all prompts, in order. Without a seed, copies of one prompt (lm-eval
+/// sends a problem's `repeats` in one array) are generated together, as one request for all
+/// their samples: independent random samples either way, and one batch instead of one run
+/// per copy. With a seed every prompt is its own run, as in vLLM (the copies then agree).
+fn answer_prompts(
+    engine: &dyn Engine,
+    prompts: Vec<PromptInput>,
+    plan: &CompletionPlan,
+) -> Result<Vec<PromptAnswer>, EngineError> {
+    if plan.params.seed.is_some() {
+        return prompts
+            .into_iter()
+            .map(|p| answer_prompt(engine, p, plan))
+            .collect();
+    }
+    // Each distinct prompt with the positions it holds, in order of first appearance.
+    let mut groups: Vec<(PromptInput, Vec<usize>)> = Vec::new();
+    for (i, p) in prompts.into_iter().enumerate() {
+        match groups.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, at)) => at.push(i),
+            None => groups.push((p, vec![i])),
+        }
+    }
+    let total = groups.iter().map(|(_, at)| at.len()).sum();
+    let mut answers: Vec<Option<PromptAnswer>> = (0..total).map(|_| None).collect();
+    for (prompt, at) in groups {
+        let together = CompletionPlan {
+            n: plan.n * at.len() as u32,
+            ..plan.clone()
+        };
+        let answer = answer_prompt(engine, prompt, &together)?;
+        let mut samples = answer.completions.map(Vec::into_iter);
+        for (k, &i) in at.iter().enumerate() {
+            answers[i] = Some(PromptAnswer {
+                text: answer.text.clone(),
+                scored: answer.scored.clone(),
+                completions: samples
+                    .as_mut()
+                    .map(|s| s.by_ref().take(plan.n as usize).collect()),
+                prompt_tokens: answer.prompt_tokens,
+                // The usage is reported for the whole request: count the tokens once.
+                completion_tokens: if k == 0 { answer.completion_tokens } else { 0 },
+            });
+        }
+    }
+    Ok(answers.into_iter().flatten().collect())
 }
 
 /// The blocking work for one prompt: decode token ids, score the prompt, generate.
@@ -664,6 +713,7 @@ fn answer_prompt(
             params: plan.params.clone(),
         })?)
     };
+    let completion_tokens = generation.as_ref().map_or(0, |g| g.completion_tokens);
     let prompt_tokens = match (&scored, &generation, &ids, tokenizer) {
         (Some(scored), _, _, _) => scored.len() as u64,
         (None, Some(g), _, _) => g.prompt_tokens,
@@ -674,8 +724,9 @@ fn answer_prompt(
     Ok(PromptAnswer {
         text,
         scored,
-        generation,
+        completions: generation.map(|g| g.completions),
         prompt_tokens,
+        completion_tokens,
     })
 }
 
@@ -731,23 +782,15 @@ async fn completions_response(
     let plan = CompletionPlan { n, params, echo };
     let answers = {
         let engine = engine.clone();
-        blocking(move || {
-            prompts
-                .into_iter()
-                .map(|p| answer_prompt(engine.as_ref(), p, &plan))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?
+        blocking(move || answer_prompts(engine.as_ref(), prompts, &plan)).await?
     };
     let mut choices = Vec::with_capacity(answers.len() * n as usize);
     let (mut prompt_tokens, mut completion_tokens) = (0u64, 0u64);
     for (prompt_index, answer) in answers.iter().enumerate() {
         prompt_tokens += answer.prompt_tokens;
-        let samples: Vec<Option<&Completion>> = match &answer.generation {
-            Some(g) => {
-                completion_tokens += g.completion_tokens;
-                g.completions.iter().map(Some).collect()
-            }
+        completion_tokens += answer.completion_tokens;
+        let samples: Vec<Option<&Completion>> = match &answer.completions {
+            Some(completions) => completions.iter().map(Some).collect(),
             None => vec![None; n as usize],
         };
         for (j, c) in samples.into_iter().enumerate() {
@@ -1430,7 +1473,7 @@ mod tests {
             r#"{"prompt":"x","echo":true,"logprobs":1,"max_tokens":1}"#,
         )
         .await;
-        assert_error(s, &b, 400, "BadRequestError", "cannot score");
+        assert_error(s, &b, 400, "BadRequestError", "cannot take `echo`");
         let (s, b) = call(e(), "GET", "/tokenizer_info", "").await;
         assert_error(s, &b, 404, "NotFoundError", "no tokenizer");
         let (s, b) = call(
@@ -1541,6 +1584,32 @@ mod tests {
             body["usage"],
             json!({"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15})
         );
+        // Copies of a prompt without a seed run together (one request for all their samples);
+        // with a seed each copy is its own run, as in vLLM.
+        let texts = |body: Value| -> Vec<String> {
+            body["choices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["text"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let (_, body) = call_engine(
+            Arc::new(PromptEcho),
+            "/v1/completions",
+            r#"{"prompt":["a","b","a"],"n":2}"#,
+        )
+        .await;
+        assert_eq!(texts(body.clone()), ["a/0", "a/1", "b/0", "b/1", "a/2", "a/3"]);
+        assert_eq!(body["usage"]["completion_tokens"], 6);
+        assert_eq!(body["usage"]["prompt_tokens"], 9);
+        let (_, body) = call_engine(
+            Arc::new(PromptEcho),
+            "/v1/completions",
+            r#"{"prompt":["a","b","a"],"seed":3}"#,
+        )
+        .await;
+        assert_eq!(texts(body), ["a/0", "b/0", "a/0"]);
         // echo without logprobs puts the prompt before each text.
         let (_, body) = call_engine(
             Arc::new(PromptEcho),
