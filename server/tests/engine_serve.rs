@@ -167,7 +167,10 @@ async fn the_sum_of_the_scores_is_the_log_likelihood_of_the_continuation() {
     assert_eq!(all_tokens[..ctx_tokens.len()], ctx_tokens[..]);
     assert!(all_tokens.len() > ctx_tokens.len());
     for (a, b) in ctx_scores.iter().zip(&all_scores) {
-        assert!((a - b).abs() < 1e-4, "the same context scores the same: {a} vs {b}");
+        assert!(
+            (a - b).abs() < 1e-4,
+            "the same context scores the same: {a} vs {b}"
+        );
     }
     let continuation: f64 = all_scores[ctx_scores.len()..].iter().sum();
     let total: f64 = all_scores.iter().sum();
@@ -177,12 +180,19 @@ async fn the_sum_of_the_scores_is_the_log_likelihood_of_the_continuation() {
     // " Paris" beats " Berlin" after that question.
     let (_, berlin) = score(format!("{context} Berlin")).await;
     let berlin: f64 = berlin[ctx_scores.len()..].iter().sum();
-    assert!(continuation > berlin, "Paris {continuation} vs Berlin {berlin}");
+    assert!(
+        continuation > berlin,
+        "Paris {continuation} vs Berlin {berlin}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_arrays_answer_each_prompt_as_if_asked_alone() {
-    let prompts = ["Question: What is 2 + 3?\nAnswer:", "Name a colour:", "1, 2, 3,"];
+    let prompts = [
+        "Question: What is 2 + 3?\nAnswer:",
+        "Name a colour:",
+        "1, 2, 3,",
+    ];
     let batch = post_json(
         "/v1/completions",
         json!({"prompt": prompts, "n": 2, "max_tokens": 8, "temperature": 0.7, "seed": 5, "logprobs": 1}),
@@ -199,7 +209,10 @@ async fn prompt_arrays_answer_each_prompt_as_if_asked_alone() {
         for j in 0..2 {
             let c = &choices[i * 2 + j];
             assert_eq!(c["index"], i * 2 + j);
-            assert_eq!(c["text"], alone["choices"][j]["text"], "prompt {i} sample {j}");
+            assert_eq!(
+                c["text"], alone["choices"][j]["text"],
+                "prompt {i} sample {j}"
+            );
             let text = c["text"].as_str().unwrap();
             assert!(!text.contains(EOS));
             assert_eq!(strings(&c["logprobs"]["tokens"]).concat(), text);
@@ -237,7 +250,10 @@ async fn no_end_of_sequence_token_in_texts_or_logprobs() {
         .as_array()
         .unwrap()
         .len() as u64;
-    assert_eq!(body["usage"]["completion_tokens"].as_u64().unwrap(), 2 * (listed + 1));
+    assert_eq!(
+        body["usage"]["completion_tokens"].as_u64().unwrap(),
+        2 * (listed + 1)
+    );
 
     // The streamed answer is the same text, then [DONE].
     let (status, text) = post(
@@ -250,7 +266,10 @@ async fn no_end_of_sequence_token_in_texts_or_logprobs() {
     assert!(text.ends_with("data: [DONE]\n\n"));
     let mut streamed = String::new();
     let mut usage = Value::Null;
-    for event in text.split("\n\n").filter(|e| !e.is_empty() && *e != "data: [DONE]") {
+    for event in text
+        .split("\n\n")
+        .filter(|e| !e.is_empty() && *e != "data: [DONE]")
+    {
         let chunk: Value = serde_json::from_str(event.strip_prefix("data: ").unwrap()).unwrap();
         for c in chunk["choices"].as_array().unwrap() {
             streamed.push_str(c["delta"]["content"].as_str().unwrap_or(""));
@@ -259,6 +278,9 @@ async fn no_end_of_sequence_token_in_texts_or_logprobs() {
             usage = chunk["usage"].clone();
         }
     }
-    assert_eq!(streamed, body["choices"][0]["message"]["content"].as_str().unwrap());
+    assert_eq!(
+        streamed,
+        body["choices"][0]["message"]["content"].as_str().unwrap()
+    );
     assert_eq!(usage["completion_tokens"].as_u64().unwrap(), listed + 1);
 }

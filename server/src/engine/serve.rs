@@ -92,10 +92,7 @@ fn with_summary(mut response: Response, summary: RequestSummary) -> Response {
 
 /// One `info` line per request: method, path, model, number of prompts, n, stream, status and
 /// duration. Headers are never logged (they may carry an API key).
-async fn log_requests(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+async fn log_requests(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = std::time::Instant::now();
@@ -166,7 +163,10 @@ async fn detokenize(State(engine): Engines, body: Bytes) -> Result<Response, Api
         _ => None,
     }
     .ok_or_else(|| ApiError::field("tokens", "`tokens` must be an array of token ids"))?;
-    if let Some(bad) = ids.iter().find(|&&id| id as usize >= tokenizer.vocab_size()) {
+    if let Some(bad) = ids
+        .iter()
+        .find(|&&id| id as usize >= tokenizer.vocab_size())
+    {
         return Err(ApiError::field(
             "tokens",
             format!("token id {bad} is outside the vocabulary"),
@@ -555,7 +555,8 @@ enum PromptInput {
     Tokens(Vec<u32>),
 }
 
-const PROMPT_SHAPES: &str = "`prompt` must be a string, an array of strings, an array of token ids \
+const PROMPT_SHAPES: &str =
+    "`prompt` must be a string, an array of strings, an array of token ids \
      or an array of arrays of token ids";
 
 /// `prompt`: one or several prompts, in order.
@@ -564,7 +565,10 @@ fn parse_prompts(fields: &Fields<'_>) -> Result<Vec<PromptInput>, ApiError> {
         None => return Err(ApiError::field("prompt", "`prompt` is required")),
         Some(Value::String(s)) => return Ok(vec![PromptInput::Text(s.clone())]),
         Some(Value::Array(items)) if items.is_empty() => {
-            return Err(ApiError::field("prompt", "`prompt` must not be an empty array"))
+            return Err(ApiError::field(
+                "prompt",
+                "`prompt` must not be an empty array",
+            ))
         }
         Some(Value::Array(items)) => items,
         Some(_) => return Err(ApiError::field("prompt", PROMPT_SHAPES)),
@@ -579,7 +583,9 @@ fn parse_prompts(fields: &Fields<'_>) -> Result<Vec<PromptInput>, ApiError> {
     } else if items.iter().all(Value::is_array) {
         items
             .iter()
-            .map(|v| token_ids(v.as_array().map(Vec::as_slice).unwrap_or(&[])).map(PromptInput::Tokens))
+            .map(|v| {
+                token_ids(v.as_array().map(Vec::as_slice).unwrap_or(&[])).map(PromptInput::Tokens)
+            })
             .collect()
     } else {
         Err(ApiError::field("prompt", PROMPT_SHAPES))
@@ -588,7 +594,10 @@ fn parse_prompts(fields: &Fields<'_>) -> Result<Vec<PromptInput>, ApiError> {
 
 fn token_ids(items: &[Value]) -> Result<Vec<u32>, ApiError> {
     if items.is_empty() {
-        return Err(ApiError::field("prompt", "a token-id prompt must not be empty"));
+        return Err(ApiError::field(
+            "prompt",
+            "a token-id prompt must not be empty",
+        ));
     }
     items
         .iter()
@@ -794,7 +803,11 @@ async fn completions_response(
             None => vec![None; n as usize],
         };
         for (j, c) in samples.into_iter().enumerate() {
-            let mut text = if echo { answer.text.clone() } else { String::new() };
+            let mut text = if echo {
+                answer.text.clone()
+            } else {
+                String::new()
+            };
             let mut entries: Vec<LogprobEntry<'_>> = Vec::new();
             if let Some(scored) = answer.scored.as_deref().filter(|_| echo) {
                 entries.extend(scored.iter().map(|t| LogprobEntry {
@@ -1532,7 +1545,11 @@ mod tests {
 
     async fn raw(engine: Arc<dyn Engine>, path: &str, body: &str) -> (StatusCode, String, String) {
         let response = router(engine)
-            .oneshot(Request::post(path).body(Body::from(body.to_string())).unwrap())
+            .oneshot(
+                Request::post(path)
+                    .body(Body::from(body.to_string()))
+                    .unwrap(),
+            )
             .await
             .unwrap();
         let status = response.status();
@@ -1543,7 +1560,11 @@ mod tests {
             .unwrap_or_default()
             .to_string();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, content_type, String::from_utf8(bytes.to_vec()).unwrap())
+        (
+            status,
+            content_type,
+            String::from_utf8(bytes.to_vec()).unwrap(),
+        )
     }
 
     /// The JSON chunks of a Server-Sent Events body, checking the framing: `data: ` lines
@@ -1578,7 +1599,14 @@ mod tests {
             .collect();
         assert_eq!(
             choices,
-            [(0, "a/0"), (1, "a/1"), (2, "b/0"), (3, "b/1"), (4, "c/0"), (5, "c/1")]
+            [
+                (0, "a/0"),
+                (1, "a/1"),
+                (2, "b/0"),
+                (3, "b/1"),
+                (4, "c/0"),
+                (5, "c/1")
+            ]
         );
         assert_eq!(
             body["usage"],
@@ -1600,7 +1628,10 @@ mod tests {
             r#"{"prompt":["a","b","a"],"n":2}"#,
         )
         .await;
-        assert_eq!(texts(body.clone()), ["a/0", "a/1", "b/0", "b/1", "a/2", "a/3"]);
+        assert_eq!(
+            texts(body.clone()),
+            ["a/0", "a/1", "b/0", "b/1", "a/2", "a/3"]
+        );
         assert_eq!(body["usage"]["completion_tokens"], 6);
         assert_eq!(body["usage"]["prompt_tokens"], 9);
         let (_, body) = call_engine(
