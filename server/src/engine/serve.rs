@@ -385,6 +385,42 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Settings this server cannot honour are refused, not ignored: an answer to another
+    /// question than the one asked would pass unnoticed.
+    fn reject_unsupported(&self) -> Result<(), ApiError> {
+        if self
+            .get("tools")
+            .is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty()))
+        {
+            return Err(ApiError::field(
+                "tools",
+                "`tools` (function calling) is not supported by this server",
+            ));
+        }
+        if let Some(format) = self.get("response_format") {
+            if format.get("type").and_then(Value::as_str) != Some("text") {
+                return Err(ApiError::field(
+                    "response_format",
+                    "`response_format` other than {\"type\": \"text\"} is not supported by this server",
+                ));
+            }
+        }
+        if self.get("suffix").is_some_and(|s| s.as_str() != Some("")) {
+            return Err(ApiError::field(
+                "suffix",
+                "`suffix` is not supported by this server",
+            ));
+        }
+        let n = self.u64("n")?.unwrap_or(1);
+        if self.u64("best_of")?.is_some_and(|best_of| best_of > n) {
+            return Err(ApiError::field(
+                "best_of",
+                "`best_of` larger than `n` is not supported by this server",
+            ));
+        }
+        Ok(())
+    }
+
     /// `stream` and `stream_options` (vLLM refuses `stream_options` without `stream`).
     fn delivery(&self) -> Result<Delivery, ApiError> {
         let stream = self.bool("stream")?.unwrap_or(false);
@@ -763,6 +799,7 @@ async fn completions_response(
     let object = parse_object(body)?;
     let fields = Fields(&object);
     summary.model = fields.string("model").ok().flatten().map(str::to_owned);
+    fields.reject_unsupported()?;
     let delivery = fields.delivery()?;
     summary.stream = delivery != Delivery::Json;
     let echo = fields.bool("echo")?.unwrap_or(false);
@@ -983,6 +1020,7 @@ async fn chat_completions_response(
     let object = parse_object(body)?;
     let fields = Fields(&object);
     summary.model = fields.string("model").ok().flatten().map(str::to_owned);
+    fields.reject_unsupported()?;
     let delivery = fields.delivery()?;
     summary.stream = delivery != Delivery::Json;
     let mut messages = parse_messages(&fields)?;
@@ -1464,6 +1502,37 @@ mod tests {
         .await;
         assert_error(s, &b, 400, "BadRequestError", "`stream=True`");
         assert_eq!(b["error"]["param"], "stream_options");
+        for (body, param) in [
+            (
+                r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]}"#,
+                "tools",
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#,
+                "response_format",
+            ),
+        ] {
+            let (s, b) = call(e(), "POST", "/v1/chat/completions", body).await;
+            assert_error(s, &b, 400, "BadRequestError", "not supported");
+            assert_eq!(b["error"]["param"], param);
+        }
+        for (body, param) in [
+            (r#"{"prompt":"x","suffix":"y"}"#, "suffix"),
+            (r#"{"prompt":"x","n":2,"best_of":3}"#, "best_of"),
+        ] {
+            let (s, b) = call(e(), "POST", "/v1/completions", body).await;
+            assert_error(s, &b, 400, "BadRequestError", "not supported");
+            assert_eq!(b["error"]["param"], param);
+        }
+        // What changes nothing is accepted.
+        let (s, _) = call(
+            e(),
+            "POST",
+            "/v1/chat/completions",
+            r#"{"messages":[{"role":"user","content":"x"}],"tools":[],"response_format":{"type":"text"}}"#,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
         let (s, b) = call(e(), "POST", "/v1/completions", r#"{"prompt":[]}"#).await;
         assert_error(s, &b, 400, "BadRequestError", "empty array");
         let (s, b) = call(e(), "POST", "/v1/completions", r#"{"prompt":["a",1]}"#).await;
@@ -1527,7 +1596,7 @@ mod tests {
 
         fn generate(&self, request: &GenerationRequest) -> Result<Generation, EngineError> {
             let Prompt::Text(prompt) = &request.prompt else {
-                return Ok(FakeEngine::default().generate(request)?);
+                return FakeEngine::default().generate(request);
             };
             Ok(Generation {
                 completions: (0..request.n)
