@@ -89,7 +89,12 @@ fn has_word(text: &str) -> bool {
 }
 
 fn trailing_answer_is(text: &str) -> Option<&str> {
-    let pos = text.to_ascii_lowercase().rfind(ANSWER_IS)?; // same byte offsets as `text`
+    // Case-insensitive without lower-casing a copy (`verify` runs this on every reference). The
+    // match is ASCII, so its start is a char boundary.
+    let pos = text
+        .as_bytes()
+        .windows(ANSWER_IS.len())
+        .rposition(|w| w.eq_ignore_ascii_case(ANSWER_IS.as_bytes()))?;
     let after = &text[pos + ANSWER_IS.len()..];
     let (answer, end) = capture_span(after)?;
     let rest = &after[end..];
