@@ -10,10 +10,18 @@ fuzz_target!(|data: &[u8]| {
     let (pred, reference) = text.split_once('\t').unwrap_or(("42", &text));
     let answer = reference_answer(reference);
     assert!(reference.contains(answer));
-    assert_eq!(reference_answer(answer), answer, "not idempotent on {reference:?}");
+    assert_eq!(
+        reference_answer(answer),
+        answer,
+        "not idempotent on {reference:?}"
+    );
     // Byte-identical inputs are equal before any reduction, so they are the one exception.
     if pred.trim() != reference.trim() {
         let reduced = reference_answer(reference.trim()).trim();
-        assert_eq!(verify(pred, reference), verify(pred, reduced), "{pred:?} vs {reference:?}");
+        assert_eq!(
+            verify(pred, reference),
+            verify(pred, reduced),
+            "{pred:?} vs {reference:?}"
+        );
     }
 });

@@ -1104,6 +1104,24 @@ fn verify_reduces_only_the_reference() {
     );
 }
 
+/// The import pipeline's path: extract from the response, verify against the dataset reference.
+#[test]
+fn responses_grade_against_whole_references() {
+    let grade = |response: &str, reference: &str| {
+        extract_answer(response).map(|e| verify(&e.answer, reference))
+    };
+    // Inspect yes/no task without scores: `Yes` used to extract nothing and grade wrong.
+    assert_eq!(grade("Yes", "Yes"), Some(E));
+    assert_eq!(grade("yes.", "Yes"), Some(E));
+    assert_eq!(grade("No", "Yes"), Some(D));
+    // lm-eval gsm8k: the response's last number against the whole worked solution.
+    let response = "In May she sold 48/2 = 24 clips, so 48 + 24 = 72 clips in total.";
+    assert_eq!(grade(response, GSM8K_NATALIA), Some(E));
+    assert_eq!(grade("She sold 24 clips.", GSM8K_NATALIA), Some(D));
+    // MATH: a boxed prediction against the solution's last box.
+    assert_eq!(grade("So $\\boxed{\\dfrac12}$.", MATH_HALF), Some(E));
+}
+
 // ------------------------------------------------------------------ normalisation
 
 const NORMALIZATION_CASES: &[(&str, &str)] = &[
