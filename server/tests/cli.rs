@@ -115,6 +115,19 @@ fn verify_exit_codes_follow_the_verdict() {
 }
 
 #[test]
+fn verify_reduces_a_reference_solution_to_its_answer() {
+    let o = caplens(&["verify", "18", "#### 18"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "equal");
+    let math = "So the probability is $\\boxed{\\frac{1}{2}}$.";
+    let o = caplens(&["verify", "0.5", math], &[]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "equal");
+    let o = caplens(&["verify", "17", "#### 18"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "different");
+}
+
+#[test]
 fn verify_tsv_prints_one_verdict_per_line_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pairs.tsv");

@@ -9,6 +9,8 @@
 //! 3. `answer is <answer>` ("the answer is", "my answer is"), the last occurrence.
 //! 4. the last line starting with `Answer:` / `Final answer:` (markdown `**` and `#` allowed).
 //! 5. the last number in the text.
+//! 6. the whole response, when it is short (one line, at most 100 chars and 8 words: `Yes`,
+//!    `Paris`), without trailing `.` / `!` and markdown `*`.
 //!
 //! When the response contains `</think>`, the rules run on the text after the last `</think>`
 //! first; only when they find nothing there do they run on the whole response. `Extracted`
@@ -75,7 +77,36 @@ fn extract_from(text: &str) -> Outcome {
     if let Some(a) = last_number(text) {
         return Outcome::Found(a, ExtractionRule::LastNumber);
     }
+    if let Some(a) = whole_response(text) {
+        return Outcome::Found(a.to_string(), ExtractionRule::WholeResponse);
+    }
     Outcome::NotFound
+}
+
+/// Longest response (in chars) that rule 6 takes whole.
+pub(crate) const WHOLE_RESPONSE_MAX_CHARS: usize = 100;
+/// Most words a response may have for rule 6 to take it whole.
+pub(crate) const WHOLE_RESPONSE_MAX_WORDS: usize = 8;
+
+/// Rule 6: a short response with nothing else to extract is its own answer (`Yes`, `Paris`,
+/// `True.`): one line of at most 100 chars and 8 words, trimmed, without trailing `.` / `!` and
+/// markdown `*`. Never for text holding a box (an empty `\boxed{}` is no answer) or think tags
+/// (the reasoning is not an answer).
+fn whole_response(text: &str) -> Option<&str> {
+    let t = text.trim();
+    if t.contains('\n')
+        || t.chars().count() > WHOLE_RESPONSE_MAX_CHARS
+        || t.split_whitespace().count() > WHOLE_RESPONSE_MAX_WORDS
+        || ["\\boxed", "\\fbox", "<think>", THINK_END]
+            .iter()
+            .any(|marker| t.contains(marker))
+    {
+        return None;
+    }
+    let answer = t
+        .trim_end_matches(|c: char| matches!(c, '.' | '!' | '*') || c.is_whitespace())
+        .trim_start_matches(|c: char| c == '*' || c.is_whitespace());
+    (!answer.is_empty()).then_some(answer)
 }
 
 /// Content of a `{...}` group starting at `open` (which must be `{`), balanced; `None` if unclosed.
@@ -97,7 +128,24 @@ pub(crate) fn braced(text: &str, open: usize) -> Option<&str> {
     None
 }
 
-fn boxed(text: &str) -> Outcome {
+/// The last box of a text (see [`last_box`]).
+pub(crate) enum LastBox<'a> {
+    /// A closed, non-empty box: its trimmed content and the byte span of the whole box
+    /// (`\boxed{...}`, or the space form up to its `$` / line end).
+    Found {
+        content: &'a str,
+        rule: ExtractionRule,
+        span: std::ops::Range<usize>,
+    },
+    /// The last box is unclosed (`\boxed{12`, a bare `\boxed` at the end): truncated text.
+    Unclosed,
+    /// No box, or only an empty `\boxed{}` / a different command such as `\boxedfoo`.
+    NotFound,
+}
+
+/// The last `\boxed` (brace or space form), or the last `\fbox{...}` when there is no `\boxed`.
+/// The one box finder of the verifier: responses (rule 1) and references use it.
+pub(crate) fn last_box(text: &str) -> LastBox<'_> {
     let (pos, cmd_len, rule_braced, rule_space) = match text.rfind("\\boxed") {
         Some(p) => (
             p,
@@ -112,7 +160,7 @@ fn boxed(text: &str) -> Outcome {
                 ExtractionRule::Fbox,
                 ExtractionRule::Fbox,
             ),
-            None => return Outcome::NotFound,
+            None => return LastBox::NotFound,
         },
     };
     let after = pos + cmd_len;
@@ -121,51 +169,75 @@ fn boxed(text: &str) -> Outcome {
     let open = after + (rest.len() - trimmed.len());
     if trimmed.starts_with('{') {
         return match braced(text, open) {
-            Some(inner) if !inner.trim().is_empty() => {
-                Outcome::Found(inner.trim().to_string(), rule_braced)
-            }
-            Some(_) => Outcome::NotFound, // `\boxed{}`: an empty box is no answer; try the fallbacks
-            None => Outcome::Unclosed,
+            Some(inner) if !inner.trim().is_empty() => LastBox::Found {
+                content: inner.trim(),
+                rule: rule_braced,
+                // `braced` returned `text[open + 1..close]`; the box ends after the `}`.
+                span: pos..open + inner.len() + 2,
+            },
+            Some(_) => LastBox::NotFound, // `\boxed{}`: an empty box is no answer; try the fallbacks
+            None => LastBox::Unclosed,
         };
     }
     // Space form: `\boxed 5$` -> up to the next `$` or line end.
     if rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return Outcome::NotFound; // `\boxedfoo`: a different command name, not a box
+        return LastBox::NotFound; // `\boxedfoo`: a different command name, not a box
     }
     let end = trimmed.find(['$', '\n']).unwrap_or(trimmed.len());
-    let answer = trimmed[..end].trim().trim_end_matches('.').trim();
-    if answer.is_empty() {
-        return Outcome::Unclosed; // `\boxed` with nothing after it: truncated
+    let content = trimmed[..end].trim().trim_end_matches('.').trim();
+    if content.is_empty() {
+        return LastBox::Unclosed; // `\boxed` with nothing after it: truncated
     }
-    Outcome::Found(answer.to_string(), rule_space)
+    LastBox::Found {
+        content,
+        rule: rule_space,
+        span: pos..open + end,
+    }
+}
+
+fn boxed(text: &str) -> Outcome {
+    match last_box(text) {
+        LastBox::Found { content, rule, .. } => Outcome::Found(content.to_string(), rule),
+        LastBox::Unclosed => Outcome::Unclosed,
+        LastBox::NotFound => Outcome::NotFound,
+    }
 }
 
 /// The answer that follows a phrase such as "the answer is": a `$...$`, `\(...\)` or `\[...\]`
 /// group, else the rest of the sentence (up to a line end or a `. `).
 fn capture(after: &str) -> Option<String> {
+    capture_span(after).map(|(answer, _)| answer.to_string())
+}
+
+/// [`capture`], also returning the byte offset in `after` where the captured group or sentence
+/// ends (so a caller can tell whether anything follows it).
+pub(crate) fn capture_span(after: &str) -> Option<(&str, usize)> {
     let t = after.trim_start_matches(|c: char| c == ':' || c == '*' || c.is_whitespace());
+    let skipped = after.len() - t.len();
     let delimited = [("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")]
         .iter()
         .find_map(|(open, close)| {
             let inner = t.strip_prefix(open)?;
-            inner.find(close).map(|end| inner[..end].to_string())
+            inner
+                .find(close)
+                .map(|end| (&inner[..end], open.len() + end + close.len()))
         });
-    let answer = match delimited {
-        Some(a) => a,
+    let (answer, end) = match delimited {
+        Some(found) => found,
         None => {
             let line = &t[..t.find('\n').unwrap_or(t.len())];
             let sentence = match line.find(". ") {
                 Some(p) => &line[..p],
                 None => line,
             };
-            sentence.to_string()
+            (sentence, sentence.len())
         }
     };
     let answer = answer.trim().trim_end_matches(['.', '*']).trim();
     if answer.is_empty() {
         None
     } else {
-        Some(answer.to_string())
+        Some((answer, skipped + end))
     }
 }
 

@@ -6,6 +6,8 @@
 //! cases where they disagree decided by [`VerifierConfig`]. The full rules are in
 //! `docs/verifier.md`; each submodule documents its part:
 //! - `extract.rs` for [`extract_answer`] (boxed, then documented fallbacks, `</think>` preferred);
+//! - `reference.rs` for [`reference_answer`] (the answer inside a reference: GSM8K `#### 72`,
+//!   the last box of a MATH solution, a trailing "The answer is 18."), applied by [`verify`];
 //! - `normalize.rs` for [`normalize_answer`] (canonical string, also used for answer diversity,
 //!   majority vote and answer clusters);
 //! - `equiv.rs` for [`verify`] (shapes, exact rationals, numeric tolerance, random-point checks)
@@ -21,6 +23,7 @@ mod expr;
 mod extract;
 pub(crate) use extract::braced;
 mod normalize;
+mod reference;
 
 #[cfg(test)]
 mod tests;
@@ -44,8 +47,11 @@ pub enum ExtractionRule {
     TheAnswerIs,
     /// Fallback: the last line starting with `Answer:` or `Final answer:`.
     AnswerLine,
-    /// Last resort: the last number in the text.
+    /// Fallback: the last number in the text.
     LastNumber,
+    /// Last resort: a short response (one line, at most 100 chars and 8 words) with nothing else
+    /// to extract is its own answer (`Yes`, `Paris`), trailing `.` / `!` dropped.
+    WholeResponse,
 }
 
 impl ExtractionRule {
@@ -59,6 +65,7 @@ impl ExtractionRule {
             ExtractionRule::TheAnswerIs => "the_answer_is",
             ExtractionRule::AnswerLine => "answer_line",
             ExtractionRule::LastNumber => "last_number",
+            ExtractionRule::WholeResponse => "whole_response",
         }
     }
 
@@ -175,16 +182,30 @@ pub fn extract_answer(response: &str) -> Option<Extracted> {
     extract::extract(response)
 }
 
+/// The answer inside a reference text: after GSM8K's last `####`, the last box of a MATH
+/// solution, a trailing "The answer is ..."; otherwise the reference unchanged (no last-number
+/// fallback: `x+1` stays `x+1`). Idempotent. [`verify`] applies it to its reference side, so
+/// callers pass dataset references as they are. Rules: `reference.rs` / docs/verifier.md.
+pub fn reference_answer(reference: &str) -> &str {
+    reference::reference_answer(reference)
+}
+
 /// Compares a predicted answer with a reference answer under the default policy.
 pub fn verify(pred: &str, reference: &str) -> Verdict {
     verify_with(pred, reference, &VerifierConfig::default())
 }
 
-/// Compares a predicted answer with a reference answer under `config`. Symmetric except where
-/// documented (a predicted chain `a=b=5` matches `5`, not the reverse; `AnyScale` scales only
-/// the reference).
+/// Compares a predicted answer with a reference answer under `config`. The reference is first
+/// reduced by [`reference_answer`] (`#### 72` -> `72`); the prediction is taken as an answer
+/// already ([`extract_answer`] finds it in a response). Symmetric except where documented (the
+/// reference reduction; a predicted chain `a=b=5` matches `5`, not the reverse; `AnyScale`
+/// scales only the reference).
 pub fn verify_with(pred: &str, reference: &str, config: &VerifierConfig) -> Verdict {
     let (p, r) = (pred.trim(), reference.trim());
+    if p == r && !p.is_empty() {
+        return Verdict::Equal;
+    }
+    let r = reference_answer(r).trim();
     if p == r && !p.is_empty() {
         return Verdict::Equal;
     }

@@ -19,7 +19,8 @@
 //! 8. A short left-hand side (`x=`, `k=`, `a_1=`, `\theta=`, `x\in`) dropped when there is exactly
 //!    one `=`.
 //! 9. Multiple choice: `(A)`, `(a)`, `A)` -> `A`.
-//! 10. A pure word (letters only, 3 or more) is lower-cased; `zero`..`twenty` become digits.
+//! 10. A pure word (letters only, 3 or more, or `no`) is lower-cased; `zero`..`twenty` become
+//!     digits.
 
 use super::VerifierConfig;
 
@@ -666,8 +667,13 @@ fn multiple_choice_letter(s: &str) -> Option<String> {
 }
 
 /// Step 10: pure words are compared case-insensitively; small number words become digits.
+/// Two letters are usually a product of variables (`xy`, `ab`), so they keep their case, except
+/// `no` (yes/no tasks: `No` = `no`).
 fn words(s: &str) -> String {
-    if s.len() < 3 || s.len() > 40 || !s.bytes().all(|b| b.is_ascii_alphabetic()) {
+    if s.len() > 40
+        || !s.bytes().all(|b| b.is_ascii_alphabetic())
+        || (s.len() < 3 && !s.eq_ignore_ascii_case("no"))
+    {
         return s.to_string();
     }
     let lower = s.to_ascii_lowercase();

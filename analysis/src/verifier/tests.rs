@@ -16,6 +16,21 @@ use super::*;
 use proptest::prelude::*;
 use Verdict::{Different as D, Equal as E, Unverifiable as U};
 
+/// GSM8K train[0] `answer` (openai/grade-school-math, `train.jsonl` line 1): the worked solution
+/// with calculator annotations, ending in `#### 72`. lm-eval's gsm8k `target` is this whole text.
+const GSM8K_NATALIA: &str = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72";
+/// GSM8K test[0] `answer` (Janet's ducks; note the `$` and the curly apostrophe).
+const GSM8K_JANET: &str = "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\nShe makes 9 * 2 = $<<9*2=18>>18 every day at the farmer\u{2019}s market.\n#### 18";
+/// A MATH `solution` in the dataset's shape (MATH-500 problem 0, "Convert the point $(0,3)$ in
+/// rectangular coordinates to polar coordinates"): prose, an `[asy]` block, the answer in the
+/// last `\boxed{}` followed by `.$`.
+const MATH_POLAR: &str = "We have that $r = \\sqrt{0^2 + 3^2} = 3.$  Also, if we draw the line connecting the origin and $(0,3),$ this line makes an angle of $\\frac{\\pi}{2}$ with the positive $x$-axis.\n\n[asy]\nunitsize(0.8 cm);\ndraw((-0.5,0)--(3.5,0));\n[/asy]\n\nTherefore, the polar coordinates are $\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}.$";
+/// A MATH-style solution with a box inside the text and a fraction answer.
+const MATH_HALF: &str = "There are $\\binom{4}{2} = 6$ ways to choose two of the four coins, and $3$ of them show one head, so the probability is $\\boxed{\\frac{1}{2}}$.";
+/// Several boxes: Hendrycks' `last_boxed_only_string` takes the last one.
+const MATH_TWO_BOXES: &str =
+    "First, $x = \\boxed{2}$ solves the first equation. Substituting, $y = 2x + 1 = \\boxed{5}$.";
+
 /// (prediction, reference, expected, where the expectation comes from)
 const CASES: &[(&str, &str, Verdict, &str)] = &[
     // --- plain integers (AIME) ---
@@ -520,6 +535,84 @@ const CASES: &[(&str, &str, Verdict, &str)] = &[
         "CAP: division by zero is undefined",
     ),
     ("0^0", "1", E, "CAP: powf convention 0^0 = 1 (sympy agrees)"),
+    // --- references holding their answer (reference_answer) ---
+    (
+        "72",
+        GSM8K_NATALIA,
+        E,
+        "lm-eval gsm8k: target after the last ####",
+    ),
+    (
+        "71",
+        GSM8K_NATALIA,
+        D,
+        "CAP: the marked answer, not any number",
+    ),
+    (
+        "24",
+        GSM8K_NATALIA,
+        D,
+        "CAP: an intermediate result is wrong",
+    ),
+    (
+        "18",
+        GSM8K_JANET,
+        E,
+        "lm-eval gsm8k: target after the last ####",
+    ),
+    ("18", "#### 18", E, "lm-eval gsm8k regex #### (-?[0-9.,]+)"),
+    ("1000", "#### 1,000", E, "lm-eval gsm8k ignores ','"),
+    (
+        "-3",
+        "Net change.\n#### -3",
+        E,
+        "lm-eval gsm8k regex keeps the sign",
+    ),
+    (
+        "\\left(3, \\frac{\\pi}{2}\\right)",
+        MATH_POLAR,
+        E,
+        "H: last_boxed_only_string of the solution",
+    ),
+    ("(3, \\frac{\\pi}{2})", MATH_POLAR, E, "H + normalisation"),
+    ("0.5", MATH_HALF, E, "H: last box, then Q numeric"),
+    ("5", MATH_TWO_BOXES, E, "H: the last box of the solution"),
+    (
+        "2",
+        MATH_TWO_BOXES,
+        D,
+        "H: an earlier box is not the answer",
+    ),
+    (
+        "5",
+        "The answer is 5.",
+        E,
+        "CoT references: trailing 'The answer is'",
+    ),
+    (
+        "5",
+        "The answer is 5. It is prime.",
+        D,
+        "CAP: only a trailing sentence",
+    ),
+    (
+        "4",
+        "There are 3 apples and 4 pears",
+        D,
+        "CAP: no last-number rule for references",
+    ),
+    ("x+1", "x+1", E, "CAP: an answer reference stays as written"),
+    // --- short answers (yes/no tasks, words) ---
+    ("Yes", "Yes", E, "H: identical strings"),
+    (
+        "yes.",
+        "Yes",
+        E,
+        "CAP: words case-insensitive, trailing '.' dropped",
+    ),
+    ("No", "no", E, "CAP: 'no' is a word, not the product n*o"),
+    ("Yes", "No", D, "CAP: different words"),
+    ("xy", "XY", D, "CAP: two letters are variables; case kept"),
 ];
 
 #[test]
@@ -725,10 +818,59 @@ const EXTRACTION_CASES: &[ExtractionCase] = &[
     ),
     (
         "no digits at all",
+        Some("no digits at all"),
+        Some(ExtractionRule::WholeResponse),
+        false,
+        "CAP: a short response is its own answer",
+    ),
+    (
+        "I could not work out which of the options is right here.",
         None,
         None,
         false,
-        "CAP: nothing to extract",
+        "CAP: more than 8 words is a sentence, not an answer",
+    ),
+    (
+        "No idea\nat all",
+        None,
+        None,
+        false,
+        "CAP: whole_response takes one line only",
+    ),
+    (
+        "Yes",
+        Some("Yes"),
+        Some(ExtractionRule::WholeResponse),
+        false,
+        "CAP: Inspect yes/no task without scores",
+    ),
+    (
+        "  **No**.  ",
+        Some("No"),
+        Some(ExtractionRule::WholeResponse),
+        false,
+        "CAP: trimmed; markdown bold and trailing '.' dropped",
+    ),
+    (
+        "<think>Is it? Let me think it over.</think>\nTrue",
+        Some("True"),
+        Some(ExtractionRule::WholeResponse),
+        true,
+        "CAP: the short text after </think>",
+    ),
+    (
+        "<think>hmm</think>",
+        None,
+        None,
+        false,
+        "CAP: think tags are never a whole response",
+    ),
+    (
+        "x^2 is it",
+        Some("2"),
+        Some(ExtractionRule::LastNumber),
+        false,
+        "CAP: whole_response comes after last_number",
     ),
     (
         "<think>\\boxed{1}</think>The result is \\boxed{2}",
@@ -805,7 +947,179 @@ fn extraction_rule_serialises_snake_case() {
     assert_eq!(json, "\"final_answer_is\"");
     assert_eq!(ExtractionRule::BoxedSpace.as_str(), "boxed_space");
     assert!(ExtractionRule::LastNumber.is_fallback());
+    assert!(ExtractionRule::WholeResponse.is_fallback());
+    assert_eq!(
+        serde_json::to_string(&ExtractionRule::WholeResponse).unwrap(),
+        "\"whole_response\""
+    );
+    assert_eq!(ExtractionRule::WholeResponse.as_str(), "whole_response");
     assert!(!ExtractionRule::Fbox.is_fallback());
+}
+
+// ------------------------------------------------------------------ references
+
+/// (reference, its answer, source)
+const REFERENCE_CASES: &[(&str, &str, &str)] = &[
+    (
+        GSM8K_NATALIA,
+        "72",
+        "lm-eval gsm8k: text after the last ####",
+    ),
+    (GSM8K_JANET, "18", "lm-eval gsm8k"),
+    ("#### 18", "18", "lm-eval gsm8k"),
+    (
+        "Total.\n#### 1,234",
+        "1,234",
+        "lm-eval regex keeps ',' (normalisation drops it)",
+    ),
+    ("#### -3\n", "-3", "trailing newline trimmed"),
+    (
+        "The capital.\n#### Paris",
+        "Paris",
+        "CAP: non-numeric answers after #### kept",
+    ),
+    (
+        "#### Step 1\nAdd them: $\\boxed{5}$",
+        "5",
+        "CAP: a #### heading with lines after is not GSM8K's marker",
+    ),
+    (
+        MATH_POLAR,
+        "\\left( 3, \\frac{\\pi}{2} \\right)",
+        "H: last_boxed_only_string",
+    ),
+    (MATH_HALF, "\\frac{1}{2}", "H: box inside text"),
+    (MATH_TWO_BOXES, "5", "H: the last box"),
+    (
+        "Thus the side is $\\fbox{7}$.",
+        "7",
+        "H: \\fbox when there is no \\boxed",
+    ),
+    ("The sum is $\\boxed 12$.", "12", "H: space form"),
+    (
+        "$\\boxed{5}$.",
+        "5",
+        "CAP: a box with only decoration around it",
+    ),
+    (
+        "#### \\boxed{5}",
+        "5",
+        "CAP: rules repeat until nothing changes",
+    ),
+    (
+        "So $\\boxed{\\fbox{7}}$ it is",
+        "7",
+        "CAP: \\fbox inside the last \\boxed",
+    ),
+    ("The answer is 5.", "5", "CoT references"),
+    (
+        "Natalia sold 72 clips. The answer is 72.",
+        "72",
+        "CoT references",
+    ),
+    (
+        "So the final answer is $\\frac{3}{4}$.",
+        "\\frac{3}{4}",
+        "MIN: $..$ after the phrase",
+    ),
+    (
+        "**The answer is: 12**",
+        "12",
+        "CAP: markdown around the sentence",
+    ),
+    // Unchanged: a reference is an answer unless it says where its answer is.
+    ("x+1", "x+1", "CAP: no last-number fallback"),
+    (
+        "\\frac{1}{2}",
+        "\\frac{1}{2}",
+        "CAP: no last-number fallback",
+    ),
+    ("(1, 2)", "(1, 2)", "CAP"),
+    ("18", "18", "CAP"),
+    ("\\text{Evelyn}", "\\text{Evelyn}", "MATH-500 word answer"),
+    (
+        "x = \\boxed{5}",
+        "x = \\boxed{5}",
+        "CAP: the box is part of the answer (normalisation unwraps it)",
+    ),
+    (
+        "\\boxed{2}^2",
+        "\\boxed{2}^2",
+        "CAP: the box is part of the answer",
+    ),
+    (
+        "The answer is 5. It is prime.",
+        "The answer is 5. It is prime.",
+        "CAP: 'answer is' only in the last sentence",
+    ),
+    (
+        "There are 3 apples and 4 pears",
+        "There are 3 apples and 4 pears",
+        "CAP: no last number",
+    ),
+    (
+        "Work: \\boxed{12",
+        "Work: \\boxed{12",
+        "CAP: an unclosed box is not an answer",
+    ),
+    (
+        "The answer is",
+        "The answer is",
+        "CAP: nothing after the phrase",
+    ),
+    ("####", "####", "CAP: nothing after the marker"),
+    ("", "", "CAP"),
+];
+
+#[test]
+fn reference_cases() {
+    let mut failures = Vec::new();
+    for (reference, expected, source) in REFERENCE_CASES {
+        let got = reference_answer(reference);
+        if got != *expected {
+            failures.push(format!(
+                "reference_answer({reference:?}) = {got:?}, expected {expected:?} [{source}]"
+            ));
+        }
+        let again = reference_answer(got);
+        if again != got {
+            failures.push(format!(
+                "not idempotent on {reference:?}: {got:?} -> {again:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every caller of `verify` (imports, evaluation runs, interventions, the CLI) gets the reduction;
+/// the prediction side is an answer already and is not reduced (documented asymmetry).
+#[test]
+fn verify_reduces_only_the_reference() {
+    assert_eq!(verify("18", "#### 18"), E);
+    assert_eq!(verify("#### 18", "18"), D);
+    assert_eq!(verify("#### 18", "#### 18"), E); // byte-identical
+    assert_eq!(
+        verify_with("72", GSM8K_NATALIA, &VerifierConfig::default()),
+        E
+    );
+}
+
+/// The import pipeline's path: extract from the response, verify against the dataset reference.
+#[test]
+fn responses_grade_against_whole_references() {
+    let grade = |response: &str, reference: &str| {
+        extract_answer(response).map(|e| verify(&e.answer, reference))
+    };
+    // Inspect yes/no task without scores: `Yes` used to extract nothing and grade wrong.
+    assert_eq!(grade("Yes", "Yes"), Some(E));
+    assert_eq!(grade("yes.", "Yes"), Some(E));
+    assert_eq!(grade("No", "Yes"), Some(D));
+    // lm-eval gsm8k: the response's last number against the whole worked solution.
+    let response = "In May she sold 48/2 = 24 clips, so 48 + 24 = 72 clips in total.";
+    assert_eq!(grade(response, GSM8K_NATALIA), Some(E));
+    assert_eq!(grade("She sold 24 clips.", GSM8K_NATALIA), Some(D));
+    // MATH: a boxed prediction against the solution's last box.
+    assert_eq!(grade("So $\\boxed{\\dfrac12}$.", MATH_HALF), Some(E));
 }
 
 // ------------------------------------------------------------------ normalisation
@@ -834,6 +1148,8 @@ const NORMALIZATION_CASES: &[(&str, &str)] = &[
     ("2//,\\.\\//,\\.\\,\\.\\.,.\\.,\\.\\..", "2//,\\.\\//"), // cargo fuzz: `\.` peeled one per pass
     ("-3/4", "-\\frac{3}{4}"),
     ("1,000,000.50", "1000000.5"),
+    ("NO", "no"),
+    ("Xy", "Xy"),
 ];
 
 #[test]
@@ -868,7 +1184,67 @@ fn well_formed_answer() -> impl Strategy<Value = String> {
     prop_oneof![number, fraction, decimal, expression, tuple, set]
 }
 
+/// Reference-shaped text: LaTeX atoms plus the markers `reference_answer` looks for.
+fn reference_like() -> impl Strategy<Value = String> {
+    let atoms = prop::sample::select(vec![
+        "1",
+        "72",
+        "-3",
+        "x",
+        "\\frac{1}{2}",
+        "{",
+        "}",
+        "$",
+        ".",
+        " ",
+        "\n",
+        "####",
+        "#### ",
+        "The answer is ",
+        "answer is",
+        "ANSWER IS",
+        "\\boxed{",
+        "\\boxed ",
+        "\\fbox{",
+        "\\(",
+        "\\)",
+        "so",
+        "*",
+        "<<48/2=24>>",
+        "é",
+        "數",
+    ]);
+    prop::collection::vec(atoms, 0..24).prop_map(|v| v.concat())
+}
+
 proptest! {
+    #[test]
+    fn reference_answer_is_idempotent(s in reference_like()) {
+        let once = reference_answer(&s);
+        prop_assert_eq!(reference_answer(once), once, "input {:?}", s);
+    }
+
+    #[test]
+    fn reference_answer_is_idempotent_on_any_string(s in ".{0,60}") {
+        let once = reference_answer(&s);
+        prop_assert_eq!(reference_answer(once), once);
+    }
+
+    #[test]
+    fn a_plain_answer_is_its_own_reference(x in well_formed_answer()) {
+        prop_assert_eq!(reference_answer(&x), x.as_str());
+    }
+
+    #[test]
+    fn a_solution_grades_like_its_answer(x in well_formed_answer(), y in well_formed_answer()) {
+        let gsm8k = format!("She has <<3*4=12>>12 now.\nSo 12 - 1 = 11 left.\n#### {x}");
+        let math = format!("Working through it, we find $\\boxed{{{x}}}$.");
+        let cot = format!("So 11 are left. The answer is {x}.");
+        for reference in [&gsm8k, &math, &cot] {
+            prop_assert_eq!(verify(&y, reference), verify(&y, &x), "{:?} vs {:?}", y, reference);
+        }
+    }
+
     #[test]
     fn normalization_is_idempotent(s in latexish()) {
         let once = normalize_answer(&s);
@@ -952,6 +1328,8 @@ fn hostile_inputs_finish_quickly() {
     for a in &hostile {
         let _ = extract_answer(a);
         let _ = normalize_answer(a);
+        let reduced = reference_answer(a);
+        assert_eq!(reference_answer(reduced), reduced);
         for b in &hostile {
             let v = verify(a, b);
             if a != b {
@@ -999,6 +1377,7 @@ fn hostile_inputs_finish_quickly() {
         "</think>",
         "answer is",
         "Answer:",
+        "####",
         "é",
         "🦀",
         "\u{0301}",
@@ -1020,6 +1399,8 @@ fn hostile_inputs_finish_quickly() {
         }
         let _ = extract_answer(&a);
         let _ = verify(&a, &b);
+        let r = reference_answer(&a);
+        assert_eq!(reference_answer(r), r, "reference idempotence on {a:?}");
         let n = normalize_answer(&a);
         assert_eq!(normalize_answer(&n), n, "idempotence on {a:?}");
     }

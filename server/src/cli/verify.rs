@@ -164,7 +164,33 @@ mod tests {
             "answer: \\frac{1}{2}\nrule: boxed\nafter_think: true\n"
         );
         let mut out = Vec::new();
-        extract_file("nothing here", &mut out).unwrap();
+        extract_file("Yes.", &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "answer: Yes\nrule: whole_response\nafter_think: false\n"
+        );
+        let mut out = Vec::new();
+        extract_file(
+            "I could not work this one out.\nSorry about that.",
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "no answer found\n");
+    }
+
+    #[test]
+    fn a_whole_reference_solution_is_reduced_to_its_answer() {
+        assert_eq!(
+            run_pair("18", "#### 18"),
+            (Verdict::Equal, "equal\n".into())
+        );
+        assert_eq!(
+            run_pair("72", "Natalia sold 48+24 = <<48+24=72>>72 clips.\n#### 72"),
+            (Verdict::Equal, "equal\n".into())
+        );
+        assert_eq!(
+            run_pair("24", "Natalia sold 48+24 = <<48+24=72>>72 clips.\n#### 72"),
+            (Verdict::Different, "different\n".into())
+        );
     }
 }
