@@ -129,9 +129,9 @@ async fn inspect_logs_import_with_the_accuracy_inspect_reports() {
 }
 
 /// A log without a scorer imports ungraded and is graded by caplens's verifier against the
-/// targets (`Yes`, `Yes`, `No`). The answers are the bare word `Yes`, from which the verifier
-/// extracts no answer (no `\boxed{}`, no "the answer is", no number): every rollout is graded
-/// wrong. This pins today's behaviour; were bare short answers read, pass@1 would be 2/3.
+/// targets (`Yes`, `Yes`, `No`). The answers are the bare word `Yes`: no box, no "the answer is",
+/// no number, so the short response itself is the answer (`whole_response`), and 2 of 3 are
+/// right. The report says caplens graded all three.
 #[tokio::test]
 async fn an_inspect_log_without_scorer_is_graded_by_caplens() {
     let db = TestDb::sqlite().await;
@@ -158,7 +158,13 @@ async fn an_inspect_log_without_scorer_is_graded_by_caplens() {
         ),
         ("mockllm/model", "yesno", 3, 3)
     );
-    assert_eq!(run.pass_at_1, Some(0.0), "{run:?}");
+    assert_eq!(run.pass_at_1, Some(2.0 / 3.0), "{run:?}");
+    assert_eq!(
+        (report.verdicts.graded_by_file, report.verdicts.graded_by_caplens),
+        (0, 3),
+        "{:?}",
+        report.verdicts
+    );
     db.cleanup().await;
 }
 

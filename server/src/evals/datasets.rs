@@ -340,18 +340,12 @@ fn answer_from(text: &str, field: &str) -> Result<String, String> {
     }
 }
 
-/// The final answer of a worked solution: the text after the last `####` (GSM8K), else the
-/// content of the last `\boxed{...}` / `\fbox{...}` (MATH); `None` when there is neither (or it
-/// is empty or unclosed).
-// TODO(lead): use analysis::verifier reference extraction
+/// The final answer of a worked solution (`analysis::verifier::reference_answer`: the text after
+/// the last `####` line (GSM8K), the last `\boxed{...}` of a MATH solution, a trailing "The answer
+/// is ..."); `None` when the text names no such answer (it is then an answer itself).
 pub(crate) fn reference_answer(solution: &str) -> Option<String> {
-    if let Some((_, after)) = solution.rsplit_once("####") {
-        let answer = after.trim();
-        return (!answer.is_empty()).then(|| answer.to_owned());
-    }
-    let extracted = caplens_analysis::verifier::extract_answer(solution)?;
-    (!extracted.rule.is_fallback() && !extracted.answer.trim().is_empty())
-        .then(|| extracted.answer.trim().to_owned())
+    let answer = caplens_analysis::verifier::reference_answer(solution).trim();
+    (!answer.is_empty() && answer.len() < solution.trim().len()).then(|| answer.to_owned())
 }
 
 /// Stores a new dataset in one transaction; refuses a name that is taken.
@@ -608,7 +602,7 @@ mod tests {
         );
         assert_eq!(reference_answer("#### "), None);
         assert_eq!(reference_answer("\\boxed{5"), None);
-        assert_eq!(reference_answer("The answer is 5"), None);
+        assert_eq!(reference_answer("The answer is 5").as_deref(), Some("5"));
         assert_eq!(reference_answer("204"), None);
     }
 
