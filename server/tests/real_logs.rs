@@ -244,3 +244,140 @@ async fn one_inspect_run_as_eval_and_as_json_is_imported_once() {
         db.cleanup().await;
     }
 }
+
+fn real(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/real").join(path)
+}
+
+/// The one file in `dir` whose name starts with `prefix`.
+fn file_in(dir: &str, prefix: &str) -> PathBuf {
+    std::fs::read_dir(real(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix}* in {dir}"))
+}
+
+/// The answer gsm8k's strict-match regex `#### (\-?[0-9\.\,]+)` takes from a text.
+fn strict_match(text: &str) -> Option<String> {
+    let after = &text[text.find("#### ")? + 5..];
+    let n: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '-' | '.' | ','))
+        .collect();
+    (!n.is_empty()).then_some(n)
+}
+
+/// lm-eval logs written by lm-eval 0.4.13 against `caplens engine serve`: each imports with
+/// lm-eval's own verdicts kept (its exact_match grades the first repeat of each document, after
+/// the `take_first` filter), whose mean is exactly the number lm-eval stored in its results
+/// file; every repeat is also graded by caplens against the reference *answer* (gsm8k's target is
+/// a worked solution ending in `#### N`), so a response that strict-match finds right is right
+/// for caplens too. The log-likelihood task, which has no generations, is refused plainly.
+#[tokio::test]
+async fn lm_eval_logs_import_with_the_scores_lm_eval_stored() {
+    for db in TestDb::all().await {
+        for (task, filter, docs, repeats) in [
+            ("caplens_tiny_gsm", "strict-match", 4u64, 4u64),
+            ("caplens_tiny_boxed", "boxed", 3, 2),
+        ] {
+            let dir = format!("lm-eval/{task}");
+            let samples = file_in(&dir, "samples_");
+            let results: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(file_in(&dir, "results_")).unwrap())
+                    .unwrap();
+            let stored = results["results"][task][format!("exact_match,{filter}")]
+                .as_f64()
+                .unwrap();
+            let name = samples.file_name().unwrap().to_string_lossy().into_owned();
+            let report = import(
+                &db,
+                &samples,
+                &name,
+                ImportParams { model: Some("smol".into()), ..params(task, false) },
+            )
+            .await;
+            assert_eq!(report.status, ImportStatus::Completed, "{} {task}: {:?}", db.name, report.message);
+            assert_eq!(report.files[0].format.as_deref(), Some("lm-eval"));
+            let run = &report.runs[0];
+            assert_eq!((run.problems, run.rollouts), (docs, docs * repeats), "{task}");
+            assert_eq!(report.verdicts.graded_by_file, docs, "{task}: one lm-eval verdict per document");
+            assert_eq!(report.verdicts.graded_by_caplens, docs * repeats, "{task}");
+            let (mean_file,): (f64,) = sqlx::query_as(
+                "SELECT AVG(CAST(file_correct AS DOUBLE PRECISION)) FROM rollouts
+                 WHERE run_id = $1 AND file_correct IS NOT NULL",
+            )
+            .bind(run.id)
+            .fetch_one(&db.store.pool)
+            .await
+            .unwrap();
+            assert!((mean_file - stored).abs() < 1e-9, "{task}: lm-eval stored {stored}, caplens kept {mean_file}");
+            if task == "caplens_tiny_gsm" {
+                // Every rollout strict-match finds right is right for caplens' verifier.
+                for line in std::fs::read_to_string(&samples).unwrap().lines() {
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                    if v["filter"] != filter {
+                        continue;
+                    }
+                    let target = strict_match(v["target"].as_str().unwrap()).unwrap();
+                    for (i, resp) in v["resps"][0].as_array().unwrap().iter().enumerate() {
+                        if strict_match(resp.as_str().unwrap()).as_deref() == Some(target.as_str()) {
+                            let (verdict,): (Option<i64>,) = sqlx::query_as(
+                                "SELECT ro.caplens_verdict FROM rollouts ro JOIN problems p ON p.id = ro.problem_id
+                                 WHERE ro.run_id = $1 AND p.problem_key = $2 AND ro.sample_index = $3",
+                            )
+                            .bind(run.id)
+                            .bind(v["doc_id"].to_string())
+                            .bind(i as i64)
+                            .fetch_one(&db.store.pool)
+                            .await
+                            .unwrap();
+                            assert_eq!(verdict, Some(1), "doc {} repeat {i}: {resp}", v["doc_id"]);
+                        }
+                    }
+                }
+            }
+        }
+        let mc = file_in("lm-eval/caplens_tiny_mc", "samples_");
+        let name = mc.file_name().unwrap().to_string_lossy().into_owned();
+        let report = import(
+            &db,
+            &mc,
+            &name,
+            ImportParams { model: Some("smol".into()), ..params("mc", false) },
+        )
+        .await;
+        assert_eq!(report.status, ImportStatus::Failed, "{report:?}");
+        let message = report.message.unwrap_or_default();
+        assert!(message.starts_with(&format!("{name}:1: field \"resps\"")), "{message}");
+        db.cleanup().await;
+    }
+}
+
+/// The Inspect log written against `caplens engine serve` (`openai-api/local/smol`, logprobs on):
+/// `.eval` and `.json` import with Inspect's accuracy and with token traces from its logprobs.
+#[tokio::test]
+async fn inspect_logs_from_the_engine_import_with_inspects_accuracy_and_tokens() {
+    for ext in ["eval", "json"] {
+        // One database each: the second would be the same Inspect run, a duplicate.
+        let db = TestDb::sqlite().await;
+        let path = std::fs::read_dir(real("inspect-engine"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == ext))
+            .unwrap();
+        let report = import(&db, &path, "upload", params(&format!("engine-{ext}"), false)).await;
+        assert_eq!(report.status, ImportStatus::Completed, "{ext}: {:?}", report.message);
+        let run = &report.runs[0];
+        assert_eq!((run.problems, run.rollouts), (3, 6), "{ext}");
+        let expected = inspect_accuracy(&path);
+        assert!((run.pass_at_1.unwrap() - expected).abs() < 1e-9, "{ext}: {run:?} vs {expected}");
+        let (traced,): (i64,) = sqlx::query_as("SELECT COUNT(trace_key) FROM rollouts WHERE run_id = $1")
+            .bind(run.id)
+            .fetch_one(&db.store.pool)
+            .await
+            .unwrap();
+        assert_eq!(traced, 6, "{ext}: every rollout keeps its token logprobs");
+        db.cleanup().await;
+    }
+}

@@ -151,6 +151,7 @@ impl RolloutImporter for LmEvalImporter {
                 );
             }
             let prompt = prompt(&line);
+            let verdict = file_verdict(&line, responses.len());
             for (sample, response) in responses.into_iter().enumerate() {
                 sink.record(RolloutRecord {
                     line: line_no,
@@ -158,7 +159,10 @@ impl RolloutImporter for LmEvalImporter {
                     prompt: prompt.clone(),
                     reference: reference.clone(),
                     sample: Some(sample as u64),
-                    outcome: RecordOutcome::Ungraded,
+                    outcome: match verdict {
+                        Some(v) if sample == 0 => RecordOutcome::Graded(v),
+                        _ => RecordOutcome::Ungraded,
+                    },
                     response: Some(response),
                     ..RolloutRecord::default()
                 })?;
@@ -166,6 +170,31 @@ impl RolloutImporter for LmEvalImporter {
             Ok(())
         })?;
         sink.source(source_info(&input.name, first_line.as_ref()))
+    }
+}
+
+/// lm-eval's own verdict on a line: its first metric (`exact_match`, `acc`, ...), when the value is
+/// 0 or 1 and the filter kept one response (`filtered_resps` of one entry: a `take_first` filter,
+/// or a single repeat). That response is the first repeat, so the verdict is sample 0's; the other
+/// repeats have none from the file (caplens grades them). A metric over several filtered
+/// responses (majority vote) or a partial score grades no single rollout: `None`.
+fn file_verdict(line: &Map<String, Value>, repeats: usize) -> Option<bool> {
+    let metric = line.get("metrics")?.as_array()?.first()?.as_str()?;
+    let filtered_one = match line.get("filtered_resps") {
+        Some(Value::Array(items)) => items.len() == 1 || repeats == 1,
+        Some(Value::String(_)) => true,
+        _ => repeats == 1,
+    };
+    if !filtered_one {
+        return None;
+    }
+    match line.get(metric)? {
+        Value::Bool(b) => Some(*b),
+        v => match number(v)? {
+            x if x == 1.0 => Some(true),
+            x if x == 0.0 => Some(false),
+            _ => None,
+        },
     }
 }
 
@@ -186,7 +215,7 @@ fn source_info(file_name: &str, first_line: Option<&Map<String, Value>>) -> Sour
             Some(f) => format!(" (filter {f})"),
             None => String::new(),
         };
-        Some(format!("lm-eval {}{filter}", metrics.join(", ")))
+        Some(format!("lm-eval {}{filter}", metrics[0]))
     });
     SourceInfo {
         tool: Some("lm-eval".into()),
@@ -382,7 +411,13 @@ mod tests {
             ]
         );
         for r in records {
-            assert_eq!(r.outcome, RecordOutcome::Ungraded);
+            // lm-eval's exact_match grades the filtered (first) response only: sample 0.
+            let expected = match (r.sample, r.problem_id.as_str()) {
+                (Some(0), "2") => RecordOutcome::Graded(false),
+                (Some(0), _) => RecordOutcome::Graded(true),
+                _ => RecordOutcome::Ungraded,
+            };
+            assert_eq!(r.outcome, expected, "{r:?}");
             assert!(r.prompt.as_deref().unwrap().starts_with("Problem:\n"));
             assert_eq!(
                 (r.model.as_ref(), r.dataset.as_ref(), r.answer.as_ref()),
