@@ -6,7 +6,10 @@
 #   3. cargo test for the whole workspace, with the storage/API tests against SQLite and
 #      PostgreSQL (a fresh schema per test in CAPLENS_TEST_POSTGRES_URL, default
 #      postgres://postgres@127.0.0.1:5432/test);
-#   4. the end-to-end tests in headless Chromium against a real `caplens serve`.
+#   4. the real clients (the `openai` package, lm-eval, Inspect AI, from PyPI into a venv under
+#      ~/.cache/caplens) against `caplens engine serve`, and caplens importing the logs they wrote
+#      (tests/real-clients/run.sh);
+#   5. the end-to-end tests in headless Chromium against a real `caplens serve`.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
@@ -34,6 +37,9 @@ export CAPLENS_MODEL
 
 say "cargo test (workspace; storage tests on SQLite and PostgreSQL)"
 cargo test --workspace
+
+say "real clients (openai, lm-eval, Inspect) against caplens engine serve; caplens imports their logs"
+tests/real-clients/run.sh "$TARGET_DIR/debug/caplens"
 
 say "browser tests (headless Chromium)"
 (cd tests/e2e && CARGO_TARGET_DIR="$TARGET_DIR" npm test --silent)

@@ -8,7 +8,9 @@
 #      multiple_choice task (echo + logprobs, lm-eval's `tokenizer_backend=remote`), all with
 #      --log_samples;
 #   3. Inspect AI `inspect eval` through `openai-api/local/<model>` (3 samples, 2 epochs), then
-#      `inspect log convert` to .json.
+#      `inspect log convert` to .json;
+#   4. `caplens import` of every log they wrote (import_checks.py): lm-eval's stored exact_match and
+#      Inspect's accuracy reproduced.
 #
 # Usage (from anywhere; it works in the repository root):
 #   tests/real-clients/run.sh [PATH/TO/caplens]
@@ -150,6 +152,15 @@ cat "$OUT/check_logs.log"
 passed=$((passed + $(grep -c '^ok ' "$OUT/check_logs.log" || true)))
 failed=$((failed + $(grep -c '^FAIL ' "$OUT/check_logs.log" || true)))
 grep -q '^ok ' "$OUT/check_logs.log" || fail "check_logs.py ran (see $OUT/check_logs.log)"
+
+say "caplens imports what the tools wrote, with the numbers they report"
+set +e
+"$PY" "$HERE/import_checks.py" "$BIN" "$OUT" >"$OUT/import_checks.log" 2>&1
+set -e
+cat "$OUT/import_checks.log"
+passed=$((passed + $(grep -c '^ok ' "$OUT/import_checks.log" || true)))
+failed=$((failed + $(grep -c '^FAIL ' "$OUT/import_checks.log" || true)))
+grep -q '^ok ' "$OUT/import_checks.log" || fail "import_checks.py ran (see $OUT/import_checks.log)"
 
 # The server logged every request, and never a key.
 check "the server logged the requests" /dev/null grep -q 'engine request' "$OUT/server.log"

@@ -61,7 +61,7 @@ pub struct ImportMetaArgs {
     /// Skip invalid rows (counted and reported) instead of failing the import.
     #[arg(long)]
     pub skip_invalid: bool,
-    /// Grade every rollout with the verifier, ignoring verdicts in the file.
+    /// Show caplens' verifier's verdicts by default instead of the file's (both are stored).
     #[arg(long)]
     pub regrade: bool,
     /// Print the import report as JSON (what GET /api/v1/imports/{id} returns).
