@@ -387,6 +387,16 @@ impl<'a> Fields<'a> {
 
     /// Settings this server cannot honour are refused, not ignored: an answer to another
     /// question than the one asked would pass unnoticed.
+    /// What both endpoints check first: the model (for the request's log line), the refused
+    /// fields, and how the answer is delivered.
+    fn head(&self, summary: &mut RequestSummary) -> Result<Delivery, ApiError> {
+        summary.model = self.string("model").ok().flatten().map(str::to_owned);
+        self.reject_unsupported()?;
+        let delivery = self.delivery()?;
+        summary.stream = delivery != Delivery::Json;
+        Ok(delivery)
+    }
+
     fn reject_unsupported(&self) -> Result<(), ApiError> {
         if self
             .get("tools")
@@ -798,10 +808,7 @@ async fn completions_response(
 ) -> Result<Response, ApiError> {
     let object = parse_object(body)?;
     let fields = Fields(&object);
-    summary.model = fields.string("model").ok().flatten().map(str::to_owned);
-    fields.reject_unsupported()?;
-    let delivery = fields.delivery()?;
-    summary.stream = delivery != Delivery::Json;
+    let delivery = fields.head(summary)?;
     let echo = fields.bool("echo")?.unwrap_or(false);
     let prompts = parse_prompts(&fields)?;
     let (n, mut params) = fields.sampling(DEFAULT_COMPLETION_MAX_TOKENS)?;
@@ -1019,10 +1026,7 @@ async fn chat_completions_response(
 ) -> Result<Response, ApiError> {
     let object = parse_object(body)?;
     let fields = Fields(&object);
-    summary.model = fields.string("model").ok().flatten().map(str::to_owned);
-    fields.reject_unsupported()?;
-    let delivery = fields.delivery()?;
-    summary.stream = delivery != Delivery::Json;
+    let delivery = fields.head(summary)?;
     let mut messages = parse_messages(&fields)?;
     let (n, mut params) = fields.sampling(DEFAULT_CHAT_MAX_TOKENS)?;
     summary.prompts = 1;
