@@ -1462,7 +1462,7 @@ impl<'a> Writer<'a> {
                         of: import.unwrap_or_else(|| format!("run {run}")),
                         runs: vec![run],
                         why: format!(
-                            "run {run} ({label:?}): the same {} run ({identity}), perhaps from another file of it (.eval / .json)",
+                            "run {run} ({label:?}): the same {} run ({identity}), from another file of it (an Inspect .eval and its .json, a compressed copy, ...)",
                             source.tool.as_deref().unwrap_or("tool's")
                         ),
                     });
