@@ -2,7 +2,7 @@
 # Fills corpus/<target>/ with seeds from the real logs and format fixtures (tests/fixtures/real,
 # tests/fixtures/formats), plus gzip/zstd copies of the JSON Lines ones (the importers
 # decompress by magic bytes) and a few native lines. corpus/ is not committed: run this before
-# `cargo fuzz run` (README.md). Idempotent; libFuzzer adds what it finds to the same dirs.
+# `cargo fuzz run` (docs/fuzzing.md). Idempotent; libFuzzer adds what it finds to the same dirs.
 set -euo pipefail
 cd "$(dirname "$0")"
 fixtures=../../tests/fixtures

@@ -10,8 +10,8 @@
 //! and the inputs the fuzzers found ([`fuzz_findings`]).
 
 use caplens_server::ingest::{
-    detect, detect_head, importers, InputError, InputFile, ReadStop, RecordSink, RolloutRecord,
-    SourceInfo, SNIFF_BYTES,
+    detect, detect_head, importer, importers, Format, InputError, InputFile, ReadStop, RecordSink,
+    RolloutRecord, SourceInfo, MAX_LINE_BYTES, SNIFF_BYTES,
 };
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -530,4 +530,33 @@ fn odd_bytes_and_compressed_garbage() {
 #[test]
 fn fuzz_findings_stay_fixed() {
     run(fuzz_findings());
+}
+
+/// A zstd bomb: 30 KB that decompress to one line longer than [`MAX_LINE_BYTES`], then a valid
+/// line. The JSON Lines importers reject the long line (holding at most the limit, not the
+/// line) and read on; before the limit, the line was buffered whole, so a small upload could
+/// make the server allocate gigabytes.
+#[test]
+fn a_decompressed_line_longer_than_the_limit_is_rejected_and_skipped() {
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    let chunk = vec![b'a'; 1 << 20];
+    for _ in 0..(MAX_LINE_BYTES >> 20) + 8 {
+        encoder.write_all(&chunk).unwrap();
+    }
+    encoder
+        .write_all(b"\n{\"model\":\"m\",\"problem_id\":\"1\",\"correct\":true}\n")
+        .unwrap();
+    let bomb = encoder.finish().unwrap();
+    assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rollouts.jsonl.zst");
+    std::fs::write(&path, &bomb).unwrap();
+    let input = InputFile::new(&path, "rollouts.jsonl.zst");
+    let mut sink = CountingSink::new(false);
+    importer(Format::Native).read(&input, &mut sink).unwrap();
+    assert_eq!((sink.records, sink.rejects), (1, 1));
+    assert_eq!(
+        sink.first_reject.unwrap().to_string(),
+        "rollouts.jsonl.zst:1: line longer than 256 MiB; caplens reads lines up to that length"
+    );
 }

@@ -1,5 +1,5 @@
 #![no_main]
-//! Format detection on arbitrary bytes (server/fuzz/README.md): `detect_head` under the names
+//! Format detection on arbitrary bytes (docs/fuzzing.md): `detect_head` under the names
 //! that change its answer (a neutral upload name, a .eval, a lighteval details name, a JSON
 //! document name), and `detect` on the bytes as a file (decompression, the "what is this"
 //! messages).

@@ -1,5 +1,5 @@
 #![no_main]
-//! The inspect importer on arbitrary bytes (server/fuzz/README.md). A zip is named `.eval` and
+//! The inspect importer on arbitrary bytes (docs/fuzzing.md). A zip is named `.eval` and
 //! anything else `.json`, the way Inspect names its logs.
 use caplens_server::ingest::Format;
 use libfuzzer_sys::fuzz_target;

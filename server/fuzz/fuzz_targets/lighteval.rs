@@ -1,5 +1,5 @@
 #![no_main]
-//! The lighteval importer on arbitrary bytes (server/fuzz/README.md).
+//! The lighteval importer on arbitrary bytes (docs/fuzzing.md).
 use caplens_server::ingest::Format;
 use libfuzzer_sys::fuzz_target;
 
