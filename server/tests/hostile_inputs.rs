@@ -365,9 +365,65 @@ fn odd_bytes() -> Vec<Case> {
     cases
 }
 
-/// Inputs the fuzz targets found (server/fuzz; docs/fuzzing.md), minimised.
+/// Inputs the fuzz targets found (server/fuzz; docs/fuzzing.md), as edits of a fixture.
 fn fuzz_findings() -> Vec<Case> {
-    Vec::new()
+    let lighteval = "details_aime24|0_2026-12-02T12-00-00.000000.parquet";
+    let fixture = std::fs::read(fixtures().join("formats/lighteval").join(lighteval)).unwrap();
+    // `lighteval` target, 1,484th run: seven bytes changed, one of them in the footer, give a
+    // column chunk a negative offset; the parquet crate's `ColumnChunkMetaData::byte_range`
+    // panicked ("column start and length should not be negative") where it opens the column.
+    let mut negative_column_offset = fixture.clone();
+    for (at, byte) in [
+        (2389, 195),
+        (8513, 117),
+        (9352, 67),
+        (13519, 30),
+        (17855, 91),
+        (19770, 51),
+        (19771, 48),
+    ] {
+        negative_column_offset[at] = byte;
+    }
+    // `lighteval` target, after the fix above: the parquet crate's row reader asserts that a
+    // LIST's inner group is repeated (`record/reader.rs`, "Invalid list type"). Minimised by
+    // hand to one byte: the first `list` group of the footer's schema made REQUIRED.
+    let mut required_list = fixture.clone();
+    assert_eq!(&required_list[5699..5707], b"\x35\x04\x18\x04list");
+    required_list[5700] = 0;
+    vec![
+        case(
+            "lighteval fuzz crash: a column chunk with a negative offset",
+            lighteval,
+            negative_column_offset,
+        ),
+        case(
+            "lighteval fuzz crash: a LIST whose inner group is not repeated",
+            lighteval,
+            required_list,
+        ),
+    ]
+}
+
+/// The two parquet crashes are errors of the file, saying it is corrupt.
+#[test]
+fn corrupt_parquet_found_by_the_fuzzer_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in fuzz_findings() {
+        let path = dir.path().join(&case.name);
+        std::fs::write(&path, &case.bytes).unwrap();
+        let input = InputFile::new(&path, &case.name);
+        let mut sink = CountingSink::new(false);
+        let result = importer(Format::Lighteval).read(&input, &mut sink);
+        let Err(ReadStop::Input(e)) = result else {
+            panic!("{}: {result:?}", case.label)
+        };
+        let message = e.to_string();
+        assert!(
+            message.starts_with(&format!("{}:1: ", case.name)) && message.contains("corrupt"),
+            "{}: {message}",
+            case.label
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -76,8 +76,23 @@ pub fn input_file(name: &str, data: &[u8]) -> InputFile {
     InputFile::new(path, name)
 }
 
-/// Runs `format`'s importer on `data` stored as `name`.
+/// Runs `format`'s importer on `data` stored as `name`. A panic that leaves the importer aborts
+/// (a crash for libFuzzer); one the importer catches itself (the parquet crate's, turned into an
+/// error by `ingest::parquet_rows`) is printed and allowed.
 pub fn run_importer(format: Format, name: &str, data: &[u8]) {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    // libfuzzer-sys installs a hook that aborts on every panic, even a caught one; taking it
+    // leaves Rust's default hook (print, then unwind).
+    HOOK.call_once(|| drop(std::panic::take_hook()));
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_every_way(format, name, data)
+    }));
+    if run.is_err() {
+        std::process::abort();
+    }
+}
+
+fn read_every_way(format: Format, name: &str, data: &[u8]) {
     let importer = importer(format);
     let _ = importer.sniff(name, &data[..data.len().min(SNIFF_BYTES)]);
     let input = input_file(name, data);
