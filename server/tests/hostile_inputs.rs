@@ -603,7 +603,7 @@ fn fuzz_findings_stay_fixed() {
     run(fuzz_findings());
 }
 
-/// A zstd bomb: 30 KB that decompress to one line longer than [`MAX_LINE_BYTES`], then a valid
+/// A zstd bomb: under 64 KB that decompress to one line longer than [`MAX_LINE_BYTES`], then a valid
 /// line. The JSON Lines importers reject the long line (holding at most the limit, not the
 /// line) and read on; before the limit, the line was buffered whole, so a small upload could
 /// make the server allocate gigabytes.

@@ -463,7 +463,7 @@ pub fn for_each_line(
 
 /// The longest line [`for_each_line`] holds in memory: far above real records (a 32k-token
 /// response with 20 top logprobs per token is about 35 MB), and a bound on what a compressed
-/// upload can make the server allocate (a few KB of zstd decompress to gigabytes).
+/// upload can make the server allocate (tens of KB of zstd decompress to gigabytes).
 pub const MAX_LINE_BYTES: usize = 256 << 20;
 
 /// Consumes the rest of the current line (through its newline) without keeping it.
