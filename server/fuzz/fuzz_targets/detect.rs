@@ -28,4 +28,5 @@ fuzz_target!(|data: &[u8]| {
         Ok(_) => {}
         Err(e) => assert!(e.to_string().starts_with("upload.jsonl"), "{e}"),
     }
+    harness::remove(&input);
 });

@@ -57,23 +57,26 @@ impl RecordSink for CountingSink {
     }
 }
 
-/// `data` as a file called `name` in this process's directory under /dev/shm (a tmpfs, so the
-/// write costs no disk I/O); one path per name, overwritten by each run.
+/// `data` as a file that importers see as `name` (errors and hints use the name, not the path),
+/// stored at one path per process under /dev/shm (a tmpfs, so the write costs no disk I/O),
+/// overwritten by each run and removed after it ([`remove`]).
 pub fn input_file(name: &str, data: &[u8]) -> InputFile {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    let path = PATH.get_or_init(|| {
         let base = if std::path::Path::new("/dev/shm").is_dir() {
             PathBuf::from("/dev/shm")
         } else {
             std::env::temp_dir()
         };
-        let dir = base.join(format!("caplens-fuzz-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create the fuzz input directory");
-        dir
+        base.join(format!("caplens-fuzz-{}", std::process::id()))
     });
-    let path = dir.join(name);
-    std::fs::write(&path, data).expect("write the fuzz input");
+    std::fs::write(path, data).expect("write the fuzz input");
     InputFile::new(path, name)
+}
+
+/// Removes the file of [`input_file`], so that no run leaves one behind.
+pub fn remove(input: &InputFile) {
+    let _ = std::fs::remove_file(&input.path);
 }
 
 /// Runs `format`'s importer on `data` stored as `name`. A panic that leaves the importer aborts
@@ -109,4 +112,5 @@ fn read_every_way(format: Format, name: &str, data: &[u8]) {
         lenient.records
     );
     assert!(lenient.sources <= 1 && strict.sources <= 1, "source sent more than once");
+    remove(&input);
 }
