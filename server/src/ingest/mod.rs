@@ -389,7 +389,8 @@ impl<R: Read> Read for CountingReader<R> {
 
 /// Reads `input` line by line (decompressed) and calls `each(line_no, text)` for every
 /// non-blank line; invalid UTF-8 goes to `sink.reject`. The shared loop of the JSON Lines
-/// importers. Lines of any length are supported (one reused buffer). A file that is one JSON
+/// importers. Lines up to [`MAX_LINE_BYTES`] are read into one reused buffer; a longer line is
+/// skipped and rejected without being held. A file that is one JSON
 /// document over several lines (an lm-eval results file, an indented `.json`) stops the read at
 /// once with what it is ([`formats::json_document_note`]) instead of a parse error on each line.
 pub fn for_each_line(
@@ -412,13 +413,32 @@ pub fn for_each_line(
     let mut line_no = 0u64;
     loop {
         buf.clear();
+        let read_error = |line_no: u64, e: std::io::Error| {
+            input.line_error(line_no + 1, None, format!("read error: {e}"))
+        };
         let read = reader
+            .by_ref()
+            .take(MAX_LINE_BYTES as u64 + 1)
             .read_until(b'\n', &mut buf)
-            .map_err(|e| input.line_error(line_no + 1, None, format!("read error: {e}")))?;
+            .map_err(|e| read_error(line_no, e))?;
         if read == 0 {
             return Ok(());
         }
         line_no += 1;
+        if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') {
+            // A line this long is a decompression bomb or not JSON Lines: skip to its end
+            // without holding it.
+            skip_line(&mut reader).map_err(|e| read_error(line_no - 1, e))?;
+            sink.reject(input.line_error(
+                line_no,
+                None,
+                format!(
+                    "line longer than {} MiB; caplens reads lines up to that length",
+                    MAX_LINE_BYTES >> 20
+                ),
+            ))?;
+            continue;
+        }
         let mut bytes = &buf[..];
         while let Some((&last, rest)) = bytes.split_last() {
             if last == b'\n' || last == b'\r' {
@@ -437,6 +457,35 @@ pub fn for_each_line(
                 None,
                 format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1),
             ))?,
+        }
+    }
+}
+
+/// The longest line [`for_each_line`] holds in memory: far above real records (a 32k-token
+/// response with 20 top logprobs per token is about 35 MB), and a bound on what a compressed
+/// upload can make the server allocate (tens of KB of zstd decompress to gigabytes).
+pub const MAX_LINE_BYTES: usize = 256 << 20;
+
+/// Consumes the rest of the current line (through its newline) without keeping it.
+fn skip_line(reader: &mut dyn BufRead) -> std::io::Result<()> {
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(());
+        }
+        match available.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                reader.consume(end + 1);
+                return Ok(());
+            }
+            None => {
+                let n = available.len();
+                reader.consume(n);
+            }
         }
     }
 }

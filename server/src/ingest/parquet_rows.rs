@@ -62,6 +62,11 @@ pub fn field_value(field: &Field) -> Value {
 /// Calls `each(row_number, row)` for every row of `reader` (1-based across the file), one row
 /// group at a time, reading only the columns of `projection` (all when `None`). `after_group`
 /// gets each row group's compressed size (for progress). Errors are (row number, message).
+///
+/// The parquet crate's row reader panics on some corrupt files (its documented `byte_range`
+/// panic on a negative column offset or size, assertions on levels): the footer's column
+/// ranges are checked first, and any other panic inside the crate becomes an error of the row
+/// being read (found by the `lighteval` fuzz target, docs/fuzzing.md).
 pub fn for_each_row<E>(
     reader: &dyn parquet::file::reader::FileReader,
     projection: Option<&parquet::schema::types::Type>,
@@ -71,19 +76,60 @@ pub fn for_each_row<E>(
 ) -> Result<(), E> {
     let mut row_no = 0u64;
     for group in 0..reader.num_row_groups() {
-        let group_reader = reader
-            .get_row_group(group)
-            .map_err(|e| decode_error(row_no + 1, format!("cannot read row group {group}: {e}")))?;
-        let rows = group_reader
-            .get_row_iter(projection.cloned())
-            .map_err(|e| decode_error(row_no + 1, format!("cannot read row group {group}: {e}")))?;
-        for row in rows {
+        let columns = reader.metadata().row_group(group).columns();
+        if let Some(column) = columns.iter().find(|c| {
+            c.dictionary_page_offset().unwrap_or(c.data_page_offset()) < 0
+                || c.compressed_size() < 0
+        }) {
+            return Err(decode_error(
+                row_no + 1,
+                format!(
+                    "corrupt parquet footer: column {} of row group {group} has a negative offset or size",
+                    column.column_path()
+                ),
+            ));
+        }
+        let cannot_read = |e: String| format!("cannot read row group {group}: {e}");
+        let group_reader = match guarded(|| reader.get_row_group(group)) {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(e)) => return Err(decode_error(row_no + 1, cannot_read(e.to_string()))),
+            Err(panic) => return Err(decode_error(row_no + 1, cannot_read(panic))),
+        };
+        let mut rows = match guarded(|| group_reader.get_row_iter(projection.cloned())) {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(e)) => return Err(decode_error(row_no + 1, cannot_read(e.to_string()))),
+            Err(panic) => return Err(decode_error(row_no + 1, cannot_read(panic))),
+        };
+        loop {
+            let row = match guarded(|| rows.next()) {
+                Ok(None) => break,
+                Ok(Some(row)) => row,
+                Err(panic) => {
+                    return Err(decode_error(
+                        row_no + 1,
+                        format!("cannot decode the row: {panic}"),
+                    ))
+                }
+            };
             row_no += 1;
             let row =
                 row.map_err(|e| decode_error(row_no, format!("cannot decode the row: {e}")))?;
             each(row_no, row_object(&row))?;
         }
+        drop(rows);
         after_group(group_reader.metadata().compressed_size().max(0) as u64);
     }
     Ok(())
+}
+
+/// Runs a call into the parquet crate, turning its panic into the panic's message.
+fn guarded<T>(call: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown error");
+        format!("the parquet reader failed ({message}); the file is corrupt")
+    })
 }
