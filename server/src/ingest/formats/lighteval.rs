@@ -428,9 +428,10 @@ fn nested_reference(doc: &Map<String, Value>, doc_name: &str) -> Result<Option<S
 }
 
 /// A gold as the reference answer: trimmed; a worked solution gives its final answer (gsm8k's
-/// gold is the whole solution ending in `#### 72`, which lighteval's own metric extracts).
+/// gold is the whole solution ending in `#### 72`, which lighteval's own metric extracts), by the
+/// verifier's one rule for references.
 fn reference_text(gold: &str) -> String {
-    crate::evals::datasets::reference_answer(gold).unwrap_or_else(|| gold.trim().to_owned())
+    caplens_analysis::verifier::reference_answer(gold).trim().to_owned()
 }
 
 fn plural(v: &Value) -> &'static str {
