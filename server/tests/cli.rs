@@ -463,6 +463,8 @@ async fn killing_an_import_midway_leaves_no_partial_run() {
         &[],
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    // The hook stops the import after its first stored batch with the transaction open and
+    // says so on stderr: the kill lands mid-write, whatever the machine's speed.
     let mut child = Command::new(env!("CARGO_BIN_EXE_caplens"))
         .args([
             "import",
@@ -473,33 +475,37 @@ async fn killing_an_import_midway_leaves_no_partial_run() {
             "killed",
         ])
         .env_remove("DATABASE_URL")
+        .env(caplens_server::ingest::pipeline::HOLD_IMPORT_FOR_TEST, "1")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let db = DatabaseConfig::resolve(None, &data).unwrap();
-    // Wait until the import is running and has written rows inside its transaction.
-    let mut store = None;
-    for _ in 0..600 {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if let Ok(s) = Store::open(&db, &data).await {
-            let processing: Result<i64, _> =
-                sqlx::query_scalar("SELECT COUNT(*) FROM imports WHERE status = 'processing'")
-                    .fetch_one(&s.pool)
-                    .await;
-            if processing.is_ok_and(|n| n == 1) {
-                store = Some(s);
-                break;
+    let child_stderr = child.stderr.take().unwrap();
+    let held = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(child_stderr).lines() {
+            let line = line.unwrap();
+            if line.contains("holding the import open after") {
+                return Ok(line);
             }
-            s.close().await;
+            seen.push(line);
         }
-    }
-    let store = store.expect("the import started");
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the import is still running when killed"
-    );
+        Err(seen.join("\n"))
+    })
+    .await
+    .unwrap();
+    let held = held.unwrap_or_else(|e| panic!("the import ended without holding: {e}"));
+    let stored: u64 = held.rsplit(" after ").next().unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(stored > 0, "rows were written inside the transaction: {held}");
+    let db = DatabaseConfig::resolve(None, &data).unwrap();
+    let store = Store::open(&db, &data).await.unwrap();
+    let processing: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM imports WHERE status = 'processing'")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(processing, 1, "the held import is recorded as processing");
     child.kill().unwrap();
     child.wait().unwrap();
     for table in [

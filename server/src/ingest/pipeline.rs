@@ -437,6 +437,21 @@ pub async fn run_import(
     report
 }
 
+/// Test hook for crash safety: with this variable set, an import stops after its first stored
+/// batch, with its transaction open, says so on stderr and waits to be killed. Lets a test kill
+/// an import mid-write without racing the clock (server/tests/cli.rs).
+pub const HOLD_IMPORT_FOR_TEST: &str = "CAPLENS_TEST_HOLD_IMPORT";
+
+async fn hold_import_open(progress: &ImportProgress) -> ! {
+    eprintln!(
+        "{HOLD_IMPORT_FOR_TEST}: holding the import open after {} stored rows",
+        progress.rows_stored.load(Ordering::Relaxed)
+    );
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
+}
+
 async fn prepare_and_store(
     store: &Store,
     report: &mut ImportReport,
@@ -523,10 +538,14 @@ async fn prepare_and_store(
         Ok(sources)
     });
     let mut write_result: Result<(), Failure> = Ok(());
+    let hold_for_test = std::env::var_os(HOLD_IMPORT_FOR_TEST).is_some();
     while let Some(batch) = receiver.recv().await {
         if let Err(e) = writer.write_batch(&mut tx, batch, progress).await {
             write_result = Err(e);
             break;
+        }
+        if hold_for_test {
+            hold_import_open(progress).await;
         }
     }
     // Dropping the receiver makes a parser still sending stop at its next batch.
