@@ -50,9 +50,14 @@ pub async fn list_tokens() -> Result<Vec<ApiTokenRow>, ServerFnError> {
 // Writes take JSON bodies: a cross-site form cannot send `application/json` without a CORS
 // preflight, which caplens never grants, so these cannot be triggered from another site.
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
-pub async fn create_token(name: String) -> Result<CreatedToken, ServerFnError> {
+pub async fn create_token(
+    name: String,
+    project: Option<String>,
+    scope: Option<String>,
+    expires_in_days: Option<u32>,
+) -> Result<CreatedToken, ServerFnError> {
     source()?
-        .create_token(name)
+        .create_token(name, project, scope, expires_in_days)
         .await
         .map_err(ServerFnError::new)
 }
@@ -240,12 +245,13 @@ pub async fn upload_dataset(
     file_name: String,
     data: String,
     fields: crate::evals::DatasetFields,
+    project: Option<String>,
 ) -> Result<Result<usize, String>, ServerFnError> {
     let Some(bytes) = crate::heat::base64_decode(&data) else {
         return Ok(Err(format!("{file_name}: the upload is not valid base64")));
     };
     Ok(source()?
-        .upload_dataset(name, description, file_name, bytes, fields)
+        .upload_dataset(name, description, file_name, bytes, fields, project)
         .await
         .map_err(|e| e.0))
 }
@@ -261,4 +267,62 @@ pub async fn queue_interventions(
         .queue_interventions(rollout, k, top_entropy)
         .await
         .map_err(|e| e.0))
+}
+
+// Access control (issue 14). Reads are URL-encoded posts; writes take JSON (see above).
+#[server(prefix = "/_app")]
+pub async fn get_session() -> Result<SessionView, ServerFnError> {
+    source()?.session().await.map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app")]
+pub async fn list_users() -> Result<Vec<UserRow>, ServerFnError> {
+    source()?.users().await.map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn create_user(
+    name: String,
+    password: String,
+    admin: bool,
+) -> Result<Result<UserRow, String>, ServerFnError> {
+    Ok(source()?.create_user(name, password, admin).await.map_err(|e| e.0))
+}
+
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn set_user_disabled(id: i64, disabled: bool) -> Result<Result<(), String>, ServerFnError> {
+    Ok(source()?.set_user_disabled(id, disabled).await.map_err(|e| e.0))
+}
+
+#[server(prefix = "/_app")]
+pub async fn list_projects() -> Result<Vec<ProjectRow>, ServerFnError> {
+    source()?.projects().await.map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn create_project(
+    slug: String,
+    name: String,
+    open_to_all: bool,
+) -> Result<Result<ProjectRow, String>, ServerFnError> {
+    Ok(source()?.create_project(slug, name, open_to_all).await.map_err(|e| e.0))
+}
+
+#[server(prefix = "/_app")]
+pub async fn list_members(project: String) -> Result<Vec<MemberRow>, ServerFnError> {
+    source()?.members(project).await.map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn set_member(
+    project: String,
+    user: String,
+    role: Option<Role>,
+) -> Result<Result<(), String>, ServerFnError> {
+    Ok(source()?.set_member(project, user, role).await.map_err(|e| e.0))
+}
+
+#[server(prefix = "/_app")]
+pub async fn get_audit(before: Option<i64>) -> Result<Vec<AuditEntry>, ServerFnError> {
+    source()?.audit(before).await.map_err(ServerFnError::new)
 }

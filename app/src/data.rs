@@ -31,7 +31,15 @@ mod ssr_only {
         /// Imports, newest first (running ones with live progress).
         fn imports(&self) -> BoxFuture<'_, Result<Vec<ImportView>, DataError>>;
         fn tokens(&self) -> BoxFuture<'_, Result<Vec<ApiTokenRow>, DataError>>;
-        fn create_token(&self, name: String) -> BoxFuture<'_, Result<CreatedToken, DataError>>;
+        /// A token for the signed-in user in `project` (default `default`) with `scope`
+        /// (`read`/`write`, default `write`), expiring after `expires_in_days` (default never).
+        fn create_token(
+            &self,
+            name: String,
+            project: Option<String>,
+            scope: Option<String>,
+            expires_in_days: Option<u32>,
+        ) -> BoxFuture<'_, Result<CreatedToken, DataError>>;
         /// `false` when there is no such active token.
         fn revoke_token(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>>;
         // Analysis views of one experiment (`None`: no such experiment).
@@ -120,7 +128,37 @@ mod ssr_only {
             file_name: String,
             bytes: Vec<u8>,
             fields: crate::evals::DatasetFields,
+            project: Option<String>,
         ) -> BoxFuture<'_, Result<usize, DataError>>;
+
+        // Access control (issue 14).
+        /// Who is looking: mode, user, projects with roles.
+        fn session(&self) -> BoxFuture<'_, Result<SessionView, DataError>>;
+        fn users(&self) -> BoxFuture<'_, Result<Vec<UserRow>, DataError>>;
+        fn create_user(
+            &self,
+            name: String,
+            password: String,
+            admin: bool,
+        ) -> BoxFuture<'_, Result<UserRow, DataError>>;
+        fn set_user_disabled(&self, id: i64, disabled: bool) -> BoxFuture<'_, Result<(), DataError>>;
+        fn projects(&self) -> BoxFuture<'_, Result<Vec<ProjectRow>, DataError>>;
+        fn create_project(
+            &self,
+            slug: String,
+            name: String,
+            open_to_all: bool,
+        ) -> BoxFuture<'_, Result<ProjectRow, DataError>>;
+        fn members(&self, project: String) -> BoxFuture<'_, Result<Vec<MemberRow>, DataError>>;
+        /// Adds a member, changes a role, or (`role` `None`) removes a member.
+        fn set_member(
+            &self,
+            project: String,
+            user: String,
+            role: Option<Role>,
+        ) -> BoxFuture<'_, Result<(), DataError>>;
+        /// The audit log, newest first (`before`: entries older than this id).
+        fn audit(&self, before: Option<i64>) -> BoxFuture<'_, Result<Vec<AuditEntry>, DataError>>;
     }
 
     /// How the server hands its data source to the pages (Leptos context).

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalStartRequest {
+    /// Project the evaluation runs in and its run goes to (default `default`).
+    #[serde(default)]
+    pub project: Option<String>,
     /// Engine name (default `embedded`).
     #[serde(default)]
     pub engine: Option<String>,

@@ -61,9 +61,30 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// Every route renders with `SsrMode::Async`: the server waits for the page's data and sends the
 /// complete HTML, so pages are readable with JavaScript disabled (out-of-order streaming would
 /// need JS to swap the content in).
+/// The Content-Security-Policy of a page: scripts only with this response's nonce (Leptos puts
+/// it on the hydration and resource scripts) and what they load (`strict-dynamic`), wasm, no
+/// framing, forms only to this site.
+pub fn page_csp(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    #[cfg(feature = "ssr")]
+    if let (Some(nonce), Some(response)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) {
+        response.insert_header(
+            http::header::CONTENT_SECURITY_POLICY,
+            http::HeaderValue::from_str(&page_csp(&nonce.to_string())).expect("ASCII policy"),
+        );
+    }
     view! {
         <Stylesheet id="caplens-css" href="/pkg/caplens.css" />
         <Title formatter=|page: String| {
@@ -106,6 +127,12 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/tokens") view=TokensPage ssr=SsrMode::Async />
                     <Route path=path!("/problems/:id") view=ProblemPage ssr=SsrMode::Async />
                     <Route path=path!("/rollouts/:id") view=RolloutPage ssr=SsrMode::Async />
+                    <Route path=path!("/login") view=pages::access::LoginPage ssr=SsrMode::Async />
+                    <Route path=path!("/setup") view=pages::access::SetupPage ssr=SsrMode::Async />
+                    <Route path=path!("/projects") view=pages::access::ProjectsPage ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:slug") view=pages::access::ProjectPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/users") view=pages::access::UsersPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/audit") view=pages::access::AuditPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

@@ -199,6 +199,13 @@ pub struct ApiTokenRow {
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// The user it acts for (`None`: made before accounts existed; works in local mode only).
+    pub user: Option<String>,
+    /// The project it may act in.
+    pub project: Option<String>,
+    /// `read` or `write`.
+    pub scope: String,
+    pub expires_at: Option<String>,
 }
 
 /// A token just created: the only time its secret is known.
@@ -408,4 +415,134 @@ pub struct RolloutView {
     pub heatmap: Option<crate::heat::TokenHeatmap>,
     /// Why the trace could not be shown (missing blob, corrupt bytes).
     pub trace_error: Option<String>,
+}
+
+/// A role in a project, weakest first: viewers read, editors also upload, start and cancel
+/// evaluations, queue interventions and edit experiments; admins also manage members, tokens and
+/// deletions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Editor,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "editor" => Some(Role::Editor),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A user account as listed (never its password hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRow {
+    pub id: i64,
+    pub name: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    /// Site admin: manages users and projects.
+    pub is_admin: bool,
+    pub disabled: bool,
+    /// Signs in through the OpenID provider.
+    pub single_sign_on: bool,
+    pub created_at: String,
+    pub last_login_at: Option<String>,
+}
+
+/// A project: experiments, datasets, engines and evaluation runs belong to one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectRow {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    /// Readable by every signed-in user.
+    pub open_to_all: bool,
+}
+
+/// A member of a project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberRow {
+    pub user_id: i64,
+    pub user: String,
+    pub role: Role,
+    pub added_at: String,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub project: Option<String>,
+    /// `ok` or `refused`.
+    pub outcome: String,
+    pub detail: String,
+    pub address: Option<String>,
+}
+
+/// Who is looking, as the pages need it: the header (mode, name, sign out) and which controls
+/// to show. The server decides every request again; this only hides what would be refused.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SessionView {
+    /// No accounts: one implicit local user with every right.
+    pub local_mode: bool,
+    /// The signed-in user's name (`None` in local mode and when signed out).
+    pub user: Option<String>,
+    pub site_admin: bool,
+    /// Projects the user may see, with their role (`None`: readable because open to all).
+    pub projects: Vec<ProjectAccess>,
+    /// Single sign-on is configured (the sign-in page shows its button).
+    pub single_sign_on: bool,
+    /// Password sign-in is possible.
+    pub passwords: bool,
+}
+
+impl SessionView {
+    /// May upload, start evaluations etc. in at least one project.
+    pub fn can_edit_somewhere(&self) -> bool {
+        self.local_mode
+            || self.site_admin
+            || self.projects.iter().any(|p| p.role >= Some(Role::Editor))
+    }
+    /// May edit in this project.
+    pub fn can_edit(&self, project: &str) -> bool {
+        self.local_mode
+            || self.site_admin
+            || self
+                .projects
+                .iter()
+                .any(|p| p.slug == project && p.role >= Some(Role::Editor))
+    }
+    /// Administers at least one project (members, tokens).
+    pub fn administers_somewhere(&self) -> bool {
+        self.local_mode
+            || self.site_admin
+            || self.projects.iter().any(|p| p.role == Some(Role::Admin))
+    }
+}
+
+/// A project as the signed-in user sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectAccess {
+    pub slug: String,
+    pub name: String,
+    pub role: Option<Role>,
+    pub open_to_all: bool,
 }

@@ -28,6 +28,8 @@ pub enum StartupError {
     Bind { addr: String, reason: String },
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Auth(String),
 }
 
 /// A storage failure.

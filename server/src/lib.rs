@@ -2,6 +2,7 @@
 //! the `caplens` binary. A library so that integration tests (server/tests, tests/) can drive
 //! the same code the binary runs. Module map: ARCHITECTURE.md.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -31,7 +31,16 @@ fn main() -> ExitCode {
             Box::pin(async move { cli::import::import(&store, &args).await })
         }),
         Some(Command::Token(command)) => run_with_store(cli.storage, move |store| {
-            Box::pin(async move { cli::import::token(&store, &command).await })
+            Box::pin(async move { cli::access::token(&store, &command).await })
+        }),
+        Some(Command::User(command)) => run_with_store(cli.storage, move |store| {
+            Box::pin(async move { cli::access::user(&store, &command).await })
+        }),
+        Some(Command::Project(command)) => run_with_store(cli.storage, move |store| {
+            Box::pin(async move { cli::access::project(&store, &command).await })
+        }),
+        Some(Command::Audit { limit }) => run_with_store(cli.storage, move |store| {
+            Box::pin(async move { cli::access::audit(&store, limit).await })
         }),
         Some(Command::Eval(args)) => {
             let data_dir = cli.storage.data_dir.clone();
@@ -220,9 +229,22 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
         tracing::info!(import = %id, "queued again an upload that was waiting when the server stopped");
     }
     caplens_server::evals::datasets::ensure_builtin(&store).await?;
+    let settings = args.auth.settings().map_err(StartupError::Auth)?;
+    let has_users = store.user_count().await? > 0;
+    settings
+        .check_address(args.addr, has_users)
+        .map_err(StartupError::Auth)?;
+    if settings.mode == caplens_server::auth::AuthMode::None {
+        tracing::warn!(addr = %args.addr, "--auth none: local mode, everyone who can reach this address has every right");
+    }
+    let auth = caplens_server::auth::Auth::new(store.clone(), settings);
+    if let Some(oidc) = auth.oidc() {
+        // Discovery now: a wrong issuer is a start-up error, not a failed first sign-in.
+        oidc.discover().await.map_err(StartupError::Auth)?;
+    }
     let worker = (!args.no_worker).then(|| args.worker.worker(&store, &storage.data_dir));
     let worker_task = worker.clone().map(|w| tokio::spawn(w.run()));
-    let app = web::router(imports, &site_root, args.addr);
+    let app = web::router_with_auth(imports, &site_root, args.addr, auth.clone());
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| StartupError::Bind {
@@ -238,7 +260,17 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
     );
     tracing::info!(%url, "caplens is listening");
     println!("caplens is running at {url}/");
-    axum::serve(listener, app)
+    if auth.local_mode().await? {
+        println!("local mode: no accounts, every right for whoever reaches {url}; `caplens user create NAME --admin` starts team mode");
+    } else if let Some(secret) = auth.setup_secret_if_needed().await? {
+        let base = auth.settings().public_url.clone().unwrap_or_else(|| url.clone());
+        // The one-time link is for the operator's terminal only; it is never logged.
+        println!("team mode without an admin: create the first admin at {base}/setup?secret={secret} (works once)");
+    }
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
         .with_graceful_shutdown(cli::shutdown_signal())
         .await
         .map_err(|e| StartupError::Bind {

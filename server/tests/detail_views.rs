@@ -470,7 +470,9 @@ fn source(db: &TestDb) -> StoreSource {
         db.store.clone(),
         caplens_server::ingest::service::ImportService::new(db.store.clone(), db.dir(), 1 << 20),
         caplens_server::views::ViewService::new(db.store.clone()),
+        caplens_server::auth::Auth::new(db.store.clone(), Default::default()),
     )
+    .outside_requests(caplens_server::auth::Principal::local())
 }
 
 async fn get(app: &axum::Router, uri: &str) -> (u16, String) {

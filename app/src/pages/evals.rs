@@ -326,6 +326,7 @@ fn DatasetUpload(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl Int
                         file_name,
                         crate::heat::base64_encode(&bytes),
                         fields,
+                        None,
                     )
                     .await
                     {

@@ -14,9 +14,23 @@ pub fn TokensPage() -> impl IntoView {
     let version = RwSignal::new(0u32);
     let tokens = Resource::new(move || version.get(), |_| list_tokens());
     let name = RwSignal::new(String::new());
-    let create = Action::new(|name: &String| {
+    let project = RwSignal::new(String::new());
+    let scope = RwSignal::new("write".to_owned());
+    let expires = RwSignal::new(String::new());
+    let session = crate::components::layout::use_session();
+    let projects = move || {
+        session
+            .get()
+            .and_then(|s| s.ok())
+            .map(|s| s.projects)
+            .unwrap_or_default()
+    };
+    let create = Action::new(move |name: &String| {
         let name = name.clone();
-        async move { create_token(name).await }
+        let project = Some(project.get_untracked()).filter(|p| !p.is_empty());
+        let scope = Some(scope.get_untracked());
+        let expires = expires.get_untracked().trim().parse::<u32>().ok();
+        async move { create_token(name, project, scope, expires).await }
     });
     let revoke = Action::new(|id: &i64| {
         let id = *id;
@@ -57,6 +71,29 @@ pub fn TokensPage() -> impl IntoView {
                     on:input=move |ev| name.set(event_target_value(&ev))
                 />
             </label>
+            <Suspense fallback=|| ()>
+                <label>
+                    <span>"Project"</span>
+                    <select data-testid="token-project" on:change=move |ev| project.set(event_target_value(&ev))>
+                        {move || projects().into_iter().map(|p| {
+                            let selected = p.slug == "default";
+                            view! { <option value=p.slug.clone() selected=selected>{p.slug.clone()}</option> }
+                        }).collect_view()}
+                    </select>
+                </label>
+            </Suspense>
+            <label>
+                <span>"Scope"</span>
+                <select data-testid="token-scope" on:change=move |ev| scope.set(event_target_value(&ev))>
+                    <option value="write" selected>"write (upload, evaluate)"</option>
+                    <option value="read">"read"</option>
+                </select>
+            </label>
+            <label>
+                <span>"Expires after (days)"</span>
+                <input type="number" min="1" max="3650" placeholder="never" data-testid="token-expires"
+                    prop:value=move || expires.get() on:input=move |ev| expires.set(event_target_value(&ev)) />
+            </label>
             <button type="submit" class="primary" data-testid="token-create">"Create token"</button>
         </form>
         {move || create.value().get().map(|r| match r {
@@ -84,7 +121,11 @@ fn TokenTable(
                     <tr>
                         <th scope="col">"Name"</th>
                         <th scope="col">"Token"</th>
+                        <th scope="col">"Project"</th>
+                        <th scope="col">"Scope"</th>
+                        <th scope="col">"User"</th>
                         <th scope="col">"Created"</th>
+                        <th scope="col">"Expires"</th>
                         <th scope="col">"Last used"</th>
                         <th scope="col">"State"</th>
                     </tr>
@@ -97,7 +138,11 @@ fn TokenTable(
                             <tr>
                                 <td>{t.name}</td>
                                 <td><code>{format!("{}…", t.prefix)}</code></td>
+                                <td>{t.project.clone().unwrap_or_default()}</td>
+                                <td>{t.scope.clone()}</td>
+                                <td>{t.user.clone().unwrap_or_else(|| "(local)".into())}</td>
                                 <td>{t.created_at}</td>
+                                <td>{t.expires_at.clone().unwrap_or_else(|| "never".into())}</td>
                                 <td>{t.last_used_at.unwrap_or_else(|| "never".into())}</td>
                                 <td>
                                     {if active {

@@ -196,7 +196,32 @@ pub fn UploadPage() -> impl IntoView {
     let form = Form::new();
     let imports_version = RwSignal::new(0u32);
     let imports = Resource::new(move || imports_version.get(), |_| list_imports());
+    // Team mode: the page uploads with the session (no token in the browser), into a project
+    // the user edits. Local mode: with an API token kept in localStorage, as before accounts.
+    let session = crate::components::layout::use_session();
+    let team = move || session.get().and_then(|s| s.ok()).is_some_and(|s| !s.local_mode);
+    let editable = move || {
+        session
+            .get()
+            .and_then(|s| s.ok())
+            .map(|s| {
+                s.projects
+                    .iter()
+                    .filter(|p| s.site_admin || p.role >= Some(crate::model::Role::Editor))
+                    .map(|p| p.slug.clone())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let project = RwSignal::new(String::new());
 
+    Effect::new(move |_| {
+        if project.get_untracked().is_empty() {
+            if let Some(first) = editable().into_iter().next() {
+                project.set(first);
+            }
+        }
+    });
     Effect::new(move |_| {
         hydrated.set(true);
         #[cfg(feature = "hydrate")]
@@ -207,7 +232,7 @@ pub fn UploadPage() -> impl IntoView {
     });
 
     let make_token = Action::new(|_: &()| async move {
-        create_token(format!("browser upload ({})", "Upload page")).await
+        create_token(format!("browser upload ({})", "Upload page"), None, None, None).await
     });
     Effect::new(move |_| {
         if let Some(Ok(created)) = make_token.value().get() {
@@ -302,11 +327,19 @@ pub fn UploadPage() -> impl IntoView {
                 phase.set(Phase::Failed("choose at least one file".into()));
                 return;
             }
-            let Some(secret) = token.get_untracked() else {
+            let in_team = team();
+            let secret = token.get_untracked();
+            if secret.is_none() && !in_team {
                 phase.set(Phase::Failed(
                     "create an API token for this browser first".into(),
                 ));
                 return;
+            }
+            let chosen = project.get_untracked();
+            let url = if in_team && !chosen.is_empty() {
+                format!("/api/v1/imports?project={}", js_sys::encode_uri_component(&chosen))
+            } else {
+                "/api/v1/imports".to_owned()
             };
             let data = web_sys::FormData::new().expect("FormData");
             for f in &files {
@@ -320,9 +353,9 @@ pub fn UploadPage() -> impl IntoView {
             });
             let answer = browser::request(
                 "POST",
-                "/api/v1/imports",
+                &url,
                 Some(&data.into()),
-                Some(&secret),
+                if in_team { None } else { secret.as_deref() },
                 Some(progress),
             )
             .await;
@@ -401,6 +434,19 @@ pub fn UploadPage() -> impl IntoView {
             </p>
         </Show>
 
+        <Suspense fallback=|| ()>
+        {move || team().then(|| view! {
+            <section class="panel" aria-labelledby="project-h">
+                <h2 id="project-h">"Project"</h2>
+                <label>
+                    <span>"The runs go to project"</span>
+                    <select data-testid="upload-project" on:change=move |ev| project.set(event_target_value(&ev))>
+                        {editable().into_iter().map(|slug| view! { <option value=slug.clone()>{slug.clone()}</option> }).collect_view()}
+                    </select>
+                </label>
+            </section>
+        })}
+        <Show when=move || !team()>
         <section class="panel" aria-labelledby="token-h">
             <h2 id="token-h">"API token"</h2>
             {move || match token.get() {
@@ -427,6 +473,8 @@ pub fn UploadPage() -> impl IntoView {
             }}
             {move || make_token.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox message=e.to_string() /> })}
         </section>
+        </Show>
+        </Suspense>
 
         <form class="upload-form" on:submit=submit data-testid="upload-form">
             <label

@@ -18,6 +18,9 @@ use crate::storage::Store;
 /// `caplens eval`: sample a dataset with an engine; the rollouts land in an experiment.
 #[derive(Debug, Clone, Args)]
 pub struct EvalArgs {
+    /// Project the run goes to (default: `default`).
+    #[arg(long)]
+    pub project: Option<String>,
     /// Engine name (`embedded`, or one added with `caplens engine add` / the API).
     #[arg(long, default_value = "embedded")]
     pub engine: String,
@@ -171,6 +174,7 @@ impl EvalArgs {
             )
         };
         Ok(EvalStartRequest {
+            project: self.project.clone(),
             engine: Some(self.engine.clone()),
             dataset: self.dataset.clone(),
             experiment: self.experiment.clone(),
@@ -460,6 +464,8 @@ pub async fn engine_add(store: &Store, args: &EngineAddArgs) -> i32 {
         api_key: args.api_key.clone(),
         max_top_logprobs: Some(args.max_top_logprobs),
         check: Some(!args.no_check),
+        // Added by the operator: every project may use it.
+        project: None,
     };
     match crate::web::evals::save_engine(store, request).await {
         Ok(saved) => {

@@ -1,5 +1,5 @@
-//! `caplens import` (into the configured database), `caplens push` (to a remote caplens over
-//! the REST API) and `caplens token` (API tokens). Both upload commands show a progress bar of
+//! `caplens import` (into the configured database) and `caplens push` (to a remote caplens over
+//! the REST API). Both upload commands show a progress bar of
 //! bytes and rows on a terminal, print the import's result, and exit 0 when the rollouts are
 //! stored (or were already: a duplicate), 1 otherwise.
 
@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::ingest::pipeline::{
@@ -21,6 +21,9 @@ use crate::storage::Store;
 /// What the uploader says about the files (same names as the REST query parameters).
 #[derive(Debug, Clone, Default, Args)]
 pub struct ImportMetaArgs {
+    /// Project the runs go to (default: `default`; with `push`, the token's project).
+    #[arg(long)]
+    pub project: Option<String>,
     /// Experiment slug to add the runs to (created if new; default "uploads").
     #[arg(long)]
     pub experiment: Option<String>,
@@ -72,6 +75,7 @@ pub struct ImportMetaArgs {
 impl ImportMetaArgs {
     pub fn params(&self) -> ImportParams {
         ImportParams {
+            project: self.project.clone(),
             experiment: self.experiment.clone(),
             model: self.model.clone(),
             stage: self.stage.clone(),
@@ -98,6 +102,7 @@ impl ImportMetaArgs {
                 q.push((k, v));
             }
         };
+        put("project", p.project);
         put("experiment", p.experiment);
         put("model", p.model);
         put("stage", p.stage);
@@ -141,19 +146,6 @@ pub struct PushArgs {
     pub no_wait: bool,
     #[command(flatten)]
     pub meta: ImportMetaArgs,
-}
-
-#[derive(Debug, Clone, Subcommand)]
-pub enum TokenCommand {
-    /// Create a token and print its secret (shown only this once).
-    Create {
-        /// What the token is for, e.g. "ci" or "alice-laptop".
-        name: String,
-    },
-    /// List tokens (never their secrets).
-    List,
-    /// Revoke a token by id.
-    Revoke { id: i64 },
 }
 
 fn progress_bar(total: u64) -> ProgressBar {
@@ -484,61 +476,3 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-/// `caplens token create|list|revoke`.
-pub async fn token(store: &Store, command: &TokenCommand) -> i32 {
-    match command {
-        TokenCommand::Create { name } => match store.create_token(name).await {
-            Ok(t) => {
-                println!("{}", t.secret);
-                eprintln!(
-                    "token {} ({:?}) created; the secret above is shown only now. Use it as: Authorization: Bearer <secret>",
-                    t.token.id, t.token.name
-                );
-                0
-            }
-            Err(e) => {
-                eprintln!("caplens token create: {e}");
-                1
-            }
-        },
-        TokenCommand::List => match store.tokens().await {
-            Ok(tokens) => {
-                if tokens.is_empty() {
-                    println!("no tokens; create one with `caplens token create NAME`");
-                }
-                for t in tokens {
-                    println!(
-                        "{:>4}  {:<24} {}…  created {}  last used {}{}",
-                        t.id,
-                        t.name,
-                        t.prefix,
-                        t.created_at,
-                        t.last_used_at.as_deref().unwrap_or("never"),
-                        t.revoked_at
-                            .map(|r| format!("  REVOKED {r}"))
-                            .unwrap_or_default()
-                    );
-                }
-                0
-            }
-            Err(e) => {
-                eprintln!("caplens token list: {e}");
-                1
-            }
-        },
-        TokenCommand::Revoke { id } => match store.revoke_token(*id).await {
-            Ok(true) => {
-                println!("token {id} revoked");
-                0
-            }
-            Ok(false) => {
-                eprintln!("caplens token revoke: no active token with id {id}");
-                1
-            }
-            Err(e) => {
-                eprintln!("caplens token revoke: {e}");
-                1
-            }
-        },
-    }
-}

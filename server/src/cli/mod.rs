@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions (clap) and dispatch to the commands.
 //! The analysis commands' logic lives in [`analysis`]; the server in `crate::serve`.
 
+pub mod access;
 pub mod analysis;
 pub mod engine;
 pub mod eval;
@@ -59,7 +60,18 @@ pub enum Command {
     Push(import::PushArgs),
     /// Create, list and revoke API tokens.
     #[command(subcommand)]
-    Token(import::TokenCommand),
+    Token(access::TokenCommand),
+    /// Accounts: create, list, disable, enable, reset a password.
+    #[command(subcommand)]
+    User(access::UserCommand),
+    /// Projects and their members.
+    #[command(subcommand)]
+    Project(access::ProjectCommand),
+    /// Print the newest audit log entries (sign-ins, tokens, imports, evaluations, roles).
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
     /// Sample a dataset with an engine (embedded model or an OpenAI-compatible server) and
     /// store the graded rollouts as a run; shows progress, exits when done.
     Eval(eval::EvalArgs),
@@ -151,7 +163,99 @@ pub struct ServeArgs {
     #[arg(long, env = "CAPLENS_NO_WORKER", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_worker: bool,
     #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
     pub worker: eval::WorkerOptions,
+}
+
+/// How `serve` authenticates (docs/security.md).
+#[derive(Debug, Clone, Default, Args)]
+pub struct AuthArgs {
+    /// none (local mode: everyone has every right; the explicit override), accounts
+    /// (passwords), oidc (single sign-on) or proxy (a trusted proxy's header). Default: local
+    /// mode on a loopback address until the first account exists, accounts after.
+    #[arg(long, env = "CAPLENS_AUTH")]
+    pub auth: Option<String>,
+    /// The URL people reach caplens at, e.g. https://caplens.example.org: `Secure` cookies and
+    /// HSTS when https; the OpenID redirect URL is built from it.
+    #[arg(long, env = "CAPLENS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// OpenID provider's issuer URL.
+    #[arg(long, env = "CAPLENS_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    #[arg(long, env = "CAPLENS_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// Prefer the environment variable: a command line is visible to other local users.
+    #[arg(long, env = "CAPLENS_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// Only these email domains may sign in (comma separated; default any).
+    #[arg(long, env = "CAPLENS_OIDC_ALLOWED_DOMAINS", value_delimiter = ',')]
+    pub oidc_allowed_domains: Vec<String>,
+    /// Members of this group (the `groups` claim) are site admins.
+    #[arg(long, env = "CAPLENS_OIDC_ADMIN_GROUP")]
+    pub oidc_admin_group: Option<String>,
+    /// The header a trusted proxy names the user in (e.g. X-Forwarded-User).
+    #[arg(long, env = "CAPLENS_PROXY_USER_HEADER")]
+    pub proxy_user_header: Option<String>,
+    /// The header with the user's email (e.g. X-Forwarded-Email).
+    #[arg(long, env = "CAPLENS_PROXY_EMAIL_HEADER")]
+    pub proxy_email_header: Option<String>,
+    /// Addresses of the trusted proxies (comma separated); the header is ignored from others.
+    #[arg(long, env = "CAPLENS_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
+    /// Sign-out after this many hours without a request (default 12).
+    #[arg(long, env = "CAPLENS_SESSION_IDLE_HOURS", default_value_t = 12)]
+    pub session_idle_hours: u64,
+    /// Sign-out this many hours after sign-in, whatever happens (default 168, a week).
+    #[arg(long, env = "CAPLENS_SESSION_MAX_HOURS", default_value_t = 168)]
+    pub session_max_hours: u64,
+}
+
+impl AuthArgs {
+    pub fn settings(&self) -> Result<crate::auth::AuthSettings, String> {
+        use crate::auth::{AuthMode, AuthSettings, ProxySettings};
+        let mode = match self.auth.as_deref() {
+            None => AuthMode::Automatic,
+            Some(m) => AuthMode::parse(m)?,
+        };
+        let oidc = match (&self.oidc_issuer, &self.oidc_client_id, &self.oidc_client_secret) {
+            (Some(issuer), Some(id), Some(secret)) => Some(crate::auth::oidc::OidcSettings {
+                issuer: issuer.trim_end_matches('/').to_owned(),
+                client_id: id.clone(),
+                client_secret: secret.clone(),
+                allowed_domains: self
+                    .oidc_allowed_domains
+                    .iter()
+                    .map(|d| d.trim().trim_start_matches('@').to_lowercase())
+                    .filter(|d| !d.is_empty())
+                    .collect(),
+                admin_group: self.oidc_admin_group.clone(),
+            }),
+            (None, None, None) => None,
+            _ => return Err("OpenID Connect needs all of --oidc-issuer, --oidc-client-id and --oidc-client-secret".into()),
+        };
+        if oidc.is_some() && self.public_url.is_none() {
+            return Err("OpenID Connect needs --public-url (the redirect URL is built from it)".into());
+        }
+        let proxy = self.proxy_user_header.as_ref().map(|h| ProxySettings {
+            user_header: h.to_lowercase(),
+            email_header: self.proxy_email_header.as_ref().map(|h| h.to_lowercase()),
+            trusted: self.trusted_proxy.clone(),
+        });
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("--public-url {url:?}: give the whole URL, e.g. https://caplens.example.org"));
+            }
+        }
+        Ok(AuthSettings {
+            mode,
+            public_url: self.public_url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
+            session_idle: std::time::Duration::from_secs(self.session_idle_hours.max(1) * 3600),
+            session_absolute: std::time::Duration::from_secs(self.session_max_hours.max(1) * 3600),
+            oidc,
+            proxy,
+        })
+    }
 }
 
 /// `1048576`, `512K`, `100M`, `20G`, `1T` (powers of 1024).

@@ -339,6 +339,14 @@ async fn store_runs(
         )
         .await?;
         catalog::link_run(tx, experiment_id, run_id).await?;
+        catalog::assign_project(
+            tx,
+            Some(crate::storage::access::DEMO_PROJECT),
+            run_id,
+            experiment_id,
+            None,
+        )
+        .await?;
         let count = problems * run.n as usize;
         let rollouts = &parts.rollouts[first..first + count];
         first += count;

@@ -134,6 +134,18 @@ pub async fn start(store: &Store, request: &EvalStartRequest) -> Result<Vec<i64>
     if dataset_name == DEFAULT_DATASET {
         datasets::ensure_builtin(store).await?;
     }
+    let project_slug = request
+        .project
+        .as_deref()
+        .unwrap_or(crate::storage::access::DEFAULT_PROJECT);
+    let project_id = store
+        .project_by_slug(project_slug)
+        .await?
+        .map(|p| p.id)
+        .ok_or_else(|| EvalError::Invalid {
+            field: "project",
+            message: format!("there is no project {project_slug:?}"),
+        })?;
     let experiment = request
         .experiment
         .clone()
@@ -303,6 +315,7 @@ pub async fn start(store: &Store, request: &EvalStartRequest) -> Result<Vec<i64>
             settings: &settings_json,
             problem_ids: &problem_ids,
             n,
+            project_id,
         })
         .collect();
     Ok(store.insert_evaluations(&news).await?)

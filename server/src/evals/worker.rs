@@ -442,6 +442,7 @@ impl Worker {
             seed: Some(settings.seed as i64),
             skip_invalid: None,
             regrade: Some(true),
+            project: eval.project.clone(),
         };
         let report = run_import(
             &self.store,

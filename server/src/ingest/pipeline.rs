@@ -85,6 +85,9 @@ pub struct ImportParams {
     /// Show caplens' verdicts by default instead of the file's (both are stored either way;
     /// `verdicts=` switches any view).
     pub regrade: Option<bool>,
+    /// The project the runs (and a new experiment, new datasets) go to, by slug (default:
+    /// `default`; an API token's own project). Set by the server after authorisation.
+    pub project: Option<String>,
 }
 
 pub const STAGES: [&str; 5] = ["base", "sft", "rl", "tir", "other"];
@@ -1530,6 +1533,14 @@ impl<'a> Writer<'a> {
             )
             .await?;
             catalog::link_run(tx, experiment_id, state.run_id).await?;
+            catalog::assign_project(
+                tx,
+                self.params.project.as_deref(),
+                state.run_id,
+                experiment_id,
+                Some(self.import_id),
+            )
+            .await?;
             out.push(ImportedRun {
                 id: state.run_id,
                 model: state.model.clone(),
@@ -1586,8 +1597,8 @@ async fn insert_processing_row(
     token_id: Option<i64>,
 ) -> Result<(), StoreError> {
     db(sqlx::query(
-        "INSERT INTO imports (id, status, format, files, params, content_hash, bytes_total, token_id, created_at)
-         VALUES ($1, 'processing', $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO imports (id, status, format, files, params, content_hash, bytes_total, token_id, created_at, project_id)
+         VALUES ($1, 'processing', $2, $3, $4, $5, $6, $7, $8, (SELECT id FROM projects WHERE slug = $9))",
     )
     .bind(&report.id)
     .bind(report.files.first().and_then(|f| f.format.clone()))
@@ -1597,6 +1608,7 @@ async fn insert_processing_row(
     .bind(report.bytes_total as i64)
     .bind(token_id)
     .bind(&report.created_at)
+    .bind(report.params.project.as_deref().unwrap_or(crate::storage::access::DEFAULT_PROJECT))
     .execute(&store.pool)
     .await)?;
     Ok(())

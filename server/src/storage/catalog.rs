@@ -511,6 +511,51 @@ pub async fn set_run_verdicts(
     Ok(())
 }
 
+/// Puts a run a load wrote into a project (by slug; `default` when none), with its dataset and
+/// experiment when those have no project yet (they keep the project they were created in), and
+/// the import that made it.
+pub async fn assign_project(
+    tx: &mut Tx<'_>,
+    project: Option<&str>,
+    run_id: i64,
+    experiment_id: i64,
+    import_id: Option<&str>,
+) -> Result<(), StoreError> {
+    let slug = project.unwrap_or(super::access::DEFAULT_PROJECT);
+    let project_id: Option<i64> = db(sqlx::query_scalar("SELECT id FROM projects WHERE slug = $1")
+        .bind(slug)
+        .fetch_optional(&mut **tx)
+        .await)?;
+    let Some(project_id) = project_id else {
+        return Err(StoreError::Invalid(format!("project: there is no project {slug:?}")));
+    };
+    db(sqlx::query("UPDATE runs SET project_id = $1 WHERE id = $2")
+        .bind(project_id)
+        .bind(run_id)
+        .execute(&mut **tx)
+        .await)?;
+    db(sqlx::query(
+        "UPDATE datasets SET project_id = $1 WHERE project_id IS NULL AND id = (SELECT dataset_id FROM runs WHERE id = $2)",
+    )
+    .bind(project_id)
+    .bind(run_id)
+    .execute(&mut **tx)
+    .await)?;
+    db(sqlx::query("UPDATE experiments SET project_id = $1 WHERE id = $2 AND project_id IS NULL")
+        .bind(project_id)
+        .bind(experiment_id)
+        .execute(&mut **tx)
+        .await)?;
+    if let Some(import_id) = import_id {
+        db(sqlx::query("UPDATE imports SET project_id = $1 WHERE id = $2")
+            .bind(project_id)
+            .bind(import_id)
+            .execute(&mut **tx)
+            .await)?;
+    }
+    Ok(())
+}
+
 pub async fn link_run(tx: &mut Tx<'_>, experiment_id: i64, run_id: i64) -> Result<(), StoreError> {
     db(
         sqlx::query("INSERT INTO experiment_runs (experiment_id, run_id) VALUES ($1, $2)")

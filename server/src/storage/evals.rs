@@ -44,6 +44,8 @@ pub struct EvaluationRow {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// The project's slug (`None`: a row in no project).
+    pub project: Option<String>,
 }
 
 /// A new evaluation.
@@ -60,6 +62,8 @@ pub struct NewEvaluation<'a> {
     /// Problem ids in dataset order.
     pub problem_ids: &'a [i64],
     pub n: u32,
+    /// The project it runs in (and its run goes to).
+    pub project_id: i64,
 }
 
 /// A unit a worker holds: one problem of one evaluation.
@@ -95,9 +99,10 @@ const EVALUATION_COLUMNS: &str =
     "e.id, e.status, e.engine_id, g.name AS engine, g.kind AS engine_kind,
     e.dataset_id, d.name AS dataset, e.experiment, e.model_name, e.stage, e.parent, e.step,
     e.series, e.settings, e.problems, e.samples_total, e.error, e.run_id, e.import_id,
-    e.created_at, e.started_at, e.finished_at";
+    e.created_at, e.started_at, e.finished_at, p.slug AS project";
 const EVALUATION_FROM: &str =
-    "FROM evaluations e JOIN engines g ON g.id = e.engine_id JOIN datasets d ON d.id = e.dataset_id";
+    "FROM evaluations e JOIN engines g ON g.id = e.engine_id JOIN datasets d ON d.id = e.dataset_id
+     LEFT JOIN projects p ON p.id = e.project_id";
 
 fn evaluation_row(row: &sqlx::any::AnyRow) -> Result<EvaluationRow, sqlx::Error> {
     Ok(EvaluationRow {
@@ -123,6 +128,7 @@ fn evaluation_row(row: &sqlx::any::AnyRow) -> Result<EvaluationRow, sqlx::Error>
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+        project: row.try_get("project")?,
     })
 }
 
@@ -242,8 +248,8 @@ impl Store {
         for e in evaluations {
             let id: i64 = db(sqlx::query_scalar(
                 "INSERT INTO evaluations (status, engine_id, dataset_id, experiment, model_name, stage,
-                    parent, step, series, settings, problems, samples_total, created_at)
-                 VALUES ('queued', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                    parent, step, series, settings, problems, samples_total, created_at, project_id)
+                 VALUES ('queued', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
             )
             .bind(e.engine_id)
             .bind(e.dataset_id)
@@ -257,6 +263,7 @@ impl Store {
             .bind(e.problem_ids.len() as i64)
             .bind(e.problem_ids.len() as i64 * e.n as i64)
             .bind(now_rfc3339())
+            .bind(e.project_id)
             .persistent(false)
             .fetch_one(&mut *tx)
             .await)?;

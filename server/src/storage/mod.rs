@@ -6,6 +6,7 @@
 //! timestamps). Migrations are kept per backend under `migrations/sqlite` and
 //! `migrations/postgres` and must describe the same schema.
 
+pub mod access;
 pub mod analysis;
 pub mod blobs;
 pub mod catalog;

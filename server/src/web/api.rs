@@ -12,8 +12,11 @@ use caplens_app::model::*;
 use caplens_analysis::verdicts::VerdictSource;
 use serde::Deserialize;
 
+use super::access::Caller;
 use super::AppState;
+use crate::auth::Action;
 use crate::error::ApiError;
+use crate::storage::access::Owned;
 
 pub fn router() -> Router<AppState> {
     let v1 = Router::new()
@@ -31,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/experiments/{slug}/unsolvable", get(experiment_unsolvable))
         .route("/experiments/{slug}/summary", get(experiment_summary))
         .route("/openapi.json", get(openapi))
+        .route("/audit", get(audit))
         .merge(super::imports::routes())
         .merge(super::evals::routes());
     Router::new()
@@ -56,14 +60,23 @@ async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Ap
 
 async fn experiments(
     State(state): State<AppState>,
+    caller: Caller,
 ) -> Result<Json<Vec<ExperimentSummary>>, ApiError> {
-    Ok(Json(state.store.experiments().await?))
+    let access = caller.access(&state.store);
+    access.require_signed_in(Action::Read, "experiments").await?;
+    let projects = state.store.experiment_projects().await?;
+    Ok(Json(access.keep(state.store.experiments().await?, |e| e.slug.clone(), &projects)))
 }
 
 async fn experiment(
     State(state): State<AppState>,
+    caller: Caller,
     Path(slug): Path<String>,
 ) -> Result<Json<ExperimentDetail>, ApiError> {
+    caller
+        .access(&state.store)
+        .require(Action::Read, &Owned::Experiment(slug.clone()), &format!("experiment {slug:?}"))
+        .await?;
     state
         .store
         .experiment(&slug)
@@ -72,16 +85,50 @@ async fn experiment(
         .ok_or_else(|| ApiError::not_found(format!("no experiment {slug:?}")))
 }
 
-async fn models(State(state): State<AppState>) -> Result<Json<Vec<ModelRow>>, ApiError> {
-    Ok(Json(state.store.models().await?))
+async fn models(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ModelRow>>, ApiError> {
+    let access = caller.access(&state.store);
+    access.require_signed_in(Action::Read, "models").await?;
+    Ok(Json(super::pages::visible_models(&access).await?))
 }
 
-async fn datasets(State(state): State<AppState>) -> Result<Json<Vec<DatasetRow>>, ApiError> {
-    Ok(Json(state.store.datasets().await?))
+async fn datasets(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<DatasetRow>>, ApiError> {
+    let access = caller.access(&state.store);
+    access.require_signed_in(Action::Read, "datasets").await?;
+    let projects = state.store.dataset_projects().await?;
+    Ok(Json(access.keep(state.store.datasets().await?, |d| d.name.clone(), &projects)))
 }
 
-async fn runs(State(state): State<AppState>) -> Result<Json<Vec<RunRow>>, ApiError> {
-    Ok(Json(state.store.runs().await?))
+async fn runs(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<RunRow>>, ApiError> {
+    let access = caller.access(&state.store);
+    access.require_signed_in(Action::Read, "runs").await?;
+    let projects = state.store.run_projects().await?;
+    Ok(Json(access.keep(state.store.runs().await?, |r| r.id, &projects)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<i64>,
+    before: Option<i64>,
+}
+
+/// `GET /api/v1/audit?limit=&before=`: the audit log, newest first (site admins: everything;
+/// project admins: their projects' entries).
+async fn audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    Ok(Json(
+        crate::auth::admin::audit(&state.store, &caller, q.limit.unwrap_or(100).clamp(1, 1000), q.before).await?,
+    ))
 }
 
 /// The OpenAPI 3.1 description of this API (docs/api.md is the prose version).
@@ -98,9 +145,14 @@ fn json_text(body: String) -> Response {
 
 async fn tables(
     state: &AppState,
+    caller: &Caller,
     slug: &str,
     verdicts: Option<&str>,
 ) -> Result<crate::reports::ExperimentTables, ApiError> {
+    caller
+        .access(&state.store)
+        .require(Action::Read, &Owned::Experiment(slug.to_owned()), &format!("experiment {slug:?}"))
+        .await?;
     let verdicts = match verdicts {
         None | Some("") => None,
         Some(v) => Some(VerdictSource::parse(v).ok_or_else(|| {
@@ -126,6 +178,7 @@ struct PasskQuery {
 /// Same document as `caplens passk --json` on the same rollouts.
 async fn experiment_passk(
     State(state): State<AppState>,
+    caller: Caller,
     Path(slug): Path<String>,
     query: Result<Query<PasskQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -136,7 +189,7 @@ async fn experiment_passk(
             .parse()
             .map_err(|e: String| ApiError::bad_request(format!("k: {e}")))?,
     };
-    let doc = tables(&state, &slug, query.verdicts.as_deref()).await?.passk(ks);
+    let doc = tables(&state, &caller, &slug, query.verdicts.as_deref()).await?.passk(ks);
     Ok(json_text(serde_json::to_string(&doc).expect("serialises")))
 }
 
@@ -156,6 +209,7 @@ struct SummaryQuery {
 /// Same document as `caplens unsolvable [--k K] --json` on the same rollouts.
 async fn experiment_unsolvable(
     State(state): State<AppState>,
+    caller: Caller,
     Path(slug): Path<String>,
     query: Result<Query<UnsolvableQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -163,17 +217,18 @@ async fn experiment_unsolvable(
     if query.k == Some(0) {
         return Err(ApiError::bad_request("k: must be at least 1"));
     }
-    let report = tables(&state, &slug, query.verdicts.as_deref()).await?.unsolvable(query.k);
+    let report = tables(&state, &caller, &slug, query.verdicts.as_deref()).await?.unsolvable(query.k);
     Ok(json_text(crate::reports::unsolvable_json(&report)))
 }
 
 /// Same document as `caplens summary --json` on the same rollouts.
 async fn experiment_summary(
     State(state): State<AppState>,
+    caller: Caller,
     Path(slug): Path<String>,
     query: Result<Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let doc = tables(&state, &slug, query.verdicts.as_deref()).await?.summary();
+    let doc = tables(&state, &caller, &slug, query.verdicts.as_deref()).await?.summary();
     Ok(json_text(serde_json::to_string(&doc).expect("serialises")))
 }

@@ -1,5 +1,6 @@
 //! `/api/v1/evals*`, `/api/v1/engines`, `POST /api/v1/datasets`: evaluation runs over REST.
-//! Writes need a bearer API token, like imports; reads are open like the rest of the API.
+//! Writes need an editor's rights in the project (an API token, or a session in team mode);
+//! reads need the right to read the project (`web::access`).
 //! `GET /api/v1/evals/{id}/events` is a server-sent-events stream of the progress view.
 
 use std::convert::Infallible;
@@ -20,8 +21,10 @@ use caplens_app::evals::{EvalStartRequest, EvaluationView};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 
-use super::imports::require_token;
+use super::access::{require_write_credentials, Caller};
 use super::AppState;
+use crate::auth::{ratelimit::wait_text, Action};
+use crate::storage::access::Owned;
 use crate::engine::openai::{ApiMode, OpenAiConfig, OpenAiEngine};
 use crate::error::ApiError;
 use crate::evals::{self, datasets, interventions, EvalError};
@@ -59,12 +62,13 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 
 async fn start(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    require_token(&state, &headers).await?;
-    let request: EvalStartRequest = parse_body(&body)?;
-    let ids = evals::start(&state.store, &request).await?;
+    require_write_credentials(&caller.principal, &headers)?;
+    let mut request: EvalStartRequest = parse_body(&body)?;
+    let ids = start_checked_with(&state.store, &state.auth, &caller, &mut request).await?;
     let mut views = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(v) = evals::view(&state.store, id).await? {
@@ -78,6 +82,75 @@ async fn start(
         .into_response())
 }
 
+/// Authorises and queues an evaluation: the principal must be an editor of the project it runs
+/// in, the engine must be every project's or that project's, and the dataset readable. Shared
+/// by the API and the page.
+pub async fn start_checked_with(
+    store: &crate::storage::Store,
+    auth: &crate::auth::Auth,
+    caller: &Caller,
+    request: &mut EvalStartRequest,
+) -> Result<Vec<i64>, ApiError> {
+    let access = caller.access(store);
+    let (slug, project) = access
+        .project_for_write(request.project.as_deref(), "evaluations")
+        .await?;
+    request.project = Some(slug.clone());
+    if let Some(engine) = &request.engine {
+        let engine_project = store
+            .project_of(&Owned::EngineNamed(engine.clone()))
+            .await?;
+        if engine_project.is_some_and(|p| p != 0 && p != project) {
+            return Err(ApiError::bad_request(format!(
+                "engine: no engine named {engine:?} in project {slug}"
+            )));
+        }
+    }
+    let experiment = request
+        .experiment
+        .clone()
+        .unwrap_or_else(|| caplens_app::evals::DEFAULT_EXPERIMENT.to_owned());
+    if store
+        .project_of(&Owned::Experiment(experiment.clone()))
+        .await?
+        .is_some_and(|p| p != project)
+    {
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            message: format!("experiment: {experiment:?} belongs to another project; choose another experiment slug for project {slug}"),
+        });
+    }
+    if let Some(dataset) = &request.dataset {
+        if let Some(p) = store.project_of(&Owned::Dataset(dataset.clone())).await? {
+            if !caller.principal.can_read(p) {
+                return Err(ApiError::bad_request(format!("dataset: no dataset named {dataset:?}")));
+            }
+        }
+    }
+    if let crate::auth::PrincipalKind::Token { id, .. } = caller.principal.kind {
+        auth
+            .limits()
+            .eval_starts
+            .hit(&format!("token {id}"))
+            .map_err(|wait| ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "rate_limited",
+                message: format!("this token started too many evaluations in the last hour; {}", wait_text(wait)),
+            })?;
+    }
+    let ids = evals::start(store, request).await?;
+    access
+        .audit(
+            "evaluation_started",
+            format!("evaluations {}", ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")),
+            Some(project),
+            format!("engine {}, dataset {}", request.engine.as_deref().unwrap_or(caplens_app::evals::DEFAULT_ENGINE), request.dataset.as_deref().unwrap_or(caplens_app::evals::DEFAULT_DATASET)),
+        )
+        .await;
+    Ok(ids)
+}
+
 #[derive(Deserialize)]
 struct ListQuery {
     limit: Option<i64>,
@@ -85,17 +158,35 @@ struct ListQuery {
 
 async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<EvaluationView>>, ApiError> {
-    Ok(Json(
-        evals::list(&state.store, q.limit.unwrap_or(50).clamp(1, 500)).await?,
-    ))
+    let access = caller.access(&state.store);
+    access.require_signed_in(Action::Read, "evaluations").await?;
+    Ok(Json(visible_evaluations(&access, q.limit.unwrap_or(50).clamp(1, 500)).await?))
+}
+
+/// The newest evaluations the principal may read.
+pub async fn visible_evaluations(
+    access: &super::access::Access<'_>,
+    limit: i64,
+) -> Result<Vec<EvaluationView>, ApiError> {
+    let projects = access.store.evaluation_projects().await?;
+    let all = evals::list(access.store, if access.readable().is_some() { 5000 } else { limit }).await?;
+    let mut kept = access.keep(all, |e| e.id, &projects);
+    kept.truncate(limit as usize);
+    Ok(kept)
 }
 
 async fn one(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<EvaluationView>, ApiError> {
+    caller
+        .access(&state.store)
+        .require(Action::Read, &Owned::Evaluation(id), &format!("evaluation {id}"))
+        .await?;
     Ok(Json(evaluation_or_404(&state.store, id).await?))
 }
 
@@ -114,8 +205,13 @@ async fn evaluation_or_404(
 /// final `done` event when the evaluation is finished.
 async fn events(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    caller
+        .access(&state.store)
+        .require(Action::Read, &Owned::Evaluation(id), &format!("evaluation {id}"))
+        .await?;
     let first = evaluation_or_404(&state.store, id).await?;
     let store = state.store.clone();
     // State: (last view sent, finished-and-announced).
@@ -156,44 +252,52 @@ async fn events(
 }
 
 /// Cancel or resume.
-#[derive(Clone, Copy)]
-enum Transition {
+#[derive(Clone, Copy, Debug)]
+pub enum Transition {
     Cancel,
     Resume,
 }
 
 async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Json<EvaluationView>, ApiError> {
-    transition(&state, &headers, id, Transition::Cancel).await
+    require_write_credentials(&caller.principal, &headers)?;
+    transition_with(&state.store, &caller, id, Transition::Cancel).await.map(Json)
 }
 
 async fn resume(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Json<EvaluationView>, ApiError> {
-    transition(&state, &headers, id, Transition::Resume).await
+    require_write_credentials(&caller.principal, &headers)?;
+    transition_with(&state.store, &caller, id, Transition::Resume).await.map(Json)
 }
 
-/// Applies a state change; 409 with the current state when it does not apply.
-async fn transition(
-    state: &AppState,
-    headers: &HeaderMap,
+/// Applies a state change; 409 with the current state when it does not apply. Shared by the
+/// API and the page.
+pub async fn transition_with(
+    store: &crate::storage::Store,
+    caller: &Caller,
     id: i64,
     change: Transition,
-) -> Result<Json<EvaluationView>, ApiError> {
-    require_token(state, headers).await?;
-    let view = evaluation_or_404(&state.store, id).await?;
+) -> Result<EvaluationView, ApiError> {
+    let access = caller.access(store);
+    let project = access
+        .require(Action::Edit, &Owned::Evaluation(id), &format!("evaluation {id}"))
+        .await?;
+    let view = evaluation_or_404(store, id).await?;
     let (done, allowed) = match change {
         Transition::Cancel => (
-            state.store.cancel_evaluation(id).await?,
+            store.cancel_evaluation(id).await?,
             "only queued or running evaluations can be cancelled",
         ),
         Transition::Resume => (
-            state.store.resume_evaluation(id).await?,
+            store.resume_evaluation(id).await?,
             "only cancelled or failed evaluations can be resumed",
         ),
     };
@@ -204,23 +308,36 @@ async fn transition(
             message: format!("evaluation {id} is {}; {allowed}", view.status),
         });
     }
-    Ok(Json(evals::view(&state.store, id).await?.unwrap_or(view)))
+    let action = match change {
+        Transition::Cancel => "evaluation_cancelled",
+        Transition::Resume => "evaluation_resumed",
+    };
+    access.audit(action, format!("evaluation {id}"), Some(project), "").await;
+    Ok(evals::view(store, id).await?.unwrap_or(view))
 }
 
 /// `POST /api/v1/rollouts/{id}/interventions`: one rollout, chosen or top-entropy positions.
 async fn intervene_rollout(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    require_token(&state, &headers).await?;
+    require_write_credentials(&caller.principal, &headers)?;
+    let access = caller.access(&state.store);
+    let project = access
+        .require(Action::Edit, &Owned::Rollout(id), &format!("rollout {id}"))
+        .await?;
     let request: interventions::InterventionRequest = if body.is_empty() {
         Default::default()
     } else {
         parse_body(&body)?
     };
     let job = interventions::queue(&state.store, id, &request).await?;
+    access
+        .audit("interventions_queued", format!("rollout {id}"), Some(project), format!("job {job}"))
+        .await;
     let view = interventions::view(&state.store, job).await?;
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())
 }
@@ -244,11 +361,16 @@ struct RunInterventions {
 
 async fn intervene_run(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    require_token(&state, &headers).await?;
+    require_write_credentials(&caller.principal, &headers)?;
+    let access = caller.access(&state.store);
+    let project = access
+        .require(Action::Edit, &Owned::Evaluation(id), &format!("evaluation {id}"))
+        .await?;
     let r: RunInterventions = parse_body(if body.is_empty() { b"{}" } else { &body })?;
     let request = interventions::InterventionRequest {
         engine: r.engine,
@@ -270,6 +392,9 @@ async fn intervene_run(
     };
     let jobs =
         interventions::queue_for_run(&state.store, run, r.rollouts.unwrap_or(8), &request).await?;
+    access
+        .audit("interventions_queued", format!("evaluation {id}"), Some(project), format!("{} jobs", jobs.len()))
+        .await;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "interventions": jobs })),
@@ -279,8 +404,13 @@ async fn intervene_run(
 
 async fn intervention(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<interventions::InterventionView>, ApiError> {
+    caller
+        .access(&state.store)
+        .require(Action::Read, &Owned::Intervention(id), &format!("intervention {id}"))
+        .await?;
     interventions::view(&state.store, id)
         .await?
         .map(Json)
@@ -289,16 +419,31 @@ async fn intervention(
 
 async fn engines(
     State(state): State<AppState>,
+    caller: Caller,
 ) -> Result<Json<Vec<caplens_app::evals::EngineView>>, ApiError> {
-    Ok(Json(
-        state
-            .store
-            .engines()
-            .await?
-            .into_iter()
-            .map(|e| e.view)
-            .collect(),
-    ))
+    let access = caller.access(&state.store);
+    access.require_signed_in(Action::Read, "engines").await?;
+    Ok(Json(visible_engines(&access).await?))
+}
+
+/// Engines every project may use and those of projects the principal may read.
+pub async fn visible_engines(
+    access: &super::access::Access<'_>,
+) -> Result<Vec<caplens_app::evals::EngineView>, ApiError> {
+    let projects = access.store.engine_projects().await?;
+    let readable = access.readable();
+    let by_id: std::collections::HashMap<i64, i64> = projects.into_iter().collect();
+    Ok(access
+        .store
+        .engines()
+        .await?
+        .into_iter()
+        .map(|e| e.view)
+        .filter(|e| {
+            let p = by_id.get(&e.id).copied().unwrap_or(0);
+            p == 0 || readable.as_ref().is_none_or(|r| r.contains(&p))
+        })
+        .collect())
 }
 
 /// `POST /api/v1/engines`: add or update an OpenAI-compatible endpoint.
@@ -317,16 +462,39 @@ pub struct EngineRequest {
     /// Ask the server for its models before saving (default true).
     #[serde(default)]
     pub check: Option<bool>,
+    /// The project whose evaluations may use it (default: the token's project, else
+    /// `default`); a site admin may leave it for every project with `"project": "*"`.
+    #[serde(default)]
+    pub project: Option<String>,
 }
 
 async fn add_engine(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    require_token(&state, &headers).await?;
+    require_write_credentials(&caller.principal, &headers)?;
     let r: EngineRequest = parse_body(&body)?;
+    let access = caller.access(&state.store);
+    let name = r.name.trim().to_owned();
+    let project = if r.project.as_deref() == Some("*") {
+        access.require_site("engines for every project").await?;
+        None
+    } else {
+        Some(access.project_for_write(r.project.as_deref(), "engines").await?.1)
+    };
+    // An existing engine of another project is not this principal's to change.
+    if let Some(existing) = state.store.project_of(&Owned::EngineNamed(name.clone())).await? {
+        if existing != project.unwrap_or(0) {
+            access.require_site(&format!("engine {name:?}")).await?;
+        }
+    }
     let saved = save_engine(&state.store, r).await?;
+    if let Some(p) = project {
+        state.store.claim_for_project(&Owned::EngineNamed(name.clone()), p).await?;
+    }
+    access.audit("engine_saved", format!("engine {name}"), project, "").await;
     Ok((StatusCode::CREATED, Json(saved)).into_response())
 }
 
@@ -409,17 +577,22 @@ pub struct DatasetQuery {
     pub prompt_field: Option<String>,
     pub answer_field: Option<String>,
     pub tags_field: Option<String>,
+    /// The project the dataset belongs to (default: the token's, else `default`).
+    pub project: Option<String>,
 }
 
 /// `POST /api/v1/datasets?name=N[&prompt_field=F&answer_field=F&id_field=F&tags_field=F]`: a
 /// JSON Lines or parquet body of problems.
 pub async fn upload_dataset(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Query(q): Query<DatasetQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    require_token(&state, &headers).await?;
+    require_write_credentials(&caller.principal, &headers)?;
+    let access = caller.access(&state.store);
+    let (_, project) = access.project_for_write(q.project.as_deref(), "datasets").await?;
     let Some(name) = q.name.filter(|n| !n.trim().is_empty()) else {
         return Err(ApiError::bad_request(
             "name: give the dataset a name (?name=…)",
@@ -449,6 +622,13 @@ pub async fn upload_dataset(
     )
     .await
     .map_err(dataset_error)?;
+    state
+        .store
+        .claim_for_project(&Owned::Dataset(name.trim().to_owned()), project)
+        .await?;
+    access
+        .audit("dataset_uploaded", format!("dataset {}", name.trim()), Some(project), format!("{} problems", problems.len()))
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "id": id, "name": name.trim(), "problems": problems.len() })),

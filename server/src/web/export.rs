@@ -17,8 +17,11 @@ use axum::{
 use caplens_app::charts::{render, ChartSpec, RenderOptions};
 use caplens_app::views::{CompareRequest, PasskRequest, UnsolvableRequest};
 
+use super::access::Caller;
 use super::AppState;
+use crate::auth::Action;
 use crate::error::ApiError;
+use crate::storage::access::Owned;
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const PNG_SCALE: f32 = 3.0;
@@ -31,9 +34,17 @@ pub fn router() -> Router<AppState> {
 
 async fn export_chart(
     State(state): State<AppState>,
+    caller: Caller,
     Path((slug, view, file)): Path<(String, String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    if let Err(e) = caller
+        .access(&state.store)
+        .require(Action::Read, &Owned::Experiment(slug.clone()), &format!("experiment “{slug}”"))
+        .await
+    {
+        return e.into_response();
+    }
     let Some((chart, ext)) = file.rsplit_once('.') else {
         return ApiError::not_found("export file must be CHART.svg or CHART.png").into_response();
     };
@@ -138,9 +149,17 @@ pub fn svg_to_png(svg: &str) -> Result<Vec<u8>, String> {
 /// `x-caplens-selected` carries the number of lines.
 async fn export_rft(
     State(state): State<AppState>,
+    caller: Caller,
     Path(slug): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    if let Err(e) = caller
+        .access(&state.store)
+        .require(Action::Read, &Owned::Experiment(slug.clone()), &format!("experiment “{slug}”"))
+        .await
+    {
+        return e.into_response();
+    }
     let req = caplens_app::views::RftRequest::from_query(|k| query.get(k).cloned());
     if !req.invalid.is_empty() {
         return ApiError::bad_request(format!("invalid parameters: {}", req.invalid.join(", "))).into_response();

@@ -1,6 +1,8 @@
 //! `/api/v1/imports`: uploads (raw body or multipart), their progress and results, retries;
 //! `/api/v1/imports/detect` (what a file is, before uploading it) and `/api/v1/formats`.
-//! Writes need a bearer API token (`Authorization: Bearer clk_...`).
+//! Writes need an editor's rights in the project the runs go to: an API token
+//! (`Authorization: Bearer clk_...`; its own project unless `project=` names another it may
+//! edit), or a session in team mode (the upload page).
 
 use axum::{
     body::Body,
@@ -15,8 +17,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use super::access::{require_write_credentials, Caller};
 use super::AppState;
+use crate::auth::{ratelimit::wait_text, Action, PrincipalKind};
 use crate::error::ApiError;
+use crate::storage::access::Owned;
 use crate::ingest::formats::json_document_note;
 use crate::ingest::pipeline::{hex, new_import_id, ImportParams, ImportReport};
 use crate::ingest::service::{SpooledFile, SpooledRequest};
@@ -40,31 +45,6 @@ pub fn routes() -> Router<AppState> {
         .route("/formats", get(formats))
 }
 
-/// The token's id, or 401.
-pub async fn require_token(state: &AppState, headers: &HeaderMap) -> Result<i64, ApiError> {
-    let unauthorized = |message: &str| ApiError {
-        status: StatusCode::UNAUTHORIZED,
-        code: "unauthorized",
-        message: message.to_owned(),
-    };
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauthorized(
-            "this endpoint needs an API token: send `Authorization: Bearer <token>`; create one with `caplens token create NAME` or on the Tokens page",
-        ));
-    };
-    let secret = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .unwrap_or("");
-    match state.imports.store().authenticate_token(secret).await? {
-        Some(id) => Ok(id),
-        None => Err(unauthorized(
-            "the API token is not valid (unknown or revoked); create a new one with `caplens token create NAME` or on the Tokens page",
-        )),
-    }
-}
 
 /// Query of `POST /imports`: the import parameters, plus the file name of a raw body.
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +65,7 @@ struct ImportQuery {
     seed: Option<i64>,
     skip_invalid: Option<bool>,
     regrade: Option<bool>,
+    project: Option<String>,
 }
 
 impl ImportQuery {
@@ -105,6 +86,7 @@ impl ImportQuery {
                 seed: self.seed,
                 skip_invalid: self.skip_invalid,
                 regrade: self.regrade,
+                project: self.project,
             },
             self.filename,
         )
@@ -129,6 +111,7 @@ fn merge_params(base: ImportParams, extra: ImportParams) -> ImportParams {
         seed: base.seed.or(extra.seed),
         skip_invalid: base.skip_invalid.or(extra.skip_invalid),
         regrade: base.regrade.or(extra.regrade),
+        project: base.project.or(extra.project),
     }
 }
 
@@ -213,12 +196,32 @@ struct Accepted {
 
 async fn create_import(
     State(state): State<AppState>,
+    caller: Caller,
     query: Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let token_id = require_token(&state, request.headers()).await?;
+    require_write_credentials(&caller.principal, request.headers())?;
+    let token_id = match caller.principal.kind {
+        PrincipalKind::Token { id, .. } => Some(id),
+        _ => None,
+    };
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let (params, filename) = query.params();
+    let access = caller.access(&state.store);
+    // Authorised before a byte is spooled; again below if the metadata part names a project.
+    let (project, _) = access.project_for_write(params.project.as_deref(), "uploads").await?;
+    if let Some(id) = token_id {
+        state
+            .auth
+            .limits()
+            .uploads
+            .hit(&format!("token {id}"))
+            .map_err(|wait| ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "rate_limited",
+                message: format!("this token uploaded too often in the last hour; {}", wait_text(wait)),
+            })?;
+    }
     let max = state.imports.max_upload_bytes;
     if let Some(len) = request
         .headers()
@@ -244,19 +247,36 @@ async fn create_import(
         state.imports.discard_spool(&id);
         return Err(ApiError::bad_request(e));
     }
+    let mut params = params;
+    let checked = authorise_upload(&access, &mut params, &project).await;
+    if let Err(e) = checked {
+        state.imports.discard_spool(&id);
+        return Err(e);
+    }
     if files.is_empty() {
         state.imports.discard_spool(&id);
         return Err(ApiError::bad_request(
             "no file in the request: send the file as the body, or as a multipart part named \"file\"",
         ));
     }
+    let project_slug = params.project.clone().unwrap_or_default();
+    let experiment = params.experiment.clone();
     let request = SpooledRequest {
         files,
         params,
-        token_id: Some(token_id),
+        token_id,
         created_at: now_rfc3339(),
     };
     state.imports.submit(id.clone(), request)?;
+    let project_id = state.store.project_id(Some(&project_slug)).await?;
+    access
+        .audit(
+            "import",
+            format!("import {id}"),
+            project_id,
+            format!("experiment {}", experiment.as_deref().unwrap_or(crate::ingest::pipeline::DEFAULT_EXPERIMENT)),
+        )
+        .await;
     let report = state
         .imports
         .report(&id)
@@ -275,6 +295,38 @@ async fn create_import(
         .headers_mut()
         .insert(header::LOCATION, status_url.parse().expect("an ASCII path"));
     Ok(response)
+}
+
+/// The final project and experiment of an upload: the metadata part may name another project
+/// (authorised again), and an existing experiment must be in a project the principal edits
+/// (runs never join another project's experiment).
+async fn authorise_upload(
+    access: &super::access::Access<'_>,
+    params: &mut ImportParams,
+    checked_project: &str,
+) -> Result<(), ApiError> {
+    let project = match params.project.as_deref() {
+        Some(p) if p != checked_project => access.project_for_write(Some(p), "uploads").await?.0,
+        _ => checked_project.to_owned(),
+    };
+    let experiment = params
+        .experiment
+        .clone()
+        .unwrap_or_else(|| crate::ingest::pipeline::DEFAULT_EXPERIMENT.to_owned());
+    if let Some(p) = access.store.project_of(&Owned::Experiment(experiment.clone())).await? {
+        let project_id = access.store.project_id(Some(&project)).await?;
+        if Some(p) != project_id {
+            return Err(ApiError {
+                status: StatusCode::CONFLICT,
+                code: "conflict",
+                message: format!(
+                    "experiment: {experiment:?} belongs to another project; choose another experiment slug for project {project}"
+                ),
+            });
+        }
+    }
+    params.project = Some(project);
+    Ok(())
 }
 
 async fn spool_request(
@@ -363,8 +415,13 @@ async fn spool_request(
 
 async fn get_import(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ImportReport>, ApiError> {
+    caller
+        .access(&state.store)
+        .require(Action::Read, &Owned::Import(id.clone()), &format!("import {id:?}"))
+        .await?;
     state
         .imports
         .report(&id)
@@ -381,19 +438,32 @@ struct ListQuery {
 
 async fn list_imports(
     State(state): State<AppState>,
+    caller: Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<ImportReport>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    Ok(Json(state.imports.recent(limit).await?))
+    let access = caller.access(&state.store);
+    access.require_signed_in(Action::Read, "imports").await?;
+    let projects = state.store.import_projects().await?;
+    let all = state.imports.recent(if access.readable().is_some() { 2000 } else { limit }).await?;
+    let mut kept = access.keep(all, |r| r.id.clone(), &projects);
+    kept.truncate(limit as usize);
+    Ok(Json(kept))
 }
 
 async fn retry_import(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_token(&state, &headers).await?;
+    require_write_credentials(&caller.principal, &headers)?;
+    let access = caller.access(&state.store);
+    let project = access
+        .require(Action::Edit, &Owned::Import(id.clone()), &format!("import {id:?}"))
+        .await?;
+    access.audit("import_retried", format!("import {id}"), Some(project), "").await;
     match state.imports.retry(&id).await? {
         Ok(()) => {
             let report = state.imports.report(&id).await?;
@@ -415,6 +485,7 @@ struct FormatInfo {
 }
 
 async fn formats() -> Json<Vec<FormatInfo>> {
+    // Public knowledge (what caplens reads); behind sign-in like every non-public route.
     Json(
         Format::ALL
             .iter()

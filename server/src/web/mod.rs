@@ -1,6 +1,7 @@
 //! The HTTP surface: Leptos pages (SSR + hydration), static files, `/healthz`, `/theme` and the
 //! REST API under `/api/v1`.
 
+pub mod access;
 pub mod api;
 pub mod evals;
 pub mod export;
@@ -32,6 +33,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
+use crate::auth::{Auth, AuthSettings};
 use crate::ingest::service::ImportService;
 use crate::storage::Store;
 
@@ -42,6 +44,13 @@ pub struct AppState {
     pub store: Store,
     pub imports: ImportService,
     pub views: crate::views::ViewService,
+    pub auth: Auth,
+}
+
+impl FromRef<AppState> for Auth {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -56,8 +65,21 @@ impl FromRef<AppState> for Store {
     }
 }
 
-/// Builds the whole application router.
+/// Builds the whole application router with the default authentication: local mode while the
+/// database has no account, every request authenticated once one exists.
 pub fn router(imports: ImportService, site_root: &Path, addr: SocketAddr) -> Router {
+    let auth = Auth::new(imports.store().clone(), AuthSettings::default());
+    router_with_auth(imports, site_root, addr, auth)
+}
+
+/// Builds the whole application router. Every request passes `auth::authenticate` (principal,
+/// cross-site refusal, sign-in gate) and gets the security headers.
+pub fn router_with_auth(
+    imports: ImportService,
+    site_root: &Path,
+    addr: SocketAddr,
+    auth: Auth,
+) -> Router {
     let store = imports.store().clone();
     let leptos_options = LeptosOptions::builder()
         .output_name("caplens")
@@ -71,11 +93,13 @@ pub fn router(imports: ImportService, site_root: &Path, addr: SocketAddr) -> Rou
         store: store.clone(),
         imports,
         views: crate::views::ViewService::new(store.clone()),
+        auth: auth.clone(),
     };
     let source: SharedDataSource = Arc::new(pages::StoreSource::new(
         store,
         state.imports.clone(),
         state.views.clone(),
+        auth.clone(),
     ));
     let context = move || provide_context(source.clone());
     let routes = route_list();
@@ -92,6 +116,7 @@ pub fn router(imports: ImportService, site_root: &Path, addr: SocketAddr) -> Rou
     Router::new()
         .route("/healthz", get(healthz))
         .route("/theme", post(set_theme))
+        .merge(crate::auth::handlers::router())
         .nest("/api", api::router())
         .merge(export::router())
         .nest_service("/pkg", pkg)
@@ -101,6 +126,14 @@ pub fn router(imports: ImportService, site_root: &Path, addr: SocketAddr) -> Rou
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            crate::auth::authenticate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::auth::security_headers,
+        ))
         .layer(CompressionLayer::new())
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -188,7 +221,7 @@ async fn set_theme(Form(form): Form<ThemeForm>) -> Response {
 /// Is `path` a path on this site, safe to redirect to? Only `/` followed by URL path characters;
 /// `//host`, `/\host`, whitespace and control characters (which browsers strip or reinterpret
 /// into another origin) are refused.
-fn is_local_path(path: &str) -> bool {
+pub fn is_local_path(path: &str) -> bool {
     let mut bytes = path.bytes();
     bytes.next() == Some(b'/')
         && !matches!(path.as_bytes().get(1), Some(b'/' | b'\\'))

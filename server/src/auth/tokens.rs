@@ -1,0 +1,107 @@
+//! Creating and revoking API tokens on behalf of a principal (the Tokens page and the REST
+//! API): who may make a token for which project and scope, and who may revoke it.
+
+use crate::auth::{Action, PrincipalKind, TokenScope};
+use crate::error::{ApiError, StoreError};
+use crate::storage::access::Owned;
+use crate::storage::tokens::{NewToken, TokenSpec};
+use crate::storage::{rfc3339_from_unix, Store};
+use crate::web::access::Caller;
+
+/// Longest lifetime a token may be given, in days.
+pub const MAX_TOKEN_DAYS: u32 = 3650;
+
+/// Makes a token for the caller: in `project` (default: `default`), with `scope` (`read` or
+/// `write`, default `write`), expiring after `expires_in_days` (default: never). The caller must
+/// be able to read the project (a read token) or edit it (a write token): a token never grants
+/// more than its user has. In local mode the token has no user (it stops working once accounts
+/// exist).
+pub async fn create_token(
+    store: &Store,
+    caller: &Caller,
+    name: &str,
+    project: Option<&str>,
+    scope: Option<&str>,
+    expires_in_days: Option<u32>,
+) -> Result<NewToken, ApiError> {
+    let access = caller.access(store);
+    let scope = match scope.unwrap_or("write") {
+        s => TokenScope::parse(s)
+            .ok_or_else(|| ApiError::bad_request(format!("scope: {s:?} is not read or write")))?,
+    };
+    let slug = project.unwrap_or(crate::storage::access::DEFAULT_PROJECT);
+    let project_id = access
+        .require(Action::ManageOwnTokens, &Owned::Project(slug.to_owned()), &format!("project {slug:?}"))
+        .await?;
+    if scope == TokenScope::Write {
+        access
+            .require_project(Action::Edit, project_id, &format!("write tokens for project {slug}"))
+            .await?;
+    }
+    if expires_in_days.is_some_and(|d| d == 0 || d > MAX_TOKEN_DAYS) {
+        return Err(ApiError::bad_request(format!(
+            "expires_in_days: between 1 and {MAX_TOKEN_DAYS}"
+        )));
+    }
+    let expires_at = expires_in_days
+        .map(|d| rfc3339_from_unix(crate::auth::now_unix() + u64::from(d) * 86_400));
+    let user_id = match caller.principal.kind {
+        PrincipalKind::Local => None,
+        _ => caller.principal.user_id,
+    };
+    let token = store
+        .create_token_for(&TokenSpec {
+            name: name.to_owned(),
+            user_id,
+            project_id,
+            scope,
+            expires_at,
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Invalid(m) => ApiError::bad_request(m),
+            e => e.into(),
+        })?;
+    access
+        .audit(
+            "token_created",
+            format!("token {} ({})", token.token.name, token.token.prefix),
+            Some(project_id),
+            format!("{} scope", scope.as_str()),
+        )
+        .await;
+    Ok(token)
+}
+
+/// Revokes a token: its owner, an admin of its project, or a site admin may. `Ok(false)` when it
+/// was already revoked.
+pub async fn revoke_token(store: &Store, caller: &Caller, id: i64) -> Result<bool, ApiError> {
+    let access = caller.access(store);
+    access
+        .require_signed_in(Action::ManageOwnTokens, "tokens")
+        .await?;
+    let Some((owner, project)) = store.token_owner(id).await? else {
+        return Err(ApiError::not_found(format!("no token {id}")));
+    };
+    let own = owner.is_some() && owner == caller.principal.user_id;
+    if !own {
+        // Others' tokens: project admins of the token's project (and site admins, local mode).
+        let hidden = access
+            .require_project(Action::Administer, project, &format!("token {id}"))
+            .await;
+        if let Err(e) = hidden {
+            return Err(if e.status == axum::http::StatusCode::FORBIDDEN {
+                ApiError::not_found(format!("no token {id}"))
+            } else {
+                e
+            });
+        }
+    }
+    let done = store.revoke_token(id).await?;
+    if done {
+        access
+            .audit("token_revoked", format!("token {id}"), Some(project), "")
+            .await;
+    }
+    Ok(done)
+}
