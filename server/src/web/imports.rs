@@ -418,10 +418,23 @@ async fn get_import(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ImportReport>, ApiError> {
-    caller
-        .access(&state.store)
-        .require(Action::Read, &Owned::Import(id.clone()), &format!("import {id:?}"))
-        .await?;
+    let access = caller.access(&state.store);
+    let what = format!("import {id:?}");
+    match state.store.project_of(&Owned::Import(id.clone())).await? {
+        Some(project) => access.require_project(Action::Read, project, &what).await?,
+        // Still queued (no row yet): its project is in the queued request.
+        None => {
+            let report = state.imports.report(&id).await?;
+            let project = match report.as_ref().and_then(|r| r.params.project.as_deref()) {
+                Some(slug) => state.store.project_id(Some(slug)).await?,
+                None => None,
+            };
+            let Some(project) = project else {
+                return Err(ApiError::not_found(format!("no {what}")));
+            };
+            access.require_project(Action::Read, project, &what).await?;
+        }
+    }
     state
         .imports
         .report(&id)

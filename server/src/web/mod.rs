@@ -160,6 +160,12 @@ fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
+/// The paths of every page route (`/experiments/:slug`, …), as the router serves them: what
+/// the authorisation matrix test walks.
+pub fn page_paths() -> Vec<String> {
+    route_list().iter().map(|r| r.path().to_owned()).collect()
+}
+
 #[derive(serde::Serialize)]
 struct Health {
     status: &'static str,
