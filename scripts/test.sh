@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every test of caplens:
 #   1. installs what the tests need and is missing (wasm target, wasm-bindgen-cli, Chromium,
-#      playwright-core, the embedded model via scripts/fetch-model.sh);
+#      playwright-core, oidc-provider, the embedded model via scripts/fetch-model.sh);
 #   2. builds the site and the server (debug);
 #   3. cargo test for the whole workspace, with the storage/API tests against SQLite and
 #      PostgreSQL (a fresh schema per test in CAPLENS_TEST_POSTGRES_URL, default
@@ -18,6 +18,10 @@ if [ ! -x /usr/bin/chromium ]; then
     say "installing Debian's chromium for the browser tests"
     command -v apt-get >/dev/null || die "no /usr/bin/chromium and no apt-get: install Chromium and set CHROMIUM=/path/to/chromium"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+if [ ! -d tests/oidc/node_modules/oidc-provider ]; then
+    say "installing oidc-provider (the certified OpenID provider the sign-in tests run against)"
+    (cd tests/oidc && npm ci --no-audit --no-fund --silent)
 fi
 if [ ! -d tests/e2e/node_modules/playwright-core ]; then
     say "installing playwright-core (the browser itself is Debian's chromium)"

@@ -794,3 +794,98 @@ async fn tokens_never_grant_more_than_their_user_or_scope() {
         db.cleanup().await;
     }
 }
+
+/// Behind a reverse proxy: the user header is believed only from the trusted proxy's address.
+#[tokio::test]
+async fn proxy_header_auth_trusts_only_the_configured_proxy() {
+    use axum::extract::ConnectInfo;
+    use caplens_server::auth::{AuthMode, AuthSettings, ProxySettings};
+    let db = TestDb::sqlite().await;
+    let settings = AuthSettings {
+        mode: AuthMode::Proxy,
+        proxy: Some(ProxySettings {
+            user_header: "x-forwarded-user".into(),
+            email_header: Some("x-forwarded-email".into()),
+            trusted: vec!["10.0.0.5".parse().unwrap()],
+        }),
+        ..AuthSettings::default()
+    };
+    let app = web::router_with_auth(
+        ImportService::new(db.store.clone(), db.dir(), 1 << 30),
+        Path::new("/nonexistent-site"),
+        "127.0.0.1:0".parse().unwrap(),
+        Auth::new(db.store.clone(), settings),
+    );
+    let request = |from: &str, user: Option<&str>| {
+        let mut req = Request::builder().uri("/api/v1/experiments");
+        if let Some(u) = user {
+            req = req.header("x-forwarded-user", u).header("x-forwarded-email", format!("{u}@team.example"));
+        }
+        let mut req = req.body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo::<std::net::SocketAddr>(from.parse().unwrap()));
+        req
+    };
+    let res = app.clone().oneshot(request("10.0.0.5:40000", Some("priya"))).await.unwrap();
+    assert_eq!(res.status(), 200, "the trusted proxy's user is signed in");
+    let priya = db.store.user_by_name("priya").await.unwrap().expect("created on first sight");
+    assert_eq!(priya.row.email.as_deref(), Some("priya@team.example"));
+    assert!(!priya.row.is_admin);
+    // The same header from anywhere else is ignored: anonymous.
+    let res = app.clone().oneshot(request("10.0.0.6:40000", Some("root"))).await.unwrap();
+    assert_eq!(res.status(), 401, "a forged header from an untrusted address");
+    assert!(db.store.user_by_name("root").await.unwrap().is_none());
+    let res = app.clone().oneshot(request("10.0.0.5:40000", None)).await.unwrap();
+    assert_eq!(res.status(), 401, "no header: not signed in");
+    // A disabled user stays out even through the proxy.
+    db.store.set_user_disabled(priya.row.id, true).await.unwrap();
+    let res = app.clone().oneshot(request("10.0.0.5:40000", Some("priya"))).await.unwrap();
+    assert_eq!(res.status(), 401);
+    db.cleanup().await;
+}
+
+/// Team mode without an admin: a one-time setup link creates the first site admin, once.
+#[tokio::test]
+async fn the_setup_link_creates_the_first_admin_once() {
+    use caplens_server::auth::{AuthMode, AuthSettings};
+    let db = TestDb::sqlite().await;
+    let auth = Auth::new(db.store.clone(), AuthSettings { mode: AuthMode::Accounts, ..AuthSettings::default() });
+    let secret = auth.setup_secret_if_needed().await.unwrap().expect("no admin yet: a setup link");
+    let app = web::router_with_auth(
+        ImportService::new(db.store.clone(), db.dir(), 1 << 30),
+        Path::new("/nonexistent-site"),
+        "127.0.0.1:0".parse().unwrap(),
+        auth.clone(),
+    );
+    let setup = |secret: &str, name: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/auth/setup")
+            .header(header::ORIGIN, "http://caplens.test")
+            .header(header::HOST, "caplens.test")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("secret={secret}&name={name}&password=a+long+enough+password")))
+            .unwrap()
+    };
+    let res = app.clone().oneshot(setup("setup_wrong", "mallory")).await.unwrap();
+    assert_eq!(res.headers()[header::LOCATION], "/login?error=setup");
+    let res = app.clone().oneshot(setup(&secret, "first")).await.unwrap();
+    assert_eq!(res.headers()[header::LOCATION], "/");
+    assert!(res.headers()[header::SET_COOKIE].to_str().unwrap().starts_with("caplens_session="));
+    assert!(db.store.user_by_name("first").await.unwrap().unwrap().row.is_admin);
+    let res = app.clone().oneshot(setup(&secret, "second")).await.unwrap();
+    assert_eq!(res.headers()[header::LOCATION], "/login?error=setup", "the link works once");
+    assert!(db.store.user_by_name("second").await.unwrap().is_none());
+    assert!(auth.setup_secret_if_needed().await.unwrap().is_none(), "an admin exists now");
+    db.cleanup().await;
+}
+
+/// Request logs never carry the secrets some URLs hold (setup links, OpenID codes and states).
+#[test]
+fn logged_uris_hide_secrets() {
+    let uri: axum::http::Uri = "/auth/oidc/callback?code=abc123&state=xyz&iss=http%3A%2F%2Fop".parse().unwrap();
+    let shown = caplens_server::auth::redacted_uri(&uri);
+    assert_eq!(shown, "/auth/oidc/callback?code=[redacted]&state=[redacted]&iss=http%3A%2F%2Fop");
+    let uri: axum::http::Uri = "/setup?secret=setup_abc".parse().unwrap();
+    assert!(!caplens_server::auth::redacted_uri(&uri).contains("setup_abc"));
+}

@@ -546,3 +546,61 @@ async fn killing_an_import_midway_leaves_no_partial_run() {
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["rows_stored"], 3 * 100 * 200);
 }
+
+/// `serve` on a non-loopback address without accounts or `--auth` refuses to start, in one line
+/// that says what to do; accounts, projects and tokens from the command line.
+#[test]
+fn team_server_set_up_from_the_command_line() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let o = caplens(&["serve", "--addr", "0.0.0.0:0", "--data-dir", data, "--no-demo"], &[]);
+    assert!(!o.status.success());
+    let line = error_line(&o);
+    assert!(
+        line.contains("without authentication") && line.contains("caplens user create NAME --admin"),
+        "{}",
+        stderr(&o)
+    );
+    let with_stdin = |args: &[&str], input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_caplens"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = with_stdin(&["user", "create", "ann", "--admin", "--data-dir", data], "short\n");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("at least 10 characters"), "{}", stderr(&o));
+    let o = with_stdin(&["user", "create", "ann", "--admin", "--data-dir", data], "a long enough password\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = with_stdin(&["user", "create", "ben", "--data-dir", data], "another long password\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Tokens now need a user, who needs the rights the token would give.
+    let o = caplens(&["token", "create", "ci", "--data-dir", data], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--user"), "{}", stderr(&o));
+    let o = caplens(&["token", "create", "ci", "--user", "ben", "--project", "default", "--data-dir", data], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("caplens project add-member default ben --role editor"), "{}", stderr(&o));
+    assert!(caplens(&["project", "add-member", "default", "ben", "--role", "editor", "--data-dir", data], &[]).status.success());
+    let o = caplens(&["token", "create", "ci", "--user", "ben", "--project", "default", "--scope", "write", "--expires-days", "30", "--data-dir", data], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).trim().starts_with("clk_"));
+    assert!(stderr(&o).contains("write scope in project default, expires"), "{}", stderr(&o));
+    let o = caplens(&["user", "list", "--data-dir", data], &[]);
+    let list = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(list.contains("ann") && list.contains("site-admin") && list.contains("ben"), "{list}");
+    assert!(caplens(&["user", "disable", "ben", "--data-dir", data], &[]).status.success());
+    let o = caplens(&["audit", "--data-dir", data], &[]);
+    let audit = String::from_utf8_lossy(&o.stdout).into_owned();
+    for action in ["user_created", "role_changed", "token_created", "user_disabled"] {
+        assert!(audit.contains(action), "{action} missing: {audit}");
+    }
+    assert!(!audit.contains("long enough password"));
+}

@@ -12,7 +12,7 @@ const TARGET = process.env.CARGO_TARGET_DIR || join(ROOT, 'target');
 export const BIN = process.env.CAPLENS_BIN || join(TARGET, 'debug', 'caplens');
 export const SITE = process.env.CAPLENS_SITE_ROOT || join(TARGET, 'site');
 
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.listen(0, '127.0.0.1', () => {
@@ -23,12 +23,15 @@ function freePort() {
   });
 }
 
-export async function startServer() {
-  const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), 'caplens-e2e-'));
-  const proc = spawn(BIN, ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir, '--site-root', SITE], {
+// `options.args`: extra `caplens serve` arguments (they may use `{port}`); `options.env`: extra
+// environment; `options.port`: a port chosen beforehand.
+export async function startServer(options = {}) {
+  const port = options.port || await freePort();
+  const dataDir = options.dataDir || mkdtempSync(join(tmpdir(), 'caplens-e2e-'));
+  const extra = (options.args || []).map((a) => a.replaceAll('{port}', String(port)));
+  const proc = spawn(BIN, ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir, '--site-root', SITE, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, DATABASE_URL: '', CAPLENS_LOG: 'warn' },
+    env: { ...process.env, DATABASE_URL: '', CAPLENS_LOG: 'warn', ...(options.env || {}) },
   });
   let log = '';
   proc.stdout.on('data', (d) => (log += d));
@@ -96,4 +99,12 @@ export function sql(server, query, params = []) {
     + 'print(json.dumps(c.execute(sys.argv[2], json.loads(sys.argv[3])).fetchall()))';
   const out = execFileSync('python3', ['-c', script, join(server.dataDir, 'caplens.db'), query, JSON.stringify(params)]);
   return JSON.parse(out.toString());
+}
+
+// Runs a `caplens` command against a test server's database (`input`: its stdin).
+export function caplens(server, args, input = '') {
+  return execFileSync(BIN, [...args, '--data-dir', server.dataDir], {
+    input,
+    env: { ...process.env, DATABASE_URL: '', CAPLENS_LOG: 'warn' },
+  }).toString();
 }

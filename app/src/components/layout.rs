@@ -129,3 +129,54 @@ fn SessionBadge(session: Option<SessionView>) -> impl IntoView {
         _ => view! { <a class="session-badge" href="/login" data-testid="sign-in-link">"Sign in"</a> }.into_any(),
     }
 }
+
+/// The projects the signed-in user may edit (upload to, evaluate in): site admins every
+/// project they see, others those where they are editor or admin.
+pub fn editable_projects() -> Signal<Vec<String>> {
+    let session = use_session();
+    Signal::derive(move || {
+        session
+            .get()
+            .and_then(|s| s.ok())
+            .map(|s| {
+                s.projects
+                    .iter()
+                    .filter(|p| s.site_admin || s.local_mode || p.role >= Some(crate::model::Role::Editor))
+                    .map(|p| p.slug.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// A select of the projects the user may edit, in team mode (local mode has no choice to
+/// make: everything goes to `default`). `project` starts empty (the server's default) and
+/// follows the choice.
+#[component]
+pub fn ProjectSelect(project: RwSignal<String>, #[prop(into)] label: String) -> impl IntoView {
+    let session = use_session();
+    let team = move || session.get().and_then(|s| s.ok()).is_some_and(|s| !s.local_mode);
+    let editable = editable_projects();
+    Effect::new(move |_| {
+        if project.get_untracked().is_empty() {
+            if let Some(first) = editable.get().into_iter().next() {
+                project.set(first);
+            }
+        }
+    });
+    view! {
+        <Suspense fallback=|| ()>
+            {move || team().then(|| view! {
+                <label>
+                    <span>{label.clone()}</span>
+                    <select data-testid="project-select" on:change=move |ev| project.set(event_target_value(&ev))>
+                        {editable.get().into_iter().map(|slug| {
+                            let selected = slug == project.get_untracked();
+                            view! { <option value=slug.clone() selected=selected>{slug.clone()}</option> }
+                        }).collect_view()}
+                    </select>
+                </label>
+            })}
+        </Suspense>
+    }
+}

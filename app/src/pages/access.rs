@@ -144,7 +144,7 @@ pub fn ProjectsPage() -> impl IntoView {
     });
     let render = |list: Vec<ProjectRow>| {
         view! {
-            <table class="data" data-testid="projects-table">
+            <table class="data-table" data-testid="projects-table">
                 <thead><tr><th>"Project"</th><th>"Name"</th><th>"Readable by"</th></tr></thead>
                 <tbody>
                     {list.into_iter().map(|p| view! {
@@ -248,7 +248,7 @@ fn MemberTable(
     change: Action<(String, Option<Role>), Result<Result<(), String>, ServerFnError>>,
 ) -> impl IntoView {
     view! {
-        <table class="data" data-testid="members-table">
+        <table class="data-table" data-testid="members-table">
             <thead><tr><th>"Member"</th><th>"Role"</th><th>"Since"</th><th></th></tr></thead>
             <tbody>
                 {list.into_iter().map(|m| {
@@ -329,7 +329,7 @@ fn UserTable(
     toggle: Action<(i64, bool), Result<Result<(), String>, ServerFnError>>,
 ) -> impl IntoView {
     view! {
-        <table class="data" data-testid="users-table">
+        <table class="data-table" data-testid="users-table">
             <thead><tr><th>"Name"</th><th>"Email"</th><th>"Kind"</th><th>"Last sign-in"</th><th>"State"</th><th></th></tr></thead>
             <tbody>
                 {list.into_iter().map(|u| {
@@ -375,7 +375,7 @@ pub fn AuditPage() -> impl IntoView {
 fn AuditTable(list: Vec<AuditEntry>) -> impl IntoView {
     let older = list.last().map(|e| e.id).filter(|_| list.len() >= 100);
     view! {
-        <table class="data" data-testid="audit-table">
+        <table class="data-table" data-testid="audit-table">
             <thead><tr><th>"When"</th><th>"Who"</th><th>"What"</th><th>"On"</th><th>"Project"</th><th>"Outcome"</th><th>"Detail"</th><th>"From"</th></tr></thead>
             <tbody>
                 {list.into_iter().map(|e| {

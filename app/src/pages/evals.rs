@@ -3,6 +3,7 @@
 //! views when it completes).
 
 use leptos::prelude::*;
+use crate::components::layout::ProjectSelect;
 use leptos_router::hooks::use_params_map;
 
 use crate::{
@@ -49,6 +50,8 @@ pub fn StatusBadge(#[prop(into)] status: String) -> impl IntoView {
 #[component]
 pub fn EvalsPage() -> impl IntoView {
     let options = Resource::new(|| (), |_| get_eval_form());
+    let can_edit = crate::components::layout::can_edit_somewhere();
+    let options_refetch = move || options.refetch();
     let version = RwSignal::new(0u32);
     let evaluations = Resource::new(move || version.get(), |_| list_evaluations());
     let render = move |list: Vec<EvaluationView>| view! { <EvaluationTable list /> };
@@ -64,13 +67,22 @@ pub fn EvalsPage() -> impl IntoView {
         </p>
         <Suspense fallback=|| view! { <p class="loading">"Loading engines and datasets…"</p> }>
             {move || Suspend::new(async move {
-                match options.await {
-                    Ok(o) => view! { <NewEvaluation options=o /> }.into_any(),
+                let options = options.await;
+                // Only those who may start evaluations see the forms (the server checks anyway).
+                if !can_edit.get() {
+                    return view! {
+                        <p class="notice" data-testid="no-eval-rights">"Starting evaluations and uploading datasets needs the editor role in a project; ask a project admin."</p>
+                    }.into_any();
+                }
+                match options {
+                    Ok(o) => view! {
+                        <NewEvaluation options=o />
+                        <DatasetUpload on_done=move || options_refetch() />
+                    }.into_any(),
                     Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
                 }
             })}
         </Suspense>
-        <DatasetUpload on_done=move || options.refetch() />
         <section class="panel" aria-labelledby="recent-h">
             <h2 id="recent-h">"Recent evaluations"</h2>
             <ListLoader resource=evaluations loading="Loading evaluations…" empty="No evaluation yet: start one above." render=render />
@@ -81,6 +93,7 @@ pub fn EvalsPage() -> impl IntoView {
 #[component]
 fn NewEvaluation(options: EvalFormOptions) -> impl IntoView {
     let d = options.defaults.clone();
+    let project = RwSignal::new(String::new());
     let engine = RwSignal::new(d.engine.clone());
     let dataset = RwSignal::new(d.dataset.clone());
     let n = RwSignal::new(d.n.to_string());
@@ -153,6 +166,7 @@ fn NewEvaluation(options: EvalFormOptions) -> impl IntoView {
         let text = |s: RwSignal<String>| Some(s.get_untracked()).filter(|v| !v.trim().is_empty());
         let request = (|| -> Result<EvalStartRequest, String> {
             Ok(EvalStartRequest {
+                project: text(project),
                 engine: text(engine),
                 dataset: text(dataset),
                 experiment: text(experiment),
@@ -197,6 +211,7 @@ fn NewEvaluation(options: EvalFormOptions) -> impl IntoView {
             <form class="eval-form" on:submit=submit data-testid="eval-form">
                 <fieldset class="form-grid">
                     <legend>"What"</legend>
+                    <ProjectSelect project label="Project" />
                     <label>
                         <span>"Engine"</span>
                         <select name="engine" data-testid="eval-engine" prop:value=move || engine.get()
@@ -279,6 +294,7 @@ fn server_message(e: &ServerFnError) -> String {
 #[component]
 fn DatasetUpload(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoView {
     let name = RwSignal::new(String::new());
+    let project = RwSignal::new(String::new());
     // Optional field names (empty = detected from the common names).
     let id_field = RwSignal::new(String::new());
     let prompt_field = RwSignal::new(String::new());
@@ -326,7 +342,7 @@ fn DatasetUpload(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl Int
                         file_name,
                         crate::heat::base64_encode(&bytes),
                         fields,
-                        None,
+                        Some(project.get_untracked()).filter(|p| !p.is_empty()),
                     )
                     .await
                     {
@@ -357,6 +373,7 @@ fn DatasetUpload(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl Int
                 "); name other fields below (" <a href="https://github.com/caplens/caplens/blob/main/docs/formats/dataset.md" rel="external">"format"</a>
                 "). Every record is checked before anything is stored."</p>
             <form class="inline-form" on:submit=submit data-testid="dataset-form">
+                <ProjectSelect project label="Project" />
                 <label>
                     <span>"File"</span>
                     <input type="file" accept=".jsonl,.json,.txt,.parquet" node_ref=file_input data-testid="dataset-file" />

@@ -6,6 +6,7 @@
 //! server. The browser uploads with an API token kept in localStorage, created on request.
 
 use leptos::prelude::*;
+use crate::components::layout::ProjectSelect;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -200,28 +201,8 @@ pub fn UploadPage() -> impl IntoView {
     // the user edits. Local mode: with an API token kept in localStorage, as before accounts.
     let session = crate::components::layout::use_session();
     let team = move || session.get().and_then(|s| s.ok()).is_some_and(|s| !s.local_mode);
-    let editable = move || {
-        session
-            .get()
-            .and_then(|s| s.ok())
-            .map(|s| {
-                s.projects
-                    .iter()
-                    .filter(|p| s.site_admin || p.role >= Some(crate::model::Role::Editor))
-                    .map(|p| p.slug.clone())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
-    };
     let project = RwSignal::new(String::new());
 
-    Effect::new(move |_| {
-        if project.get_untracked().is_empty() {
-            if let Some(first) = editable().into_iter().next() {
-                project.set(first);
-            }
-        }
-    });
     Effect::new(move |_| {
         hydrated.set(true);
         #[cfg(feature = "hydrate")]
@@ -438,12 +419,7 @@ pub fn UploadPage() -> impl IntoView {
         {move || team().then(|| view! {
             <section class="panel" aria-labelledby="project-h">
                 <h2 id="project-h">"Project"</h2>
-                <label>
-                    <span>"The runs go to project"</span>
-                    <select data-testid="upload-project" on:change=move |ev| project.set(event_target_value(&ev))>
-                        {editable().into_iter().map(|slug| view! { <option value=slug.clone()>{slug.clone()}</option> }).collect_view()}
-                    </select>
-                </label>
+                <ProjectSelect project label="The runs go to project" />
             </section>
         })}
         <Show when=move || !team()>

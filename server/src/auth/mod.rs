@@ -361,6 +361,25 @@ impl Auth {
                 let absolute_end = unix_from_rfc3339(&session.expires_at).unwrap_or(0);
                 if now >= idle_end || now >= absolute_end || session.user.disabled {
                     store.end_session(&id_hash).await?;
+                    store
+                        .audit(AuditRecord {
+                            user_id: Some(session.user.id),
+                            actor: session.user.name.clone(),
+                            action: "session_refused",
+                            target: format!("user {}", session.user.name),
+                            refused: true,
+                            detail: if session.user.disabled {
+                                "the account is disabled"
+                            } else if now >= absolute_end {
+                                "the session reached its absolute expiry"
+                            } else {
+                                "the session was idle too long"
+                            }
+                            .into(),
+                            address: peer.map(|p| p.to_string()),
+                            ..Default::default()
+                        })
+                        .await;
                 } else {
                     // Idle expiry counts from the last request; write at most once a minute.
                     if now >= unix_from_rfc3339(&session.last_seen_at).unwrap_or(0) + 60 {
@@ -466,18 +485,30 @@ pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next
         Err(e) => return ApiError::from(e).into_response(),
     };
     if principal.kind == PrincipalKind::Anonymous && !is_public_path(&path) {
-        if is_api_path(&path) {
-            return unauthorized(
-                "sign in first: send `Authorization: Bearer <token>` (a token from the Tokens page or `caplens token create`), or use the browser after signing in",
-            )
-            .into_response();
+        // A session cookie that no longer signs anyone in: it ended (signed out, expired,
+        // account disabled). Say so, and drop the cookie.
+        let stale = cookie(req.headers(), SESSION_COOKIE).is_some_and(|c| !c.is_empty());
+        let mut res = if is_api_path(&path) {
+            unauthorized(if stale {
+                "your session has ended (signed out, expired or the account was disabled); sign in again"
+            } else {
+                "sign in first: send `Authorization: Bearer <token>` (a token from the Tokens page or `caplens token create`), or use the browser after signing in"
+            })
+            .into_response()
+        } else {
+            let next_url = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            let error = if stale { "error=expired&" } else { "" };
+            Redirect::to(&format!("/login?{error}next={}", percent_encode(next_url))).into_response()
+        };
+        if stale {
+            res.headers_mut()
+                .insert(header::SET_COOKIE, auth.session_cookie("", None));
         }
-        let next_url = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        return Redirect::to(&format!("/login?next={}", percent_encode(next_url))).into_response();
+        return res;
     }
     req.extensions_mut().insert(RequestPeer(peer));
     req.extensions_mut().insert(principal);
@@ -616,6 +647,24 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 pub fn now_unix() -> u64 {
     unix_from_rfc3339(&now_rfc3339()).unwrap_or(0)
+}
+
+/// A request URI as logs may show it: the values of query parameters that carry secrets
+/// (`secret`, `code`, `state`, `token`, `password`) replaced by `[redacted]`.
+pub fn redacted_uri(uri: &axum::http::Uri) -> String {
+    let Some(query) = uri.query() else {
+        return uri.path().to_owned();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if matches!(k, "secret" | "code" | "state" | "token" | "password" | "session_state") => {
+                format!("{k}=[redacted]")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{}?{}", uri.path(), pairs.join("&"))
 }
 
 pub fn percent_encode(s: &str) -> String {

@@ -142,7 +142,8 @@ pub fn router_with_auth(
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+                let uri = crate::auth::redacted_uri(req.uri());
+                tracing::info_span!("request", method = %req.method(), uri = %uri, request_id = %id)
             }),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
