@@ -44,8 +44,11 @@ fn provider(callback: &str) -> (Killed, String) {
         .spawn()
         .expect("node runs");
     let stdout = child.stdout.take().unwrap();
-    let line = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = lines.next().unwrap().unwrap();
     let issuer = line.strip_prefix("ready ").expect("the provider's ready line").to_owned();
+    // Keep reading: a closed pipe would kill the provider at its next line of output.
+    std::thread::spawn(move || lines.for_each(drop));
     (Killed(child), issuer)
 }
 

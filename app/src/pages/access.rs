@@ -68,13 +68,14 @@ pub fn LoginPage() -> impl IntoView {
                         <a
                             class="button primary"
                             data-testid="sso"
+                            rel="external"
                             href=move || format!("/auth/oidc/start?next={}", crate::urlstate::encode_component(&next()))
                         >"Sign in with single sign-on"</a>
                     </p>
                 })}
                 {move || passwords().then(|| view! {
                     <form method="post" action="/auth/login" class="stacked-form" data-testid="login-form">
-                        <input type="hidden" name="next" prop:value=next />
+                        <input type="hidden" name="next" value=next />
                         <label>
                             <span>"Name"</span>
                             <input type="text" name="name" autocomplete="username" required autofocus />
@@ -109,7 +110,7 @@ pub fn SetupPage() -> impl IntoView {
             <p class="lede">"This link was printed by " <code>"caplens serve"</code> " and works once."</p>
             {move || error().map(|m| view! { <p class="error" role="alert">{m}</p> })}
             <form method="post" action="/auth/setup" class="stacked-form">
-                <input type="hidden" name="secret" prop:value=secret />
+                <input type="hidden" name="secret" value=secret />
                 <label><span>"Name"</span><input type="text" name="name" autocomplete="username" required /></label>
                 <label><span>"Password (10+ characters)"</span><input type="password" name="password" autocomplete="new-password" required minlength="10" /></label>
                 <button type="submit" class="primary">"Create admin and sign in"</button>

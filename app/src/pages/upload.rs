@@ -545,7 +545,7 @@ pub fn UploadPage() -> impl IntoView {
                 type="submit"
                 class="primary"
                 data-testid="upload-button"
-                disabled=move || !hydrated.get() || busy() || picked.get().is_empty() || token.get().is_none()
+                disabled=move || !hydrated.get() || busy() || picked.get().is_empty() || (token.get().is_none() && !team())
             >
                 "Upload"
             </button>
