@@ -75,13 +75,17 @@ pub fn EvalsPage() -> impl IntoView {
                     }.into_any();
                 }
                 match options {
-                    Ok(o) => view! {
-                        <NewEvaluation options=o />
-                        <DatasetUpload on_done=move || options_refetch() />
-                    }.into_any(),
+                    Ok(o) => view! { <NewEvaluation options=o /> }.into_any(),
                     Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
                 }
             })}
+        </Suspense>
+        // Outside the form's Suspense: refetching the options after an upload must not
+        // re-create this component (it holds the upload's outcome).
+        <Suspense fallback=|| ()>
+            <Show when=move || can_edit.get()>
+                <DatasetUpload on_done=options_refetch />
+            </Show>
         </Suspense>
         <section class="panel" aria-labelledby="recent-h">
             <h2 id="recent-h">"Recent evaluations"</h2>
