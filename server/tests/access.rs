@@ -216,13 +216,15 @@ async fn world(db: &TestDb) -> World {
     let dir = db.dir().join("world");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("a.jsonl");
-    let data = caplens_server::demo::generate::generate_demo(&caplens_server::demo::generate::DemoConfig {
-        problems: 6,
-        samples_per_problem: 4,
-        traced_samples: 1,
-        checkpoint_samples: 0,
-        ..Default::default()
-    });
+    let data = caplens_server::demo::generate::generate_demo(
+        &caplens_server::demo::generate::DemoConfig {
+            problems: 6,
+            samples_per_problem: 4,
+            traced_samples: 1,
+            checkpoint_samples: 0,
+            ..Default::default()
+        },
+    );
     let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
     caplens_server::demo::write_native_jsonl(&data, &mut out).unwrap();
     drop(out);
@@ -252,7 +254,9 @@ async fn world(db: &TestDb) -> World {
             .fetch_one(&store.pool)
             .await
             .unwrap();
-    caplens_server::evals::datasets::ensure_builtin(&store).await.unwrap();
+    caplens_server::evals::datasets::ensure_builtin(&store)
+        .await
+        .unwrap();
     let eval_id = caplens_server::evals::start(
         &store,
         &EvalStartRequest {
@@ -320,7 +324,14 @@ async fn world(db: &TestDb) -> World {
 impl World {
     /// A request as `who` sends it: session cookie (with this site's origin on writes, as a
     /// browser sends it) or bearer token.
-    fn request(&self, who: Who, method: &Method, uri: &str, body: Body, content_type: &str) -> Request<Body> {
+    fn request(
+        &self,
+        who: Who,
+        method: &Method,
+        uri: &str,
+        body: Body,
+        content_type: &str,
+    ) -> Request<Body> {
         let mut req = Request::builder()
             .method(method.clone())
             .uri(uri)
@@ -339,10 +350,13 @@ impl World {
     }
 
     async fn send(&self, req: Request<Body>) -> (u16, String) {
-        let res = tokio::time::timeout(std::time::Duration::from_secs(120), self.app.clone().oneshot(req))
-            .await
-            .expect("answers within 120 s")
-            .unwrap();
+        let res = tokio::time::timeout(
+            std::time::Duration::from_secs(120),
+            self.app.clone().oneshot(req),
+        )
+        .await
+        .expect("answers within 120 s")
+        .unwrap();
         let status = res.status().as_u16();
         // SSE streams never end: only the status matters there.
         let is_stream = res
@@ -372,7 +386,11 @@ impl World {
         } else {
             self.eval_id.to_string()
         };
-        let slug = if route.starts_with("/projects/") { "proj-a".to_owned() } else { self.slug.clone() };
+        let slug = if route.starts_with("/projects/") {
+            "proj-a".to_owned()
+        } else {
+            self.slug.clone()
+        };
         let mut uri = route
             .replace("{slug}", &slug)
             .replace(":slug", &slug)
@@ -397,10 +415,14 @@ impl World {
             }
             ("POST", "/api/v1/evals") => (Body::from(r#"{"project":"proj-a","n":0}"#), json),
             ("POST", "/api/v1/engines") => (
-                Body::from(r#"{"name":"matrix-engine","base_url":"http://127.0.0.1:9","model":"m","check":false,"project":"proj-a"}"#),
+                Body::from(
+                    r#"{"name":"matrix-engine","base_url":"http://127.0.0.1:9","model":"m","check":false,"project":"proj-a"}"#,
+                ),
                 json,
             ),
-            ("POST", r) if r.starts_with("/auth/") || r == "/theme" => (Body::from("x=1"), "application/x-www-form-urlencoded"),
+            ("POST", r) if r.starts_with("/auth/") || r == "/theme" => {
+                (Body::from("x=1"), "application/x-www-form-urlencoded")
+            }
             ("POST", _) => (Body::from("{}"), json),
             _ => (Body::empty(), json),
         };
@@ -414,7 +436,8 @@ fn routes() -> Vec<(Method, String)> {
     for page in web::page_paths() {
         out.insert(("GET".to_owned(), page));
     }
-    let openapi: serde_json::Value = serde_json::from_str(caplens_server::web::api::OPENAPI).unwrap();
+    let openapi: serde_json::Value =
+        serde_json::from_str(caplens_server::web::api::OPENAPI).unwrap();
     for (path, ops) in openapi["paths"].as_object().unwrap() {
         for method in ops.as_object().unwrap().keys() {
             out.insert((method.to_uppercase(), path.clone()));
@@ -429,7 +452,9 @@ fn routes() -> Vec<(Method, String)> {
     for source in sources {
         for (at, _) in source.match_indices(".route(") {
             let rest = source[at + ".route(".len()..].trim_start();
-            let Some(rest) = rest.strip_prefix('"') else { continue };
+            let Some(rest) = rest.strip_prefix('"') else {
+                continue;
+            };
             let path = rest.split('"').next().unwrap().to_owned();
             let call = &rest[..rest.find(")\n").unwrap_or(rest.len()).min(200)];
             for (verb, name) in [("get(", "GET"), ("post(", "POST")] {
@@ -449,14 +474,20 @@ fn routes() -> Vec<(Method, String)> {
 async fn authorisation_matrix_covers_every_route_and_principal() {
     // Route generation renders the app once; do it before any request is served.
     let all_routes = routes();
-    assert!(all_routes.len() > 45, "found only {} routes", all_routes.len());
+    assert!(
+        all_routes.len() > 45,
+        "found only {} routes",
+        all_routes.len()
+    );
     for db in TestDb::all().await {
         let w = world(&db).await;
         let mut failures = Vec::new();
         let mut checked = 0;
         for (method, route) in &all_routes {
             let rule = rule(method, route);
-            let page = !route.starts_with("/api/") && !route.starts_with("/export/") && *method == Method::GET;
+            let page = !route.starts_with("/api/")
+                && !route.starts_with("/export/")
+                && *method == Method::GET;
             for who in EVERYONE {
                 let (uri, body, ct) = w.concrete(method, route);
                 let (status, text) = w.send(w.request(who, method, &uri, body, ct)).await;
@@ -474,13 +505,24 @@ async fn authorisation_matrix_covers_every_route_and_principal() {
                 }
             }
         }
-        assert!(failures.is_empty(), "{}: {} of {checked} cells wrong:\n{}", db.name, failures.len(), failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{}: {} of {checked} cells wrong:\n{}",
+            db.name,
+            failures.len(),
+            failures.join("\n")
+        );
         // The refusals of changes were audited.
-        let refused: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE outcome = 'refused'")
-            .fetch_one(&w.store.pool)
-            .await
-            .unwrap();
-        assert!(refused > 20, "{}: only {refused} refusals in the audit log", db.name);
+        let refused: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE outcome = 'refused'")
+                .fetch_one(&w.store.pool)
+                .await
+                .unwrap();
+        assert!(
+            refused > 20,
+            "{}: only {refused} refusals in the audit log",
+            db.name
+        );
         db.cleanup().await;
     }
 }
@@ -496,7 +538,13 @@ async fn server_functions_and_writes_refuse_anonymous_and_cross_site_requests() 
     assert!(fns.len() >= 30, "{} server functions", fns.len());
     for (path, method) in &fns {
         for who in [Who::Anonymous, Who::RevokedToken] {
-            let req = w.request(who, method, path, Body::from(""), "application/x-www-form-urlencoded");
+            let req = w.request(
+                who,
+                method,
+                path,
+                Body::from(""),
+                "application/x-www-form-urlencoded",
+            );
             let (status, body) = w.send(req).await;
             assert_eq!(status, 401, "{method} {path} as {who:?}: {body}");
         }
@@ -504,7 +552,11 @@ async fn server_functions_and_writes_refuse_anonymous_and_cross_site_requests() 
         // another Origin) and a form post from another site.
         for (ct, origin, site) in [
             ("text/plain", "http://evil.example", "cross-site"),
-            ("application/x-www-form-urlencoded", "http://evil.example", "cross-site"),
+            (
+                "application/x-www-form-urlencoded",
+                "http://evil.example",
+                "cross-site",
+            ),
             ("application/json", "http://evil.example", "cross-site"),
         ] {
             let (_, cookie) = w.cookies.iter().find(|(w, _)| *w == Who::Editor).unwrap();
@@ -553,7 +605,10 @@ async fn server_functions_and_writes_refuse_anonymous_and_cross_site_requests() 
         assert!(body.contains("cross-site"), "{body}");
     }
     // Nothing was created by any of it.
-    let tokens: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens").fetch_one(&w.store.pool).await.unwrap();
+    let tokens: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens")
+        .fetch_one(&w.store.pool)
+        .await
+        .unwrap();
     assert_eq!(tokens, 3, "only the world's three tokens exist");
     db.cleanup().await;
 }
@@ -571,24 +626,57 @@ async fn sign_in_sessions_and_sign_out() {
                 .header(header::HOST, "caplens.test")
                 .header(header::ORIGIN, "http://caplens.test")
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(format!("name={name}&password={}&next=%2Fruns", pw.replace(' ', "+"))))
+                .body(Body::from(format!(
+                    "name={name}&password={}&next=%2Fruns",
+                    pw.replace(' ', "+")
+                )))
                 .unwrap()
         };
-        let res = w.app.clone().oneshot(login("vera", "wrong password!!")).await.unwrap();
+        let res = w
+            .app
+            .clone()
+            .oneshot(login("vera", "wrong password!!"))
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        assert_eq!(res.headers()[header::LOCATION], "/login?error=bad&next=/runs");
+        assert_eq!(
+            res.headers()[header::LOCATION],
+            "/login?error=bad&next=/runs"
+        );
         assert!(res.headers().get(header::SET_COOKIE).is_none());
-        let res = w.app.clone().oneshot(login("vera", "a long enough password")).await.unwrap();
+        let res = w
+            .app
+            .clone()
+            .oneshot(login("vera", "a long enough password"))
+            .await
+            .unwrap();
         assert_eq!(res.headers()[header::LOCATION], "/runs");
-        let set = res.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+        let set = res.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_owned();
         for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=604800"] {
             assert!(set.contains(attr), "{set}");
         }
-        assert!(!set.contains("Secure"), "no Secure on a plain-http server: {set}");
+        assert!(
+            !set.contains("Secure"),
+            "no Secure on a plain-http server: {set}"
+        );
         let cookie = set.split(';').next().unwrap().to_owned();
         // A new session id at every sign-in.
-        let again = w.app.clone().oneshot(login("vera", "a long enough password")).await.unwrap();
-        let second = again.headers()[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let again = w
+            .app
+            .clone()
+            .oneshot(login("vera", "a long enough password"))
+            .await
+            .unwrap();
+        let second = again.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
         assert_ne!(cookie, second);
         let page = |cookie: &str| {
             Request::builder()
@@ -629,34 +717,71 @@ async fn sign_in_sessions_and_sign_out() {
         // A disabled user cannot sign in, even with the right password, and is told why.
         let vera = w.store.user_by_name("vera").await.unwrap().unwrap().row.id;
         w.store.set_user_disabled(vera, true).await.unwrap();
-        let res = w.app.clone().oneshot(login("vera", "a long enough password")).await.unwrap();
-        assert_eq!(res.headers()[header::LOCATION], "/login?error=disabled&next=/runs");
+        let res = w
+            .app
+            .clone()
+            .oneshot(login("vera", "a long enough password"))
+            .await
+            .unwrap();
+        assert_eq!(
+            res.headers()[header::LOCATION],
+            "/login?error=disabled&next=/runs"
+        );
         // Five failures lock the account for a while, whatever the password.
         for _ in 0..5 {
-            w.app.clone().oneshot(login("eddie", "not the password")).await.unwrap();
+            w.app
+                .clone()
+                .oneshot(login("eddie", "not the password"))
+                .await
+                .unwrap();
         }
-        let res = w.app.clone().oneshot(login("eddie", "a long enough password")).await.unwrap();
-        assert_eq!(res.headers()[header::LOCATION], "/login?error=limited&next=/runs");
+        let res = w
+            .app
+            .clone()
+            .oneshot(login("eddie", "a long enough password"))
+            .await
+            .unwrap();
+        assert_eq!(
+            res.headers()[header::LOCATION],
+            "/login?error=limited&next=/runs"
+        );
         // An expired session is refused and removed.
-        let (_, pat) = w.cookies.iter().find(|(w, _)| *w == Who::ProjectAdmin).unwrap();
+        let (_, pat) = w
+            .cookies
+            .iter()
+            .find(|(w, _)| *w == Who::ProjectAdmin)
+            .unwrap();
         sqlx::query("UPDATE sessions SET expires_at = '2000-01-01T00:00:00Z'")
             .execute(&w.store.pool)
             .await
             .unwrap();
         assert_eq!(w.send(page(pat)).await.0, 401);
-        let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(&w.store.pool).await.unwrap();
-        assert!(sessions < 5, "expired sessions are deleted when seen ({sessions} left)");
-        // The audit log has the story, and no secret.
-        let log: Vec<(String, String, String)> = sqlx::query_as("SELECT action, outcome, detail FROM audit_log ORDER BY id")
-            .fetch_all(&w.store.pool)
+        let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+            .fetch_one(&w.store.pool)
             .await
             .unwrap();
+        assert!(
+            sessions < 5,
+            "expired sessions are deleted when seen ({sessions} left)"
+        );
+        // The audit log has the story, and no secret.
+        let log: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT action, outcome, detail FROM audit_log ORDER BY id")
+                .fetch_all(&w.store.pool)
+                .await
+                .unwrap();
         let actions: Vec<&str> = log.iter().map(|(a, _, _)| a.as_str()).collect();
         for needed in ["sign_in_failed", "sign_in", "sign_out"] {
-            assert!(actions.contains(&needed), "{needed} missing from {actions:?}");
+            assert!(
+                actions.contains(&needed),
+                "{needed} missing from {actions:?}"
+            );
         }
         let dump = format!("{log:?}");
-        assert!(!dump.contains("a long enough password") && !dump.contains(&cookie[16..]), "a secret reached the audit log");
+        assert!(
+            !dump.contains("a long enough password") && !dump.contains(&cookie[16..]),
+            "a secret reached the audit log"
+        );
         db.cleanup().await;
     }
 }
@@ -667,24 +792,53 @@ async fn every_response_has_security_headers() {
     let db = TestDb::sqlite().await;
     let w = world(&db).await;
     let (_, cookie) = w.cookies.iter().find(|(w, _)| *w == Who::Viewer).unwrap();
-    for uri in ["/experiments/exp-a", "/api/v1/experiments", "/login", "/api/v1/nope", "/healthz"] {
-        let req = Request::builder().uri(uri).header(header::COOKIE, cookie).body(Body::empty()).unwrap();
+    for uri in [
+        "/experiments/exp-a",
+        "/api/v1/experiments",
+        "/login",
+        "/api/v1/nope",
+        "/healthz",
+    ] {
+        let req = Request::builder()
+            .uri(uri)
+            .header(header::COOKIE, cookie)
+            .body(Body::empty())
+            .unwrap();
         let res = w.app.clone().oneshot(req).await.unwrap();
         let h = res.headers();
         assert_eq!(h["x-content-type-options"], "nosniff", "{uri}");
         assert_eq!(h["x-frame-options"], "DENY", "{uri}");
         assert_eq!(h[header::REFERRER_POLICY], "same-origin", "{uri}");
-        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+        let csp = h[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(csp.contains("frame-ancestors 'none'"), "{uri}: {csp}");
-        assert!(!csp.contains("script-src 'unsafe-inline'") && !csp.contains("'unsafe-eval'"), "{uri}: {csp}");
-        let html = h[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html");
-        let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        assert!(
+            !csp.contains("script-src 'unsafe-inline'") && !csp.contains("'unsafe-eval'"),
+            "{uri}: {csp}"
+        );
+        let html = h[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html");
+        let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec())
+            .unwrap();
         if html {
-            let nonce = csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap();
+            let nonce = csp
+                .split("'nonce-")
+                .nth(1)
+                .unwrap()
+                .split('\'')
+                .next()
+                .unwrap();
             // Every inline script carries this response's nonce.
             let scripts = body.matches("<script").count();
             let with_nonce = body.matches(&format!("nonce=\"{nonce}\"")).count();
-            assert!(scripts > 0 && with_nonce >= scripts, "{uri}: {scripts} scripts, {with_nonce} with the nonce");
+            assert!(
+                scripts > 0 && with_nonce >= scripts,
+                "{uri}: {scripts} scripts, {with_nonce} with the nonce"
+            );
         }
     }
     db.cleanup().await;
@@ -695,7 +849,9 @@ async fn every_response_has_security_headers() {
 #[tokio::test]
 async fn local_mode_until_the_first_account() {
     let db = TestDb::sqlite().await;
-    caplens_server::demo::load_demo_if_empty(&db.store, &Default::default()).await.unwrap();
+    caplens_server::demo::load_demo_if_empty(&db.store, &Default::default())
+        .await
+        .unwrap();
     let app = web::router(
         ImportService::new(db.store.clone(), db.dir(), 1 << 30),
         Path::new("/nonexistent-site"),
@@ -704,14 +860,25 @@ async fn local_mode_until_the_first_account() {
     let get = |uri: &str| Request::builder().uri(uri).body(Body::empty()).unwrap();
     let res = app.clone().oneshot(get("/experiments")).await.unwrap();
     assert_eq!(res.status(), 200);
-    let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    assert!(body.contains("data-testid=\"local-mode\""), "the header says local mode");
+    let body =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(
+        body.contains("data-testid=\"local-mode\""),
+        "the header says local mode"
+    );
     assert!(body.contains("demo-rlvr-boundary"));
     // REST writes still need a token in local mode, as before accounts.
-    let post = Request::builder().method(Method::POST).uri("/api/v1/imports").body(Body::empty()).unwrap();
+    let post = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/imports")
+        .body(Body::empty())
+        .unwrap();
     assert_eq!(app.clone().oneshot(post).await.unwrap().status(), 401);
     let hash = password::hash("a long enough password");
-    db.store.create_user("first", None, Some(&hash), true).await.unwrap();
+    db.store
+        .create_user("first", None, Some(&hash), true)
+        .await
+        .unwrap();
     let res = app.clone().oneshot(get("/experiments")).await.unwrap();
     assert_eq!(res.status(), 303, "team mode from the first account on");
     assert_eq!(res.headers()[header::LOCATION], "/login?next=/experiments");
@@ -726,11 +893,25 @@ fn a_non_loopback_address_needs_authentication() {
     let settings = AuthSettings::default();
     let lan: std::net::SocketAddr = "0.0.0.0:3000".parse().unwrap();
     let err = settings.check_address(lan, false).unwrap_err();
-    assert!(err.contains("caplens user create NAME --admin") && err.contains("--auth"), "{err}");
-    assert!(settings.check_address("127.0.0.1:3000".parse().unwrap(), false).is_ok());
-    assert!(settings.check_address(lan, true).is_ok(), "accounts exist: team mode");
-    let none = AuthSettings { mode: AuthMode::None, ..AuthSettings::default() };
-    assert!(none.check_address(lan, false).is_ok(), "--auth none is the explicit override");
+    assert!(
+        err.contains("caplens user create NAME --admin") && err.contains("--auth"),
+        "{err}"
+    );
+    assert!(settings
+        .check_address("127.0.0.1:3000".parse().unwrap(), false)
+        .is_ok());
+    assert!(
+        settings.check_address(lan, true).is_ok(),
+        "accounts exist: team mode"
+    );
+    let none = AuthSettings {
+        mode: AuthMode::None,
+        ..AuthSettings::default()
+    };
+    assert!(
+        none.check_address(lan, false).is_ok(),
+        "--auth none is the explicit override"
+    );
 }
 
 /// Tokens: scope, project, expiry, the user's rights as a ceiling, and who may revoke.
@@ -782,7 +963,11 @@ async fn tokens_never_grant_more_than_their_user_or_scope() {
         assert_eq!(status, 401);
         assert!(body.contains("expired"), "{body}");
         // A disabled user's tokens stop working.
-        let (_, write) = w.tokens.iter().find(|(w, _)| *w == Who::WriteToken).unwrap();
+        let (_, write) = w
+            .tokens
+            .iter()
+            .find(|(w, _)| *w == Who::WriteToken)
+            .unwrap();
         let eddie = store.user_by_name("eddie").await.unwrap().unwrap().row.id;
         store.set_user_disabled(eddie, true).await.unwrap();
         let req = Request::builder()
@@ -819,27 +1004,57 @@ async fn proxy_header_auth_trusts_only_the_configured_proxy() {
     let request = |from: &str, user: Option<&str>| {
         let mut req = Request::builder().uri("/api/v1/experiments");
         if let Some(u) = user {
-            req = req.header("x-forwarded-user", u).header("x-forwarded-email", format!("{u}@team.example"));
+            req = req
+                .header("x-forwarded-user", u)
+                .header("x-forwarded-email", format!("{u}@team.example"));
         }
         let mut req = req.body(Body::empty()).unwrap();
         req.extensions_mut()
             .insert(ConnectInfo::<std::net::SocketAddr>(from.parse().unwrap()));
         req
     };
-    let res = app.clone().oneshot(request("10.0.0.5:40000", Some("priya"))).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(request("10.0.0.5:40000", Some("priya")))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200, "the trusted proxy's user is signed in");
-    let priya = db.store.user_by_name("priya").await.unwrap().expect("created on first sight");
+    let priya = db
+        .store
+        .user_by_name("priya")
+        .await
+        .unwrap()
+        .expect("created on first sight");
     assert_eq!(priya.row.email.as_deref(), Some("priya@team.example"));
     assert!(!priya.row.is_admin);
     // The same header from anywhere else is ignored: anonymous.
-    let res = app.clone().oneshot(request("10.0.0.6:40000", Some("root"))).await.unwrap();
-    assert_eq!(res.status(), 401, "a forged header from an untrusted address");
+    let res = app
+        .clone()
+        .oneshot(request("10.0.0.6:40000", Some("root")))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        401,
+        "a forged header from an untrusted address"
+    );
     assert!(db.store.user_by_name("root").await.unwrap().is_none());
-    let res = app.clone().oneshot(request("10.0.0.5:40000", None)).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(request("10.0.0.5:40000", None))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401, "no header: not signed in");
     // A disabled user stays out even through the proxy.
-    db.store.set_user_disabled(priya.row.id, true).await.unwrap();
-    let res = app.clone().oneshot(request("10.0.0.5:40000", Some("priya"))).await.unwrap();
+    db.store
+        .set_user_disabled(priya.row.id, true)
+        .await
+        .unwrap();
+    let res = app
+        .clone()
+        .oneshot(request("10.0.0.5:40000", Some("priya")))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     db.cleanup().await;
 }
@@ -849,8 +1064,18 @@ async fn proxy_header_auth_trusts_only_the_configured_proxy() {
 async fn the_setup_link_creates_the_first_admin_once() {
     use caplens_server::auth::{AuthMode, AuthSettings};
     let db = TestDb::sqlite().await;
-    let auth = Auth::new(db.store.clone(), AuthSettings { mode: AuthMode::Accounts, ..AuthSettings::default() });
-    let secret = auth.setup_secret_if_needed().await.unwrap().expect("no admin yet: a setup link");
+    let auth = Auth::new(
+        db.store.clone(),
+        AuthSettings {
+            mode: AuthMode::Accounts,
+            ..AuthSettings::default()
+        },
+    );
+    let secret = auth
+        .setup_secret_if_needed()
+        .await
+        .unwrap()
+        .expect("no admin yet: a setup link");
     let app = web::router_with_auth(
         ImportService::new(db.store.clone(), db.dir(), 1 << 30),
         Path::new("/nonexistent-site"),
@@ -864,28 +1089,57 @@ async fn the_setup_link_creates_the_first_admin_once() {
             .header(header::ORIGIN, "http://caplens.test")
             .header(header::HOST, "caplens.test")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(format!("secret={secret}&name={name}&password=a+long+enough+password")))
+            .body(Body::from(format!(
+                "secret={secret}&name={name}&password=a+long+enough+password"
+            )))
             .unwrap()
     };
-    let res = app.clone().oneshot(setup("setup_wrong", "mallory")).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(setup("setup_wrong", "mallory"))
+        .await
+        .unwrap();
     assert_eq!(res.headers()[header::LOCATION], "/login?error=setup");
     let res = app.clone().oneshot(setup(&secret, "first")).await.unwrap();
     assert_eq!(res.headers()[header::LOCATION], "/");
-    assert!(res.headers()[header::SET_COOKIE].to_str().unwrap().starts_with("caplens_session="));
-    assert!(db.store.user_by_name("first").await.unwrap().unwrap().row.is_admin);
+    assert!(res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .starts_with("caplens_session="));
+    assert!(
+        db.store
+            .user_by_name("first")
+            .await
+            .unwrap()
+            .unwrap()
+            .row
+            .is_admin
+    );
     let res = app.clone().oneshot(setup(&secret, "second")).await.unwrap();
-    assert_eq!(res.headers()[header::LOCATION], "/login?error=setup", "the link works once");
+    assert_eq!(
+        res.headers()[header::LOCATION],
+        "/login?error=setup",
+        "the link works once"
+    );
     assert!(db.store.user_by_name("second").await.unwrap().is_none());
-    assert!(auth.setup_secret_if_needed().await.unwrap().is_none(), "an admin exists now");
+    assert!(
+        auth.setup_secret_if_needed().await.unwrap().is_none(),
+        "an admin exists now"
+    );
     db.cleanup().await;
 }
 
 /// Request logs never carry the secrets some URLs hold (setup links, OpenID codes and states).
 #[test]
 fn logged_uris_hide_secrets() {
-    let uri: axum::http::Uri = "/auth/oidc/callback?code=abc123&state=xyz&iss=http%3A%2F%2Fop".parse().unwrap();
+    let uri: axum::http::Uri = "/auth/oidc/callback?code=abc123&state=xyz&iss=http%3A%2F%2Fop"
+        .parse()
+        .unwrap();
     let shown = caplens_server::auth::redacted_uri(&uri);
-    assert_eq!(shown, "/auth/oidc/callback?code=[redacted]&state=[redacted]&iss=http%3A%2F%2Fop");
+    assert_eq!(
+        shown,
+        "/auth/oidc/callback?code=[redacted]&state=[redacted]&iss=http%3A%2F%2Fop"
+    );
     let uri: axum::http::Uri = "/setup?secret=setup_abc".parse().unwrap();
     assert!(!caplens_server::auth::redacted_uri(&uri).contains("setup_abc"));
 }

@@ -46,7 +46,10 @@ fn provider(callback: &str) -> (Killed, String) {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let line = lines.next().unwrap().unwrap();
-    let issuer = line.strip_prefix("ready ").expect("the provider's ready line").to_owned();
+    let issuer = line
+        .strip_prefix("ready ")
+        .expect("the provider's ready line")
+        .to_owned();
     // Keep reading: a closed pipe would kill the provider at its next line of output.
     std::thread::spawn(move || lines.for_each(drop));
     (Killed(child), issuer)
@@ -85,7 +88,10 @@ fn caplens(port: u16, issuer: &str, extra: &[&str], data: &Path) -> Killed {
         .unwrap();
     let child = Killed(child);
     for _ in 0..300 {
-        if ureq::get(&format!("http://127.0.0.1:{port}/healthz")).call().is_ok() {
+        if ureq::get(&format!("http://127.0.0.1:{port}/healthz"))
+            .call()
+            .is_ok()
+        {
             return child;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -136,7 +142,12 @@ fn single_sign_on_with_a_real_openid_provider() {
     let callback = format!("http://127.0.0.1:{port}/auth/oidc/callback");
     let (_provider, issuer) = provider(&callback);
     let data = tempfile::tempdir().unwrap();
-    let _caplens = caplens(port, &issuer, &["--oidc-allowed-domains", "team.example"], data.path());
+    let _caplens = caplens(
+        port,
+        &issuer,
+        &["--oidc-allowed-domains", "team.example"],
+        data.path(),
+    );
 
     // Alice (in the admin group): a new account, signed in, a site admin.
     let alice = login(port, "alice", &[]);
@@ -145,7 +156,10 @@ fn single_sign_on_with_a_real_openid_provider() {
     let cookie = session_cookie(&alice).expect("a session cookie");
     let (status, users) = get(port, "/admin/users", &cookie);
     assert_eq!(status, 200, "alice is a site admin");
-    assert!(users.contains("alice@team.example"), "email from the ID token");
+    assert!(
+        users.contains("alice@team.example"),
+        "email from the ID token"
+    );
     let (status, body) = get(port, "/api/v1/experiments", &cookie);
     assert_eq!(status, 200, "{body}");
 
@@ -167,12 +181,23 @@ fn single_sign_on_with_a_real_openid_provider() {
     let url = r["callback_url"].as_str().unwrap().to_owned();
     let cookie_jar = r["cookie"].as_str().unwrap_or("").to_owned();
     let tampered = url.replace("state=", "state=x");
-    let path = tampered.split_once(&format!("{port}")).unwrap().1.to_owned();
+    let path = tampered
+        .split_once(&format!("{port}"))
+        .unwrap()
+        .1
+        .to_owned();
     let (status, _) = get(port, &path, &cookie_jar);
     assert_eq!(status, 303);
     let original_path = url.split_once(&format!("{port}")).unwrap().1.to_owned();
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
-    let res = agent.get(&format!("http://127.0.0.1:{port}{original_path}")).call().unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let res = agent
+        .get(&format!("http://127.0.0.1:{port}{original_path}"))
+        .call()
+        .unwrap();
     assert_eq!(
         res.headers().get("location").unwrap(),
         "/login?error=sso",
@@ -184,12 +209,23 @@ fn single_sign_on_with_a_real_openid_provider() {
     assert_eq!(status, 200);
     let entries: Vec<serde_json::Value> = serde_json::from_str(&audit).unwrap();
     let has = |action: &str, detail: &str| {
-        entries.iter().any(|e| e["action"] == action && e["detail"].as_str().unwrap_or("").contains(detail))
+        entries
+            .iter()
+            .any(|e| e["action"] == action && e["detail"].as_str().unwrap_or("").contains(detail))
     };
     assert!(has("sign_in", "single sign-on"), "{audit}");
     assert!(has("user_created", "first single sign-on"), "{audit}");
     assert!(has("sign_in_failed", "allowed email domain"), "{audit}");
     assert!(has("sign_in_failed", "state"), "{audit}");
-    let code = url.split("code=").nth(1).unwrap().split('&').next().unwrap();
-    assert!(!audit.contains(code), "an authorization code reached the audit log");
+    let code = url
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    assert!(
+        !audit.contains(code),
+        "an authorization code reached the audit log"
+    );
 }

@@ -121,7 +121,7 @@ fn SessionBadge(session: Option<SessionView>) -> impl IntoView {
                 </form>
                 <form method="post" action="/auth/logout" class="sign-out">
                     <input type="hidden" name="everywhere" value="1" />
-                    <button type="submit" class="link" title="End every session of this account, on every device">"everywhere"</button>
+                    <button type="submit" class="link" title="End every session of this account, on every device">"Sign out everywhere"</button>
                 </form>
             </span>
         }

@@ -38,7 +38,11 @@ fn sign_in_message(code: &str) -> Option<&'static str> {
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
-    let error = move || query.with(|q| q.get("error")).and_then(|c| sign_in_message(&c));
+    let error = move || {
+        query
+            .with(|q| q.get("error"))
+            .and_then(|c| sign_in_message(&c))
+    };
     let signed_out = move || query.with(|q| q.get("signed_out")).is_some();
     let next = move || query.with(|q| q.get("next")).unwrap_or_else(|| "/".into());
     let session = use_session();
@@ -131,7 +135,12 @@ pub fn ProjectsPage() -> impl IntoView {
     let version = RwSignal::new(0u32);
     let projects = Resource::new(move || version.get(), |_| list_projects());
     let session = use_session();
-    let is_admin = move || session.get().and_then(|s| s.ok()).is_some_and(|s| s.site_admin || s.local_mode);
+    let is_admin = move || {
+        session
+            .get()
+            .and_then(|s| s.ok())
+            .is_some_and(|s| s.site_admin || s.local_mode)
+    };
     let slug = RwSignal::new(String::new());
     let open = RwSignal::new(false);
     let create = Action::new(move |_: &()| {
@@ -194,7 +203,9 @@ pub fn ProjectPage() -> impl IntoView {
         session.get().and_then(|s| s.ok()).is_some_and(|s| {
             s.local_mode
                 || s.site_admin
-                || s.projects.iter().any(|p| p.slug == slug() && p.role == Some(Role::Admin))
+                || s.projects
+                    .iter()
+                    .any(|p| p.slug == slug() && p.role == Some(Role::Admin))
         })
     };
     let user = RwSignal::new(String::new());
@@ -278,7 +289,11 @@ pub fn UsersPage() -> impl IntoView {
     let password = RwSignal::new(String::new());
     let admin = RwSignal::new(false);
     let create = Action::new(move |_: &()| {
-        let (n, p, a) = (name.get_untracked(), password.get_untracked(), admin.get_untracked());
+        let (n, p, a) = (
+            name.get_untracked(),
+            password.get_untracked(),
+            admin.get_untracked(),
+        );
         async move { create_user(n, p, a).await }
     });
     let toggle = Action::new(|(id, disabled): &(i64, bool)| {
@@ -354,12 +369,16 @@ fn UserTable(
 #[component]
 pub fn AuditPage() -> impl IntoView {
     let query = use_query_map();
-    let before = move || query.with(|q| q.get("before")).and_then(|b| b.parse::<i64>().ok());
+    let before = move || {
+        query
+            .with(|q| q.get("before"))
+            .and_then(|b| b.parse::<i64>().ok())
+    };
     let entries = Resource::new(before, get_audit);
     view! {
         <PageTitle text="Audit log" />
         <h1>"Audit log"</h1>
-        <p class="lede">"Sign-ins, failed sign-ins, tokens, imports, evaluations, deletions and role changes: who, what, when, from where. Also " <code>"GET /api/v1/audit"</code> " and " <code>"caplens audit"</code> "."</p>
+        <p class="lede">"Sign-ins, failed sign-ins, tokens, imports, evaluations, role changes and every refused change: who, what, when, from where. Also " <code>"GET /api/v1/audit"</code> " and " <code>"caplens audit"</code> "."</p>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || entries.get().map(|r| match r {
                 Err(_) => {

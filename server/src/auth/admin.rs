@@ -1,7 +1,9 @@
 //! Users, projects and members, managed by a principal (the admin pages and `GET
 //! /api/v1/audit`): each function authorises through the policy, acts, and writes the audit log.
 
-use caplens_app::model::{AuditEntry, MemberRow, ProjectAccess, ProjectRow, Role, SessionView, UserRow};
+use caplens_app::model::{
+    AuditEntry, MemberRow, ProjectAccess, ProjectRow, Role, SessionView, UserRow,
+};
 
 use crate::auth::{password, Action, Auth};
 use crate::error::{ApiError, StoreError};
@@ -17,14 +19,21 @@ fn invalid(e: StoreError) -> ApiError {
 }
 
 /// What the pages need to know about the caller.
-pub async fn session_view(store: &Store, auth: &Auth, caller: &Caller) -> Result<SessionView, ApiError> {
+pub async fn session_view(
+    store: &Store,
+    auth: &Auth,
+    caller: &Caller,
+) -> Result<SessionView, ApiError> {
     let p = &caller.principal;
     let projects = store.projects().await?;
     let visible: Vec<ProjectAccess> = projects
         .into_iter()
         .filter(|pr| p.is_local() || p.can_read(pr.id))
         .map(|pr| ProjectAccess {
-            role: p.role_in(pr.id).filter(|_| !p.is_local()).or(p.is_local().then_some(Role::Admin)),
+            role: p
+                .role_in(pr.id)
+                .filter(|_| !p.is_local())
+                .or(p.is_local().then_some(Role::Admin)),
             slug: pr.slug,
             name: pr.name,
             open_to_all: pr.open_to_all,
@@ -34,7 +43,11 @@ pub async fn session_view(store: &Store, auth: &Auth, caller: &Caller) -> Result
         local_mode: p.is_local(),
         user: (!p.is_local() && p.user_id.is_some()).then(|| p.name.clone()),
         site_admin: p.site_admin && !p.is_local(),
-        projects: if p.user_id.is_some() || p.is_local() { visible } else { Vec::new() },
+        projects: if p.user_id.is_some() || p.is_local() {
+            visible
+        } else {
+            Vec::new()
+        },
         single_sign_on: auth.oidc().is_some(),
         passwords: auth.settings().mode != crate::auth::AuthMode::Proxy,
     })
@@ -65,21 +78,43 @@ pub async fn create_user(
         .await
         .map_err(invalid)?;
     access
-        .audit("user_created", format!("user {}", user.name), None, if admin { "site admin" } else { "" })
+        .audit(
+            "user_created",
+            format!("user {}", user.name),
+            None,
+            if admin { "site admin" } else { "" },
+        )
         .await;
     Ok(user)
 }
 
-pub async fn set_user_disabled(store: &Store, caller: &Caller, id: i64, disabled: bool) -> Result<(), ApiError> {
+pub async fn set_user_disabled(
+    store: &Store,
+    caller: &Caller,
+    id: i64,
+    disabled: bool,
+) -> Result<(), ApiError> {
     let access = caller.access(store);
     access.require_site("users").await?;
-    let user = store.user(id).await?.ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
+    let user = store
+        .user(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
     if disabled && Some(id) == caller.principal.user_id {
         return Err(ApiError::bad_request("you cannot disable your own account"));
     }
     store.set_user_disabled(id, disabled).await?;
     access
-        .audit(if disabled { "user_disabled" } else { "user_enabled" }, format!("user {}", user.row.name), None, "")
+        .audit(
+            if disabled {
+                "user_disabled"
+            } else {
+                "user_enabled"
+            },
+            format!("user {}", user.row.name),
+            None,
+            "",
+        )
         .await;
     Ok(())
 }
@@ -87,7 +122,10 @@ pub async fn set_user_disabled(store: &Store, caller: &Caller, id: i64, disabled
 /// The projects the caller may see.
 pub async fn projects(store: &Store, caller: &Caller) -> Result<Vec<ProjectRow>, ApiError> {
     let p = &caller.principal;
-    caller.access(store).require_signed_in(Action::Read, "projects").await?;
+    caller
+        .access(store)
+        .require_signed_in(Action::Read, "projects")
+        .await?;
     Ok(store
         .projects()
         .await?
@@ -105,18 +143,38 @@ pub async fn create_project(
 ) -> Result<ProjectRow, ApiError> {
     let access = caller.access(store);
     access.require_site("projects").await?;
-    let project = store.create_project(slug.trim(), name, open_to_all).await.map_err(invalid)?;
+    let project = store
+        .create_project(slug.trim(), name, open_to_all)
+        .await
+        .map_err(invalid)?;
     access
-        .audit("project_created", format!("project {}", project.slug), Some(project.id), if open_to_all { "open to all signed-in users" } else { "" })
+        .audit(
+            "project_created",
+            format!("project {}", project.slug),
+            Some(project.id),
+            if open_to_all {
+                "open to all signed-in users"
+            } else {
+                ""
+            },
+        )
         .await;
     Ok(project)
 }
 
 /// Members of a project: anyone who may read the project sees them.
-pub async fn members(store: &Store, caller: &Caller, project: &str) -> Result<Vec<MemberRow>, ApiError> {
+pub async fn members(
+    store: &Store,
+    caller: &Caller,
+    project: &str,
+) -> Result<Vec<MemberRow>, ApiError> {
     let id = caller
         .access(store)
-        .require(Action::Read, &Owned::Project(project.to_owned()), &format!("project {project:?}"))
+        .require(
+            Action::Read,
+            &Owned::Project(project.to_owned()),
+            &format!("project {project:?}"),
+        )
         .await?;
     Ok(store.members(id).await?)
 }
@@ -131,7 +189,11 @@ pub async fn set_member(
 ) -> Result<(), ApiError> {
     let access = caller.access(store);
     let project_id = access
-        .require(Action::Administer, &Owned::Project(project.to_owned()), &format!("project {project:?}"))
+        .require(
+            Action::Administer,
+            &Owned::Project(project.to_owned()),
+            &format!("project {project:?}"),
+        )
         .await?;
     let target = store
         .user_by_name(user.trim())
@@ -146,7 +208,9 @@ pub async fn set_member(
             .filter(|m| m.role == Role::Admin && m.user_id != target.row.id)
             .count();
         if admins == 0 {
-            return Err(ApiError::bad_request("a project needs at least one admin: make someone else admin first"));
+            return Err(ApiError::bad_request(
+                "a project needs at least one admin: make someone else admin first",
+            ));
         }
     }
     match role {
@@ -183,11 +247,16 @@ pub async fn audit(
         .projects()
         .await?
         .into_iter()
-        .filter(|pr| crate::auth::authorize(p, Action::Administer, crate::auth::Target::Project(pr.id)).is_ok())
+        .filter(|pr| {
+            crate::auth::authorize(p, Action::Administer, crate::auth::Target::Project(pr.id))
+                .is_ok()
+        })
         .map(|pr| pr.id)
         .collect();
     if administered.is_empty() {
         access.require_site("the audit log").await?;
     }
-    Ok(store.audit_entries(limit, before, Some(&administered)).await?)
+    Ok(store
+        .audit_entries(limit, before, Some(&administered))
+        .await?)
 }

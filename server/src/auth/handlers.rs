@@ -46,7 +46,11 @@ pub fn safe_next(next: Option<&str>) -> String {
 }
 
 fn back_to_login(error: &str, next: &str) -> Response {
-    Redirect::to(&format!("/login?error={error}&next={}", percent_encode(next))).into_response()
+    Redirect::to(&format!(
+        "/login?error={error}&next={}",
+        percent_encode(next)
+    ))
+    .into_response()
 }
 
 async fn login(
@@ -75,7 +79,10 @@ async fn login(
         .and_then(|_| limits.sign_in_address.check(&address_key))
     {
         store
-            .audit(refuse(&format!("rate limited: too many failed sign-ins ({})", wait_text(wait))))
+            .audit(refuse(&format!(
+                "rate limited: too many failed sign-ins ({})",
+                wait_text(wait)
+            )))
             .await;
         return back_to_login("limited", &next);
     }
@@ -153,7 +160,12 @@ async fn logout(
                 actor: principal.name.clone(),
                 action: "sign_out",
                 target: format!("user {}", principal.name),
-                detail: if everywhere { "every session" } else { "this session" }.into(),
+                detail: if everywhere {
+                    "every session"
+                } else {
+                    "this session"
+                }
+                .into(),
                 address: peer.map(|p| p.to_string()),
                 ..Default::default()
             })

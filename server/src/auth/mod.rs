@@ -62,7 +62,9 @@ impl AuthMode {
             "accounts" => Ok(AuthMode::Accounts),
             "oidc" => Ok(AuthMode::Oidc),
             "proxy" => Ok(AuthMode::Proxy),
-            other => Err(format!("--auth {other:?}: use none, accounts, oidc or proxy")),
+            other => Err(format!(
+                "--auth {other:?}: use none, accounts, oidc or proxy"
+            )),
         }
     }
 }
@@ -125,8 +127,12 @@ impl AuthSettings {
         if self.mode == AuthMode::Oidc && self.oidc.is_none() {
             return Err("--auth oidc needs --oidc-issuer, --oidc-client-id and --oidc-client-secret (or their CAPLENS_OIDC_* variables)".into());
         }
-        if self.mode == AuthMode::Proxy && self.proxy.as_ref().is_none_or(|p| p.trusted.is_empty()) {
-            return Err("--auth proxy needs --proxy-user-header and at least one --trusted-proxy address".into());
+        if self.mode == AuthMode::Proxy && self.proxy.as_ref().is_none_or(|p| p.trusted.is_empty())
+        {
+            return Err(
+                "--auth proxy needs --proxy-user-header and at least one --trusted-proxy address"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -158,7 +164,10 @@ impl Auth {
             .map(|o| oidc::OidcClient::new(o, &public_url));
         Auth {
             inner: Arc::new(AuthInner {
-                team: AtomicBool::new(!matches!(settings.mode, AuthMode::Automatic | AuthMode::None)),
+                team: AtomicBool::new(!matches!(
+                    settings.mode,
+                    AuthMode::Automatic | AuthMode::None
+                )),
                 settings,
                 store,
                 limits: ratelimit::Limits::default(),
@@ -209,8 +218,7 @@ impl Auth {
         }
         let mut slot = self.inner.setup_secret.lock().expect("setup lock");
         Ok(Some(
-            slot.get_or_insert_with(|| random_secret("setup_"))
-                .clone(),
+            slot.get_or_insert_with(|| random_secret("setup_")).clone(),
         ))
     }
 
@@ -267,14 +275,23 @@ impl Auth {
         let expires = now_unix() + self.inner.settings.session_absolute.as_secs();
         self.inner
             .store
-            .create_session(&sha256_hex(&secret), user_id, &rfc3339_from_unix(expires), address)
+            .create_session(
+                &sha256_hex(&secret),
+                user_id,
+                &rfc3339_from_unix(expires),
+                address,
+            )
             .await?;
         Ok(self.session_cookie(&secret, Some(self.inner.settings.session_absolute)))
     }
 
     /// The session cookie (`max_age` `None`: the deleting cookie).
     pub fn session_cookie(&self, secret: &str, max_age: Option<Duration>) -> HeaderValue {
-        let secure = if self.inner.settings.https() { "; Secure" } else { "" };
+        let secure = if self.inner.settings.https() {
+            "; Secure"
+        } else {
+            ""
+        };
         let age = max_age.map_or(0, |d| d.as_secs());
         HeaderValue::from_str(&format!(
             "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={age}{secure}"
@@ -344,10 +361,17 @@ impl Auth {
         if local {
             return Ok(Ok(Principal::local()));
         }
-        if let (AuthMode::Proxy, Some(proxy)) = (self.inner.settings.mode, &self.inner.settings.proxy) {
-            if let Some(name) = headers.get(proxy.user_header.as_str()).and_then(|v| v.to_str().ok()) {
+        if let (AuthMode::Proxy, Some(proxy)) =
+            (self.inner.settings.mode, &self.inner.settings.proxy)
+        {
+            if let Some(name) = headers
+                .get(proxy.user_header.as_str())
+                .and_then(|v| v.to_str().ok())
+            {
                 if peer.is_some_and(|p| proxy.trusted.contains(&p)) {
-                    return Ok(Ok(self.proxy_user(name.trim(), headers, proxy, peer).await?));
+                    return Ok(Ok(self
+                        .proxy_user(name.trim(), headers, proxy, peer)
+                        .await?));
                 }
                 tracing::warn!(peer = ?peer, header = %proxy.user_header, "ignored a user header from an address that is not a trusted proxy");
             }
@@ -443,8 +467,10 @@ impl Auth {
 
 /// Paths anyone may request without signing in.
 pub fn is_public_path(path: &str) -> bool {
-    matches!(path, "/login" | "/setup" | "/healthz" | "/favicon.ico" | "/theme")
-        || path.starts_with("/pkg/")
+    matches!(
+        path,
+        "/login" | "/setup" | "/healthz" | "/favicon.ico" | "/theme"
+    ) || path.starts_with("/pkg/")
         || path.starts_with("/auth/")
 }
 
@@ -502,7 +528,8 @@ pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next
                 .map(|p| p.as_str())
                 .unwrap_or("/");
             let error = if stale { "error=expired&" } else { "" };
-            Redirect::to(&format!("/login?{error}next={}", percent_encode(next_url))).into_response()
+            Redirect::to(&format!("/login?{error}next={}", percent_encode(next_url)))
+                .into_response()
         };
         if stale {
             res.headers_mut()
@@ -523,7 +550,12 @@ pub struct RequestPeer(pub Option<IpAddr>);
 /// exempt (a browser never attaches one by itself); every other POST/PUT/PATCH/DELETE must come
 /// from this site (`Sec-Fetch-Site`, else `Origin`), and server functions take only their own
 /// content types (JSON or a URL-encoded form), never `text/plain` or multipart.
-pub fn cross_site_refusal(auth: &Auth, method: &Method, headers: &HeaderMap, path: &str) -> Option<String> {
+pub fn cross_site_refusal(
+    auth: &Auth,
+    method: &Method,
+    headers: &HeaderMap,
+    path: &str,
+) -> Option<String> {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return None;
     }
@@ -534,7 +566,9 @@ pub fn cross_site_refusal(auth: &Auth, method: &Method, headers: &HeaderMap, pat
     {
         return None;
     }
-    let refused = || Some(format!("refused a cross-site {method} {path}: state-changing requests must come from caplens' own pages (or carry an API token)"));
+    let refused = || {
+        Some(format!("refused a cross-site {method} {path}: state-changing requests must come from caplens' own pages (or carry an API token)"))
+    };
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         if !matches!(site, "same-origin" | "none") {
             return refused();
@@ -550,7 +584,10 @@ pub fn cross_site_refusal(auth: &Auth, method: &Method, headers: &HeaderMap, pat
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let essence = content_type.split(';').next().unwrap_or("").trim();
-        if !matches!(essence, "application/json" | "application/x-www-form-urlencoded") {
+        if !matches!(
+            essence,
+            "application/json" | "application/x-www-form-urlencoded"
+        ) {
             return Some(format!(
                 "refused {method} {path}: server functions accept only their own content type (application/json or a URL-encoded form), not {essence:?}"
             ));
@@ -577,9 +614,15 @@ fn same_origin(auth: &Auth, origin: &str, headers: &HeaderMap) -> bool {
 pub async fn security_headers(State(auth): State<Auth>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
@@ -658,7 +701,12 @@ pub fn redacted_uri(uri: &axum::http::Uri) -> String {
     let pairs: Vec<String> = query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if matches!(k, "secret" | "code" | "state" | "token" | "password" | "session_state") => {
+            Some((k, _))
+                if matches!(
+                    k,
+                    "secret" | "code" | "state" | "token" | "password" | "session_state"
+                ) =>
+            {
                 format!("{k}=[redacted]")
             }
             _ => pair.to_owned(),
@@ -696,7 +744,11 @@ pub fn current_peer() -> Option<String> {
 }
 
 /// The audit record of an action by `principal`.
-pub fn audit_record(principal: &Principal, action: &'static str, target: impl Into<String>) -> AuditRecord {
+pub fn audit_record(
+    principal: &Principal,
+    action: &'static str,
+    target: impl Into<String>,
+) -> AuditRecord {
     AuditRecord {
         user_id: principal.user_id,
         actor: principal.name.clone(),

@@ -23,9 +23,9 @@ use axum::{
 };
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
-    CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
-    CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreRevocableToken,
-    CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
+    CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+    CoreProviderMetadata, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
     AdditionalClaims, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken,
@@ -100,10 +100,7 @@ fn http_client(agent: ureq::Agent) -> impl Fn(HttpRequest) -> HttpFuture + Send 
         let agent = agent.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                let (parts, mut body) = agent
-                    .run(req)
-                    .map_err(std::io::Error::other)?
-                    .into_parts();
+                let (parts, mut body) = agent.run(req).map_err(std::io::Error::other)?.into_parts();
                 let bytes = body.read_to_vec().map_err(std::io::Error::other)?;
                 Ok(HttpResponse::from_parts(parts, bytes))
             })
@@ -197,7 +194,8 @@ impl OidcClient {
 
     fn take(&self, state: &str) -> Option<Pending> {
         let mut map = self.pending.lock().expect("pending lock");
-        map.remove(state).filter(|p| p.started.elapsed() < PENDING_FOR)
+        map.remove(state)
+            .filter(|p| p.started.elapsed() < PENDING_FOR)
     }
 }
 
@@ -241,7 +239,11 @@ pub async fn start(State(auth): State<Auth>, Query(q): Query<StartQuery>) -> Res
             started: Instant::now(),
         },
     );
-    let secure = if auth.settings().https() { "; Secure" } else { "" };
+    let secure = if auth.settings().https() {
+        "; Secure"
+    } else {
+        ""
+    };
     let mut res = Redirect::to(url.as_str()).into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
@@ -290,7 +292,9 @@ pub async fn callback(
             let mut res = Redirect::to(&format!("/login?error={code}")).into_response();
             res.headers_mut().insert(
                 header::SET_COOKIE,
-                HeaderValue::from_static("caplens_oidc=; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=0"),
+                HeaderValue::from_static(
+                    "caplens_oidc=; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=0",
+                ),
             );
             res
         }
@@ -304,7 +308,14 @@ pub async fn callback(
         return refuse("sso", "the state was issued to another browser".into()).await;
     }
     if let Some(error) = q.error {
-        return refuse("sso_provider", format!("the provider answered {}", error.chars().take(100).collect::<String>())).await;
+        return refuse(
+            "sso_provider",
+            format!(
+                "the provider answered {}",
+                error.chars().take(100).collect::<String>()
+            ),
+        )
+        .await;
     }
     let Some(code) = q.code else {
         return refuse("sso", "no code in the callback".into()).await;
@@ -316,7 +327,13 @@ pub async fn callback(
     let http = http_client(oidc.agent.clone());
     let exchange = match client.exchange_code(AuthorizationCode::new(code)) {
         Ok(e) => e,
-        Err(e) => return refuse("sso_provider", format!("the provider has no token endpoint: {e}")).await,
+        Err(e) => {
+            return refuse(
+                "sso_provider",
+                format!("the provider has no token endpoint: {e}"),
+            )
+            .await
+        }
     };
     let token = match exchange
         .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier))
@@ -337,7 +354,13 @@ pub async fn callback(
             match oidc.fresh_client().await {
                 Ok(c) => match id_token.claims(&c.id_token_verifier(), &nonce) {
                     Ok(c) => c.clone(),
-                    Err(e) => return refuse("sso", format!("the ID token does not verify: {e} ({first})")).await,
+                    Err(e) => {
+                        return refuse(
+                            "sso",
+                            format!("the ID token does not verify: {e} ({first})"),
+                        )
+                        .await
+                    }
                 },
                 Err(e) => return refuse("sso_provider", e).await,
             }
@@ -376,10 +399,20 @@ pub async fn callback(
             let preferred = claims
                 .preferred_username()
                 .map(|u| u.as_str().to_owned())
-                .or_else(|| email.as_deref().and_then(|e| e.split('@').next()).map(str::to_owned))
+                .or_else(|| {
+                    email
+                        .as_deref()
+                        .and_then(|e| e.split('@').next())
+                        .map(str::to_owned)
+                })
                 .unwrap_or_else(|| claims.subject().as_str().to_owned());
             match store
-                .create_sso_user(&subject, &preferred, email.as_deref().filter(|_| verified), display.as_deref())
+                .create_sso_user(
+                    &subject,
+                    &preferred,
+                    email.as_deref().filter(|_| verified),
+                    display.as_deref(),
+                )
                 .await
             {
                 Ok(u) => {
@@ -396,7 +429,9 @@ pub async fn callback(
                         .await;
                     u
                 }
-                Err(e) => return refuse("sso_denied", format!("cannot create the account: {e}")).await,
+                Err(e) => {
+                    return refuse("sso_denied", format!("cannot create the account: {e}")).await
+                }
             }
         }
         Err(e) => return refuse("sso_provider", format!("cannot read users: {e}")).await,
@@ -414,7 +449,10 @@ pub async fn callback(
                     actor: user.name.clone(),
                     action: "role_changed",
                     target: format!("user {}", user.name),
-                    detail: format!("site admin {} (group {group})", if admin { "granted" } else { "revoked" }),
+                    detail: format!(
+                        "site admin {} (group {group})",
+                        if admin { "granted" } else { "revoked" }
+                    ),
                     address: address.clone(),
                     ..Default::default()
                 })
@@ -422,7 +460,11 @@ pub async fn callback(
         }
     }
     let _ = store
-        .set_user_email(user.id, email.as_deref().filter(|_| verified), display.as_deref())
+        .set_user_email(
+            user.id,
+            email.as_deref().filter(|_| verified),
+            display.as_deref(),
+        )
         .await;
     let session = match auth.start_session(user.id, address.as_deref()).await {
         Ok(c) => c,
@@ -443,7 +485,9 @@ pub async fn callback(
     res.headers_mut().append(header::SET_COOKIE, session);
     res.headers_mut().append(
         header::SET_COOKIE,
-        HeaderValue::from_static("caplens_oidc=; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=0"),
+        HeaderValue::from_static(
+            "caplens_oidc=; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=0",
+        ),
     );
     res
 }

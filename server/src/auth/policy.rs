@@ -134,7 +134,10 @@ impl Principal {
             return Some(Role::Admin);
         }
         let member = self.roles.get(&project).copied();
-        let open = self.open_projects.contains(&project).then_some(Role::Viewer);
+        let open = self
+            .open_projects
+            .contains(&project)
+            .then_some(Role::Viewer);
         member.max(open)
     }
 
@@ -286,20 +289,35 @@ mod tests {
         let admin = user(&[(1, Role::Admin)], &[], false);
         let t = Target::Project(1);
         assert!(authorize(&viewer, Action::Read, t).is_ok());
-        assert!(matches!(authorize(&viewer, Action::Edit, t), Err(Denial::Forbidden(_))));
+        assert!(matches!(
+            authorize(&viewer, Action::Edit, t),
+            Err(Denial::Forbidden(_))
+        ));
         assert!(authorize(&editor, Action::Edit, t).is_ok());
-        assert!(matches!(authorize(&editor, Action::Administer, t), Err(Denial::Forbidden(_))));
+        assert!(matches!(
+            authorize(&editor, Action::Administer, t),
+            Err(Denial::Forbidden(_))
+        ));
         assert!(authorize(&admin, Action::Administer, t).is_ok());
         // Another project is hidden, not forbidden.
-        assert_eq!(authorize(&admin, Action::Read, Target::Project(2)), Err(Denial::Hidden));
-        assert!(matches!(authorize(&admin, Action::Read, Target::Site), Err(Denial::Forbidden(_))));
+        assert_eq!(
+            authorize(&admin, Action::Read, Target::Project(2)),
+            Err(Denial::Hidden)
+        );
+        assert!(matches!(
+            authorize(&admin, Action::Read, Target::Site),
+            Err(Denial::Forbidden(_))
+        ));
     }
 
     #[test]
     fn open_projects_are_readable_by_everyone_signed_in_only() {
         let outsider = user(&[], &[5], false);
         assert!(authorize(&outsider, Action::Read, Target::Project(5)).is_ok());
-        assert!(matches!(authorize(&outsider, Action::Edit, Target::Project(5)), Err(Denial::Forbidden(_))));
+        assert!(matches!(
+            authorize(&outsider, Action::Edit, Target::Project(5)),
+            Err(Denial::Forbidden(_))
+        ));
         assert_eq!(
             authorize(&Principal::anonymous(), Action::Read, Target::Project(5)),
             Err(Denial::NotSignedIn)
@@ -312,21 +330,39 @@ mod tests {
         let editor = user(&[(1, Role::Editor), (2, Role::Admin)], &[3], false);
         let write = token(editor.clone(), 1, TokenScope::Write);
         assert!(authorize(&write, Action::Edit, Target::Project(1)).is_ok());
-        assert!(matches!(authorize(&write, Action::Administer, Target::Project(1)), Err(Denial::Forbidden(_))));
+        assert!(matches!(
+            authorize(&write, Action::Administer, Target::Project(1)),
+            Err(Denial::Forbidden(_))
+        ));
         // Only its own project, even where the user could do more.
-        assert_eq!(authorize(&write, Action::Read, Target::Project(2)), Err(Denial::Hidden));
-        assert_eq!(authorize(&write, Action::Read, Target::Project(3)), Err(Denial::Hidden));
+        assert_eq!(
+            authorize(&write, Action::Read, Target::Project(2)),
+            Err(Denial::Hidden)
+        );
+        assert_eq!(
+            authorize(&write, Action::Read, Target::Project(3)),
+            Err(Denial::Hidden)
+        );
         let read = token(editor.clone(), 1, TokenScope::Read);
         assert!(authorize(&read, Action::Read, Target::Project(1)).is_ok());
-        assert!(matches!(authorize(&read, Action::Edit, Target::Project(1)), Err(Denial::Forbidden(_))));
+        assert!(matches!(
+            authorize(&read, Action::Edit, Target::Project(1)),
+            Err(Denial::Forbidden(_))
+        ));
         // A write token of a viewer writes nothing.
         let viewer = user(&[(1, Role::Viewer)], &[], false);
         let write = token(viewer, 1, TokenScope::Write);
-        assert!(matches!(authorize(&write, Action::Edit, Target::Project(1)), Err(Denial::Forbidden(_))));
+        assert!(matches!(
+            authorize(&write, Action::Edit, Target::Project(1)),
+            Err(Denial::Forbidden(_))
+        ));
         // A site admin's token is still one project's, and never manages the site or tokens.
         let admin_token = token(user(&[], &[], true), 1, TokenScope::Write);
         assert!(authorize(&admin_token, Action::Edit, Target::Project(1)).is_ok());
-        assert_eq!(authorize(&admin_token, Action::Read, Target::Project(9)), Err(Denial::Hidden));
+        assert_eq!(
+            authorize(&admin_token, Action::Read, Target::Project(9)),
+            Err(Denial::Hidden)
+        );
         assert!(authorize(&admin_token, Action::Read, Target::Site).is_err());
         assert!(authorize(&admin_token, Action::ManageOwnTokens, Target::SignedIn).is_err());
         assert_eq!(admin_token.readable_projects(), Some(HashSet::from([1])));

@@ -28,7 +28,10 @@ impl Window {
         let Some(q) = events.get_mut(key) else {
             return Ok(());
         };
-        while q.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             q.pop_front();
         }
         if q.len() >= self.limit {
@@ -45,7 +48,10 @@ impl Window {
             // Bounded memory under a flood of distinct keys: forget the oldest state.
             events.clear();
         }
-        events.entry(key.to_owned()).or_default().push_back(Instant::now());
+        events
+            .entry(key.to_owned())
+            .or_default()
+            .push_back(Instant::now());
     }
 
     /// `check` then `record`.

@@ -31,11 +31,19 @@ pub async fn create_token(
     };
     let slug = project.unwrap_or(crate::storage::access::DEFAULT_PROJECT);
     let project_id = access
-        .require(Action::ManageOwnTokens, &Owned::Project(slug.to_owned()), &format!("project {slug:?}"))
+        .require(
+            Action::ManageOwnTokens,
+            &Owned::Project(slug.to_owned()),
+            &format!("project {slug:?}"),
+        )
         .await?;
     if scope == TokenScope::Write {
         access
-            .require_project(Action::Edit, project_id, &format!("write tokens for project {slug}"))
+            .require_project(
+                Action::Edit,
+                project_id,
+                &format!("write tokens for project {slug}"),
+            )
             .await?;
     }
     if expires_in_days.is_some_and(|d| d == 0 || d > MAX_TOKEN_DAYS) {
@@ -43,8 +51,8 @@ pub async fn create_token(
             "expires_in_days: between 1 and {MAX_TOKEN_DAYS}"
         )));
     }
-    let expires_at = expires_in_days
-        .map(|d| rfc3339_from_unix(crate::auth::now_unix() + u64::from(d) * 86_400));
+    let expires_at =
+        expires_in_days.map(|d| rfc3339_from_unix(crate::auth::now_unix() + u64::from(d) * 86_400));
     let user_id = match caller.principal.kind {
         PrincipalKind::Local => None,
         _ => caller.principal.user_id,

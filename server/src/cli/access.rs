@@ -85,7 +85,12 @@ pub enum TokenCommand {
     Revoke { id: i64 },
 }
 
-fn cli_audit(action: &'static str, target: String, project_id: Option<i64>, detail: String) -> AuditRecord {
+fn cli_audit(
+    action: &'static str,
+    target: String,
+    project_id: Option<i64>,
+    detail: String,
+) -> AuditRecord {
     AuditRecord {
         actor: "cli".into(),
         action,
@@ -225,7 +230,12 @@ pub async fn project(store: &Store, command: &ProjectCommand) -> i32 {
                     .await
                     .map_err(|e| e.to_string())?;
                 store
-                    .audit(cli_audit("project_created", format!("project {}", p.slug), Some(p.id), String::new()))
+                    .audit(cli_audit(
+                        "project_created",
+                        format!("project {}", p.slug),
+                        Some(p.id),
+                        String::new(),
+                    ))
                     .await;
                 println!("project {} created", p.slug);
             }
@@ -237,7 +247,11 @@ pub async fn project(store: &Store, command: &ProjectCommand) -> i32 {
                         p.slug,
                         p.name,
                         members,
-                        if p.open_to_all { ", open to every signed-in user" } else { "" }
+                        if p.open_to_all {
+                            ", open to every signed-in user"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }
@@ -255,9 +269,17 @@ pub async fn project(store: &Store, command: &ProjectCommand) -> i32 {
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| format!("no user named {user:?}"))?;
                 let role = Role::parse(role).expect("clap checked the role");
-                store.set_member(p.id, u.row.id, role).await.map_err(|e| e.to_string())?;
                 store
-                    .audit(cli_audit("role_changed", format!("user {user} in project {slug}"), Some(p.id), format!("now {}", role.as_str())))
+                    .set_member(p.id, u.row.id, role)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                store
+                    .audit(cli_audit(
+                        "role_changed",
+                        format!("user {user} in project {slug}"),
+                        Some(p.id),
+                        format!("now {}", role.as_str()),
+                    ))
                     .await;
                 println!("{user} is {} in {slug}", role.as_str());
             }
@@ -268,11 +290,20 @@ pub async fn project(store: &Store, command: &ProjectCommand) -> i32 {
                     .await
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| format!("no user named {user:?}"))?;
-                if !store.remove_member(p.id, u.row.id).await.map_err(|e| e.to_string())? {
+                if !store
+                    .remove_member(p.id, u.row.id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
                     return Err(format!("{user} is not a member of {slug}"));
                 }
                 store
-                    .audit(cli_audit("role_changed", format!("user {user} in project {slug}"), Some(p.id), "removed".into()))
+                    .audit(cli_audit(
+                        "role_changed",
+                        format!("user {user} in project {slug}"),
+                        Some(p.id),
+                        "removed".into(),
+                    ))
                     .await;
                 println!("{user} removed from {slug}");
             }
@@ -411,7 +442,10 @@ pub async fn audit(store: &Store, limit: i64) -> i32 {
                     e.actor,
                     e.target,
                     e.detail,
-                    e.address.as_deref().map(|a| format!("  from {a}")).unwrap_or_default()
+                    e.address
+                        .as_deref()
+                        .map(|a| format!("  from {a}"))
+                        .unwrap_or_default()
                 );
             }
             0

@@ -69,7 +69,18 @@ type UserTuple = (
 const USER_COLUMNS: &str = "id, name, email, display_name, is_admin, disabled_at, oidc_subject, created_at, last_login_at, password_hash";
 
 fn user_record(t: UserTuple) -> UserRecord {
-    let (id, name, email, display_name, is_admin, disabled_at, oidc_subject, created_at, last_login_at, password_hash) = t;
+    let (
+        id,
+        name,
+        email,
+        display_name,
+        is_admin,
+        disabled_at,
+        oidc_subject,
+        created_at,
+        last_login_at,
+        password_hash,
+    ) = t;
     UserRecord {
         row: UserRow {
             id,
@@ -128,7 +139,9 @@ impl Store {
     ) -> Result<UserRow, StoreError> {
         valid_name("user", name)?;
         if self.user_by_name(name).await?.is_some() {
-            return Err(StoreError::Invalid(format!("a user named {name} exists already")));
+            return Err(StoreError::Invalid(format!(
+                "a user named {name} exists already"
+            )));
         }
         let id: i64 = db(sqlx::query_scalar(
             "INSERT INTO users (name, email, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -195,7 +208,11 @@ impl Store {
             .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
             .take(56)
             .collect();
-        let base = if base.is_empty() { "user".to_string() } else { base };
+        let base = if base.is_empty() {
+            "user".to_string()
+        } else {
+            base
+        };
         let mut name = base.clone();
         let mut n = 1;
         while self.user_by_name(&name).await?.is_some() {
@@ -230,23 +247,27 @@ impl Store {
         email: Option<&str>,
         display_name: Option<&str>,
     ) -> Result<(), StoreError> {
-        db(sqlx::query("UPDATE users SET email = $1, display_name = $2 WHERE id = $3")
-            .bind(email)
-            .bind(display_name)
-            .bind(id)
-            .execute(&self.pool)
-            .await)?;
+        db(
+            sqlx::query("UPDATE users SET email = $1, display_name = $2 WHERE id = $3")
+                .bind(email)
+                .bind(display_name)
+                .bind(id)
+                .execute(&self.pool)
+                .await,
+        )?;
         Ok(())
     }
 
     /// Disables (or enables) a user. Disabling also ends every session of the user.
     pub async fn set_user_disabled(&self, id: i64, disabled: bool) -> Result<(), StoreError> {
         let at = disabled.then(now_rfc3339);
-        db(sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
-            .bind(at)
-            .bind(id)
-            .execute(&self.pool)
-            .await)?;
+        db(
+            sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
+                .bind(at)
+                .bind(id)
+                .execute(&self.pool)
+                .await,
+        )?;
         if disabled {
             self.end_user_sessions(id).await?;
         }
@@ -255,11 +276,13 @@ impl Store {
 
     /// Sets a new password hash and ends every session of the user.
     pub async fn set_password_hash(&self, id: i64, hash: &str) -> Result<(), StoreError> {
-        db(sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(hash)
-            .bind(id)
-            .execute(&self.pool)
-            .await)?;
+        db(
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(hash)
+                .bind(id)
+                .execute(&self.pool)
+                .await,
+        )?;
         self.end_user_sessions(id).await
     }
 
@@ -284,11 +307,13 @@ impl Store {
         .bind(address)
         .execute(&self.pool)
         .await)?;
-        db(sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
-            .bind(&now)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await)?;
+        db(
+            sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
+                .bind(&now)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await,
+        )?;
         Ok(())
     }
 
@@ -315,11 +340,13 @@ impl Store {
     }
 
     pub async fn touch_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        db(sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2")
-            .bind(now_rfc3339())
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await)?;
+        db(
+            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2")
+                .bind(now_rfc3339())
+                .bind(id_hash)
+                .execute(&self.pool)
+                .await,
+        )?;
         Ok(())
     }
 
@@ -350,9 +377,15 @@ impl Store {
     ) -> Result<ProjectRow, StoreError> {
         valid_name("project", slug)?;
         if self.project_by_slug(slug).await?.is_some() {
-            return Err(StoreError::Invalid(format!("a project {slug} exists already")));
+            return Err(StoreError::Invalid(format!(
+                "a project {slug} exists already"
+            )));
         }
-        let name = if name.trim().is_empty() { slug } else { name.trim() };
+        let name = if name.trim().is_empty() {
+            slug
+        } else {
+            name.trim()
+        };
         db(sqlx::query(
             "INSERT INTO projects (slug, name, open_to_all, created_at) VALUES ($1, $2, $3, $4)",
         )
@@ -392,16 +425,23 @@ impl Store {
     }
 
     pub async fn set_project_open(&self, id: i64, open: bool) -> Result<(), StoreError> {
-        db(sqlx::query("UPDATE projects SET open_to_all = $1 WHERE id = $2")
-            .bind(open as i64)
-            .bind(id)
-            .execute(&self.pool)
-            .await)?;
+        db(
+            sqlx::query("UPDATE projects SET open_to_all = $1 WHERE id = $2")
+                .bind(open as i64)
+                .bind(id)
+                .execute(&self.pool)
+                .await,
+        )?;
         Ok(())
     }
 
     /// Adds a member or changes their role.
-    pub async fn set_member(&self, project_id: i64, user_id: i64, role: Role) -> Result<(), StoreError> {
+    pub async fn set_member(
+        &self,
+        project_id: i64,
+        user_id: i64,
+        role: Role,
+    ) -> Result<(), StoreError> {
         db(sqlx::query(
             "INSERT INTO project_members (project_id, user_id, role, added_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
@@ -416,11 +456,13 @@ impl Store {
     }
 
     pub async fn remove_member(&self, project_id: i64, user_id: i64) -> Result<bool, StoreError> {
-        let done = db(sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
-            .bind(project_id)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await)?;
+        let done = db(sqlx::query(
+            "DELETE FROM project_members WHERE project_id = $1 AND user_id = $2",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -518,14 +560,20 @@ impl Store {
             db(sqlx::query_as("SELECT slug, project_id FROM experiments")
                 .fetch_all(&self.pool)
                 .await)?;
-        Ok(rows.into_iter().map(|(s, p)| (s, p.unwrap_or(-1))).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(s, p)| (s, p.unwrap_or(-1)))
+            .collect())
     }
 
     pub async fn run_projects(&self) -> Result<Vec<(i64, i64)>, StoreError> {
         let rows: Vec<(i64, Option<i64>)> = db(sqlx::query_as("SELECT id, project_id FROM runs")
             .fetch_all(&self.pool)
             .await)?;
-        Ok(rows.into_iter().map(|(s, p)| (s, p.unwrap_or(-1))).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(s, p)| (s, p.unwrap_or(-1)))
+            .collect())
     }
 
     pub async fn dataset_projects(&self) -> Result<Vec<(String, i64)>, StoreError> {
@@ -533,7 +581,10 @@ impl Store {
             db(sqlx::query_as("SELECT name, project_id FROM datasets")
                 .fetch_all(&self.pool)
                 .await)?;
-        Ok(rows.into_iter().map(|(s, p)| (s, p.unwrap_or(-1))).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(s, p)| (s, p.unwrap_or(-1)))
+            .collect())
     }
 
     pub async fn evaluation_projects(&self) -> Result<Vec<(i64, i64)>, StoreError> {
@@ -541,7 +592,10 @@ impl Store {
             db(sqlx::query_as("SELECT id, project_id FROM evaluations")
                 .fetch_all(&self.pool)
                 .await)?;
-        Ok(rows.into_iter().map(|(s, p)| (s, p.unwrap_or(-1))).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(s, p)| (s, p.unwrap_or(-1)))
+            .collect())
     }
 
     pub async fn import_projects(&self) -> Result<Vec<(String, i64)>, StoreError> {
@@ -549,7 +603,10 @@ impl Store {
             db(sqlx::query_as("SELECT id, project_id FROM imports")
                 .fetch_all(&self.pool)
                 .await)?;
-        Ok(rows.into_iter().map(|(s, p)| (s, p.unwrap_or(-1))).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(s, p)| (s, p.unwrap_or(-1)))
+            .collect())
     }
 
     /// The id of a project by slug, `default` when none is named.
@@ -562,11 +619,25 @@ impl Store {
 
     /// Gives a dataset, engine or evaluation without a project to `project_id` (what a
     /// principal just created through the API or a page).
-    pub async fn claim_for_project(&self, resource: &Owned, project_id: i64) -> Result<(), StoreError> {
+    pub async fn claim_for_project(
+        &self,
+        resource: &Owned,
+        project_id: i64,
+    ) -> Result<(), StoreError> {
         let (sql, key): (&str, Key) = match resource {
-            Owned::Dataset(name) => ("UPDATE datasets SET project_id = $1 WHERE name = $2 AND project_id IS NULL", Key::Text(name)),
-            Owned::EngineNamed(name) => ("UPDATE engines SET project_id = $1 WHERE name = $2 AND project_id IS NULL", Key::Text(name)),
-            _ => return Err(StoreError::Invalid("only datasets and engines are claimed".into())),
+            Owned::Dataset(name) => (
+                "UPDATE datasets SET project_id = $1 WHERE name = $2 AND project_id IS NULL",
+                Key::Text(name),
+            ),
+            Owned::EngineNamed(name) => (
+                "UPDATE engines SET project_id = $1 WHERE name = $2 AND project_id IS NULL",
+                Key::Text(name),
+            ),
+            _ => {
+                return Err(StoreError::Invalid(
+                    "only datasets and engines are claimed".into(),
+                ))
+            }
         };
         let q = sqlx::query(sql).bind(project_id);
         let q = match key {
@@ -580,11 +651,15 @@ impl Store {
     /// Which project each model's runs are in (a model is shared: it is visible wherever one
     /// of its runs is).
     pub async fn model_projects(&self) -> Result<Vec<(i64, i64)>, StoreError> {
-        let rows: Vec<(i64, Option<i64>)> =
-            db(sqlx::query_as("SELECT DISTINCT model_id, project_id FROM runs")
-                .fetch_all(&self.pool)
-                .await)?;
-        Ok(rows.into_iter().map(|(m, p)| (m, p.unwrap_or(-1))).collect())
+        let rows: Vec<(i64, Option<i64>)> = db(sqlx::query_as(
+            "SELECT DISTINCT model_id, project_id FROM runs",
+        )
+        .fetch_all(&self.pool)
+        .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(m, p)| (m, p.unwrap_or(-1)))
+            .collect())
     }
 
     /// Project of every engine (0: every project's).
@@ -629,7 +704,17 @@ impl Store {
         before: Option<i64>,
         projects: Option<&[i64]>,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        type Row = (i64, String, String, String, String, Option<i64>, String, String, Option<String>);
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            Option<i64>,
+            String,
+            String,
+            Option<String>,
+        );
         let rows: Vec<Row> = db(sqlx::query_as(
             "SELECT id, at, actor, action, target, project_id, outcome, detail, address FROM audit_log \
              WHERE id < $1 ORDER BY id DESC LIMIT $2",
@@ -648,17 +733,21 @@ impl Store {
             .into_iter()
             .filter(|r| projects.is_none_or(|ps| r.5.is_some_and(|p| ps.contains(&p))))
             .take(limit.clamp(1, 1000) as usize)
-            .map(|(id, at, actor, action, target, project_id, outcome, detail, address)| AuditEntry {
-                id,
-                at,
-                actor,
-                action,
-                target,
-                project: project_id.and_then(|p| projects_by_id.get(&p).cloned()),
-                outcome,
-                detail,
-                address,
-            })
+            .map(
+                |(id, at, actor, action, target, project_id, outcome, detail, address)| {
+                    AuditEntry {
+                        id,
+                        at,
+                        actor,
+                        action,
+                        target,
+                        project: project_id.and_then(|p| projects_by_id.get(&p).cloned()),
+                        outcome,
+                        detail,
+                        address,
+                    }
+                },
+            )
             .collect())
     }
 }

@@ -30,7 +30,12 @@ impl<'a> Access<'a> {
 
     /// May the principal do `action` on `resource`? Its project id when yes; 404 when the
     /// resource does not exist or is hidden from the principal, 401/403 otherwise.
-    pub async fn require(&self, action: Action, resource: &Owned, what: &str) -> Result<i64, ApiError> {
+    pub async fn require(
+        &self,
+        action: Action,
+        resource: &Owned,
+        what: &str,
+    ) -> Result<i64, ApiError> {
         let project = self
             .store
             .project_of(resource)
@@ -42,7 +47,12 @@ impl<'a> Access<'a> {
 
     /// May the principal do `action` in project `project`? (0: a resource every project may
     /// use, such as a shared engine: reading it needs only a signed-in principal.)
-    pub async fn require_project(&self, action: Action, project: i64, what: &str) -> Result<(), ApiError> {
+    pub async fn require_project(
+        &self,
+        action: Action,
+        project: i64,
+        what: &str,
+    ) -> Result<(), ApiError> {
         let target = if project == 0 && action == Action::Read {
             Target::SignedIn
         } else if project == 0 {
@@ -50,12 +60,14 @@ impl<'a> Access<'a> {
         } else {
             Target::Project(project)
         };
-        self.decide(action, target, what, Some(project).filter(|p| *p > 0)).await
+        self.decide(action, target, what, Some(project).filter(|p| *p > 0))
+            .await
     }
 
     /// Site administration (users, projects, the whole audit log).
     pub async fn require_site(&self, what: &str) -> Result<(), ApiError> {
-        self.decide(Action::Administer, Target::Site, what, None).await
+        self.decide(Action::Administer, Target::Site, what, None)
+            .await
     }
 
     /// Anything any signed-in principal may do (read lists, manage own tokens).
@@ -63,7 +75,13 @@ impl<'a> Access<'a> {
         self.decide(action, Target::SignedIn, what, None).await
     }
 
-    async fn decide(&self, action: Action, target: Target, what: &str, project: Option<i64>) -> Result<(), ApiError> {
+    async fn decide(
+        &self,
+        action: Action,
+        target: Target,
+        what: &str,
+        project: Option<i64>,
+    ) -> Result<(), ApiError> {
         match authorize(self.principal, action, target) {
             Ok(()) => Ok(()),
             Err(denial) => {
@@ -77,7 +95,13 @@ impl<'a> Access<'a> {
         }
     }
 
-    async fn audit_refusal(&self, action: Action, what: &str, project: Option<i64>, denial: &Denial) {
+    async fn audit_refusal(
+        &self,
+        action: Action,
+        what: &str,
+        project: Option<i64>,
+        denial: &Denial,
+    ) {
         let detail = match denial {
             Denial::NotSignedIn => "not signed in".to_owned(),
             Denial::Hidden => "not a member of the project".to_owned(),
@@ -98,7 +122,13 @@ impl<'a> Access<'a> {
     }
 
     /// Writes an audit line for an action the principal did.
-    pub async fn audit(&self, action: &'static str, target: impl Into<String>, project: Option<i64>, detail: impl Into<String>) {
+    pub async fn audit(
+        &self,
+        action: &'static str,
+        target: impl Into<String>,
+        project: Option<i64>,
+        detail: impl Into<String>,
+    ) {
         self.store
             .audit(AuditRecord {
                 user_id: self.principal.user_id,
@@ -128,7 +158,8 @@ impl<'a> Access<'a> {
         let Some(readable) = self.readable() else {
             return items;
         };
-        let by_key: std::collections::HashMap<&K, i64> = projects.iter().map(|(k, p)| (k, *p)).collect();
+        let by_key: std::collections::HashMap<&K, i64> =
+            projects.iter().map(|(k, p)| (k, *p)).collect();
         items
             .into_iter()
             .filter(|item| by_key.get(&key(item)).is_some_and(|p| readable.contains(p)))
@@ -137,7 +168,11 @@ impl<'a> Access<'a> {
 
     /// The project an upload or evaluation goes to: the one named (by slug), else an API
     /// token's own project, else `default`; the principal must be an editor there.
-    pub async fn project_for_write(&self, named: Option<&str>, what: &str) -> Result<(String, i64), ApiError> {
+    pub async fn project_for_write(
+        &self,
+        named: Option<&str>,
+        what: &str,
+    ) -> Result<(String, i64), ApiError> {
         let token_project = match &self.principal.kind {
             crate::auth::PrincipalKind::Token { project_id, .. } => Some(*project_id),
             _ => None,
@@ -159,8 +194,12 @@ impl<'a> Access<'a> {
                 .await?
                 .ok_or_else(|| ApiError::not_found("no default project"))?,
         };
-        self.require_project(Action::Edit, project.id, &format!("{what} in project {}", project.slug))
-            .await?;
+        self.require_project(
+            Action::Edit,
+            project.id,
+            &format!("{what} in project {}", project.slug),
+        )
+        .await?;
         Ok((project.slug, project.id))
     }
 }
@@ -168,7 +207,10 @@ impl<'a> Access<'a> {
 /// REST writes need credentials a browser never sends by itself: an API token, or (team mode)
 /// a session, whose cross-site use the middleware already refused. In local mode a token is
 /// required, as before accounts existed.
-pub fn require_write_credentials(principal: &Principal, headers: &HeaderMap) -> Result<(), ApiError> {
+pub fn require_write_credentials(
+    principal: &Principal,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
     if headers.contains_key(header::AUTHORIZATION) || !principal.is_local() {
         return Ok(());
     }
