@@ -54,16 +54,17 @@ ALTER TABLE datasets ADD COLUMN project_id INTEGER REFERENCES projects(id);
 ALTER TABLE runs ADD COLUMN project_id INTEGER REFERENCES projects(id);
 ALTER TABLE imports ADD COLUMN project_id INTEGER REFERENCES projects(id);
 ALTER TABLE evaluations ADD COLUMN project_id INTEGER REFERENCES projects(id);
--- NULL: an engine every project may use (the built-in embedded model, engines added by site admins).
+-- NULL: an engine every project may use (the built-in embedded model, engines added by site
+-- admins). Datasets likewise (see below).
 ALTER TABLE engines ADD COLUMN project_id INTEGER REFERENCES projects(id);
 
 UPDATE experiments SET project_id = (SELECT id FROM projects WHERE slug = CASE WHEN is_demo = 1 THEN 'demo' ELSE 'default' END);
 UPDATE runs SET project_id = COALESCE(
     (SELECT MIN(e.project_id) FROM experiment_runs er JOIN experiments e ON e.id = er.experiment_id WHERE er.run_id = runs.id),
     (SELECT id FROM projects WHERE slug = 'default'));
-UPDATE datasets SET project_id = COALESCE(
-    (SELECT MIN(r.project_id) FROM runs r WHERE r.dataset_id = datasets.id),
-    (SELECT id FROM projects WHERE slug = 'default'));
+-- A dataset with runs belongs to the project of its runs; one without (the built-in dataset,
+-- datasets added from the command line) stays NULL: every project may use it.
+UPDATE datasets SET project_id = (SELECT MIN(r.project_id) FROM runs r WHERE r.dataset_id = datasets.id);
 UPDATE imports SET project_id = (SELECT id FROM projects WHERE slug = 'default');
 UPDATE evaluations SET project_id = (SELECT id FROM projects WHERE slug = 'default');
 CREATE INDEX experiments_project ON experiments (project_id);

@@ -1143,3 +1143,46 @@ fn logged_uris_hide_secrets() {
     let uri: axum::http::Uri = "/setup?secret=setup_abc".parse().unwrap();
     assert!(!caplens_server::auth::redacted_uri(&uri).contains("setup_abc"));
 }
+
+/// A dataset an import creates belongs to the import's project; the built-in dataset is every
+/// project's, also after an evaluation in one project used it.
+#[tokio::test]
+async fn imported_datasets_belong_to_their_project_and_the_builtin_is_shared() {
+    for db in TestDb::all().await {
+        let w = world(&db).await;
+        let store = &w.store;
+        let a = store.project_id(Some("proj-a")).await.unwrap().unwrap();
+        let dataset: String = sqlx::query_scalar("SELECT d.name FROM runs r JOIN datasets d ON d.id = r.dataset_id WHERE r.id = $1")
+            .bind(w.run_id)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        use caplens_server::storage::access::Owned;
+        assert_eq!(store.project_of(&Owned::Dataset(dataset.clone())).await.unwrap(), Some(a));
+        let builtin = caplens_app::evals::DEFAULT_DATASET.to_owned();
+        assert_eq!(store.project_of(&Owned::Dataset(builtin.clone())).await.unwrap(), Some(0));
+        // Oscar (project B only) sees the built-in dataset but not project A's.
+        let (_, oscar) = w.cookies.iter().find(|(w, _)| *w == Who::OtherProjectAdmin).unwrap();
+        let req = Request::builder().uri("/api/v1/datasets").header(header::COOKIE, oscar).body(Body::empty()).unwrap();
+        let (status, body) = w.send(req).await;
+        assert_eq!(status, 200);
+        assert!(body.contains(&builtin) && !body.contains(&format!("\"{dataset}\"")), "{body}");
+        // Starting an evaluation in project B on A's dataset: refused as unknown; on the
+        // built-in one: past authorisation (n=0 is then the only complaint).
+        for (ds, expect) in [(dataset.as_str(), "no dataset named"), (builtin.as_str(), "n:")] {
+            let req = Request::builder()
+                .method(Method::POST)
+                .uri("/api/v1/evals")
+                .header(header::COOKIE, oscar)
+                .header(header::HOST, "caplens.test")
+                .header(header::ORIGIN, "http://caplens.test")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(format!(r#"{{"project":"proj-b","dataset":"{ds}","n":0}}"#)))
+                .unwrap();
+            let (status, body) = w.send(req).await;
+            assert_eq!(status, 400, "{body}");
+            assert!(body.contains(expect), "{ds}: {body}");
+        }
+        db.cleanup().await;
+    }
+}

@@ -229,6 +229,7 @@ async fn store_demo(
         "synthetic (caplens demo generator)",
     )
     .await?;
+    catalog::set_dataset_project(tx, dataset_id, Some(crate::storage::access::DEMO_PROJECT)).await?;
     let mut problem_ids = Vec::with_capacity(data.problems.len());
     for p in &data.problems {
         let source = p.tags.first().map(String::as_str).unwrap_or("");

@@ -1239,7 +1239,11 @@ impl<'a> Writer<'a> {
         .await)?;
         let id = match existing {
             Some(id) => id,
-            None => catalog::insert_dataset(tx, name, "", "upload").await?,
+            None => {
+                let id = catalog::insert_dataset(tx, name, "", "upload").await?;
+                catalog::set_dataset_project(tx, id, self.params.project.as_deref()).await?;
+                id
+            }
         };
         self.datasets.insert(name.to_owned(), id);
         Ok(id)

@@ -518,7 +518,7 @@ impl Store {
             ),
             Owned::Engine(id) => ("SELECT COALESCE(project_id, 0) FROM engines WHERE id = $1", Key::Int(*id)),
             Owned::EngineNamed(name) => ("SELECT COALESCE(project_id, 0) FROM engines WHERE name = $1", Key::Text(name)),
-            Owned::Dataset(name) => ("SELECT project_id FROM datasets WHERE name = $1", Key::Text(name)),
+            Owned::Dataset(name) => ("SELECT COALESCE(project_id, 0) FROM datasets WHERE name = $1", Key::Text(name)),
             Owned::Project(slug) => ("SELECT id FROM projects WHERE slug = $1", Key::Text(slug)),
         };
         let q = sqlx::query_scalar::<_, Option<i64>>(sql);
@@ -576,6 +576,7 @@ impl Store {
             .collect())
     }
 
+    /// Project of every dataset (0: every project's, such as the built-in dataset).
     pub async fn dataset_projects(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows: Vec<(String, Option<i64>)> =
             db(sqlx::query_as("SELECT name, project_id FROM datasets")
@@ -583,7 +584,7 @@ impl Store {
                 .await)?;
         Ok(rows
             .into_iter()
-            .map(|(s, p)| (s, p.unwrap_or(-1)))
+            .map(|(s, p)| (s, p.unwrap_or(0)))
             .collect())
     }
 

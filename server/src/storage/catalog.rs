@@ -376,6 +376,23 @@ pub async fn insert_dataset(
     .await)
 }
 
+/// Gives a dataset created by a load the load's project (by slug; `default` when none).
+/// Datasets without a project are shared by every project (the built-in dataset).
+pub async fn set_dataset_project(
+    tx: &mut Tx<'_>,
+    dataset_id: i64,
+    project: Option<&str>,
+) -> Result<(), StoreError> {
+    db(sqlx::query(
+        "UPDATE datasets SET project_id = (SELECT id FROM projects WHERE slug = $1) WHERE id = $2",
+    )
+    .bind(project.unwrap_or(super::access::DEFAULT_PROJECT))
+    .bind(dataset_id)
+    .execute(&mut **tx)
+    .await)?;
+    Ok(())
+}
+
 pub async fn insert_problem(
     tx: &mut Tx<'_>,
     dataset_id: i64,
@@ -511,9 +528,9 @@ pub async fn set_run_verdicts(
     Ok(())
 }
 
-/// Puts a run a load wrote into a project (by slug; `default` when none), with its dataset and
-/// experiment when those have no project yet (they keep the project they were created in), and
-/// the import that made it.
+/// Puts a run a load wrote into a project (by slug; `default` when none), with its experiment
+/// when that has no project yet (an experiment keeps the project it was created in), and the
+/// import that made it. (Datasets get their project when created: `set_dataset_project`.)
 pub async fn assign_project(
     tx: &mut Tx<'_>,
     project: Option<&str>,
@@ -534,13 +551,6 @@ pub async fn assign_project(
         .bind(run_id)
         .execute(&mut **tx)
         .await)?;
-    db(sqlx::query(
-        "UPDATE datasets SET project_id = $1 WHERE project_id IS NULL AND id = (SELECT dataset_id FROM runs WHERE id = $2)",
-    )
-    .bind(project_id)
-    .bind(run_id)
-    .execute(&mut **tx)
-    .await)?;
     db(sqlx::query("UPDATE experiments SET project_id = $1 WHERE id = $2 AND project_id IS NULL")
         .bind(project_id)
         .bind(experiment_id)

@@ -160,9 +160,14 @@ impl<'a> Access<'a> {
         };
         let by_key: std::collections::HashMap<&K, i64> =
             projects.iter().map(|(k, p)| (k, *p)).collect();
+        // Project 0: shared by every project (datasets and engines without a project).
         items
             .into_iter()
-            .filter(|item| by_key.get(&key(item)).is_some_and(|p| readable.contains(p)))
+            .filter(|item| {
+                by_key
+                    .get(&key(item))
+                    .is_some_and(|p| *p == 0 || readable.contains(p))
+            })
             .collect()
     }
 
