@@ -25,10 +25,10 @@ pub async fn create_token(
     expires_in_days: Option<u32>,
 ) -> Result<NewToken, ApiError> {
     let access = caller.access(store);
-    let scope = match scope.unwrap_or("write") {
-        s => TokenScope::parse(s)
-            .ok_or_else(|| ApiError::bad_request(format!("scope: {s:?} is not read or write")))?,
-    };
+    let scope_name = scope.unwrap_or("write");
+    let scope = TokenScope::parse(scope_name).ok_or_else(|| {
+        ApiError::bad_request(format!("scope: {scope_name:?} is not read or write"))
+    })?;
     let slug = project.unwrap_or(crate::storage::access::DEFAULT_PROJECT);
     let project_id = access
         .require(

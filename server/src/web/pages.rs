@@ -246,10 +246,13 @@ impl DataSource for StoreSource {
             let access = caller.access(&self.store);
             access.require_signed_in(Action::ManageOwnTokens, "tokens").await.map_err(refused)?;
             // Local mode and site admins see every token; others their own.
-            let own = (!caller.principal.site_admin).then_some(caller.principal.user_id).flatten();
-            let own = if caller.principal.is_local() { None } else { Some(own.unwrap_or(-1)) };
-            let own = if caller.principal.site_admin && !caller.principal.is_local() { None } else { own };
-            self.store.tokens(own).await.map_err(user_error)
+            let p = &caller.principal;
+            let only = if p.is_local() || p.site_admin {
+                None
+            } else {
+                Some(p.user_id.unwrap_or(-1))
+            };
+            self.store.tokens(only).await.map_err(user_error)
         })
     }
     fn create_token(
