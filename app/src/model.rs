@@ -13,6 +13,9 @@ pub struct ExperimentSummary {
     pub run_count: i64,
     pub model_count: i64,
     pub created_at: String,
+    /// The project it belongs to (slug).
+    #[serde(default)]
+    pub project: Option<String>,
 }
 
 /// An experiment with its runs, runs ordered by model lineage (roots first, children after

@@ -1039,6 +1039,7 @@ mod tests {
                 run_count: runs.len() as i64,
                 model_count: runs.len() as i64,
                 created_at: String::new(),
+                project: None,
             },
             runs,
             verdicts: None,

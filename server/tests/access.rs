@@ -1161,6 +1161,12 @@ async fn imported_datasets_belong_to_their_project_and_the_builtin_is_shared() {
         assert_eq!(store.project_of(&Owned::Dataset(dataset.clone())).await.unwrap(), Some(a));
         let builtin = caplens_app::evals::DEFAULT_DATASET.to_owned();
         assert_eq!(store.project_of(&Owned::Dataset(builtin.clone())).await.unwrap(), Some(0));
+        // Experiments say which project they are in.
+        let (_, pat) = w.cookies.iter().find(|(w, _)| *w == Who::ProjectAdmin).unwrap();
+        let req = Request::builder().uri("/api/v1/experiments/exp-a").header(header::COOKIE, pat).body(Body::empty()).unwrap();
+        let (status, body) = w.send(req).await;
+        assert_eq!(status, 200);
+        assert!(body.contains(r#""project":"proj-a""#), "{body}");
         // Oscar (project B only) sees the built-in dataset but not project A's.
         let (_, oscar) = w.cookies.iter().find(|(w, _)| *w == Who::OtherProjectAdmin).unwrap();
         let req = Request::builder().uri("/api/v1/datasets").header(header::COOKIE, oscar).body(Body::empty()).unwrap();

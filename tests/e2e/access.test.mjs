@@ -66,7 +66,14 @@ test('a viewer sees the experiment but no upload or evaluation controls', async 
   const { page, context, problems } = await watchedPage(browser);
   await signIn(page, 'vera');
   await waitForHydration(page);
-  // The demo project is open to everyone signed in.
+  // The demo project is open to everyone signed in; experiments say which project they are in,
+  // and a project's page lists its experiments.
+  await page.goto(`${server.url}/projects/demo`);
+  await waitForHydration(page);
+  await Promise.all([page.waitForURL(/\/experiments\?project=demo$/), page.click('text=This project\'s experiments')]);
+  await page.waitForSelector('[data-testid=project-filter]');
+  const badges = await page.locator('[data-testid=experiment-project]').allTextContents();
+  assert.ok(badges.length >= 1 && badges.every((b) => b === 'project demo'), JSON.stringify(badges));
   await page.goto(`${server.url}/experiments/demo-rlvr-boundary`);
   await waitForHydration(page);
   assert.ok(await page.isVisible('h1'), 'the experiment page renders');

@@ -96,6 +96,7 @@ fn experiment_summary(row: &AnyRow) -> Result<ExperimentSummary, sqlx::Error> {
         run_count: row.try_get("run_count")?,
         model_count: row.try_get("model_count")?,
         created_at: row.try_get("created_at")?,
+        project: row.try_get("project")?,
     })
 }
 
@@ -103,7 +104,8 @@ const EXPERIMENT_SELECT: &str = "
     SELECT e.id, e.slug, e.name, e.description, e.is_demo, e.created_at,
            (SELECT COUNT(*) FROM experiment_runs er WHERE er.experiment_id = e.id) AS run_count,
            (SELECT COUNT(DISTINCT r.model_id) FROM experiment_runs er
-              JOIN runs r ON r.id = er.run_id WHERE er.experiment_id = e.id) AS model_count
+              JOIN runs r ON r.id = er.run_id WHERE er.experiment_id = e.id) AS model_count,
+           (SELECT p.slug FROM projects p WHERE p.id = e.project_id) AS project
     FROM experiments e";
 
 impl Store {

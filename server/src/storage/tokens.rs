@@ -175,30 +175,49 @@ impl Store {
         if !secret.starts_with(TOKEN_PREFIX) {
             return Ok(Err(TokenRefusal::Unknown));
         }
-        type Row = (i64, String, Option<String>, Option<String>, Option<i64>, Option<i64>, String);
+        type Row = (
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+            String,
+            Option<String>,
+        );
         let row: Option<Row> = db(sqlx::query_as(
-            "SELECT id, prefix, revoked_at, expires_at, user_id, project_id, scope FROM api_tokens WHERE secret_hash = $1",
+            "SELECT id, prefix, revoked_at, expires_at, user_id, project_id, scope, last_used_at FROM api_tokens WHERE secret_hash = $1",
         )
         .bind(hash(secret))
         .fetch_optional(&self.pool)
         .await)?;
-        let Some((id, prefix, revoked_at, expires_at, user_id, project_id, scope)) = row else {
+        let Some((id, prefix, revoked_at, expires_at, user_id, project_id, scope, last_used)) = row
+        else {
             return Ok(Err(TokenRefusal::Unknown));
         };
         if revoked_at.is_some() {
             return Ok(Err(TokenRefusal::Revoked));
         }
-        if expires_at.is_some_and(|e| e.as_str() <= now_rfc3339().as_str()) {
+        let now = now_rfc3339();
+        if expires_at.is_some_and(|e| e.as_str() <= now.as_str()) {
             return Ok(Err(TokenRefusal::Expired));
         }
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            let _ = sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-                .bind(now_rfc3339())
-                .bind(id)
-                .execute(&pool)
-                .await;
-        });
+        // At most one write a minute per token: a CI job's burst of requests must not turn every
+        // read into a write (SQLite has one writer).
+        let stale = last_used
+            .as_deref()
+            .and_then(super::unix_from_rfc3339)
+            .is_none_or(|t| t + 60 <= super::unix_from_rfc3339(&now).unwrap_or(0));
+        if stale {
+            let pool = self.pool.clone();
+            tokio::spawn(async move {
+                let _ = sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                    .bind(now_rfc3339())
+                    .bind(id)
+                    .execute(&pool)
+                    .await;
+            });
+        }
         Ok(Ok(TokenGrant {
             id,
             prefix,

@@ -422,15 +422,15 @@ async fn get_import(
     let what = format!("import {id:?}");
     match state.store.project_of(&Owned::Import(id.clone())).await? {
         Some(project) => access.require_project(Action::Read, project, &what).await?,
-        // Still queued (no row yet): its project is in the queued request.
+        // Still queued (no row yet, or a retry between its old and new row): the project is
+        // in the queued request; one without (queued before projects) is in no project.
         None => {
-            let report = state.imports.report(&id).await?;
-            let project = match report.as_ref().and_then(|r| r.params.project.as_deref()) {
-                Some(slug) => state.store.project_id(Some(slug)).await?,
-                None => None,
-            };
-            let Some(project) = project else {
+            let Some(report) = state.imports.report(&id).await? else {
                 return Err(ApiError::not_found(format!("no {what}")));
+            };
+            let project = match report.params.project.as_deref() {
+                Some(slug) => state.store.project_id(Some(slug)).await?.unwrap_or(-1),
+                None => -1,
             };
             access.require_project(Action::Read, project, &what).await?;
         }
