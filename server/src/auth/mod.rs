@@ -240,30 +240,6 @@ impl Auth {
             .is_some_and(|s| constant_time_eq(s.as_bytes(), given.as_bytes()))
     }
 
-    /// Builds the principal of a signed-in user: their roles and the open projects.
-    pub async fn user_principal(
-        &self,
-        user: &caplens_app::model::UserRow,
-    ) -> Result<Principal, StoreError> {
-        let store = &self.inner.store;
-        let roles = store.memberships(user.id).await?.into_iter().collect();
-        let open_projects = store
-            .projects()
-            .await?
-            .into_iter()
-            .filter(|p| p.open_to_all)
-            .map(|p| p.id)
-            .collect::<HashSet<_>>();
-        Ok(Principal {
-            kind: PrincipalKind::User,
-            user_id: Some(user.id),
-            name: user.name.clone(),
-            site_admin: user.is_admin,
-            roles,
-            open_projects,
-        })
-    }
-
     /// Starts a session for `user`: stores it and returns the `Set-Cookie` value. A new secret
     /// every time (a session id is never reused across sign-ins).
     pub async fn start_session(
@@ -349,7 +325,7 @@ impl Auth {
                 Some(u) if !u.row.disabled => u.row,
                 _ => return Ok(Err(unauthorized("the API token's user is disabled"))),
             };
-            let mut principal = self.user_principal(&user).await?;
+            let mut principal = user_principal(&self.inner.store, &user).await?;
             principal.name = format!("{} (token {})", user.name, grant.prefix);
             principal.kind = PrincipalKind::Token {
                 id: grant.id,
@@ -409,7 +385,7 @@ impl Auth {
                     if now >= unix_from_rfc3339(&session.last_seen_at).unwrap_or(0) + 60 {
                         store.touch_session(&id_hash).await?;
                     }
-                    return Ok(Ok(self.user_principal(&session.user).await?));
+                    return Ok(Ok(user_principal(&self.inner.store, &session.user).await?));
                 }
             }
         }
@@ -461,8 +437,31 @@ impl Auth {
         if user.disabled {
             return Ok(Principal::anonymous());
         }
-        self.user_principal(&user).await
+        user_principal(&self.inner.store, &user).await
     }
+}
+
+/// The principal of a signed-in user: their roles and the open projects.
+pub async fn user_principal(
+    store: &Store,
+    user: &caplens_app::model::UserRow,
+) -> Result<Principal, StoreError> {
+    let roles = store.memberships(user.id).await?.into_iter().collect();
+    let open_projects = store
+        .projects()
+        .await?
+        .into_iter()
+        .filter(|p| p.open_to_all)
+        .map(|p| p.id)
+        .collect::<HashSet<_>>();
+    Ok(Principal {
+        kind: PrincipalKind::User,
+        user_id: Some(user.id),
+        name: user.name.clone(),
+        site_admin: user.is_admin,
+        roles,
+        open_projects,
+    })
 }
 
 /// Paths anyone may request without signing in.

@@ -1,15 +1,16 @@
 //! `caplens user`, `caplens project`, `caplens token`, `caplens audit`: accounts, projects and
 //! tokens from the command line. The command line has the database itself, so it acts as the
-//! server's operator (a site admin); every change is written to the audit log as `cli`.
+//! server's operator (a site admin); every change is written to the audit log as `cli`, except a
+//! token, which is made as its user would make it on the Tokens page (`auth::tokens`).
 
 use std::io::{BufRead, IsTerminal};
 
 use clap::Subcommand;
 
-use crate::auth::{password, policy::TokenScope, Action, Principal};
+use crate::auth::{password, policy::TokenScope, Principal};
+use crate::web::access::Caller;
 use crate::storage::access::{AuditRecord, Owned, Role};
-use crate::storage::tokens::TokenSpec;
-use crate::storage::{rfc3339_from_unix, Store};
+use crate::storage::Store;
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum UserCommand {
@@ -325,15 +326,17 @@ pub async fn token(store: &Store, command: &TokenCommand) -> i32 {
         match command {
             TokenCommand::Create { name, user, project, scope, expires_days } => {
                 let slug = project.as_deref().unwrap_or(crate::storage::access::DEFAULT_PROJECT);
-                let project_id = store
+                // Said here, before whose rights: a missing project is not a missing role.
+                store
                     .project_of(&Owned::Project(slug.to_owned()))
                     .await
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| format!("no project {slug:?}; `caplens project list` shows them"))?;
-                let scope = TokenScope::parse(scope).expect("clap checked the scope");
                 let has_users = store.user_count().await.map_err(|e| e.to_string())? > 0;
-                let user_id = match (user, has_users) {
-                    (None, false) => None,
+                // The same rules as the Tokens page (auth::tokens), acting as the token's user:
+                // a token never grants more than its user has.
+                let principal = match (user, has_users) {
+                    (None, false) => Principal::local(),
                     (None, true) => return Err("accounts exist: say whose token it is with --user NAME".into()),
                     (Some(name), _) => {
                         let u = store
@@ -344,39 +347,25 @@ pub async fn token(store: &Store, command: &TokenCommand) -> i32 {
                         if u.row.disabled {
                             return Err(format!("user {name} is disabled"));
                         }
-                        // A token never grants more than its user has.
-                        let auth = crate::auth::Auth::new(store.clone(), Default::default());
-                        let principal: Principal = auth.user_principal(&u.row).await.map_err(|e| e.to_string())?;
-                        let needed = if scope == TokenScope::Write { Action::Edit } else { Action::Read };
-                        if crate::auth::authorize(&principal, needed, crate::auth::Target::Project(project_id)).is_err() {
-                            return Err(format!(
-                                "{name} may not {} in project {slug}; add them first: caplens project add-member {slug} {name} --role {}",
-                                if scope == TokenScope::Write { "write" } else { "read" },
-                                if scope == TokenScope::Write { "editor" } else { "viewer" }
-                            ));
-                        }
-                        Some(u.row.id)
+                        crate::auth::user_principal(store, &u.row).await.map_err(|e| e.to_string())?
                     }
                 };
-                if expires_days.is_some_and(|d| d == 0 || d > crate::auth::tokens::MAX_TOKEN_DAYS) {
-                    return Err(format!("--expires-days: between 1 and {}", crate::auth::tokens::MAX_TOKEN_DAYS));
-                }
-                let t = store
-                    .create_token_for(&TokenSpec {
-                        name: name.clone(),
-                        user_id,
-                        project_id,
-                        scope,
-                        expires_at: expires_days.map(|d| rfc3339_from_unix(crate::auth::now_unix() + u64::from(d) * 86_400)),
-                    })
+                let caller = Caller { principal, peer: Some("command line".into()) };
+                let t = crate::auth::tokens::create_token(store, &caller, name, Some(slug), Some(scope), *expires_days)
                     .await
-                    .map_err(|e| e.to_string())?;
-                store
-                    .audit(AuditRecord {
-                        user_id,
-                        ..cli_audit("token_created", format!("token {} ({})", t.token.name, t.token.prefix), Some(project_id), format!("{} scope", scope.as_str()))
-                    })
-                    .await;
+                    .map_err(|e| match (user, e.status.as_u16()) {
+                        (Some(name), 403 | 404) => {
+                            let write = scope == "write";
+                            format!(
+                                "{name} may not {} in project {slug} ({}); add them first: caplens project add-member {slug} {name} --role {}",
+                                if write { "write" } else { "read" },
+                                e.message,
+                                if write { "editor" } else { "viewer" }
+                            )
+                        }
+                        _ => e.message,
+                    })?;
+                let scope = TokenScope::parse(scope).expect("clap checked the scope");
                 println!("{}", t.secret);
                 eprintln!(
                     "token {} ({:?}) created: {} scope in project {slug}{}; the secret above is shown only now. Use it as: Authorization: Bearer <secret>",
