@@ -13,6 +13,7 @@ pub mod diversity;
 pub mod majority;
 pub mod passk;
 pub mod quality;
+pub mod review;
 pub mod rft;
 pub mod rollup;
 pub mod sets;

@@ -47,6 +47,13 @@ pub async fn list_tokens() -> Result<Vec<ApiTokenRow>, ServerFnError> {
     source()?.tokens().await.map_err(ServerFnError::new)
 }
 
+/// Every review operation (comments, labels, overrides, queue, share links, settings). JSON
+/// body, like the other writes.
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn review(op: crate::review::ReviewOp) -> Result<crate::review::ReviewReply, ServerFnError> {
+    source()?.review(op).await.map_err(ServerFnError::new)
+}
+
 // Writes take JSON bodies: a cross-site form cannot send `application/json` without a CORS
 // preflight, which caplens never grants, so these cannot be triggered from another site.
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -72,9 +79,10 @@ pub async fn revoke_token(id: i64) -> Result<bool, ServerFnError> {
 pub async fn get_overview_view(
     slug: String,
     verdicts: Option<caplens_analysis::verdicts::VerdictSource>,
+    unreviewed: bool,
 ) -> Result<Option<OverviewView>, ServerFnError> {
     source()?
-        .overview_view(slug, verdicts)
+        .overview_view(slug, verdicts, unreviewed)
         .await
         .map_err(ServerFnError::new)
 }

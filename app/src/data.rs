@@ -20,6 +20,12 @@ mod ssr_only {
 
     /// Read access to everything the pages show.
     pub trait DataSource: Send + Sync + 'static {
+        /// Team review (issue 15): every operation of `crate::review::ReviewOp`, authorised by
+        /// the server per operation.
+        fn review(
+            &self,
+            op: crate::review::ReviewOp,
+        ) -> BoxFuture<'_, Result<crate::review::ReviewReply, DataError>>;
         fn experiments(&self) -> BoxFuture<'_, Result<Vec<ExperimentSummary>, DataError>>;
         fn experiment(
             &self,
@@ -47,6 +53,7 @@ mod ssr_only {
             &self,
             slug: String,
             verdicts: Option<caplens_analysis::verdicts::VerdictSource>,
+            unreviewed: bool,
         ) -> BoxFuture<'_, Result<Option<OverviewView>, DataError>>;
         fn passk_view(
             &self,

@@ -16,6 +16,7 @@ pub mod heat;
 pub mod math;
 pub mod model;
 pub mod pages;
+pub mod review;
 pub mod tables;
 pub mod urlstate;
 pub mod views;
@@ -118,6 +119,10 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route path=path!("/experiments/:slug/rft") view=pages::rft::RftPage ssr=SsrMode::Async />
+                    <Route path=path!("/experiments/:slug/review") view=pages::review::ReviewQueuePage ssr=SsrMode::Async />
+                    <Route path=path!("/experiments/:slug/discussion") view=pages::review::DiscussionPage ssr=SsrMode::Async />
+                    <Route path=path!("/experiments/:slug/settings") view=pages::review::ExperimentSettingsPage ssr=SsrMode::Async />
+                    <Route path=path!("/inbox") view=pages::review::InboxPage ssr=SsrMode::Async />
                     <Route path=path!("/models") view=ModelsPage ssr=SsrMode::Async />
                     <Route path=path!("/datasets") view=DatasetsPage ssr=SsrMode::Async />
                     <Route path=path!("/runs") view=RunsPage ssr=SsrMode::Async />

@@ -474,6 +474,9 @@ pub struct ProjectRow {
     pub description: String,
     /// Readable by every signed-in user.
     pub open_to_all: bool,
+    /// Its viewers may comment and label (issue 15).
+    #[serde(default)]
+    pub viewers_comment: bool,
 }
 
 /// A member of a project.

@@ -54,6 +54,21 @@ pub struct VerdictFrame {
     pub disagreements: u64,
     /// Rollouts graded by both, over the experiment's runs.
     pub graded_by_both: u64,
+    /// The numbers include the reviewers' verdict overrides (`reviewed=1`, the default).
+    #[serde(default)]
+    pub reviewed: bool,
+    /// Verdict overrides recorded on the experiment.
+    #[serde(default)]
+    pub overrides: u64,
+    /// Rollouts whose verdict the overrides change under the chosen source.
+    #[serde(default)]
+    pub overridden_rollouts: u64,
+}
+
+/// The `reviewed=0|1` switch (issue 15): `reviewed=0` counts without the reviewers' verdict
+/// overrides; absent or `1` counts with them.
+pub fn unreviewed_from_query(get: &impl Fn(&str) -> Option<String>) -> bool {
+    get("reviewed").is_some_and(|v| v == "0")
 }
 
 /// The `verdicts=` query value.
@@ -106,6 +121,9 @@ pub struct PasskRequest {
     /// Whose verdicts count (`None`: each run's default).
     #[serde(default)]
     pub verdicts: Option<VerdictSource>,
+    /// Ignore the reviewers' verdict overrides (`reviewed=0`; issue 15).
+    #[serde(default)]
+    pub unreviewed: bool,
 }
 
 impl PasskRequest {
@@ -115,6 +133,7 @@ impl PasskRequest {
             tag: get("tag").filter(|t| !t.is_empty()),
             band: get("band").map(|b| b != "0").unwrap_or(true),
             verdicts: verdicts_from_query(&get),
+            unreviewed: unreviewed_from_query(&get),
         }
     }
     pub fn query(&self) -> Query {
@@ -123,6 +142,7 @@ impl PasskRequest {
             .set("tag", self.tag.clone().unwrap_or_default())
             .set("band", if self.band { "" } else { "0" })
             .set("verdicts", verdicts_query(self.verdicts))
+            .set("reviewed", if self.unreviewed { "0" } else { "" })
     }
 }
 
@@ -160,6 +180,9 @@ pub struct UnsolvableRequest {
     /// Whose verdicts count (`None`: each run's default).
     #[serde(default)]
     pub verdicts: Option<VerdictSource>,
+    /// Ignore the reviewers' verdict overrides (`reviewed=0`; issue 15).
+    #[serde(default)]
+    pub unreviewed: bool,
 }
 
 impl UnsolvableRequest {
@@ -169,6 +192,7 @@ impl UnsolvableRequest {
             k: get("k").and_then(|k| k.parse().ok()).filter(|&k: &u64| k > 0),
             region: get("region").map(|s| parse_ids(&s)).unwrap_or_default(),
             verdicts: verdicts_from_query(&get),
+            unreviewed: unreviewed_from_query(&get),
         }
     }
     pub fn query(&self) -> Query {
@@ -177,6 +201,7 @@ impl UnsolvableRequest {
             .set("k", self.k.map(|k| k.to_string()).unwrap_or_default())
             .set("region", join_ids(&self.region))
             .set("verdicts", verdicts_query(self.verdicts))
+            .set("reviewed", if self.unreviewed { "0" } else { "" })
     }
 }
 
@@ -227,6 +252,9 @@ pub struct CompareRequest {
     /// Whose verdicts count (`None`: each run's default).
     #[serde(default)]
     pub verdicts: Option<VerdictSource>,
+    /// Ignore the reviewers' verdict overrides (`reviewed=0`; issue 15).
+    #[serde(default)]
+    pub unreviewed: bool,
 }
 
 impl CompareRequest {
@@ -234,12 +262,14 @@ impl CompareRequest {
         Self {
             runs: get("runs").map(|s| parse_ids(&s)).unwrap_or_default(),
             verdicts: verdicts_from_query(&get),
+            unreviewed: unreviewed_from_query(&get),
         }
     }
     pub fn query(&self) -> Query {
         Query::new()
             .set("runs", join_ids(&self.runs))
             .set("verdicts", verdicts_query(self.verdicts))
+            .set("reviewed", if self.unreviewed { "0" } else { "" })
     }
 }
 
@@ -277,7 +307,7 @@ mod tests {
     #[test]
     fn requests_round_trip_through_the_query() {
         let r = PasskRequest::from_query(q("runs=3,1&tag=aime&band=0"));
-        assert_eq!(r, PasskRequest { runs: vec![3, 1], tag: Some("aime".into()), band: false, verdicts: None });
+        assert_eq!(r, PasskRequest { runs: vec![3, 1], tag: Some("aime".into()), band: false, verdicts: None, unreviewed: false });
         assert_eq!(r.query().to_string(), "runs=3,1&tag=aime&band=0");
         assert!(PasskRequest::from_query(q("")).band);
         let u = UnsolvableRequest::from_query(q("runs=1,2&k=0&region=2"));

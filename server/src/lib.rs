@@ -12,6 +12,7 @@ pub mod evals;
 pub mod heatmap;
 pub mod ingest;
 pub mod reports;
+pub mod review;
 pub mod storage;
 pub mod views;
 pub mod web;

@@ -203,11 +203,13 @@ pub struct ExperimentTables {
 
 impl Store {
     /// The stored aggregates of an experiment; `None` when there is no such experiment.
-    /// With `verdicts`, the correct counts are that source's (`None`: each run's default).
+    /// With `verdicts`, the correct counts are that source's (`None`: each run's default);
+    /// with `reviewed`, the reviewers' verdict overrides are applied on top (issue 15).
     pub async fn experiment_tables(
         &self,
         slug: &str,
         verdicts: Option<caplens_analysis::verdicts::VerdictSource>,
+        reviewed: bool,
     ) -> Result<Option<ExperimentTables>, StoreError> {
         let exists: Option<i64> = db(sqlx::query_scalar(
             "SELECT id FROM experiments WHERE slug = $1",
@@ -227,10 +229,10 @@ impl Store {
         .bind(experiment_id)
         .fetch_all(&self.pool)
         .await)?;
-        type StatRow = (i64, String, String, i64, i64, Option<i64>, i64, String);
+        type StatRow = (i64, i64, String, String, i64, i64, Option<i64>, i64, String);
         let (c, first) = crate::storage::analysis::verdict_columns(verdicts);
         let sql = format!(
-            "SELECT s.run_id, d.name, p.problem_key, s.n, {c}, {first}, s.order_known, s.answers
+            "SELECT s.run_id, s.problem_id, d.name, p.problem_key, s.n, {c}, {first}, s.order_known, s.answers
              FROM run_problem_stats s JOIN problems p ON p.id = s.problem_id
              JOIN datasets d ON d.id = p.dataset_id
              JOIN experiment_runs er ON er.run_id = s.run_id
@@ -242,6 +244,7 @@ impl Store {
         .bind(experiment_id)
         .fetch_all(&self.pool)
         .await)?;
+        let review = if reviewed { Some(self.reviewed_groups(slug, verdicts).await?) } else { None };
         let mut tables = ExperimentTables {
             models: Vec::new(),
             problems: Vec::new(),
@@ -265,7 +268,11 @@ impl Store {
         }
         let mut problem_index: Vec<HashMap<String, usize>> =
             vec![HashMap::new(); tables.models.len()];
-        for (run_id, dataset, key, n, c, first, order_known, answers) in stats {
+        for (run_id, problem_id, dataset, key, n, c, first, order_known, answers) in stats {
+            let (c, first) = match review.as_ref().and_then(|r| r.counts(run_id, problem_id, n.max(0) as u64)) {
+                Some(counts) => (counts.c as i64, counts.first_correct.map(|f| f as i64)),
+                None => (c, first),
+            };
             let Some(&m) = run_model.get(&run_id) else {
                 continue;
             };

@@ -64,15 +64,16 @@ impl ViewService {
         &self,
         slug: &str,
         verdicts: Option<VerdictSource>,
+        unreviewed: bool,
     ) -> Result<Option<(String, Arc<Prepared>)>, StoreError> {
         let Some(stamp) = self.store.experiment_stamp(slug).await? else { return Ok(None) };
-        let key = format!("{slug}\u{0}{}", verdicts.map_or("", VerdictSource::as_str));
+        let key = format!("{slug}\u{0}{}\u{0}{unreviewed}", verdicts.map_or("", VerdictSource::as_str));
         if let Some((s, p)) = self.cache.lock().unwrap().get(&key) {
             if *s == stamp {
                 return Ok(Some((stamp, p.clone())));
             }
         }
-        let Some(data) = self.store.experiment_data(slug, verdicts).await? else { return Ok(None) };
+        let Some(data) = self.store.experiment_data(slug, verdicts, !unreviewed).await? else { return Ok(None) };
         let prepared = Arc::new(Prepared { choices: run_choices(&data), data });
         let mut cache = self.cache.lock().unwrap();
         if cache.len() > 64 {
@@ -84,7 +85,7 @@ impl ViewService {
 
     /// The experiment's data with each run's default verdicts.
     pub async fn prepared(&self, slug: &str) -> Result<Option<Arc<Prepared>>, StoreError> {
-        Ok(self.prepared_with_stamp(slug, None).await?.map(|(_, p)| p))
+        Ok(self.prepared_with_stamp(slug, None, false).await?.map(|(_, p)| p))
     }
 
     /// A view built by `build` from the experiment's data, reused while the data is unchanged.
@@ -92,10 +93,11 @@ impl ViewService {
         &self,
         slug: &str,
         verdicts: Option<VerdictSource>,
+        unreviewed: bool,
         key: String,
         build: impl FnOnce(&Prepared) -> T,
     ) -> Result<Option<T>, StoreError> {
-        let Some((stamp, p)) = self.prepared_with_stamp(slug, verdicts).await? else { return Ok(None) };
+        let Some((stamp, p)) = self.prepared_with_stamp(slug, verdicts, unreviewed).await? else { return Ok(None) };
         let key = format!("{slug}\u{0}{key}");
         if let Some((s, v)) = self.results.lock().unwrap().get(&key) {
             if *s == stamp {
@@ -113,17 +115,22 @@ impl ViewService {
         Ok(Some(v))
     }
 
-    pub async fn overview(&self, slug: &str, verdicts: Option<VerdictSource>) -> Result<Option<OverviewView>, StoreError> {
-        self.view(slug, verdicts, format!("overview {verdicts:?}"), overview_view).await
+    pub async fn overview(
+        &self,
+        slug: &str,
+        verdicts: Option<VerdictSource>,
+        unreviewed: bool,
+    ) -> Result<Option<OverviewView>, StoreError> {
+        self.view(slug, verdicts, unreviewed, format!("overview {verdicts:?} {unreviewed}"), overview_view).await
     }
     pub async fn passk(&self, slug: &str, req: PasskRequest) -> Result<Option<PasskView>, StoreError> {
-        self.view(slug, req.verdicts, format!("passk {req:?}"), |p| passk_view(p, req)).await
+        self.view(slug, req.verdicts, req.unreviewed, format!("passk {req:?}"), |p| passk_view(p, req)).await
     }
     pub async fn unsolvable(&self, slug: &str, req: UnsolvableRequest) -> Result<Option<UnsolvableView>, StoreError> {
-        self.view(slug, req.verdicts, format!("unsolvable {req:?}"), |p| unsolvable_view(p, req)).await
+        self.view(slug, req.verdicts, req.unreviewed, format!("unsolvable {req:?}"), |p| unsolvable_view(p, req)).await
     }
     pub async fn compare(&self, slug: &str, req: CompareRequest) -> Result<Option<CompareView>, StoreError> {
-        self.view(slug, req.verdicts, format!("compare {req:?}"), |p| compare_view(p, req)).await
+        self.view(slug, req.verdicts, req.unreviewed, format!("compare {req:?}"), |p| compare_view(p, req)).await
     }
     pub async fn dynamics(&self, slug: &str, req: DynamicsRequest) -> Result<Option<DynamicsView>, StoreError> {
         let Some(p) = self.prepared(slug).await? else { return Ok(None) };
@@ -301,7 +308,14 @@ fn frame(p: &Prepared, chosen: &[usize], missing: Vec<i64>) -> ViewFrame {
 /// The verdict switch's facts: which source the numbers count, and over the experiment's runs
 /// how many carry both verdicts and how often they disagree.
 fn verdict_frame(p: &Prepared) -> VerdictFrame {
-    let mut frame = VerdictFrame { selected: p.data.verdicts, ..Default::default() };
+    let review = p.data.review;
+    let mut frame = VerdictFrame {
+        selected: p.data.verdicts,
+        reviewed: review.reviewed,
+        overrides: review.overrides,
+        overridden_rollouts: review.changed_rollouts,
+        ..Default::default()
+    };
     for tally in p.data.runs.iter().filter_map(|r| r.row.verdicts.tally.as_ref()) {
         if tally.graded_by_file > 0 && tally.graded_by_caplens > 0 {
             frame.runs_with_both += 1;
@@ -730,8 +744,8 @@ pub fn compare_view(p: &Prepared, req: CompareRequest) -> CompareView {
     chosen.truncate(3);
     let ids: Vec<i64> = chosen.iter().map(|&i| p.data.runs[i].row.id).collect();
     let slug = &p.data.summary.slug;
-    let passk = passk_view(p, PasskRequest { runs: ids.clone(), tag: None, band: true, verdicts: p.data.verdicts });
-    let unsolvable = unsolvable_view(p, UnsolvableRequest { runs: ids.clone(), k: None, region: Vec::new(), verdicts: p.data.verdicts });
+    let passk = passk_view(p, PasskRequest { runs: ids.clone(), tag: None, band: true, verdicts: p.data.verdicts, unreviewed: !p.data.review.reviewed });
+    let unsolvable = unsolvable_view(p, UnsolvableRequest { runs: ids.clone(), k: None, region: Vec::new(), verdicts: p.data.verdicts, unreviewed: !p.data.review.reviewed });
     let overview = overview_view(p);
     let row_of = |i: usize| overview.rows.iter().find(|r| r.run.id == p.data.runs[i].row.id);
     let labels: Vec<String> = chosen.iter().map(|&i| p.choices[i].label.clone()).collect();
@@ -777,7 +791,7 @@ fn takeaways(p: &Prepared, slug: &str, chosen: &[usize]) -> Vec<Takeaway> {
         let (la, lb) = (&p.choices[w[0]].label, &p.choices[w[1]].label);
         let (pa, pb) = (all(a), all(b));
         let ids = [a.row.id, b.row.id];
-        let passk_href = PasskRequest { runs: ids.to_vec(), tag: None, band: true, verdicts: p.data.verdicts }.query().href(&format!("{base}/passk"));
+        let passk_href = PasskRequest { runs: ids.to_vec(), tag: None, band: true, verdicts: p.data.verdicts, unreviewed: !p.data.review.reviewed }.query().href(&format!("{base}/passk"));
         let k_max = common_n(&pa).min(common_n(&pb));
         if k_max >= 1 {
             let ca = pass_at_k_curve(&counts(&pa), &default_ks(k_max));
@@ -804,7 +818,7 @@ fn takeaways(p: &Prepared, slug: &str, chosen: &[usize]) -> Vec<Takeaway> {
         let lost = pb.iter().filter(|s| s.n > 0 && s.c == 0 && solved_a.contains_key(s.key.as_str())).count();
         let solved_b: HashMap<&str, &ProblemStat> = pb.iter().filter(|s| s.c > 0).map(|s| (s.key.as_str(), *s)).collect();
         let gained = pa.iter().filter(|s| s.n > 0 && s.c == 0 && solved_b.contains_key(s.key.as_str())).count();
-        let region = |id: i64| UnsolvableRequest { runs: ids.to_vec(), k: None, region: vec![id], verdicts: p.data.verdicts }.query().href(&format!("{base}/unsolvable"));
+        let region = |id: i64| UnsolvableRequest { runs: ids.to_vec(), k: None, region: vec![id], verdicts: p.data.verdicts, unreviewed: !p.data.review.reviewed }.query().href(&format!("{base}/unsolvable"));
         if lost > 0 {
             out.push(Takeaway {
                 text: format!("{lost} problem{} solvable by {la} {} unsolvable after {lb}", if lost == 1 { "" } else { "s" }, if lost == 1 { "is" } else { "are" }),
@@ -830,7 +844,7 @@ fn takeaways(p: &Prepared, slug: &str, chosen: &[usize]) -> Vec<Takeaway> {
                         if db < da { "fewer" } else { "more" },
                         da
                     ),
-                    href: CompareRequest { runs: chosen.iter().map(|&i| p.data.runs[i].row.id).collect(), verdicts: p.data.verdicts }.query().href(&format!("{base}/compare")),
+                    href: CompareRequest { runs: chosen.iter().map(|&i| p.data.runs[i].row.id).collect(), verdicts: p.data.verdicts, unreviewed: !p.data.review.reviewed }.query().href(&format!("{base}/compare")),
                 });
             }
         }
@@ -1043,6 +1057,7 @@ mod tests {
             },
             runs,
             verdicts: None,
+            review: Default::default(),
         };
         Prepared { choices: run_choices(&data), data }
     }

@@ -92,14 +92,17 @@ fn rule(method: &Method, route: &str) -> Rule {
     let get = *method == Method::GET;
     match route {
         "/healthz" | "/theme" | "/login" | "/setup" | "/pkg" => Public,
+        // A share link: unknown secrets get a page saying so (410).
+        "/s/{secret}" => Public,
         r if r.starts_with("/auth/") => Public,
         // Pages.
         "/" | "/experiments" | "/models" | "/datasets" | "/runs" | "/upload" | "/evals"
-        | "/tokens" | "/projects" => SignedIn,
+        | "/tokens" | "/projects" | "/inbox" => SignedIn,
         "/experiments/{slug}" | "/experiments/{slug}/passk" | "/experiments/{slug}/unsolvable"
         | "/experiments/{slug}/compare" | "/experiments/{slug}/token-stats"
         | "/experiments/{slug}/dynamics" | "/experiments/{slug}/rft" | "/problems/{id}"
-        | "/rollouts/{id}" | "/evals/{id}" | "/projects/{slug}" => ReadA,
+        | "/rollouts/{id}" | "/evals/{id}" | "/projects/{slug}" | "/experiments/{slug}/review"
+        | "/experiments/{slug}/discussion" | "/experiments/{slug}/settings" => ReadA,
         "/admin/users" => Site,
         "/admin/audit" => Audit,
         // REST.
@@ -118,6 +121,22 @@ fn rule(method: &Method, route: &str) -> Rule {
         "/api/v1/imports/{id}/retry" | "/api/v1/evals/{id}/cancel" | "/api/v1/evals/{id}/resume"
         | "/api/v1/evals/{id}/interventions" | "/api/v1/rollouts/{id}/interventions" => EditA,
         "/api/v1/interventions/{id}" => Missing,
+        // Team review (issue 15). Comments and labels need the Review right: editors here
+        // (project A does not let viewers comment).
+        "/api/v1/experiments/{slug}/overrides" | "/api/v1/experiments/{slug}/comments"
+        | "/api/v1/experiments/{slug}/share-links" | "/api/v1/experiments/{slug}/review"
+        | "/api/v1/experiments/{slug}/problems/{key}/labels" => {
+            if get {
+                ReadA
+            } else {
+                EditA
+            }
+        }
+        "/api/v1/experiments/{slug}/comments/events" | "/api/v1/experiments/{slug}/review.jsonl"
+        | "/api/v1/experiments/{slug}/review.csv" => ReadA,
+        // Ids that do not exist (the matrix uses an evaluation id).
+        "/api/v1/overrides/{id}" | "/api/v1/share-links/{id}" | "/api/v1/threads/{id}/comments"
+        | "/api/v1/threads/{id}/resolve" => Missing,
         "/api/v1/audit" => Audit,
         // Exports.
         "/export/experiments/{slug}/{view}/{file}" | "/export/experiments/{slug}/rft.jsonl" => {
@@ -396,7 +415,9 @@ impl World {
             .replace(":slug", &slug)
             .replace("{id}", &id)
             .replace(":id", &id)
-            .replace("{view}/{file}", "passk/passk.svg");
+            .replace("{view}/{file}", "passk/passk.svg")
+            .replace("{key}", &self.problem_id.to_string())
+            .replace("{secret}", "cls_not_a_link");
         if uri.ends_with("rft.jsonl") {
             uri = format!("{uri}?run={}", self.run_id);
         }
@@ -465,6 +486,9 @@ fn routes() -> Vec<(Method, String)> {
         }
     }
     out.insert(("GET".into(), "/pkg".into()));
+    // Signing out ends the principals' sessions: it goes last.
+    let mut out: Vec<(String, String)> = out.into_iter().collect();
+    out.sort_by_key(|(_, p)| p == "/auth/logout");
     out.into_iter()
         .map(|(m, p)| (Method::from_bytes(m.as_bytes()).unwrap(), p))
         .collect()

@@ -647,7 +647,8 @@ async fn the_openapi_document_lists_every_api_route() {
     let source =
         include_str!("../src/web/api.rs").to_owned()
             + include_str!("../src/web/imports.rs")
-            + include_str!("../src/web/evals.rs");
+            + include_str!("../src/web/evals.rs")
+            + include_str!("../src/web/review.rs");
     let mut routes = 0;
     for (at, _) in source.match_indices(".route(") {
         let rest = source[at + ".route(".len()..].trim_start();

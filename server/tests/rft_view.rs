@@ -51,7 +51,7 @@ fn run_rollouts(data: &DemoData, r: usize) -> Vec<&caplens_server::demo::generat
 async fn service(db: &TestDb) -> (ViewService, Vec<i64>) {
     demo::load_demo(&db.store, &config()).await.unwrap();
     let views = ViewService::new(db.store.clone());
-    let overview = views.overview(DEMO_EXPERIMENT_SLUG, None).await.unwrap().unwrap();
+    let overview = views.overview(DEMO_EXPERIMENT_SLUG, None, false).await.unwrap().unwrap();
     (views, overview.rows.iter().map(|r| r.run.id).collect())
 }
 

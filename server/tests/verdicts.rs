@@ -163,7 +163,7 @@ async fn both_verdicts_are_kept_and_every_view_can_count_either() {
         // The pages' views: the same numbers, and the facts behind the switch.
         let views = ViewService::new(db.store.clone());
         for source in [None, Some(VerdictSource::File), Some(VerdictSource::Caplens)] {
-            let req = PasskRequest { runs: vec![], tag: None, band: false, verdicts: source };
+            let req = PasskRequest { runs: vec![], tag: None, band: false, verdicts: source, unreviewed: false };
             let v = views.passk("v", req).await.unwrap().unwrap();
             let caplens = source == Some(VerdictSource::Caplens);
             let shown = v.table.rows[0][1].clone();
@@ -177,13 +177,13 @@ async fn both_verdicts_are_kept_and_every_view_can_count_either() {
             assert_eq!(v.frame.verdicts.runs_with_both, 1);
             assert_eq!((v.frame.verdicts.disagreements, v.frame.verdicts.graded_by_both), (4, 16));
             let u = views
-                .unsolvable("v", UnsolvableRequest { runs: vec![], k: None, region: vec![], verdicts: source })
+                .unsolvable("v", UnsolvableRequest { runs: vec![], k: None, region: vec![], verdicts: source, unreviewed: false })
                 .await
                 .unwrap()
                 .unwrap();
             assert_eq!(u.frame.verdicts.selected, source);
         }
-        let overview = views.overview("v", Some(VerdictSource::Caplens)).await.unwrap().unwrap();
+        let overview = views.overview("v", Some(VerdictSource::Caplens), false).await.unwrap().unwrap();
         assert_eq!(overview.rows[0].pass_at_1, Some(mean_pass(&counts, 1, true)));
 
         // The run row and the problem page carry both.

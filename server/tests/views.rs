@@ -37,7 +37,7 @@ fn expected_counts() -> (Vec<String>, Vec<BTreeMap<String, (u64, u64)>>) {
 async fn service(db: &TestDb) -> (ViewService, Vec<i64>) {
     demo::load_demo(&db.store, &config()).await.unwrap();
     let views = ViewService::new(db.store.clone());
-    let overview = views.overview(DEMO_EXPERIMENT_SLUG, None).await.unwrap().unwrap();
+    let overview = views.overview(DEMO_EXPERIMENT_SLUG, None, false).await.unwrap().unwrap();
     let ids = overview.rows.iter().map(|r| r.run.id).collect();
     (views, ids)
 }
@@ -47,7 +47,7 @@ async fn passk_curves_match_the_analysis_crate() {
     let (_, tables) = expected_counts();
     for db in TestDb::all().await {
         let (views, ids) = service(&db).await;
-        let v = views.passk(DEMO_EXPERIMENT_SLUG, PasskRequest { runs: ids.clone(), tag: None, band: true, verdicts: None }).await.unwrap().unwrap();
+        let v = views.passk(DEMO_EXPERIMENT_SLUG, PasskRequest { runs: ids.clone(), tag: None, band: true, verdicts: None, unreviewed: false }).await.unwrap().unwrap();
         assert_eq!(v.frame.selected, ids, "{}", db.name);
         let ChartSpec::Line(chart) = &v.chart else { panic!("pass@k is a line chart") };
         assert_eq!(chart.series.len(), 3);
@@ -76,7 +76,7 @@ async fn stale_permalinks_keep_the_rest_of_the_view() {
     for db in TestDb::all().await {
         let (views, ids) = service(&db).await;
         let v = views
-            .passk(DEMO_EXPERIMENT_SLUG, PasskRequest { runs: vec![999_999, ids[1]], tag: Some("no-such-tag".into()), band: false, verdicts: None })
+            .passk(DEMO_EXPERIMENT_SLUG, PasskRequest { runs: vec![999_999, ids[1]], tag: Some("no-such-tag".into()), band: false, verdicts: None, unreviewed: false })
             .await
             .unwrap()
             .unwrap();
@@ -87,7 +87,7 @@ async fn stale_permalinks_keep_the_rest_of_the_view() {
         assert_eq!(chart.series.len(), 1);
         assert!(chart.series[0].band.is_empty(), "band off");
         // Only unknown runs: the default selection shows.
-        let v = views.unsolvable(DEMO_EXPERIMENT_SLUG, UnsolvableRequest { runs: vec![999_999], k: None, region: vec![], verdicts: None }).await.unwrap().unwrap();
+        let v = views.unsolvable(DEMO_EXPERIMENT_SLUG, UnsolvableRequest { runs: vec![999_999], k: None, region: vec![], verdicts: None, unreviewed: false }).await.unwrap().unwrap();
         assert_eq!(v.frame.selected, ids);
         assert!(views.passk("no-such-experiment", PasskRequest::default()).await.unwrap().is_none());
         db.cleanup().await;
@@ -108,7 +108,7 @@ async fn unsolvable_regions_and_region_problems_match_the_analysis_crate() {
     let want = compare_unsolvable(&compared, None);
     for db in TestDb::all().await {
         let (views, ids) = service(&db).await;
-        let v = views.unsolvable(DEMO_EXPERIMENT_SLUG, UnsolvableRequest { runs: ids.clone(), k: None, region: vec![ids[2]], verdicts: None }).await.unwrap().unwrap();
+        let v = views.unsolvable(DEMO_EXPERIMENT_SLUG, UnsolvableRequest { runs: ids.clone(), k: None, region: vec![ids[2]], verdicts: None, unreviewed: false }).await.unwrap().unwrap();
         let ChartSpec::Sets(sets) = &v.chart else { panic!("sets chart") };
         assert_eq!(sets.set_sizes, want.unsolvable.iter().map(Vec::len).collect::<Vec<_>>());
         assert_eq!(sets.regions.len(), 7, "a 3-set Venn has 7 regions, empty ones too");
@@ -129,7 +129,7 @@ async fn unsolvable_regions_and_region_problems_match_the_analysis_crate() {
             assert!(p.cells[0].c > 0 && p.cells[1].c > 0, "solved by the others");
         }
         // At k = 4 sets can only grow... shrink? No: fewer attempts, more unsolvable.
-        let at4 = views.unsolvable(DEMO_EXPERIMENT_SLUG, UnsolvableRequest { runs: ids.clone(), k: Some(4), region: vec![], verdicts: None }).await.unwrap().unwrap();
+        let at4 = views.unsolvable(DEMO_EXPERIMENT_SLUG, UnsolvableRequest { runs: ids.clone(), k: Some(4), region: vec![], verdicts: None, unreviewed: false }).await.unwrap().unwrap();
         let ChartSpec::Sets(s4) = &at4.chart else { panic!() };
         for (a, b) in s4.set_sizes.iter().zip(&sets.set_sizes) {
             assert!(a >= b);

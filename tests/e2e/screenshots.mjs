@@ -21,6 +21,9 @@ try {
     { name: 'experiment-phone', path: '/experiments/demo-rlvr-boundary', theme: 'light', viewport: { width: 390, height: 844 } },
     { name: 'evals', path: '/evals', theme: 'light', viewport: { width: 1280, height: 1100 } },
     { name: 'eval-progress', path: 'EVAL', theme: 'light', viewport: { width: 1280, height: 1000 } },
+    { name: 'review-queue', path: '/experiments/demo-rlvr-boundary/review', theme: 'light', viewport: { width: 1280, height: 900 } },
+    { name: 'token-thread', path: 'THREAD', theme: 'light', viewport: { width: 1280, height: 1200 }, scrollTo: '[data-testid=rollout-discussion]' },
+    { name: 'passk-reviewed', path: '/experiments/demo-rlvr-boundary/passk', theme: 'light', viewport: { width: 1280, height: 1000 } },
   ];
   // An evaluation of the embedded model, photographed while it runs.
   {
@@ -52,12 +55,37 @@ try {
     for (const s of shots) if (s.path === 'HEATMAP') s.path = `${href}?pos=20`;
     await context.close();
   }
+  // Team review: a thread on a token of that rollout, and a verdict override on problem 3 (over
+  // the REST API, as a script would).
+  {
+    const token = execFileSync(BIN, ['token', 'create', 'review-shots', '--data-dir', server.dataDir],
+      { env: { ...process.env, DATABASE_URL: '', CAPLENS_LOG: 'warn' } }).toString().trim().split(/\s+/).pop();
+    const post = (path, body) => fetch(`${server.url}${path}`, {
+      method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+    });
+    const heat = shots.find((s) => s.name === 'rollout-heatmap').path;
+    const rollout = Number(heat.match(/rollouts\/(\d+)/)[1]);
+    await post('/api/v1/experiments/demo-rlvr-boundary/comments', { target: { kind: 'token', rollout, index: 20 },
+      body: 'The entropy spikes here: the model chooses between **two methods**. After this token the $\\frac{a}{b}$ form wins.' });
+    const threads = await (await fetch(`${server.url}/api/v1/experiments/demo-rlvr-boundary/comments`)).json();
+    await fetch(`${server.url}/api/v1/threads/${threads.threads[0].id}/comments`, {
+      method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ body: 'Agreed; intervening on it (swap to the runner-up) drops accuracy by half.' }),
+    });
+    await post('/api/v1/experiments/demo-rlvr-boundary/overrides', { problem: 'demo-synthetic-math/demo-003', answer: '428',
+      verdict: 'correct', reason: 'screenshot: an example override' });
+    for (const s of shots) if (s.path === 'THREAD') s.path = `${heat.replace(/\?.*/, '')}?experiment=demo-rlvr-boundary&pos=20`;
+  }
   for (const s of shots) {
     const context = await browser.newContext({ viewport: s.viewport, deviceScaleFactor: 1 });
     await context.addCookies([{ name: 'caplens_theme', value: s.theme, url: server.url }]);
     const page = await context.newPage();
     await page.goto(server.url + s.path);
     await waitForHydration(page);
+    if (s.scrollTo) {
+      await page.locator(`${s.scrollTo} [data-testid=thread]`).first().waitFor();
+      await page.locator(s.scrollTo).scrollIntoViewIfNeeded();
+    }
     await page.screenshot({ path: `${OUT}${s.name}.png` });
     await context.close();
     console.log(`wrote docs/screenshots/${s.name}.png`);

@@ -81,6 +81,9 @@ pub fn Layout(children: Children) -> impl IntoView {
                                 })
                                 .collect_view()}
                             <A href="/projects" attr:aria-current=move || current("/projects").then_some("page")>"Projects"</A>
+                            {s.as_ref().is_some_and(|s| s.user.is_some()).then(|| view! {
+                                <A href="/inbox" attr:aria-current=move || current("/inbox").then_some("page")>"Inbox"</A>
+                            })}
                             {admin.then(|| view! {
                                 <A href="/admin/users" attr:aria-current=move || current("/admin/users").then_some("page")>"Users"</A>
                             })}

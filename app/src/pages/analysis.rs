@@ -11,7 +11,7 @@ use crate::views::{RunChoice, VerdictFrame, ViewFrame};
 use caplens_analysis::verdicts::VerdictSource;
 
 /// The analysis views of an experiment, as tabs.
-pub const VIEWS: [(&str, &str); 7] = [
+pub const VIEWS: [(&str, &str); 10] = [
     ("", "Overview"),
     ("passk", "pass@k curves"),
     ("unsolvable", "Unsolvable problems"),
@@ -19,6 +19,9 @@ pub const VIEWS: [(&str, &str); 7] = [
     ("token-stats", "Token statistics"),
     ("dynamics", "Training dynamics"),
     ("rft", "RFT data & shaping"),
+    ("review", "Review queue"),
+    ("discussion", "Discussion"),
+    ("settings", "Settings"),
 ];
 
 #[component]
@@ -27,6 +30,8 @@ pub fn ViewTabs(#[prop(into)] slug: String, #[prop(into)] current: String) -> im
     let query = use_query_map();
     let runs = move || query.with(|q| q.get("runs").unwrap_or_default());
     let verdicts = move || query.with(|q| q.get("verdicts").unwrap_or_default());
+    let reviewed = move || query.with(|q| q.get("reviewed").unwrap_or_default());
+    let share_slug = slug.clone();
     view! {
         <nav class="view-tabs" aria-label="Views of this experiment">
             {VIEWS
@@ -36,7 +41,7 @@ pub fn ViewTabs(#[prop(into)] slug: String, #[prop(into)] current: String) -> im
                     let is_current = path == current;
                     view! {
                         <a
-                            href=move || Query::new().set("runs", runs()).set("verdicts", verdicts()).href(&base)
+                            href=move || Query::new().set("runs", runs()).set("verdicts", verdicts()).set("reviewed", reviewed()).href(&base)
                             aria-current=is_current.then_some("page")
                             data-testid=format!("tab-{}", if path.is_empty() { "overview" } else { path })
                         >
@@ -46,6 +51,7 @@ pub fn ViewTabs(#[prop(into)] slug: String, #[prop(into)] current: String) -> im
                 })
                 .collect_view()}
         </nav>
+        <crate::pages::review::ShareButton slug=share_slug />
     }
 }
 
@@ -155,9 +161,43 @@ pub fn toggle_hidden(hidden: &[String], key: &str) -> String {
 /// only where some run carries both; says how often they disagree. `href(source)` is this view
 /// with that source (`None`: each run's default).
 #[component]
-pub fn VerdictSwitch(frame: VerdictFrame, href: Callback<Option<VerdictSource>, String>) -> impl IntoView {
+pub fn VerdictSwitch(
+    frame: VerdictFrame,
+    href: Callback<Option<VerdictSource>, String>,
+    /// This view with (`false`) or without (`true`) the reviewers' verdict overrides.
+    reviewed_href: Callback<bool, String>,
+) -> impl IntoView {
+    let reviewed = (frame.overrides > 0).then(|| {
+        let on = frame.reviewed;
+        let status = if on {
+            format!(
+                "{} verdict override{} by reviewers change{} {} rollout verdict{} in these numbers.",
+                frame.overrides,
+                if frame.overrides == 1 { "" } else { "s" },
+                if frame.overrides == 1 { "s" } else { "" },
+                frame.overridden_rollouts,
+                if frame.overridden_rollouts == 1 { "" } else { "s" },
+            )
+        } else {
+            format!(
+                "Without the reviewers' {} verdict override{} ({} rollout{} would change).",
+                frame.overrides,
+                if frame.overrides == 1 { "" } else { "s" },
+                frame.overridden_rollouts,
+                if frame.overridden_rollouts == 1 { "" } else { "s" },
+            )
+        };
+        view! {
+            <p class="verdict-switch" data-testid="reviewed-switch">
+                <span>"Reviewed verdicts: "</span>
+                <a href=reviewed_href.run(false) class="verdict-choice" class:on=on aria-current=on.then_some("true") data-reviewed="1">"on"</a>
+                <a href=reviewed_href.run(true) class="verdict-choice" class:on=!on aria-current=(!on).then_some("true") data-reviewed="0">"off"</a>
+                <span class="meta" data-testid="override-count">{status}</span>
+            </p>
+        }
+    });
     if frame.runs_with_both == 0 {
-        return ().into_any();
+        return reviewed.into_any();
     }
     let options = [
         (None, "each run's default"),
@@ -197,6 +237,7 @@ pub fn VerdictSwitch(frame: VerdictFrame, href: Callback<Option<VerdictSource>, 
             {links}
             <span class="meta" data-testid="verdict-disagreements">{share}</span>
         </p>
+        {reviewed}
     }
     .into_any()
 }

@@ -36,16 +36,22 @@ fn CompareBody(v: CompareView) -> impl IntoView {
     let slug = v.frame.experiment.slug.clone();
     let path = format!("/experiments/{slug}/compare");
     let verdicts = v.frame.verdicts.selected;
+    let unreviewed = !v.frame.verdicts.reviewed;
     let picker_href = {
         let path = path.clone();
-        Callback::new(move |ids: Vec<i64>| CompareRequest { runs: ids, verdicts }.query().href(&path))
+        Callback::new(move |ids: Vec<i64>| CompareRequest { runs: ids, verdicts, unreviewed }.query().href(&path))
     };
     let verdict_href = {
         let path = path.clone();
         let runs = v.frame.selected.clone();
-        Callback::new(move |verdicts| CompareRequest { runs: runs.clone(), verdicts }.query().href(&path))
+        Callback::new(move |verdicts| CompareRequest { runs: runs.clone(), verdicts, unreviewed }.query().href(&path))
     };
-    let query = CompareRequest { runs: v.frame.selected.clone(), verdicts }.query();
+    let reviewed_href = {
+        let path = path.clone();
+        let runs = v.frame.selected.clone();
+        Callback::new(move |unreviewed| CompareRequest { runs: runs.clone(), verdicts, unreviewed }.query().href(&path))
+    };
+    let query = CompareRequest { runs: v.frame.selected.clone(), verdicts, unreviewed }.query();
     let export = |chart: &'static str| {
         let slug = slug.clone();
         let query = query.clone();
@@ -65,7 +71,7 @@ fn CompareBody(v: CompareView) -> impl IntoView {
         {v.frame.experiment.is_demo.then(|| view! { <DemoBanner /> })}
         <ViewTabs slug=slug.clone() current="compare" />
         <MissingRuns frame=v.frame.clone() />
-        <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href />
+        <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href reviewed_href />
         <div class="analysis-layout">
             <aside class="controls">
                 <RunPicker runs=v.frame.runs.clone() selected=v.frame.selected.clone() href=picker_href max=3 />

@@ -12,7 +12,7 @@ use crate::{
     model::{ExperimentDetail, RunRow, RunVerdicts},
     pages::analysis::{VerdictSwitch, ViewTabs},
     urlstate::Query,
-    views::{verdicts_from_query, OverviewView},
+    views::{unreviewed_from_query, verdicts_from_query, OverviewView},
 };
 
 #[component]
@@ -181,7 +181,11 @@ fn ExperimentView(detail: ExperimentDetail) -> impl IntoView {
 fn ModelOverview(slug: String) -> impl IntoView {
     let query = use_query_map();
     let verdicts = move || query.with(|q| verdicts_from_query(&|k| q.get(k)));
-    let data = Resource::new(move || (slug.clone(), verdicts()), |(slug, v)| get_overview_view(slug, v));
+    let unreviewed = move || query.with(|q| unreviewed_from_query(&|k| q.get(k)));
+    let data = Resource::new(
+        move || (slug.clone(), verdicts(), unreviewed()),
+        |(slug, v, u)| get_overview_view(slug, v, u),
+    );
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Computing the overview…"</p> }>
             {move || Suspend::new(async move {
@@ -200,11 +204,26 @@ fn OverviewTable(v: OverviewView) -> impl IntoView {
     let slug = v.frame.experiment.slug.clone();
     let verdict_href = {
         let path = format!("/experiments/{slug}");
+        let unreviewed = !v.frame.verdicts.reviewed;
         Callback::new(move |source: Option<caplens_analysis::verdicts::VerdictSource>| {
-            Query::new().set("verdicts", source.map_or("", |s| s.as_str())).href(&path)
+            Query::new()
+                .set("verdicts", source.map_or("", |s| s.as_str()))
+                .set("reviewed", if unreviewed { "0" } else { "" })
+                .href(&path)
+        })
+    };
+    let reviewed_href = {
+        let path = format!("/experiments/{slug}");
+        let verdicts = v.frame.verdicts.selected;
+        Callback::new(move |unreviewed: bool| {
+            Query::new()
+                .set("verdicts", verdicts.map_or("", |s| s.as_str()))
+                .set("reviewed", if unreviewed { "0" } else { "" })
+                .href(&path)
         })
     };
     let verdicts_param = v.frame.verdicts.selected.map_or("", |s| s.as_str());
+    let reviewed_param = if v.frame.verdicts.reviewed { "" } else { "0" };
     let num = |x: Option<f64>, d: usize| x.map(|v| format!("{v:.d$}")).unwrap_or_else(|| "—".into());
     let rows = v
         .rows
@@ -214,6 +233,7 @@ fn OverviewTable(v: OverviewView) -> impl IntoView {
             let passk = Query::new()
                 .set("runs", r.run.id)
                 .set("verdicts", verdicts_param)
+                .set("reviewed", reviewed_param)
                 .href(&format!("/experiments/{slug}/passk"));
             view! {
                 <tr data-run-id=r.run.id>
@@ -238,7 +258,7 @@ fn OverviewTable(v: OverviewView) -> impl IntoView {
     view! {
         <section aria-labelledby="models-heading">
             <h2 id="models-heading">"Models"</h2>
-            <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href />
+            <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href reviewed_href />
             <p class="meta">
                 "Grouped by lineage (children under their parent). pass@max-k is at the largest k every problem was sampled; "
                 "unsolvable = no correct rollout in all n; distinct answers per problem (fig. 1b); entropy and RBF need token data."

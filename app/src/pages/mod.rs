@@ -12,6 +12,7 @@ pub mod models;
 pub mod not_found;
 pub mod passk;
 pub mod problem;
+pub mod review;
 pub mod rft;
 pub mod rollout;
 pub mod runs;

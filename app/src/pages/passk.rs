@@ -70,6 +70,10 @@ fn PasskBody(v: PasskView) -> impl IntoView {
         let link = link.clone();
         Callback::new(move |source| link(&|r| r.verdicts = source, hidden.get_untracked().join(",")))
     };
+    let reviewed_href = {
+        let link = link.clone();
+        Callback::new(move |unreviewed| link(&|r| r.unreviewed = unreviewed, hidden.get_untracked().join(",")))
+    };
     let tag_links = {
         let mut all = vec![(None::<String>, "all problems".to_string())];
         all.extend(v.tags.iter().map(|t| (Some(t.clone()), t.clone())));
@@ -98,7 +102,7 @@ fn PasskBody(v: PasskView) -> impl IntoView {
         {v.frame.experiment.is_demo.then(|| view! { <DemoBanner /> })}
         <ViewTabs slug=slug.clone() current="passk" />
         <MissingRuns frame=v.frame.clone() />
-        <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href />
+        <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href reviewed_href />
         {v.tag_missing.then(|| view! {
             <p class="notice" role="status" data-testid="missing-tag">
                 {format!("No problem has the tag “{}”; showing all problems.", v.request.tag.clone().unwrap_or_default())}

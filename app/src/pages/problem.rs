@@ -27,6 +27,8 @@ pub struct ProblemQuery {
     pub answer: Option<String>,
     pub page: i64,
     pub open: Vec<i64>,
+    /// The experiment the problem is reviewed in (issue 15): labels, overrides, discussion.
+    pub experiment: Option<String>,
 }
 
 impl ProblemQuery {
@@ -41,6 +43,7 @@ impl ProblemQuery {
                 .unwrap_or(1)
                 .max(1),
             open: parse_ids(q.get("open")),
+            experiment: q.get("experiment").filter(|e| !e.is_empty()),
         }
     }
 
@@ -61,6 +64,7 @@ impl ProblemQuery {
                     },
                 ),
                 ("open", join_ids(&self.open)),
+                ("experiment", self.experiment.clone().unwrap_or_default()),
             ],
         )
     }
@@ -84,6 +88,7 @@ impl ProblemQuery {
             answer,
             page: 1,
             open: Vec::new(),
+            experiment: self.experiment.clone(),
         }
     }
 }
@@ -128,6 +133,20 @@ pub fn ProblemPage() -> impl IntoView {
             }
         },
     );
+    // Comment counts of the experiment under review (badges on rollout rows).
+    let counts = Resource::new(
+        move || state.read().experiment.clone(),
+        |slug| async move {
+            match slug {
+                Some(slug) => match crate::api::review(crate::review::ReviewOp::CommentCounts { slug }).await {
+                    Ok(crate::review::ReviewReply::CommentCounts(c)) => c,
+                    _ => Default::default(),
+                },
+                None => Default::default(),
+            }
+        },
+    );
+    provide_context(CommentCountsResource(counts));
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading problem…"</p> }>
             {move || Suspend::new(async move {
@@ -156,6 +175,10 @@ pub fn ProblemPage() -> impl IntoView {
 
 type ListResource = Resource<Result<Option<RolloutList>, ServerFnError>>;
 
+/// The comment counts of the experiment the problem is reviewed in.
+#[derive(Clone, Copy)]
+struct CommentCountsResource(Resource<crate::review::CommentCounts>);
+
 #[component]
 fn ProblemView(
     detail: ProblemDetail,
@@ -176,6 +199,16 @@ fn ProblemView(
     let ks: Vec<u64> = std::iter::successors(Some(1u64), |k| k.checked_mul(2))
         .take_while(|&k| k <= max_n)
         .collect();
+    // Distinct answers over the runs shown, for verdict overrides per answer cluster.
+    let mut distinct: Vec<(String, bool)> = Vec::new();
+    for a in runs.iter().flat_map(|r| r.answers.iter()) {
+        if !distinct.iter().any(|(d, _)| *d == a.answer) {
+            distinct.push((a.answer.clone(), a.correct));
+        }
+    }
+    let review_panel = state.get_untracked().experiment.map(|slug| {
+        view! { <crate::pages::review::ProblemReviewPanel slug problem=id answers=distinct /> }
+    });
     let runs = StoredValue::new(runs);
     let missing = (!missing_runs.is_empty()).then(|| {
         view! {
@@ -269,6 +302,7 @@ fn ProblemView(
                     .collect_view()}
             </div>
         </section>
+        {review_panel}
         <section aria-labelledby="rollouts-heading">
             <h2 id="rollouts-heading">"Rollouts"</h2>
             {move || {
@@ -475,6 +509,16 @@ fn RolloutItem(
     let open = response.is_some();
     let toggle = move || state.get().toggled(id).href(problem_id);
     let flags = row.quality_flags.join(", ");
+    let experiment = state.get_untracked().experiment;
+    let heatmap_href = match &experiment {
+        Some(slug) => format!("/rollouts/{id}?experiment={}", crate::urlstate::encode_component(slug)),
+        None => format!("/rollouts/{id}"),
+    };
+    let counts = use_context::<CommentCountsResource>();
+    let badge = move || {
+        let n = counts.and_then(|c| c.0.get()).map_or(0, |c| c.rollout(id));
+        (n > 0).then(|| view! { <span class="badge comments" title="comments" data-testid="comment-badge">{format!("💬 {n}")}</span> })
+    };
     view! {
         <li class="rollout" class:open=open data-rollout-id=id>
             <div class="rollout-head">
@@ -505,7 +549,8 @@ fn RolloutItem(
                     <span title="mean token entropy (nats)">{format!("H {}", fixed(row.mean_entropy, 3))}</span>
                     <span title="perplexity">{format!("PPL {}", fixed(row.perplexity, 3))}</span>
                     {(!flags.is_empty()).then(|| view! { <span class="flags" title="quality flags">{flags.clone()}</span> })}
-                    {row.has_trace.then(|| view! { <a href=format!("/rollouts/{id}") data-testid="heatmap-link">"token heatmap →"</a> })}
+                    {badge}
+                    {row.has_trace.then(|| view! { <a href=heatmap_href.clone() data-testid="heatmap-link">"token heatmap →"</a> })}
                 </span>
             </div>
             {response.map(|response| view! { <RolloutBody row=row.clone() response /> })}
@@ -556,11 +601,12 @@ mod tests {
             answer: Some("\\frac{1}{2}".into()),
             page: 3,
             open: vec![7, 9],
+            experiment: Some("exp-a".into()),
         };
         let url = q.href(5);
         assert_eq!(
             url,
-            "/problems/5?runs=1%2C2&run=2&answer=%5Cfrac%7B1%7D%7B2%7D&page=3&open=7%2C9"
+            "/problems/5?runs=1%2C2&run=2&answer=%5Cfrac%7B1%7D%7B2%7D&page=3&open=7%2C9&experiment=exp-a"
         );
         let map: ParamsMap = [
             ("runs", "1,2"),

@@ -144,9 +144,14 @@ fn RolloutPageView(
     } = data;
     let id = row.id;
     let title = format!("Rollout #{} of problem {problem_key}", row.sample_index);
+    let experiment = use_query_map().with_untracked(|q| q.get("experiment").filter(|e| !e.is_empty()));
     let problem_link = href(
         &format!("/problems/{problem_id}"),
-        &[("run", run_id.to_string()), ("open", id.to_string())],
+        &[
+            ("run", run_id.to_string()),
+            ("open", id.to_string()),
+            ("experiment", experiment.clone().unwrap_or_default()),
+        ],
     );
     let summary = heatmap.as_ref().map(|h| h.summary);
     let main = match heatmap {
@@ -185,6 +190,12 @@ fn RolloutPageView(
         <h1>{title}</h1>
         <RolloutFacts row=row.clone() />
         {main}
+        {move || {
+            // The discussion follows the selected token (pos=): comment on it from here.
+            let pos = state.read().pos.map(|p| p as i64);
+            let experiment = experiment.clone();
+            view! { <crate::pages::review::RolloutReviewPanel rollout=id experiment pos /> }
+        }}
         {summary.is_some().then(|| view! { <InterventionPanel id=row.id /> })}
         <section class="panel" aria-labelledby="quality-heading" data-testid="quality">
             <h2 id="quality-heading">"Quality and per-response numbers"</h2>

@@ -21,6 +21,14 @@ pub fn UnsolvablePage() -> impl IntoView {
     let slug = move || params.read().get("slug").unwrap_or_default();
     let request = move || query.with(|q| UnsolvableRequest::from_query(|k| q.get(k)));
     let data = Resource::new(move || (slug(), request()), |(slug, req)| get_unsolvable_view(slug, req));
+    // Comment counts per problem (badges in the region list).
+    let counts = Resource::new(slug, |slug| async move {
+        match crate::api::review(crate::review::ReviewOp::CommentCounts { slug }).await {
+            Ok(crate::review::ReviewReply::CommentCounts(c)) => c,
+            _ => Default::default(),
+        }
+    });
+    provide_context(counts);
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Comparing unsolvable sets…"</p> }>
             {move || Suspend::new(async move {
@@ -59,6 +67,10 @@ fn UnsolvableBody(v: UnsolvableView) -> impl IntoView {
     let verdict_href = {
         let link = link.clone();
         Callback::new(move |source| link(&|r| r.verdicts = source))
+    };
+    let reviewed_href = {
+        let link = link.clone();
+        Callback::new(move |unreviewed| link(&|r| r.unreviewed = unreviewed))
     };
     let export = |chart: &'static str| {
         let slug = slug.clone();
@@ -113,15 +125,26 @@ fn UnsolvableBody(v: UnsolvableView) -> impl IntoView {
             _ => ().into_any(),
         }
     };
+    let counts = use_context::<Resource<crate::review::CommentCounts>>();
+    let runs_param = crate::urlstate::join_ids(&v.frame.selected);
     let region = v.region.clone().map(|d| {
         let table = d.table.clone();
         let rows = d
             .problems
             .iter()
             .map(|p| {
+                let id = p.problem_id;
+                let badge = move || {
+                    let n = counts.and_then(|c| c.get()).map_or(0, |c| c.problem(id));
+                    (n > 0).then(|| view! { " " <span class="badge comments" title="comments" data-testid="comment-badge">{format!("💬 {n}")}</span> })
+                };
+                let href = crate::urlstate::Query::new()
+                    .set("experiment", slug.clone())
+                    .set("runs", runs_param.clone())
+                    .href(&format!("/problems/{id}"));
                 view! {
                     <tr>
-                        <th scope="row"><a href=format!("/problems/{}", p.problem_id)>{p.key.clone()}</a></th>
+                        <th scope="row"><a href=href>{p.key.clone()}</a>{badge}</th>
                         {p.cells.iter().map(|c| view! {
                             <td class="num">{format!("{}/{}", c.c, c.n)}</td>
                             <td class="num">{c.upper_95.map(|u| format!("≤ {:.2} %", u * 100.0)).unwrap_or_default()}</td>
@@ -169,7 +192,7 @@ fn UnsolvableBody(v: UnsolvableView) -> impl IntoView {
         {v.frame.experiment.is_demo.then(|| view! { <DemoBanner /> })}
         <ViewTabs slug=slug.clone() current="unsolvable" />
         <MissingRuns frame=v.frame.clone() />
-        <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href />
+        <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href reviewed_href />
         <div class="analysis-layout">
             <aside class="controls">
                 <RunPicker runs=v.frame.runs.clone() selected=v.frame.selected.clone() href=picker_href />

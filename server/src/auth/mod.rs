@@ -39,6 +39,19 @@ pub use policy::{authorize, Action, Denial, Principal, PrincipalKind, Target, To
 
 /// The session cookie. `__Host-` would pin it to https; plain name so http on a LAN works too.
 pub const SESSION_COOKIE: &str = "caplens_session";
+/// The cookie of a read-only share link (issue 15): holds the link's secret.
+pub const SHARE_COOKIE: &str = "caplens_share";
+
+/// `active`, `expired` or `revoked`.
+pub fn share_link_state(grant: &crate::storage::review::ShareGrant) -> &'static str {
+    if grant.revoked_at.is_some() {
+        "revoked"
+    } else if grant.expires_at.as_deref().is_some_and(|e| unix_from_rfc3339(e).unwrap_or(0) <= now_unix()) {
+        "expired"
+    } else {
+        "active"
+    }
+}
 
 /// How requests are authenticated (`caplens serve --auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -389,7 +402,21 @@ impl Auth {
                 }
             }
         }
+        if let Some(secret) = cookie(headers, SHARE_COOKIE) {
+            if let Some(grant) = store.share_grant(&sha256_hex(secret)).await? {
+                if share_link_state(&grant) == "active" {
+                    return Ok(Ok(Principal::share(&grant)));
+                }
+            }
+        }
         Ok(Ok(Principal::anonymous()))
+    }
+
+    /// The cookie a share link sets: the link's secret, for this browser session only.
+    pub fn share_cookie(&self, secret: &str) -> HeaderValue {
+        let secure = if self.inner.settings.https() { "; Secure" } else { "" };
+        HeaderValue::from_str(&format!("{SHARE_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax{secure}"))
+            .unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 
     /// The user a trusted proxy names, created on first sight (no rights until added to a
@@ -447,13 +474,9 @@ pub async fn user_principal(
     user: &caplens_app::model::UserRow,
 ) -> Result<Principal, StoreError> {
     let roles = store.memberships(user.id).await?.into_iter().collect();
-    let open_projects = store
-        .projects()
-        .await?
-        .into_iter()
-        .filter(|p| p.open_to_all)
-        .map(|p| p.id)
-        .collect::<HashSet<_>>();
+    let projects = store.projects().await?;
+    let open_projects = projects.iter().filter(|p| p.open_to_all).map(|p| p.id).collect::<HashSet<_>>();
+    let viewers_comment = projects.iter().filter(|p| p.viewers_comment).map(|p| p.id).collect::<HashSet<_>>();
     Ok(Principal {
         kind: PrincipalKind::User,
         user_id: Some(user.id),
@@ -461,12 +484,13 @@ pub async fn user_principal(
         site_admin: user.is_admin,
         roles,
         open_projects,
+        viewers_comment,
     })
 }
 
 /// Paths anyone may request without signing in.
 pub fn is_public_path(path: &str) -> bool {
-    matches!(
+    path.starts_with("/s/") || matches!(
         path,
         "/login" | "/setup" | "/healthz" | "/favicon.ico" | "/theme"
     ) || path.starts_with("/pkg/")
@@ -509,6 +533,20 @@ pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next
         Ok(Err(e)) => return e.into_response(),
         Err(e) => return ApiError::from(e).into_response(),
     };
+    if principal.kind == PrincipalKind::Anonymous
+        && !is_public_path(&path)
+        && cookie(req.headers(), SHARE_COOKIE).is_some_and(|c| !c.is_empty())
+        && cookie(req.headers(), SESSION_COOKIE).is_none()
+    {
+        // A share link that was revoked or expired after it was opened.
+        let mut res = if is_api_path(&path) {
+            unauthorized("this share link was revoked or has expired; ask for a new one").into_response()
+        } else {
+            crate::web::review::share_link_ended_page("revoked or expired").into_response()
+        };
+        res.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static("caplens_share=; Path=/; Max-Age=0"));
+        return res;
+    }
     if principal.kind == PrincipalKind::Anonymous && !is_public_path(&path) {
         // A session cookie that no longer signs anyone in: it ended (signed out, expired,
         // account disabled). Say so, and drop the cookie.

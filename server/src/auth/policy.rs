@@ -19,6 +19,8 @@ pub struct Principal {
     pub roles: HashMap<i64, Role>,
     /// Projects readable by every signed-in user.
     pub open_projects: HashSet<i64>,
+    /// Projects whose viewers may comment and label (issue 15).
+    pub viewers_comment: HashSet<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +36,13 @@ pub enum PrincipalKind {
         id: i64,
         project_id: i64,
         scope: TokenScope,
+    },
+    /// Someone without an account who opened a read-only share link: reads one experiment (the
+    /// shell checks that each resource is in it), nothing else.
+    Share {
+        link_id: i64,
+        experiment_id: i64,
+        project_id: i64,
     },
 }
 
@@ -71,6 +80,9 @@ pub enum Action {
     Administer,
     /// Create and list one's own API tokens (in a project the user may read at least).
     ManageOwnTokens,
+    /// Comment, label problems, override verdicts, assign the review queue: editors, and viewers
+    /// where the project allows it.
+    Review,
 }
 
 /// What the action is on.
@@ -105,6 +117,7 @@ impl Principal {
             site_admin: true,
             roles: HashMap::new(),
             open_projects: HashSet::new(),
+            viewers_comment: HashSet::new(),
         }
     }
 
@@ -116,6 +129,28 @@ impl Principal {
             site_admin: false,
             roles: HashMap::new(),
             open_projects: HashSet::new(),
+            viewers_comment: HashSet::new(),
+        }
+    }
+
+    /// Whoever opened an active share link.
+    pub fn share(grant: &crate::storage::review::ShareGrant) -> Principal {
+        Principal {
+            kind: PrincipalKind::Share {
+                link_id: grant.id,
+                experiment_id: grant.experiment_id,
+                project_id: grant.project_id,
+            },
+            name: format!("share link {}", grant.id),
+            ..Principal::anonymous()
+        }
+    }
+
+    /// The one experiment a share link opens, if this is one.
+    pub fn shared_experiment(&self) -> Option<i64> {
+        match self.kind {
+            PrincipalKind::Share { experiment_id, .. } => Some(experiment_id),
+            _ => None,
         }
     }
 
@@ -147,6 +182,7 @@ impl Principal {
         match &self.kind {
             PrincipalKind::Local => Some(Role::Admin),
             PrincipalKind::Anonymous => None,
+            PrincipalKind::Share { project_id, .. } => (*project_id == project).then_some(Role::Viewer),
             PrincipalKind::User => self.user_role(project),
             PrincipalKind::Token {
                 project_id, scope, ..
@@ -168,7 +204,8 @@ impl Principal {
     pub fn readable_projects(&self) -> Option<HashSet<i64>> {
         match &self.kind {
             PrincipalKind::Local => None,
-            PrincipalKind::Anonymous => Some(HashSet::new()),
+            // A share link lists nothing: it opens its one experiment's views only.
+            PrincipalKind::Anonymous | PrincipalKind::Share { .. } => Some(HashSet::new()),
             PrincipalKind::User if self.site_admin => None,
             PrincipalKind::User => Some(
                 self.roles
@@ -199,6 +236,13 @@ pub fn authorize(p: &Principal, action: Action, target: Target) -> Result<(), De
     if p.kind == PrincipalKind::Anonymous {
         return Err(Denial::NotSignedIn);
     }
+    if let PrincipalKind::Share { project_id, .. } = p.kind {
+        return match (action, target) {
+            (Action::Read, Target::Project(project)) if project == project_id => Ok(()),
+            (Action::Read, Target::Project(_)) => Err(Denial::Hidden),
+            _ => Err(Denial::Forbidden("a read-only share link may only look; sign in to do more".into())),
+        };
+    }
     match target {
         Target::Site => {
             if p.is_token() {
@@ -217,7 +261,7 @@ pub fn authorize(p: &Principal, action: Action, target: Target) -> Result<(), De
                 "an API token cannot create or revoke tokens; sign in".into(),
             )),
             Action::ManageOwnTokens => Ok(()),
-            Action::Edit | Action::Administer => Err(Denial::Forbidden(
+            Action::Edit | Action::Administer | Action::Review => Err(Denial::Forbidden(
                 "this needs a project: name one the user may edit".into(),
             )),
         },
@@ -234,6 +278,8 @@ pub fn authorize(p: &Principal, action: Action, target: Target) -> Result<(), De
                 }
                 Action::ManageOwnTokens => (Role::Viewer, "make tokens"),
                 Action::Edit => (Role::Editor, "change anything"),
+                Action::Review if p.viewers_comment.contains(&project) => (Role::Viewer, "comment or label"),
+                Action::Review => (Role::Editor, "comment or label"),
                 Action::Administer => (Role::Admin, "administer"),
             };
             if role >= needed {
@@ -268,6 +314,7 @@ mod tests {
             site_admin,
             roles: roles.iter().copied().collect(),
             open_projects: open.iter().copied().collect(),
+            viewers_comment: HashSet::new(),
         }
     }
 

@@ -58,6 +58,20 @@ pub enum ProjectCommand {
     },
     /// Remove a member.
     RemoveMember { slug: String, user: String },
+    /// Let the project's viewers comment on and label problems (`on`), or not (`off`).
+    ViewersComment {
+        slug: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// Add a review label the project's problems may carry (beside the built-in ones).
+    AddLabel {
+        slug: String,
+        name: String,
+        /// `#rrggbb`.
+        #[arg(long, default_value = "#56B4E9")]
+        colour: String,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -283,6 +297,22 @@ pub async fn project(store: &Store, command: &ProjectCommand) -> i32 {
                     ))
                     .await;
                 println!("{user} is {} in {slug}", role.as_str());
+            }
+            ProjectCommand::ViewersComment { slug, state } => {
+                let p = find(slug.clone()).await?;
+                let on = state == "on";
+                store.set_viewers_comment(p.id, on).await.map_err(|e| e.to_string())?;
+                store
+                    .audit(cli_audit("viewers_comment", format!("project {slug}"), Some(p.id), state.clone()))
+                    .await;
+                println!("viewers of {slug} {} comment and label", if on { "may" } else { "may not" });
+            }
+            ProjectCommand::AddLabel { slug, name, colour } => {
+                let p = find(slug.clone()).await?;
+                let local = crate::auth::Principal::local();
+                let access = crate::web::access::Access::new(store, &local, None);
+                crate::review::add_label(&access, &p.slug, name, colour).await.map_err(|e| e.message)?;
+                println!("label {name:?} added to {slug}");
             }
             ProjectCommand::RemoveMember { slug, user } => {
                 let p = find(slug.clone()).await?;

@@ -51,6 +51,11 @@ pub enum Owned {
     /// A dataset by name.
     Dataset(String),
     Project(String),
+    /// Review data, through its experiment.
+    Override(i64),
+    Thread(i64),
+    Comment(i64),
+    ShareLink(i64),
 }
 
 type UserTuple = (
@@ -399,19 +404,20 @@ impl Store {
     }
 
     pub async fn projects(&self) -> Result<Vec<ProjectRow>, StoreError> {
-        let rows: Vec<(i64, String, String, String, i64)> = db(sqlx::query_as(
-            "SELECT id, slug, name, description, open_to_all FROM projects ORDER BY slug",
+        let rows: Vec<(i64, String, String, String, i64, i64)> = db(sqlx::query_as(
+            "SELECT id, slug, name, description, open_to_all, viewers_comment FROM projects ORDER BY slug",
         )
         .fetch_all(&self.pool)
         .await)?;
         Ok(rows
             .into_iter()
-            .map(|(id, slug, name, description, open)| ProjectRow {
+            .map(|(id, slug, name, description, open, viewers_comment)| ProjectRow {
                 id,
                 slug,
                 name,
                 description,
                 open_to_all: open != 0,
+                viewers_comment: viewers_comment != 0,
             })
             .collect())
     }
@@ -422,6 +428,16 @@ impl Store {
 
     pub async fn project_by_id(&self, id: i64) -> Result<Option<ProjectRow>, StoreError> {
         Ok(self.projects().await?.into_iter().find(|p| p.id == id))
+    }
+
+    /// Lets the project's viewers comment and label (issue 15), or not.
+    pub async fn set_viewers_comment(&self, id: i64, allowed: bool) -> Result<(), StoreError> {
+        db(sqlx::query("UPDATE projects SET viewers_comment = $1 WHERE id = $2")
+            .bind(allowed as i64)
+            .bind(id)
+            .execute(&self.pool)
+            .await)?;
+        Ok(())
     }
 
     pub async fn set_project_open(&self, id: i64, open: bool) -> Result<(), StoreError> {
@@ -520,6 +536,22 @@ impl Store {
             Owned::EngineNamed(name) => ("SELECT COALESCE(project_id, 0) FROM engines WHERE name = $1", Key::Text(name)),
             Owned::Dataset(name) => ("SELECT COALESCE(project_id, 0) FROM datasets WHERE name = $1", Key::Text(name)),
             Owned::Project(slug) => ("SELECT id FROM projects WHERE slug = $1", Key::Text(slug)),
+            Owned::Override(id) => (
+                "SELECT e.project_id FROM verdict_overrides o JOIN experiments e ON e.id = o.experiment_id WHERE o.id = $1",
+                Key::Int(*id),
+            ),
+            Owned::Thread(id) => (
+                "SELECT e.project_id FROM comment_threads t JOIN experiments e ON e.id = t.experiment_id WHERE t.id = $1",
+                Key::Int(*id),
+            ),
+            Owned::Comment(id) => (
+                "SELECT e.project_id FROM comments c JOIN comment_threads t ON t.id = c.thread_id JOIN experiments e ON e.id = t.experiment_id WHERE c.id = $1",
+                Key::Int(*id),
+            ),
+            Owned::ShareLink(id) => (
+                "SELECT e.project_id FROM share_links s JOIN experiments e ON e.id = s.experiment_id WHERE s.id = $1",
+                Key::Int(*id),
+            ),
         };
         let q = sqlx::query_scalar::<_, Option<i64>>(sql);
         let q = match key {

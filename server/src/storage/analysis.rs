@@ -4,9 +4,12 @@
 use std::collections::HashMap;
 
 use caplens_analysis::rollup::RunAggregates;
-use caplens_analysis::verdicts::VerdictSource;
+use caplens_analysis::review::{reviewed_counts, ReviewRollout, ReviewedCounts, VerdictOverride};
+use caplens_analysis::verdicts::{CaplensVerdict, RolloutVerdicts, VerdictSource};
+use caplens_analysis::verifier::normalize_answer;
 use caplens_app::model::{ExperimentSummary, RunRow};
 
+use super::review::ReviewRolloutRow;
 use super::{db, Store};
 use crate::error::StoreError;
 
@@ -40,6 +43,32 @@ pub struct ExperimentData {
     pub runs: Vec<RunData>,
     /// Whose verdicts `ProblemStat::c` counts (`None`: each run's default).
     pub verdicts: Option<VerdictSource>,
+    /// The reviewers' verdict overrides and whether the counts include them.
+    pub review: ReviewApplied,
+}
+
+/// How the reviewers' verdict overrides (issue 15) entered an experiment's counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReviewApplied {
+    /// The counts include the overrides (`reviewed=1`).
+    pub reviewed: bool,
+    /// Overrides recorded on the experiment.
+    pub overrides: u64,
+    /// Rollouts whose verdict the overrides change (under the chosen source).
+    pub changed_rollouts: u64,
+}
+
+/// A rollout's verdict under `source` as `run_problem_stats` counts it (`None`: the run's
+/// default, the `correct` column; rows without per-source verdicts fall back to it too).
+pub fn rollout_verdict(r: &ReviewRolloutRow, source: Option<VerdictSource>) -> bool {
+    match source {
+        Some(source) if r.file_correct.is_some() || r.caplens_verdict.is_some() => {
+            RolloutVerdicts { file: r.file_correct, caplens: CaplensVerdict::from_code(r.caplens_verdict) }
+                .under(source)
+                .unwrap_or(false)
+        }
+        _ => r.correct,
+    }
 }
 
 /// The `run_problem_stats` expressions (alias `s`) of the correct count and the first correct
@@ -63,26 +92,29 @@ impl Store {
     /// A cheap fingerprint of an experiment's data: it changes whenever a run is added to,
     /// removed from or finished in the experiment, so cached views can be reused until then.
     pub async fn experiment_stamp(&self, slug: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(i64, i64, i64, Option<String>)> = db(sqlx::query_as(
+        let row: Option<(i64, i64, i64, Option<String>, i64)> = db(sqlx::query_as(
             "SELECT e.id,
                     (SELECT COUNT(*) FROM experiment_runs er WHERE er.experiment_id = e.id),
                     (SELECT COALESCE(MAX(er.run_id), 0) FROM experiment_runs er WHERE er.experiment_id = e.id),
                     (SELECT MAX(r.status || r.finished_at || COALESCE(r.updated_at, '')) FROM experiment_runs er JOIN runs r ON r.id = er.run_id
-                      WHERE er.experiment_id = e.id)
+                      WHERE er.experiment_id = e.id),
+                    e.review_version
              FROM experiments e WHERE e.slug = $1",
         )
         .bind(slug)
         .fetch_optional(&self.pool)
         .await)?;
-        Ok(row.map(|(id, count, max, fin)| format!("{id}:{count}:{max}:{}", fin.unwrap_or_default())))
+        Ok(row.map(|(id, count, max, fin, review)| format!("{id}:{count}:{max}:{}:{review}", fin.unwrap_or_default())))
     }
 
     /// An experiment's runs and per-problem aggregates, with each run's correct counts under
-    /// `verdicts` (`None`: each run's default source).
+    /// `verdicts` (`None`: each run's default source), and under the reviewers' verdict
+    /// overrides when `reviewed`.
     pub async fn experiment_data(
         &self,
         slug: &str,
         verdicts: Option<VerdictSource>,
+        reviewed: bool,
     ) -> Result<Option<ExperimentData>, StoreError> {
         let Some(detail) = self.experiment(slug).await? else { return Ok(None) };
         let runs: Vec<RunRow> = detail.runs.into_iter().filter(|r| r.status == "completed").collect();
@@ -133,8 +165,10 @@ impl Store {
                 distinct_answers: distinct.max(0) as u64,
             });
         }
+        let review = self.apply_overrides(slug, verdicts, reviewed, &mut by_run).await?;
         Ok(Some(ExperimentData {
             verdicts,
+            review,
             summary: detail.summary,
             runs: runs
                 .into_iter()
@@ -145,5 +179,84 @@ impl Store {
                 })
                 .collect(),
         }))
+    }
+
+    /// Recounts the (run, problem) groups the experiment's overrides touch (only those: the
+    /// rest keep their stored counts) and says how the overrides entered.
+    async fn apply_overrides(
+        &self,
+        slug: &str,
+        verdicts: Option<VerdictSource>,
+        reviewed: bool,
+        by_run: &mut HashMap<i64, Vec<ProblemStat>>,
+    ) -> Result<ReviewApplied, StoreError> {
+        let groups = self.reviewed_groups(slug, verdicts).await?;
+        let mut applied = ReviewApplied { reviewed, overrides: groups.overrides, changed_rollouts: 0 };
+        for (run_id, stats) in by_run.iter_mut() {
+            for stat in stats.iter_mut() {
+                let Some(counts) = groups.counts(*run_id, stat.problem_id, stat.n) else { continue };
+                applied.changed_rollouts += counts.changed;
+                if reviewed {
+                    stat.c = counts.c;
+                    stat.first_correct = counts.first_correct;
+                }
+            }
+        }
+        Ok(applied)
+    }
+
+    /// The reviewed counts of every (run, problem) group of the experiment that an override
+    /// touches, under `verdicts`: reads only those groups' rollouts.
+    pub async fn reviewed_groups(
+        &self,
+        slug: &str,
+        verdicts: Option<VerdictSource>,
+    ) -> Result<ReviewedGroups, StoreError> {
+        let mut out = ReviewedGroups::default();
+        let Some(experiment) = self.experiment_ref(slug).await? else { return Ok(out) };
+        let overrides = self.overrides(experiment.id, None).await?;
+        out.overrides = overrides.len() as u64;
+        if overrides.is_empty() {
+            return Ok(out);
+        }
+        let mut by_problem: HashMap<i64, Vec<VerdictOverride>> = HashMap::new();
+        for o in &overrides {
+            by_problem.entry(o.problem_id).or_default().push(VerdictOverride {
+                rollout: o.rollout,
+                answer: o.answer.clone(),
+                correct: o.verdict == "correct",
+            });
+        }
+        let problems: Vec<i64> = by_problem.keys().copied().collect();
+        let mut groups: HashMap<(i64, i64), Vec<ReviewRollout>> = HashMap::new();
+        for r in self.review_rollouts(experiment.id, &problems).await? {
+            groups.entry((r.run_id, r.problem_id)).or_default().push(ReviewRollout {
+                id: r.id,
+                order: r.sample_index,
+                answer: r.answer.as_deref().map(normalize_answer),
+                correct: rollout_verdict(&r, verdicts),
+            });
+        }
+        out.groups = groups
+            .into_iter()
+            .map(|(key, group)| (key, (group.len() as u64, reviewed_counts(&group, &by_problem[&key.1]))))
+            .collect();
+        Ok(out)
+    }
+}
+
+/// Reviewed counts of the (run, problem) groups an experiment's overrides touch.
+#[derive(Debug, Clone, Default)]
+pub struct ReviewedGroups {
+    pub overrides: u64,
+    /// (run, problem) → (rollouts stored, counts under the overrides).
+    pub groups: HashMap<(i64, i64), (u64, ReviewedCounts)>,
+}
+
+impl ReviewedGroups {
+    /// The group's reviewed counts, when its rollouts are all stored (`n` of them): runs
+    /// stored as counts only have nothing to recount.
+    pub fn counts(&self, run_id: i64, problem_id: i64, n: u64) -> Option<ReviewedCounts> {
+        self.groups.get(&(run_id, problem_id)).filter(|(rollouts, _)| *rollouts == n).map(|(_, c)| *c)
     }
 }

@@ -11,6 +11,7 @@ pub mod analysis;
 pub mod blobs;
 pub mod catalog;
 pub mod evals;
+pub mod review;
 pub mod rft;
 pub mod rollouts;
 pub mod token_stats;

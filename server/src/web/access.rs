@@ -41,6 +41,12 @@ impl<'a> Access<'a> {
             .project_of(resource)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no {what}")))?;
+        // A share link reads its one experiment and what is in it, nothing else of the project.
+        if let Some(experiment) = self.principal.shared_experiment() {
+            if !self.store.in_experiment(resource, experiment).await? {
+                return Err(ApiError::not_found(format!("no {what}")));
+            }
+        }
         self.require_project(action, project, what).await?;
         Ok(project)
     }

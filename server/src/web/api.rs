@@ -36,7 +36,8 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(openapi))
         .route("/audit", get(audit))
         .merge(super::imports::routes())
-        .merge(super::evals::routes());
+        .merge(super::evals::routes())
+        .merge(super::review::routes());
     Router::new()
         .nest("/v1", v1)
         .fallback(not_found)
@@ -148,6 +149,7 @@ async fn tables(
     caller: &Caller,
     slug: &str,
     verdicts: Option<&str>,
+    reviewed: Option<&str>,
 ) -> Result<crate::reports::ExperimentTables, ApiError> {
     caller
         .access(&state.store)
@@ -159,9 +161,14 @@ async fn tables(
             ApiError::bad_request(format!("verdicts: {v:?} is not one of file, caplens"))
         })?),
     };
+    let reviewed = match reviewed {
+        None | Some("") | Some("1") => true,
+        Some("0") => false,
+        Some(v) => return Err(ApiError::bad_request(format!("reviewed: {v:?} is not 0 or 1"))),
+    };
     state
         .store
-        .experiment_tables(slug, verdicts)
+        .experiment_tables(slug, verdicts, reviewed)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no experiment {slug:?}")))
 }
@@ -173,6 +180,8 @@ struct PasskQuery {
     k: Option<String>,
     /// `file` or `caplens`: whose verdicts count (absent: each run's default).
     verdicts: Option<String>,
+    /// `1` (default): with the reviewers' verdict overrides; `0`: without.
+    reviewed: Option<String>,
 }
 
 /// Same document as `caplens passk --json` on the same rollouts.
@@ -189,7 +198,7 @@ async fn experiment_passk(
             .parse()
             .map_err(|e: String| ApiError::bad_request(format!("k: {e}")))?,
     };
-    let doc = tables(&state, &caller, &slug, query.verdicts.as_deref()).await?.passk(ks);
+    let doc = tables(&state, &caller, &slug, query.verdicts.as_deref(), query.reviewed.as_deref()).await?.passk(ks);
     Ok(json_text(serde_json::to_string(&doc).expect("serialises")))
 }
 
@@ -198,12 +207,14 @@ async fn experiment_passk(
 struct UnsolvableQuery {
     k: Option<u64>,
     verdicts: Option<String>,
+    reviewed: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SummaryQuery {
     verdicts: Option<String>,
+    reviewed: Option<String>,
 }
 
 /// Same document as `caplens unsolvable [--k K] --json` on the same rollouts.
@@ -217,7 +228,7 @@ async fn experiment_unsolvable(
     if query.k == Some(0) {
         return Err(ApiError::bad_request("k: must be at least 1"));
     }
-    let report = tables(&state, &caller, &slug, query.verdicts.as_deref()).await?.unsolvable(query.k);
+    let report = tables(&state, &caller, &slug, query.verdicts.as_deref(), query.reviewed.as_deref()).await?.unsolvable(query.k);
     Ok(json_text(crate::reports::unsolvable_json(&report)))
 }
 
@@ -229,6 +240,6 @@ async fn experiment_summary(
     query: Result<Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let doc = tables(&state, &caller, &slug, query.verdicts.as_deref()).await?.summary();
+    let doc = tables(&state, &caller, &slug, query.verdicts.as_deref(), query.reviewed.as_deref()).await?.summary();
     Ok(json_text(serde_json::to_string(&doc).expect("serialises")))
 }

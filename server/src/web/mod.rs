@@ -7,6 +7,7 @@ pub mod evals;
 pub mod export;
 pub mod imports;
 pub mod pages;
+pub mod review;
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
@@ -116,6 +117,7 @@ pub fn router_with_auth(
     Router::new()
         .route("/healthz", get(healthz))
         .route("/theme", post(set_theme))
+        .route("/s/{secret}", get(review::open_share_link))
         .merge(crate::auth::handlers::router())
         .nest("/api", api::router())
         .merge(export::router())

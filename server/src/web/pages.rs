@@ -7,6 +7,7 @@ use caplens_app::{
 };
 
 use caplens_app::heat::{Metric, TokenDetail};
+use caplens_app::review::{ReviewOp, ReviewReply};
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use crate::{
     error::{ApiError, StoreError},
     heatmap,
     ingest::service::ImportService,
+    review,
     storage::{
         access::Owned,
         rollouts::{TraceError, TraceRef},
@@ -170,6 +172,21 @@ fn user_error(e: StoreError) -> DataError {
 }
 
 impl DataSource for StoreSource {
+    fn review(&self, op: ReviewOp) -> BoxFuture<'_, Result<ReviewReply, DataError>> {
+        Box::pin(async move {
+            match self.review_op(op).await {
+                Ok(reply) => Ok(reply),
+                // Hidden or missing: the page shows its "not found".
+                Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => Ok(ReviewReply::NotFound),
+                Err(e) if e.status.is_server_error() => {
+                    tracing::error!(error = %e.message, "review operation failed");
+                    Err(DataError("caplens could not read its database; the server log has the details".into()))
+                }
+                Err(e) => Err(refused(e)),
+            }
+        })
+    }
+
     fn experiments(&self) -> BoxFuture<'_, Result<Vec<ExperimentSummary>, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
@@ -500,6 +517,7 @@ impl DataSource for StoreSource {
         &self,
         slug: String,
         verdicts: Option<caplens_analysis::verdicts::VerdictSource>,
+        unreviewed: bool,
     ) -> BoxFuture<'_, Result<Option<OverviewView>, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
@@ -507,7 +525,7 @@ impl DataSource for StoreSource {
             if !may(&access, Action::Read, &Owned::Experiment(slug.clone()), "experiment").await? {
                 return Ok(None);
             }
-            self.views.overview(&slug, verdicts).await.map_err(user_error) })
+            self.views.overview(&slug, verdicts, unreviewed).await.map_err(user_error) })
     }
     fn passk_view(
         &self,
@@ -750,4 +768,80 @@ pub async fn rollout_view(
         heatmap: heat,
         trace_error: trace_error_text,
     }))
+}
+
+impl StoreSource {
+    /// One review operation for the request's principal (`DataSource::review`).
+    async fn review_op(&self, op: ReviewOp) -> Result<ReviewReply, ApiError> {
+        let caller = self.caller();
+        let access = caller.access(&self.store);
+        let a = &access;
+        Ok(match op {
+            ReviewOp::ProblemReview { slug, problem } => ReviewReply::ProblemReview(review::problem_review(a, &slug, problem).await?),
+            ReviewOp::SetLabels { slug, problem, labels } => {
+                ReviewReply::ProblemReview(review::set_labels(a, &slug, problem, &labels).await?)
+            }
+            ReviewOp::AddOverride { slug, input } => {
+                let req = review::OverrideRequest {
+                    problem: Some(serde_json::Value::from(input.problem_id)),
+                    answer: input.answer,
+                    rollout: input.rollout,
+                    verdict: input.verdict,
+                    reason: input.reason,
+                };
+                let req = review::OverrideRequest { problem: if req.rollout.is_some() { None } else { req.problem }, ..req };
+                ReviewReply::Override(review::add_override(a, &slug, &req).await?)
+            }
+            ReviewOp::DeleteOverride { id } => {
+                review::delete_override(a, id).await?;
+                ReviewReply::Done
+            }
+            ReviewOp::Threads { slug, filter } => ReviewReply::Threads(review::threads(a, &slug, &filter).await?),
+            ReviewOp::PostComment { slug, target, body } => {
+                ReviewReply::Thread(review::post_comment(a, &slug, &target, &body).await?)
+            }
+            ReviewOp::Reply { thread, body } => ReviewReply::Thread(review::reply(a, thread, &body).await?),
+            ReviewOp::EditComment { id, body } => ReviewReply::Thread(review::edit_comment(a, id, &body).await?),
+            ReviewOp::DeleteComment { id } => ReviewReply::Thread(review::delete_comment(a, id).await?),
+            ReviewOp::Resolve { thread, resolved } => ReviewReply::Thread(review::resolve_thread(a, thread, resolved).await?),
+            ReviewOp::Inbox => ReviewReply::Inbox(review::inbox(a).await?),
+            ReviewOp::CommentCounts { slug } => ReviewReply::CommentCounts(review::comment_counts(a, &slug).await?),
+            ReviewOp::DiscussionStamp { slug } => ReviewReply::Stamp(review::discussion_stamp(a, &slug).await?),
+            ReviewOp::Queue { slug, min_share, mine } => {
+                let share = min_share.filter(|s| s.is_finite() && *s > 0.0 && *s <= 1.0).unwrap_or(review::DEFAULT_MIN_SHARE);
+                ReviewReply::Queue(review::review_queue(a, &self.views, &slug, share, mine).await?)
+            }
+            ReviewOp::Assign { slug, problem, user } => {
+                review::assign(a, &slug, problem, user.as_deref()).await?;
+                ReviewReply::Done
+            }
+            ReviewOp::Settings { slug } => ReviewReply::Settings(review::settings(a, &slug).await?),
+            ReviewOp::UpdateExperiment { slug, name, description } => {
+                review::update_experiment(a, &slug, &name, &description).await?;
+                ReviewReply::Done
+            }
+            ReviewOp::MoveExperiment { slug, project } => {
+                review::move_experiment(a, &slug, &project).await?;
+                ReviewReply::Done
+            }
+            ReviewOp::DeleteExperiment { slug, confirm } => {
+                review::delete_experiment(a, &slug, &confirm).await?;
+                ReviewReply::Done
+            }
+            ReviewOp::CreateShareLink { slug, path, expires_in } => {
+                let headers = leptos::prelude::use_context::<axum::http::request::Parts>()
+                    .map(|p| p.headers)
+                    .unwrap_or_default();
+                let base = super::review::base_url(self.auth.settings(), &headers);
+                ReviewReply::ShareLink(review::create_share_link(a, &slug, &path, expires_in, &base).await?)
+            }
+            ReviewOp::RolloutExperiments { rollout } => {
+                ReviewReply::Experiments(review::rollout_experiments(a, rollout).await?)
+            }
+            ReviewOp::RevokeShareLink { id } => {
+                review::revoke_share_link(a, id).await?;
+                ReviewReply::Done
+            }
+        })
+    }
 }
