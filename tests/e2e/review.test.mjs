@@ -5,7 +5,22 @@
 // and after revocation says so.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, watchedPage, waitForHydration, caplens } from './harness.mjs';
+import { startServer, launchBrowser, watchedPage, waitForHydration as hydrated, caplens } from './harness.mjs';
+
+/** Waits for hydration; on failure says what the page logged. */
+const pageProblems = new WeakMap();
+async function waitForHydration(page) {
+  await hydrated(page).catch((e) => {
+    throw new Error(`${e.message}\n${(pageProblems.get(page) || []).join('\n')}`);
+  });
+}
+async function watched(options) {
+  const w = await watchedPage(browser, options);
+  const logged = [];
+  w.page.on('console', (m) => logged.push(`${m.type()}: ${m.text()}`.slice(0, 400)));
+  pageProblems.set(w.page, logged);
+  return w;
+}
 
 const PASSWORD = 'a long enough password';
 const SLUG = 'demo-rlvr-boundary';
@@ -39,8 +54,8 @@ async function passkTable(page) {
 }
 
 test('two reviewers: a token thread live and in the inbox, an override in both pass@k views, a share link', async () => {
-  const a = await watchedPage(browser);
-  const b = await watchedPage(browser);
+  const a = await watched();
+  const b = await watched();
   await signIn(a.page, 'ann');
   await signIn(b.page, 'bob');
 
@@ -117,7 +132,7 @@ test('two reviewers: a token thread live and in the inbox, an override in both p
   await a.page.click('[data-testid=share-create]');
   const url = await a.page.locator('[data-testid=share-url]').inputValue();
   assert.match(url, /\/s\/cls_/);
-  const guest = await watchedPage(browser, { allowHttpErrors: true });
+  const guest = await watched({ allowHttpErrors: true });
   await guest.page.goto(url);
   await guest.page.waitForURL(new RegExp(`/experiments/${SLUG}/passk\\?band=0$`));
   await waitForHydration(guest.page);
@@ -152,7 +167,7 @@ test('two reviewers: a token thread live and in the inbox, an override in both p
 });
 
 test('the review queue lists newly unsolvable problems, and reviewing one counts', async () => {
-  const { page, context, problems } = await watchedPage(browser);
+  const { page, context, problems } = await watched();
   await signIn(page, 'ann');
   await page.goto(`${server.url}/experiments/${SLUG}/review`);
   await waitForHydration(page);
@@ -162,7 +177,7 @@ test('the review queue lists newly unsolvable problems, and reviewing one counts
   assert.ok(total > 0, 'the demo has problems RL lost');
   const entry = page.locator('[data-testid=queue-entry][data-reviewed=false][data-kinds*=newly-unsolvable]').first();
   const href = await entry.locator('th a').getAttribute('href');
-  assert.match(href, new RegExp(`experiment=${SLUG}&runs=\\d+%2C\\d+`));
+  assert.match(href, new RegExp(`experiment=${SLUG}&runs=\\d+(%2C|,)\\d+`));
   await page.goto(`${server.url}${href}`);
   await waitForHydration(page);
   await page.locator('[data-testid=label-box][data-label="real failure"]').check();

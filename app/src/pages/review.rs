@@ -22,6 +22,15 @@ async fn call(op: ReviewOp) -> Result<ReviewReply, String> {
     })
 }
 
+/// `true` once the page has hydrated. The review panels render only then: their data is
+/// fetched in the browser (`LocalResource`), so the server renders nothing for hydration to
+/// match, and a live thread list never disagrees with the server's HTML.
+fn hydrated() -> ReadSignal<bool> {
+    let (mounted, set_mounted) = signal(false);
+    Effect::new(move |_| set_mounted.set(true));
+    mounted
+}
+
 fn unexpected(r: ReviewReply) -> String {
     match r {
         ReviewReply::NotFound => "not found (or not visible to you)".into(),
@@ -247,8 +256,10 @@ pub fn ThreadsPanel(
         }
     });
     let label = new_label.unwrap_or_else(|| "Comment".into());
-    view! {
-        <DiscussionLive slug=slug.clone() version />
+    let mounted = hydrated();
+    let form = (new_target.is_some() && can_comment != Some(false)).then(|| view! { <CommentBox label=label.clone() testid="new-thread-form" send=post /> });
+    let live = view! { <DiscussionLive slug=slug.clone() version /> };
+    let body = move || mounted.get().then(|| view! {
         <Transition fallback=|| view! { <p class="loading">"Loading comments…"</p> }>
             {move || Suspend::new(async move {
                 match threads.await {
@@ -267,7 +278,11 @@ pub fn ThreadsPanel(
                 }
             })}
         </Transition>
-        {(new_target.is_some() && can_comment != Some(false)).then(|| view! { <CommentBox label=label.clone() testid="new-thread-form" send=post /> })}
+    });
+    view! {
+        {live}
+        {body}
+        {form}
     }
 }
 
@@ -332,9 +347,11 @@ pub fn ProblemReviewPanel(slug: String, problem: i64, answers: Vec<(String, bool
             .map(|e| view! { <ErrorBox message=e /> })
     };
     let answers = StoredValue::new(answers);
+    let mounted = hydrated();
     view! {
         <section class="review-panel" data-testid="review-panel">
             <h2>"Review"</h2>
+            {move || mounted.get().then(|| view! {
             <Transition fallback=|| view! { <p class="loading">"Loading review…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
@@ -421,6 +438,7 @@ pub fn ProblemReviewPanel(slug: String, problem: i64, answers: Vec<(String, bool
                     }
                 })}
             </Transition>
+            })}
             {errors}
             <h3>"Discussion"</h3>
             <ThreadsPanel
@@ -449,9 +467,11 @@ pub fn RolloutReviewPanel(rollout: i64, #[prop(into)] experiment: Option<String>
         }
     }
     let experiment_of = LocalResource::new(move || experiment_of_rollout(experiment.clone(), rollout));
+    let mounted = hydrated();
     view! {
         <section class="review-panel" data-testid="rollout-discussion">
             <h2>"Discussion"</h2>
+            {move || mounted.get().then(|| view! {
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
                     match experiment_of.await {
@@ -472,6 +492,7 @@ pub fn RolloutReviewPanel(rollout: i64, #[prop(into)] experiment: Option<String>
                     }
                 })}
             </Suspense>
+            })}
         </section>
     }
 }
@@ -485,7 +506,14 @@ pub fn ShareButton(slug: String) -> impl IntoView {
     let expires = RwSignal::new(String::from("604800"));
     let location = use_location();
     let create = Action::new(move |slug: &String| {
-        let path = format!("{}{}", location.pathname.get_untracked(), location.search.get_untracked());
+        // The router's `search` has no leading '?'.
+        let search = location.search.get_untracked();
+        let search = search.trim_start_matches('?');
+        let path = if search.is_empty() {
+            location.pathname.get_untracked()
+        } else {
+            format!("{}?{search}", location.pathname.get_untracked())
+        };
         let expires_in = expires.get_untracked().parse::<u64>().ok();
         let op = ReviewOp::CreateShareLink { slug: slug.clone(), path, expires_in };
         async move { call(op).await }
