@@ -436,7 +436,9 @@ async fn a_share_link_opens_one_experiment_read_only_until_revoked() {
         let store = db.store.clone();
         let file = write_rollouts(db.dir());
         import(&store, &file, SLUG).await;
-        import(&store, &file, "other").await;
+        // Another experiment of the same project (other samples: not a duplicate).
+        let other = import(&store, &write_rollouts_seeded(db.dir(), "other.jsonl", 77), "other").await;
+        assert!(other.duplicate_of.is_none() && !other.runs.is_empty(), "{:?}", other.message);
         let auth = Auth::new(store.clone(), AuthSettings::default());
         let (_, ann) = session(&auth, &store, "ann").await;
         let project = store.project_by_slug("default").await.unwrap().unwrap();
@@ -471,6 +473,29 @@ async fn a_share_link_opens_one_experiment_read_only_until_revoked() {
         assert!(cookie.starts_with("caplens_share="));
         let (status, _, _) = get(&app, &format!("/api/v1/experiments/{SLUG}/passk"), Some(&cookie)).await;
         assert_eq!(status, StatusCode::OK, "{}", db.name);
+        // The experiment's problems and rollouts open too (their pages).
+        let (problem, rollout): (i64, i64) = sqlx::query_as(
+            "SELECT o.problem_id, o.id FROM rollouts o JOIN experiment_runs er ON er.run_id = o.run_id
+             JOIN experiments e ON e.id = er.experiment_id WHERE e.slug = $1 ORDER BY o.id LIMIT 1",
+        )
+        .bind(SLUG)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+        let (status, _, _) = get(&app, &format!("/problems/{problem}?experiment={SLUG}"), Some(&cookie)).await;
+        assert_eq!(status, StatusCode::OK, "{}", db.name);
+        let (status, _, _) = get(&app, &format!("/rollouts/{rollout}"), Some(&cookie)).await;
+        assert_eq!(status, StatusCode::OK, "{}", db.name);
+        // A rollout of the other experiment does not.
+        let other_rollout: i64 = sqlx::query_scalar(
+            "SELECT o.id FROM rollouts o JOIN experiment_runs er ON er.run_id = o.run_id
+             JOIN experiments e ON e.id = er.experiment_id WHERE e.slug = 'other' ORDER BY o.id LIMIT 1",
+        )
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+        let (status, _, _) = get(&app, &format!("/rollouts/{other_rollout}"), Some(&cookie)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{}", db.name);
         // Nothing else: another experiment of the same project, the lists, any change.
         let (status, _, _) = get(&app, "/api/v1/experiments/other/passk", Some(&cookie)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{}", db.name);

@@ -25,8 +25,11 @@ try {
     { name: 'token-thread', path: 'THREAD', theme: 'light', viewport: { width: 1280, height: 1200 }, scrollTo: '[data-testid=rollout-discussion]' },
     { name: 'passk-reviewed', path: '/experiments/demo-rlvr-boundary/passk', theme: 'light', viewport: { width: 1280, height: 1000 } },
   ];
+  // SHOTS=name,name regenerates only those.
+  const only = process.env.SHOTS ? process.env.SHOTS.split(',') : null;
+  const wanted = (name) => !only || only.includes(name);
   // An evaluation of the embedded model, photographed while it runs.
-  {
+  if (wanted('eval-progress')) {
     const token = execFileSync(BIN, ['token', 'create', 'screenshots', '--data-dir', server.dataDir],
       { env: { ...process.env, DATABASE_URL: '', CAPLENS_LOG: 'warn' } }).toString().trim().split(/\s+/).pop();
     const res = await fetch(`${server.url}/api/v1/evals`, {
@@ -76,7 +79,7 @@ try {
       verdict: 'correct', reason: 'screenshot: an example override' });
     for (const s of shots) if (s.path === 'THREAD') s.path = `${heat.replace(/\?.*/, '')}?experiment=demo-rlvr-boundary&pos=20`;
   }
-  for (const s of shots) {
+  for (const s of shots.filter((s) => wanted(s.name))) {
     const context = await browser.newContext({ viewport: s.viewport, deviceScaleFactor: 1 });
     await context.addCookies([{ name: 'caplens_theme', value: s.theme, url: server.url }]);
     const page = await context.newPage();

@@ -612,7 +612,11 @@ pub fn DiscussionPage() -> impl IntoView {
                     <a href=link(false, false) class:on=!f.unresolved && !f.mentions_me>"All threads"</a>
                     <a href=link(true, false) class:on=f.unresolved data-testid="filter-unresolved">"Unresolved"</a>
                     <a href=link(false, true) class:on=f.mentions_me data-testid="filter-mentions">"Mentions me"</a>
-                    {f.label.clone().map(|l| view! { <span class="badge">{format!("label: {l}")}</span> })}
+                    {BUILTIN_LABELS.iter().map(|(label, colour)| {
+                        let on = f.label.as_deref() == Some(*label);
+                        let href = Query::new().set("label", if on { "" } else { *label }).href(&base);
+                        view! { <a href=href class="label-chip" class:on=on style=format!("--label: {colour}")>{*label}</a> }
+                    }).collect_view()}
                 </nav>
                 <ThreadsPanel slug=slug.clone() filter=f new_target=CommentTarget::Experiment new_label="Start a thread on the experiment" show_target=true />
             }

@@ -168,6 +168,14 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// The run ids of an experiment.
+    pub async fn experiment_run_ids(&self, experiment_id: i64) -> Result<Vec<i64>, StoreError> {
+        db(sqlx::query_scalar("SELECT run_id FROM experiment_runs WHERE experiment_id = $1 ORDER BY run_id")
+            .bind(experiment_id)
+            .fetch_all(&self.pool)
+            .await)
+    }
+
     /// The problem of a rollout when the rollout belongs to one of the experiment's runs.
     pub async fn rollout_problem_in_experiment(
         &self,

@@ -145,6 +145,21 @@ async fn readable_problem_runs(
     problem_id: i64,
     asked: Option<Vec<i64>>,
 ) -> Result<Option<Option<Vec<i64>>>, DataError> {
+    // A share link reads the problem through its one experiment's runs.
+    if let Some(experiment) = access.principal.shared_experiment() {
+        if !access.store.problem_in_experiment(experiment, problem_id).await.map_err(user_error)? {
+            return Ok(None);
+        }
+        let runs: Vec<i64> = access
+            .store
+            .experiment_run_ids(experiment)
+            .await
+            .map_err(user_error)?
+            .into_iter()
+            .filter(|run| asked.as_ref().is_none_or(|a| a.contains(run)))
+            .collect();
+        return Ok(Some(Some(runs)));
+    }
     let Some(readable) = access.readable() else {
         return Ok(Some(asked));
     };
