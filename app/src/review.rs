@@ -263,6 +263,18 @@ pub enum ReviewOp {
     RevokeShareLink { id: i64 },
     /// The experiments a rollout is in (its page's discussion needs one).
     RolloutExperiments { rollout: i64 },
+    /// A project's review settings: its labels, whether viewers may comment.
+    ProjectReview { project: String },
+    AddLabel { project: String, name: String, colour: String },
+    SetViewersComment { project: String, allowed: bool },
+}
+
+/// A project's review settings (the project page).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectReviewSettings {
+    pub labels: Vec<LabelDef>,
+    pub viewers_comment: bool,
+    pub can_administer: bool,
 }
 
 /// What a [`ReviewOp`] answers.
@@ -283,4 +295,5 @@ pub enum ReviewReply {
     Settings(ExperimentSettings),
     ShareLink(NewShareLink),
     Experiments(Vec<String>),
+    ProjectReview(ProjectReviewSettings),
 }

@@ -33,6 +33,8 @@ before(async () => {
   caplens(server, ['user', 'create', 'bob'], `${PASSWORD}\n`);
   caplens(server, ['project', 'add-member', 'demo', 'ann', '--role', 'editor']);
   caplens(server, ['project', 'add-member', 'demo', 'bob', '--role', 'editor']);
+  // A project label with a hostile name: it must stay text.
+  caplens(server, ['project', 'add-label', 'demo', '<img src=x onerror=window.pwned=2>', '--colour', '#123456']);
 });
 after(async () => {
   await browser?.close();
@@ -111,9 +113,13 @@ test('two reviewers: a token thread live and in the inbox, an override in both p
   await waitForHydration(a.page);
   const wrongRow = a.page.locator('[data-testid=override-answer]', { hasText: 'wrong (verifier)' }).first();
   await wrongRow.waitFor();
-  await a.page.fill('[data-testid=override-reason]', 'equivalent to the reference; the verifier missed it');
+  // The hostile label is listed as text.
+  assert.ok((await a.page.locator('[data-testid=labels]').textContent()).includes('<img src=x onerror=window.pwned=2>'));
+  await a.page.fill('[data-testid=override-reason]', 'equivalent to the reference <img src=x onerror=window.pwned=3>');
   await wrongRow.locator('[data-testid=mark-correct]').click();
   await a.page.waitForSelector('[data-testid=overrides] [data-testid=override][data-verdict=correct]');
+  assert.match(await a.page.textContent('[data-testid=overrides] .reason'), /<img src=x onerror=window.pwned=3>/);
+  assert.equal(await a.page.evaluate(() => window.pwned), undefined, 'hostile labels and reasons stay text');
   // The problem now counts as reviewed in the queue-facing panel, and pass@k changed for both.
   for (const page of [a.page, b.page]) {
     const after = await passkTable(page);
@@ -186,6 +192,15 @@ test('the review queue lists newly unsolvable problems, and reviewing one counts
   await page.goto(`${server.url}/experiments/${SLUG}/review`);
   await waitForHydration(page);
   await page.waitForFunction((n) => document.querySelector('[data-testid=queue-progress]')?.textContent.startsWith(`${n} of`), done + 1);
+  // The project page lists the project's labels (the hostile one as text); only admins may
+  // let viewers comment.
+  await page.goto(`${server.url}/projects/demo`);
+  await waitForHydration(page);
+  const labels = page.locator('[data-testid=project-review] [data-testid=project-label]');
+  await labels.first().waitFor();
+  assert.ok((await labels.allTextContents()).includes('<img src=x onerror=window.pwned=2>'));
+  assert.ok(await page.isDisabled('[data-testid=viewers-comment]'), 'an editor cannot change who may comment');
+  assert.equal(await page.$('[data-testid=add-label]'), null);
   assert.deepEqual(problems, []);
   await context.close();
 });

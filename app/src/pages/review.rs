@@ -835,6 +835,16 @@ fn SettingsForms(s: ExperimentSettings, version: RwSignal<u32>) -> impl IntoView
             </form>
         </section>
         <section>
+            <h2>"Review data"</h2>
+            <p class="meta">
+                "Labels and verdict overrides, to re-use in another experiment over the same problems ("
+                <code>{format!("POST /api/v1/experiments/{{slug}}/review")}</code>"): "
+                <a href=format!("/api/v1/experiments/{slug}/review.jsonl") rel="external" data-testid="review-export-jsonl">"JSON Lines"</a>
+                " · "
+                <a href=format!("/api/v1/experiments/{slug}/review.csv") rel="external" data-testid="review-export-csv">"CSV"</a>
+            </p>
+        </section>
+        <section>
             <h2>"Share links"</h2>
             <p class="meta">"Read-only links to one view of this experiment for people without an account. Make one with “Share read-only link” on any view."</p>
             {if s.share_links.is_empty() {
@@ -878,5 +888,75 @@ fn SettingsForms(s: ExperimentSettings, version: RwSignal<u32>) -> impl IntoView
                 })}
             </section>
         })}
+    }
+}
+
+/// The project page's review settings: labels (with a form for admins) and whether viewers may
+/// comment and label.
+#[component]
+pub fn ProjectReviewPanel(project: String) -> impl IntoView {
+    let version = RwSignal::new(0u32);
+    let data = {
+        let project = project.clone();
+        LocalResource::new(move || {
+            version.track();
+            let op = ReviewOp::ProjectReview { project: project.clone() };
+            async move { call(op).await }
+        })
+    };
+    let act = Action::new(move |op: &ReviewOp| {
+        let op = op.clone();
+        async move { call(op).await }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = act.value().get() {
+            version.update(|v| *v += 1);
+        }
+    });
+    let name = RwSignal::new(String::new());
+    let colour = RwSignal::new(String::from("#56B4E9"));
+    let mounted = hydrated();
+    let project = StoredValue::new(project);
+    view! {
+        <section data-testid="project-review">
+            <h2>"Review"</h2>
+            {move || act.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox message=e /> })}
+            {move || mounted.get().then(|| view! {
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        match data.await {
+                            Ok(ReviewReply::ProjectReview(r)) => {
+                                let allowed = r.viewers_comment;
+                                view! {
+                                    <p>"Labels: " {r.labels.iter().map(|l| view! {
+                                        <span class="label-chip" style=format!("--label: {}", l.colour) data-testid="project-label">{l.name.clone()}</span>
+                                    }).collect_view()}</p>
+                                    <label class="label-choice">
+                                        <input type="checkbox" checked=allowed disabled=!r.can_administer data-testid="viewers-comment"
+                                            on:change=move |_| { act.dispatch(ReviewOp::SetViewersComment { project: project.get_value(), allowed: !allowed }); } />
+                                        "Viewers may comment and label problems"
+                                    </label>
+                                    {r.can_administer.then(|| view! {
+                                        <form class="inline-form" data-testid="add-label" on:submit=move |ev| {
+                                            ev.prevent_default();
+                                            act.dispatch(ReviewOp::AddLabel { project: project.get_value(), name: name.get_untracked(), colour: colour.get_untracked() });
+                                        }>
+                                            <label><span>"New label"</span>
+                                                <input type="text" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) /></label>
+                                            <label><span>"Colour"</span>
+                                                <input type="color" prop:value=move || colour.get() on:input=move |ev| colour.set(event_target_value(&ev)) /></label>
+                                            <button type="submit">"Add label"</button>
+                                        </form>
+                                    })}
+                                }
+                                .into_any()
+                            }
+                            Ok(_) => ().into_any(),
+                            Err(e) => view! { <ErrorBox message=e /> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            })}
+        </section>
     }
 }

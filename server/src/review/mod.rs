@@ -397,6 +397,27 @@ pub async fn add_label(access: &Access<'_>, project_slug: &str, name: &str, colo
     Ok(())
 }
 
+/// A project's labels and whether its viewers may comment (the project page).
+pub async fn project_review(access: &Access<'_>, project_slug: &str) -> Result<caplens_app::review::ProjectReviewSettings, ApiError> {
+    let project = access.require(Action::Read, &Owned::Project(project_slug.to_owned()), "project").await?;
+    let row = access.store.project_by_id(project).await?.ok_or_else(|| ApiError::not_found("no project"))?;
+    Ok(caplens_app::review::ProjectReviewSettings {
+        labels: access.store.label_defs(project).await?,
+        viewers_comment: row.viewers_comment,
+        can_administer: may(access, Action::Administer, project),
+    })
+}
+
+/// Lets a project's viewers comment and label, or not (project admins).
+pub async fn set_viewers_comment(access: &Access<'_>, project_slug: &str, allowed: bool) -> Result<(), ApiError> {
+    let project = access.require(Action::Administer, &Owned::Project(project_slug.to_owned()), "project").await?;
+    access.store.set_viewers_comment(project, allowed).await?;
+    access
+        .audit("viewers_comment", format!("project {project_slug}"), Some(project), if allowed { "on" } else { "off" })
+        .await;
+    Ok(())
+}
+
 /// What an override request names (REST body; the pages send the same).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -850,6 +850,15 @@ impl StoreSource {
                 let base = super::review::base_url(self.auth.settings(), &headers);
                 ReviewReply::ShareLink(review::create_share_link(a, &slug, &path, expires_in, &base).await?)
             }
+            ReviewOp::ProjectReview { project } => ReviewReply::ProjectReview(review::project_review(a, &project).await?),
+            ReviewOp::AddLabel { project, name, colour } => {
+                review::add_label(a, &project, &name, &colour).await?;
+                ReviewReply::Done
+            }
+            ReviewOp::SetViewersComment { project, allowed } => {
+                review::set_viewers_comment(a, &project, allowed).await?;
+                ReviewReply::Done
+            }
             ReviewOp::RolloutExperiments { rollout } => {
                 ReviewReply::Experiments(review::rollout_experiments(a, rollout).await?)
             }
