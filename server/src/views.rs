@@ -88,6 +88,12 @@ impl ViewService {
         Ok(self.prepared_with_stamp(slug, None, false).await?.map(|(_, p)| p))
     }
 
+    /// The same without the reviewers' overrides: the review queue's membership must not change
+    /// when a problem is reviewed (only its "reviewed" mark does).
+    pub async fn prepared_unreviewed(&self, slug: &str) -> Result<Option<Arc<Prepared>>, StoreError> {
+        Ok(self.prepared_with_stamp(slug, None, true).await?.map(|(_, p)| p))
+    }
+
     /// A view built by `build` from the experiment's data, reused while the data is unchanged.
     async fn view<T: Clone + Send + Sync + 'static>(
         &self,

@@ -249,6 +249,9 @@ async fn review_work_survives_reimport_and_goes_with_the_experiment() {
         let (problem_key, answer) = a_wrong_cluster(&all);
         let key = format!("{}/{problem_key}", all[0].dataset);
         let problem = store.experiment_problem_by_key(experiment.id, &key).await.unwrap().unwrap();
+        let views = ViewService::new(store.clone());
+        let queue_before = review::review_queue(&access, &views, SLUG, 0.3, false).await.unwrap();
+        assert_eq!(queue_before.reviewed, 0);
         review::set_labels(&access, SLUG, problem, &["verifier wrong".into(), "ambiguous problem".into()]).await.unwrap();
         let bad = review::set_labels(&access, SLUG, problem, &["no such label".into()]).await.unwrap_err();
         assert!(bad.message.contains("labels[0]"), "{}", bad.message);
@@ -274,6 +277,16 @@ async fn review_work_survives_reimport_and_goes_with_the_experiment() {
         .await
         .unwrap();
         review::post_comment(&access, SLUG, &CommentTarget::Problem { problem }, "looks fine").await.unwrap();
+        // The queue keeps its entries; the reviewed problem is marked (labels and overrides).
+        let queue_after = review::review_queue(&access, &views, SLUG, 0.3, false).await.unwrap();
+        assert_eq!(queue_after.total, queue_before.total, "{}", db.name);
+        let rollout_problem: i64 =
+            sqlx::query_scalar("SELECT problem_id FROM rollouts WHERE id = $1").bind(rollout).fetch_one(&store.pool).await.unwrap();
+        let expected =
+            queue_before.entries.iter().filter(|e| e.problem_id == problem || e.problem_id == rollout_problem).count() as u64;
+        assert_eq!(queue_after.reviewed, expected, "{}", db.name);
+        assert!(queue_after.entries.iter().filter(|e| e.problem_id == problem).all(|e| e.reviewed && e.comments == 1));
+        assert!(queue_after.entries.iter().filter(|e| e.problem_id != problem && e.problem_id != rollout_problem).all(|e| !e.reviewed));
 
         // The same data again: a duplicate, nothing of the review is lost.
         let again = import(&store, &file, SLUG).await;

@@ -614,6 +614,7 @@ mod tests {
             ("answer", "\\frac{1}{2}"),
             ("page", "3"),
             ("open", "7,9"),
+            ("experiment", "exp-a"),
         ]
         .into_iter()
         .collect();

@@ -746,7 +746,7 @@ pub async fn review_queue(
     assigned_to_me: bool,
 ) -> Result<ReviewQueueView, ApiError> {
     let e = experiment(access, slug, Action::Read).await?;
-    let prepared = views.prepared(slug).await?.ok_or_else(|| ApiError::not_found("no experiment"))?;
+    let prepared = views.prepared_unreviewed(slug).await?.ok_or_else(|| ApiError::not_found("no experiment"))?;
     let runs = &prepared.data.runs;
     let mut reasons: HashMap<i64, (String, Vec<String>, Vec<String>, String)> = HashMap::new();
     let mut note = |problem: i64, key: &str, kind: &str, text: String, runs_param: String| {
