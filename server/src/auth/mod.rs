@@ -42,17 +42,6 @@ pub const SESSION_COOKIE: &str = "caplens_session";
 /// The cookie of a read-only share link (issue 15): holds the link's secret.
 pub const SHARE_COOKIE: &str = "caplens_share";
 
-/// `active`, `expired` or `revoked`.
-pub fn share_link_state(grant: &crate::storage::review::ShareGrant) -> &'static str {
-    if grant.revoked_at.is_some() {
-        "revoked"
-    } else if grant.expires_at.as_deref().is_some_and(|e| unix_from_rfc3339(e).unwrap_or(0) <= now_unix()) {
-        "expired"
-    } else {
-        "active"
-    }
-}
-
 /// How requests are authenticated (`caplens serve --auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
@@ -404,7 +393,7 @@ impl Auth {
         }
         if let Some(secret) = cookie(headers, SHARE_COOKIE) {
             if let Some(grant) = store.share_grant(&sha256_hex(secret)).await? {
-                if share_link_state(&grant) == "active" {
+                if grant.state() == "active" {
                     return Ok(Ok(Principal::share(&grant)));
                 }
             }

@@ -436,6 +436,20 @@ pub struct OverrideRequest {
     pub reason: String,
 }
 
+impl OverrideRequest {
+    /// A request about a problem known by id: an answer override names the problem, a rollout
+    /// override only its rollout (as the REST body would).
+    pub fn in_problem(problem_id: i64, answer: Option<String>, rollout: Option<i64>, verdict: String, reason: String) -> Self {
+        OverrideRequest {
+            problem: rollout.is_none().then(|| serde_json::Value::from(problem_id)),
+            answer,
+            rollout,
+            verdict,
+            reason,
+        }
+    }
+}
+
 /// Records a verdict override; every view's reviewed numbers change with it.
 pub async fn add_override(access: &Access<'_>, slug: &str, req: &OverrideRequest) -> Result<OverrideRow, ApiError> {
     let e = experiment(access, slug, Action::Edit).await?;
@@ -602,14 +616,13 @@ pub async fn import_review(access: &Access<'_>, slug: &str, file_name: &str, tex
                 labels_by_problem.entry(problem).or_default().push(label);
             }
             "override" => {
-                let req = OverrideRequest {
-                    problem: Some(serde_json::Value::from(problem)),
-                    answer: r.answer.clone(),
-                    rollout: if r.answer.is_some() { None } else { r.rollout },
-                    verdict: r.verdict.clone().unwrap_or_default(),
-                    reason: r.reason.clone().unwrap_or_default(),
-                };
-                let req = OverrideRequest { problem: if req.rollout.is_some() { None } else { req.problem }, ..req };
+                let req = OverrideRequest::in_problem(
+                    problem,
+                    r.answer.clone(),
+                    if r.answer.is_some() { None } else { r.rollout },
+                    r.verdict.clone().unwrap_or_default(),
+                    r.reason.clone().unwrap_or_default(),
+                );
                 match add_override(access, slug, &req).await {
                     Ok(_) => report.overrides += 1,
                     Err(err) => report.skipped.push(format!("{file_name}:{line}: {}", err.message)),

@@ -134,13 +134,34 @@ fn comment_row(row: &sqlx::any::AnyRow) -> Result<CommentRecord, sqlx::Error> {
 const COMMENT_SELECT: &str =
     "SELECT id, thread_id, author_id, author_name, body, body_html, created_at, edited_at, deleted_at FROM comments";
 
-fn share_state(expires_at: &Option<String>, revoked_at: &Option<String>, now: &str) -> &'static str {
+/// Records who a comment mentions (inside the comment's transaction).
+async fn insert_mentions(tx: &mut super::catalog::Tx<'_>, comment_id: i64, users: &[i64]) -> Result<(), StoreError> {
+    for user in users {
+        db(sqlx::query("INSERT INTO comment_mentions (comment_id, user_id) VALUES ($1, $2)")
+            .bind(comment_id)
+            .bind(*user)
+            .execute(&mut **tx)
+            .await)?;
+    }
+    Ok(())
+}
+
+/// A share link's state at `now`: `active`, `expired` or `revoked`. Timestamps are all
+/// `YYYY-MM-DDTHH:MM:SSZ` (`now_rfc3339`), so they compare as text.
+fn share_link_state(expires_at: Option<&str>, revoked_at: Option<&str>, now: &str) -> &'static str {
     if revoked_at.is_some() {
         "revoked"
-    } else if expires_at.as_deref().is_some_and(|e| e <= now) {
+    } else if expires_at.is_some_and(|e| e <= now) {
         "expired"
     } else {
         "active"
+    }
+}
+
+impl ShareGrant {
+    /// `active`, `expired` or `revoked`, now.
+    pub fn state(&self) -> &'static str {
+        share_link_state(self.expires_at.as_deref(), self.revoked_at.as_deref(), &now_rfc3339())
     }
 }
 
@@ -291,13 +312,7 @@ impl Store {
         .bind(now_rfc3339())
         .fetch_one(&mut *tx)
         .await)?;
-        for user in mentions {
-            db(sqlx::query("INSERT INTO comment_mentions (comment_id, user_id) VALUES ($1, $2)")
-                .bind(id)
-                .bind(*user)
-                .execute(&mut *tx)
-                .await)?;
-        }
+        insert_mentions(&mut tx, id, mentions).await?;
         db(tx.commit().await)?;
         Ok(id)
     }
@@ -321,13 +336,7 @@ impl Store {
             .execute(&mut *tx)
             .await)?;
         db(sqlx::query("DELETE FROM comment_mentions WHERE comment_id = $1").bind(id).execute(&mut *tx).await)?;
-        for user in mentions {
-            db(sqlx::query("INSERT INTO comment_mentions (comment_id, user_id) VALUES ($1, $2)")
-                .bind(id)
-                .bind(*user)
-                .execute(&mut *tx)
-                .await)?;
-        }
+        insert_mentions(&mut tx, id, mentions).await?;
         db(tx.commit().await)?;
         Ok(())
     }
@@ -861,7 +870,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|(id, path, created_by, created_at, expires_at, revoked_at, opened, last_opened_at)| ShareLinkRow {
-                state: share_state(&expires_at, &revoked_at, &now).into(),
+                state: share_link_state(expires_at.as_deref(), revoked_at.as_deref(), &now).into(),
                 id,
                 path,
                 created_by,

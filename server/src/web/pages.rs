@@ -797,14 +797,13 @@ impl StoreSource {
                 ReviewReply::ProblemReview(review::set_labels(a, &slug, problem, &labels).await?)
             }
             ReviewOp::AddOverride { slug, input } => {
-                let req = review::OverrideRequest {
-                    problem: Some(serde_json::Value::from(input.problem_id)),
-                    answer: input.answer,
-                    rollout: input.rollout,
-                    verdict: input.verdict,
-                    reason: input.reason,
-                };
-                let req = review::OverrideRequest { problem: if req.rollout.is_some() { None } else { req.problem }, ..req };
+                let req = review::OverrideRequest::in_problem(
+                    input.problem_id,
+                    input.answer,
+                    input.rollout,
+                    input.verdict,
+                    input.reason,
+                );
                 ReviewReply::Override(review::add_override(a, &slug, &req).await?)
             }
             ReviewOp::DeleteOverride { id } => {

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::access::{require_write_credentials, Caller};
 use super::AppState;
-use crate::auth::{sha256_hex, share_link_state, Action, AuthSettings};
+use crate::auth::{sha256_hex, Action, AuthSettings};
 use crate::storage::access::Owned;
 use crate::error::ApiError;
 use crate::review::{self, OverrideRequest};
@@ -376,7 +376,7 @@ pub async fn open_share_link(
     let Some(grant) = grant else {
         return share_link_ended_page("not found");
     };
-    let status = share_link_state(&grant);
+    let status = grant.state();
     state
         .store
         .audit(AuditRecord {
