@@ -12,7 +12,8 @@ use serde::ser::SerializeMap;
 use serde::Serialize;
 
 use crate::error::StoreError;
-use crate::storage::{db, Store};
+use crate::storage::analysis::ReportRows;
+use crate::storage::Store;
 
 /// The k values of `caplens passk --k`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -211,39 +212,9 @@ impl Store {
         verdicts: Option<caplens_analysis::verdicts::VerdictSource>,
         reviewed: bool,
     ) -> Result<Option<ExperimentTables>, StoreError> {
-        let exists: Option<i64> = db(sqlx::query_scalar(
-            "SELECT id FROM experiments WHERE slug = $1",
-        )
-        .bind(slug)
-        .fetch_optional(&self.pool)
-        .await)?;
-        let Some(experiment_id) = exists else {
+        let Some(ReportRows { runs, stats }) = self.experiment_report_rows(slug, verdicts).await? else {
             return Ok(None);
         };
-        type RunRow = (i64, String, Option<String>);
-        let runs: Vec<RunRow> = db(sqlx::query_as(
-            "SELECT r.id, m.name, r.aggregates FROM runs r JOIN models m ON m.id = r.model_id
-             JOIN experiment_runs er ON er.run_id = r.id
-             WHERE er.experiment_id = $1 AND r.status = 'completed' ORDER BY r.id",
-        )
-        .bind(experiment_id)
-        .fetch_all(&self.pool)
-        .await)?;
-        type StatRow = (i64, i64, String, String, i64, i64, Option<i64>, i64, String);
-        let (c, first) = crate::storage::analysis::verdict_columns(verdicts);
-        let sql = format!(
-            "SELECT s.run_id, s.problem_id, d.name, p.problem_key, s.n, {c}, {first}, s.order_known, s.answers
-             FROM run_problem_stats s JOIN problems p ON p.id = s.problem_id
-             JOIN datasets d ON d.id = p.dataset_id
-             JOIN experiment_runs er ON er.run_id = s.run_id
-             JOIN runs r ON r.id = s.run_id
-             WHERE er.experiment_id = $1 AND r.status = 'completed'
-             ORDER BY s.run_id, s.position, s.problem_id"
-        );
-        let stats: Vec<StatRow> = db(sqlx::query_as(&sql)
-        .bind(experiment_id)
-        .fetch_all(&self.pool)
-        .await)?;
         let review = if reviewed { Some(self.reviewed_groups(slug, verdicts).await?) } else { None };
         let mut tables = ExperimentTables {
             models: Vec::new(),

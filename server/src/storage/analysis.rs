@@ -245,6 +245,48 @@ impl Store {
     }
 }
 
+/// What the read API's reports (`reports.rs`) are built from: the experiment's completed runs
+/// (id, model name, aggregates JSON) and their per-problem rows (run, problem, dataset, key, n,
+/// c, first correct position, order known, answers JSON) in run and first-appearance order.
+pub struct ReportRows {
+    pub runs: Vec<(i64, String, Option<String>)>,
+    pub stats: Vec<(i64, i64, String, String, i64, i64, Option<i64>, i64, String)>,
+}
+
+impl Store {
+    /// [`ReportRows`] under `verdicts` (`None`: each run's default); `None` when there is no
+    /// such experiment.
+    pub async fn experiment_report_rows(
+        &self,
+        slug: &str,
+        verdicts: Option<VerdictSource>,
+    ) -> Result<Option<ReportRows>, StoreError> {
+        let Some(experiment) = self.experiment_ref(slug).await? else {
+            return Ok(None);
+        };
+        let runs = db(sqlx::query_as(
+            "SELECT r.id, m.name, r.aggregates FROM runs r JOIN models m ON m.id = r.model_id
+             JOIN experiment_runs er ON er.run_id = r.id
+             WHERE er.experiment_id = $1 AND r.status = 'completed' ORDER BY r.id",
+        )
+        .bind(experiment.id)
+        .fetch_all(&self.pool)
+        .await)?;
+        let (c, first) = verdict_columns(verdicts);
+        let sql = format!(
+            "SELECT s.run_id, s.problem_id, d.name, p.problem_key, s.n, {c}, {first}, s.order_known, s.answers
+             FROM run_problem_stats s JOIN problems p ON p.id = s.problem_id
+             JOIN datasets d ON d.id = p.dataset_id
+             JOIN experiment_runs er ON er.run_id = s.run_id
+             JOIN runs r ON r.id = s.run_id
+             WHERE er.experiment_id = $1 AND r.status = 'completed'
+             ORDER BY s.run_id, s.position, s.problem_id"
+        );
+        let stats = db(sqlx::query_as(&sql).bind(experiment.id).fetch_all(&self.pool).await)?;
+        Ok(Some(ReportRows { runs, stats }))
+    }
+}
+
 /// Reviewed counts of the (run, problem) groups an experiment's overrides touch.
 #[derive(Debug, Clone, Default)]
 pub struct ReviewedGroups {
