@@ -300,15 +300,20 @@ pub async fn threads(access: &Access<'_>, slug: &str, filter: &ThreadFilter) -> 
 pub async fn inbox(access: &Access<'_>) -> Result<Vec<InboxEntry>, ApiError> {
     access.require_signed_in(Action::Read, "inbox").await?;
     let Some(user) = access.principal.user_id else { return Ok(Vec::new()) };
-    let mut entries = Vec::new();
+    let mut threads = Vec::new();
+    let mut whys = Vec::new();
     for (t, why) in access.store.inbox_threads(user).await? {
-        let readable = access.require(Action::Read, &Owned::Thread(t.id), "thread").await.is_ok();
-        if readable {
-            let comments = access.store.comments_of(&[t.id]).await?;
-            let thread = views_of(access, vec![t], comments).remove(0);
-            entries.push(InboxEntry { why: why.into(), thread });
+        if access.require(Action::Read, &Owned::Thread(t.id), "thread").await.is_ok() {
+            threads.push(t);
+            whys.push(why);
         }
     }
+    let comments = access.store.comments_of(&threads.iter().map(|t| t.id).collect::<Vec<_>>()).await?;
+    let mut entries: Vec<InboxEntry> = views_of(access, threads, comments)
+        .into_iter()
+        .zip(whys)
+        .map(|(thread, why)| InboxEntry { why: why.into(), thread })
+        .collect();
     entries.sort_by(|a, b| b.thread.last_activity.cmp(&a.thread.last_activity));
     Ok(entries)
 }

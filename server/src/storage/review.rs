@@ -400,18 +400,21 @@ impl Store {
         .bind(user_id)
         .fetch_all(&self.pool)
         .await)?;
-        let mut out = Vec::new();
+        let mut wanted: Vec<(i64, &'static str)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (ids, why) in [(mentioned, "mention"), (replied, "reply")] {
-            for id in ids {
-                if seen.insert(id) {
-                    if let Some(t) = self.thread(id).await? {
-                        out.push((t, why));
-                    }
-                }
+            wanted.extend(ids.into_iter().filter(|id| seen.insert(*id)).map(|id| (id, why)));
+        }
+        let mut threads: HashMap<i64, ThreadRecord> = HashMap::new();
+        for chunk in wanted.chunks(200) {
+            let list = chunk.iter().map(|(i, _)| i.to_string()).collect::<Vec<_>>().join(",");
+            let rows = db(sqlx::query(&format!("{THREAD_SELECT} WHERE t.id IN ({list})")).fetch_all(&self.pool).await)?;
+            for row in &rows {
+                let t = thread_row(row).map_err(StoreError::Database)?;
+                threads.insert(t.id, t);
             }
         }
-        Ok(out)
+        Ok(wanted.into_iter().filter_map(|(id, why)| Some((threads.remove(&id)?, why))).collect())
     }
 
     /// Comments of the threads, in order.
