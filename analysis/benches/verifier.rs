@@ -1,11 +1,12 @@
 //! Throughput of `verify` on typical AIME/MATH (pred, ref) pairs.
 //!
-//! Run: `cargo bench -p caplens-analysis --bench verifier`. Prints pairs/second per category and
+//! Run: `cargo bench -p caplens-analysis --bench verifier`. Prints the slowest hostile inputs, then
+//! pairs/second per category and
 //! overall for 1 million pairs; target (issue 4): > 200,000 pairs/s on one core for the numeric
 //! and fraction cases. Pairs are generated from a seeded SplitMix64 so runs are comparable.
 
 use caplens_analysis::rng::SplitMix64;
-use caplens_analysis::verifier::{verify, Verdict};
+use caplens_analysis::verifier::{extract_answer, verify, Verdict};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -72,7 +73,33 @@ fn run(name: &str, n: usize, gen: PairGen) -> f64 {
     secs
 }
 
+/// Worst cases: inputs built to make a parser recurse, allocate or loop. Prints the slowest
+/// extract + verify of each (milliseconds; release builds should stay well under one).
+fn hostile() {
+    let inputs = [
+        ("1 MiB of digits", "9".repeat(1 << 20)),
+        (
+            "10k nested fractions",
+            "\\frac{".repeat(10_000) + "1" + &"}{2}".repeat(10_000),
+        ),
+        ("10k nested roots", "\\sqrt{".repeat(10_000) + "2" + &"}".repeat(10_000)),
+        ("power tower", "2^{".repeat(5_000) + "2" + &"}".repeat(5_000)),
+        ("50k-term sum", vec!["1"; 50_000].join("+")),
+        ("50k unclosed boxes", "\\boxed{".repeat(50_000)),
+        ("100k boxes", "\\boxed{1}".repeat(100_000)),
+    ];
+    for (name, input) in &inputs {
+        let start = Instant::now();
+        black_box(extract_answer(black_box(input)));
+        black_box(verify(black_box(input), "5"));
+        black_box(verify("5", black_box(input)));
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        println!("hostile: {name:<22} {ms:>9.3} ms (extract + verify both ways)");
+    }
+}
+
 fn main() {
+    hostile();
     // The mix of a typical MATH/AIME run: mostly integers, then fractions and decimals, few
     // symbolic answers. Total: 1,000,000 pairs.
     let mix: [(&str, usize, PairGen); 4] = [

@@ -18,10 +18,10 @@ use crate::storage::Store;
 /// The k values of `caplens passk --k`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum KSelection {
-    /// Powers of two up to the largest n of the input, plus that n.
+    /// Powers of two up to the model's largest n, plus that n.
     #[default]
     Default,
-    /// Every k from 1 to the largest n.
+    /// Every k from 1 to the model's largest n.
     All,
     /// The listed values (0 is rejected when parsing).
     List(Vec<u64>),
@@ -70,19 +70,28 @@ pub struct PasskModel {
     pub problems: usize,
     pub rollouts: u64,
     pub points: Vec<CurvePoint>,
+    /// The k values asked of this model (points are those some problem has n >= k for).
+    #[serde(skip)]
+    pub ks: Vec<u64>,
 }
 
-/// pass@k per model (eq. 2 averaged over problems with n >= k), models in the order given.
-pub fn passk_doc(names: &[String], tables: &[Vec<ProblemCounts>], ks: &[u64]) -> PasskDoc {
+/// pass@k per model (eq. 2 averaged over problems with n >= k), models in the order given. The
+/// k values are resolved per model, from its own largest n: a model with n = 200 beside one with
+/// n = 2048 gets its pass@200, not a curve that stops at 128.
+pub fn passk_doc(names: &[String], tables: &[Vec<ProblemCounts>], ks: &KSelection) -> PasskDoc {
     PasskDoc {
         models: names
             .iter()
             .zip(tables)
-            .map(|(name, t)| PasskModel {
-                model: name.clone(),
-                problems: t.len(),
-                rollouts: t.iter().map(|p| p.n).sum(),
-                points: pass_at_k_curve(t, ks),
+            .map(|(name, t)| {
+                let ks = ks.clone().resolve(t.iter().map(|p| p.n).max().unwrap_or(0));
+                PasskModel {
+                    model: name.clone(),
+                    problems: t.len(),
+                    rollouts: t.iter().map(|p| p.n).sum(),
+                    points: pass_at_k_curve(t, &ks),
+                    ks,
+                }
             })
             .collect(),
     }
@@ -288,8 +297,7 @@ impl ExperimentTables {
                     .collect()
             })
             .collect();
-        let max_n = tables.iter().flatten().map(|p| p.n).max().unwrap_or(0);
-        passk_doc(&self.models, &tables, &ks.resolve(max_n))
+        passk_doc(&self.models, &tables, &ks)
     }
 
     pub fn unsolvable(&self, k: Option<u64>) -> UnsolvableReport {

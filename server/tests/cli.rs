@@ -1,6 +1,26 @@
 //! The `caplens` binary end to end: start-up errors and the analysis / verifier commands.
 
+mod common;
+
 use std::process::{Command, Output};
+
+use common::TestDb;
+
+/// The databases a CLI test runs against: SQLite (no `DATABASE_URL`: the file in `--data-dir`)
+/// and, when configured, a fresh PostgreSQL schema. Each comes with the environment the
+/// `caplens` process needs and, for PostgreSQL, the test database (dropped by `cleanup`).
+async fn databases() -> Vec<(&'static str, Vec<(&'static str, String)>, Option<TestDb>)> {
+    let mut out = vec![("sqlite", Vec::new(), None)];
+    if let Some(pg) = TestDb::postgres().await {
+        let url = pg.database_url().expect("a PostgreSQL test database has a URL");
+        out.push(("postgres", vec![("DATABASE_URL", url)], Some(pg)));
+    }
+    out
+}
+
+fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
 
 fn caplens(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_caplens"));
@@ -360,8 +380,17 @@ fn verify_policy_switches_change_the_disputed_cases() {
 
 /// `caplens import` and `caplens token`: an import into a fresh SQLite file, its JSON report, a
 /// duplicate, and a usage error.
-#[test]
-fn import_and_token_commands() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_and_token_commands() {
+    for (name, env, pg) in databases().await {
+        import_and_token_commands_on(name, &env_refs(&env));
+        if let Some(pg) = pg {
+            pg.cleanup().await;
+        }
+    }
+}
+
+fn import_and_token_commands_on(db: &str, env: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     let file = dir.path().join("demo.jsonl");
@@ -388,14 +417,14 @@ fn import_and_token_commands() {
             "cli-e",
             "--json",
         ],
-        &[],
+        env,
     );
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{db}: {}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["status"], "completed");
     assert_eq!(report["rows_stored"], 60);
     assert_eq!(report["runs"].as_array().unwrap().len(), 3);
-    let o = caplens(&["import", file.to_str().unwrap(), "--data-dir", data], &[]);
+    let o = caplens(&["import", file.to_str().unwrap(), "--data-dir", data], env);
     assert!(o.status.success(), "a duplicate is not a failure");
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("duplicate"),
@@ -411,10 +440,10 @@ fn import_and_token_commands() {
             "--stage",
             "alien",
         ],
-        &[],
+        env,
     );
     assert_eq!(o.status.code(), Some(2), "clap refuses an unknown stage");
-    let o = caplens(&["import", "/nonexistent.jsonl", "--data-dir", data], &[]);
+    let o = caplens(&["import", "/nonexistent.jsonl", "--data-dir", data], env);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("/nonexistent.jsonl: no such file"),
@@ -422,19 +451,19 @@ fn import_and_token_commands() {
         stderr(&o)
     );
 
-    let o = caplens(&["token", "create", "ci", "--data-dir", data], &[]);
+    let o = caplens(&["token", "create", "ci", "--data-dir", data], env);
     assert!(o.status.success(), "{}", stderr(&o));
     let secret = String::from_utf8_lossy(&o.stdout).trim().to_owned();
     assert!(secret.starts_with("clk_") && secret.len() > 40, "{secret}");
-    let o = caplens(&["token", "list", "--data-dir", data], &[]);
+    let o = caplens(&["token", "list", "--data-dir", data], env);
     let list = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         list.contains("ci") && !list.contains(&secret),
         "the secret is never listed: {list}"
     );
-    let o = caplens(&["token", "revoke", "1", "--data-dir", data], &[]);
+    let o = caplens(&["token", "revoke", "1", "--data-dir", data], env);
     assert!(o.status.success());
-    let o = caplens(&["token", "revoke", "1", "--data-dir", data], &[]);
+    let o = caplens(&["token", "revoke", "1", "--data-dir", data], env);
     assert_eq!(
         o.status.code(),
         Some(1),
@@ -444,8 +473,14 @@ fn import_and_token_commands() {
 
 /// Killing the process mid-import leaves nothing visible; the server marks the import
 /// interrupted at its next start, and importing the same file again works.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_an_import_midway_leaves_no_partial_run() {
+    for (name, env, pg) in databases().await {
+        killing_an_import_on(name, &env_refs(&env), pg).await;
+    }
+}
+
+async fn killing_an_import_on(db: &str, env: &[(&str, &str)], pg: Option<TestDb>) {
     use caplens_server::{config::DatabaseConfig, ingest::service::ImportService, storage::Store};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -465,7 +500,8 @@ async fn killing_an_import_midway_leaves_no_partial_run() {
     assert!(o.status.success(), "{}", stderr(&o));
     // The hook stops the import after its first stored batch with the transaction open and
     // says so on stderr: the kill lands mid-write, whatever the machine's speed.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_caplens"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_caplens"));
+    child
         .args([
             "import",
             file.to_str().unwrap(),
@@ -475,11 +511,12 @@ async fn killing_an_import_midway_leaves_no_partial_run() {
             "killed",
         ])
         .env_remove("DATABASE_URL")
+        .envs(env.iter().copied())
         .env(caplens_server::ingest::pipeline::HOLD_IMPORT_FOR_TEST, "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ;
+    let mut child = child.spawn().unwrap();
     let child_stderr = child.stderr.take().unwrap();
     let held = tokio::task::spawn_blocking(move || {
         use std::io::BufRead;
@@ -495,11 +532,16 @@ async fn killing_an_import_midway_leaves_no_partial_run() {
     })
     .await
     .unwrap();
-    let held = held.unwrap_or_else(|e| panic!("the import ended without holding: {e}"));
+    let held = held.unwrap_or_else(|e| panic!("{db}: the import ended without holding: {e}"));
     let stored: u64 = held.rsplit(" after ").next().unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!(stored > 0, "rows were written inside the transaction: {held}");
-    let db = DatabaseConfig::resolve(None, &data).unwrap();
-    let store = Store::open(&db, &data).await.unwrap();
+    let store = match &pg {
+        Some(pg) => pg.store.clone(),
+        None => {
+            let config = DatabaseConfig::resolve(None, &data).unwrap();
+            Store::open(&config, &data).await.unwrap()
+        }
+    };
     let processing: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM imports WHERE status = 'processing'")
             .fetch_one(&store.pool)
@@ -520,7 +562,7 @@ async fn killing_an_import_midway_leaves_no_partial_run() {
             .fetch_one(&store.pool)
             .await
             .unwrap();
-        assert_eq!(n, 0, "{table} holds rows of a killed import");
+        assert_eq!(n, 0, "{db}: {table} holds rows of a killed import");
     }
     let service = ImportService::new(store.clone(), &data, 1 << 30);
     let (interrupted, _) = service.recover().await.unwrap();
@@ -531,7 +573,9 @@ async fn killing_an_import_midway_leaves_no_partial_run() {
         .await
         .unwrap();
     assert!(message.starts_with("interrupted"), "{message}");
-    store.close().await;
+    if pg.is_none() {
+        store.close().await;
+    }
     let o = caplens(
         &[
             "import",
@@ -540,11 +584,14 @@ async fn killing_an_import_midway_leaves_no_partial_run() {
             data.to_str().unwrap(),
             "--json",
         ],
-        &[],
+        env,
     );
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{db}: {}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(report["rows_stored"], 3 * 100 * 200);
+    assert_eq!(report["rows_stored"], 3 * 100 * 200, "{db}");
+    if let Some(pg) = pg {
+        pg.cleanup().await;
+    }
 }
 
 /// `serve` on a non-loopback address without accounts or `--auth` refuses to start, in one line
@@ -603,4 +650,45 @@ fn team_server_set_up_from_the_command_line() {
         assert!(audit.contains(action), "{action} missing: {audit}");
     }
     assert!(!audit.contains("long enough password"));
+}
+
+/// Raw sampler output (a response and its reference, no verdict) is graded by the verifier, and
+/// each model's default k list runs to its own largest n.
+#[test]
+fn passk_grades_lines_without_verdicts_and_gives_each_model_its_own_n() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("raw.jsonl");
+    let mut lines = Vec::new();
+    for (problem, reference) in [("1", "2"), ("2", "\\frac{1}{2}")] {
+        for sample in 0..3 {
+            // Model a: only problem 1's first sample is right (0.5 stands for 1/2 nowhere).
+            let answer = if problem == "1" && sample == 0 { "2" } else { "5" };
+            lines.push(serde_json::json!({
+                "model": "a", "problem_id": problem, "sample": sample,
+                "reference": reference, "response": format!("so \\boxed{{{answer}}}"),
+            }));
+        }
+        lines.push(serde_json::json!({
+            "model": "b", "problem_id": problem, "n": 8, "c": if problem == "1" { 4 } else { 0 },
+        }));
+    }
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&file, text).unwrap();
+    let o = caplens(&["passk", file.to_str().unwrap(), "--json"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let models = doc["models"].as_array().unwrap();
+    let ks = |m: &serde_json::Value| -> Vec<u64> {
+        m["points"].as_array().unwrap().iter().map(|p| p["k"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(models[0]["model"], "a");
+    assert_eq!(ks(&models[0]), [1, 2, 3], "model a's own n = 3 ends its list");
+    assert_eq!(ks(&models[1]), [1, 2, 4, 8]);
+    let pass1 = models[0]["points"][0]["pass_at_k"].as_f64().unwrap();
+    assert!((pass1 - 1.0 / 6.0).abs() < 1e-12, "{pass1}");
+    // Without a reference the line cannot be graded: file, line and field are named.
+    std::fs::write(&file, "{\"model\":\"a\",\"problem_id\":\"1\",\"response\":\"x\"}\n").unwrap();
+    let o = caplens(&["passk", file.to_str().unwrap()], &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains(":1: field \"reference\""), "{}", stderr(&o));
 }

@@ -23,7 +23,9 @@ use caplens_server::engine::{
     Completion, Engine, EngineError, EngineInfo, Generation, GenerationRequest, Prompt,
     TokenAlternative, TokenStep,
 };
-use caplens_server::evals::{self, engines::EngineRegistry, worker::Worker, worker::WorkerConfig};
+use caplens_server::evals::{
+    self, engines::EngineRegistry, worker::Step, worker::Worker, worker::WorkerConfig,
+};
 use caplens_server::web;
 use common::TestDb;
 use http_body_util::BodyExt;
@@ -422,13 +424,15 @@ async fn cancel_and_resume_continue_where_the_evaluation_stopped() {
         );
         let engine = Arc::new(ScriptedEngine::new("c"));
         let w = worker(&db, engine.clone(), 1, 4);
-        let task = tokio::spawn(w.clone().run());
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        // A worker's step finds nothing to do (no unit to claim), rather than a sleep that
+        // hopes the worker would have started by then.
         assert_eq!(
-            engine.samples.load(Ordering::SeqCst),
-            0,
+            w.step().await.unwrap(),
+            Step::Idle,
             "a cancelled evaluation is not worked on"
         );
+        assert_eq!(engine.samples.load(Ordering::SeqCst), 0);
+        let task = tokio::spawn(w.clone().run());
         assert!(db.store.resume_evaluation(id).await.unwrap());
         let done = wait_finished(&db, id, Duration::from_secs(60)).await;
         w.stop();

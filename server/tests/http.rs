@@ -8,7 +8,7 @@ use axum::{
     http::{header, Request, StatusCode},
     Router,
 };
-use caplens_server::{demo, demo::generate::DemoConfig, storage::catalog, web};
+use caplens_server::{demo, demo::generate::DemoConfig, web};
 use common::TestDb;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -118,150 +118,153 @@ async fn api_lists_and_finds_experiments() {
 
 #[tokio::test]
 async fn api_errors_are_json_with_code_and_message() {
-    let db = TestDb::sqlite().await;
-    let app = app(&db).await;
-    for (uri, status, code) in [
-        (
-            "/api/v1/experiments/nope",
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
-        ("/api/v1/no-such-route", StatusCode::NOT_FOUND, "not_found"),
-        ("/api/v2/experiments", StatusCode::NOT_FOUND, "not_found"),
-    ] {
-        let (got, body, headers) = get(&app, uri, None).await;
-        assert_eq!(got, status, "{uri}");
-        assert!(headers[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json"));
-        let v = json(&body);
-        assert_eq!(v["error"]["code"], code, "{uri}: {body}");
-        let message = v["error"]["message"].as_str().unwrap();
-        let last_segment = uri.rsplit('/').next().unwrap();
-        assert!(
-            message.contains(last_segment),
-            "{uri}: message should name what was not found: {message}"
+    for db in TestDb::all().await {
+        let app = app(&db).await;
+        for (uri, status, code) in [
+            (
+                "/api/v1/experiments/nope",
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            ("/api/v1/no-such-route", StatusCode::NOT_FOUND, "not_found"),
+            ("/api/v2/experiments", StatusCode::NOT_FOUND, "not_found"),
+        ] {
+            let (got, body, headers) = get(&app, uri, None).await;
+            assert_eq!(got, status, "{uri}");
+            assert!(headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"));
+            let v = json(&body);
+            assert_eq!(v["error"]["code"], code, "{uri}: {body}");
+            let message = v["error"]["message"].as_str().unwrap();
+            let last_segment = uri.rsplit('/').next().unwrap();
+            assert!(
+                message.contains(last_segment),
+                "{uri}: message should name what was not found: {message}"
+            );
+        }
+        let res = app
+            .clone()
+            .oneshot(
+                Request::delete("/api/v1/experiments")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            json(&String::from_utf8_lossy(&body))["error"]["code"],
+            "method_not_allowed"
         );
+        db.cleanup().await;
     }
-    let res = app
-        .clone()
-        .oneshot(
-            Request::delete("/api/v1/experiments")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(
-        json(&String::from_utf8_lossy(&body))["error"]["code"],
-        "method_not_allowed"
-    );
-    db.cleanup().await;
 }
 
 #[tokio::test]
 async fn pages_render_on_the_server() {
-    let db = TestDb::sqlite().await;
-    let app = app(&db).await;
-    let (status, body, _) = get(&app, "/", None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(
-        body.contains("demo-rlvr-boundary"),
-        "experiments list links the demo"
-    );
+    for db in TestDb::all().await {
+        let app = app(&db).await;
+        let (status, body, _) = get(&app, "/", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            body.contains("demo-rlvr-boundary"),
+            "experiments list links the demo"
+        );
 
-    let (status, body, _) = get(&app, "/experiments/demo-rlvr-boundary", None).await;
-    assert_eq!(status, StatusCode::OK);
-    for needle in [
-        "demo-base-7b",
-        "demo-sft-7b",
-        "demo-rl-7b",
-        "Synthetic demo data",
-        "3 of 3 runs shown",
-        "/pkg/caplens.wasm",
-    ] {
-        assert!(body.contains(needle), "experiment page lacks {needle:?}");
+        let (status, body, _) = get(&app, "/experiments/demo-rlvr-boundary", None).await;
+        assert_eq!(status, StatusCode::OK);
+        for needle in [
+            "demo-base-7b",
+            "demo-sft-7b",
+            "demo-rl-7b",
+            "Synthetic demo data",
+            "3 of 3 runs shown",
+            "/pkg/caplens.wasm",
+        ] {
+            assert!(body.contains(needle), "experiment page lacks {needle:?}");
+        }
+        let (status, body, _) = get(&app, "/models", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.find("demo-base-7b").unwrap() < body.find("demo-rl-7b").unwrap());
+        for page in ["/datasets", "/runs", "/upload", "/experiments"] {
+            let (status, _, _) = get(&app, page, None).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+        }
+        db.cleanup().await;
     }
-    let (status, body, _) = get(&app, "/models", None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(body.find("demo-base-7b").unwrap() < body.find("demo-rl-7b").unwrap());
-    for page in ["/datasets", "/runs", "/upload", "/experiments"] {
-        let (status, _, _) = get(&app, page, None).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-    }
-    db.cleanup().await;
 }
 
 #[tokio::test]
 async fn unknown_pages_get_the_html_404_and_missing_experiments_say_so() {
-    let db = TestDb::sqlite().await;
-    let app = app(&db).await;
-    let (status, body, headers) = get(&app, "/no/such/page", None).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(headers[header::CONTENT_TYPE]
-        .to_str()
-        .unwrap()
-        .starts_with("text/html"));
-    assert!(body.contains("Page not found"));
-    let (status, body, _) = get(&app, "/experiments/deleted-long-ago", None).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(body.contains("Experiment not found") && body.contains("deleted-long-ago"));
-    db.cleanup().await;
+    for db in TestDb::all().await {
+        let app = app(&db).await;
+        let (status, body, headers) = get(&app, "/no/such/page", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        assert!(body.contains("Page not found"));
+        let (status, body, _) = get(&app, "/experiments/deleted-long-ago", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("Experiment not found") && body.contains("deleted-long-ago"));
+        db.cleanup().await;
+    }
 }
 
 #[tokio::test]
 async fn theme_cookie_round_trips_without_javascript() {
-    let db = TestDb::sqlite().await;
-    let app = app(&db).await;
-    let res = post_theme(&app, "theme=dark&back=%2Fmodels").await;
-    assert!(res.status().is_redirection());
-    assert_eq!(res.headers()[header::LOCATION], "/models");
-    let cookie = res.headers()[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert!(cookie.starts_with("caplens_theme=dark"));
-    let (_, body, _) = get(&app, "/models", Some("caplens_theme=dark")).await;
-    assert!(
-        body.contains(r#"data-theme="dark""#),
-        "server renders the chosen theme"
-    );
-    // An open redirect is refused.
-    let res = post_theme(&app, "theme=light&back=%2F%2Fevil.example").await;
-    assert_eq!(res.headers()[header::LOCATION], "/");
-    for evil in ["%2F%5Cevil.example", "%2F%09%2Fevil.example", "%2F%01"] {
-        let res = post_theme(&app, &format!("theme=light&back={evil}")).await;
-        assert_eq!(res.headers()[header::LOCATION], "/", "back={evil}");
+    for db in TestDb::all().await {
+        let app = app(&db).await;
+        let res = post_theme(&app, "theme=dark&back=%2Fmodels").await;
+        assert!(res.status().is_redirection());
+        assert_eq!(res.headers()[header::LOCATION], "/models");
+        let cookie = res.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(cookie.starts_with("caplens_theme=dark"));
+        let (_, body, _) = get(&app, "/models", Some("caplens_theme=dark")).await;
+        assert!(
+            body.contains(r#"data-theme="dark""#),
+            "server renders the chosen theme"
+        );
+        // An open redirect is refused.
+        let res = post_theme(&app, "theme=light&back=%2F%2Fevil.example").await;
+        assert_eq!(res.headers()[header::LOCATION], "/");
+        for evil in ["%2F%5Cevil.example", "%2F%09%2Fevil.example", "%2F%01"] {
+            let res = post_theme(&app, &format!("theme=light&back={evil}")).await;
+            assert_eq!(res.headers()[header::LOCATION], "/", "back={evil}");
+        }
+        db.cleanup().await;
     }
-    db.cleanup().await;
 }
 
 #[tokio::test]
 async fn untrusted_text_is_escaped_in_pages() {
-    let db = TestDb::sqlite().await;
-    let app = app(&db).await;
-    let mut tx = db.store.pool.begin().await.unwrap();
-    let evil = r#"<script>alert("x")</script><img src=x onerror=alert(1)>"#;
-    let e = catalog::insert_experiment(&mut tx, "evil", evil, evil, false)
-        .await
-        .unwrap();
-    assert!(e > 0);
-    tx.commit().await.unwrap();
-    for uri in ["/experiments", "/experiments/evil"] {
-        let (status, body, _) = get(&app, uri, None).await;
-        assert_eq!(status, StatusCode::OK);
-        assert!(
-            !body.contains("<script>alert"),
-            "{uri}: raw script tag in page"
-        );
-        assert!(!body.contains("<img src=x"), "{uri}: raw img tag in page");
-        assert!(
-            body.contains("&lt;script&gt;") || body.contains("&lt;script>"),
-            "{uri}: escaped text shown"
-        );
+    for db in TestDb::all().await {
+        let app = app(&db).await;
+        let mut tx = db.store.begin_bulk().await.unwrap();
+        let evil = r#"<script>alert("x")</script><img src=x onerror=alert(1)>"#;
+        let e = tx.insert_experiment("evil", evil, evil, false).await.unwrap();
+        assert!(e > 0);
+        tx.commit().await.unwrap();
+        for uri in ["/experiments", "/experiments/evil"] {
+            let (status, body, _) = get(&app, uri, None).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(
+                !body.contains("<script>alert"),
+                "{uri}: raw script tag in page"
+            );
+            assert!(!body.contains("<img src=x"), "{uri}: raw img tag in page");
+            assert!(
+                body.contains("&lt;script&gt;") || body.contains("&lt;script>"),
+                "{uri}: escaped text shown"
+            );
+        }
+        db.cleanup().await;
     }
-    db.cleanup().await;
 }

@@ -230,24 +230,25 @@ async fn rest_import_reads_back_exactly_what_the_cli_prints() {
 
 #[tokio::test]
 async fn writes_need_a_valid_token() {
-    let db = TestDb::sqlite().await;
-    let app = app(&db, 1 << 30);
-    let (status, body) = upload(&app, "", None, b"{}".to_vec()).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(body.contains("Authorization: Bearer"), "{body}");
-    let (status, _) = upload(&app, "", Some("clk_not-a-token"), b"{}".to_vec()).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let t = db.store.create_token("temp").await.unwrap();
-    assert!(db.store.revoke_token(t.token.id).await.unwrap());
-    let (status, body) = upload(&app, "", Some(&t.secret), b"{}".to_vec()).await;
-    assert_eq!(
-        status,
-        StatusCode::UNAUTHORIZED,
-        "revoked tokens are refused"
-    );
-    assert!(body.contains("revoked"), "{body}");
-    assert_eq!(count(&db, "imports").await, 0);
-    db.cleanup().await;
+    for db in TestDb::all().await {
+        let app = app(&db, 1 << 30);
+        let (status, body) = upload(&app, "", None, b"{}".to_vec()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.contains("Authorization: Bearer"), "{body}");
+        let (status, _) = upload(&app, "", Some("clk_not-a-token"), b"{}".to_vec()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let t = db.store.create_token("temp").await.unwrap();
+        assert!(db.store.revoke_token(t.token.id).await.unwrap());
+        let (status, body) = upload(&app, "", Some(&t.secret), b"{}".to_vec()).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "revoked tokens are refused"
+        );
+        assert!(body.contains("revoked"), "{body}");
+        assert_eq!(count(&db, "imports").await, 0);
+        db.cleanup().await;
+    }
 }
 
 #[tokio::test]
@@ -367,200 +368,204 @@ async fn a_bad_line_fails_the_whole_import_and_stores_nothing() {
 
 #[tokio::test]
 async fn bad_requests_get_clear_errors() {
-    let db = TestDb::sqlite().await;
-    let token = db.store.create_token("ci").await.unwrap().secret;
-    let app = app(&db, 1000);
-    let (status, body) = upload(&app, "", Some(&token), vec![b'x'; 5000]).await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
-    assert!(
-        body.contains("1000 bytes") && body.contains("CAPLENS_MAX_UPLOAD_BYTES"),
-        "{body}"
-    );
-    let (status, body) = upload(&app, "colour=red", Some(&token), b"{}".to_vec()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body.contains("colour"), "{body}");
-    let (status, body) = upload(&app, "format=csv", Some(&token), b"{}".to_vec()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body.contains("format") && body.contains("lm-eval"),
-        "{body}"
-    );
-    let (status, body) = upload(
-        &app,
-        "experiment=Has%20Spaces",
-        Some(&token),
-        b"{}".to_vec(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body.contains("experiment"), "{body}");
-    let (status, body) = upload(&app, "", Some(&token), Vec::new()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body.contains("no file"), "{body}");
-    // Not a known format: the import fails and says how to name the format.
-    let report = upload_and_wait(&app, "filename=notes.txt", &token, b"hello\n".to_vec()).await;
-    assert_eq!(report.status, ImportStatus::Failed);
-    assert!(
-        report.message.unwrap().contains("format="),
-        "names the override"
-    );
-    assert_eq!(count(&db, "runs").await, 0);
-    db.cleanup().await;
+    for db in TestDb::all().await {
+        let token = db.store.create_token("ci").await.unwrap().secret;
+        let app = app(&db, 1000);
+        let (status, body) = upload(&app, "", Some(&token), vec![b'x'; 5000]).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        assert!(
+            body.contains("1000 bytes") && body.contains("CAPLENS_MAX_UPLOAD_BYTES"),
+            "{body}"
+        );
+        let (status, body) = upload(&app, "colour=red", Some(&token), b"{}".to_vec()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("colour"), "{body}");
+        let (status, body) = upload(&app, "format=csv", Some(&token), b"{}".to_vec()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body.contains("format") && body.contains("lm-eval"),
+            "{body}"
+        );
+        let (status, body) = upload(
+            &app,
+            "experiment=Has%20Spaces",
+            Some(&token),
+            b"{}".to_vec(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("experiment"), "{body}");
+        let (status, body) = upload(&app, "", Some(&token), Vec::new()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("no file"), "{body}");
+        // Not a known format: the import fails and says how to name the format.
+        let report = upload_and_wait(&app, "filename=notes.txt", &token, b"hello\n".to_vec()).await;
+        assert_eq!(report.status, ImportStatus::Failed);
+        assert!(
+            report.message.unwrap().contains("format="),
+            "names the override"
+        );
+        assert_eq!(count(&db, "runs").await, 0);
+        db.cleanup().await;
+    }
 }
 
 #[tokio::test]
 async fn multipart_uploads_take_several_files_and_json_metadata() {
-    let db = TestDb::sqlite().await;
-    let token = db.store.create_token("ci").await.unwrap().secret;
-    let app = app(&db, 1 << 30);
-    let fixture = native_fixture();
-    let cut = fixture[..fixture.len() / 2].rfind('\n').unwrap() + 1;
-    let boundary = "XyZ";
-    let mut body = Vec::new();
-    for (name, part) in [
-        ("one.jsonl", &fixture[..cut]),
-        ("two.jsonl.gz", &fixture[cut..]),
-    ] {
-        let bytes = if name.ends_with(".gz") {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            enc.write_all(part.as_bytes()).unwrap();
-            enc.finish().unwrap()
-        } else {
-            part.as_bytes().to_vec()
-        };
-        write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\n").unwrap();
-        body.extend_from_slice(&bytes);
-        body.extend_from_slice(b"\r\n");
+    for db in TestDb::all().await {
+        let token = db.store.create_token("ci").await.unwrap().secret;
+        let app = app(&db, 1 << 30);
+        let fixture = native_fixture();
+        let cut = fixture[..fixture.len() / 2].rfind('\n').unwrap() + 1;
+        let boundary = "XyZ";
+        let mut body = Vec::new();
+        for (name, part) in [
+            ("one.jsonl", &fixture[..cut]),
+            ("two.jsonl.gz", &fixture[cut..]),
+        ] {
+            let bytes = if name.ends_with(".gz") {
+                let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                enc.write_all(part.as_bytes()).unwrap();
+                enc.finish().unwrap()
+            } else {
+                part.as_bytes().to_vec()
+            };
+            write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\n").unwrap();
+            body.extend_from_slice(&bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{{\"experiment\":\"multi\",\"temperature\":0.6}}\r\n--{boundary}--\r\n").unwrap();
+        let req = Request::post("/api/v1/imports")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Body::from(body))
+            .unwrap();
+        let (status, text) = send(&app, req).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+        let id = serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let report = wait(&app, &id).await;
+        assert_eq!(report.status, ImportStatus::Completed, "{report:?}");
+        assert_eq!(report.files.len(), 2);
+        assert_eq!(report.rows_stored, 98, "the two halves make one import");
+        assert_eq!(report.experiment.as_deref(), Some("multi"));
+        let temps: Vec<Option<f64>> = sqlx::query_scalar("SELECT temperature FROM runs")
+            .fetch_all(&db.store.pool)
+            .await
+            .unwrap();
+        assert_eq!(temps, vec![Some(0.6), Some(0.6)]);
+        let (status, list) = get(&app, "/api/v1/imports").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(list.contains(&id));
+        db.cleanup().await;
     }
-    write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{{\"experiment\":\"multi\",\"temperature\":0.6}}\r\n--{boundary}--\r\n").unwrap();
-    let req = Request::post("/api/v1/imports")
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(Body::from(body))
-        .unwrap();
-    let (status, text) = send(&app, req).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
-    let id = serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let report = wait(&app, &id).await;
-    assert_eq!(report.status, ImportStatus::Completed, "{report:?}");
-    assert_eq!(report.files.len(), 2);
-    assert_eq!(report.rows_stored, 98, "the two halves make one import");
-    assert_eq!(report.experiment.as_deref(), Some("multi"));
-    let temps: Vec<Option<f64>> = sqlx::query_scalar("SELECT temperature FROM runs")
-        .fetch_all(&db.store.pool)
-        .await
-        .unwrap();
-    assert_eq!(temps, vec![Some(0.6), Some(0.6)]);
-    let (status, list) = get(&app, "/api/v1/imports").await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(list.contains(&id));
-    db.cleanup().await;
 }
 
 #[tokio::test]
 async fn token_traces_are_stored_and_read_back_one_rollout_at_a_time() {
-    let db = TestDb::sqlite().await;
-    let token = db.store.create_token("ci").await.unwrap().secret;
-    let app = app(&db, 1 << 30);
-    let report = upload_and_wait(&app, "", &token, native_fixture().into_bytes()).await;
-    assert_eq!(report.status, ImportStatus::Completed);
-    let rows: Vec<(String, i64, i64, Option<f64>, Option<f64>, Option<f64>, Option<i64>)> = sqlx::query_as(
-        "SELECT trace_key, trace_offset, trace_length, mean_entropy, mean_rbf, perplexity, token_count
-         FROM rollouts WHERE trace_key IS NOT NULL ORDER BY id",
-    )
-    .fetch_all(&db.store.pool)
-    .await
-    .unwrap();
-    assert_eq!(rows.len(), 4, "two traced rollouts per model");
-    for (key, offset, len, entropy, rbf, ppl, tokens) in rows {
-        let bytes = db
-            .store
-            .blobs
-            .get_range(&key, offset as u64, len as u64)
-            .await
-            .unwrap()
-            .unwrap();
-        let trace = caplens_analysis::trace::decode(&bytes).unwrap();
-        assert_eq!(trace.tokens(), &[b"The".to_vec(), b" answer".to_vec()]);
-        assert_eq!(trace.logprobs(), &[-0.1f32, -2.0]);
-        assert_eq!(
-            trace.top_alternatives().unwrap()[1][1].token,
-            b" result".to_vec()
-        );
-        assert_eq!(tokens, Some(2));
-        // PPL = exp(-(-0.1 - 2.0) / 2) (item 13).
-        assert!(
-            (ppl.unwrap() - (2.1f64 / 2.0).exp()).abs() < 1e-9,
-            "{ppl:?}"
-        );
-        assert!(entropy.unwrap() > 0.0 && rbf.unwrap() >= 1.0);
+    for db in TestDb::all().await {
+        let token = db.store.create_token("ci").await.unwrap().secret;
+        let app = app(&db, 1 << 30);
+        let report = upload_and_wait(&app, "", &token, native_fixture().into_bytes()).await;
+        assert_eq!(report.status, ImportStatus::Completed);
+        let rows: Vec<(String, i64, i64, Option<f64>, Option<f64>, Option<f64>, Option<i64>)> = sqlx::query_as(
+            "SELECT trace_key, trace_offset, trace_length, mean_entropy, mean_rbf, perplexity, token_count
+             FROM rollouts WHERE trace_key IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&db.store.pool)
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 4, "two traced rollouts per model");
+        for (key, offset, len, entropy, rbf, ppl, tokens) in rows {
+            let bytes = db
+                .store
+                .blobs
+                .get_range(&key, offset as u64, len as u64)
+                .await
+                .unwrap()
+                .unwrap();
+            let trace = caplens_analysis::trace::decode(&bytes).unwrap();
+            assert_eq!(trace.tokens(), &[b"The".to_vec(), b" answer".to_vec()]);
+            assert_eq!(trace.logprobs(), &[-0.1f32, -2.0]);
+            assert_eq!(
+                trace.top_alternatives().unwrap()[1][1].token,
+                b" result".to_vec()
+            );
+            assert_eq!(tokens, Some(2));
+            // PPL = exp(-(-0.1 - 2.0) / 2) (item 13).
+            assert!(
+                (ppl.unwrap() - (2.1f64 / 2.0).exp()).abs() < 1e-9,
+                "{ppl:?}"
+            );
+            assert!(entropy.unwrap() > 0.0 && rbf.unwrap() >= 1.0);
+        }
+        db.cleanup().await;
     }
-    db.cleanup().await;
 }
 
 #[tokio::test]
 async fn an_interrupted_import_is_marked_failed_and_can_be_retried() {
-    let db = TestDb::sqlite().await;
-    let token = db.store.create_token("ci").await.unwrap().secret;
-    // A server that stopped mid-import leaves its row 'processing' and its upload spooled.
-    let service = ImportService::new(db.store.clone(), db.dir(), 1 << 30);
-    let id = "imp_00000000deadbeef";
-    let dir = service.create_spool(id).unwrap();
-    let fixture = native_fixture();
-    std::fs::write(dir.join("0"), &fixture).unwrap();
-    let request = caplens_server::ingest::service::SpooledRequest {
-        files: vec![caplens_server::ingest::service::SpooledFile {
-            name: "run.jsonl".into(),
-            stored_as: "0".into(),
-            bytes: fixture.len() as u64,
-            sha256: caplens_server::ingest::pipeline::sha256_file(&dir.join("0")).unwrap(),
-        }],
-        params: Default::default(),
-        token_id: None,
-        created_at: "2026-11-26T00:00:00Z".into(),
-    };
-    std::fs::write(
-        dir.join("request.json"),
-        serde_json::to_vec(&request).unwrap(),
-    )
-    .unwrap();
-    sqlx::query("INSERT INTO imports (id, status, content_hash, created_at) VALUES ($1, 'processing', '', '2026-11-26T00:00:00Z')")
-        .bind(id)
-        .execute(&db.store.pool)
-        .await
+    for db in TestDb::all().await {
+        let token = db.store.create_token("ci").await.unwrap().secret;
+        // A server that stopped mid-import leaves its row 'processing' and its upload spooled.
+        let service = ImportService::new(db.store.clone(), db.dir(), 1 << 30);
+        let id = "imp_00000000deadbeef";
+        let dir = service.create_spool(id).unwrap();
+        let fixture = native_fixture();
+        std::fs::write(dir.join("0"), &fixture).unwrap();
+        let request = caplens_server::ingest::service::SpooledRequest {
+            files: vec![caplens_server::ingest::service::SpooledFile {
+                name: "run.jsonl".into(),
+                stored_as: "0".into(),
+                bytes: fixture.len() as u64,
+                sha256: caplens_server::ingest::pipeline::sha256_file(&dir.join("0")).unwrap(),
+            }],
+            params: Default::default(),
+            token_id: None,
+            created_at: "2026-11-26T00:00:00Z".into(),
+        };
+        std::fs::write(
+            dir.join("request.json"),
+            serde_json::to_vec(&request).unwrap(),
+        )
         .unwrap();
-    let (interrupted, requeued) = service.recover().await.unwrap();
-    assert_eq!(interrupted, vec![id.to_owned()]);
-    assert!(requeued.is_empty());
-    let app = app(&db, 1 << 30);
-    let report = wait(&app, id).await;
-    assert_eq!(report.status, ImportStatus::Failed);
-    assert!(report.message.unwrap().contains("interrupted"));
-    assert_eq!(count(&db, "runs").await, 0);
-    let req = Request::post(format!("/api/v1/imports/{id}/retry"))
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Body::empty())
-        .unwrap();
-    let (status, body) = send(&app, req).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let report = wait(&app, id).await;
-    assert_eq!(report.status, ImportStatus::Completed, "{report:?}");
-    assert_eq!(report.rows_stored, 98);
-    assert!(!dir.exists(), "the upload is removed once imported");
-    // Nothing left to retry now.
-    let req = Request::post(format!("/api/v1/imports/{id}/retry"))
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Body::empty())
-        .unwrap();
-    let (status, _) = send(&app, req).await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    db.cleanup().await;
+        sqlx::query("INSERT INTO imports (id, status, content_hash, created_at) VALUES ($1, 'processing', '', '2026-11-26T00:00:00Z')")
+            .bind(id)
+            .execute(&db.store.pool)
+            .await
+            .unwrap();
+        let (interrupted, requeued) = service.recover().await.unwrap();
+        assert_eq!(interrupted, vec![id.to_owned()]);
+        assert!(requeued.is_empty());
+        let app = app(&db, 1 << 30);
+        let report = wait(&app, id).await;
+        assert_eq!(report.status, ImportStatus::Failed);
+        assert!(report.message.unwrap().contains("interrupted"));
+        assert_eq!(count(&db, "runs").await, 0);
+        let req = Request::post(format!("/api/v1/imports/{id}/retry"))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = send(&app, req).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let report = wait(&app, id).await;
+        assert_eq!(report.status, ImportStatus::Completed, "{report:?}");
+        assert_eq!(report.rows_stored, 98);
+        assert!(!dir.exists(), "the upload is removed once imported");
+        // Nothing left to retry now.
+        let req = Request::post(format!("/api/v1/imports/{id}/retry"))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, _) = send(&app, req).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        db.cleanup().await;
+    }
 }
 
 #[tokio::test]
@@ -862,6 +867,87 @@ async fn lighteval_pass_at_1_matches_the_files_own_metrics() {
                 db.name
             );
         }
+        db.cleanup().await;
+    }
+}
+
+/// Raw sampler output imports as a new user would write it: no `correct` (caplens grades each
+/// line against its reference, or against the problem's stored reference), the problem's
+/// `prompt` and `tags` stored with it, detection from a first line longer than the detection
+/// window, and the run labelled with the file's name, not the uploader's path.
+#[tokio::test]
+async fn raw_sampler_output_is_graded_and_keeps_prompts_and_tags() {
+    use caplens_server::ingest::pipeline::{run_import, ImportFile, ImportParams, ImportProgress};
+    use caplens_server::ingest::{detect, Format, InputFile};
+    for db in TestDb::all().await {
+        let dir = tempfile::tempdir().unwrap();
+        // A first line longer than the detection window (a 300 KB response).
+        let long = format!("{} so \\boxed{{4}}", "think ".repeat(50_000));
+        let mut lines = vec![serde_json::json!({
+            "model": "raw-7b", "dataset": "raw-set", "problem_id": "1", "sample": 0,
+            "reference": "4", "prompt": "What is 2+2?", "tags": ["arith", "easy"],
+            "response": long,
+        })];
+        for sample in 1..4 {
+            // Problem 1's reference is known from the first line (stored with the problem).
+            lines.push(serde_json::json!({
+                "model": "raw-7b", "dataset": "raw-set", "problem_id": "1", "sample": sample,
+                "response": format!("so \\boxed{{{}}}", if sample == 1 { 4 } else { 5 }),
+            }));
+        }
+        lines.push(serde_json::json!({
+            "model": "raw-7b", "dataset": "raw-set", "problem_id": "2", "sample": 0,
+            "reference": "\\frac{1}{2}", "answer": "0.5",
+        }));
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let path = write_temp(dir.path(), "raw-7b.jsonl", text.as_bytes());
+        let input = InputFile::new(&path, path.display().to_string());
+        assert_eq!(detect(&input).unwrap(), Format::Native, "{}", db.name);
+        let progress = std::sync::Arc::new(ImportProgress::for_files(std::slice::from_ref(&input)));
+        let report = run_import(
+            &db.store,
+            &caplens_server::ingest::pipeline::new_import_id(),
+            vec![ImportFile { input, sha256: None }],
+            ImportParams::default(),
+            progress,
+            None,
+        )
+        .await;
+        assert_eq!(report.status.as_str(), "completed", "{}: {report:?}", db.name);
+        assert_eq!(report.rows_stored, 5, "{}", db.name);
+        let graded: Vec<(String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT p.problem_key, ro.correct, ro.file_correct, ro.caplens_verdict
+             FROM rollouts ro JOIN problems p ON p.id = ro.problem_id
+             ORDER BY p.problem_key, ro.sample_index",
+        )
+        .fetch_all(&db.store.pool)
+        .await
+        .unwrap();
+        let correct: Vec<(String, i64)> = graded.iter().map(|g| (g.0.clone(), g.1)).collect();
+        assert_eq!(
+            correct,
+            [("1", 1), ("1", 1), ("1", 0), ("1", 0), ("2", 1)]
+                .map(|(k, c)| (k.to_owned(), c)),
+            "{}",
+            db.name
+        );
+        assert!(
+            graded.iter().all(|g| g.2.is_none() && g.3.is_some()),
+            "{}: only caplens' verdict: {graded:?}",
+            db.name
+        );
+        let (prompt, tags): (String, String) =
+            sqlx::query_as("SELECT prompt, tags FROM problems WHERE problem_key = '1'")
+                .fetch_one(&db.store.pool)
+                .await
+                .unwrap();
+        assert_eq!(prompt, "What is 2+2?", "{}", db.name);
+        assert_eq!(tags, r#"["arith","easy"]"#, "{}", db.name);
+        let label: String = sqlx::query_scalar("SELECT label FROM runs")
+            .fetch_one(&db.store.pool)
+            .await
+            .unwrap();
+        assert_eq!(label, "raw-7b.jsonl", "{}: the file name, not its path", db.name);
         db.cleanup().await;
     }
 }

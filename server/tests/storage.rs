@@ -185,14 +185,12 @@ async fn load_if_empty_only_loads_into_an_empty_database() {
 
 #[tokio::test]
 async fn text_is_stored_verbatim_including_hostile_content() {
-    use caplens_server::storage::catalog;
     for db in TestDb::all().await {
         let hostile = "<script>alert(1)</script> \\boxed{\\frac{1}{2}} 答案 end";
-        let mut tx = db.store.pool.begin().await.unwrap();
-        let ds = catalog::insert_dataset(&mut tx, "d", hostile, "")
-            .await
-            .unwrap();
-        let pid = catalog::insert_problem(&mut tx, ds, "p1", hostile, "1/2", "", &["t".into()])
+        let mut tx = db.store.begin_bulk().await.unwrap();
+        let ds = tx.insert_dataset("d", hostile, "", None).await.unwrap();
+        let pid = tx
+            .insert_problem(ds, "p1", hostile, "1/2", "", &["t".into()])
             .await
             .unwrap();
         assert!(pid > 0);
@@ -205,16 +203,16 @@ async fn text_is_stored_verbatim_including_hostile_content() {
 
 #[tokio::test]
 async fn demo_reset_explains_when_demo_models_are_used_elsewhere() {
-    use caplens_server::storage::catalog::{self, NewRun};
+    use caplens_server::storage::bulk::NewRun;
     for db in TestDb::all().await {
         let config = small_demo();
         demo::load_demo(&db.store, &config).await.unwrap();
         // A user's own run on the demo's rl model, outside the demo experiment.
-        let mut tx = db.store.pool.begin().await.unwrap();
         let (model_id, dataset_id): (i64, i64) = sqlx::query_as("SELECT r.model_id, r.dataset_id FROM runs r JOIN models m ON m.id = r.model_id WHERE m.stage = 'rl'")
-            .fetch_one(&mut *tx)
+            .fetch_one(&db.store.pool)
             .await
             .unwrap();
+        let mut tx = db.store.begin_bulk().await.unwrap();
         let run = NewRun {
             model_id,
             dataset_id,
@@ -227,8 +225,9 @@ async fn demo_reset_explains_when_demo_models_are_used_elsewhere() {
             prompt_template: None,
             status: "completed",
             origin: "upload",
+            import_id: None,
         };
-        catalog::insert_run(&mut tx, &run).await.unwrap();
+        tx.insert_run(&run).await.unwrap();
         tx.commit().await.unwrap();
         let err = demo::reset_demo(&db.store, &config)
             .await

@@ -1,5 +1,6 @@
 // Shared set-up for the browser tests: start a real `caplens serve` on a free port with a fresh
-// SQLite data directory (the demo loads on first start), and launch Debian's Chromium.
+// SQLite data directory or PostgreSQL schema (the demo loads on first start), and launch
+// Debian's Chromium.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,15 +24,34 @@ export function freePort() {
   });
 }
 
+// The databases a browser test can run against: SQLite always, PostgreSQL when the test
+// command gives one (CAPLENS_TEST_POSTGRES_URL).
+export const DATABASES = ['sqlite', ...(process.env.CAPLENS_TEST_POSTGRES_URL ? ['postgres'] : [])];
+
+// A fresh PostgreSQL schema for one server (psql, as the test command's PostgreSQL has trust
+// auth); returns its DATABASE_URL and how to drop it.
+function postgresSchema() {
+  const base = process.env.CAPLENS_TEST_POSTGRES_URL;
+  const schema = `caplens_e2e_${process.pid}_${Date.now()}`;
+  execFileSync('psql', [base, '-qc', `CREATE SCHEMA ${schema}`]);
+  const sep = base.includes('?') ? '&' : '?';
+  return {
+    url: `${base}${sep}options=-c%20search_path%3D${schema}`,
+    drop: () => execFileSync('psql', [base, '-qc', `DROP SCHEMA IF EXISTS ${schema} CASCADE`]),
+  };
+}
+
 // `options.args`: extra `caplens serve` arguments (they may use `{port}`); `options.env`: extra
-// environment; `options.port`: a port chosen beforehand.
+// environment; `options.port`: a port chosen beforehand; `options.database`: 'sqlite' (default,
+// a file in the data directory) or 'postgres' (a fresh schema, dropped by stop()).
 export async function startServer(options = {}) {
   const port = options.port || await freePort();
   const dataDir = options.dataDir || mkdtempSync(join(tmpdir(), 'caplens-e2e-'));
   const extra = (options.args || []).map((a) => a.replaceAll('{port}', String(port)));
+  const pg = options.database === 'postgres' ? postgresSchema() : null;
   const proc = spawn(BIN, ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir, '--site-root', SITE, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, DATABASE_URL: '', CAPLENS_LOG: 'warn', ...(options.env || {}) },
+    env: { ...process.env, DATABASE_URL: pg ? pg.url : '', CAPLENS_LOG: 'warn', ...(options.env || {}) },
   });
   let log = '';
   proc.stdout.on('data', (d) => (log += d));
@@ -51,10 +71,12 @@ export async function startServer(options = {}) {
     url,
     dataDir,
     log: () => log,
+    database: pg ? 'postgres' : 'sqlite',
     async stop() {
       proc.kill('SIGTERM');
       await new Promise((r) => proc.once('exit', r));
       rmSync(dataDir, { recursive: true, force: true });
+      pg?.drop();
     },
   };
 }

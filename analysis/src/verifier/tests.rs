@@ -1288,10 +1288,11 @@ proptest! {
 // ------------------------------------------------------------------ hostile input
 
 /// Seeded random and hostile strings through extract and verify: must finish, never panic.
-/// This is the stable-Rust stand-in for the cargo-fuzz targets in `analysis/fuzz`.
+/// This is the stable-Rust stand-in for the cargo-fuzz targets in `analysis/fuzz`. How long they
+/// take is measured by `cargo bench -p caplens-analysis --bench verifier` (a test that bounds
+/// time passes or fails with the machine's load).
 #[test]
-fn hostile_inputs_finish_quickly() {
-    let start = std::time::Instant::now();
+fn hostile_inputs_finish_without_panicking() {
     let mb = "9".repeat(1 << 20);
     let deep_frac = "\\frac{".repeat(10_000) + "1" + &"}{2}".repeat(10_000);
     let deep_parens = "(".repeat(10_000) + "1" + &")".repeat(10_000);
@@ -1404,10 +1405,4 @@ fn hostile_inputs_finish_quickly() {
         let n = normalize_answer(&a);
         assert_eq!(normalize_answer(&n), n, "idempotence on {a:?}");
     }
-    // Generous bound for debug builds on a shared machine; release runs take milliseconds.
-    assert!(
-        start.elapsed().as_secs() < 60,
-        "hostile inputs took {:?}",
-        start.elapsed()
-    );
 }

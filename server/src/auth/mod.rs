@@ -698,7 +698,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 pub fn sha256_hex(s: &str) -> String {
-    crate::ingest::pipeline::hex(&Sha256::digest(s.as_bytes()))
+    crate::storage::hex(&Sha256::digest(s.as_bytes()))
 }
 
 /// 256 random bits as hex, with a prefix.

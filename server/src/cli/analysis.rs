@@ -295,12 +295,6 @@ pub fn passk(
         .collect();
     let stats = read_core_parallel(files, false, skip_invalid, &mut shards, CountsShard::add)?;
     let (names, tables) = merge_count_shards(shards);
-    let max_n = tables
-        .iter()
-        .flat_map(|t| t.iter().map(|p| p.n))
-        .max()
-        .unwrap_or(0);
-    let ks = ks.resolve(max_n);
     let report = passk_doc(&names, &tables, &ks);
     if json {
         serde_json::to_writer(&mut *out, &report).map_err(std::io::Error::from)?;
@@ -326,7 +320,8 @@ pub fn passk(
                 )?;
             }
             let shown: Vec<u64> = m.points.iter().map(|p| p.k).collect();
-            let absent: Vec<String> = ks
+            let absent: Vec<String> = m
+                .ks
                 .iter()
                 .filter(|k| !shown.contains(k))
                 .map(|k| k.to_string())
@@ -405,6 +400,7 @@ pub fn unsolvable(
     }
     let needs = Needs {
         sample: k.is_some(),
+        grade: true,
         ..Needs::default()
     };
     let mut models: ModelIndex<OrderedTable> = ModelIndex::new();
@@ -432,6 +428,7 @@ pub fn unsolvable(
                 entry.rollouts.push((line.sample, seq, correct));
                 seq += 1;
             }
+            Outcome::Ungraded => unreachable!("Needs::grade grades every line"),
         }
         Ok(())
     })?;
@@ -534,6 +531,7 @@ pub fn summary(
         token_logprobs: true,
         token_entropies: true,
         top_logprobs: true,
+        grade: true,
         ..Needs::default()
     };
     let mut models: ModelIndex<SummaryAccumulator> = ModelIndex::new();
@@ -561,6 +559,7 @@ pub fn summary(
                     },
                 );
             }
+            Outcome::Ungraded => unreachable!("Needs::grade grades every line"),
         }
         Ok(())
     })?;
@@ -634,6 +633,7 @@ pub fn rft_select(
         response: true,
         token_entropies: true,
         top_logprobs: true,
+        grade: true,
         ..Needs::default()
     };
     let mut features = Vec::new();
@@ -660,6 +660,7 @@ pub fn rft_select(
         files,
         Needs {
             response: true,
+            grade: true,
             ..Needs::default()
         },
         skip_invalid,

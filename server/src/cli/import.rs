@@ -18,107 +18,16 @@ use crate::ingest::pipeline::{
 use crate::ingest::{display_name, InputFile};
 use crate::storage::Store;
 
-/// What the uploader says about the files (same names as the REST query parameters).
+/// What the uploader says about the files: the import parameters (one definition,
+/// `ImportParams`, with the same names as the REST query parameters) and how to print the
+/// report.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ImportMetaArgs {
-    /// Project the runs go to (default: `default`; with `push`, the token's project).
-    #[arg(long)]
-    pub project: Option<String>,
-    /// Experiment slug to add the runs to (created if new; default "uploads").
-    #[arg(long)]
-    pub experiment: Option<String>,
-    /// Model name (overrides the model named in the file).
-    #[arg(long)]
-    pub model: Option<String>,
-    /// Training stage of the model: base, sft, rl, tir or other (default: from its name).
-    #[arg(long, value_parser = ["base", "sft", "rl", "tir", "other"])]
-    pub stage: Option<String>,
-    /// The model this one was trained from (must already exist).
-    #[arg(long)]
-    pub parent: Option<String>,
-    /// Training step of the checkpoint.
-    #[arg(long)]
-    pub step: Option<i64>,
-    /// Dataset name, when the file does not name one.
-    #[arg(long)]
-    pub dataset: Option<String>,
-    /// Input format (default: detected): native, lm-eval, qwen-math, inspect, verl, openai,
-    /// lighteval.
-    #[arg(long)]
-    pub format: Option<String>,
-    /// Run label (default: the file name).
-    #[arg(long)]
-    pub label: Option<String>,
-    /// Sampling temperature of the run.
-    #[arg(long)]
-    pub temperature: Option<f64>,
-    /// Nucleus sampling top-p of the run.
-    #[arg(long)]
-    pub top_p: Option<f64>,
-    /// Generation length limit of the run.
-    #[arg(long)]
-    pub max_tokens: Option<i64>,
-    /// Sampling seed of the run.
-    #[arg(long)]
-    pub seed: Option<i64>,
-    /// Skip invalid rows (counted and reported) instead of failing the import.
-    #[arg(long)]
-    pub skip_invalid: bool,
-    /// Show caplens' verifier's verdicts by default instead of the file's (both are stored).
-    #[arg(long)]
-    pub regrade: bool,
+    #[command(flatten)]
+    pub params: ImportParams,
     /// Print the import report as JSON (what GET /api/v1/imports/{id} returns).
     #[arg(long)]
     pub json: bool,
-}
-
-impl ImportMetaArgs {
-    pub fn params(&self) -> ImportParams {
-        ImportParams {
-            project: self.project.clone(),
-            experiment: self.experiment.clone(),
-            model: self.model.clone(),
-            stage: self.stage.clone(),
-            parent: self.parent.clone(),
-            step: self.step,
-            dataset: self.dataset.clone(),
-            format: self.format.clone(),
-            label: self.label.clone(),
-            temperature: self.temperature,
-            top_p: self.top_p,
-            max_tokens: self.max_tokens,
-            seed: self.seed,
-            skip_invalid: self.skip_invalid.then_some(true),
-            regrade: self.regrade.then_some(true),
-        }
-    }
-
-    /// The parameters as URL query pairs (for `push`).
-    fn query(&self) -> Vec<(&'static str, String)> {
-        let p = self.params();
-        let mut q = Vec::new();
-        let mut put = |k: &'static str, v: Option<String>| {
-            if let Some(v) = v {
-                q.push((k, v));
-            }
-        };
-        put("project", p.project);
-        put("experiment", p.experiment);
-        put("model", p.model);
-        put("stage", p.stage);
-        put("parent", p.parent);
-        put("step", p.step.map(|v| v.to_string()));
-        put("dataset", p.dataset);
-        put("format", p.format);
-        put("label", p.label);
-        put("temperature", p.temperature.map(|v| v.to_string()));
-        put("top_p", p.top_p.map(|v| v.to_string()));
-        put("max_tokens", p.max_tokens.map(|v| v.to_string()));
-        put("seed", p.seed.map(|v| v.to_string()));
-        put("skip_invalid", p.skip_invalid.map(|v| v.to_string()));
-        put("regrade", p.regrade.map(|v| v.to_string()));
-        q
-    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -250,7 +159,7 @@ pub fn print_report(report: &ImportReport, json: bool, out: &mut dyn Write) -> i
 
 /// `caplens import FILE...`
 pub async fn import(store: &Store, args: &ImportArgs) -> i32 {
-    if let Err(e) = args.meta.params().validate() {
+    if let Err(e) = args.meta.params.clone().validate() {
         eprintln!("caplens import: {e}");
         return 2;
     }
@@ -290,7 +199,7 @@ pub async fn import(store: &Store, args: &ImportArgs) -> i32 {
         store,
         &new_import_id(),
         files,
-        args.meta.params(),
+        args.meta.params.clone(),
         progress,
         None,
     )
@@ -317,7 +226,7 @@ impl<R: Read> Read for Counted<R> {
 /// `caplens push FILE... --url U --token T`: one multipart request with every file, then (unless
 /// --no-wait) polls the import until it ends.
 pub fn push(args: &PushArgs) -> i32 {
-    if let Err(e) = args.meta.params().validate() {
+    if let Err(e) = args.meta.params.clone().validate() {
         eprintln!("caplens push: {e}");
         return 2;
     }
@@ -361,13 +270,7 @@ pub fn push(args: &PushArgs) -> i32 {
         .http_status_as_error(false)
         .build()
         .into();
-    let query: String = args
-        .meta
-        .query()
-        .iter()
-        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
+    let query = args.meta.params.to_query();
     let url = format!("{base}/api/v1/imports?{query}");
     let response = agent
         .post(&url)
@@ -462,17 +365,5 @@ fn api_message(body: &str) -> String {
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
         .unwrap_or_else(|| body.chars().take(500).collect())
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 

@@ -25,8 +25,9 @@ use crate::{
     error::StoreError,
     storage::{
         blobs::BlobStore,
-        catalog::{self, quality_flags, NewModel, NewRollout, NewRun, ProblemStats},
-        db, Store,
+        bulk::{BulkWriter, NewModel, NewRollout, NewRun, ProblemStats},
+        catalog::quality_flags,
+        Store,
     },
 };
 
@@ -64,12 +65,16 @@ pub async fn reset_demo(store: &Store, config: &DemoConfig) -> Result<DemoLoaded
     let data = generate_demo(config);
     let mut packs = Vec::new();
     let result = async {
-        let mut tx = store.begin_write().await?;
-        let old_packs = demo_pack_keys(&mut tx).await?;
-        remove_demo(&mut tx, &data).await?;
+        let mut tx = store.begin_bulk().await?;
+        let old_packs = tx.demo_trace_packs().await?;
+        let models: Vec<&str> = models_children_first(&data)
+            .into_iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        tx.remove_demo(&models, &data.dataset.name).await?;
         ensure_demo_names_free(&mut tx, &data).await?;
         let loaded = store_demo(store, &mut tx, &data, &mut packs).await?;
-        db(tx.commit().await)?;
+        tx.commit().await?;
         Ok((loaded, old_packs))
     }
     .await;
@@ -94,9 +99,9 @@ pub async fn load_demo(store: &Store, config: &DemoConfig) -> Result<DemoLoaded,
     let data = generate_demo(config);
     let mut packs = Vec::new();
     let result = async {
-        let mut tx = store.begin_write().await?;
+        let mut tx = store.begin_bulk().await?;
         let loaded = store_demo(store, &mut tx, &data, &mut packs).await?;
-        db(tx.commit().await)?;
+        tx.commit().await?;
         Ok(loaded)
     }
     .await;
@@ -104,18 +109,6 @@ pub async fn load_demo(store: &Store, config: &DemoConfig) -> Result<DemoLoaded,
         delete_packs(store, &packs).await;
     }
     result
-}
-
-/// Trace packs of the stored demo runs.
-async fn demo_pack_keys(tx: &mut catalog::Tx<'_>) -> Result<Vec<String>, StoreError> {
-    db(sqlx::query_scalar(
-        "SELECT DISTINCT ro.trace_key FROM rollouts ro JOIN runs r ON r.id = ro.run_id
-         WHERE r.origin = 'demo' AND ro.trace_key IS NOT NULL AND r.id IN (
-           SELECT er.run_id FROM experiment_runs er JOIN experiments e ON e.id = er.experiment_id
-           WHERE e.is_demo = 1)",
-    )
-    .fetch_all(&mut **tx)
-    .await)
 }
 
 /// Best effort: a pack left behind is only wasted disk space, never visible data.
@@ -133,63 +126,21 @@ fn models_children_first(data: &DemoData) -> Vec<&DemoModel> {
     checkpoints.chain(data.models.iter().rev()).collect()
 }
 
-async fn remove_demo(tx: &mut catalog::Tx<'_>, data: &DemoData) -> Result<(), StoreError> {
-    // Runs of demo experiments (rollouts and aggregates cascade), then the experiments, then the
-    // demo's own models and dataset when nothing else uses them.
-    db(sqlx::query(
-        "DELETE FROM runs WHERE origin = 'demo' AND id IN (SELECT er.run_id FROM experiment_runs er
-           JOIN experiments e ON e.id = er.experiment_id WHERE e.is_demo = 1)",
-    )
-    .execute(&mut **tx)
-    .await)?;
-    db(sqlx::query("DELETE FROM experiments WHERE is_demo = 1")
-        .execute(&mut **tx)
-        .await)?;
-    // Children before parents, so ON DELETE SET NULL never fires on a model we keep.
-    for model in models_children_first(data) {
-        db(sqlx::query(
-            "DELETE FROM models WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.model_id = models.id)",
-        )
-        .bind(&model.name)
-        .execute(&mut **tx)
-        .await)?;
-    }
-    db(sqlx::query(
-        "DELETE FROM datasets WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.dataset_id = datasets.id)",
-    )
-    .bind(&data.dataset.name)
-    .execute(&mut **tx)
-    .await)?;
-    Ok(())
-}
-
 /// After removal, the demo's model and dataset names must be free; they are not when runs
 /// outside the demo use them. Say so, instead of failing on a unique constraint.
 async fn ensure_demo_names_free(
-    tx: &mut catalog::Tx<'_>,
+    tx: &mut BulkWriter,
     data: &DemoData,
 ) -> Result<(), StoreError> {
     for model in models_children_first(data) {
-        let taken: i64 = db(
-            sqlx::query_scalar("SELECT COUNT(*) FROM models WHERE name = $1")
-                .bind(&model.name)
-                .fetch_one(&mut **tx)
-                .await,
-        )?;
-        if taken > 0 {
+        if tx.model_id(&model.name).await?.is_some() {
             return Err(StoreError::Invalid(format!(
                 "cannot reset the demo: model {:?} is used by runs outside the demo experiments; delete those runs first",
                 model.name
             )));
         }
     }
-    let taken: i64 = db(
-        sqlx::query_scalar("SELECT COUNT(*) FROM datasets WHERE name = $1")
-            .bind(&data.dataset.name)
-            .fetch_one(&mut **tx)
-            .await,
-    )?;
-    if taken > 0 {
+    if tx.dataset_id(&data.dataset.name).await?.is_some() {
         return Err(StoreError::Invalid(format!(
             "cannot reset the demo: dataset {:?} is used by runs outside the demo experiments; delete those runs first",
             data.dataset.name
@@ -218,23 +169,23 @@ struct Shared<'a> {
 
 async fn store_demo(
     store: &Store,
-    tx: &mut catalog::Tx<'_>,
+    tx: &mut BulkWriter,
     data: &DemoData,
     packs: &mut Vec<String>,
 ) -> Result<DemoLoaded, StoreError> {
-    let dataset_id = catalog::insert_dataset(
-        tx,
-        &data.dataset.name,
-        &data.dataset.description,
-        "synthetic (caplens demo generator)",
-    )
-    .await?;
-    catalog::set_dataset_project(tx, dataset_id, Some(crate::storage::access::DEMO_PROJECT)).await?;
+    let dataset_id = tx
+        .insert_dataset(
+            &data.dataset.name,
+            &data.dataset.description,
+            "synthetic (caplens demo generator)",
+            Some(crate::storage::access::DEMO_PROJECT),
+        )
+        .await?;
     let mut problem_ids = Vec::with_capacity(data.problems.len());
     for p in &data.problems {
         let source = p.tags.first().map(String::as_str).unwrap_or("");
         problem_ids.push(
-            catalog::insert_problem(tx, dataset_id, &p.id, &p.prompt, &p.answer, source, &p.tags)
+            tx.insert_problem(dataset_id, &p.id, &p.prompt, &p.answer, source, &p.tags)
                 .await?,
         );
     }
@@ -266,7 +217,7 @@ async fn store_demo(
     for parts in dynamics.iter().chain(std::iter::once(&main)) {
         let e = parts.experiment;
         experiment_ids
-            .push(catalog::insert_experiment(tx, &e.slug, &e.name, &e.description, true).await?);
+            .push(tx.insert_experiment(&e.slug, &e.name, &e.description, true).await?);
     }
     let mut loaded = DemoLoaded {
         slug: data.experiment.slug.clone(),
@@ -286,24 +237,22 @@ async fn store_demo(
 }
 
 async fn insert_models(
-    tx: &mut catalog::Tx<'_>,
+    tx: &mut BulkWriter,
     model_ids: &mut HashMap<String, i64>,
     models: &[DemoModel],
 ) -> Result<(), StoreError> {
     for m in models {
         let parent_id = m.parent.as_deref().and_then(|p| model_ids.get(p).copied());
-        let id = catalog::insert_model(
-            tx,
-            &NewModel {
+        let id = tx
+            .insert_model(&NewModel {
                 name: &m.name,
                 family: &m.family,
                 stage: &m.stage,
                 parent_id,
                 training_step: m.step,
                 notes: &m.notes,
-            },
-        )
-        .await?;
+            })
+            .await?;
         model_ids.insert(m.name.clone(), id);
     }
     Ok(())
@@ -312,7 +261,7 @@ async fn insert_models(
 /// Stores an experiment's runs: rollouts, trace packs, per-problem stats, aggregates and token
 /// statistics, with the same rollup and accumulators as an import.
 async fn store_runs(
-    tx: &mut catalog::Tx<'_>,
+    tx: &mut BulkWriter,
     shared: &mut Shared<'_>,
     experiment_id: i64,
     parts: &ExperimentParts<'_>,
@@ -322,9 +271,8 @@ async fn store_runs(
     let mut first = 0;
     for run in parts.runs {
         let model = &parts.models[run.model];
-        let run_id = catalog::insert_run(
-            tx,
-            &NewRun {
+        let run_id = tx
+            .insert_run(&NewRun {
                 model_id: shared.model_ids[&model.name],
                 dataset_id: shared.dataset_id,
                 label: &model.name,
@@ -336,12 +284,11 @@ async fn store_runs(
                 prompt_template: Some(&run.prompt_template),
                 status: "completed",
                 origin: "demo",
-            },
-        )
-        .await?;
-        catalog::link_run(tx, experiment_id, run_id).await?;
-        catalog::assign_project(
-            tx,
+                import_id: None,
+            })
+            .await?;
+        tx.link_run(experiment_id, run_id).await?;
+        tx.assign_project(
             Some(crate::storage::access::DEMO_PROJECT),
             run_id,
             experiment_id,
@@ -356,7 +303,6 @@ async fn store_runs(
         let mut token_stats = TokenStatsAccumulator::new();
         let pack_key = BlobStore::trace_pack_key(DEMO_TRACE_FOLDER, run_id);
         let mut pack = None;
-        let mut rows = Vec::with_capacity(rollouts.len());
         for r in rollouts {
             let checks = QualityChecks::of(&r.response);
             rollup
@@ -388,24 +334,28 @@ async fn store_runs(
                 }
                 None => None,
             };
-            rows.push(NewRollout {
+            tx.push_rollout(&NewRollout {
+                run_id,
                 problem_id: shared.problem_ids[r.problem],
                 sample_index: r.sample as i64,
                 response: Some(&r.response),
                 extracted_answer: r.answer.as_deref(),
                 correct: r.correct,
                 token_count: Some(r.token_count as i64),
-                quality_flags: quality_flags::of_checks(checks),
+                finish_reason: None,
                 mean_entropy: r.mean_entropy,
                 mean_rbf: r.mean_rbf,
                 perplexity: r.perplexity,
+                quality_flags: quality_flags::of_checks(checks),
                 trace: range,
-            });
+                file_correct: None,
+                caplens_verdict: None,
+            })
+            .await?;
         }
         if let Some(pack) = pack {
             pack.finish()?;
         }
-        catalog::insert_rollouts(tx, run_id, &rows).await?;
         let stats: Vec<ProblemStats> = rollup
             .problems
             .iter()
@@ -413,18 +363,13 @@ async fn store_runs(
             .filter(|(_, p)| p.n() > 0)
             .map(|(i, p)| ProblemStats::of_rollup(shared.problem_ids[i], i, p, VerdictSource::File))
             .collect();
-        catalog::insert_problem_stats(tx, run_id, &stats).await?;
+        tx.insert_problem_stats(run_id, &stats).await?;
         let token_stats = token_stats
             .finish()
             .map(|t| serde_json::to_string(&t).expect("token stats serialise"));
-        db(
-            sqlx::query("UPDATE runs SET aggregates = $1, token_stats = $2 WHERE id = $3")
-                .bind(serde_json::to_string(&rollup.aggregates()).expect("aggregates serialise"))
-                .bind(token_stats)
-                .bind(run_id)
-                .execute(&mut **tx)
-                .await,
-        )?;
+        let aggregates = serde_json::to_string(&rollup.aggregates()).expect("aggregates serialise");
+        tx.set_run_aggregates(run_id, &aggregates, token_stats.as_deref())
+            .await?;
         loaded.runs += 1;
         loaded.rollouts += rollouts.len();
     }

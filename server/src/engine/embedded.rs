@@ -103,12 +103,18 @@ impl EmbeddedEngine {
     /// `${CAPLENS_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/caplens/models}/`[`MODEL_FILE_NAME`]
     /// — the file `scripts/fetch-model.sh` writes.
     pub fn default_model_path() -> PathBuf {
-        if let Some(file) = non_empty_env("CAPLENS_MODEL") {
+        Self::model_path_in(non_empty_env)
+    }
+
+    /// [`Self::default_model_path`] with the environment given as a lookup of non-empty
+    /// variables (tests give their own, whatever the test run's environment holds).
+    fn model_path_in(env: impl Fn(&str) -> Option<PathBuf>) -> PathBuf {
+        if let Some(file) = env("CAPLENS_MODEL") {
             return file;
         }
-        let dir = non_empty_env("CAPLENS_MODEL_DIR").unwrap_or_else(|| {
-            let cache = non_empty_env("XDG_CACHE_HOME").unwrap_or_else(|| {
-                non_empty_env("HOME")
+        let dir = env("CAPLENS_MODEL_DIR").unwrap_or_else(|| {
+            let cache = env("XDG_CACHE_HOME").unwrap_or_else(|| {
+                env("HOME")
                     .unwrap_or_else(|| PathBuf::from("."))
                     .join(".cache")
             });
@@ -1151,14 +1157,40 @@ mod tests {
 
     #[test]
     fn default_path_follows_the_fetch_script() {
-        // Only checks the shape: the environment of the test run decides the directory.
-        let p = EmbeddedEngine::default_model_path();
-        if std::env::var_os("CAPLENS_MODEL").is_none() {
-            assert_eq!(p.file_name().unwrap(), MODEL_FILE_NAME);
-            if std::env::var_os("CAPLENS_MODEL_DIR").is_none() {
-                assert!(p.parent().unwrap().ends_with("caplens/models"), "{p:?}");
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| PathBuf::from(v))
             }
-        }
+        };
+        let model_file = |dir: &str| Path::new(dir).join(MODEL_FILE_NAME);
+        assert_eq!(
+            EmbeddedEngine::model_path_in(env(&[
+                ("CAPLENS_MODEL", "/m/x.gguf"),
+                ("CAPLENS_MODEL_DIR", "/d"),
+                ("HOME", "/h"),
+            ])),
+            PathBuf::from("/m/x.gguf"),
+            "CAPLENS_MODEL names the file itself"
+        );
+        assert_eq!(
+            EmbeddedEngine::model_path_in(env(&[("CAPLENS_MODEL_DIR", "/d"), ("HOME", "/h")])),
+            model_file("/d")
+        );
+        assert_eq!(
+            EmbeddedEngine::model_path_in(env(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")])),
+            model_file("/x/caplens/models")
+        );
+        assert_eq!(
+            EmbeddedEngine::model_path_in(env(&[("HOME", "/h")])),
+            model_file("/h/.cache/caplens/models"),
+            "the directory scripts/fetch-model.sh writes to"
+        );
+        assert_eq!(
+            EmbeddedEngine::model_path_in(env(&[])),
+            model_file("./.cache/caplens/models")
+        );
     }
 
     #[test]

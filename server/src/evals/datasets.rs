@@ -13,8 +13,7 @@ pub use caplens_app::evals::DatasetFields;
 use super::arithmetic;
 use crate::error::StoreError;
 use crate::ingest::parquet_rows::{self, MAGIC};
-use crate::storage::catalog::{insert_dataset, insert_problem};
-use crate::storage::{db, Store};
+use crate::storage::Store;
 
 /// One problem of an uploaded dataset.
 #[derive(Debug, Clone, PartialEq)]
@@ -362,36 +361,26 @@ pub async fn store_dataset(
             "the dataset name must be 1 to 200 characters without control characters".into(),
         ));
     }
-    let mut tx = store.begin_write().await?;
-    let exists: Option<i64> = db(
-        sqlx::query_scalar("SELECT id FROM datasets WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await,
-    )?;
-    if exists.is_some() {
+    let mut tx = store.begin_bulk().await?;
+    if tx.dataset_id(name).await?.is_some() {
         return Err(DatasetError::Invalid(format!(
             "a dataset named {name:?} exists already; choose another name"
         )));
     }
-    let id = insert_dataset(&mut tx, name, description, source).await?;
+    // No project: evaluation datasets are shared by every project.
+    let id = tx.insert_dataset(name, description, source, None).await?;
     for p in problems {
-        insert_problem(&mut tx, id, &p.id, &p.prompt, &p.answer, source, &p.tags).await?;
+        tx.insert_problem(id, &p.id, &p.prompt, &p.answer, source, &p.tags)
+            .await?;
     }
-    db(tx.commit().await)?;
+    tx.commit().await?;
     Ok(id)
 }
 
 /// Creates the built-in arithmetic dataset if it is not there (idempotent, race-safe: a second
 /// creator finds the name taken and leaves it).
 pub async fn ensure_builtin(store: &Store) -> Result<(), StoreError> {
-    let exists: Option<i64> = db(
-        sqlx::query_scalar("SELECT id FROM datasets WHERE name = $1")
-            .bind(arithmetic::NAME)
-            .fetch_optional(&store.pool)
-            .await,
-    )?;
-    if exists.is_some() {
+    if store.dataset_id(arithmetic::NAME).await?.is_some() {
         return Ok(());
     }
     let problems: Vec<DatasetProblem> = arithmetic::problems()

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::{rfc3339_in, EvalError, EvalSettings};
 use crate::engine::{Engine, EngineError, GenerationRequest};
 use crate::error::StoreError;
-use crate::storage::{db, now_rfc3339, Store};
+use crate::storage::Store;
 
 /// What to intervene on (`POST /api/v1/rollouts/{id}/interventions`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -102,7 +102,8 @@ pub async fn queue(
     }
     let engine_name = match &request.engine {
         Some(e) => e.clone(),
-        None => run_engine(store, stored.rollout.run_id)
+        None => store
+            .run_engine_name(stored.rollout.run_id)
             .await?
             .unwrap_or_else(|| "embedded".into()),
     };
@@ -110,17 +111,10 @@ pub async fn queue(
         .engine_by_name(&engine_name)
         .await?
         .ok_or_else(|| EvalError::NotFound(format!("engine {engine_name:?} does not exist")))?;
-    let id: i64 = db(sqlx::query_scalar(
-        "INSERT INTO interventions (rollout_id, engine_id, status, request, created_at)
-         VALUES ($1, $2, 'queued', $3, $4) RETURNING id",
-    )
-    .bind(rollout_id)
-    .bind(engine.view.id)
-    .bind(serde_json::to_string(request).expect("request serialises"))
-    .bind(now_rfc3339())
-    .fetch_one(&store.pool)
-    .await)?;
-    Ok(id)
+    let request = serde_json::to_string(request).expect("request serialises");
+    Ok(store
+        .insert_intervention(rollout_id, engine.view.id, &request)
+        .await?)
 }
 
 /// Queues jobs for `count` rollouts of a run spread evenly over it (automatic mode: each job
@@ -143,12 +137,7 @@ pub async fn queue_for_run(
             message: "give positions per rollout (POST /api/v1/rollouts/{id}/interventions); a run-wide request uses top_entropy".into(),
         });
     }
-    let ids: Vec<i64> = db(sqlx::query_scalar(
-        "SELECT id FROM rollouts WHERE run_id = $1 AND trace_key IS NOT NULL ORDER BY id",
-    )
-    .bind(run_id)
-    .fetch_all(&store.pool)
-    .await)?;
+    let ids = store.traced_rollout_ids(run_id).await?;
     if ids.is_empty() {
         return Err(EvalError::NotFound(format!(
             "run {run_id} has no rollout with a token trace"
@@ -162,16 +151,6 @@ pub async fn queue_for_run(
         jobs.push(queue(store, rollout, request).await?);
     }
     Ok(jobs)
-}
-
-/// The engine name of the evaluation that produced a run, if an evaluation did.
-async fn run_engine(store: &Store, run_id: i64) -> Result<Option<String>, StoreError> {
-    db(sqlx::query_scalar(
-        "SELECT g.name FROM evaluations e JOIN engines g ON g.id = e.engine_id WHERE e.run_id = $1",
-    )
-    .bind(run_id)
-    .fetch_optional(&store.pool)
-    .await)
 }
 
 /// An intervention job as the API shows it.
@@ -189,34 +168,17 @@ pub struct InterventionView {
 }
 
 pub async fn view(store: &Store, id: i64) -> Result<Option<InterventionView>, StoreError> {
-    type Row = (
-        i64,
-        i64,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        Option<String>,
-    );
-    let row: Option<Row> = db(sqlx::query_as(
-        "SELECT i.id, i.rollout_id, g.name, i.status, i.request, i.result, i.error, i.created_at, i.finished_at
-         FROM interventions i JOIN engines g ON g.id = i.engine_id WHERE i.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&store.pool)
-    .await)?;
+    let row = store.intervention(id).await?;
     Ok(row.map(|r| InterventionView {
-        id: r.0,
-        rollout_id: r.1,
-        engine: r.2,
-        status: r.3,
-        request: serde_json::from_str(&r.4).unwrap_or_default(),
-        result: r.5.and_then(|s| serde_json::from_str(&s).ok()),
-        error: r.6,
-        created_at: r.7,
-        finished_at: r.8,
+        id: r.id,
+        rollout_id: r.rollout_id,
+        engine: r.engine,
+        status: r.status,
+        request: serde_json::from_str(&r.request).unwrap_or_default(),
+        result: r.result.and_then(|s| serde_json::from_str(&s).ok()),
+        error: r.error,
+        created_at: r.created_at,
+        finished_at: r.finished_at,
     }))
 }
 
@@ -226,22 +188,9 @@ pub async fn claim(
     worker: &str,
     lease_secs: i64,
 ) -> Result<Option<i64>, StoreError> {
-    let lock = match store.backend {
-        crate::config::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-        crate::config::Backend::Sqlite => "",
-    };
-    db(sqlx::query_scalar(&format!(
-        "UPDATE interventions SET status = 'running', worker = $1, lease_until = $2
-         WHERE id = (SELECT id FROM interventions
-                     WHERE status = 'queued' OR (status = 'running' AND lease_until < $3)
-                     ORDER BY id LIMIT 1{lock})
-         RETURNING id"
-    ))
-    .bind(worker)
-    .bind(rfc3339_in(lease_secs))
-    .bind(now_rfc3339())
-    .fetch_optional(&store.pool)
-    .await)
+    store
+        .claim_intervention(worker, &rfc3339_in(lease_secs))
+        .await
 }
 
 async fn finish(
@@ -257,17 +206,9 @@ async fn finish(
         ),
         Err(e) => ("failed", None, Some(e)),
     };
-    db(sqlx::query(
-        "UPDATE interventions SET status = $2, result = $3, error = $4, finished_at = $5, lease_until = NULL WHERE id = $1",
-    )
-    .bind(id)
-    .bind(status)
-    .bind(result)
-    .bind(error)
-    .bind(now_rfc3339())
-    .execute(&store.pool)
-    .await)?;
-    Ok(())
+    store
+        .finish_intervention(id, status, result.as_deref(), error.as_deref())
+        .await
 }
 
 /// Positions to intervene on: the given ones, or the `m` highest-entropy positions with a
@@ -350,12 +291,7 @@ async fn run_job_inner(
     engines: &std::sync::Arc<super::engines::EngineRegistry>,
     id: i64,
 ) -> Result<Vec<InterventionOutcome>, JobError> {
-    let (rollout_id, engine_id, request): (i64, i64, String) = db(sqlx::query_as(
-        "SELECT rollout_id, engine_id, request FROM interventions WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(&store.pool)
-    .await)?;
+    let (rollout_id, engine_id, request) = store.intervention_job(id).await?;
     let request: InterventionRequest =
         serde_json::from_str(&request).map_err(|e| JobError::Failed(format!("request: {e}")))?;
     let stored = store
@@ -369,13 +305,7 @@ async fn run_job_inner(
         .problem_for_eval(stored.rollout.problem_id)
         .await?
         .ok_or_else(|| JobError::Failed("the problem was deleted".into()))?;
-    let settings: EvalSettings = match db(sqlx::query_scalar::<_, String>(
-        "SELECT settings FROM evaluations WHERE run_id = $1",
-    )
-    .bind(stored.rollout.run_id)
-    .fetch_optional(&store.pool)
-    .await)?
-    {
+    let settings: EvalSettings = match store.run_eval_settings(stored.rollout.run_id).await? {
         Some(s) => {
             serde_json::from_str(&s).map_err(|e| JobError::Failed(format!("settings: {e}")))?
         }
@@ -489,14 +419,9 @@ async fn run_job_inner(
     let bytes = encode(&trace);
     let key = format!("traces/interventions/rollout-{rollout_id}-job-{id}.trace");
     store.blobs.put(&key, &bytes).await?;
-    db(sqlx::query(
-        "UPDATE rollouts SET trace_key = $2, trace_offset = NULL, trace_length = $3 WHERE id = $1",
-    )
-    .bind(rollout_id)
-    .bind(&key)
-    .bind(bytes.len() as i64)
-    .execute(&store.pool)
-    .await)?;
+    store
+        .set_rollout_trace(rollout_id, &key, bytes.len() as i64)
+        .await?;
     recompute_token_stats(store, stored.rollout.run_id).await?;
     Ok(outcomes)
 }
@@ -504,12 +429,7 @@ async fn run_job_inner(
 /// Recomputes a run's token statistics from its stored traces (after an intervention changed
 /// one) and marks the run updated, so cached views are rebuilt.
 pub async fn recompute_token_stats(store: &Store, run_id: i64) -> Result<(), StoreError> {
-    let rows: Vec<(i64, i64, Option<f64>, Option<f64>)> = db(sqlx::query_as(
-        "SELECT id, correct, mean_entropy, perplexity FROM rollouts WHERE run_id = $1 ORDER BY id",
-    )
-    .bind(run_id)
-    .fetch_all(&store.pool)
-    .await)?;
+    let rows = store.run_rollout_means(run_id).await?;
     let mut acc = TokenStatsAccumulator::new();
     for (id, correct, mean_entropy, ppl) in rows {
         let digest = match store.rollout_trace(id).await? {
@@ -526,13 +446,5 @@ pub async fn recompute_token_stats(store: &Store, run_id: i64) -> Result<(), Sto
     let stats = acc
         .finish()
         .map(|s| serde_json::to_string(&s).expect("token stats serialise"));
-    db(
-        sqlx::query("UPDATE runs SET token_stats = $2, updated_at = $3 WHERE id = $1")
-            .bind(run_id)
-            .bind(stats)
-            .bind(now_rfc3339())
-            .execute(&store.pool)
-            .await,
-    )?;
-    Ok(())
+    store.set_run_token_stats(run_id, stats.as_deref()).await
 }

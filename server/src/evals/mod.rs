@@ -113,11 +113,7 @@ fn invalid(field: &'static str, message: impl Into<String>) -> EvalError {
 
 /// Seconds since the epoch, `secs` from now, as RFC 3339.
 pub fn rfc3339_in(secs: i64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs() as i64;
-    rfc3339_from_unix((now + secs).max(0) as u64)
+    rfc3339_from_unix((unix_now() + secs).max(0) as u64)
 }
 
 /// Validates a start request and queues its evaluations (several for a checkpoint series).
@@ -426,20 +422,7 @@ async fn completed_run_counts(
     let Some(run_id) = run_id else {
         return Ok((0, 0, 0, Vec::new()));
     };
-    let per_problem: Vec<(i64, i64)> = crate::storage::db(
-        sqlx::query_as("SELECT n, c FROM run_problem_stats WHERE run_id = $1")
-            .bind(run_id)
-            .fetch_all(&store.pool)
-            .await,
-    )?;
-    let tokens: i64 = crate::storage::db(
-        sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(token_count), 0) AS BIGINT) FROM rollouts WHERE run_id = $1",
-        )
-        .bind(run_id)
-        .fetch_one(&store.pool)
-        .await,
-    )?;
+    let (per_problem, tokens) = store.run_counts(run_id).await?;
     let samples = per_problem.iter().map(|p| p.0).sum();
     let correct = per_problem.iter().map(|p| p.1).sum();
     Ok((samples, correct, tokens, per_problem))
@@ -447,11 +430,19 @@ async fn completed_run_counts(
 
 /// Seconds since one of our timestamps (0 for an unreadable one).
 fn elapsed_secs(rfc3339: &str) -> i64 {
-    let now = SystemTime::now()
+    secs_from_to(rfc3339, unix_now())
+}
+
+/// Seconds from one of our timestamps to `now` (Unix seconds); 0 for an unreadable timestamp.
+fn secs_from_to(rfc3339: &str, now: i64) -> i64 {
+    unix_from_rfc3339(rfc3339).map_or(0, |t| now - t as i64)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
-        .as_secs() as i64;
-    unix_from_rfc3339(rfc3339).map_or(0, |t| now - t as i64)
+        .as_secs() as i64
 }
 
 /// pass@k (paper eq. 1, unbiased estimator) at powers of two up to n, over the problems with at
@@ -544,8 +535,8 @@ mod tests {
 
     #[test]
     fn elapsed_seconds_of_our_timestamps() {
-        let t = rfc3339_in(-42);
-        let e = elapsed_secs(&t);
-        assert!((42..=44).contains(&e), "{e}");
+        let t = rfc3339_from_unix(1_795_737_600);
+        assert_eq!(secs_from_to(&t, 1_795_737_642), 42);
+        assert_eq!(secs_from_to("not a time", 1_795_737_642), 0);
     }
 }

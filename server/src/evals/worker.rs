@@ -29,7 +29,7 @@ use crate::ingest::pipeline::{
 };
 use crate::ingest::InputFile;
 use crate::storage::evals::{ClaimedUnit, EvaluationRow, NewSample};
-use crate::storage::{db, Store};
+use crate::storage::Store;
 
 /// Attempts of one unit before a transient engine error fails the evaluation.
 const MAX_UNIT_ATTEMPTS: i64 = 4;
@@ -362,15 +362,7 @@ impl Worker {
         // A series member waits for its parent checkpoint's run, so the lineage can be linked.
         let mut parent = eval.parent.clone();
         if let (Some(p), Some(series)) = (&eval.parent, &eval.series) {
-            let pending: Option<String> = db(sqlx::query_scalar(
-                "SELECT status FROM evaluations WHERE series = $1 AND model_name = $2 AND id <> $3
-                 ORDER BY id DESC LIMIT 1",
-            )
-            .bind(series)
-            .bind(p)
-            .bind(id)
-            .fetch_optional(&self.store.pool)
-            .await)?;
+            let pending = self.store.series_member_status(series, p, id).await?;
             match pending.as_deref() {
                 Some("completed") | None => {}
                 Some("failed") | Some("cancelled") => {
@@ -467,12 +459,7 @@ impl Worker {
             ImportStatus::Duplicate => {
                 // A finalisation that committed its import but died before recording it.
                 let of = report.duplicate_of.clone().unwrap_or_default();
-                let run_id: Option<i64> = db(sqlx::query_scalar(
-                    "SELECT id FROM runs WHERE import_id = $1 ORDER BY id LIMIT 1",
-                )
-                .bind(&of)
-                .fetch_optional(&self.store.pool)
-                .await)?;
+                let run_id = self.store.first_run_of_import(&of).await?;
                 self.store.complete_evaluation(id, run_id, &of).await?;
             }
             _ => {
@@ -497,11 +484,7 @@ impl Drop for AbortOnDrop {
 }
 
 async fn model_exists(store: &Store, name: &str) -> Result<bool, StoreError> {
-    let id: Option<i64> = db(sqlx::query_scalar("SELECT id FROM models WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&store.pool)
-        .await)?;
-    Ok(id.is_some())
+    Ok(store.model_id(name).await?.is_some())
 }
 
 /// Splits sorted sample indices into runs of consecutive indices of at most `batch` each (a

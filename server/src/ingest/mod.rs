@@ -124,6 +124,8 @@ pub struct RolloutRecord {
     /// The problem's id within its dataset (lm-eval doc_id, qwen idx, verl input hash...).
     pub problem_id: String,
     pub prompt: Option<String>,
+    /// The problem's tags, when the file gives them (native `tags`).
+    pub tags: Vec<String>,
     /// Reference answer (ground truth), as given.
     pub reference: Option<String>,
     /// Sample index within the problem, when the file gives one.

@@ -203,12 +203,7 @@ impl ImportService {
             drop(live);
             ids.iter().filter_map(|id| self.live_report(id)).collect()
         };
-        let ids: Vec<String> = crate::storage::db(
-            sqlx::query_scalar("SELECT id FROM imports ORDER BY created_at DESC, id DESC LIMIT $1")
-                .bind(limit)
-                .fetch_all(&self.store.pool)
-                .await,
-        )?;
+        let ids = self.store.recent_import_ids(limit).await?;
         for id in ids {
             if out.iter().any(|r| r.id == id) {
                 continue;
@@ -249,12 +244,7 @@ impl ImportService {
                 ))
             }
         };
-        crate::storage::db(
-            sqlx::query("DELETE FROM imports WHERE id = $1")
-                .bind(id)
-                .execute(&self.store.pool)
-                .await,
-        )?;
+        self.store.delete_import(id).await?;
         self.submit(id.to_owned(), request)?;
         Ok(Ok(()))
     }

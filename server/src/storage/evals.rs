@@ -629,6 +629,25 @@ impl Store {
     }
 
     /// Status of an evaluation (cheap, for workers between batches).
+    /// The status of the latest other evaluation of a series for `model` (a checkpoint's
+    /// parent, which its run waits for).
+    pub async fn series_member_status(
+        &self,
+        series: &str,
+        model: &str,
+        except: i64,
+    ) -> Result<Option<String>, StoreError> {
+        db(sqlx::query_scalar(
+            "SELECT status FROM evaluations WHERE series = $1 AND model_name = $2 AND id <> $3
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(series)
+        .bind(model)
+        .bind(except)
+        .fetch_optional(&self.pool)
+        .await)
+    }
+
     pub async fn evaluation_status(&self, id: i64) -> Result<Option<String>, StoreError> {
         db(
             sqlx::query_scalar("SELECT status FROM evaluations WHERE id = $1")

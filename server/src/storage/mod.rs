@@ -9,8 +9,11 @@
 pub mod access;
 pub mod analysis;
 pub mod blobs;
+pub mod bulk;
 pub mod catalog;
 pub mod evals;
+pub mod imports;
+pub mod interventions;
 pub mod review;
 pub mod rft;
 pub mod rollouts;
@@ -40,6 +43,8 @@ pub struct Store {
     pub pool: AnyPool,
     pub backend: Backend,
     pub blobs: BlobStore,
+    /// The database's own driver, for bulk writes (`bulk.rs`): COPY on PostgreSQL.
+    native: bulk::NativePool,
 }
 
 impl Store {
@@ -86,10 +91,16 @@ impl Store {
             .await
             .map_err(|e| classify_connect_error(db, data_dir, e))?;
         let blobs = BlobStore::new(data_dir.join("blobs"));
+        let native =
+            bulk::NativePool::lazy(db).map_err(|e| StartupError::BadDatabaseUrl {
+                url: db.display_url(),
+                reason: first_line(&e.to_string()),
+            })?;
         Ok(Store {
             pool,
             backend,
             blobs,
+            native,
         })
     }
 
@@ -116,9 +127,21 @@ impl Store {
         }
     }
 
+    /// Answers when the database does (health checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        db(sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.pool).await)?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
+        self.native.close().await;
         self.pool.close().await;
     }
+}
+
+/// Lower-case hex of bytes (token and secret hashes, content hashes).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The current time as RFC 3339 UTC text with seconds, the timestamp format of the schema.

@@ -983,7 +983,7 @@ impl Store {
         let runs: Vec<i64> = db(sqlx::query_scalar(only_here).bind(id).fetch_all(&mut *tx).await)?;
         db(sqlx::query("DELETE FROM experiments WHERE id = $1").bind(id).execute(&mut *tx).await)?;
         for run in runs {
-            super::catalog::delete_run(&mut tx, run).await?;
+            db(sqlx::query("DELETE FROM runs WHERE id = $1").bind(run).execute(&mut *tx).await)?;
         }
         db(tx.commit().await)?;
         Ok(keys)

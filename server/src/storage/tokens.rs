@@ -14,7 +14,7 @@ pub const TOKEN_PREFIX: &str = "clk_";
 pub use caplens_app::model::{ApiTokenRow as ApiToken, CreatedToken as NewToken};
 
 fn hash(secret: &str) -> String {
-    crate::ingest::pipeline::hex(&Sha256::digest(secret.as_bytes()))
+    crate::storage::hex(&Sha256::digest(secret.as_bytes()))
 }
 
 /// What a new token is for and what it may do.

@@ -6,7 +6,7 @@
 
 use axum::{
     body::Body,
-    extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State},
+    extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, RawQuery, Request, State},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -23,7 +23,8 @@ use crate::auth::{ratelimit::wait_text, Action, PrincipalKind};
 use crate::error::ApiError;
 use crate::storage::access::Owned;
 use crate::ingest::formats::json_document_note;
-use crate::ingest::pipeline::{hex, new_import_id, ImportParams, ImportReport};
+use crate::ingest::pipeline::{new_import_id, ImportParams, ImportReport};
+use crate::storage::hex;
 use crate::ingest::service::{SpooledFile, SpooledRequest};
 use crate::ingest::{detect_head, importer, read_head, FileHints, Format, InputFile, SNIFF_BYTES};
 use crate::storage::now_rfc3339;
@@ -45,75 +46,6 @@ pub fn routes() -> Router<AppState> {
         .route("/formats", get(formats))
 }
 
-
-/// Query of `POST /imports`: the import parameters, plus the file name of a raw body.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportQuery {
-    filename: Option<String>,
-    experiment: Option<String>,
-    model: Option<String>,
-    stage: Option<String>,
-    parent: Option<String>,
-    step: Option<i64>,
-    dataset: Option<String>,
-    format: Option<String>,
-    label: Option<String>,
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    max_tokens: Option<i64>,
-    seed: Option<i64>,
-    skip_invalid: Option<bool>,
-    regrade: Option<bool>,
-    project: Option<String>,
-}
-
-impl ImportQuery {
-    fn params(self) -> (ImportParams, Option<String>) {
-        (
-            ImportParams {
-                experiment: self.experiment,
-                model: self.model,
-                stage: self.stage,
-                parent: self.parent,
-                step: self.step,
-                dataset: self.dataset,
-                format: self.format,
-                label: self.label,
-                temperature: self.temperature,
-                top_p: self.top_p,
-                max_tokens: self.max_tokens,
-                seed: self.seed,
-                skip_invalid: self.skip_invalid,
-                regrade: self.regrade,
-                project: self.project,
-            },
-            self.filename,
-        )
-    }
-}
-
-/// Fills the fields of `base` that are unset from `extra` (query parameters win over the JSON
-/// metadata part).
-fn merge_params(base: ImportParams, extra: ImportParams) -> ImportParams {
-    ImportParams {
-        experiment: base.experiment.or(extra.experiment),
-        model: base.model.or(extra.model),
-        stage: base.stage.or(extra.stage),
-        parent: base.parent.or(extra.parent),
-        step: base.step.or(extra.step),
-        dataset: base.dataset.or(extra.dataset),
-        format: base.format.or(extra.format),
-        label: base.label.or(extra.label),
-        temperature: base.temperature.or(extra.temperature),
-        top_p: base.top_p.or(extra.top_p),
-        max_tokens: base.max_tokens.or(extra.max_tokens),
-        seed: base.seed.or(extra.seed),
-        skip_invalid: base.skip_invalid.or(extra.skip_invalid),
-        regrade: base.regrade.or(extra.regrade),
-        project: base.project.or(extra.project),
-    }
-}
 
 fn too_large(max: u64) -> ApiError {
     ApiError {
@@ -197,7 +129,7 @@ struct Accepted {
 async fn create_import(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
+    RawQuery(query): RawQuery,
     request: Request,
 ) -> Result<Response, ApiError> {
     require_write_credentials(&caller.principal, request.headers())?;
@@ -205,8 +137,8 @@ async fn create_import(
         PrincipalKind::Token { id, .. } => Some(id),
         _ => None,
     };
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let (params, filename) = query.params();
+    let (params, filename) = ImportParams::from_query(query.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("query: {e}")))?;
     let access = caller.access(&state.store);
     // Authorised before a byte is spooled; again below if the metadata part names a project.
     let (project, _) = access.project_for_write(params.project.as_deref(), "uploads").await?;
@@ -384,7 +316,7 @@ async fn spool_request(
                     "the {name:?} part is not valid import metadata JSON: {e}"
                 ))
             })?;
-            params = merge_params(params, extra);
+            params = params.or(extra);
             continue;
         }
         if field.file_name().is_none() && name != "file" {

@@ -182,7 +182,7 @@ async fn healthz(State(store): State<Store>) -> Response {
     };
     let ping = tokio::time::timeout(
         Duration::from_secs(2),
-        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&store.pool),
+        store.ping(),
     )
     .await;
     match ping {

@@ -49,8 +49,7 @@ impl TestDb {
             .await
             .unwrap();
         admin.close().await;
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        let url = schema_url(&base, &schema);
         let dir = tempfile::tempdir().unwrap();
         let db = DatabaseConfig::resolve(Some(&url), dir.path()).unwrap();
         let store = Store::open(&db, dir.path()).await.expect("open postgres");
@@ -75,6 +74,14 @@ impl TestDb {
         dbs
     }
 
+    /// The `DATABASE_URL` of this PostgreSQL test database (its own schema), for a `caplens`
+    /// process; `None` for SQLite (whose file is in the data directory).
+    pub fn database_url(&self) -> Option<String> {
+        self.pg_schema
+            .as_ref()
+            .map(|(base, schema)| schema_url(base, schema))
+    }
+
     /// The data directory (blobs, uploads) of this test database.
     pub fn dir(&self) -> &std::path::Path {
         self._dir.path()
@@ -91,4 +98,10 @@ impl TestDb {
             admin.close().await;
         }
     }
+}
+
+/// A PostgreSQL URL whose connections use `schema`.
+fn schema_url(base: &str, schema: &str) -> String {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }

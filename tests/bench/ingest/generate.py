@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes a native JSON Lines file of about BYTES bytes for the ingest benchmark.
 
-  generate.py plain  OUT BYTES   rollouts with ~700-byte responses, no token data
+  generate.py plain  OUT BYTES   rollouts with ~760-byte responses and their reference (graded
+                                 by caplens too), no token data
   generate.py traces OUT BYTES   rollouts of 200 tokens with logprobs and top-20 logprobs
 
 Deterministic (seeded). Three models, 500 problems, samples numbered per model and problem."""
@@ -22,12 +23,13 @@ def main():
             key = (model, problem)
             sample = samples.get(key, 0)
             samples[key] = sample + 1
-            answer = rng.randint(0, 999)
+            reference = problem * 7 % 1000
             correct = rng.random() < 0.3 + 0.2 * (i % 3)
+            answer = reference if correct else rng.randint(0, 999)
             line = {"model": model, "dataset": "bench", "problem_id": str(problem), "sample": sample,
-                    "correct": correct}
+                    "correct": correct, "reference": str(reference)}
             if mode == "plain":
-                body = " ".join(rng.choice(words) for _ in range(110))
+                body = " ".join(rng.choice(words) for _ in range(128))
                 line["response"] = f"{body}. Therefore the answer is \\boxed{{{answer}}}."
             else:
                 tokens = [rng.choice(words) for _ in range(200)]

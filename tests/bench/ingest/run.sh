@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Benchmark of issue 5: `caplens import` of a generated native JSON Lines file into SQLite and
-# PostgreSQL; prints MB/s and peak RSS of the importing process.
-#   tests/bench/ingest/run.sh [PLAIN_BYTES] [TRACES_BYTES]     (defaults: 1e9 and 2.5e8)
+# Ingest benchmark (issues 5 and 16): `caplens import` of generated native JSON Lines files into
+# SQLite and PostgreSQL; prints MB/s, rows/s and the peak RSS of the importing process, then
+# what bounds it: the file read from the page cache, the CPU stages of an import on one core
+# (parse, grade, checks: server/benches/ingest_stages.rs), and a bare bulk insert of the same
+# rows into a table with the same keys and indexes (bare_insert.py).
+#   tests/bench/ingest/run.sh [PLAIN_BYTES] [TRACES_BYTES]     (defaults: 1e9 and 2.5e8; 0 skips)
 # Uses ${CAPLENS:-${CARGO_TARGET_DIR:-target}/release/caplens} (cargo build --release -p caplens-server).
 # PostgreSQL: ${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}, in a fresh schema
-# (dropped afterwards); set BENCH_POSTGRES_URL= (empty) to skip it.
+# (dropped afterwards); set BENCH_POSTGRES_URL= (empty) to skip it. STAGES=0 skips the stage
+# split, BARE=0 the bare inserts.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 plain_bytes="${1:-1e9}"
@@ -13,15 +17,25 @@ caplens="$(realpath "${CAPLENS:-${CARGO_TARGET_DIR:-target}/release/caplens}")"
 [ -x "$caplens" ] || { echo "no binary at $caplens (set CAPLENS or build the release binary)" >&2; exit 1; }
 pg_url="${BENCH_POSTGRES_URL-postgres://postgres@127.0.0.1:5432/test}"
 work="$(mktemp -d "${BENCH_DIR:-/tmp}/caplens-ingest-bench.XXXXXX")"
-schema="caplens_bench_$$"
+schemas=()
 cleanup() {
   rm -rf "$work"
-  if [ -n "$pg_url" ]; then psql "$pg_url" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true; fi
+  for s in "${schemas[@]}"; do psql "$pg_url" -qc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true; done
 }
 trap cleanup EXIT
+# A fresh schema per run, so every import starts from the same empty database.
+pg_schema_url() {
+  local s="caplens_bench_$$_${#schemas[@]}"
+  schemas+=("$s")
+  psql "$pg_url" -qc "CREATE SCHEMA $s" >/dev/null
+  local sep='?'; case "$pg_url" in *\?*) sep='&';; esac
+  echo "${pg_url}${sep}options=-c%20search_path%3D${s}"
+}
 
-python3 "$here/generate.py" plain "$work/plain.jsonl" "$plain_bytes"
-python3 "$here/generate.py" traces "$work/traces.jsonl" "$traces_bytes"
+is_zero() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) == 0 else 1)" "$1"; }
+files=()
+if ! is_zero "$plain_bytes"; then python3 "$here/generate.py" plain "$work/plain.jsonl" "$plain_bytes"; files+=(plain); fi
+if ! is_zero "$traces_bytes"; then python3 "$here/generate.py" traces "$work/traces.jsonl" "$traces_bytes"; files+=(traces); fi
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 run() { # label file database-url
@@ -41,12 +55,30 @@ PY
   rm -rf "$data"
 }
 
-run "native, no traces -> SQLite" "$work/plain.jsonl" ""
-run "native, top-20 logprobs -> SQLite" "$work/traces.jsonl" ""
-if [ -n "$pg_url" ]; then
-  psql "$pg_url" -qc "CREATE SCHEMA $schema" >/dev/null
-  sep='?'; case "$pg_url" in *\?*) sep='&';; esac
-  url="${pg_url}${sep}options=-c%20search_path%3D${schema}"
-  run "native, no traces -> PostgreSQL" "$work/plain.jsonl" "$url"
-  run "native, top-20 logprobs -> PostgreSQL" "$work/traces.jsonl" "$url"
+for f in "${files[@]}"; do
+  what="native, no traces"; [ "$f" = traces ] && what="native, top-20 logprobs"
+  run "$what -> SQLite" "$work/$f.jsonl" ""
+  if [ -n "$pg_url" ]; then run "$what -> PostgreSQL" "$work/$f.jsonl" "$(pg_schema_url)"; fi
+done
+
+if [[ " ${files[*]} " == *" plain "* ]]; then
+  echo "--- what bounds it (plain file)"
+  python3 - "$work/plain.jsonl" <<'PY'
+import os, sys, time
+path = sys.argv[1]
+start = time.perf_counter()
+with open(path, "rb") as f:
+    while f.read(1 << 22):
+        pass
+secs = time.perf_counter() - start
+print(f"read from the page cache            {os.path.getsize(path)/1e6/secs:9.1f} MB/s")
+PY
+  if [ "${STAGES:-1}" != 0 ]; then
+    (cd "$here/../../.." && cargo bench -q -p caplens-server --bench ingest_stages -- "$work/plain.jsonl" 2>/dev/null)
+  fi
+  if [ "${BARE:-1}" != 0 ]; then
+    python3 "$here/bare_insert.py" "$work/plain.jsonl" sqlite "$work/bare.db"
+    rm -f "$work"/bare.db*
+    if [ -n "$pg_url" ]; then python3 "$here/bare_insert.py" "$work/plain.jsonl" postgres "$(pg_schema_url)"; fi
+  fi
 fi

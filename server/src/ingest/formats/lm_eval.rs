@@ -243,7 +243,7 @@ fn run_identity(file_name: &str, first_line: &Map<String, Value>) -> Option<Stri
     if !hashes.is_empty() {
         let digest = Sha256::digest(hashes.join("\n").as_bytes());
         identity.push('#');
-        identity.push_str(&crate::ingest::pipeline::hex(&digest[..8]));
+        identity.push_str(&crate::storage::hex(&digest[..8]));
     }
     Some(identity)
 }

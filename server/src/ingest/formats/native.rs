@@ -1,6 +1,7 @@
 //! caplens native JSON Lines (docs/formats/native.md) as a [`RolloutImporter`]; the parsing
 //! rules live in [`crate::ingest::native`], shared with the analysis commands.
 
+use super::common::first_line_object;
 use crate::ingest::native::{parse_line, Needs, Outcome};
 use crate::ingest::{
     for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
@@ -21,11 +22,14 @@ impl RolloutImporter for NativeImporter {
         // A line with `choices`, or whose `response` is an object rather than the response
         // text, is an OpenAI-compatible response carrying caplens keys (the openai format),
         // even when it also has `model`, `problem_id` and `correct`.
-        first_json_line(head).is_some_and(|line| {
+        // The first line may be longer than the head (hundreds of tokens with top-20
+        // logprobs): the keys read before the cut decide. A line without a verdict (a
+        // `response` or `answer` to grade) is native too.
+        first_line_object(head).is_some_and(|line| {
             line.get("model").is_some_and(|v| v.is_string())
-                && line.get("problem_id").is_some()
-                && (line.get("correct").is_some() || line.get("n").is_some())
-                && !line.contains_key("choices")
+                && line.has("problem_id")
+                && ["correct", "n", "response", "answer"].iter().any(|k| line.has(k))
+                && !line.has("choices")
                 && !line.get("response").is_some_and(|r| r.is_object())
         })
     }
@@ -99,12 +103,18 @@ impl RolloutImporter for NativeImporter {
                         model: Some(line.model.to_string()),
                         dataset: line.dataset.as_deref().map(str::to_owned),
                         problem_id: line.problem_id.to_string(),
-                        prompt: None,
+                        prompt: line.prompt.as_deref().map(str::to_owned),
+                        tags: line
+                            .tags
+                            .as_ref()
+                            .map(|t| t.iter().map(|s| s.to_string()).collect())
+                            .unwrap_or_default(),
                         reference: line.reference.as_deref().map(str::to_owned),
                         sample: line.sample,
                         outcome: match line.outcome {
                             Outcome::Rollout { correct } => RecordOutcome::Graded(correct),
                             Outcome::Counts { n, c } => RecordOutcome::Counts { n, c },
+                            Outcome::Ungraded => RecordOutcome::Ungraded,
                         },
                         response: line.response.as_deref().map(str::to_owned),
                         answer: line.answer.as_deref().map(str::to_owned),
@@ -117,16 +127,5 @@ impl RolloutImporter for NativeImporter {
                 Err((field, message)) => sink.reject(input.line_error(line_no, field, message)),
             }
         })
-    }
-}
-
-/// The first complete non-blank line of `head` parsed as a JSON object, if it is one.
-pub(crate) fn first_json_line(head: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
-    let text = head
-        .split(|&b| b == b'\n')
-        .find(|l| !l.iter().all(u8::is_ascii_whitespace))?;
-    match serde_json::from_slice::<serde_json::Value>(text).ok()? {
-        serde_json::Value::Object(map) => Some(map),
-        _ => None,
     }
 }

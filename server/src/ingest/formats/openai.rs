@@ -43,8 +43,12 @@ impl RolloutImporter for OpenaiImporter {
         });
         (line.has("custom_id") && line.has("response"))
             || response_object
-            // A response cut off by the end of the head.
-            || (line.has("response") && line.get("response").is_none() && line.has("problem_id"))
+            // A response object cut off by the end of the head (a native line whose response
+            // *text* is cut off is not one).
+            || (line.has("response")
+                && line.get("response").is_none()
+                && line.has("problem_id")
+                && value_starts_with(head, b"\"response\"", b'{'))
             || line.has("choices")
             || line
                 .get("object")
@@ -555,6 +559,19 @@ fn token_and_logprob(entry: &Value, at: &str) -> Result<(String, Option<f64>), L
     Ok((token, logprob))
 }
 
+/// Whether the first value of `key` (a quoted JSON key) in the first line of `head` starts
+/// with `first` (`{`: an object), for a value the head cuts off.
+fn value_starts_with(head: &[u8], key: &[u8], first: u8) -> bool {
+    let line = head.split(|&b| b == b'\n').find(|l| !l.iter().all(u8::is_ascii_whitespace));
+    let Some(line) = line else { return false };
+    let Some(at) = line.windows(key.len()).position(|w| w == key) else {
+        return false;
+    };
+    let mut rest = line[at + key.len()..].iter().skip_while(|b| b.is_ascii_whitespace());
+    rest.next() == Some(&b':')
+        && rest.find(|b| !b.is_ascii_whitespace()) == Some(&first)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -850,6 +867,15 @@ mod tests {
             br#"{"problem_id":"1","response":{"id":"c","choices":[]}}"#
         ));
         assert!(!OpenaiImporter.sniff("x", br#"{"model":"m","problem_id":"1","correct":true}"#));
+        // Cut off in the response: an object is this format, a text is a native line.
+        assert!(OpenaiImporter.sniff(
+            "x",
+            br#"{"problem_id":"1","response": {"id":"c","choices":[{"text":"lo"#
+        ));
+        assert!(!OpenaiImporter.sniff(
+            "x",
+            br#"{"model":"m","problem_id":"1","response":"think think th"#
+        ));
         assert!(!OpenaiImporter.sniff(
             "x",
             br#"{"custom_id":"1","method":"POST","url":"/v1/completions","body":{}}"#
