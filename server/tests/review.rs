@@ -318,6 +318,22 @@ async fn review_work_survives_reimport_and_goes_with_the_experiment() {
         assert_eq!(count("SELECT COUNT(*) FROM comments").await, 0, "{}", db.name);
         assert_eq!(count("SELECT COUNT(*) FROM verdict_overrides").await, 1, "{}: only rev-copy's", db.name);
         assert_eq!(count("SELECT COUNT(*) FROM problem_labels").await, 2, "{}: only rev-copy's", db.name);
+        // Its runs' rollouts go too (PostgreSQL has no foreign key to cascade them), and their
+        // response packs; the other experiment's rollouts still read back.
+        assert_eq!(
+            count("SELECT COUNT(*) FROM rollouts WHERE run_id NOT IN (SELECT id FROM runs)").await,
+            0,
+            "{}: no rollout outlives its run",
+            db.name
+        );
+        let packs: Vec<String> = sqlx::query_scalar("SELECT response_pack FROM runs WHERE response_pack IS NOT NULL")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        assert!(!packs.is_empty(), "{}: imported runs keep their responses in packs", db.name);
+        let one: i64 = count("SELECT MIN(id) FROM rollouts").await;
+        let kept = store.rollout(one).await.unwrap().unwrap();
+        assert!(kept.response.is_some_and(|r| !r.is_empty()), "{}", db.name);
         db.cleanup().await;
     }
 }

@@ -339,6 +339,7 @@ async fn store_runs(
                 problem_id: shared.problem_ids[r.problem],
                 sample_index: r.sample as i64,
                 response: Some(&r.response),
+                response_range: None,
                 extracted_answer: r.answer.as_deref(),
                 correct: r.correct,
                 token_count: Some(r.token_count as i64),

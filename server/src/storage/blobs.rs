@@ -31,6 +31,28 @@ impl BlobStore {
     }
 
     /// The folder of an import's packs (removed when the import fails).
+    /// The pack of a run's response texts: beside its trace pack, under the import's prefix, so
+    /// a failed or interrupted import's packs go with it.
+    pub fn response_pack_key(import_id: &str, run_id: i64) -> String {
+        format!(
+            "traces/{}/run-{run_id}.responses",
+            import_id.to_ascii_lowercase()
+        )
+    }
+
+    /// Opens a blob for positioned reads (`None` when it does not exist).
+    pub fn open(&self, key: &str) -> Result<Option<std::fs::File>, StoreError> {
+        let path = self.path_of(key)?;
+        match std::fs::File::open(&path) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Blob {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
     pub fn import_traces_prefix(import_id: &str) -> String {
         format!("traces/{}", import_id.to_ascii_lowercase())
     }

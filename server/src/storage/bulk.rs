@@ -131,7 +131,11 @@ pub struct NewRollout<'a> {
     pub run_id: i64,
     pub problem_id: i64,
     pub sample_index: i64,
+    /// The response text, kept in the row (the demo); imports give `response_range` instead.
     pub response: Option<&'a str>,
+    /// (offset, length) of the response text in the run's response pack
+    /// (`RunCompletion::response_pack`).
+    pub response_range: Option<(i64, i64)>,
     pub extracted_answer: Option<&'a str>,
     /// Under the run's default verdict source.
     pub correct: bool,
@@ -220,6 +224,8 @@ pub struct RunCompletion<'a> {
     /// JSON: what the file said about its run.
     pub source_info: &'a str,
     pub source_identity: Option<&'a str>,
+    /// The blob key of the run's response pack, when its responses are there.
+    pub response_pack: Option<&'a str>,
 }
 
 /// An earlier run that a load would duplicate: (id, import id, label).
@@ -228,15 +234,16 @@ pub type EarlierRun = (i64, Option<String>, String);
 /// The columns of a stored rollout, in the order both rollout paths write them.
 const ROLLOUT_COLUMNS: &str = "run_id, problem_id, sample_index, response, extracted_answer, \
      correct, token_count, finish_reason, mean_entropy, mean_rbf, perplexity, quality_flags, \
-     trace_key, trace_offset, trace_length, file_correct, caplens_verdict";
-const ROLLOUT_COLUMN_COUNT: usize = 17;
+     trace_key, trace_offset, trace_length, file_correct, caplens_verdict, response_offset, \
+     response_length";
+const ROLLOUT_COLUMN_COUNT: usize = 19;
 
 /// Rollouts buffered before they are written: bounded by rows and by bytes, so that a load's
 /// memory does not grow with its responses' length.
-const FLUSH_ROWS: usize = 8192;
+const FLUSH_ROWS: usize = 4096;
 const FLUSH_BYTES: usize = 8 << 20;
 
-/// SQLite rows per INSERT: 17 columns x 256 rows stays far under SQLite's bound-parameter limit
+/// SQLite rows per INSERT: 19 columns x 256 rows stays far under SQLite's bound-parameter limit
 /// while cutting the statements (and the hops to SQLite's worker thread) 256-fold.
 const SQLITE_INSERT_ROWS: usize = 256;
 
@@ -252,6 +259,7 @@ struct OwnedRollout {
     problem_id: i64,
     sample_index: i64,
     response: Option<String>,
+    response_range: Option<(i64, i64)>,
     extracted_answer: Option<String>,
     correct: bool,
     token_count: Option<i64>,
@@ -350,6 +358,8 @@ impl CopyBuffer {
         self.int8(r.trace.map(|t| t.2));
         self.int4(r.file_correct.map(i64::from));
         self.int4(r.caplens_verdict);
+        self.int8(r.response_range.map(|r| r.0));
+        self.int8(r.response_range.map(|r| r.1));
         self.rows += 1;
     }
 
@@ -598,6 +608,12 @@ impl BulkWriter {
     /// Removes a run written by this load (one whose every record was skipped).
     pub async fn delete_run(&mut self, run_id: i64) -> Result<(), StoreError> {
         self.flush_rollouts().await?;
+        // Rollouts first: on PostgreSQL they keep no foreign key to their run (0008).
+        on_conn!(self, |c| sqlx::query("DELETE FROM rollouts WHERE run_id = $1")
+            .bind(run_id)
+            .execute(c)
+            .await
+            .map(|_| ()))?;
         on_conn!(self, |c| sqlx::query("DELETE FROM runs WHERE id = $1")
             .bind(run_id)
             .execute(c)
@@ -659,8 +675,8 @@ impl BulkWriter {
             "UPDATE runs SET status = 'completed', finished_at = COALESCE(finished_at, $1),
                     aggregates = $2, n_per_problem = COALESCE($3, n_per_problem),
                     source_hash = $4, token_stats = $5, default_verdicts = $6, verdict_tally = $7,
-                    source_info = $8, source_identity = $9
-             WHERE id = $10",
+                    source_info = $8, source_identity = $9, response_pack = $10
+             WHERE id = $11",
         )
         .bind(now_rfc3339())
         .bind(run.aggregates)
@@ -671,6 +687,7 @@ impl BulkWriter {
         .bind(tally)
         .bind(run.source_info)
         .bind(run.source_identity)
+        .bind(run.response_pack)
         .bind(run_id)
         .execute(c)
         .await
@@ -796,6 +813,7 @@ impl BulkWriter {
                     problem_id: r.problem_id,
                     sample_index: r.sample_index,
                     response: r.response.map(str::to_owned),
+                    response_range: r.response_range,
                     extracted_answer: r.extracted_answer.map(str::to_owned),
                     correct: r.correct,
                     token_count: r.token_count,
@@ -858,7 +876,9 @@ impl BulkWriter {
                             .bind(r.trace.as_ref().map(|t| t.1))
                             .bind(r.trace.as_ref().map(|t| t.2))
                             .bind(r.file_correct.map(i64::from))
-                            .bind(r.caplens_verdict);
+                            .bind(r.caplens_verdict)
+                            .bind(r.response_range.map(|r| r.0))
+                            .bind(r.response_range.map(|r| r.1));
                     }
                     db(q.execute(&mut **t).await)?;
                 }
@@ -891,6 +911,15 @@ impl BulkWriter {
         models_children_first: &[&str],
         dataset: &str,
     ) -> Result<(), StoreError> {
+        // Rollouts first: on PostgreSQL they keep no foreign key to their run (0008).
+        on_conn!(self, |c| sqlx::query(
+            "DELETE FROM rollouts WHERE run_id IN (SELECT r.id FROM runs r WHERE r.origin = 'demo'
+               AND r.id IN (SELECT er.run_id FROM experiment_runs er
+               JOIN experiments e ON e.id = er.experiment_id WHERE e.is_demo = 1))",
+        )
+        .execute(c)
+        .await
+        .map(|_| ()))?;
         on_conn!(self, |c| sqlx::query(
             "DELETE FROM runs WHERE origin = 'demo' AND id IN (SELECT er.run_id FROM experiment_runs er
                JOIN experiments e ON e.id = er.experiment_id WHERE e.is_demo = 1)",
@@ -989,6 +1018,7 @@ mod tests {
             problem_id: 2,
             sample_index: 3,
             response: Some("é"),
+            response_range: None,
             extracted_answer: None,
             correct: true,
             token_count: None,
@@ -1005,7 +1035,7 @@ mod tests {
         // Signature, flags, extension length; then the field count of the one tuple.
         assert_eq!(&data[..11], b"PGCOPY\n\xff\r\n\0");
         assert_eq!(&data[11..19], &[0u8; 8]);
-        assert_eq!(&data[19..21], &17i16.to_be_bytes());
+        assert_eq!(&data[19..21], &19i16.to_be_bytes());
         // run_id: length 8, value 1.
         assert_eq!(&data[21..25], &8i32.to_be_bytes());
         assert_eq!(&data[25..33], &1i64.to_be_bytes());

@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod evals;
 pub mod imports;
 pub mod interventions;
+pub mod responses;
 pub mod review;
 pub mod rft;
 pub mod rollouts;

@@ -6,6 +6,7 @@
 use futures_util::TryStreamExt;
 use sqlx::Row;
 
+use super::responses::{ResponseAt, ResponseReader, RESPONSE_COLUMNS};
 use super::{catalog::quality_flags, db, Store};
 use crate::error::StoreError;
 
@@ -77,18 +78,18 @@ impl Store {
         run_id: i64,
         mut visit: impl FnMut(RolloutCandidate),
     ) -> Result<u64, StoreError> {
-        let mut rows = sqlx::query(
-            "SELECT id, correct, response, mean_entropy, mean_rbf, perplexity
-             FROM rollouts WHERE run_id = $1 ORDER BY id",
-        )
-        .bind(run_id)
-        .fetch(&self.pool);
+        let sql = format!(
+            "SELECT x.id, x.correct, {RESPONSE_COLUMNS}, x.mean_entropy, x.mean_rbf, x.perplexity
+             FROM rollouts x WHERE x.run_id = $1 ORDER BY x.id"
+        );
+        let mut rows = sqlx::query(&sql).bind(run_id).fetch(&self.pool);
+        let mut reader = ResponseReader::new(&self.blobs);
         let mut seen = 0;
         while let Some(row) = db(rows.try_next().await)? {
             visit(RolloutCandidate {
                 id: db(row.try_get("id"))?,
                 correct: db(row.try_get::<i64, _>("correct"))? != 0,
-                response: db(row.try_get("response"))?,
+                response: reader.text(db(ResponseAt::of_row(&row))?)?,
                 mean_entropy: db(row.try_get("mean_entropy"))?,
                 mean_rbf: db(row.try_get("mean_rbf"))?,
                 perplexity: db(row.try_get("perplexity"))?,
@@ -107,18 +108,19 @@ impl Store {
             // Integers we produced, inlined: no placeholder limits, one statement per chunk size.
             let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
             let sql = format!(
-                "SELECT r.id, d.name AS dataset, p.problem_key, p.prompt, p.reference_answer,
-                        r.sample_index, r.response, r.extracted_answer, r.correct, r.token_count,
-                        r.finish_reason, r.mean_entropy, r.mean_rbf, r.perplexity, r.quality_flags
-                 FROM rollouts r JOIN problems p ON p.id = r.problem_id
+                "SELECT x.id, d.name AS dataset, p.problem_key, p.prompt, p.reference_answer,
+                        x.sample_index, {RESPONSE_COLUMNS}, x.extracted_answer, x.correct, x.token_count,
+                        x.finish_reason, x.mean_entropy, x.mean_rbf, x.perplexity, x.quality_flags
+                 FROM rollouts x JOIN problems p ON p.id = x.problem_id
                  JOIN datasets d ON d.id = p.dataset_id
-                 WHERE r.id IN ({}) ORDER BY r.id",
+                 WHERE x.id IN ({}) ORDER BY x.id",
                 list.join(",")
             );
             let rows = db(sqlx::query(&sql)
                 .persistent(false)
                 .fetch_all(&self.pool)
                 .await)?;
+            let mut reader = ResponseReader::new(&self.blobs);
             for row in rows {
                 out.push(RolloutRecord {
                     id: db(row.try_get("id"))?,
@@ -127,7 +129,7 @@ impl Store {
                     prompt: db(row.try_get("prompt"))?,
                     reference_answer: db(row.try_get("reference_answer"))?,
                     sample_index: db(row.try_get("sample_index"))?,
-                    response: db(row.try_get("response"))?,
+                    response: reader.text(db(ResponseAt::of_row(&row))?)?,
                     extracted_answer: db(row.try_get("extracted_answer"))?,
                     correct: db(row.try_get::<i64, _>("correct"))? != 0,
                     token_count: db(row.try_get("token_count"))?,

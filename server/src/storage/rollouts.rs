@@ -11,6 +11,7 @@ use caplens_analysis::{
 use caplens_app::model::{AnswerCluster, ProblemDetail, ProblemRunStats, RolloutList, RolloutRow};
 use sqlx::{any::AnyRow, Row};
 
+use super::responses::{ResponseAt, ResponseReader, RESPONSE_COLUMNS};
 use super::{catalog::quality_flags, db, Store};
 use crate::error::StoreError;
 
@@ -260,12 +261,17 @@ impl Store {
             Vec::new()
         } else {
             let sql = format!(
-                "SELECT id, response FROM rollouts WHERE id IN ({}) ORDER BY id",
+                "SELECT x.id, {RESPONSE_COLUMNS} FROM rollouts x WHERE x.id IN ({}) ORDER BY x.id",
                 id_list(&open)
             );
-            db(sqlx::query_as::<_, (i64, Option<String>)>(&sql)
-                .fetch_all(&self.pool)
-                .await)?
+            let rows = db(sqlx::query(&sql).fetch_all(&self.pool).await)?;
+            let mut reader = ResponseReader::new(&self.blobs);
+            let mut responses = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let id: i64 = db(row.try_get("id"))?;
+                responses.push((id, reader.text(db(ResponseAt::of_row(row))?)?));
+            }
+            responses
         };
         Ok(RolloutList {
             run_id: Some(run_id),
@@ -280,7 +286,7 @@ impl Store {
     /// One rollout with its run, model, problem and trace location.
     pub async fn rollout(&self, id: i64) -> Result<Option<StoredRollout>, StoreError> {
         let sql = format!(
-            "SELECT {ROLLOUT_COLUMNS}, x.run_id, x.problem_id, x.response, x.trace_offset,
+            "SELECT {ROLLOUT_COLUMNS}, x.run_id, x.problem_id, {RESPONSE_COLUMNS}, x.trace_offset,
                     x.trace_length, m.name AS model, m.stage, p.problem_key, d.name AS dataset
              FROM rollouts x JOIN runs r ON r.id = x.run_id JOIN models m ON m.id = r.model_id
              JOIN problems p ON p.id = x.problem_id JOIN datasets d ON d.id = p.dataset_id
@@ -300,7 +306,7 @@ impl Store {
             problem_id: db(row.try_get("problem_id"))?,
             problem_key: db(row.try_get("problem_key"))?,
             dataset: db(row.try_get("dataset"))?,
-            response: db(row.try_get("response"))?,
+            response: ResponseReader::new(&self.blobs).text(db(ResponseAt::of_row(&row))?)?,
             trace: key.map(|key| TraceRef {
                 key,
                 offset: offset.map(|o| o.max(0) as u64),

@@ -4,9 +4,11 @@ x N rollouts (graded, with sample indices, no text). Problems alternate the tags
 (aime24 / aime25) so the tag filter has work to do. Deterministic (seeded).
 
 usage: generate.py OUT [MODELS=5] [PROBLEMS=500] [N=640]"""
-import json, random, sys
+import json, os, random, sys
 
 out = sys.argv[1]
+# BENCH_RESPONSES=1: every rollout also has a short response text (stored in the run's pack).
+responses = os.environ.get("BENCH_RESPONSES") == "1"
 models, problems, n = (int(a) for a in (sys.argv[2:5] + ["5", "500", "640"][len(sys.argv[2:5]):]))
 rng = random.Random(20261126)
 difficulty = [rng.random() for _ in range(problems)]
@@ -19,6 +21,8 @@ with open(out, "w") as f:
             if (p * 7 + m) % 11 == 0:
                 rate = 0.0  # some problems a model never solves
             for s in range(n):
-                f.write(json.dumps({"model": f"bench-m{m}", "dataset": dataset, "problem_id": f"p{p}",
-                                    "sample": s, "correct": rng.random() < rate},
-                                   separators=(",", ":")) + "\n")
+                line = {"model": f"bench-m{m}", "dataset": dataset, "problem_id": f"p{p}",
+                        "sample": s, "correct": rng.random() < rate}
+                if responses:
+                    line["response"] = f"We compute step by step; the answer is \\boxed{{{(p * 7 + s) % 97}}}."
+                f.write(json.dumps(line, separators=(",", ":")) + "\n")

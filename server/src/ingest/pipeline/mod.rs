@@ -50,8 +50,9 @@ use writer::Writer;
 const BATCH_ROWS: usize = 2048;
 /// Bytes (responses and traces) per batch, so batches of long traces stay small.
 const BATCH_BYTES: usize = 8 << 20;
-/// Batches waiting in the channel.
-const CHANNEL_BATCHES: usize = 4;
+/// Batches waiting in the channel: enough for the parser to keep working while the database
+/// writes a buffer (at most 16 x 8 MB in flight).
+const CHANNEL_BATCHES: usize = 16;
 /// Rejected rows' errors kept for the report.
 pub const ERRORS_KEPT: usize = 20;
 /// The experiment runs go to when none is named.
@@ -223,16 +224,8 @@ async fn prepare_and_store(
     let parser = tokio::task::spawn_blocking(move || -> Result<Vec<SourceInfo>, ReadStop> {
         let mut sources = Vec::with_capacity(plans.len());
         for (file_index, plan) in plans.iter().enumerate() {
-            let mut sink = PrepareSink {
-                file_index,
-                plan,
-                sender: &sender,
-                batch: Vec::new(),
-                batch_bytes: 0,
-                skip_invalid,
-                source: SourceInfo::default(),
-                progress: &parser_progress,
-            };
+            let mut sink =
+                PrepareSink::new(file_index, plan, &sender, skip_invalid, &parser_progress);
             importer(plan.format).read(&plan.input, &mut sink)?;
             sink.flush()?;
             sources.push(sink.source);

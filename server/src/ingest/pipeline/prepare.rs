@@ -71,10 +71,86 @@ pub(super) struct PrepareSink<'a> {
     /// What the file says about its run.
     pub(super) source: SourceInfo,
     pub(super) progress: &'a ImportProgress,
+    /// Records read but not yet prepared, and their response bytes.
+    pub(super) pending: Vec<RolloutRecord>,
+    pub(super) pending_bytes: usize,
 }
 
+/// Records prepared together on all cores (grading and quality checks dominate an import's CPU
+/// time; the database and the writer need the rest of the machine only part of the time).
+const PREPARE_ROWS: usize = 1024;
+
 impl PrepareSink<'_> {
+    pub(super) fn new<'a>(
+        file_index: usize,
+        plan: &'a FilePlan,
+        sender: &'a mpsc::Sender<Vec<Prepared>>,
+        skip_invalid: bool,
+        progress: &'a ImportProgress,
+    ) -> PrepareSink<'a> {
+        PrepareSink {
+            file_index,
+            plan,
+            sender,
+            batch: Vec::new(),
+            batch_bytes: 0,
+            skip_invalid,
+            source: SourceInfo::default(),
+            progress,
+            pending: Vec::with_capacity(PREPARE_ROWS),
+            pending_bytes: 0,
+        }
+    }
+
+    /// Prepares the pending records in parallel, then takes their results in file order (so
+    /// the first error is the first bad line's).
+    fn prepare_pending(&mut self) -> Result<(), ReadStop> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        use rayon::prelude::*;
+        let file_index = self.file_index;
+        let records = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        let prepared: Vec<_> = records
+            .into_par_iter()
+            .with_min_len(64)
+            .map(|r| prepare(r, file_index))
+            .collect();
+        for result in prepared {
+            match result {
+                Ok((prepared, bytes)) => {
+                    self.batch.push(prepared);
+                    self.batch_bytes += bytes;
+                    if self.batch.len() >= BATCH_ROWS || self.batch_bytes >= BATCH_BYTES {
+                        self.send_batch()?;
+                    }
+                }
+                Err((line, field, message)) => {
+                    let e = self.plan.input.line_error(line, Some(field), message);
+                    self.reject_prepared(e)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Prepares what is pending and sends what is batched (the end of a file).
     pub(super) fn flush(&mut self) -> Result<(), ReadStop> {
+        self.prepare_pending()?;
+        self.send_batch()
+    }
+
+    fn reject_prepared(&mut self, error: InputError) -> Result<(), ReadStop> {
+        self.progress.reject(&error, self.skip_invalid);
+        if self.skip_invalid {
+            Ok(())
+        } else {
+            Err(ReadStop::Input(error))
+        }
+    }
+
+    fn send_batch(&mut self) -> Result<(), ReadStop> {
         if self.batch.is_empty() {
             return Ok(());
         }
@@ -94,29 +170,20 @@ impl RecordSink for PrepareSink<'_> {
 
     fn record(&mut self, record: RolloutRecord) -> Result<(), ReadStop> {
         self.progress.rows_read.fetch_add(1, Ordering::Relaxed);
-        match prepare(record, self.file_index) {
-            Ok((prepared, bytes)) => {
-                self.batch.push(prepared);
-                self.batch_bytes += bytes;
-                if self.batch.len() >= BATCH_ROWS || self.batch_bytes >= BATCH_BYTES {
-                    self.flush()?;
-                }
-                Ok(())
-            }
-            Err((line, field, message)) => {
-                let e = self.plan.input.line_error(line, Some(field), message);
-                self.reject(e)
-            }
+        self.pending_bytes += record.response.as_ref().map_or(0, String::len)
+            + record.tokens.as_ref().map_or(0, |t| t.tokens.len() * 64);
+        self.pending.push(record);
+        if self.pending.len() >= PREPARE_ROWS || self.pending_bytes >= BATCH_BYTES {
+            self.prepare_pending()?;
         }
+        Ok(())
     }
 
+    /// A line the reader could not parse: the records before it are dealt with first, so
+    /// errors come in file order.
     fn reject(&mut self, error: InputError) -> Result<(), ReadStop> {
-        self.progress.reject(&error, self.skip_invalid);
-        if self.skip_invalid {
-            Ok(())
-        } else {
-            Err(ReadStop::Input(error))
-        }
+        self.prepare_pending()?;
+        self.reject_prepared(error)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use caplens_analysis::rollup::RunRollup;
 use caplens_analysis::token_stats::{RolloutTokens, TokenStatsAccumulator};
@@ -29,6 +30,10 @@ pub(super) struct RunState {
     problem_ids: Vec<i64>,
     pack: Option<TracePack>,
     pack_key: Option<String>,
+    /// The run's response texts (the rows keep byte ranges: the database holds numbers and
+    /// keys only, which is what makes bulk loads fast).
+    responses: Option<TracePack>,
+    responses_key: Option<String>,
     rollouts: u64,
     /// Records stored (rollouts and counts records): a run with none is not kept.
     pub(super) rows: u64,
@@ -44,11 +49,13 @@ pub(super) struct Writer<'a> {
     import_id: &'a str,
     params: &'a ImportParams,
     pub(super) runs: Vec<RunState>,
-    run_index: HashMap<(String, String), usize>,
+    /// Model name -> dataset -> index into `runs` (nested, so that a row's lookup borrows its
+    /// strings instead of allocating a key).
+    run_index: HashMap<String, HashMap<String, usize>>,
     datasets: HashMap<String, i64>,
     models: HashMap<String, i64>,
-    /// (dataset id, problem key) -> (problem id, stored reference)
-    problems: HashMap<(i64, String), (i64, String)>,
+    /// Dataset id -> problem key -> (problem id, stored reference)
+    problems: HashMap<i64, HashMap<String, (i64, Arc<str>)>>,
     pub(super) file_names: Vec<String>,
     /// What each file says about model, dataset and sampling (fallbacks after the params).
     pub(super) hints: Vec<FileHints>,
@@ -238,6 +245,19 @@ impl<'a> Writer<'a> {
                     }
                     None => None,
                 };
+                let response_range = match &response {
+                    Some(text) => {
+                        if state.responses.is_none() {
+                            let key = BlobStore::response_pack_key(self.import_id, state.run_id);
+                            state.responses = Some(self.store.blobs.create_pack(&key)?);
+                            state.responses_key = Some(key);
+                        }
+                        let pack = state.responses.as_mut().expect("created");
+                        let (offset, len) = pack.append(text.as_bytes())?;
+                        Some((offset as i64, len as i64))
+                    }
+                    None => None,
+                };
                 state.rollouts += 1;
                 state.rows += 1;
                 state.verdicts.push(verdicts);
@@ -245,7 +265,8 @@ impl<'a> Writer<'a> {
                     run_id: state.run_id,
                     problem_id,
                     sample_index: sample_index as i64,
-                    response: response.as_deref(),
+                    response: None,
+                    response_range,
                     extracted_answer: answer.as_deref(),
                     correct,
                     token_count,
@@ -277,14 +298,18 @@ impl<'a> Writer<'a> {
         // A checkpoint known only by the file's step (a verl dump, uploaded as model=M) is its
         // own model "M@stepN" of family M; names the file gives per record, or a step given
         // by the uploader, are kept as they are.
-        let model_name = match (self.params.step, step) {
-            (None, Some(s)) if !named_per_record => format!("{model}@step{s}"),
-            _ => model.to_owned(),
+        let model_name: std::borrow::Cow<str> = match (self.params.step, step) {
+            (None, Some(s)) if !named_per_record => format!("{model}@step{s}").into(),
+            _ => model.into(),
         };
-        let key = (model_name.clone(), dataset.to_owned());
-        if let Some(&i) = self.run_index.get(&key) {
+        if let Some(&i) = self
+            .run_index
+            .get(model_name.as_ref())
+            .and_then(|by_dataset| by_dataset.get(dataset))
+        {
             return Ok(i);
         }
+        let model_name = model_name.into_owned();
         let dataset_id = self.dataset(tx, dataset).await?;
         let model_id = self.model(tx, &model_name, model, step).await?;
         // The file's name, not the path it had on the uploader's machine.
@@ -324,13 +349,18 @@ impl<'a> Writer<'a> {
             problem_ids: Vec::new(),
             pack: None,
             pack_key: None,
+            responses: None,
+            responses_key: None,
             rollouts: 0,
             rows: 0,
             file_index,
             verdicts: VerdictTally::default(),
             token_stats: TokenStatsAccumulator::new(),
         });
-        self.run_index.insert(key, self.runs.len() - 1);
+        self.run_index
+            .entry(self.runs[self.runs.len() - 1].model.clone())
+            .or_default()
+            .insert(dataset.to_owned(), self.runs.len() - 1);
         Ok(self.runs.len() - 1)
     }
 
@@ -410,9 +440,8 @@ impl<'a> Writer<'a> {
         prompt: Option<&str>,
         reference: Option<&str>,
         tags: &[String],
-    ) -> Result<(i64, String), Failure> {
-        let cache_key = (dataset_id, key.to_owned());
-        if let Some((id, stored)) = self.problems.get(&cache_key) {
+    ) -> Result<(i64, Arc<str>), Failure> {
+        if let Some((id, stored)) = self.problems.get(&dataset_id).and_then(|p| p.get(key)) {
             if !stored.is_empty() || reference.is_none() {
                 return Ok((*id, stored.clone()));
             }
@@ -453,8 +482,11 @@ impl<'a> Writer<'a> {
                 (id, reference.unwrap_or("").to_owned())
             }
         };
+        let stored_reference: Arc<str> = stored_reference.into();
         self.problems
-            .insert(cache_key, (id, stored_reference.clone()));
+            .entry(dataset_id)
+            .or_default()
+            .insert(key.to_owned(), (id, stored_reference.clone()));
         Ok((id, stored_reference))
     }
 
@@ -472,8 +504,9 @@ impl<'a> Writer<'a> {
         let mut out = Vec::new();
         for state in &mut self.runs {
             if state.rows == 0 {
-                // Every record of this run was rejected (skipped): keep no empty run.
-                if let Some(pack) = state.pack.take() {
+                // Every record of this run was rejected (skipped): keep no empty run (its
+                // packs go with the import's blobs when it fails, or stay unreferenced).
+                for pack in [state.pack.take(), state.responses.take()].into_iter().flatten() {
                     pack.finish()?;
                 }
                 tx.delete_run(state.run_id).await?;
@@ -506,7 +539,7 @@ impl<'a> Writer<'a> {
                     });
                 }
             }
-            if let Some(pack) = state.pack.take() {
+            for pack in [state.pack.take(), state.responses.take()].into_iter().flatten() {
                 pack.finish()?;
             }
             let default = state.verdicts.default_source(self.default_source == VerdictSource::Caplens);
@@ -540,6 +573,7 @@ impl<'a> Writer<'a> {
                     verdicts: &state.verdicts,
                     source_info: &source_json,
                     source_identity: source.run_identity.as_deref(),
+                    response_pack: state.responses_key.as_deref(),
                 },
                 &stats,
             )
