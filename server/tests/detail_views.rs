@@ -150,12 +150,8 @@ async fn runs_filter_pages_answer_filter_and_missing_ids() {
             .unwrap();
         assert_eq!(again.responses.len(), 1, "only open rollouts of this page");
         assert_eq!(again.responses[0].0, open);
-        let stored: Option<String> =
-            sqlx::query_scalar("SELECT response FROM rollouts WHERE id = $1")
-                .bind(open)
-                .fetch_one(&db.store.pool)
-                .await
-                .unwrap();
+        let stored = db.store.rollout(open).await.unwrap().unwrap().response;
+        assert!(stored.is_some(), "{}", db.name);
         assert_eq!(again.responses[0].1, stored);
         let last = db
             .store

@@ -385,13 +385,19 @@ async fn a_server_killed_mid_run_resumes_exactly_after_restart() {
         .await
         .unwrap();
     let run = view["run_id"].as_i64().unwrap();
-    let rows: Vec<(i64, i64, String)> = sqlx::query_as(
-        "SELECT problem_id, sample_index, response FROM rollouts WHERE run_id = $1 ORDER BY problem_id, sample_index",
+    let ids: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT problem_id, sample_index, id FROM rollouts WHERE run_id = $1 ORDER BY problem_id, sample_index",
     )
     .bind(run)
     .fetch_all(&store.pool)
     .await
     .unwrap();
+    // Responses are read through the store (imports keep them in the run's response pack).
+    let mut rows: Vec<(i64, i64, String)> = Vec::new();
+    for (problem, sample, id) in ids {
+        let response = store.rollout(id).await.unwrap().unwrap().response.unwrap_or_default();
+        rows.push((problem, sample, response));
+    }
     assert_eq!(
         rows.len(),
         32,

@@ -291,13 +291,19 @@ async fn workers_store_every_sample_once_and_the_run_matches_the_verifier() {
         // The seeds the worker uses are derived per problem; recompute the expected correct
         // count from the rollouts' own text with the verifier's rule: "says N" is correct iff
         // N is the true answer.
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT p.prompt, r.response, r.correct FROM rollouts r JOIN problems p ON p.id = r.problem_id WHERE r.run_id = $1",
+        let ids: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT p.prompt, r.id, r.correct FROM rollouts r JOIN problems p ON p.id = r.problem_id WHERE r.run_id = $1",
         )
         .bind(run)
         .fetch_all(&db.store.pool)
         .await
         .unwrap();
+        // Responses are read through the store (imports keep them in the run's response pack).
+        let mut rows: Vec<(String, String, i64)> = Vec::new();
+        for (prompt, id, graded) in ids {
+            let response = db.store.rollout(id).await.unwrap().unwrap().response.unwrap();
+            rows.push((prompt, response, graded));
+        }
         let mut correct = 0;
         for (prompt, response, graded) in &rows {
             let said: i64 = response.rsplit(' ').next().unwrap().parse().unwrap();
@@ -387,17 +393,18 @@ async fn a_worker_that_dies_mid_unit_is_taken_over_without_loss_or_duplicates() 
             scalar(&db, "SELECT COUNT(*) FROM rollouts WHERE run_id = $1", run).await,
             24
         );
-        assert_eq!(
-            scalar(
-                &db,
-                "SELECT COUNT(*) FROM rollouts WHERE run_id = $1 AND response LIKE 'A says%'",
-                run
-            )
-            .await,
-            6,
-            "{}: A's samples are kept, not regenerated",
-            db.name
-        );
+        // Responses read through the store (imports keep them in the run's response pack).
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM rollouts WHERE run_id = $1")
+            .bind(run)
+            .fetch_all(&db.store.pool)
+            .await
+            .unwrap();
+        let mut by_a = 0;
+        for rollout in ids {
+            let response = db.store.rollout(rollout).await.unwrap().unwrap().response;
+            by_a += response.is_some_and(|r| r.starts_with("A says")) as i64;
+        }
+        assert_eq!(by_a, 6, "{}: A's samples are kept, not regenerated", db.name);
         // Sample indices 0..8 of every problem, each once.
         let per_problem: Vec<(i64, i64, i64)> = sqlx::query_as(
             "SELECT COUNT(*), MIN(sample_index), MAX(sample_index) FROM rollouts WHERE run_id = $1 GROUP BY problem_id",

@@ -191,7 +191,7 @@ async fn postgres_facts(db: &TestDb) -> Facts {
         }
         // Keys and indexes from pg_catalog: columns in key order.
         let keyed = sqlx::query(
-            "SELECT i.indisprimary::int8, i.indisunique::int8, (i.indpred IS NOT NULL)::int8,
+            "SELECT i.indisprimary::int::int8, i.indisunique::int::int8, (i.indpred IS NOT NULL)::int::int8,
                     COALESCE((SELECT string_agg(COALESCE(a.attname::text, '<expr>'), ',' ORDER BY k.n)
                               FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
                               LEFT JOIN pg_attribute a
