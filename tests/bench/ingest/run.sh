@@ -17,16 +17,18 @@ caplens="$(realpath "${CAPLENS:-${CARGO_TARGET_DIR:-target}/release/caplens}")"
 [ -x "$caplens" ] || { echo "no binary at $caplens (set CAPLENS or build the release binary)" >&2; exit 1; }
 pg_url="${BENCH_POSTGRES_URL-postgres://postgres@127.0.0.1:5432/test}"
 work="$(mktemp -d "${BENCH_DIR:-/tmp}/caplens-ingest-bench.XXXXXX")"
-schemas=()
 cleanup() {
   rm -rf "$work"
-  for s in "${schemas[@]}"; do psql "$pg_url" -qc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true; done
+  [ -n "$pg_url" ] || return 0
+  # Every schema this run made (they are made in subshells: found by name, not remembered).
+  for s in $(psql "$pg_url" -tAc "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'caplens_bench_$$\_%'" 2>/dev/null); do
+    psql "$pg_url" -qc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true
+  done
 }
 trap cleanup EXIT
 # A fresh schema per run, so every import starts from the same empty database.
 pg_schema_url() {
-  local s="caplens_bench_$$_${#schemas[@]}"
-  schemas+=("$s")
+  local s="caplens_bench_$$_${RANDOM}${RANDOM}"
   psql "$pg_url" -qc "CREATE SCHEMA $s" >/dev/null
   local sep='?'; case "$pg_url" in *\?*) sep='&';; esac
   echo "${pg_url}${sep}options=-c%20search_path%3D${s}"
