@@ -1,9 +1,6 @@
 //! Response quality checks (notes items 9 and 17): `\boxed{` count and format violations,
 //! language mixing, 3-gram redundancy, digit presence, truncation after the first `\boxed{...}`.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
-
 /// The marker whose count decides a format violation (item 9).
 pub const BOXED_MARKER: &str = "\\boxed{";
 
@@ -38,54 +35,139 @@ pub fn has_language_mixing(response: &str) -> bool {
 /// whitespace-separated pieces. A text with fewer than 3 words has no 3-gram, hence nothing
 /// repeated: its redundancy is defined as 0. The value is in [0, 1).
 pub fn trigram_redundancy(text: &str) -> f64 {
-    // Words are compared through 64-bit fingerprints (two different words of one response
-    // collide with probability about 2^-64): the set then holds integers, not string triples.
-    let fingerprint = |w: &str| {
-        let mut h = WordHasher::default();
-        h.write(w.as_bytes());
-        h.finish()
-    };
-    let words: Vec<u64> = if text.is_ascii() {
-        // Same pieces as split_whitespace on ASCII text, without decoding characters.
-        text.split_ascii_whitespace().map(fingerprint).collect()
+    // Words are compared through 64-bit fingerprints, and a 3-gram through one 64-bit key made
+    // from its three fingerprints (two different 3-grams of one response collide with
+    // probability about 2^-64): the distinct ones are counted in a small open-addressing
+    // table of integers. This check runs on every imported response, hence the care.
+    let mut words = Vec::with_capacity(text.len() / 4 + 1);
+    if text.is_ascii() {
+        ascii_word_fingerprints(text.as_bytes(), &mut words);
     } else {
-        text.split_whitespace().map(fingerprint).collect()
-    };
+        words.extend(text.split_whitespace().map(|w| word_fingerprint(w.as_bytes(), 0, w.len())));
+    }
     if words.len() < 3 {
         return 0.0;
     }
     let total = words.len() - 2;
-    let mut distinct: HashSet<(u64, u64, u64), BuildHasherDefault<WordHasher>> =
-        HashSet::with_capacity_and_hasher(total, Default::default());
-    distinct.extend(words.windows(3).map(|w| (w[0], w[1], w[2])));
-    1.0 - distinct.len() as f64 / total as f64
+    let keys = words
+        .windows(3)
+        .map(|w| w[0].wrapping_mul(TRIGRAM_K1) ^ w[1].wrapping_mul(TRIGRAM_K2).rotate_left(29) ^ w[2]);
+    1.0 - count_distinct(keys, total) as f64 / total as f64
 }
 
-/// A fast multiplicative hasher for the 3-gram set: the words come from one response, so
-/// SipHash's flooding resistance buys nothing, and hashing was a visible share of import time.
-#[derive(Default)]
-struct WordHasher(u64);
+const TRIGRAM_K1: u64 = 0x9e37_79b9_7f4a_7c15;
+const TRIGRAM_K2: u64 = 0xc2b2_ae3d_27d4_eb4f;
 
-impl Hasher for WordHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+/// The fingerprints of the words of an ASCII text, split as `split_ascii_whitespace` splits
+/// (space, tab, line feed, form feed, carriage return). Whitespace is found 16 bytes at a
+/// time as a bit mask, and words are the runs of clear bits: no branch per byte.
+fn ascii_word_fingerprints(bytes: &[u8], out: &mut Vec<u64>) {
+    let mut word_start: Option<usize> = None;
+    let mut base = 0;
+    while base < bytes.len() {
+        let len = (bytes.len() - base).min(16);
+        // Bytes past the end count as whitespace, so that a last word ends.
+        let ws = whitespace_mask(&bytes[base..base + len]) | (!0u32 << len);
+        let mut edges = ws ^ ((ws << 1) | word_start.is_none() as u32);
+        edges &= 0xffff;
+        // Each set bit of `edges` is a word's first byte (clear bit, set before it) or the
+        // byte just past its last one (set bit, clear before it); they alternate.
+        while edges != 0 {
+            let at = base + edges.trailing_zeros() as usize;
+            match word_start.take() {
+                None => word_start = Some(at),
+                Some(start) => out.push(word_fingerprint(bytes, start, at)),
+            }
+            edges &= edges - 1;
+        }
+        base += len;
+    }
+    if let Some(start) = word_start {
+        out.push(word_fingerprint(bytes, start, bytes.len()));
+    }
+}
+
+/// Bit i set when `chunk[i]` (at most 16 bytes) is ASCII whitespace.
+fn whitespace_mask(chunk: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if chunk.len() == 16 {
+        // SSE2 is part of x86-64: no run-time detection is needed.
+        use std::arch::x86_64::*;
+        // SAFETY: the load reads exactly the 16 bytes of `chunk` (unaligned load); the other
+        // intrinsics only compute on registers.
+        unsafe {
+            let v = _mm_loadu_si128(chunk.as_ptr() as *const __m128i);
+            let eq = |b: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8));
+            let ws = _mm_or_si128(
+                _mm_or_si128(eq(b' '), eq(b'\n')),
+                _mm_or_si128(_mm_or_si128(eq(b'\t'), eq(b'\r')), eq(0x0c)),
+            );
+            return _mm_movemask_epi8(ws) as u32;
         }
     }
-    fn write_u8(&mut self, i: u8) {
-        self.write(&[i]);
+    chunk
+        .iter()
+        .enumerate()
+        .fold(0, |m, (i, b)| m | ((b.is_ascii_whitespace() as u32) << i))
+}
+
+/// The 64-bit fingerprint of the word `bytes[start..end]`: eight bytes at a time through a
+/// multiply-rotate step, then a full avalanche (murmur3's finaliser) so that every bit of the
+/// key depends on every byte. The words come from one response, so SipHash's flooding
+/// resistance would buy nothing.
+fn word_fingerprint(bytes: &[u8], start: usize, end: usize) -> u64 {
+    let mut h = (end - start) as u64;
+    let mut at = start;
+    while at < end {
+        let take = (end - at).min(8);
+        let eight = if at + 8 <= bytes.len() {
+            // Eight bytes are there to read: read them all and keep the word's.
+            let all = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("eight bytes"));
+            if take == 8 { all } else { all & ((1u64 << (8 * take)) - 1) }
+        } else {
+            let mut buf = [0u8; 8];
+            buf[..take].copy_from_slice(&bytes[at..at + take]);
+            u64::from_le_bytes(buf)
+        };
+        h = (h.rotate_left(5) ^ eight).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        at += take;
     }
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
+    avalanche(h)
+}
+
+fn avalanche(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// How many distinct values `keys` (at most `len` of them) holds: linear probing in a table at
+/// most half full, indexed by the keys' high bits after one more mixing step.
+fn count_distinct(keys: impl Iterator<Item = u64>, len: usize) -> usize {
+    let bits = (2 * len).next_power_of_two().trailing_zeros().max(4);
+    let mask = (1usize << bits) - 1;
+    // 0 marks an empty slot; the one key that is 0 is stored as 1 (a 2^-64 event either way).
+    let mut table = vec![0u64; 1 << bits];
+    let mut distinct = 0;
+    for key in keys {
+        let key = key.max(1);
+        let mut slot = (key.wrapping_mul(TRIGRAM_K1) >> (64 - bits)) as usize;
+        loop {
+            let held = table[slot];
+            if held == key {
+                break;
+            }
+            if held == 0 {
+                table[slot] = key;
+                distinct += 1;
+                break;
+            }
+            slot = (slot + 1) & mask;
+        }
     }
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
+    distinct
 }
 
 /// Item 17: redundant when the 3-gram redundancy exceeds [`REDUNDANCY_LIMIT`] (0.31).
@@ -185,7 +267,29 @@ mod tests {
         );
     }
 
+    /// The definition, written the obvious way: a set of word triples.
+    fn trigram_redundancy_by_definition(text: &str) -> f64 {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        if words.len() < 3 {
+            return 0.0;
+        }
+        let distinct: std::collections::HashSet<&[&str]> = words.windows(3).collect();
+        1.0 - distinct.len() as f64 / (words.len() - 2) as f64
+    }
+
     proptest! {
+        #[test]
+        fn prop_redundancy_matches_the_definition(
+            words in proptest::collection::vec(("[a-c]{1,3}|[a-z]{7,20}|é", "[ \t\n\r\x0c]{1,3}"), 0..300),
+            lead in "[ \n]{0,2}",
+        ) {
+            // ASCII texts (the vectorised split) and others (Unicode split) alike.
+            let text: String = std::iter::once(lead).chain(words.into_iter().map(|(w, sep)| w + &sep)).collect();
+            prop_assert_eq!(trigram_redundancy(&text), trigram_redundancy_by_definition(&text));
+            let ascii = text.replace('é', "e");
+            prop_assert_eq!(trigram_redundancy(&ascii), trigram_redundancy_by_definition(&ascii));
+        }
+
         #[test]
         fn prop_redundancy_in_unit_interval(words in proptest::collection::vec("[a-c]{1,2}", 0..40)) {
             let text = words.join(" ");

@@ -30,9 +30,17 @@ enum Outcome {
     NotFound,
 }
 
+/// The byte position of the last `needle` in `text`: `str::rfind`, with a vectorised scan for
+/// the needle's first byte (`\\` or `<`, rare in prose) instead of Two-Way over every byte.
+pub(crate) fn rfind(text: &str, needle: &str) -> Option<usize> {
+    let (hay, pat) = (text.as_bytes(), needle.as_bytes());
+    let first = *pat.first()?;
+    memchr::memrchr_iter(first, hay).find(|&at| hay[at..].starts_with(pat))
+}
+
 /// See the module documentation for the rules and their order.
 pub fn extract(response: &str) -> Option<Extracted> {
-    if let Some(pos) = response.rfind(THINK_END) {
+    if let Some(pos) = rfind(response, THINK_END) {
         match extract_from(&response[pos + THINK_END.len()..]) {
             Outcome::Found(answer, rule) => {
                 return Some(Extracted {
@@ -146,14 +154,14 @@ pub(crate) enum LastBox<'a> {
 /// The last `\boxed` (brace or space form), or the last `\fbox{...}` when there is no `\boxed`.
 /// The one box finder of the verifier: responses (rule 1) and references use it.
 pub(crate) fn last_box(text: &str) -> LastBox<'_> {
-    let (pos, cmd_len, rule_braced, rule_space) = match text.rfind("\\boxed") {
+    let (pos, cmd_len, rule_braced, rule_space) = match rfind(text, "\\boxed") {
         Some(p) => (
             p,
             "\\boxed".len(),
             ExtractionRule::Boxed,
             ExtractionRule::BoxedSpace,
         ),
-        None => match text.rfind("\\fbox") {
+        None => match rfind(text, "\\fbox") {
             Some(p) => (
                 p,
                 "\\fbox".len(),
@@ -312,5 +320,14 @@ mod tests {
         assert_eq!(last_number("pairs 3,4").as_deref(), Some("4"));
         assert_eq!(last_number("it is -7.").as_deref(), Some("-7"));
         assert_eq!(last_number("no digits"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rfind_is_str_rfind(text in "[\\\\a-z<>/{}é ]{0,60}", needle in "\\\\boxed|\\\\fbox|</think>|\\\\b|<") {
+            proptest::prop_assert_eq!(rfind(&text, &needle), text.rfind(needle.as_str()));
+            let doubled = format!("{text}{needle}{text}");
+            proptest::prop_assert_eq!(rfind(&doubled, &needle), doubled.rfind(needle.as_str()));
+        }
     }
 }

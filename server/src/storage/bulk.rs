@@ -8,7 +8,12 @@
 //! * PostgreSQL: `COPY rollouts (...) FROM STDIN (FORMAT binary)`, one COPY per buffer
 //!   ([`CopyBuffer`] encodes the rows as they arrive, so a buffer holds bytes, not strings);
 //! * SQLite: multi-row INSERTs through cached prepared statements, inside the writer's
-//!   `BEGIN IMMEDIATE` transaction.
+//!   `BEGIN IMMEDIATE` transaction (statement journals in memory).
+//!
+//! A full buffer is written by a background task that owns the connection meanwhile, so the
+//! caller's CPU work on the next rows overlaps the database's work on these; every other
+//! statement first waits for that write ([`BulkWriter::settle`]), so statements keep their
+//! order and a write's error is the next call's.
 //!
 //! Every other statement of a load is written once, in the SQL both dialects share, and run on
 //! whichever connection the writer holds ([`on_conn!`]).
@@ -47,7 +52,11 @@ impl NativePool {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     // 64 MB of page cache: a load's index pages stay in memory.
-                    .pragma("cache_size", "-65536");
+                    .pragma("cache_size", "-65536")
+                    // Statement journals in memory: a multi-row INSERT journals the pages it
+                    // touches, and on disk that was two write calls per row (half the load's
+                    // time went to the kernel).
+                    .pragma("temp_store", "memory");
                 NativePool::Sqlite(
                     SqlitePoolOptions::new()
                         .max_connections(2)
@@ -83,8 +92,10 @@ pub(super) enum Conn {
 /// Runs `$body` with `$c` bound to the writer's connection, whichever database it is: the
 /// statement is written once and type-checked for both drivers.
 macro_rules! on_conn {
-    ($w:expr, |$c:ident| $body:expr) => {
-        match &mut $w.conn {
+    ($w:expr, |$c:ident| $body:expr) => {{
+        // A buffer still being written goes in first: statements keep their order.
+        $w.settle().await?;
+        match $w.conn.as_mut().ok_or_else(BulkWriter::lost)? {
             Conn::Sqlite(t) => {
                 let $c = &mut **t;
                 db($body)
@@ -94,7 +105,7 @@ macro_rules! on_conn {
                 db($body)
             }
         }
-    };
+    }};
 }
 pub(super) use on_conn;
 
@@ -372,7 +383,12 @@ impl CopyBuffer {
 
 /// One load's write transaction; see the module documentation.
 pub struct BulkWriter {
-    pub(super) conn: Conn,
+    /// `None` while a full buffer is written in the background ([`BulkWriter::settle`] takes
+    /// the connection back).
+    pub(super) conn: Option<Conn>,
+    /// The background write of a full buffer: the caller prepares the next buffer meanwhile,
+    /// so the database and the CPU work of a load overlap.
+    writing: Option<tokio::task::JoinHandle<(Conn, Result<(), StoreError>)>>,
     buffer: RolloutBuffer,
 }
 
@@ -388,7 +404,11 @@ impl Store {
             Conn::Sqlite(_) => RolloutBuffer::Rows(Vec::new(), 0),
             Conn::Postgres(_) => RolloutBuffer::Copy(CopyBuffer::new()),
         };
-        Ok(BulkWriter { conn, buffer })
+        Ok(BulkWriter {
+            conn: Some(conn),
+            writing: None,
+            buffer,
+        })
     }
 }
 
@@ -396,10 +416,28 @@ impl BulkWriter {
     /// Writes what is buffered and commits everything.
     pub async fn commit(mut self) -> Result<(), StoreError> {
         self.flush_rollouts().await?;
-        match self.conn {
+        match self.conn.take().ok_or_else(BulkWriter::lost)? {
             Conn::Sqlite(t) => db(t.commit().await),
             Conn::Postgres(t) => db(t.commit().await),
         }
+    }
+
+    /// The error of a writer whose background write panicked (its connection went with it).
+    pub(super) fn lost() -> StoreError {
+        StoreError::Invalid("the bulk write lost its connection".into())
+    }
+
+    /// Waits for the background write of a buffer, if one runs, and takes the connection back;
+    /// its error, if any, is this call's.
+    pub(super) async fn settle(&mut self) -> Result<(), StoreError> {
+        if let Some(writing) = self.writing.take() {
+            let (conn, result) = writing
+                .await
+                .map_err(|e| StoreError::Invalid(format!("a bulk write stopped: {e}")))?;
+            self.conn = Some(conn);
+            result?;
+        }
+        Ok(())
     }
 
     // ----------------------------------------------------------------------------- catalogue
@@ -830,63 +868,36 @@ impl BulkWriter {
             }
         };
         if full {
-            self.flush_rollouts().await?;
+            self.start_flush().await?;
         }
         Ok(())
     }
 
-    /// Writes the buffered rollouts.
+    /// Writes the buffered rollouts, and waits until they are in the transaction.
     pub async fn flush_rollouts(&mut self) -> Result<(), StoreError> {
-        match (&mut self.conn, &mut self.buffer) {
-            (Conn::Postgres(t), RolloutBuffer::Copy(copy)) => {
-                if copy.rows == 0 {
-                    return Ok(());
-                }
-                let data = std::mem::replace(copy, CopyBuffer::new()).finish();
-                let mut sink = db((**t)
-                    .copy_in_raw(&format!(
-                        "COPY rollouts ({ROLLOUT_COLUMNS}) FROM STDIN (FORMAT binary)"
-                    ))
-                    .await)?;
-                db(sink.send(data).await.map(|_| ()))?;
-                db(sink.finish().await)?;
+        self.start_flush().await?;
+        self.settle().await
+    }
+
+    /// Hands the buffered rollouts to a background task that writes them on the connection
+    /// (after the previous buffer's write has finished), and returns at once.
+    async fn start_flush(&mut self) -> Result<(), StoreError> {
+        self.settle().await?;
+        let rows = match &mut self.buffer {
+            RolloutBuffer::Copy(copy) if copy.rows > 0 => {
+                RolloutBuffer::Copy(std::mem::replace(copy, CopyBuffer::new()))
             }
-            (Conn::Sqlite(t), RolloutBuffer::Rows(rows, bytes)) => {
-                for chunk in rows.chunks(SQLITE_INSERT_ROWS) {
-                    let sql = format!(
-                        "INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES {}",
-                        placeholders(true, chunk.len(), ROLLOUT_COLUMN_COUNT)
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for r in chunk {
-                        q = q
-                            .bind(r.run_id)
-                            .bind(r.problem_id)
-                            .bind(r.sample_index)
-                            .bind(r.response.as_deref())
-                            .bind(r.extracted_answer.as_deref())
-                            .bind(r.correct as i64)
-                            .bind(r.token_count)
-                            .bind(r.finish_reason.as_deref())
-                            .bind(r.mean_entropy.filter(|x| x.is_finite()))
-                            .bind(r.mean_rbf.filter(|x| x.is_finite()))
-                            .bind(r.perplexity.filter(|x| x.is_finite()))
-                            .bind(r.quality_flags)
-                            .bind(r.trace.as_ref().map(|t| t.0.as_str()))
-                            .bind(r.trace.as_ref().map(|t| t.1))
-                            .bind(r.trace.as_ref().map(|t| t.2))
-                            .bind(r.file_correct.map(i64::from))
-                            .bind(r.caplens_verdict)
-                            .bind(r.response_range.map(|r| r.0))
-                            .bind(r.response_range.map(|r| r.1));
-                    }
-                    db(q.execute(&mut **t).await)?;
-                }
-                rows.clear();
+            RolloutBuffer::Rows(rows, bytes) if !rows.is_empty() => {
                 *bytes = 0;
+                RolloutBuffer::Rows(std::mem::take(rows), 0)
             }
-            _ => unreachable!("the buffer is made for the writer's database"),
-        }
+            _ => return Ok(()),
+        };
+        let mut conn = self.conn.take().ok_or_else(BulkWriter::lost)?;
+        self.writing = Some(tokio::spawn(async move {
+            let result = write_rollouts(&mut conn, rows).await;
+            (conn, result)
+        }));
         Ok(())
     }
 
@@ -972,8 +983,60 @@ impl BulkWriter {
     }
 
     fn is_sqlite(&self) -> bool {
-        matches!(self.conn, Conn::Sqlite(_))
+        // The buffer is made for the writer's database (the connection may be out writing).
+        matches!(self.buffer, RolloutBuffer::Rows(..))
     }
+}
+
+/// Writes one buffer of rollouts on the connection: one binary COPY on PostgreSQL, multi-row
+/// INSERTs on SQLite.
+async fn write_rollouts(conn: &mut Conn, rows: RolloutBuffer) -> Result<(), StoreError> {
+    match (conn, rows) {
+        (Conn::Postgres(t), RolloutBuffer::Copy(copy)) => {
+            let data = copy.finish();
+            let mut sink = db((**t)
+                .copy_in_raw(&format!(
+                    "COPY rollouts ({ROLLOUT_COLUMNS}) FROM STDIN (FORMAT binary)"
+                ))
+                .await)?;
+            db(sink.send(data).await.map(|_| ()))?;
+            db(sink.finish().await)?;
+        }
+        (Conn::Sqlite(t), RolloutBuffer::Rows(rows, _)) => {
+            for chunk in rows.chunks(SQLITE_INSERT_ROWS) {
+                let sql = format!(
+                    "INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES {}",
+                    placeholders(true, chunk.len(), ROLLOUT_COLUMN_COUNT)
+                );
+                let mut q = sqlx::query(&sql);
+                for r in chunk {
+                    q = q
+                        .bind(r.run_id)
+                        .bind(r.problem_id)
+                        .bind(r.sample_index)
+                        .bind(r.response.as_deref())
+                        .bind(r.extracted_answer.as_deref())
+                        .bind(r.correct as i64)
+                        .bind(r.token_count)
+                        .bind(r.finish_reason.as_deref())
+                        .bind(r.mean_entropy.filter(|x| x.is_finite()))
+                        .bind(r.mean_rbf.filter(|x| x.is_finite()))
+                        .bind(r.perplexity.filter(|x| x.is_finite()))
+                        .bind(r.quality_flags)
+                        .bind(r.trace.as_ref().map(|t| t.0.as_str()))
+                        .bind(r.trace.as_ref().map(|t| t.1))
+                        .bind(r.trace.as_ref().map(|t| t.2))
+                        .bind(r.file_correct.map(i64::from))
+                        .bind(r.caplens_verdict)
+                        .bind(r.response_range.map(|r| r.0))
+                        .bind(r.response_range.map(|r| r.1));
+                }
+                db(q.execute(&mut **t).await)?;
+            }
+        }
+        _ => unreachable!("the buffer is made for the writer's database"),
+    }
+    Ok(())
 }
 
 /// The VALUES list of a multi-row INSERT of `rows` rows of `columns` values: `(?, ?), (?, ?)`
