@@ -9,7 +9,12 @@ pub const REDUNDANCY_LIMIT: f64 = 0.31;
 
 /// Number of (non-overlapping) occurrences of `\boxed{` in a response.
 pub fn boxed_count(response: &str) -> usize {
-    response.matches(BOXED_MARKER).count()
+    // The marker's one backslash is its first byte, so matches cannot overlap, and a
+    // vectorised scan for backslashes finds every candidate (this runs on every import row).
+    let (hay, marker) = (response.as_bytes(), BOXED_MARKER.as_bytes());
+    memchr::memchr_iter(b'\\', hay)
+        .filter(|&at| hay[at..].starts_with(marker))
+        .count()
 }
 
 /// Item 9: a format violation is a response in which `\boxed{` occurs zero times or more than once.
@@ -177,7 +182,8 @@ pub fn is_redundant(text: &str) -> bool {
 
 /// Item 17: the text contains at least one ASCII digit 0-9.
 pub fn has_digit(text: &str) -> bool {
-    text.bytes().any(|b| b.is_ascii_digit())
+    // From the end: a maths response's digits are mostly in its final answer.
+    text.bytes().rev().any(|b| b.is_ascii_digit())
 }
 
 /// The quality checks of one response, computed once and shared by the stored quality flags
@@ -278,6 +284,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn prop_boxed_count_is_the_number_of_matches(text in "(\\\\boxed\\{|\\\\box|\\\\|[a-z{} ]){0,40}") {
+            prop_assert_eq!(boxed_count(&text), text.matches(BOXED_MARKER).count());
+        }
+
         #[test]
         fn prop_redundancy_matches_the_definition(
             words in proptest::collection::vec(("[a-c]{1,3}|[a-z]{7,20}|é", "[ \t\n\r\x0c]{1,3}"), 0..300),
