@@ -62,6 +62,9 @@ const EVERYONE: [Who; 9] = [
 /// What a route does, which decides who may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rule {
+    /// Load-balancer probes (`/healthz`, `/readyz`): answer everyone, credentials unread (they
+    /// must answer when the database that checks credentials is down).
+    Probe,
     /// Anyone, signed in or not.
     Public,
     /// Any signed-in principal (lists are filtered per project).
@@ -91,7 +94,8 @@ fn rule(method: &Method, route: &str) -> Rule {
     use Rule::*;
     let get = *method == Method::GET;
     match route {
-        "/healthz" | "/theme" | "/login" | "/setup" | "/pkg" => Public,
+        "/healthz" | "/readyz" => Probe,
+        "/theme" | "/login" | "/setup" | "/pkg" => Public,
         // A share link: unknown secrets get a page saying so (410).
         "/s/{secret}" => Public,
         r if r.starts_with("/auth/") => Public,
@@ -151,14 +155,17 @@ fn rule(method: &Method, route: &str) -> Rule {
 fn expect(rule: Rule, who: Who, page: bool) -> Expect {
     use Expect::*;
     use Who::*;
-    // A refused credential is refused everywhere, before anything else.
+    if rule == Rule::Probe {
+        return Allowed;
+    }
+    // A refused credential is refused everywhere else, before anything else.
     if who == RevokedToken {
         return Status(401);
     }
     let anonymous = if page { Status(303) } else { Status(401) };
     let hidden = Status(404);
     match rule {
-        Rule::Public => Allowed,
+        Rule::Probe | Rule::Public => Allowed,
         Rule::SignedIn => match who {
             Anonymous => anonymous,
             _ => Allowed,

@@ -83,6 +83,40 @@ async fn healthz_reports_the_database() {
     }
 }
 
+/// Readiness checks the database and the blob store, and says which one is not ready.
+#[tokio::test]
+async fn readyz_checks_the_database_and_the_blob_store() {
+    for db in TestDb::all().await {
+        let app = app(&db).await;
+        let (status, body, _) = get(&app, "/readyz", None).await;
+        assert_eq!(status, StatusCode::OK, "{}: {body}", db.name);
+        assert_eq!(json(&body)["status"], "ready");
+        assert_eq!(json(&body)["database"], "ok");
+        assert_eq!(json(&body)["blobs"], "ok");
+
+        // A blob store that cannot take a write: its directory replaced by a file.
+        let blobs = db.dir().join("blobs");
+        std::fs::remove_dir_all(&blobs).ok();
+        std::fs::write(&blobs, b"not a directory").unwrap();
+        let (status, body, _) = get(&app, "/readyz", None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{}: {body}", db.name);
+        assert_eq!(json(&body)["status"], "not ready");
+        assert_eq!(json(&body)["database"], "ok");
+        assert!(json(&body)["blobs"].as_str().unwrap().starts_with("unavailable"), "{body}");
+        // Liveness does not depend on it.
+        let (status, _, _) = get(&app, "/healthz", None).await;
+        assert_eq!(status, StatusCode::OK);
+
+        // A database that does not answer.
+        db.store.pool.close().await;
+        let (status, body, _) = get(&app, "/readyz", None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{}: {body}", db.name);
+        assert!(json(&body)["database"].as_str().unwrap().starts_with("unavailable"), "{body}");
+        std::fs::remove_file(&blobs).unwrap();
+        db.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn api_lists_and_finds_experiments() {
     for db in TestDb::all().await {

@@ -28,6 +28,53 @@ fn demo_sizes(config: &DemoConfig) -> (usize, usize, usize) {
     )
 }
 
+/// Replicas and workers starting together on one fresh database (issue 17): each opens its
+/// own pools, migrates, loads the demo if the database is empty and seeds the built-in
+/// dataset. All of them start, and the demo and the dataset are stored once.
+#[tokio::test]
+async fn replicas_starting_together_migrate_and_seed_once() {
+    for db in TestDb::all_unmigrated().await {
+        let config = db.config();
+        let starts = (0..4).map(|_| {
+            let (config, dir) = (config.clone(), db.dir().to_path_buf());
+            tokio::spawn(async move {
+                let store = caplens_server::storage::Store::open(&config, &dir)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                store.migrate().await.map_err(|e| e.to_string())?;
+                let demo = demo::load_demo_if_empty(&store, &small_demo())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                caplens_server::evals::datasets::ensure_builtin(&store)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                store.close().await;
+                Ok::<bool, String>(demo.is_some())
+            })
+        });
+        let mut loaded = 0;
+        for start in starts.collect::<Vec<_>>() {
+            match start.await.unwrap() {
+                Ok(l) => loaded += l as usize,
+                Err(e) => panic!("{}: a replica failed to start: {e}", db.name),
+            }
+        }
+        assert_eq!(loaded, 1, "{}: the demo is loaded by exactly one replica", db.name);
+        let (runs, _, _) = demo_sizes(&small_demo());
+        let stored_runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs")
+            .fetch_one(&db.store.pool)
+            .await
+            .unwrap();
+        assert_eq!(stored_runs as usize, runs, "{}", db.name);
+        let builtin: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM datasets WHERE source = 'builtin'")
+            .fetch_one(&db.store.pool)
+            .await
+            .unwrap();
+        assert_eq!(builtin, 1, "{}", db.name);
+        db.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn migrations_are_idempotent() {
     for db in TestDb::all().await {

@@ -481,7 +481,7 @@ pub async fn user_principal(
 pub fn is_public_path(path: &str) -> bool {
     path.starts_with("/s/") || matches!(
         path,
-        "/login" | "/setup" | "/healthz" | "/favicon.ico" | "/theme"
+        "/login" | "/setup" | "/healthz" | "/readyz" | "/favicon.ico" | "/theme"
     ) || path.starts_with("/pkg/")
         || path.starts_with("/auth/")
 }
@@ -516,6 +516,11 @@ pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next
             message: refusal,
         }
         .into_response();
+    }
+    if matches!(path.as_str(), "/healthz" | "/readyz") {
+        // Probes answer for the process itself: they need nobody signed in, and must still
+        // answer (readiness: 503 and why) when the database that signs people in is down.
+        return next.run(req).await;
     }
     let principal = match auth.resolve(req.headers(), peer).await {
         Ok(Ok(p)) => p,

@@ -56,7 +56,7 @@ pub async fn load_demo_if_empty(
     if store.experiment_count().await? > 0 {
         return Ok(None);
     }
-    load_demo(store, config).await.map(Some)
+    store_generated(store, config, true).await
 }
 
 /// Removes any previous demo (experiments, their runs and trace packs, the demo models and
@@ -66,6 +66,7 @@ pub async fn reset_demo(store: &Store, config: &DemoConfig) -> Result<DemoLoaded
     let mut packs = Vec::new();
     let result = async {
         let mut tx = store.begin_bulk().await?;
+        tx.lock_catalog().await?;
         let old_packs = tx.demo_trace_packs().await?;
         let models: Vec<&str> = models_children_first(&data)
             .into_iter()
@@ -96,13 +97,30 @@ pub async fn reset_demo(store: &Store, config: &DemoConfig) -> Result<DemoLoaded
 
 /// Generates and stores the demo, all or nothing.
 pub async fn load_demo(store: &Store, config: &DemoConfig) -> Result<DemoLoaded, StoreError> {
+    Ok(store_generated(store, config, false)
+        .await?
+        .expect("stored unless only_if_empty"))
+}
+
+/// Generates the demo and stores it; with `only_if_empty`, stores nothing (`None`) when the
+/// database has an experiment by the time the writer holds the catalogue lock (replicas
+/// starting together on one database load the demo once).
+async fn store_generated(
+    store: &Store,
+    config: &DemoConfig,
+    only_if_empty: bool,
+) -> Result<Option<DemoLoaded>, StoreError> {
     let data = generate_demo(config);
     let mut packs = Vec::new();
     let result = async {
         let mut tx = store.begin_bulk().await?;
+        tx.lock_catalog().await?;
+        if only_if_empty && tx.experiment_count().await? > 0 {
+            return Ok(None);
+        }
         let loaded = store_demo(store, &mut tx, &data, &mut packs).await?;
         tx.commit().await?;
-        Ok(loaded)
+        Ok(Some(loaded))
     }
     .await;
     if result.is_err() {

@@ -362,6 +362,9 @@ pub async fn store_dataset(
         ));
     }
     let mut tx = store.begin_bulk().await?;
+    // Checked under the catalogue lock: two creators of one name (replicas seeding the
+    // built-in dataset at start-up) see each other's commit instead of a unique violation.
+    tx.lock_catalog().await?;
     if tx.dataset_id(name).await?.is_some() {
         return Err(DatasetError::Invalid(format!(
             "a dataset named {name:?} exists already; choose another name"

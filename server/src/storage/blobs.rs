@@ -165,6 +165,20 @@ impl BlobStore {
         }
     }
 
+    /// Writes, reads back and removes a small probe blob: the store takes writes (readiness).
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        let key = format!("readyz/probe-{}", std::process::id());
+        let bytes = b"caplens readiness probe";
+        self.put(&key, bytes).await?;
+        let read = self.get(&key).await?;
+        self.delete(&key).await?;
+        if read.as_deref() == Some(&bytes[..]) {
+            Ok(())
+        } else {
+            Err(StoreError::Invalid(format!("the probe blob {key} did not read back")))
+        }
+    }
+
     /// Removes `key`; removing a missing key is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path_of(key)?;

@@ -381,6 +381,10 @@ impl CopyBuffer {
     }
 }
 
+/// The advisory-lock key of [`BulkWriter::lock_catalog`] (any constant of our own; "caplens"
+/// in ASCII).
+const CATALOG_LOCK_KEY: i64 = 0x63_61_70_6c_65_6e_73;
+
 /// One load's write transaction; see the module documentation.
 pub struct BulkWriter {
     /// `None` while a full buffer is written in the background ([`BulkWriter::settle`] takes
@@ -441,6 +445,29 @@ impl BulkWriter {
     }
 
     // ----------------------------------------------------------------------------- catalogue
+
+    /// Serialises the loads that create shared names (the built-in and uploaded evaluation
+    /// datasets, the demo) across every process on this database, so that several replicas
+    /// starting together on one PostgreSQL seed once: a transaction-scoped advisory lock,
+    /// taken before the writer checks whether a name is free, and released at commit or
+    /// rollback. On SQLite the writer's `BEGIN IMMEDIATE` already serialises writers.
+    pub async fn lock_catalog(&mut self) -> Result<(), StoreError> {
+        if self.is_sqlite() {
+            return Ok(());
+        }
+        on_conn!(self, |c| sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CATALOG_LOCK_KEY)
+            .execute(c)
+            .await
+            .map(|_| ()))
+    }
+
+    /// Experiments in the database (the demo loads into an empty one only).
+    pub async fn experiment_count(&mut self) -> Result<i64, StoreError> {
+        on_conn!(self, |c| sqlx::query_scalar("SELECT COUNT(*) FROM experiments")
+            .fetch_one(c)
+            .await)
+    }
 
     pub async fn dataset_id(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
         on_conn!(self, |c| sqlx::query_scalar("SELECT id FROM datasets WHERE name = $1")

@@ -46,6 +46,8 @@ pub struct Store {
     pub blobs: BlobStore,
     /// The database's own driver, for bulk writes (`bulk.rs`): COPY on PostgreSQL.
     native: bulk::NativePool,
+    /// The SQLite file, if the database is one (its migrations are locked beside it).
+    sqlite_file: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -55,7 +57,10 @@ impl Store {
         sqlx::any::install_default_drivers();
         ensure_writable_dir(data_dir)?;
         if db.backend == Backend::Sqlite {
-            if let Some(parent) = sqlite_file_parent(&db.url) {
+            if let Some(parent) = sqlite_file(&db.url)
+                .and_then(|f| f.parent().map(Path::to_path_buf))
+                .filter(|p| !p.as_os_str().is_empty())
+            {
                 ensure_writable_dir(&parent)?;
             }
         }
@@ -102,6 +107,10 @@ impl Store {
             backend,
             blobs,
             native,
+            sqlite_file: match backend {
+                Backend::Sqlite => sqlite_file(&db.url),
+                Backend::Postgres => None,
+            },
         })
     }
 
@@ -110,6 +119,12 @@ impl Store {
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        // sqlx locks PostgreSQL migrations (an advisory lock) but not SQLite's: processes
+        // starting together on one SQLite file (a server and a worker) lock a file beside it.
+        let _lock = match &self.sqlite_file {
+            Some(file) => Some(lock_beside(file).await?),
+            None => None,
         };
         migrator
             .run(&self.pool)
@@ -209,7 +224,8 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().to_string()
 }
 
-fn sqlite_file_parent(url: &str) -> Option<std::path::PathBuf> {
+/// The file of a SQLite URL; `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
@@ -217,10 +233,28 @@ fn sqlite_file_parent(url: &str) -> Option<std::path::PathBuf> {
     if path.is_empty() || path.contains(":memory:") {
         return None;
     }
-    Path::new(path)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
+    Some(Path::new(path).to_path_buf())
+}
+
+/// An exclusive lock on `<database file>.migrate-lock`, held until the returned file is dropped
+/// (the operating system also drops it when the process dies).
+async fn lock_beside(db_file: &Path) -> Result<std::fs::File, StartupError> {
+    let mut name = db_file.as_os_str().to_owned();
+    name.push(".migrate-lock");
+    let path = std::path::PathBuf::from(name);
+    let shown = path.display().to_string();
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| StartupError::Migration(format!("locking {shown}: {e}")))?
+    .map_err(|e| StartupError::Migration(format!("cannot lock {shown}: {e}")))
 }
 
 fn ensure_writable_dir(dir: &Path) -> Result<(), StartupError> {
@@ -289,15 +323,12 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_parent_is_found_for_relative_and_absolute_paths() {
+    fn sqlite_file_is_found_for_relative_and_absolute_paths() {
         assert_eq!(
-            sqlite_file_parent("sqlite://data/caplens.db?mode=rwc"),
-            Some("data".into())
+            sqlite_file("sqlite://data/caplens.db?mode=rwc"),
+            Some("data/caplens.db".into())
         );
-        assert_eq!(
-            sqlite_file_parent("sqlite:///tmp/x/c.db"),
-            Some("/tmp/x".into())
-        );
-        assert_eq!(sqlite_file_parent("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite:///tmp/x/c.db"), Some("/tmp/x/c.db".into()));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
     }
 }

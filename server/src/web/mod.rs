@@ -116,6 +116,7 @@ pub fn router_with_auth(
 
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/theme", post(set_theme))
         .route("/s/{secret}", get(review::open_share_link))
         .merge(crate::auth::handlers::router())
@@ -175,30 +176,50 @@ struct Health {
     database: &'static str,
 }
 
+/// Liveness: the process answers (a load balancer restarts it when it does not). It does not
+/// touch the database, so that a database outage does not restart every replica.
 async fn healthz(State(store): State<Store>) -> Response {
     let database = match store.backend {
         crate::config::Backend::Sqlite => "sqlite",
         crate::config::Backend::Postgres => "postgres",
     };
-    let ping = tokio::time::timeout(
-        Duration::from_secs(2),
-        store.ping(),
-    )
-    .await;
-    match ping {
-        Ok(Ok(_)) => Json(Health {
-            status: "ok",
-            database,
-        })
-        .into_response(),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health {
-                status: "database unavailable",
-                database,
-            }),
-        )
-            .into_response(),
+    Json(Health {
+        status: "ok",
+        database,
+    })
+    .into_response()
+}
+
+#[derive(serde::Serialize)]
+struct Readiness {
+    status: &'static str,
+    database: String,
+    blobs: String,
+}
+
+/// Readiness: the database answers and the blob store takes a write, each within 2 s; a load
+/// balancer sends requests only to a replica that is ready. 503 says which one is not.
+async fn readyz(State(store): State<Store>) -> Response {
+    let (database, blobs) = tokio::join!(within_2s(store.ping()), within_2s(store.blobs.probe()));
+    let ready = database == "ok" && blobs == "ok";
+    let body = Json(Readiness {
+        status: if ready { "ready" } else { "not ready" },
+        database,
+        blobs,
+    });
+    if ready {
+        body.into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    }
+}
+
+/// "ok", or "unavailable: why" (an error, or no answer within 2 s).
+async fn within_2s(check: impl std::future::Future<Output = Result<(), crate::error::StoreError>>) -> String {
+    match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(Ok(())) => "ok".to_string(),
+        Ok(Err(e)) => format!("unavailable: {e}"),
+        Err(_) => "unavailable: no answer within 2 s".to_string(),
     }
 }
 

@@ -14,10 +14,17 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn sqlite() -> TestDb {
+        TestDb::sqlite_with(true).await
+    }
+
+    /// A fresh SQLite database, migrated or not.
+    pub async fn sqlite_with(migrate: bool) -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         let db = DatabaseConfig::resolve(None, dir.path()).unwrap();
         let store = Store::open(&db, dir.path()).await.expect("open sqlite");
-        store.migrate().await.expect("migrate sqlite");
+        if migrate {
+            store.migrate().await.expect("migrate sqlite");
+        }
         TestDb {
             store,
             name: "sqlite",
@@ -29,6 +36,11 @@ impl TestDb {
     /// `None` when no PostgreSQL is configured for tests. When `CAPLENS_TEST_POSTGRES_URL` is
     /// set, failing to reach it fails the test (the test command always sets it).
     pub async fn postgres() -> Option<TestDb> {
+        TestDb::postgres_with(true).await
+    }
+
+    /// A fresh PostgreSQL schema, migrated or not; `None` as for [`TestDb::postgres`].
+    pub async fn postgres_with(migrate: bool) -> Option<TestDb> {
         let base = std::env::var("CAPLENS_TEST_POSTGRES_URL")
             .ok()
             .filter(|u| !u.is_empty())?;
@@ -53,7 +65,9 @@ impl TestDb {
         let dir = tempfile::tempdir().unwrap();
         let db = DatabaseConfig::resolve(Some(&url), dir.path()).unwrap();
         let store = Store::open(&db, dir.path()).await.expect("open postgres");
-        store.migrate().await.expect("migrate postgres");
+        if migrate {
+            store.migrate().await.expect("migrate postgres");
+        }
         Some(TestDb {
             store,
             name: "postgres",
@@ -72,6 +86,18 @@ impl TestDb {
             }
         }
         dbs
+    }
+
+    /// SQLite and, when configured, PostgreSQL, neither migrated.
+    pub async fn all_unmigrated() -> Vec<TestDb> {
+        let mut dbs = vec![TestDb::sqlite_with(false).await];
+        dbs.extend(TestDb::postgres_with(false).await);
+        dbs
+    }
+
+    /// The `DatabaseConfig` of this test database, for more stores (replicas) on it.
+    pub fn config(&self) -> DatabaseConfig {
+        DatabaseConfig::resolve(self.database_url().as_deref(), self.dir()).unwrap()
     }
 
     /// The `DATABASE_URL` of this PostgreSQL test database (its own schema), for a `caplens`
