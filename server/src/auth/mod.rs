@@ -477,12 +477,18 @@ pub async fn user_principal(
     })
 }
 
+/// A load balancer's probes (liveness, readiness): public, and answered without reading
+/// credentials.
+pub fn is_probe_path(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz")
+}
+
 /// Paths anyone may request without signing in.
 pub fn is_public_path(path: &str) -> bool {
-    path.starts_with("/s/") || matches!(
-        path,
-        "/login" | "/setup" | "/healthz" | "/readyz" | "/favicon.ico" | "/theme"
-    ) || path.starts_with("/pkg/")
+    is_probe_path(path)
+        || path.starts_with("/s/")
+        || matches!(path, "/login" | "/setup" | "/favicon.ico" | "/theme")
+        || path.starts_with("/pkg/")
         || path.starts_with("/auth/")
 }
 
@@ -517,7 +523,7 @@ pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next
         }
         .into_response();
     }
-    if matches!(path.as_str(), "/healthz" | "/readyz") {
+    if is_probe_path(&path) {
         // Probes answer for the process itself: they need nobody signed in, and must still
         // answer (readiness: 503 and why) when the database that signs people in is down.
         return next.run(req).await;

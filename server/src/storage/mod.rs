@@ -56,13 +56,16 @@ impl Store {
     pub async fn open(db: &DatabaseConfig, data_dir: &Path) -> Result<Store, StartupError> {
         sqlx::any::install_default_drivers();
         ensure_writable_dir(data_dir)?;
-        if db.backend == Backend::Sqlite {
-            if let Some(parent) = sqlite_file(&db.url)
-                .and_then(|f| f.parent().map(Path::to_path_buf))
-                .filter(|p| !p.as_os_str().is_empty())
-            {
-                ensure_writable_dir(&parent)?;
-            }
+        let sqlite_file = match db.backend {
+            Backend::Sqlite => sqlite_file(&db.url),
+            Backend::Postgres => None,
+        };
+        if let Some(parent) = sqlite_file
+            .as_deref()
+            .and_then(Path::parent)
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            ensure_writable_dir(parent)?;
         }
         let options =
             AnyConnectOptions::from_str(&db.url).map_err(|e| StartupError::BadDatabaseUrl {
@@ -107,10 +110,7 @@ impl Store {
             backend,
             blobs,
             native,
-            sqlite_file: match backend {
-                Backend::Sqlite => sqlite_file(&db.url),
-                Backend::Postgres => None,
-            },
+            sqlite_file,
         })
     }
 
