@@ -6,6 +6,8 @@
 #   3. cargo test for the whole workspace, with the storage/API tests against SQLite and
 #      PostgreSQL (a fresh schema per test in CAPLENS_TEST_POSTGRES_URL, default
 #      postgres://postgres@127.0.0.1:5432/test);
+#   3b. the object-storage tests against moto's S3 server (from PyPI, started here on a free
+#      loopback port; set CAPLENS_TEST_S3_URL= to skip them, or to an s3:// URL of your own);
 #   4. the real clients (the `openai` package, lm-eval, Inspect AI, from PyPI into a venv under
 #      ~/.cache/caplens) against `caplens engine serve`, and caplens importing the logs they wrote
 #      (tests/real-clients/run.sh);
@@ -31,6 +33,36 @@ fi
 export CAPLENS_TEST_POSTGRES_URL="${CAPLENS_TEST_POSTGRES_URL-postgres://postgres@127.0.0.1:5432/test}"
 if [ -n "$CAPLENS_TEST_POSTGRES_URL" ] && command -v pg_isready >/dev/null; then
     pg_isready -q -d "$CAPLENS_TEST_POSTGRES_URL" || die "PostgreSQL at $CAPLENS_TEST_POSTGRES_URL is not ready (set CAPLENS_TEST_POSTGRES_URL= to skip the PostgreSQL variants)"
+fi
+
+# An S3-compatible server for the object-storage tests (blob-store contract, sweeper, replicas):
+# moto's standalone server from PyPI, on a free loopback port, one bucket; stopped on exit.
+start_s3_server() {
+    local venv="${CAPLENS_MOTO_VENV:-$HOME/.cache/caplens/moto-venv}"
+    if [ ! -x "$venv/bin/moto_server" ]; then
+        say "installing moto[server] (an S3-compatible server, from PyPI) into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]'
+    fi
+    local port
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    S3_LOG="$(mktemp -t caplens-moto.XXXXXX)"
+    "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$S3_LOG" 2>&1 &
+    S3_PID=$!
+    trap 'kill "$S3_PID" 2>/dev/null || true' EXIT
+    for _ in $(seq 1 100); do
+        curl -fsS "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    curl -fsS -X PUT "http://127.0.0.1:$port/caplens-test" >/dev/null \
+        || die "moto's S3 server did not start (log: $S3_LOG)"
+    export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+    export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ALLOW_HTTP=true
+    export CAPLENS_TEST_S3_URL="s3://caplens-test/run-$$"
+    say "S3 server (moto) at $AWS_ENDPOINT_URL, bucket caplens-test"
+}
+if [ -z "${CAPLENS_TEST_S3_URL+set}" ]; then
+    start_s3_server
 fi
 
 say "the embedded model for evaluation runs"

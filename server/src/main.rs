@@ -13,6 +13,9 @@ use caplens_server::{
 };
 use clap::Parser;
 
+/// How often a server or worker sweeps (abandoned imports, orphan blobs).
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -54,6 +57,9 @@ fn main() -> ExitCode {
                 Box::pin(async move { cli::eval::worker(&store, &data_dir, &args).await })
             })
         }
+        Some(Command::Blobs(command)) => run_with_store(cli.storage, move |store| {
+            Box::pin(async move { cli::blobs::blobs(&store, &command).await })
+        }),
         Some(Command::Dataset(command)) => run_with_store(cli.storage, move |store| {
             Box::pin(async move { cli::eval::dataset(&store, &command).await })
         }),
@@ -133,11 +139,30 @@ fn init_logging() {
 }
 
 async fn open_store(storage: &StorageArgs) -> Result<Store, StartupError> {
+    use caplens_server::cli::blobs::{BLOB_URL_SETTING, PREVIOUS_BLOB_URL_SETTING};
+    use caplens_server::storage::BlobStore;
     let db = DatabaseConfig::resolve(storage.database_url.as_deref(), &storage.data_dir)?;
     let store = Store::open(&db, &storage.data_dir).await?;
     store.migrate().await?;
     tracing::info!(database = %db.display_url(), "database ready");
-    Ok(store)
+    // The blob store: --blob-url, else the deployment's (recorded by `caplens blobs migrate`),
+    // else DATA_DIR/blobs; reading from the store it was migrated from what it lacks.
+    let recorded = store.setting(BLOB_URL_SETTING).await?;
+    let given = storage.blob_url.clone().filter(|u| !u.trim().is_empty());
+    let mut blobs = BlobStore::open(given.as_deref().or(recorded.as_deref()), &storage.data_dir)?;
+    if let (Some(_), Some(recorded)) = (&given, &recorded) {
+        if BlobStore::from_url(recorded).is_ok_and(|r| r.url() != blobs.url()) {
+            tracing::warn!(given = %blobs.url(), %recorded, "--blob-url differs from the blob store this deployment recorded (caplens blobs migrate): this process will not see the others' blobs");
+        }
+    }
+    if let Some(previous) = store.setting(PREVIOUS_BLOB_URL_SETTING).await? {
+        match BlobStore::open(Some(&previous), &storage.data_dir) {
+            Ok(previous) => blobs = blobs.with_fallback(previous),
+            Err(e) => tracing::warn!(%previous, error = %e, "the blob store migrated from cannot be opened; blobs not yet copied will read as missing"),
+        }
+    }
+    tracing::info!(blobs = %blobs.url(), "blob store ready");
+    Ok(store.with_blobs(blobs))
 }
 
 async fn migrate(storage: StorageArgs) -> Result<(), StartupError> {
@@ -222,6 +247,7 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
         args.max_upload_bytes,
     );
     let (interrupted, requeued) = imports.recover().await?;
+    let sweeper = caplens_server::storage::sweep::spawn_periodic(store.clone(), SWEEP_EVERY);
     for id in &interrupted {
         tracing::warn!(import = %id, "an import was interrupted by the last stop; nothing of it was stored (it can be retried)");
     }
@@ -271,15 +297,31 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-        .with_graceful_shutdown(cli::shutdown_signal())
+        .with_graceful_shutdown(async {
+            cli::shutdown_signal().await;
+            // Long-lived streams (SSE) end, so in-flight requests can finish.
+            web::begin_shutdown();
+            tracing::info!("stopping: finishing in-flight requests");
+        })
         .await
         .map_err(|e| StartupError::Bind {
             addr: args.addr.to_string(),
             reason: e.to_string(),
         })?;
+    sweeper.abort();
     if let (Some(w), Some(task)) = (worker, worker_task) {
         w.stop();
         let _ = task.await;
+    }
+    // Imports still running here are given up now, not when their leases run out: another
+    // replica can retry them at once.
+    match store.release_own_imports().await {
+        Ok(ids) => {
+            for id in ids {
+                tracing::warn!(import = %id, "stopped mid-import; nothing of it was stored (it can be retried from any replica)");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not release this process's imports (their leases will run out)"),
     }
     store.close().await;
     tracing::info!("caplens stopped");

@@ -528,6 +528,7 @@ async fn an_interrupted_import_is_marked_failed_and_can_be_retried() {
             params: Default::default(),
             token_id: None,
             created_at: "2026-11-26T00:00:00Z".into(),
+            queued_by: None,
         };
         std::fs::write(
             dir.join("request.json"),

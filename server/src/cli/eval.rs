@@ -352,10 +352,14 @@ pub async fn worker(store: &Store, data_dir: &std::path::Path, args: &WorkerArgs
         worker.id()
     );
     let running = tokio::spawn(worker.clone().run());
+    // Workers sweep too: a deployment may run its imports' finalisation only here.
+    let sweeper = crate::storage::sweep::spawn_periodic(store.clone(), Duration::from_secs(300));
     super::shutdown_signal().await;
     eprintln!("caplens worker: stopping after the current batch");
+    sweeper.abort();
     worker.stop();
     let _ = running.await;
+    let _ = store.release_own_imports().await;
     0
 }
 

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod analysis;
+pub mod blobs;
 pub mod engine;
 pub mod eval;
 pub mod import;
@@ -31,6 +32,13 @@ pub struct StorageArgs {
     /// Directory for the default SQLite file and the blob store (token traces).
     #[arg(long, env = "CAPLENS_DATA_DIR", default_value = "data", global = true)]
     pub data_dir: PathBuf,
+    /// Blob store (token traces, response packs, kept uploads): s3://BUCKET/PREFIX (AWS S3,
+    /// MinIO, Ceph, R2), gs://BUCKET/PREFIX, az://CONTAINER/PREFIX or file:///PATH. Credentials
+    /// come from the cloud's environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION, AWS_ENDPOINT_URL, ...). Default: the one `caplens blobs migrate` recorded in
+    /// the database, else DATA_DIR/blobs.
+    #[arg(long, env = "CAPLENS_BLOB_URL", global = true)]
+    pub blob_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +85,9 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Run evaluation work from the database until Ctrl-C (any number of workers per database).
     Worker(eval::WorkerArgs),
+    /// The blob store: where it is, moving it to object storage, sweeping orphans.
+    #[command(subcommand)]
+    Blobs(blobs::BlobsCommand),
     /// Upload and list evaluation datasets.
     #[command(subcommand)]
     Dataset(eval::DatasetCommand),

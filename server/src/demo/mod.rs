@@ -343,10 +343,10 @@ async fn store_runs(
                 Some(trace) => {
                     if pack.is_none() {
                         shared.packs.push(pack_key.clone());
-                        pack = Some(shared.store.blobs.create_pack(&pack_key)?);
+                        pack = Some(shared.store.blobs.create_pack(&pack_key).await?);
                     }
                     let (offset, length) =
-                        pack.as_mut().expect("created").append(&trace.encoded)?;
+                        pack.as_mut().expect("created").append(&trace.encoded).await?;
                     loaded.traced_rollouts += 1;
                     Some((pack_key.as_str(), offset as i64, length as i64))
                 }
@@ -373,7 +373,7 @@ async fn store_runs(
             .await?;
         }
         if let Some(pack) = pack {
-            pack.finish()?;
+            pack.finish().await?;
         }
         let stats: Vec<ProblemStats> = rollup
             .problems

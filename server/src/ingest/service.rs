@@ -1,10 +1,14 @@
 //! Imports as background jobs of the server: queue, run (one at a time on SQLite, whose writer
 //! lock an import holds until it commits), report live progress, keep uploads for a retry.
 //!
-//! An upload is spooled to `DATA_DIR/uploads/{id}/` (its files and a `request.json`) before it
-//! is queued, so the id can be handed out at once and an interrupted import can be retried from
-//! the same bytes. The folder is removed when the import ends (completed, failed or duplicate);
-//! only a server stopped mid-import leaves it, for `retry`.
+//! An upload is spooled (its files and a `request.json`) before it is queued, so the id can be
+//! handed out at once and an interrupted import can be retried from the same bytes, by any
+//! replica: the spool is kept in the blob store under `uploads/{id}/`. With the local blob store
+//! the spool folder *is* that blob folder (nothing is copied); with object storage the import
+//! reads a local spool (`DATA_DIR/uploads/{id}/`) while a copy goes up beside it, `request.json`
+//! last, so a kept upload is complete or absent. Both are removed when the import ends
+//! (completed, failed or duplicate); only a process stopped mid-import leaves them, for `retry`
+//! (the sweeper removes kept uploads after `KEEP_UPLOADS`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +25,7 @@ use super::pipeline::{
 use super::InputFile;
 use crate::config::Backend;
 use crate::error::StoreError;
+use crate::storage::blobs::{valid_key, BlobStore};
 use crate::storage::Store;
 
 /// What the spool folder remembers of a request, to run it again.
@@ -30,6 +35,10 @@ pub struct SpooledRequest {
     pub params: ImportParams,
     pub token_id: Option<i64>,
     pub created_at: String,
+    /// The process that queued it ([`crate::storage::instance_id`]): after a crash, a process on
+    /// the same host queues it again only when that one is gone.
+    #[serde(default)]
+    pub queued_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,6 +57,8 @@ struct LiveImport {
     files: Vec<ImportFileInfo>,
     progress: Arc<ImportProgress>,
     created_at: String,
+    /// The copy of the upload going to object storage (for a retry elsewhere).
+    keep: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// The server's import jobs.
@@ -69,9 +80,13 @@ impl ImportService {
             Backend::Sqlite => 1,
             Backend::Postgres => 2,
         };
+        let uploads_dir = match store.blobs.local_root() {
+            Some(root) => root.join("uploads"),
+            None => data_dir.join("uploads"),
+        };
         ImportService {
             store,
-            uploads_dir: data_dir.join("uploads"),
+            uploads_dir,
             max_upload_bytes,
             permits: Arc::new(Semaphore::new(parallel)),
             live: Arc::new(Mutex::new(HashMap::new())),
@@ -88,8 +103,9 @@ impl ImportService {
     }
 
     /// Queues a spooled request (files already in `spool_dir(id)`) and returns at once.
-    pub fn submit(&self, id: String, request: SpooledRequest) -> Result<(), StoreError> {
+    pub fn submit(&self, id: String, mut request: SpooledRequest) -> Result<(), StoreError> {
         let dir = self.spool_dir(&id);
+        request.queued_by = Some(crate::storage::instance_id().to_owned());
         let json = serde_json::to_vec_pretty(&request).expect("request serialises");
         std::fs::write(dir.join("request.json"), json).map_err(|source| StoreError::Blob {
             path: dir.display().to_string(),
@@ -122,6 +138,7 @@ impl ImportService {
                     .collect(),
                 progress: progress.clone(),
                 created_at: request.created_at.clone(),
+                keep: self.keep_upload(&id, &request),
             },
         );
         let service = self.clone();
@@ -147,10 +164,83 @@ impl ImportService {
                 message = report.message.as_deref().unwrap_or(""),
                 "import finished"
             );
-            let _ = std::fs::remove_dir_all(service.spool_dir(&id));
-            service.live.lock().expect("live lock").remove(&id);
+            let keep = service
+                .live
+                .lock()
+                .expect("live lock")
+                .remove(&id)
+                .and_then(|l| l.keep);
+            if let Some(keep) = keep {
+                keep.abort();
+                let _ = keep.await;
+            }
+            service.discard_spool(&id).await;
         });
         Ok(())
+    }
+
+    /// With object storage, copies the spooled upload to `uploads/{id}/` in the background,
+    /// `request.json` last (its presence means the copy is whole). The local store needs no
+    /// copy: the spool folder is in it.
+    fn keep_upload(
+        &self,
+        id: &str,
+        request: &SpooledRequest,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        if self.store.blobs.local_root().is_some() {
+            return None;
+        }
+        let (blobs, dir, id, request) = (
+            self.store.blobs.clone(),
+            self.spool_dir(id),
+            id.to_owned(),
+            request.clone(),
+        );
+        Some(tokio::spawn(async move {
+            let prefix = BlobStore::upload_prefix(&id);
+            for f in &request.files {
+                let key = format!("{prefix}/{}", f.stored_as);
+                if let Err(e) = blobs.put_file(&key, &dir.join(&f.stored_as)).await {
+                    tracing::warn!(import = %id, error = %e, "could not keep the upload in the blob store (a retry will need the files again)");
+                    return;
+                }
+            }
+            let json = serde_json::to_vec_pretty(&request).expect("request serialises");
+            if let Err(e) = blobs.put(&format!("{prefix}/request.json"), &json).await {
+                tracing::warn!(import = %id, error = %e, "could not keep the upload's request in the blob store");
+            }
+        }))
+    }
+
+    /// Brings a kept upload from object storage into the local spool; false when none is kept.
+    async fn fetch_kept_upload(&self, id: &str) -> Result<bool, StoreError> {
+        if self.store.blobs.local_root().is_some() {
+            return Ok(false);
+        }
+        let prefix = BlobStore::upload_prefix(id);
+        let Some(json) = self.store.blobs.get(&format!("{prefix}/request.json")).await? else {
+            return Ok(false);
+        };
+        let Ok(request) = serde_json::from_slice::<SpooledRequest>(&json) else {
+            return Ok(false);
+        };
+        let dir = self.create_spool(id)?;
+        for f in &request.files {
+            if !valid_key(&f.stored_as)
+                || !self
+                    .store
+                    .blobs
+                    .get_to_file(&format!("{prefix}/{}", f.stored_as), &dir.join(&f.stored_as))
+                    .await?
+            {
+                return Ok(false);
+            }
+        }
+        std::fs::write(dir.join("request.json"), &json).map_err(|source| StoreError::Blob {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(true)
     }
 
     /// The report of an import: live while it runs, stored once finished.
@@ -233,6 +323,10 @@ impl ImportService {
             )));
         }
         let request_path = self.spool_dir(id).join("request.json");
+        if !request_path.is_file() {
+            // Kept by another replica: from the blob store.
+            self.fetch_kept_upload(id).await?;
+        }
         let request: SpooledRequest = match std::fs::read(&request_path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -259,9 +353,15 @@ impl ImportService {
         Ok(dir)
     }
 
-    /// Removes the spool folder of an upload that was refused before being queued.
-    pub fn discard_spool(&self, id: &str) {
+    /// Removes the spool folder of an upload (refused before being queued, or ended), and its
+    /// kept copy in object storage.
+    pub async fn discard_spool(&self, id: &str) {
         let _ = std::fs::remove_dir_all(self.spool_dir(id));
+        if self.store.blobs.local_root().is_none() {
+            if let Err(e) = self.store.blobs.delete_prefix(&BlobStore::upload_prefix(id)).await {
+                tracing::warn!(import = %id, error = %e, "could not remove a kept upload (the sweeper will)");
+            }
+        }
     }
 
     /// After a start: imports interrupted mid-way are marked failed (nothing of them was
@@ -279,7 +379,15 @@ impl ImportService {
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
             let known = load_report(&self.store, &id).await?.is_some();
+            // Queued by a process that may still be running (another replica sharing this
+            // folder): not ours to queue.
+            let orphaned = request.as_ref().is_some_and(|r| {
+                r.queued_by
+                    .as_deref()
+                    .is_none_or(crate::storage::instance_is_dead)
+            });
             match request {
+                Some(_) if !known && !orphaned => {}
                 Some(request) if !known => {
                     self.submit(id.clone(), request)?;
                     requeued.push(id);
@@ -287,11 +395,25 @@ impl ImportService {
                 // A failed import keeps its upload for retry; anything else is debris of an
                 // upload cut off before it was queued.
                 _ if known => {}
-                _ => self.discard_spool(&id),
+                // Debris of an upload cut off before it was queued; a fresh folder may be an
+                // upload still arriving at another replica that shares this store.
+                _ if modified_before(&entry.path(), std::time::Duration::from_secs(3600)) => {
+                    self.discard_spool(&id).await
+                }
+                _ => {}
             }
         }
         Ok((interrupted, requeued))
     }
+}
+
+/// Whether `path` was last modified longer than `age` ago (unknown: no).
+fn modified_before(path: &Path, age: std::time::Duration) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|elapsed| elapsed > age)
 }
 
 /// Default largest upload: 20 GiB.

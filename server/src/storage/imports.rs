@@ -60,6 +60,35 @@ pub struct StoredImport {
     pub experiment: Option<String>,
 }
 
+/// An import as the sweeper sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportState {
+    pub status: String,
+    /// Failed because its process stopped (its kept upload is for a retry).
+    pub interrupted: bool,
+    /// Processing, by a process that holds its lease.
+    pub running: bool,
+}
+
+/// How long an import lease holds without renewal (PostgreSQL): `CAPLENS_IMPORT_LEASE_SECS`,
+/// default 60 s. A replica that dies mid-import is declared interrupted this long after its
+/// last renewal (at once by a process on its own host, which sees its pid gone).
+pub fn import_lease() -> std::time::Duration {
+    let secs = std::env::var("CAPLENS_IMPORT_LEASE_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s >= 2)
+        .unwrap_or(60);
+    std::time::Duration::from_secs(secs)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// What an interrupted import's row says, so that the user knows nothing of it is stored and
 /// how to get it in.
 const INTERRUPTED: &str = "interrupted: the server stopped during the import, so nothing of it was stored; retry it (POST /api/v1/imports/ID/retry, while its upload is kept) or upload the files again";
@@ -68,8 +97,8 @@ impl Store {
     /// Records an import as `processing` (outside its transaction: the row shows progress).
     pub async fn insert_import(&self, i: &NewImport<'_>) -> Result<(), StoreError> {
         db(sqlx::query(
-            "INSERT INTO imports (id, status, format, files, params, content_hash, bytes_total, token_id, created_at, project_id)
-             VALUES ($1, 'processing', $2, $3, $4, '', $5, $6, $7, (SELECT id FROM projects WHERE slug = $8))",
+            "INSERT INTO imports (id, status, format, files, params, content_hash, bytes_total, token_id, created_at, project_id, lease_owner, lease_until)
+             VALUES ($1, 'processing', $2, $3, $4, '', $5, $6, $7, (SELECT id FROM projects WHERE slug = $8), $9, $10)",
         )
         .bind(i.id)
         .bind(i.format)
@@ -79,6 +108,8 @@ impl Store {
         .bind(i.token_id)
         .bind(i.created_at)
         .bind(i.project)
+        .bind(super::instance_id())
+        .bind(self.import_lease_until())
         .execute(&self.pool)
         .await)?;
         Ok(())
@@ -170,26 +201,145 @@ impl Store {
         Ok(())
     }
 
-    /// Imports left `processing` by a server that stopped mid-import: their transaction never
-    /// committed, so nothing of them is visible; marks them failed, saying how to retry, and
-    /// returns their ids (the caller deletes their trace packs).
-    pub async fn fail_interrupted_imports(&self) -> Result<Vec<String>, StoreError> {
-        let ids: Vec<String> = db(sqlx::query_scalar(
-            "SELECT id FROM imports WHERE status = 'processing'",
+    /// Until when a new or renewed import lease holds: on PostgreSQL, [`import_lease`] from now
+    /// (the running process renews it, [`Store::renew_import_lease`]); on SQLite none (every
+    /// process is on one host, and a dead owner is seen from its pid).
+    pub fn import_lease_until(&self) -> Option<String> {
+        match self.backend {
+            crate::config::Backend::Sqlite => None,
+            crate::config::Backend::Postgres => Some(super::rfc3339_from_unix(
+                unix_now() + import_lease().as_secs(),
+            )),
+        }
+    }
+
+    /// Renews this process's lease on a running import and records its progress (so that any
+    /// replica's report shows it); false when the import is no longer this process's.
+    pub async fn renew_import_lease(&self, id: &str, rows_read: i64) -> Result<bool, StoreError> {
+        let done = db(sqlx::query(
+            "UPDATE imports SET lease_until = $3, rows_read = $4
+             WHERE id = $1 AND status = 'processing' AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(super::instance_id())
+        .bind(self.import_lease_until())
+        .bind(rows_read)
+        .execute(&self.pool)
+        .await)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks interrupted every `processing` import whose process is gone: its lease ran out, or
+    /// its owner ran on this host and no longer runs, or it has no owner (written before leases,
+    /// or by a process of an older version). Nothing of such an import was committed; its kept
+    /// upload stays for a retry. Any process may call this at any time (start-up, the sweeper):
+    /// another live process's imports are never touched. Returns the ids marked.
+    pub async fn fail_abandoned_imports(&self) -> Result<Vec<String>, StoreError> {
+        self.fail_imports_where(|owner, until| {
+            let now = super::now_rfc3339();
+            match owner {
+                None => true,
+                Some(owner) => {
+                    super::instance_is_dead(owner)
+                        || until.is_some_and(|u| u < now.as_str())
+                }
+            }
+        })
+        .await
+    }
+
+    /// Marks interrupted this process's own running imports (a graceful stop: their
+    /// transactions are rolled back and their leases released at once, instead of running
+    /// out).
+    pub async fn release_own_imports(&self) -> Result<Vec<String>, StoreError> {
+        let me = super::instance_id();
+        self.fail_imports_where(|owner, _| owner == Some(me)).await
+    }
+
+    async fn fail_imports_where(
+        &self,
+        abandoned: impl Fn(Option<&str>, Option<&str>) -> bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String, Option<String>, Option<String>)> = db(sqlx::query_as(
+            "SELECT id, lease_owner, lease_until FROM imports WHERE status = 'processing'",
         )
         .fetch_all(&self.pool)
         .await)?;
-        for id in &ids {
-            db(sqlx::query(
-                "UPDATE imports SET status = 'failed', finished_at = $1, message = $2 WHERE id = $3",
+        let mut failed = Vec::new();
+        for (id, owner, until) in rows {
+            if !abandoned(owner.as_deref(), until.as_deref()) {
+                continue;
+            }
+            // Only if nobody renewed it meanwhile (same owner, same lease).
+            let done = db(sqlx::query(
+                "UPDATE imports SET status = 'failed', finished_at = $1, message = $2, lease_until = NULL
+                 WHERE id = $3 AND status = 'processing'
+                   AND COALESCE(lease_owner, '') = $4 AND COALESCE(lease_until, '') = $5",
             )
             .bind(now_rfc3339())
             .bind(INTERRUPTED)
-            .bind(id)
+            .bind(&id)
+            .bind(owner.as_deref().unwrap_or(""))
+            .bind(until.as_deref().unwrap_or(""))
             .execute(&self.pool)
             .await)?;
+            if done.rows_affected() == 1 {
+                failed.push(id);
+            }
         }
-        Ok(ids)
+        Ok(failed)
+    }
+
+    /// The status of an import and whether it was interrupted (its kept upload is for a retry).
+    pub async fn import_state(&self, id: &str) -> Result<Option<ImportState>, StoreError> {
+        let row: Option<(String, Option<String>, Option<String>, Option<String>)> =
+            db(sqlx::query_as(
+                "SELECT status, message, lease_owner, lease_until FROM imports WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await)?;
+        Ok(row.map(|(status, message, owner, until)| ImportState {
+            interrupted: status == "failed"
+                && message.as_deref().is_some_and(|m| m.starts_with("interrupted:")),
+            running: status == "processing"
+                && match owner {
+                    None => false,
+                    Some(owner) => {
+                        !super::instance_is_dead(&owner)
+                            && until.is_none_or(|u| u >= now_rfc3339())
+                    }
+                },
+            status,
+        }))
+    }
+
+    /// How many imports are `processing` (by any process).
+    pub async fn processing_import_count(&self) -> Result<i64, StoreError> {
+        db(sqlx::query_scalar("SELECT COUNT(*) FROM imports WHERE status = 'processing'")
+            .fetch_one(&self.pool)
+            .await)
+    }
+
+    /// A deployment-wide setting (e.g. `blob_url`).
+    pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        db(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await)
+    }
+
+    pub async fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        db(sqlx::query(
+            "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(now_rfc3339())
+        .execute(&self.pool)
+        .await)?;
+        Ok(())
     }
 }
 

@@ -18,6 +18,7 @@ pub mod responses;
 pub mod review;
 pub mod rft;
 pub mod rollouts;
+pub mod sweep;
 pub mod token_stats;
 pub mod tokens;
 
@@ -99,7 +100,12 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| classify_connect_error(db, data_dir, e))?;
-        let blobs = BlobStore::new(data_dir.join("blobs"));
+        let blobs = BlobStore::local(data_dir.join("blobs")).map_err(|e| {
+            StartupError::DataDirNotWritable {
+                path: data_dir.join("blobs").display().to_string(),
+                reason: e.to_string(),
+            }
+        })?;
         let native =
             bulk::NativePool::lazy(db).map_err(|e| StartupError::BadDatabaseUrl {
                 url: db.display_url(),
@@ -112,6 +118,13 @@ impl Store {
             native,
             sqlite_file,
         })
+    }
+
+    /// The same database with another blob store (`--blob-url`, or the one recorded by
+    /// `caplens blobs migrate`).
+    pub fn with_blobs(mut self, blobs: BlobStore) -> Store {
+        self.blobs = blobs;
+        self
     }
 
     /// Applies pending migrations of this backend.
@@ -153,6 +166,63 @@ impl Store {
         self.native.close().await;
         self.pool.close().await;
     }
+}
+
+/// This process's identity among the replicas and workers of a deployment:
+/// `pid-<pid>-<start>-<random>@<host>`. Import leases name it; a process on the same host can
+/// tell from it whether the owner is still running ([`instance_is_dead`]).
+pub fn instance_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let pid = std::process::id();
+        let start = process_start(pid).unwrap_or(0);
+        let random = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        format!("pid-{pid}-{start}-{random}@{}", host_name())
+    })
+}
+
+/// Whether the process an [`instance_id`] names is known to be gone: it ran on this host and
+/// no process with its pid and start time runs now. A process on another host is never known
+/// dead from here (its lease tells).
+pub fn instance_is_dead(id: &str) -> bool {
+    let Some((local, host)) = id.rsplit_once('@') else {
+        return false;
+    };
+    if host != host_name() {
+        return false;
+    }
+    let mut parts = local.split('-');
+    let (Some("pid"), Some(pid), Some(start)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return false;
+    };
+    match process_start(pid) {
+        None => true,
+        Some(now) => start != 0 && now != start,
+    }
+}
+
+fn host_name() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    })
+}
+
+/// A process's start time in clock ticks since boot (`/proc/PID/stat`, field 22): with the pid,
+/// it tells a process from a later one that reused the pid. `None` when no such process runs.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields count from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Lower-case hex of bytes (token and secret hashes, content hashes).
@@ -314,6 +384,19 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn instances_on_this_host_are_known_alive_or_dead() {
+        let me = instance_id();
+        assert!(!instance_is_dead(me), "{me}");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let gone = format!("pid-{pid}-12345-abcd@{}", host_name());
+        assert!(instance_is_dead(&gone), "{gone}");
+        assert!(!instance_is_dead(&format!("pid-{pid}-12345-abcd@another-host")));
+        assert!(!instance_is_dead("not an instance id"));
+    }
 
     #[test]
     fn rfc3339_formats_known_instants() {

@@ -83,13 +83,13 @@ impl Store {
              FROM rollouts x WHERE x.run_id = $1 ORDER BY x.id"
         );
         let mut rows = sqlx::query(&sql).bind(run_id).fetch(&self.pool);
-        let mut reader = ResponseReader::new(&self.blobs);
+        let mut reader = ResponseReader::sequential(&self.blobs);
         let mut seen = 0;
         while let Some(row) = db(rows.try_next().await)? {
             visit(RolloutCandidate {
                 id: db(row.try_get("id"))?,
                 correct: db(row.try_get::<i64, _>("correct"))? != 0,
-                response: reader.text(db(ResponseAt::of_row(&row))?)?,
+                response: reader.text(db(ResponseAt::of_row(&row))?).await?,
                 mean_entropy: db(row.try_get("mean_entropy"))?,
                 mean_rbf: db(row.try_get("mean_rbf"))?,
                 perplexity: db(row.try_get("perplexity"))?,
@@ -120,7 +120,11 @@ impl Store {
                 .persistent(false)
                 .fetch_all(&self.pool)
                 .await)?;
-            let mut reader = ResponseReader::new(&self.blobs);
+            let mut ats = Vec::with_capacity(rows.len());
+            for row in &rows {
+                ats.push(db(ResponseAt::of_row(row))?);
+            }
+            let mut texts = ResponseReader::new(&self.blobs).texts(ats).await?.into_iter();
             for row in rows {
                 out.push(RolloutRecord {
                     id: db(row.try_get("id"))?,
@@ -129,7 +133,7 @@ impl Store {
                     prompt: db(row.try_get("prompt"))?,
                     reference_answer: db(row.try_get("reference_answer"))?,
                     sample_index: db(row.try_get("sample_index"))?,
-                    response: reader.text(db(ResponseAt::of_row(&row))?)?,
+                    response: texts.next().flatten(),
                     extracted_answer: db(row.try_get("extracted_answer"))?,
                     correct: db(row.try_get::<i64, _>("correct"))? != 0,
                     token_count: db(row.try_get("token_count"))?,

@@ -265,13 +265,14 @@ impl Store {
                 id_list(&open)
             );
             let rows = db(sqlx::query(&sql).fetch_all(&self.pool).await)?;
-            let mut reader = ResponseReader::new(&self.blobs);
-            let mut responses = Vec::with_capacity(rows.len());
+            let mut ids = Vec::with_capacity(rows.len());
+            let mut ats = Vec::with_capacity(rows.len());
             for row in &rows {
-                let id: i64 = db(row.try_get("id"))?;
-                responses.push((id, reader.text(db(ResponseAt::of_row(row))?)?));
+                ids.push(db(row.try_get::<i64, _>("id"))?);
+                ats.push(db(ResponseAt::of_row(row))?);
             }
-            responses
+            let texts = ResponseReader::new(&self.blobs).texts(ats).await?;
+            ids.into_iter().zip(texts).collect()
         };
         Ok(RolloutList {
             run_id: Some(run_id),
@@ -306,13 +307,34 @@ impl Store {
             problem_id: db(row.try_get("problem_id"))?,
             problem_key: db(row.try_get("problem_key"))?,
             dataset: db(row.try_get("dataset"))?,
-            response: ResponseReader::new(&self.blobs).text(db(ResponseAt::of_row(&row))?)?,
+            response: ResponseReader::new(&self.blobs)
+                .text(db(ResponseAt::of_row(&row))?)
+                .await?,
             trace: key.map(|key| TraceRef {
                 key,
                 offset: offset.map(|o| o.max(0) as u64),
                 length: length.map(|l| l.max(0) as u64),
             }),
         }))
+    }
+
+    /// Whether run `id` exists (the sweeper asks for the demo's packs).
+    pub async fn run_exists(&self, id: i64) -> Result<bool, StoreError> {
+        let found: Option<i64> = db(sqlx::query_scalar("SELECT id FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await)?;
+        Ok(found.is_some())
+    }
+
+    /// The blob key rollout `id`'s trace is read from, if any.
+    pub async fn rollout_trace_key(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let key: Option<Option<String>> =
+            db(sqlx::query_scalar("SELECT trace_key FROM rollouts WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await)?;
+        Ok(key.flatten())
     }
 
     /// Reads and decodes one trace: one byte range of its pack, never another rollout's.

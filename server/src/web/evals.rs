@@ -220,7 +220,7 @@ async fn events(
         move |(last, pending, ended)| {
             let store = store.clone();
             async move {
-                if ended {
+                if ended || super::shutting_down() {
                     return None;
                 }
                 let mut next = pending;
@@ -229,6 +229,9 @@ async fn events(
                         Some(v) => v,
                         None => {
                             tokio::time::sleep(Duration::from_millis(500)).await;
+                            if super::shutting_down() {
+                                return None;
+                            }
                             match evals::view(&store, id).await {
                                 Ok(Some(v)) => v,
                                 _ => return None,

@@ -171,22 +171,22 @@ async fn create_import(
     let (files, params) = match result {
         Ok(v) => v,
         Err(e) => {
-            state.imports.discard_spool(&id);
+            state.imports.discard_spool(&id).await;
             return Err(e);
         }
     };
     if let Err(e) = params.validate() {
-        state.imports.discard_spool(&id);
+        state.imports.discard_spool(&id).await;
         return Err(ApiError::bad_request(e));
     }
     let mut params = params;
     let checked = authorise_upload(&access, &mut params, &project).await;
     if let Err(e) = checked {
-        state.imports.discard_spool(&id);
+        state.imports.discard_spool(&id).await;
         return Err(e);
     }
     if files.is_empty() {
-        state.imports.discard_spool(&id);
+        state.imports.discard_spool(&id).await;
         return Err(ApiError::bad_request(
             "no file in the request: send the file as the body, or as a multipart part named \"file\"",
         ));
@@ -198,6 +198,7 @@ async fn create_import(
         params,
         token_id,
         created_at: now_rfc3339(),
+        queued_by: None,
     };
     state.imports.submit(id.clone(), request)?;
     let project_id = state.store.project_id(Some(&project_slug)).await?;

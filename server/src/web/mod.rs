@@ -75,6 +75,19 @@ pub fn router(imports: ImportService, site_root: &Path, addr: SocketAddr) -> Rou
 
 /// Builds the whole application router. Every request passes `auth::authenticate` (principal,
 /// cross-site refusal, sign-in gate) and gets the security headers.
+static SHUTTING_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The process is stopping: long-lived responses (SSE streams) end at their next tick, so that
+/// the graceful shutdown's wait for in-flight requests ends. Clients reconnect to another
+/// replica.
+pub fn begin_shutdown() {
+    SHUTTING_DOWN.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+pub fn shutting_down() -> bool {
+    SHUTTING_DOWN.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 pub fn router_with_auth(
     imports: ImportService,
     site_root: &Path,

@@ -249,6 +249,9 @@ async fn comment_events(
             }
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
+                if super::shutting_down() {
+                    return None;
+                }
                 // Re-authorised each time: a revoked share link or a removed member stops here.
                 let stamp = review::discussion_stamp(&caller.access(&store), &slug).await.ok()?;
                 if stamp != last {

@@ -101,7 +101,11 @@ pub async fn run_import(
         created_at,
         finished_at: None,
     };
+    let heartbeat = renew_lease_while_running(store, id, &progress);
     let outcome = prepare_and_store(store, &mut report, files, &params, &progress, token_id).await;
+    if let Some(h) = heartbeat {
+        h.abort();
+    }
     report.bytes_read = progress.bytes_read();
     report.rows_read = progress.rows_read.load(Ordering::Relaxed);
     report.rows_rejected = progress.rows_rejected.load(Ordering::Relaxed);
@@ -133,7 +137,8 @@ pub async fn run_import(
     }
     let _ = store
         .blobs
-        .delete_prefix(&BlobStore::import_traces_prefix(id));
+        .delete_prefix(&BlobStore::import_traces_prefix(id))
+        .await;
     if let Err(e) = record_unstored(store, &report, token_id).await {
         tracing::error!(import = id, error = %e, "could not record the import's result");
     }
@@ -433,11 +438,35 @@ pub async fn load_report(store: &Store, id: &str) -> Result<Option<ImportReport>
 /// committed, so nothing of them is visible; they are marked failed (with how to retry) and
 /// their trace packs deleted. Returns their ids.
 pub async fn recover_interrupted(store: &Store) -> Result<Vec<String>, StoreError> {
-    let ids = store.fail_interrupted_imports().await?;
+    let ids = store.fail_abandoned_imports().await?;
     for id in &ids {
         let _ = store
             .blobs
-            .delete_prefix(&BlobStore::import_traces_prefix(id));
+            .delete_prefix(&BlobStore::import_traces_prefix(id))
+            .await;
     }
     Ok(ids)
+}
+
+/// On PostgreSQL, renews the import's lease (and records its progress) every third of the lease
+/// while it runs, so that other replicas know it is alive; `None` on SQLite (no lease to renew).
+fn renew_lease_while_running(
+    store: &Store,
+    id: &str,
+    progress: &Arc<ImportProgress>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    store.import_lease_until()?;
+    let (store, id, progress) = (store.clone(), id.to_owned(), progress.clone());
+    let every = crate::storage::imports::import_lease() / 3;
+    Some(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let rows = progress.rows_read.load(Ordering::Relaxed) as i64;
+            match store.renew_import_lease(&id, rows).await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => tracing::warn!(import = %id, error = %e, "could not renew the import lease"),
+            }
+        }
+    }))
 }

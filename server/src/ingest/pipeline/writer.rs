@@ -12,7 +12,7 @@ use caplens_analysis::verdicts::{CaplensVerdict, RolloutVerdicts, VerdictSource,
 use super::prepare::{caplens_verdict, Prepared, PreparedKind};
 use super::{guess_stage, Failure, ImportParams, ImportProgress, ImportedRun, DEFAULT_EXPERIMENT};
 use crate::ingest::{FileHints, InputError, SourceInfo};
-use crate::storage::blobs::{BlobStore, TracePack};
+use crate::storage::blobs::{BlobStore, PackWriter};
 use crate::storage::bulk::{BulkWriter, NewModel, NewRollout, NewRun, ProblemStats, RunCompletion};
 use crate::storage::catalog::quality_flags;
 use crate::storage::access::DEFAULT_PROJECT;
@@ -28,11 +28,11 @@ pub(super) struct RunState {
     /// Database problem id -> dense index into `rollup.problems`.
     problem_index: HashMap<i64, usize>,
     problem_ids: Vec<i64>,
-    pack: Option<TracePack>,
+    pack: Option<PackWriter>,
     pack_key: Option<String>,
     /// The run's response texts (the rows keep byte ranges: the database holds numbers and
     /// keys only, which is what makes bulk loads fast).
-    responses: Option<TracePack>,
+    responses: Option<PackWriter>,
     responses_key: Option<String>,
     rollouts: u64,
     /// Records stored (rollouts and counts records): a run with none is not kept.
@@ -237,10 +237,10 @@ impl<'a> Writer<'a> {
                     Some(bytes) => {
                         if state.pack.is_none() {
                             let key = BlobStore::trace_pack_key(self.import_id, state.run_id);
-                            state.pack = Some(self.store.blobs.create_pack(&key)?);
+                            state.pack = Some(self.store.blobs.create_pack(&key).await?);
                             state.pack_key = Some(key);
                         }
-                        let (offset, len) = state.pack.as_mut().expect("created").append(&bytes)?;
+                        let (offset, len) = state.pack.as_mut().expect("created").append(&bytes).await?;
                         Some((state.pack_key.clone().expect("created"), offset, len))
                     }
                     None => None,
@@ -249,11 +249,11 @@ impl<'a> Writer<'a> {
                     Some(text) => {
                         if state.responses.is_none() {
                             let key = BlobStore::response_pack_key(self.import_id, state.run_id);
-                            state.responses = Some(self.store.blobs.create_pack(&key)?);
+                            state.responses = Some(self.store.blobs.create_pack(&key).await?);
                             state.responses_key = Some(key);
                         }
                         let pack = state.responses.as_mut().expect("created");
-                        let (offset, len) = pack.append(text.as_bytes())?;
+                        let (offset, len) = pack.append(text.as_bytes()).await?;
                         Some((offset as i64, len as i64))
                     }
                     None => None,
@@ -507,7 +507,7 @@ impl<'a> Writer<'a> {
                 // Every record of this run was rejected (skipped): keep no empty run (its
                 // packs go with the import's blobs when it fails, or stay unreferenced).
                 for pack in [state.pack.take(), state.responses.take()].into_iter().flatten() {
-                    pack.finish()?;
+                    pack.abort().await;
                 }
                 tx.delete_run(state.run_id).await?;
                 continue;
@@ -540,7 +540,7 @@ impl<'a> Writer<'a> {
                 }
             }
             for pack in [state.pack.take(), state.responses.take()].into_iter().flatten() {
-                pack.finish()?;
+                pack.finish().await?;
             }
             let default = state.verdicts.default_source(self.default_source == VerdictSource::Caplens);
             let stats: Vec<ProblemStats> = state
