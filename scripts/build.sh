@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Builds caplens: the hydration wasm (app crate, feature hydrate), the site assets, and the
-# `caplens` server binary (feature ssr). Usage: scripts/build.sh [--release]
+# `caplens` server binary (feature ssr). Usage: scripts/build.sh [--release | --dist]
+#   (none)     debug, for the tests
+#   --release  optimised, parallel codegen, no LTO: what scripts/run.sh starts
+#   --dist     optimised with one codegen unit and thin LTO: deployment builds (docs/deploy.md)
 # Output: $TARGET_DIR/site/{pkg/caplens.js,pkg/caplens.wasm,pkg/caplens.css,favicon.ico},
-#         $TARGET_DIR/{debug|release}/caplens
+#         $TARGET_DIR/{debug|release|dist}/caplens
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PROFILE=dev; WASM_PROFILE=dev; OUT=debug; WASM_OUT=debug
-if [ "${1:-}" = "--release" ]; then
-    PROFILE=release; WASM_PROFILE=wasm-release; OUT=release; WASM_OUT=wasm-release
-fi
+case "${1:-}" in
+    --release) PROFILE=release; WASM_PROFILE=wasm-release; OUT=release; WASM_OUT=wasm-release ;;
+    --dist) PROFILE=dist; WASM_PROFILE=wasm-release; OUT=dist; WASM_OUT=wasm-release ;;
+    "") ;;
+    *) die "unknown option $1 (use --release or --dist)" ;;
+esac
 
 ensure_build_tools
 cd "$ROOT"

@@ -260,3 +260,64 @@ fn now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+fn caplens(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_caplens"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("CAPLENS_BLOB_URL")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &std::process::Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `caplens blobs migrate`: a local installation moved to object storage (S3 when the test
+/// machine has it, else another folder), every blob copied, the store recorded in the database
+/// and taken by the next process; a second run copies only what was written meanwhile.
+#[tokio::test]
+async fn blobs_migrate_moves_an_installation_and_the_next_process_takes_the_new_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let file = dir.path().join("run.jsonl");
+    let mut lines = String::new();
+    for p in 0..5 {
+        for s in 0..3 {
+            lines.push_str(&format!(
+                "{{\"model\":\"m\",\"dataset\":\"d\",\"problem_id\":\"p{p}\",\"sample\":{s},\"correct\":{},\"response\":\"so \\\\boxed{{{p}}}\",\"tokens\":[\"so\",\" it\"],\"token_logprobs\":[-0.5,-0.1]}}\n",
+                s == 0
+            ));
+        }
+    }
+    std::fs::write(&file, lines).unwrap();
+    ok(&caplens(&["import", file.to_str().unwrap(), "--data-dir", data, "--experiment", "moved"], &[]));
+    let old = BlobStore::local(dir.path().join("data/blobs")).unwrap();
+    let before = old.list("").await.unwrap();
+    assert!(before.iter().any(|b| b.key.ends_with(".pack")), "{before:?}");
+    let target = match std::env::var("CAPLENS_TEST_S3_URL") {
+        Ok(url) if !url.is_empty() => {
+            format!("{url}/migrate-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+        }
+        _ => format!("file://{}", dir.path().join("bucket").display()),
+    };
+    let out = ok(&caplens(&["blobs", "migrate", "--to", &target, "--data-dir", data], &[]));
+    assert!(out.contains(&format!("{} blob(s) copied", before.len())), "{out}");
+    let new = BlobStore::from_url(&target).unwrap();
+    for b in &before {
+        assert_eq!(new.size(&b.key).await.unwrap(), Some(b.size), "{}", b.key);
+    }
+    // The next process takes the recorded store without being told.
+    let shown = ok(&caplens(&["blobs", "where", "--data-dir", data], &[]));
+    assert!(shown.starts_with(&format!("this process: {}", new.url())), "{shown}");
+    // A replica still on the old store wrote meanwhile: the second run copies just that.
+    old.put("traces/imp_late/run-9.pack", b"late").await.unwrap();
+    let out = ok(&caplens(&["blobs", "migrate", "--to", &target, "--data-dir", data], &[]));
+    assert!(out.contains("1 blob(s) copied"), "{out}");
+    assert_eq!(new.get("traces/imp_late/run-9.pack").await.unwrap().as_deref(), Some(&b"late"[..]));
+    new.delete_prefix("traces").await.unwrap();
+}

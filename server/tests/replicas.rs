@@ -62,8 +62,8 @@ impl Deployment {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Starts a replica; returns it once it listens, with its stderr lines for the caller.
-    fn serve(&self, name: &str, extra_env: &[(&str, &str)]) -> Replica {
+    /// Starts a replica (its stderr lines kept for the caller).
+    fn spawn_serve(&self, name: &str, extra_env: &[(&str, &str)]) -> Replica {
         let port = free_port();
         let mut cmd = self.caplens(name);
         cmd.args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--no-worker"])
@@ -80,13 +80,26 @@ impl Deployment {
                 }
             }
         });
-        let replica = Replica { child, port, lines };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while ureq::get(&replica.url("/readyz")).call().is_err() {
-            assert!(Instant::now() < deadline, "replica {name} did not become ready");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        Replica { child, port, lines }
+    }
+
+    fn serve(&self, name: &str, extra_env: &[(&str, &str)]) -> Replica {
+        let replica = self.spawn_serve(name, extra_env);
+        replica.wait_ready(name);
         replica
+    }
+
+    fn worker(&self) -> Child {
+        self.caplens("worker")
+            .args(["worker", "--slots", "1", "--batch", "4"])
+            .env(
+                "CAPLENS_MODEL",
+                caplens_server::engine::embedded::EmbeddedEngine::default_model_path(),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start caplens worker")
     }
 }
 
@@ -97,6 +110,15 @@ struct Replica {
 }
 
 impl Replica {
+    /// Waits until the replica answers `/readyz` with 200 (database and blob store reachable).
+    fn wait_ready(&self, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while ureq::get(&self.url("/readyz")).call().is_err() {
+            assert!(Instant::now() < deadline, "replica {name} did not become ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
@@ -225,7 +247,7 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
         eprintln!("CAPLENS_TEST_S3_URL is not set: the replica test needs an S3 server (scripts/test.sh starts one)");
         return;
     };
-    let Some(db) = TestDb::postgres().await else {
+    let Some(db) = TestDb::postgres_with(false).await else {
         eprintln!("CAPLENS_TEST_POSTGRES_URL is not set: the replica test needs PostgreSQL");
         return;
     };
@@ -237,6 +259,19 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
     };
     let bucket = BlobStore::from_url(&blob_url).unwrap();
 
+    // Two replicas and a worker start together on a fresh schema: migrations run once, under
+    // PostgreSQL's lock, and the built-in dataset is seeded once.
+    let a = d.spawn_serve("a", &[]);
+    let b = d.spawn_serve("b", &[]);
+    let mut worker = d.worker();
+    a.wait_ready("a");
+    b.wait_ready("b");
+    let builtin: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM datasets")
+        .fetch_one(&db.store.pool)
+        .await
+        .unwrap();
+    assert!(builtin >= 1, "the built-in dataset is seeded");
+
     // Team mode: an admin and a token, made through the CLI on the shared database.
     d.run(&["user", "create", "alice", "--admin"], Some(&format!("{PASSWORD}\n")));
     let token = d
@@ -244,9 +279,8 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
         .trim()
         .to_owned();
     let tok = Auth::Token(token.clone());
-
-    let a = d.serve("a", &[]);
-    let b = d.serve("b", &[]);
+    let (status, _) = b.get("/api/v1/experiments", &Auth::Cookie("nothing=here".into()));
+    assert_eq!(status, 401, "team mode on every replica once an account exists");
 
     // An import through A, browsed through B.
     let file = rollouts_with_tokens(4);
@@ -300,18 +334,7 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
     let rollout = a_traced_rollout(&db, "shared").await;
     assert_heatmap(&b, rollout, &session, 3);
 
-    // An evaluation started on B, run by a worker process, followed live from A.
-    let mut worker = d
-        .caplens("worker")
-        .args(["worker", "--slots", "1", "--batch", "4"])
-        .env(
-            "CAPLENS_MODEL",
-            caplens_server::engine::embedded::EmbeddedEngine::default_model_path(),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start caplens worker");
+    // An evaluation started on B, run by the worker process, followed live from A.
     let start = serde_json::json!({
         "engine": "embedded", "n": 2, "limit": 2, "max_tokens": 12, "top_logprobs": 3,
         "temperature": 0.8, "experiment": "worked"

@@ -82,13 +82,21 @@ pub async fn blobs(store: &Store, command: &BlobsCommand) -> i32 {
 
 async fn migrate(store: &Store, to: &str) -> Result<(), crate::error::StoreError> {
     let target = BlobStore::from_url(to)?;
-    let source = &store.blobs;
-    if target.url() == source.url() {
-        return Err(crate::error::StoreError::Invalid(format!(
-            "this process already uses {}",
-            target.url()
-        )));
-    }
+    // Run again after the switch, this process is on the new store already: the source is the
+    // one recorded as previous.
+    let previous;
+    let source = if target.url() == store.blobs.url() {
+        let Some(url) = store.setting(PREVIOUS_BLOB_URL_SETTING).await? else {
+            return Err(crate::error::StoreError::Invalid(format!(
+                "this process already uses {} and no earlier store is recorded",
+                target.url()
+            )));
+        };
+        previous = BlobStore::from_url(&url)?;
+        &previous
+    } else {
+        &store.blobs
+    };
     println!("copying {} -> {}", source.url(), target.url());
     let copied = copy_missing(source, &target).await?;
     println!("{copied} blob(s) copied");

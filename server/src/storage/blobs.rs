@@ -98,7 +98,8 @@ impl BlobStore {
 
     /// The store a URL names (see the module doc for the schemes).
     pub fn from_url(url: &str) -> Result<Self, StoreError> {
-        let bad = |why: String| StoreError::Invalid(format!("blob store URL {url:?}: {why}"));
+        let shown = redact_userinfo(url);
+        let bad = |why: String| StoreError::Invalid(format!("blob store URL {shown:?}: {why}"));
         if !url.contains("://") {
             // A plain path is a local store.
             return Self::local(url);
@@ -157,6 +158,7 @@ impl BlobStore {
             shown.push('/');
             shown.push_str(&prefix);
         }
+        let shown = shown;
         Ok(BlobStore {
             inner,
             kind,
@@ -523,6 +525,20 @@ impl BlobStore {
     }
 }
 
+/// The URL with any `user:password@` replaced by `***@`: an error message never repeats a
+/// secret someone put in a URL by mistake.
+fn redact_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end + 3], &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 /// A key is relative, of `[a-z0-9._-]` segments: it cannot escape the store's root or prefix.
 pub fn valid_key(key: &str) -> bool {
     !key.is_empty()
@@ -620,7 +636,7 @@ mod tests {
         assert_eq!((s3.kind(), s3.url()), (BlobKind::S3, "s3://bucket/some/prefix"));
         for bad in ["s3://key:secret@bucket/x", "ftp://x/y", "s3:///prefix"] {
             let err = BlobStore::from_url(bad).unwrap_err().to_string();
-            assert!(!err.contains("secret@"), "{err}");
+            assert!(!err.contains("secret"), "{err}");
             assert!(err.contains("blob store URL"), "{bad}: {err}");
         }
     }

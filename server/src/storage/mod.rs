@@ -36,8 +36,17 @@ use crate::{
 };
 pub use blobs::BlobStore;
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+/// The migrations of a backend. Migrations applied by a newer version and unknown to this one
+/// are allowed: during a rolling upgrade a process of the previous version may restart against
+/// the migrated schema (migrations only add; docs/deploy.md, "Upgrades").
+fn migrator(backend: Backend) -> Migrator {
+    let mut migrator = match backend {
+        Backend::Sqlite => sqlx::migrate!("../migrations/sqlite"),
+        Backend::Postgres => sqlx::migrate!("../migrations/postgres"),
+    };
+    migrator.set_ignore_missing(true);
+    migrator
+}
 
 /// The database and the blob store. Cheap to clone (a pool handle and a path).
 #[derive(Clone)]
@@ -129,10 +138,7 @@ impl Store {
 
     /// Applies pending migrations of this backend.
     pub async fn migrate(&self) -> Result<(), StartupError> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
+        let migrator = migrator(self.backend);
         // sqlx locks PostgreSQL migrations (an advisory lock) but not SQLite's: processes
         // starting together on one SQLite file (a server and a worker) lock a file beside it.
         let _lock = match &self.sqlite_file {
