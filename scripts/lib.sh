@@ -18,6 +18,7 @@ ensure_build_tools() {
     if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
         say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 2 minutes, once)"
         # Not --locked: its lock file names a crate version crates.io no longer serves.
-        cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+        # --force: a binary removed by hand is still "installed" in cargo's records.
+        cargo install --force wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
     fi
 }

@@ -50,12 +50,18 @@ start_s3_server() {
     "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$S3_LOG" 2>&1 &
     S3_PID=$!
     trap 'kill "$S3_PID" 2>/dev/null || true' EXIT
-    for _ in $(seq 1 100); do
-        curl -fsS "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
-        sleep 0.2
-    done
-    curl -fsS -X PUT "http://127.0.0.1:$port/caplens-test" >/dev/null \
-        || die "moto's S3 server did not start (log: $S3_LOG)"
+    # Wait for it, then create the bucket (plain HTTP: moto takes unsigned requests).
+    python3 - "$port" <<'PY' || die "moto's S3 server did not start (log: $S3_LOG)"
+import sys, time, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}"
+for _ in range(150):
+    try:
+        urllib.request.urlopen(base + "/", timeout=2)
+        break
+    except Exception:
+        time.sleep(0.2)
+urllib.request.urlopen(urllib.request.Request(base + "/caplens-test", method="PUT"), timeout=5)
+PY
     export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
     export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ALLOW_HTTP=true
     export CAPLENS_TEST_S3_URL="s3://caplens-test/run-$$"
