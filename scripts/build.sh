@@ -26,7 +26,11 @@ cargo build -p caplens-app --lib --target wasm32-unknown-unknown --no-default-fe
 SITE="$TARGET_DIR/site"
 PKG="$SITE/pkg"
 mkdir -p "$PKG"
-wasm-bindgen --target web --no-typescript --out-dir "$PKG" --out-name caplens \
+# Optimised builds drop the wasm's name and producers sections (14 MB -> 5 MB, 2.3 -> 1.4 MB
+# gzipped): panics still print their message; debug builds keep the names for readable traces.
+STRIP=()
+[ "$WASM_OUT" = debug ] || STRIP=(--remove-name-section --remove-producers-section)
+wasm-bindgen --target web --no-typescript "${STRIP[@]}" --out-dir "$PKG" --out-name caplens \
     "$TARGET_DIR/wasm32-unknown-unknown/$WASM_OUT/caplens_app.wasm"
 # Leptos' HydrationScripts asks for /pkg/caplens.wasm (LEPTOS_OUTPUT_NAME is set at compile time).
 mv -f "$PKG/caplens_bg.wasm" "$PKG/caplens.wasm"

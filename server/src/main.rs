@@ -91,7 +91,11 @@ fn run_async(fut: impl std::future::Future<Output = Result<(), StartupError>>) -
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(fut) {
+    let result = runtime.block_on(fut);
+    // Tasks still running (an import given up at a graceful stop, its parser thread) are not
+    // waited for beyond this.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("caplens: {e}");
@@ -270,7 +274,7 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
     }
     let worker = (!args.no_worker).then(|| args.worker.worker(&store, &storage.data_dir));
     let worker_task = worker.clone().map(|w| tokio::spawn(w.run()));
-    let app = web::router_with_auth(imports, &site_root, args.addr, auth.clone());
+    let app = web::router_with_auth(imports.clone(), &site_root, args.addr, auth.clone());
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| StartupError::Bind {
@@ -315,6 +319,7 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
     }
     // Imports still running here are given up now, not when their leases run out: another
     // replica can retry them at once.
+    imports.abort_running().await;
     match store.release_own_imports().await {
         Ok(ids) => {
             for id in ids {
@@ -323,7 +328,9 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
         }
         Err(e) => tracing::warn!(error = %e, "could not release this process's imports (their leases will run out)"),
     }
-    store.close().await;
+    // A released import's connection is still checked out (its transaction rolls back when the
+    // process exits): closing waits for it, so not for ever.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), store.close()).await;
     tracing::info!("caplens stopped");
     Ok(())
 }

@@ -66,21 +66,8 @@ impl Deployment {
     fn spawn_serve(&self, name: &str, extra_env: &[(&str, &str)]) -> Replica {
         let port = free_port();
         let mut cmd = self.caplens(name);
-        cmd.args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--no-worker"])
-            .envs(extra_env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start caplens serve");
-        let (tx, lines) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Replica { child, port, lines }
+        cmd.envs(extra_env.iter().copied());
+        spawn_replica(cmd, port)
     }
 
     fn serve(&self, name: &str, extra_env: &[(&str, &str)]) -> Replica {
@@ -145,6 +132,31 @@ impl Replica {
         (res.status().as_u16(), res.body_mut().read_to_string().unwrap_or_default())
     }
 
+    /// Starts an evaluation; returns its id.
+    fn start_eval(&self, token: &str, request: serde_json::Value) -> i64 {
+        let (status, body) =
+            self.post("/api/v1/evals", token, "application/json", request.to_string().as_bytes());
+        assert_eq!(status, 202, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["evaluations"][0]["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// Uploads native JSON Lines into `experiment`; returns the import id.
+    fn upload(&self, token: &str, experiment: &str, lines: &str) -> String {
+        let (status, body) = self.post(
+            &format!("/api/v1/imports?experiment={experiment}&filename={experiment}.jsonl"),
+            token,
+            "application/x-ndjson",
+            lines.as_bytes(),
+        );
+        assert_eq!(status, 202, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     fn json(&self, path: &str, auth: &Auth) -> serde_json::Value {
         let (status, body) = self.get(path, auth);
         assert_eq!(status, 200, "GET {path}: {body}");
@@ -175,6 +187,24 @@ impl Drop for Replica {
 enum Auth {
     Token(String),
     Cookie(String),
+}
+
+/// `caplens serve` from `cmd` on `port`, without a worker; its stderr lines kept.
+fn spawn_replica(mut cmd: Command, port: u16) -> Replica {
+    cmd.args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--no-worker"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start caplens serve");
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Replica { child, port, lines }
 }
 
 fn free_port() -> u16 {
@@ -283,18 +313,7 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
     assert_eq!(status, 401, "team mode on every replica once an account exists");
 
     // An import through A, browsed through B.
-    let file = rollouts_with_tokens(4);
-    let (status, body) = a.post(
-        "/api/v1/imports?experiment=shared&filename=rollouts.jsonl",
-        &token,
-        "application/x-ndjson",
-        file.as_bytes(),
-    );
-    assert_eq!(status, 202, "{body}");
-    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = a.upload(&token, "shared", &rollouts_with_tokens(4));
     let report = wait_import(&b, &id, &tok);
     assert_eq!(report["status"], "completed", "{report}");
     assert_eq!(report["rows_stored"], 64);
@@ -335,15 +354,13 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
     assert_heatmap(&b, rollout, &session, 3);
 
     // An evaluation started on B, run by the worker process, followed live from A.
-    let start = serde_json::json!({
-        "engine": "embedded", "n": 2, "limit": 2, "max_tokens": 12, "top_logprobs": 3,
-        "temperature": 0.8, "experiment": "worked"
-    });
-    let (status, body) = b.post("/api/v1/evals", &token, "application/json", start.to_string().as_bytes());
-    assert_eq!(status, 202, "{body}");
-    let eval_id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["evaluations"][0]["id"]
-        .as_i64()
-        .unwrap();
+    let eval_id = b.start_eval(
+        &token,
+        serde_json::json!({
+            "engine": "embedded", "n": 2, "limit": 2, "max_tokens": 12, "top_logprobs": 3,
+            "temperature": 0.8, "experiment": "worked"
+        }),
+    );
     let events_url = a.url(&format!("/api/v1/evals/{eval_id}/events"));
     let sse_token = token.clone();
     let events = tokio::task::spawn_blocking(move || {
@@ -388,18 +405,7 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
     // retried through B.
     drop(a);
     let a = d.serve("a", &[("CAPLENS_TEST_HOLD_IMPORT", "1")]);
-    let big = rollouts_with_tokens(64);
-    let (status, body) = a.post(
-        "/api/v1/imports?experiment=killed&filename=big.jsonl",
-        &token,
-        "application/x-ndjson",
-        big.as_bytes(),
-    );
-    assert_eq!(status, 202, "{body}");
-    let killed = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let killed = a.upload(&token, "killed", &rollouts_with_tokens(64));
     a.wait_for_line("holding the import open", Duration::from_secs(60));
     let kept = format!("{}/request.json", BlobStore::upload_prefix(&killed));
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -439,4 +445,84 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
     drop(b);
     bucket.delete_prefix("traces").await.unwrap();
     db.cleanup().await;
+}
+
+/// A graceful stop (SIGTERM): an open event stream ends, the process exits promptly, and the
+/// import it was running is released at once (interrupted, its upload kept for a retry), not
+/// left for its lease to run out. SQLite, local blob store: no other service needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_ends_streams_and_releases_its_imports() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let caplens = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_caplens"));
+        cmd.env_remove("DATABASE_URL")
+            .env_remove("CAPLENS_BLOB_URL")
+            .env("CAPLENS_DATA_DIR", &data)
+            .env("CAPLENS_NO_DEMO", "1");
+        cmd
+    };
+    let out = caplens().args(["token", "create", "ci"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let mut cmd = caplens();
+    cmd.env("CAPLENS_TEST_HOLD_IMPORT", "1");
+    let server = spawn_replica(cmd, free_port());
+    server.wait_ready("graceful");
+    // An evaluation nobody runs (no worker): its event stream would stay open for ever.
+    let eval_id = server.start_eval(
+        &token,
+        serde_json::json!({"engine": "embedded", "n": 1, "limit": 1, "max_tokens": 4}),
+    );
+    let events_url = server.url(&format!("/api/v1/evals/{eval_id}/events"));
+    let stream = std::thread::spawn(move || {
+        let mut res = ureq::get(&events_url).call().unwrap();
+        let mut events = 0;
+        for line in BufReader::new(res.body_mut().as_reader()).lines() {
+            match line {
+                Ok(l) if l.starts_with("event: ") => events += 1,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        events
+    });
+    let id = server.upload(&token, "stopped", &rollouts_with_tokens(8));
+    server.wait_for_line("holding the import open", Duration::from_secs(60));
+    let stopped_at = Instant::now();
+    let term = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let mut server = server;
+    let exit = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopped_at.elapsed() < Duration::from_secs(20),
+            "the server did not stop within 20 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert!(stream.join().unwrap() >= 1, "the event stream was open, then ended");
+    let db = caplens_server::config::DatabaseConfig::resolve(None, &data).unwrap();
+    let store = caplens_server::storage::Store::open(&db, &data).await.unwrap();
+    let (status, message): (String, Option<String>) =
+        sqlx::query_as("SELECT status, message FROM imports WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    assert!(message.unwrap().starts_with("interrupted"), "released as interrupted at the stop");
+    assert!(
+        store.blobs.get(&format!("{}/request.json", BlobStore::upload_prefix(&id))).await.unwrap().is_some(),
+        "the upload is kept for a retry"
+    );
+    let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs").fetch_one(&store.pool).await.unwrap();
+    assert_eq!(runs, 0, "nothing of the stopped import was committed");
+    store.close().await;
 }

@@ -8,7 +8,7 @@
 //! reads a local spool (`DATA_DIR/uploads/{id}/`) while a copy goes up beside it, `request.json`
 //! last, so a kept upload is complete or absent. Both are removed when the import ends
 //! (completed, failed or duplicate); only a process stopped mid-import leaves them, for `retry`
-//! (the sweeper removes kept uploads after `KEEP_UPLOADS`).
+//! (the sweeper removes an interrupted import's kept upload after a week, `storage::sweep`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -59,6 +59,8 @@ struct LiveImport {
     created_at: String,
     /// The copy of the upload going to object storage (for a retry elsewhere).
     keep: Option<tokio::task::JoinHandle<()>>,
+    /// The import's task (a stopping server aborts it: its transaction rolls back).
+    task: Option<tokio::task::AbortHandle>,
 }
 
 /// The server's import jobs.
@@ -139,10 +141,12 @@ impl ImportService {
                 progress: progress.clone(),
                 created_at: request.created_at.clone(),
                 keep: self.keep_upload(&id, &request),
+                task: None,
             },
         );
         let service = self.clone();
-        tokio::spawn(async move {
+        let task_id = id.clone();
+        let task = tokio::spawn(async move {
             let _permit = service.permits.acquire().await.expect("never closed");
             if let Some(live) = service.live.lock().expect("live lock").get_mut(&id) {
                 live.status = ImportStatus::Processing;
@@ -176,7 +180,31 @@ impl ImportService {
             }
             service.discard_spool(&id).await;
         });
+        if let Some(live) = self.live.lock().expect("live lock").get_mut(&task_id) {
+            live.task = Some(task.abort_handle());
+        }
         Ok(())
+    }
+
+    /// A stopping server gives up the imports it is running: their tasks are dropped, so their
+    /// transactions roll back (on SQLite, releasing the write lock), and their spooled uploads
+    /// stay for a retry. Waits up to 5 s for the tasks to end; the caller then marks them
+    /// interrupted (`Store::release_own_imports`).
+    pub async fn abort_running(&self) {
+        let tasks: Vec<tokio::task::AbortHandle> = self
+            .live
+            .lock()
+            .expect("live lock")
+            .values()
+            .filter_map(|l| l.task.clone())
+            .collect();
+        for t in &tasks {
+            t.abort();
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while tasks.iter().any(|t| !t.is_finished()) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// With object storage, copies the spooled upload to `uploads/{id}/` in the background,
