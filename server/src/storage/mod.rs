@@ -210,15 +210,22 @@ pub fn instance_is_dead(id: &str) -> bool {
     }
 }
 
+/// The host as far as pids go: its name and this process's pid namespace, so that two
+/// containers sharing a host name never judge each other's pids (each sees only its own).
 fn host_name() -> &'static str {
     static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HOST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
             .or_else(|| std::env::var("HOSTNAME").ok())
             .map(|h| h.trim().to_ascii_lowercase())
             .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".into())
+            .unwrap_or_else(|| "localhost".into());
+        // "pid:[4026531836]" -> 4026531836
+        let namespace: String = std::fs::read_link("/proc/self/ns/pid")
+            .map(|l| l.to_string_lossy().chars().filter(char::is_ascii_digit).collect())
+            .unwrap_or_default();
+        format!("{name}.ns{namespace}")
     })
 }
 
