@@ -19,14 +19,6 @@ esac
 ensure_wasm_target
 cd "$ROOT"
 
-if [ "$PROFILE" = release ]; then
-    # Leptos' type-erased views (`--cfg erase_components`, for the server and the browser alike):
-    # the app crate type-checks in a third of the time, which is most of a cold build's critical
-    # path, and the wasm is smaller (3.7 MB instead of 5.2 MB). Every browser test passes on it;
-    # pages and imports measured as fast (docs/performance.md, "Build profiles"). `dist` keeps
-    # the fully typed views.
-    export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }--cfg erase_components"
-fi
 
 # Three jobs at once, so that a cold build keeps both cores busy (the app crate's type checking
 # runs on one core for minutes): the wasm-bindgen CLI (when missing, in cargo install's own
