@@ -20,30 +20,26 @@ ensure_wasm_target
 cd "$ROOT"
 
 
-# Three jobs at once, so that a cold build keeps both cores busy (the app crate's type checking
-# runs on one core for minutes): the wasm-bindgen CLI (when missing, in cargo install's own
-# directory), the browser side (in its own target directory: a second cargo would wait for the
-# first one's lock) and the server. Logs of the two background jobs are shown if they fail.
+# wasm-bindgen-cli, when missing, builds in cargo install's own directory beside ours (a
+# second build in our target directory would wait for its lock, and one in a directory of its
+# own duplicates the host crates: measured slower cold, docs/performance.md). Its log is shown
+# if it fails.
 LOGS="$TARGET_DIR/build-logs"
 mkdir -p "$LOGS"
 bindgen_job=""
 if wasm_bindgen_missing; then
+    say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION in the background (log: $LOGS/wasm-bindgen-cli.log)"
     install_wasm_bindgen > "$LOGS/wasm-bindgen-cli.log" 2>&1 &
     bindgen_job=$!
 fi
-WASM_TARGET_DIR="$TARGET_DIR/wasm"
-say "building the browser side (wasm, profile $WASM_PROFILE, in the background: $LOGS/wasm.log)"
-CARGO_TARGET_DIR="$WASM_TARGET_DIR" cargo build -p caplens-app --lib \
-    --target wasm32-unknown-unknown --no-default-features --features hydrate \
-    --profile "$WASM_PROFILE" > "$LOGS/wasm.log" 2>&1 &
-wasm_job=$!
+
+say "building the browser side (wasm, profile $WASM_PROFILE)"
+cargo build -p caplens-app --lib --target wasm32-unknown-unknown --no-default-features \
+    --features hydrate --profile "$WASM_PROFILE"
 
 say "building the server (profile $PROFILE)"
-if ! cargo build -p caplens-server --bin caplens --profile "$PROFILE"; then
-    kill "$wasm_job" ${bindgen_job:+"$bindgen_job"} 2>/dev/null || true
-    die "the server did not build"
-fi
-wait "$wasm_job" || { tail -n 40 "$LOGS/wasm.log" >&2; die "the browser side did not build (log: $LOGS/wasm.log)"; }
+cargo build -p caplens-server --bin caplens --profile "$PROFILE"
+
 if [ -n "$bindgen_job" ]; then
     wait "$bindgen_job" || { tail -n 40 "$LOGS/wasm-bindgen-cli.log" >&2; die "wasm-bindgen-cli did not install (log: $LOGS/wasm-bindgen-cli.log)"; }
 fi
@@ -56,7 +52,7 @@ mkdir -p "$PKG"
 STRIP=()
 [ "$WASM_OUT" = debug ] || STRIP=(--remove-name-section --remove-producers-section)
 wasm-bindgen --target web --no-typescript "${STRIP[@]}" --out-dir "$PKG" --out-name caplens \
-    "$WASM_TARGET_DIR/wasm32-unknown-unknown/$WASM_OUT/caplens_app.wasm"
+    "$TARGET_DIR/wasm32-unknown-unknown/$WASM_OUT/caplens_app.wasm"
 # Leptos' HydrationScripts asks for /pkg/caplens.wasm (LEPTOS_OUTPUT_NAME is set at compile time).
 mv -f "$PKG/caplens_bg.wasm" "$PKG/caplens.wasm"
 cp style/caplens.css "$PKG/caplens.css"
