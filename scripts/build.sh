@@ -16,22 +16,10 @@ case "${1:-}" in
     *) die "unknown option $1 (use --release or --dist)" ;;
 esac
 
-ensure_wasm_target
+# The jobs run one after another: the build is bound by CPU work on 2 cores, and running them
+# at once measured slower (docs/performance.md, "Build profiles").
+ensure_build_tools
 cd "$ROOT"
-
-
-# wasm-bindgen-cli, when missing, builds in cargo install's own directory beside ours (a
-# second build in our target directory would wait for its lock, and one in a directory of its
-# own duplicates the host crates: measured slower cold, docs/performance.md). Its log is shown
-# if it fails.
-LOGS="$TARGET_DIR/build-logs"
-mkdir -p "$LOGS"
-bindgen_job=""
-if wasm_bindgen_missing; then
-    say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION in the background (log: $LOGS/wasm-bindgen-cli.log)"
-    install_wasm_bindgen > "$LOGS/wasm-bindgen-cli.log" 2>&1 &
-    bindgen_job=$!
-fi
 
 say "building the browser side (wasm, profile $WASM_PROFILE)"
 cargo build -p caplens-app --lib --target wasm32-unknown-unknown --no-default-features \
@@ -39,10 +27,6 @@ cargo build -p caplens-app --lib --target wasm32-unknown-unknown --no-default-fe
 
 say "building the server (profile $PROFILE)"
 cargo build -p caplens-server --bin caplens --profile "$PROFILE"
-
-if [ -n "$bindgen_job" ]; then
-    wait "$bindgen_job" || { tail -n 40 "$LOGS/wasm-bindgen-cli.log" >&2; die "wasm-bindgen-cli did not install (log: $LOGS/wasm-bindgen-cli.log)"; }
-fi
 
 SITE="$TARGET_DIR/site"
 PKG="$SITE/pkg"
