@@ -86,6 +86,11 @@ async fn every_backend_keeps_the_contract() {
         assert!(store.get_to_file(&format!("{up}/0"), &back).await.unwrap());
         assert!(std::fs::read(&back).unwrap() == content, "{name}: the upload came back whole");
         assert!(!store.get_to_file(&format!("{up}/1"), &back).await.unwrap());
+        let empty = dir.path().join("empty.bin");
+        std::fs::write(&empty, b"").unwrap();
+        assert_eq!(store.put_file("uploads/imp_empty/0", &empty).await.unwrap(), 0);
+        assert_eq!(store.size("uploads/imp_empty/0").await.unwrap(), Some(0), "{name}: an empty file is kept too");
+        store.delete_prefix("uploads/imp_empty").await.unwrap();
         let mut listed: Vec<(String, u64)> =
             store.list("").await.unwrap().into_iter().map(|b| (b.key, b.size)).collect();
         listed.sort();

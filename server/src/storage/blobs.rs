@@ -197,12 +197,7 @@ impl BlobStore {
             }
         }
         let len = pack.len();
-        if len == 0 {
-            pack.abort().await;
-            to.put(key, b"").await?;
-        } else {
-            pack.finish().await?;
-        }
+        pack.finish().await?;
         Ok(len)
     }
 
@@ -259,6 +254,8 @@ impl BlobStore {
             .map_err(|e| blob_error(key, e))?;
         Ok(PackWriter {
             key: key.to_owned(),
+            store: self.inner.clone(),
+            path,
             upload: WriteMultipart::new_with_chunk_size(upload, PART_BYTES),
             len: 0,
         })
@@ -302,13 +299,7 @@ impl BlobStore {
             }
         }
         let len = pack.len();
-        if len == 0 {
-            // An empty multipart upload is refused by some stores.
-            pack.abort().await;
-            self.put(key, b"").await?;
-        } else {
-            pack.finish().await?;
-        }
+        pack.finish().await?;
         Ok(len)
     }
 
@@ -556,6 +547,9 @@ pub fn valid_key(key: &str) -> bool {
 /// its key until [`PackWriter::finish`].
 pub struct PackWriter {
     key: String,
+    /// Where an empty pack is put plainly (some stores refuse a multipart upload of no parts).
+    store: Arc<dyn ObjectStore>,
+    path: ObjectPath,
     upload: WriteMultipart,
     len: u64,
 }
@@ -586,6 +580,15 @@ impl PackWriter {
     /// Completes the upload (before the transaction that references it commits).
     pub async fn finish(self) -> Result<(), StoreError> {
         let key = self.key;
+        if self.len == 0 {
+            // Some stores refuse a multipart upload of no parts: an empty blob is put plainly.
+            let _ = self.upload.abort().await;
+            self.store
+                .put(&self.path, PutPayload::default())
+                .await
+                .map_err(|e| blob_error(&key, e))?;
+            return Ok(());
+        }
         self.upload
             .finish()
             .await
