@@ -477,6 +477,9 @@ pub struct ProjectRow {
     /// Its viewers may comment and label (issue 15).
     #[serde(default)]
     pub viewers_comment: bool,
+    /// Its admins may add and change its engines (otherwise only site admins may).
+    #[serde(default)]
+    pub engine_admins: bool,
 }
 
 /// A member of a project.

@@ -3,15 +3,8 @@
 //! * [`StartupError`]: why `caplens` could not start (bad configuration, database unreachable,
 //!   data directory not writable). Printed as one line with what to do; never a panic trace.
 //! * [`StoreError`]: a storage failure (see `storage`).
-//! * [`ApiError`]: what the REST API answers, as `{ "error": { "code", "message" } }` with the
-//!   matching HTTP status.
-
-use axum::{
-    http::StatusCode,
-    response::{IntoResponse, Response},
-    Json,
-};
-use serde::Serialize;
+//!
+//! The operations' error is `ops::OpError`; the REST API's is `web::error::ApiError`.
 
 /// Why the server (or a command needing the database) could not start.
 #[derive(Debug, thiserror::Error)]
@@ -44,63 +37,4 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Invalid(String),
-}
-
-/// An error answered by the REST API.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found",
-            message: message.into(),
-        }
-    }
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            code: "bad_request",
-            message: message.into(),
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "storage error while answering an API request");
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal",
-            message: "the server could not read its database; see the server log".into(),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: &'a str,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: &self.message,
-            },
-        };
-        (self.status, Json(body)).into_response()
-    }
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod evals;
 pub mod heatmap;
 pub mod ingest;
+pub mod ops;
 pub mod reports;
 pub mod review;
 pub mod storage;

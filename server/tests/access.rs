@@ -2,11 +2,11 @@
 //! the router serves × every kind of principal, with the expected status), cross-site refusal,
 //! sign-in and sessions, tokens, security headers and local mode.
 //!
-//! The routes come from the router itself: page routes from Leptos' route list, server
-//! functions from the server-function registry, REST routes from openapi.json (which
-//! `ingest.rs` checks against every `.route(` in the API's source), and the remaining routes from
-//! the `.route(` calls of the other web modules. A route with no rule in [`rule`] fails the test,
-//! so a new route cannot escape the matrix.
+//! The routes come from what the router is built from: every non-page route from the route
+//! table (`web::routes`: method, path and the rule of who may call it), page routes from
+//! Leptos' route list with their rules (`web::routes::page_rule`; a page without one fails the
+//! test), server functions from the server-function registry. A route cannot exist without a
+//! rule, so it cannot escape the matrix.
 
 mod common;
 
@@ -59,27 +59,7 @@ const EVERYONE: [Who; 9] = [
     Who::RevokedToken,
 ];
 
-/// What a route does, which decides who may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rule {
-    /// Load-balancer probes (`/healthz`, `/readyz`): answer everyone, credentials unread (they
-    /// must answer when the database that checks credentials is down).
-    Probe,
-    /// Anyone, signed in or not.
-    Public,
-    /// Any signed-in principal (lists are filtered per project).
-    SignedIn,
-    /// Reads a resource of project A.
-    ReadA,
-    /// Changes something in project A (an editor's right).
-    EditA,
-    /// Reads something that does not exist: signed-in principals get 404.
-    Missing,
-    /// The audit log: site admins and project admins.
-    Audit,
-    /// Site administration.
-    Site,
-}
+use caplens_server::web::routes::Rule;
 
 /// What the response must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,70 +69,31 @@ enum Expect {
     Allowed,
 }
 
-/// The rule of a route (method, route pattern). Panics for a route the matrix does not know.
+/// Routes whose concrete URI in this world names something that does not exist (the matrix
+/// has no intervention, override, share link or thread): every signed-in principal gets 404.
+const MISSING: [&str; 5] = [
+    "/api/v1/interventions/{id}",
+    "/api/v1/overrides/{id}",
+    "/api/v1/share-links/{id}",
+    "/api/v1/threads/{id}/comments",
+    "/api/v1/threads/{id}/resolve",
+];
+
+/// The rule of a route (method, route pattern): the route table's, or the page's. Panics for a
+/// page without a rule.
 fn rule(method: &Method, route: &str) -> Rule {
-    use Rule::*;
-    let get = *method == Method::GET;
-    match route {
-        "/healthz" | "/readyz" => Probe,
-        "/theme" | "/login" | "/setup" | "/pkg" => Public,
-        // A share link: unknown secrets get a page saying so (410).
-        "/s/{secret}" => Public,
-        r if r.starts_with("/auth/") => Public,
-        // Pages.
-        "/" | "/experiments" | "/models" | "/datasets" | "/runs" | "/upload" | "/evals"
-        | "/tokens" | "/projects" | "/inbox" => SignedIn,
-        "/experiments/{slug}" | "/experiments/{slug}/passk" | "/experiments/{slug}/unsolvable"
-        | "/experiments/{slug}/compare" | "/experiments/{slug}/token-stats"
-        | "/experiments/{slug}/dynamics" | "/experiments/{slug}/rft" | "/problems/{id}"
-        | "/rollouts/{id}" | "/evals/{id}" | "/projects/{slug}" | "/experiments/{slug}/review"
-        | "/experiments/{slug}/discussion" | "/experiments/{slug}/settings" => ReadA,
-        "/admin/users" => Site,
-        "/admin/audit" => Audit,
-        // REST.
-        "/api/v1/experiments" | "/api/v1/models" | "/api/v1/runs" | "/api/v1/formats"
-        | "/api/v1/openapi.json" | "/api/v1/imports/detect" => SignedIn,
-        "/api/v1/datasets" | "/api/v1/engines" | "/api/v1/evals" | "/api/v1/imports" => {
-            if get {
-                SignedIn
-            } else {
-                EditA
-            }
-        }
-        "/api/v1/experiments/{slug}" | "/api/v1/experiments/{slug}/passk"
-        | "/api/v1/experiments/{slug}/unsolvable" | "/api/v1/experiments/{slug}/summary"
-        | "/api/v1/imports/{id}" | "/api/v1/evals/{id}" | "/api/v1/evals/{id}/events" => ReadA,
-        "/api/v1/imports/{id}/retry" | "/api/v1/evals/{id}/cancel" | "/api/v1/evals/{id}/resume"
-        | "/api/v1/evals/{id}/interventions" | "/api/v1/rollouts/{id}/interventions" => EditA,
-        "/api/v1/interventions/{id}" => Missing,
-        // Team review (issue 15). Comments and labels need the Review right: editors here
-        // (project A does not let viewers comment).
-        "/api/v1/experiments/{slug}/overrides" | "/api/v1/experiments/{slug}/comments"
-        | "/api/v1/experiments/{slug}/share-links" | "/api/v1/experiments/{slug}/review"
-        | "/api/v1/experiments/{slug}/problems/{key}/labels" => {
-            if get {
-                ReadA
-            } else {
-                EditA
-            }
-        }
-        "/api/v1/experiments/{slug}/comments/events" | "/api/v1/experiments/{slug}/review.jsonl"
-        | "/api/v1/experiments/{slug}/review.csv" => ReadA,
-        // Ids that do not exist (the matrix uses an evaluation id).
-        "/api/v1/overrides/{id}" | "/api/v1/share-links/{id}" | "/api/v1/threads/{id}/comments"
-        | "/api/v1/threads/{id}/resolve" => Missing,
-        "/api/v1/audit" => Audit,
-        // Exports.
-        "/export/experiments/{slug}/{view}/{file}" | "/export/experiments/{slug}/rft.jsonl" => {
-            ReadA
-        }
-        other => panic!(
-            "{method} {other} has no rule in the authorisation matrix (server/tests/access.rs): add one"
-        ),
+    if let Some((_, _, r)) = web::routes::table().into_iter().find(|(m, p, _)| m == method && *p == route) {
+        return r;
     }
+    if route == "/pkg" {
+        return Rule::Public;
+    }
+    web::routes::page_rule(route).unwrap_or_else(|| {
+        panic!("{method} {route} has no rule: give the page one in web::routes::page_rule")
+    })
 }
 
-fn expect(rule: Rule, who: Who, page: bool) -> Expect {
+fn expect(rule: Rule, route: &str, who: Who, page: bool) -> Expect {
     use Expect::*;
     use Who::*;
     if rule == Rule::Probe {
@@ -164,26 +105,42 @@ fn expect(rule: Rule, who: Who, page: bool) -> Expect {
     }
     let anonymous = if page { Status(303) } else { Status(401) };
     let hidden = Status(404);
+    if MISSING.contains(&route) && rule != Rule::Public {
+        return match who {
+            Anonymous => anonymous,
+            _ => hidden,
+        };
+    }
     match rule {
         Rule::Probe | Rule::Public => Allowed,
         Rule::SignedIn => match who {
             Anonymous => anonymous,
             _ => Allowed,
         },
-        Rule::ReadA => match who {
+        // Upload rights somewhere: an editor of any project (project B's admin too).
+        Rule::Upload => match who {
+            Anonymous => anonymous,
+            Viewer | ReadToken => Status(403),
+            _ => Allowed,
+        },
+        Rule::Read => match who {
             Anonymous => anonymous,
             OtherProjectAdmin => hidden,
             _ => Allowed,
         },
-        Rule::EditA => match who {
+        // Project A does not let viewers comment: reviewing is an editor's right there.
+        Rule::Edit | Rule::Review => match who {
             Anonymous => anonymous,
             OtherProjectAdmin => hidden,
             Viewer | ReadToken => Status(403),
             _ => Allowed,
         },
-        Rule::Missing => match who {
+        // Project A leaves its engines to site admins (engine_admins off); tokens never.
+        Rule::Engines => match who {
             Anonymous => anonymous,
-            _ => hidden,
+            OtherProjectAdmin => hidden,
+            SiteAdmin => Allowed,
+            _ => Status(403),
         },
         Rule::Audit => match who {
             Anonymous => anonymous,
@@ -283,8 +240,10 @@ async fn world(db: &TestDb) -> World {
     caplens_server::evals::datasets::ensure_builtin(&store)
         .await
         .unwrap();
+    let proj_a = store.project_id(Some("proj-a")).await.unwrap().unwrap();
     let eval_id = caplens_server::evals::start(
         &store,
+        proj_a,
         &EvalStartRequest {
             project: Some("proj-a".into()),
             experiment: Some("evals-a".into()),
@@ -458,39 +417,14 @@ impl World {
     }
 }
 
-/// Every route the router serves, with its method.
+/// Every route the router serves, with its method: the route table, the pages and `/pkg`.
 fn routes() -> Vec<(Method, String)> {
     let mut out = BTreeSet::new();
     for page in web::page_paths() {
         out.insert(("GET".to_owned(), page));
     }
-    let openapi: serde_json::Value =
-        serde_json::from_str(caplens_server::web::api::OPENAPI).unwrap();
-    for (path, ops) in openapi["paths"].as_object().unwrap() {
-        for method in ops.as_object().unwrap().keys() {
-            out.insert((method.to_uppercase(), path.clone()));
-        }
-    }
-    // The other modules' routes, from their source: `.route("PATH", get(..).post(..))`.
-    let sources = [
-        include_str!("../src/web/mod.rs"),
-        include_str!("../src/web/export.rs"),
-        include_str!("../src/auth/handlers.rs"),
-    ];
-    for source in sources {
-        for (at, _) in source.match_indices(".route(") {
-            let rest = source[at + ".route(".len()..].trim_start();
-            let Some(rest) = rest.strip_prefix('"') else {
-                continue;
-            };
-            let path = rest.split('"').next().unwrap().to_owned();
-            let call = &rest[..rest.find(")\n").unwrap_or(rest.len()).min(200)];
-            for (verb, name) in [("get(", "GET"), ("post(", "POST")] {
-                if call.contains(verb) {
-                    out.insert((name.to_owned(), path.clone()));
-                }
-            }
-        }
+    for (method, path, _) in web::routes::table() {
+        out.insert((method.as_str().to_owned(), path.to_owned()));
     }
     out.insert(("GET".into(), "/pkg".into()));
     // Signing out ends the principals' sessions: it goes last.
@@ -522,7 +456,7 @@ async fn authorisation_matrix_covers_every_route_and_principal() {
             for who in EVERYONE {
                 let (uri, body, ct) = w.concrete(method, route);
                 let (status, text) = w.send(w.request(who, method, &uri, body, ct)).await;
-                let ok = match expect(rule, who, page) {
+                let ok = match expect(rule, route, who, page) {
                     Expect::Status(s) => status == s,
                     Expect::Allowed => !matches!(status, 401 | 403 | 404),
                 };
@@ -530,7 +464,7 @@ async fn authorisation_matrix_covers_every_route_and_principal() {
                 if !ok {
                     failures.push(format!(
                         "{method} {uri} as {who:?} ({rule:?}): got {status}, expected {:?}: {}",
-                        expect(rule, who, page),
+                        expect(rule, route, who, page),
                         text.chars().take(160).collect::<String>()
                     ));
                 }
@@ -1166,13 +1100,13 @@ fn logged_uris_hide_secrets() {
     let uri: axum::http::Uri = "/auth/oidc/callback?code=abc123&state=xyz&iss=http%3A%2F%2Fop"
         .parse()
         .unwrap();
-    let shown = caplens_server::auth::redacted_uri(&uri);
+    let shown = caplens_server::web::middleware::redacted_uri(&uri);
     assert_eq!(
         shown,
         "/auth/oidc/callback?code=[redacted]&state=[redacted]&iss=http%3A%2F%2Fop"
     );
     let uri: axum::http::Uri = "/setup?secret=setup_abc".parse().unwrap();
-    assert!(!caplens_server::auth::redacted_uri(&uri).contains("setup_abc"));
+    assert!(!caplens_server::web::middleware::redacted_uri(&uri).contains("setup_abc"));
 }
 
 /// A dataset an import creates belongs to the import's project; the built-in dataset is every
@@ -1188,10 +1122,19 @@ async fn imported_datasets_belong_to_their_project_and_the_builtin_is_shared() {
             .fetch_one(&store.pool)
             .await
             .unwrap();
-        use caplens_server::storage::access::Owned;
-        assert_eq!(store.project_of(&Owned::Dataset(dataset.clone())).await.unwrap(), Some(a));
+        let project_of = |name: String| {
+            let pool = store.pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT COALESCE(project_id, 0) FROM datasets WHERE name = $1")
+                    .bind(name)
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(project_of(dataset.clone()).await, vec![a]);
         let builtin = caplens_app::evals::DEFAULT_DATASET.to_owned();
-        assert_eq!(store.project_of(&Owned::Dataset(builtin.clone())).await.unwrap(), Some(0));
+        assert_eq!(project_of(builtin.clone()).await, vec![0]);
         // Experiments say which project they are in.
         let (_, pat) = w.cookies.iter().find(|(w, _)| *w == Who::ProjectAdmin).unwrap();
         let req = Request::builder().uri("/api/v1/experiments/exp-a").header(header::COOKIE, pat).body(Body::empty()).unwrap();
@@ -1205,8 +1148,8 @@ async fn imported_datasets_belong_to_their_project_and_the_builtin_is_shared() {
         assert_eq!(status, 200);
         assert!(body.contains(&builtin) && !body.contains(&format!("\"{dataset}\"")), "{body}");
         // Starting an evaluation in project B on A's dataset: refused as unknown; on the
-        // built-in one: past authorisation (n=0 is then the only complaint).
-        for (ds, expect) in [(dataset.as_str(), "no dataset named"), (builtin.as_str(), "n:")] {
+        // built-in one: queued.
+        for (ds, status_expected, expect) in [(dataset.as_str(), 404, "does not exist"), (builtin.as_str(), 202, "evaluations")] {
             let req = Request::builder()
                 .method(Method::POST)
                 .uri("/api/v1/evals")
@@ -1214,10 +1157,10 @@ async fn imported_datasets_belong_to_their_project_and_the_builtin_is_shared() {
                 .header(header::HOST, "caplens.test")
                 .header(header::ORIGIN, "http://caplens.test")
                 .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(format!(r#"{{"project":"proj-b","dataset":"{ds}","n":0}}"#)))
+                .body(Body::from(format!(r#"{{"project":"proj-b","dataset":"{ds}","n":1,"limit":1}}"#)))
                 .unwrap();
             let (status, body) = w.send(req).await;
-            assert_eq!(status, 400, "{body}");
+            assert_eq!(status, status_expected, "{body}");
             assert!(body.contains(expect), "{ds}: {body}");
         }
         db.cleanup().await;

@@ -86,3 +86,102 @@ fn the_sql_detector_sees_sql() {
     assert!(sql_on_line(r#"    let s = "Select a model to compare";"#).is_none());
     assert!(sql_on_line(r#"    println!("update your token");"#).is_none());
 }
+
+/// The calls that ask the authorisation policy: `auth::policy::authorize` and the principal's
+/// role queries it is built on.
+const POLICY_CALLS: [&str; 4] = ["authorize", "can_read", "role_in", "readable_projects"];
+
+/// Every call (function or method) of `names` in a file's syntax tree, with its line: parsed,
+/// not matched as text, so multi-line calls, aliases in grouped `use` and method syntax are
+/// all seen.
+fn calls_in(source: &str, names: &[&str]) -> Vec<(String, usize)> {
+    use syn::visit::Visit;
+    struct Calls<'a> {
+        names: &'a [&'a str],
+        found: Vec<(String, usize)>,
+    }
+    impl<'ast> Visit<'ast> for Calls<'_> {
+        fn visit_expr_call(&mut self, call: &'ast syn::ExprCall) {
+            if let syn::Expr::Path(p) = &*call.func {
+                if let Some(last) = p.path.segments.last() {
+                    let name = last.ident.to_string();
+                    if self.names.contains(&name.as_str()) {
+                        self.found.push((name, last.ident.span().start().line));
+                    }
+                }
+            }
+            syn::visit::visit_expr_call(self, call);
+        }
+        fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
+            let name = call.method.to_string();
+            if self.names.contains(&name.as_str()) {
+                self.found.push((name, call.method.span().start().line));
+            }
+            syn::visit::visit_expr_method_call(self, call);
+        }
+        fn visit_use_tree(&mut self, tree: &'ast syn::UseTree) {
+            // `use …::authorize as may;` would hide a call from the two visitors above.
+            if let syn::UseTree::Name(n) = tree {
+                let name = n.ident.to_string();
+                if self.names.contains(&name.as_str()) {
+                    self.found.push((format!("use {name}"), n.ident.span().start().line));
+                }
+            }
+            if let syn::UseTree::Rename(r) = tree {
+                let name = r.ident.to_string();
+                if self.names.contains(&name.as_str()) {
+                    self.found.push((format!("use {name}"), r.ident.span().start().line));
+                }
+            }
+            syn::visit::visit_use_tree(self, tree);
+        }
+    }
+    let file = syn::parse_file(source).unwrap_or_else(|e| panic!("does not parse: {e}"));
+    let mut v = Calls { names, found: Vec::new() };
+    v.visit_file(&file);
+    v.found
+}
+
+/// Only the operations layer (`server/src/ops/`) asks the authorisation policy; web and cli
+/// call an operation. The policy itself (`auth/policy.rs`) and its unit tests are exempt.
+#[test]
+fn only_the_operations_layer_asks_the_policy() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let ops = root.join("ops");
+    let policy = root.join("auth/policy.rs");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    assert!(files.len() > 50, "the source tree was not found from {}", root.display());
+    let mut found = Vec::new();
+    for file in files.iter().filter(|f| !f.starts_with(&ops) && **f != policy) {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (call, line) in calls_in(&text, &POLICY_CALLS) {
+            found.push(format!("{}:{line}: {call}", file.strip_prefix(&root).unwrap_or(file).display()));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the authorisation policy asked outside server/src/ops/ (call an operation instead):\n  {}",
+        found.join("\n  ")
+    );
+}
+
+#[test]
+fn the_policy_call_detector_sees_calls() {
+    let source = r#"
+        use crate::auth::policy::{Action, authorize as may};
+        fn f(p: &Principal) -> bool {
+            let a = crate::auth::policy::authorize(
+                p,
+                Action::Read,
+                Target::Site,
+            );
+            p.can_read(3) && p
+                .role_in(4)
+                .is_some()
+        }
+        fn g() { let _ = "authorize(p, a, t)"; } // text, not a call
+    "#;
+    let found: Vec<String> = calls_in(source, &POLICY_CALLS).into_iter().map(|(c, l)| format!("{c}@{l}")).collect();
+    assert_eq!(found, ["use authorize@2", "authorize@4", "can_read@9", "role_in@10"]);
+}

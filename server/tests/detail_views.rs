@@ -22,7 +22,7 @@ use caplens_server::{
         pipeline::{new_import_id, run_import, ImportFile, ImportParams, ImportProgress},
         InputFile,
     },
-    web::pages::{rollout_view, StoreSource},
+    web::pages::StoreSource,
 };
 use common::TestDb;
 
@@ -193,12 +193,12 @@ async fn runs_filter_pages_answer_filter_and_missing_ids() {
         assert_eq!(r.run_id, sft);
         assert!(r.trace.is_none(), "the demo has no traces");
         assert!(db.store.rollout(987_654_321).await.unwrap().is_none());
-        let view = rollout_view(&source(&db), open, None)
+        let view = caplens_app::data::DataSource::rollout(&source(&db), open, None)
             .await
             .unwrap()
             .unwrap();
         assert!(view.heatmap.is_none() && view.trace_error.is_none());
-        assert!(rollout_view(&source(&db), 987_654_321, None)
+        assert!(caplens_app::data::DataSource::rollout(&source(&db), 987_654_321, None)
             .await
             .unwrap()
             .is_none());
@@ -277,7 +277,7 @@ async fn heatmaps_come_from_the_stored_trace_and_match_the_stored_means() {
     for db in TestDb::all().await {
         import(&db, &traced_file()).await;
         let id = rollout_id(&db, 0).await;
-        let view = rollout_view(&source(&db), id, None).await.unwrap().unwrap();
+        let view = caplens_app::data::DataSource::rollout(&source(&db), id, None).await.unwrap().unwrap();
         let h = view.heatmap.expect("a heatmap");
         assert_eq!(h.metric, Metric::Entropy, "the default metric");
         assert_eq!(h.tokens, ["So", " x", " =", " \\boxed{1/2}"]);
@@ -307,21 +307,21 @@ async fn heatmaps_come_from_the_stored_trace_and_match_the_stored_means() {
             let (a, b) = (from_trace.unwrap(), stored.unwrap());
             assert!((a - b).abs() < 1e-5, "{}: {a} vs {b}", db.name);
         }
-        let rbf = rollout_view(&source(&db), id, Some(Metric::Rbf))
+        let rbf = caplens_app::data::DataSource::rollout(&source(&db), id, Some(Metric::Rbf))
             .await
             .unwrap()
             .unwrap()
             .heatmap
             .unwrap();
         assert_eq!(rbf.metric, Metric::Rbf);
-        let lp = rollout_view(&source(&db), id, Some(Metric::Logprob))
+        let lp = caplens_app::data::DataSource::rollout(&source(&db), id, Some(Metric::Logprob))
             .await
             .unwrap()
             .unwrap()
             .heatmap
             .unwrap();
         assert_eq!(lp.values.0, vec![-0.1f32, -1.2, -0.01, -0.5]);
-        let impact = rollout_view(&source(&db), id, Some(Metric::Impact))
+        let impact = caplens_app::data::DataSource::rollout(&source(&db), id, Some(Metric::Impact))
             .await
             .unwrap()
             .unwrap()
@@ -363,7 +363,7 @@ async fn missing_and_corrupt_traces_are_reported_and_the_rest_works() {
         .execute(&db.store.pool)
         .await
         .unwrap();
-    let view = rollout_view(&source(&db), id, None).await.unwrap().unwrap();
+    let view = caplens_app::data::DataSource::rollout(&source(&db), id, None).await.unwrap().unwrap();
     assert!(view.heatmap.is_none());
     assert!(view.trace_error.unwrap().contains("missing"));
     assert!(view.response.is_some(), "the response still shows");
@@ -377,7 +377,7 @@ async fn missing_and_corrupt_traces_are_reported_and_the_rest_works() {
     .execute(&db.store.pool)
     .await
     .unwrap();
-    let view = rollout_view(&source(&db), other, None)
+    let view = caplens_app::data::DataSource::rollout(&source(&db), other, None)
         .await
         .unwrap()
         .unwrap();
@@ -393,7 +393,7 @@ async fn missing_and_corrupt_traces_are_reported_and_the_rest_works() {
         .execute(&db.store.pool)
         .await
         .unwrap();
-    let view = rollout_view(&source(&db), other, None)
+    let view = caplens_app::data::DataSource::rollout(&source(&db), other, None)
         .await
         .unwrap()
         .unwrap();

@@ -82,6 +82,13 @@ fn small(engine: &str, experiment: &str) -> EvalStartRequest {
     }
 }
 
+/// Queues as `evals::start` does for the default project (what `ops::evals::start` calls once
+/// it has authorised the caller).
+async fn start(store: &caplens_server::storage::Store, request: &EvalStartRequest) -> Result<Vec<i64>, caplens_server::evals::EvalError> {
+    let project = store.project_id(request.project.as_deref()).await.unwrap().expect("the project exists");
+    evals::start(store, project, request).await
+}
+
 async fn count(db: &TestDb, sql: &str, id: i64) -> i64 {
     sqlx::query_scalar(sql)
         .bind(id)
@@ -93,7 +100,7 @@ async fn count(db: &TestDb, sql: &str, id: i64) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_engine_run_stores_graded_rollouts_with_exact_entropies() {
     let db = TestDb::sqlite().await;
-    let id = evals::start(&db.store, &small("embedded", "embedded-run"))
+    let id = start(&db.store, &small("embedded", "embedded-run"))
         .await
         .unwrap()[0];
     let w = worker(&db, EngineRegistry::with_embedded(engine()));
@@ -144,6 +151,7 @@ async fn embedded_engine_run_stores_graded_rollouts_with_exact_entropies() {
     let job = interventions::queue(
         &db.store,
         rollout,
+        None,
         &interventions::InterventionRequest {
             k: Some(2),
             top_entropy: Some(1),
@@ -199,18 +207,18 @@ async fn openai_engine_runs_against_caplens_engine_serve_over_http() {
     let base = format!("http://{addr}");
     for (name, mode) in [("local-chat", "chat"), ("local-completions", "completions")] {
         db.store
-            .upsert_engine(name, &base, "SmolLM2-135M-Instruct", mode, None, 20)
+            .upsert_engine(None, name, &base, "SmolLM2-135M-Instruct", mode, None, 20)
             .await
             .unwrap();
     }
     db.store
-        .upsert_engine("local-wrong", &base, "Qwen2.5-72B", "chat", None, 20)
+        .upsert_engine(None, "local-wrong", &base, "Qwen2.5-72B", "chat", None, 20)
         .await
         .unwrap();
-    let chat = evals::start(&db.store, &small("local-chat", "served"))
+    let chat = start(&db.store, &small("local-chat", "served"))
         .await
         .unwrap()[0];
-    let completions = evals::start(
+    let completions = start(
         &db.store,
         &EvalStartRequest {
             prompt_template: Some("Question: {prompt}\nAnswer:".into()),
@@ -220,7 +228,7 @@ async fn openai_engine_runs_against_caplens_engine_serve_over_http() {
     )
     .await
     .unwrap()[0];
-    let wrong = evals::start(&db.store, &small("local-wrong", "served"))
+    let wrong = start(&db.store, &small("local-wrong", "served"))
         .await
         .unwrap()[0];
     // The embedded engine is not used by this worker: everything goes over HTTP.

@@ -28,6 +28,13 @@ use caplens_server::evals::{
 };
 use caplens_server::web;
 use common::TestDb;
+
+/// Queues as `evals::start` does for the request's project (default `default`): what the
+/// operations layer calls once it has authorised the caller.
+async fn start(store: &caplens_server::storage::Store, request: &EvalStartRequest) -> Result<Vec<i64>, caplens_server::evals::EvalError> {
+    let project = store.project_id(request.project.as_deref()).await.unwrap().expect("the project exists");
+    caplens_server::evals::start(store, project, request).await
+}
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -216,7 +223,7 @@ fn request(n: u32, limit: u32, experiment: &str) -> EvalStartRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_store_every_sample_once_and_the_run_matches_the_verifier() {
     for db in TestDb::all().await {
-        let ids = evals::start(&db.store, &request(6, 10, "evals-once"))
+        let ids = start(&db.store, &request(6, 10, "evals-once"))
             .await
             .unwrap();
         assert_eq!(ids.len(), 1);
@@ -341,7 +348,7 @@ async fn workers_store_every_sample_once_and_the_run_matches_the_verifier() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_that_dies_mid_unit_is_taken_over_without_loss_or_duplicates() {
     for db in TestDb::all().await {
-        let id = evals::start(&db.store, &request(8, 3, "evals-crash"))
+        let id = start(&db.store, &request(8, 3, "evals-crash"))
             .await
             .unwrap()[0];
         // Worker A: batches of 3, so a unit takes 3 requests; its engine stops answering on
@@ -421,7 +428,7 @@ async fn a_worker_that_dies_mid_unit_is_taken_over_without_loss_or_duplicates() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancel_and_resume_continue_where_the_evaluation_stopped() {
     for db in TestDb::all().await {
-        let id = evals::start(&db.store, &request(4, 6, "evals-cancel"))
+        let id = start(&db.store, &request(4, 6, "evals-cancel"))
             .await
             .unwrap()[0];
         assert!(db.store.cancel_evaluation(id).await.unwrap());
@@ -479,6 +486,7 @@ async fn a_rejected_request_fails_its_evaluation_not_the_worker() {
         tokio::spawn(async move { axum::serve(listener, fake).await.unwrap() });
         db.store
             .upsert_engine(
+                None,
                 "gpu",
                 &format!("http://{addr}"),
                 "wrong-model",
@@ -488,7 +496,7 @@ async fn a_rejected_request_fails_its_evaluation_not_the_worker() {
             )
             .await
             .unwrap();
-        let bad = evals::start(
+        let bad = start(
             &db.store,
             &EvalStartRequest {
                 engine: Some("gpu".into()),
@@ -497,7 +505,7 @@ async fn a_rejected_request_fails_its_evaluation_not_the_worker() {
         )
         .await
         .unwrap()[0];
-        let good = evals::start(&db.store, &request(2, 2, "evals-fail"))
+        let good = start(&db.store, &request(2, 2, "evals-fail"))
             .await
             .unwrap()[0];
         let engine = Arc::new(ScriptedEngine::new("g"));
@@ -543,7 +551,7 @@ async fn start_requests_are_checked_field_by_field() {
                 engine: Some("gpu9".into()),
                 ..Default::default()
             },
-            "engine \"gpu9\" does not exist",
+            "engine: no engine named \"gpu9\" in this project",
         ),
         (
             EvalStartRequest {
@@ -596,7 +604,7 @@ async fn start_requests_are_checked_field_by_field() {
         ),
     ];
     for (req, expected) in cases {
-        let err = evals::start(&db.store, &req).await.unwrap_err().to_string();
+        let err = start(&db.store, &req).await.unwrap_err().to_string();
         assert!(err.contains(expected), "{req:?}: {err}");
     }
     let count = scalar(&db, "SELECT COUNT(*) FROM evaluations WHERE id > $1", 0).await;
@@ -607,7 +615,7 @@ async fn start_requests_are_checked_field_by_field() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_checkpoint_series_becomes_a_lineage_with_training_steps() {
     for db in TestDb::all().await {
-        let ids = evals::start(
+        let ids = start(
             &db.store,
             &EvalStartRequest {
                 model: Some("policy".into()),
@@ -721,7 +729,7 @@ async fn rest_api_uploads_datasets_and_queues_follows_and_cancels_evaluations() 
             .await
             .unwrap()
             .iter()
-            .all(|d| d.1 != "mini"));
+            .all(|d| d.name != "mini"));
         let good = "{\"id\":1,\"prompt\":\"What is 2 + 2?\",\"answer\":\"4\"}\n{\"id\":2,\"prompt\":\"What is 3 * 3?\",\"answer\":9,\"tags\":[\"mul\"]}\n";
         let (status, body) = call(
             &app,
@@ -740,7 +748,7 @@ async fn rest_api_uploads_datasets_and_queues_follows_and_cancels_evaluations() 
             good,
         )
         .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
         assert!(body.contains("exists already"), "{body}");
 
         // Unknown fields and bad values are named.
@@ -780,6 +788,7 @@ async fn rest_api_uploads_datasets_and_queues_follows_and_cancels_evaluations() 
         // Never the API key: engines list only says whether one is set.
         db.store
             .upsert_engine(
+                None,
                 "keyed",
                 "http://127.0.0.1:9",
                 "m",
@@ -865,7 +874,7 @@ async fn rest_api_uploads_datasets_and_queues_follows_and_cancels_evaluations() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn interventions_measure_eq6_and_land_in_the_trace_and_token_stats() {
     for db in TestDb::all().await {
-        let id = evals::start(&db.store, &request(2, 1, "evals-intervene"))
+        let id = start(&db.store, &request(2, 1, "evals-intervene"))
             .await
             .unwrap()[0];
         let engine = Arc::new(ScriptedEngine::new("w"));
@@ -878,6 +887,7 @@ async fn interventions_measure_eq6_and_land_in_the_trace_and_token_stats() {
             &db.store,
             run,
             1,
+            None,
             &caplens_server::evals::interventions::InterventionRequest {
                 k: Some(4),
                 top_entropy: Some(2),

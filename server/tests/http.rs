@@ -283,7 +283,8 @@ async fn untrusted_text_is_escaped_in_pages() {
         let app = app(&db).await;
         let mut tx = db.store.begin_bulk().await.unwrap();
         let evil = r#"<script>alert("x")</script><img src=x onerror=alert(1)>"#;
-        let e = tx.insert_experiment("evil", evil, evil, false).await.unwrap();
+        let project = tx.project_id("default").await.unwrap().unwrap();
+        let e = tx.insert_experiment("evil", evil, evil, false, project).await.unwrap();
         assert!(e > 0);
         tx.commit().await.unwrap();
         for uri in ["/experiments", "/experiments/evil"] {

@@ -649,20 +649,17 @@ async fn the_openapi_document_lists_every_api_route() {
             );
         }
     }
-    // ...and the routes in the source are all documented.
-    let source =
-        include_str!("../src/web/api.rs").to_owned()
-            + include_str!("../src/web/imports.rs")
-            + include_str!("../src/web/evals.rs")
-            + include_str!("../src/web/review.rs");
+    // ...and every API route the router is built from is documented, with its method.
     let mut routes = 0;
-    for (at, _) in source.match_indices(".route(") {
-        let rest = source[at + ".route(".len()..].trim_start();
-        let route = rest.strip_prefix('"').unwrap().split('"').next().unwrap();
-        assert!(
-            paths.contains_key(&format!("/api/v1{route}")),
-            "route {route} is not in openapi.json"
-        );
+    for (method, path, _) in web::routes::table() {
+        if !path.starts_with("/api/") {
+            continue;
+        }
+        let documented = paths
+            .get(path)
+            .and_then(|ops| ops.get(method.as_str().to_lowercase()))
+            .is_some();
+        assert!(documented, "{method} {path} is routed but not in openapi.json");
         routes += 1;
     }
     assert!(routes >= 14, "found {routes} routes");

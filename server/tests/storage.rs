@@ -255,12 +255,13 @@ async fn demo_reset_explains_when_demo_models_are_used_elsewhere() {
         let config = small_demo();
         demo::load_demo(&db.store, &config).await.unwrap();
         // A user's own run on the demo's rl model, outside the demo experiment.
-        let (model_id, dataset_id): (i64, i64) = sqlx::query_as("SELECT r.model_id, r.dataset_id FROM runs r JOIN models m ON m.id = r.model_id WHERE m.stage = 'rl'")
+        let (model_id, dataset_id, project_id): (i64, i64, i64) = sqlx::query_as("SELECT r.model_id, r.dataset_id, r.project_id FROM runs r JOIN models m ON m.id = r.model_id WHERE m.stage = 'rl'")
             .fetch_one(&db.store.pool)
             .await
             .unwrap();
         let mut tx = db.store.begin_bulk().await.unwrap();
         let run = NewRun {
+            project_id,
             model_id,
             dataset_id,
             label: "mine",

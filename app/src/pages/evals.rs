@@ -60,8 +60,8 @@ pub fn EvalsPage() -> impl IntoView {
         <h1>"Evaluations"</h1>
         <p class="lede">
             "Sample a dataset with a model and grade every answer with caplens' verifier. "
-            "The built-in engine runs SmolLM2-135M-Instruct on this machine's CPU; add your "
-            "vLLM or SGLang server with " <code>"POST /api/v1/engines"</code> " or "
+            "The built-in engine runs SmolLM2-135M-Instruct on this machine's CPU; a site admin "
+            "adds your vLLM or SGLang server with " <code>"POST /api/v1/engines"</code> " or "
             <code>"caplens engine add"</code> ". The same runs start from the command line ("
             <code>"caplens eval"</code> ") and the REST API (" <code>"POST /api/v1/evals"</code> ")."
         </p>

@@ -7,8 +7,7 @@ use axum::{
     extract::State,
     http::{header, HeaderMap},
     response::{IntoResponse, Redirect, Response},
-    routing::{get, post},
-    Extension, Form, Router,
+    Extension, Form,
 };
 use serde::Deserialize;
 
@@ -17,19 +16,6 @@ use super::{
     RequestPeer, SESSION_COOKIE,
 };
 use crate::storage::access::AuditRecord;
-
-pub fn router<S>() -> Router<S>
-where
-    Auth: axum::extract::FromRef<S>,
-    S: Clone + Send + Sync + 'static,
-{
-    Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/auth/setup", post(setup))
-        .route("/auth/oidc/start", get(super::oidc::start))
-        .route("/auth/oidc/callback", get(super::oidc::callback))
-}
 
 #[derive(Deserialize)]
 pub struct LoginForm {
@@ -40,7 +26,7 @@ pub struct LoginForm {
 
 /// Where to go after signing in: a local path only (no open redirect).
 pub fn safe_next(next: Option<&str>) -> String {
-    next.filter(|n| crate::web::is_local_path(n) && !n.starts_with("/login"))
+    next.filter(|n| super::is_local_path(n) && !n.starts_with("/login"))
         .unwrap_or("/")
         .to_owned()
 }
@@ -53,7 +39,7 @@ fn back_to_login(error: &str, next: &str) -> Response {
     .into_response()
 }
 
-async fn login(
+pub async fn login(
     State(auth): State<Auth>,
     Extension(RequestPeer(peer)): Extension<RequestPeer>,
     Form(form): Form<LoginForm>,
@@ -71,25 +57,24 @@ async fn login(
         address: address.clone(),
         ..Default::default()
     };
-    let address_key = address.clone().unwrap_or_default();
-    let limits = auth.limits();
-    if let Err(wait) = limits
-        .sign_in_account
-        .check(&name)
-        .and_then(|_| limits.sign_in_address.check(&address_key))
-    {
-        store
-            .audit(refuse(&format!(
-                "rate limited: too many failed sign-ins ({})",
-                wait_text(wait)
-            )))
-            .await;
-        return back_to_login("limited", &next);
-    }
     let user = match store.user_by_name(&name).await {
         Ok(u) => u,
         Err(e) => {
             tracing::error!(error = %e, "sign-in: cannot read users");
+            return back_to_login("server", &next);
+        }
+    };
+    // Recorded before the password is verified: concurrent guesses cannot all get through.
+    let attempt = match auth.limits().begin_sign_in(address.as_deref(), user.as_ref().map(|u| u.row.id)).await {
+        Ok(Ok(attempt)) => attempt,
+        Ok(Err(wait)) => {
+            store
+                .audit(refuse(&format!("rate limited: too many failed sign-ins ({})", wait_text(wait))))
+                .await;
+            return back_to_login("limited", &next);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "sign-in: cannot record the attempt");
             return back_to_login("server", &next);
         }
     };
@@ -99,16 +84,14 @@ async fn login(
         .await
         .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
-        limits.sign_in_account.record(&name);
-        limits.sign_in_address.record(&address_key);
         store.audit(refuse("wrong name or password")).await;
         return back_to_login("bad", &next);
     };
+    attempt.succeeded().await;
     if user.row.disabled {
         store.audit(refuse("the account is disabled")).await;
         return back_to_login("disabled", &next);
     }
-    limits.sign_in_account.clear(&name);
     let cookie = match auth.start_session(user.row.id, address.as_deref()).await {
         Ok(c) => c,
         Err(e) => {
@@ -138,7 +121,7 @@ pub struct LogoutForm {
     everywhere: Option<String>,
 }
 
-async fn logout(
+pub async fn logout(
     State(auth): State<Auth>,
     Extension(principal): Extension<Principal>,
     Extension(RequestPeer(peer)): Extension<RequestPeer>,
@@ -185,7 +168,7 @@ pub struct SetupForm {
 }
 
 /// The one-time setup link's form: creates the first site admin and signs them in.
-async fn setup(
+pub async fn setup(
     State(auth): State<Auth>,
     Extension(RequestPeer(peer)): Extension<RequestPeer>,
     Form(form): Form<SetupForm>,

@@ -1,41 +1,32 @@
-//! Access control (issue 14): who is asking (`resolve`), whether they may (`policy`), and the
-//! web defences every response gets (CSRF refusal, security headers, rate limits).
+//! Authentication (issue 14): who is asking ([`Auth::resolve`]: a bearer token, a trusted
+//! proxy's header, a session cookie, a share link, or local mode), sessions, passwords, single
+//! sign-on, sign-in limits, and the pure authorisation policy (`policy`).
 //!
-//! One middleware ([`authenticate`]) runs on every request: it resolves the principal (a bearer
-//! token, a trusted proxy's header, a session cookie, or local mode), puts it into the request's
-//! extensions (the pages and server functions read it from there through Leptos' context),
-//! refuses cross-site state changes, and turns an anonymous request for anything but the public
-//! routes into a redirect to the sign-in page (pages) or a 401 (API). What a principal may do to
-//! a resource is decided by [`policy::authorize`], called by every handler and data-source method
-//! with the resource's project.
+//! What a principal may do to a resource is decided by [`policy::authorize`], which only the
+//! operations layer (`ops::Access`) calls. The HTTP middleware that runs `resolve` on every
+//! request, refuses cross-site writes and gates sign-in is the web's (`web::middleware`).
 
-pub mod admin;
 pub mod handlers;
 pub mod oidc;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;
-pub mod tokens;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::{
-    extract::{ConnectInfo, Request, State},
-    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
-    middleware::Next,
-    response::{IntoResponse, Redirect, Response},
-};
+use axum::http::{header, HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, StoreError};
+use crate::error::StoreError;
 use crate::storage::access::AuditRecord;
 use crate::storage::tokens::TokenRefusal;
 use crate::storage::{now_rfc3339, rfc3339_from_unix, unix_from_rfc3339, Store};
-pub use policy::{authorize, Action, Denial, Principal, PrincipalKind, Target, TokenScope};
+pub use policy::{Action, Principal, PrincipalKind, TokenScope};
 
 /// The session cookie. `__Host-` would pin it to https; plain name so http on a LAN works too.
 pub const SESSION_COOKIE: &str = "caplens_session";
@@ -93,6 +84,10 @@ pub struct AuthSettings {
     pub session_absolute: Duration,
     pub oidc: Option<oidc::OidcSettings>,
     pub proxy: Option<ProxySettings>,
+    /// Reverse proxies (load balancers) whose `X-Forwarded-For` names the client: the client
+    /// address (audit log, sign-in limits) is read from it only when the TCP peer is one of
+    /// these (`--trusted-proxy`).
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for AuthSettings {
@@ -104,6 +99,7 @@ impl Default for AuthSettings {
             session_absolute: Duration::from_secs(7 * 24 * 3600),
             oidc: None,
             proxy: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -171,8 +167,8 @@ impl Auth {
                     AuthMode::Automatic | AuthMode::None
                 )),
                 settings,
+                limits: ratelimit::Limits::new(store.clone()),
                 store,
-                limits: ratelimit::Limits::default(),
                 setup_secret: Mutex::new(None),
                 oidc,
             }),
@@ -278,17 +274,19 @@ impl Auth {
     }
 
     /// The principal of a request, or why its credentials are refused (a bad bearer token is
-    /// an error, not anonymity: a CI job must learn its token is revoked).
+    /// an error, not anonymity: a CI job must learn its token is revoked). `tcp_peer` is the
+    /// connection's address: a trusted proxy's header is believed only from a trusted proxy.
     pub async fn resolve(
         &self,
         headers: &HeaderMap,
-        peer: Option<IpAddr>,
-    ) -> Result<Result<Principal, ApiError>, StoreError> {
+        tcp_peer: Option<IpAddr>,
+    ) -> Result<Result<Principal, String>, StoreError> {
         let store = &self.inner.store;
+        let peer = client_address(tcp_peer, headers, &self.inner.settings.trusted_proxies);
         let local = self.local_mode().await?;
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             let Some(secret) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
-                return Ok(Err(unauthorized(
+                return Ok(Err(String::from(
                     "the Authorization header must be `Bearer <token>`",
                 )));
             };
@@ -310,22 +308,22 @@ impl Auth {
                             ..Default::default()
                         })
                         .await;
-                    return Ok(Err(unauthorized(&format!(
+                    return Ok(Err(format!(
                         "{message}; create a new one on the Tokens page or with `caplens token create`"
-                    ))));
+                    )));
                 }
             };
             let Some(user_id) = grant.user_id else {
                 if local {
                     return Ok(Ok(Principal::local()));
                 }
-                return Ok(Err(unauthorized(
+                return Ok(Err(String::from(
                     "this API token was made before accounts existed and no longer works; create a new one on the Tokens page",
                 )));
             };
             let user = match store.user(user_id).await? {
                 Some(u) if !u.row.disabled => u.row,
-                _ => return Ok(Err(unauthorized("the API token's user is disabled"))),
+                _ => return Ok(Err(String::from("the API token's user is disabled"))),
             };
             let mut principal = user_principal(&self.inner.store, &user).await?;
             principal.name = format!("{} (token {})", user.name, grant.prefix);
@@ -346,12 +344,12 @@ impl Auth {
                 .get(proxy.user_header.as_str())
                 .and_then(|v| v.to_str().ok())
             {
-                if peer.is_some_and(|p| proxy.trusted.contains(&p)) {
+                if tcp_peer.is_some_and(|p| proxy.trusted.contains(&p)) {
                     return Ok(Ok(self
                         .proxy_user(name.trim(), headers, proxy, peer)
                         .await?));
                 }
-                tracing::warn!(peer = ?peer, header = %proxy.user_header, "ignored a user header from an address that is not a trusted proxy");
+                tracing::warn!(peer = ?tcp_peer, header = %proxy.user_header, "ignored a user header from an address that is not a trusted proxy");
             }
         }
         if let Some(secret) = cookie(headers, SESSION_COOKIE) {
@@ -477,223 +475,47 @@ pub async fn user_principal(
     })
 }
 
-/// A load balancer's probes (liveness, readiness): public, and answered without reading
-/// credentials.
-pub fn is_probe_path(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz")
-}
-
-/// Paths anyone may request without signing in.
-pub fn is_public_path(path: &str) -> bool {
-    is_probe_path(path)
-        || path.starts_with("/s/")
-        || matches!(path, "/login" | "/setup" | "/favicon.ico" | "/theme")
-        || path.starts_with("/pkg/")
-        || path.starts_with("/auth/")
-}
-
-/// Paths answered as an API (JSON errors) rather than as pages.
-pub fn is_api_path(path: &str) -> bool {
-    path.starts_with("/api/") || path.starts_with("/_app/") || path.starts_with("/export/")
-}
-
-/// The middleware of every request: principal, cross-site refusal, sign-in gate.
-pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let path = req.uri().path().to_owned();
-    if let Some(refusal) = cross_site_refusal(&auth, req.method(), req.headers(), &path) {
-        auth.store()
-            .audit(AuditRecord {
-                actor: "anonymous".into(),
-                action: "cross_site_refused",
-                target: format!("{} {path}", req.method()),
-                refused: true,
-                detail: refusal.clone(),
-                address: peer.map(|p| p.to_string()),
-                ..Default::default()
-            })
-            .await;
-        return ApiError {
-            status: StatusCode::FORBIDDEN,
-            code: "cross_site",
-            message: refusal,
-        }
-        .into_response();
-    }
-    if is_probe_path(&path) {
-        // Probes answer for the process itself: they need nobody signed in, and must still
-        // answer (readiness: 503 and why) when the database that signs people in is down.
-        return next.run(req).await;
-    }
-    let principal = match auth.resolve(req.headers(), peer).await {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => return e.into_response(),
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    if principal.kind == PrincipalKind::Anonymous
-        && !is_public_path(&path)
-        && cookie(req.headers(), SHARE_COOKIE).is_some_and(|c| !c.is_empty())
-        && cookie(req.headers(), SESSION_COOKIE).is_none()
-    {
-        // A share link that was revoked or expired after it was opened.
-        let mut res = if is_api_path(&path) {
-            unauthorized("this share link was revoked or has expired; ask for a new one").into_response()
-        } else {
-            crate::web::review::share_link_ended_page("revoked or expired").into_response()
-        };
-        res.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static("caplens_share=; Path=/; Max-Age=0"));
-        return res;
-    }
-    if principal.kind == PrincipalKind::Anonymous && !is_public_path(&path) {
-        // A session cookie that no longer signs anyone in: it ended (signed out, expired,
-        // account disabled). Say so, and drop the cookie.
-        let stale = cookie(req.headers(), SESSION_COOKIE).is_some_and(|c| !c.is_empty());
-        let mut res = if is_api_path(&path) {
-            unauthorized(if stale {
-                "your session has ended (signed out, expired or the account was disabled); sign in again"
-            } else {
-                "sign in first: send `Authorization: Bearer <token>` (a token from the Tokens page or `caplens token create`), or use the browser after signing in"
-            })
-            .into_response()
-        } else {
-            let next_url = req
-                .uri()
-                .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or("/");
-            let error = if stale { "error=expired&" } else { "" };
-            Redirect::to(&format!("/login?{error}next={}", percent_encode(next_url)))
-                .into_response()
-        };
-        if stale {
-            res.headers_mut()
-                .insert(header::SET_COOKIE, auth.session_cookie("", None));
-        }
-        return res;
-    }
-    req.extensions_mut().insert(RequestPeer(peer));
-    req.extensions_mut().insert(principal);
-    next.run(req).await
-}
-
 /// The peer address of a request (for the audit log), as the middleware saw it.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestPeer(pub Option<IpAddr>);
 
-/// Why a state-changing request is refused as cross-site, if it is. Bearer-token requests are
-/// exempt (a browser never attaches one by itself); every other POST/PUT/PATCH/DELETE must come
-/// from this site (`Sec-Fetch-Site`, else `Origin`), and server functions take only their own
-/// content types (JSON or a URL-encoded form), never `text/plain` or multipart.
-pub fn cross_site_refusal(
-    auth: &Auth,
-    method: &Method,
-    headers: &HeaderMap,
-    path: &str,
-) -> Option<String> {
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return None;
+/// The client's address: the TCP peer, or, when the peer is a trusted proxy, the nearest
+/// address in `X-Forwarded-For` that is not itself a trusted proxy (the header's other entries
+/// are the client's to write, so only the part our proxies appended is believed).
+pub fn client_address(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = peer?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
     }
-    if headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("Bearer "))
-    {
-        return None;
-    }
-    let refused = || {
-        Some(format!("refused a cross-site {method} {path}: state-changing requests must come from caplens' own pages (or carry an API token)"))
-    };
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if !matches!(site, "same-origin" | "none") {
-            return refused();
-        }
-    } else if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        if !same_origin(auth, origin, headers) {
-            return refused();
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    // From the right: our proxies append; the first address they did not write is the client.
+    for entry in entries.iter().rev() {
+        match entry.parse::<IpAddr>() {
+            Ok(a) if trusted.contains(&a) => continue,
+            Ok(a) => return Some(a),
+            Err(_) => break,
         }
     }
-    if path.starts_with("/_app/") {
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let essence = content_type.split(';').next().unwrap_or("").trim();
-        if !matches!(
-            essence,
-            "application/json" | "application/x-www-form-urlencoded"
-        ) {
-            return Some(format!(
-                "refused {method} {path}: server functions accept only their own content type (application/json or a URL-encoded form), not {essence:?}"
-            ));
-        }
-    }
-    None
+    Some(peer)
 }
 
-fn same_origin(auth: &Auth, origin: &str, headers: &HeaderMap) -> bool {
-    if let Some(public) = auth.settings().public_url.as_deref() {
-        if origin.trim_end_matches('/') == public.trim_end_matches('/') {
-            return true;
-        }
-    }
-    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    origin == format!("http://{host}") || origin == format!("https://{host}")
-}
-
-/// Security headers on every response. Pages set their own Content-Security-Policy with the
-/// nonce of their inline scripts (`caplens_app::shell`); everything else gets a policy that
-/// allows nothing to run.
-pub async fn security_headers(State(auth): State<Auth>, req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; style-src 'unsafe-inline'"),
-        );
-    }
-    if auth.settings().https() {
-        h.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-        );
-    }
-    res
-}
-
-pub fn unauthorized(message: &str) -> ApiError {
-    ApiError {
-        status: StatusCode::UNAUTHORIZED,
-        code: "unauthorized",
-        message: message.to_owned(),
-    }
-}
-
-/// A policy refusal as the API answers it: 401, 404 (hidden: as if it did not exist) or 403.
-pub fn denial_error(denial: Denial, what: &str) -> ApiError {
-    match denial {
-        Denial::NotSignedIn => unauthorized("sign in first (or send an API token)"),
-        Denial::Hidden => ApiError::not_found(format!("no {what}")),
-        Denial::Forbidden(why) => ApiError {
-            status: StatusCode::FORBIDDEN,
-            code: "forbidden",
-            message: why,
-        },
-    }
+/// Is `path` a path on this site, safe to redirect to? Only `/` followed by URL path characters;
+/// `//host`, `/\host`, whitespace and control characters (which browsers strip or reinterpret
+/// into another origin) are refused.
+pub fn is_local_path(path: &str) -> bool {
+    let mut bytes = path.bytes();
+    bytes.next() == Some(b'/')
+        && !matches!(path.as_bytes().get(1), Some(b'/' | b'\\'))
+        && path.len() <= 2048
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%/?#".contains(&b))
 }
 
 /// A cookie's value from the request headers.
@@ -729,29 +551,6 @@ pub fn now_unix() -> u64 {
     unix_from_rfc3339(&now_rfc3339()).unwrap_or(0)
 }
 
-/// A request URI as logs may show it: the values of query parameters that carry secrets
-/// (`secret`, `code`, `state`, `token`, `password`) replaced by `[redacted]`.
-pub fn redacted_uri(uri: &axum::http::Uri) -> String {
-    let Some(query) = uri.query() else {
-        return uri.path().to_owned();
-    };
-    let pairs: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((k, _))
-                if matches!(
-                    k,
-                    "secret" | "code" | "state" | "token" | "password" | "session_state"
-                ) =>
-            {
-                format!("{k}=[redacted]")
-            }
-            _ => pair.to_owned(),
-        })
-        .collect();
-    format!("{}?{}", uri.path(), pairs.join("&"))
-}
-
 pub fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
@@ -762,22 +561,6 @@ pub fn percent_encode(s: &str) -> String {
             }
         })
         .collect()
-}
-
-/// The principal of the current Leptos request (pages and server functions): what
-/// [`authenticate`] put into the request's extensions; anonymous when missing.
-pub fn current_principal() -> Principal {
-    leptos::prelude::use_context::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Principal>().cloned())
-        .unwrap_or_else(Principal::anonymous)
-}
-
-/// The peer address of the current Leptos request.
-pub fn current_peer() -> Option<String> {
-    leptos::prelude::use_context::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<RequestPeer>().copied())
-        .and_then(|p| p.0)
-        .map(|p| p.to_string())
 }
 
 /// The audit record of an action by `principal`.

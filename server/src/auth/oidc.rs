@@ -2,18 +2,19 @@
 //! through the `openidconnect` crate with a small ureq client (no redirects followed; error
 //! statuses come back as responses so the crate can read the provider's error).
 //!
-//! `GET /auth/oidc/start?next=` remembers (state → nonce, PKCE verifier, where to go) in memory
-//! for ten minutes, binds the attempt to the browser with a short-lived cookie, and redirects to
-//! the provider. `GET /auth/oidc/callback` checks state and that cookie, exchanges the code,
+//! `GET /auth/oidc/start?next=` keeps the attempt (state, nonce, PKCE verifier, where to go) in
+//! a short-lived cookie in the browser that started it, signed with a key every replica reads
+//! from the database (HMAC-SHA256), and redirects to the provider: the server keeps nothing, so
+//! no flood of starts can push out real sign-ins, and the callback works on any replica.
+//! `GET /auth/oidc/callback` checks the signature, the age and that the state matches, exchanges the code,
 //! verifies the ID token (signature, issuer, audience, expiry, nonce), then finds or creates the
 //! user by (issuer, subject), applies the allowed email domains and the admin group, and starts
 //! a session. Every refusal is audited and answered by the sign-in page with a code.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::{
     extract::{Query, State},
@@ -36,6 +37,10 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 
 use super::{cookie, handlers::safe_next, random_secret, Auth, RequestPeer};
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 use crate::storage::access::AuditRecord;
 
 /// The cookie binding a sign-in attempt to the browser that started it.
@@ -110,12 +115,56 @@ fn http_client(agent: ureq::Agent) -> impl Fn(HttpRequest) -> HttpFuture + Send 
     }
 }
 
+/// A started sign-in, kept in the browser's cookie (signed, so the browser cannot change it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Pending {
-    binding: String,
+    state: String,
     nonce: String,
     verifier: String,
     next: String,
-    started: Instant,
+    /// When it started (Unix seconds).
+    started: u64,
+}
+
+/// The setting that holds the key pending sign-ins are signed with.
+const STATE_KEY_SETTING: &str = "oidc_state_key";
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+fn mac(key: &[u8], payload: &[u8]) -> Vec<u8> {
+    use hmac::Mac;
+    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(payload);
+    m.finalize().into_bytes().to_vec()
+}
+
+/// `hex(json).hex(hmac)`.
+fn seal(key: &[u8], pending: &Pending) -> String {
+    let json = serde_json::to_vec(pending).expect("serialises");
+    format!("{}.{}", crate::storage::hex(&json), crate::storage::hex(&mac(key, &json)))
+}
+
+/// The pending sign-in a cookie holds, if its signature is ours and it is not too old.
+fn open(key: &[u8], cookie: &str, now: u64) -> Option<Pending> {
+    let (payload, tag) = cookie.split_once('.')?;
+    let json = unhex(payload)?;
+    let tag = unhex(tag)?;
+    use hmac::Mac;
+    let mut m = HmacSha256::new_from_slice(key).ok()?;
+    m.update(&json);
+    m.verify_slice(&tag).ok()?;
+    let pending: Pending = serde_json::from_slice(&json).ok()?;
+    (now >= pending.started && now - pending.started < PENDING_FOR.as_secs()).then_some(pending)
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || s.len() > 8192 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 pub struct OidcClient {
@@ -124,8 +173,8 @@ pub struct OidcClient {
     /// The discovered client (provider metadata and signing keys), found at start or at the
     /// first sign-in, found again when a signature does not verify (the provider rotated keys).
     client: tokio::sync::Mutex<Option<Arc<Rp>>>,
-    /// Started sign-ins by state (in memory: one server process; see docs/security.md).
-    pending: Mutex<HashMap<String, Pending>>,
+    /// The key pending sign-ins are signed with (the database's, read once).
+    state_key: tokio::sync::OnceCell<Vec<u8>>,
     redirect_url: String,
 }
 
@@ -141,7 +190,7 @@ impl OidcClient {
             settings,
             agent,
             client: tokio::sync::Mutex::new(None),
-            pending: Mutex::new(HashMap::new()),
+            state_key: tokio::sync::OnceCell::new(),
             redirect_url: format!("{}/auth/oidc/callback", public_url.trim_end_matches('/')),
         }
     }
@@ -184,18 +233,20 @@ impl OidcClient {
         self.fresh_client().await
     }
 
-    fn remember(&self, state: String, pending: Pending) {
-        let mut map = self.pending.lock().expect("pending lock");
-        map.retain(|_, p| p.started.elapsed() < PENDING_FOR);
-        if map.len() < 10_000 {
-            map.insert(state, pending);
-        }
-    }
-
-    fn take(&self, state: &str) -> Option<Pending> {
-        let mut map = self.pending.lock().expect("pending lock");
-        map.remove(state)
-            .filter(|p| p.started.elapsed() < PENDING_FOR)
+    /// The deployment's key for pending sign-ins: made once (by whichever replica asks first)
+    /// and kept in the database's settings.
+    async fn state_key(&self, store: &crate::storage::Store) -> Result<Vec<u8>, String> {
+        self.state_key
+            .get_or_try_init(|| async {
+                let fresh = random_secret("");
+                store
+                    .setting_or_insert(STATE_KEY_SETTING, &fresh)
+                    .await
+                    .map(String::into_bytes)
+                    .map_err(|e| format!("cannot read the sign-in key: {e}"))
+            })
+            .await
+            .cloned()
     }
 }
 
@@ -228,15 +279,21 @@ pub async fn start(State(auth): State<Auth>, Query(q): Query<StartQuery>) -> Res
         .add_scope(Scope::new("groups".into()))
         .set_pkce_challenge(challenge)
         .url();
-    let binding = random_secret("");
-    oidc.remember(
-        state.secret().clone(),
-        Pending {
-            binding: binding.clone(),
+    let key = match oidc.state_key(auth.store()).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "single sign-on: no key for the sign-in state");
+            return Redirect::to("/login?error=sso_provider").into_response();
+        }
+    };
+    let sealed = seal(
+        &key,
+        &Pending {
+            state: state.secret().clone(),
             nonce: nonce.secret().clone(),
             verifier: verifier.secret().clone(),
             next: safe_next(q.next.as_deref()),
-            started: Instant::now(),
+            started: crate::auth::now_unix(),
         },
     );
     let secure = if auth.settings().https() {
@@ -248,7 +305,7 @@ pub async fn start(State(auth): State<Auth>, Query(q): Query<StartQuery>) -> Res
     res.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&format!(
-            "{BINDING_COOKIE}={binding}; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+            "{BINDING_COOKIE}={sealed}; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
             PENDING_FOR.as_secs()
         ))
         .expect("ASCII cookie"),
@@ -299,13 +356,17 @@ pub async fn callback(
             res
         }
     };
-    // The state names a sign-in this server started, from this browser.
-    let pending = q.state.as_deref().and_then(|s| oidc.take(s));
-    let Some(pending) = pending else {
-        return refuse("sso", "unknown or expired state".into()).await;
+    // The state names a sign-in this deployment started, from this browser: the browser's
+    // signed cookie holds it.
+    let key = match oidc.state_key(store).await {
+        Ok(k) => k,
+        Err(e) => return refuse("sso_provider", e).await,
     };
-    if cookie(&headers, BINDING_COOKIE) != Some(pending.binding.as_str()) {
-        return refuse("sso", "the state was issued to another browser".into()).await;
+    let Some(pending) = cookie(&headers, BINDING_COOKIE).and_then(|c| open(&key, c, crate::auth::now_unix())) else {
+        return refuse("sso", "no sign-in was started from this browser, or it expired".into()).await;
+    };
+    if q.state.as_deref().map(str::as_bytes).is_none_or(|s| !constant_eq(s, pending.state.as_bytes())) {
+        return refuse("sso", "the state does not match the sign-in this browser started".into()).await;
     }
     if let Some(error) = q.error {
         return refuse(

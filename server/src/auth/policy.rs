@@ -46,27 +46,7 @@ pub enum PrincipalKind {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenScope {
-    Read,
-    Write,
-}
-
-impl TokenScope {
-    pub fn parse(s: &str) -> Option<TokenScope> {
-        match s {
-            "read" => Some(TokenScope::Read),
-            "write" => Some(TokenScope::Write),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenScope::Read => "read",
-            TokenScope::Write => "write",
-        }
-    }
-}
+pub use crate::storage::tokens::TokenScope;
 
 /// What a request wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,10 +200,6 @@ impl Principal {
                     .unwrap_or_default(),
             ),
         }
-    }
-
-    pub fn can_read(&self, project: i64) -> bool {
-        authorize(self, Action::Read, Target::Project(project)).is_ok()
     }
 }
 

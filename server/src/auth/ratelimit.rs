@@ -1,93 +1,143 @@
-//! Rate limits: failed sign-ins per account and per address, uploads and evaluation starts per
-//! token. Sliding windows in memory (per process; a restart forgets them).
+//! Rate limits: failed sign-ins per account and per client address, uploads and evaluation
+//! starts per API token. Events live in the database (`storage::limits`), so every replica sees
+//! the same counts, and each check counts and records in one locked transaction: a request is
+//! recorded before its work is done (a password verified, an upload spooled), so concurrent
+//! requests cannot all pass a limit that each checked alone.
+//!
+//! Sign-in limits are built so that one attacker cannot turn them into a lock-out of everyone
+//! else: a failed attempt on a name that is no account counts against the address only; an
+//! account that reached its limit still takes an attempt from an address with a clean history
+//! (no attempt in the window), so its owner can sign in while someone else guesses.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// At most `limit` events per `window` per key.
+use crate::error::StoreError;
+use crate::storage::limits::now_ms;
+use crate::storage::Store;
+
+/// At most `limit` events per `window` per key, for one kind of event.
 pub struct Window {
-    limit: usize,
+    store: Store,
+    kind: &'static str,
+    limit: u32,
     window: Duration,
-    events: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
 impl Window {
-    pub fn new(limit: usize, window: Duration) -> Window {
+    pub fn new(store: Store, kind: &'static str, limit: u32, window: Duration) -> Window {
         Window {
+            store,
+            kind,
             limit,
             window,
-            events: Mutex::new(HashMap::new()),
         }
     }
 
-    /// `Err(wait)` when `key` has had `limit` events in the window already.
-    pub fn check(&self, key: &str) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut events = self.events.lock().expect("rate limit lock");
-        let Some(q) = events.get_mut(key) else {
-            return Ok(());
-        };
-        while q
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            q.pop_front();
-        }
-        if q.len() >= self.limit {
-            let oldest = *q.front().expect("non-empty");
-            return Err(self.window.saturating_sub(now.duration_since(oldest)));
-        }
-        Ok(())
+    fn bucket(&self, key: &str) -> String {
+        format!("{} {key}", self.kind)
     }
 
-    /// Counts one event for `key`.
-    pub fn record(&self, key: &str) {
-        let mut events = self.events.lock().expect("rate limit lock");
-        if events.len() > 100_000 {
-            // Bounded memory under a flood of distinct keys: forget the oldest state.
-            events.clear();
+    /// Records `n` events for `key` if they fit in the window; `Ok(Err(wait))` when they do not
+    /// (nothing is recorded then).
+    pub async fn hit_n(&self, key: &str, n: u32) -> Result<Result<(), Duration>, StoreError> {
+        let bucket = self.bucket(key);
+        let mut tx = self.store.rate_tx(&[&bucket]).await?;
+        let since = now_ms() - self.window.as_millis() as i64;
+        let (count, oldest) = tx.window(&bucket, since).await?;
+        if count + u64::from(n) > u64::from(self.limit) {
+            return Ok(Err(wait_from(oldest, self.window)));
         }
-        events
-            .entry(key.to_owned())
-            .or_default()
-            .push_back(Instant::now());
+        tx.add(&bucket, n).await?;
+        tx.commit().await?;
+        Ok(Ok(()))
     }
+}
 
-    /// `check` then `record`.
-    pub fn hit(&self, key: &str) -> Result<(), Duration> {
-        self.check(key)?;
-        self.record(key);
-        Ok(())
-    }
+/// How long until the oldest event of a full window leaves it.
+fn wait_from(oldest_ms: Option<i64>, window: Duration) -> Duration {
+    let Some(oldest) = oldest_ms else {
+        return window;
+    };
+    let ends = oldest + window.as_millis() as i64;
+    Duration::from_millis((ends - now_ms()).max(1000) as u64)
+}
 
-    pub fn clear(&self, key: &str) {
-        self.events.lock().expect("rate limit lock").remove(key);
+/// One sign-in attempt, recorded before the password is verified. A success takes it back; a
+/// failure leaves it counted.
+pub struct SignInAttempt {
+    store: Store,
+    ids: Vec<i64>,
+}
+
+impl SignInAttempt {
+    /// The password was right: the attempt does not count as a failure.
+    pub async fn succeeded(self) {
+        if let Err(e) = self.store.delete_rate_events(&self.ids).await {
+            tracing::warn!(error = %e, "could not take back a successful sign-in attempt");
+        }
     }
 }
 
 /// The server's limits.
 pub struct Limits {
-    /// Failed sign-ins per account: 5 per 15 minutes.
-    pub sign_in_account: Window,
-    /// Failed sign-ins per address: 20 per 15 minutes.
-    pub sign_in_address: Window,
+    store: Store,
+    /// Sign-in attempts per account (failures, and attempts in flight): 5 per 15 minutes.
+    pub sign_in_account: u32,
+    /// Sign-in attempts per client address: 20 per 15 minutes.
+    pub sign_in_address: u32,
+    pub sign_in_window: Duration,
     /// Uploads per token: 120 per hour.
     pub uploads: Window,
-    /// Evaluation starts per token: 60 per hour.
+    /// Evaluations queued per token: 60 per hour.
     pub eval_starts: Window,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        let quarter = Duration::from_secs(15 * 60);
+impl Limits {
+    pub fn new(store: Store) -> Limits {
         let hour = Duration::from_secs(3600);
         Limits {
-            sign_in_account: Window::new(5, quarter),
-            sign_in_address: Window::new(20, quarter),
-            uploads: Window::new(120, hour),
-            eval_starts: Window::new(60, hour),
+            sign_in_account: 5,
+            sign_in_address: 20,
+            sign_in_window: Duration::from_secs(15 * 60),
+            uploads: Window::new(store.clone(), "uploads", 120, hour),
+            eval_starts: Window::new(store.clone(), "eval-starts", 60, hour),
+            store,
         }
+    }
+
+    /// Records a sign-in attempt from `address` on `account` (`None`: the name is no account)
+    /// before it is verified. `Ok(Err(wait))` when the attempt is refused without verifying:
+    /// the address made too many attempts, or the account did and this address is not clean.
+    pub async fn begin_sign_in(
+        &self,
+        address: Option<&str>,
+        account: Option<i64>,
+    ) -> Result<Result<SignInAttempt, Duration>, StoreError> {
+        let address_bucket = format!("sign-in address {}", address.unwrap_or("unknown"));
+        let account_bucket = account.map(|id| format!("sign-in account {id}"));
+        let mut buckets = vec![address_bucket.as_str()];
+        buckets.extend(account_bucket.as_deref());
+        let mut tx = self.store.rate_tx(&buckets).await?;
+        let since = now_ms() - self.sign_in_window.as_millis() as i64;
+        let (by_address, address_oldest) = tx.window(&address_bucket, since).await?;
+        if by_address >= u64::from(self.sign_in_address) {
+            return Ok(Err(wait_from(address_oldest, self.sign_in_window)));
+        }
+        let mut ids = tx.add(&address_bucket, 1).await?;
+        if let Some(bucket) = &account_bucket {
+            let (by_account, account_oldest) = tx.window(bucket, since).await?;
+            // A locked account still hears an address that has tried nothing lately: its owner.
+            let clean = by_address == 0;
+            if by_account >= u64::from(self.sign_in_account) && !clean {
+                return Ok(Err(wait_from(account_oldest, self.sign_in_window)));
+            }
+            ids.extend(tx.add(bucket, 1).await?);
+        }
+        tx.commit().await?;
+        Ok(Ok(SignInAttempt {
+            store: self.store.clone(),
+            ids,
+        }))
     }
 }
 
@@ -98,21 +148,5 @@ pub fn wait_text(wait: Duration) -> String {
         "try again in a minute".into()
     } else {
         format!("try again in {minutes} minutes")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_window_refuses_past_its_limit_per_key() {
-        let w = Window::new(2, Duration::from_secs(60));
-        assert!(w.hit("a").is_ok());
-        assert!(w.hit("a").is_ok());
-        assert!(w.hit("a").is_err());
-        assert!(w.hit("b").is_ok());
-        w.clear("a");
-        assert!(w.hit("a").is_ok());
     }
 }

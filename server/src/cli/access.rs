@@ -1,14 +1,14 @@
 //! `caplens user`, `caplens project`, `caplens token`, `caplens audit`: accounts, projects and
 //! tokens from the command line. The command line has the database itself, so it acts as the
 //! server's operator (a site admin); every change is written to the audit log as `cli`, except a
-//! token, which is made as its user would make it on the Tokens page (`auth::tokens`).
+//! token, which is made as its user would make it on the Tokens page (`ops::tokens`).
 
 use std::io::{BufRead, IsTerminal};
 
 use clap::Subcommand;
 
 use crate::auth::{password, policy::TokenScope, Principal};
-use crate::web::access::Caller;
+use crate::ops::Caller;
 use crate::storage::access::{AuditRecord, Owned, Role};
 use crate::storage::Store;
 
@@ -60,6 +60,13 @@ pub enum ProjectCommand {
     RemoveMember { slug: String, user: String },
     /// Let the project's viewers comment on and label problems (`on`), or not (`off`).
     ViewersComment {
+        slug: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// Let the project's admins add and change its engines (`on`), or leave that to site
+    /// admins (`off`, the default: an engine makes the server open connections).
+    EngineAdmins {
         slug: String,
         #[arg(value_parser = ["on", "off"])]
         state: String,
@@ -307,11 +314,19 @@ pub async fn project(store: &Store, command: &ProjectCommand) -> i32 {
                     .await;
                 println!("viewers of {slug} {} comment and label", if on { "may" } else { "may not" });
             }
+            ProjectCommand::EngineAdmins { slug, state } => {
+                let on = state == "on";
+                crate::ops::admin::set_engine_admins(store, &Caller::operator(), slug, on)
+                    .await
+                    .map_err(|e| e.public_message())?;
+                println!("admins of {slug} {} add and change its engines", if on { "may" } else { "may not" });
+            }
             ProjectCommand::AddLabel { slug, name, colour } => {
                 let p = find(slug.clone()).await?;
-                let local = crate::auth::Principal::local();
-                let access = crate::web::access::Access::new(store, &local, None);
-                crate::review::add_label(&access, &p.slug, name, colour).await.map_err(|e| e.message)?;
+                let operator = Caller::operator();
+                crate::ops::review::add_label(&operator.access(store), &p.slug, name, colour)
+                    .await
+                    .map_err(|e| e.public_message())?;
                 println!("label {name:?} added to {slug}");
             }
             ProjectCommand::RemoveMember { slug, user } => {
@@ -363,7 +378,7 @@ pub async fn token(store: &Store, command: &TokenCommand) -> i32 {
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| format!("no project {slug:?}; `caplens project list` shows them"))?;
                 let has_users = store.user_count().await.map_err(|e| e.to_string())? > 0;
-                // The same rules as the Tokens page (auth::tokens), acting as the token's user:
+                // The same rules as the Tokens page (ops::tokens), acting as the token's user:
                 // a token never grants more than its user has.
                 let principal = match (user, has_users) {
                     (None, false) => Principal::local(),
@@ -381,19 +396,19 @@ pub async fn token(store: &Store, command: &TokenCommand) -> i32 {
                     }
                 };
                 let caller = Caller { principal, peer: Some("command line".into()) };
-                let t = crate::auth::tokens::create_token(store, &caller, name, Some(slug), Some(scope), *expires_days)
+                let t = crate::ops::tokens::create_token(store, &caller, name, Some(slug), Some(scope), *expires_days)
                     .await
-                    .map_err(|e| match (user, e.status.as_u16()) {
-                        (Some(name), 403 | 404) => {
+                    .map_err(|e| match (user, &e) {
+                        (Some(name), crate::ops::OpError::Forbidden(_) | crate::ops::OpError::NotFound(_)) => {
                             let write = scope == "write";
                             format!(
                                 "{name} may not {} in project {slug} ({}); add them first: caplens project add-member {slug} {name} --role {}",
                                 if write { "write" } else { "read" },
-                                e.message,
+                                e.public_message(),
                                 if write { "editor" } else { "viewer" }
                             )
                         }
-                        _ => e.message,
+                        _ => e.public_message(),
                     })?;
                 let scope = TokenScope::parse(scope).expect("clap checked the scope");
                 println!("{}", t.secret);

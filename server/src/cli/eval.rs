@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::evals::engines::EngineRegistry;
 use crate::evals::worker::{Worker, WorkerConfig};
-use crate::evals::{self, datasets, EvalError};
+use crate::evals::{self, datasets};
 use crate::storage::Store;
 
 /// `caplens eval`: sample a dataset with an engine; the rollouts land in an experiment.
@@ -129,6 +129,12 @@ pub enum DatasetCommand {
         /// id/unique_id/idx, tags).
         #[arg(long = "field", value_name = "ROLE=FIELD", value_parser = parse_field_spec)]
         fields: Vec<(String, String)>,
+        /// The project it belongs to (default: `default`); names are unique within a project.
+        #[arg(long, conflicts_with = "shared")]
+        project: Option<String>,
+        /// Share it with every project, read-only (like the built-in dataset).
+        #[arg(long)]
+        shared: bool,
     },
     /// List datasets usable for evaluations.
     List,
@@ -198,10 +204,6 @@ impl EvalArgs {
     }
 }
 
-fn describe(e: &EvalError) -> String {
-    format!("caplens eval: {e}")
-}
-
 /// `caplens eval`.
 pub async fn eval(store: &Store, data_dir: &std::path::Path, args: &EvalArgs) -> i32 {
     let request = match args.request() {
@@ -211,12 +213,17 @@ pub async fn eval(store: &Store, data_dir: &std::path::Path, args: &EvalArgs) ->
             return 2;
         }
     };
-    let ids = match evals::start(store, &request).await {
+    // The operator queues as the server's own operation would (project, engines, dataset and
+    // experiment checked the same way).
+    let operator = crate::ops::Caller::operator();
+    let limits = crate::auth::ratelimit::Limits::new(store.clone());
+    let mut request = request;
+    let ids = match crate::ops::evals::start(&operator.access(store), &limits, &mut request).await {
         Ok(ids) => ids,
         Err(e) => {
-            eprintln!("{}", describe(&e));
+            eprintln!("caplens eval: {}", e.public_message());
             return match e {
-                EvalError::Store(_) => 1,
+                crate::ops::OpError::Store(_) => 1,
                 _ => 2,
             };
         }
@@ -371,6 +378,8 @@ pub async fn dataset(store: &Store, command: &DatasetCommand) -> i32 {
             name,
             description,
             fields,
+            project,
+            shared,
         } => {
             let mut mapping = datasets::DatasetFields::default();
             for (role, field) in fields {
@@ -399,7 +408,23 @@ pub async fn dataset(store: &Store, command: &DatasetCommand) -> i32 {
                     return 1;
                 }
             };
-            match datasets::store_dataset(store, &name, description, "upload", &problems).await {
+            let project_id = if *shared {
+                None
+            } else {
+                let slug = project.as_deref().unwrap_or(crate::storage::access::DEFAULT_PROJECT);
+                match store.project_by_slug(slug).await {
+                    Ok(Some(p)) => Some(p.id),
+                    Ok(None) => {
+                        eprintln!("caplens dataset: no project {slug:?}; `caplens project list` shows them");
+                        return 1;
+                    }
+                    Err(e) => {
+                        eprintln!("caplens dataset: {e}");
+                        return 1;
+                    }
+                }
+            };
+            match datasets::store_dataset(store, project_id, &name, description, "upload", &problems).await {
                 Ok(id) => {
                     println!(
                         "dataset {name:?} stored (id {id}, {} problems)",
@@ -420,8 +445,16 @@ pub async fn dataset(store: &Store, command: &DatasetCommand) -> i32 {
             }
             match store.eval_datasets().await {
                 Ok(rows) => {
-                    for (_, name, description, problems, _) in rows {
-                        println!("{name}\t{problems} problems\t{description}");
+                    let projects: std::collections::HashMap<i64, String> = match store.projects().await {
+                        Ok(p) => p.into_iter().map(|p| (p.id, p.slug)).collect(),
+                        Err(e) => {
+                            eprintln!("caplens dataset: {e}");
+                            return 1;
+                        }
+                    };
+                    for d in rows {
+                        let owner = d.project_id.and_then(|p| projects.get(&p).cloned()).unwrap_or_else(|| "(shared)".into());
+                        println!("{}\t{owner}\t{} problems\t{}", d.name, d.problems, d.description);
                     }
                     0
                 }
@@ -457,10 +490,13 @@ pub struct EngineAddArgs {
     /// Save without asking the server for its models first.
     #[arg(long)]
     pub no_check: bool,
+    /// The project whose evaluations may use it (default: every project).
+    #[arg(long)]
+    pub project: Option<String>,
 }
 
 pub async fn engine_add(store: &Store, args: &EngineAddArgs) -> i32 {
-    let request = crate::web::evals::EngineRequest {
+    let request = crate::ops::evals::EngineRequest {
         name: args.name.clone(),
         base_url: args.base_url.clone(),
         model: args.model.clone(),
@@ -468,10 +504,11 @@ pub async fn engine_add(store: &Store, args: &EngineAddArgs) -> i32 {
         api_key: args.api_key.clone(),
         max_top_logprobs: Some(args.max_top_logprobs),
         check: Some(!args.no_check),
-        // Added by the operator: every project may use it.
-        project: None,
+        // Added by the operator: every project may use it unless one is named.
+        project: Some(args.project.clone().unwrap_or_else(|| "*".into())),
     };
-    match crate::web::evals::save_engine(store, request).await {
+    let operator = crate::ops::Caller::operator();
+    match crate::ops::evals::save_engine(&operator.access(store), request).await {
         Ok(saved) => {
             println!(
                 "engine {:?} saved{}",
@@ -490,7 +527,7 @@ pub async fn engine_add(store: &Store, args: &EngineAddArgs) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("caplens engine add: {}", e.message);
+            eprintln!("caplens engine add: {}", e.public_message());
             1
         }
     }

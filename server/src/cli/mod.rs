@@ -211,7 +211,8 @@ pub struct AuthArgs {
     /// The header with the user's email (e.g. X-Forwarded-Email).
     #[arg(long, env = "CAPLENS_PROXY_EMAIL_HEADER")]
     pub proxy_email_header: Option<String>,
-    /// Addresses of the trusted proxies (comma separated); the header is ignored from others.
+    /// Addresses of the trusted proxies (comma separated): a proxy's user header is ignored from
+    /// others, and the client address is read from `X-Forwarded-For` only when they send it.
     #[arg(long, env = "CAPLENS_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxy: Vec<std::net::IpAddr>,
     /// Sign-out after this many hours without a request (default 12).
@@ -265,6 +266,7 @@ impl AuthArgs {
             session_absolute: std::time::Duration::from_secs(self.session_max_hours.max(1) * 3600),
             oidc,
             proxy,
+            trusted_proxies: self.trusted_proxy.clone(),
         })
     }
 }

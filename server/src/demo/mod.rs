@@ -150,21 +150,29 @@ async fn ensure_demo_names_free(
     tx: &mut BulkWriter,
     data: &DemoData,
 ) -> Result<(), StoreError> {
+    let project = demo_project(tx).await?;
     for model in models_children_first(data) {
-        if tx.model_id(&model.name).await?.is_some() {
+        if tx.model_id(project, &model.name).await?.is_some() {
             return Err(StoreError::Invalid(format!(
                 "cannot reset the demo: model {:?} is used by runs outside the demo experiments; delete those runs first",
                 model.name
             )));
         }
     }
-    if tx.dataset_id(&data.dataset.name).await?.is_some() {
+    if tx.dataset_for(project, &data.dataset.name).await?.is_some_and(|(_, shared)| !shared) {
         return Err(StoreError::Invalid(format!(
             "cannot reset the demo: dataset {:?} is used by runs outside the demo experiments; delete those runs first",
             data.dataset.name
         )));
     }
     Ok(())
+}
+
+/// The demo project's id (made by migration 0006).
+async fn demo_project(tx: &mut BulkWriter) -> Result<i64, StoreError> {
+    tx.project_id(crate::storage::access::DEMO_PROJECT)
+        .await?
+        .ok_or_else(|| StoreError::Invalid("the demo project is missing; run `caplens migrate`".into()))
 }
 
 /// One demo experiment to store.
@@ -178,6 +186,7 @@ struct ExperimentParts<'a> {
 /// What every experiment of the demo shares.
 struct Shared<'a> {
     store: &'a Store,
+    project_id: i64,
     dataset_id: i64,
     problem_ids: Vec<i64>,
     model_ids: HashMap<String, i64>,
@@ -191,12 +200,13 @@ async fn store_demo(
     data: &DemoData,
     packs: &mut Vec<String>,
 ) -> Result<DemoLoaded, StoreError> {
+    let project_id = demo_project(tx).await?;
     let dataset_id = tx
         .insert_dataset(
             &data.dataset.name,
             &data.dataset.description,
             "synthetic (caplens demo generator)",
-            Some(crate::storage::access::DEMO_PROJECT),
+            Some(project_id),
         )
         .await?;
     let mut problem_ids = Vec::with_capacity(data.problems.len());
@@ -209,6 +219,7 @@ async fn store_demo(
     }
     let mut shared = Shared {
         store,
+        project_id,
         dataset_id,
         problem_ids,
         model_ids: HashMap::new(),
@@ -229,13 +240,13 @@ async fn store_demo(
     // Models in lineage order (the checkpoints' parent is a main model). The dynamics experiment
     // row goes in first, so that the main one lists first (newest first, then by id).
     for parts in std::iter::once(&main).chain(dynamics.as_ref()) {
-        insert_models(tx, &mut shared.model_ids, parts.models).await?;
+        insert_models(tx, project_id, &mut shared.model_ids, parts.models).await?;
     }
     let mut experiment_ids = Vec::new();
     for parts in dynamics.iter().chain(std::iter::once(&main)) {
         let e = parts.experiment;
         experiment_ids
-            .push(tx.insert_experiment(&e.slug, &e.name, &e.description, true).await?);
+            .push(tx.insert_experiment(&e.slug, &e.name, &e.description, true, project_id).await?);
     }
     let mut loaded = DemoLoaded {
         slug: data.experiment.slug.clone(),
@@ -256,6 +267,7 @@ async fn store_demo(
 
 async fn insert_models(
     tx: &mut BulkWriter,
+    project_id: i64,
     model_ids: &mut HashMap<String, i64>,
     models: &[DemoModel],
 ) -> Result<(), StoreError> {
@@ -263,6 +275,7 @@ async fn insert_models(
         let parent_id = m.parent.as_deref().and_then(|p| model_ids.get(p).copied());
         let id = tx
             .insert_model(&NewModel {
+                project_id,
                 name: &m.name,
                 family: &m.family,
                 stage: &m.stage,
@@ -291,6 +304,7 @@ async fn store_runs(
         let model = &parts.models[run.model];
         let run_id = tx
             .insert_run(&NewRun {
+                project_id: shared.project_id,
                 model_id: shared.model_ids[&model.name],
                 dataset_id: shared.dataset_id,
                 label: &model.name,
@@ -306,13 +320,6 @@ async fn store_runs(
             })
             .await?;
         tx.link_run(experiment_id, run_id).await?;
-        tx.assign_project(
-            Some(crate::storage::access::DEMO_PROJECT),
-            run_id,
-            experiment_id,
-            None,
-        )
-        .await?;
         let count = problems * run.n as usize;
         let rollouts = &parts.rollouts[first..first + count];
         first += count;

@@ -34,6 +34,9 @@ pub enum DatasetError {
     Lines { errors: Vec<String>, total: usize },
     #[error("{0}")]
     Invalid(String),
+    /// The name is taken.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -347,9 +350,14 @@ pub(crate) fn reference_answer(solution: &str) -> Option<String> {
     (!answer.is_empty() && answer.len() < solution.trim().len()).then(|| answer.to_owned())
 }
 
-/// Stores a new dataset in one transaction; refuses a name that is taken.
+/// Largest dataset upload.
+pub const MAX_DATASET_BYTES: usize = 256 << 20;
+
+/// Stores a new dataset in project `project_id` (`None`: shared by every project, read-only to
+/// them) in one transaction; refuses a name the project (or a shared dataset) has.
 pub async fn store_dataset(
     store: &Store,
+    project_id: Option<i64>,
     name: &str,
     description: &str,
     source: &str,
@@ -365,13 +373,16 @@ pub async fn store_dataset(
     // Checked under the catalogue lock: two creators of one name (replicas seeding the
     // built-in dataset at start-up) see each other's commit instead of a unique violation.
     tx.lock_catalog().await?;
-    if tx.dataset_id(name).await?.is_some() {
-        return Err(DatasetError::Invalid(format!(
-            "a dataset named {name:?} exists already; choose another name"
+    let taken = match project_id {
+        Some(project) => tx.dataset_for(project, name).await?.is_some(),
+        None => tx.shared_dataset_id(name).await?.is_some(),
+    };
+    if taken {
+        return Err(DatasetError::Conflict(format!(
+            "name: a dataset named {name:?} exists already in this project (or is shared with every project); choose another name"
         )));
     }
-    // No project: evaluation datasets are shared by every project.
-    let id = tx.insert_dataset(name, description, source, None).await?;
+    let id = tx.insert_dataset(name, description, source, project_id).await?;
     for p in problems {
         tx.insert_problem(id, &p.id, &p.prompt, &p.answer, source, &p.tags)
             .await?;
@@ -383,7 +394,7 @@ pub async fn store_dataset(
 /// Creates the built-in arithmetic dataset if it is not there (idempotent, race-safe: a second
 /// creator finds the name taken and leaves it).
 pub async fn ensure_builtin(store: &Store) -> Result<(), StoreError> {
-    if store.dataset_id(arithmetic::NAME).await?.is_some() {
+    if store.shared_dataset_id(arithmetic::NAME).await?.is_some() {
         return Ok(());
     }
     let problems: Vec<DatasetProblem> = arithmetic::problems()
@@ -397,6 +408,7 @@ pub async fn ensure_builtin(store: &Store) -> Result<(), StoreError> {
         .collect();
     match store_dataset(
         store,
+        None,
         arithmetic::NAME,
         arithmetic::DESCRIPTION,
         "builtin",
@@ -404,7 +416,8 @@ pub async fn ensure_builtin(store: &Store) -> Result<(), StoreError> {
     )
     .await
     {
-        Ok(_) | Err(DatasetError::Invalid(_)) => Ok(()),
+        Ok(_) | Err(DatasetError::Conflict(_)) => Ok(()),
+        Err(DatasetError::Invalid(m)) => Err(StoreError::Invalid(m)),
         Err(DatasetError::Store(e)) => Err(e),
         Err(DatasetError::Lines { .. }) => unreachable!("generated problems are valid"),
     }

@@ -58,10 +58,13 @@ pub struct InterventionOutcome {
 /// Most continuations per prefix.
 pub const MAX_K: u32 = 256;
 
-/// Queues an intervention job on a stored rollout; returns its id.
+/// Queues an intervention job on a stored rollout; returns its id. `engine`: the engine (id)
+/// the request named, already checked usable by the rollout's project; `None`: the engine that
+/// generated the run, else the built-in one.
 pub async fn queue(
     store: &Store,
     rollout_id: i64,
+    engine: Option<i64>,
     request: &InterventionRequest,
 ) -> Result<i64, EvalError> {
     let k = request.k.unwrap_or(8);
@@ -100,21 +103,18 @@ pub async fn queue(
             });
         }
     }
-    let engine_name = match &request.engine {
-        Some(e) => e.clone(),
-        None => store
-            .run_engine_name(stored.rollout.run_id)
-            .await?
-            .unwrap_or_else(|| "embedded".into()),
+    let engine_id = match engine {
+        Some(id) => id,
+        None => match store.run_engine_id(stored.rollout.run_id).await? {
+            Some(id) => id,
+            None => store
+                .embedded_engine_id()
+                .await?
+                .ok_or_else(|| EvalError::NotFound("the built-in engine is missing; run `caplens migrate`".into()))?,
+        },
     };
-    let engine = store
-        .engine_by_name(&engine_name)
-        .await?
-        .ok_or_else(|| EvalError::NotFound(format!("engine {engine_name:?} does not exist")))?;
     let request = serde_json::to_string(request).expect("request serialises");
-    Ok(store
-        .insert_intervention(rollout_id, engine.view.id, &request)
-        .await?)
+    Ok(store.insert_intervention(rollout_id, engine_id, &request).await?)
 }
 
 /// Queues jobs for `count` rollouts of a run spread evenly over it (automatic mode: each job
@@ -123,6 +123,7 @@ pub async fn queue_for_run(
     store: &Store,
     run_id: i64,
     count: u32,
+    engine: Option<i64>,
     request: &InterventionRequest,
 ) -> Result<Vec<i64>, EvalError> {
     if count == 0 || count > 1000 {
@@ -148,7 +149,7 @@ pub async fn queue_for_run(
     for i in 0..count {
         // Evenly spaced, deterministic: the same request picks the same rollouts.
         let rollout = ids[i * ids.len() / count];
-        jobs.push(queue(store, rollout, request).await?);
+        jobs.push(queue(store, rollout, engine, request).await?);
     }
     Ok(jobs)
 }

@@ -116,8 +116,10 @@ pub fn rfc3339_in(secs: i64) -> String {
     rfc3339_from_unix((unix_now() + secs).max(0) as u64)
 }
 
-/// Validates a start request and queues its evaluations (several for a checkpoint series).
-pub async fn start(store: &Store, request: &EvalStartRequest) -> Result<Vec<i64>, EvalError> {
+/// Validates a start request and queues its evaluations (several for a checkpoint series) in
+/// project `project_id`: every engine and the dataset are looked up as that project sees them
+/// (its own, else a shared one). The caller has authorised the project (`ops::evals::start`).
+pub async fn start(store: &Store, project_id: i64, request: &EvalStartRequest) -> Result<Vec<i64>, EvalError> {
     let defaults = EvalDefaults::default();
     let engine_name = request
         .engine
@@ -130,18 +132,6 @@ pub async fn start(store: &Store, request: &EvalStartRequest) -> Result<Vec<i64>
     if dataset_name == DEFAULT_DATASET {
         datasets::ensure_builtin(store).await?;
     }
-    let project_slug = request
-        .project
-        .as_deref()
-        .unwrap_or(crate::storage::access::DEFAULT_PROJECT);
-    let project_id = store
-        .project_by_slug(project_slug)
-        .await?
-        .map(|p| p.id)
-        .ok_or_else(|| EvalError::Invalid {
-            field: "project",
-            message: format!("there is no project {project_slug:?}"),
-        })?;
     let experiment = request
         .experiment
         .clone()
@@ -188,16 +178,14 @@ pub async fn start(store: &Store, request: &EvalStartRequest) -> Result<Vec<i64>
         }
     }
     let dataset = store
-        .eval_datasets()
+        .eval_dataset_for_project(&dataset_name, project_id)
         .await?
-        .into_iter()
-        .find(|d| d.1 == dataset_name)
         .ok_or_else(|| {
             EvalError::NotFound(format!(
                 "dataset {dataset_name:?} does not exist or has no problems with a prompt and an answer; upload one (POST /api/v1/datasets, `caplens dataset upload`, or the Evaluations page)"
             ))
         })?;
-    let mut problem_ids = store.dataset_problem_ids(dataset.0).await?;
+    let mut problem_ids = store.dataset_problem_ids(dataset.id).await?;
     if let Some(limit) = request.limit {
         if limit == 0 {
             return Err(invalid("limit", "must be at least 1"));
@@ -241,9 +229,9 @@ pub async fn start(store: &Store, request: &EvalStartRequest) -> Result<Vec<i64>
     let mut rows = Vec::new();
     let mut parent = request.parent.clone();
     for plan in &plans {
-        let engine = store.engine_by_name(&plan.engine).await?.ok_or_else(|| {
+        let engine = store.engine_for_project(&plan.engine, project_id).await?.ok_or_else(|| {
             EvalError::NotFound(format!(
-                "engine {:?} does not exist; configure it first (POST /api/v1/engines or `caplens engine add`)",
+                "engine: no engine named {:?} in this project; a site admin adds engines (POST /api/v1/engines or `caplens engine add`)",
                 plan.engine
             ))
         })?;
@@ -301,7 +289,7 @@ pub async fn start(store: &Store, request: &EvalStartRequest) -> Result<Vec<i64>
         .iter()
         .map(|(engine_id, model, stage, parent, step)| NewEvaluation {
             engine_id: *engine_id,
-            dataset_id: dataset.0,
+            dataset_id: dataset.id,
             experiment: &experiment,
             model_name: model,
             stage,
@@ -471,26 +459,32 @@ pub fn running_pass_at_k(per_problem: &[(i64, i64)], n: u32) -> Vec<RunningPassA
     out
 }
 
-/// What the "new evaluation" form offers.
-pub async fn form_options(store: &Store) -> Result<EvalFormOptions, StoreError> {
+/// What the "new evaluation" form offers: every engine and dataset, with the project each
+/// belongs to (`None`: shared), for the caller's filter (`ops::evals::form_options`).
+pub async fn form_options(store: &Store) -> Result<(EvalFormOptions, Vec<Option<i64>>, Vec<Option<i64>>), StoreError> {
     datasets::ensure_builtin(store).await?;
-    let engines = store.engines().await?.into_iter().map(|e| e.view).collect();
-    let datasets = store
-        .eval_datasets()
-        .await?
+    let engine_rows = store.engines().await?;
+    let engine_projects = engine_rows.iter().map(|e| e.project_id).collect();
+    let dataset_rows = store.eval_datasets().await?;
+    let dataset_projects = dataset_rows.iter().map(|d| d.project_id).collect();
+    let datasets = dataset_rows
         .into_iter()
-        .map(|(_, name, description, problems, chars)| EvalDatasetView {
-            name,
-            problems,
-            description,
-            mean_prompt_chars: chars,
+        .map(|d| EvalDatasetView {
+            name: d.name,
+            problems: d.problems,
+            description: d.description,
+            mean_prompt_chars: d.mean_prompt_chars,
         })
         .collect();
-    Ok(EvalFormOptions {
-        engines,
-        datasets,
-        defaults: EvalDefaults::default(),
-    })
+    Ok((
+        EvalFormOptions {
+            engines: engine_rows.into_iter().map(|e| e.view).collect(),
+            datasets,
+            defaults: EvalDefaults::default(),
+        },
+        engine_projects,
+        dataset_projects,
+    ))
 }
 
 #[cfg(test)]

@@ -366,14 +366,14 @@ impl Worker {
             match pending.as_deref() {
                 Some("completed") | None => {}
                 Some("failed") | Some("cancelled") => {
-                    if !model_exists(&self.store, p).await? {
+                    if !model_exists(&self.store, eval.project_id, p).await? {
                         parent = None;
                     }
                 }
                 Some(_) => return Ok(false),
             }
         } else if let Some(p) = &eval.parent {
-            if !model_exists(&self.store, p).await? {
+            if !model_exists(&self.store, eval.project_id, p).await? {
                 self.store
                     .fail_evaluation(id, &format!("parent model {p:?} does not exist"))
                     .await?;
@@ -483,8 +483,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn model_exists(store: &Store, name: &str) -> Result<bool, StoreError> {
-    Ok(store.model_id(name).await?.is_some())
+/// Whether the evaluation's project has a model `name` (a lineage stays within a project).
+async fn model_exists(store: &Store, project_id: Option<i64>, name: &str) -> Result<bool, StoreError> {
+    let Some(project) = project_id else {
+        return Ok(false);
+    };
+    Ok(store.model_id(project, name).await?.is_some())
 }
 
 /// Splits sorted sample indices into runs of consecutive indices of at most `batch` each (a

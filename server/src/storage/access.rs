@@ -46,10 +46,8 @@ pub enum Owned {
     Import(String),
     Intervention(i64),
     Engine(i64),
-    /// An engine by name (0: usable by every project).
-    EngineNamed(String),
-    /// A dataset by name.
-    Dataset(String),
+    /// A problem, through its dataset (0: a shared dataset's).
+    Problem(i64),
     Project(String),
     /// Review data, through its experiment.
     Override(i64),
@@ -404,20 +402,21 @@ impl Store {
     }
 
     pub async fn projects(&self) -> Result<Vec<ProjectRow>, StoreError> {
-        let rows: Vec<(i64, String, String, String, i64, i64)> = db(sqlx::query_as(
-            "SELECT id, slug, name, description, open_to_all, viewers_comment FROM projects ORDER BY slug",
+        let rows: Vec<(i64, String, String, String, i64, i64, i64)> = db(sqlx::query_as(
+            "SELECT id, slug, name, description, open_to_all, viewers_comment, engine_admins FROM projects ORDER BY slug",
         )
         .fetch_all(&self.pool)
         .await)?;
         Ok(rows
             .into_iter()
-            .map(|(id, slug, name, description, open, viewers_comment)| ProjectRow {
+            .map(|(id, slug, name, description, open, viewers_comment, engine_admins)| ProjectRow {
                 id,
                 slug,
                 name,
                 description,
                 open_to_all: open != 0,
                 viewers_comment: viewers_comment != 0,
+                engine_admins: engine_admins != 0,
             })
             .collect())
     }
@@ -433,6 +432,16 @@ impl Store {
     /// Lets the project's viewers comment and label (issue 15), or not.
     pub async fn set_viewers_comment(&self, id: i64, allowed: bool) -> Result<(), StoreError> {
         db(sqlx::query("UPDATE projects SET viewers_comment = $1 WHERE id = $2")
+            .bind(allowed as i64)
+            .bind(id)
+            .execute(&self.pool)
+            .await)?;
+        Ok(())
+    }
+
+    /// Lets the project's admins add and change its engines (else only site admins may).
+    pub async fn set_engine_admins(&self, id: i64, allowed: bool) -> Result<(), StoreError> {
+        db(sqlx::query("UPDATE projects SET engine_admins = $1 WHERE id = $2")
             .bind(allowed as i64)
             .bind(id)
             .execute(&self.pool)
@@ -533,8 +542,10 @@ impl Store {
                 Key::Int(*id),
             ),
             Owned::Engine(id) => ("SELECT COALESCE(project_id, 0) FROM engines WHERE id = $1", Key::Int(*id)),
-            Owned::EngineNamed(name) => ("SELECT COALESCE(project_id, 0) FROM engines WHERE name = $1", Key::Text(name)),
-            Owned::Dataset(name) => ("SELECT COALESCE(project_id, 0) FROM datasets WHERE name = $1", Key::Text(name)),
+            Owned::Problem(id) => (
+                "SELECT COALESCE(d.project_id, 0) FROM problems p JOIN datasets d ON d.id = p.dataset_id WHERE p.id = $1",
+                Key::Int(*id),
+            ),
             Owned::Project(slug) => ("SELECT id FROM projects WHERE slug = $1", Key::Text(slug)),
             Owned::Override(id) => (
                 "SELECT e.project_id FROM verdict_overrides o JOIN experiments e ON e.id = o.experiment_id WHERE o.id = $1",
@@ -563,27 +574,16 @@ impl Store {
         Ok(db(q.fetch_optional(&self.pool).await)?.map(|p| p.unwrap_or(-1)))
     }
 
-    /// The projects of the runs over a problem and of its dataset (a problem is visible to whoever
-    /// may read one of them).
-    pub async fn problem_projects(&self, problem_id: i64) -> Result<Option<Vec<i64>>, StoreError> {
-        let dataset: Option<Option<i64>> = db(sqlx::query_scalar(
-            "SELECT d.project_id FROM problems p JOIN datasets d ON d.id = p.dataset_id WHERE p.id = $1",
-        )
-        .bind(problem_id)
-        .fetch_optional(&self.pool)
-        .await)?;
-        let Some(dataset) = dataset else {
-            return Ok(None);
-        };
-        let mut projects: Vec<i64> = db(sqlx::query_scalar(
-            "SELECT DISTINCT r.project_id FROM run_problem_stats s JOIN runs r ON r.id = s.run_id \
-             WHERE s.problem_id = $1 AND r.project_id IS NOT NULL",
+    /// The runs over a problem, with their projects (a shared dataset's problem has runs of
+    /// several projects; a project's problem only its own).
+    pub async fn problem_run_projects(&self, problem_id: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        let rows: Vec<(i64, Option<i64>)> = db(sqlx::query_as(
+            "SELECT s.run_id, r.project_id FROM run_problem_stats s JOIN runs r ON r.id = s.run_id WHERE s.problem_id = $1",
         )
         .bind(problem_id)
         .fetch_all(&self.pool)
         .await)?;
-        projects.extend(dataset);
-        Ok(Some(projects))
+        Ok(rows.into_iter().map(|(run, p)| (run, p.unwrap_or(-1))).collect())
     }
 
     /// Project of every experiment, run and dataset (for filtering lists), by kind and id/slug.
@@ -608,16 +608,12 @@ impl Store {
             .collect())
     }
 
-    /// Project of every dataset (0: every project's, such as the built-in dataset).
-    pub async fn dataset_projects(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows: Vec<(String, Option<i64>)> =
-            db(sqlx::query_as("SELECT name, project_id FROM datasets")
-                .fetch_all(&self.pool)
-                .await)?;
-        Ok(rows
-            .into_iter()
-            .map(|(s, p)| (s, p.unwrap_or(0)))
-            .collect())
+    /// Project of every dataset by id (0: shared by every project, such as the built-in one).
+    pub async fn dataset_projects(&self) -> Result<Vec<(i64, i64)>, StoreError> {
+        let rows: Vec<(i64, Option<i64>)> = db(sqlx::query_as("SELECT id, project_id FROM datasets")
+            .fetch_all(&self.pool)
+            .await)?;
+        Ok(rows.into_iter().map(|(s, p)| (s, p.unwrap_or(0))).collect())
     }
 
     pub async fn evaluation_projects(&self) -> Result<Vec<(i64, i64)>, StoreError> {
@@ -650,57 +646,11 @@ impl Store {
             .map(|p| p.id))
     }
 
-    /// Gives a dataset, engine or evaluation without a project to `project_id` (what a
-    /// principal just created through the API or a page).
-    pub async fn claim_for_project(
-        &self,
-        resource: &Owned,
-        project_id: i64,
-    ) -> Result<(), StoreError> {
-        let (sql, key): (&str, Key) = match resource {
-            Owned::Dataset(name) => (
-                "UPDATE datasets SET project_id = $1 WHERE name = $2 AND project_id IS NULL",
-                Key::Text(name),
-            ),
-            Owned::EngineNamed(name) => (
-                "UPDATE engines SET project_id = $1 WHERE name = $2 AND project_id IS NULL",
-                Key::Text(name),
-            ),
-            _ => {
-                return Err(StoreError::Invalid(
-                    "only datasets and engines are claimed".into(),
-                ))
-            }
-        };
-        let q = sqlx::query(sql).bind(project_id);
-        let q = match key {
-            Key::Int(i) => q.bind(i),
-            Key::Text(t) => q.bind(t.to_owned()),
-        };
-        db(q.execute(&self.pool).await)?;
-        Ok(())
-    }
-
-    /// Which project each model's runs are in (a model is shared: it is visible wherever one
-    /// of its runs is).
+    /// Project of every model by id.
     pub async fn model_projects(&self) -> Result<Vec<(i64, i64)>, StoreError> {
-        let rows: Vec<(i64, Option<i64>)> = db(sqlx::query_as(
-            "SELECT DISTINCT model_id, project_id FROM runs",
-        )
-        .fetch_all(&self.pool)
-        .await)?;
-        Ok(rows
-            .into_iter()
-            .map(|(m, p)| (m, p.unwrap_or(-1)))
-            .collect())
-    }
-
-    /// Project of every engine (0: every project's).
-    pub async fn engine_projects(&self) -> Result<Vec<(i64, i64)>, StoreError> {
-        let rows: Vec<(i64, Option<i64>)> =
-            db(sqlx::query_as("SELECT id, project_id FROM engines")
-                .fetch_all(&self.pool)
-                .await)?;
+        let rows: Vec<(i64, Option<i64>)> = db(sqlx::query_as("SELECT id, project_id FROM models")
+            .fetch_all(&self.pool)
+            .await)?;
         Ok(rows.into_iter().map(|(m, p)| (m, p.unwrap_or(0))).collect())
     }
 

@@ -28,7 +28,6 @@ use sqlx::sqlite::{
 };
 use sqlx::{Postgres, Sqlite, Transaction};
 
-use super::access::DEFAULT_PROJECT;
 use super::{db, now_rfc3339, Store};
 use crate::config::{Backend, DatabaseConfig};
 use crate::error::StoreError;
@@ -111,6 +110,8 @@ pub(super) use on_conn;
 
 /// A model to create.
 pub struct NewModel<'a> {
+    /// The project it belongs to (names are unique within a project).
+    pub project_id: i64,
     pub name: &'a str,
     pub family: &'a str,
     pub stage: &'a str,
@@ -121,6 +122,8 @@ pub struct NewModel<'a> {
 
 /// A run to create.
 pub struct NewRun<'a> {
+    /// The project it belongs to: decided in the transaction that writes it.
+    pub project_id: i64,
     pub model_id: i64,
     pub dataset_id: i64,
     pub label: &'a str,
@@ -469,46 +472,70 @@ impl BulkWriter {
             .await)
     }
 
-    pub async fn dataset_id(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
-        on_conn!(self, |c| sqlx::query_scalar("SELECT id FROM datasets WHERE name = $1")
+    /// The id of a project by slug.
+    pub async fn project_id(&mut self, slug: &str) -> Result<Option<i64>, StoreError> {
+        on_conn!(self, |c| sqlx::query_scalar("SELECT id FROM projects WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(c)
+            .await)
+    }
+
+    /// The dataset `name` as project `project_id` sees it: its own, else a shared one; with
+    /// whether it is shared (read-only to the project).
+    pub async fn dataset_for(&mut self, project_id: i64, name: &str) -> Result<Option<(i64, bool)>, StoreError> {
+        let row: Option<(i64, Option<i64>)> = on_conn!(self, |c| sqlx::query_as(
+            "SELECT id, project_id FROM datasets WHERE name = $1 AND (project_id = $2 OR project_id IS NULL)
+             ORDER BY CASE WHEN project_id IS NULL THEN 1 ELSE 0 END LIMIT 1",
+        )
+        .bind(name)
+        .bind(project_id)
+        .fetch_optional(c)
+        .await)?;
+        Ok(row.map(|(id, p)| (id, p.is_none())))
+    }
+
+    /// The shared dataset (in no project) named `name`.
+    pub async fn shared_dataset_id(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
+        on_conn!(self, |c| sqlx::query_scalar("SELECT id FROM datasets WHERE name = $1 AND project_id IS NULL")
             .bind(name)
             .fetch_optional(c)
             .await)
     }
 
-    /// Creates a dataset in a project (by slug). Datasets without a project are shared by
-    /// every project (evaluation datasets).
+    /// Creates a dataset in a project; `None`: shared by every project (the built-in one).
     pub async fn insert_dataset(
         &mut self,
         name: &str,
         description: &str,
         source: &str,
-        project: Option<&str>,
+        project_id: Option<i64>,
     ) -> Result<i64, StoreError> {
         on_conn!(self, |c| sqlx::query_scalar(
             "INSERT INTO datasets (name, description, source, created_at, project_id)
-             VALUES ($1, $2, $3, $4, (SELECT id FROM projects WHERE slug = $5)) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(name)
         .bind(description)
         .bind(source)
         .bind(now_rfc3339())
-        .bind(project)
+        .bind(project_id)
         .fetch_one(c)
         .await)
     }
 
-    pub async fn model_id(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
-        on_conn!(self, |c| sqlx::query_scalar("SELECT id FROM models WHERE name = $1")
+    /// The model `name` of project `project_id`.
+    pub async fn model_id(&mut self, project_id: i64, name: &str) -> Result<Option<i64>, StoreError> {
+        on_conn!(self, |c| sqlx::query_scalar("SELECT id FROM models WHERE name = $1 AND project_id = $2")
             .bind(name)
+            .bind(project_id)
             .fetch_optional(c)
             .await)
     }
 
     pub async fn insert_model(&mut self, m: &NewModel<'_>) -> Result<i64, StoreError> {
         on_conn!(self, |c| sqlx::query_scalar(
-            "INSERT INTO models (name, family, stage, parent_id, training_step, notes, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO models (name, family, stage, parent_id, training_step, notes, created_at, project_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(m.name)
         .bind(m.family)
@@ -517,6 +544,7 @@ impl BulkWriter {
         .bind(m.training_step)
         .bind(m.notes)
         .bind(now_rfc3339())
+        .bind(m.project_id)
         .fetch_one(c)
         .await)
     }
@@ -616,8 +644,9 @@ impl BulkWriter {
         .await)
     }
 
-    pub async fn experiment_id(&mut self, slug: &str) -> Result<Option<i64>, StoreError> {
-        on_conn!(self, |c| sqlx::query_scalar("SELECT id FROM experiments WHERE slug = $1")
+    /// The experiment `slug` and its project.
+    pub async fn experiment_for(&mut self, slug: &str) -> Result<Option<(i64, Option<i64>)>, StoreError> {
+        on_conn!(self, |c| sqlx::query_as("SELECT id, project_id FROM experiments WHERE slug = $1")
             .bind(slug)
             .fetch_optional(c)
             .await)
@@ -629,16 +658,18 @@ impl BulkWriter {
         name: &str,
         description: &str,
         is_demo: bool,
+        project_id: i64,
     ) -> Result<i64, StoreError> {
         on_conn!(self, |c| sqlx::query_scalar(
-            "INSERT INTO experiments (slug, name, description, is_demo, created_at)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO experiments (slug, name, description, is_demo, created_at, project_id)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(slug)
         .bind(name)
         .bind(description)
         .bind(is_demo as i64)
         .bind(now_rfc3339())
+        .bind(project_id)
         .fetch_one(c)
         .await)
     }
@@ -649,8 +680,8 @@ impl BulkWriter {
         let now = now_rfc3339();
         on_conn!(self, |c| sqlx::query_scalar(
             "INSERT INTO runs (model_id, dataset_id, label, temperature, top_p, max_tokens, n_per_problem,
-                               seed, prompt_template, status, origin, created_at, finished_at, import_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+                               seed, prompt_template, status, origin, created_at, finished_at, import_id, project_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
         )
         .bind(r.model_id)
         .bind(r.dataset_id)
@@ -666,6 +697,7 @@ impl BulkWriter {
         .bind(&now)
         .bind((r.status == "completed").then_some(&now))
         .bind(r.import_id)
+        .bind(r.project_id)
         .fetch_one(c)
         .await)
     }
@@ -717,6 +749,7 @@ impl BulkWriter {
         on_conn!(self, |c| sqlx::query_as(
             "SELECT id, import_id, label FROM runs
              WHERE source_identity = $1 AND dataset_id = $2 AND id <> $3 AND status = 'completed'
+               AND project_id = (SELECT project_id FROM runs WHERE id = $3)
              ORDER BY id LIMIT 1",
         )
         .bind(identity)
@@ -815,49 +848,14 @@ impl BulkWriter {
         Ok(())
     }
 
-    /// Puts a run a load wrote into a project (by slug; `default` when none), with its
-    /// experiment when that has no project yet (an experiment keeps the project it was created
-    /// in), and the import that made it.
-    pub async fn assign_project(
-        &mut self,
-        project: Option<&str>,
-        run_id: i64,
-        experiment_id: i64,
-        import_id: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let slug = project.unwrap_or(DEFAULT_PROJECT);
-        let project_id: Option<i64> =
-            on_conn!(self, |c| sqlx::query_scalar("SELECT id FROM projects WHERE slug = $1")
-                .bind(slug)
-                .fetch_optional(c)
-                .await)?;
-        let Some(project_id) = project_id else {
-            return Err(StoreError::Invalid(format!(
-                "project: there is no project {slug:?}"
-            )));
-        };
-        on_conn!(self, |c| sqlx::query("UPDATE runs SET project_id = $1 WHERE id = $2")
+    /// Records the project an import wrote into.
+    pub async fn set_import_project(&mut self, import_id: &str, project_id: i64) -> Result<(), StoreError> {
+        on_conn!(self, |c| sqlx::query("UPDATE imports SET project_id = $1 WHERE id = $2")
             .bind(project_id)
-            .bind(run_id)
+            .bind(import_id)
             .execute(c)
             .await
             .map(|_| ()))?;
-        on_conn!(self, |c| sqlx::query(
-            "UPDATE experiments SET project_id = $1 WHERE id = $2 AND project_id IS NULL"
-        )
-        .bind(project_id)
-        .bind(experiment_id)
-        .execute(c)
-        .await
-        .map(|_| ()))?;
-        if let Some(import_id) = import_id {
-            on_conn!(self, |c| sqlx::query("UPDATE imports SET project_id = $1 WHERE id = $2")
-                .bind(project_id)
-                .bind(import_id)
-                .execute(c)
-                .await
-                .map(|_| ()))?;
-        }
         Ok(())
     }
 
@@ -971,7 +969,7 @@ impl BulkWriter {
             .map(|_| ()))?;
         for model in models_children_first {
             on_conn!(self, |c| sqlx::query(
-                "DELETE FROM models WHERE name = $1
+                "DELETE FROM models WHERE name = $1 AND project_id = (SELECT id FROM projects WHERE slug = 'demo')
                    AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.model_id = models.id)",
             )
             .bind(model)
@@ -980,7 +978,7 @@ impl BulkWriter {
             .map(|_| ()))?;
         }
         on_conn!(self, |c| sqlx::query(
-            "DELETE FROM datasets WHERE name = $1
+            "DELETE FROM datasets WHERE name = $1 AND project_id = (SELECT id FROM projects WHERE slug = 'demo')
                AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.dataset_id = datasets.id)",
         )
         .bind(dataset)

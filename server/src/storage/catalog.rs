@@ -212,22 +212,24 @@ impl Store {
             .collect())
     }
 
-    /// Number of experiments (0 on a fresh database).
-    /// The id of the dataset named `name`.
-    pub async fn dataset_id(&self, name: &str) -> Result<Option<i64>, StoreError> {
-        db(sqlx::query_scalar("SELECT id FROM datasets WHERE name = $1")
+    /// The id of the shared dataset (in no project) named `name`.
+    pub async fn shared_dataset_id(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        db(sqlx::query_scalar("SELECT id FROM datasets WHERE name = $1 AND project_id IS NULL")
             .bind(name)
             .fetch_optional(&self.pool)
             .await)
     }
 
-    /// The id of the model named `name`.
-    pub async fn model_id(&self, name: &str) -> Result<Option<i64>, StoreError> {
-        db(sqlx::query_scalar("SELECT id FROM models WHERE name = $1")
+    /// The id of the model `name` of project `project_id`.
+    pub async fn model_id(&self, project_id: i64, name: &str) -> Result<Option<i64>, StoreError> {
+        db(sqlx::query_scalar("SELECT id FROM models WHERE name = $1 AND project_id = $2")
             .bind(name)
+            .bind(project_id)
             .fetch_optional(&self.pool)
             .await)
     }
+
+    /// Number of experiments (0 on a fresh database).
 
     /// The first run an import stored.
     pub async fn first_run_of_import(&self, import_id: &str) -> Result<Option<i64>, StoreError> {

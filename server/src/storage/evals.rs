@@ -17,6 +17,8 @@ use caplens_app::evals::EngineView;
 pub struct EngineRow {
     pub view: EngineView,
     pub api_key: Option<String>,
+    /// The project whose evaluations may use it (`None`: shared by every project).
+    pub project_id: Option<i64>,
 }
 
 /// An evaluation row as stored.
@@ -46,6 +48,7 @@ pub struct EvaluationRow {
     pub finished_at: Option<String>,
     /// The project's slug (`None`: a row in no project).
     pub project: Option<String>,
+    pub project_id: Option<i64>,
 }
 
 /// A new evaluation.
@@ -99,7 +102,7 @@ const EVALUATION_COLUMNS: &str =
     "e.id, e.status, e.engine_id, g.name AS engine, g.kind AS engine_kind,
     e.dataset_id, d.name AS dataset, e.experiment, e.model_name, e.stage, e.parent, e.step,
     e.series, e.settings, e.problems, e.samples_total, e.error, e.run_id, e.import_id,
-    e.created_at, e.started_at, e.finished_at, p.slug AS project";
+    e.created_at, e.started_at, e.finished_at, p.slug AS project, e.project_id";
 const EVALUATION_FROM: &str =
     "FROM evaluations e JOIN engines g ON g.id = e.engine_id JOIN datasets d ON d.id = e.dataset_id
      LEFT JOIN projects p ON p.id = e.project_id";
@@ -129,6 +132,7 @@ fn evaluation_row(row: &sqlx::any::AnyRow) -> Result<EvaluationRow, sqlx::Error>
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
         project: row.try_get("project")?,
+        project_id: row.try_get("project_id")?,
     })
 }
 
@@ -146,10 +150,11 @@ fn engine_row(row: &sqlx::any::AnyRow) -> Result<EngineRow, sqlx::Error> {
             max_top_logprobs: row.try_get::<i64, _>("max_top_logprobs")?.clamp(0, 1000) as u32,
         },
         api_key,
+        project_id: row.try_get("project_id")?,
     })
 }
 
-const ENGINE_COLUMNS: &str = "id, name, kind, base_url, model, api_mode, api_key, max_top_logprobs";
+const ENGINE_COLUMNS: &str = "id, name, kind, base_url, model, api_mode, api_key, max_top_logprobs, project_id";
 
 impl Store {
     pub async fn engines(&self) -> Result<Vec<EngineRow>, StoreError> {
@@ -161,11 +166,15 @@ impl Store {
         db(rows.iter().map(engine_row).collect())
     }
 
-    pub async fn engine_by_name(&self, name: &str) -> Result<Option<EngineRow>, StoreError> {
+    /// The engine `name` as project `project_id` may use it: the project's own, else a shared
+    /// one.
+    pub async fn engine_for_project(&self, name: &str, project_id: i64) -> Result<Option<EngineRow>, StoreError> {
         let row = db(sqlx::query(&format!(
-            "SELECT {ENGINE_COLUMNS} FROM engines WHERE name = $1"
+            "SELECT {ENGINE_COLUMNS} FROM engines WHERE name = $1 AND (project_id = $2 OR project_id IS NULL)
+             ORDER BY CASE WHEN project_id IS NULL THEN 1 ELSE 0 END LIMIT 1"
         ))
         .bind(name)
+        .bind(project_id)
         .fetch_optional(&self.pool)
         .await)?;
         db(row.as_ref().map(engine_row).transpose())
@@ -181,10 +190,13 @@ impl Store {
         db(row.as_ref().map(engine_row).transpose())
     }
 
-    /// Creates or updates (by name) an OpenAI-compatible engine; returns its id. The key is
-    /// kept as given when `api_key` is `None`.
+    /// Creates or updates (by project and name) an OpenAI-compatible engine; returns its id.
+    /// Without a new key (`api_key` `None`) the stored one is kept only while the address stays
+    /// the same: a key never follows its engine to another server. A project engine may not
+    /// take a shared engine's name (it would hide it).
     pub async fn upsert_engine(
         &self,
+        project_id: Option<i64>,
         name: &str,
         base_url: &str,
         model: &str,
@@ -194,11 +206,23 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let mut tx = self.begin_write().await?;
         let existing: Option<(i64, String)> = db(sqlx::query_as(
-            "SELECT id, kind FROM engines WHERE name = $1",
+            "SELECT id, kind FROM engines WHERE name = $1 AND COALESCE(project_id, 0) = $2",
         )
         .bind(name)
+        .bind(project_id.unwrap_or(0))
         .fetch_optional(&mut *tx)
         .await)?;
+        if existing.is_none() && project_id.is_some() {
+            let shared: i64 = db(sqlx::query_scalar("SELECT COUNT(*) FROM engines WHERE name = $1 AND project_id IS NULL")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await)?;
+            if shared > 0 {
+                return Err(StoreError::Invalid(format!(
+                    "engine {name:?} is the name of an engine every project shares; choose another name"
+                )));
+            }
+        }
         let id = match existing {
             Some((_, kind)) if kind == "embedded" => {
                 return Err(StoreError::Invalid(format!(
@@ -207,8 +231,9 @@ impl Store {
             }
             Some((id, _)) => {
                 db(sqlx::query(
-                    "UPDATE engines SET base_url = $2, model = $3, api_mode = $4,
-                        api_key = COALESCE($5, api_key), max_top_logprobs = $6 WHERE id = $1",
+                    "UPDATE engines SET api_key = CASE WHEN $5 IS NOT NULL THEN $5
+                                                  WHEN base_url = $2 THEN api_key ELSE NULL END,
+                        base_url = $2, model = $3, api_mode = $4, max_top_logprobs = $6 WHERE id = $1",
                 )
                 .bind(id)
                 .bind(base_url)
@@ -221,8 +246,8 @@ impl Store {
                 id
             }
             None => db(sqlx::query_scalar(
-                "INSERT INTO engines (name, kind, base_url, model, api_mode, api_key, max_top_logprobs, created_at)
-                 VALUES ($1, 'openai', $2, $3, $4, $5, $6, $7) RETURNING id",
+                "INSERT INTO engines (name, kind, base_url, model, api_mode, api_key, max_top_logprobs, created_at, project_id)
+                 VALUES ($1, 'openai', $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             )
             .bind(name)
             .bind(base_url)
@@ -231,6 +256,7 @@ impl Store {
             .bind(api_key)
             .bind(max_top_logprobs as i64)
             .bind(now_rfc3339())
+            .bind(project_id)
             .fetch_one(&mut *tx)
             .await)?,
         };
@@ -716,30 +742,52 @@ impl Store {
         .await)
     }
 
-    /// Datasets usable for evaluation (problems with prompt and answer): (id, name,
-    /// description, problems, mean prompt chars).
-    pub async fn eval_datasets(&self) -> Result<Vec<(i64, String, String, i64, f64)>, StoreError> {
+    /// Datasets usable for evaluation (problems with prompt and answer).
+    pub async fn eval_datasets(&self) -> Result<Vec<EvalDataset>, StoreError> {
         let rows = db(sqlx::query(
-            "SELECT d.id, d.name, d.description, COUNT(p.id) AS problems,
+            "SELECT d.id, d.name, d.description, d.project_id, COUNT(p.id) AS problems,
                     CAST(COALESCE(AVG(LENGTH(p.prompt)), 0) AS DOUBLE PRECISION) AS chars
              FROM datasets d JOIN problems p ON p.dataset_id = d.id
              WHERE p.prompt <> '' AND p.reference_answer <> ''
-             GROUP BY d.id, d.name, d.description ORDER BY d.name",
+             GROUP BY d.id, d.name, d.description, d.project_id ORDER BY d.name, d.id",
         )
         .fetch_all(&self.pool)
         .await)?;
         db(rows
             .iter()
             .map(|r| {
-                let chars: f64 = r.try_get("chars")?;
-                Ok((
-                    r.try_get("id")?,
-                    r.try_get("name")?,
-                    r.try_get("description")?,
-                    r.try_get("problems")?,
-                    chars,
-                ))
+                Ok(EvalDataset {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    description: r.try_get("description")?,
+                    project_id: r.try_get("project_id")?,
+                    problems: r.try_get("problems")?,
+                    mean_prompt_chars: r.try_get("chars")?,
+                })
             })
             .collect())
     }
+
+    /// The evaluation dataset `name` as project `project_id` may use it: its own, else a
+    /// shared one.
+    pub async fn eval_dataset_for_project(&self, name: &str, project_id: i64) -> Result<Option<EvalDataset>, StoreError> {
+        Ok(self
+            .eval_datasets()
+            .await?
+            .into_iter()
+            .filter(|d| d.name == name && d.project_id.is_none_or(|p| p == project_id))
+            .min_by_key(|d| d.project_id.is_none()))
+    }
+}
+
+/// A dataset an evaluation can use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalDataset {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    /// `None`: shared by every project.
+    pub project_id: Option<i64>,
+    pub problems: i64,
+    pub mean_prompt_chars: f64,
 }

@@ -329,6 +329,20 @@ impl Store {
             .await)
     }
 
+    /// The setting `name`, set to `value` first if it has none: every process that asks gets
+    /// the same value (the first writer's).
+    pub async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        db(sqlx::query(
+            "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(now_rfc3339())
+        .execute(&self.pool)
+        .await)?;
+        Ok(self.setting(name).await?.unwrap_or_else(|| value.to_owned()))
+    }
+
     pub async fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
         db(sqlx::query(
             "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3)

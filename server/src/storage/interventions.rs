@@ -49,13 +49,18 @@ impl Store {
     }
 
     /// The engine of the evaluation that produced a run, if an evaluation did.
-    pub async fn run_engine_name(&self, run_id: i64) -> Result<Option<String>, StoreError> {
-        db(sqlx::query_scalar(
-            "SELECT g.name FROM evaluations e JOIN engines g ON g.id = e.engine_id WHERE e.run_id = $1",
-        )
-        .bind(run_id)
-        .fetch_optional(&self.pool)
-        .await)
+    pub async fn run_engine_id(&self, run_id: i64) -> Result<Option<i64>, StoreError> {
+        db(sqlx::query_scalar("SELECT engine_id FROM evaluations WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await)
+    }
+
+    /// The built-in embedded engine's id.
+    pub async fn embedded_engine_id(&self) -> Result<Option<i64>, StoreError> {
+        db(sqlx::query_scalar("SELECT id FROM engines WHERE kind = 'embedded' AND project_id IS NULL ORDER BY id LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await)
     }
 
     /// The settings (JSON) of the evaluation that produced a run, if an evaluation did.

@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod evals;
 pub mod imports;
 pub mod interventions;
+pub mod limits;
 pub mod responses;
 pub mod review;
 pub mod rft;
@@ -136,19 +137,38 @@ impl Store {
         self
     }
 
-    /// Applies pending migrations of this backend.
+    /// Applies pending migrations of this backend. SQLite's run on one connection with foreign
+    /// keys off, as SQLite asks for schema changes that rebuild a table (0010: dropping the old
+    /// table must not cascade), and every key is checked once they are applied.
     pub async fn migrate(&self) -> Result<(), StartupError> {
         let migrator = migrator(self.backend);
+        let failed = |e: &dyn std::fmt::Display| StartupError::Migration(first_line(&e.to_string()));
         // sqlx locks PostgreSQL migrations (an advisory lock) but not SQLite's: processes
         // starting together on one SQLite file (a server and a worker) lock a file beside it.
+        if self.backend == Backend::Postgres {
+            return migrator.run(&self.pool).await.map_err(|e| failed(&e));
+        }
         let _lock = match &self.sqlite_file {
             Some(file) => Some(lock_beside(file).await?),
             None => None,
         };
-        migrator
-            .run(&self.pool)
-            .await
-            .map_err(|e| StartupError::Migration(first_line(&e.to_string())))
+        let mut conn = self.pool.acquire().await.map_err(|e| failed(&e))?;
+        conn.execute("PRAGMA foreign_keys = OFF").await.map_err(|e| failed(&e))?;
+        let applied = migrator.run_direct(&mut *conn).await.map_err(|e| failed(&e));
+        let violations: Result<Vec<(String, Option<i64>)>, _> =
+            sqlx::query_as("SELECT \"table\", rowid FROM pragma_foreign_key_check").fetch_all(&mut *conn).await;
+        conn.execute("PRAGMA foreign_keys = ON").await.map_err(|e| failed(&e))?;
+        applied?;
+        match violations {
+            Ok(v) if v.is_empty() => Ok(()),
+            Ok(v) => Err(StartupError::Migration(format!(
+                "{} rows break a foreign key after migrating (first: table {} row {}); restore the backup taken before the upgrade",
+                v.len(),
+                v[0].0,
+                v[0].1.unwrap_or(-1)
+            ))),
+            Err(e) => Err(failed(&e)),
+        }
     }
 
     /// A transaction that will write. On SQLite it takes the write lock at once

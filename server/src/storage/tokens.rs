@@ -5,8 +5,30 @@
 use sha2::{Digest, Sha256};
 
 use super::{db, now_rfc3339, Store};
-use crate::auth::policy::TokenScope;
 use crate::error::StoreError;
+
+/// What an API token may do: read, or read and write (upload, start evaluations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScope {
+    Read,
+    Write,
+}
+
+impl TokenScope {
+    pub fn parse(s: &str) -> Option<TokenScope> {
+        match s {
+            "read" => Some(TokenScope::Read),
+            "write" => Some(TokenScope::Write),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Read => "read",
+            TokenScope::Write => "write",
+        }
+    }
+}
 
 /// Prefix of every secret, so a leaked token is recognisable (and greppable) as caplens'.
 pub const TOKEN_PREFIX: &str = "clk_";

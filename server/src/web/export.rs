@@ -11,39 +11,25 @@ use axum::{
     extract::{Path, Query, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
-    routing::get,
-    Router,
 };
 use caplens_app::charts::{render, ChartSpec, RenderOptions};
 use caplens_app::views::{CompareRequest, PasskRequest, UnsolvableRequest};
 
-use super::access::Caller;
+use super::error::ApiError;
 use super::AppState;
-use crate::auth::Action;
-use crate::error::ApiError;
-use crate::storage::access::Owned;
+use crate::ops::{self, Caller};
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const PNG_SCALE: f32 = 3.0;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/export/experiments/{slug}/{view}/{file}", get(export_chart))
-        .route("/export/experiments/{slug}/rft.jsonl", get(export_rft))
-}
-
-async fn export_chart(
+pub(super) async fn export_chart(
     State(state): State<AppState>,
     caller: Caller,
     Path((slug, view, file)): Path<(String, String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(e) = caller
-        .access(&state.store)
-        .require(Action::Read, &Owned::Experiment(slug.clone()), &format!("experiment “{slug}”"))
-        .await
-    {
-        return e.into_response();
+    if let Err(e) = ops::catalog::open_experiment(&caller.access(&state.store), &slug).await {
+        return ApiError::from(e).into_response();
     }
     let Some((chart, ext)) = file.rsplit_once('.') else {
         return ApiError::not_found("export file must be CHART.svg or CHART.png").into_response();
@@ -147,18 +133,14 @@ pub fn svg_to_png(svg: &str) -> Result<Vec<u8>, String> {
 /// the page as JSON Lines (one selected rollout per line, [`crate::views::RftExportLine`]),
 /// streamed: rollouts are read by id in chunks while the body goes out, so memory stays flat.
 /// `x-caplens-selected` carries the number of lines.
-async fn export_rft(
+pub(super) async fn export_rft(
     State(state): State<AppState>,
     caller: Caller,
     Path(slug): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(e) = caller
-        .access(&state.store)
-        .require(Action::Read, &Owned::Experiment(slug.clone()), &format!("experiment “{slug}”"))
-        .await
-    {
-        return e.into_response();
+    if let Err(e) = ops::catalog::open_experiment(&caller.access(&state.store), &slug).await {
+        return ApiError::from(e).into_response();
     }
     let req = caplens_app::views::RftRequest::from_query(|k| query.get(k).cloned());
     if !req.invalid.is_empty() {

@@ -1,13 +1,18 @@
 //! The HTTP surface: Leptos pages (SSR + hydration), static files, `/healthz`, `/theme` and the
-//! REST API under `/api/v1`.
+//! REST API under `/api/v1`. Handlers parse the request, call one operation (`ops`) and render
+//! its answer; every route but the pages is in one table (`routes`) with the rule of who may
+//! call it.
 
-pub mod access;
 pub mod api;
+pub mod caller;
+pub mod error;
 pub mod evals;
 pub mod export;
 pub mod imports;
+pub mod middleware;
 pub mod pages;
 pub mod review;
+pub mod routes;
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
@@ -15,7 +20,6 @@ use axum::{
     extract::{FromRef, State},
     http::{header, HeaderValue, Request, StatusCode},
     response::{IntoResponse, Redirect, Response},
-    routing::{get, post},
     Form, Json, Router,
 };
 use caplens_app::{
@@ -116,7 +120,7 @@ pub fn router_with_auth(
         auth.clone(),
     ));
     let context = move || provide_context(source.clone());
-    let routes = route_list();
+    let page_routes = route_list();
 
     // The wasm/JS/CSS keep fixed names across builds, so browsers revalidate them (cheap 304s via
     // Last-Modified) instead of caching blindly; an upgraded server never hydrates with old wasm.
@@ -127,29 +131,26 @@ pub fn router_with_auth(
             HeaderValue::from_static("public, max-age=0, must-revalidate"),
         ));
 
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/theme", post(set_theme))
-        .route("/s/{secret}", get(review::open_share_link))
-        .merge(crate::auth::handlers::router())
-        .nest("/api", api::router())
-        .merge(export::router())
+    // Every route of the table; the API's under /api, where unknown routes and methods get JSON.
+    let mut api = Router::new();
+    let mut site = Router::new();
+    for r in routes::routes() {
+        match r.path.strip_prefix("/api") {
+            Some(rest) => api = api.route(rest, r.handler),
+            None => site = site.route(r.path, r.handler),
+        }
+    }
+    let api = api.fallback(api::not_found).method_not_allowed_fallback(api::method_not_allowed);
+    site.nest("/api", api)
         .nest_service("/pkg", pkg)
-        .leptos_routes_with_context(&state, routes, context.clone(), {
+        .leptos_routes_with_context(&state, page_routes, context.clone(), {
             let options = leptos_options.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(
-            auth.clone(),
-            crate::auth::authenticate,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            auth,
-            crate::auth::security_headers,
-        ))
+        .layer(axum::middleware::from_fn_with_state(auth.clone(), middleware::authenticate))
+        .layer(axum::middleware::from_fn_with_state(auth, middleware::security_headers))
         .layer(CompressionLayer::new())
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -158,7 +159,7 @@ pub fn router_with_auth(
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                let uri = crate::auth::redacted_uri(req.uri());
+                let uri = middleware::redacted_uri(req.uri());
                 tracing::info_span!("request", method = %req.method(), uri = %uri, request_id = %id)
             }),
         )
@@ -184,14 +185,14 @@ pub fn page_paths() -> Vec<String> {
 }
 
 #[derive(serde::Serialize)]
-struct Health {
+pub(super) struct Health {
     status: &'static str,
     database: &'static str,
 }
 
 /// Liveness: the process answers (a load balancer restarts it when it does not). It does not
 /// touch the database, so that a database outage does not restart every replica.
-async fn healthz(State(store): State<Store>) -> Response {
+pub(super) async fn healthz(State(store): State<Store>) -> Response {
     let database = match store.backend {
         crate::config::Backend::Sqlite => "sqlite",
         crate::config::Backend::Postgres => "postgres",
@@ -204,7 +205,7 @@ async fn healthz(State(store): State<Store>) -> Response {
 }
 
 #[derive(serde::Serialize)]
-struct Readiness {
+pub(super) struct Readiness {
     status: &'static str,
     database: String,
     blobs: String,
@@ -212,7 +213,7 @@ struct Readiness {
 
 /// Readiness: the database answers and the blob store takes a write, each within 2 s; a load
 /// balancer sends requests only to a replica that is ready. 503 says which one is not.
-async fn readyz(State(store): State<Store>) -> Response {
+pub(super) async fn readyz(State(store): State<Store>) -> Response {
     let (database, blobs) = tokio::join!(within_2s(store.ping()), within_2s(store.blobs.probe()));
     let ready = database == "ok" && blobs == "ok";
     let body = Json(Readiness {
@@ -237,17 +238,17 @@ async fn within_2s(check: impl std::future::Future<Output = Result<(), crate::er
 }
 
 #[derive(Deserialize)]
-struct ThemeForm {
+pub(super) struct ThemeForm {
     theme: String,
     back: Option<String>,
 }
 
 /// The no-JavaScript theme switch: store the choice in a cookie and go back.
-async fn set_theme(Form(form): Form<ThemeForm>) -> Response {
+pub(super) async fn set_theme(Form(form): Form<ThemeForm>) -> Response {
     let theme = Theme::parse(&form.theme);
     let back = form
         .back
-        .filter(|b| is_local_path(b))
+        .filter(|b| crate::auth::is_local_path(b))
         .unwrap_or_else(|| "/".to_string());
     let cookie = format!(
         "{THEME_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
@@ -261,22 +262,9 @@ async fn set_theme(Form(form): Form<ThemeForm>) -> Response {
     res
 }
 
-/// Is `path` a path on this site, safe to redirect to? Only `/` followed by URL path characters;
-/// `//host`, `/\host`, whitespace and control characters (which browsers strip or reinterpret
-/// into another origin) are refused.
-pub fn is_local_path(path: &str) -> bool {
-    let mut bytes = path.bytes();
-    bytes.next() == Some(b'/')
-        && !matches!(path.as_bytes().get(1), Some(b'/' | b'\\'))
-        && path.len() <= 2048
-        && path
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%/?#".contains(&b))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::is_local_path;
+    use crate::auth::is_local_path;
 
     #[test]
     fn only_local_paths_are_redirect_targets() {

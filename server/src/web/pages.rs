@@ -14,17 +14,14 @@ use std::sync::Arc;
 use caplens_analysis::trace::TokenTrace;
 
 use crate::{
-    auth::{Action, Auth},
-    error::{ApiError, StoreError},
+    auth::Auth,
     heatmap,
     ingest::service::ImportService,
-    review,
+    ops::{self, review, views::View, views::ViewRequest, Caller, OpError},
     storage::{
-        access::Owned,
         rollouts::{TraceError, TraceRef},
         Store,
     },
-    web::access::{Access, Caller},
 };
 
 type TraceCell = Arc<tokio::sync::OnceCell<Arc<TokenTrace>>>;
@@ -71,8 +68,8 @@ impl StoreSource {
     fn caller(&self) -> Caller {
         match leptos::prelude::use_context::<axum::http::request::Parts>() {
             Some(_) => Caller {
-                principal: crate::auth::current_principal(),
-                peer: crate::auth::current_peer(),
+                principal: super::middleware::current_principal(),
+                peer: super::middleware::current_peer(),
             },
             None => Caller {
                 principal: self.outside_requests.clone(),
@@ -102,88 +99,42 @@ impl StoreSource {
 }
 
 
-/// A refusal as the pages show it (the API's message).
-fn refused(e: ApiError) -> DataError {
-    DataError(e.message)
+/// A refusal or failure as the pages show it: storage failures are logged and said plainly.
+fn refused(e: OpError) -> DataError {
+    if let OpError::Store(s) = &e {
+        tracing::error!(error = %s, "storage error while rendering a page");
+    }
+    DataError(e.public_message())
 }
 
-/// `Ok(false)` when the resource is hidden from (or missing for) the principal: pages then show
-/// their "not found", with a 404 status.
-async fn may(access: &Access<'_>, action: Action, resource: &Owned, what: &str) -> Result<bool, DataError> {
-    match access.require(action, resource, what).await {
-        Ok(_) => Ok(true),
-        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => Ok(false),
+/// Hidden and missing read the same to a page: `None` (its "not found", with a 404 status).
+fn found<T>(r: Result<T, OpError>) -> Result<Option<T>, DataError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(OpError::NotFound(_)) => Ok(None),
         Err(e) => Err(refused(e)),
     }
 }
 
-/// Models shared across projects: those with a run the principal may read, and models with no
-/// run yet.
-pub async fn visible_models(access: &Access<'_>) -> Result<Vec<ModelRow>, StoreError> {
-    let models = access.store.models().await?;
-    let Some(readable) = access.readable() else {
-        return Ok(models);
-    };
-    let mut with_runs = std::collections::HashSet::new();
-    let mut visible = std::collections::HashSet::new();
-    for (model, project) in access.store.model_projects().await? {
-        with_runs.insert(model);
-        if readable.contains(&project) {
-            visible.insert(model);
-        }
+impl StoreSource {
+    /// One of an experiment's analysis views for the request's caller.
+    async fn view(&self, caller: Caller, slug: String, request: ViewRequest) -> Result<Option<View>, DataError> {
+        ops::views::view(&caller.access(&self.store), &self.views, &slug, request).await.map_err(refused)
     }
-    Ok(models
-        .into_iter()
-        .filter(|m| visible.contains(&m.id) || !with_runs.contains(&m.id))
-        .collect())
 }
 
-/// The runs of a problem the principal may read, within `asked`: `Ok(None)` when the problem
-/// is hidden (or missing), `Some(None)` for every run (local mode, site admins).
-async fn readable_problem_runs(
-    access: &Access<'_>,
-    problem_id: i64,
-    asked: Option<Vec<i64>>,
-) -> Result<Option<Option<Vec<i64>>>, DataError> {
-    // A share link reads the problem through its one experiment's runs.
-    if let Some(experiment) = access.principal.shared_experiment() {
-        if !access.store.problem_in_experiment(experiment, problem_id).await.map_err(user_error)? {
-            return Ok(None);
+macro_rules! view_method {
+    ($name:ident, $request:ty, $variant:ident, $out:ty) => {
+        fn $name(&self, slug: String, request: $request) -> BoxFuture<'_, Result<Option<$out>, DataError>> {
+            let caller = self.caller();
+            Box::pin(async move {
+                Ok(match self.view(caller, slug, ViewRequest::$variant(request)).await? {
+                    Some(View::$variant(v)) => Some(v),
+                    _ => None,
+                })
+            })
         }
-        let runs: Vec<i64> = access
-            .store
-            .experiment_run_ids(experiment)
-            .await
-            .map_err(user_error)?
-            .into_iter()
-            .filter(|run| asked.as_ref().is_none_or(|a| a.contains(run)))
-            .collect();
-        return Ok(Some(Some(runs)));
-    }
-    let Some(readable) = access.readable() else {
-        return Ok(Some(asked));
     };
-    let Some(projects) = access.store.problem_projects(problem_id).await.map_err(user_error)? else {
-        return Ok(None);
-    };
-    if !projects.iter().any(|p| readable.contains(p)) {
-        return Ok(None);
-    }
-    let runs: Vec<i64> = access
-        .store
-        .run_projects()
-        .await
-        .map_err(user_error)?
-        .into_iter()
-        .filter(|(run, p)| readable.contains(p) && asked.as_ref().is_none_or(|a| a.contains(run)))
-        .map(|(run, _)| run)
-        .collect();
-    Ok(Some(Some(runs)))
-}
-
-fn user_error(e: StoreError) -> DataError {
-    tracing::error!(error = %e, "storage error while rendering a page");
-    DataError("caplens could not read its database; the server log has the details".into())
 }
 
 impl DataSource for StoreSource {
@@ -192,11 +143,7 @@ impl DataSource for StoreSource {
             match self.review_op(op).await {
                 Ok(reply) => Ok(reply),
                 // Hidden or missing: the page shows its "not found".
-                Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => Ok(ReviewReply::NotFound),
-                Err(e) if e.status.is_server_error() => {
-                    tracing::error!(error = %e.message, "review operation failed");
-                    Err(DataError("caplens could not read its database; the server log has the details".into()))
-                }
+                Err(OpError::NotFound(_)) => Ok(ReviewReply::NotFound),
                 Err(e) => Err(refused(e)),
             }
         })
@@ -204,64 +151,28 @@ impl DataSource for StoreSource {
 
     fn experiments(&self) -> BoxFuture<'_, Result<Vec<ExperimentSummary>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            access.require_signed_in(Action::Read, "experiments").await.map_err(refused)?;
-            let projects = self.store.experiment_projects().await.map_err(user_error)?;
-            let all = self.store.experiments().await.map_err(user_error)?;
-            Ok(access.keep(all, |e| e.slug.clone(), &projects))
-        })
+        Box::pin(async move { ops::catalog::experiments(&caller.access(&self.store)).await.map_err(refused) })
     }
-    fn experiment(
-        &self,
-        slug: String,
-    ) -> BoxFuture<'_, Result<Option<ExperimentDetail>, DataError>> {
+    fn experiment(&self, slug: String) -> BoxFuture<'_, Result<Option<ExperimentDetail>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            if !may(&access, Action::Read, &Owned::Experiment(slug.clone()), "experiment").await? {
-                return Ok(None);
-            }
-            self.store.experiment(&slug).await.map_err(user_error)
-        })
+        Box::pin(async move { found(ops::catalog::experiment(&caller.access(&self.store), &slug).await) })
     }
     fn models(&self) -> BoxFuture<'_, Result<Vec<ModelRow>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            access.require_signed_in(Action::Read, "models").await.map_err(refused)?;
-            visible_models(&access).await.map_err(user_error)
-        })
+        Box::pin(async move { ops::catalog::models(&caller.access(&self.store)).await.map_err(refused) })
     }
     fn datasets(&self) -> BoxFuture<'_, Result<Vec<DatasetRow>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            access.require_signed_in(Action::Read, "datasets").await.map_err(refused)?;
-            let projects = self.store.dataset_projects().await.map_err(user_error)?;
-            let all = self.store.datasets().await.map_err(user_error)?;
-            Ok(access.keep(all, |d| d.name.clone(), &projects))
-        })
+        Box::pin(async move { ops::catalog::datasets(&caller.access(&self.store)).await.map_err(refused) })
     }
     fn runs(&self) -> BoxFuture<'_, Result<Vec<RunRow>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            access.require_signed_in(Action::Read, "runs").await.map_err(refused)?;
-            let projects = self.store.run_projects().await.map_err(user_error)?;
-            let all = self.store.runs().await.map_err(user_error)?;
-            Ok(access.keep(all, |r| r.id, &projects))
-        })
+        Box::pin(async move { ops::catalog::runs(&caller.access(&self.store)).await.map_err(refused) })
     }
     fn imports(&self) -> BoxFuture<'_, Result<Vec<ImportView>, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
-            let access = caller.access(&self.store);
-            access.require_signed_in(Action::Read, "imports").await.map_err(refused)?;
-            let projects = self.store.import_projects().await.map_err(user_error)?;
-            let all = self.imports.recent(if access.readable().is_some() { 1000 } else { 30 }).await.map_err(user_error)?;
-            let mut reports = access.keep(all, |r| r.id.clone(), &projects);
-            reports.truncate(30);
+            let reports = ops::imports::imports(&caller.access(&self.store), &self.imports, 30).await.map_err(refused)?;
             Ok(reports
                 .into_iter()
                 .map(|r| {
@@ -274,18 +185,7 @@ impl DataSource for StoreSource {
     }
     fn tokens(&self) -> BoxFuture<'_, Result<Vec<ApiTokenRow>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            access.require_signed_in(Action::ManageOwnTokens, "tokens").await.map_err(refused)?;
-            // Local mode and site admins see every token; others their own.
-            let p = &caller.principal;
-            let only = if p.is_local() || p.site_admin {
-                None
-            } else {
-                Some(p.user_id.unwrap_or(-1))
-            };
-            self.store.tokens(only).await.map_err(user_error)
-        })
+        Box::pin(async move { ops::tokens::tokens(&self.store, &caller).await.map_err(refused) })
     }
     fn create_token(
         &self,
@@ -296,122 +196,50 @@ impl DataSource for StoreSource {
     ) -> BoxFuture<'_, Result<CreatedToken, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
-            crate::auth::tokens::create_token(
-                &self.store,
-                &caller,
-                &name,
-                project.as_deref(),
-                scope.as_deref(),
-                expires_in_days,
-            )
-            .await
-            .map_err(refused)
+            ops::tokens::create_token(&self.store, &caller, &name, project.as_deref(), scope.as_deref(), expires_in_days)
+                .await
+                .map_err(refused)
         })
     }
     fn revoke_token(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            crate::auth::tokens::revoke_token(&self.store, &caller, id)
-                .await
-                .map_err(refused)
-        })
+        Box::pin(async move { ops::tokens::revoke_token(&self.store, &caller, id).await.map_err(refused) })
     }
     fn eval_form(&self) -> BoxFuture<'_, Result<caplens_app::evals::EvalFormOptions, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            access.require_signed_in(Action::Read, "evaluations").await.map_err(refused)?;
-            let mut options = crate::evals::form_options(&self.store)
-                .await
-                .map_err(user_error)?;
-            // Only the engines and datasets this user may use.
-            let engines = crate::web::evals::visible_engines(&access).await.map_err(refused)?;
-            options.engines.retain(|e| engines.iter().any(|v| v.name == e.name));
-            let projects = self.store.dataset_projects().await.map_err(user_error)?;
-            options.datasets = access.keep(options.datasets, |d| d.name.clone(), &projects);
-            Ok(options)
-        })
+        Box::pin(async move { ops::evals::form_options(&caller.access(&self.store)).await.map_err(refused) })
     }
-    fn evaluations(
-        &self,
-    ) -> BoxFuture<'_, Result<Vec<caplens_app::evals::EvaluationView>, DataError>> {
+    fn evaluations(&self) -> BoxFuture<'_, Result<Vec<caplens_app::evals::EvaluationView>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            access.require_signed_in(Action::Read, "evaluations").await.map_err(refused)?;
-            crate::web::evals::visible_evaluations(&access, 50).await.map_err(refused)
-        })
+        Box::pin(async move { ops::evals::evaluations(&caller.access(&self.store), 50).await.map_err(refused) })
     }
-    fn evaluation(
-        &self,
-        id: i64,
-    ) -> BoxFuture<'_, Result<Option<caplens_app::evals::EvaluationView>, DataError>> {
+    fn evaluation(&self, id: i64) -> BoxFuture<'_, Result<Option<caplens_app::evals::EvaluationView>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            if !may(&access, Action::Read, &Owned::Evaluation(id), "evaluation").await? {
-                return Ok(None);
-            }
-            crate::evals::view(&self.store, id)
-                .await
-                .map_err(user_error)
-        })
+        Box::pin(async move { found(ops::evals::evaluation(&caller.access(&self.store), id).await) })
     }
-    fn start_evaluation(
-        &self,
-        request: caplens_app::evals::EvalStartRequest,
-    ) -> BoxFuture<'_, Result<Vec<i64>, DataError>> {
+    fn start_evaluation(&self, request: caplens_app::evals::EvalStartRequest) -> BoxFuture<'_, Result<Vec<i64>, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
             let mut request = request;
-            crate::web::evals::start_checked_with(&self.store, &self.auth, &caller, &mut request)
-                .await
-                .map_err(refused)
+            ops::evals::start(&caller.access(&self.store), self.auth.limits(), &mut request).await.map_err(refused)
         })
     }
     fn cancel_evaluation(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>> {
-        let caller = self.caller();
-        Box::pin(async move {
-            match crate::web::evals::transition_with(&self.store, &caller, id, crate::web::evals::Transition::Cancel).await {
-                Ok(_) => Ok(true),
-                Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(false),
-                Err(e) => Err(refused(e)),
-            }
-        })
+        self.transition(id, ops::evals::Transition::Cancel)
     }
     fn resume_evaluation(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>> {
-        let caller = self.caller();
-        Box::pin(async move {
-            match crate::web::evals::transition_with(&self.store, &caller, id, crate::web::evals::Transition::Resume).await {
-                Ok(_) => Ok(true),
-                Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(false),
-                Err(e) => Err(refused(e)),
-            }
-        })
+        self.transition(id, ops::evals::Transition::Resume)
     }
     fn queue_interventions(&self, rollout: i64, k: u32, top_entropy: u32) -> BoxFuture<'_, Result<i64, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
-            let access = caller.access(&self.store);
-            let project = access
-                .require(Action::Edit, &Owned::Rollout(rollout), &format!("rollout {rollout}"))
-                .await
-                .map_err(refused)?;
             let request = crate::evals::interventions::InterventionRequest {
                 k: Some(k),
                 top_entropy: Some(top_entropy),
                 ..Default::default()
             };
-            let job = crate::evals::interventions::queue(&self.store, rollout, &request)
-                .await
-                .map_err(|e| match e {
-                    crate::evals::EvalError::Store(s) => user_error(s),
-                    other => DataError(other.to_string()),
-                })?;
-            access
-                .audit("interventions_queued", format!("rollout {rollout}"), Some(project), format!("job {job}"))
-                .await;
-            Ok(job)
+            let view = ops::evals::intervene_rollout(&caller.access(&self.store), rollout, &request).await.map_err(refused)?;
+            Ok(view.id)
         })
     }
     fn upload_dataset(
@@ -425,108 +253,55 @@ impl DataSource for StoreSource {
     ) -> BoxFuture<'_, Result<usize, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
-            use crate::evals::datasets;
-            let access = caller.access(&self.store);
-            let (_, project_id) = access
-                .project_for_write(project.as_deref(), "datasets")
-                .await
-                .map_err(refused)?;
-            let problems = datasets::parse(&file_name, &bytes, &fields)
-                .map_err(|e| DataError(e.to_string()))?;
-            datasets::store_dataset(&self.store, &name, &description, "upload", &problems)
-                .await
-                .map_err(|e| match e {
-                    datasets::DatasetError::Store(s) => user_error(s),
-                    other => DataError(other.to_string()),
-                })?;
-            self.store
-                .claim_for_project(&Owned::Dataset(name.trim().to_owned()), project_id)
-                .await
-                .map_err(user_error)?;
-            access
-                .audit("dataset_uploaded", format!("dataset {}", name.trim()), Some(project_id), format!("{} problems", problems.len()))
-                .await;
-            Ok(problems.len())
+            let (_, problems) = ops::evals::upload_dataset(
+                &caller.access(&self.store),
+                project.as_deref(),
+                &name,
+                &description,
+                &file_name,
+                &bytes,
+                &fields,
+            )
+            .await
+            .map_err(refused)?;
+            Ok(problems)
         })
     }
     fn session(&self) -> BoxFuture<'_, Result<SessionView, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            crate::auth::admin::session_view(&self.store, &self.auth, &caller)
-                .await
-                .map_err(refused)
-        })
+        Box::pin(async move { ops::admin::session_view(&self.store, &self.auth, &caller).await.map_err(refused) })
     }
     fn users(&self) -> BoxFuture<'_, Result<Vec<UserRow>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { crate::auth::admin::users(&self.store, &caller).await.map_err(refused) })
+        Box::pin(async move { ops::admin::users(&self.store, &caller).await.map_err(refused) })
     }
-    fn create_user(
-        &self,
-        name: String,
-        password: String,
-        admin: bool,
-    ) -> BoxFuture<'_, Result<UserRow, DataError>> {
+    fn create_user(&self, name: String, password: String, admin: bool) -> BoxFuture<'_, Result<UserRow, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            crate::auth::admin::create_user(&self.store, &caller, &name, &password, admin)
-                .await
-                .map_err(refused)
-        })
+        Box::pin(async move { ops::admin::create_user(&self.store, &caller, &name, &password, admin).await.map_err(refused) })
     }
     fn set_user_disabled(&self, id: i64, disabled: bool) -> BoxFuture<'_, Result<(), DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            crate::auth::admin::set_user_disabled(&self.store, &caller, id, disabled)
-                .await
-                .map_err(refused)
-        })
+        Box::pin(async move { ops::admin::set_user_disabled(&self.store, &caller, id, disabled).await.map_err(refused) })
     }
     fn projects(&self) -> BoxFuture<'_, Result<Vec<ProjectRow>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { crate::auth::admin::projects(&self.store, &caller).await.map_err(refused) })
+        Box::pin(async move { ops::admin::projects(&self.store, &caller).await.map_err(refused) })
     }
-    fn create_project(
-        &self,
-        slug: String,
-        name: String,
-        open_to_all: bool,
-    ) -> BoxFuture<'_, Result<ProjectRow, DataError>> {
+    fn create_project(&self, slug: String, name: String, open_to_all: bool) -> BoxFuture<'_, Result<ProjectRow, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            crate::auth::admin::create_project(&self.store, &caller, &slug, &name, open_to_all)
-                .await
-                .map_err(refused)
-        })
+        Box::pin(async move { ops::admin::create_project(&self.store, &caller, &slug, &name, open_to_all).await.map_err(refused) })
     }
     fn members(&self, project: String) -> BoxFuture<'_, Result<Vec<MemberRow>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            crate::auth::admin::members(&self.store, &caller, &project)
-                .await
-                .map_err(refused)
-        })
+        Box::pin(async move { ops::admin::members(&self.store, &caller, &project).await.map_err(refused) })
     }
-    fn set_member(
-        &self,
-        project: String,
-        user: String,
-        role: Option<Role>,
-    ) -> BoxFuture<'_, Result<(), DataError>> {
+    fn set_member(&self, project: String, user: String, role: Option<Role>) -> BoxFuture<'_, Result<(), DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            crate::auth::admin::set_member(&self.store, &caller, &project, &user, role)
-                .await
-                .map_err(refused)
-        })
+        Box::pin(async move { ops::admin::set_member(&self.store, &caller, &project, &user, role).await.map_err(refused) })
     }
     fn audit(&self, before: Option<i64>) -> BoxFuture<'_, Result<Vec<AuditEntry>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            crate::auth::admin::audit(&self.store, &caller, 100, before)
-                .await
-                .map_err(refused)
-        })
+        Box::pin(async move { ops::admin::audit(&self.store, &caller, 100, before).await.map_err(refused) })
     }
     fn overview_view(
         &self,
@@ -536,195 +311,39 @@ impl DataSource for StoreSource {
     ) -> BoxFuture<'_, Result<Option<OverviewView>, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
-            let access = caller.access(&self.store);
-            if !may(&access, Action::Read, &Owned::Experiment(slug.clone()), "experiment").await? {
-                return Ok(None);
-            }
-            self.views.overview(&slug, verdicts, unreviewed).await.map_err(user_error) })
-    }
-    fn passk_view(
-        &self,
-        slug: String,
-        request: PasskRequest,
-    ) -> BoxFuture<'_, Result<Option<PasskView>, DataError>> {
-        let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            if !may(&access, Action::Read, &Owned::Experiment(slug.clone()), "experiment").await? {
-                return Ok(None);
-            }
-            self.views.passk(&slug, request).await.map_err(user_error) })
-    }
-    fn unsolvable_view(
-        &self,
-        slug: String,
-        request: UnsolvableRequest,
-    ) -> BoxFuture<'_, Result<Option<UnsolvableView>, DataError>> {
-        let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            if !may(&access, Action::Read, &Owned::Experiment(slug.clone()), "experiment").await? {
-                return Ok(None);
-            }
-           
-            self.views
-                .unsolvable(&slug, request)
-                .await
-                .map_err(user_error)
+            Ok(match self.view(caller, slug, ViewRequest::Overview { verdicts, unreviewed }).await? {
+                Some(View::Overview(v)) => Some(v),
+                _ => None,
+            })
         })
     }
-    fn compare_view(
-        &self,
-        slug: String,
-        request: CompareRequest,
-    ) -> BoxFuture<'_, Result<Option<CompareView>, DataError>> {
+    view_method!(passk_view, PasskRequest, Passk, PasskView);
+    view_method!(unsolvable_view, UnsolvableRequest, Unsolvable, UnsolvableView);
+    view_method!(compare_view, CompareRequest, Compare, CompareView);
+    view_method!(dynamics_view, DynamicsRequest, Dynamics, DynamicsView);
+    view_method!(rft_view, RftRequest, Rft, RftView);
+    view_method!(token_stats_view, TokenStatsRequest, TokenStats, TokenStatsView);
+    fn problem(&self, id: i64, runs: Option<Vec<i64>>) -> BoxFuture<'_, Result<Option<ProblemDetail>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            if !may(&access, Action::Read, &Owned::Experiment(slug.clone()), "experiment").await? {
-                return Ok(None);
-            }
-            self.views.compare(&slug, request).await.map_err(user_error) })
+        Box::pin(async move { ops::views::problem(&caller.access(&self.store), id, runs).await.map_err(refused) })
     }
-    fn dynamics_view(
-        &self,
-        slug: String,
-        request: DynamicsRequest,
-    ) -> BoxFuture<'_, Result<Option<DynamicsView>, DataError>> {
+    fn problem_rollouts(&self, problem_id: i64, query: RolloutListQuery) -> BoxFuture<'_, Result<RolloutList, DataError>> {
         let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            if !may(&access, Action::Read, &Owned::Experiment(slug.clone()), "experiment").await? {
-                return Ok(None);
-            }
-           
-            self.views
-                .dynamics(&slug, request)
-                .await
-                .map_err(user_error)
-        })
+        Box::pin(async move { ops::views::problem_rollouts(&caller.access(&self.store), problem_id, query).await.map_err(refused) })
     }
-    fn rft_view(
-        &self,
-        slug: String,
-        request: RftRequest,
-    ) -> BoxFuture<'_, Result<Option<RftView>, DataError>> {
+    fn rollout(&self, id: i64, metric: Option<Metric>) -> BoxFuture<'_, Result<Option<RolloutView>, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
-            let access = caller.access(&self.store);
-            if !may(&access, Action::Read, &Owned::Experiment(slug.clone()), "experiment").await? {
-                return Ok(None);
-            }
-            self.views.rft(&slug, request).await.map_err(user_error) })
-    }
-    fn token_stats_view(
-        &self,
-        slug: String,
-        request: TokenStatsRequest,
-    ) -> BoxFuture<'_, Result<Option<TokenStatsView>, DataError>> {
-        let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            if !may(&access, Action::Read, &Owned::Experiment(slug.clone()), "experiment").await? {
-                return Ok(None);
-            }
-           
-            self.views
-                .token_stats(&slug, request)
-                .await
-                .map_err(user_error)
-        })
-    }
-    fn problem(
-        &self,
-        id: i64,
-        runs: Option<Vec<i64>>,
-    ) -> BoxFuture<'_, Result<Option<ProblemDetail>, DataError>> {
-        let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            let Some(runs) = readable_problem_runs(&access, id, runs).await? else {
+            let Some(r) = ops::views::rollout(&caller.access(&self.store), id).await.map_err(refused)? else {
                 return Ok(None);
             };
-            self.store
-                .problem_detail(id, runs.as_deref())
-                .await
-                .map_err(user_error)
+            rollout_view(self, r, metric).await.map(Some)
         })
     }
-    fn problem_rollouts(
-        &self,
-        problem_id: i64,
-        query: RolloutListQuery,
-    ) -> BoxFuture<'_, Result<RolloutList, DataError>> {
+    fn rollout_token(&self, id: i64, pos: usize) -> BoxFuture<'_, Result<Option<TokenDetail>, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
-            // The run: the one asked for when the problem has it (within `runs=`), else the
-            // first in lineage order, as the page shows them; only runs the principal may read.
-            let access = caller.access(&self.store);
-            let asked = (!query.runs.is_empty()).then(|| query.runs.clone());
-            let runs = readable_problem_runs(&access, problem_id, asked).await?.unwrap_or(Some(Vec::new()));
-            let detail = self
-                .store
-                .problem_detail(problem_id, runs.as_deref())
-                .await
-                .map_err(user_error)?;
-            let ids: Vec<i64> = detail
-                .map(|d| d.runs.iter().map(|r| r.run_id).collect())
-                .unwrap_or_default();
-            let run = query
-                .run
-                .filter(|r| ids.contains(r))
-                .or_else(|| ids.first().copied());
-            let Some(run) = run else {
-                return Ok(RolloutList {
-                    run_id: None,
-                    total: 0,
-                    page: 1,
-                    per_page: caplens_app::api::ROLLOUTS_PER_PAGE,
-                    items: Vec::new(),
-                    responses: Vec::new(),
-                });
-            };
-            self.store
-                .problem_rollouts(
-                    problem_id,
-                    run,
-                    query.page,
-                    caplens_app::api::ROLLOUTS_PER_PAGE,
-                    query.answer.as_deref(),
-                    &query.open,
-                )
-                .await
-                .map_err(user_error)
-        })
-    }
-    fn rollout(
-        &self,
-        id: i64,
-        metric: Option<Metric>,
-    ) -> BoxFuture<'_, Result<Option<RolloutView>, DataError>> {
-        let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            if !may(&access, Action::Read, &Owned::Rollout(id), "rollout").await? {
-                return Ok(None);
-            }
-            rollout_view(self, id, metric).await
-        })
-    }
-    fn rollout_token(
-        &self,
-        id: i64,
-        pos: usize,
-    ) -> BoxFuture<'_, Result<Option<TokenDetail>, DataError>> {
-        let caller = self.caller();
-        Box::pin(async move {
-            let access = caller.access(&self.store);
-            if !may(&access, Action::Read, &Owned::Rollout(id), "rollout").await? {
-                return Ok(None);
-            }
-            let Some(rollout) = self.store.rollout(id).await.map_err(user_error)? else {
+            let Some(rollout) = ops::views::rollout(&caller.access(&self.store), id).await.map_err(refused)? else {
                 return Ok(None);
             };
             let Some(trace_ref) = rollout.trace else {
@@ -738,9 +357,22 @@ impl DataSource for StoreSource {
     }
 }
 
+impl StoreSource {
+    fn transition(&self, id: i64, change: ops::evals::Transition) -> BoxFuture<'_, Result<bool, DataError>> {
+        let caller = self.caller();
+        Box::pin(async move {
+            match ops::evals::transition(&caller.access(&self.store), id, change).await {
+                Ok(_) => Ok(true),
+                Err(OpError::Conflict(_)) => Ok(false),
+                Err(e) => Err(refused(e)),
+            }
+        })
+    }
+}
+
 fn trace_error(e: TraceError) -> DataError {
     match e {
-        TraceError::Store(e) => user_error(e),
+        TraceError::Store(e) => refused(OpError::Store(e)),
         e => {
             tracing::warn!(error = %e, "unreadable token trace");
             DataError(e.to_string())
@@ -749,14 +381,12 @@ fn trace_error(e: TraceError) -> DataError {
 }
 
 /// The rollout page's data: the rollout, and with a trace its heatmap.
-pub async fn rollout_view(
+async fn rollout_view(
     source: &StoreSource,
-    id: i64,
+    r: crate::storage::rollouts::StoredRollout,
     metric: Option<Metric>,
-) -> Result<Option<RolloutView>, DataError> {
-    let Some(r) = source.store.rollout(id).await.map_err(user_error)? else {
-        return Ok(None);
-    };
+) -> Result<RolloutView, DataError> {
+    let id = r.row.id;
     let (mut heat, mut trace_error_text) = (None, None);
     if let Some(trace_ref) = &r.trace {
         match source.trace(trace_ref).await {
@@ -764,14 +394,14 @@ pub async fn rollout_view(
                 let metric = metric.unwrap_or_else(|| heatmap::default_metric(&trace));
                 heat = Some(heatmap::heatmap(&trace, metric));
             }
-            Err(TraceError::Store(e)) => return Err(user_error(e)),
+            Err(TraceError::Store(e)) => return Err(refused(OpError::Store(e))),
             Err(e) => {
                 tracing::warn!(rollout = id, error = %e, "unreadable token trace");
                 trace_error_text = Some(e.to_string());
             }
         }
     }
-    Ok(Some(RolloutView {
+    Ok(RolloutView {
         row: r.row,
         run_id: r.run_id,
         model: r.model,
@@ -782,12 +412,12 @@ pub async fn rollout_view(
         response: r.response,
         heatmap: heat,
         trace_error: trace_error_text,
-    }))
+    })
 }
 
 impl StoreSource {
     /// One review operation for the request's principal (`DataSource::review`).
-    async fn review_op(&self, op: ReviewOp) -> Result<ReviewReply, ApiError> {
+    async fn review_op(&self, op: ReviewOp) -> Result<ReviewReply, OpError> {
         let caller = self.caller();
         let access = caller.access(&self.store);
         let a = &access;
@@ -797,7 +427,7 @@ impl StoreSource {
                 ReviewReply::ProblemReview(review::set_labels(a, &slug, problem, &labels).await?)
             }
             ReviewOp::AddOverride { slug, input } => {
-                let req = review::OverrideRequest::in_problem(
+                let req = crate::review::OverrideRequest::in_problem(
                     input.problem_id,
                     input.answer,
                     input.rollout,

@@ -12,36 +12,20 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
         Html, IntoResponse, Redirect, Response,
     },
-    routing::{delete, get, post, put},
-    Json, Router,
+    Extension, Json,
 };
 use caplens_app::review::{CommentTarget, ThreadFilter};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 
-use super::access::{require_write_credentials, Caller};
+use super::caller::require_write_credentials;
+use super::error::ApiError;
+use super::middleware::Credentials;
 use super::AppState;
-use crate::auth::{sha256_hex, Action, AuthSettings};
-use crate::storage::access::Owned;
-use crate::error::ApiError;
-use crate::review::{self, OverrideRequest};
+use crate::auth::{sha256_hex, AuthSettings};
+use crate::ops::{review, Action, Caller};
+use crate::review::OverrideRequest;
 use crate::storage::access::AuditRecord;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/experiments/{slug}/overrides", post(add_override).get(list_overrides))
-        .route("/overrides/{id}", delete(delete_override))
-        .route("/experiments/{slug}/problems/{key}/labels", put(set_labels))
-        .route("/experiments/{slug}/comments", get(list_comments).post(post_comment))
-        .route("/experiments/{slug}/comments/events", get(comment_events))
-        .route("/threads/{id}/comments", post(reply))
-        .route("/threads/{id}/resolve", post(resolve))
-        .route("/experiments/{slug}/share-links", post(create_share_link))
-        .route("/share-links/{id}", delete(revoke_share_link))
-        .route("/experiments/{slug}/review.jsonl", get(export_jsonl))
-        .route("/experiments/{slug}/review.csv", get(export_csv))
-        .route("/experiments/{slug}/review", post(import_review))
-}
 
 /// The address users reach this server at: `--public-url`, else the request's Host.
 pub fn base_url(settings: &AuthSettings, headers: &HeaderMap) -> String {
@@ -56,7 +40,7 @@ fn json_body<T>(body: Result<Json<T>, axum::extract::rejection::JsonRejection>) 
     body.map(|Json(b)| b).map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
-async fn add_override(
+pub(super) async fn add_override(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -72,7 +56,7 @@ async fn add_override(
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
-async fn list_overrides(
+pub(super) async fn list_overrides(
     State(state): State<AppState>,
     caller: Caller,
     Path(slug): Path<String>,
@@ -81,7 +65,7 @@ async fn list_overrides(
     Ok(Json(serde_json::json!({ "overrides": rows })).into_response())
 }
 
-async fn delete_override(
+pub(super) async fn delete_override(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -94,11 +78,11 @@ async fn delete_override(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LabelsBody {
+pub(super) struct LabelsBody {
     labels: Vec<String>,
 }
 
-async fn set_labels(
+pub(super) async fn set_labels(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -107,20 +91,15 @@ async fn set_labels(
 ) -> Result<Response, ApiError> {
     require_write_credentials(&caller.principal, &headers)?;
     let access = caller.access(&state.store);
-    let e = review::experiment(&access, &slug, Action::Review).await?;
+    review::experiment(&access, &slug, Action::Review).await?;
     let body = json_body(body)?;
-    let problem = match key.parse::<i64>() {
-        Ok(id) => Some(id),
-        Err(_) => state.store.experiment_problem_by_key(e.id, &key).await?,
-    }
-    .ok_or_else(|| ApiError::not_found(format!("no problem {key:?} in experiment {slug:?}")))?;
-    let review = review::set_labels(&access, &slug, problem, &body.labels).await?;
+    let review = review::set_labels_by_key(&access, &slug, &key, &body.labels).await?;
     Ok(Json(review).into_response())
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct CommentsQuery {
+pub(super) struct CommentsQuery {
     /// `1`: only unresolved threads.
     unresolved: Option<String>,
     /// `1`: only threads that mention the caller.
@@ -147,7 +126,7 @@ pub fn parse_target(text: &str) -> Result<CommentTarget, String> {
     }
 }
 
-async fn list_comments(
+pub(super) async fn list_comments(
     State(state): State<AppState>,
     caller: Caller,
     Path(slug): Path<String>,
@@ -168,12 +147,12 @@ async fn list_comments(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CommentBody {
+pub(super) struct CommentBody {
     target: CommentTarget,
     body: String,
 }
 
-async fn post_comment(
+pub(super) async fn post_comment(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -190,11 +169,11 @@ async fn post_comment(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReplyBody {
+pub(super) struct ReplyBody {
     body: String,
 }
 
-async fn reply(
+pub(super) async fn reply(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -203,7 +182,7 @@ async fn reply(
 ) -> Result<Response, ApiError> {
     require_write_credentials(&caller.principal, &headers)?;
     let access = caller.access(&state.store);
-    access.require(Action::Review, &Owned::Thread(id), "thread").await?;
+    review::open_thread(&access, id, Action::Review).await?;
     let body = json_body(body)?;
     let thread = review::reply(&access, id, &body.body).await?;
     Ok((StatusCode::CREATED, Json(thread)).into_response())
@@ -211,11 +190,11 @@ async fn reply(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ResolveBody {
+pub(super) struct ResolveBody {
     resolved: bool,
 }
 
-async fn resolve(
+pub(super) async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -224,38 +203,48 @@ async fn resolve(
 ) -> Result<Response, ApiError> {
     require_write_credentials(&caller.principal, &headers)?;
     let access = caller.access(&state.store);
-    access.require(Action::Review, &Owned::Thread(id), "thread").await?;
+    review::open_thread(&access, id, Action::Review).await?;
     let body = json_body(body)?;
     let thread = review::resolve_thread(&access, id, body.resolved).await?;
     Ok(Json(thread).into_response())
 }
 
 /// Live discussion: an event `discussion` whenever a comment is added, edited or deleted or a
-/// thread is resolved or reopened (polled every second, so it works across replicas).
-async fn comment_events(
+/// thread is resolved or reopened (polled every second, so it works across replicas). The
+/// request's credentials are resolved again every `STREAM_RECHECK`: a revoked share link, a
+/// removed member or a disabled account ends the stream.
+pub(super) async fn comment_events(
     State(state): State<AppState>,
     caller: Caller,
+    credentials: Option<Extension<Credentials>>,
     Path(slug): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let first = review::discussion_stamp(&caller.access(&state.store), &slug).await?;
-    let store = state.store.clone();
-    let stream = stream::unfold((first, true), move |(last, initial)| {
-        let store = store.clone();
+    let credentials = credentials.map(|Extension(c)| c);
+    let checked = std::time::Instant::now();
+    let stream = stream::unfold((first, true, caller, checked), move |(last, initial, mut caller, mut checked)| {
+        let state = state.clone();
         let slug = slug.clone();
-        let caller = caller.clone();
+        let credentials = credentials.clone();
         async move {
             if initial {
-                return Some((Ok(Event::default().event("discussion").data(last.clone())), (last, false)));
+                return Some((Ok(Event::default().event("discussion").data(last.clone())), (last, false, caller, checked)));
             }
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 if super::shutting_down() {
                     return None;
                 }
-                // Re-authorised each time: a revoked share link or a removed member stops here.
-                let stamp = review::discussion_stamp(&caller.access(&store), &slug).await.ok()?;
+                if checked.elapsed() >= super::evals::STREAM_RECHECK {
+                    checked = std::time::Instant::now();
+                    if let Some(c) = &credentials {
+                        caller.principal = c.principal_now(&state.auth).await;
+                    }
+                }
+                // Authorised on every poll, with the principal as last resolved.
+                let stamp = review::discussion_stamp(&caller.access(&state.store), &slug).await.ok()?;
                 if stamp != last {
-                    return Some((Ok(Event::default().event("discussion").data(stamp.clone())), (stamp, false)));
+                    return Some((Ok(Event::default().event("discussion").data(stamp.clone())), (stamp, false, caller, checked)));
                 }
             }
         }
@@ -265,12 +254,12 @@ async fn comment_events(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ShareBody {
+pub(super) struct ShareBody {
     path: String,
     expires_in: Option<u64>,
 }
 
-async fn create_share_link(
+pub(super) async fn create_share_link(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -286,7 +275,7 @@ async fn create_share_link(
     Ok((StatusCode::CREATED, Json(link)).into_response())
 }
 
-async fn revoke_share_link(
+pub(super) async fn revoke_share_link(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -297,7 +286,7 @@ async fn revoke_share_link(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn export_jsonl(
+pub(super) async fn export_jsonl(
     State(state): State<AppState>,
     caller: Caller,
     Path(slug): Path<String>,
@@ -311,13 +300,13 @@ async fn export_jsonl(
     Ok(download(body, "application/x-ndjson", &format!("{slug}-review.jsonl")))
 }
 
-async fn export_csv(
+pub(super) async fn export_csv(
     State(state): State<AppState>,
     caller: Caller,
     Path(slug): Path<String>,
 ) -> Result<Response, ApiError> {
     let records = review::export_review(&caller.access(&state.store), &slug).await?;
-    Ok(download(review::review_csv(&records), "text/csv; charset=utf-8", &format!("{slug}-review.csv")))
+    Ok(download(crate::review::review_csv(&records), "text/csv; charset=utf-8", &format!("{slug}-review.csv")))
 }
 
 fn download(body: String, content_type: &'static str, name: &str) -> Response {
@@ -338,7 +327,7 @@ fn download(body: String, content_type: &'static str, name: &str) -> Response {
 /// Largest review file taken.
 const MAX_REVIEW_BYTES: usize = 16 << 20;
 
-async fn import_review(
+pub(super) async fn import_review(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -348,7 +337,7 @@ async fn import_review(
     require_write_credentials(&caller.principal, &headers)?;
     review::experiment(&caller.access(&state.store), &slug, Action::Edit).await?;
     if body.len() > MAX_REVIEW_BYTES {
-        return Err(ApiError::bad_request(format!("the review file is larger than {MAX_REVIEW_BYTES} bytes")));
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the review file is larger than {MAX_REVIEW_BYTES} bytes")));
     }
     let text = std::str::from_utf8(&body).map_err(|e| ApiError::bad_request(format!("review file: not UTF-8 ({e})")))?;
     let report = review::import_review(&caller.access(&state.store), &slug, "review file", text).await?;
@@ -356,7 +345,7 @@ async fn import_review(
 }
 
 /// The page shown for a share link that cannot be opened (plain HTML: no app, no data).
-pub fn share_link_ended_page(why: &str) -> Response {
+pub(super) fn share_link_ended_page(why: &str) -> Response {
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Share link {why} · caplens</title></head>\
          <body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\"><h1 data-testid=\"share-ended\">This share link was {why}</h1>\
@@ -367,7 +356,7 @@ pub fn share_link_ended_page(why: &str) -> Response {
 
 /// `GET /s/{secret}`: opens a share link. Active: records the opening (audit log), sets the
 /// share cookie and redirects to the shared view. Revoked, expired or unknown: a page that says so.
-pub async fn open_share_link(
+pub(super) async fn open_share_link(
     State(state): State<AppState>,
     caller: Caller,
     Path(secret): Path<String>,

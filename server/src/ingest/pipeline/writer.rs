@@ -15,7 +15,6 @@ use crate::ingest::{FileHints, InputError, SourceInfo};
 use crate::storage::blobs::{BlobStore, PackWriter};
 use crate::storage::bulk::{BulkWriter, NewModel, NewRollout, NewRun, ProblemStats, RunCompletion};
 use crate::storage::catalog::quality_flags;
-use crate::storage::access::DEFAULT_PROJECT;
 use crate::storage::Store;
 
 /// One run being written.
@@ -48,6 +47,10 @@ pub(super) struct Writer<'a> {
     store: &'a Store,
     import_id: &'a str,
     params: &'a ImportParams,
+    /// The project every row goes to, found in the import's transaction.
+    project_id: i64,
+    /// Datasets shared by every project (the built-in one): read, never changed by an upload.
+    shared_datasets: std::collections::HashSet<i64>,
     pub(super) runs: Vec<RunState>,
     /// Model name -> dataset -> index into `runs` (nested, so that a row's lookup borrows its
     /// strings instead of allocating a key).
@@ -66,11 +69,13 @@ pub(super) struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    pub(super) fn new(store: &'a Store, import_id: &'a str, params: &'a ImportParams) -> Self {
+    pub(super) fn new(store: &'a Store, import_id: &'a str, params: &'a ImportParams, project_id: i64) -> Self {
         Writer {
             store,
             import_id,
             params,
+            project_id,
+            shared_datasets: Default::default(),
             runs: Vec::new(),
             run_index: HashMap::new(),
             datasets: HashMap::new(),
@@ -322,6 +327,7 @@ impl<'a> Writer<'a> {
         let hints = self.hints.get(file_index);
         let run_id = tx
             .insert_run(&NewRun {
+                project_id: self.project_id,
                 model_id,
                 dataset_id,
                 label: &label,
@@ -364,16 +370,20 @@ impl<'a> Writer<'a> {
         Ok(self.runs.len() - 1)
     }
 
+    /// The dataset `name` of the import's project, created on first sight; a shared dataset of
+    /// that name (the built-in one) is used as it is.
     async fn dataset(&mut self, tx: &mut BulkWriter, name: &str) -> Result<i64, Failure> {
         if let Some(&id) = self.datasets.get(name) {
             return Ok(id);
         }
-        let id = match tx.dataset_id(name).await? {
-            Some(id) => id,
-            None => {
-                let project = self.params.project.as_deref().unwrap_or(DEFAULT_PROJECT);
-                tx.insert_dataset(name, "", "upload", Some(project)).await?
+        let id = match tx.dataset_for(self.project_id, name).await? {
+            Some((id, shared)) => {
+                if shared {
+                    self.shared_datasets.insert(id);
+                }
+                id
             }
+            None => tx.insert_dataset(name, "", "upload", Some(self.project_id)).await?,
         };
         self.datasets.insert(name.to_owned(), id);
         Ok(id)
@@ -390,14 +400,14 @@ impl<'a> Writer<'a> {
             return Ok(id);
         }
         let parent_id = match &self.params.parent {
-            Some(parent) => Some(tx.model_id(parent).await?.ok_or_else(|| {
+            Some(parent) => Some(tx.model_id(self.project_id, parent).await?.ok_or_else(|| {
                 Failure::Invalid(format!(
                     "parent: no model named {parent:?}; import the parent model first or leave parent out"
                 ))
             })?),
             None => None,
         };
-        let id = match tx.model_id(name).await? {
+        let id = match tx.model_id(self.project_id, name).await? {
             Some(id) => {
                 // Say-so from the uploader updates what we know about an existing model.
                 tx.update_model(
@@ -416,6 +426,7 @@ impl<'a> Writer<'a> {
                     .clone()
                     .unwrap_or_else(|| guess_stage(name).to_owned());
                 tx.insert_model(&NewModel {
+                    project_id: self.project_id,
                     name,
                     family: if family != name { family } else { "" },
                     stage: &stage,
@@ -446,7 +457,14 @@ impl<'a> Writer<'a> {
                 return Ok((*id, stored.clone()));
             }
         }
+        let shared = self.shared_datasets.contains(&dataset_id);
         let (id, stored_reference) = match tx.problem(dataset_id, key).await? {
+            Some(stored) if shared => (stored.id, stored.reference),
+            None if shared => {
+                return Err(Failure::Invalid(format!(
+                    "problem {key:?} is not in the shared dataset this file names; a shared dataset is read-only: name a dataset of your project instead (dataset=)"
+                )))
+            }
             Some(stored) => {
                 let fill_prompt = stored.prompt.is_empty() && prompt.is_some_and(|p| !p.is_empty());
                 let fill_reference =
@@ -500,7 +518,8 @@ impl<'a> Writer<'a> {
         content_hash: &str,
     ) -> Result<Vec<ImportedRun>, Failure> {
         tx.flush_rollouts().await?;
-        let experiment_id = find_or_create_experiment(tx, experiment).await?;
+        let experiment_id = find_or_create_experiment(tx, experiment, self.project_id).await?;
+        tx.set_import_project(self.import_id, self.project_id).await?;
         let mut out = Vec::new();
         for state in &mut self.runs {
             if state.rows == 0 {
@@ -579,13 +598,6 @@ impl<'a> Writer<'a> {
             )
             .await?;
             tx.link_run(experiment_id, state.run_id).await?;
-            tx.assign_project(
-                self.params.project.as_deref(),
-                state.run_id,
-                experiment_id,
-                Some(self.import_id),
-            )
-            .await?;
             out.push(ImportedRun {
                 id: state.run_id,
                 model: state.model.clone(),
@@ -609,9 +621,16 @@ fn base_name(name: &str) -> &str {
     name.rsplit(['/', '\\']).next().filter(|b| !b.is_empty()).unwrap_or(name)
 }
 
-async fn find_or_create_experiment(tx: &mut BulkWriter, slug: &str) -> Result<i64, Failure> {
-    if let Some(id) = tx.experiment_id(slug).await? {
-        return Ok(id);
+/// The experiment `slug` of the import's project, created when missing: decided here, in the
+/// import's transaction, so an experiment another project made meanwhile is never written into.
+async fn find_or_create_experiment(tx: &mut BulkWriter, slug: &str, project_id: i64) -> Result<i64, Failure> {
+    if let Some((id, project)) = tx.experiment_for(slug).await? {
+        if project == Some(project_id) {
+            return Ok(id);
+        }
+        return Err(Failure::Invalid(format!(
+            "experiment: the slug {slug:?} is not available in this project; choose another"
+        )));
     }
     let name = if slug == DEFAULT_EXPERIMENT {
         "Uploads".to_owned()
@@ -624,6 +643,7 @@ async fn find_or_create_experiment(tx: &mut BulkWriter, slug: &str) -> Result<i6
             &name,
             "Created by an upload; rename or describe it in the experiment's settings.",
             false,
+            project_id,
         )
         .await?)
 }

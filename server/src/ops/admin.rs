@@ -5,15 +5,15 @@ use caplens_app::model::{
     AuditEntry, MemberRow, ProjectAccess, ProjectRow, Role, SessionView, UserRow,
 };
 
+use super::{Caller, OpError};
 use crate::auth::{password, Action, Auth};
-use crate::error::{ApiError, StoreError};
+use crate::error::StoreError;
 use crate::storage::access::Owned;
 use crate::storage::Store;
-use crate::web::access::Caller;
 
-fn invalid(e: StoreError) -> ApiError {
+fn invalid(e: StoreError) -> OpError {
     match e {
-        StoreError::Invalid(m) => ApiError::bad_request(m),
+        StoreError::Invalid(m) => OpError::invalid(m),
         e => e.into(),
     }
 }
@@ -23,12 +23,13 @@ pub async fn session_view(
     store: &Store,
     auth: &Auth,
     caller: &Caller,
-) -> Result<SessionView, ApiError> {
+) -> Result<SessionView, OpError> {
     let p = &caller.principal;
+    let access = caller.access(store);
     let projects = store.projects().await?;
     let visible: Vec<ProjectAccess> = projects
         .into_iter()
-        .filter(|pr| p.is_local() || p.can_read(pr.id))
+        .filter(|pr| p.is_local() || access.can_read(pr.id))
         .map(|pr| ProjectAccess {
             role: p
                 .role_in(pr.id)
@@ -53,7 +54,7 @@ pub async fn session_view(
     })
 }
 
-pub async fn users(store: &Store, caller: &Caller) -> Result<Vec<UserRow>, ApiError> {
+pub async fn users(store: &Store, caller: &Caller) -> Result<Vec<UserRow>, OpError> {
     caller.access(store).require_site("users").await?;
     Ok(store.users().await?)
 }
@@ -65,14 +66,14 @@ pub async fn create_user(
     name: &str,
     password_text: &str,
     admin: bool,
-) -> Result<UserRow, ApiError> {
+) -> Result<UserRow, OpError> {
     let access = caller.access(store);
     access.require_site("users").await?;
-    password::check_strength(password_text).map_err(ApiError::bad_request)?;
+    password::check_strength(password_text).map_err(OpError::invalid)?;
     let pw = password_text.to_owned();
     let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
         .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        .map_err(|e| OpError::invalid(e.to_string()))?;
     let user = store
         .create_user(name.trim(), None, Some(&hash), admin)
         .await
@@ -93,15 +94,15 @@ pub async fn set_user_disabled(
     caller: &Caller,
     id: i64,
     disabled: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), OpError> {
     let access = caller.access(store);
     access.require_site("users").await?;
     let user = store
         .user(id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
+        .ok_or_else(|| OpError::not_found(format!("no user {id}")))?;
     if disabled && Some(id) == caller.principal.user_id {
-        return Err(ApiError::bad_request("you cannot disable your own account"));
+        return Err(OpError::invalid("you cannot disable your own account"));
     }
     store.set_user_disabled(id, disabled).await?;
     access
@@ -120,17 +121,14 @@ pub async fn set_user_disabled(
 }
 
 /// The projects the caller may see.
-pub async fn projects(store: &Store, caller: &Caller) -> Result<Vec<ProjectRow>, ApiError> {
-    let p = &caller.principal;
-    caller
-        .access(store)
-        .require_signed_in(Action::Read, "projects")
-        .await?;
+pub async fn projects(store: &Store, caller: &Caller) -> Result<Vec<ProjectRow>, OpError> {
+    let access = caller.access(store);
+    access.require_signed_in(Action::Read, "projects").await?;
     Ok(store
         .projects()
         .await?
         .into_iter()
-        .filter(|pr| p.can_read(pr.id))
+        .filter(|pr| access.can_read(pr.id))
         .collect())
 }
 
@@ -140,7 +138,7 @@ pub async fn create_project(
     slug: &str,
     name: &str,
     open_to_all: bool,
-) -> Result<ProjectRow, ApiError> {
+) -> Result<ProjectRow, OpError> {
     let access = caller.access(store);
     access.require_site("projects").await?;
     let project = store
@@ -162,12 +160,40 @@ pub async fn create_project(
     Ok(project)
 }
 
+/// Lets a project's admins add and change its engines, or not (site admins only: it decides
+/// who may make the server open connections).
+pub async fn set_engine_admins(
+    store: &Store,
+    caller: &Caller,
+    project: &str,
+    allowed: bool,
+) -> Result<(), OpError> {
+    let access = caller.access(store);
+    access
+        .require_site("who manages a project's engines")
+        .await?;
+    let p = store
+        .project_by_slug(project)
+        .await?
+        .ok_or_else(|| OpError::not_found(format!("no project {project:?}")))?;
+    store.set_engine_admins(p.id, allowed).await?;
+    access
+        .audit(
+            "engine_admins",
+            format!("project {project}"),
+            Some(p.id),
+            if allowed { "on" } else { "off" },
+        )
+        .await;
+    Ok(())
+}
+
 /// Members of a project: anyone who may read the project sees them.
 pub async fn members(
     store: &Store,
     caller: &Caller,
     project: &str,
-) -> Result<Vec<MemberRow>, ApiError> {
+) -> Result<Vec<MemberRow>, OpError> {
     let id = caller
         .access(store)
         .require(
@@ -186,7 +212,7 @@ pub async fn set_member(
     project: &str,
     user: &str,
     role: Option<Role>,
-) -> Result<(), ApiError> {
+) -> Result<(), OpError> {
     let access = caller.access(store);
     let project_id = access
         .require(
@@ -198,7 +224,7 @@ pub async fn set_member(
     let target = store
         .user_by_name(user.trim())
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no user named {user:?}")))?;
+        .ok_or_else(|| OpError::not_found(format!("no user named {user:?}")))?;
     // A project keeps at least one admin, unless a site admin is acting.
     if !caller.principal.site_admin && role != Some(Role::Admin) {
         let admins = store
@@ -208,7 +234,7 @@ pub async fn set_member(
             .filter(|m| m.role == Role::Admin && m.user_id != target.row.id)
             .count();
         if admins == 0 {
-            return Err(ApiError::bad_request(
+            return Err(OpError::invalid(
                 "a project needs at least one admin: make someone else admin first",
             ));
         }
@@ -237,7 +263,7 @@ pub async fn audit(
     caller: &Caller,
     limit: i64,
     before: Option<i64>,
-) -> Result<Vec<AuditEntry>, ApiError> {
+) -> Result<Vec<AuditEntry>, OpError> {
     let p = &caller.principal;
     let access = caller.access(store);
     if p.is_local() || (p.site_admin && !p.is_token()) {
@@ -247,10 +273,7 @@ pub async fn audit(
         .projects()
         .await?
         .into_iter()
-        .filter(|pr| {
-            crate::auth::authorize(p, Action::Administer, crate::auth::Target::Project(pr.id))
-                .is_ok()
-        })
+        .filter(|pr| access.may(Action::Administer, pr.id))
         .map(|pr| pr.id)
         .collect();
     if administered.is_empty() {

@@ -1,12 +1,12 @@
 //! Creating and revoking API tokens on behalf of a principal (the Tokens page and the REST
 //! API): who may make a token for which project and scope, and who may revoke it.
 
+use super::{Caller, OpError};
 use crate::auth::{Action, PrincipalKind, TokenScope};
-use crate::error::{ApiError, StoreError};
+use crate::error::StoreError;
 use crate::storage::access::Owned;
 use crate::storage::tokens::{NewToken, TokenSpec};
 use crate::storage::{rfc3339_from_unix, Store};
-use crate::web::access::Caller;
 
 /// Longest lifetime a token may be given, in days.
 pub const MAX_TOKEN_DAYS: u32 = 3650;
@@ -23,12 +23,11 @@ pub async fn create_token(
     project: Option<&str>,
     scope: Option<&str>,
     expires_in_days: Option<u32>,
-) -> Result<NewToken, ApiError> {
+) -> Result<NewToken, OpError> {
     let access = caller.access(store);
     let scope_name = scope.unwrap_or("write");
-    let scope = TokenScope::parse(scope_name).ok_or_else(|| {
-        ApiError::bad_request(format!("scope: {scope_name:?} is not read or write"))
-    })?;
+    let scope = TokenScope::parse(scope_name)
+        .ok_or_else(|| OpError::invalid(format!("scope: {scope_name:?} is not read or write")))?;
     let slug = project.unwrap_or(crate::storage::access::DEFAULT_PROJECT);
     let project_id = access
         .require(
@@ -47,7 +46,7 @@ pub async fn create_token(
             .await?;
     }
     if expires_in_days.is_some_and(|d| d == 0 || d > MAX_TOKEN_DAYS) {
-        return Err(ApiError::bad_request(format!(
+        return Err(OpError::invalid(format!(
             "expires_in_days: between 1 and {MAX_TOKEN_DAYS}"
         )));
     }
@@ -67,7 +66,7 @@ pub async fn create_token(
         })
         .await
         .map_err(|e| match e {
-            StoreError::Invalid(m) => ApiError::bad_request(m),
+            StoreError::Invalid(m) => OpError::invalid(m),
             e => e.into(),
         })?;
     access
@@ -83,13 +82,13 @@ pub async fn create_token(
 
 /// Revokes a token: its owner, an admin of its project, or a site admin may. `Ok(false)` when it
 /// was already revoked.
-pub async fn revoke_token(store: &Store, caller: &Caller, id: i64) -> Result<bool, ApiError> {
+pub async fn revoke_token(store: &Store, caller: &Caller, id: i64) -> Result<bool, OpError> {
     let access = caller.access(store);
     access
         .require_signed_in(Action::ManageOwnTokens, "tokens")
         .await?;
     let Some((owner, project)) = store.token_owner(id).await? else {
-        return Err(ApiError::not_found(format!("no token {id}")));
+        return Err(OpError::not_found(format!("no token {id}")));
     };
     let own = owner.is_some() && owner == caller.principal.user_id;
     if !own {
@@ -98,10 +97,10 @@ pub async fn revoke_token(store: &Store, caller: &Caller, id: i64) -> Result<boo
             .require_project(Action::Administer, project, &format!("token {id}"))
             .await;
         if let Err(e) = hidden {
-            return Err(if e.status == axum::http::StatusCode::FORBIDDEN {
-                ApiError::not_found(format!("no token {id}"))
-            } else {
-                e
+            // Another member's token is not this principal's business: as if it did not exist.
+            return Err(match e {
+                OpError::Forbidden(_) => OpError::not_found(format!("no token {id}")),
+                e => e,
             });
         }
     }
@@ -112,4 +111,22 @@ pub async fn revoke_token(store: &Store, caller: &Caller, id: i64) -> Result<boo
             .await;
     }
     Ok(done)
+}
+
+/// The tokens the caller may see: local mode and site admins every token, others their own.
+pub async fn tokens(
+    store: &Store,
+    caller: &Caller,
+) -> Result<Vec<caplens_app::model::ApiTokenRow>, OpError> {
+    let access = caller.access(store);
+    access
+        .require_signed_in(Action::ManageOwnTokens, "tokens")
+        .await?;
+    let p = &caller.principal;
+    let only = if p.is_local() || (p.site_admin && !p.is_token()) {
+        None
+    } else {
+        Some(p.user_id.unwrap_or(-1))
+    };
+    Ok(store.tokens(only).await?)
 }

@@ -1,0 +1,82 @@
+//! Reading the catalog: experiments, models, datasets and runs as lists (filtered to the
+//! projects the caller may read), one experiment, and the read API's report tables (pass@k,
+//! unsolvable sets, summaries). The pages and the REST API call these; both see the same rows.
+
+use caplens_analysis::verdicts::VerdictSource;
+use caplens_app::model::{DatasetRow, ExperimentDetail, ExperimentSummary, ModelRow, RunRow};
+
+use super::{Access, OpError};
+use crate::auth::Action;
+use crate::storage::access::Owned;
+
+/// Opens experiment `slug` for reading: not found when it does not exist or is hidden.
+pub async fn open_experiment(access: &Access<'_>, slug: &str) -> Result<i64, OpError> {
+    access
+        .require(
+            Action::Read,
+            &Owned::Experiment(slug.to_owned()),
+            &format!("experiment {slug:?}"),
+        )
+        .await
+}
+
+/// The experiments the caller may read, newest first.
+pub async fn experiments(access: &Access<'_>) -> Result<Vec<ExperimentSummary>, OpError> {
+    access
+        .require_signed_in(Action::Read, "experiments")
+        .await?;
+    let projects = access.store.experiment_projects().await?;
+    Ok(access.keep(
+        access.store.experiments().await?,
+        |e| e.slug.clone(),
+        &projects,
+    ))
+}
+
+/// One experiment with its runs in lineage order.
+pub async fn experiment(access: &Access<'_>, slug: &str) -> Result<ExperimentDetail, OpError> {
+    open_experiment(access, slug).await?;
+    access
+        .store
+        .experiment(slug)
+        .await?
+        .ok_or_else(|| OpError::not_found(format!("no experiment {slug:?}")))
+}
+
+/// The models of the projects the caller may read.
+pub async fn models(access: &Access<'_>) -> Result<Vec<ModelRow>, OpError> {
+    access.require_signed_in(Action::Read, "models").await?;
+    let projects = access.store.model_projects().await?;
+    Ok(access.keep(access.store.models().await?, |m| m.id, &projects))
+}
+
+/// The datasets of the projects the caller may read, and the shared ones.
+pub async fn datasets(access: &Access<'_>) -> Result<Vec<DatasetRow>, OpError> {
+    access.require_signed_in(Action::Read, "datasets").await?;
+    let projects = access.store.dataset_projects().await?;
+    Ok(access.keep(access.store.datasets().await?, |d| d.id, &projects))
+}
+
+/// The runs of the projects the caller may read, newest first.
+pub async fn runs(access: &Access<'_>) -> Result<Vec<RunRow>, OpError> {
+    access.require_signed_in(Action::Read, "runs").await?;
+    let projects = access.store.run_projects().await?;
+    Ok(access.keep(access.store.runs().await?, |r| r.id, &projects))
+}
+
+/// The read API's tables of an experiment (`caplens passk|unsolvable|summary --json` from the
+/// same rows), under `verdicts` (`None`: each run's default) with or without the reviewers'
+/// overrides.
+pub async fn report_tables(
+    access: &Access<'_>,
+    slug: &str,
+    verdicts: Option<VerdictSource>,
+    reviewed: bool,
+) -> Result<crate::reports::ExperimentTables, OpError> {
+    open_experiment(access, slug).await?;
+    access
+        .store
+        .experiment_tables(slug, verdicts, reviewed)
+        .await?
+        .ok_or_else(|| OpError::not_found(format!("no experiment {slug:?}")))
+}

@@ -1,0 +1,204 @@
+//! The analysis pages' reads, authorised: an experiment's views (overview, pass@k, unsolvable
+//! sets, SFT vs RL, training dynamics, RFT selection, token statistics), a problem with every
+//! readable run on it, a page of its rollouts, one rollout and its token trace. `Ok(None)`
+//! means "not found" to the page: missing, or hidden from the caller (it says the same).
+
+use caplens_app::model::{ProblemDetail, RolloutList, RolloutListQuery};
+use caplens_app::views::*;
+
+use super::catalog::open_experiment;
+use super::{Access, OpError};
+use crate::auth::Action;
+use crate::storage::access::Owned;
+use crate::storage::rollouts::StoredRollout;
+use crate::views::ViewService;
+
+/// `Ok(false)` when the experiment is missing or hidden; refusals other than "hidden" are
+/// errors.
+async fn readable(access: &Access<'_>, slug: &str) -> Result<bool, OpError> {
+    match open_experiment(access, slug).await {
+        Ok(_) => Ok(true),
+        Err(OpError::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// One of an experiment's analysis views, built by `ViewService` once the caller may read it.
+pub enum ViewRequest {
+    Overview {
+        verdicts: Option<caplens_analysis::verdicts::VerdictSource>,
+        unreviewed: bool,
+    },
+    Passk(PasskRequest),
+    Unsolvable(UnsolvableRequest),
+    Compare(CompareRequest),
+    Dynamics(DynamicsRequest),
+    Rft(RftRequest),
+    TokenStats(TokenStatsRequest),
+}
+
+/// What [`view`] answers, one variant per request.
+pub enum View {
+    Overview(OverviewView),
+    Passk(PasskView),
+    Unsolvable(UnsolvableView),
+    Compare(CompareView),
+    Dynamics(DynamicsView),
+    Rft(RftView),
+    TokenStats(TokenStatsView),
+}
+
+/// An analysis view of experiment `slug`.
+pub async fn view(
+    access: &Access<'_>,
+    views: &ViewService,
+    slug: &str,
+    request: ViewRequest,
+) -> Result<Option<View>, OpError> {
+    if !readable(access, slug).await? {
+        return Ok(None);
+    }
+    Ok(match request {
+        ViewRequest::Overview {
+            verdicts,
+            unreviewed,
+        } => views
+            .overview(slug, verdicts, unreviewed)
+            .await?
+            .map(View::Overview),
+        ViewRequest::Passk(r) => views.passk(slug, r).await?.map(View::Passk),
+        ViewRequest::Unsolvable(r) => views.unsolvable(slug, r).await?.map(View::Unsolvable),
+        ViewRequest::Compare(r) => views.compare(slug, r).await?.map(View::Compare),
+        ViewRequest::Dynamics(r) => views.dynamics(slug, r).await?.map(View::Dynamics),
+        ViewRequest::Rft(r) => views.rft(slug, r).await?.map(View::Rft),
+        ViewRequest::TokenStats(r) => views.token_stats(slug, r).await?.map(View::TokenStats),
+    })
+}
+
+/// The runs of a problem the caller may read, within `asked`: `None` when the problem is
+/// missing or hidden. A problem is readable with its dataset's project (a shared dataset's
+/// problems by everyone signed in); the runs shown are those of projects the caller reads. A
+/// share link reads a problem through its one experiment's runs only.
+async fn readable_problem_runs(
+    access: &Access<'_>,
+    problem_id: i64,
+    asked: Option<Vec<i64>>,
+) -> Result<Option<Vec<i64>>, OpError> {
+    let keep = |runs: Vec<i64>| -> Vec<i64> {
+        runs.into_iter()
+            .filter(|run| asked.as_ref().is_none_or(|a| a.contains(run)))
+            .collect()
+    };
+    if let Some(experiment) = access.principal.shared_experiment() {
+        if !access
+            .store
+            .problem_in_experiment(experiment, problem_id)
+            .await?
+        {
+            return Ok(None);
+        }
+        return Ok(Some(keep(
+            access.store.experiment_run_ids(experiment).await?,
+        )));
+    }
+    let Some(project) = access.store.project_of(&Owned::Problem(problem_id)).await? else {
+        return Ok(None);
+    };
+    match access
+        .require_project(Action::Read, project, "problem")
+        .await
+    {
+        Ok(()) => {}
+        Err(OpError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let runs = access.store.problem_run_projects(problem_id).await?;
+    let readable = access.readable();
+    Ok(Some(keep(
+        runs.into_iter()
+            .filter(|(_, p)| readable.as_ref().is_none_or(|r| r.contains(p)))
+            .map(|(run, _)| run)
+            .collect(),
+    )))
+}
+
+/// A problem with the numbers of every run on it the caller may read (within `runs`). Runs
+/// asked for that the caller may not read are reported missing, like runs that do not exist.
+pub async fn problem(
+    access: &Access<'_>,
+    problem_id: i64,
+    runs: Option<Vec<i64>>,
+) -> Result<Option<ProblemDetail>, OpError> {
+    let asked = runs.clone();
+    let Some(readable) = readable_problem_runs(access, problem_id, runs).await? else {
+        return Ok(None);
+    };
+    let Some(mut detail) = access
+        .store
+        .problem_detail(problem_id, Some(&readable))
+        .await?
+    else {
+        return Ok(None);
+    };
+    if let Some(asked) = asked {
+        detail.missing_runs = asked
+            .into_iter()
+            .filter(|id| !detail.runs.iter().any(|r| r.run_id == *id))
+            .collect();
+    }
+    Ok(Some(detail))
+}
+
+/// One page of a run's rollouts of a problem: the run asked for when the caller reads it,
+/// else the first in lineage order.
+pub async fn problem_rollouts(
+    access: &Access<'_>,
+    problem_id: i64,
+    query: RolloutListQuery,
+) -> Result<RolloutList, OpError> {
+    let asked = (!query.runs.is_empty()).then(|| query.runs.clone());
+    let runs = readable_problem_runs(access, problem_id, asked)
+        .await?
+        .unwrap_or_default();
+    let detail = access.store.problem_detail(problem_id, Some(&runs)).await?;
+    let ids: Vec<i64> = detail
+        .map(|d| d.runs.iter().map(|r| r.run_id).collect())
+        .unwrap_or_default();
+    let run = query
+        .run
+        .filter(|r| ids.contains(r))
+        .or_else(|| ids.first().copied());
+    let Some(run) = run else {
+        return Ok(RolloutList {
+            run_id: None,
+            total: 0,
+            page: 1,
+            per_page: caplens_app::api::ROLLOUTS_PER_PAGE,
+            items: Vec::new(),
+            responses: Vec::new(),
+        });
+    };
+    Ok(access
+        .store
+        .problem_rollouts(
+            problem_id,
+            run,
+            query.page,
+            caplens_app::api::ROLLOUTS_PER_PAGE,
+            query.answer.as_deref(),
+            &query.open,
+        )
+        .await?)
+}
+
+/// A rollout the caller may read (`None`: missing or hidden).
+pub async fn rollout(access: &Access<'_>, id: i64) -> Result<Option<StoredRollout>, OpError> {
+    match access
+        .require(Action::Read, &Owned::Rollout(id), "rollout")
+        .await
+    {
+        Ok(_) => Ok(access.store.rollout(id).await?),
+        Err(OpError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
