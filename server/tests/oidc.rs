@@ -67,8 +67,6 @@ fn caplens(port: u16, issuer: &str, extra: &[&str], data: &Path) -> Killed {
         "--no-worker".into(),
         "--auth".into(),
         "oidc".into(),
-        "--public-url".into(),
-        format!("http://127.0.0.1:{port}"),
         "--oidc-issuer".into(),
         issuer.into(),
         "--oidc-client-id".into(),
@@ -77,6 +75,10 @@ fn caplens(port: u16, issuer: &str, extra: &[&str], data: &Path) -> Killed {
         "caplens-admins".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
+    // A replica behind a load balancer is reached at another replica's public URL.
+    if !extra.contains(&"--public-url") {
+        args.extend(["--public-url".to_owned(), format!("http://127.0.0.1:{port}")]);
+    }
     let child = Command::new(env!("CARGO_BIN_EXE_caplens"))
         .args(&args)
         .env_remove("DATABASE_URL")
@@ -228,4 +230,49 @@ fn single_sign_on_with_a_real_openid_provider() {
         !audit.contains(code),
         "an authorization code reached the audit log"
     );
+}
+
+/// Pending sign-ins live in the browser's signed cookie, not in a server's memory: a flood of
+/// started sign-ins leaves nothing to push real ones out, and the callback works on another
+/// replica (same database, same public URL) than the one that started it.
+#[test]
+fn a_flood_of_started_sign_ins_and_a_callback_on_another_replica() {
+    let port_a = free_port();
+    let port_b = free_port();
+    let public = format!("http://127.0.0.1:{port_a}");
+    let (_provider, issuer) = provider(&format!("{public}/auth/oidc/callback"));
+    let data = tempfile::tempdir().unwrap();
+    let _a = caplens(port_a, &issuer, &[], data.path());
+    // Replica B: the same database and public URL (as behind a load balancer).
+    let _b = caplens(port_b, &issuer, &["--public-url", &public], data.path());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    for _ in 0..10_000 {
+        let res = agent.get(&format!("{public}/auth/oidc/start")).call().unwrap();
+        assert_eq!(res.status().as_u16(), 303);
+    }
+    // Alice starts on A; the provider sends her back; B takes the callback.
+    let r = login(port_a, "alice", &["--no-follow-callback"]);
+    let url = r["callback_url"].as_str().unwrap().to_owned();
+    let cookie_jar = r["cookie"].as_str().unwrap_or("").to_owned();
+    let path = url.split_once(&format!("{port_a}")).unwrap().1.to_owned();
+    let res = agent
+        .get(&format!("http://127.0.0.1:{port_b}{path}"))
+        .header("Cookie", &cookie_jar)
+        .call()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers().get("location").unwrap(), "/", "B finished the sign-in A started");
+    let session = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("caplens_session=") && !c.starts_with("caplens_session=;"))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .expect("a session from replica B");
+    assert_eq!(get(port_a, "/admin/users", &session).0, 200, "the session works on A too");
 }

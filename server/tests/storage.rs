@@ -8,6 +8,7 @@ use caplens_server::demo::{
     generate::{generate_demo, DemoConfig},
 };
 use common::TestDb;
+use std::path::Path;
 
 fn small_demo() -> DemoConfig {
     DemoConfig {
@@ -292,6 +293,98 @@ async fn demo_reset_explains_when_demo_models_are_used_elsewhere() {
             "{}: the failed reset changed nothing",
             db.name
         );
+        db.cleanup().await;
+    }
+}
+
+/// Migration 0010 on a database of the version before: a dataset (with its problems), a model
+/// lineage and their runs used by two projects become one copy per project, every row of a
+/// project pointing at its own copy; the built-in dataset stays shared; nothing is lost.
+#[tokio::test]
+async fn existing_databases_give_each_project_its_own_rows() {
+    use sqlx::migrate::Migrator;
+    for db in TestDb::all_unmigrated().await {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(if db.name == "sqlite" { "../migrations/sqlite" } else { "../migrations/postgres" });
+        let mut before = Migrator::new(dir.as_path()).await.unwrap();
+        before.migrations = before.migrations.iter().filter(|m| m.version < 10).cloned().collect::<Vec<_>>().into();
+        before.run(&db.store.pool).await.unwrap();
+        let pool = &db.store.pool;
+        let exec = |sql: &'static str| async move { sqlx::query(sql).execute(pool).await.unwrap() };
+        let one = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap() };
+        exec("INSERT INTO projects (slug, name, created_at) VALUES ('p1', 'P1', 'x'), ('p2', 'P2', 'x')").await;
+        let p1 = one("SELECT id FROM projects WHERE slug = 'p1'").await;
+        let p2 = one("SELECT id FROM projects WHERE slug = 'p2'").await;
+        exec("INSERT INTO datasets (name, created_at, source) VALUES ('aime', 'x', 'upload'), ('arith-calibrated', 'x', 'builtin')").await;
+        exec("INSERT INTO problems (dataset_id, problem_key, prompt, reference_answer) SELECT id, 'q1', 'secret', '42' FROM datasets WHERE name = 'aime'").await;
+        exec("INSERT INTO problems (dataset_id, problem_key, prompt, reference_answer) SELECT id, 'a1', '1+1', '2' FROM datasets WHERE name = 'arith-calibrated'").await;
+        exec("INSERT INTO models (name, stage, created_at) VALUES ('base', 'base', 'x')").await;
+        exec("INSERT INTO models (name, stage, parent_id, created_at) SELECT 'rl', 'rl', id, 'x' FROM models WHERE name = 'base'").await;
+        let experiments = "INSERT INTO experiments (slug, name, created_at, project_id) SELECT 'e-' || slug, slug, 'x', id FROM projects WHERE slug IN ('p1', 'p2')";
+        exec(experiments).await;
+        for (project, dataset) in [("p1", "aime"), ("p2", "aime"), ("p2", "arith-calibrated")] {
+            sqlx::query(
+                "INSERT INTO runs (model_id, dataset_id, status, origin, created_at, project_id)
+                 SELECT (SELECT id FROM models WHERE name = 'rl'), d.id, 'completed', 'upload', 'x', p.id
+                 FROM datasets d, projects p WHERE d.name = $1 AND p.slug = $2",
+            )
+            .bind(dataset)
+            .bind(project)
+            .execute(pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO experiment_runs (experiment_id, run_id)
+                 SELECT e.id, (SELECT MAX(id) FROM runs) FROM experiments e WHERE e.slug = 'e-' || $1",
+            )
+            .bind(project)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        exec("INSERT INTO rollouts (run_id, problem_id, sample_index, correct) SELECT r.id, p.id, 0, 1 FROM runs r JOIN problems p ON p.dataset_id = r.dataset_id").await;
+        exec("INSERT INTO run_problem_stats (run_id, problem_id, n, c) SELECT r.id, p.id, 1, 1 FROM runs r JOIN problems p ON p.dataset_id = r.dataset_id").await;
+        exec("INSERT INTO verdict_overrides (experiment_id, problem_id, answer, verdict, reason, created_by, created_at)
+              SELECT e.id, p.id, '42', 1, 'ok', 'x', 'x' FROM experiments e, problems p WHERE e.slug = 'e-p2' AND p.problem_key = 'q1'").await;
+        let rollouts_before = one("SELECT COUNT(*) FROM rollouts").await;
+
+        db.store.migrate().await.unwrap();
+
+        // aime: one per project; the built-in dataset: still one, shared.
+        assert_eq!(one("SELECT COUNT(*) FROM datasets WHERE name = 'aime'").await, 2, "{}", db.name);
+        assert_eq!(one("SELECT COUNT(*) FROM datasets WHERE name = 'arith-calibrated' AND project_id IS NULL").await, 1, "{}", db.name);
+        // Every run reads its own project's dataset, problems and models.
+        let crossing = one(
+            "SELECT COUNT(*) FROM runs r JOIN datasets d ON d.id = r.dataset_id JOIN models m ON m.id = r.model_id
+             WHERE (d.project_id IS NOT NULL AND d.project_id <> r.project_id) OR m.project_id <> r.project_id",
+        )
+        .await;
+        assert_eq!(crossing, 0, "{}: a run reads another project's dataset or model", db.name);
+        let crossing = one(
+            "SELECT COUNT(*) FROM rollouts o JOIN runs r ON r.id = o.run_id JOIN problems p ON p.id = o.problem_id
+             JOIN datasets d ON d.id = p.dataset_id WHERE d.project_id IS NOT NULL AND d.project_id <> r.project_id",
+        )
+        .await;
+        assert_eq!(crossing, 0, "{}: a rollout reads another project's problem", db.name);
+        let crossing = one(
+            "SELECT COUNT(*) FROM verdict_overrides o JOIN experiments e ON e.id = o.experiment_id JOIN problems p ON p.id = o.problem_id
+             JOIN datasets d ON d.id = p.dataset_id WHERE d.project_id <> e.project_id",
+        )
+        .await;
+        assert_eq!(crossing, 0, "{}: an override points at another project's problem", db.name);
+        // Lineages stay whole within each project.
+        for p in [p1, p2] {
+            let parents: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM models c JOIN models par ON par.id = c.parent_id
+                 WHERE c.name = 'rl' AND c.project_id = $1 AND par.project_id = $1 AND par.name = 'base'",
+            )
+            .bind(p)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            assert_eq!(parents, 1, "{}: project {p}'s rl lost its parent", db.name);
+        }
+        assert_eq!(one("SELECT COUNT(*) FROM rollouts").await, rollouts_before, "{}: rollouts lost", db.name);
+        assert_eq!(one("SELECT COUNT(*) FROM problems WHERE prompt = 'secret'").await, 2, "{}", db.name);
         db.cleanup().await;
     }
 }
