@@ -267,6 +267,7 @@ pub enum ReviewOp {
     ProjectReview { project: String },
     AddLabel { project: String, name: String, colour: String },
     SetViewersComment { project: String, allowed: bool },
+    SetEngineAdmins { project: String, allowed: bool },
 }
 
 /// A project's review settings (the project page).
@@ -275,6 +276,12 @@ pub struct ProjectReviewSettings {
     pub labels: Vec<LabelDef>,
     pub viewers_comment: bool,
     pub can_administer: bool,
+    /// The project's admins may add and change its engines (else only site admins).
+    #[serde(default)]
+    pub engine_admins: bool,
+    /// The caller may change that (site admins).
+    #[serde(default)]
+    pub can_set_engine_admins: bool,
 }
 
 /// What a [`ReviewOp`] answers.

@@ -936,6 +936,14 @@ pub fn ProjectReviewPanel(project: String) -> impl IntoView {
                                             on:change=move |_| { act.dispatch(ReviewOp::SetViewersComment { project: project.get_value(), allowed: !allowed }); } />
                                         "Viewers may comment and label problems"
                                     </label>
+                                    <label class="label-choice">
+                                        <input type="checkbox" checked=r.engine_admins disabled=!r.can_set_engine_admins data-testid="engine-admins"
+                                            on:change={
+                                                let allowed = r.engine_admins;
+                                                move |_| { act.dispatch(ReviewOp::SetEngineAdmins { project: project.get_value(), allowed: !allowed }); }
+                                            } />
+                                        "Project admins may add and change its engines (a site admin decides: an engine makes the server open connections)"
+                                    </label>
                                     {r.can_administer.then(|| view! {
                                         <form class="inline-form" data-testid="add-label" on:submit=move |ev| {
                                             ev.prevent_default();

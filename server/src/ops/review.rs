@@ -656,6 +656,8 @@ pub async fn project_review(
         labels: access.store.label_defs(project).await?,
         viewers_comment: row.viewers_comment,
         can_administer: access.may(Action::Administer, project),
+        engine_admins: row.engine_admins,
+        can_set_engine_admins: (access.principal.site_admin && !access.principal.is_token()) || access.principal.is_local(),
     })
 }
 

@@ -484,6 +484,10 @@ impl StoreSource {
                 review::add_label(a, &project, &name, &colour).await?;
                 ReviewReply::Done
             }
+            ReviewOp::SetEngineAdmins { project, allowed } => {
+                ops::admin::set_engine_admins(&self.store, &caller, &project, allowed).await?;
+                ReviewReply::Done
+            }
             ReviewOp::SetViewersComment { project, allowed } => {
                 review::set_viewers_comment(a, &project, allowed).await?;
                 ReviewReply::Done
