@@ -11,6 +11,7 @@
 //! blocking client; callers run it on `tokio::task::spawn_blocking`.
 
 pub mod embedded;
+pub mod netguard;
 pub mod openai;
 pub mod serve;
 
