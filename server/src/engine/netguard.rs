@@ -100,6 +100,12 @@ impl AllowEntry {
         if text.is_empty() {
             return Err("an empty --engine-allow entry".into());
         }
+        if text.contains("://") {
+            return Err(format!(
+                "{text:?} is a URL: give a network (10.0.0.0/8, 127.0.0.1) or a host name \
+                 (gpu.internal)"
+            ));
+        }
         let looks_like_address = text.contains('/')
             || text.contains(':')
             || text.parse::<IpAddr>().is_ok()
