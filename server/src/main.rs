@@ -18,6 +18,11 @@ const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before anything can build an engine: the addresses engines may reach (--engine-allow).
+    if let Err(e) = cli::install_engine_policy(cli.command.as_ref()) {
+        eprintln!("caplens: {e}");
+        return ExitCode::FAILURE;
+    }
     match cli.command {
         Some(
             c @ (Command::Passk(_)

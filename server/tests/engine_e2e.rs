@@ -196,6 +196,11 @@ async fn embedded_engine_run_stores_graded_rollouts_with_exact_entropies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_engine_runs_against_caplens_engine_serve_over_http() {
+    // `engine serve` listens on loopback: allowed as `--engine-allow 127.0.0.1` would.
+    caplens_server::engine::netguard::set_process_policy(
+        caplens_server::engine::netguard::EnginePolicy::from_entries(["127.0.0.1"]).unwrap(),
+    )
+    .unwrap();
     let db = TestDb::sqlite().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

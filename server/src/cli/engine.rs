@@ -12,6 +12,7 @@ use crate::engine::embedded::{
     EmbeddedEngine, EmbeddedOptions, DEFAULT_MAX_BATCH, DEFAULT_MAX_TOP_LOGPROBS,
     DEFAULT_MODEL_NAME,
 };
+use crate::engine::netguard::{self, AllowEntry, EnginePolicy};
 use crate::engine::{Engine, GenerationRequest, Prompt, SamplingParams};
 
 #[derive(Debug, Subcommand)]
@@ -25,6 +26,41 @@ pub enum EngineCommand {
     Add(crate::cli::eval::EngineAddArgs),
     /// List the engines evaluations can use (never their API keys).
     List,
+}
+
+/// Which non-public addresses engines may reach (`caplens serve`, `worker`, `eval`,
+/// `engine add`); docs/evaluations.md, "Engines are not a proxy".
+#[derive(Debug, Clone, Default, Args)]
+pub struct EngineAllowArgs {
+    /// Let engines reach this network or host although it is not a public address: a CIDR
+    /// (10.0.0.0/8, 127.0.0.1, fd00::/8) or a host name (that name, at whatever it resolves
+    /// to). Repeatable, or comma-separated. Default: public unicast addresses only, so no
+    /// loopback, private, link-local or metadata-service address.
+    #[arg(
+        long = "engine-allow",
+        env = "CAPLENS_ENGINE_ALLOW",
+        value_name = "CIDR|HOST",
+        value_delimiter = ',',
+        value_parser = check_allow_entry
+    )]
+    pub engine_allow: Vec<String>,
+}
+
+/// An `--engine-allow` entry, checked when the command line is read; an empty one
+/// (`CAPLENS_ENGINE_ALLOW=`) allows nothing more.
+fn check_allow_entry(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Ok(String::new());
+    }
+    AllowEntry::parse(text).map(|_| text.to_owned())
+}
+
+impl EngineAllowArgs {
+    /// Makes these entries the process's engine address policy (once, before any engine).
+    pub fn install(&self) -> Result<(), String> {
+        let entries = self.engine_allow.iter().filter(|e| !e.trim().is_empty());
+        netguard::set_process_policy(EnginePolicy::from_entries(entries)?)
+    }
 }
 
 /// Which model file and how many samples run together.
@@ -230,4 +266,53 @@ async fn run_blocking(
         .await
         .map_err(|e| format!("the generation failed: {e}"))?
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn engine_allow_is_repeatable_comma_separated_and_checked() {
+        let cli = Cli::try_parse_from([
+            "caplens",
+            "worker",
+            "--engine-allow",
+            "127.0.0.1,gpu.internal",
+            "--engine-allow",
+            "10.0.0.0/8",
+        ])
+        .unwrap();
+        let Some(Command::Worker(args)) = cli.command else {
+            panic!("a worker command")
+        };
+        assert_eq!(
+            args.engines.engine_allow,
+            ["127.0.0.1", "gpu.internal", "10.0.0.0/8"]
+        );
+        for command in ["serve", "eval", "worker"] {
+            let err = Cli::try_parse_from(["caplens", command, "--engine-allow", "http://gpu:80"])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("is a URL"), "{command}: {err}");
+        }
+        assert!(Cli::try_parse_from([
+            "caplens",
+            "engine",
+            "add",
+            "e",
+            "--base-url",
+            "http://10.0.0.7:8000",
+            "--model",
+            "m",
+            "--engine-allow",
+            "10.0.0.7"
+        ])
+        .is_ok());
+        // `CAPLENS_ENGINE_ALLOW=` (empty) allows nothing more, and is no error.
+        assert_eq!(check_allow_entry(""), Ok(String::new()));
+        assert!(check_allow_entry("gpu box").is_err());
+    }
 }

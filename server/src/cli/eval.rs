@@ -77,6 +77,8 @@ pub struct EvalArgs {
     pub json: bool,
     #[command(flatten)]
     pub worker: WorkerOptions,
+    #[command(flatten)]
+    pub engines: super::engine::EngineAllowArgs,
 }
 
 /// How a worker runs (shared by `eval` and `worker`).
@@ -111,6 +113,8 @@ impl WorkerOptions {
 pub struct WorkerArgs {
     #[command(flatten)]
     pub worker: WorkerOptions,
+    #[command(flatten)]
+    pub engines: super::engine::EngineAllowArgs,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -493,6 +497,8 @@ pub struct EngineAddArgs {
     /// The project whose evaluations may use it (default: every project).
     #[arg(long)]
     pub project: Option<String>,
+    #[command(flatten)]
+    pub engines: super::engine::EngineAllowArgs,
 }
 
 pub async fn engine_add(store: &Store, args: &EngineAddArgs) -> i32 {

@@ -177,6 +177,8 @@ pub struct ServeArgs {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub worker: eval::WorkerOptions,
+    #[command(flatten)]
+    pub engines: engine::EngineAllowArgs,
 }
 
 /// How `serve` authenticates (docs/security.md).
@@ -298,6 +300,21 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(1u64 << shift)
         .filter(|&v| v > 0)
         .ok_or_else(|| format!("{s:?} is out of range"))
+}
+
+/// Sets the process's engine address policy from `--engine-allow` of the commands that talk to
+/// engines (`serve` — also without a subcommand, from the environment —, `eval`, `worker`,
+/// `engine add`); the others keep the default. Call before anything can build an engine.
+pub fn install_engine_policy(command: Option<&Command>) -> Result<(), String> {
+    let allow = match command {
+        Some(Command::Serve(args)) => &args.engines,
+        Some(Command::Eval(args)) => &args.engines,
+        Some(Command::Worker(args)) => &args.engines,
+        Some(Command::Engine(engine::EngineCommand::Add(args))) => &args.engines,
+        Some(_) => return Ok(()),
+        None => return ServeArgs::from_env_and_defaults().engines.install(),
+    };
+    allow.install()
 }
 
 /// `caplens` without a subcommand means `caplens serve`: its options then come from the

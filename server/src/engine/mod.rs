@@ -11,6 +11,7 @@
 //! blocking client; callers run it on `tokio::task::spawn_blocking`.
 
 pub mod embedded;
+pub mod netguard;
 pub mod openai;
 pub mod serve;
 
@@ -136,6 +137,9 @@ pub enum EngineError {
     /// Nothing answers at the address (connection refused, DNS, TLS).
     #[error("cannot reach {url}: {message}")]
     Unreachable { url: String, message: String },
+    /// The address is one engines may not reach (`netguard`): no connection was attempted.
+    #[error("{url} was not contacted: {message}")]
+    Refused { url: String, message: String },
     /// The server answered too late.
     #[error("{url} did not answer within {seconds} s")]
     Timeout { url: String, seconds: u64 },

@@ -3,14 +3,22 @@
 //!
 //! Requests ask for `n` samples at once (split into chunks of at most [`MAX_N_PER_REQUEST`]),
 //! with logprobs as vLLM returns them. 429 and 5xx answers and dropped connections are retried
-//! with exponential backoff (honouring `Retry-After`); any other 4xx is a rejection, reported
-//! with the server's own message (and, for an unknown model, the models the server does serve).
+//! with exponential backoff (honouring `Retry-After`); any other 4xx is a rejection.
+//!
+//! Engines are not a proxy (issue 25): the base URL may reach only what the engine address
+//! policy allows ([`super::netguard`]), redirects are not followed, and no error carries the
+//! body of an answer — whatever answers at an address (an internal service, a metadata
+//! endpoint) must not be readable through an engine's error. Errors say the status and what it
+//! usually means; the one thing read from a failed exchange is the protocol's list of served
+//! model ids (capped), for a wrong model name.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::netguard::{self, EnginePolicy};
 use super::{
     ChatMessage, Completion, Engine, EngineError, EngineInfo, Generation, GenerationRequest,
     Prompt, TokenAlternative, TokenStep,
@@ -90,14 +98,17 @@ impl OpenAiConfig {
         }
     }
 
-    /// Checks the address before anything is sent.
+    /// Checks the settings and the address (against the process's engine address policy)
+    /// before anything is sent.
     pub fn validate(&self) -> Result<(), EngineError> {
-        let url = self.base_url.trim();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(EngineError::Invalid(format!(
-                "base_url must start with http:// or https://, got {url:?}"
-            )));
-        }
+        self.validate_with(&netguard::process_policy())
+    }
+
+    /// [`OpenAiConfig::validate`] under `policy`.
+    pub fn validate_with(&self, policy: &EnginePolicy) -> Result<(), EngineError> {
+        policy
+            .check_base_url(&self.base_url)
+            .map_err(EngineError::Invalid)?;
         if self.model.trim().is_empty() {
             return Err(EngineError::Invalid("model must not be empty".into()));
         }
@@ -118,13 +129,19 @@ pub struct OpenAiEngine {
 }
 
 impl OpenAiEngine {
+    /// An engine under the process's engine address policy (`--engine-allow`).
     pub fn new(config: OpenAiConfig, mode: ApiMode) -> Result<Self, EngineError> {
-        config.validate()?;
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(config.timeout_secs.max(1))))
-            .build()
-            .into();
+        OpenAiEngine::with_policy(config, mode, netguard::process_policy())
+    }
+
+    /// An engine under `policy`: checked now, and on every connection it makes.
+    pub fn with_policy(
+        config: OpenAiConfig,
+        mode: ApiMode,
+        policy: Arc<EnginePolicy>,
+    ) -> Result<Self, EngineError> {
+        config.validate_with(&policy)?;
+        let agent = netguard::engine_agent(policy, Duration::from_secs(config.timeout_secs.max(1)));
         Ok(OpenAiEngine {
             config,
             mode,
@@ -132,25 +149,21 @@ impl OpenAiEngine {
         })
     }
 
-    /// `GET /v1/models`: the names the server serves.
+    /// `GET /v1/models`: the names the server serves (see [`model_ids`] for the limits).
     pub fn served_models(&self) -> Result<Vec<String>, EngineError> {
-        let url = format!("{}/models", self.config.api_root());
+        let url = self.models_url();
         let body = self.call(&url, None)?;
         let list: Value = parse_json(&url, &body)?;
-        Ok(list["data"]
-            .as_array()
-            .map(|models| {
-                models
-                    .iter()
-                    .filter_map(|m| m["id"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(model_ids(&list))
+    }
+
+    fn models_url(&self) -> String {
+        format!("{}/models", self.config.api_root())
     }
 
     /// One HTTP exchange with retries; returns the body of a 2xx answer.
     fn call(&self, url: &str, body: Option<&Value>) -> Result<String, EngineError> {
-        let mut last: Option<(u16, String)> = None;
+        let mut last: Option<u16> = None;
         let mut delay = Duration::from_millis(self.config.backoff_ms);
         for attempt in 1..=self.config.max_attempts {
             let sent = match body {
@@ -181,23 +194,23 @@ impl OpenAiEngine {
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok());
-                    let text = response
-                        .body_mut()
-                        .with_config()
-                        .limit(512 << 20)
-                        .read_to_string()
-                        .map_err(|e| EngineError::BadResponse {
-                            url: url.to_owned(),
-                            message: format!("cannot read the body: {e}"),
-                        })?;
                     if (200..300).contains(&status) {
-                        return Ok(text);
+                        return response
+                            .body_mut()
+                            .with_config()
+                            .limit(512 << 20)
+                            .read_to_string()
+                            .map_err(|e| EngineError::BadResponse {
+                                url: url.to_owned(),
+                                message: format!("cannot read the body: {e}"),
+                            });
                     }
-                    let message = error_message(&text);
+                    // The body of an error answer is not read: it is whatever the address
+                    // answers, and it must not reach an error message.
                     if status == 429 || status >= 500 {
-                        last = Some((status, message));
+                        last = Some(status);
                     } else {
-                        return Err(self.rejection(url, status, message));
+                        return Err(self.rejection(url, status));
                     }
                 }
                 Err(ureq::Error::Timeout(_)) => {
@@ -207,6 +220,13 @@ impl OpenAiEngine {
                     })
                 }
                 Err(e) => {
+                    if let Some(refused) = netguard::refusal_of(&e) {
+                        // No connection was attempted; trying again cannot help.
+                        return Err(EngineError::Refused {
+                            url: url.to_owned(),
+                            message: refused.to_string(),
+                        });
+                    }
                     // Connection refused / reset: the server may be restarting; retry, then
                     // report it as unreachable.
                     if attempt == self.config.max_attempts {
@@ -225,19 +245,21 @@ impl OpenAiEngine {
                 delay = delay.saturating_mul(2).min(Duration::from_secs(30));
             }
         }
-        let (status, message) = last.unwrap_or((0, "no answer".into()));
+        let status = last.unwrap_or(0);
         Err(EngineError::Unavailable {
             url: url.to_owned(),
             status,
             attempts: self.config.max_attempts,
-            message,
+            message: answer_meaning(status),
         })
     }
 
-    /// A 4xx answer as an error; an unknown model also lists what the server serves.
-    fn rejection(&self, url: &str, status: u16, message: String) -> EngineError {
-        let mut message = message;
-        if status == 404 || message.to_lowercase().contains("does not exist") {
+    /// A 3xx or 4xx answer as an error. For a 400 or 404 from a generation endpoint, the
+    /// served model ids say whether the model name is the mistake.
+    fn rejection(&self, url: &str, status: u16) -> EngineError {
+        let mut message = answer_meaning(status);
+        let models_url = self.models_url();
+        if matches!(status, 400 | 404) && url != models_url {
             if let Ok(models) = self.served_models() {
                 if !models.is_empty() && !models.iter().any(|m| m == &self.config.model) {
                     message = format!(
@@ -357,47 +379,69 @@ impl Engine for OpenAiEngine {
 }
 
 fn parse_json(url: &str, text: &str) -> Result<Value, EngineError> {
+    // serde_json's syntax errors name a position, never the text.
     serde_json::from_str(text).map_err(|e| EngineError::BadResponse {
         url: url.to_owned(),
-        message: format!("not JSON ({e}): {}", preview(text)),
+        message: format!(
+            "not JSON (invalid at line {}, column {})",
+            e.line(),
+            e.column()
+        ),
     })
 }
 
-/// The first 300 characters of an answer, for messages.
-fn preview(text: &str) -> String {
-    let mut s: String = text.chars().take(300).collect();
-    if s.len() < text.len() {
-        s.push('…');
-    }
-    s
+/// Most model ids [`OpenAiEngine::served_models`] returns; ids longer than
+/// [`MAX_MODEL_ID_CHARS`] or with control characters are left out. The list reaches error
+/// messages: it is the protocol's field, but its size is the caller's, not the server's.
+pub const MAX_MODEL_IDS: usize = 64;
+pub const MAX_MODEL_ID_CHARS: usize = 128;
+
+/// The `data[].id` strings of a `/v1/models` answer, within the limits above.
+pub fn model_ids(list: &Value) -> Vec<String> {
+    list["data"]
+        .as_array()
+        .map(|models| {
+            models
+                .iter()
+                .filter_map(|m| m["id"].as_str())
+                .filter(|id| {
+                    !id.is_empty()
+                        && id.chars().count() <= MAX_MODEL_ID_CHARS
+                        && !id.chars().any(char::is_control)
+                })
+                .take(MAX_MODEL_IDS)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
-/// The human message of an error answer: OpenAI `{"error":{"message"}}`, FastAPI `{"detail"}`,
-/// `{"message"}`, or the text itself.
-pub fn error_message(text: &str) -> String {
-    if let Ok(v) = serde_json::from_str::<Value>(text) {
-        let candidates = [
-            &v["error"]["message"],
-            &v["error"],
-            &v["message"],
-            &v["detail"],
-        ];
-        for c in candidates {
-            if let Some(s) = c.as_str() {
-                return s.to_owned();
-            }
-            if c.is_array() || (c.is_object() && !c.as_object().is_some_and(|o| o.is_empty())) {
-                if !std::ptr::eq(c, &v["error"]) {
-                    return preview(&c.to_string());
-                }
-            }
+/// What an HTTP status from an OpenAI-compatible server usually means: the reason phrase and a
+/// fixed hint, never anything the server wrote.
+pub fn answer_meaning(status: u16) -> String {
+    let reason = ureq::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("no standard meaning");
+    let hint = match status {
+        0 => return "no answer".into(),
+        300..=399 => {
+            "a redirect, which engines do not follow: give the address the server answers at as \
+             the base URL"
         }
-    }
-    if text.trim().is_empty() {
-        "(empty answer)".into()
-    } else {
-        preview(text.trim())
-    }
+        400 | 422 => {
+            "the server refused a setting of the request (e.g. top_logprobs above its \
+             --max-logprobs, max_tokens beyond the model's context, a wrong model name); the \
+             server's own log says which"
+        }
+        401 | 403 => "the server refused the credentials: check the engine's API key",
+        404 => "no such endpoint or model there: check the base URL and the model name",
+        413 => "the request is larger than the server accepts",
+        429 => "the server has too many requests",
+        500..=599 => "the server failed; its own log says why",
+        _ => "the server refused the request",
+    };
+    format!("{reason}: {hint}")
 }
 
 /// Reads a completions or chat completions answer into completions in `index` order.
@@ -414,7 +458,7 @@ pub fn parse_generation(
     let v = parse_json(url, text)?;
     let choices = v["choices"]
         .as_array()
-        .ok_or_else(|| bad(format!("no `choices` array: {}", preview(text))))?;
+        .ok_or_else(|| bad("no `choices` array".into()))?;
     if choices.len() != expected as usize {
         return Err(bad(format!(
             "asked for {expected} samples, got {} choices",
@@ -573,17 +617,34 @@ mod tests {
     }
 
     #[test]
-    fn error_messages_from_common_servers() {
+    fn error_answers_are_described_by_status_only() {
         assert_eq!(
-            error_message(
-                r#"{"error":{"message":"The model `x` does not exist.","type":"NotFoundError","code":404}}"#
-            ),
-            "The model `x` does not exist."
+            answer_meaning(404),
+            "Not Found: no such endpoint or model there: check the base URL and the model name"
         );
-        assert_eq!(error_message(r#"{"detail":"bad top_p"}"#), "bad top_p");
-        assert_eq!(error_message(r#"{"message":"nope"}"#), "nope");
-        assert_eq!(error_message("Bad Gateway"), "Bad Gateway");
-        assert_eq!(error_message(""), "(empty answer)");
+        assert!(answer_meaning(302).starts_with("Found: a redirect"));
+        assert!(answer_meaning(401).contains("API key"));
+        assert!(answer_meaning(503).starts_with("Service Unavailable: "));
+        assert!(answer_meaning(599).starts_with("no standard meaning: "));
+        assert_eq!(answer_meaning(0), "no answer");
+    }
+
+    #[test]
+    fn model_ids_are_read_from_the_protocol_shape_within_limits() {
+        let list = json!({"object": "list", "data": [
+            {"id": "Qwen/Qwen2.5-7B"},
+            {"id": "x".repeat(MAX_MODEL_ID_CHARS + 1)},
+            {"id": "line\nbreak"},
+            {"id": 7},
+            {"name": "no id"},
+            {"id": "lora-1"},
+        ]});
+        assert_eq!(model_ids(&list), ["Qwen/Qwen2.5-7B", "lora-1"]);
+        let many =
+            json!({"data": (0..200).map(|i| json!({"id": format!("m{i}")})).collect::<Vec<_>>()});
+        assert_eq!(model_ids(&many).len(), MAX_MODEL_IDS);
+        assert!(model_ids(&json!({"data": "SECRET"})).is_empty());
+        assert!(model_ids(&json!(["SECRET"])).is_empty());
     }
 
     #[test]
@@ -622,10 +683,12 @@ mod tests {
 
     #[test]
     fn unreachable_server_is_reported_with_its_address() {
-        // Port 9 (discard) on loopback: nothing listens there.
+        // Port 9 (discard) on loopback, allowed as with --engine-allow 127.0.0.1: nothing
+        // listens there.
         let mut config = OpenAiConfig::new("http://127.0.0.1:9", "m");
         config.max_attempts = 1;
-        let engine = OpenAiEngine::new(config, ApiMode::Completions).unwrap();
+        let policy = Arc::new(EnginePolicy::from_entries(["127.0.0.1"]).unwrap());
+        let engine = OpenAiEngine::with_policy(config, ApiMode::Completions, policy).unwrap();
         let err = engine
             .generate(&GenerationRequest {
                 prompt: Prompt::Text("1+1=".into()),
@@ -637,5 +700,21 @@ mod tests {
         assert!(matches!(err, EngineError::Unreachable { .. }), "{err:?}");
         assert!(err.to_string().contains("127.0.0.1:9"), "{err}");
         assert!(err.is_transient());
+    }
+
+    #[test]
+    fn loopback_is_refused_by_default_before_anything_is_sent() {
+        let mut config = OpenAiConfig::new("http://127.0.0.1:9", "m");
+        config.max_attempts = 1;
+        let policy = Arc::new(EnginePolicy::default());
+        let err = OpenAiEngine::with_policy(config.clone(), ApiMode::Completions, policy)
+            .err()
+            .expect("refused");
+        assert!(matches!(err, EngineError::Invalid(_)), "{err:?}");
+        assert!(
+            err.to_string().contains("--engine-allow 127.0.0.1"),
+            "{err}"
+        );
+        assert!(!err.is_transient());
     }
 }

@@ -255,9 +255,9 @@ impl From<EngineError> for ApiError {
             EngineError::Rejected { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
-            EngineError::Unreachable { .. } | EngineError::BadResponse { .. } => {
-                StatusCode::BAD_GATEWAY
-            }
+            EngineError::Unreachable { .. }
+            | EngineError::Refused { .. }
+            | EngineError::BadResponse { .. } => StatusCode::BAD_GATEWAY,
             EngineError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             EngineError::Model(_) => StatusCode::INTERNAL_SERVER_ERROR,

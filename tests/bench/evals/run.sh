@@ -20,7 +20,8 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 serve=$!
 trap 'kill $serve 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v1/models" >/dev/null && break; sleep 0.2; done
-export CAPLENS_DATA_DIR="$data" DATABASE_URL="" CAPLENS_LOG=warn
+# `engine serve` is on loopback, which engines may reach only when allowed.
+export CAPLENS_DATA_DIR="$data" DATABASE_URL="" CAPLENS_LOG=warn CAPLENS_ENGINE_ALLOW=127.0.0.1
 "$caplens" engine add local --base-url "http://127.0.0.1:$port" --model SmolLM2-135M-Instruct --api-mode chat >/dev/null
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for mode in local embedded; do
