@@ -212,12 +212,12 @@ async fn openai_engine_runs_against_caplens_engine_serve_over_http() {
     let base = format!("http://{addr}");
     for (name, mode) in [("local-chat", "chat"), ("local-completions", "completions")] {
         db.store
-            .upsert_engine(None, name, &base, "SmolLM2-135M-Instruct", mode, None, 20)
+            .upsert_engine(&caplens_server::storage::evals::NewEngine { project_id: None, name, base_url: &base, model: "SmolLM2-135M-Instruct", api_mode: mode, api_key: None, max_top_logprobs: 20 })
             .await
             .unwrap();
     }
     db.store
-        .upsert_engine(None, "local-wrong", &base, "Qwen2.5-72B", "chat", None, 20)
+        .upsert_engine(&caplens_server::storage::evals::NewEngine { project_id: None, name: "local-wrong", base_url: &base, model: "Qwen2.5-72B", api_mode: "chat", api_key: None, max_top_logprobs: 20 })
         .await
         .unwrap();
     let chat = start(&db.store, &small("local-chat", "served"))

@@ -490,15 +490,7 @@ async fn a_rejected_request_fails_its_evaluation_not_the_worker() {
             );
         tokio::spawn(async move { axum::serve(listener, fake).await.unwrap() });
         db.store
-            .upsert_engine(
-                None,
-                "gpu",
-                &format!("http://{addr}"),
-                "wrong-model",
-                "completions",
-                None,
-                20,
-            )
+            .upsert_engine(&caplens_server::storage::evals::NewEngine { project_id: None, name: "gpu", base_url: &format!("http://{addr}"), model: "wrong-model", api_mode: "completions", api_key: None, max_top_logprobs: 20 })
             .await
             .unwrap();
         let bad = start(
@@ -795,15 +787,7 @@ async fn rest_api_uploads_datasets_and_queues_follows_and_cancels_evaluations() 
         assert_eq!(created["evaluations"][0]["samples_total"], 6);
         // Never the API key: engines list only says whether one is set.
         db.store
-            .upsert_engine(
-                None,
-                "keyed",
-                "http://127.0.0.1:9",
-                "m",
-                "chat",
-                Some("sk-secret"),
-                20,
-            )
+            .upsert_engine(&caplens_server::storage::evals::NewEngine { project_id: None, name: "keyed", base_url: "http://127.0.0.1:9", model: "m", api_mode: "chat", api_key: Some("sk-secret"), max_top_logprobs: 20 })
             .await
             .unwrap();
         let (_, engines) = call(&app, "GET", "/api/v1/engines", None, "").await;

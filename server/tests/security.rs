@@ -486,15 +486,15 @@ async fn every_engine_a_request_names_is_checked() {
         let w = world(&db).await;
         let key = "p1-secret-key";
         w.store
-            .upsert_engine(
-                Some(w.p1),
-                "p1-vllm",
-                "https://vllm.p1.example",
-                "m",
-                "completions",
-                Some(key),
-                20,
-            )
+            .upsert_engine(&caplens_server::storage::evals::NewEngine {
+                project_id: Some(w.p1),
+                name: "p1-vllm",
+                base_url: "https://vllm.p1.example",
+                model: "m",
+                api_mode: "completions",
+                api_key: Some(key),
+                max_top_logprobs: 20,
+            })
             .await
             .unwrap();
         let series = r#"{"project":"p2","limit":1,"series":[{"step":1,"engine":"embedded"},{"step":2,"engine":"p1-vllm"}]}"#;
@@ -574,15 +574,15 @@ async fn a_new_address_drops_the_stored_key() {
         let w = world(&db).await;
         let id = w
             .store
-            .upsert_engine(
-                Some(w.p1),
-                "p1-vllm",
-                "https://vllm.p1.example",
-                "m",
-                "completions",
-                Some("p1-secret-key"),
-                20,
-            )
+            .upsert_engine(&caplens_server::storage::evals::NewEngine {
+                project_id: Some(w.p1),
+                name: "p1-vllm",
+                base_url: "https://vllm.p1.example",
+                model: "m",
+                api_mode: "completions",
+                api_key: Some("p1-secret-key"),
+                max_top_logprobs: 20,
+            })
             .await
             .unwrap();
         let move_it = r#"{"name":"p1-vllm","base_url":"https://listener.dave.example","model":"m","check":false,"project":"p1"}"#;
@@ -620,27 +620,27 @@ async fn a_new_address_drops_the_stored_key() {
         );
         // The same address without a key keeps the key given since.
         w.store
-            .upsert_engine(
-                Some(w.p1),
-                "p1-vllm",
-                "https://listener.dave.example",
-                "m",
-                "completions",
-                Some("k2"),
-                20,
-            )
+            .upsert_engine(&caplens_server::storage::evals::NewEngine {
+                project_id: Some(w.p1),
+                name: "p1-vllm",
+                base_url: "https://listener.dave.example",
+                model: "m",
+                api_mode: "completions",
+                api_key: Some("k2"),
+                max_top_logprobs: 20,
+            })
             .await
             .unwrap();
         w.store
-            .upsert_engine(
-                Some(w.p1),
-                "p1-vllm",
-                "https://listener.dave.example",
-                "m2",
-                "completions",
-                None,
-                20,
-            )
+            .upsert_engine(&caplens_server::storage::evals::NewEngine {
+                project_id: Some(w.p1),
+                name: "p1-vllm",
+                base_url: "https://listener.dave.example",
+                model: "m2",
+                api_mode: "completions",
+                api_key: None,
+                max_top_logprobs: 20,
+            })
             .await
             .unwrap();
         let key: Option<String> = w.one("SELECT api_key FROM engines WHERE id = $1", id).await;

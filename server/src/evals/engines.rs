@@ -149,15 +149,15 @@ pub async fn save_engine(
         ApiMode::Chat => "chat",
     };
     let id = store
-        .upsert_engine(
-            project,
-            &name,
-            config.base_url.trim_end_matches('/'),
-            &config.model,
-            mode_name,
-            config.api_key.as_deref(),
-            config.max_top_logprobs,
-        )
+        .upsert_engine(&crate::storage::evals::NewEngine {
+            project_id: project,
+            name: &name,
+            base_url: config.base_url.trim_end_matches('/'),
+            model: &config.model,
+            api_mode: mode_name,
+            api_key: config.api_key.as_deref(),
+            max_top_logprobs: config.max_top_logprobs,
+        })
         .await
         .map_err(|e| match e {
             crate::error::StoreError::Invalid(m) => SaveEngineError::Conflict(m),

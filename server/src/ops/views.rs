@@ -37,15 +37,15 @@ pub enum ViewRequest {
     TokenStats(TokenStatsRequest),
 }
 
-/// What [`view`] answers, one variant per request.
+/// What [`view`] answers, one variant per request (boxed: the views differ much in size).
 pub enum View {
-    Overview(OverviewView),
-    Passk(PasskView),
-    Unsolvable(UnsolvableView),
-    Compare(CompareView),
-    Dynamics(DynamicsView),
-    Rft(RftView),
-    TokenStats(TokenStatsView),
+    Overview(Box<OverviewView>),
+    Passk(Box<PasskView>),
+    Unsolvable(Box<UnsolvableView>),
+    Compare(Box<CompareView>),
+    Dynamics(Box<DynamicsView>),
+    Rft(Box<RftView>),
+    TokenStats(Box<TokenStatsView>),
 }
 
 /// An analysis view of experiment `slug`.
@@ -65,13 +65,28 @@ pub async fn view(
         } => views
             .overview(slug, verdicts, unreviewed)
             .await?
-            .map(View::Overview),
-        ViewRequest::Passk(r) => views.passk(slug, r).await?.map(View::Passk),
-        ViewRequest::Unsolvable(r) => views.unsolvable(slug, r).await?.map(View::Unsolvable),
-        ViewRequest::Compare(r) => views.compare(slug, r).await?.map(View::Compare),
-        ViewRequest::Dynamics(r) => views.dynamics(slug, r).await?.map(View::Dynamics),
-        ViewRequest::Rft(r) => views.rft(slug, r).await?.map(View::Rft),
-        ViewRequest::TokenStats(r) => views.token_stats(slug, r).await?.map(View::TokenStats),
+            .map(|v| View::Overview(Box::new(v))),
+        ViewRequest::Passk(r) => views
+            .passk(slug, r)
+            .await?
+            .map(|v| View::Passk(Box::new(v))),
+        ViewRequest::Unsolvable(r) => views
+            .unsolvable(slug, r)
+            .await?
+            .map(|v| View::Unsolvable(Box::new(v))),
+        ViewRequest::Compare(r) => views
+            .compare(slug, r)
+            .await?
+            .map(|v| View::Compare(Box::new(v))),
+        ViewRequest::Dynamics(r) => views
+            .dynamics(slug, r)
+            .await?
+            .map(|v| View::Dynamics(Box::new(v))),
+        ViewRequest::Rft(r) => views.rft(slug, r).await?.map(|v| View::Rft(Box::new(v))),
+        ViewRequest::TokenStats(r) => views
+            .token_stats(slug, r)
+            .await?
+            .map(|v| View::TokenStats(Box::new(v))),
     })
 }
 

@@ -51,6 +51,21 @@ pub struct EvaluationRow {
     pub project_id: Option<i64>,
 }
 
+/// An OpenAI-compatible engine to create or update.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEngine<'a> {
+    /// `None`: every project's.
+    pub project_id: Option<i64>,
+    pub name: &'a str,
+    pub base_url: &'a str,
+    pub model: &'a str,
+    /// `completions` or `chat`.
+    pub api_mode: &'a str,
+    /// `None`: keep the stored key, unless the address changes.
+    pub api_key: Option<&'a str>,
+    pub max_top_logprobs: u32,
+}
+
 /// A new evaluation.
 pub struct NewEvaluation<'a> {
     pub engine_id: i64,
@@ -194,16 +209,8 @@ impl Store {
     /// Without a new key (`api_key` `None`) the stored one is kept only while the address stays
     /// the same: a key never follows its engine to another server. A project engine may not
     /// take a shared engine's name (it would hide it).
-    pub async fn upsert_engine(
-        &self,
-        project_id: Option<i64>,
-        name: &str,
-        base_url: &str,
-        model: &str,
-        api_mode: &str,
-        api_key: Option<&str>,
-        max_top_logprobs: u32,
-    ) -> Result<i64, StoreError> {
+    pub async fn upsert_engine(&self, e: &NewEngine<'_>) -> Result<i64, StoreError> {
+        let NewEngine { project_id, name, base_url, model, api_mode, api_key, max_top_logprobs } = *e;
         let mut tx = self.begin_write().await?;
         let existing: Option<(i64, String)> = db(sqlx::query_as(
             "SELECT id, kind FROM engines WHERE name = $1 AND COALESCE(project_id, 0) = $2",

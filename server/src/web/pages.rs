@@ -129,7 +129,7 @@ macro_rules! view_method {
             let caller = self.caller();
             Box::pin(async move {
                 Ok(match self.view(caller, slug, ViewRequest::$variant(request)).await? {
-                    Some(View::$variant(v)) => Some(v),
+                    Some(View::$variant(v)) => Some(*v),
                     _ => None,
                 })
             })
@@ -312,7 +312,7 @@ impl DataSource for StoreSource {
         let caller = self.caller();
         Box::pin(async move {
             Ok(match self.view(caller, slug, ViewRequest::Overview { verdicts, unreviewed }).await? {
-                Some(View::Overview(v)) => Some(v),
+                Some(View::Overview(v)) => Some(*v),
                 _ => None,
             })
         })
