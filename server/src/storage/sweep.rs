@@ -14,6 +14,8 @@
 //!      interrupted longer than `keep_uploads` ago, or has had no row for a day;
 //!    - `readyz/…`: probes left by a process that died between writing and removing one.
 //!
+//! 3. rate-limit events older than a day (longer than every limit's window) are deleted.
+//!
 //! Blobs younger than the grace period are left alone (a load, an intervention or an upload may
 //! be about to commit them); anything else under the root is not ours and is never touched.
 
@@ -59,6 +61,8 @@ pub async fn sweep(store: &Store, options: &SweepOptions) -> Result<SweepReport,
         interrupted: store.fail_abandoned_imports().await?,
         ..Default::default()
     };
+    // Rate-limit events older than every limit's window (a day is longer than any).
+    store.prune_rate_events(std::time::Duration::from_secs(86_400)).await?;
     let blobs = store.blobs.list("").await?;
     let old = |b: &BlobMeta| options.now - b.modified >= options.grace.as_secs() as i64;
     // Group by the first two segments: `traces/<import>`, `uploads/<import>`, `readyz/<x>`.
