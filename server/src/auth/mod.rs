@@ -577,3 +577,34 @@ pub fn audit_record(
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod client_address_tests {
+    use super::*;
+
+    fn xff(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let lb: IpAddr = "10.0.0.1".parse().unwrap();
+        let inner: IpAddr = "10.0.0.2".parse().unwrap();
+        let trusted = [lb, inner];
+        let client: IpAddr = "198.51.100.7".parse().unwrap();
+        // Not through a proxy: the peer, whatever the header says.
+        assert_eq!(client_address(Some(client), &xff("203.0.113.1"), &trusted), Some(client));
+        // Through the balancer: the address it appended (the rightmost it did not write).
+        assert_eq!(client_address(Some(lb), &xff("198.51.100.7"), &trusted), Some(client));
+        // A client's own forged entries come first and are skipped.
+        assert_eq!(client_address(Some(lb), &xff("1.2.3.4, 198.51.100.7"), &trusted), Some(client));
+        // Two proxies deep.
+        assert_eq!(client_address(Some(lb), &xff("198.51.100.7, 10.0.0.2"), &trusted), Some(client));
+        // Garbage the balancer passed on: not believed; the balancer's own address.
+        assert_eq!(client_address(Some(lb), &xff("not-an-address"), &trusted), Some(lb));
+        assert_eq!(client_address(Some(lb), &HeaderMap::new(), &trusted), Some(lb));
+        assert_eq!(client_address(None, &xff("198.51.100.7"), &trusted), None);
+    }
+}

@@ -552,3 +552,35 @@ pub async fn callback(
     );
     res
 }
+
+#[cfg(test)]
+mod state_cookie_tests {
+    use super::*;
+
+    fn pending(started: u64) -> Pending {
+        Pending {
+            state: "st".into(),
+            nonce: "no".into(),
+            verifier: "ve".into(),
+            next: "/x".into(),
+            started,
+        }
+    }
+
+    #[test]
+    fn the_state_cookie_opens_only_with_its_key_unchanged_and_in_time() {
+        let key = b"deployment key";
+        let sealed = seal(key, &pending(1000));
+        assert_eq!(open(key, &sealed, 1001), Some(pending(1000)));
+        assert_eq!(open(b"another key", &sealed, 1001), None, "another deployment's key");
+        assert_eq!(open(key, &sealed, 1000 + PENDING_FOR.as_secs()), None, "expired");
+        assert_eq!(open(key, &sealed, 999), None, "from the future");
+        // Any change to the payload breaks the signature.
+        let (payload, tag) = sealed.split_once('.').unwrap();
+        let forged = seal(b"attacker", &Pending { next: "//evil".into(), ..pending(1000) });
+        let forged_payload = forged.split_once('.').unwrap().0;
+        assert_eq!(open(key, &format!("{forged_payload}.{tag}"), 1001), None);
+        assert_eq!(open(key, &format!("{payload}x.{tag}"), 1001), None);
+        assert_eq!(open(key, "garbage", 1001), None);
+    }
+}

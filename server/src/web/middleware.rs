@@ -366,3 +366,48 @@ pub fn current_peer() -> Option<String> {
         .and_then(|p| p.0)
         .map(|p| p.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(h: &str) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert(header::HOST, HeaderValue::from_str(h).unwrap());
+        m
+    }
+
+    #[test]
+    fn local_mode_answers_local_names_and_the_public_one() {
+        for ok in ["localhost", "localhost:3000", "LOCALHOST:3000", "127.0.0.1", "127.0.0.1:1", "[::1]", "[::1]:3000"] {
+            assert!(local_host_allowed(&host(ok), None), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+            "127.0.0.2",
+            "localhost:3000@evil",
+            "localhost:30x",
+            "[::1]x",
+            "[::2]:3000",
+            "0.0.0.0:3000",
+        ] {
+            assert!(!local_host_allowed(&host(bad), None), "{bad}");
+        }
+        let public = Some("https://caplens.lab.example");
+        assert!(local_host_allowed(&host("caplens.lab.example"), public));
+        assert!(local_host_allowed(&host("caplens.lab.example:443"), public));
+        assert!(!local_host_allowed(&host("caplens.lab.example:8443"), public));
+        assert!(!local_host_allowed(&host("other.lab.example"), public));
+        assert!(local_host_allowed(&HeaderMap::new(), None), "no Host: an HTTP/1.0 client on the machine");
+    }
+
+    #[test]
+    fn path_and_query_secrets_are_redacted() {
+        let uri: axum::http::Uri = "/s/cls_abc?code=1&x=2".parse().unwrap();
+        assert_eq!(redacted_uri(&uri), "/s/[redacted]?code=[redacted]&x=2");
+        let uri: axum::http::Uri = "/experiments/x?runs=1".parse().unwrap();
+        assert_eq!(redacted_uri(&uri), "/experiments/x?runs=1");
+    }
+}
