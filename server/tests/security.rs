@@ -842,14 +842,22 @@ async fn local_mode_refuses_a_forged_host() {
         &site,
         "127.0.0.1:0".parse().unwrap(),
     );
+    // What a rebinding page sends: the server function that mints a token, as JSON, with its
+    // own name as Host and Origin.
     let mint = |host: &str| {
         Request::builder()
             .method(Method::POST)
             .uri(server_fn("create_token"))
             .header(header::HOST, host)
             .header(header::ORIGIN, format!("http://{host}"))
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from("name=rebound"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(r#"{"name":"rebound"}"#))
+            .unwrap()
+    };
+    let tokens = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM api_tokens")
+            .fetch_one(&db.store.pool)
+            .await
             .unwrap()
     };
     for host in [
@@ -862,39 +870,20 @@ async fn local_mode_refuses_a_forged_host() {
         assert_eq!(res.status(), StatusCode::MISDIRECTED_REQUEST, "{host}");
         let res = app
             .clone()
-            .oneshot(
-                Request::get("/api/v1/experiments")
-                    .header(header::HOST, host)
-                    .body(Body::empty())
-                    .unwrap(),
-            )
+            .oneshot(Request::get("/api/v1/experiments").header(header::HOST, host).body(Body::empty()).unwrap())
             .await
             .unwrap();
-        assert_eq!(
-            res.status(),
-            StatusCode::MISDIRECTED_REQUEST,
-            "{host}: reads too"
-        );
+        assert_eq!(res.status(), StatusCode::MISDIRECTED_REQUEST, "{host}: reads too");
     }
-    let tokens: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens")
-        .fetch_one(&db.store.pool)
-        .await
-        .unwrap();
-    assert_eq!(tokens, 0);
-    for host in [
-        "localhost:3000",
-        "127.0.0.1:3000",
-        "[::1]:3000",
-        "localhost",
-    ] {
+    assert_eq!(tokens().await, 0, "a token was minted for a forged Host");
+    // The same request from the machine's own name mints one: the attack above was real.
+    let res = app.clone().oneshot(mint("localhost:3000")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(tokens().await, 1);
+    for host in ["localhost:3000", "127.0.0.1:3000", "[::1]:3000", "localhost"] {
         let res = app
             .clone()
-            .oneshot(
-                Request::get("/api/v1/experiments")
-                    .header(header::HOST, host)
-                    .body(Body::empty())
-                    .unwrap(),
-            )
+            .oneshot(Request::get("/api/v1/experiments").header(header::HOST, host).body(Body::empty()).unwrap())
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{host}");
