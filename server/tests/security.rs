@@ -1007,6 +1007,19 @@ async fn a_share_link_opens_its_experiment_only() {
     }
 }
 
+/// Whether a response body ends (or fails) within 15 s.
+async fn ends_within_15s(body: &mut Body) -> bool {
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                break;
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
 /// Finding 15: an open event stream ends when its reader loses the right: a revoked share link,
 /// a removed member.
 #[tokio::test]
@@ -1033,16 +1046,9 @@ async fn open_streams_end_when_access_ends() {
             .one("SELECT MAX(id) FROM share_links WHERE $1 = $1", 0)
             .await;
         w.store.revoke_share_link(link).await.unwrap();
-        let ended = tokio::time::timeout(Duration::from_secs(15), async {
-            while let Some(frame) = body.frame().await {
-                if frame.is_err() {
-                    break;
-                }
-            }
-        })
-        .await;
+        let ended = ends_within_15s(&mut body).await;
         assert!(
-            ended.is_ok(),
+            ended,
             "{}: the stream outlived the share link by 15 s",
             db.name
         );
@@ -1067,16 +1073,9 @@ async fn open_streams_end_when_access_ends() {
             .await
             .unwrap();
         w.store.remove_member(w.p1, bob).await.unwrap();
-        let ended = tokio::time::timeout(Duration::from_secs(15), async {
-            while let Some(frame) = body.frame().await {
-                if frame.is_err() {
-                    break;
-                }
-            }
-        })
-        .await;
+        let ended = ends_within_15s(&mut body).await;
         assert!(
-            ended.is_ok(),
+            ended,
             "{}: the stream outlived bob's membership by 15 s",
             db.name
         );
