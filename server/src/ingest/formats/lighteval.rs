@@ -13,7 +13,7 @@
 //! the rollout's verdict. Documents with several samples are `Ungraded` (the pipeline grades each
 //! with caplens' verifier). The file is read one row group at a time, only the columns used.
 
-use super::common::{file_stem, head_records, id_string, integer, kind, per_problem_and_tokens};
+use super::common::{file_stem, head_records, id_string, integer, kind};
 use crate::ingest::parquet_rows::{self, MAGIC};
 use crate::ingest::{
     FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink, RolloutImporter,
@@ -431,7 +431,9 @@ fn nested_reference(doc: &Map<String, Value>, doc_name: &str) -> Result<Option<S
 /// gold is the whole solution ending in `#### 72`, which lighteval's own metric extracts), by the
 /// verifier's one rule for references.
 fn reference_text(gold: &str) -> String {
-    caplens_analysis::verifier::reference_answer(gold).trim().to_owned()
+    caplens_analysis::verifier::reference_answer(gold)
+        .trim()
+        .to_owned()
 }
 
 fn plural(v: &Value) -> &'static str {
@@ -577,8 +579,7 @@ impl RolloutImporter for LightevalImporter {
     }
 
     fn hints(&self, input: &InputFile) -> Result<FileHints, InputError> {
-        let records = head_records(self, input, HINT_RECORDS)?;
-        let (n_per_problem, has_tokens) = per_problem_and_tokens(&records);
+        let head = head_records(self, input, HINT_RECORDS)?;
         let details = Details::open(input)?;
         let mut max_tokens = None;
         let result = details.for_each_row(input, |row_no, row| {
@@ -597,9 +598,9 @@ impl RolloutImporter for LightevalImporter {
                 .and_then(|(_, date)| model_from_path(input, date.as_deref()?)),
             dataset: name.map(|(task, _)| dataset_of_task(&task)),
             max_tokens,
-            n_per_problem,
-            has_tokens,
-            records_in_head: records.len() as u64,
+            n_per_problem: head.per_problem,
+            has_tokens: head.has_tokens,
+            records_in_head: head.records,
             ..FileHints::default()
         })
     }
