@@ -940,12 +940,15 @@ fn eval_header_bomb(method: zip::CompressionMethod, label: &'static str) -> Bomb
     }
 }
 
-/// Runs detection, hints, a read and an import of `bomb`, each measured; returns what each
-/// did, and fails after printing them all when one allocated too much or ended unclearly.
+/// Runs detection, hints, a read and an import of `bomb`, each measured; prints what each did,
+/// and fails after printing them all when one allocated too much or ended unclearly.
+// The lock is held across the import's awaits on purpose: the peak must be this bomb's alone
+// (each test has its own current-thread runtime, so nothing else waits for it there).
+#[allow(clippy::await_holding_lock)]
 async fn check_bomb(bomb: Bomb) {
     let _serial = serial();
     assert!(
-        bomb.bytes.len() <= 1_200_000,
+        bomb.bytes.len() <= 4_200_000,
         "{}: {} bytes is no small file",
         bomb.label,
         bomb.bytes.len()
@@ -1480,7 +1483,7 @@ fn parquet_file(columns: &[Column], rows: i64) -> Vec<u8> {
 
 /// A run of the RLE/bit-packed hybrid encoding: `count` times `value` (one byte wide).
 fn rle_run(out: &mut Vec<u8>, count: u64, value: u8) {
-    let mut header = (count << 1) | 1;
+    let mut header = count << 1;
     loop {
         let byte = (header & 0x7f) as u8;
         header >>= 7;
@@ -1610,53 +1613,60 @@ async fn bomb_parquet_dictionary_of_2_billion_values() {
     check_bomb(bomb).await;
 }
 
-/// A repeated column of one row whose list repeats one dictionary entry of `entry` bytes `n`
-/// times: a few hundred bytes of levels and indices, zstd-compressed.
-fn row_repeating_a_dictionary_entry(entry: usize, n: u64) -> Column {
-    let entry = vec![b'a'; entry];
-    let mut dictionary = Page::plain(&[&entry]);
-    dictionary.kind = PAGE_DICTIONARY;
-    let mut body = Vec::new();
-    // Repetition levels: the row starts, then n - 1 more elements of its list.
-    let mut levels = Vec::new();
-    rle_run(&mut levels, 1, 0);
-    rle_run(&mut levels, n - 1, 1);
-    body.extend_from_slice(&(levels.len() as u32).to_le_bytes());
-    body.extend_from_slice(&levels);
-    // Definition levels: every element present.
-    let mut levels = Vec::new();
-    rle_run(&mut levels, n, 1);
-    body.extend_from_slice(&(levels.len() as u32).to_le_bytes());
-    body.extend_from_slice(&levels);
-    // Values: bit width 1, index 0 n times.
-    body.push(1);
-    rle_run(&mut body, n, 0);
-    let data = Page {
-        kind: PAGE_DATA,
-        declared_size: None,
-        declared_compressed: None,
-        num_values: n as i32,
-        encoding: ENC_RLE_DICTIONARY,
-        body,
-    };
-    Column {
-        name: "predictions",
-        repeated: true,
-        codec: CODEC_ZSTD,
-        pages: vec![dictionary, data],
-        declared_chunk: None,
-    }
+/// A lighteval details file (`example`, `predictions`) of one row whose `predictions` list
+/// repeats one dictionary entry of `entry` bytes `n` times: written by the parquet crate's own
+/// writer (zstd, dictionary encoding), a dictionary page of one entry and a few bytes of
+/// levels and indices, which the row reader makes `n` copies of the entry.
+fn row_repeating_a_dictionary_entry(entry: usize, n: usize) -> Vec<u8> {
+    use parquet::basic::Compression;
+    use parquet::data_type::{ByteArray, ByteArrayType};
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+    use parquet::file::writer::SerializedFileWriter;
+    let schema = parquet::schema::parser::parse_message_type(
+        "message schema { required binary example (UTF8); repeated binary predictions (UTF8); }",
+    )
+    .unwrap();
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(Default::default()))
+        .set_dictionary_page_size_limit(2 * entry + 1024)
+        .set_statistics_enabled(EnabledStatistics::None)
+        .build();
+    let mut file = Vec::new();
+    let mut writer =
+        SerializedFileWriter::new(&mut file, Arc::new(schema), Arc::new(properties)).unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    let mut example = group.next_column().unwrap().unwrap();
+    example
+        .typed::<ByteArrayType>()
+        .write_batch(&[ByteArray::from("What is 1+1?")], None, None)
+        .unwrap();
+    example.close().unwrap();
+    let mut predictions = group.next_column().unwrap().unwrap();
+    let values = vec![ByteArray::from(vec![b'a'; entry]); n];
+    let definition = vec![1i16; n];
+    let mut repetition = vec![1i16; n];
+    repetition[0] = 0;
+    predictions
+        .typed::<ByteArrayType>()
+        .write_batch(&values, Some(&definition), Some(&repetition))
+        .unwrap();
+    predictions.close().unwrap();
+    group.close().unwrap();
+    writer.close().unwrap();
+    file
 }
 
 /// One row whose list repeats a 1 MiB dictionary entry 4,096 times: a few hundred bytes of
 /// indices that the row reader would make 4 GiB of strings.
 #[tokio::test]
 async fn bomb_parquet_row_repeating_a_dictionary_entry() {
-    let bomb = lighteval_bomb(
-        "parquet row repeating a 1 MiB dictionary entry 4096 times",
-        row_repeating_a_dictionary_entry(1 << 20, 4096),
-        1,
-    );
+    let bomb = Bomb {
+        label: "parquet row repeating a 1 MiB dictionary entry 4096 times",
+        name: LIGHTEVAL_NAME,
+        bytes: row_repeating_a_dictionary_entry(1 << 20, 4096),
+        format: Format::Lighteval,
+        records_that_fit: 0,
+    };
     check_dataset_upload(bomb.label, &bomb.bytes);
     check_bomb(bomb).await;
 }
@@ -1678,12 +1688,13 @@ async fn bomb_parquet_row_group_declaring_a_trillion_rows() {
     check_bomb(bomb).await;
 }
 
-/// A footer whose list of row groups declares a million of them in a megabyte (each an empty
-/// struct, one byte): a reader that sizes the list by its declaration allocates a million row
-/// groups' metadata before it finds the first one invalid.
+/// A footer whose list of row groups declares four million of them in 4 MB (each an empty
+/// struct, one byte): a reader that sizes the list by its declaration allocates four million row
+/// groups' metadata (about 100 bytes each) before it finds the first one invalid. Not
+/// compressed, so larger on disk than the other bombs.
 #[tokio::test]
-async fn bomb_parquet_footer_declaring_a_million_row_groups() {
-    let n = 1_000_000;
+async fn bomb_parquet_footer_declaring_four_million_row_groups() {
+    let n = 4_000_000;
     let mut t = Thrift::new();
     t.i32(1, 1).list(2, T_STRUCT, 2);
     t.item().binary(4, b"schema").i32(5, 1).end();
@@ -1701,7 +1712,7 @@ async fn bomb_parquet_footer_declaring_a_million_row_groups() {
     file.extend_from_slice(&(t.out.len() as u32).to_le_bytes());
     file.extend_from_slice(b"PAR1");
     let bomb = Bomb {
-        label: "parquet footer declaring a million row groups",
+        label: "parquet footer declaring four million row groups",
         name: LIGHTEVAL_NAME,
         bytes: file,
         format: Format::Lighteval,
@@ -1709,6 +1720,29 @@ async fn bomb_parquet_footer_declaring_a_million_row_groups() {
     };
     check_dataset_upload(bomb.label, &bomb.bytes);
     check_bomb(bomb).await;
+}
+
+/// Below the file's inflation ratio, a row's own limit: one row whose list repeats a 1 MiB
+/// dictionary entry 200 times (200 MiB of strings) is refused before the row reader builds it.
+#[test]
+fn a_parquet_row_over_the_row_limit_is_refused_before_it_is_built() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(LIGHTEVAL_NAME);
+    std::fs::write(&path, row_repeating_a_dictionary_entry(1 << 20, 200)).unwrap();
+    let input = InputFile::new(&path, LIGHTEVAL_NAME);
+    let start = reset_peak();
+    let mut sink = CountingSink::new(false);
+    let result = importer(Format::Lighteval).read(&input, &mut sink);
+    let peak = peak_growth(start);
+    let Err(ReadStop::Input(e)) = result else {
+        panic!("{result:?}")
+    };
+    assert_eq!(
+        e.to_string(),
+        format!("{LIGHTEVAL_NAME}:1: row 1: its column \"predictions\" would take more than 128 MiB in memory (a list of many values, or of long dictionary entries repeated); caplens reads parquet rows up to that size")
+    );
+    assert!(peak < 64 << 20, "the refused row allocated {peak} bytes");
 }
 
 /// A dataset upload is not compressed, but JSON is a tree: 32 MB of `[0,0,...]` in a field
@@ -1835,22 +1869,23 @@ fn write_fuzz_seeds() {
             1,
         ),
         (
-            "bomb-dictionary-2G-values.parquet",
+            "bomb-dictionary-2pow31-values.parquet",
             column(vec![dictionary, indices], false, CODEC_NONE),
             1,
         ),
         (
-            "bomb-2^40-rows.parquet",
+            "bomb-2pow40-rows.parquet",
             column(vec![Page::plain(&[b"2"])], false, CODEC_NONE),
             1 << 40,
-        ),
-        (
-            "bomb-row-of-4096-MiB-entries.parquet",
-            row_repeating_a_dictionary_entry(1 << 20, 4096),
-            1,
         ),
     ] {
         let bomb = lighteval_bomb("seed", predictions, rows);
         write("lighteval", name, &bomb.bytes, ARCHIVE_TARGETS);
     }
+    write(
+        "lighteval",
+        "bomb-row-of-4096-MiB-entries.parquet",
+        &row_repeating_a_dictionary_entry(1 << 20, 4096),
+        ARCHIVE_TARGETS,
+    );
 }
