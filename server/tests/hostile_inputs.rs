@@ -870,6 +870,8 @@ struct Bomb {
     /// What the bomb holds beside the bomb itself: valid records that must still be read
     /// (with `skip_invalid`), or 0 when the whole file is refused.
     records_that_fit: u64,
+    /// What the error (or the bomb's rejected record) must say: the limit that stopped it.
+    limit: &'static str,
 }
 
 /// Writes `prefix`, `len` bytes of `fill` and `suffix` through `encoder`, a chunk at a time
@@ -937,6 +939,7 @@ fn eval_header_bomb(method: zip::CompressionMethod, label: &'static str) -> Bomb
         ),
         format: Format::Inspect,
         records_that_fit: 0,
+        limit: "64 MiB",
     }
 }
 
@@ -973,6 +976,7 @@ async fn check_bomb(bomb: Bomb) {
         }
     };
     let names_file = |e: &str| e.starts_with(bomb.name);
+    let names_limit = |e: &str| names_file(e) && e.contains(bomb.limit);
     let mut unclear = Vec::new();
 
     let start = reset_peak();
@@ -1023,14 +1027,14 @@ async fn check_bomb(bomb: Bomb) {
         ),
     );
     match &read {
-        Err(ReadStop::Input(e)) if names_file(&e.to_string()) => {}
+        Err(ReadStop::Input(e)) if names_limit(&e.to_string()) => {}
         Ok(())
             if sink.records == bomb.records_that_fit
                 && sink.rejects == 1
                 && sink
                     .first_reject
                     .as_ref()
-                    .is_some_and(|e| names_file(&e.to_string())) => {}
+                    .is_some_and(|e| names_limit(&e.to_string())) => {}
         other => unclear.push(format!(
             "read: {other:?} with {} records and {} rejected",
             sink.records, sink.rejects
@@ -1072,13 +1076,10 @@ async fn check_bomb(bomb: Bomb) {
         ImportStatus::Completed => {
             imported.rows_stored == bomb.records_that_fit
                 && imported.errors.iter().all(|e| names_file(e))
+                && imported.errors.iter().any(|e| names_limit(e))
         }
         ImportStatus::Failed => {
-            bomb.records_that_fit == 0
-                && imported
-                    .message
-                    .as_deref()
-                    .is_some_and(|m| m.contains(bomb.name))
+            bomb.records_that_fit == 0 && imported.message.as_deref().is_some_and(names_limit)
         }
         _ => false,
     };
@@ -1140,6 +1141,7 @@ async fn bomb_eval_sample_member_zstd() {
         ),
         format: Format::Inspect,
         records_that_fit: 1,
+        limit: "128 MiB",
     })
     .await;
 }
@@ -1159,6 +1161,7 @@ async fn bomb_eval_sample_member_deflate() {
         ),
         format: Format::Inspect,
         records_that_fit: 1,
+        limit: "128 MiB",
     })
     .await;
 }
@@ -1189,6 +1192,7 @@ async fn bomb_eval_sample_member_json_tree() {
         bytes: zip.finish().unwrap().into_inner(),
         format: Format::Inspect,
         records_that_fit: 1,
+        limit: "128 MiB",
     })
     .await;
 }
@@ -1201,6 +1205,7 @@ async fn bomb_inspect_json_log_zstd() {
         bytes: zstd_of(HEADER_BOMB, b'a', GIB, br#""},"samples":[]}"#),
         format: Format::Inspect,
         records_that_fit: 0,
+        limit: "64 MiB",
     })
     .await;
 }
@@ -1218,6 +1223,7 @@ async fn bomb_gzip_upload() {
         ),
         format: Format::Native,
         records_that_fit: 1,
+        limit: "256 MiB",
     })
     .await;
 }
@@ -1236,6 +1242,7 @@ async fn bomb_zstd_upload() {
         format: Format::Native,
         // The line after 4 GiB is past what the file may inflate to.
         records_that_fit: 0,
+        limit: "2048 times",
     })
     .await;
 }
@@ -1500,7 +1507,12 @@ const LIGHTEVAL_NAME: &str = "details_bomb|0_2026-12-02T12-00-00.000000.parquet"
 
 /// A lighteval details file of the 0.5-0.10 layout (`example`, `predictions`): `example` one
 /// plain value per row, `predictions` as given.
-fn lighteval_bomb(label: &'static str, predictions: Column, rows: i64) -> Bomb {
+fn lighteval_bomb(
+    label: &'static str,
+    predictions: Column,
+    rows: i64,
+    limit: &'static str,
+) -> Bomb {
     let example = Column {
         name: "example",
         repeated: false,
@@ -1514,6 +1526,7 @@ fn lighteval_bomb(label: &'static str, predictions: Column, rows: i64) -> Bomb {
         bytes: parquet_file(&[example, predictions], rows),
         format: Format::Lighteval,
         records_that_fit: 0,
+        limit,
     }
 }
 
@@ -1559,6 +1572,7 @@ async fn bomb_parquet_page_declaring_2_gib() {
             declared_chunk: None,
         },
         1,
+        "up to 64 MiB",
     );
     check_dataset_upload(bomb.label, &bomb.bytes);
     check_bomb(bomb).await;
@@ -1578,6 +1592,7 @@ async fn bomb_parquet_column_chunk_past_the_end() {
             declared_chunk: Some(i32::MAX as i64),
         },
         1,
+        "past the end of the file",
     );
     check_dataset_upload(bomb.label, &bomb.bytes);
     check_bomb(bomb).await;
@@ -1608,6 +1623,7 @@ async fn bomb_parquet_dictionary_of_2_billion_values() {
             declared_chunk: None,
         },
         1,
+        "2097152 values",
     );
     check_dataset_upload(bomb.label, &bomb.bytes);
     check_bomb(bomb).await;
@@ -1666,6 +1682,7 @@ async fn bomb_parquet_row_repeating_a_dictionary_entry() {
         bytes: row_repeating_a_dictionary_entry(1 << 20, 4096),
         format: Format::Lighteval,
         records_that_fit: 0,
+        limit: "2048 times",
     };
     check_dataset_upload(bomb.label, &bomb.bytes);
     check_bomb(bomb).await;
@@ -1683,6 +1700,7 @@ async fn bomb_parquet_row_group_declaring_a_trillion_rows() {
             declared_chunk: None,
         },
         1 << 40,
+        "16777216 rows",
     );
     check_dataset_upload(bomb.label, &bomb.bytes);
     check_bomb(bomb).await;
@@ -1717,6 +1735,7 @@ async fn bomb_parquet_footer_declaring_four_million_row_groups() {
         bytes: file,
         format: Format::Lighteval,
         records_that_fit: 0,
+        limit: "footers up to 2 MiB",
     };
     check_dataset_upload(bomb.label, &bomb.bytes);
     check_bomb(bomb).await;
@@ -1879,7 +1898,7 @@ fn write_fuzz_seeds() {
             1 << 40,
         ),
     ] {
-        let bomb = lighteval_bomb("seed", predictions, rows);
+        let bomb = lighteval_bomb("seed", predictions, rows, "");
         write("lighteval", name, &bomb.bytes, ARCHIVE_TARGETS);
     }
     write(
