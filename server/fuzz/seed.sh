@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fills corpus/<target>/ with seeds from the real logs and format fixtures (tests/fixtures/real,
 # tests/fixtures/formats), plus gzip/zstd copies of the JSON Lines ones (the importers
-# decompress by magic bytes) and a few native lines. corpus/ is not committed: run this before
-# `cargo fuzz run` (docs/fuzzing.md). Idempotent; libFuzzer adds what it finds to the same dirs.
+# decompress by magic bytes), a few native lines and the committed bombs of seeds/. corpus/ is
+# not committed: run this before `cargo fuzz run` (docs/fuzzing.md). Idempotent; libFuzzer adds
+# what it finds to the same dirs.
 set -euo pipefail
 cd "$(dirname "$0")"
 fixtures=../../tests/fixtures
@@ -64,5 +65,12 @@ seed lighteval "$formats"/lighteval/*.parquet "$fixtures"/datasets/*.parquet
 seed detect corpus/native/*.jsonl "${jsonl[@]}" "$real"/lm-eval/*/results_*.json \
     "$formats"/inspect/log.eval "$formats"/inspect/log.json "$real"/inspect/arith_killed.eval \
     "$formats"/lighteval/*.parquet "$fixtures"/datasets/*.parquet
+
+# Decompression bombs (committed: seeds/<target>/, written by `write_fuzz_seeds` in
+# server/tests/hostile_inputs.rs), so the targets start from inputs at and past the limits of
+# server/src/ingest/limits.rs rather than reach them by mutation (they do not).
+for dir in seeds/*/; do
+    seed "$(basename "$dir")" "$dir"*
+done
 
 for d in corpus/*/; do echo "$d: $(ls "$d" | wc -l) seeds, $(du -sh "$d" | cut -f1)"; done

@@ -5,13 +5,22 @@
 //!
 //! An upload is checked completely before anything is written: every bad line is reported as
 //! `FILE:LINE: field "NAME": message`, and a dataset is stored in one transaction or not at all.
+//!
+//! Parsing keeps only what a problem needs: JSON Lines are read twice (their keys, to resolve
+//! the fields; then each line's named fields, up to [`MAX_KEPT_BYTES`] a line), parquet reads
+//! the named columns only, within the row reader's limits, and the problems of one upload keep
+//! at most [`MAX_DATASET_TEXT_BYTES`] of text.
 
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
 pub use caplens_app::evals::DatasetFields;
 
 use super::arithmetic;
 use crate::error::StoreError;
+use crate::ingest::limits::{
+    mib, KeptBudget, KeptKey, KeptValue, MAX_DATASET_TEXT_BYTES, MAX_KEPT_BYTES,
+};
 use crate::ingest::parquet_rows::{self, MAGIC};
 use crate::storage::Store;
 
@@ -134,6 +143,8 @@ struct Collector<'a> {
     total: usize,
     /// Problem id -> line of its first occurrence.
     seen: std::collections::HashMap<String, usize>,
+    /// Text the problems keep, together.
+    text_bytes: u64,
 }
 
 impl<'a> Collector<'a> {
@@ -144,6 +155,7 @@ impl<'a> Collector<'a> {
             errors: Vec::new(),
             total: 0,
             seen: std::collections::HashMap::new(),
+            text_bytes: 0,
         }
     }
 
@@ -159,16 +171,28 @@ impl<'a> Collector<'a> {
         }
     }
 
-    /// One record (`index`: 0-based among the file's records) at `line`.
+    /// One record (`index`: 0-based among the file's records) at `line`; an error when the
+    /// problems outgrow [`MAX_DATASET_TEXT_BYTES`].
     fn record(
         &mut self,
         line: usize,
         index: usize,
         object: &serde_json::Map<String, Value>,
         fields: &Resolved,
-    ) {
+    ) -> Result<(), DatasetError> {
         match problem(object, fields, index) {
             Ok(p) => {
+                // The id twice: the problem's and the duplicate check's.
+                let text = 2 * p.id.len() + p.prompt.len() + p.answer.len();
+                let text = text + p.tags.iter().map(String::len).sum::<usize>();
+                self.text_bytes += text as u64;
+                if self.text_bytes > MAX_DATASET_TEXT_BYTES {
+                    return Err(DatasetError::Invalid(format!(
+                        "{}:{line}: the problems up to this record hold more than {} MiB of text; caplens stores datasets up to that size",
+                        self.file,
+                        mib(MAX_DATASET_TEXT_BYTES)
+                    )));
+                }
                 if let Some(first) = self.seen.insert(p.id.clone(), line) {
                     let field = fields.id.as_deref().unwrap_or("id");
                     self.fail(line, field, format!("{:?} repeats line {first}", p.id));
@@ -178,6 +202,7 @@ impl<'a> Collector<'a> {
             }
             Err((field, message)) => self.fail(line, &field, message),
         }
+        Ok(())
     }
 
     fn finish(self) -> Result<Vec<DatasetProblem>, DatasetError> {
@@ -203,42 +228,183 @@ fn parse_json_lines(
     fields: &DatasetFields,
     out: &mut Collector,
 ) -> Result<(), DatasetError> {
-    // Records first (the roles are resolved over the fields of all of them, so one record
-    // without an answer is an error on its line, not a file without answers).
+    // First the keys of every record (the roles are resolved over the fields of all of them, so
+    // one record without an answer is an error on its line, not a file without answers); the
+    // values are skipped unparsed.
+    let mut keys = KeysSeen::default();
     let mut records = Vec::new();
-    for (number, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-        let line = number + 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let Ok(text) = std::str::from_utf8(raw) else {
+    for (line, text) in lines(bytes) {
+        let Ok(text) = text else {
             out.fail(line, "", "not valid UTF-8".into());
             continue;
         };
-        match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(object)) => records.push((line, object)),
-            Ok(_) => out.fail(line, "", "expected a JSON object".into()),
+        let mut de = serde_json::Deserializer::from_str(text);
+        match (&mut keys)
+            .deserialize(&mut de)
+            .and_then(|object| de.end().map(|()| object))
+        {
+            Ok(true) => records.push(line),
+            Ok(false) => out.fail(line, "", "expected a JSON object".into()),
             Err(e) => out.fail(line, "", format!("not valid JSON: {e}")),
         }
     }
     if records.is_empty() {
         return Ok(());
     }
-    let mut keys: Vec<&str> = Vec::new();
-    for (_, object) in &records {
-        for key in object.keys() {
-            if !keys.contains(&key.as_str()) {
-                keys.push(key);
-            }
+    let resolved = Resolved::of(file, fields, &keys.sorted())?;
+    // Then each record's named fields, one record at a time.
+    let named: Vec<&str> = [
+        resolved.id.as_deref(),
+        Some(resolved.prompt.as_str()),
+        Some(resolved.answer.as_str()),
+        resolved.tags.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut records = records.into_iter().enumerate().peekable();
+    for (line, text) in lines(bytes) {
+        let (Ok(text), Some(&(index, _))) = (text, records.peek().filter(|(_, l)| *l == line))
+        else {
+            continue;
+        };
+        records.next();
+        let budget = KeptBudget::new(MAX_KEPT_BYTES);
+        let mut de = serde_json::Deserializer::from_str(text);
+        let named = NamedFields {
+            names: &named,
+            budget: &budget,
+        };
+        match named.deserialize(&mut de) {
+            Ok(_) if budget.exceeded() => out.fail(
+                line,
+                "",
+                format!(
+                    "the fields read of this record take more than {} MiB",
+                    mib(MAX_KEPT_BYTES)
+                ),
+            ),
+            Ok(object) => out.record(line, index, &object, &resolved)?,
+            Err(e) => out.fail(line, "", format!("not valid JSON: {e}")),
         }
     }
-    keys.sort_unstable();
-    let resolved = Resolved::of(file, fields, &keys)?;
-    for (index, (line, object)) in records.iter().enumerate() {
-        out.record(*line, index, object, &resolved);
-    }
     Ok(())
+}
+
+/// The non-blank lines of `bytes` (1-based line numbers), as text unless they are not UTF-8.
+fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, Result<&str, std::str::Utf8Error>)> {
+    bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .filter_map(|(number, raw)| {
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            (!raw.iter().all(u8::is_ascii_whitespace))
+                .then(|| (number + 1, std::str::from_utf8(raw)))
+        })
+}
+
+/// The keys of the records' top-level objects, across the file (the first
+/// [`KEYS_LISTED`] in messages; whether each common name occurs is what resolving needs).
+#[derive(Default)]
+struct KeysSeen {
+    keys: std::collections::BTreeSet<String>,
+}
+
+/// Keys kept to name in messages ("the records have the fields ..."), and their longest.
+const KEYS_LISTED: usize = 100;
+const KEY_LISTED_BYTES: usize = 200;
+
+impl KeysSeen {
+    fn note(&mut self, key: &str) {
+        let common = [ID_FIELDS, PROMPT_FIELDS, ANSWER_FIELDS, TAGS_FIELDS]
+            .iter()
+            .any(|names| names.contains(&key));
+        let listed = self.keys.len() < KEYS_LISTED && key.len() <= KEY_LISTED_BYTES;
+        if (listed || common) && !self.keys.contains(key) {
+            self.keys.insert(key.to_owned());
+        }
+    }
+
+    fn sorted(&self) -> Vec<&str> {
+        self.keys.iter().map(String::as_str).collect()
+    }
+}
+
+/// Reads a record for its keys; `true` when it is an object.
+impl<'de> DeserializeSeed<'de> for &mut KeysSeen {
+    type Value = bool;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for &mut KeysSeen {
+    type Value = bool;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            self.note(&key);
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(true)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
+/// Reads the `names` fields of a record (an object, as the first pass found), keeping them
+/// against `budget`; the other fields are skipped unparsed.
+struct NamedFields<'n, 'b> {
+    names: &'n [&'n str],
+    budget: &'b KeptBudget,
+}
+
+impl<'de> DeserializeSeed<'de> for NamedFields<'_, '_> {
+    type Value = serde_json::Map<String, Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NamedFields<'_, '_> {
+    type Value = serde_json::Map<String, Value>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key_seed(KeptKey(self.budget))? {
+            if self.names.contains(&key.as_str()) {
+                let value = map.next_value_seed(KeptValue(self.budget))?;
+                object.insert(key, value);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(object)
+    }
 }
 
 fn parse_parquet(
@@ -247,20 +413,31 @@ fn parse_parquet(
     fields: &DatasetFields,
     out: &mut Collector,
 ) -> Result<(), DatasetError> {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-    let reader = SerializedFileReader::new(bytes::Bytes::copy_from_slice(bytes))
-        .map_err(|e| DatasetError::Invalid(format!("{file}: not a readable parquet file: {e}")))?;
+    use parquet::file::reader::FileReader;
+    let source = bytes::Bytes::copy_from_slice(bytes);
+    let reader = parquet_rows::open(source.clone())
+        .map_err(|e| DatasetError::Invalid(format!("{file}: {e}")))?;
     let schema = reader.metadata().file_metadata().schema();
     let keys: Vec<&str> = schema.get_fields().iter().map(|f| f.name()).collect();
     let resolved = Resolved::of(file, fields, &keys)?;
+    // Only the named columns are read.
+    let named: Vec<(&str, Option<&[&str]>)> = [
+        resolved.id.as_deref(),
+        Some(resolved.prompt.as_str()),
+        Some(resolved.answer.as_str()),
+        resolved.tags.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|name| (name, None))
+    .collect();
+    let projection = parquet_rows::projection(schema, &named);
     parquet_rows::for_each_row(
         &reader,
-        None,
+        &source,
+        projection.as_ref(),
         |_| {},
-        |row, object| {
-            out.record(row as usize, row as usize - 1, &object, &resolved);
-            Ok(())
-        },
+        |row, object| out.record(row as usize, row as usize - 1, &object, &resolved),
         |row, message| DatasetError::Invalid(format!("{file}:{row}: {message}")),
     )
 }

@@ -8,9 +8,12 @@
 //!
 //! Formats: [`native`] (caplens JSON Lines), [`formats`] (lm-eval, qwen-math, inspect, verl,
 //! openai, lighteval). The JSON formats may be plain, gzip or zstd ([`open_text`]; decided by
-//! magic bytes); lighteval's are parquet.
+//! magic bytes); lighteval's are parquet. Uploads are untrusted: every reader holds to the limits
+//! of [`limits`] (bytes read, decompressed and kept), so that no file makes the server allocate
+//! or inflate without bound.
 
 pub mod formats;
+pub mod limits;
 pub mod native;
 pub mod parquet_rows;
 pub mod pipeline;
@@ -21,7 +24,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub use limits::{MAX_LINE_BYTES, SNIFF_BYTES};
 pub use native::InputError;
+
+use limits::{InflationGuard, LimitError, Tallied, Tally, ZSTD_WINDOW_LOG_MAX};
 
 /// The formats caplens imports, by the names users give to `--format` / `format=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -283,9 +289,6 @@ pub fn importer(format: Format) -> &'static dyn RolloutImporter {
         .expect("every format has an importer")
 }
 
-/// How many decompressed bytes [`detect`] looks at.
-pub const SNIFF_BYTES: usize = 256 * 1024;
-
 /// The format of a file by its content (and name, for zip archives), or an error that says what
 /// the file looks like and how to name the format.
 pub fn detect(input: &InputFile) -> Result<Format, InputError> {
@@ -310,9 +313,11 @@ pub fn detect_head(file_name: &str, head: &[u8]) -> Option<Format> {
         .map(|i| i.format())
 }
 
-/// The first `limit` bytes of the file, decompressed (gzip/zstd). Zip archives are returned as
-/// stored (their importer sniffs the magic).
+/// The first `limit` bytes of the file, decompressed (gzip/zstd), and never more than the sniff
+/// budget [`SNIFF_BYTES`] whatever `limit` asks. Zip archives and parquet files are returned as
+/// stored (their importers sniff the magic and the names).
 pub fn read_head(input: &InputFile, limit: usize) -> Result<Vec<u8>, InputError> {
+    let limit = limit.min(SNIFF_BYTES);
     let file =
         std::fs::File::open(&input.path).map_err(|e| input.error(format!("cannot open: {e}")))?;
     let mut reader = decompress(file).map_err(|e| input.error(format!("cannot read: {e}")))?;
@@ -346,19 +351,32 @@ impl Compression {
 }
 
 /// A reader of `inner` that decompresses gzip or zstd (by magic bytes) and passes anything else
-/// through unchanged.
+/// through unchanged. The decompressed stream stops with [`LimitError::Inflation`] when it
+/// outgrows its compressed size ([`limits::MAX_INFLATION_RATIO`]), and zstd windows are
+/// limited to [`ZSTD_WINDOW_LOG_MAX`].
 pub fn decompress<R: Read + 'static>(inner: R) -> std::io::Result<Box<dyn BufRead>> {
-    let mut inner = BufReader::with_capacity(256 * 1024, inner);
+    let compressed = Tally::default();
+    let mut inner = BufReader::with_capacity(
+        256 * 1024,
+        Tallied {
+            inner,
+            tally: compressed.clone(),
+        },
+    );
     let magic = inner.fill_buf()?;
     Ok(match Compression::of_magic(magic) {
         Compression::Gzip => Box::new(BufReader::with_capacity(
             256 * 1024,
-            flate2::bufread::MultiGzDecoder::new(inner),
+            InflationGuard::new(flate2::bufread::MultiGzDecoder::new(inner), compressed),
         )),
-        Compression::Zstd => Box::new(BufReader::with_capacity(
-            256 * 1024,
-            zstd::stream::read::Decoder::with_buffer(inner)?,
-        )),
+        Compression::Zstd => {
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(inner)?;
+            decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+            Box::new(BufReader::with_capacity(
+                256 * 1024,
+                InflationGuard::new(decoder, compressed),
+            ))
+        }
         Compression::None => Box::new(inner),
     })
 }
@@ -411,35 +429,54 @@ pub fn for_each_line(
         return Err(ReadStop::Input(input.line_error(first_line, None, note)));
     }
     let mut reader = open_text(input)?;
-    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut buf = Vec::with_capacity(LINE_BUFFER_BYTES);
     let mut line_no = 0u64;
+    let read_error = |line: u64, e: std::io::Error| {
+        input.line_error(
+            line,
+            None,
+            match LimitError::of(&e) {
+                Some(limit) => format!("the file {limit}"),
+                None => format!("read error: {e}"),
+            },
+        )
+    };
     loop {
         buf.clear();
-        let read_error = |line_no: u64, e: std::io::Error| {
-            input.line_error(line_no + 1, None, format!("read error: {e}"))
-        };
+        if buf.capacity() > 64 * LINE_BUFFER_BYTES {
+            // After a long line, give the memory back.
+            buf.shrink_to(LINE_BUFFER_BYTES);
+        }
+        // At most the limit is read, so `buf` grows (by doubling from a power of two) to the
+        // limit itself and no further.
         let read = reader
             .by_ref()
-            .take(MAX_LINE_BYTES as u64 + 1)
+            .take(MAX_LINE_BYTES as u64)
             .read_until(b'\n', &mut buf)
-            .map_err(|e| read_error(line_no, e))?;
+            .map_err(|e| read_error(line_no + 1, e))?;
         if read == 0 {
             return Ok(());
         }
         line_no += 1;
-        if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') {
-            // A line this long is a decompression bomb or not JSON Lines: skip to its end
-            // without holding it.
-            skip_line(&mut reader).map_err(|e| read_error(line_no - 1, e))?;
-            sink.reject(input.line_error(
-                line_no,
-                None,
-                format!(
-                    "line longer than {} MiB; caplens reads lines up to that length",
-                    MAX_LINE_BYTES >> 20
-                ),
-            ))?;
-            continue;
+        if buf.len() == MAX_LINE_BYTES && buf.last() != Some(&b'\n') {
+            let at_end = reader
+                .fill_buf()
+                .map_err(|e| read_error(line_no, e))?
+                .is_empty();
+            if !at_end {
+                // A line this long is a decompression bomb or not JSON Lines: skip to its end
+                // without holding it.
+                skip_line(&mut reader).map_err(|e| read_error(line_no, e))?;
+                sink.reject(input.line_error(
+                    line_no,
+                    None,
+                    format!(
+                        "line longer than {} MiB; caplens reads lines up to that length",
+                        MAX_LINE_BYTES >> 20
+                    ),
+                ))?;
+                continue;
+            }
         }
         let mut bytes = &buf[..];
         while let Some((&last, rest)) = bytes.split_last() {
@@ -463,10 +500,8 @@ pub fn for_each_line(
     }
 }
 
-/// The longest line [`for_each_line`] holds in memory: far above real records (a 32k-token
-/// response with 20 top logprobs per token is about 35 MB), and a bound on what a compressed
-/// upload can make the server allocate (tens of KB of zstd decompress to gigabytes).
-pub const MAX_LINE_BYTES: usize = 256 << 20;
+/// The line buffer's usual size (a power of two, so that it grows to [`MAX_LINE_BYTES`] exactly).
+const LINE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Consumes the rest of the current line (through its newline) without keeping it.
 fn skip_line(reader: &mut dyn BufRead) -> std::io::Result<()> {

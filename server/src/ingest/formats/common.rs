@@ -2,8 +2,9 @@
 //! Python, sniffing a possibly truncated head, describing JSON types in error messages, and
 //! reading hints from the first records of a file.
 
+use crate::ingest::limits::{KeptBudget, KeptKey, KeptValue};
 use crate::ingest::{InputError, InputFile, ReadStop, RecordSink, RolloutImporter, RolloutRecord};
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fmt;
@@ -389,32 +390,58 @@ pub(crate) fn parent_dir_name(input: &InputFile) -> Option<String> {
     None
 }
 
-/// Reads the first `max` records of `input` with `importer` (errors are skipped): the sample
-/// the hints are computed from.
+/// Reads the first `max` records of `input` with `importer` (errors are skipped) and says what
+/// the hints need of them; the records themselves are not kept (each may be as large as the
+/// limits let it be).
 pub(crate) fn head_records(
     importer: &dyn RolloutImporter,
     input: &InputFile,
     max: usize,
-) -> Result<Vec<RolloutRecord>, InputError> {
+) -> Result<HeadRecords, InputError> {
     let mut sink = HeadSink {
-        records: Vec::new(),
-        max,
+        head: HeadRecords::default(),
+        problems: HashMap::new(),
+        max: max as u64,
     };
     match importer.read(input, &mut sink) {
-        Ok(()) | Err(ReadStop::Sink(_)) => Ok(sink.records),
+        Ok(()) | Err(ReadStop::Sink(_)) => Ok(sink.head),
         Err(ReadStop::Input(e)) => Err(e),
     }
 }
 
+/// What the head of a file shows, for hints.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct HeadRecords {
+    /// Records read.
+    pub records: u64,
+    /// Samples per problem (the largest count).
+    pub per_problem: Option<i64>,
+    /// Whether any record has token data.
+    pub has_tokens: bool,
+    /// The first training step a record gives.
+    pub step: Option<i64>,
+}
+
 struct HeadSink {
-    records: Vec<RolloutRecord>,
-    max: usize,
+    head: HeadRecords,
+    /// Records per problem id (hashed: ids are as long as the file makes them).
+    problems: HashMap<u64, i64>,
+    max: u64,
 }
 
 impl RecordSink for HeadSink {
     fn record(&mut self, record: RolloutRecord) -> Result<(), ReadStop> {
-        self.records.push(record);
-        if self.records.len() >= self.max {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let id = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(&record.problem_id);
+        let count = self.problems.entry(id).or_default();
+        *count += 1;
+        let head = &mut self.head;
+        head.records += 1;
+        head.per_problem = head.per_problem.max(Some(*count));
+        head.has_tokens |= record.tokens.is_some();
+        head.step = head.step.or(record.step);
+        if head.records >= self.max {
             return Err(ReadStop::Sink("enough records for hints".into()));
         }
         Ok(())
@@ -436,18 +463,6 @@ impl RecordSink for NullSink {
     }
 }
 
-/// Samples per problem seen in `records` (the largest count), and whether any has tokens.
-pub(crate) fn per_problem_and_tokens(records: &[RolloutRecord]) -> (Option<i64>, bool) {
-    let mut counts = HashMap::<&str, i64>::new();
-    for r in records {
-        *counts.entry(&r.problem_id).or_default() += 1;
-    }
-    (
-        counts.values().copied().max(),
-        records.iter().any(|r| r.tokens.is_some()),
-    )
-}
-
 /// A JSON object read with its keys in file order (serde_json's `Map` sorts them unless the
 /// crate-wide `preserve_order` feature is on, which would change key order everywhere).
 /// Anything that is not an object is kept as its kind, for the error message.
@@ -458,23 +473,26 @@ pub(crate) enum OrderedObject {
     NotObject(&'static str),
 }
 
-impl<'de> serde::Deserialize<'de> for OrderedObject {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(OrderedVisitor)
+/// Reads an [`OrderedObject`] whose values are kept against a budget ([`KeptValue`]).
+#[derive(Clone, Copy)]
+pub(crate) struct KeptOrderedObject<'b>(pub &'b KeptBudget);
+
+impl<'de> DeserializeSeed<'de> for KeptOrderedObject<'_> {
+    type Value = OrderedObject;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<OrderedObject, D::Error> {
+        d.deserialize_any(self)
     }
 }
 
-struct OrderedVisitor;
-
-impl<'de> Visitor<'de> for OrderedVisitor {
+impl<'de> Visitor<'de> for KeptOrderedObject<'_> {
     type Value = OrderedObject;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedObject, A::Error> {
         let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            entries.push((key, map.next_value::<Value>()?));
+        while let Some(key) = map.next_key_seed(KeptKey(self.0))? {
+            entries.push((key, map.next_value_seed(KeptValue(self.0))?));
         }
         Ok(OrderedObject::Object(entries))
     }

@@ -3,8 +3,12 @@
 //! Each sample's epoch is one rollout: problem id = sample `id`, sample index = `epoch - 1`.
 //! `.eval` archives are read member by member (`samples/{id}_epoch_{n}.json`), never all samples
 //! at once; `.json` logs are streamed with serde_json (one sample at a time), so neither needs
-//! memory for the whole log. Only the fields caplens uses are materialised; `messages`, `events`
-//! and the rest are skipped while parsing.
+//! memory for the whole log. Only the fields caplens uses are materialised, typed where they can
+//! be large (the header, `output` and its token data); `messages`, `events` and the rest are
+//! skipped while parsing. Untrusted logs are read within `ingest::limits`: a header of at most
+//! [`MAX_INSPECT_HEADER_BYTES`] and samples of at most [`MAX_INSPECT_SAMPLE_BYTES`] decompressed,
+//! of which at most [`MAX_KEPT_BYTES`] are kept; an archive inflates within
+//! [`crate::ingest::limits::MAX_INFLATION_RATIO`].
 //!
 //! The verdict is the first scorer of `scores` in file order (serde_json's `Map` sorts keys, so
 //! `scores` is read with [`OrderedObject`]).
@@ -15,10 +19,14 @@
 //! `status`, scorer) goes to [`RecordSink::source`] after the samples.
 
 use super::common::{
-    head_records, id_string, kind, partial_object, per_problem_and_tokens, reference_text,
+    head_records, id_string, kind, partial_object, reference_text, KeptOrderedObject,
     OrderedObject, PythonJson,
 };
-use super::openai::{chat_token_data, LineError};
+use super::openai::LineError;
+use crate::ingest::limits::{
+    inflation_exceeded, mib, KeptBudget, KeptKey, KeptValue, LimitError, Limited, Tallied, Tally,
+    MAX_INSPECT_HEADER_BYTES, MAX_INSPECT_SAMPLE_BYTES, MAX_KEPT_BYTES, VALUE_COST,
+};
 use crate::ingest::{
     open_text, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
     RolloutImporter, RolloutRecord, SourceInfo, TokenData,
@@ -26,9 +34,11 @@ use crate::ingest::{
 use serde::de::{
     self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
+use std::cell::Cell;
 use std::fmt;
 use std::io::{BufReader, Read};
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 pub struct InspectImporter;
@@ -76,44 +86,29 @@ impl RolloutImporter for InspectImporter {
             }
             header
         };
-        let records = head_records(self, input, HINT_SAMPLES)?;
-        let (per_problem, has_tokens) = per_problem_and_tokens(&records);
-        let eval = header.eval.as_ref();
-        let config = |key: &str| -> Option<&Value> {
-            let from_eval = eval
-                .and_then(|e| e.get("model_generate_config"))
-                .and_then(|c| c.get(key));
-            let from_plan = header
-                .plan
+        let head = head_records(self, input, HINT_SAMPLES)?;
+        let eval = &header.eval;
+        // A setting of the eval's generation config, else of the plan's (older logs).
+        let setting = |of: fn(&GenerateConfig) -> &Option<Scalar>| {
+            of(&eval.generate)
                 .as_ref()
-                .and_then(|p| p.get("config"))
-                .and_then(|c| c.get(key));
-            from_eval
-                .filter(|v| !v.is_null())
-                .or(from_plan.filter(|v| !v.is_null()))
+                .or(of(&header.plan.config).as_ref())
         };
         Ok(FileHints {
-            model: eval
-                .and_then(|e| e.get("model"))
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            model: eval.model.clone(),
             // `inspect_evals/gsm8k` → `gsm8k`.
             dataset: eval
-                .and_then(|e| e.get("task"))
-                .and_then(Value::as_str)
+                .task
+                .as_deref()
                 .map(|t| t.rsplit('/').next().unwrap_or(t).to_string())
                 .filter(|t| !t.is_empty()),
             step: None,
-            temperature: config("temperature").and_then(Value::as_f64),
-            top_p: config("top_p").and_then(Value::as_f64),
-            max_tokens: config("max_tokens").and_then(Value::as_i64),
-            n_per_problem: eval
-                .and_then(|e| e.get("config"))
-                .and_then(|c| c.get("epochs"))
-                .and_then(Value::as_i64)
-                .or(per_problem),
-            has_tokens,
-            records_in_head: records.len() as u64,
+            temperature: setting(|c| &c.temperature).and_then(Scalar::number),
+            top_p: setting(|c| &c.top_p).and_then(Scalar::number),
+            max_tokens: setting(|c| &c.max_tokens).and_then(Scalar::integer),
+            n_per_problem: eval.epochs.or(head.per_problem),
+            has_tokens: head.has_tokens,
+            records_in_head: head.records,
         })
     }
 
@@ -161,25 +156,17 @@ impl RolloutImporter for InspectImporter {
 
 /// What the log says about the run as a whole.
 fn source_info(header: &Header, scorer: Option<&(String, &'static str)>) -> SourceInfo {
-    let eval = header.eval.as_ref();
-    let text = |key: &str| {
-        eval.and_then(|e| e.get(key))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
-    let version = eval
-        .and_then(|e| e.get("packages"))
-        .and_then(|p| p.get("inspect_ai"))
-        .and_then(Value::as_str);
+    let eval = &header.eval;
+    let text = |field: &Option<String>| field.clone().filter(|s| !s.is_empty());
     // `eval_id` names one task's evaluation and survives `inspect log convert`; logs older than
     // it have `run_id` (shared by the tasks of one `eval()` call) and `task_id`.
-    let run_identity = match (text("eval_id"), text("run_id"), text("task_id")) {
+    let run_identity = match (text(&eval.eval_id), text(&eval.run_id), text(&eval.task_id)) {
         (Some(eval_id), _, _) => Some(format!("inspect:{eval_id}")),
         (None, Some(run_id), Some(task_id)) => Some(format!("inspect:{run_id}/{task_id}")),
         _ => None,
     };
     SourceInfo {
-        tool: Some(match version {
+        tool: Some(match &eval.inspect_version {
             Some(v) => format!("inspect_ai {v}"),
             None => "inspect_ai".to_string(),
         }),
@@ -258,13 +245,325 @@ fn is_zip(input: &InputFile) -> Result<bool, InputError> {
     Ok(got == 4 && magic == ZIP_MAGIC)
 }
 
-/// The run description of a log: `eval` (EvalSpec), `plan` (EvalPlan) and `status`
-/// (`success`, `cancelled`, `error`, `started`).
+/// The run description of a log, as much of it as caplens uses: `eval` (EvalSpec), `plan`'s
+/// generation config and `status` (`success`, `cancelled`, `error`, `started`). Read field by
+/// field; the rest of the header (the plan's steps, results, stats) is skipped unparsed.
 #[derive(Debug, Default)]
 struct Header {
-    eval: Option<Value>,
-    plan: Option<Value>,
+    eval: EvalSpec,
+    plan: Plan,
     status: Option<String>,
+}
+
+/// What caplens reads of an EvalSpec.
+#[derive(Debug, Default)]
+struct EvalSpec {
+    model: Option<String>,
+    task: Option<String>,
+    eval_id: Option<String>,
+    run_id: Option<String>,
+    task_id: Option<String>,
+    /// `packages.inspect_ai`.
+    inspect_version: Option<String>,
+    /// `model_generate_config`.
+    generate: GenerateConfig,
+    /// `config.epochs`.
+    epochs: Option<i64>,
+}
+
+/// Generation settings as given: `None` when absent or null. A setting of another type is kept
+/// (and reads as no value), so that an older `plan.config` does not stand in for it.
+#[derive(Debug, Default)]
+struct GenerateConfig {
+    temperature: Option<Scalar>,
+    top_p: Option<Scalar>,
+    max_tokens: Option<Scalar>,
+}
+
+#[derive(Debug, Default)]
+struct Plan {
+    config: GenerateConfig,
+}
+
+#[derive(Debug, Default)]
+struct Packages {
+    inspect_ai: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct EvalConfig {
+    epochs: Option<i64>,
+}
+
+impl Fields for Header {
+    fn field<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        budget: &KeptBudget,
+    ) -> Result<bool, A::Error> {
+        match key {
+            "eval" => self.eval = map.next_value_seed(object(budget))?,
+            "plan" => self.plan = map.next_value_seed(object(budget))?,
+            "status" => self.status = map.next_value_seed(ScalarSeed(budget))?.text(),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+impl Fields for EvalSpec {
+    fn field<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        budget: &KeptBudget,
+    ) -> Result<bool, A::Error> {
+        let text = |map: &mut A| Ok::<_, A::Error>(map.next_value_seed(ScalarSeed(budget))?.text());
+        match key {
+            "model" => self.model = text(map)?,
+            "task" => self.task = text(map)?,
+            "eval_id" => self.eval_id = text(map)?,
+            "run_id" => self.run_id = text(map)?,
+            "task_id" => self.task_id = text(map)?,
+            "packages" => {
+                self.inspect_version = map.next_value_seed(object::<Packages>(budget))?.inspect_ai
+            }
+            "model_generate_config" => self.generate = map.next_value_seed(object(budget))?,
+            "config" => self.epochs = map.next_value_seed(object::<EvalConfig>(budget))?.epochs,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+impl Fields for GenerateConfig {
+    fn field<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        budget: &KeptBudget,
+    ) -> Result<bool, A::Error> {
+        let slot = match key {
+            "temperature" => &mut self.temperature,
+            "top_p" => &mut self.top_p,
+            "max_tokens" => &mut self.max_tokens,
+            _ => return Ok(false),
+        };
+        *slot = Some(map.next_value_seed(ScalarSeed(budget))?).filter(|v| *v != Scalar::Null);
+        Ok(true)
+    }
+}
+
+impl Fields for Plan {
+    fn field<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        budget: &KeptBudget,
+    ) -> Result<bool, A::Error> {
+        if key != "config" {
+            return Ok(false);
+        }
+        self.config = map.next_value_seed(object(budget))?;
+        Ok(true)
+    }
+}
+
+impl Fields for Packages {
+    fn field<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        budget: &KeptBudget,
+    ) -> Result<bool, A::Error> {
+        if key != "inspect_ai" {
+            return Ok(false);
+        }
+        self.inspect_ai = map.next_value_seed(ScalarSeed(budget))?.text();
+        Ok(true)
+    }
+}
+
+impl Fields for EvalConfig {
+    fn field<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        budget: &KeptBudget,
+    ) -> Result<bool, A::Error> {
+        if key != "epochs" {
+            return Ok(false);
+        }
+        self.epochs = map.next_value_seed(ScalarSeed(budget))?.integer();
+        Ok(true)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed parsing: what caplens keeps of a log, without a `Value` tree of the rest
+
+/// A JSON leaf as a typed field sees it: the leaf, or the kind of the list or object found
+/// instead (skipped unparsed). Text is charged to the record's [`KeptBudget`].
+#[derive(Debug, Clone, PartialEq)]
+enum Scalar {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Text(String),
+    List,
+    Object,
+}
+
+impl Scalar {
+    fn text(self) -> Option<String> {
+        match self {
+            Scalar::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+    /// As `Value::as_f64`.
+    fn number(&self) -> Option<f64> {
+        match *self {
+            Scalar::Int(i) => Some(i as f64),
+            Scalar::UInt(u) => Some(u as f64),
+            Scalar::Float(f) => Some(f),
+            _ => None,
+        }
+    }
+    /// As `Value::as_i64`.
+    fn integer(&self) -> Option<i64> {
+        match *self {
+            Scalar::Int(i) => Some(i),
+            Scalar::UInt(u) => i64::try_from(u).ok(),
+            _ => None,
+        }
+    }
+    /// As [`kind`] says of a `Value`.
+    fn kind(&self) -> &'static str {
+        match self {
+            Scalar::Null => "null",
+            Scalar::Bool(_) => "a boolean",
+            Scalar::Int(_) | Scalar::UInt(_) | Scalar::Float(_) => "a number",
+            Scalar::Text(_) => "a string",
+            Scalar::List => "a list",
+            Scalar::Object => "an object",
+        }
+    }
+}
+
+/// Reads a [`Scalar`], charging its text to the budget (`Null` once the budget is spent).
+#[derive(Clone, Copy)]
+struct ScalarSeed<'b>(&'b KeptBudget);
+
+impl<'de> DeserializeSeed<'de> for ScalarSeed<'_> {
+    type Value = Scalar;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Scalar, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ScalarSeed<'_> {
+    type Value = Scalar;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Scalar, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+        Ok(Scalar::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+        Ok(Scalar::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+        Ok(Scalar::UInt(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+        Ok(Scalar::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+        Ok(if self.0.charge(VALUE_COST + v.len() as u64) {
+            Scalar::Text(v.to_owned())
+        } else {
+            Scalar::Null
+        })
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::List)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Object)
+    }
+}
+
+/// An object of which a type keeps some fields ([`Fields::field`]) and skips the others
+/// unparsed. Anything but an object reads as the type's default (as `Value::get` finds nothing
+/// in it).
+trait Fields: Default {
+    /// Reads the value of `key` when the type keeps it; `false` to have it skipped.
+    fn field<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        budget: &KeptBudget,
+    ) -> Result<bool, A::Error>;
+}
+
+struct ObjectSeed<'b, T>(&'b KeptBudget, std::marker::PhantomData<T>);
+
+fn object<T: Fields>(budget: &KeptBudget) -> ObjectSeed<'_, T> {
+    ObjectSeed(budget, std::marker::PhantomData)
+}
+
+impl<'de, T: Fields> DeserializeSeed<'de> for ObjectSeed<'_, T> {
+    type Value = T;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, T: Fields> Visitor<'de> for ObjectSeed<'_, T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        let mut fields = T::default();
+        while let Some(key) = map.next_key_seed(KeptKey(self.0))? {
+            if !fields.field(&key, &mut map, self.0)? {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(fields)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(T::default())
+    }
+    fn visit_unit<E>(self) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<T, E> {
+        Ok(T::default())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,7 +576,7 @@ struct Sample {
     epoch: Option<Value>,
     input: Option<Value>,
     target: Option<Value>,
-    output: Option<Value>,
+    output: OutputSlot,
     scores: Option<OrderedObject>,
     error: Option<Value>,
     attachments: Option<Value>,
@@ -288,33 +587,45 @@ struct Sample {
 enum SampleSlot {
     Sample(Box<Sample>),
     NotObject(&'static str),
+    /// A sample whose fields caplens reads took more than the budget (its limit), so it was
+    /// skipped rather than kept.
+    TooLarge(u64),
 }
 
-impl<'de> serde::Deserialize<'de> for SampleSlot {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(SlotVisitor)
+/// Reads one sample against a [`KeptBudget`] ([`MAX_KEPT_BYTES`]).
+#[derive(Clone, Copy)]
+struct SlotSeed<'b>(&'b KeptBudget);
+
+impl<'de> DeserializeSeed<'de> for SlotSeed<'_> {
+    type Value = SampleSlot;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<SampleSlot, D::Error> {
+        let slot = d.deserialize_any(self)?;
+        Ok(if self.0.exceeded() {
+            SampleSlot::TooLarge(self.0.limit())
+        } else {
+            slot
+        })
     }
 }
 
-struct SlotVisitor;
-
-impl<'de> Visitor<'de> for SlotVisitor {
+impl<'de> Visitor<'de> for SlotSeed<'_> {
     type Value = SampleSlot;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a sample object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SampleSlot, A::Error> {
         let mut s = Sample::default();
-        while let Some(key) = map.next_key::<String>()? {
+        let kept = KeptValue(self.0);
+        while let Some(key) = map.next_key_seed(KeptKey(self.0))? {
             match key.as_str() {
-                "id" => s.id = Some(map.next_value()?),
-                "epoch" => s.epoch = Some(map.next_value()?),
-                "input" => s.input = Some(map.next_value()?),
-                "target" => s.target = Some(map.next_value()?),
-                "output" => s.output = Some(map.next_value()?),
-                "scores" => s.scores = Some(map.next_value()?),
-                "error" => s.error = Some(map.next_value()?),
-                "attachments" => s.attachments = Some(map.next_value()?),
+                "id" => s.id = Some(map.next_value_seed(kept)?),
+                "epoch" => s.epoch = Some(map.next_value_seed(kept)?),
+                "input" => s.input = Some(map.next_value_seed(kept)?),
+                "target" => s.target = Some(map.next_value_seed(kept)?),
+                "output" => s.output = map.next_value_seed(OutputSeed(self.0))?,
+                "scores" => s.scores = Some(map.next_value_seed(KeptOrderedObject(self.0))?),
+                "error" => s.error = Some(map.next_value_seed(kept)?),
+                "attachments" => s.attachments = Some(map.next_value_seed(kept)?),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -364,7 +675,17 @@ fn to_record(
         SampleSlot::NotObject(k) => {
             return Err(err("samples", format!("expected a sample object, got {k}")))
         }
+        SampleSlot::TooLarge(limit) => {
+            return Err(err(
+                "samples",
+                format!(
+                    "the fields caplens reads of this sample (input, target, output, scores, error, attachments) take more than {} MiB in memory; caplens keeps up to that of one sample",
+                    mib(limit)
+                ),
+            ))
+        }
     };
+    let mut s = s;
     if let Some(error) = s.error.as_ref().filter(|e| !e.is_null()) {
         // The message only (the traceback is kilobytes), cut to its first line.
         let message = error
@@ -396,14 +717,20 @@ fn to_record(
             }
         },
     };
-    let attachments = s.attachments.as_ref().and_then(Value::as_object);
-    let resolve = |text: &str| -> String {
-        text.strip_prefix("attachment://")
+    let attachments = s.attachments.take();
+    let attachments = attachments.as_ref().and_then(Value::as_object);
+    // The text itself (moved, not copied: it may be most of the sample), or the attachment it
+    // refers to.
+    let resolve = |text: String| -> String {
+        match text
+            .strip_prefix("attachment://")
             .and_then(|key| attachments?.get(key)?.as_str())
-            .unwrap_or(text)
-            .to_string()
+        {
+            Some(attached) => attached.to_owned(),
+            None => text,
+        }
     };
-    let prompt = match &s.input {
+    let prompt = match s.input.take() {
         None | Some(Value::Null) => None,
         Some(Value::String(text)) => Some(resolve(text)),
         // A list of chat messages: the last user message is the problem.
@@ -413,19 +740,19 @@ fn to_record(
             .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
             .and_then(|m| m.get("content"))
             .and_then(content_text)
-            .map(|t| resolve(&t)),
+            .map(resolve),
         Some(other) => {
             return Err(err(
                 "input",
                 format!(
                     "expected a string or a list of messages, got {}",
-                    kind(other)
+                    kind(&other)
                 ),
             ))
         }
     };
     let reference = match s.target.as_ref().map(reference_text).unwrap_or(Ok(None)) {
-        Ok(r) => r.map(|r| resolve(&r)),
+        Ok(r) => r.map(resolve),
         Err(got) => {
             return Err(err(
                 "target",
@@ -433,13 +760,13 @@ fn to_record(
             ))
         }
     };
-    let (response, finish_reason, tokens) = match &s.output {
-        None | Some(Value::Null) => (None, None, None),
-        Some(Value::Object(output)) => read_output(output)?,
-        Some(other) => {
+    let (response, finish_reason, tokens) = match std::mem::take(&mut s.output) {
+        OutputSlot::Absent => (None, None, None),
+        OutputSlot::Output(output) => read_output(*output)?,
+        OutputSlot::NotObject(k) => {
             return Err(err(
                 "output",
-                format!("expected an object (ModelOutput), got {}", kind(other)),
+                format!("expected an object (ModelOutput), got {k}"),
             ))
         }
     };
@@ -451,7 +778,7 @@ fn to_record(
         reference,
         sample: Some(epoch - 1),
         outcome,
-        response: response.map(|r| resolve(&r)),
+        response: response.map(resolve),
         answer,
         finish_reason,
         tokens,
@@ -503,83 +830,560 @@ fn content_text(content: &Value) -> Option<String> {
 
 type Output = (Option<String>, Option<String>, Option<TokenData>);
 
-/// Response text, stop reason and token data of `output.choices[0]` (`output.completion` when
-/// there is no choice).
-fn read_output(output: &Map<String, Value>) -> Result<Output, LineError> {
-    let choice = match output.get("choices") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(choices)) => match choices.first() {
-            None => None,
-            Some(Value::Object(c)) => Some(c),
-            Some(other) => {
-                return Err(err(
-                    "output.choices[0]",
-                    format!("expected an object (a choice), got {}", kind(other)),
-                ))
-            }
-        },
-        Some(other) => {
-            return Err(err(
-                "output.choices",
-                format!("expected a list, got {}", kind(other)),
-            ))
+/// `output` of a sample as read: absent or null, a ModelOutput, or another kind of value.
+#[derive(Debug, Default)]
+enum OutputSlot {
+    #[default]
+    Absent,
+    Output(Box<OutputRead>),
+    NotObject(&'static str),
+}
+
+/// What caplens reads of a ModelOutput: its first choice and `completion`, parsed as they stream
+/// rather than as a `Value` tree (token data as a tree costs about forty times its text: an
+/// object per top logprob). Type problems are kept for [`read_output`] to report in its order.
+#[derive(Debug, Default)]
+struct OutputRead {
+    choices: Choices,
+    completion: Option<Scalar>,
+}
+
+/// `choices` as read.
+#[derive(Debug, Default)]
+enum Choices {
+    /// Absent, null or empty.
+    #[default]
+    None,
+    First(ChoiceRead),
+    FirstNotObject(&'static str),
+    NotList(&'static str),
+}
+
+/// What caplens reads of the first choice.
+#[derive(Debug, Default)]
+struct ChoiceRead {
+    /// `message.content`.
+    content: Option<Value>,
+    stop_reason: Option<String>,
+    logprobs: Logprobs,
+}
+
+/// `logprobs` of the first choice as read.
+#[derive(Debug, Default)]
+enum Logprobs {
+    /// Absent or null, or without `content` (or with a null one).
+    #[default]
+    None,
+    NotObject(&'static str),
+    ContentNotList(&'static str),
+    /// `logprobs.content`: the token data, or the first entry's problem.
+    Tokens(Result<TokenData, LineError>),
+}
+
+/// Where a sample's token data is, for messages.
+const TOKENS_AT: &str = "output.choices[0].logprobs.content";
+
+/// The kind of value a typed visitor got instead of the one it reads (as [`kind`] names it);
+/// lists and objects are skipped.
+macro_rules! other_kinds {
+    ($value:ty, $wrap:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<$value, E> {
+            Ok($wrap("a boolean"))
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<$value, E> {
+            Ok($wrap("a number"))
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<$value, E> {
+            Ok($wrap("a number"))
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<$value, E> {
+            Ok($wrap("a number"))
+        }
+        fn visit_str<E>(self, _: &str) -> Result<$value, E> {
+            Ok($wrap("a string"))
         }
     };
-    let completion = match output.get("completion") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(c)) => Some(c.clone()),
+}
+
+#[derive(Clone, Copy)]
+struct OutputSeed<'b>(&'b KeptBudget);
+
+impl<'de> DeserializeSeed<'de> for OutputSeed<'_> {
+    type Value = OutputSlot;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<OutputSlot, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OutputSeed<'_> {
+    type Value = OutputSlot;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a ModelOutput")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OutputSlot, A::Error> {
+        let mut output = OutputRead::default();
+        while let Some(key) = map.next_key_seed(KeptKey(self.0))? {
+            match key.as_str() {
+                "choices" => output.choices = map.next_value_seed(ChoicesSeed(self.0))?,
+                "completion" => output.completion = Some(map.next_value_seed(ScalarSeed(self.0))?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(OutputSlot::Output(Box::new(output)))
+    }
+    fn visit_unit<E>(self) -> Result<OutputSlot, E> {
+        Ok(OutputSlot::Absent)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OutputSlot, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(OutputSlot::NotObject("a list"))
+    }
+    other_kinds!(OutputSlot, OutputSlot::NotObject);
+}
+
+#[derive(Clone, Copy)]
+struct ChoicesSeed<'b>(&'b KeptBudget);
+
+impl<'de> DeserializeSeed<'de> for ChoicesSeed<'_> {
+    type Value = Choices;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Choices, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChoicesSeed<'_> {
+    type Value = Choices;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of choices")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Choices, A::Error> {
+        // The first choice is the rollout; the others are skipped unparsed.
+        let first = seq.next_element_seed(ChoiceSeed(self.0))?;
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(first.unwrap_or(Choices::None))
+    }
+    fn visit_unit<E>(self) -> Result<Choices, E> {
+        Ok(Choices::None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Choices, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Choices::NotList("an object"))
+    }
+    other_kinds!(Choices, Choices::NotList);
+}
+
+#[derive(Clone, Copy)]
+struct ChoiceSeed<'b>(&'b KeptBudget);
+
+impl<'de> DeserializeSeed<'de> for ChoiceSeed<'_> {
+    type Value = Choices;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Choices, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChoiceSeed<'_> {
+    type Value = Choices;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a choice")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Choices, A::Error> {
+        let mut choice = ChoiceRead::default();
+        while let Some(key) = map.next_key_seed(KeptKey(self.0))? {
+            match key.as_str() {
+                "message" => {
+                    choice.content = map.next_value_seed(object::<Message>(self.0))?.content
+                }
+                "stop_reason" => {
+                    choice.stop_reason = map.next_value_seed(ScalarSeed(self.0))?.text()
+                }
+                "logprobs" => choice.logprobs = map.next_value_seed(LogprobsSeed(self.0))?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Choices::First(choice))
+    }
+    fn visit_unit<E>(self) -> Result<Choices, E> {
+        Ok(Choices::FirstNotObject("null"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Choices, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Choices::FirstNotObject("a list"))
+    }
+    other_kinds!(Choices, Choices::FirstNotObject);
+}
+
+/// A chat message, of which caplens reads `content`.
+#[derive(Debug, Default)]
+struct Message {
+    content: Option<Value>,
+}
+
+impl Fields for Message {
+    fn field<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        budget: &KeptBudget,
+    ) -> Result<bool, A::Error> {
+        if key != "content" {
+            return Ok(false);
+        }
+        self.content = Some(map.next_value_seed(KeptValue(budget))?);
+        Ok(true)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct LogprobsSeed<'b>(&'b KeptBudget);
+
+impl<'de> DeserializeSeed<'de> for LogprobsSeed<'_> {
+    type Value = Logprobs;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Logprobs, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LogprobsSeed<'_> {
+    type Value = Logprobs;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("logprobs")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Logprobs, A::Error> {
+        let mut logprobs = Logprobs::None;
+        while let Some(key) = map.next_key_seed(KeptKey(self.0))? {
+            if key == "content" {
+                logprobs = map.next_value_seed(TokensSeed(self.0))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(logprobs)
+    }
+    fn visit_unit<E>(self) -> Result<Logprobs, E> {
+        Ok(Logprobs::None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Logprobs, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Logprobs::NotObject("a list"))
+    }
+    other_kinds!(Logprobs, Logprobs::NotObject);
+}
+
+/// `logprobs.content`: one entry `{token, logprob, top_logprobs: [{token, logprob}]}` per token
+/// (as OpenAI, vLLM and Inspect write it), read into [`TokenData`] entry by entry. After the
+/// first bad entry the rest is skipped: the sample is rejected with that entry's problem.
+#[derive(Clone, Copy)]
+struct TokensSeed<'b>(&'b KeptBudget);
+
+impl<'de> DeserializeSeed<'de> for TokensSeed<'_> {
+    type Value = Logprobs;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Logprobs, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TokensSeed<'_> {
+    type Value = Logprobs;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of token logprobs")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Logprobs, A::Error> {
+        let mut data = TokenData::default();
+        let mut top_rows = Vec::new();
+        let mut index = 0usize;
+        let mut failed = None;
+        while failed.is_none() {
+            let seed = EntrySeed {
+                budget: self.0,
+                top: true,
+            };
+            let Some(entry) = seq.next_element_seed(seed)? else {
+                break;
+            };
+            match entry.checked() {
+                Ok((token, logprob, top)) => {
+                    data.tokens.push(token);
+                    data.logprobs.push(logprob);
+                    top_rows.push(top);
+                }
+                Err(problem) => failed = Some(problem.at(&format!("{TOKENS_AT}[{index}]"))),
+            }
+            index += 1;
+        }
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Logprobs::Tokens(match failed {
+            Some(e) => Err(e),
+            None => {
+                data.top_logprobs = Some(top_rows);
+                Ok(data)
+            }
+        }))
+    }
+    fn visit_unit<E>(self) -> Result<Logprobs, E> {
+        Ok(Logprobs::None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Logprobs, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Logprobs::ContentNotList("an object"))
+    }
+    other_kinds!(Logprobs, Logprobs::ContentNotList);
+}
+
+/// One token entry (or one of its top logprobs) as read: `None` fields were absent.
+#[derive(Debug, Default)]
+struct EntryRead {
+    not_object: Option<&'static str>,
+    token: Option<Scalar>,
+    logprob: Option<Scalar>,
+    top: Option<TopRead>,
+}
+
+/// `top_logprobs` of an entry as read.
+#[derive(Debug)]
+enum TopRead {
+    Null,
+    NotList(&'static str),
+    Entries(Vec<EntryRead>),
+}
+
+/// What is wrong with a token entry, relative to the entry (its place is added by
+/// [`EntryProblem::at`]).
+#[derive(Debug)]
+enum EntryProblem {
+    NotObject(&'static str),
+    TokenMissing,
+    Token(&'static str),
+    Logprob(&'static str),
+    TopNotList(&'static str),
+    Top(usize, Box<EntryProblem>),
+}
+
+impl EntryProblem {
+    fn at(self, at: &str) -> LineError {
+        match self {
+            EntryProblem::NotObject(k) => err(
+                at,
+                format!("expected an object {{token, logprob}}, got {k}"),
+            ),
+            EntryProblem::TokenMissing => err(format!("{at}.token"), "required"),
+            EntryProblem::Token(k) => {
+                err(format!("{at}.token"), format!("expected a string, got {k}"))
+            }
+            EntryProblem::Logprob(k) => err(
+                format!("{at}.logprob"),
+                format!("expected a number, got {k}"),
+            ),
+            EntryProblem::TopNotList(k) => err(
+                format!("{at}.top_logprobs"),
+                format!("expected a list, got {k}"),
+            ),
+            EntryProblem::Top(j, problem) => problem.at(&format!("{at}.top_logprobs[{j}]")),
+        }
+    }
+}
+
+type CheckedEntry = (String, Option<f64>, Vec<(String, f64)>);
+
+impl EntryRead {
+    /// `{token, logprob}` of an entry (`logprob` may be null or absent).
+    fn token_and_logprob(&mut self) -> Result<(String, Option<f64>), EntryProblem> {
+        if let Some(k) = self.not_object {
+            return Err(EntryProblem::NotObject(k));
+        }
+        let token = match self.token.take() {
+            Some(Scalar::Text(t)) => t,
+            None => return Err(EntryProblem::TokenMissing),
+            Some(other) => return Err(EntryProblem::Token(other.kind())),
+        };
+        let logprob = match &self.logprob {
+            None | Some(Scalar::Null) => None,
+            Some(number @ (Scalar::Int(_) | Scalar::UInt(_) | Scalar::Float(_))) => number.number(),
+            Some(other) => return Err(EntryProblem::Logprob(other.kind())),
+        };
+        Ok((token, logprob))
+    }
+
+    /// The entry's token, logprob and top logprobs (each with a logprob), or its first problem
+    /// in the order the fields are checked: the token, its logprob, then each top logprob.
+    fn checked(mut self) -> Result<CheckedEntry, EntryProblem> {
+        let (token, logprob) = self.token_and_logprob()?;
+        let top = match self.top.take() {
+            None | Some(TopRead::Null) => Vec::new(),
+            Some(TopRead::NotList(k)) => return Err(EntryProblem::TopNotList(k)),
+            Some(TopRead::Entries(entries)) => entries
+                .into_iter()
+                .enumerate()
+                .map(|(j, mut t)| match t.token_and_logprob() {
+                    Ok((token, Some(lp))) => Ok((token, lp)),
+                    Ok((_, None)) => Err(EntryProblem::Top(
+                        j,
+                        Box::new(EntryProblem::Logprob("null")),
+                    )),
+                    Err(problem) => Err(EntryProblem::Top(j, Box::new(problem))),
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok((token, logprob, top))
+    }
+}
+
+/// Reads one token entry; `top`: whether its `top_logprobs` are read (those of a top logprob
+/// are skipped).
+#[derive(Clone, Copy)]
+struct EntrySeed<'b> {
+    budget: &'b KeptBudget,
+    top: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
+    type Value = EntryRead;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<EntryRead, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl EntrySeed<'_> {
+    fn not_object(kind: &'static str) -> EntryRead {
+        EntryRead {
+            not_object: Some(kind),
+            ..EntryRead::default()
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for EntrySeed<'_> {
+    type Value = EntryRead;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a token logprob")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EntryRead, A::Error> {
+        let mut entry = EntryRead::default();
+        // What a kept token costs beside its text: its logprob and its places in the lists.
+        self.budget.charge(VALUE_COST);
+        while let Some(key) = map.next_key_seed(KeptKey(self.budget))? {
+            match key.as_str() {
+                "token" => entry.token = Some(map.next_value_seed(ScalarSeed(self.budget))?),
+                "logprob" => entry.logprob = Some(map.next_value_seed(ScalarSeed(self.budget))?),
+                "top_logprobs" if self.top => {
+                    entry.top = Some(map.next_value_seed(TopSeed(self.budget))?)
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(entry)
+    }
+    fn visit_unit<E>(self) -> Result<EntryRead, E> {
+        Ok(EntrySeed::not_object("null"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EntryRead, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(EntrySeed::not_object("a list"))
+    }
+    other_kinds!(EntryRead, EntrySeed::not_object);
+}
+
+/// Reads `top_logprobs` of an entry: entries whose own `top_logprobs`, if any, are skipped.
+#[derive(Clone, Copy)]
+struct TopSeed<'b>(&'b KeptBudget);
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
+    type Value = TopRead;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<TopRead, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_> {
+    type Value = TopRead;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of top logprobs")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TopRead, A::Error> {
+        let mut entries = Vec::new();
+        let seed = EntrySeed {
+            budget: self.0,
+            top: false,
+        };
+        while let Some(entry) = seq.next_element_seed(seed)? {
+            entries.push(entry);
+        }
+        Ok(TopRead::Entries(entries))
+    }
+    fn visit_unit<E>(self) -> Result<TopRead, E> {
+        Ok(TopRead::Null)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopRead, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(TopRead::NotList("an object"))
+    }
+    other_kinds!(TopRead, TopRead::NotList);
+}
+
+/// Response text, stop reason and token data of `output.choices[0]` (`output.completion` when
+/// there is no choice).
+fn read_output(output: OutputRead) -> Result<Output, LineError> {
+    let choice = match output.choices {
+        Choices::None => None,
+        Choices::First(c) => Some(c),
+        Choices::FirstNotObject(k) => {
+            return Err(err(
+                "output.choices[0]",
+                format!("expected an object (a choice), got {k}"),
+            ))
+        }
+        Choices::NotList(k) => {
+            return Err(err("output.choices", format!("expected a list, got {k}")))
+        }
+    };
+    let completion = match output.completion {
+        None | Some(Scalar::Null) => None,
+        Some(Scalar::Text(c)) => Some(c),
         Some(other) => {
             return Err(err(
                 "output.completion",
-                format!("expected a string, got {}", kind(other)),
+                format!("expected a string, got {}", other.kind()),
             ))
         }
     };
     let Some(choice) = choice else {
         return Ok((completion, None, None));
     };
-    let response = match choice.get("message").and_then(|m| m.get("content")) {
+    let response = match choice.content {
         None | Some(Value::Null) => completion,
-        Some(content) => match content_text(content) {
+        Some(content) => match content_text(&content) {
             Some(t) => Some(t),
             None => {
                 return Err(err(
                     "output.choices[0].message.content",
                     format!(
                         "expected a string or a list of content parts, got {}",
-                        kind(content)
+                        kind(&content)
                     ),
                 ))
             }
         },
     };
-    let finish_reason = choice
-        .get("stop_reason")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let tokens = match choice.get("logprobs") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(lp)) => match lp.get("content") {
-            None | Some(Value::Null) => None,
-            Some(Value::Array(entries)) => Some(chat_token_data(
-                entries,
-                "output.choices[0].logprobs.content",
-            )?),
-            Some(other) => {
-                return Err(err(
-                    "output.choices[0].logprobs.content",
-                    format!("expected a list, got {}", kind(other)),
-                ))
-            }
-        },
-        Some(other) => {
+    let tokens = match choice.logprobs {
+        Logprobs::None => None,
+        Logprobs::Tokens(tokens) => Some(tokens?),
+        Logprobs::ContentNotList(k) => {
+            return Err(err(TOKENS_AT, format!("expected a list, got {k}")))
+        }
+        Logprobs::NotObject(k) => {
             return Err(err(
                 "output.choices[0].logprobs",
-                format!("expected an object, got {}", kind(other)),
+                format!("expected an object, got {k}"),
             ))
         }
     };
-    Ok((response, finish_reason, tokens))
+    Ok((response, choice.stop_reason, tokens))
 }
 
 type Verdict = (
@@ -698,8 +1502,20 @@ fn read_eval(
     sink: &mut dyn RecordSink,
 ) -> Result<(), ReadStop> {
     let mut archive = open_archive(input)?;
+    let archive_bytes = std::fs::metadata(&input.path).map_or(0, |m| m.len());
+    // Bytes the sample members inflated to, together (against the archive's size).
+    let inflated = Tally::default();
     for index in 0..archive.len() {
         let line = index as u64 + 1;
+        if inflation_exceeded(inflated.get(), archive_bytes) {
+            return Err(ReadStop::Input(input.error(format!(
+                "the .eval archive {}",
+                LimitError::Inflation {
+                    inflated: inflated.get(),
+                    compressed: archive_bytes,
+                }
+            ))));
+        }
         let member = archive.by_index(index).map_err(|e| {
             ReadStop::Input(input.error(format!("corrupt .eval archive at member {line}: {e}")))
         })?;
@@ -719,9 +1535,19 @@ fn read_eval(
                 member.compression(),
             )));
         }
-        let parsed =
-            serde_json::from_reader::<_, SampleSlot>(BufReader::new(PythonJson::new(member)));
-        match parsed {
+        let member = Limited::new(
+            Tallied {
+                inner: member,
+                tally: inflated.clone(),
+            },
+            MAX_INSPECT_SAMPLE_BYTES,
+        );
+        let budget = KeptBudget::new(MAX_KEPT_BYTES);
+        let mut de = serde_json::Deserializer::from_reader(BufReader::new(PythonJson::new(member)));
+        let parsed = SlotSeed(&budget)
+            .deserialize(&mut de)
+            .and_then(|slot| de.end().map(|()| slot));
+        match parsed.map_err(LimitError::in_json) {
             Ok(slot) => match seen.sample(slot, line, header) {
                 Ok(Some(record)) => sink.record(record)?,
                 Ok(None) => {}
@@ -729,12 +1555,23 @@ fn read_eval(
                     sink.reject(input.line_error(line, Some(&field), format!("{name}: {msg}")))?
                 }
             },
-            Err(e) if e.is_io() => {
+            Err(Ok(limit)) => {
+                seen.samples += 1;
+                sink.reject(input.line_error(
+                    line,
+                    None,
+                    format!(
+                        "{name}: {limit} decompressed; caplens reads Inspect samples up to {} MiB",
+                        mib(MAX_INSPECT_SAMPLE_BYTES)
+                    ),
+                ))?
+            }
+            Err(Err(e)) if e.is_io() => {
                 return Err(ReadStop::Input(input.error(format!(
                     "corrupt .eval archive: cannot read member {name}: {e}"
                 ))))
             }
-            Err(e) => {
+            Err(Err(e)) => {
                 seen.samples += 1;
                 sink.reject(input.line_error(line, None, format!("{name}: invalid JSON: {e}")))?
             }
@@ -747,7 +1584,8 @@ fn read_eval(
 }
 
 /// `eval`, `plan` and `status` of `header.json`, or of `_journal/start.json` in a log still
-/// being written (status `started`), which has no header yet.
+/// being written (status `started`), which has no header yet. Either is read up to
+/// [`MAX_INSPECT_HEADER_BYTES`] decompressed.
 fn eval_header(input: &InputFile) -> Result<Header, InputError> {
     let mut archive = open_archive(input)?;
     for name in ["header.json", "_journal/start.json"] {
@@ -760,28 +1598,31 @@ fn eval_header(input: &InputFile) -> Result<Header, InputError> {
         if !readable_method(member.compression()) {
             return Err(unreadable_method(input, name, member.compression()));
         }
-        let value: Value = serde_json::from_reader(BufReader::new(PythonJson::new(member)))
-            .map_err(|e| {
-                if e.is_io() {
-                    input.error(format!(
-                        "corrupt .eval archive: cannot read member {name}: {e}"
-                    ))
-                } else {
-                    input.error(format!("{name}: not valid JSON: {e}"))
-                }
+        let member = Limited::new(member, MAX_INSPECT_HEADER_BYTES);
+        let budget = KeptBudget::new(MAX_INSPECT_HEADER_BYTES);
+        let mut de = serde_json::Deserializer::from_reader(BufReader::new(PythonJson::new(member)));
+        let mut header = object::<Header>(&budget)
+            .deserialize(&mut de)
+            .and_then(|header| de.end().map(|()| header))
+            .map_err(|e| match LimitError::in_json(e) {
+                Ok(limit) => input.error(format!(
+                    "member {name} of the .eval archive is {limit} decompressed; caplens reads an Inspect header up to that size"
+                )),
+                Err(e) if e.is_io() => input.error(format!(
+                    "corrupt .eval archive: cannot read member {name}: {e}"
+                )),
+                Err(e) => input.error(format!("{name}: not valid JSON: {e}")),
             })?;
-        let status = match name {
-            "header.json" => value
-                .get("status")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            _ => Some("started".to_string()),
-        };
-        return Ok(Header {
-            eval: value.get("eval").cloned(),
-            plan: value.get("plan").cloned(),
-            status,
-        });
+        if budget.exceeded() {
+            return Err(input.error(format!(
+                "member {name} of the .eval archive holds more than {} MiB of fields caplens reads; caplens reads an Inspect header up to that size",
+                mib(MAX_INSPECT_HEADER_BYTES)
+            )));
+        }
+        if name != "header.json" {
+            header.status = Some("started".to_string());
+        }
+        return Ok(header);
     }
     Ok(Header::default())
 }
@@ -793,18 +1634,27 @@ type OnSample<'a> = dyn FnMut(u64, SampleSlot, &Header) -> Result<(), ReadStop> 
 
 /// Streams a `.json` log: keeps `eval`, `plan` and `status` in `header` and hands each element
 /// of `samples` to `on_sample` (with its 1-based position and the header read so far: Inspect
-/// writes `status`, `eval` and `plan` before `samples`) as soon as it is parsed.
+/// writes `status`, `eval` and `plan` before `samples`) as soon as it is parsed. Each top-level
+/// key and each kept header field is read up to [`MAX_INSPECT_HEADER_BYTES`], each sample up to
+/// [`MAX_INSPECT_SAMPLE_BYTES`] ([`Parts`]); a sample whose kept fields outgrow
+/// [`MAX_KEPT_BYTES`] is rejected and the read goes on.
 fn read_json(
     input: &InputFile,
     header: &mut Header,
     on_sample: &mut OnSample<'_>,
 ) -> Result<(), ReadStop> {
-    let reader = BufReader::with_capacity(64 * 1024, PythonJson::new(open_text(input)?));
+    let parts = Parts::default();
+    let metered = Metered {
+        inner: PythonJson::new(open_text(input)?),
+        parts: parts.clone(),
+    };
+    let reader = BufReader::with_capacity(JSON_BUFFER_BYTES, metered);
     let mut de = serde_json::Deserializer::from_reader(reader);
     let mut log = JsonLog {
         header,
         on_sample,
         stopped: None,
+        parts: parts.clone(),
     };
     let result = de
         .deserialize_any(LogVisitor(&mut log))
@@ -813,12 +1663,114 @@ fn read_json(
         return Err(stop);
     }
     result.map_err(|e| {
-        ReadStop::Input(if e.is_io() {
-            input.error(format!("cannot read: {e}"))
-        } else {
-            input.error(format!("not a valid Inspect JSON log: {e}"))
+        ReadStop::Input(match LimitError::in_json(e) {
+            Ok(limit @ LimitError::TooLong { .. }) => match parts.part.get() {
+                Part::Sample(position) => input.line_error(
+                    position,
+                    None,
+                    format!(
+                        "sample {position} of \"samples\" is {limit}; caplens reads Inspect samples up to that size"
+                    ),
+                ),
+                _ => input.error(format!(
+                    "the log's header (before \"samples\") has a field {limit}; caplens reads an Inspect header up to that size"
+                )),
+            },
+            Ok(limit) => input.error(format!("the file {limit}")),
+            Err(e) if e.is_io() => input.error(format!("cannot read: {e}")),
+            Err(e) => input.error(format!("not a valid Inspect JSON log: {e}")),
         })
     })
+}
+
+/// The buffer serde_json reads a `.json` log through.
+const JSON_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Which part of a `.json` log is being read, for the limit it is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+enum Part {
+    /// Skipped unparsed (no limit: nothing is kept).
+    #[default]
+    Skipped,
+    /// A top-level key or a header field caplens keeps.
+    Header,
+    /// The sample at this 1-based position of `samples`.
+    Sample(u64),
+}
+
+/// The limit the part of a `.json` log being read is held to, shared by the visitors (which
+/// start each part) and the reader under serde_json's buffer ([`Metered`]), which counts the
+/// bytes. The buffer reads ahead of the parse by up to [`JSON_BUFFER_BYTES`], so a part's limit
+/// is counted from the bytes read so far less one buffer: a part never gets more than its
+/// limit, and always at least its limit less one buffer.
+#[derive(Clone, Default)]
+struct Parts(Rc<PartsState>);
+
+#[derive(Default)]
+struct PartsState {
+    read: Cell<u64>,
+    /// Bytes read at which the current part goes over its limit (`None`: no limit).
+    end: Cell<Option<u64>>,
+    limit: Cell<u64>,
+    part: Cell<Part>,
+}
+
+impl std::ops::Deref for Parts {
+    type Target = PartsState;
+    fn deref(&self) -> &PartsState {
+        &self.0
+    }
+}
+
+impl Parts {
+    fn start(&self, part: Part) {
+        self.part.set(part);
+        let limit = match part {
+            Part::Skipped => {
+                self.end.set(None);
+                return;
+            }
+            Part::Header => MAX_INSPECT_HEADER_BYTES,
+            Part::Sample(_) => MAX_INSPECT_SAMPLE_BYTES,
+        };
+        self.limit.set(limit);
+        let already = self.read.get();
+        self.end.set(Some(
+            already.saturating_add(limit - JSON_BUFFER_BYTES as u64),
+        ));
+    }
+}
+
+/// Counts the bytes serde_json's buffer takes from the log and fails with
+/// [`LimitError::TooLong`] past the current part's end ([`Parts`]).
+struct Metered<R> {
+    inner: R,
+    parts: Parts,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.parts.read.get();
+        let room = match self.parts.end.get() {
+            // One byte past the end is asked for, to tell "exactly the limit" from "longer".
+            Some(end) => (end.saturating_sub(read) + 1).min(buf.len() as u64) as usize,
+            None => buf.len(),
+        };
+        let n = self.inner.read(&mut buf[..room])?;
+        self.parts.read.set(read + n as u64);
+        if self
+            .parts
+            .end
+            .get()
+            .is_some_and(|end| read + n as u64 > end)
+        {
+            return Err(LimitError::TooLong {
+                limit: self.parts.limit.get(),
+            }
+            .into_io());
+        }
+        Ok(n)
+    }
 }
 
 struct JsonLog<'h, 'f, 'a> {
@@ -826,6 +1778,7 @@ struct JsonLog<'h, 'f, 'a> {
     on_sample: &'f mut OnSample<'a>,
     /// Why `on_sample` stopped the read (the parse error that follows is ours).
     stopped: Option<ReadStop>,
+    parts: Parts,
 }
 
 struct LogVisitor<'l, 'h, 'f, 'a>(&'l mut JsonLog<'h, 'f, 'a>);
@@ -836,21 +1789,42 @@ impl<'de> Visitor<'de> for LogVisitor<'_, '_, '_, '_> {
         f.write_str("a JSON object (an Inspect log with \"eval\" and \"samples\")")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
+        let parts = self.0.parts.clone();
+        let budget = KeptBudget::new(MAX_INSPECT_HEADER_BYTES);
+        loop {
+            parts.start(Part::Header);
+            let Some(key) = map.next_key_seed(KeptKey(&budget))? else {
+                break;
+            };
             match key.as_str() {
-                "eval" => self.0.header.eval = Some(map.next_value()?),
-                "plan" => self.0.header.plan = Some(map.next_value()?),
-                "status" => {
-                    self.0.header.status = match map.next_value::<Value>()? {
-                        Value::String(status) => Some(status),
-                        _ => None,
-                    }
+                "eval" => {
+                    parts.start(Part::Header);
+                    self.0.header.eval = map.next_value_seed(object(&budget))?;
                 }
-                "samples" => map.next_value_seed(SamplesSeed(&mut *self.0))?,
+                "plan" => {
+                    parts.start(Part::Header);
+                    self.0.header.plan = map.next_value_seed(object(&budget))?;
+                }
+                "status" => {
+                    parts.start(Part::Header);
+                    self.0.header.status = map.next_value_seed(ScalarSeed(&budget))?.text();
+                }
+                "samples" => {
+                    parts.start(Part::Skipped);
+                    map.next_value_seed(SamplesSeed(&mut *self.0))?
+                }
                 _ => {
+                    parts.start(Part::Skipped);
                     map.next_value::<IgnoredAny>()?;
                 }
             }
+        }
+        parts.start(Part::Skipped);
+        if budget.exceeded() {
+            return Err(de::Error::custom(format_args!(
+                "the header's fields that caplens reads take more than {} MiB",
+                mib(MAX_INSPECT_HEADER_BYTES)
+            )));
         }
         Ok(())
     }
@@ -874,14 +1848,21 @@ impl<'de> Visitor<'de> for SamplesSeed<'_, '_, '_, '_> {
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let parts = self.0.parts.clone();
         let mut position = 0u64;
-        while let Some(slot) = seq.next_element::<SampleSlot>()? {
+        loop {
+            parts.start(Part::Sample(position + 1));
+            let budget = KeptBudget::new(MAX_KEPT_BYTES);
+            let Some(slot) = seq.next_element_seed(SlotSeed(&budget))? else {
+                break;
+            };
             position += 1;
             if let Err(stop) = (self.0.on_sample)(position, slot, self.0.header) {
                 self.0.stopped = Some(stop);
                 return Err(de::Error::custom("read stopped"));
             }
         }
+        parts.start(Part::Skipped);
         Ok(())
     }
 }

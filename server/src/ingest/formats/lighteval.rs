@@ -13,17 +13,16 @@
 //! the rollout's verdict. Documents with several samples are `Ungraded` (the pipeline grades each
 //! with caplens' verifier). The file is read one row group at a time, only the columns used.
 
-use super::common::{file_stem, head_records, id_string, integer, kind, per_problem_and_tokens};
+use super::common::{file_stem, head_records, id_string, integer, kind};
 use crate::ingest::parquet_rows::{self, MAGIC};
 use crate::ingest::{
     FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink, RolloutImporter,
     RolloutRecord, SourceInfo,
 };
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use parquet::schema::types::{Type, TypePtr};
+use parquet::schema::types::Type;
 use serde_json::{Map, Value};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 pub struct LightevalImporter;
 
@@ -133,6 +132,8 @@ impl Layout {
 /// An open details file: its reader, layout and the metric that gives verdicts.
 struct Details {
     reader: SerializedFileReader<std::fs::File>,
+    /// The file again, for the page headers the rows reader checks before the crate reads.
+    source: std::fs::File,
     /// Bytes of the file, for the progress after the last row group (the footer).
     file_len: u64,
     layout: Layout,
@@ -158,8 +159,10 @@ impl Details {
             .metadata()
             .map_err(|e| input.error(format!("cannot read: {e}")))?
             .len();
-        let reader = SerializedFileReader::new(file)
-            .map_err(|e| input.error(format!("not a readable parquet file: {e}")))?;
+        let source = file
+            .try_clone()
+            .map_err(|e| input.error(format!("cannot read: {e}")))?;
+        let reader = parquet_rows::open(file).map_err(|e| input.error(e))?;
         let schema = reader.metadata().file_metadata().schema();
         let columns: Vec<&str> = schema.get_fields().iter().map(|f| f.name()).collect();
         let Some(layout) = Layout::of(&columns) else {
@@ -168,7 +171,7 @@ impl Details {
                 columns.join(", ")
             )));
         };
-        let projection = projection(schema, &layout.wanted());
+        let projection = parquet_rows::projection(schema, &layout.wanted());
         let metric_keys: Vec<String> = layout
             .metric_column()
             .and_then(|m| schema.get_fields().iter().find(|f| f.name() == m))
@@ -181,6 +184,7 @@ impl Details {
             .map(|m| m.to_string());
         Ok(Details {
             reader,
+            source,
             file_len,
             layout,
             projection,
@@ -198,6 +202,7 @@ impl Details {
         let mut counted = 0u64;
         parquet_rows::for_each_row(
             &self.reader,
+            &self.source,
             self.projection.as_ref(),
             |size| {
                 input.progress.fetch_add(size, Ordering::Relaxed);
@@ -211,45 +216,6 @@ impl Details {
             .fetch_add(self.file_len.saturating_sub(counted), Ordering::Relaxed);
         Ok(())
     }
-}
-
-/// The file's top-level columns in `wanted`, with only the named members of struct columns
-/// (`None`: read every column, should the file's own types not make a valid projection).
-fn projection(schema: &Type, wanted: &[(&str, Option<&[&str]>)]) -> Option<Type> {
-    let mut fields: Vec<TypePtr> = Vec::new();
-    for field in schema.get_fields() {
-        let Some((_, members)) = wanted.iter().find(|(name, _)| *name == field.name()) else {
-            continue;
-        };
-        match members {
-            Some(members) if field.is_group() => {
-                let children: Vec<TypePtr> = field
-                    .get_fields()
-                    .iter()
-                    .filter(|c| members.contains(&c.name()))
-                    .cloned()
-                    .collect();
-                if children.is_empty() {
-                    fields.push(field.clone());
-                    continue;
-                }
-                let info = field.get_basic_info();
-                let mut builder = Type::group_type_builder(field.name())
-                    .with_converted_type(info.converted_type())
-                    .with_logical_type(info.logical_type_ref().cloned())
-                    .with_fields(children);
-                if info.has_repetition() {
-                    builder = builder.with_repetition(info.repetition());
-                }
-                fields.push(Arc::new(builder.build().ok()?));
-            }
-            _ => fields.push(field.clone()),
-        }
-    }
-    Type::group_type_builder(schema.name())
-        .with_fields(fields)
-        .build()
-        .ok()
 }
 
 /// One document (row) as caplens needs it.
@@ -431,7 +397,9 @@ fn nested_reference(doc: &Map<String, Value>, doc_name: &str) -> Result<Option<S
 /// gold is the whole solution ending in `#### 72`, which lighteval's own metric extracts), by the
 /// verifier's one rule for references.
 fn reference_text(gold: &str) -> String {
-    caplens_analysis::verifier::reference_answer(gold).trim().to_owned()
+    caplens_analysis::verifier::reference_answer(gold)
+        .trim()
+        .to_owned()
 }
 
 fn plural(v: &Value) -> &'static str {
@@ -577,8 +545,7 @@ impl RolloutImporter for LightevalImporter {
     }
 
     fn hints(&self, input: &InputFile) -> Result<FileHints, InputError> {
-        let records = head_records(self, input, HINT_RECORDS)?;
-        let (n_per_problem, has_tokens) = per_problem_and_tokens(&records);
+        let head = head_records(self, input, HINT_RECORDS)?;
         let details = Details::open(input)?;
         let mut max_tokens = None;
         let result = details.for_each_row(input, |row_no, row| {
@@ -597,9 +564,9 @@ impl RolloutImporter for LightevalImporter {
                 .and_then(|(_, date)| model_from_path(input, date.as_deref()?)),
             dataset: name.map(|(task, _)| dataset_of_task(&task)),
             max_tokens,
-            n_per_problem,
-            has_tokens,
-            records_in_head: records.len() as u64,
+            n_per_problem: head.per_problem,
+            has_tokens: head.has_tokens,
+            records_in_head: head.records,
             ..FileHints::default()
         })
     }

@@ -12,7 +12,7 @@
 
 use super::common::{
     file_stem, first_line_object, head_records, id_string, integer, kind, number, parse_object,
-    per_problem_and_tokens, reference_text,
+    reference_text,
 };
 use crate::ingest::{
     for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
@@ -44,13 +44,12 @@ impl RolloutImporter for LmEvalImporter {
     }
 
     fn hints(&self, input: &InputFile) -> Result<FileHints, InputError> {
-        let records = head_records(self, input, HINT_RECORDS)?;
-        let (n_per_problem, has_tokens) = per_problem_and_tokens(&records);
+        let head = head_records(self, input, HINT_RECORDS)?;
         let mut hints = FileHints {
             dataset: task_from_file_name(&input.name),
-            n_per_problem,
-            has_tokens,
-            records_in_head: records.len() as u64,
+            n_per_problem: head.per_problem,
+            has_tokens: head.has_tokens,
+            records_in_head: head.records,
             ..FileHints::default()
         };
         // Sampling parameters: from the first line that has them.

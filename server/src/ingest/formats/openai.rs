@@ -13,8 +13,7 @@
 //! logprob <= -9999.0 as probability 0).
 
 use super::common::{
-    first_line_object, head_records, id_string, integer, kind, parse_object,
-    per_problem_and_tokens, reference_text,
+    first_line_object, head_records, id_string, integer, kind, parse_object, reference_text,
 };
 use crate::ingest::{
     for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
@@ -57,12 +56,11 @@ impl RolloutImporter for OpenaiImporter {
     }
 
     fn hints(&self, input: &InputFile) -> Result<FileHints, InputError> {
-        let records = head_records(self, input, HINT_RECORDS)?;
-        let (n_per_problem, has_tokens) = per_problem_and_tokens(&records);
+        let head = head_records(self, input, HINT_RECORDS)?;
         let mut hints = FileHints {
-            n_per_problem,
-            has_tokens,
-            records_in_head: records.len() as u64,
+            n_per_problem: head.per_problem,
+            has_tokens: head.has_tokens,
+            records_in_head: head.records,
             ..FileHints::default()
         };
         // The served model name, from the first response that has one.
@@ -562,14 +560,17 @@ fn token_and_logprob(entry: &Value, at: &str) -> Result<(String, Option<f64>), L
 /// Whether the first value of `key` (a quoted JSON key) in the first line of `head` starts
 /// with `first` (`{`: an object), for a value the head cuts off.
 fn value_starts_with(head: &[u8], key: &[u8], first: u8) -> bool {
-    let line = head.split(|&b| b == b'\n').find(|l| !l.iter().all(u8::is_ascii_whitespace));
+    let line = head
+        .split(|&b| b == b'\n')
+        .find(|l| !l.iter().all(u8::is_ascii_whitespace));
     let Some(line) = line else { return false };
     let Some(at) = line.windows(key.len()).position(|w| w == key) else {
         return false;
     };
-    let mut rest = line[at + key.len()..].iter().skip_while(|b| b.is_ascii_whitespace());
-    rest.next() == Some(&b':')
-        && rest.find(|b| !b.is_ascii_whitespace()) == Some(&first)
+    let mut rest = line[at + key.len()..]
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace());
+    rest.next() == Some(&b':') && rest.find(|b| !b.is_ascii_whitespace()) == Some(&first)
 }
 
 #[cfg(test)]

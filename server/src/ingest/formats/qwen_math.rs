@@ -6,7 +6,7 @@
 
 use super::common::{
     file_stem, first_line_object, head_records, id_string, kind, parent_dir_name, parse_object,
-    per_problem_and_tokens, reference_text, scalar_text,
+    reference_text, scalar_text,
 };
 use crate::ingest::{
     for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
@@ -36,14 +36,13 @@ impl RolloutImporter for QwenMathImporter {
     }
 
     fn hints(&self, input: &InputFile) -> Result<FileHints, InputError> {
-        let records = head_records(self, input, HINT_RECORDS)?;
-        let (n_per_problem, has_tokens) = per_problem_and_tokens(&records);
+        let head = head_records(self, input, HINT_RECORDS)?;
         Ok(FileHints {
             dataset: parent_dir_name(input),
             temperature: temperature_from_file_name(&input.name),
-            n_per_problem,
-            has_tokens,
-            records_in_head: records.len() as u64,
+            n_per_problem: head.per_problem,
+            has_tokens: head.has_tokens,
+            records_in_head: head.records,
             ..FileHints::default()
         })
     }

@@ -9,8 +9,8 @@
 //! correct answer); no `acc` and no `score`: ungraded.
 
 use super::common::{
-    file_stem, first_line_object, head_records, integer, kind, parse_object,
-    per_problem_and_tokens, reference_text, scalar_text,
+    file_stem, first_line_object, head_records, integer, kind, parse_object, reference_text,
+    scalar_text,
 };
 use crate::ingest::{
     for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
@@ -40,16 +40,12 @@ impl RolloutImporter for VerlImporter {
     }
 
     fn hints(&self, input: &InputFile) -> Result<FileHints, InputError> {
-        let records = head_records(self, input, HINT_RECORDS)?;
-        let (n_per_problem, has_tokens) = per_problem_and_tokens(&records);
+        let head = head_records(self, input, HINT_RECORDS)?;
         Ok(FileHints {
-            step: records
-                .iter()
-                .find_map(|r| r.step)
-                .or_else(|| step_from_file_name(&input.name)),
-            n_per_problem,
-            has_tokens,
-            records_in_head: records.len() as u64,
+            step: head.step.or_else(|| step_from_file_name(&input.name)),
+            n_per_problem: head.per_problem,
+            has_tokens: head.has_tokens,
+            records_in_head: head.records,
             ..FileHints::default()
         })
     }

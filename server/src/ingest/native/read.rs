@@ -7,12 +7,27 @@ use std::path::PathBuf;
 
 use super::parse::{parse_line, parse_line_serde};
 use super::{fast, CoreLine, InputError, LineInfo, NativeLine, Needs, ReadStats};
+use crate::ingest::limits::{InflationGuard, LimitError, Tallied, Tally, MAX_LINE_BYTES};
+
+/// The error of a line longer than [`MAX_LINE_BYTES`] (it is not held).
+fn too_long(file: &str, line: u64) -> InputError {
+    line_error(
+        file,
+        line,
+        None,
+        format!(
+            "line longer than {} MiB; caplens reads lines up to that length",
+            MAX_LINE_BYTES >> 20
+        ),
+    )
+}
 
 pub(super) const SKIPPED_ERRORS_KEPT: usize = 10;
 
 /// Reads every line of every file in order and hands each valid record to `each`.
 ///
-/// With `skip_invalid`, a line that fails to parse or validate is counted in
+/// With `skip_invalid`, a line that fails to parse or validate (or is longer than
+/// [`MAX_LINE_BYTES`], which is skipped without being held) is counted in
 /// [`ReadStats::skipped`] and reading continues; otherwise the first such line is returned as
 /// the error. I/O errors (a file that cannot be opened or read, corrupt gzip) always stop.
 /// An error returned by `each` stops the read and is returned as is.
@@ -78,8 +93,10 @@ where
             }
         };
         // Lines that fit in the reader's buffer are parsed in place; a line split across
-        // refills (or longer than the buffer) is assembled in `buf`.
+        // refills (or longer than the buffer) is assembled in `buf`, up to the limit.
         buf.clear();
+        // Inside a line that was too long: its bytes are dropped up to its newline.
+        let mut skipping = false;
         loop {
             let chunk = reader.fill_buf().map_err(|e| InputError {
                 file: display.clone(),
@@ -97,6 +114,16 @@ where
                 break;
             }
             let mut consumed = 0;
+            if skipping {
+                match find_newline(chunk) {
+                    Some(pos) => {
+                        consumed = pos + 1;
+                        skipping = false;
+                    }
+                    None => consumed = chunk.len(),
+                }
+                stats.bytes += consumed as u64;
+            }
             while let Some(pos) = find_newline(&chunk[consumed..]) {
                 let end = consumed + pos;
                 line_no += 1;
@@ -111,7 +138,23 @@ where
                 }
                 consumed = end + 1;
             }
-            buf.extend_from_slice(&chunk[consumed..]);
+            if buf.len() + (chunk.len() - consumed) > MAX_LINE_BYTES {
+                line_no += 1;
+                stats.bytes += (buf.len() + chunk.len() - consumed) as u64;
+                buf.clear();
+                buf.shrink_to(64 * 1024);
+                skipping = true;
+                let err = too_long(&display, line_no);
+                if !skip_invalid {
+                    return Err(err.into());
+                }
+                stats.skipped += 1;
+                if stats.first_skipped.len() < SKIPPED_ERRORS_KEPT {
+                    stats.first_skipped.push(err);
+                }
+            } else {
+                buf.extend_from_slice(&chunk[consumed..]);
+            }
             let len = chunk.len();
             reader.consume(len);
         }
@@ -157,7 +200,8 @@ impl BlockSource {
     /// (0 at the end).
     fn next(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
         let carry = self.carry.len();
-        let want = BLOCK_BYTES.max(2 * carry);
+        // The carry is shorter than the longest line read, so this is room for more of it.
+        let want = BLOCK_BYTES.max(2 * carry).min(MAX_LINE_BYTES);
         if buf.len() < want {
             buf.resize(want, 0);
         }
@@ -181,10 +225,16 @@ impl BlockSource {
                     self.carry.extend_from_slice(&buf[last + 1..filled]);
                     return Ok(last + 1);
                 }
-                // A line longer than the buffer: read on.
+                // A line longer than the buffer: read on, up to the longest line read.
+                None if buf.len() >= MAX_LINE_BYTES => {
+                    return Err(LimitError::TooLong {
+                        limit: MAX_LINE_BYTES as u64,
+                    }
+                    .into_io())
+                }
                 None => {
                     let len = buf.len();
-                    buf.resize(2 * len, 0);
+                    buf.resize((2 * len).min(MAX_LINE_BYTES), 0);
                 }
             }
         }
@@ -272,7 +322,12 @@ pub fn read_core_parallel<A: Send>(
                             stop_after.fetch_min(block, std::sync::atomic::Ordering::Relaxed);
                             report.fatal = Some((
                                 block,
-                                line_error(&display, 1, None, format!("read error: {e}")),
+                                match LimitError::of(&e) {
+                                    Some(_) => too_long(&display, 1),
+                                    None => {
+                                        line_error(&display, 1, None, format!("read error: {e}"))
+                                    }
+                                },
                             ));
                             break;
                         }
@@ -461,7 +516,12 @@ pub(super) fn find_newline(b: &[u8]) -> Option<usize> {
     b[i..].iter().position(|&c| c == b'\n').map(|p| i + p)
 }
 
-pub(super) fn line_error(file: &str, line: u64, field: Option<&'static str>, message: String) -> InputError {
+pub(super) fn line_error(
+    file: &str,
+    line: u64,
+    field: Option<&'static str>,
+    message: String,
+) -> InputError {
     InputError {
         file: file.to_string(),
         line: Some(line),
@@ -489,7 +549,15 @@ pub(super) fn open_stream(mut file: File) -> std::io::Result<Box<dyn Read + Send
     let gzip = head == [0x1f, 0x8b];
     let stream = std::io::Cursor::new(head).chain(file);
     if gzip {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(stream)))
+        let compressed = Tally::default();
+        let counted = Tallied {
+            inner: stream,
+            tally: compressed.clone(),
+        };
+        Ok(Box::new(InflationGuard::new(
+            flate2::read::MultiGzDecoder::new(counted),
+            compressed,
+        )))
     } else {
         Ok(Box::new(stream))
     }

@@ -38,7 +38,7 @@ pub use report::{
     ImportProgress, ImportReport, ImportStatus, ImportedRun, STAGES,
 };
 
-use super::{detect, importer, InputError, ReadStop, SourceInfo};
+use super::{detect, importer, Format, InputError, ReadStop, SourceInfo};
 use crate::error::StoreError;
 use crate::storage::blobs::BlobStore;
 use crate::storage::imports::{ImportOutcome, NewImport};
@@ -68,7 +68,11 @@ enum Failure {
     #[error("database: {0}")]
     Store(#[from] StoreError),
     #[error("duplicate")]
-    Duplicate { of: String, runs: Vec<i64>, why: String },
+    Duplicate {
+        of: String,
+        runs: Vec<i64>,
+        why: String,
+    },
 }
 
 /// Runs one import to its end and returns its report; the report is also stored in the
@@ -123,7 +127,10 @@ pub async fn run_import(
             report.duplicate_of = Some(of.clone());
             report.message = Some(format!(
                 "already imported as {why}, by {of} (runs {}); nothing was added",
-                runs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
+                runs.iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
             report.rows_stored = 0;
             report.runs.clear();
@@ -160,6 +167,39 @@ async fn hold_import_open(progress: &ImportProgress) -> ! {
     }
 }
 
+/// Each file's format (`format`, or detected) and hints, with what the report says of it and
+/// the upload's SHA-256 when it was hashed while uploading. Reads the files' heads: call it off
+/// the async threads.
+fn plan_files(
+    files: Vec<ImportFile>,
+    format: Option<Format>,
+) -> Result<Vec<(FilePlan, ImportFileInfo, Option<String>)>, InputError> {
+    files
+        .into_iter()
+        .map(|file| {
+            let format = match format {
+                Some(f) => f,
+                None => detect(&file.input)?,
+            };
+            let hints = importer(format).hints(&file.input)?;
+            let info = ImportFileInfo {
+                name: file.input.name.clone(),
+                bytes: std::fs::metadata(&file.input.path)
+                    .map(|m| m.len())
+                    .unwrap_or(0),
+                sha256: file.sha256.clone().unwrap_or_default(),
+                format: Some(format.name().to_owned()),
+            };
+            let plan = FilePlan {
+                input: file.input,
+                format,
+                hints,
+            };
+            Ok((plan, info, file.sha256))
+        })
+        .collect()
+}
+
 async fn prepare_and_store(
     store: &Store,
     report: &mut ImportReport,
@@ -172,34 +212,27 @@ async fn prepare_and_store(
     if files.is_empty() {
         return Err(Failure::Invalid("no file to import".into()));
     }
-    // Formats and hints first: a file that is not what it claims fails before any write. The
-    // SHA-256 of files not hashed while uploading runs on its own thread beside the import (a
-    // separate pass over the file first would lengthen a CLI import); it is needed only at the
-    // end, for the duplicate check.
-    let mut plans = Vec::with_capacity(files.len());
+    // Formats and hints first: a file that is not what it claims fails before any write. They
+    // parse the files' heads, so on a blocking thread like the records. The SHA-256 of files not
+    // hashed while uploading runs on its own thread beside the import (a separate pass over the
+    // file first would lengthen a CLI import); it is needed only at the end, for the duplicate
+    // check.
+    let format = params.format();
+    let planned = tokio::task::spawn_blocking(move || plan_files(files, format))
+        .await
+        .map_err(|e| {
+            Failure::Invalid(format!(
+                "reading the files' heads stopped unexpectedly: {e}"
+            ))
+        })??;
+    let mut plans = Vec::with_capacity(planned.len());
     let mut to_hash = Vec::new();
-    for (i, file) in files.into_iter().enumerate() {
-        let format = match params.format() {
-            Some(f) => f,
-            None => detect(&file.input)?,
-        };
-        let hints = importer(format).hints(&file.input)?;
-        if file.sha256.is_none() {
-            to_hash.push((i, file.input.clone()));
+    for (i, (plan, info, sha256)) in planned.into_iter().enumerate() {
+        if sha256.is_none() {
+            to_hash.push((i, plan.input.clone()));
         }
-        report.files.push(ImportFileInfo {
-            name: file.input.name.clone(),
-            bytes: std::fs::metadata(&file.input.path)
-                .map(|m| m.len())
-                .unwrap_or(0),
-            sha256: file.sha256.clone().unwrap_or_default(),
-            format: Some(format.name().to_owned()),
-        });
-        plans.push(FilePlan {
-            input: file.input,
-            format,
-            hints,
-        });
+        report.files.push(info);
+        plans.push(plan);
     }
     let hashing = tokio::task::spawn_blocking(move || {
         to_hash
@@ -302,8 +335,12 @@ async fn prepare_and_store(
     report.status = ImportStatus::Completed;
     report.finished_at = Some(now_rfc3339());
     let files = serde_json::to_string(&report.files).expect("serialises");
-    tx.complete_import(&Outcome::of(report).with_content(&content_hash, &files).outcome())
-        .await?;
+    tx.complete_import(
+        &Outcome::of(report)
+            .with_content(&content_hash, &files)
+            .outcome(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -317,7 +354,6 @@ fn content_hash(files: &[ImportFileInfo]) -> String {
     }
     hex(&h.finalize())
 }
-
 
 async fn insert_processing_row(
     store: &Store,
@@ -471,7 +507,9 @@ fn renew_lease_while_running(
             match store.renew_import_lease(&id, rows).await {
                 Ok(true) => {}
                 Ok(false) => break,
-                Err(e) => tracing::warn!(import = %id, error = %e, "could not renew the import lease"),
+                Err(e) => {
+                    tracing::warn!(import = %id, error = %e, "could not renew the import lease")
+                }
             }
         }
     }))
