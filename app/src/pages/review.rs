@@ -919,7 +919,7 @@ pub fn ProjectReviewPanel(project: String) -> impl IntoView {
     let project = StoredValue::new(project);
     view! {
         <section data-testid="project-review">
-            <h2>"Review"</h2>
+            <h2>"Review and engines"</h2>
             {move || act.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox message=e /> })}
             {move || mounted.get().then(|| view! {
                 <Transition fallback=|| ()>
