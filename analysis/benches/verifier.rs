@@ -82,8 +82,14 @@ fn hostile() {
             "10k nested fractions",
             "\\frac{".repeat(10_000) + "1" + &"}{2}".repeat(10_000),
         ),
-        ("10k nested roots", "\\sqrt{".repeat(10_000) + "2" + &"}".repeat(10_000)),
-        ("power tower", "2^{".repeat(5_000) + "2" + &"}".repeat(5_000)),
+        (
+            "10k nested roots",
+            "\\sqrt{".repeat(10_000) + "2" + &"}".repeat(10_000),
+        ),
+        (
+            "power tower",
+            "2^{".repeat(5_000) + "2" + &"}".repeat(5_000),
+        ),
         ("50k-term sum", vec!["1"; 50_000].join("+")),
         ("50k unclosed boxes", "\\boxed{".repeat(50_000)),
         ("100k boxes", "\\boxed{1}".repeat(100_000)),

@@ -17,8 +17,8 @@ pub mod review;
 pub mod rft;
 pub mod rollup;
 pub mod sets;
-pub mod verdicts;
 pub mod summary;
+pub mod verdicts;
 
 // Token- and training-level metrics (items 4, 5, 7, 8, 10-16) and the token-trace blob encoding.
 pub mod categories;

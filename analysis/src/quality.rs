@@ -48,15 +48,18 @@ pub fn trigram_redundancy(text: &str) -> f64 {
     if text.is_ascii() {
         ascii_word_fingerprints(text.as_bytes(), &mut words);
     } else {
-        words.extend(text.split_whitespace().map(|w| word_fingerprint(w.as_bytes(), 0, w.len())));
+        words.extend(
+            text.split_whitespace()
+                .map(|w| word_fingerprint(w.as_bytes(), 0, w.len())),
+        );
     }
     if words.len() < 3 {
         return 0.0;
     }
     let total = words.len() - 2;
-    let keys = words
-        .windows(3)
-        .map(|w| w[0].wrapping_mul(TRIGRAM_K1) ^ w[1].wrapping_mul(TRIGRAM_K2).rotate_left(29) ^ w[2]);
+    let keys = words.windows(3).map(|w| {
+        w[0].wrapping_mul(TRIGRAM_K1) ^ w[1].wrapping_mul(TRIGRAM_K2).rotate_left(29) ^ w[2]
+    });
     1.0 - count_distinct(keys, total) as f64 / total as f64
 }
 
@@ -128,7 +131,11 @@ fn word_fingerprint(bytes: &[u8], start: usize, end: usize) -> u64 {
         let eight = if at + 8 <= bytes.len() {
             // Eight bytes are there to read: read them all and keep the word's.
             let all = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("eight bytes"));
-            if take == 8 { all } else { all & ((1u64 << (8 * take)) - 1) }
+            if take == 8 {
+                all
+            } else {
+                all & ((1u64 << (8 * take)) - 1)
+            }
         } else {
             let mut buf = [0u8; 8];
             buf[..take].copy_from_slice(&bytes[at..at + take]);

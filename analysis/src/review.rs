@@ -46,7 +46,10 @@ pub fn reviewed_verdict(r: &ReviewRollout, overrides: &[VerdictOverride]) -> boo
         return o.correct;
     }
     if let Some(answer) = &r.answer {
-        if let Some(o) = overrides.iter().find(|o| o.rollout.is_none() && o.answer.as_ref() == Some(answer)) {
+        if let Some(o) = overrides
+            .iter()
+            .find(|o| o.rollout.is_none() && o.answer.as_ref() == Some(answer))
+        {
             return o.correct;
         }
     }
@@ -55,7 +58,10 @@ pub fn reviewed_verdict(r: &ReviewRollout, overrides: &[VerdictOverride]) -> boo
 
 /// Recounts a (run, problem) group under `overrides`: c and the first correct position feed the
 /// unbiased pass@k estimator (eq. 1) and the k-rollout unsolvable test (eq. 2) unchanged.
-pub fn reviewed_counts(rollouts: &[ReviewRollout], overrides: &[VerdictOverride]) -> ReviewedCounts {
+pub fn reviewed_counts(
+    rollouts: &[ReviewRollout],
+    overrides: &[VerdictOverride],
+) -> ReviewedCounts {
     let mut ordered: Vec<&ReviewRollout> = rollouts.iter().collect();
     ordered.sort_by_key(|r| r.order);
     let mut out = ReviewedCounts::default();
@@ -77,10 +83,20 @@ pub fn reviewed_counts(rollouts: &[ReviewRollout], overrides: &[VerdictOverride]
 pub enum QueueReason {
     /// Solved by the parent model at k = n, never by the child (paper-notes 2: the boundary
     /// narrowed on this problem).
-    NewlyUnsolvable { parent_run: i64, child_run: i64, parent_c: u64, parent_n: u64 },
+    NewlyUnsolvable {
+        parent_run: i64,
+        child_run: i64,
+        parent_c: u64,
+        parent_n: u64,
+    },
     /// A wrong answer given by at least the threshold share of a run's rollouts: the reference
     /// may be wrong.
-    PopularWrongAnswer { run: i64, answer: String, count: u64, n: u64 },
+    PopularWrongAnswer {
+        run: i64,
+        answer: String,
+        count: u64,
+        n: u64,
+    },
     /// caplens' verifier could not decide some rollouts.
     Unverifiable { run: i64, count: u64 },
 }
@@ -115,17 +131,45 @@ mod tests {
     use crate::passk::pass_at_k;
 
     fn r(id: i64, order: i64, answer: &str, correct: bool) -> ReviewRollout {
-        ReviewRollout { id, order, answer: Some(answer.into()), correct }
+        ReviewRollout {
+            id,
+            order,
+            answer: Some(answer.into()),
+            correct,
+        }
     }
 
     #[test]
     fn answer_overrides_flip_every_rollout_with_that_answer() {
-        let group = vec![r(1, 0, "7", false), r(2, 1, "12", true), r(3, 2, "7", false), r(4, 3, "9", false)];
+        let group = vec![
+            r(1, 0, "7", false),
+            r(2, 1, "12", true),
+            r(3, 2, "7", false),
+            r(4, 3, "9", false),
+        ];
         let none = reviewed_counts(&group, &[]);
-        assert_eq!(none, ReviewedCounts { c: 1, first_correct: Some(1), changed: 0 });
-        let o = [VerdictOverride { rollout: None, answer: Some("7".into()), correct: true }];
+        assert_eq!(
+            none,
+            ReviewedCounts {
+                c: 1,
+                first_correct: Some(1),
+                changed: 0
+            }
+        );
+        let o = [VerdictOverride {
+            rollout: None,
+            answer: Some("7".into()),
+            correct: true,
+        }];
         let got = reviewed_counts(&group, &o);
-        assert_eq!(got, ReviewedCounts { c: 3, first_correct: Some(0), changed: 2 });
+        assert_eq!(
+            got,
+            ReviewedCounts {
+                c: 3,
+                first_correct: Some(0),
+                changed: 2
+            }
+        );
         // pass@2 on the corrected counts is the estimator's, nothing else.
         assert_eq!(pass_at_k(4, got.c, 2), pass_at_k(4, 3, 2));
     }
@@ -134,17 +178,43 @@ mod tests {
     fn a_rollout_override_beats_its_answer_override() {
         let group = vec![r(1, 0, "7", false), r(2, 1, "7", false)];
         let o = [
-            VerdictOverride { rollout: None, answer: Some("7".into()), correct: true },
-            VerdictOverride { rollout: Some(1), answer: None, correct: false },
+            VerdictOverride {
+                rollout: None,
+                answer: Some("7".into()),
+                correct: true,
+            },
+            VerdictOverride {
+                rollout: Some(1),
+                answer: None,
+                correct: false,
+            },
         ];
-        assert_eq!(reviewed_counts(&group, &o), ReviewedCounts { c: 1, first_correct: Some(1), changed: 1 });
+        assert_eq!(
+            reviewed_counts(&group, &o),
+            ReviewedCounts {
+                c: 1,
+                first_correct: Some(1),
+                changed: 1
+            }
+        );
     }
 
     #[test]
     fn marking_the_only_correct_answer_wrong_makes_it_unsolved() {
         let group = vec![r(1, 5, "3", false), r(2, 2, "4", true)];
-        let o = [VerdictOverride { rollout: None, answer: Some("4".into()), correct: false }];
-        assert_eq!(reviewed_counts(&group, &o), ReviewedCounts { c: 0, first_correct: None, changed: 1 });
+        let o = [VerdictOverride {
+            rollout: None,
+            answer: Some("4".into()),
+            correct: false,
+        }];
+        assert_eq!(
+            reviewed_counts(&group, &o),
+            ReviewedCounts {
+                c: 0,
+                first_correct: None,
+                changed: 1
+            }
+        );
     }
 
     #[test]

@@ -182,7 +182,8 @@ impl ProblemRollup {
 
     /// Correct samples under `source`'s verdicts.
     pub fn c_under(&self, source: VerdictSource) -> u64 {
-        self.counts_c.saturating_add(self.tracks[track(source)].correct)
+        self.counts_c
+            .saturating_add(self.tracks[track(source)].correct)
     }
 
     /// The outcome for the unsolvable comparison, by the ordering rule of the module doc.
@@ -201,7 +202,10 @@ impl ProblemRollup {
             // correct one.
             t.min_correct_sample.map(|s| {
                 let (word, bit) = ((s / 64) as usize, s % 64);
-                let below: u64 = self.used[..word].iter().map(|w| w.count_ones() as u64).sum();
+                let below: u64 = self.used[..word]
+                    .iter()
+                    .map(|w| w.count_ones() as u64)
+                    .sum();
                 below + (self.used[word] & ((1u64 << bit) - 1)).count_ones() as u64
             })
         } else {
@@ -255,7 +259,10 @@ impl RunRollup {
         let counts: Vec<ProblemCounts> = self
             .problems
             .iter()
-            .map(|p| ProblemCounts { n: p.n(), c: p.c_under(source) })
+            .map(|p| ProblemCounts {
+                n: p.n(),
+                c: p.c_under(source),
+            })
             .collect();
         let max_n = counts.iter().map(|p| p.n).max().unwrap_or(0);
         let parts: Vec<ProblemPart> = self
@@ -288,8 +295,16 @@ mod tests {
         assert_eq!(p.push_rollout(Some(3), true, Some("2.0")), Ok(3));
         let o = p.outcome();
         // Order 1 (wrong), 3 (right), 5 (right): first correct at position 1.
-        assert_eq!((o.n, o.c, o.first_correct_position, o.order_known), (3, 2, Some(1), true));
-        assert_eq!(p.answers().len(), 2, "2 and 2.0 normalise alike: {:?}", p.answers());
+        assert_eq!(
+            (o.n, o.c, o.first_correct_position, o.order_known),
+            (3, 2, Some(1), true)
+        );
+        assert_eq!(
+            p.answers().len(),
+            2,
+            "2 and 2.0 normalise alike: {:?}",
+            p.answers()
+        );
     }
 
     #[test]
@@ -306,7 +321,10 @@ mod tests {
     fn duplicate_and_huge_samples_are_errors() {
         let mut p = ProblemRollup::default();
         p.push_rollout(Some(0), false, None).unwrap();
-        assert_eq!(p.push_rollout(Some(0), true, None), Err(RollupError::DuplicateSample(0)));
+        assert_eq!(
+            p.push_rollout(Some(0), true, None),
+            Err(RollupError::DuplicateSample(0))
+        );
         assert_eq!(
             p.push_rollout(Some(MAX_SAMPLE_INDEX + 1), true, None),
             Err(RollupError::SampleTooLarge(MAX_SAMPLE_INDEX + 1))
@@ -318,12 +336,28 @@ mod tests {
     fn the_two_verdict_sources_are_counted_apart() {
         let mut p = ProblemRollup::default();
         // Sample 2: the file says right, caplens wrong; sample 0: the reverse; sample 1: both wrong.
-        p.push_rollout_graded(Some(2), [true, false], Some("5")).unwrap();
-        p.push_rollout_graded(Some(0), [false, true], Some("6")).unwrap();
-        p.push_rollout_graded(Some(1), [false, false], None).unwrap();
-        assert_eq!((p.c_under(VerdictSource::File), p.c_under(VerdictSource::Caplens)), (1, 1));
-        assert_eq!(p.outcome_under(VerdictSource::File).first_correct_position, Some(2));
-        assert_eq!(p.outcome_under(VerdictSource::Caplens).first_correct_position, Some(0));
+        p.push_rollout_graded(Some(2), [true, false], Some("5"))
+            .unwrap();
+        p.push_rollout_graded(Some(0), [false, true], Some("6"))
+            .unwrap();
+        p.push_rollout_graded(Some(1), [false, false], None)
+            .unwrap();
+        assert_eq!(
+            (
+                p.c_under(VerdictSource::File),
+                p.c_under(VerdictSource::Caplens)
+            ),
+            (1, 1)
+        );
+        assert_eq!(
+            p.outcome_under(VerdictSource::File).first_correct_position,
+            Some(2)
+        );
+        assert_eq!(
+            p.outcome_under(VerdictSource::Caplens)
+                .first_correct_position,
+            Some(0)
+        );
         assert_eq!(p.outcome(), p.outcome_under(VerdictSource::File));
     }
 

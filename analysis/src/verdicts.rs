@@ -181,14 +181,26 @@ mod tests {
 
     #[test]
     fn each_source_falls_back_to_the_other() {
-        let only_file = RolloutVerdicts { file: Some(true), caplens: CaplensVerdict::NoReference };
+        let only_file = RolloutVerdicts {
+            file: Some(true),
+            caplens: CaplensVerdict::NoReference,
+        };
         assert_eq!(only_file.under(VerdictSource::Caplens), Some(true));
-        let only_caplens = RolloutVerdicts { file: None, caplens: CaplensVerdict::Different };
+        let only_caplens = RolloutVerdicts {
+            file: None,
+            caplens: CaplensVerdict::Different,
+        };
         assert_eq!(only_caplens.under(VerdictSource::File), Some(false));
-        let both = RolloutVerdicts { file: Some(false), caplens: CaplensVerdict::Equal };
+        let both = RolloutVerdicts {
+            file: Some(false),
+            caplens: CaplensVerdict::Equal,
+        };
         assert_eq!(both.under(VerdictSource::File), Some(false));
         assert_eq!(both.under(VerdictSource::Caplens), Some(true));
-        let neither = RolloutVerdicts { file: None, caplens: CaplensVerdict::NoReference };
+        let neither = RolloutVerdicts {
+            file: None,
+            caplens: CaplensVerdict::NoReference,
+        };
         assert_eq!(neither.under(VerdictSource::File), None);
     }
 
@@ -212,12 +224,30 @@ mod tests {
     #[test]
     fn the_tally_counts_agreement_only_where_both_graded() {
         let mut t = VerdictTally::default();
-        t.push(RolloutVerdicts { file: Some(true), caplens: CaplensVerdict::Equal });
-        t.push(RolloutVerdicts { file: Some(true), caplens: CaplensVerdict::Different });
-        t.push(RolloutVerdicts { file: Some(false), caplens: CaplensVerdict::Unverifiable });
-        t.push(RolloutVerdicts { file: None, caplens: CaplensVerdict::NoAnswer });
-        t.push(RolloutVerdicts { file: Some(true), caplens: CaplensVerdict::NoReference });
-        t.push(RolloutVerdicts { file: None, caplens: CaplensVerdict::Unverifiable });
+        t.push(RolloutVerdicts {
+            file: Some(true),
+            caplens: CaplensVerdict::Equal,
+        });
+        t.push(RolloutVerdicts {
+            file: Some(true),
+            caplens: CaplensVerdict::Different,
+        });
+        t.push(RolloutVerdicts {
+            file: Some(false),
+            caplens: CaplensVerdict::Unverifiable,
+        });
+        t.push(RolloutVerdicts {
+            file: None,
+            caplens: CaplensVerdict::NoAnswer,
+        });
+        t.push(RolloutVerdicts {
+            file: Some(true),
+            caplens: CaplensVerdict::NoReference,
+        });
+        t.push(RolloutVerdicts {
+            file: None,
+            caplens: CaplensVerdict::Unverifiable,
+        });
         assert_eq!(
             t,
             VerdictTally {
@@ -233,6 +263,9 @@ mod tests {
         assert_eq!(t.agreement(), Some(2.0 / 3.0));
         assert_eq!(t.default_source(false), VerdictSource::File);
         assert_eq!(t.default_source(true), VerdictSource::Caplens);
-        assert_eq!(VerdictTally::default().default_source(false), VerdictSource::Caplens);
+        assert_eq!(
+            VerdictTally::default().default_source(false),
+            VerdictSource::Caplens
+        );
     }
 }

@@ -50,7 +50,9 @@ pub async fn list_tokens() -> Result<Vec<ApiTokenRow>, ServerFnError> {
 /// Every review operation (comments, labels, overrides, queue, share links, settings). JSON
 /// body, like the other writes.
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
-pub async fn review(op: crate::review::ReviewOp) -> Result<crate::review::ReviewReply, ServerFnError> {
+pub async fn review(
+    op: crate::review::ReviewOp,
+) -> Result<crate::review::ReviewReply, ServerFnError> {
     source()?.review(op).await.map_err(ServerFnError::new)
 }
 
@@ -294,12 +296,21 @@ pub async fn create_user(
     password: String,
     admin: bool,
 ) -> Result<Result<UserRow, String>, ServerFnError> {
-    Ok(source()?.create_user(name, password, admin).await.map_err(|e| e.0))
+    Ok(source()?
+        .create_user(name, password, admin)
+        .await
+        .map_err(|e| e.0))
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
-pub async fn set_user_disabled(id: i64, disabled: bool) -> Result<Result<(), String>, ServerFnError> {
-    Ok(source()?.set_user_disabled(id, disabled).await.map_err(|e| e.0))
+pub async fn set_user_disabled(
+    id: i64,
+    disabled: bool,
+) -> Result<Result<(), String>, ServerFnError> {
+    Ok(source()?
+        .set_user_disabled(id, disabled)
+        .await
+        .map_err(|e| e.0))
 }
 
 #[server(prefix = "/_app")]
@@ -313,7 +324,10 @@ pub async fn create_project(
     name: String,
     open_to_all: bool,
 ) -> Result<Result<ProjectRow, String>, ServerFnError> {
-    Ok(source()?.create_project(slug, name, open_to_all).await.map_err(|e| e.0))
+    Ok(source()?
+        .create_project(slug, name, open_to_all)
+        .await
+        .map_err(|e| e.0))
 }
 
 #[server(prefix = "/_app")]
@@ -327,7 +341,10 @@ pub async fn set_member(
     user: String,
     role: Option<Role>,
 ) -> Result<Result<(), String>, ServerFnError> {
-    Ok(source()?.set_member(project, user, role).await.map_err(|e| e.0))
+    Ok(source()?
+        .set_member(project, user, role)
+        .await
+        .map_err(|e| e.0))
 }
 
 #[server(prefix = "/_app")]

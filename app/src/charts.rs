@@ -133,8 +133,16 @@ impl ChartSpec {
     /// Series that can be toggled: (key, label, palette index).
     pub fn legend(&self) -> Vec<(String, String, usize)> {
         match self {
-            ChartSpec::Line(c) => c.series.iter().map(|s| (s.key.clone(), s.label.clone(), s.colour)).collect(),
-            ChartSpec::Bars(c) => c.series.iter().map(|s| (s.key.clone(), s.label.clone(), s.colour)).collect(),
+            ChartSpec::Line(c) => c
+                .series
+                .iter()
+                .map(|s| (s.key.clone(), s.label.clone(), s.colour))
+                .collect(),
+            ChartSpec::Bars(c) => c
+                .series
+                .iter()
+                .map(|s| (s.key.clone(), s.label.clone(), s.colour))
+                .collect(),
             ChartSpec::Sets(_) => Vec::new(),
         }
     }
@@ -159,11 +167,21 @@ pub struct RenderOptions {
 
 impl RenderOptions {
     pub fn page(width: u32, height: u32, hidden: Vec<String>) -> Self {
-        Self { width, height, hidden, target: Target::Page }
+        Self {
+            width,
+            height,
+            hidden,
+            target: Target::Page,
+        }
     }
     /// A paper-figure size: 7 x 4.4 inches at 96 px per inch (PNG export scales it up).
     pub fn export(hidden: Vec<String>) -> Self {
-        Self { width: 672, height: 420, hidden, target: Target::Export }
+        Self {
+            width: 672,
+            height: 420,
+            hidden,
+            target: Target::Export,
+        }
     }
 }
 
@@ -212,7 +230,12 @@ pub fn render(spec: &ChartSpec, opts: &RenderOptions) -> RenderedChart {
         hits.clear();
     }
     let svg = recolour(&svg, opts.target);
-    RenderedChart { svg, width: opts.width, height: opts.height, hits }
+    RenderedChart {
+        svg,
+        width: opts.width,
+        height: opts.height,
+        hits,
+    }
 }
 
 const FG_HEX: &str = "#010203";
@@ -223,12 +246,17 @@ fn recolour(svg: &str, target: Target) -> String {
         Target::Page => ("currentColor", "currentColor\" stroke-opacity=\"0.18"),
         Target::Export => ("#000000", "#d0d0d0"),
     };
-    let mut out = svg.replace(&format!("\"{FG_HEX}\""), &format!("\"{fg}\"")).replace(&format!("\"{GRID_HEX}\""), &format!("\"{grid}\""));
+    let mut out = svg
+        .replace(&format!("\"{FG_HEX}\""), &format!("\"{fg}\""))
+        .replace(&format!("\"{GRID_HEX}\""), &format!("\"{grid}\""));
     if target == Target::Export {
         // A standalone figure gets a white background (transparent PNGs read badly in papers).
         if let Some(end) = out.find('>') {
             let (w, h) = (attr(&out, "width"), attr(&out, "height"));
-            out.insert_str(end + 1, &format!("\n<rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"#ffffff\"/>"));
+            out.insert_str(
+                end + 1,
+                &format!("\n<rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"#ffffff\"/>"),
+            );
         }
     }
     out
@@ -257,7 +285,12 @@ pub fn pct(v: f64) -> String {
     format!("{:.1} %", v * 100.0)
 }
 
-fn draw_line(c: &LineChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hit>) -> Result<(), String> {
+fn draw_line(
+    c: &LineChart,
+    opts: &RenderOptions,
+    root: &Root,
+    hits: &mut Vec<Hit>,
+) -> Result<(), String> {
     let tx = |x: f64| match c.x_scale {
         XScale::Linear => x,
         XScale::Log2 => x.max(f64::MIN_POSITIVE).log2(),
@@ -284,13 +317,29 @@ fn draw_line(c: &LineChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hi
         XScale::Linear => trim_number(*x),
         XScale::Log2 => trim_number(2f64.powf(*x).round()),
     };
-    let y_fmt = |y: &f64| if c.y_percent { format!("{:.0}%", y * 100.0) } else { trim_number(*y) };
+    let y_fmt = |y: &f64| {
+        if c.y_percent {
+            format!("{:.0}%", y * 100.0)
+        } else {
+            trim_number(*y)
+        }
+    };
     let x_ticks = match c.x_scale {
         XScale::Log2 => ((x1 - x0).ceil() as usize + 1).max(2),
         XScale::Linear => 8,
     };
-    draw_axes(&mut chart, (&c.x_label, &c.y_label), (x_ticks, 6), (&x_fmt, &y_fmt), true)?;
-    let visible: Vec<&Series> = c.series.iter().filter(|s| !opts.hidden.contains(&s.key)).collect();
+    draw_axes(
+        &mut chart,
+        (&c.x_label, &c.y_label),
+        (x_ticks, 6),
+        (&x_fmt, &y_fmt),
+        true,
+    )?;
+    let visible: Vec<&Series> = c
+        .series
+        .iter()
+        .filter(|s| !opts.hidden.contains(&s.key))
+        .collect();
     for s in &visible {
         if s.band.is_empty() {
             continue;
@@ -299,19 +348,29 @@ fn draw_line(c: &LineChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hi
         let mut poly: Vec<(f64, f64)> = s.band.iter().map(|&(x, _, hi)| (tx(x), hi)).collect();
         poly.extend(s.band.iter().rev().map(|&(x, lo, _)| (tx(x), lo)));
         chart
-            .draw_series(std::iter::once(Polygon::new(poly, colour.mix(0.16).filled())))
+            .draw_series(std::iter::once(Polygon::new(
+                poly,
+                colour.mix(0.16).filled(),
+            )))
             .map_err(err)?;
     }
     for m in &c.markers {
         let x = tx(m.x);
         chart
-            .draw_series(std::iter::once(PathElement::new(vec![(x, y0), (x, y1)], FG.mix(0.55).stroke_width(1))))
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(x, y0), (x, y1)],
+                FG.mix(0.55).stroke_width(1),
+            )))
             .map_err(err)?;
         chart
-            .draw_series(std::iter::once(Text::new(m.label.clone(), (x, y1), font(12).pos(plotters::style::text_anchor::Pos::new(
-                plotters::style::text_anchor::HPos::Left,
-                plotters::style::text_anchor::VPos::Top,
-            )))))
+            .draw_series(std::iter::once(Text::new(
+                m.label.clone(),
+                (x, y1),
+                font(12).pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Left,
+                    plotters::style::text_anchor::VPos::Top,
+                )),
+            )))
             .map_err(err)?;
     }
     for s in &visible {
@@ -322,15 +381,33 @@ fn draw_line(c: &LineChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hi
             .map_err(err)?;
         if export {
             let label_colour = colour;
-            drawn
-                .label(s.label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], label_colour.stroke_width(2)));
+            drawn.label(s.label.as_str()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 22, y)], label_colour.stroke_width(2))
+            });
         }
         // A marker shape per series (circle, triangle, cross), so lines differ by more than colour.
         match s.colour % 3 {
-            0 => drop(chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled()))).map_err(err)?),
-            1 => drop(chart.draw_series(pts.iter().map(|&p| TriangleMarker::new(p, 4, colour.filled()))).map_err(err)?),
-            _ => drop(chart.draw_series(pts.iter().map(|&p| Cross::new(p, 4, colour.stroke_width(2)))).map_err(err)?),
+            0 => drop(
+                chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                    .map_err(err)?,
+            ),
+            1 => drop(
+                chart
+                    .draw_series(
+                        pts.iter()
+                            .map(|&p| TriangleMarker::new(p, 4, colour.filled())),
+                    )
+                    .map_err(err)?,
+            ),
+            _ => drop(
+                chart
+                    .draw_series(
+                        pts.iter()
+                            .map(|&p| Cross::new(p, 4, colour.stroke_width(2))),
+                    )
+                    .map_err(err)?,
+            ),
         }
         for (i, &p) in pts.iter().enumerate() {
             let (px, py) = chart.backend_coord(&p);
@@ -398,13 +475,26 @@ pub fn trim_number(x: f64) -> String {
     }
 }
 
-fn draw_bars(c: &BarChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hit>) -> Result<(), String> {
-    let visible: Vec<&BarSeries> = c.series.iter().filter(|s| !opts.hidden.contains(&s.key)).collect();
+fn draw_bars(
+    c: &BarChart,
+    opts: &RenderOptions,
+    root: &Root,
+    hits: &mut Vec<Hit>,
+) -> Result<(), String> {
+    let visible: Vec<&BarSeries> = c
+        .series
+        .iter()
+        .filter(|s| !opts.hidden.contains(&s.key))
+        .collect();
     let max = visible
         .iter()
         .flat_map(|s| s.values.iter().flatten())
         .fold(0.0f64, |a, &b| a.max(b));
-    let y1 = if c.y_percent { 1.0f64.min(max * 1.1).max(0.05) } else { (max * 1.1).max(1.0) };
+    let y1 = if c.y_percent {
+        1.0f64.min(max * 1.1).max(0.05)
+    } else {
+        (max * 1.1).max(1.0)
+    };
     let n = c.categories.len().max(1) as f64;
     let mut chart = ChartBuilder::on(root)
         .margin_top(14)
@@ -422,9 +512,21 @@ fn draw_bars(c: &BarChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hit
             String::new()
         }
     };
-    let y_fmt = |y: &f64| if c.y_percent { format!("{:.0}%", y * 100.0) } else { trim_number(*y) };
+    let y_fmt = |y: &f64| {
+        if c.y_percent {
+            format!("{:.0}%", y * 100.0)
+        } else {
+            trim_number(*y)
+        }
+    };
     // 10 y labels: plotters' default, which the bar charts have always used.
-    draw_axes(&mut chart, (&c.x_label, &c.y_label), (c.categories.len() * 2 + 1, 10), (&x_fmt, &y_fmt), false)?;
+    draw_axes(
+        &mut chart,
+        (&c.x_label, &c.y_label),
+        (c.categories.len() * 2 + 1, 10),
+        (&x_fmt, &y_fmt),
+        false,
+    )?;
     let k = visible.len().max(1) as f64;
     let width = 0.8 / k;
     for (j, s) in visible.iter().enumerate() {
@@ -444,7 +546,12 @@ fn draw_bars(c: &BarChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hit
                 y: ay.min(by) as f64,
                 w: (bx - ax).abs().max(2) as f64,
                 h: (by - ay).abs().max(2) as f64,
-                text: format!("{} · {}: {}", s.label, c.categories.get(i).cloned().unwrap_or_default(), value),
+                text: format!(
+                    "{} · {}: {}",
+                    s.label,
+                    c.categories.get(i).cloned().unwrap_or_default(),
+                    value
+                ),
                 href: None,
                 colour: s.colour,
             });
@@ -454,25 +561,50 @@ fn draw_bars(c: &BarChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hit
 }
 
 fn region_text(c: &SetChart, r: &SetRegion) -> String {
-    let names: Vec<&str> = r.members.iter().filter_map(|&m| c.sets.get(m).map(String::as_str)).collect();
+    let names: Vec<&str> = r
+        .members
+        .iter()
+        .filter_map(|&m| c.sets.get(m).map(String::as_str))
+        .collect();
     let others: Vec<&str> = (0..c.sets.len())
         .filter(|m| !r.members.contains(m))
         .filter_map(|m| c.sets.get(m).map(String::as_str))
         .collect();
     let plural = if r.count == 1 { "problem" } else { "problems" };
     if others.is_empty() {
-        format!("{} {plural} unsolvable by all of {}", r.count, names.join(", "))
+        format!(
+            "{} {plural} unsolvable by all of {}",
+            r.count,
+            names.join(", ")
+        )
     } else {
-        format!("{} {plural} unsolvable by {} only (solved by {})", r.count, names.join(" and "), others.join(", "))
+        format!(
+            "{} {plural} unsolvable by {} only (solved by {})",
+            r.count,
+            names.join(" and "),
+            others.join(", ")
+        )
     }
 }
 
-fn draw_venn(c: &SetChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hit>) -> Result<(), String> {
+fn draw_venn(
+    c: &SetChart,
+    opts: &RenderOptions,
+    root: &Root,
+    hits: &mut Vec<Hit>,
+) -> Result<(), String> {
     let (w, h) = (opts.width as f64, opts.height as f64);
     // Three circles span 2r + 0.87d vertically (d = 1.05 r): fit that, with room for labels.
-    let r = if c.sets.len() == 3 { ((h - 40.0) / 2.92).min(w * 0.2) } else { ((h - 40.0) / 2.0).min(w * 0.22) };
+    let r = if c.sets.len() == 3 {
+        ((h - 40.0) / 2.92).min(w * 0.2)
+    } else {
+        ((h - 40.0) / 2.0).min(w * 0.22)
+    };
     let d = r * 1.05;
-    let (cx, cy) = (w / 2.0, h / 2.0 - if c.sets.len() == 3 { 0.145 * d } else { 0.0 });
+    let (cx, cy) = (
+        w / 2.0,
+        h / 2.0 - if c.sets.len() == 3 { 0.145 * d } else { 0.0 },
+    );
     let centres: Vec<(f64, f64)> = match c.sets.len() {
         0 => Vec::new(),
         1 => vec![(cx, cy)],
@@ -485,29 +617,65 @@ fn draw_venn(c: &SetChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hit
     };
     for (i, &(x, y)) in centres.iter().enumerate() {
         let colour = rgb(series_colour(c.colours.get(i).copied().unwrap_or(i)));
-        root.draw(&Circle::new((x as i32, y as i32), r as i32, colour.mix(0.22).filled()))
-            .map_err(err)?;
-        root.draw(&Circle::new((x as i32, y as i32), r as i32, colour.stroke_width(2)))
-            .map_err(err)?;
+        root.draw(&Circle::new(
+            (x as i32, y as i32),
+            r as i32,
+            colour.mix(0.22).filled(),
+        ))
+        .map_err(err)?;
+        root.draw(&Circle::new(
+            (x as i32, y as i32),
+            r as i32,
+            colour.stroke_width(2),
+        ))
+        .map_err(err)?;
         // Set name and size outside its circle.
         // Left circle: name on the left; right circle: on the right; bottom one: lower right.
-        let dir = if (x - cx).abs() < 1.0 { (0.8, 0.6) } else { (x - cx, 0.0) };
+        let dir = if (x - cx).abs() < 1.0 {
+            (0.8, 0.6)
+        } else {
+            (x - cx, 0.0)
+        };
         let len = (dir.0 * dir.0 + dir.1 * dir.1).sqrt().max(1.0);
-        let (lx, ly) = (x + dir.0 / len * r * 1.04, y + dir.1 / len * r * 1.04 - if dir.1 == 0.0 { r * 0.8 } else { 0.0 });
-        let anchor = if dir.0 < -1.0 { HPos::Right } else if dir.0 > 1.0 { HPos::Left } else { HPos::Center };
-        let label = format!("{} ({})", c.sets[i], c.set_sizes.get(i).copied().unwrap_or(0));
-        root.draw(&Text::new(label, (lx as i32, ly as i32), font(14).pos(Pos::new(anchor, VPos::Center))))
-            .map_err(err)?;
+        let (lx, ly) = (
+            x + dir.0 / len * r * 1.04,
+            y + dir.1 / len * r * 1.04 - if dir.1 == 0.0 { r * 0.8 } else { 0.0 },
+        );
+        let anchor = if dir.0 < -1.0 {
+            HPos::Right
+        } else if dir.0 > 1.0 {
+            HPos::Left
+        } else {
+            HPos::Center
+        };
+        let label = format!(
+            "{} ({})",
+            c.sets[i],
+            c.set_sizes.get(i).copied().unwrap_or(0)
+        );
+        root.draw(&Text::new(
+            label,
+            (lx as i32, ly as i32),
+            font(14).pos(Pos::new(anchor, VPos::Center)),
+        ))
+        .map_err(err)?;
     }
     // Label spots: the centroid of each exact region, from the circles' geometry.
     for region in &c.regions {
-        let inside: Vec<(f64, f64)> = region.members.iter().filter_map(|&m| centres.get(m).copied()).collect();
+        let inside: Vec<(f64, f64)> = region
+            .members
+            .iter()
+            .filter_map(|&m| centres.get(m).copied())
+            .collect();
         if inside.is_empty() {
             continue;
         }
         let mean = |v: &[(f64, f64)]| {
             let n = v.len() as f64;
-            (v.iter().map(|p| p.0).sum::<f64>() / n, v.iter().map(|p| p.1).sum::<f64>() / n)
+            (
+                v.iter().map(|p| p.0).sum::<f64>() / n,
+                v.iter().map(|p| p.1).sum::<f64>() / n,
+            )
         };
         let (mx, my) = mean(&inside);
         // Push single-set and pair labels away from the sets they are not in.
@@ -519,14 +687,26 @@ fn draw_venn(c: &SetChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hit
             let (ox, oy) = mean(&outside);
             let (dx, dy) = (mx - ox, my - oy);
             let len = (dx * dx + dy * dy).sqrt().max(1.0);
-            let push = if region.members.len() == 1 { r * 0.45 } else { r * 0.12 };
+            let push = if region.members.len() == 1 {
+                r * 0.45
+            } else {
+                r * 0.12
+            };
             (mx + dx / len * push, my + dy / len * push)
         } else {
             (mx, my)
         };
-        let style = if region.selected { (FONT, 20, FontStyle::Bold).into_font().color(&FG) } else { font(18) };
-        root.draw(&Text::new(region.count.to_string(), (px as i32, py as i32), style.pos(Pos::new(HPos::Center, VPos::Center))))
-            .map_err(err)?;
+        let style = if region.selected {
+            (FONT, 20, FontStyle::Bold).into_font().color(&FG)
+        } else {
+            font(18)
+        };
+        root.draw(&Text::new(
+            region.count.to_string(),
+            (px as i32, py as i32),
+            style.pos(Pos::new(HPos::Center, VPos::Center)),
+        ))
+        .map_err(err)?;
         hits.push(Hit {
             x: px - 22.0,
             y: py - 16.0,
@@ -542,7 +722,12 @@ fn draw_venn(c: &SetChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hit
 
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-fn draw_upset(c: &SetChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hit>) -> Result<(), String> {
+fn draw_upset(
+    c: &SetChart,
+    opts: &RenderOptions,
+    root: &Root,
+    hits: &mut Vec<Hit>,
+) -> Result<(), String> {
     let (w, h) = (opts.width as f64, opts.height as f64);
     let mut regions: Vec<&SetRegion> = c.regions.iter().filter(|r| r.count > 0).collect();
     regions.sort_by(|a, b| b.count.cmp(&a.count).then(a.members.cmp(&b.members)));
@@ -557,38 +742,87 @@ fn draw_upset(c: &SetChart, opts: &RenderOptions, root: &Root, hits: &mut Vec<Hi
     let col_w = ((w - left - 12.0) / regions.len().max(1) as f64).min(36.0);
     let max = regions.iter().map(|r| r.count).max().unwrap_or(1).max(1) as f64;
     // Axis line under the bars.
-    root.draw(&PathElement::new(vec![(left as i32, bar_bottom as i32), ((w - 8.0) as i32, bar_bottom as i32)], FG.stroke_width(1)))
-        .map_err(err)?;
-    root.draw(&Text::new("problems in the intersection".to_string(), (8, (bar_top - 8.0) as i32), font(13)))
-        .map_err(err)?;
+    root.draw(&PathElement::new(
+        vec![
+            (left as i32, bar_bottom as i32),
+            ((w - 8.0) as i32, bar_bottom as i32),
+        ],
+        FG.stroke_width(1),
+    ))
+    .map_err(err)?;
+    root.draw(&Text::new(
+        "problems in the intersection".to_string(),
+        (8, (bar_top - 8.0) as i32),
+        font(13),
+    ))
+    .map_err(err)?;
     for (row, name) in c.sets.iter().enumerate() {
         let y = matrix_top + row_h * (row as f64 + 0.5);
         if row % 2 == 0 {
-            root.draw(&Rectangle::new([(left as i32 - 4, (y - row_h / 2.0) as i32), ((w - 8.0) as i32, (y + row_h / 2.0) as i32)], GRID.mix(0.5).filled()))
-                .map_err(err)?;
+            root.draw(&Rectangle::new(
+                [
+                    (left as i32 - 4, (y - row_h / 2.0) as i32),
+                    ((w - 8.0) as i32, (y + row_h / 2.0) as i32),
+                ],
+                GRID.mix(0.5).filled(),
+            ))
+            .map_err(err)?;
         }
         let label = format!("{} ({})", name, c.set_sizes.get(row).copied().unwrap_or(0));
-        root.draw(&Text::new(label, ((left - 10.0) as i32, y as i32), font(13).pos(Pos::new(HPos::Right, VPos::Center))))
-            .map_err(err)?;
+        root.draw(&Text::new(
+            label,
+            ((left - 10.0) as i32, y as i32),
+            font(13).pos(Pos::new(HPos::Right, VPos::Center)),
+        ))
+        .map_err(err)?;
     }
     for (col, region) in regions.iter().enumerate() {
         let x = left + col_w * (col as f64 + 0.5);
         let top = bar_bottom - (bar_bottom - bar_top) * region.count as f64 / max;
-        let colour = if region.selected { rgb(series_colour(1)) } else { FG };
-        root.draw(&Rectangle::new([((x - col_w * 0.35) as i32, top as i32), ((x + col_w * 0.35) as i32, bar_bottom as i32)], colour.filled()))
+        let colour = if region.selected {
+            rgb(series_colour(1))
+        } else {
+            FG
+        };
+        root.draw(&Rectangle::new(
+            [
+                ((x - col_w * 0.35) as i32, top as i32),
+                ((x + col_w * 0.35) as i32, bar_bottom as i32),
+            ],
+            colour.filled(),
+        ))
+        .map_err(err)?;
+        root.draw(&Text::new(
+            region.count.to_string(),
+            (x as i32, (top - 3.0) as i32),
+            font(11).pos(Pos::new(HPos::Center, VPos::Bottom)),
+        ))
+        .map_err(err)?;
+        let ys: Vec<f64> = region
+            .members
+            .iter()
+            .map(|&m| matrix_top + row_h * (m as f64 + 0.5))
+            .collect();
+        if let (Some(lo), Some(hi)) = (
+            ys.iter().cloned().reduce(f64::min),
+            ys.iter().cloned().reduce(f64::max),
+        ) {
+            root.draw(&PathElement::new(
+                vec![(x as i32, lo as i32), (x as i32, hi as i32)],
+                FG.stroke_width(2),
+            ))
             .map_err(err)?;
-        root.draw(&Text::new(region.count.to_string(), (x as i32, (top - 3.0) as i32), font(11).pos(Pos::new(HPos::Center, VPos::Bottom))))
-            .map_err(err)?;
-        let ys: Vec<f64> = region.members.iter().map(|&m| matrix_top + row_h * (m as f64 + 0.5)).collect();
-        if let (Some(lo), Some(hi)) = (ys.iter().cloned().reduce(f64::min), ys.iter().cloned().reduce(f64::max)) {
-            root.draw(&PathElement::new(vec![(x as i32, lo as i32), (x as i32, hi as i32)], FG.stroke_width(2)))
-                .map_err(err)?;
         }
         for row in 0..rows {
             let y = matrix_top + row_h * (row as f64 + 0.5);
             let member = region.members.contains(&row);
             let dot = if member { FG.filled() } else { GRID.filled() };
-            root.draw(&Circle::new((x as i32, y as i32), (row_h * 0.3) as i32, dot)).map_err(err)?;
+            root.draw(&Circle::new(
+                (x as i32, y as i32),
+                (row_h * 0.3) as i32,
+                dot,
+            ))
+            .map_err(err)?;
         }
         hits.push(Hit {
             x: x - col_w / 2.0,
@@ -633,7 +867,10 @@ mod tests {
                     colour: 1,
                 },
             ],
-            markers: vec![VMarker { x: 24.0, label: "k = 24".into() }],
+            markers: vec![VMarker {
+                x: 24.0,
+                label: "k = 24".into(),
+            }],
         })
     }
 
@@ -646,7 +883,12 @@ mod tests {
         assert!(all.hits[1].y < all.hits[0].y && all.hits[1].x > all.hits[0].x);
         // k = 8 sits at log2 position 3 of 6: half-way between k = 1 and k = 64.
         let mid = (all.hits[0].x + all.hits[2].x) / 2.0;
-        assert!((all.hits[1].x - mid).abs() <= 1.0, "{} vs {}", all.hits[1].x, mid);
+        assert!(
+            (all.hits[1].x - mid).abs() <= 1.0,
+            "{} vs {}",
+            all.hits[1].x,
+            mid
+        );
         let hidden = render(&line(), &RenderOptions::page(600, 360, vec!["2".into()]));
         assert_eq!(hidden.hits.len(), 3);
         assert!(all.svg.contains("currentColor") && !all.svg.contains(FG_HEX));
@@ -665,7 +907,12 @@ mod tests {
         let mut regions = Vec::new();
         for mask in 1u32..(1 << n) {
             let members: Vec<usize> = (0..n).filter(|i| mask & (1 << i) != 0).collect();
-            regions.push(SetRegion { members, count: mask as usize, href: format!("?region={mask}"), selected: mask == 3 });
+            regions.push(SetRegion {
+                members,
+                count: mask as usize,
+                href: format!("?region={mask}"),
+                selected: mask == 3,
+            });
         }
         ChartSpec::Sets(SetChart {
             sets: (0..n).map(|i| format!("m{i}")).collect(),
@@ -692,7 +939,12 @@ mod tests {
             x_label: "category".into(),
             y_label: "tokens".into(),
             categories: vec!["a".into(), "b".into()],
-            series: vec![BarSeries { key: "1".into(), label: "base".into(), values: vec![Some(3.0), None], colour: 0 }],
+            series: vec![BarSeries {
+                key: "1".into(),
+                label: "base".into(),
+                values: vec![Some(3.0), None],
+                colour: 0,
+            }],
             y_percent: false,
         });
         let out = render(&spec, &RenderOptions::page(400, 300, vec![]));

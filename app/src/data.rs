@@ -126,7 +126,12 @@ mod ssr_only {
         ) -> BoxFuture<'_, Result<Vec<i64>, DataError>>;
         fn cancel_evaluation(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>>;
         fn resume_evaluation(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>>;
-        fn queue_interventions(&self, rollout: i64, k: u32, top_entropy: u32) -> BoxFuture<'_, Result<i64, DataError>>;
+        fn queue_interventions(
+            &self,
+            rollout: i64,
+            k: u32,
+            top_entropy: u32,
+        ) -> BoxFuture<'_, Result<i64, DataError>>;
         /// Stores a dataset file (JSON Lines or parquet) read with `fields`.
         fn upload_dataset(
             &self,
@@ -148,7 +153,11 @@ mod ssr_only {
             password: String,
             admin: bool,
         ) -> BoxFuture<'_, Result<UserRow, DataError>>;
-        fn set_user_disabled(&self, id: i64, disabled: bool) -> BoxFuture<'_, Result<(), DataError>>;
+        fn set_user_disabled(
+            &self,
+            id: i64,
+            disabled: bool,
+        ) -> BoxFuture<'_, Result<(), DataError>>;
         fn projects(&self) -> BoxFuture<'_, Result<Vec<ProjectRow>, DataError>>;
         fn create_project(
             &self,

@@ -1,7 +1,7 @@
 //! View models: what pages show, as sent from server to browser (serde on both sides).
 
-use serde::{Deserialize, Serialize};
 use caplens_analysis::verdicts::{VerdictSource, VerdictTally};
+use serde::{Deserialize, Serialize};
 
 /// One experiment in the experiments list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -285,7 +285,10 @@ pub fn verdict_tally_text(t: &VerdictTally) -> String {
         parts.push(format!("{} unverifiable (counted wrong)", t.unverifiable));
     }
     if t.no_answer > 0 {
-        parts.push(format!("{} with no answer found (counted wrong)", t.no_answer));
+        parts.push(format!(
+            "{} with no answer found (counted wrong)",
+            t.no_answer
+        ));
     }
     if t.ungraded > 0 {
         parts.push(format!("{} graded by neither", t.ungraded));

@@ -17,10 +17,17 @@ pub const BUILTIN_LABELS: [(&str, &str); 5] = [
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CommentTarget {
     Experiment,
-    Problem { problem: i64 },
-    Rollout { rollout: i64 },
+    Problem {
+        problem: i64,
+    },
+    Rollout {
+        rollout: i64,
+    },
     /// One token position (0-based) of a rollout's trace.
-    Token { rollout: i64, index: i64 },
+    Token {
+        rollout: i64,
+        index: i64,
+    },
 }
 
 impl CommentTarget {
@@ -215,10 +222,16 @@ pub struct CommentCounts {
 
 impl CommentCounts {
     pub fn problem(&self, id: i64) -> u64 {
-        self.by_problem.iter().find(|(p, _)| *p == id).map_or(0, |(_, n)| *n)
+        self.by_problem
+            .iter()
+            .find(|(p, _)| *p == id)
+            .map_or(0, |(_, n)| *n)
     }
     pub fn rollout(&self, id: i64) -> u64 {
-        self.by_rollout.iter().find(|(r, _)| *r == id).map_or(0, |(_, n)| *n)
+        self.by_rollout
+            .iter()
+            .find(|(r, _)| *r == id)
+            .map_or(0, |(_, n)| *n)
     }
 }
 
@@ -240,34 +253,108 @@ pub struct OverrideInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ReviewOp {
-    ProblemReview { slug: String, problem: i64 },
-    SetLabels { slug: String, problem: i64, labels: Vec<String> },
-    AddOverride { slug: String, input: OverrideInput },
-    DeleteOverride { id: i64 },
-    Threads { slug: String, filter: ThreadFilter },
-    PostComment { slug: String, target: CommentTarget, body: String },
-    Reply { thread: i64, body: String },
-    EditComment { id: i64, body: String },
-    DeleteComment { id: i64 },
-    Resolve { thread: i64, resolved: bool },
+    ProblemReview {
+        slug: String,
+        problem: i64,
+    },
+    SetLabels {
+        slug: String,
+        problem: i64,
+        labels: Vec<String>,
+    },
+    AddOverride {
+        slug: String,
+        input: OverrideInput,
+    },
+    DeleteOverride {
+        id: i64,
+    },
+    Threads {
+        slug: String,
+        filter: ThreadFilter,
+    },
+    PostComment {
+        slug: String,
+        target: CommentTarget,
+        body: String,
+    },
+    Reply {
+        thread: i64,
+        body: String,
+    },
+    EditComment {
+        id: i64,
+        body: String,
+    },
+    DeleteComment {
+        id: i64,
+    },
+    Resolve {
+        thread: i64,
+        resolved: bool,
+    },
     Inbox,
-    CommentCounts { slug: String },
-    DiscussionStamp { slug: String },
-    Queue { slug: String, min_share: Option<f64>, mine: bool },
-    Assign { slug: String, problem: i64, user: Option<String> },
-    Settings { slug: String },
-    UpdateExperiment { slug: String, name: String, description: String },
-    MoveExperiment { slug: String, project: String },
-    DeleteExperiment { slug: String, confirm: String },
-    CreateShareLink { slug: String, path: String, expires_in: Option<u64> },
-    RevokeShareLink { id: i64 },
+    CommentCounts {
+        slug: String,
+    },
+    DiscussionStamp {
+        slug: String,
+    },
+    Queue {
+        slug: String,
+        min_share: Option<f64>,
+        mine: bool,
+    },
+    Assign {
+        slug: String,
+        problem: i64,
+        user: Option<String>,
+    },
+    Settings {
+        slug: String,
+    },
+    UpdateExperiment {
+        slug: String,
+        name: String,
+        description: String,
+    },
+    MoveExperiment {
+        slug: String,
+        project: String,
+    },
+    DeleteExperiment {
+        slug: String,
+        confirm: String,
+    },
+    CreateShareLink {
+        slug: String,
+        path: String,
+        expires_in: Option<u64>,
+    },
+    RevokeShareLink {
+        id: i64,
+    },
     /// The experiments a rollout is in (its page's discussion needs one).
-    RolloutExperiments { rollout: i64 },
+    RolloutExperiments {
+        rollout: i64,
+    },
     /// A project's review settings: its labels, whether viewers may comment.
-    ProjectReview { project: String },
-    AddLabel { project: String, name: String, colour: String },
-    SetViewersComment { project: String, allowed: bool },
-    SetEngineAdmins { project: String, allowed: bool },
+    ProjectReview {
+        project: String,
+    },
+    AddLabel {
+        project: String,
+        name: String,
+        colour: String,
+    },
+    SetViewersComment {
+        project: String,
+        allowed: bool,
+    },
+    SetEngineAdmins {
+        project: String,
+        allowed: bool,
+    },
 }
 
 /// A project's review settings (the project page).

@@ -24,10 +24,20 @@ impl TableData {
 
     pub fn to_latex(&self) -> String {
         let spec: String = (0..self.headers.len())
-            .map(|i| if self.numeric.get(i).copied().unwrap_or(false) { 'r' } else { 'l' })
+            .map(|i| {
+                if self.numeric.get(i).copied().unwrap_or(false) {
+                    'r'
+                } else {
+                    'l'
+                }
+            })
             .collect();
         let line = |row: &Vec<String>| {
-            row.iter().map(|c| latex_escape(c)).collect::<Vec<_>>().join(" & ") + " \\\\\n"
+            row.iter()
+                .map(|c| latex_escape(c))
+                .collect::<Vec<_>>()
+                .join(" & ")
+                + " \\\\\n"
         };
         let mut out = format!("\\begin{{tabular}}{{{spec}}}\n\\toprule\n");
         out.push_str(&line(&self.headers));
@@ -75,7 +85,10 @@ pub fn latex_escape(s: &str) -> String {
 
 /// A `data:` URL holding `text`, for a download link that works without JavaScript.
 pub fn data_url(mime: &str, text: &str) -> String {
-    format!("data:{mime};charset=utf-8,{}", crate::urlstate::encode_component(text))
+    format!(
+        "data:{mime};charset=utf-8,{}",
+        crate::urlstate::encode_component(text)
+    )
 }
 
 #[cfg(test)]
@@ -85,14 +98,21 @@ mod tests {
     fn table() -> TableData {
         TableData {
             headers: vec!["model".into(), "pass@1".into()],
-            rows: vec![vec!["a,\"b\"".into(), "12.5".into()], vec!["=cmd()".into(), "-3".into()], vec!["x_1 & 50%".into(), "1".into()]],
+            rows: vec![
+                vec!["a,\"b\"".into(), "12.5".into()],
+                vec!["=cmd()".into(), "-3".into()],
+                vec!["x_1 & 50%".into(), "1".into()],
+            ],
             numeric: vec![false, true],
         }
     }
 
     #[test]
     fn csv_quotes_and_defuses_formulas() {
-        assert_eq!(table().to_csv(), "model,pass@1\r\n\"a,\"\"b\"\"\",12.5\r\n'=cmd(),-3\r\nx_1 & 50%,1\r\n");
+        assert_eq!(
+            table().to_csv(),
+            "model,pass@1\r\n\"a,\"\"b\"\"\",12.5\r\n'=cmd(),-3\r\nx_1 & 50%,1\r\n"
+        );
     }
 
     #[test]
@@ -101,6 +121,9 @@ mod tests {
         assert!(t.starts_with("\\begin{tabular}{lr}\n\\toprule\nmodel & pass@1 \\\\\n\\midrule\n"));
         assert!(t.contains("x\\_1 \\& 50\\% & 1 \\\\"));
         assert!(t.ends_with("\\bottomrule\n\\end{tabular}\n"));
-        assert_eq!(latex_escape("\\x^2~"), "\\textbackslash{}x\\textasciicircum{}2\\textasciitilde{}");
+        assert_eq!(
+            latex_escape("\\x^2~"),
+            "\\textbackslash{}x\\textasciicircum{}2\\textasciitilde{}"
+        );
     }
 }

@@ -54,7 +54,11 @@ impl Query {
     /// `path?query`, or just `path` when there is no state.
     pub fn href(&self, path: &str) -> String {
         let q = self.to_string();
-        if q.is_empty() { path.to_string() } else { format!("{path}?{q}") }
+        if q.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{q}")
+        }
     }
 }
 
@@ -63,7 +67,13 @@ impl std::fmt::Display for Query {
         let parts: Vec<String> = self
             .0
             .iter()
-            .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v).replace("%2C", ",")))
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    encode_component(k),
+                    encode_component(v).replace("%2C", ",")
+                )
+            })
             .collect();
         f.write_str(&parts.join("&"))
     }
@@ -81,7 +91,10 @@ mod tests {
 
     #[test]
     fn query_encodes_and_drops_empty() {
-        let q = Query::new().set("runs", "1,2").set("tag", "aime 24&x").set("k", "");
+        let q = Query::new()
+            .set("runs", "1,2")
+            .set("tag", "aime 24&x")
+            .set("k", "");
         assert_eq!(q.to_string(), "runs=1,2&tag=aime%2024%26x");
         assert_eq!(Query::new().href("/p"), "/p");
     }

@@ -189,7 +189,9 @@ impl UnsolvableRequest {
     pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Self {
         Self {
             runs: get("runs").map(|s| parse_ids(&s)).unwrap_or_default(),
-            k: get("k").and_then(|k| k.parse().ok()).filter(|&k: &u64| k > 0),
+            k: get("k")
+                .and_then(|k| k.parse().ok())
+                .filter(|&k: &u64| k > 0),
             region: get("region").map(|s| parse_ids(&s)).unwrap_or_default(),
             verdicts: verdicts_from_query(&get),
             unreviewed: unreviewed_from_query(&get),
@@ -307,7 +309,16 @@ mod tests {
     #[test]
     fn requests_round_trip_through_the_query() {
         let r = PasskRequest::from_query(q("runs=3,1&tag=aime&band=0"));
-        assert_eq!(r, PasskRequest { runs: vec![3, 1], tag: Some("aime".into()), band: false, verdicts: None, unreviewed: false });
+        assert_eq!(
+            r,
+            PasskRequest {
+                runs: vec![3, 1],
+                tag: Some("aime".into()),
+                band: false,
+                verdicts: None,
+                unreviewed: false
+            }
+        );
         assert_eq!(r.query().to_string(), "runs=3,1&tag=aime&band=0");
         assert!(PasskRequest::from_query(q("")).band);
         let u = UnsolvableRequest::from_query(q("runs=1,2&k=0&region=2"));
@@ -326,7 +337,9 @@ pub struct DynamicsRequest {
 
 impl DynamicsRequest {
     pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Self {
-        Self { dataset: get("dataset").filter(|d| !d.is_empty()) }
+        Self {
+            dataset: get("dataset").filter(|d| !d.is_empty()),
+        }
     }
     pub fn query(&self) -> Query {
         Query::new().set("dataset", self.dataset.clone().unwrap_or_default())
@@ -377,14 +390,21 @@ pub use caplens_analysis::rft::RftStrategy;
 pub use caplens_analysis::shaping::StdKind;
 
 /// Every selection strategy of `analysis::rft`, in the order the page lists them.
-pub const RFT_STRATEGIES: [RftStrategy; 5] =
-    [RftStrategy::Rule, RftStrategy::Noisy, RftStrategy::Entropy, RftStrategy::Rbf, RftStrategy::NoisyRbf];
+pub const RFT_STRATEGIES: [RftStrategy; 5] = [
+    RftStrategy::Rule,
+    RftStrategy::Noisy,
+    RftStrategy::Entropy,
+    RftStrategy::Rbf,
+    RftStrategy::NoisyRbf,
+];
 
 /// What a strategy keeps (paper-notes item 17).
 pub fn strategy_description(s: RftStrategy) -> &'static str {
     match s {
         RftStrategy::Rule => "correct rollouts drawn at random (seeded)",
-        RftStrategy::Noisy => "5 % random incorrect rollouts (“noisy data”), the rest correct ones at random",
+        RftStrategy::Noisy => {
+            "5 % random incorrect rollouts (“noisy data”), the rest correct ones at random"
+        }
         RftStrategy::Entropy => "the correct rollouts with the highest mean token entropy",
         RftStrategy::Rbf => "the correct rollouts with the highest mean RBF",
         RftStrategy::NoisyRbf => "5 % random incorrect rollouts plus the highest-RBF correct ones",
@@ -463,14 +483,30 @@ impl RftRequest {
         if r.run.is_none() {
             r.run = runs.first().copied();
         }
-        parse("strategy", &mut |v| v.parse().map(|s| r.strategy = s).is_ok());
+        parse("strategy", &mut |v| {
+            v.parse().map(|s| r.strategy = s).is_ok()
+        });
         parse("count", &mut |v| v.parse().map(|c| r.count = c).is_ok());
         parse("seed", &mut |v| v.parse().map(|s| r.seed = s).is_ok());
-        parse("page", &mut |v| v.parse::<usize>().ok().filter(|&p| p >= 1).map(|p| r.page = p).is_some());
+        parse("page", &mut |v| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|&p| p >= 1)
+                .map(|p| r.page = p)
+                .is_some()
+        });
         r.problem = get("problem").filter(|p| !p.is_empty());
-        parse("sample", &mut |v| v.parse().map(|s| r.sample = Some(s)).is_ok());
+        parse("sample", &mut |v| {
+            v.parse().map(|s| r.sample = Some(s)).is_ok()
+        });
         let mut float = |key: &str, slot: &mut f64| {
-            parse(key, &mut |v| v.parse::<f64>().ok().filter(|x| x.is_finite()).map(|x| *slot = x).is_some())
+            parse(key, &mut |v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .map(|x| *slot = x)
+                    .is_some()
+            })
         };
         float("alpha", &mut r.alpha);
         float("gamma", &mut r.gamma);
@@ -478,8 +514,14 @@ impl RftRequest {
         float("m", &mut r.m);
         float("n", &mut r.n);
         parse("std", &mut |v| match v {
-            "sample" => { r.std = StdKind::Sample; true }
-            "population" => { r.std = StdKind::Population; true }
+            "sample" => {
+                r.std = StdKind::Sample;
+                true
+            }
+            "population" => {
+                r.std = StdKind::Population;
+                true
+            }
             _ => false,
         });
         r.invalid = invalid;
@@ -488,21 +530,65 @@ impl RftRequest {
 
     pub fn query(&self) -> Query {
         let d = Self::default();
-        let num = |x: f64, default: f64| if x == default { String::new() } else { x.to_string() };
+        let num = |x: f64, default: f64| {
+            if x == default {
+                String::new()
+            } else {
+                x.to_string()
+            }
+        };
         Query::new()
             .set("run", self.run.map(|r| r.to_string()).unwrap_or_default())
-            .set("strategy", if self.strategy == d.strategy { "" } else { self.strategy.name() })
-            .set("count", if self.count == d.count { String::new() } else { self.count.to_string() })
-            .set("seed", if self.seed == d.seed { String::new() } else { self.seed.to_string() })
-            .set("page", if self.page <= 1 { String::new() } else { self.page.to_string() })
+            .set(
+                "strategy",
+                if self.strategy == d.strategy {
+                    ""
+                } else {
+                    self.strategy.name()
+                },
+            )
+            .set(
+                "count",
+                if self.count == d.count {
+                    String::new()
+                } else {
+                    self.count.to_string()
+                },
+            )
+            .set(
+                "seed",
+                if self.seed == d.seed {
+                    String::new()
+                } else {
+                    self.seed.to_string()
+                },
+            )
+            .set(
+                "page",
+                if self.page <= 1 {
+                    String::new()
+                } else {
+                    self.page.to_string()
+                },
+            )
             .set("problem", self.problem.clone().unwrap_or_default())
-            .set("sample", self.sample.map(|s| s.to_string()).unwrap_or_default())
+            .set(
+                "sample",
+                self.sample.map(|s| s.to_string()).unwrap_or_default(),
+            )
             .set("alpha", num(self.alpha, d.alpha))
             .set("gamma", num(self.gamma, d.gamma))
             .set("d", num(self.d, d.d))
             .set("m", num(self.m, d.m))
             .set("n", num(self.n, d.n))
-            .set("std", if self.std == StdKind::Population { "population" } else { "" })
+            .set(
+                "std",
+                if self.std == StdKind::Population {
+                    "population"
+                } else {
+                    ""
+                },
+            )
     }
 
     /// The query of the selection alone (what the JSON Lines export needs).
@@ -515,7 +601,12 @@ impl RftRequest {
     }
 
     pub fn position_bonus(&self) -> caplens_analysis::shaping::PositionBonus {
-        caplens_analysis::shaping::PositionBonus { gamma: self.gamma, d: self.d, m: self.m, n: self.n }
+        caplens_analysis::shaping::PositionBonus {
+            gamma: self.gamma,
+            d: self.d,
+            m: self.m,
+            n: self.n,
+        }
     }
 }
 
@@ -651,15 +742,38 @@ mod rft_tests {
     #[test]
     fn rft_request_round_trips_and_reports_bad_values() {
         let r = RftRequest::from_query(q("run=4&strategy=noisy+rbf&count=50&seed=9&page=3&problem=p7&sample=2&alpha=0.02&n=0.5&std=population"));
-        assert_eq!((r.run, r.strategy, r.count, r.seed, r.page), (Some(4), RftStrategy::NoisyRbf, 50, 9, 3));
-        assert_eq!((r.problem.as_deref(), r.sample, r.alpha, r.n, r.std), (Some("p7"), Some(2), 0.02, 0.5, StdKind::Population));
-        assert_eq!(RftRequest::from_query(|k| r.query().pairs().iter().find(|(x, _)| x == k).map(|(_, v)| v.clone())), r);
+        assert_eq!(
+            (r.run, r.strategy, r.count, r.seed, r.page),
+            (Some(4), RftStrategy::NoisyRbf, 50, 9, 3)
+        );
+        assert_eq!(
+            (r.problem.as_deref(), r.sample, r.alpha, r.n, r.std),
+            (Some("p7"), Some(2), 0.02, 0.5, StdKind::Population)
+        );
+        assert_eq!(
+            RftRequest::from_query(|k| r
+                .query()
+                .pairs()
+                .iter()
+                .find(|(x, _)| x == k)
+                .map(|(_, v)| v.clone())),
+            r
+        );
         // Defaults stay out of the URL.
         assert_eq!(RftRequest::default().query().to_string(), "");
         let bad = RftRequest::from_query(q("strategy=best&alpha=NaN&page=0&gamma=x&runs=7,8"));
-        assert_eq!(bad.invalid, vec!["strategy=best", "page=0", "alpha=NaN", "gamma=x"]);
-        assert_eq!((bad.strategy, bad.alpha, bad.page, bad.run), (RftStrategy::Rule, 0.01, 1, Some(7)));
-        assert_eq!(RftRequest::default().selection_query().to_string(), "strategy=rule&count=1000&seed=0");
+        assert_eq!(
+            bad.invalid,
+            vec!["strategy=best", "page=0", "alpha=NaN", "gamma=x"]
+        );
+        assert_eq!(
+            (bad.strategy, bad.alpha, bad.page, bad.run),
+            (RftStrategy::Rule, 0.01, 1, Some(7))
+        );
+        assert_eq!(
+            RftRequest::default().selection_query().to_string(),
+            "strategy=rule&count=1000&seed=0"
+        );
     }
 }
 
@@ -672,7 +786,9 @@ pub struct TokenStatsRequest {
 
 impl TokenStatsRequest {
     pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Self {
-        Self { runs: get("runs").map(|s| parse_ids(&s)).unwrap_or_default() }
+        Self {
+            runs: get("runs").map(|s| parse_ids(&s)).unwrap_or_default(),
+        }
     }
     pub fn query(&self) -> Query {
         Query::new().set("runs", join_ids(&self.runs))

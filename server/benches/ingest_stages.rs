@@ -20,10 +20,11 @@ fn main() {
         return;
     };
     let start = Instant::now();
-    let lines: Vec<String> = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&path).unwrap())
-        .lines()
-        .map(|l| l.unwrap())
-        .collect();
+    let lines: Vec<String> =
+        std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&path).unwrap())
+            .lines()
+            .map(|l| l.unwrap())
+            .collect();
     let read = start.elapsed().as_secs_f64();
     let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
     let mb = bytes as f64 / 1e6;
@@ -59,14 +60,18 @@ fn main() {
             correct += (caplens_verdict(answer.as_deref(), reference).code() == Some(1)) as usize;
         }
     }
-    report("extract the answer + grade (verifier)", start.elapsed().as_secs_f64());
+    report(
+        "extract the answer + grade (verifier)",
+        start.elapsed().as_secs_f64(),
+    );
 
     let start = Instant::now();
     let mut flagged = 0usize;
     for (response, _) in &responses {
         if let Some(r) = response {
             let c = QualityChecks::of(r);
-            flagged += (c.format_violation || c.language_mixing || c.redundant || c.no_digit) as usize;
+            flagged +=
+                (c.format_violation || c.language_mixing || c.redundant || c.no_digit) as usize;
         }
     }
     report("quality checks", start.elapsed().as_secs_f64());

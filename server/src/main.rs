@@ -167,7 +167,9 @@ async fn open_store(storage: &StorageArgs) -> Result<Store, StartupError> {
     if let Some(previous) = store.setting(PREVIOUS_BLOB_URL_SETTING).await? {
         match BlobStore::open(Some(&previous), &storage.data_dir) {
             Ok(previous) => blobs = blobs.with_fallback(previous),
-            Err(e) => tracing::warn!(%previous, error = %e, "the blob store migrated from cannot be opened; blobs not yet copied will read as missing"),
+            Err(e) => {
+                tracing::warn!(%previous, error = %e, "the blob store migrated from cannot be opened; blobs not yet copied will read as missing")
+            }
         }
     }
     tracing::info!(blobs = %blobs.url(), "blob store ready");
@@ -298,7 +300,11 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
     if auth.local_mode().await? {
         println!("local mode: no accounts, every right for whoever reaches {url}; `caplens user create NAME --admin` starts team mode");
     } else if let Some(secret) = auth.setup_secret_if_needed().await? {
-        let base = auth.settings().public_url.clone().unwrap_or_else(|| url.clone());
+        let base = auth
+            .settings()
+            .public_url
+            .clone()
+            .unwrap_or_else(|| url.clone());
         // The one-time link is for the operator's terminal only; it is never logged.
         println!("team mode without an admin: create the first admin at {base}/setup?secret={secret} (works once)");
     }
@@ -306,17 +312,17 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-        .with_graceful_shutdown(async {
-            cli::shutdown_signal().await;
-            // Long-lived streams (SSE) end, so in-flight requests can finish.
-            web::begin_shutdown();
-            tracing::info!("stopping: finishing in-flight requests");
-        })
-        .await
-        .map_err(|e| StartupError::Bind {
-            addr: args.addr.to_string(),
-            reason: e.to_string(),
-        })?;
+    .with_graceful_shutdown(async {
+        cli::shutdown_signal().await;
+        // Long-lived streams (SSE) end, so in-flight requests can finish.
+        web::begin_shutdown();
+        tracing::info!("stopping: finishing in-flight requests");
+    })
+    .await
+    .map_err(|e| StartupError::Bind {
+        addr: args.addr.to_string(),
+        reason: e.to_string(),
+    })?;
     sweeper.abort();
     if let (Some(w), Some(task)) = (worker, worker_task) {
         w.stop();
@@ -331,7 +337,9 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
                 tracing::warn!(import = %id, "stopped mid-import; nothing of it was stored (it can be retried from any replica)");
             }
         }
-        Err(e) => tracing::warn!(error = %e, "could not release this process's imports (their leases will run out)"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not release this process's imports (their leases will run out)")
+        }
     }
     // A released import's connection is still checked out (its transaction rolls back when the
     // process exits): closing waits for it, so not for ever.
@@ -339,4 +347,3 @@ async fn serve(storage: StorageArgs, args: ServeArgs) -> Result<(), StartupError
     tracing::info!("caplens stopped");
     Ok(())
 }
-

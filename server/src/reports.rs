@@ -221,10 +221,15 @@ impl Store {
         verdicts: Option<caplens_analysis::verdicts::VerdictSource>,
         reviewed: bool,
     ) -> Result<Option<ExperimentTables>, StoreError> {
-        let Some(ReportRows { runs, stats }) = self.experiment_report_rows(slug, verdicts).await? else {
+        let Some(ReportRows { runs, stats }) = self.experiment_report_rows(slug, verdicts).await?
+        else {
             return Ok(None);
         };
-        let review = if reviewed { Some(self.reviewed_groups(slug, verdicts).await?) } else { None };
+        let review = if reviewed {
+            Some(self.reviewed_groups(slug, verdicts).await?)
+        } else {
+            None
+        };
         let mut tables = ExperimentTables {
             models: Vec::new(),
             problems: Vec::new(),
@@ -249,7 +254,10 @@ impl Store {
         let mut problem_index: Vec<HashMap<String, usize>> =
             vec![HashMap::new(); tables.models.len()];
         for (run_id, problem_id, dataset, key, n, c, first, order_known, answers) in stats {
-            let (c, first) = match review.as_ref().and_then(|r| r.counts(run_id, problem_id, n.max(0) as u64)) {
+            let (c, first) = match review
+                .as_ref()
+                .and_then(|r| r.counts(run_id, problem_id, n.max(0) as u64))
+            {
                 Some(counts) => (counts.c as i64, counts.first_correct.map(|f| f as i64)),
                 None => (c, first),
             };

@@ -82,7 +82,10 @@ const MISSING: [&str; 5] = [
 /// The rule of a route (method, route pattern): the route table's, or the page's. Panics for a
 /// page without a rule.
 fn rule(method: &Method, route: &str) -> Rule {
-    if let Some((_, _, r)) = web::routes::table().into_iter().find(|(m, p, _)| m == method && *p == route) {
+    if let Some((_, _, r)) = web::routes::table()
+        .into_iter()
+        .find(|(m, p, _)| m == method && *p == route)
+    {
         return r;
     }
     if route == "/pkg" {
@@ -1117,39 +1120,65 @@ async fn imported_datasets_belong_to_their_project_and_the_builtin_is_shared() {
         let w = world(&db).await;
         let store = &w.store;
         let a = store.project_id(Some("proj-a")).await.unwrap().unwrap();
-        let dataset: String = sqlx::query_scalar("SELECT d.name FROM runs r JOIN datasets d ON d.id = r.dataset_id WHERE r.id = $1")
-            .bind(w.run_id)
-            .fetch_one(&store.pool)
-            .await
-            .unwrap();
+        let dataset: String = sqlx::query_scalar(
+            "SELECT d.name FROM runs r JOIN datasets d ON d.id = r.dataset_id WHERE r.id = $1",
+        )
+        .bind(w.run_id)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
         let project_of = |name: String| {
             let pool = store.pool.clone();
             async move {
-                sqlx::query_scalar::<_, i64>("SELECT COALESCE(project_id, 0) FROM datasets WHERE name = $1")
-                    .bind(name)
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap()
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COALESCE(project_id, 0) FROM datasets WHERE name = $1",
+                )
+                .bind(name)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
             }
         };
         assert_eq!(project_of(dataset.clone()).await, vec![a]);
         let builtin = caplens_app::evals::DEFAULT_DATASET.to_owned();
         assert_eq!(project_of(builtin.clone()).await, vec![0]);
         // Experiments say which project they are in.
-        let (_, pat) = w.cookies.iter().find(|(w, _)| *w == Who::ProjectAdmin).unwrap();
-        let req = Request::builder().uri("/api/v1/experiments/exp-a").header(header::COOKIE, pat).body(Body::empty()).unwrap();
+        let (_, pat) = w
+            .cookies
+            .iter()
+            .find(|(w, _)| *w == Who::ProjectAdmin)
+            .unwrap();
+        let req = Request::builder()
+            .uri("/api/v1/experiments/exp-a")
+            .header(header::COOKIE, pat)
+            .body(Body::empty())
+            .unwrap();
         let (status, body) = w.send(req).await;
         assert_eq!(status, 200);
         assert!(body.contains(r#""project":"proj-a""#), "{body}");
         // Oscar (project B only) sees the built-in dataset but not project A's.
-        let (_, oscar) = w.cookies.iter().find(|(w, _)| *w == Who::OtherProjectAdmin).unwrap();
-        let req = Request::builder().uri("/api/v1/datasets").header(header::COOKIE, oscar).body(Body::empty()).unwrap();
+        let (_, oscar) = w
+            .cookies
+            .iter()
+            .find(|(w, _)| *w == Who::OtherProjectAdmin)
+            .unwrap();
+        let req = Request::builder()
+            .uri("/api/v1/datasets")
+            .header(header::COOKIE, oscar)
+            .body(Body::empty())
+            .unwrap();
         let (status, body) = w.send(req).await;
         assert_eq!(status, 200);
-        assert!(body.contains(&builtin) && !body.contains(&format!("\"{dataset}\"")), "{body}");
+        assert!(
+            body.contains(&builtin) && !body.contains(&format!("\"{dataset}\"")),
+            "{body}"
+        );
         // Starting an evaluation in project B on A's dataset: refused as unknown; on the
         // built-in one: queued.
-        for (ds, status_expected, expect) in [(dataset.as_str(), 404, "does not exist"), (builtin.as_str(), 202, "evaluations")] {
+        for (ds, status_expected, expect) in [
+            (dataset.as_str(), 404, "does not exist"),
+            (builtin.as_str(), 202, "evaluations"),
+        ] {
             let req = Request::builder()
                 .method(Method::POST)
                 .uri("/api/v1/evals")
@@ -1157,7 +1186,9 @@ async fn imported_datasets_belong_to_their_project_and_the_builtin_is_shared() {
                 .header(header::HOST, "caplens.test")
                 .header(header::ORIGIN, "http://caplens.test")
                 .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(format!(r#"{{"project":"proj-b","dataset":"{ds}","n":1,"limit":1}}"#)))
+                .body(Body::from(format!(
+                    r#"{{"project":"proj-b","dataset":"{ds}","n":1,"limit":1}}"#
+                )))
                 .unwrap();
             let (status, body) = w.send(req).await;
             assert_eq!(status, status_expected, "{body}");

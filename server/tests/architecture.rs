@@ -53,7 +53,11 @@ fn sql_is_written_only_in_storage() {
     rust_files(&root.join("server/src"), &mut files);
     rust_files(&root.join("app/src"), &mut files);
     rust_files(&root.join("analysis/src"), &mut files);
-    assert!(files.len() > 50, "the source tree was not found from {}", root.display());
+    assert!(
+        files.len() > 50,
+        "the source tree was not found from {}",
+        root.display()
+    );
     let mut found = Vec::new();
     for file in files.iter().filter(|f| !f.starts_with(&storage)) {
         let text = std::fs::read_to_string(file).unwrap();
@@ -124,20 +128,25 @@ fn calls_in(source: &str, names: &[&str]) -> Vec<(String, usize)> {
             if let syn::UseTree::Name(n) = tree {
                 let name = n.ident.to_string();
                 if self.names.contains(&name.as_str()) {
-                    self.found.push((format!("use {name}"), n.ident.span().start().line));
+                    self.found
+                        .push((format!("use {name}"), n.ident.span().start().line));
                 }
             }
             if let syn::UseTree::Rename(r) = tree {
                 let name = r.ident.to_string();
                 if self.names.contains(&name.as_str()) {
-                    self.found.push((format!("use {name}"), r.ident.span().start().line));
+                    self.found
+                        .push((format!("use {name}"), r.ident.span().start().line));
                 }
             }
             syn::visit::visit_use_tree(self, tree);
         }
     }
     let file = syn::parse_file(source).unwrap_or_else(|e| panic!("does not parse: {e}"));
-    let mut v = Calls { names, found: Vec::new() };
+    let mut v = Calls {
+        names,
+        found: Vec::new(),
+    };
     v.visit_file(&file);
     v.found
 }
@@ -151,12 +160,22 @@ fn only_the_operations_layer_asks_the_policy() {
     let policy = root.join("auth/policy.rs");
     let mut files = Vec::new();
     rust_files(&root, &mut files);
-    assert!(files.len() > 50, "the source tree was not found from {}", root.display());
+    assert!(
+        files.len() > 50,
+        "the source tree was not found from {}",
+        root.display()
+    );
     let mut found = Vec::new();
-    for file in files.iter().filter(|f| !f.starts_with(&ops) && **f != policy) {
+    for file in files
+        .iter()
+        .filter(|f| !f.starts_with(&ops) && **f != policy)
+    {
         let text = std::fs::read_to_string(file).unwrap();
         for (call, line) in calls_in(&text, &POLICY_CALLS) {
-            found.push(format!("{}:{line}: {call}", file.strip_prefix(&root).unwrap_or(file).display()));
+            found.push(format!(
+                "{}:{line}: {call}",
+                file.strip_prefix(&root).unwrap_or(file).display()
+            ));
         }
     }
     assert!(
@@ -182,6 +201,12 @@ fn the_policy_call_detector_sees_calls() {
         }
         fn g() { let _ = "authorize(p, a, t)"; } // text, not a call
     "#;
-    let found: Vec<String> = calls_in(source, &POLICY_CALLS).into_iter().map(|(c, l)| format!("{c}@{l}")).collect();
-    assert_eq!(found, ["use authorize@2", "authorize@4", "can_read@9", "role_in@10"]);
+    let found: Vec<String> = calls_in(source, &POLICY_CALLS)
+        .into_iter()
+        .map(|(c, l)| format!("{c}@{l}"))
+        .collect();
+    assert_eq!(
+        found,
+        ["use authorize@2", "authorize@4", "can_read@9", "role_in@10"]
+    );
 }

@@ -12,7 +12,9 @@ use common::TestDb;
 async fn databases() -> Vec<(&'static str, Vec<(&'static str, String)>, Option<TestDb>)> {
     let mut out = vec![("sqlite", Vec::new(), None)];
     if let Some(pg) = TestDb::postgres().await {
-        let url = pg.database_url().expect("a PostgreSQL test database has a URL");
+        let url = pg
+            .database_url()
+            .expect("a PostgreSQL test database has a URL");
         out.push(("postgres", vec![("DATABASE_URL", url)], Some(pg)));
     }
     out
@@ -514,8 +516,7 @@ async fn killing_an_import_on(db: &str, env: &[(&str, &str)], pg: Option<TestDb>
         .envs(env.iter().copied())
         .env(caplens_server::ingest::pipeline::HOLD_IMPORT_FOR_TEST, "1")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        ;
+        .stderr(std::process::Stdio::piped());
     let mut child = child.spawn().unwrap();
     let child_stderr = child.stderr.take().unwrap();
     let held = tokio::task::spawn_blocking(move || {
@@ -533,8 +534,19 @@ async fn killing_an_import_on(db: &str, env: &[(&str, &str)], pg: Option<TestDb>
     .await
     .unwrap();
     let held = held.unwrap_or_else(|e| panic!("{db}: the import ended without holding: {e}"));
-    let stored: u64 = held.rsplit(" after ").next().unwrap().split(' ').next().unwrap().parse().unwrap();
-    assert!(stored > 0, "rows were written inside the transaction: {held}");
+    let stored: u64 = held
+        .rsplit(" after ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        stored > 0,
+        "rows were written inside the transaction: {held}"
+    );
     let store = match &pg {
         Some(pg) => pg.store.clone(),
         None => {
@@ -601,11 +613,22 @@ fn team_server_set_up_from_the_command_line() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let o = caplens(&["serve", "--addr", "0.0.0.0:0", "--data-dir", data, "--no-demo"], &[]);
+    let o = caplens(
+        &[
+            "serve",
+            "--addr",
+            "0.0.0.0:0",
+            "--data-dir",
+            data,
+            "--no-demo",
+        ],
+        &[],
+    );
     assert!(!o.status.success());
     let line = error_line(&o);
     assert!(
-        line.contains("without authentication") && line.contains("caplens user create NAME --admin"),
+        line.contains("without authentication")
+            && line.contains("caplens user create NAME --admin"),
         "{}",
         stderr(&o)
     );
@@ -618,35 +641,119 @@ fn team_server_set_up_from_the_command_line() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     };
-    let o = with_stdin(&["user", "create", "ann", "--admin", "--data-dir", data], "short\n");
+    let o = with_stdin(
+        &["user", "create", "ann", "--admin", "--data-dir", data],
+        "short\n",
+    );
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("at least 10 characters"), "{}", stderr(&o));
-    let o = with_stdin(&["user", "create", "ann", "--admin", "--data-dir", data], "a long enough password\n");
+    assert!(
+        stderr(&o).contains("at least 10 characters"),
+        "{}",
+        stderr(&o)
+    );
+    let o = with_stdin(
+        &["user", "create", "ann", "--admin", "--data-dir", data],
+        "a long enough password\n",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = with_stdin(&["user", "create", "ben", "--data-dir", data], "another long password\n");
+    let o = with_stdin(
+        &["user", "create", "ben", "--data-dir", data],
+        "another long password\n",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     // Tokens now need a user, who needs the rights the token would give.
     let o = caplens(&["token", "create", "ci", "--data-dir", data], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--user"), "{}", stderr(&o));
-    let o = caplens(&["token", "create", "ci", "--user", "ben", "--project", "default", "--data-dir", data], &[]);
+    let o = caplens(
+        &[
+            "token",
+            "create",
+            "ci",
+            "--user",
+            "ben",
+            "--project",
+            "default",
+            "--data-dir",
+            data,
+        ],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("caplens project add-member default ben --role editor"), "{}", stderr(&o));
-    assert!(caplens(&["project", "add-member", "default", "ben", "--role", "editor", "--data-dir", data], &[]).status.success());
-    let o = caplens(&["token", "create", "ci", "--user", "ben", "--project", "default", "--scope", "write", "--expires-days", "30", "--data-dir", data], &[]);
+    assert!(
+        stderr(&o).contains("caplens project add-member default ben --role editor"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(caplens(
+        &[
+            "project",
+            "add-member",
+            "default",
+            "ben",
+            "--role",
+            "editor",
+            "--data-dir",
+            data
+        ],
+        &[]
+    )
+    .status
+    .success());
+    let o = caplens(
+        &[
+            "token",
+            "create",
+            "ci",
+            "--user",
+            "ben",
+            "--project",
+            "default",
+            "--scope",
+            "write",
+            "--expires-days",
+            "30",
+            "--data-dir",
+            data,
+        ],
+        &[],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).trim().starts_with("clk_"));
-    assert!(stderr(&o).contains("write scope in project default, expires"), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .starts_with("clk_"));
+    assert!(
+        stderr(&o).contains("write scope in project default, expires"),
+        "{}",
+        stderr(&o)
+    );
     let o = caplens(&["user", "list", "--data-dir", data], &[]);
     let list = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(list.contains("ann") && list.contains("site-admin") && list.contains("ben"), "{list}");
-    assert!(caplens(&["user", "disable", "ben", "--data-dir", data], &[]).status.success());
+    assert!(
+        list.contains("ann") && list.contains("site-admin") && list.contains("ben"),
+        "{list}"
+    );
+    assert!(
+        caplens(&["user", "disable", "ben", "--data-dir", data], &[])
+            .status
+            .success()
+    );
     let o = caplens(&["audit", "--data-dir", data], &[]);
     let audit = String::from_utf8_lossy(&o.stdout).into_owned();
-    for action in ["user_created", "role_changed", "token_created", "user_disabled"] {
+    for action in [
+        "user_created",
+        "role_changed",
+        "token_created",
+        "user_disabled",
+    ] {
         assert!(audit.contains(action), "{action} missing: {audit}");
     }
     assert!(!audit.contains("long enough password"));
@@ -662,7 +769,11 @@ fn passk_grades_lines_without_verdicts_and_gives_each_model_its_own_n() {
     for (problem, reference) in [("1", "2"), ("2", "\\frac{1}{2}")] {
         for sample in 0..3 {
             // Model a: only problem 1's first sample is right (0.5 stands for 1/2 nowhere).
-            let answer = if problem == "1" && sample == 0 { "2" } else { "5" };
+            let answer = if problem == "1" && sample == 0 {
+                "2"
+            } else {
+                "5"
+            };
             lines.push(serde_json::json!({
                 "model": "a", "problem_id": problem, "sample": sample,
                 "reference": reference, "response": format!("so \\boxed{{{answer}}}"),
@@ -679,16 +790,33 @@ fn passk_grades_lines_without_verdicts_and_gives_each_model_its_own_n() {
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let models = doc["models"].as_array().unwrap();
     let ks = |m: &serde_json::Value| -> Vec<u64> {
-        m["points"].as_array().unwrap().iter().map(|p| p["k"].as_u64().unwrap()).collect()
+        m["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["k"].as_u64().unwrap())
+            .collect()
     };
     assert_eq!(models[0]["model"], "a");
-    assert_eq!(ks(&models[0]), [1, 2, 3], "model a's own n = 3 ends its list");
+    assert_eq!(
+        ks(&models[0]),
+        [1, 2, 3],
+        "model a's own n = 3 ends its list"
+    );
     assert_eq!(ks(&models[1]), [1, 2, 4, 8]);
     let pass1 = models[0]["points"][0]["pass_at_k"].as_f64().unwrap();
     assert!((pass1 - 1.0 / 6.0).abs() < 1e-12, "{pass1}");
     // Without a reference the line cannot be graded: file, line and field are named.
-    std::fs::write(&file, "{\"model\":\"a\",\"problem_id\":\"1\",\"response\":\"x\"}\n").unwrap();
+    std::fs::write(
+        &file,
+        "{\"model\":\"a\",\"problem_id\":\"1\",\"response\":\"x\"}\n",
+    )
+    .unwrap();
     let o = caplens(&["passk", file.to_str().unwrap()], &[]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains(":1: field \"reference\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(":1: field \"reference\""),
+        "{}",
+        stderr(&o)
+    );
 }

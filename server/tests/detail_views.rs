@@ -198,10 +198,12 @@ async fn runs_filter_pages_answer_filter_and_missing_ids() {
             .unwrap()
             .unwrap();
         assert!(view.heatmap.is_none() && view.trace_error.is_none());
-        assert!(caplens_app::data::DataSource::rollout(&source(&db), 987_654_321, None)
-            .await
-            .unwrap()
-            .is_none());
+        assert!(
+            caplens_app::data::DataSource::rollout(&source(&db), 987_654_321, None)
+                .await
+                .unwrap()
+                .is_none()
+        );
         db.cleanup().await;
     }
 }
@@ -277,7 +279,10 @@ async fn heatmaps_come_from_the_stored_trace_and_match_the_stored_means() {
     for db in TestDb::all().await {
         import(&db, &traced_file()).await;
         let id = rollout_id(&db, 0).await;
-        let view = caplens_app::data::DataSource::rollout(&source(&db), id, None).await.unwrap().unwrap();
+        let view = caplens_app::data::DataSource::rollout(&source(&db), id, None)
+            .await
+            .unwrap()
+            .unwrap();
         let h = view.heatmap.expect("a heatmap");
         assert_eq!(h.metric, Metric::Entropy, "the default metric");
         assert_eq!(h.tokens, ["So", " x", " =", " \\boxed{1/2}"]);
@@ -363,7 +368,10 @@ async fn missing_and_corrupt_traces_are_reported_and_the_rest_works() {
         .execute(&db.store.pool)
         .await
         .unwrap();
-    let view = caplens_app::data::DataSource::rollout(&source(&db), id, None).await.unwrap().unwrap();
+    let view = caplens_app::data::DataSource::rollout(&source(&db), id, None)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(view.heatmap.is_none());
     assert!(view.trace_error.unwrap().contains("missing"));
     assert!(view.response.is_some(), "the response still shows");

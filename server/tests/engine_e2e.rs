@@ -84,8 +84,15 @@ fn small(engine: &str, experiment: &str) -> EvalStartRequest {
 
 /// Queues as `evals::start` does for the default project (what `ops::evals::start` calls once
 /// it has authorised the caller).
-async fn start(store: &caplens_server::storage::Store, request: &EvalStartRequest) -> Result<Vec<i64>, caplens_server::evals::EvalError> {
-    let project = store.project_id(request.project.as_deref()).await.unwrap().expect("the project exists");
+async fn start(
+    store: &caplens_server::storage::Store,
+    request: &EvalStartRequest,
+) -> Result<Vec<i64>, caplens_server::evals::EvalError> {
+    let project = store
+        .project_id(request.project.as_deref())
+        .await
+        .unwrap()
+        .expect("the project exists");
     evals::start(store, project, request).await
 }
 
@@ -133,7 +140,11 @@ async fn embedded_engine_run_stores_graded_rollouts_with_exact_entropies() {
         .expect("exact entropies from the full distribution");
     assert_eq!(entropies.len(), trace.len());
     // The full distribution also gives the exact RBF and the hidden-state norm (eq. 4's ||h||).
-    assert!(trace.rbf().expect("exact RBF column").iter().all(|r| *r >= 1));
+    assert!(trace
+        .rbf()
+        .expect("exact RBF column")
+        .iter()
+        .all(|r| *r >= 1));
     assert!(trace
         .hidden_norms()
         .expect("hidden-state norms")
@@ -212,12 +223,28 @@ async fn openai_engine_runs_against_caplens_engine_serve_over_http() {
     let base = format!("http://{addr}");
     for (name, mode) in [("local-chat", "chat"), ("local-completions", "completions")] {
         db.store
-            .upsert_engine(&caplens_server::storage::evals::NewEngine { project_id: None, name, base_url: &base, model: "SmolLM2-135M-Instruct", api_mode: mode, api_key: None, max_top_logprobs: 20 })
+            .upsert_engine(&caplens_server::storage::evals::NewEngine {
+                project_id: None,
+                name,
+                base_url: &base,
+                model: "SmolLM2-135M-Instruct",
+                api_mode: mode,
+                api_key: None,
+                max_top_logprobs: 20,
+            })
             .await
             .unwrap();
     }
     db.store
-        .upsert_engine(&caplens_server::storage::evals::NewEngine { project_id: None, name: "local-wrong", base_url: &base, model: "Qwen2.5-72B", api_mode: "chat", api_key: None, max_top_logprobs: 20 })
+        .upsert_engine(&caplens_server::storage::evals::NewEngine {
+            project_id: None,
+            name: "local-wrong",
+            base_url: &base,
+            model: "Qwen2.5-72B",
+            api_mode: "chat",
+            api_key: None,
+            max_top_logprobs: 20,
+        })
         .await
         .unwrap();
     let chat = start(&db.store, &small("local-chat", "served"))
@@ -408,7 +435,13 @@ async fn a_server_killed_mid_run_resumes_exactly_after_restart() {
     // Responses are read through the store (imports keep them in the run's response pack).
     let mut rows: Vec<(i64, i64, String)> = Vec::new();
     for (problem, sample, id) in ids {
-        let response = store.rollout(id).await.unwrap().unwrap().response.unwrap_or_default();
+        let response = store
+            .rollout(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .response
+            .unwrap_or_default();
         rows.push((problem, sample, response));
     }
     assert_eq!(

@@ -31,8 +31,15 @@ use common::TestDb;
 
 /// Queues as `evals::start` does for the request's project (default `default`): what the
 /// operations layer calls once it has authorised the caller.
-async fn start(store: &caplens_server::storage::Store, request: &EvalStartRequest) -> Result<Vec<i64>, caplens_server::evals::EvalError> {
-    let project = store.project_id(request.project.as_deref()).await.unwrap().expect("the project exists");
+async fn start(
+    store: &caplens_server::storage::Store,
+    request: &EvalStartRequest,
+) -> Result<Vec<i64>, caplens_server::evals::EvalError> {
+    let project = store
+        .project_id(request.project.as_deref())
+        .await
+        .unwrap()
+        .expect("the project exists");
     caplens_server::evals::start(store, project, request).await
 }
 use http_body_util::BodyExt;
@@ -308,7 +315,14 @@ async fn workers_store_every_sample_once_and_the_run_matches_the_verifier() {
         // Responses are read through the store (imports keep them in the run's response pack).
         let mut rows: Vec<(String, String, i64)> = Vec::new();
         for (prompt, id, graded) in ids {
-            let response = db.store.rollout(id).await.unwrap().unwrap().response.unwrap();
+            let response = db
+                .store
+                .rollout(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .response
+                .unwrap();
             rows.push((prompt, response, graded));
         }
         let mut correct = 0;
@@ -411,7 +425,11 @@ async fn a_worker_that_dies_mid_unit_is_taken_over_without_loss_or_duplicates() 
             let response = db.store.rollout(rollout).await.unwrap().unwrap().response;
             by_a += response.is_some_and(|r| r.starts_with("A says")) as i64;
         }
-        assert_eq!(by_a, 6, "{}: A's samples are kept, not regenerated", db.name);
+        assert_eq!(
+            by_a, 6,
+            "{}: A's samples are kept, not regenerated",
+            db.name
+        );
         // Sample indices 0..8 of every problem, each once.
         let per_problem: Vec<(i64, i64, i64)> = sqlx::query_as(
             "SELECT COUNT(*), MIN(sample_index), MAX(sample_index) FROM rollouts WHERE run_id = $1 GROUP BY problem_id",
@@ -490,7 +508,15 @@ async fn a_rejected_request_fails_its_evaluation_not_the_worker() {
             );
         tokio::spawn(async move { axum::serve(listener, fake).await.unwrap() });
         db.store
-            .upsert_engine(&caplens_server::storage::evals::NewEngine { project_id: None, name: "gpu", base_url: &format!("http://{addr}"), model: "wrong-model", api_mode: "completions", api_key: None, max_top_logprobs: 20 })
+            .upsert_engine(&caplens_server::storage::evals::NewEngine {
+                project_id: None,
+                name: "gpu",
+                base_url: &format!("http://{addr}"),
+                model: "wrong-model",
+                api_mode: "completions",
+                api_key: None,
+                max_top_logprobs: 20,
+            })
             .await
             .unwrap();
         let bad = start(
@@ -787,7 +813,15 @@ async fn rest_api_uploads_datasets_and_queues_follows_and_cancels_evaluations() 
         assert_eq!(created["evaluations"][0]["samples_total"], 6);
         // Never the API key: engines list only says whether one is set.
         db.store
-            .upsert_engine(&caplens_server::storage::evals::NewEngine { project_id: None, name: "keyed", base_url: "http://127.0.0.1:9", model: "m", api_mode: "chat", api_key: Some("sk-secret"), max_top_logprobs: 20 })
+            .upsert_engine(&caplens_server::storage::evals::NewEngine {
+                project_id: None,
+                name: "keyed",
+                base_url: "http://127.0.0.1:9",
+                model: "m",
+                api_mode: "chat",
+                api_key: Some("sk-secret"),
+                max_top_logprobs: 20,
+            })
             .await
             .unwrap();
         let (_, engines) = call(&app, "GET", "/api/v1/engines", None, "").await;

@@ -99,10 +99,21 @@ async fn readyz_checks_the_database_and_the_blob_store() {
         std::fs::remove_dir_all(&blobs).ok();
         std::fs::write(&blobs, b"not a directory").unwrap();
         let (status, body, _) = get(&app, "/readyz", None).await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{}: {body}", db.name);
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}: {body}",
+            db.name
+        );
         assert_eq!(json(&body)["status"], "not ready");
         assert_eq!(json(&body)["database"], "ok");
-        assert!(json(&body)["blobs"].as_str().unwrap().starts_with("unavailable"), "{body}");
+        assert!(
+            json(&body)["blobs"]
+                .as_str()
+                .unwrap()
+                .starts_with("unavailable"),
+            "{body}"
+        );
         // Liveness does not depend on it.
         let (status, _, _) = get(&app, "/healthz", None).await;
         assert_eq!(status, StatusCode::OK);
@@ -110,8 +121,19 @@ async fn readyz_checks_the_database_and_the_blob_store() {
         // A database that does not answer.
         db.store.pool.close().await;
         let (status, body, _) = get(&app, "/readyz", None).await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{}: {body}", db.name);
-        assert!(json(&body)["database"].as_str().unwrap().starts_with("unavailable"), "{body}");
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}: {body}",
+            db.name
+        );
+        assert!(
+            json(&body)["database"]
+                .as_str()
+                .unwrap()
+                .starts_with("unavailable"),
+            "{body}"
+        );
         std::fs::remove_file(&blobs).unwrap();
         db.cleanup().await;
     }
@@ -284,7 +306,10 @@ async fn untrusted_text_is_escaped_in_pages() {
         let mut tx = db.store.begin_bulk().await.unwrap();
         let evil = r#"<script>alert("x")</script><img src=x onerror=alert(1)>"#;
         let project = tx.project_id("default").await.unwrap().unwrap();
-        let e = tx.insert_experiment("evil", evil, evil, false, project).await.unwrap();
+        let e = tx
+            .insert_experiment("evil", evil, evil, false, project)
+            .await
+            .unwrap();
         assert!(e > 0);
         tx.commit().await.unwrap();
         for uri in ["/experiments", "/experiments/evil"] {

@@ -424,7 +424,8 @@ async fn multipart_uploads_take_several_files_and_json_metadata() {
             ("two.jsonl.gz", &fixture[cut..]),
         ] {
             let bytes = if name.ends_with(".gz") {
-                let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
                 enc.write_all(part.as_bytes()).unwrap();
                 enc.finish().unwrap()
             } else {
@@ -659,7 +660,10 @@ async fn the_openapi_document_lists_every_api_route() {
             .get(path)
             .and_then(|ops| ops.get(method.as_str().to_lowercase()))
             .is_some();
-        assert!(documented, "{method} {path} is routed but not in openapi.json");
+        assert!(
+            documented,
+            "{method} {path} is routed but not in openapi.json"
+        );
         routes += 1;
     }
     assert!(routes >= 14, "found {routes} routes");
@@ -719,7 +723,12 @@ async fn every_format_fixture_imports_over_rest() {
                 _ => None,
             };
             if let Some(same_run) = same_run {
-                assert_eq!(report.status, ImportStatus::Duplicate, "{} {path}: {report:?}", db.name);
+                assert_eq!(
+                    report.status,
+                    ImportStatus::Duplicate,
+                    "{} {path}: {report:?}",
+                    db.name
+                );
                 let message = report.message.unwrap_or_default();
                 assert!(message.starts_with("already imported as run"), "{message}");
                 assert!(message.contains(same_run), "{message}");
@@ -905,13 +914,21 @@ async fn raw_sampler_output_is_graded_and_keeps_prompts_and_tags() {
         let report = run_import(
             &db.store,
             &caplens_server::ingest::pipeline::new_import_id(),
-            vec![ImportFile { input, sha256: None }],
+            vec![ImportFile {
+                input,
+                sha256: None,
+            }],
             ImportParams::default(),
             progress,
             None,
         )
         .await;
-        assert_eq!(report.status.as_str(), "completed", "{}: {report:?}", db.name);
+        assert_eq!(
+            report.status.as_str(),
+            "completed",
+            "{}: {report:?}",
+            db.name
+        );
         assert_eq!(report.rows_stored, 5, "{}", db.name);
         let graded: Vec<(String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
             "SELECT p.problem_key, ro.correct, ro.file_correct, ro.caplens_verdict
@@ -924,8 +941,7 @@ async fn raw_sampler_output_is_graded_and_keeps_prompts_and_tags() {
         let correct: Vec<(String, i64)> = graded.iter().map(|g| (g.0.clone(), g.1)).collect();
         assert_eq!(
             correct,
-            [("1", 1), ("1", 1), ("1", 0), ("1", 0), ("2", 1)]
-                .map(|(k, c)| (k.to_owned(), c)),
+            [("1", 1), ("1", 1), ("1", 0), ("1", 0), ("2", 1)].map(|(k, c)| (k.to_owned(), c)),
             "{}",
             db.name
         );
@@ -945,7 +961,11 @@ async fn raw_sampler_output_is_graded_and_keeps_prompts_and_tags() {
             .fetch_one(&db.store.pool)
             .await
             .unwrap();
-        assert_eq!(label, "raw-7b.jsonl", "{}: the file name, not its path", db.name);
+        assert_eq!(
+            label, "raw-7b.jsonl",
+            "{}: the file name, not its path",
+            db.name
+        );
         db.cleanup().await;
     }
 }

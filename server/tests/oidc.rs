@@ -77,7 +77,10 @@ fn caplens(port: u16, issuer: &str, extra: &[&str], data: &Path) -> Killed {
     args.extend(extra.iter().map(|s| s.to_string()));
     // A replica behind a load balancer is reached at another replica's public URL.
     if !extra.contains(&"--public-url") {
-        args.extend(["--public-url".to_owned(), format!("http://127.0.0.1:{port}")]);
+        args.extend([
+            "--public-url".to_owned(),
+            format!("http://127.0.0.1:{port}"),
+        ]);
     }
     let child = Command::new(env!("CARGO_BIN_EXE_caplens"))
         .args(&args)
@@ -251,7 +254,10 @@ fn a_flood_of_started_sign_ins_and_a_callback_on_another_replica() {
         .build()
         .into();
     for _ in 0..10_000 {
-        let res = agent.get(&format!("{public}/auth/oidc/start")).call().unwrap();
+        let res = agent
+            .get(&format!("{public}/auth/oidc/start"))
+            .call()
+            .unwrap();
         assert_eq!(res.status().as_u16(), 303);
     }
     // Alice starts on A; the provider sends her back; B takes the callback.
@@ -265,7 +271,11 @@ fn a_flood_of_started_sign_ins_and_a_callback_on_another_replica() {
         .call()
         .unwrap();
     assert_eq!(res.status().as_u16(), 303);
-    assert_eq!(res.headers().get("location").unwrap(), "/", "B finished the sign-in A started");
+    assert_eq!(
+        res.headers().get("location").unwrap(),
+        "/",
+        "B finished the sign-in A started"
+    );
     let session = res
         .headers()
         .get_all("set-cookie")
@@ -274,5 +284,9 @@ fn a_flood_of_started_sign_ins_and_a_callback_on_another_replica() {
         .find(|c| c.starts_with("caplens_session=") && !c.starts_with("caplens_session=;"))
         .map(|c| c.split(';').next().unwrap().to_owned())
         .expect("a session from replica B");
-    assert_eq!(get(port_a, "/admin/users", &session).0, 200, "the session works on A too");
+    assert_eq!(
+        get(port_a, "/admin/users", &session).0,
+        200,
+        "the session works on A too"
+    );
 }

@@ -160,7 +160,10 @@ async fn an_inspect_log_without_scorer_is_graded_by_caplens() {
     );
     assert_eq!(run.pass_at_1, Some(2.0 / 3.0), "{run:?}");
     assert_eq!(
-        (report.verdicts.graded_by_file, report.verdicts.graded_by_caplens),
+        (
+            report.verdicts.graded_by_file,
+            report.verdicts.graded_by_caplens
+        ),
         (0, 3),
         "{:?}",
         report.verdicts
@@ -219,9 +222,22 @@ async fn one_inspect_run_as_eval_and_as_json_is_imported_once() {
             params("twice", false),
         )
         .await;
-        assert_eq!(first.status, ImportStatus::Completed, "{}: {:?}", db.name, first.message);
+        assert_eq!(
+            first.status,
+            ImportStatus::Completed,
+            "{}: {:?}",
+            db.name,
+            first.message
+        );
         let run = first.runs[0].id;
-        assert_eq!(first.runs[0].source.run_identity.as_deref().map(|s| s.starts_with("inspect:")), Some(true));
+        assert_eq!(
+            first.runs[0]
+                .source
+                .run_identity
+                .as_deref()
+                .map(|s| s.starts_with("inspect:")),
+            Some(true)
+        );
         let second = import(
             &db,
             &inspect_log("arith_match_epochs3.json"),
@@ -229,10 +245,18 @@ async fn one_inspect_run_as_eval_and_as_json_is_imported_once() {
             params("twice", false),
         )
         .await;
-        assert_eq!(second.status, ImportStatus::Duplicate, "{}: {:?}", db.name, second.message);
+        assert_eq!(
+            second.status,
+            ImportStatus::Duplicate,
+            "{}: {:?}",
+            db.name,
+            second.message
+        );
         let message = second.message.unwrap_or_default();
         assert!(
-            message.starts_with(&format!("already imported as run {run} (\"arith_match_epochs3.eval\")")),
+            message.starts_with(&format!(
+                "already imported as run {run} (\"arith_match_epochs3.eval\")"
+            )),
             "{message}"
         );
         assert!(message.contains("inspect_ai"), "{message}");
@@ -246,7 +270,9 @@ async fn one_inspect_run_as_eval_and_as_json_is_imported_once() {
 }
 
 fn real(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/real").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/real")
+        .join(path)
 }
 
 /// The one file in `dir` whose name starts with `prefix`.
@@ -294,14 +320,30 @@ async fn lm_eval_logs_import_with_the_scores_lm_eval_stored() {
                 &db,
                 &samples,
                 &name,
-                ImportParams { model: Some("smol".into()), ..params(task, false) },
+                ImportParams {
+                    model: Some("smol".into()),
+                    ..params(task, false)
+                },
             )
             .await;
-            assert_eq!(report.status, ImportStatus::Completed, "{} {task}: {:?}", db.name, report.message);
+            assert_eq!(
+                report.status,
+                ImportStatus::Completed,
+                "{} {task}: {:?}",
+                db.name,
+                report.message
+            );
             assert_eq!(report.files[0].format.as_deref(), Some("lm-eval"));
             let run = &report.runs[0];
-            assert_eq!((run.problems, run.rollouts), (docs, docs * repeats), "{task}");
-            assert_eq!(report.verdicts.graded_by_file, docs, "{task}: one lm-eval verdict per document");
+            assert_eq!(
+                (run.problems, run.rollouts),
+                (docs, docs * repeats),
+                "{task}"
+            );
+            assert_eq!(
+                report.verdicts.graded_by_file, docs,
+                "{task}: one lm-eval verdict per document"
+            );
             assert_eq!(report.verdicts.graded_by_caplens, docs * repeats, "{task}");
             let (mean_file,): (f64,) = sqlx::query_as(
                 "SELECT AVG(CAST(file_correct AS DOUBLE PRECISION)) FROM rollouts
@@ -311,7 +353,10 @@ async fn lm_eval_logs_import_with_the_scores_lm_eval_stored() {
             .fetch_one(&db.store.pool)
             .await
             .unwrap();
-            assert!((mean_file - stored).abs() < 1e-9, "{task}: lm-eval stored {stored}, caplens kept {mean_file}");
+            assert!(
+                (mean_file - stored).abs() < 1e-9,
+                "{task}: lm-eval stored {stored}, caplens kept {mean_file}"
+            );
             if task == "caplens_tiny_gsm" {
                 // Every rollout strict-match finds right is right for caplens' verifier.
                 for line in std::fs::read_to_string(&samples).unwrap().lines() {
@@ -321,7 +366,8 @@ async fn lm_eval_logs_import_with_the_scores_lm_eval_stored() {
                     }
                     let target = strict_match(v["target"].as_str().unwrap()).unwrap();
                     for (i, resp) in v["resps"][0].as_array().unwrap().iter().enumerate() {
-                        if strict_match(resp.as_str().unwrap()).as_deref() == Some(target.as_str()) {
+                        if strict_match(resp.as_str().unwrap()).as_deref() == Some(target.as_str())
+                        {
                             let (verdict,): (Option<i64>,) = sqlx::query_as(
                                 "SELECT ro.caplens_verdict FROM rollouts ro JOIN problems p ON p.id = ro.problem_id
                                  WHERE ro.run_id = $1 AND p.problem_key = $2 AND ro.sample_index = $3",
@@ -344,12 +390,18 @@ async fn lm_eval_logs_import_with_the_scores_lm_eval_stored() {
             &db,
             &mc,
             &name,
-            ImportParams { model: Some("smol".into()), ..params("mc", false) },
+            ImportParams {
+                model: Some("smol".into()),
+                ..params("mc", false)
+            },
         )
         .await;
         assert_eq!(report.status, ImportStatus::Failed, "{report:?}");
         let message = report.message.unwrap_or_default();
-        assert!(message.starts_with(&format!("{name}:1: field \"resps\"")), "{message}");
+        assert!(
+            message.starts_with(&format!("{name}:1: field \"resps\"")),
+            "{message}"
+        );
         db.cleanup().await;
     }
 }
@@ -366,17 +418,32 @@ async fn inspect_logs_from_the_engine_import_with_inspects_accuracy_and_tokens()
             .map(|e| e.unwrap().path())
             .find(|p| p.extension().is_some_and(|e| e == ext))
             .unwrap();
-        let report = import(&db, &path, "upload", params(&format!("engine-{ext}"), false)).await;
-        assert_eq!(report.status, ImportStatus::Completed, "{ext}: {:?}", report.message);
+        let report = import(
+            &db,
+            &path,
+            "upload",
+            params(&format!("engine-{ext}"), false),
+        )
+        .await;
+        assert_eq!(
+            report.status,
+            ImportStatus::Completed,
+            "{ext}: {:?}",
+            report.message
+        );
         let run = &report.runs[0];
         assert_eq!((run.problems, run.rollouts), (3, 6), "{ext}");
         let expected = inspect_accuracy(&path);
-        assert!((run.pass_at_1.unwrap() - expected).abs() < 1e-9, "{ext}: {run:?} vs {expected}");
-        let (traced,): (i64,) = sqlx::query_as("SELECT COUNT(trace_key) FROM rollouts WHERE run_id = $1")
-            .bind(run.id)
-            .fetch_one(&db.store.pool)
-            .await
-            .unwrap();
+        assert!(
+            (run.pass_at_1.unwrap() - expected).abs() < 1e-9,
+            "{ext}: {run:?} vs {expected}"
+        );
+        let (traced,): (i64,) =
+            sqlx::query_as("SELECT COUNT(trace_key) FROM rollouts WHERE run_id = $1")
+                .bind(run.id)
+                .fetch_one(&db.store.pool)
+                .await
+                .unwrap();
         assert_eq!(traced, 6, "{ext}: every rollout keeps its token logprobs");
         db.cleanup().await;
     }

@@ -51,7 +51,12 @@ impl Deployment {
         let mut child = cmd.spawn().unwrap();
         if let Some(input) = stdin {
             use std::io::Write;
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         let out = child.wait_with_output().unwrap();
         assert!(
@@ -101,7 +106,10 @@ impl Replica {
     fn wait_ready(&self, name: &str) {
         let deadline = Instant::now() + Duration::from_secs(90);
         while ureq::get(&self.url("/readyz")).call().is_err() {
-            assert!(Instant::now() < deadline, "replica {name} did not become ready");
+            assert!(
+                Instant::now() < deadline,
+                "replica {name} did not become ready"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -111,13 +119,19 @@ impl Replica {
     }
 
     fn get(&self, path: &str, auth: &Auth) -> (u16, String) {
-        let mut req = ureq::get(&self.url(path)).config().http_status_as_error(false).build();
+        let mut req = ureq::get(&self.url(path))
+            .config()
+            .http_status_as_error(false)
+            .build();
         req = match auth {
             Auth::Token(t) => req.header("Authorization", &format!("Bearer {t}")),
             Auth::Cookie(c) => req.header("Cookie", c),
         };
         let mut res = req.call().unwrap();
-        (res.status().as_u16(), res.body_mut().read_to_string().unwrap_or_default())
+        (
+            res.status().as_u16(),
+            res.body_mut().read_to_string().unwrap_or_default(),
+        )
     }
 
     fn post(&self, path: &str, token: &str, content_type: &str, body: &[u8]) -> (u16, String) {
@@ -129,13 +143,20 @@ impl Replica {
             .header("Content-Type", content_type)
             .send(body)
             .unwrap();
-        (res.status().as_u16(), res.body_mut().read_to_string().unwrap_or_default())
+        (
+            res.status().as_u16(),
+            res.body_mut().read_to_string().unwrap_or_default(),
+        )
     }
 
     /// Starts an evaluation; returns its id.
     fn start_eval(&self, token: &str, request: serde_json::Value) -> i64 {
-        let (status, body) =
-            self.post("/api/v1/evals", token, "application/json", request.to_string().as_bytes());
+        let (status, body) = self.post(
+            "/api/v1/evals",
+            token,
+            "application/json",
+            request.to_string().as_bytes(),
+        );
         assert_eq!(status, 202, "{body}");
         serde_json::from_str::<serde_json::Value>(&body).unwrap()["evaluations"][0]["id"]
             .as_i64()
@@ -191,9 +212,14 @@ enum Auth {
 
 /// `caplens serve` from `cmd` on `port`, without a worker; its stderr lines kept.
 fn spawn_replica(mut cmd: Command, port: u16) -> Replica {
-    cmd.args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--no-worker"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "serve",
+        "--addr",
+        &format!("127.0.0.1:{port}"),
+        "--no-worker",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start caplens serve");
     let (tx, lines) = std::sync::mpsc::channel();
     let stderr = child.stderr.take().unwrap();
@@ -281,7 +307,10 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
         eprintln!("CAPLENS_TEST_POSTGRES_URL is not set: the replica test needs PostgreSQL");
         return;
     };
-    let blob_url = format!("{s3}/replicas-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let blob_url = format!(
+        "{s3}/replicas-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let d = Deployment {
         db_url: db.database_url().unwrap(),
         blob_url: blob_url.clone(),
@@ -303,14 +332,31 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
     assert!(builtin >= 1, "the built-in dataset is seeded");
 
     // Team mode: an admin and a token, made through the CLI on the shared database.
-    d.run(&["user", "create", "alice", "--admin"], Some(&format!("{PASSWORD}\n")));
+    d.run(
+        &["user", "create", "alice", "--admin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
     let token = d
-        .run(&["token", "create", "ci", "--user", "alice", "--project", "default"], None)
+        .run(
+            &[
+                "token",
+                "create",
+                "ci",
+                "--user",
+                "alice",
+                "--project",
+                "default",
+            ],
+            None,
+        )
         .trim()
         .to_owned();
     let tok = Auth::Token(token.clone());
     let (status, _) = b.get("/api/v1/experiments", &Auth::Cookie("nothing=here".into()));
-    assert_eq!(status, 401, "team mode on every replica once an account exists");
+    assert_eq!(
+        status, 401,
+        "team mode on every replica once an account exists"
+    );
 
     // An import through A, browsed through B.
     let id = a.upload(&token, "shared", &rollouts_with_tokens(4));
@@ -337,7 +383,10 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
         .build()
         .header("Origin", &a.url(""))
         .header("Content-Type", "application/x-www-form-urlencoded")
-        .send(format!("name=alice&password={}&next=%2F", PASSWORD.replace(' ', "+")))
+        .send(format!(
+            "name=alice&password={}&next=%2F",
+            PASSWORD.replace(' ', "+")
+        ))
         .unwrap();
     assert_eq!(res.status().as_u16(), 303);
     let cookie = res.headers()["set-cookie"]
@@ -410,7 +459,10 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
     let kept = format!("{}/request.json", BlobStore::upload_prefix(&killed));
     let deadline = Instant::now() + Duration::from_secs(60);
     while bucket.get(&kept).await.unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the upload was not kept in the bucket");
+        assert!(
+            Instant::now() < deadline,
+            "the upload was not kept in the bucket"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut a = a;
@@ -419,13 +471,30 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
     let (status, _) = b.get("/api/v1/experiments/killed", &tok);
     assert_eq!(status, 404, "nothing of the killed import is visible");
     let swept = d.run(&["blobs", "sweep", "--grace-secs", "0"], None);
-    assert!(swept.starts_with("1 import(s) marked interrupted"), "{swept}");
+    assert!(
+        swept.starts_with("1 import(s) marked interrupted"),
+        "{swept}"
+    );
     let report = b.json(&format!("/api/v1/imports/{killed}"), &tok);
     assert_eq!(report["status"], "failed");
-    assert!(report["message"].as_str().unwrap().starts_with("interrupted"), "{report}");
-    let left: Vec<String> = bucket.list("").await.unwrap().into_iter().map(|b| b.key).collect();
     assert!(
-        !left.iter().any(|k| k.starts_with(&BlobStore::import_traces_prefix(&killed))),
+        report["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted"),
+        "{report}"
+    );
+    let left: Vec<String> = bucket
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.key)
+        .collect();
+    assert!(
+        !left
+            .iter()
+            .any(|k| k.starts_with(&BlobStore::import_traces_prefix(&killed))),
         "orphan packs of the killed import: {left:?}"
     );
     assert!(
@@ -433,13 +502,22 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
             .all(|k| k.starts_with("traces/") || k.starts_with(&BlobStore::upload_prefix(&killed))),
         "only committed packs and the kept upload remain: {left:?}"
     );
-    let (status, body) = b.post(&format!("/api/v1/imports/{killed}/retry"), &token, "application/json", b"");
+    let (status, body) = b.post(
+        &format!("/api/v1/imports/{killed}/retry"),
+        &token,
+        "application/json",
+        b"",
+    );
     assert_eq!(status, 202, "{body}");
     let report = wait_import(&b, &killed, &tok);
     assert_eq!(report["status"], "completed", "{report}");
     assert_eq!(report["rows_stored"], 2 * 8 * 64);
     assert!(
-        bucket.list(&BlobStore::upload_prefix(&killed)).await.unwrap().is_empty(),
+        bucket
+            .list(&BlobStore::upload_prefix(&killed))
+            .await
+            .unwrap()
+            .is_empty(),
         "the kept upload is removed once imported"
     );
     drop(b);
@@ -463,7 +541,11 @@ async fn a_graceful_stop_ends_streams_and_releases_its_imports() {
         cmd
     };
     let out = caplens().args(["token", "create", "ci"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let mut cmd = caplens();
     cmd.env("CAPLENS_TEST_HOLD_IMPORT", "1");
@@ -507,9 +589,14 @@ async fn a_graceful_stop_ends_streams_and_releases_its_imports() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "{exit:?}");
-    assert!(stream.join().unwrap() >= 1, "the event stream was open, then ended");
+    assert!(
+        stream.join().unwrap() >= 1,
+        "the event stream was open, then ended"
+    );
     let db = caplens_server::config::DatabaseConfig::resolve(None, &data).unwrap();
-    let store = caplens_server::storage::Store::open(&db, &data).await.unwrap();
+    let store = caplens_server::storage::Store::open(&db, &data)
+        .await
+        .unwrap();
     let (status, message): (String, Option<String>) =
         sqlx::query_as("SELECT status, message FROM imports WHERE id = $1")
             .bind(&id)
@@ -517,12 +604,23 @@ async fn a_graceful_stop_ends_streams_and_releases_its_imports() {
             .await
             .unwrap();
     assert_eq!(status, "failed");
-    assert!(message.unwrap().starts_with("interrupted"), "released as interrupted at the stop");
     assert!(
-        store.blobs.get(&format!("{}/request.json", BlobStore::upload_prefix(&id))).await.unwrap().is_some(),
+        message.unwrap().starts_with("interrupted"),
+        "released as interrupted at the stop"
+    );
+    assert!(
+        store
+            .blobs
+            .get(&format!("{}/request.json", BlobStore::upload_prefix(&id)))
+            .await
+            .unwrap()
+            .is_some(),
         "the upload is kept for a retry"
     );
-    let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs").fetch_one(&store.pool).await.unwrap();
+    let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
     assert_eq!(runs, 0, "nothing of the stopped import was committed");
     store.close().await;
 }

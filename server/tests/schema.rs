@@ -94,7 +94,11 @@ async fn sqlite_facts(db: &TestDb) -> Facts {
             facts.insert(format!(
                 "column {t}.{name} {} {} default {}",
                 affinity(&declared),
-                if not_null != 0 || pk_pos > 0 { "NOT NULL" } else { "NULL" },
+                if not_null != 0 || pk_pos > 0 {
+                    "NOT NULL"
+                } else {
+                    "NULL"
+                },
                 default_text(default)
             ));
         }
@@ -252,11 +256,15 @@ async fn sqlite_and_postgres_migrations_describe_the_same_schema() {
     assert!(
         lite.iter().filter(|f| f.starts_with("table ")).count() >= 20
             && lite.contains("unique index rollouts(run_id,problem_id,sample_index)")
-            && lite.iter().any(|f| f.starts_with("foreign key rollouts.run_id -> runs.id")),
+            && lite
+                .iter()
+                .any(|f| f.starts_with("foreign key rollouts.run_id -> runs.id")),
         "the SQLite description misses what the schema is known to have: {lite:#?}"
     );
     let Some(pg) = TestDb::postgres().await else {
-        eprintln!("note: CAPLENS_TEST_POSTGRES_URL not set; the PostgreSQL schema was not compared");
+        eprintln!(
+            "note: CAPLENS_TEST_POSTGRES_URL not set; the PostgreSQL schema was not compared"
+        );
         return;
     };
     let post = postgres_facts(&pg).await;
@@ -269,16 +277,30 @@ async fn sqlite_and_postgres_migrations_describe_the_same_schema() {
         "foreign key rollouts.problem_id -> problems.id on delete CASCADE",
     ];
     for fact in intended {
-        assert!(lite.contains(fact) && !post.contains(fact), "{fact}: the intended difference changed");
+        assert!(
+            lite.contains(fact) && !post.contains(fact),
+            "{fact}: the intended difference changed"
+        );
     }
-    let lite: Facts = lite.into_iter().filter(|f| !intended.contains(&f.as_str())).collect();
+    let lite: Facts = lite
+        .into_iter()
+        .filter(|f| !intended.contains(&f.as_str()))
+        .collect();
     let only_sqlite: Vec<&String> = lite.difference(&post).collect();
     let only_postgres: Vec<&String> = post.difference(&lite).collect();
     assert!(
         only_sqlite.is_empty() && only_postgres.is_empty(),
         "the migrations disagree.\nonly in SQLite:\n  {}\nonly in PostgreSQL:\n  {}",
-        only_sqlite.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n  "),
-        only_postgres.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n  ")
+        only_sqlite
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n  "),
+        only_postgres
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n  ")
     );
     pg.cleanup().await;
 }

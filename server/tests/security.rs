@@ -870,20 +870,39 @@ async fn local_mode_refuses_a_forged_host() {
         assert_eq!(res.status(), StatusCode::MISDIRECTED_REQUEST, "{host}");
         let res = app
             .clone()
-            .oneshot(Request::get("/api/v1/experiments").header(header::HOST, host).body(Body::empty()).unwrap())
+            .oneshot(
+                Request::get("/api/v1/experiments")
+                    .header(header::HOST, host)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
-        assert_eq!(res.status(), StatusCode::MISDIRECTED_REQUEST, "{host}: reads too");
+        assert_eq!(
+            res.status(),
+            StatusCode::MISDIRECTED_REQUEST,
+            "{host}: reads too"
+        );
     }
     assert_eq!(tokens().await, 0, "a token was minted for a forged Host");
     // The same request from the machine's own name mints one: the attack above was real.
     let res = app.clone().oneshot(mint("localhost:3000")).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(tokens().await, 1);
-    for host in ["localhost:3000", "127.0.0.1:3000", "[::1]:3000", "localhost"] {
+    for host in [
+        "localhost:3000",
+        "127.0.0.1:3000",
+        "[::1]:3000",
+        "localhost",
+    ] {
         let res = app
             .clone()
-            .oneshot(Request::get("/api/v1/experiments").header(header::HOST, host).body(Body::empty()).unwrap())
+            .oneshot(
+                Request::get("/api/v1/experiments")
+                    .header(header::HOST, host)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{host}");

@@ -24,7 +24,9 @@ fn demo_sizes(config: &DemoConfig) -> (usize, usize, usize) {
     let checkpoints = caplens_server::demo::generate::CHECKPOINT_STEPS.len();
     (
         3 + checkpoints,
-        config.problems * (3 * config.samples_per_problem + checkpoints as u32 * config.checkpoint_samples) as usize,
+        config.problems
+            * (3 * config.samples_per_problem + checkpoints as u32 * config.checkpoint_samples)
+                as usize,
         3 + checkpoints,
     )
 }
@@ -60,17 +62,22 @@ async fn replicas_starting_together_migrate_and_seed_once() {
                 Err(e) => panic!("{}: a replica failed to start: {e}", db.name),
             }
         }
-        assert_eq!(loaded, 1, "{}: the demo is loaded by exactly one replica", db.name);
+        assert_eq!(
+            loaded, 1,
+            "{}: the demo is loaded by exactly one replica",
+            db.name
+        );
         let (runs, _, _) = demo_sizes(&small_demo());
         let stored_runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs")
             .fetch_one(&db.store.pool)
             .await
             .unwrap();
         assert_eq!(stored_runs as usize, runs, "{}", db.name);
-        let builtin: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM datasets WHERE source = 'builtin'")
-            .fetch_one(&db.store.pool)
-            .await
-            .unwrap();
+        let builtin: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM datasets WHERE source = 'builtin'")
+                .fetch_one(&db.store.pool)
+                .await
+                .unwrap();
         assert_eq!(builtin, 1, "{}", db.name);
         db.cleanup().await;
     }
@@ -95,12 +102,25 @@ async fn demo_loads_with_lineage_and_matching_pass_at_1() {
         let loaded = demo::load_demo(&db.store, &config).await.unwrap();
         let data = generate_demo(&config);
         let dynamics = data.dynamics.as_ref().unwrap();
-        assert_eq!(loaded.rollouts, data.rollouts.len() + dynamics.rollouts.len());
-        assert_eq!(loaded.experiments, [data.experiment.slug.as_str(), dynamics.experiment.slug.as_str()]);
+        assert_eq!(
+            loaded.rollouts,
+            data.rollouts.len() + dynamics.rollouts.len()
+        );
+        assert_eq!(
+            loaded.experiments,
+            [
+                data.experiment.slug.as_str(),
+                dynamics.experiment.slug.as_str()
+            ]
+        );
 
         let experiments = db.store.experiments().await.unwrap();
         assert_eq!(experiments.len(), 2, "{}", db.name);
-        assert_eq!(experiments[0].slug, loaded.slug, "{}: the main demo lists first", db.name);
+        assert_eq!(
+            experiments[0].slug, loaded.slug,
+            "{}: the main demo lists first",
+            db.name
+        );
         assert!(experiments.iter().all(|e| e.is_demo));
         assert_eq!(experiments[0].run_count, 3);
         assert_eq!(experiments[0].model_count, 3);
@@ -156,11 +176,31 @@ async fn demo_loads_with_lineage_and_matching_pass_at_1() {
         let models = db.store.models().await.unwrap();
         assert_eq!(models.len(), demo_sizes(&config).2);
         let sft = models.iter().find(|m| m.stage == "sft").unwrap();
-        assert!(models.iter().filter(|m| m.stage == "rl").all(|m| m.parent_id == Some(sft.id)), "{}", db.name);
-        let dynamics_detail = db.store.experiment(&dynamics.experiment.slug).await.unwrap().unwrap();
-        let steps: Vec<Option<i64>> = dynamics_detail.runs.iter().map(|r| r.training_step).collect();
+        assert!(
+            models
+                .iter()
+                .filter(|m| m.stage == "rl")
+                .all(|m| m.parent_id == Some(sft.id)),
+            "{}",
+            db.name
+        );
+        let dynamics_detail = db
+            .store
+            .experiment(&dynamics.experiment.slug)
+            .await
+            .unwrap()
+            .unwrap();
+        let steps: Vec<Option<i64>> = dynamics_detail
+            .runs
+            .iter()
+            .map(|r| r.training_step)
+            .collect();
         assert_eq!(steps.len(), 12);
-        assert!(steps.iter().all(Option::is_some), "{}: checkpoints carry their step", db.name);
+        assert!(
+            steps.iter().all(Option::is_some),
+            "{}: checkpoints carry their step",
+            db.name
+        );
 
         let datasets = db.store.datasets().await.unwrap();
         assert_eq!(datasets[0].problem_count, config.problems as i64);
@@ -183,7 +223,12 @@ async fn demo_reset_replaces_without_duplicating() {
             db.name
         );
         let (runs, rollouts, models) = demo_sizes(&config);
-        assert_eq!(db.store.models().await.unwrap().len(), models, "{}", db.name);
+        assert_eq!(
+            db.store.models().await.unwrap().len(),
+            models,
+            "{}",
+            db.name
+        );
         assert_eq!(db.store.runs().await.unwrap().len(), runs, "{}", db.name);
         let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollouts")
             .fetch_one(&db.store.pool)
@@ -304,13 +349,28 @@ async fn demo_reset_explains_when_demo_models_are_used_elsewhere() {
 async fn existing_databases_give_each_project_its_own_rows() {
     use sqlx::migrate::Migrator;
     for db in TestDb::all_unmigrated().await {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(if db.name == "sqlite" { "../migrations/sqlite" } else { "../migrations/postgres" });
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(if db.name == "sqlite" {
+            "../migrations/sqlite"
+        } else {
+            "../migrations/postgres"
+        });
         let mut before = Migrator::new(dir.as_path()).await.unwrap();
-        before.migrations = before.migrations.iter().filter(|m| m.version < 10).cloned().collect::<Vec<_>>().into();
+        before.migrations = before
+            .migrations
+            .iter()
+            .filter(|m| m.version < 10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
         before.run(&db.store.pool).await.unwrap();
         let pool = &db.store.pool;
         let exec = |sql: &'static str| async move { sqlx::query(sql).execute(pool).await.unwrap() };
-        let one = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap() };
+        let one = |sql: &'static str| async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        };
         exec("INSERT INTO projects (slug, name, created_at) VALUES ('p1', 'P1', 'x'), ('p2', 'P2', 'x')").await;
         let p1 = one("SELECT id FROM projects WHERE slug = 'p1'").await;
         let p2 = one("SELECT id FROM projects WHERE slug = 'p2'").await;
@@ -350,7 +410,12 @@ async fn existing_databases_give_each_project_its_own_rows() {
         db.store.migrate().await.unwrap();
 
         // aime: one per project; the built-in dataset: still one, shared.
-        assert_eq!(one("SELECT COUNT(*) FROM datasets WHERE name = 'aime'").await, 2, "{}", db.name);
+        assert_eq!(
+            one("SELECT COUNT(*) FROM datasets WHERE name = 'aime'").await,
+            2,
+            "{}",
+            db.name
+        );
         assert_eq!(one("SELECT COUNT(*) FROM datasets WHERE name = 'arith-calibrated' AND project_id IS NULL").await, 1, "{}", db.name);
         // Every run reads its own project's dataset, problems and models.
         let crossing = one(
@@ -358,19 +423,31 @@ async fn existing_databases_give_each_project_its_own_rows() {
              WHERE (d.project_id IS NOT NULL AND d.project_id <> r.project_id) OR m.project_id <> r.project_id",
         )
         .await;
-        assert_eq!(crossing, 0, "{}: a run reads another project's dataset or model", db.name);
+        assert_eq!(
+            crossing, 0,
+            "{}: a run reads another project's dataset or model",
+            db.name
+        );
         let crossing = one(
             "SELECT COUNT(*) FROM rollouts o JOIN runs r ON r.id = o.run_id JOIN problems p ON p.id = o.problem_id
              JOIN datasets d ON d.id = p.dataset_id WHERE d.project_id IS NOT NULL AND d.project_id <> r.project_id",
         )
         .await;
-        assert_eq!(crossing, 0, "{}: a rollout reads another project's problem", db.name);
+        assert_eq!(
+            crossing, 0,
+            "{}: a rollout reads another project's problem",
+            db.name
+        );
         let crossing = one(
             "SELECT COUNT(*) FROM verdict_overrides o JOIN experiments e ON e.id = o.experiment_id JOIN problems p ON p.id = o.problem_id
              JOIN datasets d ON d.id = p.dataset_id WHERE d.project_id <> e.project_id",
         )
         .await;
-        assert_eq!(crossing, 0, "{}: an override points at another project's problem", db.name);
+        assert_eq!(
+            crossing, 0,
+            "{}: an override points at another project's problem",
+            db.name
+        );
         // Lineages stay whole within each project.
         for p in [p1, p2] {
             let parents: i64 = sqlx::query_scalar(
@@ -383,8 +460,18 @@ async fn existing_databases_give_each_project_its_own_rows() {
             .unwrap();
             assert_eq!(parents, 1, "{}: project {p}'s rl lost its parent", db.name);
         }
-        assert_eq!(one("SELECT COUNT(*) FROM rollouts").await, rollouts_before, "{}: rollouts lost", db.name);
-        assert_eq!(one("SELECT COUNT(*) FROM problems WHERE prompt = 'secret'").await, 2, "{}", db.name);
+        assert_eq!(
+            one("SELECT COUNT(*) FROM rollouts").await,
+            rollouts_before,
+            "{}: rollouts lost",
+            db.name
+        );
+        assert_eq!(
+            one("SELECT COUNT(*) FROM problems WHERE prompt = 'secret'").await,
+            2,
+            "{}",
+            db.name
+        );
         db.cleanup().await;
     }
 }

@@ -305,7 +305,11 @@ async fn demo_stores_traces_means_and_token_stats() {
         let (plain_id, _) = rollouts.iter().find(|(_, t)| !*t).unwrap();
         let plain = db.store.rollout_trace(*plain_id).await.unwrap().unwrap();
         assert_eq!(
-            (plain.trace, plain.trace_error, plain.rollout.row.mean_entropy),
+            (
+                plain.trace,
+                plain.trace_error,
+                plain.rollout.row.mean_entropy
+            ),
             (None, None, None)
         );
         assert!(db.store.rollout_trace(-5).await.unwrap().is_none());

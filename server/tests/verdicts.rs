@@ -111,7 +111,9 @@ fn mean_pass(counts: &[(u64, u64)], k: u64, caplens: bool) -> f64 {
 
 fn passk_at(doc: &str, k: u64) -> f64 {
     let v: serde_json::Value = serde_json::from_str(doc).unwrap();
-    let points = v["models"][0]["points"].as_array().unwrap_or_else(|| panic!("{doc}"));
+    let points = v["models"][0]["points"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{doc}"));
     points
         .iter()
         .find(|p| p["k"] == k)
@@ -127,10 +129,20 @@ async fn both_verdicts_are_kept_and_every_view_can_count_either() {
         let token = db.store.create_token("ci").await.unwrap().secret;
         let app = app(&db);
         let report = import(&app, &token, "experiment=v", body.clone()).await;
-        assert_eq!(report.status, ImportStatus::Completed, "{}: {report:?}", db.name);
+        assert_eq!(
+            report.status,
+            ImportStatus::Completed,
+            "{}: {report:?}",
+            db.name
+        );
         // The report says how every rollout was graded.
         let t = report.verdicts;
-        assert_eq!((t.graded_by_file, t.graded_by_caplens), (16, 16), "{}: {t:?}", db.name);
+        assert_eq!(
+            (t.graded_by_file, t.graded_by_caplens),
+            (16, 16),
+            "{}: {t:?}",
+            db.name
+        );
         assert_eq!((t.unverifiable, t.no_answer), (0, 1), "{t:?}");
         // p0: 4 agree; p1: 2 differ, 2 agree; p2: 2 differ, 2 agree; p3: 4 agree.
         assert_eq!((t.agree, t.disagree), (12, 4), "{t:?}");
@@ -138,32 +150,67 @@ async fn both_verdicts_are_kept_and_every_view_can_count_either() {
         assert_eq!(run.default_verdicts, VerdictSource::File);
         assert_eq!(run.pass_at_1_file, Some(mean_pass(&counts, 1, false)));
         assert_eq!(run.pass_at_1_caplens, Some(mean_pass(&counts, 1, true)));
-        assert_eq!(run.pass_at_1, run.pass_at_1_file, "the file's verdicts are the default");
+        assert_eq!(
+            run.pass_at_1, run.pass_at_1_file,
+            "the file's verdicts are the default"
+        );
 
         // The read API: default = the file's, and the switch.
         for k in [1u64, 2, 4] {
             let (s, doc) = get(&app, &format!("/api/v1/experiments/v/passk?k={k}")).await;
             assert_eq!(s, StatusCode::OK, "{doc}");
-            assert!((passk_at(&doc, k) - mean_pass(&counts, k, false)).abs() < 1e-12, "{doc}");
-            let (_, doc) = get(&app, &format!("/api/v1/experiments/v/passk?k={k}&verdicts=file")).await;
-            assert!((passk_at(&doc, k) - mean_pass(&counts, k, false)).abs() < 1e-12, "{doc}");
-            let (_, doc) =
-                get(&app, &format!("/api/v1/experiments/v/passk?k={k}&verdicts=caplens")).await;
-            assert!((passk_at(&doc, k) - mean_pass(&counts, k, true)).abs() < 1e-12, "{doc}");
+            assert!(
+                (passk_at(&doc, k) - mean_pass(&counts, k, false)).abs() < 1e-12,
+                "{doc}"
+            );
+            let (_, doc) = get(
+                &app,
+                &format!("/api/v1/experiments/v/passk?k={k}&verdicts=file"),
+            )
+            .await;
+            assert!(
+                (passk_at(&doc, k) - mean_pass(&counts, k, false)).abs() < 1e-12,
+                "{doc}"
+            );
+            let (_, doc) = get(
+                &app,
+                &format!("/api/v1/experiments/v/passk?k={k}&verdicts=caplens"),
+            )
+            .await;
+            assert!(
+                (passk_at(&doc, k) - mean_pass(&counts, k, true)).abs() < 1e-12,
+                "{doc}"
+            );
         }
         // Unsolvable at k = n: under the file's verdicts p1 and p3; under caplens' p2 and p3.
         let (_, doc) = get(&app, "/api/v1/experiments/v/unsolvable").await;
-        assert!(doc.contains("toy/p1") && doc.contains("toy/p3") && !doc.contains("toy/p2"), "{doc}");
+        assert!(
+            doc.contains("toy/p1") && doc.contains("toy/p3") && !doc.contains("toy/p2"),
+            "{doc}"
+        );
         let (_, doc) = get(&app, "/api/v1/experiments/v/unsolvable?verdicts=caplens").await;
-        assert!(doc.contains("toy/p2") && doc.contains("toy/p3") && !doc.contains("toy/p1"), "{doc}");
+        assert!(
+            doc.contains("toy/p2") && doc.contains("toy/p3") && !doc.contains("toy/p1"),
+            "{doc}"
+        );
         let (s, doc) = get(&app, "/api/v1/experiments/v/summary?verdicts=reviewed").await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{doc}");
         assert!(doc.contains("verdicts"), "{doc}");
 
         // The pages' views: the same numbers, and the facts behind the switch.
         let views = ViewService::new(db.store.clone());
-        for source in [None, Some(VerdictSource::File), Some(VerdictSource::Caplens)] {
-            let req = PasskRequest { runs: vec![], tag: None, band: false, verdicts: source, unreviewed: false };
+        for source in [
+            None,
+            Some(VerdictSource::File),
+            Some(VerdictSource::Caplens),
+        ] {
+            let req = PasskRequest {
+                runs: vec![],
+                tag: None,
+                band: false,
+                verdicts: source,
+                unreviewed: false,
+            };
             let v = views.passk("v", req).await.unwrap().unwrap();
             let caplens = source == Some(VerdictSource::Caplens);
             let shown = v.table.rows[0][1].clone();
@@ -175,22 +222,47 @@ async fn both_verdicts_are_kept_and_every_view_can_count_either() {
             );
             assert_eq!(v.frame.verdicts.selected, source);
             assert_eq!(v.frame.verdicts.runs_with_both, 1);
-            assert_eq!((v.frame.verdicts.disagreements, v.frame.verdicts.graded_by_both), (4, 16));
+            assert_eq!(
+                (
+                    v.frame.verdicts.disagreements,
+                    v.frame.verdicts.graded_by_both
+                ),
+                (4, 16)
+            );
             let u = views
-                .unsolvable("v", UnsolvableRequest { runs: vec![], k: None, region: vec![], verdicts: source, unreviewed: false })
+                .unsolvable(
+                    "v",
+                    UnsolvableRequest {
+                        runs: vec![],
+                        k: None,
+                        region: vec![],
+                        verdicts: source,
+                        unreviewed: false,
+                    },
+                )
                 .await
                 .unwrap()
                 .unwrap();
             assert_eq!(u.frame.verdicts.selected, source);
         }
-        let overview = views.overview("v", Some(VerdictSource::Caplens), false).await.unwrap().unwrap();
-        assert_eq!(overview.rows[0].pass_at_1, Some(mean_pass(&counts, 1, true)));
+        let overview = views
+            .overview("v", Some(VerdictSource::Caplens), false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            overview.rows[0].pass_at_1,
+            Some(mean_pass(&counts, 1, true))
+        );
 
         // The run row and the problem page carry both.
         let detail = db.store.experiment("v").await.unwrap().unwrap();
         let verdicts = &detail.runs[0].verdicts;
         assert_eq!(verdicts.tally.unwrap().disagree, 4);
-        assert_eq!(verdicts.pass_at_1_caplens, Some(mean_pass(&counts, 1, true)));
+        assert_eq!(
+            verdicts.pass_at_1_caplens,
+            Some(mean_pass(&counts, 1, true))
+        );
         let p1: i64 = sqlx::query_scalar("SELECT id FROM problems WHERE problem_key = 'p1'")
             .fetch_one(&db.store.pool)
             .await
@@ -198,7 +270,11 @@ async fn both_verdicts_are_kept_and_every_view_can_count_either() {
         let problem = db.store.problem_detail(p1, None).await.unwrap().unwrap();
         let r = &problem.runs[0];
         assert_eq!((r.c, r.c_file, r.c_caplens), (0, Some(0), Some(2)));
-        let page = db.store.problem_rollouts(p1, r.run_id, 1, 10, None, &[]).await.unwrap();
+        let page = db
+            .store
+            .problem_rollouts(p1, r.run_id, 1, 10, None, &[])
+            .await
+            .unwrap();
         let differ = page
             .items
             .iter()
@@ -207,12 +283,21 @@ async fn both_verdicts_are_kept_and_every_view_can_count_either() {
         assert_eq!(differ, 2);
 
         // Regrading makes caplens' verdicts the default; both are still kept.
-        let report = import(&app, &token, "experiment=v2&model=m-7b-regraded&regrade=true", body.clone()).await;
+        let report = import(
+            &app,
+            &token,
+            "experiment=v2&model=m-7b-regraded&regrade=true",
+            body.clone(),
+        )
+        .await;
         assert_eq!(report.status, ImportStatus::Completed, "{report:?}");
         assert_eq!(report.runs[0].default_verdicts, VerdictSource::Caplens);
         assert_eq!(report.runs[0].pass_at_1, Some(mean_pass(&counts, 1, true)));
         let (_, doc) = get(&app, "/api/v1/experiments/v2/passk?k=1&verdicts=file").await;
-        assert!((passk_at(&doc, 1) - mean_pass(&counts, 1, false)).abs() < 1e-12, "{doc}");
+        assert!(
+            (passk_at(&doc, 1) - mean_pass(&counts, 1, false)).abs() < 1e-12,
+            "{doc}"
+        );
         db.cleanup().await;
     }
 }
@@ -229,10 +314,21 @@ async fn skipping_every_row_is_a_failure_not_an_empty_run() {
             .collect::<Vec<_>>()
             .join("\n");
         let report = import(&app, &token, "experiment=e&skip_invalid=true", body).await;
-        assert_eq!(report.status, ImportStatus::Failed, "{}: {report:?}", db.name);
+        assert_eq!(
+            report.status,
+            ImportStatus::Failed,
+            "{}: {report:?}",
+            db.name
+        );
         let message = report.message.clone().unwrap_or_default();
-        assert!(message.contains("every record was rejected (3)"), "{message}");
-        assert!(message.contains("sample index 99999999 is above the limit"), "{message}");
+        assert!(
+            message.contains("every record was rejected (3)"),
+            "{message}"
+        );
+        assert!(
+            message.contains("sample index 99999999 is above the limit"),
+            "{message}"
+        );
         let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs")
             .fetch_one(&db.store.pool)
             .await

@@ -22,7 +22,9 @@ pub fn ChartView(
 ) -> impl IntoView {
     let legend = spec.legend();
     let hint = match &spec {
-        ChartSpec::Sets(_) => "Hover or focus a region for what it holds; click it to list its problems.",
+        ChartSpec::Sets(_) => {
+            "Hover or focus a region for what it holds; click it to list its problems."
+        }
         _ => "Hover or focus a point for its exact value.",
     };
     let spec = StoredValue::new(spec);

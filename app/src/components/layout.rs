@@ -144,7 +144,9 @@ pub fn editable_projects() -> Signal<Vec<String>> {
             .map(|s| {
                 s.projects
                     .iter()
-                    .filter(|p| s.site_admin || s.local_mode || p.role >= Some(crate::model::Role::Editor))
+                    .filter(|p| {
+                        s.site_admin || s.local_mode || p.role >= Some(crate::model::Role::Editor)
+                    })
                     .map(|p| p.slug.clone())
                     .collect()
             })
@@ -158,7 +160,12 @@ pub fn editable_projects() -> Signal<Vec<String>> {
 #[component]
 pub fn ProjectSelect(project: RwSignal<String>, #[prop(into)] label: String) -> impl IntoView {
     let session = use_session();
-    let team = move || session.get().and_then(|s| s.ok()).is_some_and(|s| !s.local_mode);
+    let team = move || {
+        session
+            .get()
+            .and_then(|s| s.ok())
+            .is_some_and(|s| !s.local_mode)
+    };
     let editable = editable_projects();
     Effect::new(move |_| {
         if project.get_untracked().is_empty() {

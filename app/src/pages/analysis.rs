@@ -140,7 +140,12 @@ pub fn hidden_series() -> Signal<Vec<String>> {
     Signal::derive(move || {
         query.with(|q| {
             q.get("hide")
-                .map(|h| h.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
+                .map(|h| {
+                    h.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default()
         })
     })

@@ -17,7 +17,10 @@ pub fn ComparePage() -> impl IntoView {
     let query = use_query_map();
     let slug = move || params.read().get("slug").unwrap_or_default();
     let request = move || query.with(|q| CompareRequest::from_query(|k| q.get(k)));
-    let data = Resource::new(move || (slug(), request()), |(slug, req)| get_compare_view(slug, req));
+    let data = Resource::new(
+        move || (slug(), request()),
+        |(slug, req)| get_compare_view(slug, req),
+    );
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Comparing…"</p> }>
             {move || Suspend::new(async move {
@@ -39,23 +42,54 @@ fn CompareBody(v: CompareView) -> impl IntoView {
     let unreviewed = !v.frame.verdicts.reviewed;
     let picker_href = {
         let path = path.clone();
-        Callback::new(move |ids: Vec<i64>| CompareRequest { runs: ids, verdicts, unreviewed }.query().href(&path))
+        Callback::new(move |ids: Vec<i64>| {
+            CompareRequest {
+                runs: ids,
+                verdicts,
+                unreviewed,
+            }
+            .query()
+            .href(&path)
+        })
     };
     let verdict_href = {
         let path = path.clone();
         let runs = v.frame.selected.clone();
-        Callback::new(move |verdicts| CompareRequest { runs: runs.clone(), verdicts, unreviewed }.query().href(&path))
+        Callback::new(move |verdicts| {
+            CompareRequest {
+                runs: runs.clone(),
+                verdicts,
+                unreviewed,
+            }
+            .query()
+            .href(&path)
+        })
     };
     let reviewed_href = {
         let path = path.clone();
         let runs = v.frame.selected.clone();
-        Callback::new(move |unreviewed| CompareRequest { runs: runs.clone(), verdicts, unreviewed }.query().href(&path))
+        Callback::new(move |unreviewed| {
+            CompareRequest {
+                runs: runs.clone(),
+                verdicts,
+                unreviewed,
+            }
+            .query()
+            .href(&path)
+        })
     };
-    let query = CompareRequest { runs: v.frame.selected.clone(), verdicts, unreviewed }.query();
+    let query = CompareRequest {
+        runs: v.frame.selected.clone(),
+        verdicts,
+        unreviewed,
+    }
+    .query();
     let export = |chart: &'static str| {
         let slug = slug.clone();
         let query = query.clone();
-        Callback::new(move |ext: String| query.href(&format!("/export/experiments/{slug}/compare/{chart}.{ext}")))
+        Callback::new(move |ext: String| {
+            query.href(&format!("/export/experiments/{slug}/compare/{chart}.{ext}"))
+        })
     };
     let name = v.frame.experiment.name.clone();
     let no_hidden = Signal::derive(Vec::new);

@@ -18,7 +18,10 @@ pub fn DynamicsPage() -> impl IntoView {
     let query = use_query_map();
     let slug = move || params.read().get("slug").unwrap_or_default();
     let request = move || query.with(|q| DynamicsRequest::from_query(|k| q.get(k)));
-    let data = Resource::new(move || (slug(), request()), |(slug, req)| get_dynamics_view(slug, req));
+    let data = Resource::new(
+        move || (slug(), request()),
+        |(slug, req)| get_dynamics_view(slug, req),
+    );
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Fitting the dynamics…"</p> }>
             {move || Suspend::new(async move {
@@ -43,20 +46,33 @@ fn DynamicsBody(v: DynamicsView) -> impl IntoView {
         let slug = slug.clone();
         let req = req.clone();
         Callback::new(move |ext: String| {
-            req.query().set("hide", hidden.get_untracked().join(",")).href(&format!("/export/experiments/{slug}/dynamics/{chart}.{ext}"))
+            req.query()
+                .set("hide", hidden.get_untracked().join(","))
+                .href(&format!(
+                    "/export/experiments/{slug}/dynamics/{chart}.{ext}"
+                ))
         })
     };
     let toggle = {
         let req = req.clone();
         let path = path.clone();
-        Callback::new(move |key: String| req.query().set("hide", toggle_hidden(&hidden.get_untracked(), &key)).href(&path))
+        Callback::new(move |key: String| {
+            req.query()
+                .set("hide", toggle_hidden(&hidden.get_untracked(), &key))
+                .href(&path)
+        })
     };
     let dataset_links = (v.datasets.len() > 1).then(|| {
         v.datasets
             .iter()
             .map(|d| {
-                let on = Some(d) == v.request.dataset.as_ref() || (v.request.dataset.is_none() && Some(d) == v.datasets.first());
-                let href = DynamicsRequest { dataset: Some(d.clone()) }.query().href(&path);
+                let on = Some(d) == v.request.dataset.as_ref()
+                    || (v.request.dataset.is_none() && Some(d) == v.datasets.first());
+                let href = DynamicsRequest {
+                    dataset: Some(d.clone()),
+                }
+                .query()
+                .href(&path);
                 view! { <li><a href=href class:on=on>{d.clone()}</a></li> }
             })
             .collect_view()

@@ -2,8 +2,8 @@
 //! `/evals/:id` (live progress over server-sent events, cancel / resume, links to the run's
 //! views when it completes).
 
-use leptos::prelude::*;
 use crate::components::layout::ProjectSelect;
+use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
 use crate::{
@@ -350,7 +350,9 @@ fn DatasetUpload(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl Int
                     )
                     .await
                     {
-                        Ok(Ok(count)) => Ok(format!("Dataset {dataset_name:?} stored: {count} problems.")),
+                        Ok(Ok(count)) => Ok(format!(
+                            "Dataset {dataset_name:?} stored: {count} problems."
+                        )),
                         Ok(Err(m)) => Err(m),
                         Err(e) => Err(server_message(&e)),
                     },
@@ -365,7 +367,13 @@ fn DatasetUpload(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl Int
         }
         #[cfg(not(feature = "hydrate"))]
         {
-            let _ = (&file_input, &on_done, &id_field, &prompt_field, &answer_field);
+            let _ = (
+                &file_input,
+                &on_done,
+                &id_field,
+                &prompt_field,
+                &answer_field,
+            );
         }
     };
     view! {

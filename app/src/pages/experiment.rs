@@ -51,10 +51,15 @@ pub fn ExperimentPage() -> impl IntoView {
 /// How a run was graded, in one line: whose verdicts count by default, pass@1 under each when
 /// the file carries its own, and how often the file and caplens agree.
 pub fn verdict_summary(v: &RunVerdicts) -> String {
-    let Some(t) = v.tally.as_ref() else { return "—".into() };
+    let Some(t) = v.tally.as_ref() else {
+        return "—".into();
+    };
     let by = v.verdict_name.as_deref().unwrap_or("the file");
     if t.graded_by_file == 0 {
-        return format!("caplens' verifier ({} graded, {} unverifiable)", t.graded_by_caplens, t.unverifiable);
+        return format!(
+            "caplens' verifier ({} graded, {} unverifiable)",
+            t.graded_by_caplens, t.unverifiable
+        );
     }
     if t.agree + t.disagree == 0 {
         return format!("{by} (no reference for caplens)");
@@ -205,12 +210,14 @@ fn OverviewTable(v: OverviewView) -> impl IntoView {
     let verdict_href = {
         let path = format!("/experiments/{slug}");
         let unreviewed = !v.frame.verdicts.reviewed;
-        Callback::new(move |source: Option<caplens_analysis::verdicts::VerdictSource>| {
-            Query::new()
-                .set("verdicts", source.map_or("", |s| s.as_str()))
-                .set("reviewed", if unreviewed { "0" } else { "" })
-                .href(&path)
-        })
+        Callback::new(
+            move |source: Option<caplens_analysis::verdicts::VerdictSource>| {
+                Query::new()
+                    .set("verdicts", source.map_or("", |s| s.as_str()))
+                    .set("reviewed", if unreviewed { "0" } else { "" })
+                    .href(&path)
+            },
+        )
     };
     let reviewed_href = {
         let path = format!("/experiments/{slug}");
@@ -224,7 +231,8 @@ fn OverviewTable(v: OverviewView) -> impl IntoView {
     };
     let verdicts_param = v.frame.verdicts.selected.map_or("", |s| s.as_str());
     let reviewed_param = if v.frame.verdicts.reviewed { "" } else { "0" };
-    let num = |x: Option<f64>, d: usize| x.map(|v| format!("{v:.d$}")).unwrap_or_else(|| "—".into());
+    let num =
+        |x: Option<f64>, d: usize| x.map(|v| format!("{v:.d$}")).unwrap_or_else(|| "—".into());
     let rows = v
         .rows
         .iter()

@@ -9,7 +9,8 @@ use crate::api::get_passk_view;
 use crate::components::chart::{ChartView, TableExport};
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
 use crate::pages::analysis::{
-    hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, RunPicker, VerdictSwitch, ViewTabs,
+    hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, RunPicker, VerdictSwitch,
+    ViewTabs,
 };
 use crate::views::{PasskRequest, PasskView};
 
@@ -19,7 +20,10 @@ pub fn PasskPage() -> impl IntoView {
     let query = use_query_map();
     let slug = move || params.read().get("slug").unwrap_or_default();
     let request = move || query.with(|q| PasskRequest::from_query(|k| q.get(k)));
-    let data = Resource::new(move || (slug(), request()), |(slug, req)| get_passk_view(slug, req));
+    let data = Resource::new(
+        move || (slug(), request()),
+        |(slug, req)| get_passk_view(slug, req),
+    );
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Computing pass@k…"</p> }>
             {move || Suspend::new(async move {
@@ -50,11 +54,15 @@ fn PasskBody(v: PasskView) -> impl IntoView {
     };
     let picker_href = {
         let link = link.clone();
-        Callback::new(move |ids: Vec<i64>| link(&|r| r.runs = ids.clone(), hidden.get_untracked().join(",")))
+        Callback::new(move |ids: Vec<i64>| {
+            link(&|r| r.runs = ids.clone(), hidden.get_untracked().join(","))
+        })
     };
     let toggle_href = {
         let link = link.clone();
-        Callback::new(move |key: String| link(&|_| {}, toggle_hidden(&hidden.get_untracked(), &key)))
+        Callback::new(move |key: String| {
+            link(&|_| {}, toggle_hidden(&hidden.get_untracked(), &key))
+        })
     };
     let export_href = {
         let slug = slug.clone();
@@ -68,11 +76,18 @@ fn PasskBody(v: PasskView) -> impl IntoView {
     let band_href = link(&|r| r.band = !r.band, hidden.get_untracked().join(","));
     let verdict_href = {
         let link = link.clone();
-        Callback::new(move |source| link(&|r| r.verdicts = source, hidden.get_untracked().join(",")))
+        Callback::new(move |source| {
+            link(&|r| r.verdicts = source, hidden.get_untracked().join(","))
+        })
     };
     let reviewed_href = {
         let link = link.clone();
-        Callback::new(move |unreviewed| link(&|r| r.unreviewed = unreviewed, hidden.get_untracked().join(",")))
+        Callback::new(move |unreviewed| {
+            link(
+                &|r| r.unreviewed = unreviewed,
+                hidden.get_untracked().join(","),
+            )
+        })
     };
     let tag_links = {
         let mut all = vec![(None::<String>, "all problems".to_string())];

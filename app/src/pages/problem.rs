@@ -138,10 +138,13 @@ pub fn ProblemPage() -> impl IntoView {
         move || state.read().experiment.clone(),
         |slug| async move {
             match slug {
-                Some(slug) => match crate::api::review(crate::review::ReviewOp::CommentCounts { slug }).await {
-                    Ok(crate::review::ReviewReply::CommentCounts(c)) => c,
-                    _ => Default::default(),
-                },
+                Some(slug) => {
+                    match crate::api::review(crate::review::ReviewOp::CommentCounts { slug }).await
+                    {
+                        Ok(crate::review::ReviewReply::CommentCounts(c)) => c,
+                        _ => Default::default(),
+                    }
+                }
                 None => Default::default(),
             }
         },
@@ -511,7 +514,10 @@ fn RolloutItem(
     let flags = row.quality_flags.join(", ");
     let experiment = state.get_untracked().experiment;
     let heatmap_href = match &experiment {
-        Some(slug) => format!("/rollouts/{id}?experiment={}", crate::urlstate::encode_component(slug)),
+        Some(slug) => format!(
+            "/rollouts/{id}?experiment={}",
+            crate::urlstate::encode_component(slug)
+        ),
         None => format!("/rollouts/{id}"),
     };
     let counts = use_context::<CommentCountsResource>();
@@ -639,6 +645,11 @@ fn verdict_disagreement(row: &RolloutRow) -> Option<String> {
     let by_caplens = caplens.correct()?;
     (file != by_caplens).then(|| {
         let mark = |ok: bool| if ok { "✓" } else { "✗" };
-        format!("file {} · caplens {} ({})", mark(file), mark(by_caplens), caplens.as_str().replace('_', " "))
+        format!(
+            "file {} · caplens {} ({})",
+            mark(file),
+            mark(by_caplens),
+            caplens.as_str().replace('_', " ")
+        )
     })
 }

@@ -18,7 +18,9 @@ use crate::urlstate::Query;
 async fn call(op: ReviewOp) -> Result<ReviewReply, String> {
     review(op).await.map_err(|e| {
         let text = e.to_string();
-        text.strip_prefix("error running server function: ").unwrap_or(&text).to_owned()
+        text.strip_prefix("error running server function: ")
+            .unwrap_or(&text)
+            .to_owned()
     })
 }
 
@@ -84,7 +86,8 @@ fn CommentItem(comment: CommentView, version: RwSignal<u32>) -> impl IntoView {
         let body = body.clone();
         async move { call(ReviewOp::EditComment { id, body }).await }
     });
-    let remove = Action::new(move |_: &()| async move { call(ReviewOp::DeleteComment { id }).await });
+    let remove =
+        Action::new(move |_: &()| async move { call(ReviewOp::DeleteComment { id }).await });
     Effect::new(move |_| {
         let saved = save.value().get().is_some_and(|r| r.is_ok());
         let removed = remove.value().get().is_some_and(|r| r.is_ok());
@@ -173,14 +176,24 @@ fn CommentBox(
 }
 
 #[component]
-pub fn ThreadCard(thread: ThreadView, version: RwSignal<u32>, #[prop(optional)] show_target: bool) -> impl IntoView {
+pub fn ThreadCard(
+    thread: ThreadView,
+    version: RwSignal<u32>,
+    #[prop(optional)] show_target: bool,
+) -> impl IntoView {
     let id = thread.id;
     let resolved = thread.resolved;
     let reply = Action::new(move |body: &String| {
         let body = body.clone();
         async move { call(ReviewOp::Reply { thread: id, body }).await }
     });
-    let toggle = Action::new(move |_: &()| async move { call(ReviewOp::Resolve { thread: id, resolved: !resolved }).await });
+    let toggle = Action::new(move |_: &()| async move {
+        call(ReviewOp::Resolve {
+            thread: id,
+            resolved: !resolved,
+        })
+        .await
+    });
     Effect::new(move |_| {
         let r = reply.value().get().is_some_and(|r| r.is_ok());
         let t = toggle.value().get().is_some_and(|r| r.is_ok());
@@ -233,7 +246,10 @@ pub fn ThreadsPanel(
         let slug = slug.clone();
         LocalResource::new(move || {
             version.track();
-            let op = ReviewOp::Threads { slug: slug.clone(), filter: filter.clone() };
+            let op = ReviewOp::Threads {
+                slug: slug.clone(),
+                filter: filter.clone(),
+            };
             async move { call(op).await }
         })
     };
@@ -241,7 +257,11 @@ pub fn ThreadsPanel(
         let slug = slug.clone();
         let target = new_target.clone();
         Action::new(move |body: &String| {
-            let op = target.clone().map(|target| ReviewOp::PostComment { slug: slug.clone(), target, body: body.clone() });
+            let op = target.clone().map(|target| ReviewOp::PostComment {
+                slug: slug.clone(),
+                target,
+                body: body.clone(),
+            });
             async move {
                 match op {
                     Some(op) => call(op).await,
@@ -257,9 +277,11 @@ pub fn ThreadsPanel(
     });
     let label = new_label.unwrap_or_else(|| "Comment".into());
     let mounted = hydrated();
-    let form = (new_target.is_some() && can_comment != Some(false)).then(|| view! { <CommentBox label=label.clone() testid="new-thread-form" send=post /> });
+    let form = (new_target.is_some() && can_comment != Some(false))
+        .then(|| view! { <CommentBox label=label.clone() testid="new-thread-form" send=post /> });
     let live = view! { <DiscussionLive slug=slug.clone() version /> };
-    let body = move || mounted.get().then(|| view! {
+    let body = move || {
+        mounted.get().then(|| view! {
         <Transition fallback=|| view! { <p class="loading">"Loading comments…"</p> }>
             {move || Suspend::new(async move {
                 match threads.await {
@@ -278,7 +300,8 @@ pub fn ThreadsPanel(
                 }
             })}
         </Transition>
-    });
+    })
+    };
     view! {
         {live}
         {body}
@@ -292,13 +315,20 @@ pub fn ThreadsPanel(
 /// experiment; `answers`: the problem's distinct normalised answers (answer, the verifier says
 /// correct).
 #[component]
-pub fn ProblemReviewPanel(slug: String, problem: i64, answers: Vec<(String, bool)>) -> impl IntoView {
+pub fn ProblemReviewPanel(
+    slug: String,
+    problem: i64,
+    answers: Vec<(String, bool)>,
+) -> impl IntoView {
     let version = RwSignal::new(0u32);
     let data = {
         let slug = slug.clone();
         LocalResource::new(move || {
             version.track();
-            let op = ReviewOp::ProblemReview { slug: slug.clone(), problem };
+            let op = ReviewOp::ProblemReview {
+                slug: slug.clone(),
+                problem,
+            };
             async move { call(op).await }
         })
     };
@@ -306,7 +336,11 @@ pub fn ProblemReviewPanel(slug: String, problem: i64, answers: Vec<(String, bool
     let set_labels = {
         let slug = slug.clone();
         Action::new(move |labels: &Vec<String>| {
-            let op = ReviewOp::SetLabels { slug: slug.clone(), problem, labels: labels.clone() };
+            let op = ReviewOp::SetLabels {
+                slug: slug.clone(),
+                problem,
+                labels: labels.clone(),
+            };
             async move { call(op).await }
         })
     };
@@ -339,12 +373,16 @@ pub fn ProblemReviewPanel(slug: String, problem: i64, answers: Vec<(String, bool
         }
     });
     let errors = move || {
-        [set_labels.value().get(), add_override.value().get(), delete_override.value().get()]
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r.err())
-            .last()
-            .map(|e| view! { <ErrorBox message=e /> })
+        [
+            set_labels.value().get(),
+            add_override.value().get(),
+            delete_override.value().get(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.err())
+        .last()
+        .map(|e| view! { <ErrorBox message=e /> })
     };
     let answers = StoredValue::new(answers);
     let mounted = hydrated();
@@ -456,8 +494,15 @@ pub fn ProblemReviewPanel(slug: String, problem: i64, answers: Vec<(String, bool
 
 /// The rollout's threads and its tokens', with forms for the rollout and the selected token.
 #[component]
-pub fn RolloutReviewPanel(rollout: i64, #[prop(into)] experiment: Option<String>, pos: Option<i64>) -> impl IntoView {
-    async fn experiment_of_rollout(given: Option<String>, rollout: i64) -> Result<Option<String>, String> {
+pub fn RolloutReviewPanel(
+    rollout: i64,
+    #[prop(into)] experiment: Option<String>,
+    pos: Option<i64>,
+) -> impl IntoView {
+    async fn experiment_of_rollout(
+        given: Option<String>,
+        rollout: i64,
+    ) -> Result<Option<String>, String> {
         match given {
             Some(s) => Ok(Some(s)),
             None => match call(ReviewOp::RolloutExperiments { rollout }).await? {
@@ -466,7 +511,8 @@ pub fn RolloutReviewPanel(rollout: i64, #[prop(into)] experiment: Option<String>
             },
         }
     }
-    let experiment_of = LocalResource::new(move || experiment_of_rollout(experiment.clone(), rollout));
+    let experiment_of =
+        LocalResource::new(move || experiment_of_rollout(experiment.clone(), rollout));
     let mounted = hydrated();
     view! {
         <section class="review-panel" data-testid="rollout-discussion">
@@ -515,12 +561,21 @@ pub fn ShareButton(slug: String) -> impl IntoView {
             format!("{}?{search}", location.pathname.get_untracked())
         };
         let expires_in = expires.get_untracked().parse::<u64>().ok();
-        let op = ReviewOp::CreateShareLink { slug: slug.clone(), path, expires_in };
+        let op = ReviewOp::CreateShareLink {
+            slug: slug.clone(),
+            path,
+            expires_in,
+        };
         async move { call(op).await }
     });
     let session = crate::components::layout::use_session();
     // Share-link visitors and signed-out readers see no button; the server decides the rest.
-    let visible = move || session.get().and_then(|s| s.ok()).is_some_and(|s| s.local_mode || s.user.is_some());
+    let visible = move || {
+        session
+            .get()
+            .and_then(|s| s.ok())
+            .is_some_and(|s| s.local_mode || s.user.is_some())
+    };
     view! {
         <div class="share" data-testid="share">
             // The session is a resource: read it inside Suspense, as the header does.
@@ -589,7 +644,9 @@ pub fn DiscussionPage() -> impl IntoView {
     };
     // Whether the experiment exists for this reader (404 otherwise), before the browser-side
     // thread list loads.
-    let exists = Resource::new(slug, |slug| async move { crate::api::get_experiment(slug).await.map(|e| e.is_some()) });
+    let exists = Resource::new(slug, |slug| async move {
+        crate::api::get_experiment(slug).await.map(|e| e.is_some())
+    });
     view! {
         {move || view! { <PageTitle text=format!("Discussion · {}", slug()) /> }}
         <Suspense fallback=|| ()>
@@ -660,14 +717,30 @@ pub fn ReviewQueuePage() -> impl IntoView {
     let slug = slug_param();
     let query = use_query_map();
     let mine = move || query.with(|q| q.get("assigned").as_deref() == Some("me"));
-    let share = move || query.with(|q| q.get("share").and_then(|s| s.parse::<f64>().ok()).map(|p| p / 100.0));
+    let share = move || {
+        query.with(|q| {
+            q.get("share")
+                .and_then(|s| s.parse::<f64>().ok())
+                .map(|p| p / 100.0)
+        })
+    };
     let version = RwSignal::new(0u32);
     let data = Resource::new(
         move || (slug(), mine(), share(), version.get()),
-        |(slug, mine, min_share, _)| call(ReviewOp::Queue { slug, min_share, mine }),
+        |(slug, mine, min_share, _)| {
+            call(ReviewOp::Queue {
+                slug,
+                min_share,
+                mine,
+            })
+        },
     );
     let assign = Action::new(move |(slug, problem, user): &(String, i64, String)| {
-        let op = ReviewOp::Assign { slug: slug.clone(), problem: *problem, user: Some(user.clone()).filter(|u| !u.is_empty()) };
+        let op = ReviewOp::Assign {
+            slug: slug.clone(),
+            problem: *problem,
+            user: Some(user.clone()).filter(|u| !u.is_empty()),
+        };
         async move { call(op).await }
     });
     Effect::new(move |_| {
@@ -694,9 +767,17 @@ pub fn ReviewQueuePage() -> impl IntoView {
 }
 
 #[component]
-fn QueueTable(q: ReviewQueueView, assign: Action<(String, i64, String), Result<ReviewReply, String>>, mine: bool) -> impl IntoView {
+fn QueueTable(
+    q: ReviewQueueView,
+    assign: Action<(String, i64, String), Result<ReviewReply, String>>,
+    mine: bool,
+) -> impl IntoView {
     let base = format!("/experiments/{}/review", q.experiment);
-    let pct = if q.total > 0 { 100.0 * q.reviewed as f64 / q.total as f64 } else { 100.0 };
+    let pct = if q.total > 0 {
+        100.0 * q.reviewed as f64 / q.total as f64
+    } else {
+        100.0
+    };
     let rows = q
         .entries
         .iter()
@@ -763,7 +844,10 @@ fn QueueTable(q: ReviewQueueView, assign: Action<(String, i64, String), Result<R
 pub fn ExperimentSettingsPage() -> impl IntoView {
     let slug = slug_param();
     let version = RwSignal::new(0u32);
-    let data = Resource::new(move || (slug(), version.get()), |(slug, _)| call(ReviewOp::Settings { slug }));
+    let data = Resource::new(
+        move || (slug(), version.get()),
+        |(slug, _)| call(ReviewOp::Settings { slug }),
+    );
     view! {
         {move || view! { <PageTitle text=format!("Settings · {}", slug()) /> }}
         <h1>"Experiment settings"</h1>
@@ -900,7 +984,9 @@ pub fn ProjectReviewPanel(project: String) -> impl IntoView {
         let project = project.clone();
         LocalResource::new(move || {
             version.track();
-            let op = ReviewOp::ProjectReview { project: project.clone() };
+            let op = ReviewOp::ProjectReview {
+                project: project.clone(),
+            };
             async move { call(op).await }
         })
     };

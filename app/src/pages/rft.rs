@@ -13,7 +13,9 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::api::get_rft_view;
 use crate::components::chart::{ChartView, TableExport};
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
-use crate::pages::analysis::{hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, ViewTabs};
+use crate::pages::analysis::{
+    hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, ViewTabs,
+};
 use crate::tables::TableData;
 use crate::views::{strategy_description, RftRequest, RftView, StdKind, RFT_STRATEGIES};
 
@@ -23,7 +25,10 @@ pub fn RftPage() -> impl IntoView {
     let query = use_query_map();
     let slug = move || params.read().get("slug").unwrap_or_default();
     let request = move || query.with(|q| RftRequest::from_query(|k| q.get(k)));
-    let data = Resource::new(move || (slug(), request()), |(slug, req)| get_rft_view(slug, req));
+    let data = Resource::new(
+        move || (slug(), request()),
+        |(slug, req)| get_rft_view(slug, req),
+    );
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Selecting rollouts and shaping advantages…"</p> }>
             {move || Suspend::new(async move {
@@ -64,7 +69,8 @@ fn data_table(table: &TableData, testid: &'static str) -> impl IntoView {
 }
 
 fn num(x: Option<f64>, digits: usize) -> String {
-    x.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "—".into())
+    x.map(|v| format!("{v:.digits$}"))
+        .unwrap_or_else(|| "—".into())
 }
 
 #[component]
@@ -79,19 +85,27 @@ fn RftBody(v: RftView) -> impl IntoView {
         move |f: &dyn Fn(&mut RftRequest)| {
             let mut r = req.clone();
             f(&mut r);
-            r.query().set("hide", hidden.get_untracked().join(",")).href(&path)
+            r.query()
+                .set("hide", hidden.get_untracked().join(","))
+                .href(&path)
         }
     };
     let toggle = {
         let req = req.clone();
         let path = path.clone();
-        Callback::new(move |key: String| req.query().set("hide", toggle_hidden(&hidden.get_untracked(), &key)).href(&path))
+        Callback::new(move |key: String| {
+            req.query()
+                .set("hide", toggle_hidden(&hidden.get_untracked(), &key))
+                .href(&path)
+        })
     };
     let export = |chart: &'static str| {
         let slug = slug.clone();
         let req = req.clone();
         Callback::new(move |ext: String| {
-            req.query().set("hide", hidden.get_untracked().join(",")).href(&format!("/export/experiments/{slug}/rft/{chart}.{ext}"))
+            req.query()
+                .set("hide", hidden.get_untracked().join(","))
+                .href(&format!("/export/experiments/{slug}/rft/{chart}.{ext}"))
         })
     };
     let name = v.frame.experiment.name.clone();
@@ -154,7 +168,8 @@ fn RftBody(v: RftView) -> impl IntoView {
 
     // ---- selection
     let selection = match &v.selection {
-        Err(why) => view! { <p class="notice" data-testid="rft-selection-error">{why.clone()}</p> }.into_any(),
+        Err(why) => view! { <p class="notice" data-testid="rft-selection-error">{why.clone()}</p> }
+            .into_any(),
         Ok(sel) => {
             let page = sel.page;
             let pages = sel.pages;
@@ -206,10 +221,21 @@ fn RftBody(v: RftView) -> impl IntoView {
     };
 
     // ---- shaping form
-    let group_problems = v.group.as_ref().map(|g| g.problems.clone()).unwrap_or_default();
+    let group_problems = v
+        .group
+        .as_ref()
+        .map(|g| g.problems.clone())
+        .unwrap_or_default();
     let current_problem = v.group.as_ref().map(|g| g.problem.clone());
     let shaping_hidden = hidden_inputs(&req, &["problem", "alpha", "gamma", "d", "m", "n", "std"]);
-    let (alpha, gamma, d, m, n, std) = (req.alpha.to_string(), req.gamma.to_string(), req.d.to_string(), req.m.to_string(), req.n.to_string(), req.std);
+    let (alpha, gamma, d, m, n, std) = (
+        req.alpha.to_string(),
+        req.gamma.to_string(),
+        req.d.to_string(),
+        req.m.to_string(),
+        req.n.to_string(),
+        req.std,
+    );
     let shaping_form = view! {
         <Form method="get" action=path.clone() replace=true>
             <div class="rft-form" data-testid="rft-shaping-form">
@@ -318,7 +344,11 @@ fn RftBody(v: RftView) -> impl IntoView {
             "b(0) = {:.5}, b(1) = {:.5}: the bonus {} across the response.",
             b.at_start,
             b.at_end,
-            if b.at_end > b.at_start { "rises" } else { "falls" }
+            if b.at_end > b.at_start {
+                "rises"
+            } else {
+                "falls"
+            }
         )
     };
 

@@ -144,7 +144,8 @@ fn RolloutPageView(
     } = data;
     let id = row.id;
     let title = format!("Rollout #{} of problem {problem_key}", row.sample_index);
-    let experiment = use_query_map().with_untracked(|q| q.get("experiment").filter(|e| !e.is_empty()));
+    let experiment =
+        use_query_map().with_untracked(|q| q.get("experiment").filter(|e| !e.is_empty()));
     let problem_link = href(
         &format!("/problems/{problem_id}"),
         &[

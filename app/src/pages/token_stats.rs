@@ -8,7 +8,9 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::api::get_token_stats_view;
 use crate::components::chart::{ChartView, TableExport};
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
-use crate::pages::analysis::{hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, RunPicker, ViewTabs};
+use crate::pages::analysis::{
+    hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, RunPicker, ViewTabs,
+};
 use crate::views::{TokenStatsRequest, TokenStatsView};
 
 #[component]
@@ -17,7 +19,10 @@ pub fn TokenStatsPage() -> impl IntoView {
     let query = use_query_map();
     let slug = move || params.read().get("slug").unwrap_or_default();
     let request = move || query.with(|q| TokenStatsRequest::from_query(|k| q.get(k)));
-    let data = Resource::new(move || (slug(), request()), |(slug, req)| get_token_stats_view(slug, req));
+    let data = Resource::new(
+        move || (slug(), request()),
+        |(slug, req)| get_token_stats_view(slug, req),
+    );
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Reading token statistics…"</p> }>
             {move || Suspend::new(async move {
@@ -36,7 +41,9 @@ fn TokenStatsBody(v: TokenStatsView) -> impl IntoView {
     let slug = v.frame.experiment.slug.clone();
     let path = format!("/experiments/{slug}/token-stats");
     let hidden = hidden_series();
-    let req = TokenStatsRequest { runs: v.frame.selected.clone() };
+    let req = TokenStatsRequest {
+        runs: v.frame.selected.clone(),
+    };
     let picker_href = {
         let path = path.clone();
         Callback::new(move |ids: Vec<i64>| TokenStatsRequest { runs: ids }.query().href(&path))
@@ -44,13 +51,21 @@ fn TokenStatsBody(v: TokenStatsView) -> impl IntoView {
     let toggle = {
         let req = req.clone();
         let path = path.clone();
-        Callback::new(move |key: String| req.query().set("hide", toggle_hidden(&hidden.get_untracked(), &key)).href(&path))
+        Callback::new(move |key: String| {
+            req.query()
+                .set("hide", toggle_hidden(&hidden.get_untracked(), &key))
+                .href(&path)
+        })
     };
     let export = |chart: &'static str| {
         let slug = slug.clone();
         let req = req.clone();
         Callback::new(move |ext: String| {
-            req.query().set("hide", hidden.get_untracked().join(",")).href(&format!("/export/experiments/{slug}/token-stats/{chart}.{ext}"))
+            req.query()
+                .set("hide", hidden.get_untracked().join(","))
+                .href(&format!(
+                    "/export/experiments/{slug}/token-stats/{chart}.{ext}"
+                ))
         })
     };
     let name = v.frame.experiment.name.clone();

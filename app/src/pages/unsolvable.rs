@@ -10,7 +10,8 @@ use crate::api::get_unsolvable_view;
 use crate::components::chart::{ChartView, TableExport};
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
 use crate::pages::analysis::{
-    hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, RunPicker, VerdictSwitch, ViewTabs,
+    hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, RunPicker, VerdictSwitch,
+    ViewTabs,
 };
 use crate::views::{UnsolvableRequest, UnsolvableView};
 
@@ -20,7 +21,10 @@ pub fn UnsolvablePage() -> impl IntoView {
     let query = use_query_map();
     let slug = move || params.read().get("slug").unwrap_or_default();
     let request = move || query.with(|q| UnsolvableRequest::from_query(|k| q.get(k)));
-    let data = Resource::new(move || (slug(), request()), |(slug, req)| get_unsolvable_view(slug, req));
+    let data = Resource::new(
+        move || (slug(), request()),
+        |(slug, req)| get_unsolvable_view(slug, req),
+    );
     // Comment counts per problem (badges in the region list).
     let counts = Resource::new(slug, |slug| async move {
         match crate::api::review(crate::review::ReviewOp::CommentCounts { slug }).await {
@@ -59,10 +63,12 @@ fn UnsolvableBody(v: UnsolvableView) -> impl IntoView {
     };
     let picker_href = {
         let link = link.clone();
-        Callback::new(move |ids: Vec<i64>| link(&|r| {
-            r.runs = ids.clone();
-            r.region.clear();
-        }))
+        Callback::new(move |ids: Vec<i64>| {
+            link(&|r| {
+                r.runs = ids.clone();
+                r.region.clear();
+            })
+        })
     };
     let verdict_href = {
         let link = link.clone();
@@ -75,15 +81,28 @@ fn UnsolvableBody(v: UnsolvableView) -> impl IntoView {
     let export = |chart: &'static str| {
         let slug = slug.clone();
         let req = req.clone();
-        Callback::new(move |ext: String| req.query().href(&format!("/export/experiments/{slug}/unsolvable/{chart}.{ext}")))
+        Callback::new(move |ext: String| {
+            req.query().href(&format!(
+                "/export/experiments/{slug}/unsolvable/{chart}.{ext}"
+            ))
+        })
     };
     let toggle_href = {
         let req = req.clone();
         let path = path.clone();
-        Callback::new(move |key: String| req.query().set("hide", toggle_hidden(&hidden.get_untracked(), &key)).href(&path))
+        Callback::new(move |key: String| {
+            req.query()
+                .set("hide", toggle_hidden(&hidden.get_untracked(), &key))
+                .href(&path)
+        })
     };
     let k_links = {
-        let mut ks: Vec<Option<u64>> = v.ks.iter().copied().filter(|&k| k < v.max_k).map(Some).collect();
+        let mut ks: Vec<Option<u64>> =
+            v.ks.iter()
+                .copied()
+                .filter(|&k| k < v.max_k)
+                .map(Some)
+                .collect();
         ks.push(None);
         ks.into_iter()
             .map(|k| {
@@ -98,7 +117,11 @@ fn UnsolvableBody(v: UnsolvableView) -> impl IntoView {
             .collect_view()
     };
     let name = v.frame.experiment.name.clone();
-    let kind = if v.frame.selected.len() <= 3 { "Venn diagram" } else { "UpSet chart" };
+    let kind = if v.frame.selected.len() <= 3 {
+        "Venn diagram"
+    } else {
+        "UpSet chart"
+    };
     let k_text = match v.request.k {
         Some(k) => format!("no correct answer in the first {k} attempts"),
         None => format!("no correct answer in any attempt (up to {})", v.max_k),
@@ -110,8 +133,13 @@ fn UnsolvableBody(v: UnsolvableView) -> impl IntoView {
                 .regions
                 .iter()
                 .map(|r| {
-                    let names: Vec<String> = r.members.iter().map(|&m| sets.sets[m].clone()).collect();
-                    let only = if r.members.len() < sets.sets.len() { " only" } else { "" };
+                    let names: Vec<String> =
+                        r.members.iter().map(|&m| sets.sets[m].clone()).collect();
+                    let only = if r.members.len() < sets.sets.len() {
+                        " only"
+                    } else {
+                        ""
+                    };
                     view! {
                         <li>
                             <a href=r.href.clone() class:on=r.selected data-testid="region-link">

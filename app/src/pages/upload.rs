@@ -5,8 +5,8 @@
 //! Uploading needs JavaScript (the page says so without it); everything else renders on the
 //! server. The browser uploads with an API token kept in localStorage, created on request.
 
-use leptos::prelude::*;
 use crate::components::layout::ProjectSelect;
+use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -200,7 +200,12 @@ pub fn UploadPage() -> impl IntoView {
     // Team mode: the page uploads with the session (no token in the browser), into a project
     // the user edits. Local mode: with an API token kept in localStorage, as before accounts.
     let session = crate::components::layout::use_session();
-    let team = move || session.get().and_then(|s| s.ok()).is_some_and(|s| !s.local_mode);
+    let team = move || {
+        session
+            .get()
+            .and_then(|s| s.ok())
+            .is_some_and(|s| !s.local_mode)
+    };
     let project = RwSignal::new(String::new());
 
     Effect::new(move |_| {
@@ -213,7 +218,13 @@ pub fn UploadPage() -> impl IntoView {
     });
 
     let make_token = Action::new(|_: &()| async move {
-        create_token(format!("browser upload ({})", "Upload page"), None, None, None).await
+        create_token(
+            format!("browser upload ({})", "Upload page"),
+            None,
+            None,
+            None,
+        )
+        .await
     });
     Effect::new(move |_| {
         if let Some(Ok(created)) = make_token.value().get() {
@@ -318,7 +329,10 @@ pub fn UploadPage() -> impl IntoView {
             }
             let chosen = project.get_untracked();
             let url = if in_team && !chosen.is_empty() {
-                format!("/api/v1/imports?project={}", js_sys::encode_uri_component(&chosen))
+                format!(
+                    "/api/v1/imports?project={}",
+                    js_sys::encode_uri_component(&chosen)
+                )
             } else {
                 "/api/v1/imports".to_owned()
             };

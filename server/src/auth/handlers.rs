@@ -65,11 +65,18 @@ pub async fn login(
         }
     };
     // Recorded before the password is verified: concurrent guesses cannot all get through.
-    let attempt = match auth.limits().begin_sign_in(address.as_deref(), user.as_ref().map(|u| u.row.id)).await {
+    let attempt = match auth
+        .limits()
+        .begin_sign_in(address.as_deref(), user.as_ref().map(|u| u.row.id))
+        .await
+    {
         Ok(Ok(attempt)) => attempt,
         Ok(Err(wait)) => {
             store
-                .audit(refuse(&format!("rate limited: too many failed sign-ins ({})", wait_text(wait))))
+                .audit(refuse(&format!(
+                    "rate limited: too many failed sign-ins ({})",
+                    wait_text(wait)
+                )))
                 .await;
             return back_to_login("limited", &next);
         }

@@ -401,9 +401,15 @@ impl Auth {
 
     /// The cookie a share link sets: the link's secret, for this browser session only.
     pub fn share_cookie(&self, secret: &str) -> HeaderValue {
-        let secure = if self.inner.settings.https() { "; Secure" } else { "" };
-        HeaderValue::from_str(&format!("{SHARE_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax{secure}"))
-            .unwrap_or_else(|_| HeaderValue::from_static(""))
+        let secure = if self.inner.settings.https() {
+            "; Secure"
+        } else {
+            ""
+        };
+        HeaderValue::from_str(&format!(
+            "{SHARE_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax{secure}"
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 
     /// The user a trusted proxy names, created on first sight (no rights until added to a
@@ -462,8 +468,16 @@ pub async fn user_principal(
 ) -> Result<Principal, StoreError> {
     let roles = store.memberships(user.id).await?.into_iter().collect();
     let projects = store.projects().await?;
-    let open_projects = projects.iter().filter(|p| p.open_to_all).map(|p| p.id).collect::<HashSet<_>>();
-    let viewers_comment = projects.iter().filter(|p| p.viewers_comment).map(|p| p.id).collect::<HashSet<_>>();
+    let open_projects = projects
+        .iter()
+        .filter(|p| p.open_to_all)
+        .map(|p| p.id)
+        .collect::<HashSet<_>>();
+    let viewers_comment = projects
+        .iter()
+        .filter(|p| p.viewers_comment)
+        .map(|p| p.id)
+        .collect::<HashSet<_>>();
     Ok(Principal {
         kind: PrincipalKind::User,
         user_id: Some(user.id),
@@ -482,7 +496,11 @@ pub struct RequestPeer(pub Option<IpAddr>);
 /// The client's address: the TCP peer, or, when the peer is a trusted proxy, the nearest
 /// address in `X-Forwarded-For` that is not itself a trusted proxy (the header's other entries
 /// are the client's to write, so only the part our proxies appended is believed).
-pub fn client_address(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> Option<IpAddr> {
+pub fn client_address(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    trusted: &[IpAddr],
+) -> Option<IpAddr> {
     let peer = peer?;
     if !trusted.contains(&peer) {
         return Some(peer);
@@ -595,16 +613,34 @@ mod client_address_tests {
         let trusted = [lb, inner];
         let client: IpAddr = "198.51.100.7".parse().unwrap();
         // Not through a proxy: the peer, whatever the header says.
-        assert_eq!(client_address(Some(client), &xff("203.0.113.1"), &trusted), Some(client));
+        assert_eq!(
+            client_address(Some(client), &xff("203.0.113.1"), &trusted),
+            Some(client)
+        );
         // Through the balancer: the address it appended (the rightmost it did not write).
-        assert_eq!(client_address(Some(lb), &xff("198.51.100.7"), &trusted), Some(client));
+        assert_eq!(
+            client_address(Some(lb), &xff("198.51.100.7"), &trusted),
+            Some(client)
+        );
         // A client's own forged entries come first and are skipped.
-        assert_eq!(client_address(Some(lb), &xff("1.2.3.4, 198.51.100.7"), &trusted), Some(client));
+        assert_eq!(
+            client_address(Some(lb), &xff("1.2.3.4, 198.51.100.7"), &trusted),
+            Some(client)
+        );
         // Two proxies deep.
-        assert_eq!(client_address(Some(lb), &xff("198.51.100.7, 10.0.0.2"), &trusted), Some(client));
+        assert_eq!(
+            client_address(Some(lb), &xff("198.51.100.7, 10.0.0.2"), &trusted),
+            Some(client)
+        );
         // Garbage the balancer passed on: not believed; the balancer's own address.
-        assert_eq!(client_address(Some(lb), &xff("not-an-address"), &trusted), Some(lb));
-        assert_eq!(client_address(Some(lb), &HeaderMap::new(), &trusted), Some(lb));
+        assert_eq!(
+            client_address(Some(lb), &xff("not-an-address"), &trusted),
+            Some(lb)
+        );
+        assert_eq!(
+            client_address(Some(lb), &HeaderMap::new(), &trusted),
+            Some(lb)
+        );
         assert_eq!(client_address(None, &xff("198.51.100.7"), &trusted), None);
     }
 }

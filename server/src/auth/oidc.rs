@@ -141,7 +141,11 @@ fn mac(key: &[u8], payload: &[u8]) -> Vec<u8> {
 /// `hex(json).hex(hmac)`.
 fn seal(key: &[u8], pending: &Pending) -> String {
     let json = serde_json::to_vec(pending).expect("serialises");
-    format!("{}.{}", crate::storage::hex(&json), crate::storage::hex(&mac(key, &json)))
+    format!(
+        "{}.{}",
+        crate::storage::hex(&json),
+        crate::storage::hex(&mac(key, &json))
+    )
 }
 
 /// The pending sign-in a cookie holds, if its signature is ours and it is not too old.
@@ -362,11 +366,25 @@ pub async fn callback(
         Ok(k) => k,
         Err(e) => return refuse("sso_provider", e).await,
     };
-    let Some(pending) = cookie(&headers, BINDING_COOKIE).and_then(|c| open(&key, c, crate::auth::now_unix())) else {
-        return refuse("sso", "no sign-in was started from this browser, or it expired".into()).await;
+    let Some(pending) =
+        cookie(&headers, BINDING_COOKIE).and_then(|c| open(&key, c, crate::auth::now_unix()))
+    else {
+        return refuse(
+            "sso",
+            "no sign-in was started from this browser, or it expired".into(),
+        )
+        .await;
     };
-    if q.state.as_deref().map(str::as_bytes).is_none_or(|s| !constant_eq(s, pending.state.as_bytes())) {
-        return refuse("sso", "the state does not match the sign-in this browser started".into()).await;
+    if q.state
+        .as_deref()
+        .map(str::as_bytes)
+        .is_none_or(|s| !constant_eq(s, pending.state.as_bytes()))
+    {
+        return refuse(
+            "sso",
+            "the state does not match the sign-in this browser started".into(),
+        )
+        .await;
     }
     if let Some(error) = q.error {
         return refuse(
@@ -572,12 +590,26 @@ mod state_cookie_tests {
         let key = b"deployment key";
         let sealed = seal(key, &pending(1000));
         assert_eq!(open(key, &sealed, 1001), Some(pending(1000)));
-        assert_eq!(open(b"another key", &sealed, 1001), None, "another deployment's key");
-        assert_eq!(open(key, &sealed, 1000 + PENDING_FOR.as_secs()), None, "expired");
+        assert_eq!(
+            open(b"another key", &sealed, 1001),
+            None,
+            "another deployment's key"
+        );
+        assert_eq!(
+            open(key, &sealed, 1000 + PENDING_FOR.as_secs()),
+            None,
+            "expired"
+        );
         assert_eq!(open(key, &sealed, 999), None, "from the future");
         // Any change to the payload breaks the signature.
         let (payload, tag) = sealed.split_once('.').unwrap();
-        let forged = seal(b"attacker", &Pending { next: "//evil".into(), ..pending(1000) });
+        let forged = seal(
+            b"attacker",
+            &Pending {
+                next: "//evil".into(),
+                ..pending(1000)
+            },
+        );
         let forged_payload = forged.split_once('.').unwrap().0;
         assert_eq!(open(key, &format!("{forged_payload}.{tag}"), 1001), None);
         assert_eq!(open(key, &format!("{payload}x.{tag}"), 1001), None);

@@ -162,7 +162,9 @@ impl Principal {
         match &self.kind {
             PrincipalKind::Local => Some(Role::Admin),
             PrincipalKind::Anonymous => None,
-            PrincipalKind::Share { project_id, .. } => (*project_id == project).then_some(Role::Viewer),
+            PrincipalKind::Share { project_id, .. } => {
+                (*project_id == project).then_some(Role::Viewer)
+            }
             PrincipalKind::User => self.user_role(project),
             PrincipalKind::Token {
                 project_id, scope, ..
@@ -216,7 +218,9 @@ pub fn authorize(p: &Principal, action: Action, target: Target) -> Result<(), De
         return match (action, target) {
             (Action::Read, Target::Project(project)) if project == project_id => Ok(()),
             (Action::Read, Target::Project(_)) => Err(Denial::Hidden),
-            _ => Err(Denial::Forbidden("a read-only share link may only look; sign in to do more".into())),
+            _ => Err(Denial::Forbidden(
+                "a read-only share link may only look; sign in to do more".into(),
+            )),
         };
     }
     match target {
@@ -254,7 +258,9 @@ pub fn authorize(p: &Principal, action: Action, target: Target) -> Result<(), De
                 }
                 Action::ManageOwnTokens => (Role::Viewer, "make tokens"),
                 Action::Edit => (Role::Editor, "change anything"),
-                Action::Review if p.viewers_comment.contains(&project) => (Role::Viewer, "comment or label"),
+                Action::Review if p.viewers_comment.contains(&project) => {
+                    (Role::Viewer, "comment or label")
+                }
                 Action::Review => (Role::Editor, "comment or label"),
                 Action::Administer => (Role::Admin, "administer"),
             };

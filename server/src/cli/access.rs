@@ -308,18 +308,32 @@ pub async fn project(store: &Store, command: &ProjectCommand) -> i32 {
             ProjectCommand::ViewersComment { slug, state } => {
                 let p = find(slug.clone()).await?;
                 let on = state == "on";
-                store.set_viewers_comment(p.id, on).await.map_err(|e| e.to_string())?;
                 store
-                    .audit(cli_audit("viewers_comment", format!("project {slug}"), Some(p.id), state.clone()))
+                    .set_viewers_comment(p.id, on)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                store
+                    .audit(cli_audit(
+                        "viewers_comment",
+                        format!("project {slug}"),
+                        Some(p.id),
+                        state.clone(),
+                    ))
                     .await;
-                println!("viewers of {slug} {} comment and label", if on { "may" } else { "may not" });
+                println!(
+                    "viewers of {slug} {} comment and label",
+                    if on { "may" } else { "may not" }
+                );
             }
             ProjectCommand::EngineAdmins { slug, state } => {
                 let on = state == "on";
                 crate::ops::admin::set_engine_admins(store, &Caller::operator(), slug, on)
                     .await
                     .map_err(|e| e.public_message())?;
-                println!("admins of {slug} {} add and change its engines", if on { "may" } else { "may not" });
+                println!(
+                    "admins of {slug} {} add and change its engines",
+                    if on { "may" } else { "may not" }
+                );
             }
             ProjectCommand::AddLabel { slug, name, colour } => {
                 let p = find(slug.clone()).await?;

@@ -320,12 +320,11 @@ pub fn passk(
                 )?;
             }
             let shown: Vec<u64> = m.points.iter().map(|p| p.k).collect();
-            let absent: Vec<String> = m
-                .ks
-                .iter()
-                .filter(|k| !shown.contains(k))
-                .map(|k| k.to_string())
-                .collect();
+            let absent: Vec<String> =
+                m.ks.iter()
+                    .filter(|k| !shown.contains(k))
+                    .map(|k| k.to_string())
+                    .collect();
             if !absent.is_empty() {
                 writeln!(
                     out,

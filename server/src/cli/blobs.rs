@@ -102,8 +102,12 @@ async fn migrate(store: &Store, to: &str) -> Result<(), crate::error::StoreError
     println!("{copied} blob(s) copied");
     // The switch: every process that starts from now on uses the new store, reading what it
     // lacks from the old one.
-    store.set_setting(PREVIOUS_BLOB_URL_SETTING, source.url()).await?;
-    store.set_setting(BLOB_URL_SETTING, &recorded_url(to, &target)).await?;
+    store
+        .set_setting(PREVIOUS_BLOB_URL_SETTING, source.url())
+        .await?;
+    store
+        .set_setting(BLOB_URL_SETTING, &recorded_url(to, &target))
+        .await?;
     println!("recorded {} as the deployment's blob store", target.url());
     // Imports running now write to the old store: copy once more after they end.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);

@@ -190,7 +190,6 @@ async fn serve(args: EngineServeArgs) -> Result<(), String> {
         .map_err(|e| format!("the server stopped: {e}"))
 }
 
-
 /// A prompt the model keeps continuing (it counts), so that every row runs to `--tokens`.
 const BENCH_PROMPT: &str = "Count from 1 to 1000, separated by commas: 1, 2, 3, 4, 5, 6, 7, 8,";
 

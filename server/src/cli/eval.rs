@@ -415,7 +415,9 @@ pub async fn dataset(store: &Store, command: &DatasetCommand) -> i32 {
             let project_id = if *shared {
                 None
             } else {
-                let slug = project.as_deref().unwrap_or(crate::storage::access::DEFAULT_PROJECT);
+                let slug = project
+                    .as_deref()
+                    .unwrap_or(crate::storage::access::DEFAULT_PROJECT);
                 match store.project_by_slug(slug).await {
                     Ok(Some(p)) => Some(p.id),
                     Ok(None) => {
@@ -428,7 +430,16 @@ pub async fn dataset(store: &Store, command: &DatasetCommand) -> i32 {
                     }
                 }
             };
-            match datasets::store_dataset(store, project_id, &name, description, "upload", &problems).await {
+            match datasets::store_dataset(
+                store,
+                project_id,
+                &name,
+                description,
+                "upload",
+                &problems,
+            )
+            .await
+            {
                 Ok(id) => {
                     println!(
                         "dataset {name:?} stored (id {id}, {} problems)",
@@ -449,16 +460,23 @@ pub async fn dataset(store: &Store, command: &DatasetCommand) -> i32 {
             }
             match store.eval_datasets().await {
                 Ok(rows) => {
-                    let projects: std::collections::HashMap<i64, String> = match store.projects().await {
-                        Ok(p) => p.into_iter().map(|p| (p.id, p.slug)).collect(),
-                        Err(e) => {
-                            eprintln!("caplens dataset: {e}");
-                            return 1;
-                        }
-                    };
+                    let projects: std::collections::HashMap<i64, String> =
+                        match store.projects().await {
+                            Ok(p) => p.into_iter().map(|p| (p.id, p.slug)).collect(),
+                            Err(e) => {
+                                eprintln!("caplens dataset: {e}");
+                                return 1;
+                            }
+                        };
                     for d in rows {
-                        let owner = d.project_id.and_then(|p| projects.get(&p).cloned()).unwrap_or_else(|| "(shared)".into());
-                        println!("{}\t{owner}\t{} problems\t{}", d.name, d.problems, d.description);
+                        let owner = d
+                            .project_id
+                            .and_then(|p| projects.get(&p).cloned())
+                            .unwrap_or_else(|| "(shared)".into());
+                        println!(
+                            "{}\t{owner}\t{} problems\t{}",
+                            d.name, d.problems, d.description
+                        );
                     }
                     0
                 }

@@ -87,7 +87,8 @@ pub fn print_report(report: &ImportReport, json: bool, out: &mut dyn Write) -> i
         );
         for run in &report.runs {
             let pct = |p: Option<f64>| p.map_or("-".to_string(), |p| format!("{:.2}%", p * 100.0));
-            let both = run.verdicts.graded_by_file > 0 && run.pass_at_1_file != run.pass_at_1_caplens;
+            let both =
+                run.verdicts.graded_by_file > 0 && run.pass_at_1_file != run.pass_at_1_caplens;
             let _ = writeln!(
                 out,
                 "  run {}: model {} on {}: {} problems, {} rollouts, pass@1 {}{}",
@@ -121,7 +122,11 @@ pub fn print_report(report: &ImportReport, json: bool, out: &mut dyn Write) -> i
             }
         }
         if !report.runs.is_empty() {
-            let _ = writeln!(out, "  graded: {}", caplens_app::model::verdict_tally_text(&report.verdicts));
+            let _ = writeln!(
+                out,
+                "  graded: {}",
+                caplens_app::model::verdict_tally_text(&report.verdicts)
+            );
         }
         if let Some(e) = &report.experiment {
             if report.status == ImportStatus::Completed {
@@ -143,7 +148,11 @@ pub fn print_report(report: &ImportReport, json: bool, out: &mut dyn Write) -> i
         if report.status == ImportStatus::Failed
             && report.rows_rejected > 0
             && !report.params.skip_invalid.unwrap_or(false)
-            && !report.message.as_deref().unwrap_or("").contains("skip-invalid")
+            && !report
+                .message
+                .as_deref()
+                .unwrap_or("")
+                .contains("skip-invalid")
         {
             let _ = writeln!(
                 out,
@@ -366,4 +375,3 @@ fn api_message(body: &str) -> String {
         .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
         .unwrap_or_else(|| body.chars().take(500).collect())
 }
-

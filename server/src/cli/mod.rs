@@ -249,7 +249,9 @@ impl AuthArgs {
             _ => return Err("OpenID Connect needs all of --oidc-issuer, --oidc-client-id and --oidc-client-secret".into()),
         };
         if oidc.is_some() && self.public_url.is_none() {
-            return Err("OpenID Connect needs --public-url (the redirect URL is built from it)".into());
+            return Err(
+                "OpenID Connect needs --public-url (the redirect URL is built from it)".into(),
+            );
         }
         let proxy = self.proxy_user_header.as_ref().map(|h| ProxySettings {
             user_header: h.to_lowercase(),
@@ -258,12 +260,17 @@ impl AuthArgs {
         });
         if let Some(url) = &self.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!("--public-url {url:?}: give the whole URL, e.g. https://caplens.example.org"));
+                return Err(format!(
+                    "--public-url {url:?}: give the whole URL, e.g. https://caplens.example.org"
+                ));
             }
         }
         Ok(AuthSettings {
             mode,
-            public_url: self.public_url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
+            public_url: self
+                .public_url
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
             session_idle: std::time::Duration::from_secs(self.session_idle_hours.max(1) * 3600),
             session_absolute: std::time::Duration::from_secs(self.session_max_hours.max(1) * 3600),
             oidc,

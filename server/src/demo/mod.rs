@@ -15,8 +15,8 @@ use std::collections::HashMap;
 
 use caplens_analysis::quality::QualityChecks;
 use caplens_analysis::rollup::RunRollup;
-use caplens_analysis::verdicts::VerdictSource;
 use caplens_analysis::token_stats::{RolloutTokens, TokenStatsAccumulator};
+use caplens_analysis::verdicts::VerdictSource;
 use generate::{
     generate_demo, DemoConfig, DemoData, DemoExperiment, DemoModel, DemoRollout, DemoRun,
 };
@@ -146,10 +146,7 @@ fn models_children_first(data: &DemoData) -> Vec<&DemoModel> {
 
 /// After removal, the demo's model and dataset names must be free; they are not when runs
 /// outside the demo use them. Say so, instead of failing on a unique constraint.
-async fn ensure_demo_names_free(
-    tx: &mut BulkWriter,
-    data: &DemoData,
-) -> Result<(), StoreError> {
+async fn ensure_demo_names_free(tx: &mut BulkWriter, data: &DemoData) -> Result<(), StoreError> {
     let project = demo_project(tx).await?;
     for model in models_children_first(data) {
         if tx.model_id(project, &model.name).await?.is_some() {
@@ -159,7 +156,11 @@ async fn ensure_demo_names_free(
             )));
         }
     }
-    if tx.dataset_for(project, &data.dataset.name).await?.is_some_and(|(_, shared)| !shared) {
+    if tx
+        .dataset_for(project, &data.dataset.name)
+        .await?
+        .is_some_and(|(_, shared)| !shared)
+    {
         return Err(StoreError::Invalid(format!(
             "cannot reset the demo: dataset {:?} is used by runs outside the demo experiments; delete those runs first",
             data.dataset.name
@@ -172,7 +173,9 @@ async fn ensure_demo_names_free(
 async fn demo_project(tx: &mut BulkWriter) -> Result<i64, StoreError> {
     tx.project_id(crate::storage::access::DEMO_PROJECT)
         .await?
-        .ok_or_else(|| StoreError::Invalid("the demo project is missing; run `caplens migrate`".into()))
+        .ok_or_else(|| {
+            StoreError::Invalid("the demo project is missing; run `caplens migrate`".into())
+        })
 }
 
 /// One demo experiment to store.
@@ -245,8 +248,10 @@ async fn store_demo(
     let mut experiment_ids = Vec::new();
     for parts in dynamics.iter().chain(std::iter::once(&main)) {
         let e = parts.experiment;
-        experiment_ids
-            .push(tx.insert_experiment(&e.slug, &e.name, &e.description, true, project_id).await?);
+        experiment_ids.push(
+            tx.insert_experiment(&e.slug, &e.name, &e.description, true, project_id)
+                .await?,
+        );
     }
     let mut loaded = DemoLoaded {
         slug: data.experiment.slug.clone(),
@@ -352,8 +357,11 @@ async fn store_runs(
                         shared.packs.push(pack_key.clone());
                         pack = Some(shared.store.blobs.create_pack(&pack_key).await?);
                     }
-                    let (offset, length) =
-                        pack.as_mut().expect("created").append(&trace.encoded).await?;
+                    let (offset, length) = pack
+                        .as_mut()
+                        .expect("created")
+                        .append(&trace.encoded)
+                        .await?;
                     loaded.traced_rollouts += 1;
                     Some((pack_key.as_str(), offset as i64, length as i64))
                 }

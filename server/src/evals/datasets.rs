@@ -559,7 +559,9 @@ pub async fn store_dataset(
             "name: a dataset named {name:?} exists already in this project (or is shared with every project); choose another name"
         )));
     }
-    let id = tx.insert_dataset(name, description, source, project_id).await?;
+    let id = tx
+        .insert_dataset(name, description, source, project_id)
+        .await?;
     for p in problems {
         tx.insert_problem(id, &p.id, &p.prompt, &p.answer, source, &p.tags)
             .await?;

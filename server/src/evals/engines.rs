@@ -114,19 +114,26 @@ pub async fn save_engine(
     let invalid = |m: String| SaveEngineError::Invalid(m);
     let name = r.name.trim().to_owned();
     if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-        return Err(invalid("name: must be 1 to 100 printable characters".into()));
+        return Err(invalid(
+            "name: must be 1 to 100 printable characters".into(),
+        ));
     }
     let mode = match r.api_mode.as_deref().unwrap_or("completions") {
         "completions" => ApiMode::Completions,
         "chat" => ApiMode::Chat,
-        other => return Err(invalid(format!("api_mode: must be completions or chat, got {other:?}"))),
+        other => {
+            return Err(invalid(format!(
+                "api_mode: must be completions or chat, got {other:?}"
+            )))
+        }
     };
     let mut config = OpenAiConfig::new(r.base_url.trim(), r.model.trim());
     config.api_key = r.api_key.clone().filter(|k| !k.is_empty());
     config.max_top_logprobs = r.max_top_logprobs.unwrap_or(20);
     config.max_attempts = 1;
     config.timeout_secs = 10;
-    let engine = OpenAiEngine::new(config.clone(), mode).map_err(|e| invalid(e.to_string().replace("invalid setting: ", "")))?;
+    let engine = OpenAiEngine::new(config.clone(), mode)
+        .map_err(|e| invalid(e.to_string().replace("invalid setting: ", "")))?;
     let served = if r.check.unwrap_or(true) {
         let models = tokio::task::spawn_blocking(move || engine.served_models())
             .await

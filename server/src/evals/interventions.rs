@@ -107,14 +107,15 @@ pub async fn queue(
         Some(id) => id,
         None => match store.run_engine_id(stored.rollout.run_id).await? {
             Some(id) => id,
-            None => store
-                .embedded_engine_id()
-                .await?
-                .ok_or_else(|| EvalError::NotFound("the built-in engine is missing; run `caplens migrate`".into()))?,
+            None => store.embedded_engine_id().await?.ok_or_else(|| {
+                EvalError::NotFound("the built-in engine is missing; run `caplens migrate`".into())
+            })?,
         },
     };
     let request = serde_json::to_string(request).expect("request serialises");
-    Ok(store.insert_intervention(rollout_id, engine_id, &request).await?)
+    Ok(store
+        .insert_intervention(rollout_id, engine_id, &request)
+        .await?)
 }
 
 /// Queues jobs for `count` rollouts of a run spread evenly over it (automatic mode: each job

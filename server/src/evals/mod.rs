@@ -119,7 +119,11 @@ pub fn rfc3339_in(secs: i64) -> String {
 /// Validates a start request and queues its evaluations (several for a checkpoint series) in
 /// project `project_id`: every engine and the dataset are looked up as that project sees them
 /// (its own, else a shared one). The caller has authorised the project (`ops::evals::start`).
-pub async fn start(store: &Store, project_id: i64, request: &EvalStartRequest) -> Result<Vec<i64>, EvalError> {
+pub async fn start(
+    store: &Store,
+    project_id: i64,
+    request: &EvalStartRequest,
+) -> Result<Vec<i64>, EvalError> {
     let defaults = EvalDefaults::default();
     let engine_name = request
         .engine
@@ -461,7 +465,9 @@ pub fn running_pass_at_k(per_problem: &[(i64, i64)], n: u32) -> Vec<RunningPassA
 
 /// What the "new evaluation" form offers: every engine and dataset, with the project each
 /// belongs to (`None`: shared), for the caller's filter (`ops::evals::form_options`).
-pub async fn form_options(store: &Store) -> Result<(EvalFormOptions, Vec<Option<i64>>, Vec<Option<i64>>), StoreError> {
+pub async fn form_options(
+    store: &Store,
+) -> Result<(EvalFormOptions, Vec<Option<i64>>, Vec<Option<i64>>), StoreError> {
     datasets::ensure_builtin(store).await?;
     let engine_rows = store.engines().await?;
     let engine_projects = engine_rows.iter().map(|e| e.project_id).collect();

@@ -484,7 +484,11 @@ impl Drop for AbortOnDrop {
 }
 
 /// Whether the evaluation's project has a model `name` (a lineage stays within a project).
-async fn model_exists(store: &Store, project_id: Option<i64>, name: &str) -> Result<bool, StoreError> {
+async fn model_exists(
+    store: &Store,
+    project_id: Option<i64>,
+    name: &str,
+) -> Result<bool, StoreError> {
     let Some(project) = project_id else {
         return Ok(false);
     };

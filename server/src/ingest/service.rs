@@ -246,7 +246,12 @@ impl ImportService {
             return Ok(false);
         }
         let prefix = BlobStore::upload_prefix(id);
-        let Some(json) = self.store.blobs.get(&format!("{prefix}/request.json")).await? else {
+        let Some(json) = self
+            .store
+            .blobs
+            .get(&format!("{prefix}/request.json"))
+            .await?
+        else {
             return Ok(false);
         };
         let Ok(request) = serde_json::from_slice::<SpooledRequest>(&json) else {
@@ -258,7 +263,10 @@ impl ImportService {
                 || !self
                     .store
                     .blobs
-                    .get_to_file(&format!("{prefix}/{}", f.stored_as), &dir.join(&f.stored_as))
+                    .get_to_file(
+                        &format!("{prefix}/{}", f.stored_as),
+                        &dir.join(&f.stored_as),
+                    )
                     .await?
             {
                 return Ok(false);
@@ -386,7 +394,12 @@ impl ImportService {
     pub async fn discard_spool(&self, id: &str) {
         let _ = std::fs::remove_dir_all(self.spool_dir(id));
         if self.store.blobs.local_root().is_none() {
-            if let Err(e) = self.store.blobs.delete_prefix(&BlobStore::upload_prefix(id)).await {
+            if let Err(e) = self
+                .store
+                .blobs
+                .delete_prefix(&BlobStore::upload_prefix(id))
+                .await
+            {
                 tracing::warn!(import = %id, error = %e, "could not remove a kept upload (the sweeper will)");
             }
         }

@@ -657,7 +657,8 @@ pub async fn project_review(
         viewers_comment: row.viewers_comment,
         can_administer: access.may(Action::Administer, project),
         engine_admins: row.engine_admins,
-        can_set_engine_admins: (access.principal.site_admin && !access.principal.is_token()) || access.principal.is_local(),
+        can_set_engine_admins: (access.principal.site_admin && !access.principal.is_token())
+            || access.principal.is_local(),
     })
 }
 

@@ -41,7 +41,8 @@ pub fn safe_url(url: &str) -> Option<&str> {
         return None;
     }
     let lower = trimmed.to_ascii_lowercase();
-    if lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("mailto:") {
+    if lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("mailto:")
+    {
         return Some(trimmed);
     }
     if (trimmed.starts_with('/') && !trimmed.starts_with("//") && !trimmed.starts_with("/\\"))
@@ -57,12 +58,19 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// Writes text with `@name` mentions of members marked.
-fn text_with_mentions(out: &mut String, text: &str, is_member: &dyn Fn(&str) -> bool, mentions: &mut Vec<String>) {
+fn text_with_mentions(
+    out: &mut String,
+    text: &str,
+    is_member: &dyn Fn(&str) -> bool,
+    mentions: &mut Vec<String>,
+) {
     let mut rest = text;
     while let Some(at) = rest.find('@') {
         let before_ok = rest[..at].chars().last().is_none_or(|c| !is_name_char(c));
         let after = &rest[at + 1..];
-        let len = after.find(|c: char| !is_name_char(c)).unwrap_or(after.len());
+        let len = after
+            .find(|c: char| !is_name_char(c))
+            .unwrap_or(after.len());
         let name = after[..len].trim_end_matches('.');
         if before_ok && !name.is_empty() && is_member(name) {
             escape_into(out, &rest[..at]);
@@ -120,15 +128,17 @@ pub fn render_comment(text: &str, is_member: &dyn Fn(&str) -> bool) -> Rendered 
                 Tag::Emphasis => out.push_str("<em>"),
                 Tag::Strong => out.push_str("<strong>"),
                 Tag::Strikethrough => out.push_str("<del>"),
-                Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. } => match safe_url(&dest_url) {
-                    Some(url) => {
-                        out.push_str("<a href=\"");
-                        escape_into(&mut out, url);
-                        out.push_str("\" rel=\"nofollow noopener noreferrer\">");
-                        open_links.push(true);
+                Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. } => {
+                    match safe_url(&dest_url) {
+                        Some(url) => {
+                            out.push_str("<a href=\"");
+                            escape_into(&mut out, url);
+                            out.push_str("\" rel=\"nofollow noopener noreferrer\">");
+                            open_links.push(true);
+                        }
+                        None => open_links.push(false),
                     }
-                    None => open_links.push(false),
-                },
+                }
                 // Raw HTML blocks, tables, footnotes, metadata: their text only.
                 _ => {}
             },
@@ -171,7 +181,10 @@ pub fn render_comment(text: &str, is_member: &dyn Fn(&str) -> bool) -> Rendered 
             Event::TaskListMarker(done) => out.push_str(if done { "[x] " } else { "[ ] " }),
         }
     }
-    Rendered { html: out, mentions }
+    Rendered {
+        html: out,
+        mentions,
+    }
 }
 
 #[cfg(test)]
@@ -185,13 +198,36 @@ mod tests {
     /// Every tag in the HTML (text is escaped, so each `<` starts one) is on the allow-list, no
     /// attribute is an event handler or a style, and every link target is a safe one.
     fn assert_inert(html: &str) {
-        const TAGS: [&str; 16] =
-            ["p", "strong", "em", "del", "code", "pre", "blockquote", "ol", "ul", "li", "a", "br", "hr", "span", "math", "semantics"];
+        const TAGS: [&str; 16] = [
+            "p",
+            "strong",
+            "em",
+            "del",
+            "code",
+            "pre",
+            "blockquote",
+            "ol",
+            "ul",
+            "li",
+            "a",
+            "br",
+            "hr",
+            "span",
+            "math",
+            "semantics",
+        ];
         let mut rest = html;
         while let Some(at) = rest.find('<') {
-            let end = rest[at..].find('>').map(|e| at + e).unwrap_or_else(|| panic!("unclosed tag in {html}"));
+            let end = rest[at..]
+                .find('>')
+                .map(|e| at + e)
+                .unwrap_or_else(|| panic!("unclosed tag in {html}"));
             let tag = rest[at + 1..end].trim_start_matches('/');
-            let name = tag.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+            let name = tag
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
             // MathML from app::math: m* elements (mi, mn, mo, mrow, mfrac, msup, ...) and annotation.
             assert!(
                 TAGS.contains(&name.as_str()) || name.starts_with('m') || name == "annotation",
@@ -200,12 +236,18 @@ mod tests {
             let attrs = tag[name.len()..].to_ascii_lowercase();
             for attr in attrs.split_whitespace() {
                 let key = attr.split('=').next().unwrap_or("");
-                assert!(!key.starts_with("on") && key != "style" && key != "src", "attribute {attr} in {html}");
+                assert!(
+                    !key.starts_with("on") && key != "style" && key != "src",
+                    "attribute {attr} in {html}"
+                );
             }
             if let Some(h) = attrs.find("href=\"") {
                 let url = attrs[h + 6..].split('"').next().unwrap_or("");
                 assert!(safe_url(url).is_some(), "href {url} in {html}");
-                assert!(!url.contains("javascript") && !url.starts_with("//"), "href {url} in {html}");
+                assert!(
+                    !url.contains("javascript") && !url.starts_with("//"),
+                    "href {url} in {html}"
+                );
             }
             rest = &rest[end + 1..];
         }
@@ -242,9 +284,10 @@ mod tests {
 
     #[test]
     fn markdown_maths_links_and_mentions() {
-        let r = render_comment("**bold** and $x^2$ see [the run](https://example.org/a?b=1&c=2) @bob @carol @ann.", &|n| {
-            n == "bob" || n == "ann"
-        });
+        let r = render_comment(
+            "**bold** and $x^2$ see [the run](https://example.org/a?b=1&c=2) @bob @carol @ann.",
+            &|n| n == "bob" || n == "ann",
+        );
         assert!(r.html.contains("<strong>bold</strong>"), "{}", r.html);
         assert!(r.html.contains("<math"), "{}", r.html);
         assert!(
@@ -256,7 +299,9 @@ mod tests {
         assert!(r.html.contains("@carol") && !r.html.contains(">@carol<"));
         assert_eq!(r.mentions, vec!["bob".to_string(), "ann".to_string()]);
         // an e-mail address is not a mention
-        assert!(render_comment("mail ann@bob.org", &|n| n == "bob").mentions.is_empty());
+        assert!(render_comment("mail ann@bob.org", &|n| n == "bob")
+            .mentions
+            .is_empty());
     }
 
     #[test]
@@ -265,6 +310,9 @@ mod tests {
         assert!(html.contains("&lt;b&gt;hi&lt;/b&gt;"), "{html}");
         assert!(!html.contains("<b>"));
         let html = render("$$\\frac{1}{2$$");
-        assert!(html.contains("math-error") || html.contains("\\frac"), "{html}");
+        assert!(
+            html.contains("math-error") || html.contains("\\frac"),
+            "{html}"
+        );
     }
 }

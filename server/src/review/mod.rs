@@ -28,9 +28,17 @@ pub struct OverrideRequest {
 impl OverrideRequest {
     /// A request about a problem known by id: an answer override names the problem, a rollout
     /// override only its rollout (as the REST body would).
-    pub fn in_problem(problem_id: i64, answer: Option<String>, rollout: Option<i64>, verdict: String, reason: String) -> Self {
+    pub fn in_problem(
+        problem_id: i64,
+        answer: Option<String>,
+        rollout: Option<i64>,
+        verdict: String,
+        reason: String,
+    ) -> Self {
         OverrideRequest {
-            problem: rollout.is_none().then(|| serde_json::Value::from(problem_id)),
+            problem: rollout
+                .is_none()
+                .then(|| serde_json::Value::from(problem_id)),
             answer,
             rollout,
             verdict,
@@ -72,7 +80,10 @@ pub struct ReviewImportReport {
 }
 
 /// JSON Lines, or CSV with a header (`kind,problem,label,answer,rollout,verdict,reason,by,at`).
-pub fn parse_review_records(file_name: &str, text: &str) -> Result<Vec<(usize, ReviewRecord)>, String> {
+pub fn parse_review_records(
+    file_name: &str,
+    text: &str,
+) -> Result<Vec<(usize, ReviewRecord)>, String> {
     let mut out = Vec::new();
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') || trimmed.is_empty() {
@@ -80,8 +91,8 @@ pub fn parse_review_records(file_name: &str, text: &str) -> Result<Vec<(usize, R
             if line.trim().is_empty() {
                 continue;
             }
-            let r: ReviewRecord = serde_json::from_str(line)
-                .map_err(|e| format!("{file_name}:{}: {e}", i + 1))?;
+            let r: ReviewRecord =
+                serde_json::from_str(line).map_err(|e| format!("{file_name}:{}: {e}", i + 1))?;
             out.push((i + 1, r));
         }
         return Ok(out);
@@ -91,7 +102,9 @@ pub fn parse_review_records(file_name: &str, text: &str) -> Result<Vec<(usize, R
     let col = |name: &str| header.iter().position(|h| h == name);
     for required in ["kind", "problem"] {
         if col(required).is_none() {
-            return Err(format!("{file_name}:1: {required}: the CSV header has no such column"));
+            return Err(format!(
+                "{file_name}:1: {required}: the CSV header has no such column"
+            ));
         }
     }
     for (i, line) in lines {
@@ -99,9 +112,17 @@ pub fn parse_review_records(file_name: &str, text: &str) -> Result<Vec<(usize, R
             continue;
         }
         let f = csv_fields(line);
-        let get = |name: &str| col(name).and_then(|c| f.get(c)).cloned().filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            col(name)
+                .and_then(|c| f.get(c))
+                .cloned()
+                .filter(|v| !v.is_empty())
+        };
         let rollout = match get("rollout") {
-            Some(v) => Some(v.parse().map_err(|_| format!("{file_name}:{}: rollout: {v:?} is not an id", i + 1))?),
+            Some(v) => Some(
+                v.parse()
+                    .map_err(|_| format!("{file_name}:{}: rollout: {v:?} is not an id", i + 1))?,
+            ),
             None => None,
         };
         out.push((
@@ -147,7 +168,11 @@ pub fn csv_fields(line: &str) -> Vec<String> {
 /// The records as CSV (formula-safe: a field starting with = + - @ gets a leading quote).
 pub fn review_csv(records: &[ReviewRecord]) -> String {
     fn cell(v: &str) -> String {
-        let v = if v.starts_with(['=', '+', '-', '@']) { format!("'{v}") } else { v.to_owned() };
+        let v = if v.starts_with(['=', '+', '-', '@']) {
+            format!("'{v}")
+        } else {
+            v.to_owned()
+        };
         if v.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", v.replace('"', "\"\"").replace(['\n', '\r'], " "))
         } else {
@@ -172,4 +197,3 @@ pub fn review_csv(records: &[ReviewRecord]) -> String {
     }
     out
 }
-

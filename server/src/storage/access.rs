@@ -409,15 +409,17 @@ impl Store {
         .await)?;
         Ok(rows
             .into_iter()
-            .map(|(id, slug, name, description, open, viewers_comment, engine_admins)| ProjectRow {
-                id,
-                slug,
-                name,
-                description,
-                open_to_all: open != 0,
-                viewers_comment: viewers_comment != 0,
-                engine_admins: engine_admins != 0,
-            })
+            .map(
+                |(id, slug, name, description, open, viewers_comment, engine_admins)| ProjectRow {
+                    id,
+                    slug,
+                    name,
+                    description,
+                    open_to_all: open != 0,
+                    viewers_comment: viewers_comment != 0,
+                    engine_admins: engine_admins != 0,
+                },
+            )
             .collect())
     }
 
@@ -431,21 +433,25 @@ impl Store {
 
     /// Lets the project's viewers comment and label (issue 15), or not.
     pub async fn set_viewers_comment(&self, id: i64, allowed: bool) -> Result<(), StoreError> {
-        db(sqlx::query("UPDATE projects SET viewers_comment = $1 WHERE id = $2")
-            .bind(allowed as i64)
-            .bind(id)
-            .execute(&self.pool)
-            .await)?;
+        db(
+            sqlx::query("UPDATE projects SET viewers_comment = $1 WHERE id = $2")
+                .bind(allowed as i64)
+                .bind(id)
+                .execute(&self.pool)
+                .await,
+        )?;
         Ok(())
     }
 
     /// Lets the project's admins add and change its engines (else only site admins may).
     pub async fn set_engine_admins(&self, id: i64, allowed: bool) -> Result<(), StoreError> {
-        db(sqlx::query("UPDATE projects SET engine_admins = $1 WHERE id = $2")
-            .bind(allowed as i64)
-            .bind(id)
-            .execute(&self.pool)
-            .await)?;
+        db(
+            sqlx::query("UPDATE projects SET engine_admins = $1 WHERE id = $2")
+                .bind(allowed as i64)
+                .bind(id)
+                .execute(&self.pool)
+                .await,
+        )?;
         Ok(())
     }
 
@@ -576,14 +582,20 @@ impl Store {
 
     /// The runs over a problem, with their projects (a shared dataset's problem has runs of
     /// several projects; a project's problem only its own).
-    pub async fn problem_run_projects(&self, problem_id: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+    pub async fn problem_run_projects(
+        &self,
+        problem_id: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
         let rows: Vec<(i64, Option<i64>)> = db(sqlx::query_as(
             "SELECT s.run_id, r.project_id FROM run_problem_stats s JOIN runs r ON r.id = s.run_id WHERE s.problem_id = $1",
         )
         .bind(problem_id)
         .fetch_all(&self.pool)
         .await)?;
-        Ok(rows.into_iter().map(|(run, p)| (run, p.unwrap_or(-1))).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(run, p)| (run, p.unwrap_or(-1)))
+            .collect())
     }
 
     /// Project of every experiment, run and dataset (for filtering lists), by kind and id/slug.
@@ -610,9 +622,10 @@ impl Store {
 
     /// Project of every dataset by id (0: shared by every project, such as the built-in one).
     pub async fn dataset_projects(&self) -> Result<Vec<(i64, i64)>, StoreError> {
-        let rows: Vec<(i64, Option<i64>)> = db(sqlx::query_as("SELECT id, project_id FROM datasets")
-            .fetch_all(&self.pool)
-            .await)?;
+        let rows: Vec<(i64, Option<i64>)> =
+            db(sqlx::query_as("SELECT id, project_id FROM datasets")
+                .fetch_all(&self.pool)
+                .await)?;
         Ok(rows.into_iter().map(|(s, p)| (s, p.unwrap_or(0))).collect())
     }
 
@@ -648,9 +661,10 @@ impl Store {
 
     /// Project of every model by id.
     pub async fn model_projects(&self) -> Result<Vec<(i64, i64)>, StoreError> {
-        let rows: Vec<(i64, Option<i64>)> = db(sqlx::query_as("SELECT id, project_id FROM models")
-            .fetch_all(&self.pool)
-            .await)?;
+        let rows: Vec<(i64, Option<i64>)> =
+            db(sqlx::query_as("SELECT id, project_id FROM models")
+                .fetch_all(&self.pool)
+                .await)?;
         Ok(rows.into_iter().map(|(m, p)| (m, p.unwrap_or(0))).collect())
     }
 

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use caplens_analysis::rollup::RunAggregates;
 use caplens_analysis::review::{reviewed_counts, ReviewRollout, ReviewedCounts, VerdictOverride};
+use caplens_analysis::rollup::RunAggregates;
 use caplens_analysis::verdicts::{CaplensVerdict, RolloutVerdicts, VerdictSource};
 use caplens_analysis::verifier::normalize_answer;
 use caplens_app::model::{ExperimentSummary, RunRow};
@@ -63,9 +63,12 @@ pub struct ReviewApplied {
 pub fn rollout_verdict(r: &ReviewRolloutRow, source: Option<VerdictSource>) -> bool {
     match source {
         Some(source) if r.file_correct.is_some() || r.caplens_verdict.is_some() => {
-            RolloutVerdicts { file: r.file_correct, caplens: CaplensVerdict::from_code(r.caplens_verdict) }
-                .under(source)
-                .unwrap_or(false)
+            RolloutVerdicts {
+                file: r.file_correct,
+                caplens: CaplensVerdict::from_code(r.caplens_verdict),
+            }
+            .under(source)
+            .unwrap_or(false)
         }
         _ => r.correct,
     }
@@ -104,7 +107,9 @@ impl Store {
         .bind(slug)
         .fetch_optional(&self.pool)
         .await)?;
-        Ok(row.map(|(id, count, max, fin, review)| format!("{id}:{count}:{max}:{}:{review}", fin.unwrap_or_default())))
+        Ok(row.map(|(id, count, max, fin, review)| {
+            format!("{id}:{count}:{max}:{}:{review}", fin.unwrap_or_default())
+        }))
     }
 
     /// An experiment's runs and per-problem aggregates, with each run's correct counts under
@@ -116,9 +121,26 @@ impl Store {
         verdicts: Option<VerdictSource>,
         reviewed: bool,
     ) -> Result<Option<ExperimentData>, StoreError> {
-        let Some(detail) = self.experiment(slug).await? else { return Ok(None) };
-        let runs: Vec<RunRow> = detail.runs.into_iter().filter(|r| r.status == "completed").collect();
-        type StatRow = (i64, i64, String, String, String, i64, i64, Option<i64>, i64, i64);
+        let Some(detail) = self.experiment(slug).await? else {
+            return Ok(None);
+        };
+        let runs: Vec<RunRow> = detail
+            .runs
+            .into_iter()
+            .filter(|r| r.status == "completed")
+            .collect();
+        type StatRow = (
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            Option<i64>,
+            i64,
+            i64,
+        );
         let (c, first) = verdict_columns(verdicts);
         let sql = format!(
             "SELECT s.run_id, s.problem_id, d.name, p.problem_key, p.tags, s.n, {c},
@@ -156,7 +178,11 @@ impl Store {
                 .clone();
             by_run.entry(run_id).or_default().push(ProblemStat {
                 problem_id,
-                key: if dataset.is_empty() { key } else { format!("{dataset}/{key}") },
+                key: if dataset.is_empty() {
+                    key
+                } else {
+                    format!("{dataset}/{key}")
+                },
                 tags,
                 n: n.max(0) as u64,
                 c: c.max(0) as u64,
@@ -165,7 +191,9 @@ impl Store {
                 distinct_answers: distinct.max(0) as u64,
             });
         }
-        let review = self.apply_overrides(slug, verdicts, reviewed, &mut by_run).await?;
+        let review = self
+            .apply_overrides(slug, verdicts, reviewed, &mut by_run)
+            .await?;
         Ok(Some(ExperimentData {
             verdicts,
             review,
@@ -191,10 +219,16 @@ impl Store {
         by_run: &mut HashMap<i64, Vec<ProblemStat>>,
     ) -> Result<ReviewApplied, StoreError> {
         let groups = self.reviewed_groups(slug, verdicts).await?;
-        let mut applied = ReviewApplied { reviewed, overrides: groups.overrides, changed_rollouts: 0 };
+        let mut applied = ReviewApplied {
+            reviewed,
+            overrides: groups.overrides,
+            changed_rollouts: 0,
+        };
         for (run_id, stats) in by_run.iter_mut() {
             for stat in stats.iter_mut() {
-                let Some(counts) = groups.counts(*run_id, stat.problem_id, stat.n) else { continue };
+                let Some(counts) = groups.counts(*run_id, stat.problem_id, stat.n) else {
+                    continue;
+                };
                 applied.changed_rollouts += counts.changed;
                 if reviewed {
                     stat.c = counts.c;
@@ -213,7 +247,9 @@ impl Store {
         verdicts: Option<VerdictSource>,
     ) -> Result<ReviewedGroups, StoreError> {
         let mut out = ReviewedGroups::default();
-        let Some(experiment) = self.experiment_ref(slug).await? else { return Ok(out) };
+        let Some(experiment) = self.experiment_ref(slug).await? else {
+            return Ok(out);
+        };
         let overrides = self.overrides(experiment.id, None).await?;
         out.overrides = overrides.len() as u64;
         if overrides.is_empty() {
@@ -221,25 +257,39 @@ impl Store {
         }
         let mut by_problem: HashMap<i64, Vec<VerdictOverride>> = HashMap::new();
         for o in &overrides {
-            by_problem.entry(o.problem_id).or_default().push(VerdictOverride {
-                rollout: o.rollout,
-                answer: o.answer.clone(),
-                correct: o.verdict == "correct",
-            });
+            by_problem
+                .entry(o.problem_id)
+                .or_default()
+                .push(VerdictOverride {
+                    rollout: o.rollout,
+                    answer: o.answer.clone(),
+                    correct: o.verdict == "correct",
+                });
         }
         let problems: Vec<i64> = by_problem.keys().copied().collect();
         let mut groups: HashMap<(i64, i64), Vec<ReviewRollout>> = HashMap::new();
         for r in self.review_rollouts(experiment.id, &problems).await? {
-            groups.entry((r.run_id, r.problem_id)).or_default().push(ReviewRollout {
-                id: r.id,
-                order: r.sample_index,
-                answer: r.answer.as_deref().map(normalize_answer),
-                correct: rollout_verdict(&r, verdicts),
-            });
+            groups
+                .entry((r.run_id, r.problem_id))
+                .or_default()
+                .push(ReviewRollout {
+                    id: r.id,
+                    order: r.sample_index,
+                    answer: r.answer.as_deref().map(normalize_answer),
+                    correct: rollout_verdict(&r, verdicts),
+                });
         }
         out.groups = groups
             .into_iter()
-            .map(|(key, group)| (key, (group.len() as u64, reviewed_counts(&group, &by_problem[&key.1]))))
+            .map(|(key, group)| {
+                (
+                    key,
+                    (
+                        group.len() as u64,
+                        reviewed_counts(&group, &by_problem[&key.1]),
+                    ),
+                )
+            })
             .collect();
         Ok(out)
     }
@@ -282,7 +332,10 @@ impl Store {
              WHERE er.experiment_id = $1 AND r.status = 'completed'
              ORDER BY s.run_id, s.position, s.problem_id"
         );
-        let stats = db(sqlx::query_as(&sql).bind(experiment.id).fetch_all(&self.pool).await)?;
+        let stats = db(sqlx::query_as(&sql)
+            .bind(experiment.id)
+            .fetch_all(&self.pool)
+            .await)?;
         Ok(Some(ReportRows { runs, stats }))
     }
 }
@@ -299,6 +352,9 @@ impl ReviewedGroups {
     /// The group's reviewed counts, when its rollouts are all stored (`n` of them): runs
     /// stored as counts only have nothing to recount.
     pub fn counts(&self, run_id: i64, problem_id: i64, n: u64) -> Option<ReviewedCounts> {
-        self.groups.get(&(run_id, problem_id)).filter(|(rollouts, _)| *rollouts == n).map(|(_, c)| *c)
+        self.groups
+            .get(&(run_id, problem_id))
+            .filter(|(rollouts, _)| *rollouts == n)
+            .map(|(_, c)| *c)
     }
 }

@@ -114,7 +114,10 @@ impl BlobStore {
         let bucket = parsed.host_str().unwrap_or("").to_owned();
         let (kind, store): (BlobKind, Arc<dyn ObjectStore>) = match parsed.scheme() {
             "file" => return Self::local(parsed.path()),
-            "memory" => (BlobKind::Memory, Arc::new(object_store::memory::InMemory::new())),
+            "memory" => (
+                BlobKind::Memory,
+                Arc::new(object_store::memory::InMemory::new()),
+            ),
             "s3" | "s3a" => {
                 install_tls_provider();
                 let s3 = object_store::aws::AmazonS3Builder::from_env()
@@ -151,7 +154,10 @@ impl BlobStore {
         let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
             store
         } else {
-            Arc::new(object_store::prefix::PrefixStore::new(store, prefix.as_str()))
+            Arc::new(object_store::prefix::PrefixStore::new(
+                store,
+                prefix.as_str(),
+            ))
         };
         let mut shown = format!("{}://{bucket}", parsed.scheme());
         if !prefix.is_empty() {
@@ -179,7 +185,11 @@ impl BlobStore {
     /// Copies the blob `key` into `to` (streamed: a pack is never held in memory whole).
     pub async fn copy_to(&self, to: &BlobStore, key: &str) -> Result<u64, StoreError> {
         let path = self.path_of(key)?;
-        let result = self.inner.get(&path).await.map_err(|e| blob_error(key, e))?;
+        let result = self
+            .inner
+            .get(&path)
+            .await
+            .map_err(|e| blob_error(key, e))?;
         let mut stream = result.into_stream();
         let mut pack = to.create_pack(key).await?;
         while let Some(chunk) = stream.next().await {
@@ -335,7 +345,9 @@ impl BlobStore {
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.path_of(key)?;
         match self.inner.get(&path).await {
-            Ok(r) => Ok(Some(r.bytes().await.map_err(|e| blob_error(key, e))?.to_vec())),
+            Ok(r) => Ok(Some(
+                r.bytes().await.map_err(|e| blob_error(key, e))?.to_vec(),
+            )),
             Err(object_store::Error::NotFound { .. }) => match &self.fallback {
                 Some(previous) => Box::pin(previous.get(key)).await,
                 None => Ok(None),
@@ -504,7 +516,9 @@ impl BlobStore {
         if read.as_deref() == Some(&bytes[..]) {
             Ok(())
         } else {
-            Err(StoreError::Invalid(format!("the probe blob {key} did not read back")))
+            Err(StoreError::Invalid(format!(
+                "the probe blob {key} did not read back"
+            )))
         }
     }
 
@@ -634,9 +648,15 @@ mod tests {
         let local = BlobStore::open(None, dir.path()).unwrap();
         assert_eq!(local.kind(), BlobKind::Local);
         assert!(local.url().starts_with("file://") && local.url().ends_with("/blobs"));
-        assert_eq!(BlobStore::from_url("memory://").unwrap().kind(), BlobKind::Memory);
+        assert_eq!(
+            BlobStore::from_url("memory://").unwrap().kind(),
+            BlobKind::Memory
+        );
         let s3 = BlobStore::from_url("s3://bucket/some/prefix/").unwrap();
-        assert_eq!((s3.kind(), s3.url()), (BlobKind::S3, "s3://bucket/some/prefix"));
+        assert_eq!(
+            (s3.kind(), s3.url()),
+            (BlobKind::S3, "s3://bucket/some/prefix")
+        );
         for bad in ["s3://key:secret@bucket/x", "ftp://x/y", "s3:///prefix"] {
             let err = BlobStore::from_url(bad).unwrap_err().to_string();
             assert!(!err.contains("secret"), "{err}");
@@ -647,7 +667,16 @@ mod tests {
     #[tokio::test]
     async fn keys_cannot_escape_the_root() {
         let store = BlobStore::from_url("memory://").unwrap();
-        for key in ["../x", "/etc/passwd", "a//b", "traces/../../x", "", "A.bin", "a/./b", "a#1"] {
+        for key in [
+            "../x",
+            "/etc/passwd",
+            "a//b",
+            "traces/../../x",
+            "",
+            "A.bin",
+            "a/./b",
+            "a#1",
+        ] {
             assert!(store.put(key, b"x").await.is_err(), "{key:?} accepted");
         }
     }

@@ -207,7 +207,10 @@ impl ProblemStats {
     ) -> Self {
         let by_source = VerdictSource::ALL.map(|source| {
             let outcome = p.outcome_under(source);
-            (outcome.c as i64, outcome.first_correct_position.map(|x| x as i64))
+            (
+                outcome.c as i64,
+                outcome.first_correct_position.map(|x| x as i64),
+            )
         });
         let outcome = p.outcome_under(default);
         ProblemStats {
@@ -467,39 +470,51 @@ impl BulkWriter {
 
     /// Experiments in the database (the demo loads into an empty one only).
     pub async fn experiment_count(&mut self) -> Result<i64, StoreError> {
-        on_conn!(self, |c| sqlx::query_scalar("SELECT COUNT(*) FROM experiments")
-            .fetch_one(c)
-            .await)
+        on_conn!(self, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM experiments"
+        )
+        .fetch_one(c)
+        .await)
     }
 
     /// The id of a project by slug.
     pub async fn project_id(&mut self, slug: &str) -> Result<Option<i64>, StoreError> {
-        on_conn!(self, |c| sqlx::query_scalar("SELECT id FROM projects WHERE slug = $1")
-            .bind(slug)
-            .fetch_optional(c)
-            .await)
+        on_conn!(self, |c| sqlx::query_scalar(
+            "SELECT id FROM projects WHERE slug = $1"
+        )
+        .bind(slug)
+        .fetch_optional(c)
+        .await)
     }
 
     /// The dataset `name` as project `project_id` sees it: its own, else a shared one; with
     /// whether it is shared (read-only to the project).
-    pub async fn dataset_for(&mut self, project_id: i64, name: &str) -> Result<Option<(i64, bool)>, StoreError> {
-        let row: Option<(i64, Option<i64>)> = on_conn!(self, |c| sqlx::query_as(
+    pub async fn dataset_for(
+        &mut self,
+        project_id: i64,
+        name: &str,
+    ) -> Result<Option<(i64, bool)>, StoreError> {
+        let row: Option<(i64, Option<i64>)> = on_conn!(self, |c| {
+            sqlx::query_as(
             "SELECT id, project_id FROM datasets WHERE name = $1 AND (project_id = $2 OR project_id IS NULL)
              ORDER BY CASE WHEN project_id IS NULL THEN 1 ELSE 0 END LIMIT 1",
         )
         .bind(name)
         .bind(project_id)
         .fetch_optional(c)
-        .await)?;
+        .await
+        })?;
         Ok(row.map(|(id, p)| (id, p.is_none())))
     }
 
     /// The shared dataset (in no project) named `name`.
     pub async fn shared_dataset_id(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
-        on_conn!(self, |c| sqlx::query_scalar("SELECT id FROM datasets WHERE name = $1 AND project_id IS NULL")
-            .bind(name)
-            .fetch_optional(c)
-            .await)
+        on_conn!(self, |c| sqlx::query_scalar(
+            "SELECT id FROM datasets WHERE name = $1 AND project_id IS NULL"
+        )
+        .bind(name)
+        .fetch_optional(c)
+        .await)
     }
 
     /// Creates a dataset in a project; `None`: shared by every project (the built-in one).
@@ -524,16 +539,23 @@ impl BulkWriter {
     }
 
     /// The model `name` of project `project_id`.
-    pub async fn model_id(&mut self, project_id: i64, name: &str) -> Result<Option<i64>, StoreError> {
-        on_conn!(self, |c| sqlx::query_scalar("SELECT id FROM models WHERE name = $1 AND project_id = $2")
-            .bind(name)
-            .bind(project_id)
-            .fetch_optional(c)
-            .await)
+    pub async fn model_id(
+        &mut self,
+        project_id: i64,
+        name: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        on_conn!(self, |c| sqlx::query_scalar(
+            "SELECT id FROM models WHERE name = $1 AND project_id = $2"
+        )
+        .bind(name)
+        .bind(project_id)
+        .fetch_optional(c)
+        .await)
     }
 
     pub async fn insert_model(&mut self, m: &NewModel<'_>) -> Result<i64, StoreError> {
-        on_conn!(self, |c| sqlx::query_scalar(
+        on_conn!(self, |c| {
+            sqlx::query_scalar(
             "INSERT INTO models (name, family, stage, parent_id, training_step, notes, created_at, project_id)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
@@ -546,7 +568,8 @@ impl BulkWriter {
         .bind(now_rfc3339())
         .bind(m.project_id)
         .fetch_one(c)
-        .await)
+        .await
+        })
     }
 
     /// What an uploader says about an existing model (each `None` leaves the field as it is).
@@ -603,7 +626,8 @@ impl BulkWriter {
         tags: &[String],
     ) -> Result<(), StoreError> {
         let tags = serde_json::to_string(tags).expect("a list of strings serialises");
-        on_conn!(self, |c| sqlx::query(
+        on_conn!(self, |c| {
+            sqlx::query(
             "UPDATE problems SET prompt = CASE WHEN prompt = '' THEN $1 ELSE prompt END,
                     reference_answer = CASE WHEN reference_answer = '' THEN $2 ELSE reference_answer END,
                     tags = CASE WHEN tags = '[]' THEN $3 ELSE tags END
@@ -615,7 +639,8 @@ impl BulkWriter {
         .bind(id)
         .execute(c)
         .await
-        .map(|_| ()))?;
+        .map(|_| ())
+        })?;
         Ok(())
     }
 
@@ -645,11 +670,16 @@ impl BulkWriter {
     }
 
     /// The experiment `slug` and its project.
-    pub async fn experiment_for(&mut self, slug: &str) -> Result<Option<(i64, Option<i64>)>, StoreError> {
-        on_conn!(self, |c| sqlx::query_as("SELECT id, project_id FROM experiments WHERE slug = $1")
-            .bind(slug)
-            .fetch_optional(c)
-            .await)
+    pub async fn experiment_for(
+        &mut self,
+        slug: &str,
+    ) -> Result<Option<(i64, Option<i64>)>, StoreError> {
+        on_conn!(self, |c| sqlx::query_as(
+            "SELECT id, project_id FROM experiments WHERE slug = $1"
+        )
+        .bind(slug)
+        .fetch_optional(c)
+        .await)
     }
 
     pub async fn insert_experiment(
@@ -678,7 +708,8 @@ impl BulkWriter {
 
     pub async fn insert_run(&mut self, r: &NewRun<'_>) -> Result<i64, StoreError> {
         let now = now_rfc3339();
-        on_conn!(self, |c| sqlx::query_scalar(
+        on_conn!(self, |c| {
+            sqlx::query_scalar(
             "INSERT INTO runs (model_id, dataset_id, label, temperature, top_p, max_tokens, n_per_problem,
                                seed, prompt_template, status, origin, created_at, finished_at, import_id, project_id)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
@@ -699,18 +730,21 @@ impl BulkWriter {
         .bind(r.import_id)
         .bind(r.project_id)
         .fetch_one(c)
-        .await)
+        .await
+        })
     }
 
     /// Removes a run written by this load (one whose every record was skipped).
     pub async fn delete_run(&mut self, run_id: i64) -> Result<(), StoreError> {
         self.flush_rollouts().await?;
         // Rollouts first: on PostgreSQL they keep no foreign key to their run (0008).
-        on_conn!(self, |c| sqlx::query("DELETE FROM rollouts WHERE run_id = $1")
-            .bind(run_id)
-            .execute(c)
-            .await
-            .map(|_| ()))?;
+        on_conn!(self, |c| sqlx::query(
+            "DELETE FROM rollouts WHERE run_id = $1"
+        )
+        .bind(run_id)
+        .execute(c)
+        .await
+        .map(|_| ()))?;
         on_conn!(self, |c| sqlx::query("DELETE FROM runs WHERE id = $1")
             .bind(run_id)
             .execute(c)
@@ -830,7 +864,10 @@ impl BulkWriter {
                     q
                 }};
             }
-            on_conn!(self, |c| bind_stats!(sqlx::query(&sql)).execute(c).await.map(|_| ()))?;
+            on_conn!(self, |c| bind_stats!(sqlx::query(&sql))
+                .execute(c)
+                .await
+                .map(|_| ()))?;
         }
         Ok(())
     }
@@ -849,13 +886,19 @@ impl BulkWriter {
     }
 
     /// Records the project an import wrote into.
-    pub async fn set_import_project(&mut self, import_id: &str, project_id: i64) -> Result<(), StoreError> {
-        on_conn!(self, |c| sqlx::query("UPDATE imports SET project_id = $1 WHERE id = $2")
-            .bind(project_id)
-            .bind(import_id)
-            .execute(c)
-            .await
-            .map(|_| ()))?;
+    pub async fn set_import_project(
+        &mut self,
+        import_id: &str,
+        project_id: i64,
+    ) -> Result<(), StoreError> {
+        on_conn!(self, |c| sqlx::query(
+            "UPDATE imports SET project_id = $1 WHERE id = $2"
+        )
+        .bind(project_id)
+        .bind(import_id)
+        .execute(c)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
@@ -930,14 +973,16 @@ impl BulkWriter {
 
     /// Trace packs of the stored demo runs.
     pub async fn demo_trace_packs(&mut self) -> Result<Vec<String>, StoreError> {
-        on_conn!(self, |c| sqlx::query_scalar(
+        on_conn!(self, |c| {
+            sqlx::query_scalar(
             "SELECT DISTINCT ro.trace_key FROM rollouts ro JOIN runs r ON r.id = ro.run_id
              WHERE r.origin = 'demo' AND ro.trace_key IS NOT NULL AND r.id IN (
                SELECT er.run_id FROM experiment_runs er JOIN experiments e ON e.id = er.experiment_id
                WHERE e.is_demo = 1)",
         )
         .fetch_all(c)
-        .await)
+        .await
+        })
     }
 
     /// Removes the demo experiments and their runs (rollouts and aggregates cascade), then the
@@ -956,35 +1001,43 @@ impl BulkWriter {
         .execute(c)
         .await
         .map(|_| ()))?;
-        on_conn!(self, |c| sqlx::query(
+        on_conn!(self, |c| {
+            sqlx::query(
             "DELETE FROM runs WHERE origin = 'demo' AND id IN (SELECT er.run_id FROM experiment_runs er
                JOIN experiments e ON e.id = er.experiment_id WHERE e.is_demo = 1)",
         )
         .execute(c)
         .await
+        .map(|_| ())
+        })?;
+        on_conn!(self, |c| sqlx::query(
+            "DELETE FROM experiments WHERE is_demo = 1"
+        )
+        .execute(c)
+        .await
         .map(|_| ()))?;
-        on_conn!(self, |c| sqlx::query("DELETE FROM experiments WHERE is_demo = 1")
-            .execute(c)
-            .await
-            .map(|_| ()))?;
         for model in models_children_first {
-            on_conn!(self, |c| sqlx::query(
+            on_conn!(self, |c| {
+                sqlx::query(
                 "DELETE FROM models WHERE name = $1 AND project_id = (SELECT id FROM projects WHERE slug = 'demo')
                    AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.model_id = models.id)",
             )
             .bind(model)
             .execute(c)
             .await
-            .map(|_| ()))?;
+            .map(|_| ())
+            })?;
         }
-        on_conn!(self, |c| sqlx::query(
+        on_conn!(self, |c| {
+            sqlx::query(
             "DELETE FROM datasets WHERE name = $1 AND project_id = (SELECT id FROM projects WHERE slug = 'demo')
                AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.dataset_id = datasets.id)",
         )
         .bind(dataset)
         .execute(c)
         .await
-        .map(|_| ()))?;
+        .map(|_| ())
+        })?;
         Ok(())
     }
 
@@ -1132,7 +1185,12 @@ mod tests {
         assert_eq!(&data[response..response + 4], &2i32.to_be_bytes());
         assert_eq!(&data[response + 4..response + 6], "é".as_bytes());
         // A NaN is stored as NULL, like the INSERT path's `finite`.
-        assert!(data.windows(4).filter(|w| *w == (-1i32).to_be_bytes()).count() >= 8);
+        assert!(
+            data.windows(4)
+                .filter(|w| *w == (-1i32).to_be_bytes())
+                .count()
+                >= 8
+        );
         // Trailer.
         assert_eq!(&data[data.len() - 2..], &(-1i16).to_be_bytes());
     }

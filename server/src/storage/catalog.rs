@@ -6,12 +6,12 @@
 
 use std::collections::HashMap;
 
+use caplens_analysis::verdicts::VerdictSource;
 use caplens_app::model::{
     lineage_forest, DatasetRow, ExperimentDetail, ExperimentSummary, LineageNode, ModelRow, RunRow,
     RunVerdicts,
 };
 use sqlx::{any::AnyRow, Any, Row, Transaction};
-use caplens_analysis::verdicts::VerdictSource;
 
 use super::{db, Store};
 use crate::error::StoreError;
@@ -214,38 +214,45 @@ impl Store {
 
     /// The id of the shared dataset (in no project) named `name`.
     pub async fn shared_dataset_id(&self, name: &str) -> Result<Option<i64>, StoreError> {
-        db(sqlx::query_scalar("SELECT id FROM datasets WHERE name = $1 AND project_id IS NULL")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await)
+        db(
+            sqlx::query_scalar("SELECT id FROM datasets WHERE name = $1 AND project_id IS NULL")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await,
+        )
     }
 
     /// The id of the model `name` of project `project_id`.
     pub async fn model_id(&self, project_id: i64, name: &str) -> Result<Option<i64>, StoreError> {
-        db(sqlx::query_scalar("SELECT id FROM models WHERE name = $1 AND project_id = $2")
-            .bind(name)
-            .bind(project_id)
-            .fetch_optional(&self.pool)
-            .await)
+        db(
+            sqlx::query_scalar("SELECT id FROM models WHERE name = $1 AND project_id = $2")
+                .bind(name)
+                .bind(project_id)
+                .fetch_optional(&self.pool)
+                .await,
+        )
     }
 
     /// Number of experiments (0 on a fresh database).
 
     /// The first run an import stored.
     pub async fn first_run_of_import(&self, import_id: &str) -> Result<Option<i64>, StoreError> {
-        db(sqlx::query_scalar("SELECT id FROM runs WHERE import_id = $1 ORDER BY id LIMIT 1")
-            .bind(import_id)
-            .fetch_optional(&self.pool)
-            .await)
+        db(
+            sqlx::query_scalar("SELECT id FROM runs WHERE import_id = $1 ORDER BY id LIMIT 1")
+                .bind(import_id)
+                .fetch_optional(&self.pool)
+                .await,
+        )
     }
 
     /// Per problem (n, c) of a run, and the tokens of its rollouts.
     pub async fn run_counts(&self, run_id: i64) -> Result<(Vec<(i64, i64)>, i64), StoreError> {
-        let per_problem: Vec<(i64, i64)> =
-            db(sqlx::query_as("SELECT n, c FROM run_problem_stats WHERE run_id = $1")
-                .bind(run_id)
-                .fetch_all(&self.pool)
-                .await)?;
+        let per_problem: Vec<(i64, i64)> = db(sqlx::query_as(
+            "SELECT n, c FROM run_problem_stats WHERE run_id = $1",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await)?;
         let tokens: i64 = db(sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(token_count), 0) AS BIGINT) FROM rollouts WHERE run_id = $1",
         )

@@ -169,7 +169,8 @@ fn engine_row(row: &sqlx::any::AnyRow) -> Result<EngineRow, sqlx::Error> {
     })
 }
 
-const ENGINE_COLUMNS: &str = "id, name, kind, base_url, model, api_mode, api_key, max_top_logprobs, project_id";
+const ENGINE_COLUMNS: &str =
+    "id, name, kind, base_url, model, api_mode, api_key, max_top_logprobs, project_id";
 
 impl Store {
     pub async fn engines(&self) -> Result<Vec<EngineRow>, StoreError> {
@@ -183,7 +184,11 @@ impl Store {
 
     /// The engine `name` as project `project_id` may use it: the project's own, else a shared
     /// one.
-    pub async fn engine_for_project(&self, name: &str, project_id: i64) -> Result<Option<EngineRow>, StoreError> {
+    pub async fn engine_for_project(
+        &self,
+        name: &str,
+        project_id: i64,
+    ) -> Result<Option<EngineRow>, StoreError> {
         let row = db(sqlx::query(&format!(
             "SELECT {ENGINE_COLUMNS} FROM engines WHERE name = $1 AND (project_id = $2 OR project_id IS NULL)
              ORDER BY CASE WHEN project_id IS NULL THEN 1 ELSE 0 END LIMIT 1"
@@ -210,7 +215,15 @@ impl Store {
     /// the same: a key never follows its engine to another server. A project engine may not
     /// take a shared engine's name (it would hide it).
     pub async fn upsert_engine(&self, e: &NewEngine<'_>) -> Result<i64, StoreError> {
-        let NewEngine { project_id, name, base_url, model, api_mode, api_key, max_top_logprobs } = *e;
+        let NewEngine {
+            project_id,
+            name,
+            base_url,
+            model,
+            api_mode,
+            api_key,
+            max_top_logprobs,
+        } = *e;
         let mut tx = self.begin_write().await?;
         let existing: Option<(i64, String)> = db(sqlx::query_as(
             "SELECT id, kind FROM engines WHERE name = $1 AND COALESCE(project_id, 0) = $2",
@@ -220,10 +233,12 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await)?;
         if existing.is_none() && project_id.is_some() {
-            let shared: i64 = db(sqlx::query_scalar("SELECT COUNT(*) FROM engines WHERE name = $1 AND project_id IS NULL")
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await)?;
+            let shared: i64 = db(sqlx::query_scalar(
+                "SELECT COUNT(*) FROM engines WHERE name = $1 AND project_id IS NULL",
+            )
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await)?;
             if shared > 0 {
                 return Err(StoreError::Invalid(format!(
                     "engine {name:?} is the name of an engine every project shares; choose another name"
@@ -777,7 +792,11 @@ impl Store {
 
     /// The evaluation dataset `name` as project `project_id` may use it: its own, else a
     /// shared one.
-    pub async fn eval_dataset_for_project(&self, name: &str, project_id: i64) -> Result<Option<EvalDataset>, StoreError> {
+    pub async fn eval_dataset_for_project(
+        &self,
+        name: &str,
+        project_id: i64,
+    ) -> Result<Option<EvalDataset>, StoreError> {
         Ok(self
             .eval_datasets()
             .await?

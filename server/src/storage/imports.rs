@@ -186,10 +186,12 @@ impl Store {
 
     /// The ids of the latest imports, newest first.
     pub async fn recent_import_ids(&self, limit: i64) -> Result<Vec<String>, StoreError> {
-        db(sqlx::query_scalar("SELECT id FROM imports ORDER BY created_at DESC, id DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await)
+        db(
+            sqlx::query_scalar("SELECT id FROM imports ORDER BY created_at DESC, id DESC LIMIT $1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await,
+        )
     }
 
     /// Forgets an import's row (a retry records the import anew).
@@ -240,8 +242,7 @@ impl Store {
             match owner {
                 None => true,
                 Some(owner) => {
-                    super::instance_is_dead(owner)
-                        || until.is_some_and(|u| u < now.as_str())
+                    super::instance_is_dead(owner) || until.is_some_and(|u| u < now.as_str())
                 }
             }
         })
@@ -301,13 +302,14 @@ impl Store {
             .await)?;
         Ok(row.map(|(status, message, owner, until)| ImportState {
             interrupted: status == "failed"
-                && message.as_deref().is_some_and(|m| m.starts_with("interrupted:")),
+                && message
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("interrupted:")),
             running: status == "processing"
                 && match owner {
                     None => false,
                     Some(owner) => {
-                        !super::instance_is_dead(&owner)
-                            && until.is_none_or(|u| u >= now_rfc3339())
+                        !super::instance_is_dead(&owner) && until.is_none_or(|u| u >= now_rfc3339())
                     }
                 },
             status,
@@ -316,17 +318,21 @@ impl Store {
 
     /// How many imports are `processing` (by any process).
     pub async fn processing_import_count(&self) -> Result<i64, StoreError> {
-        db(sqlx::query_scalar("SELECT COUNT(*) FROM imports WHERE status = 'processing'")
-            .fetch_one(&self.pool)
-            .await)
+        db(
+            sqlx::query_scalar("SELECT COUNT(*) FROM imports WHERE status = 'processing'")
+                .fetch_one(&self.pool)
+                .await,
+        )
     }
 
     /// A deployment-wide setting (e.g. `blob_url`).
     pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
-        db(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await)
+        db(
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await,
+        )
     }
 
     /// The setting `name`, set to `value` first if it has none: every process that asks gets
@@ -340,7 +346,10 @@ impl Store {
         .bind(now_rfc3339())
         .execute(&self.pool)
         .await)?;
-        Ok(self.setting(name).await?.unwrap_or_else(|| value.to_owned()))
+        Ok(self
+            .setting(name)
+            .await?
+            .unwrap_or_else(|| value.to_owned()))
     }
 
     pub async fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {

@@ -50,10 +50,12 @@ impl Store {
 
     /// The engine of the evaluation that produced a run, if an evaluation did.
     pub async fn run_engine_id(&self, run_id: i64) -> Result<Option<i64>, StoreError> {
-        db(sqlx::query_scalar("SELECT engine_id FROM evaluations WHERE run_id = $1")
-            .bind(run_id)
-            .fetch_optional(&self.pool)
-            .await)
+        db(
+            sqlx::query_scalar("SELECT engine_id FROM evaluations WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await,
+        )
     }
 
     /// The built-in embedded engine's id.
@@ -65,10 +67,12 @@ impl Store {
 
     /// The settings (JSON) of the evaluation that produced a run, if an evaluation did.
     pub async fn run_eval_settings(&self, run_id: i64) -> Result<Option<String>, StoreError> {
-        db(sqlx::query_scalar("SELECT settings FROM evaluations WHERE run_id = $1")
-            .bind(run_id)
-            .fetch_optional(&self.pool)
-            .await)
+        db(
+            sqlx::query_scalar("SELECT settings FROM evaluations WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await,
+        )
     }
 
     pub async fn intervention(&self, id: i64) -> Result<Option<InterventionRow>, StoreError> {
@@ -105,12 +109,14 @@ impl Store {
 
     /// A job's (rollout, engine id, request JSON).
     pub async fn intervention_job(&self, id: i64) -> Result<(i64, i64, String), StoreError> {
-        db(sqlx::query_as(
-            "SELECT rollout_id, engine_id, request FROM interventions WHERE id = $1",
+        db(
+            sqlx::query_as(
+                "SELECT rollout_id, engine_id, request FROM interventions WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await,
         )
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await)
     }
 
     /// Claims the next queued job, or one whose worker's lease ran out (`lease_until` and now

@@ -116,11 +116,10 @@ impl Store {
                 reason: e.to_string(),
             }
         })?;
-        let native =
-            bulk::NativePool::lazy(db).map_err(|e| StartupError::BadDatabaseUrl {
-                url: db.display_url(),
-                reason: first_line(&e.to_string()),
-            })?;
+        let native = bulk::NativePool::lazy(db).map_err(|e| StartupError::BadDatabaseUrl {
+            url: db.display_url(),
+            reason: first_line(&e.to_string()),
+        })?;
         Ok(Store {
             pool,
             backend,
@@ -142,7 +141,8 @@ impl Store {
     /// table must not cascade), and every key is checked once they are applied.
     pub async fn migrate(&self) -> Result<(), StartupError> {
         let migrator = migrator(self.backend);
-        let failed = |e: &dyn std::fmt::Display| StartupError::Migration(first_line(&e.to_string()));
+        let failed =
+            |e: &dyn std::fmt::Display| StartupError::Migration(first_line(&e.to_string()));
         // sqlx locks PostgreSQL migrations (an advisory lock) but not SQLite's: processes
         // starting together on one SQLite file (a server and a worker) lock a file beside it.
         if self.backend == Backend::Postgres {
@@ -153,11 +153,20 @@ impl Store {
             None => None,
         };
         let mut conn = self.pool.acquire().await.map_err(|e| failed(&e))?;
-        conn.execute("PRAGMA foreign_keys = OFF").await.map_err(|e| failed(&e))?;
-        let applied = migrator.run_direct(&mut *conn).await.map_err(|e| failed(&e));
+        conn.execute("PRAGMA foreign_keys = OFF")
+            .await
+            .map_err(|e| failed(&e))?;
+        let applied = migrator
+            .run_direct(&mut *conn)
+            .await
+            .map_err(|e| failed(&e));
         let violations: Result<Vec<(String, Option<i64>)>, _> =
-            sqlx::query_as("SELECT \"table\", rowid FROM pragma_foreign_key_check").fetch_all(&mut *conn).await;
-        conn.execute("PRAGMA foreign_keys = ON").await.map_err(|e| failed(&e))?;
+            sqlx::query_as("SELECT \"table\", rowid FROM pragma_foreign_key_check")
+                .fetch_all(&mut *conn)
+                .await;
+        conn.execute("PRAGMA foreign_keys = ON")
+            .await
+            .map_err(|e| failed(&e))?;
         applied?;
         match violations {
             Ok(v) if v.is_empty() => Ok(()),
@@ -184,7 +193,9 @@ impl Store {
 
     /// Answers when the database does (health checks).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        db(sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.pool).await)?;
+        db(sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.pool)
+            .await)?;
         Ok(())
     }
 
@@ -243,7 +254,12 @@ fn host_name() -> &'static str {
             .unwrap_or_else(|| "localhost".into());
         // "pid:[4026531836]" -> 4026531836
         let namespace: String = std::fs::read_link("/proc/self/ns/pid")
-            .map(|l| l.to_string_lossy().chars().filter(char::is_ascii_digit).collect())
+            .map(|l| {
+                l.to_string_lossy()
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .collect()
+            })
             .unwrap_or_default();
         format!("{name}.ns{namespace}")
     })
@@ -427,7 +443,9 @@ mod tests {
         child.wait().unwrap();
         let gone = format!("pid-{pid}-12345-abcd@{}", host_name());
         assert!(instance_is_dead(&gone), "{gone}");
-        assert!(!instance_is_dead(&format!("pid-{pid}-12345-abcd@another-host")));
+        assert!(!instance_is_dead(&format!(
+            "pid-{pid}-12345-abcd@another-host"
+        )));
         assert!(!instance_is_dead("not an instance id"));
     }
 
@@ -444,7 +462,10 @@ mod tests {
             sqlite_file("sqlite://data/caplens.db?mode=rwc"),
             Some("data/caplens.db".into())
         );
-        assert_eq!(sqlite_file("sqlite:///tmp/x/c.db"), Some("/tmp/x/c.db".into()));
+        assert_eq!(
+            sqlite_file("sqlite:///tmp/x/c.db"),
+            Some("/tmp/x/c.db".into())
+        );
         assert_eq!(sqlite_file("sqlite::memory:"), None);
     }
 }

@@ -81,7 +81,8 @@ pub struct ShareGrant {
     pub revoked_at: Option<String>,
 }
 
-const THREAD_SELECT: &str = "SELECT t.id, t.experiment_id, e.slug, t.kind, t.problem_id, t.rollout_id, t.token_index,
+const THREAD_SELECT: &str =
+    "SELECT t.id, t.experiment_id, e.slug, t.kind, t.problem_id, t.rollout_id, t.token_index,
         t.created_at, t.resolved_at, t.resolved_by, d.name AS dataset, p.problem_key
      FROM comment_threads t JOIN experiments e ON e.id = t.experiment_id
      LEFT JOIN problems p ON p.id = t.problem_id LEFT JOIN datasets d ON d.id = p.dataset_id";
@@ -91,11 +92,17 @@ fn thread_row(row: &sqlx::any::AnyRow) -> Result<ThreadRecord, sqlx::Error> {
     let problem_id: Option<i64> = row.try_get("problem_id")?;
     let rollout: Option<i64> = row.try_get("rollout_id")?;
     let target = match kind.as_str() {
-        "problem" => CommentTarget::Problem { problem: problem_id.unwrap_or_default() },
-        "rollout" => CommentTarget::Rollout { rollout: rollout.unwrap_or_default() },
+        "problem" => CommentTarget::Problem {
+            problem: problem_id.unwrap_or_default(),
+        },
+        "rollout" => CommentTarget::Rollout {
+            rollout: rollout.unwrap_or_default(),
+        },
         "token" => CommentTarget::Token {
             rollout: rollout.unwrap_or_default(),
-            index: row.try_get::<Option<i64>, _>("token_index")?.unwrap_or_default(),
+            index: row
+                .try_get::<Option<i64>, _>("token_index")?
+                .unwrap_or_default(),
         },
         _ => CommentTarget::Experiment,
     };
@@ -135,13 +142,19 @@ const COMMENT_SELECT: &str =
     "SELECT id, thread_id, author_id, author_name, body, body_html, created_at, edited_at, deleted_at FROM comments";
 
 /// Records who a comment mentions (inside the comment's transaction).
-async fn insert_mentions(tx: &mut super::catalog::Tx<'_>, comment_id: i64, users: &[i64]) -> Result<(), StoreError> {
+async fn insert_mentions(
+    tx: &mut super::catalog::Tx<'_>,
+    comment_id: i64,
+    users: &[i64],
+) -> Result<(), StoreError> {
     for user in users {
-        db(sqlx::query("INSERT INTO comment_mentions (comment_id, user_id) VALUES ($1, $2)")
-            .bind(comment_id)
-            .bind(*user)
-            .execute(&mut **tx)
-            .await)?;
+        db(
+            sqlx::query("INSERT INTO comment_mentions (comment_id, user_id) VALUES ($1, $2)")
+                .bind(comment_id)
+                .bind(*user)
+                .execute(&mut **tx)
+                .await,
+        )?;
     }
     Ok(())
 }
@@ -161,23 +174,35 @@ fn share_link_state(expires_at: Option<&str>, revoked_at: Option<&str>, now: &st
 impl ShareGrant {
     /// `active`, `expired` or `revoked`, now.
     pub fn state(&self) -> &'static str {
-        share_link_state(self.expires_at.as_deref(), self.revoked_at.as_deref(), &now_rfc3339())
+        share_link_state(
+            self.expires_at.as_deref(),
+            self.revoked_at.as_deref(),
+            &now_rfc3339(),
+        )
     }
 }
 
 impl Store {
     /// An experiment's id and project by slug.
     pub async fn experiment_ref(&self, slug: &str) -> Result<Option<ExperimentRef>, StoreError> {
-        let row: Option<(i64, Option<i64>)> =
-            db(sqlx::query_as("SELECT id, project_id FROM experiments WHERE slug = $1")
-                .bind(slug)
-                .fetch_optional(&self.pool)
-                .await)?;
-        Ok(row.map(|(id, p)| ExperimentRef { id, project_id: p.unwrap_or(-1) }))
+        let row: Option<(i64, Option<i64>)> = db(sqlx::query_as(
+            "SELECT id, project_id FROM experiments WHERE slug = $1",
+        )
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await)?;
+        Ok(row.map(|(id, p)| ExperimentRef {
+            id,
+            project_id: p.unwrap_or(-1),
+        }))
     }
 
     /// Does the problem have data in one of the experiment's runs?
-    pub async fn problem_in_experiment(&self, experiment_id: i64, problem_id: i64) -> Result<bool, StoreError> {
+    pub async fn problem_in_experiment(
+        &self,
+        experiment_id: i64,
+        problem_id: i64,
+    ) -> Result<bool, StoreError> {
         let n: i64 = db(sqlx::query_scalar(
             "SELECT COUNT(*) FROM run_problem_stats s JOIN experiment_runs er ON er.run_id = s.run_id
              WHERE er.experiment_id = $1 AND s.problem_id = $2",
@@ -191,10 +216,12 @@ impl Store {
 
     /// The run ids of an experiment.
     pub async fn experiment_run_ids(&self, experiment_id: i64) -> Result<Vec<i64>, StoreError> {
-        db(sqlx::query_scalar("SELECT run_id FROM experiment_runs WHERE experiment_id = $1 ORDER BY run_id")
-            .bind(experiment_id)
-            .fetch_all(&self.pool)
-            .await)
+        db(sqlx::query_scalar(
+            "SELECT run_id FROM experiment_runs WHERE experiment_id = $1 ORDER BY run_id",
+        )
+        .bind(experiment_id)
+        .fetch_all(&self.pool)
+        .await)
     }
 
     /// The problem of a rollout when the rollout belongs to one of the experiment's runs.
@@ -225,7 +252,11 @@ impl Store {
     }
 
     /// Is the resource part of the experiment (a share link's reach)?
-    pub async fn in_experiment(&self, resource: &super::access::Owned, experiment_id: i64) -> Result<bool, StoreError> {
+    pub async fn in_experiment(
+        &self,
+        resource: &super::access::Owned,
+        experiment_id: i64,
+    ) -> Result<bool, StoreError> {
         use super::access::Owned;
         let (sql, key) = match resource {
             Owned::Experiment(slug) => ("SELECT COUNT(*) FROM experiments WHERE id = $1 AND slug = $2", Err(slug.clone())),
@@ -322,20 +353,36 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await)?;
-        row.as_ref().map(comment_row).transpose().map_err(StoreError::Database)
+        row.as_ref()
+            .map(comment_row)
+            .transpose()
+            .map_err(StoreError::Database)
     }
 
     /// Replaces a comment's text and mentions.
-    pub async fn edit_comment(&self, id: i64, body: &str, body_html: &str, mentions: &[i64]) -> Result<(), StoreError> {
+    pub async fn edit_comment(
+        &self,
+        id: i64,
+        body: &str,
+        body_html: &str,
+        mentions: &[i64],
+    ) -> Result<(), StoreError> {
         let mut tx = db(self.pool.begin().await)?;
-        db(sqlx::query("UPDATE comments SET body = $1, body_html = $2, edited_at = $3 WHERE id = $4")
-            .bind(body)
-            .bind(body_html)
-            .bind(now_rfc3339())
-            .bind(id)
-            .execute(&mut *tx)
-            .await)?;
-        db(sqlx::query("DELETE FROM comment_mentions WHERE comment_id = $1").bind(id).execute(&mut *tx).await)?;
+        db(sqlx::query(
+            "UPDATE comments SET body = $1, body_html = $2, edited_at = $3 WHERE id = $4",
+        )
+        .bind(body)
+        .bind(body_html)
+        .bind(now_rfc3339())
+        .bind(id)
+        .execute(&mut *tx)
+        .await)?;
+        db(
+            sqlx::query("DELETE FROM comment_mentions WHERE comment_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await,
+        )?;
         insert_mentions(&mut tx, id, mentions).await?;
         db(tx.commit().await)?;
         Ok(())
@@ -343,22 +390,31 @@ impl Store {
 
     /// Deletes a comment's text; the thread keeps a "deleted" placeholder so replies stay in order.
     pub async fn delete_comment(&self, id: i64) -> Result<(), StoreError> {
-        db(sqlx::query("UPDATE comments SET body = '', body_html = '', deleted_at = $1 WHERE id = $2")
-            .bind(now_rfc3339())
-            .bind(id)
-            .execute(&self.pool)
-            .await)?;
-        db(sqlx::query("DELETE FROM comment_mentions WHERE comment_id = $1").bind(id).execute(&self.pool).await)?;
+        db(sqlx::query(
+            "UPDATE comments SET body = '', body_html = '', deleted_at = $1 WHERE id = $2",
+        )
+        .bind(now_rfc3339())
+        .bind(id)
+        .execute(&self.pool)
+        .await)?;
+        db(
+            sqlx::query("DELETE FROM comment_mentions WHERE comment_id = $1")
+                .bind(id)
+                .execute(&self.pool)
+                .await,
+        )?;
         Ok(())
     }
 
     pub async fn set_thread_resolved(&self, id: i64, by: Option<&str>) -> Result<(), StoreError> {
-        db(sqlx::query("UPDATE comment_threads SET resolved_at = $1, resolved_by = $2 WHERE id = $3")
-            .bind(by.map(|_| now_rfc3339()))
-            .bind(by)
-            .bind(id)
-            .execute(&self.pool)
-            .await)?;
+        db(sqlx::query(
+            "UPDATE comment_threads SET resolved_at = $1, resolved_by = $2 WHERE id = $3",
+        )
+        .bind(by.map(|_| now_rfc3339()))
+        .bind(by)
+        .bind(id)
+        .execute(&self.pool)
+        .await)?;
         Ok(())
     }
 
@@ -367,7 +423,10 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await)?;
-        row.as_ref().map(thread_row).transpose().map_err(StoreError::Database)
+        row.as_ref()
+            .map(thread_row)
+            .transpose()
+            .map_err(StoreError::Database)
     }
 
     /// An experiment's threads, newest activity first.
@@ -379,12 +438,18 @@ impl Store {
         .bind(experiment_id)
         .fetch_all(&self.pool)
         .await)?;
-        rows.iter().map(thread_row).collect::<Result<_, _>>().map_err(StoreError::Database)
+        rows.iter()
+            .map(thread_row)
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::Database)
     }
 
     /// Threads (of any experiment) with a comment mentioning the user, or with a reply by someone
     /// else after one of the user's comments: (thread, why).
-    pub async fn inbox_threads(&self, user_id: i64) -> Result<Vec<(ThreadRecord, &'static str)>, StoreError> {
+    pub async fn inbox_threads(
+        &self,
+        user_id: i64,
+    ) -> Result<Vec<(ThreadRecord, &'static str)>, StoreError> {
         let mentioned: Vec<i64> = db(sqlx::query_scalar(
             "SELECT DISTINCT c.thread_id FROM comment_mentions m JOIN comments c ON c.id = m.comment_id
              WHERE m.user_id = $1 AND c.deleted_at IS NULL",
@@ -403,28 +468,52 @@ impl Store {
         let mut wanted: Vec<(i64, &'static str)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (ids, why) in [(mentioned, "mention"), (replied, "reply")] {
-            wanted.extend(ids.into_iter().filter(|id| seen.insert(*id)).map(|id| (id, why)));
+            wanted.extend(
+                ids.into_iter()
+                    .filter(|id| seen.insert(*id))
+                    .map(|id| (id, why)),
+            );
         }
         let mut threads: HashMap<i64, ThreadRecord> = HashMap::new();
         for chunk in wanted.chunks(200) {
-            let list = chunk.iter().map(|(i, _)| i.to_string()).collect::<Vec<_>>().join(",");
-            let rows = db(sqlx::query(&format!("{THREAD_SELECT} WHERE t.id IN ({list})")).fetch_all(&self.pool).await)?;
+            let list = chunk
+                .iter()
+                .map(|(i, _)| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let rows = db(
+                sqlx::query(&format!("{THREAD_SELECT} WHERE t.id IN ({list})"))
+                    .fetch_all(&self.pool)
+                    .await,
+            )?;
             for row in &rows {
                 let t = thread_row(row).map_err(StoreError::Database)?;
                 threads.insert(t.id, t);
             }
         }
-        Ok(wanted.into_iter().filter_map(|(id, why)| Some((threads.remove(&id)?, why))).collect())
+        Ok(wanted
+            .into_iter()
+            .filter_map(|(id, why)| Some((threads.remove(&id)?, why)))
+            .collect())
     }
 
     /// Comments of the threads, in order.
-    pub async fn comments_of(&self, thread_ids: &[i64]) -> Result<HashMap<i64, Vec<CommentRecord>>, StoreError> {
+    pub async fn comments_of(
+        &self,
+        thread_ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<CommentRecord>>, StoreError> {
         let mut out: HashMap<i64, Vec<CommentRecord>> = HashMap::new();
         for chunk in thread_ids.chunks(200) {
-            let list = chunk.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
-            let rows = db(sqlx::query(&format!("{COMMENT_SELECT} WHERE thread_id IN ({list}) ORDER BY id"))
-                .fetch_all(&self.pool)
-                .await)?;
+            let list = chunk
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let rows = db(sqlx::query(&format!(
+                "{COMMENT_SELECT} WHERE thread_id IN ({list}) ORDER BY id"
+            ))
+            .fetch_all(&self.pool)
+            .await)?;
             for row in &rows {
                 let c = comment_row(row).map_err(StoreError::Database)?;
                 out.entry(c.thread_id).or_default().push(c);
@@ -445,7 +534,10 @@ impl Store {
 
     /// Live comment counts of an experiment per problem (all threads under it) and per rollout
     /// (its own and its tokens' threads).
-    pub async fn comment_counts(&self, experiment_id: i64) -> Result<(Vec<(i64, u64)>, Vec<(i64, u64)>), StoreError> {
+    pub async fn comment_counts(
+        &self,
+        experiment_id: i64,
+    ) -> Result<(Vec<(i64, u64)>, Vec<(i64, u64)>), StoreError> {
         let by_problem: Vec<(i64, i64)> = db(sqlx::query_as(
             "SELECT t.problem_id, COUNT(c.id) FROM comment_threads t JOIN comments c ON c.thread_id = t.id
              WHERE t.experiment_id = $1 AND t.problem_id IS NOT NULL AND c.deleted_at IS NULL GROUP BY t.problem_id",
@@ -476,27 +568,47 @@ impl Store {
         .bind(experiment_id)
         .fetch_one(&self.pool)
         .await)?;
-        Ok(format!("{}:{}:{}:{}", row.0.unwrap_or(0), row.1.unwrap_or_default(), row.2, row.3.unwrap_or_default()))
+        Ok(format!(
+            "{}:{}:{}:{}",
+            row.0.unwrap_or(0),
+            row.1.unwrap_or_default(),
+            row.2,
+            row.3.unwrap_or_default()
+        ))
     }
 
     // ---------- labels ----------
 
     /// The labels a project's problems may carry: the built-in ones, then the project's own.
     pub async fn label_defs(&self, project_id: i64) -> Result<Vec<LabelDef>, StoreError> {
-        let own: Vec<(String, String)> =
-            db(sqlx::query_as("SELECT name, colour FROM review_labels WHERE project_id = $1 ORDER BY name")
-                .bind(project_id)
-                .fetch_all(&self.pool)
-                .await)?;
+        let own: Vec<(String, String)> = db(sqlx::query_as(
+            "SELECT name, colour FROM review_labels WHERE project_id = $1 ORDER BY name",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await)?;
         let mut out: Vec<LabelDef> = BUILTIN_LABELS
             .iter()
-            .map(|(n, c)| LabelDef { name: (*n).into(), colour: (*c).into(), builtin: true })
+            .map(|(n, c)| LabelDef {
+                name: (*n).into(),
+                colour: (*c).into(),
+                builtin: true,
+            })
             .collect();
-        out.extend(own.into_iter().map(|(name, colour)| LabelDef { name, colour, builtin: false }));
+        out.extend(own.into_iter().map(|(name, colour)| LabelDef {
+            name,
+            colour,
+            builtin: false,
+        }));
         Ok(out)
     }
 
-    pub async fn add_label_def(&self, project_id: i64, name: &str, colour: &str) -> Result<(), StoreError> {
+    pub async fn add_label_def(
+        &self,
+        project_id: i64,
+        name: &str,
+        colour: &str,
+    ) -> Result<(), StoreError> {
         db(sqlx::query(
             "INSERT INTO review_labels (project_id, name, colour, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (project_id, name) DO UPDATE SET colour = excluded.colour",
@@ -566,18 +678,33 @@ impl Store {
         .await)?;
         let mut out: HashMap<i64, Vec<ProblemLabel>> = HashMap::new();
         for (problem, label, set_by, set_at) in rows {
-            let colour = defs.iter().find(|d| d.name == label).map_or("#999999".into(), |d| d.colour.clone());
-            out.entry(problem).or_default().push(ProblemLabel { label, colour, set_by, set_at });
+            let colour = defs
+                .iter()
+                .find(|d| d.name == label)
+                .map_or("#999999".into(), |d| d.colour.clone());
+            out.entry(problem).or_default().push(ProblemLabel {
+                label,
+                colour,
+                set_by,
+                set_at,
+            });
         }
         Ok(out)
     }
 
     /// Labels and overrides of an experiment as (problem key, …) for export: keyed by
     /// `dataset/key` so another experiment over the same problems can take them.
-    pub async fn problem_keys(&self, problem_ids: &[i64]) -> Result<HashMap<i64, String>, StoreError> {
+    pub async fn problem_keys(
+        &self,
+        problem_ids: &[i64],
+    ) -> Result<HashMap<i64, String>, StoreError> {
         let mut out = HashMap::new();
         for chunk in problem_ids.chunks(500) {
-            let list = chunk.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+            let list = chunk
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
             let rows: Vec<(i64, String, String)> = db(sqlx::query_as(&format!(
                 "SELECT p.id, d.name, p.problem_key FROM problems p JOIN datasets d ON d.id = p.dataset_id WHERE p.id IN ({list})"
             ))
@@ -591,7 +718,11 @@ impl Store {
     }
 
     /// The problem of the experiment named by `dataset/key` (or a bare key when unambiguous).
-    pub async fn experiment_problem_by_key(&self, experiment_id: i64, key: &str) -> Result<Option<i64>, StoreError> {
+    pub async fn experiment_problem_by_key(
+        &self,
+        experiment_id: i64,
+        key: &str,
+    ) -> Result<Option<i64>, StoreError> {
         let rows: Vec<(i64, String, String)> = db(sqlx::query_as(
             "SELECT DISTINCT p.id, d.name, p.problem_key FROM run_problem_stats s
              JOIN experiment_runs er ON er.run_id = s.run_id JOIN problems p ON p.id = s.problem_id
@@ -650,16 +781,21 @@ impl Store {
         .bind(now_rfc3339())
         .fetch_one(&mut *tx)
         .await)?;
-        db(sqlx::query("UPDATE experiments SET review_version = review_version + 1 WHERE id = $1")
-            .bind(experiment_id)
-            .execute(&mut *tx)
-            .await)?;
+        db(sqlx::query(
+            "UPDATE experiments SET review_version = review_version + 1 WHERE id = $1",
+        )
+        .bind(experiment_id)
+        .execute(&mut *tx)
+        .await)?;
         db(tx.commit().await)?;
         Ok(id)
     }
 
     /// The experiment (id, slug, project) of an override.
-    pub async fn override_experiment(&self, id: i64) -> Result<Option<(i64, String, i64)>, StoreError> {
+    pub async fn override_experiment(
+        &self,
+        id: i64,
+    ) -> Result<Option<(i64, String, i64)>, StoreError> {
         let row: Option<(i64, String, Option<i64>)> = db(sqlx::query_as(
             "SELECT e.id, e.slug, e.project_id FROM verdict_overrides o JOIN experiments e ON e.id = o.experiment_id WHERE o.id = $1",
         )
@@ -670,19 +806,30 @@ impl Store {
     }
 
     pub async fn delete_override(&self, id: i64) -> Result<bool, StoreError> {
-        let Some((experiment_id, _, _)) = self.override_experiment(id).await? else { return Ok(false) };
+        let Some((experiment_id, _, _)) = self.override_experiment(id).await? else {
+            return Ok(false);
+        };
         let mut tx = db(self.pool.begin().await)?;
-        db(sqlx::query("DELETE FROM verdict_overrides WHERE id = $1").bind(id).execute(&mut *tx).await)?;
-        db(sqlx::query("UPDATE experiments SET review_version = review_version + 1 WHERE id = $1")
-            .bind(experiment_id)
+        db(sqlx::query("DELETE FROM verdict_overrides WHERE id = $1")
+            .bind(id)
             .execute(&mut *tx)
             .await)?;
+        db(sqlx::query(
+            "UPDATE experiments SET review_version = review_version + 1 WHERE id = $1",
+        )
+        .bind(experiment_id)
+        .execute(&mut *tx)
+        .await)?;
         db(tx.commit().await)?;
         Ok(true)
     }
 
     /// An experiment's overrides, oldest first (optionally of one problem).
-    pub async fn overrides(&self, experiment_id: i64, problem_id: Option<i64>) -> Result<Vec<OverrideRow>, StoreError> {
+    pub async fn overrides(
+        &self,
+        experiment_id: i64,
+        problem_id: Option<i64>,
+    ) -> Result<Vec<OverrideRow>, StoreError> {
         let rows = db(sqlx::query(
             "SELECT o.id, e.slug, o.problem_id, d.name AS dataset, p.problem_key, o.rollout_id, o.answer, o.verdict,
                     o.reason, o.created_by, o.created_at
@@ -702,10 +849,19 @@ impl Store {
                     id: row.try_get("id")?,
                     experiment: row.try_get("slug")?,
                     problem_id: row.try_get("problem_id")?,
-                    problem: if dataset.is_empty() { key } else { format!("{dataset}/{key}") },
+                    problem: if dataset.is_empty() {
+                        key
+                    } else {
+                        format!("{dataset}/{key}")
+                    },
                     rollout: row.try_get("rollout_id")?,
                     answer: row.try_get("answer")?,
-                    verdict: if row.try_get::<i64, _>("verdict")? != 0 { "correct" } else { "wrong" }.into(),
+                    verdict: if row.try_get::<i64, _>("verdict")? != 0 {
+                        "correct"
+                    } else {
+                        "wrong"
+                    }
+                    .into(),
                     reason: row.try_get("reason")?,
                     created_by: row.try_get("created_by")?,
                     created_at: row.try_get("created_at")?,
@@ -724,7 +880,11 @@ impl Store {
     ) -> Result<Vec<ReviewRolloutRow>, StoreError> {
         let mut out = Vec::new();
         for chunk in problem_ids.chunks(200) {
-            let list = chunk.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+            let list = chunk
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
             let rows: Vec<(i64, i64, i64, i64, Option<String>, i64, Option<i64>, Option<i64>)> =
                 db(sqlx::query_as(&format!(
                     "SELECT o.run_id, o.problem_id, o.id, o.sample_index, o.extracted_answer, o.correct, o.file_correct, o.caplens_verdict
@@ -734,28 +894,32 @@ impl Store {
                 .bind(experiment_id)
                 .fetch_all(&self.pool)
                 .await)?;
-            out.extend(rows.into_iter().map(|(run_id, problem_id, id, sample_index, answer, correct, file, caplens)| {
-                ReviewRolloutRow {
-                    run_id,
-                    problem_id,
-                    id,
-                    sample_index,
-                    answer,
-                    correct: correct != 0,
-                    file_correct: file.map(|f| f != 0),
-                    caplens_verdict: caplens,
-                }
-            }));
+            out.extend(rows.into_iter().map(
+                |(run_id, problem_id, id, sample_index, answer, correct, file, caplens)| {
+                    ReviewRolloutRow {
+                        run_id,
+                        problem_id,
+                        id,
+                        sample_index,
+                        answer,
+                        correct: correct != 0,
+                        file_correct: file.map(|f| f != 0),
+                        caplens_verdict: caplens,
+                    }
+                },
+            ));
         }
         Ok(out)
     }
 
     /// The experiment's review version (changes with every override change).
     pub async fn review_version(&self, slug: &str) -> Result<i64, StoreError> {
-        Ok(db(sqlx::query_scalar::<_, i64>("SELECT review_version FROM experiments WHERE slug = $1")
-            .bind(slug)
-            .fetch_optional(&self.pool)
-            .await)?
+        Ok(db(sqlx::query_scalar::<_, i64>(
+            "SELECT review_version FROM experiments WHERE slug = $1",
+        )
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await)?
         .unwrap_or(0))
     }
 
@@ -776,12 +940,18 @@ impl Store {
         .bind(experiment_id)
         .fetch_all(&self.pool)
         .await)?;
-        Ok(rows.into_iter().map(|(r, p, a, reference, n)| (r, p, a, reference, n.max(0) as u64)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(r, p, a, reference, n)| (r, p, a, reference, n.max(0) as u64))
+            .collect())
     }
 
     /// Rollouts caplens' verifier could not decide, per (run, problem), over the given runs
     /// (only runs whose tally has any: the queue reads no other run's rollouts).
-    pub async fn unverifiable_counts(&self, run_ids: &[i64]) -> Result<Vec<(i64, i64, u64)>, StoreError> {
+    pub async fn unverifiable_counts(
+        &self,
+        run_ids: &[i64],
+    ) -> Result<Vec<(i64, i64, u64)>, StoreError> {
         let mut out = Vec::new();
         for run in run_ids {
             let rows: Vec<(i64, i64, i64)> = db(sqlx::query_as(
@@ -805,11 +975,13 @@ impl Store {
         user_id: Option<i64>,
         by: &str,
     ) -> Result<(), StoreError> {
-        db(sqlx::query("DELETE FROM review_assignments WHERE experiment_id = $1 AND problem_id = $2")
-            .bind(experiment_id)
-            .bind(problem_id)
-            .execute(&self.pool)
-            .await)?;
+        db(sqlx::query(
+            "DELETE FROM review_assignments WHERE experiment_id = $1 AND problem_id = $2",
+        )
+        .bind(experiment_id)
+        .bind(problem_id)
+        .execute(&self.pool)
+        .await)?;
         if let Some(user) = user_id {
             db(sqlx::query(
                 "INSERT INTO review_assignments (experiment_id, problem_id, user_id, assigned_by, assigned_at) VALUES ($1, $2, $3, $4, $5)",
@@ -826,7 +998,10 @@ impl Store {
     }
 
     /// Problem → assignee name.
-    pub async fn assignments(&self, experiment_id: i64) -> Result<HashMap<i64, String>, StoreError> {
+    pub async fn assignments(
+        &self,
+        experiment_id: i64,
+    ) -> Result<HashMap<i64, String>, StoreError> {
         let rows: Vec<(i64, String)> = db(sqlx::query_as(
             "SELECT a.problem_id, u.name FROM review_assignments a JOIN users u ON u.id = a.user_id WHERE a.experiment_id = $1",
         )
@@ -861,7 +1036,16 @@ impl Store {
     }
 
     pub async fn share_links(&self, experiment_id: i64) -> Result<Vec<ShareLinkRow>, StoreError> {
-        type Row = (i64, String, String, String, Option<String>, Option<String>, i64, Option<String>);
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            i64,
+            Option<String>,
+        );
         let rows: Vec<Row> = db(sqlx::query_as(
             "SELECT id, path, created_by, created_at, expires_at, revoked_at, opened, last_opened_at
              FROM share_links WHERE experiment_id = $1 ORDER BY id DESC",
@@ -872,23 +1056,43 @@ impl Store {
         let now = now_rfc3339();
         Ok(rows
             .into_iter()
-            .map(|(id, path, created_by, created_at, expires_at, revoked_at, opened, last_opened_at)| ShareLinkRow {
-                state: share_link_state(expires_at.as_deref(), revoked_at.as_deref(), &now).into(),
-                id,
-                path,
-                created_by,
-                created_at,
-                expires_at,
-                revoked_at,
-                opened,
-                last_opened_at,
-            })
+            .map(
+                |(
+                    id,
+                    path,
+                    created_by,
+                    created_at,
+                    expires_at,
+                    revoked_at,
+                    opened,
+                    last_opened_at,
+                )| ShareLinkRow {
+                    state: share_link_state(expires_at.as_deref(), revoked_at.as_deref(), &now)
+                        .into(),
+                    id,
+                    path,
+                    created_by,
+                    created_at,
+                    expires_at,
+                    revoked_at,
+                    opened,
+                    last_opened_at,
+                },
+            )
             .collect())
     }
 
     /// A share link by the SHA-256 of its secret (whatever its state).
     pub async fn share_grant(&self, secret_hash: &str) -> Result<Option<ShareGrant>, StoreError> {
-        type Row = (i64, i64, String, Option<i64>, String, Option<String>, Option<String>);
+        type Row = (
+            i64,
+            i64,
+            String,
+            Option<i64>,
+            String,
+            Option<String>,
+            Option<String>,
+        );
         let row: Option<Row> = db(sqlx::query_as(
             "SELECT s.id, s.experiment_id, e.slug, e.project_id, s.path, s.expires_at, s.revoked_at
              FROM share_links s JOIN experiments e ON e.id = s.experiment_id WHERE s.secret_hash = $1",
@@ -896,28 +1100,35 @@ impl Store {
         .bind(secret_hash)
         .fetch_optional(&self.pool)
         .await)?;
-        Ok(row.map(|(id, experiment_id, experiment, project, path, expires_at, revoked_at)| ShareGrant {
-            id,
-            experiment_id,
-            experiment,
-            project_id: project.unwrap_or(-1),
-            path,
-            expires_at,
-            revoked_at,
-        }))
+        Ok(row.map(
+            |(id, experiment_id, experiment, project, path, expires_at, revoked_at)| ShareGrant {
+                id,
+                experiment_id,
+                experiment,
+                project_id: project.unwrap_or(-1),
+                path,
+                expires_at,
+                revoked_at,
+            },
+        ))
     }
 
     pub async fn share_link_opened(&self, id: i64) -> Result<(), StoreError> {
-        db(sqlx::query("UPDATE share_links SET opened = opened + 1, last_opened_at = $1 WHERE id = $2")
-            .bind(now_rfc3339())
-            .bind(id)
-            .execute(&self.pool)
-            .await)?;
+        db(sqlx::query(
+            "UPDATE share_links SET opened = opened + 1, last_opened_at = $1 WHERE id = $2",
+        )
+        .bind(now_rfc3339())
+        .bind(id)
+        .execute(&self.pool)
+        .await)?;
         Ok(())
     }
 
     /// The experiment (id, slug, project) of a share link.
-    pub async fn share_link_experiment(&self, id: i64) -> Result<Option<(i64, String, i64)>, StoreError> {
+    pub async fn share_link_experiment(
+        &self,
+        id: i64,
+    ) -> Result<Option<(i64, String, i64)>, StoreError> {
         let row: Option<(i64, String, Option<i64>)> = db(sqlx::query_as(
             "SELECT e.id, e.slug, e.project_id FROM share_links s JOIN experiments e ON e.id = s.experiment_id WHERE s.id = $1",
         )
@@ -928,34 +1139,45 @@ impl Store {
     }
 
     pub async fn revoke_share_link(&self, id: i64) -> Result<(), StoreError> {
-        db(sqlx::query("UPDATE share_links SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now_rfc3339())
-            .bind(id)
-            .execute(&self.pool)
-            .await)?;
+        db(sqlx::query(
+            "UPDATE share_links SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_rfc3339())
+        .bind(id)
+        .execute(&self.pool)
+        .await)?;
         Ok(())
     }
 
     // ---------- experiment settings ----------
 
-    pub async fn update_experiment(&self, id: i64, name: &str, description: &str) -> Result<(), StoreError> {
-        db(sqlx::query("UPDATE experiments SET name = $1, description = $2 WHERE id = $3")
-            .bind(name)
-            .bind(description)
-            .bind(id)
-            .execute(&self.pool)
-            .await)?;
+    pub async fn update_experiment(
+        &self,
+        id: i64,
+        name: &str,
+        description: &str,
+    ) -> Result<(), StoreError> {
+        db(
+            sqlx::query("UPDATE experiments SET name = $1, description = $2 WHERE id = $3")
+                .bind(name)
+                .bind(description)
+                .bind(id)
+                .execute(&self.pool)
+                .await,
+        )?;
         Ok(())
     }
 
     /// Moves an experiment, and the runs that belong to it alone, to another project.
     pub async fn move_experiment(&self, id: i64, project_id: i64) -> Result<(), StoreError> {
         let mut tx = db(self.pool.begin().await)?;
-        db(sqlx::query("UPDATE experiments SET project_id = $1 WHERE id = $2")
-            .bind(project_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await)?;
+        db(
+            sqlx::query("UPDATE experiments SET project_id = $1 WHERE id = $2")
+                .bind(project_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await,
+        )?;
         db(sqlx::query(
             "UPDATE runs SET project_id = $1 WHERE id IN (SELECT er.run_id FROM experiment_runs er WHERE er.experiment_id = $2)
                AND NOT EXISTS (SELECT 1 FROM experiment_runs x WHERE x.run_id = runs.id AND x.experiment_id <> $2)",
@@ -988,12 +1210,24 @@ impl Store {
         .fetch_all(&mut *tx)
         .await)?;
         keys.extend(packs);
-        let runs: Vec<i64> = db(sqlx::query_scalar(only_here).bind(id).fetch_all(&mut *tx).await)?;
-        db(sqlx::query("DELETE FROM experiments WHERE id = $1").bind(id).execute(&mut *tx).await)?;
+        let runs: Vec<i64> = db(sqlx::query_scalar(only_here)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await)?;
+        db(sqlx::query("DELETE FROM experiments WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await)?;
         for run in runs {
             // Rollouts first: on PostgreSQL they keep no foreign key to their run (0008).
-            db(sqlx::query("DELETE FROM rollouts WHERE run_id = $1").bind(run).execute(&mut *tx).await)?;
-            db(sqlx::query("DELETE FROM runs WHERE id = $1").bind(run).execute(&mut *tx).await)?;
+            db(sqlx::query("DELETE FROM rollouts WHERE run_id = $1")
+                .bind(run)
+                .execute(&mut *tx)
+                .await)?;
+            db(sqlx::query("DELETE FROM runs WHERE id = $1")
+                .bind(run)
+                .execute(&mut *tx)
+                .await)?;
         }
         db(tx.commit().await)?;
         Ok(keys)

@@ -124,7 +124,10 @@ impl Store {
             for row in &rows {
                 ats.push(db(ResponseAt::of_row(row))?);
             }
-            let mut texts = ResponseReader::new(&self.blobs).texts(ats).await?.into_iter();
+            let mut texts = ResponseReader::new(&self.blobs)
+                .texts(ats)
+                .await?
+                .into_iter();
             for row in rows {
                 out.push(RolloutRecord {
                     id: db(row.try_get("id"))?,

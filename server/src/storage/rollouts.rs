@@ -103,7 +103,9 @@ fn rollout_row(row: &AnyRow) -> Result<RolloutRow, sqlx::Error> {
         id: row.try_get("id")?,
         sample_index: row.try_get("sample_index")?,
         correct: row.try_get::<i64, _>("correct")? != 0,
-        file_correct: row.try_get::<Option<i64>, _>("file_correct")?.map(|v| v != 0),
+        file_correct: row
+            .try_get::<Option<i64>, _>("file_correct")?
+            .map(|v| v != 0),
         // NULL means "no reference" only on rows that have a file verdict column at all.
         caplens_verdict: {
             let code: Option<i64> = row.try_get("caplens_verdict")?;
@@ -329,11 +331,12 @@ impl Store {
 
     /// The blob key rollout `id`'s trace is read from, if any.
     pub async fn rollout_trace_key(&self, id: i64) -> Result<Option<String>, StoreError> {
-        let key: Option<Option<String>> =
-            db(sqlx::query_scalar("SELECT trace_key FROM rollouts WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await)?;
+        let key: Option<Option<String>> = db(sqlx::query_scalar(
+            "SELECT trace_key FROM rollouts WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await)?;
         Ok(key.flatten())
     }
 

@@ -62,7 +62,9 @@ pub async fn sweep(store: &Store, options: &SweepOptions) -> Result<SweepReport,
         ..Default::default()
     };
     // Rate-limit events older than every limit's window (a day is longer than any).
-    store.prune_rate_events(std::time::Duration::from_secs(86_400)).await?;
+    store
+        .prune_rate_events(std::time::Duration::from_secs(86_400))
+        .await?;
     let blobs = store.blobs.list("").await?;
     let old = |b: &BlobMeta| options.now - b.modified >= options.grace.as_secs() as i64;
     // Group by the first two segments: `traces/<import>`, `uploads/<import>`, `readyz/<x>`.
@@ -164,7 +166,10 @@ pub fn spawn_periodic(store: Store, every: Duration) -> tokio::task::JoinHandle<
                         tracing::warn!(import = %id, "an import's process stopped mid-way; nothing of it was stored (it can be retried)");
                     }
                     if !r.removed.is_empty() {
-                        tracing::info!(blobs = r.removed.len(), "sweeper removed blobs no commit references");
+                        tracing::info!(
+                            blobs = r.removed.len(),
+                            "sweeper removed blobs no commit references"
+                        );
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "sweep failed; will try again"),
@@ -206,6 +211,9 @@ mod tests {
             intervention_rollout_of("traces/interventions/rollout-7-job-3.trace"),
             Some(7)
         );
-        assert_eq!(intervention_rollout_of("traces/interventions/x.trace"), None);
+        assert_eq!(
+            intervention_rollout_of("traces/interventions/x.trace"),
+            None
+        );
     }
 }

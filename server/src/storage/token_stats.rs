@@ -69,7 +69,9 @@ impl Store {
     /// One rollout (`Store::rollout`) and its decoded token trace (`Store::read_trace`: one
     /// byte range of its run's pack); `None` when there is no such rollout.
     pub async fn rollout_trace(&self, rollout_id: i64) -> Result<Option<RolloutTrace>, StoreError> {
-        let Some(rollout) = self.rollout(rollout_id).await? else { return Ok(None) };
+        let Some(rollout) = self.rollout(rollout_id).await? else {
+            return Ok(None);
+        };
         let (trace, trace_error) = match &rollout.trace {
             None => (None, None),
             Some(at) => match self.read_trace(at).await {
@@ -78,6 +80,10 @@ impl Store {
                 Err(e) => (None, Some(e.to_string())),
             },
         };
-        Ok(Some(RolloutTrace { rollout, trace, trace_error }))
+        Ok(Some(RolloutTrace {
+            rollout,
+            trace,
+            trace_error,
+        }))
     }
 }

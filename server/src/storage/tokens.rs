@@ -149,7 +149,19 @@ impl Store {
             .into_iter()
             .filter(|r| user.is_none() || r.10 == user)
             .map(
-                |(id, name, prefix, created_at, last_used_at, revoked_at, user, project, scope, expires_at, _)| ApiToken {
+                |(
+                    id,
+                    name,
+                    prefix,
+                    created_at,
+                    last_used_at,
+                    revoked_at,
+                    user,
+                    project,
+                    scope,
+                    expires_at,
+                    _,
+                )| ApiToken {
                     id,
                     name,
                     prefix,

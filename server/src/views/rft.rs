@@ -99,13 +99,26 @@ pub fn rft_run(p: &Prepared, req: &RftRequest) -> (Option<usize>, Vec<i64>) {
 
 /// The problem the request names (its `dataset/key`, or the bare key), else the first problem
 /// with mixed rewards (0 < c < n), else the first problem; and the name when it is not in the run.
-pub fn rft_problem<'a>(run: &'a RunData, req: &RftRequest) -> (Option<&'a ProblemStat>, Option<String>) {
-    let default = || run.problems.iter().find(|s| s.c > 0 && s.c < s.n).or(run.problems.first());
+pub fn rft_problem<'a>(
+    run: &'a RunData,
+    req: &RftRequest,
+) -> (Option<&'a ProblemStat>, Option<String>) {
+    let default = || {
+        run.problems
+            .iter()
+            .find(|s| s.c > 0 && s.c < s.n)
+            .or(run.problems.first())
+    };
     match &req.problem {
         None => (default(), None),
         Some(want) => {
             let bare = format!("/{want}");
-            match run.problems.iter().find(|s| s.key == *want).or_else(|| run.problems.iter().find(|s| s.key.ends_with(&bare))) {
+            match run
+                .problems
+                .iter()
+                .find(|s| s.key == *want)
+                .or_else(|| run.problems.iter().find(|s| s.key.ends_with(&bare)))
+            {
                 Some(s) => (Some(s), None),
                 None => (default(), Some(want.clone())),
             }
@@ -121,7 +134,12 @@ pub fn rft_page(selected: usize, asked: usize) -> (usize, usize) {
 
 /// The rollout ids of one preview page.
 pub fn rft_page_ids(features: &RunFeatures, chosen: &[usize], page: usize) -> Vec<i64> {
-    chosen.iter().skip((page - 1) * RFT_PAGE_SIZE).take(RFT_PAGE_SIZE).map(|&i| features.ids[i]).collect()
+    chosen
+        .iter()
+        .skip((page - 1) * RFT_PAGE_SIZE)
+        .take(RFT_PAGE_SIZE)
+        .map(|&i| features.ids[i])
+        .collect()
 }
 
 /// Everything [`rft_view`] needs that comes from the database.
@@ -152,11 +170,19 @@ pub fn rft_view(p: &Prepared, mut req: RftRequest, input: RftInputs) -> RftView 
         None => Err("This experiment has no completed run to select from.".to_string()),
         Some(Err(e)) => Err(format!("{e}.")),
         Some(Ok(sel)) => {
-            counts.selected_correct = sel.iter().filter(|&&i| features.features[i].correct).count() as u64;
+            counts.selected_correct = sel
+                .iter()
+                .filter(|&&i| features.features[i].correct)
+                .count() as u64;
             counts.selected_incorrect = sel.len() as u64 - counts.selected_correct;
             let (page, pages) = rft_page(sel.len(), req.page);
             req.page = page;
-            Ok(RftPreview { selected: sel.len(), page, pages, rows: input.page_rows.iter().map(preview_row).collect() })
+            Ok(RftPreview {
+                selected: sel.len(),
+                page,
+                pages,
+                rows: input.page_rows.iter().map(preview_row).collect(),
+            })
         }
     };
     if let Some(s) = &input.problem {
@@ -178,7 +204,9 @@ pub fn rft_view(p: &Prepared, mut req: RftRequest, input: RftInputs) -> RftView 
         counts_table: counts_table(&counts),
         counts,
         selection,
-        download_href: req.selection_query().href(&format!("/export/experiments/{slug}/rft.jsonl")),
+        download_href: req
+            .selection_query()
+            .href(&format!("/export/experiments/{slug}/rft.jsonl")),
         problem_missing: input.problem_missing.clone(),
         group,
         bonus: bonus_view(&req),
@@ -214,8 +242,14 @@ fn counts_table(c: &RftCounts) -> TableData {
     let rows = [
         ("rollouts in the run", c.rollouts),
         ("dropped: no response text", c.no_response),
-        ("dropped: no \\boxed{…} with balanced braces (filter 1)", c.no_boxed),
-        ("dropped: no digit up to the first box (filter 3)", c.no_digit),
+        (
+            "dropped: no \\boxed{…} with balanced braces (filter 1)",
+            c.no_boxed,
+        ),
+        (
+            "dropped: no digit up to the first box (filter 3)",
+            c.no_digit,
+        ),
         ("dropped: 3-gram redundancy > 0.31 (filter 4)", c.redundant),
         ("kept: correct", c.kept_correct),
         ("kept: incorrect", c.kept_incorrect),
@@ -225,7 +259,10 @@ fn counts_table(c: &RftCounts) -> TableData {
     ];
     TableData {
         headers: vec!["step".into(), "rollouts".into()],
-        rows: rows.iter().map(|(k, v)| vec![k.to_string(), v.to_string()]).collect(),
+        rows: rows
+            .iter()
+            .map(|(k, v)| vec![k.to_string(), v.to_string()])
+            .collect(),
         numeric: vec![false, true],
     }
 }
@@ -238,13 +275,27 @@ fn opt4(x: Option<f64>) -> String {
     x.map(f4).unwrap_or_default()
 }
 
-fn group_view(run: &RunData, problem: &ProblemStat, input: &RftInputs, req: &mut RftRequest) -> RftGroup {
+fn group_view(
+    run: &RunData,
+    problem: &ProblemStat,
+    input: &RftInputs,
+    req: &mut RftRequest,
+) -> RftGroup {
     let g = &input.group;
-    let rewards: Vec<f64> = g.iter().map(|r| if r.correct { 1.0 } else { 0.0 }).collect();
-    let lengths: Vec<usize> = g.iter().map(|r| r.token_count.unwrap_or(0).max(0) as usize).collect();
+    let rewards: Vec<f64> = g
+        .iter()
+        .map(|r| if r.correct { 1.0 } else { 0.0 })
+        .collect();
+    let lengths: Vec<usize> = g
+        .iter()
+        .map(|r| r.token_count.unwrap_or(0).max(0) as usize)
+        .collect();
     let with_ppl = g.iter().filter(|r| r.perplexity.is_some()).count();
-    let ln_ppl: Option<Vec<f64>> = (with_ppl == g.len() && !g.is_empty())
-        .then(|| g.iter().map(|r| r.perplexity.unwrap_or(f64::NAN).ln()).collect());
+    let ln_ppl: Option<Vec<f64>> = (with_ppl == g.len() && !g.is_empty()).then(|| {
+        g.iter()
+            .map(|r| r.perplexity.unwrap_or(f64::NAN).ln())
+            .collect()
+    });
     let bonus = req.position_bonus();
     // The charted rollout: the one asked for, else the first with a positive advantage.
     let chosen = req
@@ -255,7 +306,9 @@ fn group_view(run: &RunData, problem: &ProblemStat, input: &RftInputs, req: &mut
     req.sample = chosen.map(|i| g[i].sample_index);
     // Per-token advantages are expanded for the charted rollout only (a group can hold
     // 640 x 32k tokens); the others get length 0, which changes none of their advantages.
-    let chart_lengths: Vec<usize> = (0..g.len()).map(|i| if Some(i) == chosen { lengths[i] } else { 0 }).collect();
+    let chart_lengths: Vec<usize> = (0..g.len())
+        .map(|i| if Some(i) == chosen { lengths[i] } else { 0 })
+        .collect();
     let config = |ppl: bool, position: bool| ShapingConfig {
         std_kind: req.std,
         ppl_alpha: ppl.then_some(req.alpha),
@@ -287,14 +340,20 @@ fn group_view(run: &RunData, problem: &ProblemStat, input: &RftInputs, req: &mut
             match (shaped, both) {
                 (Ok(s), Ok(b)) => (Some(s), Some(b)),
                 (Err(e), _) | (_, Err(e)) => {
-                    ppl_note = Some(format!("PPL shaping cannot be computed for this group: {e}."));
+                    ppl_note = Some(format!(
+                        "PPL shaping cannot be computed for this group: {e}."
+                    ));
                     (None, None)
                 }
             }
         }
     };
     let (summary, has_signal, advantages) = match &plain {
-        Err(e) => (format!("The advantages cannot be computed: {e}."), false, vec![0.0; g.len()]),
+        Err(e) => (
+            format!("The advantages cannot be computed: {e}."),
+            false,
+            vec![0.0; g.len()],
+        ),
         Ok(s) => {
             let text = match &s.group {
                 GroupAdvantages::Empty => "This problem has no stored rollouts in this run.".to_string(),
@@ -314,7 +373,9 @@ fn group_view(run: &RunData, problem: &ProblemStat, input: &RftInputs, req: &mut
             (text, s.group.has_signal(), s.response_advantages.clone())
         }
     };
-    let weights: Option<Vec<f64>> = ppl_shaped.as_ref().and_then(|s| s.ppl_weights.as_ref().map(|w| w.weights()));
+    let weights: Option<Vec<f64>> = ppl_shaped
+        .as_ref()
+        .and_then(|s| s.ppl_weights.as_ref().map(|w| w.weights()));
     let rows: Vec<RftGroupRow> = g
         .iter()
         .enumerate()
@@ -337,8 +398,15 @@ fn group_view(run: &RunData, problem: &ProblemStat, input: &RftInputs, req: &mut
         .collect();
     let table = TableData {
         headers: [
-            "sample", "correct", "tokens", "PPL", "w_i (eq. 7)", "A_i (eq. 10)", "A'_i PPL (eq. 11)",
-            "A'_t first token (eq. 12)", "A'_t last token (eq. 12)",
+            "sample",
+            "correct",
+            "tokens",
+            "PPL",
+            "w_i (eq. 7)",
+            "A_i (eq. 10)",
+            "A'_i PPL (eq. 11)",
+            "A'_t first token (eq. 12)",
+            "A'_t last token (eq. 12)",
         ]
         .map(String::from)
         .to_vec(),
@@ -364,7 +432,13 @@ fn group_view(run: &RunData, problem: &ProblemStat, input: &RftInputs, req: &mut
     let mut token_note = None;
     let mut tokens = None;
     let mut token_table = TableData {
-        headers: vec!["t".into(), "l_t".into(), "b_t (eq. 8)".into(), "A_i (eq. 10)".into(), "A'_t position (eq. 12)".into()],
+        headers: vec![
+            "t".into(),
+            "l_t".into(),
+            "b_t (eq. 8)".into(),
+            "A_i (eq. 10)".into(),
+            "A'_t position (eq. 12)".into(),
+        ],
         rows: Vec::new(),
         numeric: vec![true; 5],
     };
@@ -386,25 +460,47 @@ fn group_view(run: &RunData, problem: &ProblemStat, input: &RftInputs, req: &mut
             } else {
                 let ts = sample_positions(len, MAX_TOKEN_POINTS);
                 let a = advantages[i];
-                let series_of = |key: &str, label: String, colour: usize, value: &dyn Fn(usize) -> f64| {
-                    let points: Vec<(f64, f64)> = ts.iter().map(|&t| (t as f64, value(t))).collect();
-                    Series {
-                        key: key.into(),
-                        readouts: points.iter().map(|&(t, v)| format!("{label}: token {t} (l = {:.3}): {v:.4}", (t + 0.5) / len as f64)).collect(),
-                        label,
-                        points,
-                        band: Vec::new(),
-                        colour,
-                    }
-                };
+                let series_of =
+                    |key: &str, label: String, colour: usize, value: &dyn Fn(usize) -> f64| {
+                        let points: Vec<(f64, f64)> =
+                            ts.iter().map(|&t| (t as f64, value(t))).collect();
+                        Series {
+                            key: key.into(),
+                            readouts: points
+                                .iter()
+                                .map(|&(t, v)| {
+                                    format!(
+                                        "{label}: token {t} (l = {:.3}): {v:.4}",
+                                        (t + 0.5) / len as f64
+                                    )
+                                })
+                                .collect(),
+                            label,
+                            points,
+                            band: Vec::new(),
+                            colour,
+                        }
+                    };
                 let mut series = vec![
                     series_of("grpo", "GRPO A_i (eq. 10)".into(), 6, &|_| a),
-                    series_of("position", "position-shaped A'_t (eq. 12)".into(), 0, &|t| pos.per_token[i][t]),
+                    series_of(
+                        "position",
+                        "position-shaped A'_t (eq. 12)".into(),
+                        0,
+                        &|t| pos.per_token[i][t],
+                    ),
                 ];
                 if let (Some(s), Some(b)) = (&ppl_shaped, &both) {
                     let ap = s.response_advantages[i];
-                    series.push(series_of("ppl", format!("PPL-shaped A'_i (eq. 11, alpha = {})", req.alpha), 1, &|_| ap));
-                    series.push(series_of("both", "PPL then position".into(), 2, &|t| b.per_token[i][t]));
+                    series.push(series_of(
+                        "ppl",
+                        format!("PPL-shaped A'_i (eq. 11, alpha = {})", req.alpha),
+                        1,
+                        &|_| ap,
+                    ));
+                    series.push(series_of("both", "PPL then position".into(), 2, &|t| {
+                        b.per_token[i][t]
+                    }));
                 }
                 let (lo, hi) = series
                     .iter()
@@ -424,7 +520,13 @@ fn group_view(run: &RunData, problem: &ProblemStat, input: &RftInputs, req: &mut
                 }));
                 for &t in &sample_positions(len, 21) {
                     let l = relative_position(t, len).unwrap_or(0.0);
-                    let mut row = vec![t.to_string(), format!("{l:.4}"), f4(bonus.bonus(l)), f4(a), f4(pos.per_token[i][t])];
+                    let mut row = vec![
+                        t.to_string(),
+                        format!("{l:.4}"),
+                        f4(bonus.bonus(l)),
+                        f4(a),
+                        f4(pos.per_token[i][t]),
+                    ];
                     if let (Some(s), Some(b)) = (&ppl_shaped, &both) {
                         row.push(f4(s.response_advantages[i]));
                         row.push(f4(b.per_token[i][t]));
@@ -435,7 +537,11 @@ fn group_view(run: &RunData, problem: &ProblemStat, input: &RftInputs, req: &mut
         }
     }
     RftGroup {
-        problems: run.problems.iter().map(|s| (s.key.clone(), s.n, s.c)).collect(),
+        problems: run
+            .problems
+            .iter()
+            .map(|s| (s.key.clone(), s.n, s.c))
+            .collect(),
         problem: problem.key.clone(),
         prompt: input.problem_text.0.clone(),
         reference: input.problem_text.1.clone(),
@@ -456,7 +562,9 @@ fn sample_positions(len: usize, points: usize) -> Vec<usize> {
     if len <= points {
         return (0..len).collect();
     }
-    let mut out: Vec<usize> = (0..points).map(|k| ((k as f64) * (len - 1) as f64 / (points - 1) as f64).round() as usize).collect();
+    let mut out: Vec<usize> = (0..points)
+        .map(|k| ((k as f64) * (len - 1) as f64 / (points - 1) as f64).round() as usize)
+        .collect();
     out.dedup();
     out
 }
@@ -464,21 +572,37 @@ fn sample_positions(len: usize, points: usize) -> Vec<usize> {
 fn bonus_view(req: &RftRequest) -> RftBonus {
     let current = req.position_bonus();
     // The other reading of n (paper-notes item 16), for comparison.
-    let (other_n, other_label) = if current.n == 0.5 { (-0.5, "n = −0.5 (as printed)") } else { (0.5, "n = 0.5 (the ramp reading)") };
-    let other = PositionBonus { n: other_n, ..current };
+    let (other_n, other_label) = if current.n == 0.5 {
+        (-0.5, "n = −0.5 (as printed)")
+    } else {
+        (0.5, "n = 0.5 (the ramp reading)")
+    };
+    let other = PositionBonus {
+        n: other_n,
+        ..current
+    };
     let curve = |b: &PositionBonus, key: &str, label: String, colour: usize| {
         let points = b.curve(BONUS_POINTS);
         Series {
             key: key.into(),
-            readouts: points.iter().map(|&(l, v)| format!("{label}: b({l:.2}) = {v:.5}")).collect(),
+            readouts: points
+                .iter()
+                .map(|&(l, v)| format!("{label}: b({l:.2}) = {v:.5}"))
+                .collect(),
             label,
             points,
             band: Vec::new(),
             colour,
         }
     };
-    let current_label = format!("gamma = {}, d = {}, m = {}, n = {}", current.gamma, current.d, current.m, current.n);
-    let series = vec![curve(&current, "current", current_label, 0), curve(&other, "other", other_label.to_string(), 1)];
+    let current_label = format!(
+        "gamma = {}, d = {}, m = {}, n = {}",
+        current.gamma, current.d, current.m, current.n
+    );
+    let series = vec![
+        curve(&current, "current", current_label, 0),
+        curve(&other, "other", other_label.to_string(), 1),
+    ];
     let (lo, hi) = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
@@ -487,11 +611,19 @@ fn bonus_view(req: &RftRequest) -> RftBonus {
     let at_start = current.bonus(0.0);
     let at_end = current.bonus(1.0);
     let table = TableData {
-        headers: vec!["l".into(), "b(l) (eq. 8)".into(), format!("b(l), {other_label}")],
+        headers: vec![
+            "l".into(),
+            "b(l) (eq. 8)".into(),
+            format!("b(l), {other_label}"),
+        ],
         rows: (0..=10)
             .map(|i| {
                 let l = i as f64 / 10.0;
-                vec![format!("{l:.1}"), format!("{:.5}", current.bonus(l)), format!("{:.5}", other.bonus(l))]
+                vec![
+                    format!("{l:.1}"),
+                    format!("{:.5}", current.bonus(l)),
+                    format!("{:.5}", other.bonus(l)),
+                ]
             })
             .collect(),
         numeric: vec![true, true, true],
@@ -545,7 +677,12 @@ pub struct RftExportLine<'a> {
 }
 
 /// The JSON line (no newline) of one selected rollout.
-pub fn rft_export_line(r: &RolloutRecord, model: &str, run_id: i64, strategy: RftStrategy) -> String {
+pub fn rft_export_line(
+    r: &RolloutRecord,
+    model: &str,
+    run_id: i64,
+    strategy: RftStrategy,
+) -> String {
     let full = r.response.as_deref().unwrap_or_default();
     let cut = caplens_analysis::rft::rule_filter(full).unwrap_or(full);
     let line = RftExportLine {
@@ -593,7 +730,10 @@ mod tests {
     fn printed_bonus_is_flagged_nearly_constant() {
         let v = bonus_view(&RftRequest::default());
         assert!(v.nearly_constant);
-        let ramp = bonus_view(&RftRequest { n: 0.5, ..RftRequest::default() });
+        let ramp = bonus_view(&RftRequest {
+            n: 0.5,
+            ..RftRequest::default()
+        });
         assert!(!ramp.nearly_constant);
         assert!((ramp.at_end - PositionBonus::ramp_reading().bonus(1.0)).abs() < 1e-15);
     }
@@ -615,7 +755,17 @@ mod tests {
         f.push(&r(4, true, Some("x \\boxed{x}")));
         f.push(&r(5, true, None));
         let c = &f.counts;
-        assert_eq!((c.rollouts, c.kept_correct, c.kept_incorrect, c.no_boxed, c.no_digit, c.no_response), (5, 1, 1, 1, 1, 1));
+        assert_eq!(
+            (
+                c.rollouts,
+                c.kept_correct,
+                c.kept_incorrect,
+                c.no_boxed,
+                c.no_digit,
+                c.no_response
+            ),
+            (5, 1, 1, 1, 1, 1)
+        );
         assert_eq!(f.with_ppl, 5);
         assert_eq!(f.select(&RftRequest::default()).unwrap(), vec![0]);
     }

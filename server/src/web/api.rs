@@ -7,8 +7,8 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use caplens_app::model::*;
 use caplens_analysis::verdicts::VerdictSource;
+use caplens_app::model::*;
 use serde::Deserialize;
 
 use super::error::ApiError;
@@ -30,8 +30,13 @@ pub(super) async fn method_not_allowed(method: Method, OriginalUri(uri): Origina
     )
 }
 
-pub(super) async fn experiments(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ExperimentSummary>>, ApiError> {
-    Ok(Json(ops::catalog::experiments(&caller.access(&state.store)).await?))
+pub(super) async fn experiments(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ExperimentSummary>>, ApiError> {
+    Ok(Json(
+        ops::catalog::experiments(&caller.access(&state.store)).await?,
+    ))
 }
 
 pub(super) async fn experiment(
@@ -39,19 +44,36 @@ pub(super) async fn experiment(
     caller: Caller,
     Path(slug): Path<String>,
 ) -> Result<Json<ExperimentDetail>, ApiError> {
-    Ok(Json(ops::catalog::experiment(&caller.access(&state.store), &slug).await?))
+    Ok(Json(
+        ops::catalog::experiment(&caller.access(&state.store), &slug).await?,
+    ))
 }
 
-pub(super) async fn models(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ModelRow>>, ApiError> {
-    Ok(Json(ops::catalog::models(&caller.access(&state.store)).await?))
+pub(super) async fn models(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ModelRow>>, ApiError> {
+    Ok(Json(
+        ops::catalog::models(&caller.access(&state.store)).await?,
+    ))
 }
 
-pub(super) async fn datasets(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<DatasetRow>>, ApiError> {
-    Ok(Json(ops::catalog::datasets(&caller.access(&state.store)).await?))
+pub(super) async fn datasets(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<DatasetRow>>, ApiError> {
+    Ok(Json(
+        ops::catalog::datasets(&caller.access(&state.store)).await?,
+    ))
 }
 
-pub(super) async fn runs(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<RunRow>>, ApiError> {
-    Ok(Json(ops::catalog::runs(&caller.access(&state.store)).await?))
+pub(super) async fn runs(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<RunRow>>, ApiError> {
+    Ok(Json(
+        ops::catalog::runs(&caller.access(&state.store)).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -70,7 +92,13 @@ pub(super) async fn audit(
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     Ok(Json(
-        ops::admin::audit(&state.store, &caller, q.limit.unwrap_or(100).clamp(1, 1000), q.before).await?,
+        ops::admin::audit(
+            &state.store,
+            &caller,
+            q.limit.unwrap_or(100).clamp(1, 1000),
+            q.before,
+        )
+        .await?,
     ))
 }
 
@@ -95,15 +123,18 @@ async fn tables(
 ) -> Result<crate::reports::ExperimentTables, ApiError> {
     let verdicts = match verdicts {
         None | Some("") => None,
-        Some(v) => Some(
-            VerdictSource::parse(v)
-                .ok_or_else(|| ApiError::bad_request(format!("verdicts: {v:?} is not one of file, caplens")))?,
-        ),
+        Some(v) => Some(VerdictSource::parse(v).ok_or_else(|| {
+            ApiError::bad_request(format!("verdicts: {v:?} is not one of file, caplens"))
+        })?),
     };
     let reviewed = match reviewed {
         None | Some("") | Some("1") => true,
         Some("0") => false,
-        Some(v) => return Err(ApiError::bad_request(format!("reviewed: {v:?} is not 0 or 1"))),
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "reviewed: {v:?} is not 0 or 1"
+            )))
+        }
     };
     Ok(ops::catalog::report_tables(&caller.access(&state.store), slug, verdicts, reviewed).await?)
 }
@@ -133,7 +164,15 @@ pub(super) async fn experiment_passk(
             .parse()
             .map_err(|e: String| ApiError::bad_request(format!("k: {e}")))?,
     };
-    let doc = tables(&state, &caller, &slug, query.verdicts.as_deref(), query.reviewed.as_deref()).await?.passk(ks);
+    let doc = tables(
+        &state,
+        &caller,
+        &slug,
+        query.verdicts.as_deref(),
+        query.reviewed.as_deref(),
+    )
+    .await?
+    .passk(ks);
     Ok(json_text(serde_json::to_string(&doc).expect("serialises")))
 }
 
@@ -163,7 +202,15 @@ pub(super) async fn experiment_unsolvable(
     if query.k == Some(0) {
         return Err(ApiError::bad_request("k: must be at least 1"));
     }
-    let report = tables(&state, &caller, &slug, query.verdicts.as_deref(), query.reviewed.as_deref()).await?.unsolvable(query.k);
+    let report = tables(
+        &state,
+        &caller,
+        &slug,
+        query.verdicts.as_deref(),
+        query.reviewed.as_deref(),
+    )
+    .await?
+    .unsolvable(query.k);
     Ok(json_text(crate::reports::unsolvable_json(&report)))
 }
 
@@ -175,6 +222,14 @@ pub(super) async fn experiment_summary(
     query: Result<Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let doc = tables(&state, &caller, &slug, query.verdicts.as_deref(), query.reviewed.as_deref()).await?.summary();
+    let doc = tables(
+        &state,
+        &caller,
+        &slug,
+        query.verdicts.as_deref(),
+        query.reviewed.as_deref(),
+    )
+    .await?
+    .summary();
     Ok(json_text(serde_json::to_string(&doc).expect("serialises")))
 }

@@ -50,7 +50,11 @@ pub(super) async fn start(
     for id in ids {
         views.push(ops::evals::evaluation(&access, id).await?);
     }
-    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "evaluations": views }))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "evaluations": views })),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -64,7 +68,9 @@ pub(super) async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<EvaluationView>>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    Ok(Json(ops::evals::evaluations(&caller.access(&state.store), limit).await?))
+    Ok(Json(
+        ops::evals::evaluations(&caller.access(&state.store), limit).await?,
+    ))
 }
 
 pub(super) async fn one(
@@ -72,7 +78,9 @@ pub(super) async fn one(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<EvaluationView>, ApiError> {
-    Ok(Json(ops::evals::evaluation(&caller.access(&state.store), id).await?))
+    Ok(Json(
+        ops::evals::evaluation(&caller.access(&state.store), id).await?,
+    ))
 }
 
 /// Progress as server-sent events: one `progress` event with the view now and whenever it
@@ -154,7 +162,14 @@ pub(super) async fn cancel(
     Path(id): Path<i64>,
 ) -> Result<Json<EvaluationView>, ApiError> {
     require_write_credentials(&caller.principal, &headers)?;
-    Ok(Json(ops::evals::transition(&caller.access(&state.store), id, ops::evals::Transition::Cancel).await?))
+    Ok(Json(
+        ops::evals::transition(
+            &caller.access(&state.store),
+            id,
+            ops::evals::Transition::Cancel,
+        )
+        .await?,
+    ))
 }
 
 pub(super) async fn resume(
@@ -164,7 +179,14 @@ pub(super) async fn resume(
     Path(id): Path<i64>,
 ) -> Result<Json<EvaluationView>, ApiError> {
     require_write_credentials(&caller.principal, &headers)?;
-    Ok(Json(ops::evals::transition(&caller.access(&state.store), id, ops::evals::Transition::Resume).await?))
+    Ok(Json(
+        ops::evals::transition(
+            &caller.access(&state.store),
+            id,
+            ops::evals::Transition::Resume,
+        )
+        .await?,
+    ))
 }
 
 /// `POST /api/v1/rollouts/{id}/interventions`: one rollout, chosen or top-entropy positions.
@@ -176,7 +198,11 @@ pub(super) async fn intervene_rollout(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     require_write_credentials(&caller.principal, &headers)?;
-    let request: interventions::InterventionRequest = if body.is_empty() { Default::default() } else { parse_body(&body)? };
+    let request: interventions::InterventionRequest = if body.is_empty() {
+        Default::default()
+    } else {
+        parse_body(&body)?
+    };
     let view = ops::evals::intervene_rollout(&caller.access(&state.store), id, &request).await?;
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())
 }
@@ -214,8 +240,18 @@ pub(super) async fn intervene_run(
         top_entropy: r.top_entropy,
         max_tokens: r.max_tokens,
     };
-    let jobs = ops::evals::intervene_evaluation(&caller.access(&state.store), id, r.rollouts.unwrap_or(8), &request).await?;
-    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "interventions": jobs }))).into_response())
+    let jobs = ops::evals::intervene_evaluation(
+        &caller.access(&state.store),
+        id,
+        r.rollouts.unwrap_or(8),
+        &request,
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "interventions": jobs })),
+    )
+        .into_response())
 }
 
 pub(super) async fn intervention(
@@ -223,14 +259,18 @@ pub(super) async fn intervention(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<interventions::InterventionView>, ApiError> {
-    Ok(Json(ops::evals::intervention(&caller.access(&state.store), id).await?))
+    Ok(Json(
+        ops::evals::intervention(&caller.access(&state.store), id).await?,
+    ))
 }
 
 pub(super) async fn engines(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<caplens_app::evals::EngineView>>, ApiError> {
-    Ok(Json(ops::evals::engines(&caller.access(&state.store)).await?))
+    Ok(Json(
+        ops::evals::engines(&caller.access(&state.store)).await?,
+    ))
 }
 
 /// `POST /api/v1/engines`: add or change an OpenAI-compatible endpoint.
@@ -271,7 +311,9 @@ pub(super) async fn upload_dataset(
 ) -> Result<Response, ApiError> {
     require_write_credentials(&caller.principal, &headers)?;
     let name = q.name.unwrap_or_default();
-    let file = q.filename.unwrap_or_else(|| format!("{}.jsonl", name.trim()));
+    let file = q
+        .filename
+        .unwrap_or_else(|| format!("{}.jsonl", name.trim()));
     let fields = datasets::DatasetFields {
         id: q.id_field.filter(|f| !f.trim().is_empty()),
         prompt: q.prompt_field.filter(|f| !f.trim().is_empty()),

@@ -126,9 +126,11 @@ pub(super) async fn create_import(
     let id = new_import_id();
     let dir = state.imports.create_spool(&id)?;
     let submitted = match spool_request(&state, &dir, params, filename, request).await {
-        Ok((files, params)) => ops::imports::submit_upload(&access, &state.imports, permit, &id, files, params)
-            .await
-            .map_err(ApiError::from),
+        Ok((files, params)) => {
+            ops::imports::submit_upload(&access, &state.imports, permit, &id, files, params)
+                .await
+                .map_err(ApiError::from)
+        }
         Err(e) => Err(e),
     };
     let report = match submitted {
@@ -242,7 +244,9 @@ pub(super) async fn get_import(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ImportReport>, ApiError> {
-    Ok(Json(ops::imports::import(&caller.access(&state.store), &state.imports, &id).await?))
+    Ok(Json(
+        ops::imports::import(&caller.access(&state.store), &state.imports, &id).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -258,7 +262,9 @@ pub(super) async fn list_imports(
 ) -> Result<Json<Vec<ImportReport>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    Ok(Json(ops::imports::imports(&caller.access(&state.store), &state.imports, limit).await?))
+    Ok(Json(
+        ops::imports::imports(&caller.access(&state.store), &state.imports, limit).await?,
+    ))
 }
 
 pub(super) async fn retry_import(
@@ -310,5 +316,7 @@ pub(super) async fn detect(
         .await
         .map_err(|e| ApiError::bad_request(format!("send at most {SNIFF_BYTES} bytes: {e}")))?;
     let name = clean_name(query.filename.as_deref().unwrap_or("upload"));
-    Ok(Json(ops::imports::detect(&access, &name, bytes.to_vec()).await?))
+    Ok(Json(
+        ops::imports::detect(&access, &name, bytes.to_vec()).await?,
+    ))
 }

@@ -379,7 +379,15 @@ mod tests {
 
     #[test]
     fn local_mode_answers_local_names_and_the_public_one() {
-        for ok in ["localhost", "localhost:3000", "LOCALHOST:3000", "127.0.0.1", "127.0.0.1:1", "[::1]", "[::1]:3000"] {
+        for ok in [
+            "localhost",
+            "localhost:3000",
+            "LOCALHOST:3000",
+            "127.0.0.1",
+            "127.0.0.1:1",
+            "[::1]",
+            "[::1]:3000",
+        ] {
             assert!(local_host_allowed(&host(ok), None), "{ok}");
         }
         for bad in [
@@ -398,9 +406,15 @@ mod tests {
         let public = Some("https://caplens.lab.example");
         assert!(local_host_allowed(&host("caplens.lab.example"), public));
         assert!(local_host_allowed(&host("caplens.lab.example:443"), public));
-        assert!(!local_host_allowed(&host("caplens.lab.example:8443"), public));
+        assert!(!local_host_allowed(
+            &host("caplens.lab.example:8443"),
+            public
+        ));
         assert!(!local_host_allowed(&host("other.lab.example"), public));
-        assert!(local_host_allowed(&HeaderMap::new(), None), "no Host: an HTTP/1.0 client on the machine");
+        assert!(
+            local_host_allowed(&HeaderMap::new(), None),
+            "no Host: an HTTP/1.0 client on the machine"
+        );
     }
 
     #[test]

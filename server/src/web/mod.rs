@@ -140,17 +140,28 @@ pub fn router_with_auth(
             None => site = site.route(r.path, r.handler),
         }
     }
-    let api = api.fallback(api::not_found).method_not_allowed_fallback(api::method_not_allowed);
+    let api = api
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed);
     site.nest("/api", api)
         .nest_service("/pkg", pkg)
         .leptos_routes_with_context(&state, page_routes, context.clone(), {
             let options = leptos_options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, shell))
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(auth.clone(), middleware::authenticate))
-        .layer(axum::middleware::from_fn_with_state(auth, middleware::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            middleware::authenticate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            middleware::security_headers,
+        ))
         .layer(CompressionLayer::new())
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -229,7 +240,9 @@ pub(super) async fn readyz(State(store): State<Store>) -> Response {
 }
 
 /// "ok", or "unavailable: why" (an error, or no answer within 2 s).
-async fn within_2s(check: impl std::future::Future<Output = Result<(), crate::error::StoreError>>) -> String {
+async fn within_2s(
+    check: impl std::future::Future<Output = Result<(), crate::error::StoreError>>,
+) -> String {
     match tokio::time::timeout(Duration::from_secs(2), check).await {
         Ok(Ok(())) => "ok".to_string(),
         Ok(Err(e)) => format!("unavailable: {e}"),

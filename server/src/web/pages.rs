@@ -98,7 +98,6 @@ impl StoreSource {
     }
 }
 
-
 /// A refusal or failure as the pages show it: storage failures are logged and said plainly.
 fn refused(e: OpError) -> DataError {
     if let OpError::Store(s) = &e {
@@ -118,20 +117,36 @@ fn found<T>(r: Result<T, OpError>) -> Result<Option<T>, DataError> {
 
 impl StoreSource {
     /// One of an experiment's analysis views for the request's caller.
-    async fn view(&self, caller: Caller, slug: String, request: ViewRequest) -> Result<Option<View>, DataError> {
-        ops::views::view(&caller.access(&self.store), &self.views, &slug, request).await.map_err(refused)
+    async fn view(
+        &self,
+        caller: Caller,
+        slug: String,
+        request: ViewRequest,
+    ) -> Result<Option<View>, DataError> {
+        ops::views::view(&caller.access(&self.store), &self.views, &slug, request)
+            .await
+            .map_err(refused)
     }
 }
 
 macro_rules! view_method {
     ($name:ident, $request:ty, $variant:ident, $out:ty) => {
-        fn $name(&self, slug: String, request: $request) -> BoxFuture<'_, Result<Option<$out>, DataError>> {
+        fn $name(
+            &self,
+            slug: String,
+            request: $request,
+        ) -> BoxFuture<'_, Result<Option<$out>, DataError>> {
             let caller = self.caller();
             Box::pin(async move {
-                Ok(match self.view(caller, slug, ViewRequest::$variant(request)).await? {
-                    Some(View::$variant(v)) => Some(*v),
-                    _ => None,
-                })
+                Ok(
+                    match self
+                        .view(caller, slug, ViewRequest::$variant(request))
+                        .await?
+                    {
+                        Some(View::$variant(v)) => Some(*v),
+                        _ => None,
+                    },
+                )
             })
         }
     };
@@ -151,28 +166,51 @@ impl DataSource for StoreSource {
 
     fn experiments(&self) -> BoxFuture<'_, Result<Vec<ExperimentSummary>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::catalog::experiments(&caller.access(&self.store)).await.map_err(refused) })
+        Box::pin(async move {
+            ops::catalog::experiments(&caller.access(&self.store))
+                .await
+                .map_err(refused)
+        })
     }
-    fn experiment(&self, slug: String) -> BoxFuture<'_, Result<Option<ExperimentDetail>, DataError>> {
+    fn experiment(
+        &self,
+        slug: String,
+    ) -> BoxFuture<'_, Result<Option<ExperimentDetail>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { found(ops::catalog::experiment(&caller.access(&self.store), &slug).await) })
+        Box::pin(async move {
+            found(ops::catalog::experiment(&caller.access(&self.store), &slug).await)
+        })
     }
     fn models(&self) -> BoxFuture<'_, Result<Vec<ModelRow>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::catalog::models(&caller.access(&self.store)).await.map_err(refused) })
+        Box::pin(async move {
+            ops::catalog::models(&caller.access(&self.store))
+                .await
+                .map_err(refused)
+        })
     }
     fn datasets(&self) -> BoxFuture<'_, Result<Vec<DatasetRow>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::catalog::datasets(&caller.access(&self.store)).await.map_err(refused) })
+        Box::pin(async move {
+            ops::catalog::datasets(&caller.access(&self.store))
+                .await
+                .map_err(refused)
+        })
     }
     fn runs(&self) -> BoxFuture<'_, Result<Vec<RunRow>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::catalog::runs(&caller.access(&self.store)).await.map_err(refused) })
+        Box::pin(async move {
+            ops::catalog::runs(&caller.access(&self.store))
+                .await
+                .map_err(refused)
+        })
     }
     fn imports(&self) -> BoxFuture<'_, Result<Vec<ImportView>, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
-            let reports = ops::imports::imports(&caller.access(&self.store), &self.imports, 30).await.map_err(refused)?;
+            let reports = ops::imports::imports(&caller.access(&self.store), &self.imports, 30)
+                .await
+                .map_err(refused)?;
             Ok(reports
                 .into_iter()
                 .map(|r| {
@@ -185,7 +223,11 @@ impl DataSource for StoreSource {
     }
     fn tokens(&self) -> BoxFuture<'_, Result<Vec<ApiTokenRow>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::tokens::tokens(&self.store, &caller).await.map_err(refused) })
+        Box::pin(async move {
+            ops::tokens::tokens(&self.store, &caller)
+                .await
+                .map_err(refused)
+        })
     }
     fn create_token(
         &self,
@@ -196,32 +238,67 @@ impl DataSource for StoreSource {
     ) -> BoxFuture<'_, Result<CreatedToken, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
-            ops::tokens::create_token(&self.store, &caller, &name, project.as_deref(), scope.as_deref(), expires_in_days)
-                .await
-                .map_err(refused)
+            ops::tokens::create_token(
+                &self.store,
+                &caller,
+                &name,
+                project.as_deref(),
+                scope.as_deref(),
+                expires_in_days,
+            )
+            .await
+            .map_err(refused)
         })
     }
     fn revoke_token(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::tokens::revoke_token(&self.store, &caller, id).await.map_err(refused) })
+        Box::pin(async move {
+            ops::tokens::revoke_token(&self.store, &caller, id)
+                .await
+                .map_err(refused)
+        })
     }
     fn eval_form(&self) -> BoxFuture<'_, Result<caplens_app::evals::EvalFormOptions, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::evals::form_options(&caller.access(&self.store)).await.map_err(refused) })
+        Box::pin(async move {
+            ops::evals::form_options(&caller.access(&self.store))
+                .await
+                .map_err(refused)
+        })
     }
-    fn evaluations(&self) -> BoxFuture<'_, Result<Vec<caplens_app::evals::EvaluationView>, DataError>> {
+    fn evaluations(
+        &self,
+    ) -> BoxFuture<'_, Result<Vec<caplens_app::evals::EvaluationView>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::evals::evaluations(&caller.access(&self.store), 50).await.map_err(refused) })
+        Box::pin(async move {
+            ops::evals::evaluations(&caller.access(&self.store), 50)
+                .await
+                .map_err(refused)
+        })
     }
-    fn evaluation(&self, id: i64) -> BoxFuture<'_, Result<Option<caplens_app::evals::EvaluationView>, DataError>> {
+    fn evaluation(
+        &self,
+        id: i64,
+    ) -> BoxFuture<'_, Result<Option<caplens_app::evals::EvaluationView>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { found(ops::evals::evaluation(&caller.access(&self.store), id).await) })
+        Box::pin(
+            async move { found(ops::evals::evaluation(&caller.access(&self.store), id).await) },
+        )
     }
-    fn start_evaluation(&self, request: caplens_app::evals::EvalStartRequest) -> BoxFuture<'_, Result<Vec<i64>, DataError>> {
+    fn start_evaluation(
+        &self,
+        request: caplens_app::evals::EvalStartRequest,
+    ) -> BoxFuture<'_, Result<Vec<i64>, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
             let mut request = request;
-            ops::evals::start(&caller.access(&self.store), self.auth.limits(), &mut request).await.map_err(refused)
+            ops::evals::start(
+                &caller.access(&self.store),
+                self.auth.limits(),
+                &mut request,
+            )
+            .await
+            .map_err(refused)
         })
     }
     fn cancel_evaluation(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>> {
@@ -230,7 +307,12 @@ impl DataSource for StoreSource {
     fn resume_evaluation(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>> {
         self.transition(id, ops::evals::Transition::Resume)
     }
-    fn queue_interventions(&self, rollout: i64, k: u32, top_entropy: u32) -> BoxFuture<'_, Result<i64, DataError>> {
+    fn queue_interventions(
+        &self,
+        rollout: i64,
+        k: u32,
+        top_entropy: u32,
+    ) -> BoxFuture<'_, Result<i64, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
             let request = crate::evals::interventions::InterventionRequest {
@@ -238,7 +320,10 @@ impl DataSource for StoreSource {
                 top_entropy: Some(top_entropy),
                 ..Default::default()
             };
-            let view = ops::evals::intervene_rollout(&caller.access(&self.store), rollout, &request).await.map_err(refused)?;
+            let view =
+                ops::evals::intervene_rollout(&caller.access(&self.store), rollout, &request)
+                    .await
+                    .map_err(refused)?;
             Ok(view.id)
         })
     }
@@ -269,39 +354,90 @@ impl DataSource for StoreSource {
     }
     fn session(&self) -> BoxFuture<'_, Result<SessionView, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::admin::session_view(&self.store, &self.auth, &caller).await.map_err(refused) })
+        Box::pin(async move {
+            ops::admin::session_view(&self.store, &self.auth, &caller)
+                .await
+                .map_err(refused)
+        })
     }
     fn users(&self) -> BoxFuture<'_, Result<Vec<UserRow>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::admin::users(&self.store, &caller).await.map_err(refused) })
+        Box::pin(async move {
+            ops::admin::users(&self.store, &caller)
+                .await
+                .map_err(refused)
+        })
     }
-    fn create_user(&self, name: String, password: String, admin: bool) -> BoxFuture<'_, Result<UserRow, DataError>> {
+    fn create_user(
+        &self,
+        name: String,
+        password: String,
+        admin: bool,
+    ) -> BoxFuture<'_, Result<UserRow, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::admin::create_user(&self.store, &caller, &name, &password, admin).await.map_err(refused) })
+        Box::pin(async move {
+            ops::admin::create_user(&self.store, &caller, &name, &password, admin)
+                .await
+                .map_err(refused)
+        })
     }
     fn set_user_disabled(&self, id: i64, disabled: bool) -> BoxFuture<'_, Result<(), DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::admin::set_user_disabled(&self.store, &caller, id, disabled).await.map_err(refused) })
+        Box::pin(async move {
+            ops::admin::set_user_disabled(&self.store, &caller, id, disabled)
+                .await
+                .map_err(refused)
+        })
     }
     fn projects(&self) -> BoxFuture<'_, Result<Vec<ProjectRow>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::admin::projects(&self.store, &caller).await.map_err(refused) })
+        Box::pin(async move {
+            ops::admin::projects(&self.store, &caller)
+                .await
+                .map_err(refused)
+        })
     }
-    fn create_project(&self, slug: String, name: String, open_to_all: bool) -> BoxFuture<'_, Result<ProjectRow, DataError>> {
+    fn create_project(
+        &self,
+        slug: String,
+        name: String,
+        open_to_all: bool,
+    ) -> BoxFuture<'_, Result<ProjectRow, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::admin::create_project(&self.store, &caller, &slug, &name, open_to_all).await.map_err(refused) })
+        Box::pin(async move {
+            ops::admin::create_project(&self.store, &caller, &slug, &name, open_to_all)
+                .await
+                .map_err(refused)
+        })
     }
     fn members(&self, project: String) -> BoxFuture<'_, Result<Vec<MemberRow>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::admin::members(&self.store, &caller, &project).await.map_err(refused) })
+        Box::pin(async move {
+            ops::admin::members(&self.store, &caller, &project)
+                .await
+                .map_err(refused)
+        })
     }
-    fn set_member(&self, project: String, user: String, role: Option<Role>) -> BoxFuture<'_, Result<(), DataError>> {
+    fn set_member(
+        &self,
+        project: String,
+        user: String,
+        role: Option<Role>,
+    ) -> BoxFuture<'_, Result<(), DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::admin::set_member(&self.store, &caller, &project, &user, role).await.map_err(refused) })
+        Box::pin(async move {
+            ops::admin::set_member(&self.store, &caller, &project, &user, role)
+                .await
+                .map_err(refused)
+        })
     }
     fn audit(&self, before: Option<i64>) -> BoxFuture<'_, Result<Vec<AuditEntry>, DataError>> {
         let caller = self.caller();
-        Box::pin(async move { ops::admin::audit(&self.store, &caller, 100, before).await.map_err(refused) })
+        Box::pin(async move {
+            ops::admin::audit(&self.store, &caller, 100, before)
+                .await
+                .map_err(refused)
+        })
     }
     fn overview_view(
         &self,
@@ -311,39 +447,91 @@ impl DataSource for StoreSource {
     ) -> BoxFuture<'_, Result<Option<OverviewView>, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
-            Ok(match self.view(caller, slug, ViewRequest::Overview { verdicts, unreviewed }).await? {
-                Some(View::Overview(v)) => Some(*v),
-                _ => None,
-            })
+            Ok(
+                match self
+                    .view(
+                        caller,
+                        slug,
+                        ViewRequest::Overview {
+                            verdicts,
+                            unreviewed,
+                        },
+                    )
+                    .await?
+                {
+                    Some(View::Overview(v)) => Some(*v),
+                    _ => None,
+                },
+            )
         })
     }
     view_method!(passk_view, PasskRequest, Passk, PasskView);
-    view_method!(unsolvable_view, UnsolvableRequest, Unsolvable, UnsolvableView);
+    view_method!(
+        unsolvable_view,
+        UnsolvableRequest,
+        Unsolvable,
+        UnsolvableView
+    );
     view_method!(compare_view, CompareRequest, Compare, CompareView);
     view_method!(dynamics_view, DynamicsRequest, Dynamics, DynamicsView);
     view_method!(rft_view, RftRequest, Rft, RftView);
-    view_method!(token_stats_view, TokenStatsRequest, TokenStats, TokenStatsView);
-    fn problem(&self, id: i64, runs: Option<Vec<i64>>) -> BoxFuture<'_, Result<Option<ProblemDetail>, DataError>> {
-        let caller = self.caller();
-        Box::pin(async move { ops::views::problem(&caller.access(&self.store), id, runs).await.map_err(refused) })
-    }
-    fn problem_rollouts(&self, problem_id: i64, query: RolloutListQuery) -> BoxFuture<'_, Result<RolloutList, DataError>> {
-        let caller = self.caller();
-        Box::pin(async move { ops::views::problem_rollouts(&caller.access(&self.store), problem_id, query).await.map_err(refused) })
-    }
-    fn rollout(&self, id: i64, metric: Option<Metric>) -> BoxFuture<'_, Result<Option<RolloutView>, DataError>> {
+    view_method!(
+        token_stats_view,
+        TokenStatsRequest,
+        TokenStats,
+        TokenStatsView
+    );
+    fn problem(
+        &self,
+        id: i64,
+        runs: Option<Vec<i64>>,
+    ) -> BoxFuture<'_, Result<Option<ProblemDetail>, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
-            let Some(r) = ops::views::rollout(&caller.access(&self.store), id).await.map_err(refused)? else {
+            ops::views::problem(&caller.access(&self.store), id, runs)
+                .await
+                .map_err(refused)
+        })
+    }
+    fn problem_rollouts(
+        &self,
+        problem_id: i64,
+        query: RolloutListQuery,
+    ) -> BoxFuture<'_, Result<RolloutList, DataError>> {
+        let caller = self.caller();
+        Box::pin(async move {
+            ops::views::problem_rollouts(&caller.access(&self.store), problem_id, query)
+                .await
+                .map_err(refused)
+        })
+    }
+    fn rollout(
+        &self,
+        id: i64,
+        metric: Option<Metric>,
+    ) -> BoxFuture<'_, Result<Option<RolloutView>, DataError>> {
+        let caller = self.caller();
+        Box::pin(async move {
+            let Some(r) = ops::views::rollout(&caller.access(&self.store), id)
+                .await
+                .map_err(refused)?
+            else {
                 return Ok(None);
             };
             rollout_view(self, r, metric).await.map(Some)
         })
     }
-    fn rollout_token(&self, id: i64, pos: usize) -> BoxFuture<'_, Result<Option<TokenDetail>, DataError>> {
+    fn rollout_token(
+        &self,
+        id: i64,
+        pos: usize,
+    ) -> BoxFuture<'_, Result<Option<TokenDetail>, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
-            let Some(rollout) = ops::views::rollout(&caller.access(&self.store), id).await.map_err(refused)? else {
+            let Some(rollout) = ops::views::rollout(&caller.access(&self.store), id)
+                .await
+                .map_err(refused)?
+            else {
                 return Ok(None);
             };
             let Some(trace_ref) = rollout.trace else {
@@ -358,7 +546,11 @@ impl DataSource for StoreSource {
 }
 
 impl StoreSource {
-    fn transition(&self, id: i64, change: ops::evals::Transition) -> BoxFuture<'_, Result<bool, DataError>> {
+    fn transition(
+        &self,
+        id: i64,
+        change: ops::evals::Transition,
+    ) -> BoxFuture<'_, Result<bool, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
             match ops::evals::transition(&caller.access(&self.store), id, change).await {
@@ -422,10 +614,14 @@ impl StoreSource {
         let access = caller.access(&self.store);
         let a = &access;
         Ok(match op {
-            ReviewOp::ProblemReview { slug, problem } => ReviewReply::ProblemReview(review::problem_review(a, &slug, problem).await?),
-            ReviewOp::SetLabels { slug, problem, labels } => {
-                ReviewReply::ProblemReview(review::set_labels(a, &slug, problem, &labels).await?)
+            ReviewOp::ProblemReview { slug, problem } => {
+                ReviewReply::ProblemReview(review::problem_review(a, &slug, problem).await?)
             }
+            ReviewOp::SetLabels {
+                slug,
+                problem,
+                labels,
+            } => ReviewReply::ProblemReview(review::set_labels(a, &slug, problem, &labels).await?),
             ReviewOp::AddOverride { slug, input } => {
                 let req = crate::review::OverrideRequest::in_problem(
                     input.problem_id,
@@ -440,27 +636,55 @@ impl StoreSource {
                 review::delete_override(a, id).await?;
                 ReviewReply::Done
             }
-            ReviewOp::Threads { slug, filter } => ReviewReply::Threads(review::threads(a, &slug, &filter).await?),
+            ReviewOp::Threads { slug, filter } => {
+                ReviewReply::Threads(review::threads(a, &slug, &filter).await?)
+            }
             ReviewOp::PostComment { slug, target, body } => {
                 ReviewReply::Thread(review::post_comment(a, &slug, &target, &body).await?)
             }
-            ReviewOp::Reply { thread, body } => ReviewReply::Thread(review::reply(a, thread, &body).await?),
-            ReviewOp::EditComment { id, body } => ReviewReply::Thread(review::edit_comment(a, id, &body).await?),
-            ReviewOp::DeleteComment { id } => ReviewReply::Thread(review::delete_comment(a, id).await?),
-            ReviewOp::Resolve { thread, resolved } => ReviewReply::Thread(review::resolve_thread(a, thread, resolved).await?),
+            ReviewOp::Reply { thread, body } => {
+                ReviewReply::Thread(review::reply(a, thread, &body).await?)
+            }
+            ReviewOp::EditComment { id, body } => {
+                ReviewReply::Thread(review::edit_comment(a, id, &body).await?)
+            }
+            ReviewOp::DeleteComment { id } => {
+                ReviewReply::Thread(review::delete_comment(a, id).await?)
+            }
+            ReviewOp::Resolve { thread, resolved } => {
+                ReviewReply::Thread(review::resolve_thread(a, thread, resolved).await?)
+            }
             ReviewOp::Inbox => ReviewReply::Inbox(review::inbox(a).await?),
-            ReviewOp::CommentCounts { slug } => ReviewReply::CommentCounts(review::comment_counts(a, &slug).await?),
-            ReviewOp::DiscussionStamp { slug } => ReviewReply::Stamp(review::discussion_stamp(a, &slug).await?),
-            ReviewOp::Queue { slug, min_share, mine } => {
-                let share = min_share.filter(|s| s.is_finite() && *s > 0.0 && *s <= 1.0).unwrap_or(review::DEFAULT_MIN_SHARE);
+            ReviewOp::CommentCounts { slug } => {
+                ReviewReply::CommentCounts(review::comment_counts(a, &slug).await?)
+            }
+            ReviewOp::DiscussionStamp { slug } => {
+                ReviewReply::Stamp(review::discussion_stamp(a, &slug).await?)
+            }
+            ReviewOp::Queue {
+                slug,
+                min_share,
+                mine,
+            } => {
+                let share = min_share
+                    .filter(|s| s.is_finite() && *s > 0.0 && *s <= 1.0)
+                    .unwrap_or(review::DEFAULT_MIN_SHARE);
                 ReviewReply::Queue(review::review_queue(a, &self.views, &slug, share, mine).await?)
             }
-            ReviewOp::Assign { slug, problem, user } => {
+            ReviewOp::Assign {
+                slug,
+                problem,
+                user,
+            } => {
                 review::assign(a, &slug, problem, user.as_deref()).await?;
                 ReviewReply::Done
             }
             ReviewOp::Settings { slug } => ReviewReply::Settings(review::settings(a, &slug).await?),
-            ReviewOp::UpdateExperiment { slug, name, description } => {
+            ReviewOp::UpdateExperiment {
+                slug,
+                name,
+                description,
+            } => {
                 review::update_experiment(a, &slug, &name, &description).await?;
                 ReviewReply::Done
             }
@@ -472,15 +696,27 @@ impl StoreSource {
                 review::delete_experiment(a, &slug, &confirm).await?;
                 ReviewReply::Done
             }
-            ReviewOp::CreateShareLink { slug, path, expires_in } => {
+            ReviewOp::CreateShareLink {
+                slug,
+                path,
+                expires_in,
+            } => {
                 let headers = leptos::prelude::use_context::<axum::http::request::Parts>()
                     .map(|p| p.headers)
                     .unwrap_or_default();
                 let base = super::review::base_url(self.auth.settings(), &headers);
-                ReviewReply::ShareLink(review::create_share_link(a, &slug, &path, expires_in, &base).await?)
+                ReviewReply::ShareLink(
+                    review::create_share_link(a, &slug, &path, expires_in, &base).await?,
+                )
             }
-            ReviewOp::ProjectReview { project } => ReviewReply::ProjectReview(review::project_review(a, &project).await?),
-            ReviewOp::AddLabel { project, name, colour } => {
+            ReviewOp::ProjectReview { project } => {
+                ReviewReply::ProjectReview(review::project_review(a, &project).await?)
+            }
+            ReviewOp::AddLabel {
+                project,
+                name,
+                colour,
+            } => {
                 review::add_label(a, &project, &name, &colour).await?;
                 ReviewReply::Done
             }

@@ -32,12 +32,18 @@ pub fn base_url(settings: &AuthSettings, headers: &HeaderMap) -> String {
     if let Some(public) = settings.public_url.as_deref() {
         return public.trim_end_matches('/').to_owned();
     }
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
     format!("http://{host}")
 }
 
-fn json_body<T>(body: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b).map_err(|e| ApiError::bad_request(e.body_text()))
+fn json_body<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 pub(super) async fn add_override(
@@ -116,13 +122,21 @@ pub(super) struct CommentsQuery {
 /// `problem:12`, `rollout:5`, `token:5:17`, `experiment`.
 pub fn parse_target(text: &str) -> Result<CommentTarget, String> {
     let parts: Vec<&str> = text.split(':').collect();
-    let num = |s: &str| s.parse::<i64>().map_err(|_| format!("target: {s:?} is not a number"));
+    let num = |s: &str| {
+        s.parse::<i64>()
+            .map_err(|_| format!("target: {s:?} is not a number"))
+    };
     match parts.as_slice() {
         ["experiment"] => Ok(CommentTarget::Experiment),
         ["problem", p] => Ok(CommentTarget::Problem { problem: num(p)? }),
         ["rollout", r] => Ok(CommentTarget::Rollout { rollout: num(r)? }),
-        ["token", r, i] => Ok(CommentTarget::Token { rollout: num(r)?, index: num(i)? }),
-        _ => Err(format!("target: {text:?} is not experiment, problem:ID, rollout:ID or token:ROLLOUT:INDEX")),
+        ["token", r, i] => Ok(CommentTarget::Token {
+            rollout: num(r)?,
+            index: num(i)?,
+        }),
+        _ => Err(format!(
+            "target: {text:?} is not experiment, problem:ID, rollout:ID or token:ROLLOUT:INDEX"
+        )),
     }
 }
 
@@ -137,7 +151,12 @@ pub(super) async fn list_comments(
         unresolved: q.unresolved.as_deref() == Some("1"),
         mentions_me: q.mentions.as_deref() == Some("1"),
         label: q.label,
-        target: q.target.as_deref().map(parse_target).transpose().map_err(ApiError::bad_request)?,
+        target: q
+            .target
+            .as_deref()
+            .map(parse_target)
+            .transpose()
+            .map_err(ApiError::bad_request)?,
         problem: q.problem,
         rollout: q.rollout,
     };
@@ -222,33 +241,44 @@ pub(super) async fn comment_events(
     let first = review::discussion_stamp(&caller.access(&state.store), &slug).await?;
     let credentials = credentials.map(|Extension(c)| c);
     let checked = std::time::Instant::now();
-    let stream = stream::unfold((first, true, caller, checked), move |(last, initial, mut caller, mut checked)| {
-        let state = state.clone();
-        let slug = slug.clone();
-        let credentials = credentials.clone();
-        async move {
-            if initial {
-                return Some((Ok(Event::default().event("discussion").data(last.clone())), (last, false, caller, checked)));
-            }
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                if super::shutting_down() {
-                    return None;
+    let stream = stream::unfold(
+        (first, true, caller, checked),
+        move |(last, initial, mut caller, mut checked)| {
+            let state = state.clone();
+            let slug = slug.clone();
+            let credentials = credentials.clone();
+            async move {
+                if initial {
+                    return Some((
+                        Ok(Event::default().event("discussion").data(last.clone())),
+                        (last, false, caller, checked),
+                    ));
                 }
-                if checked.elapsed() >= super::evals::STREAM_RECHECK {
-                    checked = std::time::Instant::now();
-                    if let Some(c) = &credentials {
-                        caller.principal = c.principal_now(&state.auth).await;
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if super::shutting_down() {
+                        return None;
+                    }
+                    if checked.elapsed() >= super::evals::STREAM_RECHECK {
+                        checked = std::time::Instant::now();
+                        if let Some(c) = &credentials {
+                            caller.principal = c.principal_now(&state.auth).await;
+                        }
+                    }
+                    // Authorised on every poll, with the principal as last resolved.
+                    let stamp = review::discussion_stamp(&caller.access(&state.store), &slug)
+                        .await
+                        .ok()?;
+                    if stamp != last {
+                        return Some((
+                            Ok(Event::default().event("discussion").data(stamp.clone())),
+                            (stamp, false, caller, checked),
+                        ));
                     }
                 }
-                // Authorised on every poll, with the principal as last resolved.
-                let stamp = review::discussion_stamp(&caller.access(&state.store), &slug).await.ok()?;
-                if stamp != last {
-                    return Some((Ok(Event::default().event("discussion").data(stamp.clone())), (stamp, false, caller, checked)));
-                }
             }
-        }
-    });
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -271,7 +301,8 @@ pub(super) async fn create_share_link(
     review::experiment(&access, &slug, Action::Edit).await?;
     let body = json_body(body)?;
     let base = base_url(state.auth.settings(), &headers);
-    let link = review::create_share_link(&access, &slug, &body.path, body.expires_in, &base).await?;
+    let link =
+        review::create_share_link(&access, &slug, &body.path, body.expires_in, &base).await?;
     Ok((StatusCode::CREATED, Json(link)).into_response())
 }
 
@@ -297,7 +328,11 @@ pub(super) async fn export_jsonl(
         body.push_str(&serde_json::to_string(r).expect("serialises"));
         body.push('\n');
     }
-    Ok(download(body, "application/x-ndjson", &format!("{slug}-review.jsonl")))
+    Ok(download(
+        body,
+        "application/x-ndjson",
+        &format!("{slug}-review.jsonl"),
+    ))
 }
 
 pub(super) async fn export_csv(
@@ -306,17 +341,25 @@ pub(super) async fn export_csv(
     Path(slug): Path<String>,
 ) -> Result<Response, ApiError> {
     let records = review::export_review(&caller.access(&state.store), &slug).await?;
-    Ok(download(crate::review::review_csv(&records), "text/csv; charset=utf-8", &format!("{slug}-review.csv")))
+    Ok(download(
+        crate::review::review_csv(&records),
+        "text/csv; charset=utf-8",
+        &format!("{slug}-review.csv"),
+    ))
 }
 
 fn download(body: String, content_type: &'static str, name: &str) -> Response {
-    let name: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).collect();
+    let name: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (
                 header::CONTENT_DISPOSITION,
-                HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")).unwrap_or(HeaderValue::from_static("attachment")),
+                HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+                    .unwrap_or(HeaderValue::from_static("attachment")),
             ),
         ],
         body,
@@ -337,10 +380,16 @@ pub(super) async fn import_review(
     require_write_credentials(&caller.principal, &headers)?;
     review::experiment(&caller.access(&state.store), &slug, Action::Edit).await?;
     if body.len() > MAX_REVIEW_BYTES {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the review file is larger than {MAX_REVIEW_BYTES} bytes")));
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the review file is larger than {MAX_REVIEW_BYTES} bytes"),
+        ));
     }
-    let text = std::str::from_utf8(&body).map_err(|e| ApiError::bad_request(format!("review file: not UTF-8 ({e})")))?;
-    let report = review::import_review(&caller.access(&state.store), &slug, "review file", text).await?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::bad_request(format!("review file: not UTF-8 ({e})")))?;
+    let report =
+        review::import_review(&caller.access(&state.store), &slug, "review file", text).await?;
     Ok(Json(report).into_response())
 }
 
@@ -391,7 +440,8 @@ pub(super) async fn open_share_link(
     let mut res = Redirect::to(&grant.path).into_response();
     // Signed-in users keep their own rights: only visitors get the share cookie.
     if caller.principal.user_id.is_none() && !caller.principal.is_local() {
-        res.headers_mut().insert(header::SET_COOKIE, state.auth.share_cookie(&secret));
+        res.headers_mut()
+            .insert(header::SET_COOKIE, state.auth.share_cookie(&secret));
     }
     res
 }

@@ -215,13 +215,15 @@ pub(super) fn plan_samples(
     plans
 }
 
-pub(super) const BASE_OPENERS: [&str; 4] = ["Solution:", "Let's compute.", "We solve this directly.", ""];
+pub(super) const BASE_OPENERS: [&str; 4] =
+    ["Solution:", "Let's compute.", "We solve this directly.", ""];
 pub(super) const SFT_OPENERS: [&str; 3] = [
     "Okay, so I need to solve this problem. Let me think about it carefully.",
     "Alright, let me work through this step by step.",
     "Hmm, let me start by understanding what the question is asking.",
 ];
-pub(super) const RL_OPENERS: [&str; 2] = ["Let me solve this step by step.", "We proceed in steps."];
+pub(super) const RL_OPENERS: [&str; 2] =
+    ["Let me solve this step by step.", "We proceed in steps."];
 pub(super) const SFT_REFLECTIONS: [&str; 4] = [
     "Wait, let me double-check that.",
     "Hmm, does that make sense? Yes, it seems right.",

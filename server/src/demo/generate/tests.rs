@@ -10,11 +10,7 @@ fn default_data() -> &'static DemoData {
     DATA.get_or_init(|| generate_demo(&DemoConfig::default()))
 }
 
-fn rollouts_of(
-    data: &DemoData,
-    run: usize,
-    problem: usize,
-) -> impl Iterator<Item = &DemoRollout> {
+fn rollouts_of(data: &DemoData, run: usize, problem: usize) -> impl Iterator<Item = &DemoRollout> {
     data.rollouts
         .iter()
         .filter(move |r| r.run == run && r.problem == problem)
@@ -238,8 +234,7 @@ fn problems_have_stable_ids_two_source_groups_latex_and_both_answer_kinds() {
         sources,
         BTreeSet::from([SOURCE_AIME_LIKE, SOURCE_MATH_LIKE])
     );
-    let difficulties: BTreeSet<&str> =
-        data.problems.iter().map(|p| p.tags[1].as_str()).collect();
+    let difficulties: BTreeSet<&str> = data.problems.iter().map(|p| p.tags[1].as_str()).collect();
     assert_eq!(
         difficulties,
         BTreeSet::from(["difficulty:easy", "difficulty:hard", "difficulty:medium"])
@@ -415,8 +410,7 @@ fn quality_defects_are_most_frequent_for_base_and_match_the_configured_rates() {
     let per_run = (data.problems.len() * 128) as f64;
     let mut flagged = [0usize; 3];
     for (run, profile) in PROFILES.iter().enumerate() {
-        let rollouts: Vec<&DemoRollout> =
-            data.rollouts.iter().filter(|r| r.run == run).collect();
+        let rollouts: Vec<&DemoRollout> = data.rollouts.iter().filter(|r| r.run == run).collect();
         let rate = |test: &dyn Fn(&DemoRollout) -> bool| {
             rollouts.iter().filter(|r| test(r)).count() as f64 / per_run
         };
@@ -747,8 +741,7 @@ fn checkpoints_follow_the_entropy_reward_law() {
             .map(|r| r.mean_entropy.unwrap())
             .sum::<f64>()
             / rollouts.len() as f64;
-        let accuracy =
-            rollouts.iter().filter(|r| r.correct).count() as f64 / rollouts.len() as f64;
+        let accuracy = rollouts.iter().filter(|r| r.correct).count() as f64 / rollouts.len() as f64;
         assert!(
             (entropy - policy_entropy(step)).abs() < 0.03,
             "step {step}: {entropy}"

@@ -28,7 +28,9 @@ impl RolloutImporter for NativeImporter {
         first_line_object(head).is_some_and(|line| {
             line.get("model").is_some_and(|v| v.is_string())
                 && line.has("problem_id")
-                && ["correct", "n", "response", "answer"].iter().any(|k| line.has(k))
+                && ["correct", "n", "response", "answer"]
+                    .iter()
+                    .any(|k| line.has(k))
                 && !line.has("choices")
                 && !line.get("response").is_some_and(|r| r.is_object())
         })

@@ -348,8 +348,7 @@ impl Cursor<'_> {
         if let (Some(lo), Some(hi)) = (rest.get(..8), rest.get(8..16)) {
             let lo = u64::from_le_bytes(lo.try_into().unwrap());
             let hi = u64::from_le_bytes(hi.try_into().unwrap());
-            let matches =
-                |k: &KeyWords| ((lo ^ k.lo) & k.lo_mask) | ((hi ^ k.hi) & k.hi_mask) == 0;
+            let matches = |k: &KeyWords| ((lo ^ k.lo) & k.lo_mask) | ((hi ^ k.hi) & k.hi_mask) == 0;
             if let Some(k) = order
                 .0
                 .get(position)

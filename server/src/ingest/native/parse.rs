@@ -66,7 +66,11 @@ pub(super) fn graded<'a>(
     needs: Needs,
 ) -> Result<NativeLine<'a>, (Option<&'static str>, String)> {
     let (answer, response, reference) = if needs.answer && needs.response && needs.reference {
-        (line.answer.clone(), line.response.clone(), line.reference.clone())
+        (
+            line.answer.clone(),
+            line.response.clone(),
+            line.reference.clone(),
+        )
     } else {
         // Parsed again with the fields grading needs (rare: lines without verdicts only).
         let full = parse_line_serde(
@@ -364,11 +368,9 @@ impl<'de> Visitor<'de> for LineVisitor<'_> {
                     |v: Option<CowStr<'de>>| v.map(|s| s.0)
                 ),
                 "step" => take!(needs.step, raw.step, |v: Option<i64>| v),
-                "token_rbf" => take!(
-                    needs.token_rbf,
-                    raw.token_rbf,
-                    |v: Option<Vec<Option<u32>>>| v
-                ),
+                "token_rbf" => take!(needs.token_rbf, raw.token_rbf, |v: Option<
+                    Vec<Option<u32>>,
+                >| v),
                 "token_hidden_norms" => take!(
                     needs.token_hidden_norms,
                     raw.token_hidden_norms,

@@ -1,9 +1,9 @@
-use std::path::PathBuf;
 use super::parse::*;
 use super::read::*;
 use super::*;
 use caplens_analysis::rng::SplitMix64;
 use std::io::Write;
+use std::path::PathBuf;
 
 fn parse(text: &str) -> Result<NativeLine<'_>, (Option<&'static str>, String)> {
     parse_line(text, Needs::all())
@@ -25,7 +25,8 @@ fn parses_rollout_and_counts_lines() {
 
 #[test]
 fn lines_without_a_verdict_are_graded_against_their_reference() {
-    let right = r#"{"model":"m","problem_id":"1","reference":"\\frac{1}{2}","response":"so \\boxed{0.5}"}"#;
+    let right =
+        r#"{"model":"m","problem_id":"1","reference":"\\frac{1}{2}","response":"so \\boxed{0.5}"}"#;
     let wrong = r#"{"model":"m","problem_id":"1","reference":"7","answer":"8"}"#;
     // Imports keep the line ungraded (graded later, also against a stored reference) ...
     assert_eq!(parse(right).unwrap().outcome, Outcome::Ungraded);
@@ -52,9 +53,11 @@ fn lines_without_a_verdict_are_graded_against_their_reference() {
         Outcome::Rollout { correct: true }
     );
     // Without a reference there is nothing to grade against: the error names the field.
-    let (field, message) =
-        parse_line(r#"{"model":"m","problem_id":"1","response":"\\boxed{3}"}"#, core)
-            .unwrap_err();
+    let (field, message) = parse_line(
+        r#"{"model":"m","problem_id":"1","response":"\\boxed{3}"}"#,
+        core,
+    )
+    .unwrap_err();
     assert_eq!(field, Some("reference"));
     assert!(message.contains("graded against"), "{message}");
     // Neither a verdict nor anything to grade.
@@ -68,7 +71,11 @@ fn prompt_and_tags_are_read() {
     let l = parse(r#"{"model":"m","problem_id":"1","correct":true,"prompt":"What is 1+1?","tags":["arith","easy"]}"#).unwrap();
     assert_eq!(l.prompt.as_deref(), Some("What is 1+1?"));
     assert_eq!(
-        l.tags.unwrap().iter().map(|t| t.as_ref()).collect::<Vec<_>>(),
+        l.tags
+            .unwrap()
+            .iter()
+            .map(|t| t.as_ref())
+            .collect::<Vec<_>>(),
         ["arith", "easy"]
     );
     let (field, _) =
@@ -96,7 +103,11 @@ fn token_fields() {
     );
     assert!(l.top_logprobs.as_ref().unwrap()[1].is_empty());
     // not needed: skipped
-    let l = parse_line(r#"{"model":"m","problem_id":"p","correct":false,"response":"long","token_logprobs":[1]}"#, Needs::default()).unwrap();
+    let l = parse_line(
+        r#"{"model":"m","problem_id":"p","correct":false,"response":"long","token_logprobs":[1]}"#,
+        Needs::default(),
+    )
+    .unwrap();
     assert!(l.response.is_none() && l.token_logprobs.is_none());
 }
 
@@ -324,8 +335,7 @@ fn generated_line(rng: &mut SplitMix64) -> String {
         };
         fields.push((format!("\"{key}\""), v));
     }
-    let space =
-        |rng: &mut SplitMix64| pick(rng, &["", "", "", " ", "\t", "  ", "\r"]).to_string();
+    let space = |rng: &mut SplitMix64| pick(rng, &["", "", "", " ", "\t", "  ", "\r"]).to_string();
     let mut line = space(rng) + "{";
     for (i, (k, v)) in fields.iter().enumerate() {
         if i > 0 {
@@ -423,10 +433,7 @@ fn read_parallel(
     Ok((all.into_iter().map(|r| r.1).collect(), stats))
 }
 
-fn read_sequential(
-    files: &[PathBuf],
-    skip: bool,
-) -> Result<(Vec<String>, ReadStats), InputError> {
+fn read_sequential(files: &[PathBuf], skip: bool) -> Result<(Vec<String>, ReadStats), InputError> {
     let mut seen = Vec::new();
     let needs = Needs {
         sample: true,
@@ -452,7 +459,12 @@ fn multi_block_text(lines: usize, bad: &[usize]) -> Vec<u8> {
                 _ => b"{\"model\":\"m\",\"problem_id\":\"p\",\"n\":2,\"c\":3}".to_vec(),
             }
         } else if i % 997 == 0 {
-            format!("{{\"model\":\"m{}\",\"problem_id\":\"p\",\"correct\":true,\"response\":\"{}\"}}", i % 5, "y".repeat(BLOCK_BYTES + 10)).into_bytes()
+            format!(
+                "{{\"model\":\"m{}\",\"problem_id\":\"p\",\"correct\":true,\"response\":\"{}\"}}",
+                i % 5,
+                "y".repeat(BLOCK_BYTES + 10)
+            )
+            .into_bytes()
         } else if i % 101 == 0 {
             Vec::new()
         } else if i % 37 == 0 {
@@ -521,8 +533,7 @@ fn parallel_reader_matches_sequential_reader() {
 fn parallel_reader_errors_carry_exact_line_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let bad: Vec<usize> = vec![
-        4_000, 4_001, 6_002, 9_000, 9_001, 9_002, 9_500, 9_600, 9_700, 9_800, 9_900, 11_000,
-        11_999,
+        4_000, 4_001, 6_002, 9_000, 9_001, 9_002, 9_500, 9_600, 9_700, 9_800, 9_900, 11_000, 11_999,
     ];
     let path = write_file(&dir, "rollouts.jsonl", &multi_block_text(12_000, &bad));
     for threads in [1, 2, 4] {
@@ -532,8 +543,7 @@ fn parallel_reader_errors_carry_exact_line_numbers() {
             read_sequential(std::slice::from_ref(&path), false).unwrap_err()
         );
         assert_eq!(err.line, Some(4_000));
-        let (records, stats) =
-            read_parallel(std::slice::from_ref(&path), threads, true).unwrap();
+        let (records, stats) = read_parallel(std::slice::from_ref(&path), threads, true).unwrap();
         let expected = read_sequential(std::slice::from_ref(&path), true).unwrap();
         assert_eq!((records, &stats), (expected.0, &expected.1));
         assert_eq!(stats.skipped, bad.len() as u64);
@@ -586,12 +596,11 @@ fn reads_plain_and_gzip_files_with_locations() {
         .unwrap();
     let gz_path = write_file(&dir, "b.data", &gz.finish().unwrap());
     let mut seen = Vec::new();
-    let stats =
-        read_files::<InputError>(&[plain, gz_path], Needs::default(), false, |l, info| {
-            seen.push((info.file_index, info.line, l.model.to_string(), l.samples()));
-            Ok(())
-        })
-        .unwrap();
+    let stats = read_files::<InputError>(&[plain, gz_path], Needs::default(), false, |l, info| {
+        seen.push((info.file_index, info.line, l.model.to_string(), l.samples()));
+        Ok(())
+    })
+    .unwrap();
     assert_eq!(
         seen,
         vec![
@@ -673,11 +682,10 @@ fn bad_lines_stop_or_are_skipped() {
         stats.first_skipped[1]
     );
     let missing = dir.path().join("nope.jsonl");
-    let err = read_files::<InputError>(&[missing], Needs::default(), true, |_, _| Ok(()))
-        .unwrap_err();
+    let err =
+        read_files::<InputError>(&[missing], Needs::default(), true, |_, _| Ok(())).unwrap_err();
     assert!(err.to_string().contains("cannot open"));
     let empty = write_file(&dir, "empty.jsonl", b"");
-    let stats =
-        read_files::<InputError>(&[empty], Needs::default(), false, |_, _| Ok(())).unwrap();
+    let stats = read_files::<InputError>(&[empty], Needs::default(), false, |_, _| Ok(())).unwrap();
     assert_eq!(stats.records, 0);
 }

@@ -253,11 +253,13 @@ async fn prepare_and_store(
 
     let mut tx = store.begin_bulk().await?;
     // The project is found in the transaction that writes into it.
-    let project_slug = params.project.as_deref().unwrap_or(crate::storage::access::DEFAULT_PROJECT);
-    let project_id = tx
-        .project_id(project_slug)
-        .await?
-        .ok_or_else(|| Failure::Invalid(format!("project: there is no project {project_slug:?}")))?;
+    let project_slug = params
+        .project
+        .as_deref()
+        .unwrap_or(crate::storage::access::DEFAULT_PROJECT);
+    let project_id = tx.project_id(project_slug).await?.ok_or_else(|| {
+        Failure::Invalid(format!("project: there is no project {project_slug:?}"))
+    })?;
     let mut writer = Writer::new(store, &report.id, params, project_id);
     writer.file_names = report.files.iter().map(|f| f.name.clone()).collect();
     writer.hints = plans.iter().map(|p| p.hints.clone()).collect();

@@ -242,7 +242,12 @@ fn prepare(record: RolloutRecord, file_index: usize) -> Result<(Prepared, usize)
                     let digest = Box::new(TraceTokens::of(&trace));
                     let encoded = encode(&trace);
                     bytes += encoded.len() + digest.entropies.len() * 8;
-                    (means, Some(encoded), Some(digest), Some(t.tokens.len() as i64))
+                    (
+                        means,
+                        Some(encoded),
+                        Some(digest),
+                        Some(t.tokens.len() as i64),
+                    )
                 }
                 None => (RolloutTokenMeans::default(), None, None, None),
             };
@@ -343,7 +348,11 @@ fn token_trace(t: &TokenData) -> Result<TokenTrace, String> {
     }
     // The RBF column is exact or absent: a partial one is dropped (the heatmap then estimates
     // every token from the top-K list).
-    if let Some(rbf) = t.rbf.as_ref().and_then(|r| r.iter().copied().collect::<Option<Vec<u32>>>()) {
+    if let Some(rbf) = t
+        .rbf
+        .as_ref()
+        .and_then(|r| r.iter().copied().collect::<Option<Vec<u32>>>())
+    {
         trace = trace.with_rbf(rbf).map_err(|e| e.to_string())?;
     }
     if let Some(norms) = &t.hidden_norms {
@@ -358,4 +367,3 @@ fn token_trace(t: &TokenData) -> Result<TokenTrace, String> {
     }
     Ok(trace)
 }
-

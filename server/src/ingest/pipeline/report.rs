@@ -379,5 +379,3 @@ pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
     std::io::copy(&mut file, &mut hasher)?;
     Ok(hex(&hasher.finalize()))
 }
-
-

@@ -69,7 +69,12 @@ pub(super) struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    pub(super) fn new(store: &'a Store, import_id: &'a str, params: &'a ImportParams, project_id: i64) -> Self {
+    pub(super) fn new(
+        store: &'a Store,
+        import_id: &'a str,
+        params: &'a ImportParams,
+        project_id: i64,
+    ) -> Self {
         Writer {
             store,
             import_id,
@@ -201,10 +206,14 @@ impl<'a> Writer<'a> {
                         caplens_verdict(answer.as_deref(), &stored_reference)
                     }
                 });
-                let verdicts = RolloutVerdicts { file: file_correct, caplens };
-                let (Some(by_file), Some(by_caplens)) =
-                    (verdicts.under(VerdictSource::File), verdicts.under(VerdictSource::Caplens))
-                else {
+                let verdicts = RolloutVerdicts {
+                    file: file_correct,
+                    caplens,
+                };
+                let (Some(by_file), Some(by_caplens)) = (
+                    verdicts.under(VerdictSource::File),
+                    verdicts.under(VerdictSource::Caplens),
+                ) else {
                     return Ok(Err((
                         p.file_index,
                         "reference",
@@ -245,7 +254,8 @@ impl<'a> Writer<'a> {
                             state.pack = Some(self.store.blobs.create_pack(&key).await?);
                             state.pack_key = Some(key);
                         }
-                        let (offset, len) = state.pack.as_mut().expect("created").append(&bytes).await?;
+                        let (offset, len) =
+                            state.pack.as_mut().expect("created").append(&bytes).await?;
                         Some((state.pack_key.clone().expect("created"), offset, len))
                     }
                     None => None,
@@ -280,7 +290,9 @@ impl<'a> Writer<'a> {
                     mean_rbf: means.mean_rbf,
                     perplexity: means.ppl,
                     quality_flags: checks.map_or(0, quality_flags::of_checks),
-                    trace: trace.as_ref().map(|(k, o, l)| (k.as_str(), *o as i64, *l as i64)),
+                    trace: trace
+                        .as_ref()
+                        .map(|(k, o, l)| (k.as_str(), *o as i64, *l as i64)),
                     file_correct: verdicts.file,
                     caplens_verdict: verdicts.caplens.code(),
                 })
@@ -383,7 +395,10 @@ impl<'a> Writer<'a> {
                 }
                 id
             }
-            None => tx.insert_dataset(name, "", "upload", Some(self.project_id)).await?,
+            None => {
+                tx.insert_dataset(name, "", "upload", Some(self.project_id))
+                    .await?
+            }
         };
         self.datasets.insert(name.to_owned(), id);
         Ok(id)
@@ -519,21 +534,30 @@ impl<'a> Writer<'a> {
     ) -> Result<Vec<ImportedRun>, Failure> {
         tx.flush_rollouts().await?;
         let experiment_id = find_or_create_experiment(tx, experiment, self.project_id).await?;
-        tx.set_import_project(self.import_id, self.project_id).await?;
+        tx.set_import_project(self.import_id, self.project_id)
+            .await?;
         let mut out = Vec::new();
         for state in &mut self.runs {
             if state.rows == 0 {
                 // Every record of this run was rejected (skipped): keep no empty run (its
                 // packs go with the import's blobs when it fails, or stay unreferenced).
-                for pack in [state.pack.take(), state.responses.take()].into_iter().flatten() {
+                for pack in [state.pack.take(), state.responses.take()]
+                    .into_iter()
+                    .flatten()
+                {
                     pack.abort().await;
                 }
                 tx.delete_run(state.run_id).await?;
                 continue;
             }
-            let source = self.sources.get(state.file_index).cloned().unwrap_or_default();
-            if let Some((run, import, label)) =
-                tx.completed_run_with_hash(state.run_id, content_hash).await?
+            let source = self
+                .sources
+                .get(state.file_index)
+                .cloned()
+                .unwrap_or_default();
+            if let Some((run, import, label)) = tx
+                .completed_run_with_hash(state.run_id, content_hash)
+                .await?
             {
                 return Err(Failure::Duplicate {
                     of: import.unwrap_or_else(|| format!("run {run}")),
@@ -544,9 +568,9 @@ impl<'a> Writer<'a> {
                 });
             }
             if let Some(identity) = &source.run_identity {
-                if let Some((run, import, label)) =
-                    tx.run_with_source_identity(identity, state.dataset_id, state.run_id)
-                        .await?
+                if let Some((run, import, label)) = tx
+                    .run_with_source_identity(identity, state.dataset_id, state.run_id)
+                    .await?
                 {
                     return Err(Failure::Duplicate {
                         of: import.unwrap_or_else(|| format!("run {run}")),
@@ -558,10 +582,15 @@ impl<'a> Writer<'a> {
                     });
                 }
             }
-            for pack in [state.pack.take(), state.responses.take()].into_iter().flatten() {
+            for pack in [state.pack.take(), state.responses.take()]
+                .into_iter()
+                .flatten()
+            {
                 pack.finish().await?;
             }
-            let default = state.verdicts.default_source(self.default_source == VerdictSource::Caplens);
+            let default = state
+                .verdicts
+                .default_source(self.default_source == VerdictSource::Caplens);
             let stats: Vec<ProblemStats> = state
                 .rollup
                 .problems
@@ -573,8 +602,8 @@ impl<'a> Writer<'a> {
                 })
                 .collect();
             let aggregates = state.rollup.aggregates_under(default);
-            let [pass_file, pass_caplens] = VerdictSource::ALL
-                .map(|s| state.rollup.aggregates_under(s).summary.pass_at_1);
+            let [pass_file, pass_caplens] =
+                VerdictSource::ALL.map(|s| state.rollup.aggregates_under(s).summary.pass_at_1);
             let max_n = stats.iter().map(|s| s.n).max();
             let token_stats = std::mem::take(&mut state.token_stats)
                 .finish()
@@ -618,12 +647,19 @@ impl<'a> Writer<'a> {
 
 /// The name of a file without the directories of the machine it was uploaded from.
 fn base_name(name: &str) -> &str {
-    name.rsplit(['/', '\\']).next().filter(|b| !b.is_empty()).unwrap_or(name)
+    name.rsplit(['/', '\\'])
+        .next()
+        .filter(|b| !b.is_empty())
+        .unwrap_or(name)
 }
 
 /// The experiment `slug` of the import's project, created when missing: decided here, in the
 /// import's transaction, so an experiment another project made meanwhile is never written into.
-async fn find_or_create_experiment(tx: &mut BulkWriter, slug: &str, project_id: i64) -> Result<i64, Failure> {
+async fn find_or_create_experiment(
+    tx: &mut BulkWriter,
+    slug: &str,
+    project_id: i64,
+) -> Result<i64, Failure> {
     if let Some((id, project)) = tx.experiment_for(slug).await? {
         if project == Some(project_id) {
             return Ok(id);
@@ -652,7 +688,10 @@ async fn find_or_create_experiment(tx: &mut BulkWriter, slug: &str, project_id: 
 mod tests {
     #[test]
     fn run_labels_are_file_names_not_paths() {
-        assert_eq!(super::base_name("/home/ana/runs/rl-7b.jsonl"), "rl-7b.jsonl");
+        assert_eq!(
+            super::base_name("/home/ana/runs/rl-7b.jsonl"),
+            "rl-7b.jsonl"
+        );
         assert_eq!(super::base_name("C:\\runs\\rl-7b.jsonl"), "rl-7b.jsonl");
         assert_eq!(super::base_name("rl-7b.jsonl"), "rl-7b.jsonl");
         assert_eq!(super::base_name("dir/"), "dir/");
