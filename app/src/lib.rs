@@ -4,19 +4,17 @@
 
 #![recursion_limit = "256"]
 
+// The plain data types live in caplens-model (built beside this crate); their old paths stay.
+pub use caplens_model::{escape, evals, heat, model, review};
+
 pub mod api;
 #[cfg(feature = "hydrate")]
 pub mod browser;
 pub mod charts;
 pub mod components;
 pub mod data;
-pub mod escape;
-pub mod evals;
-pub mod heat;
 pub mod math;
-pub mod model;
 pub mod pages;
-pub mod review;
 pub mod tables;
 pub mod urlstate;
 pub mod views;

@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod ops;
 pub mod reports;
 pub mod review;
-pub mod storage;
+/// Storage is its own crate (`caplens-store`): the only one that speaks SQL. Its old path stays.
+pub use caplens_store as storage;
 pub mod views;
 pub mod web;

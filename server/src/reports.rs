@@ -211,87 +211,85 @@ pub struct ExperimentTables {
     totals: Vec<RolloutTotals>,
 }
 
-impl Store {
-    /// The stored aggregates of an experiment; `None` when there is no such experiment.
-    /// With `verdicts`, the correct counts are that source's (`None`: each run's default);
-    /// with `reviewed`, the reviewers' verdict overrides are applied on top (issue 15).
-    pub async fn experiment_tables(
-        &self,
-        slug: &str,
-        verdicts: Option<caplens_analysis::verdicts::VerdictSource>,
-        reviewed: bool,
-    ) -> Result<Option<ExperimentTables>, StoreError> {
-        let Some(ReportRows { runs, stats }) = self.experiment_report_rows(slug, verdicts).await?
-        else {
-            return Ok(None);
-        };
-        let review = if reviewed {
-            Some(self.reviewed_groups(slug, verdicts).await?)
-        } else {
-            None
-        };
-        let mut tables = ExperimentTables {
-            models: Vec::new(),
-            problems: Vec::new(),
-            totals: Vec::new(),
-        };
-        let mut model_index: HashMap<String, usize> = HashMap::new();
-        let mut run_model: HashMap<i64, usize> = HashMap::new();
-        for (run_id, model, aggregates) in runs {
-            let m = *model_index.entry(model.clone()).or_insert_with(|| {
-                tables.models.push(model);
-                tables.problems.push(Vec::new());
-                tables.totals.push(RolloutTotals::default());
-                tables.models.len() - 1
-            });
-            run_model.insert(run_id, m);
-            if let Some(agg) = aggregates.as_deref().and_then(|a| {
-                serde_json::from_str::<caplens_analysis::rollup::RunAggregates>(a).ok()
-            }) {
-                tables.totals[m].merge(&agg.totals);
-            }
+/// The stored aggregates of an experiment; `None` when there is no such experiment.
+/// With `verdicts`, the correct counts are that source's (`None`: each run's default);
+/// with `reviewed`, the reviewers' verdict overrides are applied on top (issue 15).
+pub async fn experiment_tables(
+    store: &Store,
+    slug: &str,
+    verdicts: Option<caplens_analysis::verdicts::VerdictSource>,
+    reviewed: bool,
+) -> Result<Option<ExperimentTables>, StoreError> {
+    let Some(ReportRows { runs, stats }) = store.experiment_report_rows(slug, verdicts).await?
+    else {
+        return Ok(None);
+    };
+    let review = if reviewed {
+        Some(store.reviewed_groups(slug, verdicts).await?)
+    } else {
+        None
+    };
+    let mut tables = ExperimentTables {
+        models: Vec::new(),
+        problems: Vec::new(),
+        totals: Vec::new(),
+    };
+    let mut model_index: HashMap<String, usize> = HashMap::new();
+    let mut run_model: HashMap<i64, usize> = HashMap::new();
+    for (run_id, model, aggregates) in runs {
+        let m = *model_index.entry(model.clone()).or_insert_with(|| {
+            tables.models.push(model);
+            tables.problems.push(Vec::new());
+            tables.totals.push(RolloutTotals::default());
+            tables.models.len() - 1
+        });
+        run_model.insert(run_id, m);
+        if let Some(agg) = aggregates
+            .as_deref()
+            .and_then(|a| serde_json::from_str::<caplens_analysis::rollup::RunAggregates>(a).ok())
+        {
+            tables.totals[m].merge(&agg.totals);
         }
-        let mut problem_index: Vec<HashMap<String, usize>> =
-            vec![HashMap::new(); tables.models.len()];
-        for (run_id, problem_id, dataset, key, n, c, first, order_known, answers) in stats {
-            let (c, first) = match review
-                .as_ref()
-                .and_then(|r| r.counts(run_id, problem_id, n.max(0) as u64))
-            {
-                Some(counts) => (counts.c as i64, counts.first_correct.map(|f| f as i64)),
-                None => (c, first),
-            };
-            let Some(&m) = run_model.get(&run_id) else {
-                continue;
-            };
-            let key = if dataset.is_empty() {
-                key
-            } else {
-                format!("{dataset}/{key}")
-            };
-            let list = &mut tables.problems[m];
-            let i = *problem_index[m].entry(key.clone()).or_insert_with(|| {
-                list.push((
-                    key,
-                    StoredProblem {
-                        order_known: true,
-                        ..Default::default()
-                    },
-                ));
-                list.len() - 1
-            });
-            let p = &mut list[i].1;
-            if p.first_correct.is_none() {
-                p.first_correct = first.map(|f| p.n + f as u64);
-            }
-            p.n += n as u64;
-            p.c += c as u64;
-            p.order_known &= order_known != 0;
-            let answers: BTreeMap<String, u64> = serde_json::from_str(&answers).unwrap_or_default();
-            p.answers.extend(answers.into_keys());
-        }
-        Ok(Some(tables))
     }
+    let mut problem_index: Vec<HashMap<String, usize>> = vec![HashMap::new(); tables.models.len()];
+    for (run_id, problem_id, dataset, key, n, c, first, order_known, answers) in stats {
+        let (c, first) = match review
+            .as_ref()
+            .and_then(|r| r.counts(run_id, problem_id, n.max(0) as u64))
+        {
+            Some(counts) => (counts.c as i64, counts.first_correct.map(|f| f as i64)),
+            None => (c, first),
+        };
+        let Some(&m) = run_model.get(&run_id) else {
+            continue;
+        };
+        let key = if dataset.is_empty() {
+            key
+        } else {
+            format!("{dataset}/{key}")
+        };
+        let list = &mut tables.problems[m];
+        let i = *problem_index[m].entry(key.clone()).or_insert_with(|| {
+            list.push((
+                key,
+                StoredProblem {
+                    order_known: true,
+                    ..Default::default()
+                },
+            ));
+            list.len() - 1
+        });
+        let p = &mut list[i].1;
+        if p.first_correct.is_none() {
+            p.first_correct = first.map(|f| p.n + f as u64);
+        }
+        p.n += n as u64;
+        p.c += c as u64;
+        p.order_known &= order_known != 0;
+        let answers: BTreeMap<String, u64> = serde_json::from_str(&answers).unwrap_or_default();
+        p.answers.extend(answers.into_keys());
+    }
+    Ok(Some(tables))
 }
 
 impl ExperimentTables {

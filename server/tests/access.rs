@@ -237,7 +237,7 @@ async fn world(db: &TestDb) -> World {
     let (rollout_id, problem_id): (i64, i64) =
         sqlx::query_as("SELECT id, problem_id FROM rollouts WHERE run_id = $1 ORDER BY id LIMIT 1")
             .bind(run_id)
-            .fetch_one(&store.pool)
+            .fetch_one(store.pool())
             .await
             .unwrap();
     caplens_server::evals::datasets::ensure_builtin(&store)
@@ -483,7 +483,7 @@ async fn authorisation_matrix_covers_every_route_and_principal() {
         // The refusals of changes were audited.
         let refused: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE outcome = 'refused'")
-                .fetch_one(&w.store.pool)
+                .fetch_one(w.store.pool())
                 .await
                 .unwrap();
         assert!(
@@ -574,7 +574,7 @@ async fn server_functions_and_writes_refuse_anonymous_and_cross_site_requests() 
     }
     // Nothing was created by any of it.
     let tokens: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens")
-        .fetch_one(&w.store.pool)
+        .fetch_one(w.store.pool())
         .await
         .unwrap();
     assert_eq!(tokens, 3, "only the world's three tokens exist");
@@ -720,12 +720,12 @@ async fn sign_in_sessions_and_sign_out() {
             .find(|(w, _)| *w == Who::ProjectAdmin)
             .unwrap();
         sqlx::query("UPDATE sessions SET expires_at = '2000-01-01T00:00:00Z'")
-            .execute(&w.store.pool)
+            .execute(w.store.pool())
             .await
             .unwrap();
         assert_eq!(w.send(page(pat)).await.0, 401);
         let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
-            .fetch_one(&w.store.pool)
+            .fetch_one(w.store.pool())
             .await
             .unwrap();
         assert!(
@@ -735,7 +735,7 @@ async fn sign_in_sessions_and_sign_out() {
         // The audit log has the story, and no secret.
         let log: Vec<(String, String, String)> =
             sqlx::query_as("SELECT action, outcome, detail FROM audit_log ORDER BY id")
-                .fetch_all(&w.store.pool)
+                .fetch_all(w.store.pool())
                 .await
                 .unwrap();
         let actions: Vec<&str> = log.iter().map(|(a, _, _)| a.as_str()).collect();
@@ -1124,11 +1124,11 @@ async fn imported_datasets_belong_to_their_project_and_the_builtin_is_shared() {
             "SELECT d.name FROM runs r JOIN datasets d ON d.id = r.dataset_id WHERE r.id = $1",
         )
         .bind(w.run_id)
-        .fetch_one(&store.pool)
+        .fetch_one(store.pool())
         .await
         .unwrap();
         let project_of = |name: String| {
-            let pool = store.pool.clone();
+            let pool = store.pool().clone();
             async move {
                 sqlx::query_scalar::<_, i64>(
                     "SELECT COALESCE(project_id, 0) FROM datasets WHERE name = $1",

@@ -14,81 +14,198 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// What writes SQL: the query builders of sqlx, and string literals that start a statement.
-fn sql_on_line(line: &str) -> Option<&'static str> {
-    const CALLS: [&str; 6] = [
-        "sqlx::query",
-        "sqlx::query_as",
-        "sqlx::query_scalar",
-        ".copy_in_raw(",
-        "sqlx::raw_sql",
-        "sqlx::migrate!",
-    ];
-    if let Some(call) = CALLS.iter().find(|c| line.contains(*c)) {
-        return Some(call);
-    }
-    const STATEMENTS: [&str; 9] = [
-        "\"SELECT ",
-        "\"INSERT INTO ",
-        "\"UPDATE ",
-        "\"DELETE FROM ",
-        "\"CREATE TABLE",
-        "\"CREATE INDEX",
-        "\"ALTER TABLE",
-        "\"WITH ",
-        "\"PRAGMA ",
-    ];
-    // Our SQL is upper-case by convention; prose that starts with "Select" or "update" is not
-    // SQL.
-    STATEMENTS.iter().find(|s| line.contains(*s)).copied()
-}
-
-/// Only `server/src/storage/` knows SQL and the two dialects; everything else calls `Store`
-/// methods. (Tests may query the database directly to check what was stored.)
-#[test]
-fn sql_is_written_only_in_storage() {
+/// The `[dependencies]` (not dev-dependencies) a crate's Cargo.toml names.
+fn dependencies(krate: &str) -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let storage = root.join("server/src/storage");
-    let mut files = Vec::new();
-    rust_files(&root.join("server/src"), &mut files);
-    rust_files(&root.join("app/src"), &mut files);
-    rust_files(&root.join("analysis/src"), &mut files);
-    assert!(
-        files.len() > 50,
-        "the source tree was not found from {}",
-        root.display()
-    );
-    let mut found = Vec::new();
-    for file in files.iter().filter(|f| !f.starts_with(&storage)) {
-        let text = std::fs::read_to_string(file).unwrap();
-        for (i, line) in text.lines().enumerate() {
-            let code = line.trim_start();
-            if code.starts_with("//") {
-                continue;
-            }
-            if let Some(what) = sql_on_line(line) {
-                found.push(format!(
-                    "{}:{}: {what}",
-                    file.strip_prefix(&root).unwrap_or(file).display(),
-                    i + 1
-                ));
+    let manifest = std::fs::read_to_string(root.join(krate).join("Cargo.toml"))
+        .unwrap_or_else(|e| panic!("{krate}/Cargo.toml: {e}"));
+    let mut in_dependencies = false;
+    let mut names = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_dependencies = line == "[dependencies]";
+            continue;
+        }
+        if in_dependencies && !line.starts_with('#') {
+            if let Some((name, _)) = line.split_once('=') {
+                names.push(name.trim().to_string());
             }
         }
     }
     assert!(
-        found.is_empty(),
-        "SQL outside server/src/storage/ (add a Store method instead):\n  {}",
-        found.join("\n  ")
+        !names.is_empty(),
+        "{krate}/Cargo.toml names no dependencies"
+    );
+    names
+}
+
+/// Only `caplens-store` speaks SQL: it is the only crate that depends on sqlx, and its pool is
+/// private (`Store::pool` exists only with the `test-support` feature, for tests). So SQL
+/// anywhere else is a compile error, not a text match. (Tests may query the database directly.)
+#[test]
+fn only_the_store_depends_on_sqlx() {
+    for krate in ["analysis", "model", "app", "server"] {
+        assert!(
+            !dependencies(krate).iter().any(|d| d == "sqlx"),
+            "{krate} depends on sqlx: SQL belongs in store/ (add a Store method)"
+        );
+    }
+    assert!(dependencies("store").iter().any(|d| d == "sqlx"));
+}
+
+/// The crates point one way: analysis ← model ← (store, app) ← server. The store and the UI
+/// never see each other, so they build side by side.
+#[test]
+fn the_crates_point_one_way() {
+    let allowed: [(&str, &[&str]); 5] = [
+        ("analysis", &[]),
+        ("model", &["caplens-analysis"]),
+        ("store", &["caplens-analysis", "caplens-model"]),
+        ("app", &["caplens-analysis", "caplens-model"]),
+        (
+            "server",
+            &[
+                "caplens-analysis",
+                "caplens-model",
+                "caplens-store",
+                "caplens-app",
+            ],
+        ),
+    ];
+    for (krate, may) in allowed {
+        for dep in dependencies(krate) {
+            if dep.starts_with("caplens-") {
+                assert!(
+                    may.contains(&dep.as_str()),
+                    "{krate} depends on {dep}: the crates point one way (ARCHITECTURE.md)"
+                );
+            }
+        }
+    }
+}
+
+/// The server's modules in layers, lowest first. A module may use modules of lower layers
+/// only: never one of its own layer, never one above it.
+const LAYERS: [&[&str]; 6] = [
+    &["error", "config", "heatmap"],
+    &["storage"],
+    &[
+        "auth", "ingest", "engine", "review", "reports", "views", "demo",
+    ],
+    &["evals"],
+    &["ops"],
+    &["web", "cli"],
+];
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|l| l.contains(&module))
+}
+
+/// Every `crate::MODULE` a file's syntax tree names (paths in code, types and `use` trees,
+/// grouped ones included), with its line.
+fn crate_modules_in(source: &str) -> Vec<(String, usize)> {
+    use syn::visit::Visit;
+    struct Finder(Vec<(String, usize)>);
+    fn use_tree(tree: &syn::UseTree, after_crate: bool, out: &mut Vec<(String, usize)>) {
+        match tree {
+            syn::UseTree::Path(p) if !after_crate && p.ident == "crate" => {
+                use_tree(&p.tree, true, out)
+            }
+            syn::UseTree::Path(p) if after_crate => {
+                out.push((p.ident.to_string(), p.ident.span().start().line))
+            }
+            syn::UseTree::Name(n) if after_crate => {
+                out.push((n.ident.to_string(), n.ident.span().start().line))
+            }
+            syn::UseTree::Rename(r) if after_crate => {
+                out.push((r.ident.to_string(), r.ident.span().start().line))
+            }
+            syn::UseTree::Group(g) => {
+                for t in &g.items {
+                    use_tree(t, after_crate, out)
+                }
+            }
+            _ => {}
+        }
+    }
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_path(&mut self, path: &'ast syn::Path) {
+            let mut segments = path.segments.iter();
+            if let (Some(first), Some(second)) = (segments.next(), segments.next()) {
+                if first.ident == "crate" {
+                    self.0
+                        .push((second.ident.to_string(), second.ident.span().start().line));
+                }
+            }
+            syn::visit::visit_path(self, path);
+        }
+        fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
+            use_tree(&item.tree, false, &mut self.0);
+        }
+    }
+    let file = syn::parse_file(source).expect("parse");
+    let mut finder = Finder(Vec::new());
+    finder.visit_file(&file);
+    finder.0
+}
+
+/// Layers point down inside the server: error/config ← storage ← (auth, ingest, engine, review,
+/// reports, views, demo) ← evals ← ops ← (web, cli) ← main.
+#[test]
+fn server_modules_use_only_layers_below() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut broken = Vec::new();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let module = path.file_stem().unwrap().to_str().unwrap().to_string();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let mut files = Vec::new();
+        if path.is_dir() {
+            rust_files(&path, &mut files);
+        } else {
+            files.push(path.clone());
+        }
+        let mine = layer_of(&module).unwrap_or_else(|| {
+            panic!("server/src/{module} has no layer in LAYERS (ARCHITECTURE.md)")
+        });
+        for file in files {
+            seen += 1;
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (used, line) in crate_modules_in(&text) {
+                if used == module {
+                    continue;
+                }
+                if let Some(theirs) = layer_of(&used) {
+                    if theirs >= mine {
+                        broken.push(format!(
+                            "{}:{line}: {module} (layer {mine}) uses crate::{used} (layer {theirs})",
+                            file.strip_prefix(&src).unwrap().display()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen > 50, "the server's sources were not found");
+    assert!(
+        broken.is_empty(),
+        "a module uses one of its own layer or above (ARCHITECTURE.md, layers):\n  {}",
+        broken.join("\n  ")
     );
 }
 
 #[test]
-fn the_sql_detector_sees_sql() {
-    assert!(sql_on_line(r#"    db(sqlx::query("SELECT 1").fetch_one(&p).await)"#).is_some());
-    assert!(sql_on_line(r#"        "UPDATE runs SET x = $1 WHERE id = $2","#).is_some());
-    assert!(sql_on_line(r#"    let s = "INSERT INTO rollouts (a) VALUES (1)";"#).is_some());
-    assert!(sql_on_line(r#"    let s = "Select a model to compare";"#).is_none());
-    assert!(sql_on_line(r#"    println!("update your token");"#).is_none());
+fn the_layer_detector_sees_grouped_and_inline_paths() {
+    let found: Vec<String> = crate_modules_in(
+        "use crate::{ops::x, web::{a, b}};\nfn f() { crate::cli::run(); let _: crate::views::V; }",
+    )
+    .into_iter()
+    .map(|(m, _)| m)
+    .collect();
+    assert_eq!(found, ["ops", "web", "cli", "views"]);
 }
 
 /// The calls that ask the authorisation policy: `auth::policy::authorize` and the principal's

@@ -228,7 +228,7 @@ async fn import_row(
     .bind(message)
     .bind(owner)
     .bind(until)
-    .execute(&store.pool)
+    .execute(store.pool())
     .await
     .unwrap();
 }
@@ -385,7 +385,7 @@ async fn the_sweeper_removes_what_no_commit_references_and_keeps_the_rest() {
             blobs.delete_prefix("uploads").await.unwrap();
             blobs.delete_prefix("elsewhere").await.unwrap();
             sqlx::query("DELETE FROM imports")
-                .execute(&store.pool)
+                .execute(store.pool())
                 .await
                 .unwrap();
         }

@@ -556,7 +556,7 @@ async fn killing_an_import_on(db: &str, env: &[(&str, &str)], pg: Option<TestDb>
     };
     let processing: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM imports WHERE status = 'processing'")
-            .fetch_one(&store.pool)
+            .fetch_one(store.pool())
             .await
             .unwrap();
     assert_eq!(processing, 1, "the held import is recorded as processing");
@@ -571,7 +571,7 @@ async fn killing_an_import_on(db: &str, env: &[(&str, &str)], pg: Option<TestDb>
         "problems",
     ] {
         let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&store.pool)
+            .fetch_one(store.pool())
             .await
             .unwrap();
         assert_eq!(n, 0, "{db}: {table} holds rows of a killed import");
@@ -581,7 +581,7 @@ async fn killing_an_import_on(db: &str, env: &[(&str, &str)], pg: Option<TestDb>
     assert_eq!(interrupted.len(), 1);
     let message: String = sqlx::query_scalar("SELECT message FROM imports WHERE id = $1")
         .bind(&interrupted[0])
-        .fetch_one(&store.pool)
+        .fetch_one(store.pool())
         .await
         .unwrap();
     assert!(message.starts_with("interrupted"), "{message}");

@@ -40,7 +40,7 @@ fn small_demo() -> DemoConfig {
 
 async fn problem_ids(db: &TestDb) -> Vec<i64> {
     sqlx::query_scalar("SELECT id FROM problems ORDER BY id")
-        .fetch_all(&db.store.pool)
+        .fetch_all(db.store.pool())
         .await
         .unwrap()
 }
@@ -269,7 +269,7 @@ async fn import(db: &TestDb, content: &str) {
 async fn rollout_id(db: &TestDb, sample: i64) -> i64 {
     sqlx::query_scalar("SELECT id FROM rollouts WHERE sample_index = $1")
         .bind(sample)
-        .fetch_one(&db.store.pool)
+        .fetch_one(db.store.pool())
         .await
         .unwrap()
 }
@@ -345,7 +345,7 @@ async fn heatmaps_come_from_the_stored_trace_and_match_the_stored_means() {
         // The rollout list of the problem says which rollouts have traces.
         let pid: i64 = sqlx::query_scalar("SELECT problem_id FROM rollouts WHERE id = $1")
             .bind(id)
-            .fetch_one(&db.store.pool)
+            .fetch_one(db.store.pool())
             .await
             .unwrap();
         let list = source
@@ -365,7 +365,7 @@ async fn missing_and_corrupt_traces_are_reported_and_the_rest_works() {
     let id = rollout_id(&db, 0).await;
     sqlx::query("UPDATE rollouts SET trace_key = 'traces/gone/run-1.pack' WHERE id = $1")
         .bind(id)
-        .execute(&db.store.pool)
+        .execute(db.store.pool())
         .await
         .unwrap();
     let view = caplens_app::data::DataSource::rollout(&source(&db), id, None)
@@ -382,7 +382,7 @@ async fn missing_and_corrupt_traces_are_reported_and_the_rest_works() {
          WHERE id = $1",
     )
     .bind(other)
-    .execute(&db.store.pool)
+    .execute(db.store.pool())
     .await
     .unwrap();
     let view = caplens_app::data::DataSource::rollout(&source(&db), other, None)
@@ -398,7 +398,7 @@ async fn missing_and_corrupt_traces_are_reported_and_the_rest_works() {
     // A range past the end of the pack (a truncated file): unreadable, said on the page.
     sqlx::query("UPDATE rollouts SET trace_length = trace_length + 100000 WHERE id = $1")
         .bind(other)
-        .execute(&db.store.pool)
+        .execute(db.store.pool())
         .await
         .unwrap();
     let view = caplens_app::data::DataSource::rollout(&source(&db), other, None)
@@ -422,7 +422,7 @@ async fn hostile_responses_and_tokens_render_as_text_on_the_server() {
     let id = rollout_id(&db, 1).await;
     let pid: i64 = sqlx::query_scalar("SELECT problem_id FROM rollouts WHERE id = $1")
         .bind(id)
-        .fetch_one(&db.store.pool)
+        .fetch_one(db.store.pool())
         .await
         .unwrap();
     for uri in [

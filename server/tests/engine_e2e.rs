@@ -99,7 +99,7 @@ async fn start(
 async fn count(db: &TestDb, sql: &str, id: i64) -> i64 {
     sqlx::query_scalar(sql)
         .bind(id)
-        .fetch_one(&db.store.pool)
+        .fetch_one(db.store.pool())
         .await
         .unwrap()
 }
@@ -124,7 +124,7 @@ async fn embedded_engine_run_stores_graded_rollouts_with_exact_entropies() {
     );
     let rollout: i64 = sqlx::query_scalar("SELECT MIN(id) FROM rollouts WHERE run_id = $1")
         .bind(run)
-        .fetch_one(&db.store.pool)
+        .fetch_one(db.store.pool())
         .await
         .unwrap();
     let stored = db
@@ -392,7 +392,7 @@ async fn a_server_killed_mid_run_resumes_exactly_after_restart() {
     let before: Vec<(i64, i64, String)> = sqlx::query_as(
         "SELECT problem_id, sample_index, record FROM eval_samples WHERE evaluation_id = 1 ORDER BY problem_id, sample_index",
     )
-    .fetch_all(&store.pool)
+    .fetch_all(store.pool())
     .await
     .unwrap();
     assert!(
@@ -429,7 +429,7 @@ async fn a_server_killed_mid_run_resumes_exactly_after_restart() {
         "SELECT problem_id, sample_index, id FROM rollouts WHERE run_id = $1 ORDER BY problem_id, sample_index",
     )
     .bind(run)
-    .fetch_all(&store.pool)
+    .fetch_all(store.pool())
     .await
     .unwrap();
     // Responses are read through the store (imports keep them in the run's response pack).

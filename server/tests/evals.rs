@@ -212,7 +212,7 @@ async fn wait_finished(
 async fn scalar(db: &TestDb, sql: &str, id: i64) -> i64 {
     sqlx::query_scalar(sql)
         .bind(id)
-        .fetch_one(&db.store.pool)
+        .fetch_one(db.store.pool())
         .await
         .unwrap()
 }
@@ -298,7 +298,7 @@ async fn workers_store_every_sample_once_and_the_run_matches_the_verifier() {
         );
         let origin: String = sqlx::query_scalar("SELECT origin FROM runs WHERE id = $1")
             .bind(run)
-            .fetch_one(&db.store.pool)
+            .fetch_one(db.store.pool())
             .await
             .unwrap();
         assert_eq!(origin, "triggered");
@@ -309,7 +309,7 @@ async fn workers_store_every_sample_once_and_the_run_matches_the_verifier() {
             "SELECT p.prompt, r.id, r.correct FROM rollouts r JOIN problems p ON p.id = r.problem_id WHERE r.run_id = $1",
         )
         .bind(run)
-        .fetch_all(&db.store.pool)
+        .fetch_all(db.store.pool())
         .await
         .unwrap();
         // Responses are read through the store (imports keep them in the run's response pack).
@@ -417,7 +417,7 @@ async fn a_worker_that_dies_mid_unit_is_taken_over_without_loss_or_duplicates() 
         // Responses read through the store (imports keep them in the run's response pack).
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM rollouts WHERE run_id = $1")
             .bind(run)
-            .fetch_all(&db.store.pool)
+            .fetch_all(db.store.pool())
             .await
             .unwrap();
         let mut by_a = 0;
@@ -435,7 +435,7 @@ async fn a_worker_that_dies_mid_unit_is_taken_over_without_loss_or_duplicates() 
             "SELECT COUNT(*), MIN(sample_index), MAX(sample_index) FROM rollouts WHERE run_id = $1 GROUP BY problem_id",
         )
         .bind(run)
-        .fetch_all(&db.store.pool)
+        .fetch_all(db.store.pool())
         .await
         .unwrap();
         assert_eq!(per_problem, vec![(8, 0, 7); 3]);
@@ -990,7 +990,7 @@ async fn rest_dataset_uploads_map_fields_and_read_parquet() {
         );
         let token = db.store.create_token("ci").await.unwrap().secret;
         let problems = |name: &'static str| {
-            let pool = db.store.pool.clone();
+            let pool = db.store.pool().clone();
             async move {
                 sqlx::query_as::<_, (String, String, String)>(
                     "SELECT p.problem_key, p.prompt, p.reference_answer FROM problems p

@@ -2,7 +2,8 @@
 //! byte for byte with a copy recorded before the structure changed (`tests/golden/`).
 //!
 //! Only what differs between two loads of the same demo is normalised: wall-clock timestamps (`<time>`),
-//! random ids (`<uuid>`) and the pages' CSP nonce (`<nonce>`). Everything else — numbers, order,
+//! random ids (`<uuid>`), the pages' CSP nonce (`<nonce>`) and the order in which a streamed page
+//! sends its resolved resources. Everything else — numbers, order,
 //! markup, chart geometry — must stay as it was. To record a new copy after an intended change:
 //! `CAPLENS_GOLDEN_RECORD=1 cargo test -p caplens-server --test golden`, then read the diff.
 
@@ -112,6 +113,65 @@ fn normalise(text: &str) -> String {
     out
 }
 
+/// A streamed page sends its resolved resources (`__RESOLVED_RESOURCES[id] = "…";`) in the order
+/// they finish, which varies from load to load; each keeps its id. Lifted out of the page and
+/// listed by id at the end, so only their content and the rest of the page are compared
+/// (recorded copies keep the order they were sent in). Nonces must be normalised first.
+fn resources_in_id_order(text: &str) -> String {
+    const START: &str = "__RESOLVED_RESOURCES[";
+    let mut page = String::with_capacity(text.len());
+    let mut lifted: Vec<(u64, String)> = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(START) {
+        page.push_str(&rest[..at]);
+        let statement = &rest[at..];
+        let id_end = statement[START.len()..].find(']').map(|i| START.len() + i);
+        let id = id_end.and_then(|e| statement[START.len()..e].parse::<u64>().ok());
+        // The value is a JSON string: it ends at the first quote not escaped by a backslash.
+        let open = statement.find(" = \"").map(|i| i + 4);
+        let close = open.and_then(|o| {
+            let bytes = statement.as_bytes();
+            let mut i = o;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'\\' => i += 2,
+                    b'"' => return Some(i),
+                    _ => i += 1,
+                }
+            }
+            None
+        });
+        match (id, close) {
+            (Some(id), Some(close)) => {
+                let end = close + 1 + usize::from(statement[close + 1..].starts_with(';'));
+                lifted.push((id, statement[..end].to_string()));
+                page.push_str("__RESOLVED_RESOURCES[…];");
+                rest = &statement[end..];
+            }
+            _ => {
+                page.push_str(START);
+                rest = &statement[START.len()..];
+            }
+        }
+    }
+    page.push_str(rest);
+    // How many of them share one <script> chunk is timing too.
+    const SPLIT: &str =
+        "__RESOLVED_RESOURCES[…];</script><script nonce=\"<nonce>\">__RESOLVED_RESOURCES[…];";
+    while page.contains(SPLIT) {
+        page = page.replace(SPLIT, "__RESOLVED_RESOURCES[…];__RESOLVED_RESOURCES[…];");
+    }
+    if !lifted.is_empty() {
+        lifted.sort();
+        page.push_str("\n<resolved resources by id>\n");
+        for (_, statement) in lifted {
+            page.push_str(&statement);
+            page.push('\n');
+        }
+    }
+    page
+}
+
 fn is_uuid(s: &[u8]) -> bool {
     s.iter().enumerate().all(|(k, c)| match k {
         8 | 13 | 18 | 23 => *c == b'-',
@@ -194,7 +254,13 @@ fn file_name(uri: &str) -> String {
     let name: String = uri
         .trim_start_matches('/')
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if name.is_empty() {
         "root".into()
@@ -229,13 +295,24 @@ async fn the_demo_reads_as_recorded() {
                     path.display()
                 )
             });
-            if want != text {
+            if resources_in_id_order(&want) != resources_in_id_order(&text) {
+                // What it is now, beside the build, so the difference can be read with `diff`.
+                let now = Path::new(env!("CARGO_TARGET_TMPDIR")).join("golden-now");
+                std::fs::create_dir_all(&now).unwrap();
+                std::fs::write(now.join(file_name(&uri)), &text).unwrap();
                 let line = want
                     .lines()
                     .zip(text.lines())
                     .position(|(a, b)| a != b)
                     .unwrap_or(want.lines().count().min(text.lines().count()));
-                let at = |s: &str| s.lines().nth(line).unwrap_or("<end>").chars().take(300).collect::<String>();
+                let at = |s: &str| {
+                    s.lines()
+                        .nth(line)
+                        .unwrap_or("<end>")
+                        .chars()
+                        .take(300)
+                        .collect::<String>()
+                };
                 differ.push(format!(
                     "{uri} ({}) differs at line {}:\n  recorded: {}\n  now:      {}",
                     db.name,
@@ -247,9 +324,10 @@ async fn the_demo_reads_as_recorded() {
         }
         assert!(
             differ.is_empty(),
-            "{} of {} documents differ from tests/golden:\n{}",
+            "{} of {} documents differ from tests/golden (now: {}/golden-now):\n{}",
             differ.len(),
             uris().len(),
+            env!("CARGO_TARGET_TMPDIR"),
             differ.join("\n")
         );
         db.cleanup().await;
@@ -257,7 +335,14 @@ async fn the_demo_reads_as_recorded() {
 }
 
 #[test]
-fn normalising_touches_only_times_and_ids() {
+fn normalising_touches_only_what_varies() {
+    assert_eq!(
+        resources_in_id_order(
+            r#"a__RESOLVED_RESOURCES[8] = "x\"y";b__RESOLVED_RESOURCES[5] = "z";c"#
+        ),
+        "a__RESOLVED_RESOURCES[…];b__RESOLVED_RESOURCES[…];c\n<resolved resources by id>\n\
+         __RESOLVED_RESOURCES[5] = \"z\";\n__RESOLVED_RESOURCES[8] = \"x\\\"y\";\n"
+    );
     assert_eq!(
         normalise("at 2026-12-07T17:19:21.123Z, id 0f8e0c1a-3b2d-4c5e-8f9a-0123456789ab; 2026-12-07 17:19:21+00:00 x"),
         "at <time>, id <uuid>; <time> x"
@@ -266,5 +351,8 @@ fn normalising_touches_only_times_and_ids() {
         normalise(r#"<script nonce="aZ9_-x">1</script><link crossorigin="aZ9_-x">"#),
         r#"<script nonce="<nonce>">1</script><link crossorigin="<nonce>">"#
     );
-    assert_eq!(normalise("pass@1 0.4375 ≤ 2026-12"), "pass@1 0.4375 ≤ 2026-12");
+    assert_eq!(
+        normalise("pass@1 0.4375 ≤ 2026-12"),
+        "pass@1 0.4375 ≤ 2026-12"
+    );
 }

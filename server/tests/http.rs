@@ -119,7 +119,7 @@ async fn readyz_checks_the_database_and_the_blob_store() {
         assert_eq!(status, StatusCode::OK);
 
         // A database that does not answer.
-        db.store.pool.close().await;
+        db.store.pool().close().await;
         let (status, body, _) = get(&app, "/readyz", None).await;
         assert_eq!(
             status,

@@ -86,7 +86,7 @@ async fn upload_and_wait(app: &Router, query: &str, token: &str, body: Vec<u8>) 
 
 async fn count(db: &TestDb, table: &str) -> i64 {
     sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(&db.store.pool)
+        .fetch_one(db.store.pool())
         .await
         .unwrap()
 }
@@ -456,7 +456,7 @@ async fn multipart_uploads_take_several_files_and_json_metadata() {
         assert_eq!(report.rows_stored, 98, "the two halves make one import");
         assert_eq!(report.experiment.as_deref(), Some("multi"));
         let temps: Vec<Option<f64>> = sqlx::query_scalar("SELECT temperature FROM runs")
-            .fetch_all(&db.store.pool)
+            .fetch_all(db.store.pool())
             .await
             .unwrap();
         assert_eq!(temps, vec![Some(0.6), Some(0.6)]);
@@ -478,7 +478,7 @@ async fn token_traces_are_stored_and_read_back_one_rollout_at_a_time() {
             "SELECT trace_key, trace_offset, trace_length, mean_entropy, mean_rbf, perplexity, token_count
              FROM rollouts WHERE trace_key IS NOT NULL ORDER BY id",
         )
-        .fetch_all(&db.store.pool)
+        .fetch_all(db.store.pool())
         .await
         .unwrap();
         assert_eq!(rows.len(), 4, "two traced rollouts per model");
@@ -538,7 +538,7 @@ async fn an_interrupted_import_is_marked_failed_and_can_be_retried() {
         .unwrap();
         sqlx::query("INSERT INTO imports (id, status, content_hash, created_at) VALUES ($1, 'processing', '', '2026-11-26T00:00:00Z')")
             .bind(id)
-            .execute(&db.store.pool)
+            .execute(db.store.pool())
             .await
             .unwrap();
         let (interrupted, requeued) = service.recover().await.unwrap();
@@ -748,7 +748,7 @@ async fn every_format_fixture_imports_over_rest() {
                  WHERE e.slug = $1",
             )
             .bind(format!("fmt-{i}"))
-            .fetch_one(&db.store.pool)
+            .fetch_one(db.store.pool())
             .await
             .unwrap();
             assert!(
@@ -935,7 +935,7 @@ async fn raw_sampler_output_is_graded_and_keeps_prompts_and_tags() {
              FROM rollouts ro JOIN problems p ON p.id = ro.problem_id
              ORDER BY p.problem_key, ro.sample_index",
         )
-        .fetch_all(&db.store.pool)
+        .fetch_all(db.store.pool())
         .await
         .unwrap();
         let correct: Vec<(String, i64)> = graded.iter().map(|g| (g.0.clone(), g.1)).collect();
@@ -952,13 +952,13 @@ async fn raw_sampler_output_is_graded_and_keeps_prompts_and_tags() {
         );
         let (prompt, tags): (String, String) =
             sqlx::query_as("SELECT prompt, tags FROM problems WHERE problem_key = '1'")
-                .fetch_one(&db.store.pool)
+                .fetch_one(db.store.pool())
                 .await
                 .unwrap();
         assert_eq!(prompt, "What is 2+2?", "{}", db.name);
         assert_eq!(tags, r#"["arith","easy"]"#, "{}", db.name);
         let label: String = sqlx::query_scalar("SELECT label FROM runs")
-            .fetch_one(&db.store.pool)
+            .fetch_one(db.store.pool())
             .await
             .unwrap();
         assert_eq!(

@@ -261,7 +261,7 @@ async fn one_inspect_run_as_eval_and_as_json_is_imported_once() {
         );
         assert!(message.contains("inspect_ai"), "{message}");
         let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs")
-            .fetch_one(&db.store.pool)
+            .fetch_one(db.store.pool())
             .await
             .unwrap();
         assert_eq!(runs, 1, "{}: the duplicate adds no run", db.name);
@@ -350,7 +350,7 @@ async fn lm_eval_logs_import_with_the_scores_lm_eval_stored() {
                  WHERE run_id = $1 AND file_correct IS NOT NULL",
             )
             .bind(run.id)
-            .fetch_one(&db.store.pool)
+            .fetch_one(db.store.pool())
             .await
             .unwrap();
             assert!(
@@ -375,7 +375,7 @@ async fn lm_eval_logs_import_with_the_scores_lm_eval_stored() {
                             .bind(run.id)
                             .bind(v["doc_id"].to_string())
                             .bind(i as i64)
-                            .fetch_one(&db.store.pool)
+                            .fetch_one(db.store.pool())
                             .await
                             .unwrap();
                             assert_eq!(verdict, Some(1), "doc {} repeat {i}: {resp}", v["doc_id"]);
@@ -441,7 +441,7 @@ async fn inspect_logs_from_the_engine_import_with_inspects_accuracy_and_tokens()
         let (traced,): (i64,) =
             sqlx::query_as("SELECT COUNT(trace_key) FROM rollouts WHERE run_id = $1")
                 .bind(run.id)
-                .fetch_one(&db.store.pool)
+                .fetch_one(db.store.pool())
                 .await
                 .unwrap();
         assert_eq!(traced, 6, "{ext}: every rollout keeps its token logprobs");

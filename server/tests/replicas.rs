@@ -278,7 +278,7 @@ async fn a_traced_rollout(db: &TestDb, experiment: &str) -> i64 {
          WHERE e.slug = $1 AND x.trace_key IS NOT NULL",
     )
     .bind(experiment)
-    .fetch_one(&db.store.pool)
+    .fetch_one(db.store.pool())
     .await
     .unwrap()
 }
@@ -326,7 +326,7 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
     a.wait_ready("a");
     b.wait_ready("b");
     let builtin: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM datasets")
-        .fetch_one(&db.store.pool)
+        .fetch_one(db.store.pool())
         .await
         .unwrap();
     assert!(builtin >= 1, "the built-in dataset is seeded");
@@ -445,7 +445,7 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
     let eval_rollout = a_traced_rollout(&db, "worked").await;
     let tokens: i64 = sqlx::query_scalar("SELECT token_count FROM rollouts WHERE id = $1")
         .bind(eval_rollout)
-        .fetch_one(&db.store.pool)
+        .fetch_one(db.store.pool())
         .await
         .unwrap();
     assert_heatmap(&a, eval_rollout, &session, tokens as usize);
@@ -600,7 +600,7 @@ async fn a_graceful_stop_ends_streams_and_releases_its_imports() {
     let (status, message): (String, Option<String>) =
         sqlx::query_as("SELECT status, message FROM imports WHERE id = $1")
             .bind(&id)
-            .fetch_one(&store.pool)
+            .fetch_one(store.pool())
             .await
             .unwrap();
     assert_eq!(status, "failed");
@@ -618,7 +618,7 @@ async fn a_graceful_stop_ends_streams_and_releases_its_imports() {
         "the upload is kept for a retry"
     );
     let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs")
-        .fetch_one(&store.pool)
+        .fetch_one(store.pool())
         .await
         .unwrap();
     assert_eq!(runs, 0, "nothing of the stopped import was committed");

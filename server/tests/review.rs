@@ -437,7 +437,7 @@ async fn review_work_survives_reimport_and_goes_with_the_experiment() {
         .await
         .unwrap();
         let rollout: i64 = sqlx::query_scalar("SELECT MIN(id) FROM rollouts")
-            .fetch_one(&store.pool)
+            .fetch_one(store.pool())
             .await
             .unwrap();
         review::add_override(
@@ -468,7 +468,7 @@ async fn review_work_survives_reimport_and_goes_with_the_experiment() {
         let rollout_problem: i64 =
             sqlx::query_scalar("SELECT problem_id FROM rollouts WHERE id = $1")
                 .bind(rollout)
-                .fetch_one(&store.pool)
+                .fetch_one(store.pool())
                 .await
                 .unwrap();
         let expected = queue_before
@@ -535,7 +535,7 @@ async fn review_work_survives_reimport_and_goes_with_the_experiment() {
             .await
             .unwrap();
         let count = |sql: &'static str| {
-            let pool = store.pool.clone();
+            let pool = store.pool().clone();
             async move {
                 sqlx::query_scalar::<_, i64>(sql)
                     .fetch_one(&pool)
@@ -572,7 +572,7 @@ async fn review_work_survives_reimport_and_goes_with_the_experiment() {
         );
         let packs: Vec<String> =
             sqlx::query_scalar("SELECT response_pack FROM runs WHERE response_pack IS NOT NULL")
-                .fetch_all(&store.pool)
+                .fetch_all(store.pool())
                 .await
                 .unwrap();
         assert!(
@@ -656,7 +656,7 @@ async fn comments_render_inert_mentions_notify_and_viewers_comment_only_when_all
             auth.clone(),
         );
         let rollout: i64 = sqlx::query_scalar("SELECT MIN(id) FROM rollouts")
-            .fetch_one(&store.pool)
+            .fetch_one(store.pool())
             .await
             .unwrap();
         let corpus = [
@@ -887,7 +887,7 @@ async fn a_share_link_opens_one_experiment_read_only_until_revoked() {
              JOIN experiments e ON e.id = er.experiment_id WHERE e.slug = $1 ORDER BY o.id LIMIT 1",
         )
         .bind(SLUG)
-        .fetch_one(&store.pool)
+        .fetch_one(store.pool())
         .await
         .unwrap();
         let (status, _, _) = get(
@@ -904,7 +904,7 @@ async fn a_share_link_opens_one_experiment_read_only_until_revoked() {
             "SELECT o.id FROM rollouts o JOIN experiment_runs er ON er.run_id = o.run_id
              JOIN experiments e ON e.id = er.experiment_id WHERE e.slug = 'other' ORDER BY o.id LIMIT 1",
         )
-        .fetch_one(&store.pool)
+        .fetch_one(store.pool())
         .await
         .unwrap();
         let (status, _, _) = get(&app, &format!("/rollouts/{other_rollout}"), Some(&cookie)).await;
@@ -926,7 +926,7 @@ async fn a_share_link_opens_one_experiment_read_only_until_revoked() {
         // Opening was audited.
         let opened: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'share_link_opened'")
-                .fetch_one(&store.pool)
+                .fetch_one(store.pool())
                 .await
                 .unwrap();
         assert_eq!(opened, 1);

@@ -64,7 +64,7 @@ fn on_delete(action: &str) -> String {
 }
 
 async fn sqlite_facts(db: &TestDb) -> Facts {
-    let pool = &db.store.pool;
+    let pool = db.store.pool();
     let mut facts = Facts::new();
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table'
@@ -160,7 +160,7 @@ fn index_fact(table: &str, cols: &[String], unique: bool, partial: bool) -> Stri
 }
 
 async fn postgres_facts(db: &TestDb) -> Facts {
-    let pool = &db.store.pool;
+    let pool = db.store.pool();
     let mut facts = Facts::new();
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables

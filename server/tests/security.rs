@@ -288,7 +288,7 @@ impl World {
     ) -> T {
         sqlx::query_scalar(sql)
             .bind(bind)
-            .fetch_one(&self.store.pool)
+            .fetch_one(self.store.pool())
             .await
             .unwrap()
     }
@@ -300,7 +300,7 @@ impl World {
         )
         .bind(self.p1)
         .bind(key)
-        .fetch_one(&self.store.pool)
+        .fetch_one(self.store.pool())
         .await
         .unwrap()
     }
@@ -720,7 +720,7 @@ async fn another_projects_model_name_is_a_new_model() {
         let (stage, parent, step): (String, Option<i64>, Option<i64>) =
             sqlx::query_as("SELECT stage, parent_id, training_step FROM models WHERE name = 'rl-7b' AND project_id = $1")
                 .bind(w.p1)
-                .fetch_one(&w.store.pool)
+                .fetch_one(w.store.pool())
                 .await
                 .unwrap();
         assert_eq!(stage, "rl", "{}", db.name);
@@ -856,7 +856,7 @@ async fn local_mode_refuses_a_forged_host() {
     };
     let tokens = || async {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM api_tokens")
-            .fetch_one(&db.store.pool)
+            .fetch_one(db.store.pool())
             .await
             .unwrap()
     };
@@ -983,7 +983,7 @@ async fn a_share_link_opens_its_experiment_only() {
         );
         let import: String =
             sqlx::query_scalar("SELECT id FROM imports ORDER BY created_at LIMIT 1")
-                .fetch_one(&w.store.pool)
+                .fetch_one(w.store.pool())
                 .await
                 .unwrap();
         let (status, text) = w
@@ -1088,7 +1088,7 @@ async fn open_streams_end_when_access_ends() {
             .unwrap()
             .is_some());
         let bob: i64 = sqlx::query_scalar("SELECT id FROM users WHERE name = 'bob'")
-            .fetch_one(&w.store.pool)
+            .fetch_one(w.store.pool())
             .await
             .unwrap();
         w.store.remove_member(w.p1, bob).await.unwrap();

@@ -69,13 +69,13 @@ async fn replicas_starting_together_migrate_and_seed_once() {
         );
         let (runs, _, _) = demo_sizes(&small_demo());
         let stored_runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs")
-            .fetch_one(&db.store.pool)
+            .fetch_one(db.store.pool())
             .await
             .unwrap();
         assert_eq!(stored_runs as usize, runs, "{}", db.name);
         let builtin: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM datasets WHERE source = 'builtin'")
-                .fetch_one(&db.store.pool)
+                .fetch_one(db.store.pool())
                 .await
                 .unwrap();
         assert_eq!(builtin, 1, "{}", db.name);
@@ -231,7 +231,7 @@ async fn demo_reset_replaces_without_duplicating() {
         );
         assert_eq!(db.store.runs().await.unwrap().len(), runs, "{}", db.name);
         let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollouts")
-            .fetch_one(&db.store.pool)
+            .fetch_one(db.store.pool())
             .await
             .unwrap();
         assert_eq!(stored as usize, rollouts);
@@ -245,14 +245,14 @@ async fn a_failed_load_leaves_nothing_behind() {
         let config = small_demo();
         demo::load_demo(&db.store, &config).await.unwrap();
         let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollouts")
-            .fetch_one(&db.store.pool)
+            .fetch_one(db.store.pool())
             .await
             .unwrap();
         // Loading again without reset hits unique names midway: the transaction must roll back.
         let err = demo::load_demo(&db.store, &config).await;
         assert!(err.is_err(), "{}: duplicate load must fail", db.name);
         let after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollouts")
-            .fetch_one(&db.store.pool)
+            .fetch_one(db.store.pool())
             .await
             .unwrap();
         assert_eq!(before, after, "{}", db.name);
@@ -302,7 +302,7 @@ async fn demo_reset_explains_when_demo_models_are_used_elsewhere() {
         demo::load_demo(&db.store, &config).await.unwrap();
         // A user's own run on the demo's rl model, outside the demo experiment.
         let (model_id, dataset_id, project_id): (i64, i64, i64) = sqlx::query_as("SELECT r.model_id, r.dataset_id, r.project_id FROM runs r JOIN models m ON m.id = r.model_id WHERE m.stage = 'rl'")
-            .fetch_one(&db.store.pool)
+            .fetch_one(db.store.pool())
             .await
             .unwrap();
         let mut tx = db.store.begin_bulk().await.unwrap();
@@ -362,8 +362,8 @@ async fn existing_databases_give_each_project_its_own_rows() {
             .cloned()
             .collect::<Vec<_>>()
             .into();
-        before.run(&db.store.pool).await.unwrap();
-        let pool = &db.store.pool;
+        before.run(db.store.pool()).await.unwrap();
+        let pool = db.store.pool();
         let exec = |sql: &'static str| async move { sqlx::query(sql).execute(pool).await.unwrap() };
         let one = |sql: &'static str| async move {
             sqlx::query_scalar::<_, i64>(sql)

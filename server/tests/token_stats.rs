@@ -42,7 +42,7 @@ async fn run_ids(store: &Store, slug: &str) -> Vec<i64> {
          WHERE e.slug = $1 ORDER BY er.run_id",
     )
     .bind(slug)
-    .fetch_all(&store.pool)
+    .fetch_all(store.pool())
     .await
     .unwrap()
 }
@@ -53,7 +53,7 @@ async fn rollouts_of(store: &Store, run: i64) -> Vec<(i64, bool)> {
         "SELECT id, trace_key FROM rollouts WHERE run_id = $1 ORDER BY problem_id, sample_index",
     )
     .bind(run)
-    .fetch_all(&store.pool)
+    .fetch_all(store.pool())
     .await
     .unwrap();
     rows.into_iter()
@@ -232,7 +232,7 @@ async fn demo_stores_traces_means_and_token_stats() {
                  FROM rollouts WHERE run_id = $1 AND (trace_key IS NOT NULL OR mean_entropy IS NOT NULL)",
             )
             .bind(run)
-            .fetch_one(&db.store.pool)
+            .fetch_one(db.store.pool())
             .await
             .unwrap();
             assert_eq!(
@@ -248,7 +248,7 @@ async fn demo_stores_traces_means_and_token_stats() {
             let aggregates: String =
                 sqlx::query_scalar("SELECT aggregates FROM runs WHERE id = $1")
                     .bind(run)
-                    .fetch_one(&db.store.pool)
+                    .fetch_one(db.store.pool())
                     .await
                     .unwrap();
             let aggregates: serde_json::Value = serde_json::from_str(&aggregates).unwrap();
@@ -337,7 +337,7 @@ async fn reset_replaces_trace_packs_and_a_failed_load_leaves_none_behind() {
         let keys: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT trace_key FROM rollouts WHERE trace_key IS NOT NULL",
         )
-        .fetch_all(&db.store.pool)
+        .fetch_all(db.store.pool())
         .await
         .unwrap();
         assert_eq!(keys.len(), after.len());
@@ -356,7 +356,7 @@ async fn a_damaged_pack_is_reported_not_fatal() {
     let (id, key): (i64, String) = sqlx::query_as(
         "SELECT id, trace_key FROM rollouts WHERE trace_key IS NOT NULL ORDER BY trace_offset DESC LIMIT 1",
     )
-    .fetch_one(&db.store.pool)
+    .fetch_one(db.store.pool())
     .await
     .unwrap();
     let path = db.dir().join("blobs").join(&key);
@@ -435,7 +435,7 @@ async fn imports_with_logprobs_store_token_stats() {
                     "SELECT COUNT(trace_key), COUNT(perplexity) FROM rollouts WHERE run_id = $1",
                 )
                 .bind(run)
-                .fetch_one(&db.store.pool)
+                .fetch_one(db.store.pool())
                 .await
                 .unwrap();
                 if traced == 0 {
@@ -473,7 +473,7 @@ async fn imports_with_logprobs_store_token_stats() {
                     )
                     .bind(run)
                     .bind(correct)
-                    .fetch_one(&db.store.pool)
+                    .fetch_one(db.store.pool())
                     .await
                     .unwrap();
                     let acc = if correct == 1 {

@@ -264,7 +264,7 @@ async fn both_verdicts_are_kept_and_every_view_can_count_either() {
             Some(mean_pass(&counts, 1, true))
         );
         let p1: i64 = sqlx::query_scalar("SELECT id FROM problems WHERE problem_key = 'p1'")
-            .fetch_one(&db.store.pool)
+            .fetch_one(db.store.pool())
             .await
             .unwrap();
         let problem = db.store.problem_detail(p1, None).await.unwrap().unwrap();
@@ -330,7 +330,7 @@ async fn skipping_every_row_is_a_failure_not_an_empty_run() {
             "{message}"
         );
         let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs")
-            .fetch_one(&db.store.pool)
+            .fetch_one(db.store.pool())
             .await
             .unwrap();
         assert_eq!(runs, 0, "no empty run is left");

@@ -74,9 +74,7 @@ pub async fn report_tables(
     reviewed: bool,
 ) -> Result<crate::reports::ExperimentTables, OpError> {
     open_experiment(access, slug).await?;
-    access
-        .store
-        .experiment_tables(slug, verdicts, reviewed)
+    crate::reports::experiment_tables(access.store, slug, verdicts, reviewed)
         .await?
         .ok_or_else(|| OpError::not_found(format!("no experiment {slug:?}")))
 }

@@ -501,7 +501,7 @@ impl BlobStore {
     /// Writes, reads back and removes a small probe blob: the store takes writes (readiness).
     /// The key names this process, so replicas sharing a bucket never touch each other's.
     pub async fn probe(&self) -> Result<(), StoreError> {
-        let me: String = crate::storage::instance_id()
+        let me: String = crate::instance_id()
             .chars()
             .map(|c| match c.to_ascii_lowercase() {
                 c @ ('a'..='z' | '0'..='9' | '.' | '-' | '_') => c,

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use caplens_app::review::{
+use caplens_model::review::{
     CommentTarget, LabelDef, OverrideRow, ProblemLabel, ShareLinkRow, BUILTIN_LABELS,
 };
 use sqlx::Row;

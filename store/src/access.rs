@@ -5,7 +5,7 @@
 use super::{db, now_rfc3339, Store};
 use crate::error::StoreError;
 
-pub use caplens_app::model::{AuditEntry, MemberRow, ProjectRow, Role, UserRow};
+pub use caplens_model::model::{AuditEntry, MemberRow, ProjectRow, Role, UserRow};
 
 /// A user as the server needs it to authenticate (the password hash never leaves the server).
 #[derive(Debug, Clone)]

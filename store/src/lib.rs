@@ -1,5 +1,6 @@
-//! Storage: one [`Store`] over SQLite (default) or PostgreSQL, plus the blob store for token
-//! traces.
+//! caplens-store: one [`Store`] over SQLite (default) or PostgreSQL, plus the blob store for
+//! token traces. The only crate that speaks SQL (the server crate does not depend on sqlx); its
+//! errors ([`error`]) carry no HTTP status.
 //!
 //! Both databases are reached through sqlx's `Any` driver, so every query is written once in the
 //! SQL both understand (`$1` placeholders, 64-bit integers, booleans as 0/1, RFC 3339 text
@@ -11,6 +12,8 @@ pub mod analysis;
 pub mod blobs;
 pub mod bulk;
 pub mod catalog;
+pub mod config;
+pub mod error;
 pub mod evals;
 pub mod imports;
 pub mod interventions;
@@ -33,7 +36,7 @@ use sqlx::{
 
 use crate::{
     config::{Backend, DatabaseConfig},
-    error::{StartupError, StoreError},
+    error::{OpenError, StoreError},
 };
 pub use blobs::BlobStore;
 
@@ -52,7 +55,8 @@ fn migrator(backend: Backend) -> Migrator {
 /// The database and the blob store. Cheap to clone (a pool handle and a path).
 #[derive(Clone)]
 pub struct Store {
-    pub pool: AnyPool,
+    /// Private: outside this crate nothing reaches the database but through the store's API.
+    pool: AnyPool,
     pub backend: Backend,
     pub blobs: BlobStore,
     /// The database's own driver, for bulk writes (`bulk.rs`): COPY on PostgreSQL.
@@ -62,9 +66,15 @@ pub struct Store {
 }
 
 impl Store {
+    /// The raw pool, for tests that arrange or inspect rows with SQL of their own.
+    #[cfg(feature = "test-support")]
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// Opens the database (creating the SQLite file and the data directory if needed). Every
-    /// failure is a [`StartupError`] that says what is wrong and what to do.
-    pub async fn open(db: &DatabaseConfig, data_dir: &Path) -> Result<Store, StartupError> {
+    /// failure is a [`OpenError`] that says what is wrong and what to do.
+    pub async fn open(db: &DatabaseConfig, data_dir: &Path) -> Result<Store, OpenError> {
         sqlx::any::install_default_drivers();
         ensure_writable_dir(data_dir)?;
         let sqlite_file = match db.backend {
@@ -79,7 +89,7 @@ impl Store {
             ensure_writable_dir(parent)?;
         }
         let options =
-            AnyConnectOptions::from_str(&db.url).map_err(|e| StartupError::BadDatabaseUrl {
+            AnyConnectOptions::from_str(&db.url).map_err(|e| OpenError::BadDatabaseUrl {
                 url: db.display_url(),
                 reason: first_line(&e.to_string()),
             })?;
@@ -111,12 +121,12 @@ impl Store {
             .await
             .map_err(|e| classify_connect_error(db, data_dir, e))?;
         let blobs = BlobStore::local(data_dir.join("blobs")).map_err(|e| {
-            StartupError::DataDirNotWritable {
+            OpenError::DataDirNotWritable {
                 path: data_dir.join("blobs").display().to_string(),
                 reason: e.to_string(),
             }
         })?;
-        let native = bulk::NativePool::lazy(db).map_err(|e| StartupError::BadDatabaseUrl {
+        let native = bulk::NativePool::lazy(db).map_err(|e| OpenError::BadDatabaseUrl {
             url: db.display_url(),
             reason: first_line(&e.to_string()),
         })?;
@@ -139,10 +149,9 @@ impl Store {
     /// Applies pending migrations of this backend. SQLite's run on one connection with foreign
     /// keys off, as SQLite asks for schema changes that rebuild a table (0010: dropping the old
     /// table must not cascade), and every key is checked once they are applied.
-    pub async fn migrate(&self) -> Result<(), StartupError> {
+    pub async fn migrate(&self) -> Result<(), OpenError> {
         let migrator = migrator(self.backend);
-        let failed =
-            |e: &dyn std::fmt::Display| StartupError::Migration(first_line(&e.to_string()));
+        let failed = |e: &dyn std::fmt::Display| OpenError::Migration(first_line(&e.to_string()));
         // sqlx locks PostgreSQL migrations (an advisory lock) but not SQLite's: processes
         // starting together on one SQLite file (a server and a worker) lock a file beside it.
         if self.backend == Backend::Postgres {
@@ -170,7 +179,7 @@ impl Store {
         applied?;
         match violations {
             Ok(v) if v.is_empty() => Ok(()),
-            Ok(v) => Err(StartupError::Migration(format!(
+            Ok(v) => Err(OpenError::Migration(format!(
                 "{} rows break a foreign key after migrating (first: table {} row {}); restore the backup taken before the upgrade",
                 v.len(),
                 v[0].0,
@@ -357,7 +366,7 @@ fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
 
 /// An exclusive lock on `<database file>.migrate-lock`, held until the returned file is dropped
 /// (the operating system also drops it when the process dies).
-async fn lock_beside(db_file: &Path) -> Result<std::fs::File, StartupError> {
+async fn lock_beside(db_file: &Path) -> Result<std::fs::File, OpenError> {
     let mut name = db_file.as_os_str().to_owned();
     name.push(".migrate-lock");
     let path = std::path::PathBuf::from(name);
@@ -372,12 +381,12 @@ async fn lock_beside(db_file: &Path) -> Result<std::fs::File, StartupError> {
         Ok::<_, std::io::Error>(file)
     })
     .await
-    .map_err(|e| StartupError::Migration(format!("locking {shown}: {e}")))?
-    .map_err(|e| StartupError::Migration(format!("cannot lock {shown}: {e}")))
+    .map_err(|e| OpenError::Migration(format!("locking {shown}: {e}")))?
+    .map_err(|e| OpenError::Migration(format!("cannot lock {shown}: {e}")))
 }
 
-fn ensure_writable_dir(dir: &Path) -> Result<(), StartupError> {
-    let fail = |reason: String| StartupError::DataDirNotWritable {
+fn ensure_writable_dir(dir: &Path) -> Result<(), OpenError> {
+    let fail = |reason: String| OpenError::DataDirNotWritable {
         path: dir.display().to_string(),
         reason,
     };
@@ -388,22 +397,22 @@ fn ensure_writable_dir(dir: &Path) -> Result<(), StartupError> {
     Ok(())
 }
 
-fn classify_connect_error(db: &DatabaseConfig, data_dir: &Path, e: sqlx::Error) -> StartupError {
+fn classify_connect_error(db: &DatabaseConfig, data_dir: &Path, e: sqlx::Error) -> OpenError {
     let reason = first_line(&e.to_string());
     match (&e, db.backend) {
-        (sqlx::Error::Configuration(_), _) => StartupError::BadDatabaseUrl {
+        (sqlx::Error::Configuration(_), _) => OpenError::BadDatabaseUrl {
             url: db.display_url(),
             reason,
         },
         (_, Backend::Sqlite)
             if reason.contains("readonly") || reason.contains("unable to open") =>
         {
-            StartupError::DataDirNotWritable {
+            OpenError::DataDirNotWritable {
                 path: data_dir.display().to_string(),
                 reason,
             }
         }
-        _ => StartupError::DatabaseUnreachable {
+        _ => OpenError::DatabaseUnreachable {
             url: db.display_url(),
             reason,
         },

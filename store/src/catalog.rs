@@ -1,13 +1,13 @@
 //! The catalog: experiments, models, datasets, runs and their per-problem aggregates.
 //!
-//! Reads return the app's view models (`caplens_app::model`), so pages, the REST API and the
+//! Reads return the app's view models (`caplens_model::model`), so pages, the REST API and the
 //! CLI show the same rows. Writes used by loaders (demo, importers) take plain structs and run
 //! inside a caller's transaction, so a load either fully appears or not at all.
 
 use std::collections::HashMap;
 
 use caplens_analysis::verdicts::VerdictSource;
-use caplens_app::model::{
+use caplens_model::model::{
     lineage_forest, DatasetRow, ExperimentDetail, ExperimentSummary, LineageNode, ModelRow, RunRow,
     RunVerdicts,
 };

@@ -7,7 +7,7 @@ use caplens_analysis::review::{reviewed_counts, ReviewRollout, ReviewedCounts, V
 use caplens_analysis::rollup::RunAggregates;
 use caplens_analysis::verdicts::{CaplensVerdict, RolloutVerdicts, VerdictSource};
 use caplens_analysis::verifier::normalize_answer;
-use caplens_app::model::{ExperimentSummary, RunRow};
+use caplens_model::model::{ExperimentSummary, RunRow};
 
 use super::review::ReviewRolloutRow;
 use super::{db, Store};

@@ -8,7 +8,9 @@ use caplens_analysis::{
     verdicts::CaplensVerdict,
     verifier::{normalize_answer, verify, Verdict},
 };
-use caplens_app::model::{AnswerCluster, ProblemDetail, ProblemRunStats, RolloutList, RolloutRow};
+use caplens_model::model::{
+    AnswerCluster, ProblemDetail, ProblemRunStats, RolloutList, RolloutRow,
+};
 use sqlx::{any::AnyRow, Row};
 
 use super::responses::{ResponseAt, ResponseReader, RESPONSE_COLUMNS};

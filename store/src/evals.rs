@@ -10,7 +10,7 @@ use sqlx::Row;
 use super::{db, now_rfc3339, Store};
 use crate::config::Backend;
 use crate::error::StoreError;
-use caplens_app::evals::EngineView;
+use caplens_model::evals::EngineView;
 
 /// An engine row, with its key (server-side only).
 #[derive(Debug, Clone, PartialEq)]

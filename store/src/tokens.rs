@@ -33,10 +33,10 @@ impl TokenScope {
 /// Prefix of every secret, so a leaked token is recognisable (and greppable) as caplens'.
 pub const TOKEN_PREFIX: &str = "clk_";
 
-pub use caplens_app::model::{ApiTokenRow as ApiToken, CreatedToken as NewToken};
+pub use caplens_model::model::{ApiTokenRow as ApiToken, CreatedToken as NewToken};
 
 fn hash(secret: &str) -> String {
-    crate::storage::hex(&Sha256::digest(secret.as_bytes()))
+    crate::hex(&Sha256::digest(secret.as_bytes()))
 }
 
 /// What a new token is for and what it may do.
