@@ -2,7 +2,8 @@
 # The one command that runs every test of caplens:
 #   1. installs what the tests need and is missing (wasm target, wasm-bindgen-cli, Chromium,
 #      playwright-core, oidc-provider, the embedded model via scripts/fetch-model.sh);
-#   2. builds the site and the server (debug);
+#   2. the gates: `cargo fmt --check` and `cargo clippy --workspace --all-targets -D warnings`;
+#      then builds the site and the server (debug);
 #   3. cargo test for the whole workspace, with the storage/API tests against SQLite and
 #      PostgreSQL (a fresh schema per test in CAPLENS_TEST_POSTGRES_URL, default
 #      postgres://postgres@127.0.0.1:5432/test);
@@ -74,6 +75,15 @@ fi
 say "the embedded model for evaluation runs"
 CAPLENS_MODEL="${CAPLENS_MODEL:-$("$ROOT/scripts/fetch-model.sh")}"
 export CAPLENS_MODEL
+
+say "gates: cargo fmt --check, cargo clippy -D warnings (workspace, all targets)"
+for component in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+        rustup component add "$component"
+    fi
+done
+cargo fmt --all --check || die "cargo fmt --check: run \`cargo fmt --all\` and commit the result"
+cargo clippy --workspace --all-targets -- -D warnings || die "clippy found warnings (above)"
 
 "$ROOT/scripts/build.sh"
 

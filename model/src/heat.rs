@@ -142,7 +142,7 @@ pub fn base64_encode(bytes: &[u8]) -> String {
 
 pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let t = text.as_bytes();
-    if t.len() % 4 != 0 {
+    if !t.len().is_multiple_of(4) {
         return None;
     }
     let value = |c: u8| -> Option<u32> {
@@ -365,7 +365,7 @@ pub fn chunk_html(
     const CLASSES: [&str; BUCKETS] = ["h0", "h1", "h2", "h3", "h4", "h5", "h6", "h7", "h8"];
     let end = end.min(tokens.len());
     let mut out = String::with_capacity((end.saturating_sub(start)) * 24);
-    for i in start..end {
+    for (i, token) in tokens.iter().enumerate().take(end).skip(start) {
         let class = match (colour, values.get(i).and_then(|&v| scale.bucket(v))) {
             (true, Some(b)) => CLASSES[b],
             _ => "hn",
@@ -376,7 +376,7 @@ pub fn chunk_html(
             out.push_str(" sel\" id=\"sel-token");
         }
         out.push_str("\">");
-        crate::escape::escape_into(&mut out, &tokens[i]);
+        crate::escape::escape_into(&mut out, token);
         out.push_str("</span>");
     }
     out

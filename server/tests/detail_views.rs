@@ -250,7 +250,7 @@ async fn import(db: &TestDb, content: &str) {
         input: InputFile::new(&path, "traced.jsonl"),
         sha256: None,
     };
-    let progress = Arc::new(ImportProgress::for_files(&[file.input.clone()]));
+    let progress = Arc::new(ImportProgress::for_files(std::slice::from_ref(&file.input)));
     let report = run_import(
         &db.store,
         &new_import_id(),

@@ -56,7 +56,6 @@ fn write_rollouts_seeded(dir: &Path, name: &str, seed: u64) -> PathBuf {
             samples_per_problem: 8,
             traced_samples: 0,
             checkpoint_samples: 0,
-            ..Default::default()
         },
     );
     let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());

@@ -233,8 +233,6 @@ impl Store {
         )
     }
 
-    /// Number of experiments (0 on a fresh database).
-
     /// The first run an import stored.
     pub async fn first_run_of_import(&self, import_id: &str) -> Result<Option<i64>, StoreError> {
         db(

@@ -595,6 +595,22 @@ fn RolloutBody(row: RolloutRow, response: Option<String>) -> impl IntoView {
     }
 }
 
+/// "file ✓ · caplens ✗ (different)" when the file's verdict and caplens' differ on a rollout.
+fn verdict_disagreement(row: &RolloutRow) -> Option<String> {
+    let file = row.file_correct?;
+    let caplens = row.caplens_verdict?;
+    let by_caplens = caplens.correct()?;
+    (file != by_caplens).then(|| {
+        let mark = |ok: bool| if ok { "✓" } else { "✗" };
+        format!(
+            "file {} · caplens {} ({})",
+            mark(file),
+            mark(by_caplens),
+            caplens.as_str().replace('_', " ")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -636,20 +652,4 @@ mod tests {
         let b = ProblemQuery::from_map(&bad);
         assert_eq!((b.page, b.run), (1, None));
     }
-}
-
-/// "file ✓ · caplens ✗ (different)" when the file's verdict and caplens' differ on a rollout.
-fn verdict_disagreement(row: &RolloutRow) -> Option<String> {
-    let file = row.file_correct?;
-    let caplens = row.caplens_verdict?;
-    let by_caplens = caplens.correct()?;
-    (file != by_caplens).then(|| {
-        let mark = |ok: bool| if ok { "✓" } else { "✗" };
-        format!(
-            "file {} · caplens {} ({})",
-            mark(file),
-            mark(by_caplens),
-            caplens.as_str().replace('_', " ")
-        )
-    })
 }

@@ -109,7 +109,7 @@ fn CommentItem(comment: CommentView, version: RwSignal<u32>) -> impl IntoView {
             <p class="meta">
                 <strong class="author">{comment.author.clone()}</strong>
                 " · " {when(&comment.created_at)}
-                {comment.edited_at.is_some().then(|| " · edited")}
+                {comment.edited_at.is_some().then_some(" · edited")}
             </p>
             {if comment.deleted {
                 view! { <p class="meta deleted">"(deleted)"</p> }.into_any()
@@ -381,7 +381,7 @@ pub fn ProblemReviewPanel(
         .into_iter()
         .flatten()
         .filter_map(|r| r.err())
-        .last()
+        .next_back()
         .map(|e| view! { <ErrorBox message=e /> })
     };
     let answers = StoredValue::new(answers);
@@ -922,7 +922,7 @@ fn SettingsForms(s: ExperimentSettings, version: RwSignal<u32>) -> impl IntoView
             <h2>"Review data"</h2>
             <p class="meta">
                 "Labels and verdict overrides, to re-use in another experiment over the same problems ("
-                <code>{format!("POST /api/v1/experiments/{{slug}}/review")}</code>"): "
+                <code>{"POST /api/v1/experiments/{slug}/review".to_string()}</code>"): "
                 <a href=format!("/api/v1/experiments/{slug}/review.jsonl") rel="external" data-testid="review-export-jsonl">"JSON Lines"</a>
                 " · "
                 <a href=format!("/api/v1/experiments/{slug}/review.csv") rel="external" data-testid="review-export-csv">"CSV"</a>

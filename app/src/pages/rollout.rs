@@ -473,7 +473,7 @@ fn TokenGrid(id: i64, h: StoredValue<TokenHeatmap>, state: Memo<RolloutQuery>) -
         );
         let _ = i;
     };
-    let select_on_key = select.clone();
+    let select_on_key = select;
 
     view! {
         <div class="heatmap-wrap">

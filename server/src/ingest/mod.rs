@@ -90,12 +90,13 @@ impl std::fmt::Display for Format {
 }
 
 /// What a record says about correctness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RecordOutcome {
     /// One rollout with the file's verdict.
     Graded(bool),
     /// One rollout without a verdict: the pipeline grades `answer`/`response` against the
     /// reference with the verifier.
+    #[default]
     Ungraded,
     /// `n` samples of which `c` correct, without the rollouts (native counts lines).
     Counts { n: u64, c: u64 },
@@ -144,12 +145,6 @@ pub struct RolloutRecord {
     /// Training step, when the file says (verl).
     pub step: Option<i64>,
     pub tokens: Option<TokenData>,
-}
-
-impl Default for RecordOutcome {
-    fn default() -> Self {
-        RecordOutcome::Ungraded
-    }
 }
 
 /// What a file says about the run, to prefill the upload form. Every field is optional.

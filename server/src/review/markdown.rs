@@ -156,10 +156,8 @@ pub fn render_comment(text: &str, is_member: &dyn Fn(&str) -> bool) -> Rendered 
                 TagEnd::Emphasis => out.push_str("</em>"),
                 TagEnd::Strong => out.push_str("</strong>"),
                 TagEnd::Strikethrough => out.push_str("</del>"),
-                TagEnd::Link | TagEnd::Image => {
-                    if open_links.pop() == Some(true) {
-                        out.push_str("</a>");
-                    }
+                TagEnd::Link | TagEnd::Image if open_links.pop() == Some(true) => {
+                    out.push_str("</a>");
                 }
                 _ => {}
             },

@@ -449,8 +449,8 @@ fn verdict(value: Option<&Value>) -> Result<Option<bool>, String> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(Value::Number(n)) => match n.as_f64() {
-            Some(f) if f == 1.0 => Ok(Some(true)),
-            Some(f) if f == 0.0 => Ok(Some(false)),
+            Some(1.0) => Ok(Some(true)),
+            Some(0.0) => Ok(Some(false)),
             _ => Err(format!(
                 "expected 0 or 1 (the one sample's verdict), got {n}"
             )),

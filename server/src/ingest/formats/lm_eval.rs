@@ -190,8 +190,8 @@ fn file_verdict(line: &Map<String, Value>, repeats: usize) -> Option<bool> {
     match line.get(metric)? {
         Value::Bool(b) => Some(*b),
         v => match number(v)? {
-            x if x == 1.0 => Some(true),
-            x if x == 0.0 => Some(false),
+            1.0 => Some(true),
+            0.0 => Some(false),
             _ => None,
         },
     }
@@ -582,7 +582,7 @@ mod tests {
             let (sink, result) =
                 read_all(&LmEvalImporter, &fixture(&format!("lm-eval/{name}")), &name);
             result.unwrap();
-            assert_eq!(sink.sources, [expected.clone()], "{name}");
+            assert_eq!(sink.sources, std::slice::from_ref(&expected), "{name}");
         }
         // Renamed: nothing tells this run from another run of the task.
         let (sink, _) = read_all(
