@@ -43,6 +43,11 @@ pub async fn list_imports() -> Result<Vec<ImportView>, ServerFnError> {
 }
 
 #[server(prefix = "/_app")]
+pub async fn list_import_formats() -> Result<Vec<ImportFormat>, ServerFnError> {
+    Ok(source()?.import_formats())
+}
+
+#[server(prefix = "/_app")]
 pub async fn list_tokens() -> Result<Vec<ApiTokenRow>, ServerFnError> {
     source()?.tokens().await.map_err(ServerFnError::new)
 }

@@ -36,6 +36,8 @@ mod ssr_only {
         fn runs(&self) -> BoxFuture<'_, Result<Vec<RunRow>, DataError>>;
         /// Imports, newest first (running ones with live progress).
         fn imports(&self) -> BoxFuture<'_, Result<Vec<ImportView>, DataError>>;
+        /// The formats caplens imports (the importers' registry), in detection order.
+        fn import_formats(&self) -> Vec<ImportFormat>;
         fn tokens(&self) -> BoxFuture<'_, Result<Vec<ApiTokenRow>, DataError>>;
         /// A token for the signed-in user in `project` (default `default`) with `scope`
         /// (`read`/`write`, default `write`), expiring after `expires_in_days` (default never).

@@ -218,6 +218,16 @@ pub struct CreatedToken {
     pub secret: String,
 }
 
+/// A format caplens imports, as the upload page offers it (from the server's registry of
+/// importers; `GET /api/v1/formats` is the same list).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportFormat {
+    /// The value of `format=` / `--format`.
+    pub name: String,
+    /// What it is, for people.
+    pub title: String,
+}
+
 /// The part of an import's report (`GET /api/v1/imports/{id}`) the pages show. Unknown fields
 /// of the report are ignored, so this is also what the browser parses while following one.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -539,7 +539,7 @@ fn corrupt_parquet_found_by_the_fuzzer_is_a_clear_error() {
         std::fs::write(&path, &case.bytes).unwrap();
         let input = InputFile::new(&path, &case.name);
         let mut sink = CountingSink::new(false);
-        let result = importer(Format::Lighteval).read(&input, &mut sink);
+        let result = importer(Format::named("lighteval")).read(&input, &mut sink);
         let Err(ReadStop::Input(e)) = result else {
             panic!("{}: {result:?}", case.label)
         };
@@ -617,7 +617,7 @@ fn check(case: &Case, path: &Path) {
     }
     let has_content = case.bytes.iter().any(|b| !b.is_ascii_whitespace());
     for importer in importers() {
-        let format = importer.format();
+        let format = Format::of(*importer);
         let _ = importer.sniff(name, head);
         if let Err(e) = importer.hints(&input) {
             names_file(&e, &format!("{format} hints"));
@@ -746,7 +746,7 @@ fn a_decompressed_line_longer_than_the_limit_is_rejected_and_skipped() {
     std::fs::write(&path, &bomb).unwrap();
     let input = InputFile::new(&path, "rollouts.jsonl.zst");
     let mut sink = CountingSink::new(false);
-    importer(Format::Native).read(&input, &mut sink).unwrap();
+    importer(Format::named("native")).read(&input, &mut sink).unwrap();
     assert_eq!((sink.records, sink.rejects), (1, 1));
     assert_eq!(
         sink.first_reject.unwrap().to_string(),
@@ -937,7 +937,7 @@ fn eval_header_bomb(method: zip::CompressionMethod, label: &'static str) -> Bomb
                 ("samples/2_epoch_1.json", SAMPLE_OK, 0, b""),
             ],
         ),
-        format: Format::Inspect,
+        format: Format::named("inspect"),
         records_that_fit: 0,
         limit: "64 MiB",
     }
@@ -1139,7 +1139,7 @@ async fn bomb_eval_sample_member_zstd() {
                 ("header.json", HEADER_OK, 0, b""),
             ],
         ),
-        format: Format::Inspect,
+        format: Format::named("inspect"),
         records_that_fit: 1,
         limit: "128 MiB",
     })
@@ -1159,7 +1159,7 @@ async fn bomb_eval_sample_member_deflate() {
                 ("header.json", HEADER_OK, 0, b""),
             ],
         ),
-        format: Format::Inspect,
+        format: Format::named("inspect"),
         records_that_fit: 1,
         limit: "128 MiB",
     })
@@ -1190,7 +1190,7 @@ async fn bomb_eval_sample_member_json_tree() {
         label: ".eval with a sample whose input is 1 GiB of [0,0,...]",
         name: "log.eval",
         bytes: zip.finish().unwrap().into_inner(),
-        format: Format::Inspect,
+        format: Format::named("inspect"),
         records_that_fit: 1,
         limit: "128 MiB",
     })
@@ -1203,7 +1203,7 @@ async fn bomb_inspect_json_log_zstd() {
         label: "Inspect .json log, zstd, whose eval.model is 1 GiB",
         name: "log.json",
         bytes: zstd_of(HEADER_BOMB, b'a', GIB, br#""},"samples":[]}"#),
-        format: Format::Inspect,
+        format: Format::named("inspect"),
         records_that_fit: 0,
         limit: "64 MiB",
     })
@@ -1221,7 +1221,7 @@ async fn bomb_gzip_upload() {
             GIB,
             &[b"\"}\n".as_slice(), NATIVE_OK].concat(),
         ),
-        format: Format::Native,
+        format: Format::named("native"),
         records_that_fit: 1,
         limit: "256 MiB",
     })
@@ -1239,7 +1239,7 @@ async fn bomb_zstd_upload() {
             4 * GIB,
             &[b"\"}\n".as_slice(), NATIVE_OK].concat(),
         ),
-        format: Format::Native,
+        format: Format::named("native"),
         // The line after 4 GiB is past what the file may inflate to.
         records_that_fit: 0,
         limit: "2048 times",
@@ -1524,7 +1524,7 @@ fn lighteval_bomb(
         label,
         name: LIGHTEVAL_NAME,
         bytes: parquet_file(&[example, predictions], rows),
-        format: Format::Lighteval,
+        format: Format::named("lighteval"),
         records_that_fit: 0,
         limit,
     }
@@ -1680,7 +1680,7 @@ async fn bomb_parquet_row_repeating_a_dictionary_entry() {
         label: "parquet row repeating a 1 MiB dictionary entry 4096 times",
         name: LIGHTEVAL_NAME,
         bytes: row_repeating_a_dictionary_entry(1 << 20, 4096),
-        format: Format::Lighteval,
+        format: Format::named("lighteval"),
         records_that_fit: 0,
         limit: "2048 times",
     };
@@ -1733,7 +1733,7 @@ async fn bomb_parquet_footer_declaring_four_million_row_groups() {
         label: "parquet footer declaring four million row groups",
         name: LIGHTEVAL_NAME,
         bytes: file,
-        format: Format::Lighteval,
+        format: Format::named("lighteval"),
         records_that_fit: 0,
         limit: "footers up to 2 MiB",
     };
@@ -1752,7 +1752,7 @@ fn a_parquet_row_over_the_row_limit_is_refused_before_it_is_built() {
     let input = InputFile::new(&path, LIGHTEVAL_NAME);
     let start = reset_peak();
     let mut sink = CountingSink::new(false);
-    let result = importer(Format::Lighteval).read(&input, &mut sink);
+    let result = importer(Format::named("lighteval")).read(&input, &mut sink);
     let peak = peak_growth(start);
     let Err(ReadStop::Input(e)) = result else {
         panic!("{result:?}")

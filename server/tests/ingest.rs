@@ -633,6 +633,31 @@ async fn the_openapi_document_lists_every_api_route() {
     assert_eq!(status, StatusCode::OK);
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
+    // Every `format` enum is the importers' registry, whatever openapi.json was written with.
+    fn format_enums(v: &serde_json::Value, out: &mut Vec<Vec<String>>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    let schema = if key == "format" { Some(value) } else { None }
+                        .or_else(|| (map.get("name") == Some(&serde_json::json!("format")) && key == "schema").then_some(value));
+                    if let Some(list) = schema.and_then(|s| s["enum"].as_array()) {
+                        out.push(list.iter().map(|n| n.as_str().unwrap().to_string()).collect());
+                    }
+                    format_enums(value, out);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| format_enums(i, out)),
+            _ => {}
+        }
+    }
+    let mut enums = Vec::new();
+    format_enums(&doc, &mut enums);
+    let names: Vec<String> = caplens_server::ingest::Format::names().into_iter().map(String::from).collect();
+    assert_eq!(enums.len(), 2, "the upload body's and the query's format: {enums:?}");
+    for listed in enums {
+        assert_eq!(listed, names);
+    }
+    assert!(names.contains(&"lighteval".to_string()) && names.len() == 7);
     let paths = doc["paths"].as_object().unwrap();
     // Every documented path answers something other than the API's 404 for unknown routes...
     for (path, ops) in paths {
@@ -909,7 +934,7 @@ async fn raw_sampler_output_is_graded_and_keeps_prompts_and_tags() {
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
         let path = write_temp(dir.path(), "raw-7b.jsonl", text.as_bytes());
         let input = InputFile::new(&path, path.display().to_string());
-        assert_eq!(detect(&input).unwrap(), Format::Native, "{}", db.name);
+        assert_eq!(detect(&input).unwrap(), Format::named("native"), "{}", db.name);
         let progress = std::sync::Arc::new(ImportProgress::for_files(std::slice::from_ref(&input)));
         let report = run_import(
             &db.store,

@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    api::{create_token, list_imports},
+    api::{create_token, list_import_formats, list_imports},
     components::common::{ErrorBox, ListLoader, PageTitle},
     model::{verdict_tally_text, ImportView, ImportedRunView},
 };
@@ -57,16 +57,6 @@ enum Phase {
     Finished(ImportView),
     Failed(String),
 }
-
-const FORMATS: &[(&str, &str)] = &[
-    ("", "detect from the content"),
-    ("native", "caplens native JSON Lines"),
-    ("lm-eval", "lm-evaluation-harness samples"),
-    ("qwen-math", "Qwen2.5-Math / math-evaluation-harness"),
-    ("inspect", "Inspect AI log (.eval / .json)"),
-    ("verl", "verl validation dump"),
-    ("openai", "OpenAI-compatible responses (vLLM, SGLang)"),
-];
 
 fn human_bytes(b: f64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
@@ -197,6 +187,8 @@ pub fn UploadPage() -> impl IntoView {
     let form = Form::new();
     let imports_version = RwSignal::new(0u32);
     let imports = Resource::new(move || imports_version.get(), |_| list_imports());
+    // The format choices are the server's registry of importers, not a list of our own.
+    let formats = Resource::new(|| (), |_| list_import_formats());
     // Team mode: the page uploads with the session (no token in the browser), into a project
     // the user edits. Local mode: with an API token kept in localStorage, as before accounts.
     let session = crate::components::layout::use_session();
@@ -417,8 +409,9 @@ pub fn UploadPage() -> impl IntoView {
         <h1>"Upload rollouts"</h1>
         <p class="lede">
             "Drop evaluation outputs as they are: caplens reads its native JSON Lines, "
-            "lm-evaluation-harness samples, Qwen2.5-Math JSONL, Inspect AI logs, verl dumps and "
-            "OpenAI-compatible responses with logprobs (plain, .gz or .zst). Re-uploading the same "
+            "lm-evaluation-harness samples, Qwen2.5-Math JSONL, Inspect AI logs, verl dumps, "
+            "OpenAI-compatible responses with logprobs (plain, .gz or .zst) and lighteval details "
+            "(parquet). Re-uploading the same "
             "file for the same model adds nothing."
         </p>
         // Shown by the server and until hydration: without JavaScript it stays.
@@ -543,7 +536,14 @@ pub fn UploadPage() -> impl IntoView {
                 <label>
                     <span>"Format"</span>
                     <select name="format" on:change=move |ev| form.format.set(event_target_value(&ev)) prop:value=move || form.format.get()>
-                        {FORMATS.iter().map(|(v, t)| view! { <option value=*v>{*t}</option> }).collect_view()}
+                        <option value="">"detect from the content"</option>
+                        <Suspense fallback=|| ()>
+                            {move || formats.get().map(|listed| {
+                                listed.unwrap_or_default().into_iter().map(|f| view! {
+                                    <option value=f.name>{f.title}</option>
+                                }).collect_view()
+                            })}
+                        </Suspense>
                     </select>
                 </label>
                 <label class="check">

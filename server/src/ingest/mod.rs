@@ -29,63 +29,114 @@ pub use native::InputError;
 
 use limits::{InflationGuard, LimitError, Tallied, Tally, ZSTD_WINDOW_LOG_MAX};
 
-/// The formats caplens imports, by the names users give to `--format` / `format=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Format {
-    Native,
-    LmEval,
-    QwenMath,
-    Inspect,
-    Verl,
-    Openai,
-    Lighteval,
+/// How a format names and describes itself: what its importer declares
+/// ([`RolloutImporter::spec`]). The registry is the list of importers, [`formats::ALL`]; detection,
+/// `--format`, `format=`, `GET /api/v1/formats`, openapi.json and the upload page all read it.
+#[derive(Debug)]
+pub struct FormatSpec {
+    /// The name users give to `--format` / `format=`.
+    pub name: &'static str,
+    /// What the format is, for people.
+    pub title: &'static str,
+    /// The file names it comes in, for people (detection goes by content).
+    pub extensions: &'static [&'static str],
 }
 
+/// A format caplens imports: a handle on one importer of the registry, compared by name.
+#[derive(Clone, Copy)]
+pub struct Format(&'static dyn RolloutImporter);
+
 impl Format {
-    pub const ALL: [Format; 7] = [
-        Format::Native,
-        Format::LmEval,
-        Format::QwenMath,
-        Format::Inspect,
-        Format::Verl,
-        Format::Openai,
-        Format::Lighteval,
-    ];
+    /// Every format, in the registry's (detection) order.
+    pub fn all() -> impl Iterator<Item = Format> {
+        formats::ALL.iter().map(|importer| Format(*importer))
+    }
+
+    /// The names of every format, for messages and documents.
+    pub fn names() -> Vec<&'static str> {
+        Format::all().map(Format::name).collect()
+    }
+
+    pub fn spec(self) -> &'static FormatSpec {
+        self.0.spec()
+    }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Format::Native => "native",
-            Format::LmEval => "lm-eval",
-            Format::QwenMath => "qwen-math",
-            Format::Inspect => "inspect",
-            Format::Verl => "verl",
-            Format::Openai => "openai",
-            Format::Lighteval => "lighteval",
-        }
+        self.spec().name
     }
 
     /// What the format is, for people.
     pub fn title(self) -> &'static str {
-        match self {
-            Format::Native => "caplens native JSON Lines",
-            Format::LmEval => "lm-evaluation-harness samples (--log_samples)",
-            Format::QwenMath => "Qwen2.5-Math / math-evaluation-harness JSONL",
-            Format::Inspect => "Inspect AI log (.eval or .json)",
-            Format::Verl => "verl validation dump (<step>.jsonl)",
-            Format::Openai => "OpenAI-compatible responses (vLLM, SGLang)",
-            Format::Lighteval => "lighteval details (details_<task>_<date>.parquet)",
-        }
+        self.spec().title
     }
 
     pub fn from_name(name: &str) -> Option<Format> {
-        Format::ALL.into_iter().find(|f| f.name() == name)
+        Format::all().find(|f| f.name() == name)
+    }
+
+    /// The format of a name written in code (tests, built-in choices).
+    ///
+    /// # Panics
+    /// When no importer of the registry has that name.
+    #[track_caller]
+    pub fn named(name: &str) -> Format {
+        Format::from_name(name).unwrap_or_else(|| {
+            panic!("no format {name:?}: one of {}", Format::names().join(", "))
+        })
+    }
+
+    /// The format an importer of the registry reads.
+    pub fn of(importer: &'static dyn RolloutImporter) -> Format {
+        Format(importer)
+    }
+
+    /// The importer that reads this format.
+    pub fn importer(self) -> &'static dyn RolloutImporter {
+        self.0
+    }
+}
+
+impl PartialEq for Format {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for Format {}
+
+impl std::hash::Hash for Format {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state)
+    }
+}
+
+impl std::fmt::Debug for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Format({})", self.name())
     }
 }
 
 impl std::fmt::Display for Format {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl serde::Serialize for Format {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Format {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Format::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown format {name:?}: one of {}",
+                Format::names().join(", ")
+            ))
+        })
     }
 }
 
@@ -256,7 +307,8 @@ impl InputFile {
 
 /// A format reader. Implementations are stateless; one value per format in [`importers`].
 pub trait RolloutImporter: Send + Sync {
-    fn format(&self) -> Format;
+    /// The format's name, title and file names: its row in the registry.
+    fn spec(&self) -> &'static FormatSpec;
 
     /// Whether `head` (the first bytes of the file, decompressed; may end mid-line) and the
     /// file name look like this format. Used by [`detect`]; must be cheap and never panic.
@@ -278,10 +330,7 @@ pub fn importers() -> &'static [&'static dyn RolloutImporter] {
 
 /// The importer of `format`.
 pub fn importer(format: Format) -> &'static dyn RolloutImporter {
-    *importers()
-        .iter()
-        .find(|i| i.format() == format)
-        .expect("every format has an importer")
+    format.importer()
 }
 
 /// The format of a file by its content (and name, for zip archives), or an error that says what
@@ -292,7 +341,7 @@ pub fn detect(input: &InputFile) -> Result<Format, InputError> {
         if let Some(note) = formats::json_document_note(&input.name, &head) {
             return input.error(note);
         }
-        let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+        let names = Format::names();
         input.error(format!(
             "unrecognised format (the first line is not a record of any known format); name it with format= / --format, one of: {}",
             names.join(", ")
@@ -305,7 +354,7 @@ pub fn detect_head(file_name: &str, head: &[u8]) -> Option<Format> {
     importers()
         .iter()
         .find(|i| i.sniff(file_name, head))
-        .map(|i| i.format())
+        .map(|i| Format(*i))
 }
 
 /// The first `limit` bytes of the file, decompressed (gzip/zstd), and never more than the sniff

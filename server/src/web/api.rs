@@ -102,11 +102,25 @@ pub(super) async fn audit(
     ))
 }
 
-/// The OpenAPI 3.1 description of this API (docs/api.md is the prose version).
+/// The OpenAPI 3.1 description of this API (docs/api.md is the prose version), as written:
+/// the `format` enums say `["@formats"]`, filled from the registry by [`openapi_document`].
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+/// The OpenAPI document served: [`OPENAPI`] with every `format` enum listing the registry's
+/// formats, so the document cannot drift from what caplens reads.
+pub fn openapi_document() -> &'static str {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let names: Vec<String> = crate::ingest::Format::names()
+            .into_iter()
+            .map(|n| format!("{n:?}"))
+            .collect();
+        OPENAPI.replace("[\"@formats\"]", &format!("[{}]", names.join(", ")))
+    })
+}
+
 pub(super) async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+    ([(header::CONTENT_TYPE, "application/json")], openapi_document()).into_response()
 }
 
 /// A JSON document already serialised (the report documents keep their key order).

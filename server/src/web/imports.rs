@@ -282,16 +282,17 @@ pub(super) async fn retry_import(
 pub(super) struct FormatInfo {
     name: &'static str,
     title: &'static str,
+    extensions: &'static [&'static str],
 }
 
 pub(super) async fn formats() -> Json<Vec<FormatInfo>> {
     // Public knowledge (what caplens reads); behind sign-in like every non-public route.
     Json(
-        Format::ALL
-            .iter()
+        Format::all()
             .map(|f| FormatInfo {
                 name: f.name(),
                 title: f.title(),
+                extensions: f.spec().extensions,
             })
             .collect(),
     )

@@ -221,6 +221,14 @@ impl DataSource for StoreSource {
                 .collect())
         })
     }
+    fn import_formats(&self) -> Vec<caplens_app::model::ImportFormat> {
+        crate::ingest::Format::all()
+            .map(|f| caplens_app::model::ImportFormat {
+                name: f.name().to_string(),
+                title: f.title().to_string(),
+            })
+            .collect()
+    }
     fn tokens(&self) -> BoxFuture<'_, Result<Vec<ApiTokenRow>, DataError>> {
         let caller = self.caller();
         Box::pin(async move {

@@ -28,7 +28,7 @@ use crate::ingest::limits::{
     MAX_INSPECT_HEADER_BYTES, MAX_INSPECT_SAMPLE_BYTES, MAX_KEPT_BYTES, VALUE_COST,
 };
 use crate::ingest::{
-    open_text, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
+    open_text, FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
     RolloutImporter, RolloutRecord, SourceInfo, TokenData,
 };
 use serde::de::{
@@ -48,9 +48,16 @@ const HINT_SAMPLES: usize = 200;
 
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 
+/// This format's row in the registry ([`super::ALL`]).
+static SPEC: FormatSpec = FormatSpec {
+    name: "inspect",
+    title: "Inspect AI log (.eval or .json)",
+    extensions: &[".eval", ".json"],
+};
+
 impl RolloutImporter for InspectImporter {
-    fn format(&self) -> Format {
-        Format::Inspect
+    fn spec(&self) -> &'static FormatSpec {
+        &SPEC
     }
 
     fn sniff(&self, file_name: &str, head: &[u8]) -> bool {
@@ -2436,7 +2443,7 @@ mod tests {
             let input = InputFile::new(real(name), "upload");
             assert_eq!(
                 crate::ingest::detect(&input).unwrap(),
-                Format::Inspect,
+                Format::named("inspect"),
                 "{name}"
             );
         }

@@ -16,7 +16,7 @@
 use super::common::{file_stem, head_records, id_string, integer, kind};
 use crate::ingest::parquet_rows::{self, MAGIC};
 use crate::ingest::{
-    FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink, RolloutImporter,
+    FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome, RecordSink, RolloutImporter,
     RolloutRecord, SourceInfo,
 };
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -523,9 +523,16 @@ fn details_name(name: &str) -> bool {
     base.starts_with("details_") && base.ends_with(".parquet")
 }
 
+/// This format's row in the registry ([`super::ALL`]).
+static SPEC: FormatSpec = FormatSpec {
+    name: "lighteval",
+    title: "lighteval details (details_<task>_<date>.parquet)",
+    extensions: &["details_<task>_<date>.parquet"],
+};
+
 impl RolloutImporter for LightevalImporter {
-    fn format(&self) -> Format {
-        Format::Lighteval
+    fn spec(&self) -> &'static FormatSpec {
+        &SPEC
     }
 
     /// The parquet magic plus either the file name lighteval gives (`details_*.parquet`) or, for

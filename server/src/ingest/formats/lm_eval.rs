@@ -15,7 +15,7 @@ use super::common::{
     reference_text,
 };
 use crate::ingest::{
-    for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
+    for_each_line, FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
     RolloutImporter, RolloutRecord, SourceInfo,
 };
 use serde_json::{Map, Value};
@@ -27,9 +27,16 @@ pub struct LmEvalImporter;
 /// Records of the head that [`LmEvalImporter::hints`] looks at.
 const HINT_RECORDS: usize = 2000;
 
+/// This format's row in the registry ([`super::ALL`]).
+static SPEC: FormatSpec = FormatSpec {
+    name: "lm-eval",
+    title: "lm-evaluation-harness samples (--log_samples)",
+    extensions: &["samples_<task>_<date>.jsonl", ".jsonl.gz"],
+};
+
 impl RolloutImporter for LmEvalImporter {
-    fn format(&self) -> Format {
-        Format::LmEval
+    fn spec(&self) -> &'static FormatSpec {
+        &SPEC
     }
 
     fn sniff(&self, file_name: &str, head: &[u8]) -> bool {

@@ -44,33 +44,33 @@ mod tests {
         let cases = [
             (
                 fixture("lm-eval/samples_aime24_2025-06-01T12-00-00.000000.jsonl"),
-                Format::LmEval,
+                Format::named("lm-eval"),
             ),
             (
                 fixture("lm-eval/samples_aime24_2025-06-01T12-00-00.000000.jsonl.gz"),
-                Format::LmEval,
+                Format::named("lm-eval"),
             ),
             (
                 fixture("qwen-math/math500/test_qwen25-math-cot_-1_seed0_t0.6_s0_e-1.jsonl"),
-                Format::QwenMath,
+                Format::named("qwen-math"),
             ),
-            (fixture("inspect/log.eval"), Format::Inspect),
-            (fixture("inspect/log.json"), Format::Inspect),
-            (fixture("verl/100.jsonl"), Format::Verl),
-            (fixture("openai/completions.jsonl"), Format::Openai),
-            (fixture("openai/chat.jsonl"), Format::Openai),
+            (fixture("inspect/log.eval"), Format::named("inspect")),
+            (fixture("inspect/log.json"), Format::named("inspect")),
+            (fixture("verl/100.jsonl"), Format::named("verl")),
+            (fixture("openai/completions.jsonl"), Format::named("openai")),
+            (fixture("openai/chat.jsonl"), Format::named("openai")),
             (
                 fixture("lighteval/details_aime24|0_2026-12-02T12-00-00.000000.parquet"),
-                Format::Lighteval,
+                Format::named("lighteval"),
             ),
             (
                 fixture(
                     "lighteval/details_lighteval|math_500|0_2026-12-02T12-00-00.000000.parquet",
                 ),
-                Format::Lighteval,
+                Format::named("lighteval"),
             ),
-            (native1, Format::Native),
-            (native2, Format::Native),
+            (native1, Format::named("native")),
+            (native2, Format::named("native")),
         ];
         for (path, format) in cases {
             let name = crate::ingest::display_name(&path);
@@ -79,7 +79,7 @@ mod tests {
             let sniffed: Vec<Format> = ALL
                 .iter()
                 .filter(|i| i.sniff(&name, &head))
-                .map(|i| i.format())
+                .map(|i| Format::of(*i))
                 .collect();
             assert_eq!(sniffed, [format], "{name}");
             assert_eq!(detect(&input).unwrap(), format, "{name}");
@@ -89,7 +89,7 @@ mod tests {
             let sniffed: Vec<Format> = ALL
                 .iter()
                 .filter(|i| i.sniff("upload", &head))
-                .map(|i| i.format())
+                .map(|i| Format::of(*i))
                 .collect();
             assert_eq!(sniffed, [format], "{name} as upload");
         }
@@ -131,13 +131,13 @@ mod tests {
         // Inspect reads JSON documents; lighteval reads parquet (and says so).
         for importer in ALL
             .iter()
-            .filter(|i| !matches!(i.format(), Format::Inspect | Format::Lighteval))
+            .filter(|i| !["inspect", "lighteval"].contains(&i.spec().name))
         {
             let (sink, result) = read_all(*importer, &path, "rollouts.json");
             let Err(ReadStop::Input(e)) = result else {
-                panic!("{}: {result:?}", importer.format())
+                panic!("{}: {result:?}", Format::of(*importer))
             };
-            assert_eq!(e.to_string(), message, "{}", importer.format());
+            assert_eq!(e.to_string(), message, "{}", Format::of(*importer));
             assert!(sink.records.is_empty() && sink.errors.is_empty());
         }
         let input = InputFile::new(&path, "rollouts.json");
@@ -159,13 +159,13 @@ mod tests {
 
     #[test]
     fn the_format_list_and_the_importers_agree() {
-        for format in Format::ALL {
+        for format in Format::all() {
             assert_eq!(
-                ALL.iter().filter(|i| i.format() == format).count(),
+                ALL.iter().filter(|i| Format::of(**i) == format).count(),
                 1,
                 "{format}"
             );
         }
-        assert_eq!(ALL.last().unwrap().format(), Format::Native);
+        assert_eq!(Format::of(*ALL.last().unwrap()), Format::named("native"));
     }
 }

@@ -4,7 +4,7 @@
 use super::common::first_line_object;
 use crate::ingest::native::{parse_line, Needs, Outcome};
 use crate::ingest::{
-    for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
+    for_each_line, FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
     RolloutImporter, RolloutRecord, TokenData,
 };
 
@@ -13,9 +13,16 @@ pub struct NativeImporter;
 /// How many lines of the head [`NativeImporter::hints`] looks at.
 const HINT_LINES: u64 = 2000;
 
+/// This format's row in the registry ([`super::ALL`]).
+static SPEC: FormatSpec = FormatSpec {
+    name: "native",
+    title: "caplens native JSON Lines",
+    extensions: &[".jsonl", ".jsonl.gz", ".jsonl.zst"],
+};
+
 impl RolloutImporter for NativeImporter {
-    fn format(&self) -> Format {
-        Format::Native
+    fn spec(&self) -> &'static FormatSpec {
+        &SPEC
     }
 
     fn sniff(&self, _file_name: &str, head: &[u8]) -> bool {

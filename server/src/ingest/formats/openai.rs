@@ -16,7 +16,7 @@ use super::common::{
     first_line_object, head_records, id_string, integer, kind, parse_object, reference_text,
 };
 use crate::ingest::{
-    for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
+    for_each_line, FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
     RolloutImporter, RolloutRecord, TokenData,
 };
 use serde_json::{Map, Value};
@@ -28,9 +28,16 @@ const HINT_RECORDS: usize = 2000;
 
 const NO_PROBLEM_ID: &str = "required: give the problem id as \"custom_id\" (batch output: {\"custom_id\", \"response\": {\"body\": {…}}}), as \"problem_id\" next to the response ({\"problem_id\", \"response\": {…}}), or as \"problem_id\" merged into the response object ({\"problem_id\", \"choices\": […], …})";
 
+/// This format's row in the registry ([`super::ALL`]).
+static SPEC: FormatSpec = FormatSpec {
+    name: "openai",
+    title: "OpenAI-compatible responses (vLLM, SGLang)",
+    extensions: &[".jsonl"],
+};
+
 impl RolloutImporter for OpenaiImporter {
-    fn format(&self) -> Format {
-        Format::Openai
+    fn spec(&self) -> &'static FormatSpec {
+        &SPEC
     }
 
     fn sniff(&self, _file_name: &str, head: &[u8]) -> bool {

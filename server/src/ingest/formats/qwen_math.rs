@@ -9,7 +9,7 @@ use super::common::{
     reference_text, scalar_text,
 };
 use crate::ingest::{
-    for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
+    for_each_line, FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
     RolloutImporter, RolloutRecord,
 };
 use serde_json::Value;
@@ -18,9 +18,16 @@ pub struct QwenMathImporter;
 
 const HINT_RECORDS: usize = 2000;
 
+/// This format's row in the registry ([`super::ALL`]).
+static SPEC: FormatSpec = FormatSpec {
+    name: "qwen-math",
+    title: "Qwen2.5-Math / math-evaluation-harness JSONL",
+    extensions: &[".jsonl"],
+};
+
 impl RolloutImporter for QwenMathImporter {
-    fn format(&self) -> Format {
-        Format::QwenMath
+    fn spec(&self) -> &'static FormatSpec {
+        &SPEC
     }
 
     fn sniff(&self, file_name: &str, head: &[u8]) -> bool {

@@ -13,7 +13,7 @@ use super::common::{
     scalar_text,
 };
 use crate::ingest::{
-    for_each_line, FileHints, Format, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
+    for_each_line, FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
     RolloutImporter, RolloutRecord,
 };
 use serde_json::Value;
@@ -24,9 +24,16 @@ pub struct VerlImporter;
 
 const HINT_RECORDS: usize = 2000;
 
+/// This format's row in the registry ([`super::ALL`]).
+static SPEC: FormatSpec = FormatSpec {
+    name: "verl",
+    title: "verl validation dump (<step>.jsonl)",
+    extensions: &["<step>.jsonl"],
+};
+
 impl RolloutImporter for VerlImporter {
-    fn format(&self) -> Format {
-        Format::Verl
+    fn spec(&self) -> &'static FormatSpec {
+        &SPEC
     }
 
     fn sniff(&self, file_name: &str, head: &[u8]) -> bool {

@@ -48,9 +48,8 @@ pub struct ImportParams {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dataset: Option<String>,
-    /// Input format (default: detected): native, lm-eval, qwen-math, inspect, verl, openai,
-    /// lighteval.
-    #[arg(long)]
+    /// Input format (default: detected from the content).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::ingest::Format::names()))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
     /// Run label (default: the file name).
@@ -123,7 +122,7 @@ impl ImportParams {
     pub fn validate(&self) -> Result<(), String> {
         if let Some(f) = &self.format {
             if Format::from_name(f).is_none() {
-                let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+                let names = Format::names();
                 return Err(format!(
                     "format: unknown format {f:?}; one of {}",
                     names.join(", ")
