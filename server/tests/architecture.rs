@@ -327,3 +327,40 @@ fn the_policy_call_detector_sees_calls() {
         ["use authorize@2", "authorize@4", "can_read@9", "role_in@10"]
     );
 }
+
+/// Pages never import pages: what two pages share is a component (`app/src/components/`).
+/// Read as text, not syntax, because most of a page is inside `view!` macros, whose tokens the
+/// syntax tree does not open.
+#[test]
+fn pages_never_import_pages() {
+    let pages = Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/src/pages");
+    let mut files = Vec::new();
+    rust_files(&pages, &mut files);
+    assert!(files.len() > 10, "the app's pages were not found");
+    let mut found = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            // `super::*` is a test module's glob of its own page.
+            let imports_a_page = code.contains("pages::")
+                || code.replace("super::*", "").contains("super::");
+            if imports_a_page {
+                found.push(format!(
+                    "app/src/pages/{}:{}: {}",
+                    file.strip_prefix(&pages).unwrap().display(),
+                    i + 1,
+                    code
+                ));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "a page uses another page (move what they share to app/src/components/):\n  {}",
+        found.join("\n  ")
+    );
+}

@@ -250,7 +250,7 @@ pub fn ProjectPage() -> impl IntoView {
             _ => None,
         })}
         <p><a href=move || format!("/experiments?project={}", slug())>"This project's experiments"</a></p>
-        {move || view! { <crate::pages::review::ProjectReviewPanel project=slug() /> }}
+        {move || view! { <crate::components::review::ProjectReviewPanel project=slug() /> }}
     }
 }
 

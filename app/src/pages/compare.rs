@@ -8,7 +8,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::api::get_compare_view;
 use crate::components::chart::ChartView;
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
-use crate::pages::analysis::{ExperimentMissing, MissingRuns, RunPicker, VerdictSwitch, ViewTabs};
+use crate::components::analysis::{ExperimentMissing, MissingRuns, RunPicker, VerdictSwitch, ViewTabs};
 use crate::views::{CompareRequest, CompareView};
 
 #[component]

@@ -10,7 +10,7 @@ use crate::{
     components::chart::TableExport,
     components::common::{opt, percent, DemoBanner, ErrorBox, StageBadge},
     model::{ExperimentDetail, RunRow, RunVerdicts},
-    pages::analysis::{VerdictSwitch, ViewTabs},
+    components::analysis::{VerdictSwitch, ViewTabs},
     urlstate::Query,
     views::{unreviewed_from_query, verdicts_from_query, OverviewView},
 };

@@ -1,7 +1,6 @@
 //! One module per page.
 
 pub mod access;
-pub mod analysis;
 pub mod compare;
 pub mod datasets;
 pub mod dynamics;

@@ -210,7 +210,7 @@ fn ProblemView(
         }
     }
     let review_panel = state.get_untracked().experiment.map(|slug| {
-        view! { <crate::pages::review::ProblemReviewPanel slug problem=id answers=distinct /> }
+        view! { <crate::components::review::ProblemReviewPanel slug problem=id answers=distinct /> }
     });
     let runs = StoredValue::new(runs);
     let missing = (!missing_runs.is_empty()).then(|| {

@@ -13,7 +13,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::api::get_rft_view;
 use crate::components::chart::{ChartView, TableExport};
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
-use crate::pages::analysis::{
+use crate::components::analysis::{
     hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, ViewTabs,
 };
 use crate::tables::TableData;

@@ -195,7 +195,7 @@ fn RolloutPageView(
             // The discussion follows the selected token (pos=): comment on it from here.
             let pos = state.read().pos.map(|p| p as i64);
             let experiment = experiment.clone();
-            view! { <crate::pages::review::RolloutReviewPanel rollout=id experiment pos /> }
+            view! { <crate::components::review::RolloutReviewPanel rollout=id experiment pos /> }
         }}
         {summary.is_some().then(|| view! { <InterventionPanel id=row.id /> })}
         <section class="panel" aria-labelledby="quality-heading" data-testid="quality">

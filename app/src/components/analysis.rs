@@ -51,7 +51,7 @@ pub fn ViewTabs(#[prop(into)] slug: String, #[prop(into)] current: String) -> im
                 })
                 .collect_view()}
         </nav>
-        <crate::pages::review::ShareButton slug=share_slug />
+        <crate::components::review::ShareButton slug=share_slug />
     }
 }
 
