@@ -346,8 +346,8 @@ fn pages_never_import_pages() {
                 continue;
             }
             // `super::*` is a test module's glob of its own page.
-            let imports_a_page = code.contains("pages::")
-                || code.replace("super::*", "").contains("super::");
+            let imports_a_page =
+                code.contains("pages::") || code.replace("super::*", "").contains("super::");
             if imports_a_page {
                 found.push(format!(
                     "app/src/pages/{}:{}: {}",

@@ -746,7 +746,9 @@ fn a_decompressed_line_longer_than_the_limit_is_rejected_and_skipped() {
     std::fs::write(&path, &bomb).unwrap();
     let input = InputFile::new(&path, "rollouts.jsonl.zst");
     let mut sink = CountingSink::new(false);
-    importer(Format::named("native")).read(&input, &mut sink).unwrap();
+    importer(Format::named("native"))
+        .read(&input, &mut sink)
+        .unwrap();
     assert_eq!((sink.records, sink.rejects), (1, 1));
     assert_eq!(
         sink.first_reject.unwrap().to_string(),

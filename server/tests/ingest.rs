@@ -638,10 +638,16 @@ async fn the_openapi_document_lists_every_api_route() {
         match v {
             serde_json::Value::Object(map) => {
                 for (key, value) in map {
-                    let schema = if key == "format" { Some(value) } else { None }
-                        .or_else(|| (map.get("name") == Some(&serde_json::json!("format")) && key == "schema").then_some(value));
+                    let schema = if key == "format" { Some(value) } else { None }.or_else(|| {
+                        (map.get("name") == Some(&serde_json::json!("format")) && key == "schema")
+                            .then_some(value)
+                    });
                     if let Some(list) = schema.and_then(|s| s["enum"].as_array()) {
-                        out.push(list.iter().map(|n| n.as_str().unwrap().to_string()).collect());
+                        out.push(
+                            list.iter()
+                                .map(|n| n.as_str().unwrap().to_string())
+                                .collect(),
+                        );
                     }
                     format_enums(value, out);
                 }
@@ -652,8 +658,15 @@ async fn the_openapi_document_lists_every_api_route() {
     }
     let mut enums = Vec::new();
     format_enums(&doc, &mut enums);
-    let names: Vec<String> = caplens_server::ingest::Format::names().into_iter().map(String::from).collect();
-    assert_eq!(enums.len(), 2, "the upload body's and the query's format: {enums:?}");
+    let names: Vec<String> = caplens_server::ingest::Format::names()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        enums.len(),
+        2,
+        "the upload body's and the query's format: {enums:?}"
+    );
     for listed in enums {
         assert_eq!(listed, names);
     }
@@ -934,7 +947,12 @@ async fn raw_sampler_output_is_graded_and_keeps_prompts_and_tags() {
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
         let path = write_temp(dir.path(), "raw-7b.jsonl", text.as_bytes());
         let input = InputFile::new(&path, path.display().to_string());
-        assert_eq!(detect(&input).unwrap(), Format::named("native"), "{}", db.name);
+        assert_eq!(
+            detect(&input).unwrap(),
+            Format::named("native"),
+            "{}",
+            db.name
+        );
         let progress = std::sync::Arc::new(ImportProgress::for_files(std::slice::from_ref(&input)));
         let report = run_import(
             &db.store,

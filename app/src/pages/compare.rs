@@ -6,9 +6,11 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::get_compare_view;
+use crate::components::analysis::{
+    ExperimentMissing, MissingRuns, RunPicker, VerdictSwitch, ViewTabs,
+};
 use crate::components::chart::ChartView;
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
-use crate::components::analysis::{ExperimentMissing, MissingRuns, RunPicker, VerdictSwitch, ViewTabs};
 use crate::views::{CompareRequest, CompareView};
 
 #[component]

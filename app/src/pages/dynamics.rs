@@ -7,9 +7,9 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::get_dynamics_view;
+use crate::components::analysis::{hidden_series, toggle_hidden, ExperimentMissing, ViewTabs};
 use crate::components::chart::{ChartView, TableExport};
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
-use crate::components::analysis::{hidden_series, toggle_hidden, ExperimentMissing, ViewTabs};
 use crate::views::{DynamicsRequest, DynamicsView};
 
 #[component]

@@ -7,10 +7,10 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::{
     api::{get_experiment, get_overview_view},
+    components::analysis::{VerdictSwitch, ViewTabs},
     components::chart::TableExport,
     components::common::{opt, percent, DemoBanner, ErrorBox, StageBadge},
     model::{ExperimentDetail, RunRow, RunVerdicts},
-    components::analysis::{VerdictSwitch, ViewTabs},
     urlstate::Query,
     views::{unreviewed_from_query, verdicts_from_query, OverviewView},
 };

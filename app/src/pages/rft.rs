@@ -11,11 +11,11 @@ use leptos_router::components::Form;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::get_rft_view;
-use crate::components::chart::{ChartView, TableExport};
-use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
 use crate::components::analysis::{
     hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, ViewTabs,
 };
+use crate::components::chart::{ChartView, TableExport};
+use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
 use crate::tables::TableData;
 use crate::views::{strategy_description, RftRequest, RftView, StdKind, RFT_STRATEGIES};
 

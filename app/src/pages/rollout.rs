@@ -473,7 +473,9 @@ fn TokenGrid(id: i64, h: StoredValue<TokenHeatmap>, state: Memo<RolloutQuery>) -
         );
         let _ = i;
     };
-    let select_on_key = select;
+    // A copy on the server, a clone in the browser (there it holds the navigate function).
+    #[allow(clippy::clone_on_copy)]
+    let select_on_key = select.clone();
 
     view! {
         <div class="heatmap-wrap">

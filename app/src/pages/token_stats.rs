@@ -6,11 +6,11 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::get_token_stats_view;
-use crate::components::chart::{ChartView, TableExport};
-use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
 use crate::components::analysis::{
     hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, RunPicker, ViewTabs,
 };
+use crate::components::chart::{ChartView, TableExport};
+use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
 use crate::views::{TokenStatsRequest, TokenStatsView};
 
 #[component]

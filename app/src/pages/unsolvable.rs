@@ -7,12 +7,12 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::get_unsolvable_view;
-use crate::components::chart::{ChartView, TableExport};
-use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
 use crate::components::analysis::{
     hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, RunPicker, VerdictSwitch,
     ViewTabs,
 };
+use crate::components::chart::{ChartView, TableExport};
+use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
 use crate::views::{UnsolvableRequest, UnsolvableView};
 
 #[component]

@@ -80,9 +80,8 @@ impl Format {
     /// When no importer of the registry has that name.
     #[track_caller]
     pub fn named(name: &str) -> Format {
-        Format::from_name(name).unwrap_or_else(|| {
-            panic!("no format {name:?}: one of {}", Format::names().join(", "))
-        })
+        Format::from_name(name)
+            .unwrap_or_else(|| panic!("no format {name:?}: one of {}", Format::names().join(", ")))
     }
 
     /// The format an importer of the registry reads.

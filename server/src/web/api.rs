@@ -120,7 +120,11 @@ pub fn openapi_document() -> &'static str {
 }
 
 pub(super) async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], openapi_document()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi_document(),
+    )
+        .into_response()
 }
 
 /// A JSON document already serialised (the report documents keep their key order).

@@ -2443,7 +2443,7 @@ mod tests {
             let input = InputFile::new(real(name), "upload");
             assert_eq!(
                 crate::ingest::detect(&input).unwrap(),
-                Format::named("inspect"),
+                crate::ingest::Format::named("inspect"),
                 "{name}"
             );
         }

@@ -16,8 +16,8 @@
 use super::common::{file_stem, head_records, id_string, integer, kind};
 use crate::ingest::parquet_rows::{self, MAGIC};
 use crate::ingest::{
-    FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome, RecordSink, RolloutImporter,
-    RolloutRecord, SourceInfo,
+    FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
+    RolloutImporter, RolloutRecord, SourceInfo,
 };
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::schema::types::Type;

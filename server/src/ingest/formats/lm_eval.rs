@@ -15,8 +15,8 @@ use super::common::{
     reference_text,
 };
 use crate::ingest::{
-    for_each_line, FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
-    RolloutImporter, RolloutRecord, SourceInfo,
+    for_each_line, FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome,
+    RecordSink, RolloutImporter, RolloutRecord, SourceInfo,
 };
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};

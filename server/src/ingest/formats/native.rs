@@ -4,8 +4,8 @@
 use super::common::first_line_object;
 use crate::ingest::native::{parse_line, Needs, Outcome};
 use crate::ingest::{
-    for_each_line, FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
-    RolloutImporter, RolloutRecord, TokenData,
+    for_each_line, FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome,
+    RecordSink, RolloutImporter, RolloutRecord, TokenData,
 };
 
 pub struct NativeImporter;

@@ -16,8 +16,8 @@ use super::common::{
     first_line_object, head_records, id_string, integer, kind, parse_object, reference_text,
 };
 use crate::ingest::{
-    for_each_line, FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
-    RolloutImporter, RolloutRecord, TokenData,
+    for_each_line, FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome,
+    RecordSink, RolloutImporter, RolloutRecord, TokenData,
 };
 use serde_json::{Map, Value};
 use std::collections::HashMap;

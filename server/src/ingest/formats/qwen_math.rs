@@ -9,8 +9,8 @@ use super::common::{
     reference_text, scalar_text,
 };
 use crate::ingest::{
-    for_each_line, FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
-    RolloutImporter, RolloutRecord,
+    for_each_line, FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome,
+    RecordSink, RolloutImporter, RolloutRecord,
 };
 use serde_json::Value;
 

@@ -13,8 +13,8 @@ use super::common::{
     scalar_text,
 };
 use crate::ingest::{
-    for_each_line, FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome, RecordSink,
-    RolloutImporter, RolloutRecord,
+    for_each_line, FileHints, FormatSpec, InputError, InputFile, ReadStop, RecordOutcome,
+    RecordSink, RolloutImporter, RolloutRecord,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
