@@ -13,7 +13,8 @@ use caplens_app::tables::TableData;
 use caplens_app::views::*;
 use serde::Serialize;
 
-use super::{frame, Prepared};
+use super::frame::frame;
+use super::Prepared;
 use crate::storage::analysis::{ProblemStat, RunData};
 use crate::storage::rft::{quality_flag_names, GroupRollout, RolloutCandidate, RolloutRecord};
 
