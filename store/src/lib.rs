@@ -59,7 +59,7 @@ pub struct Store {
     pool: AnyPool,
     pub backend: Backend,
     pub blobs: BlobStore,
-    /// The database's own driver, for bulk writes (`bulk.rs`): COPY on PostgreSQL.
+    /// The database's own driver, for bulk writes (`bulk/`): COPY on PostgreSQL.
     native: bulk::NativePool,
     /// The SQLite file, if the database is one (its migrations are locked beside it).
     sqlite_file: Option<std::path::PathBuf>,

@@ -1,0 +1,91 @@
+//! Team review (issue 15), the operations the pages (`web::pages::StoreSource`) and the REST
+//! API (`web::review`) share: comment threads, labels, verdict overrides, the review queue,
+//! assignments, share links and experiment settings. Every operation asks `Access` first
+//! (reads: `Read`; comments and labels: `Review`; overrides, assignments, renames, share links:
+//! `Edit`; moving and deleting: `Administer`), then calls `Store` methods, then audits.
+//!
+//! This file holds what every area starts from (the experiment, the caller's name, a problem's
+//! membership, the project's members); each area is in its own file:
+//!
+//! | file | operations |
+//! |---|---|
+//! | `threads` | comments and threads, the inbox, comment counts, the discussion stamp |
+//! | `labels` | a problem's review panel, its labels, a project's label list |
+//! | `overrides` | verdict overrides |
+//! | `export` | export and import of labels and overrides |
+//! | `queue` | the review queue and its assignments |
+//! | `share_links` | share links |
+//! | `settings` | a project's review settings; an experiment's settings, rename, move, delete |
+
+mod export;
+mod labels;
+mod overrides;
+mod queue;
+mod settings;
+mod share_links;
+mod threads;
+
+use std::collections::HashMap;
+
+use super::{Access, OpError};
+use crate::auth::Action;
+use crate::storage::access::Owned;
+use crate::storage::review::ExperimentRef;
+pub use export::{export_review, import_review};
+pub use labels::{add_label, problem_review, set_labels, set_labels_by_key};
+pub use overrides::{add_override, delete_override, list_overrides};
+pub use queue::{assign, review_queue, DEFAULT_MIN_SHARE};
+pub use settings::{
+    delete_experiment, move_experiment, project_review, set_viewers_comment, settings,
+    update_experiment,
+};
+pub use share_links::{create_share_link, revoke_share_link};
+pub use threads::{
+    comment_counts, delete_comment, discussion_stamp, edit_comment, inbox, open_thread,
+    post_comment, reply, resolve_thread, rollout_experiments, thread_view, threads,
+};
+
+/// The experiment `slug`, if the principal may do `action` on it.
+pub async fn experiment(
+    access: &Access<'_>,
+    slug: &str,
+    action: Action,
+) -> Result<ExperimentRef, OpError> {
+    access
+        .require(
+            action,
+            &Owned::Experiment(slug.to_owned()),
+            &format!("experiment {slug:?}"),
+        )
+        .await?;
+    access
+        .store
+        .experiment_ref(slug)
+        .await?
+        .ok_or_else(|| OpError::not_found(format!("no experiment {slug:?}")))
+}
+
+fn actor(access: &Access<'_>) -> String {
+    access.principal.name.clone()
+}
+
+async fn problem_in(access: &Access<'_>, e: ExperimentRef, problem_id: i64) -> Result<(), OpError> {
+    if access.store.problem_in_experiment(e.id, problem_id).await? {
+        Ok(())
+    } else {
+        Err(OpError::not_found(format!(
+            "no problem {problem_id} in this experiment"
+        )))
+    }
+}
+
+/// The users `@name` may notify in a project: its members (local mode: nobody).
+async fn member_names(access: &Access<'_>, project: i64) -> Result<HashMap<String, i64>, OpError> {
+    Ok(access
+        .store
+        .members(project)
+        .await?
+        .into_iter()
+        .map(|m| (m.user, m.user_id))
+        .collect())
+}
