@@ -514,15 +514,24 @@ async fn replicas_and_a_worker_over_one_database_and_bucket_behave_as_one() {
     assert_eq!(report["rows_stored"], 2 * 8 * 64);
     // The kept upload is removed right after the import's row says completed (the row first,
     // so a crash in between leaves a retryable upload, not a lost one): wait for it briefly.
-    let mut kept = bucket.list(&BlobStore::upload_prefix(&killed)).await.unwrap();
+    let mut kept = bucket
+        .list(&BlobStore::upload_prefix(&killed))
+        .await
+        .unwrap();
     for _ in 0..100 {
         if kept.is_empty() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        kept = bucket.list(&BlobStore::upload_prefix(&killed)).await.unwrap();
+        kept = bucket
+            .list(&BlobStore::upload_prefix(&killed))
+            .await
+            .unwrap();
     }
-    assert!(kept.is_empty(), "the kept upload is removed once imported: {kept:?}");
+    assert!(
+        kept.is_empty(),
+        "the kept upload is removed once imported: {kept:?}"
+    );
     drop(b);
     bucket.delete_prefix("traces").await.unwrap();
     db.cleanup().await;
