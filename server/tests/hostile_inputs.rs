@@ -16,7 +16,7 @@
 mod common;
 
 use caplens_server::ingest::{
-    detect, detect_head, importer, importers, Format, InputError, InputFile, ReadStop, RecordSink,
+    detect, detect_head, importers, Format, InputError, InputFile, ReadStop, RecordSink,
     RolloutRecord, SourceInfo, MAX_LINE_BYTES, SNIFF_BYTES,
 };
 use std::io::Write;
@@ -539,7 +539,9 @@ fn corrupt_parquet_found_by_the_fuzzer_is_a_clear_error() {
         std::fs::write(&path, &case.bytes).unwrap();
         let input = InputFile::new(&path, &case.name);
         let mut sink = CountingSink::new(false);
-        let result = importer(Format::named("lighteval")).read(&input, &mut sink);
+        let result = Format::named("lighteval")
+            .importer()
+            .read(&input, &mut sink);
         let Err(ReadStop::Input(e)) = result else {
             panic!("{}: {result:?}", case.label)
         };
@@ -746,7 +748,8 @@ fn a_decompressed_line_longer_than_the_limit_is_rejected_and_skipped() {
     std::fs::write(&path, &bomb).unwrap();
     let input = InputFile::new(&path, "rollouts.jsonl.zst");
     let mut sink = CountingSink::new(false);
-    importer(Format::named("native"))
+    Format::named("native")
+        .importer()
         .read(&input, &mut sink)
         .unwrap();
     assert_eq!((sink.records, sink.rejects), (1, 1));
@@ -999,7 +1002,7 @@ async fn check_bomb(bomb: Bomb) {
     }
 
     let start = reset_peak();
-    let hints = importer(bomb.format).hints(&input);
+    let hints = bomb.format.importer().hints(&input);
     report(
         "hints",
         peak_growth(start),
@@ -1016,7 +1019,7 @@ async fn check_bomb(bomb: Bomb) {
 
     let start = reset_peak();
     let mut sink = CountingSink::new(false);
-    let read = importer(bomb.format).read(&input, &mut sink);
+    let read = bomb.format.importer().read(&input, &mut sink);
     report(
         "read",
         peak_growth(start),
@@ -1754,7 +1757,9 @@ fn a_parquet_row_over_the_row_limit_is_refused_before_it_is_built() {
     let input = InputFile::new(&path, LIGHTEVAL_NAME);
     let start = reset_peak();
     let mut sink = CountingSink::new(false);
-    let result = importer(Format::named("lighteval")).read(&input, &mut sink);
+    let result = Format::named("lighteval")
+        .importer()
+        .read(&input, &mut sink);
     let peak = peak_growth(start);
     let Err(ReadStop::Input(e)) = result else {
         panic!("{result:?}")

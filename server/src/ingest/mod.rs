@@ -327,11 +327,6 @@ pub fn importers() -> &'static [&'static dyn RolloutImporter] {
     formats::ALL
 }
 
-/// The importer of `format`.
-pub fn importer(format: Format) -> &'static dyn RolloutImporter {
-    format.importer()
-}
-
 /// The format of a file by its content (and name, for zip archives), or an error that says what
 /// the file looks like and how to name the format.
 pub fn detect(input: &InputFile) -> Result<Format, InputError> {

@@ -12,7 +12,7 @@ use crate::auth::{Action, PrincipalKind};
 use crate::ingest::formats::json_document_note;
 use crate::ingest::pipeline::{ImportParams, ImportReport, DEFAULT_EXPERIMENT};
 use crate::ingest::service::{ImportService, SpooledFile, SpooledRequest};
-use crate::ingest::{detect_head, importer, read_head, FileHints, Format, InputFile, SNIFF_BYTES};
+use crate::ingest::{detect_head, read_head, FileHints, Format, InputFile, SNIFF_BYTES};
 use crate::storage::access::Owned;
 use crate::storage::now_rfc3339;
 
@@ -267,7 +267,7 @@ fn detect_bytes(name: &str, bytes: &[u8]) -> Result<Detected, OpError> {
     let head = read_head(&input, SNIFF_BYTES).unwrap_or_else(|_| bytes.to_vec());
     let format = detect_head(name, &head);
     let hints = format
-        .and_then(|f| importer(f).hints(&input).ok())
+        .and_then(|f| f.importer().hints(&input).ok())
         .unwrap_or_default();
     Ok(Detected {
         format: format.map(Format::name),

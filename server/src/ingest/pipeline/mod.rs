@@ -38,7 +38,7 @@ pub use report::{
     ImportProgress, ImportReport, ImportStatus, ImportedRun, STAGES,
 };
 
-use super::{detect, importer, Format, InputError, ReadStop, SourceInfo};
+use super::{detect, Format, InputError, ReadStop, SourceInfo};
 use crate::error::StoreError;
 use crate::storage::blobs::BlobStore;
 use crate::storage::imports::{ImportOutcome, NewImport};
@@ -181,7 +181,7 @@ fn plan_files(
                 Some(f) => f,
                 None => detect(&file.input)?,
             };
-            let hints = importer(format).hints(&file.input)?;
+            let hints = format.importer().hints(&file.input)?;
             let info = ImportFileInfo {
                 name: file.input.name.clone(),
                 bytes: std::fs::metadata(&file.input.path)
@@ -272,7 +272,7 @@ async fn prepare_and_store(
         for (file_index, plan) in plans.iter().enumerate() {
             let mut sink =
                 PrepareSink::new(file_index, plan, &sender, skip_invalid, &parser_progress);
-            importer(plan.format).read(&plan.input, &mut sink)?;
+            plan.format.importer().read(&plan.input, &mut sink)?;
             sink.flush()?;
             sources.push(sink.source);
         }
