@@ -18,6 +18,7 @@ pub mod rft;
 pub mod rollup;
 pub mod sets;
 pub mod summary;
+pub mod tables;
 pub mod verdicts;
 
 // Token- and training-level metrics (items 4, 5, 7, 8, 10-16) and the token-trace blob encoding.

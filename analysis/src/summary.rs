@@ -1,6 +1,7 @@
-//! The per-model summary of `caplens summary` (issue 3), as an incremental accumulator: push one
-//! rollout (or one counts record) at a time; memory grows with the number of problems and
-//! distinct answers, never with the number of rollouts.
+//! The per-model summary of `caplens summary` (issue 3) from its parts: per-problem counts and
+//! distinct answers (a run's [`crate::rollup`], merged per model by [`crate::tables`]) and
+//! rollout totals that add up across rollouts and runs; memory grows with the number of problems
+//! and distinct answers, never with the number of rollouts.
 //!
 //! Definitions:
 //! - `problems`: distinct problem ids seen; `rollouts`: sum of n (a counts record adds its n).
@@ -14,26 +15,8 @@
 //! - `mean_entropy`, `mean_rbf`, `mean_ppl`: means over rollouts of the per-rollout values given
 //!   by the caller (items 4, 5, 13); non-finite values are ignored; `None` when there is none.
 
-use crate::diversity::DiversityAccumulator;
 use crate::quality::QualityChecks;
-use crate::verifier::extract_answer;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-
-/// What the summary needs from one rollout.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct RolloutFacts<'a> {
-    pub correct: bool,
-    /// The extracted final answer when the input gives one.
-    pub answer: Option<&'a str>,
-    pub response: Option<&'a str>,
-    /// Mean token entropy of this rollout (item 4).
-    pub mean_entropy: Option<f64>,
-    /// Mean rollout branching factor of this rollout (item 5).
-    pub mean_rbf: Option<f64>,
-    /// Instance perplexity of this rollout (item 13).
-    pub ppl: Option<f64>,
-}
 
 /// The summary of one model. Field names are the `--json` keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,88 +140,76 @@ pub fn summary_from_parts(problems: &[ProblemPart], totals: &RolloutTotals) -> M
     }
 }
 
-/// Incremental summary of one model.
-#[derive(Debug, Clone, Default)]
-pub struct SummaryAccumulator {
-    problem_index: HashMap<String, usize>,
-    /// (n, c) per problem index.
-    counts: Vec<(u64, u64)>,
-    diversity: DiversityAccumulator,
-    totals: RolloutTotals,
-}
-
-impl SummaryAccumulator {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn problem(&mut self, problem_id: &str) -> usize {
-        if let Some(&i) = self.problem_index.get(problem_id) {
-            return i;
-        }
-        let i = self.counts.len();
-        self.problem_index.insert(problem_id.to_owned(), i);
-        self.counts.push((0, 0));
-        i
-    }
-
-    /// Adds one rollout of `problem_id`.
-    pub fn push_rollout(&mut self, problem_id: &str, facts: &RolloutFacts) {
-        let p = self.problem(problem_id);
-        self.counts[p].0 += 1;
-        self.counts[p].1 += facts.correct as u64;
-        let extracted;
-        let answer = match (facts.answer, facts.response) {
-            (Some(a), _) => Some(a),
-            (None, Some(r)) => {
-                extracted = extract_answer(r);
-                extracted.as_ref().map(|e| e.answer.as_str())
-            }
-            (None, None) => None,
-        };
-        if let Some(a) = answer {
-            self.diversity.push(p, a);
-        }
-        self.totals.push(
-            facts.response.map(|r| (r, QualityChecks::of(r))),
-            facts.mean_entropy,
-            facts.mean_rbf,
-            facts.ppl,
-        );
-    }
-
-    /// Adds a counts record: n samples of `problem_id`, c of them correct (the caller checks
-    /// c <= n). Counts and rollouts of the same problem add up.
-    pub fn push_counts(&mut self, problem_id: &str, n: u64, c: u64) {
-        let p = self.problem(problem_id);
-        self.counts[p].0 = self.counts[p].0.saturating_add(n);
-        self.counts[p].1 = self.counts[p].1.saturating_add(c);
-    }
-
-    /// The summary so far.
-    pub fn finish(&self) -> ModelSummary {
-        let parts: Vec<ProblemPart> = self
-            .counts
-            .iter()
-            .enumerate()
-            .map(|(i, &(n, c))| ProblemPart {
-                n,
-                c,
-                distinct_answers: self.diversity.distinct(i),
-            })
-            .collect();
-        summary_from_parts(&parts, &self.totals)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rollup::RunRollup;
+    use crate::tables::ModelTables;
+    use crate::verifier::extract_answer;
     use proptest::prelude::*;
+
+    /// One model's rollouts, rolled up as an import and `caplens summary` do.
+    #[derive(Default)]
+    struct Model {
+        keys: Vec<String>,
+        rollup: RunRollup,
+    }
+
+    impl Model {
+        fn problem(&mut self, key: &str) -> &mut crate::rollup::ProblemRollup {
+            let i = match self.keys.iter().position(|k| k == key) {
+                Some(i) => i,
+                None => {
+                    self.keys.push(key.to_string());
+                    self.keys.len() - 1
+                }
+            };
+            self.rollup.problem(i)
+        }
+
+        fn rollout(
+            &mut self,
+            key: &str,
+            correct: bool,
+            answer: Option<&str>,
+            response: Option<&str>,
+        ) {
+            self.rollout_with(key, correct, answer, response, None, None);
+        }
+
+        /// A rollout with its mean entropy and perplexity.
+        fn rollout_with(
+            &mut self,
+            key: &str,
+            correct: bool,
+            answer: Option<&str>,
+            response: Option<&str>,
+            entropy: Option<f64>,
+            ppl: Option<f64>,
+        ) {
+            let extracted = response.and_then(extract_answer);
+            let answer = answer.or(extracted.as_ref().map(|e| e.answer.as_str()));
+            self.problem(key)
+                .push_rollout(None, correct, answer)
+                .unwrap();
+            self.rollup.totals.push(
+                response.map(|r| (r, QualityChecks::of(r))),
+                entropy,
+                None,
+                ppl,
+            );
+        }
+
+        fn summary(&self) -> ModelSummary {
+            let mut t = ModelTables::new();
+            t.add_rollup("m", &self.keys, &self.rollup);
+            t.summary().models.remove(0).summary
+        }
+    }
 
     #[test]
     fn empty_model_has_nulls() {
-        let s = SummaryAccumulator::new().finish();
+        let s = Model::default().summary();
         assert_eq!(s.problems, 0);
         assert_eq!(s.rollouts, 0);
         assert!(
@@ -251,39 +222,14 @@ mod tests {
 
     #[test]
     fn mixed_counts_and_rollouts() {
-        let mut acc = SummaryAccumulator::new();
-        acc.push_counts("p1", 3, 1);
-        acc.push_rollout(
-            "p1",
-            &RolloutFacts {
-                correct: true,
-                response: Some("so \\boxed{2}"),
-                ..Default::default()
-            },
-        );
-        acc.push_rollout(
-            "p2",
-            &RolloutFacts {
-                correct: false,
-                answer: Some("5"),
-                response: Some("答 \\boxed{5} \\boxed{5}"),
-                mean_entropy: Some(0.5),
-                ..Default::default()
-            },
-        );
-        acc.push_rollout(
-            "p2",
-            &RolloutFacts {
-                correct: false,
-                answer: None,
-                response: None,
-                mean_entropy: Some(f64::NAN),
-                ppl: Some(2.0),
-                ..Default::default()
-            },
-        );
-        acc.push_counts("p3", 0, 0);
-        let s = acc.finish();
+        let mut m = Model::default();
+        m.problem("p1").push_counts(3, 1);
+        m.rollout("p1", true, None, Some("so \\boxed{2}"));
+        let twice = "答 \\boxed{5} \\boxed{5}";
+        m.rollout_with("p2", false, Some("5"), Some(twice), Some(0.5), None);
+        m.rollout_with("p2", false, None, None, Some(f64::NAN), Some(2.0));
+        m.problem("p3").push_counts(0, 0);
+        let s = m.summary();
         assert_eq!(s.problems, 3);
         assert_eq!(s.rollouts, 6);
         // p1: 2/4, p2: 0/2, p3 has no samples and is left out
@@ -305,16 +251,16 @@ mod tests {
     proptest! {
         #[test]
         fn prop_pass_at_1_is_mean_of_ratios(rollouts in proptest::collection::vec((0usize..5, any::<bool>()), 1..60)) {
-            let mut acc = SummaryAccumulator::new();
+            let mut m = Model::default();
             let mut table = [(0u64, 0u64); 5];
             for (p, correct) in &rollouts {
-                acc.push_rollout(&format!("p{p}"), &RolloutFacts { correct: *correct, ..Default::default() });
+                m.rollout(&format!("p{p}"), *correct, None, None);
                 table[*p].0 += 1;
                 table[*p].1 += *correct as u64;
             }
             let seen: Vec<_> = table.iter().filter(|(n, _)| *n > 0).collect();
             let expected = seen.iter().map(|(n, c)| *c as f64 / *n as f64).sum::<f64>() / seen.len() as f64;
-            let s = acc.finish();
+            let s = m.summary();
             prop_assert_eq!(s.problems, seen.len());
             prop_assert_eq!(s.rollouts, rollouts.len() as u64);
             prop_assert!((s.pass_at_1.unwrap() - expected).abs() < 1e-12);

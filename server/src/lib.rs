@@ -12,7 +12,6 @@ pub mod evals;
 pub mod heatmap;
 pub mod ingest;
 pub mod ops;
-pub mod reports;
 pub mod review;
 /// Storage is its own crate (`caplens-store`): the only one that speaks SQL. Its old path stays.
 pub use caplens_store as storage;

@@ -1,10 +1,15 @@
-//! What the analysis pages read: an experiment's runs with their per-problem aggregates
-//! (`run_problem_stats`, problem tags) and stored run aggregates. Never the rollouts.
+//! The one read model of an experiment: its runs with their per-problem aggregates
+//! (`run_problem_stats`, problem tags) and stored run aggregates ([`Store::experiment_data`]),
+//! which the pages read per run and the REST reports read merged per model
+//! ([`Store::model_tables`], the same [`ModelTables`] `caplens passk|unsolvable|summary` builds
+//! from files). Never the rollouts, except the few groups a reviewer's override recounts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use caplens_analysis::review::{reviewed_counts, ReviewRollout, ReviewedCounts, VerdictOverride};
 use caplens_analysis::rollup::RunAggregates;
+use caplens_analysis::sets::ProblemOutcome;
+use caplens_analysis::tables::{ModelTables, ProblemRecord};
 use caplens_analysis::verdicts::{CaplensVerdict, RolloutVerdicts, VerdictSource};
 use caplens_analysis::verifier::normalize_answer;
 use caplens_model::model::{ExperimentSummary, RunRow};
@@ -26,6 +31,8 @@ pub struct ProblemStat {
     pub first_correct: Option<u64>,
     pub order_known: bool,
     pub distinct_answers: u64,
+    /// The distinct normalised answers; read only for [`Store::model_tables`] (empty otherwise).
+    pub answers: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +128,55 @@ impl Store {
         verdicts: Option<VerdictSource>,
         reviewed: bool,
     ) -> Result<Option<ExperimentData>, StoreError> {
+        self.read_experiment(slug, verdicts, reviewed, false).await
+    }
+
+    /// The per-model tables of an experiment's completed runs (runs taken in id order, models
+    /// and problems in order of first appearance), under `verdicts` and, when `reviewed`, the
+    /// reviewers' overrides: the REST read API's pass@k, unsolvable and summary documents.
+    /// `None` when there is no such experiment.
+    pub async fn model_tables(
+        &self,
+        slug: &str,
+        verdicts: Option<VerdictSource>,
+        reviewed: bool,
+    ) -> Result<Option<ModelTables>, StoreError> {
+        let Some(mut data) = self.read_experiment(slug, verdicts, reviewed, true).await? else {
+            return Ok(None);
+        };
+        data.runs.sort_by_key(|r| r.row.id);
+        let mut tables = ModelTables::new();
+        for run in data.runs {
+            let model = &run.row.model;
+            tables.add_totals(model, &run.aggregates.map(|a| a.totals).unwrap_or_default());
+            for p in run.problems {
+                let outcome = ProblemOutcome {
+                    n: p.n,
+                    c: p.c,
+                    first_correct_position: p.first_correct,
+                    order_known: p.order_known,
+                };
+                tables.add_problem(
+                    model,
+                    &p.key,
+                    ProblemRecord {
+                        outcome,
+                        answers: p.answers,
+                    },
+                );
+            }
+        }
+        Ok(Some(tables))
+    }
+
+    /// [`Self::experiment_data`], with each problem's answers when `answers`.
+    async fn read_experiment(
+        &self,
+        slug: &str,
+        verdicts: Option<VerdictSource>,
+        reviewed: bool,
+        answers: bool,
+    ) -> Result<Option<ExperimentData>, StoreError> {
         let Some(detail) = self.experiment(slug).await? else {
             return Ok(None);
         };
@@ -140,11 +196,13 @@ impl Store {
             Option<i64>,
             i64,
             i64,
+            String,
         );
         let (c, first) = verdict_columns(verdicts);
+        let answers_column = if answers { "s.answers" } else { "''" };
         let sql = format!(
             "SELECT s.run_id, s.problem_id, d.name, p.problem_key, p.tags, s.n, {c},
-                    {first}, s.order_known, s.distinct_answers
+                    {first}, s.order_known, s.distinct_answers, {answers_column}
              FROM run_problem_stats s JOIN problems p ON p.id = s.problem_id
              JOIN datasets d ON d.id = p.dataset_id
              JOIN experiment_runs er ON er.run_id = s.run_id
@@ -166,7 +224,9 @@ impl Store {
             .collect();
         let mut by_run: HashMap<i64, Vec<ProblemStat>> = HashMap::new();
         let mut tag_cache: HashMap<String, Vec<String>> = HashMap::new();
-        for (run_id, problem_id, dataset, key, tags, n, c, first, order_known, distinct) in stats {
+        for (run_id, problem_id, dataset, key, tags, n, c, first, order_known, distinct, answers) in
+            stats
+        {
             // The dataset is a filter too ("dataset:aime24"), next to the problem's own tags.
             let tags = tag_cache
                 .entry(format!("{dataset}\u{0}{tags}"))
@@ -189,6 +249,15 @@ impl Store {
                 first_correct: first.map(|f| f.max(0) as u64),
                 order_known: order_known != 0,
                 distinct_answers: distinct.max(0) as u64,
+                answers: if answers.is_empty() {
+                    BTreeSet::new()
+                } else {
+                    // normalised answer -> rollouts that gave it (`bulk::rows`)
+                    serde_json::from_str::<BTreeMap<String, u64>>(&answers)
+                        .unwrap_or_default()
+                        .into_keys()
+                        .collect()
+                },
             });
         }
         let review = self
@@ -292,51 +361,6 @@ impl Store {
             })
             .collect();
         Ok(out)
-    }
-}
-
-/// What the read API's reports (`reports.rs`) are built from: the experiment's completed runs
-/// (id, model name, aggregates JSON) and their per-problem rows (run, problem, dataset, key, n,
-/// c, first correct position, order known, answers JSON) in run and first-appearance order.
-pub struct ReportRows {
-    pub runs: Vec<(i64, String, Option<String>)>,
-    pub stats: Vec<(i64, i64, String, String, i64, i64, Option<i64>, i64, String)>,
-}
-
-impl Store {
-    /// [`ReportRows`] under `verdicts` (`None`: each run's default); `None` when there is no
-    /// such experiment.
-    pub async fn experiment_report_rows(
-        &self,
-        slug: &str,
-        verdicts: Option<VerdictSource>,
-    ) -> Result<Option<ReportRows>, StoreError> {
-        let Some(experiment) = self.experiment_ref(slug).await? else {
-            return Ok(None);
-        };
-        let runs = db(sqlx::query_as(
-            "SELECT r.id, m.name, r.aggregates FROM runs r JOIN models m ON m.id = r.model_id
-             JOIN experiment_runs er ON er.run_id = r.id
-             WHERE er.experiment_id = $1 AND r.status = 'completed' ORDER BY r.id",
-        )
-        .bind(experiment.id)
-        .fetch_all(&self.pool)
-        .await)?;
-        let (c, first) = verdict_columns(verdicts);
-        let sql = format!(
-            "SELECT s.run_id, s.problem_id, d.name, p.problem_key, s.n, {c}, {first}, s.order_known, s.answers
-             FROM run_problem_stats s JOIN problems p ON p.id = s.problem_id
-             JOIN datasets d ON d.id = p.dataset_id
-             JOIN experiment_runs er ON er.run_id = s.run_id
-             JOIN runs r ON r.id = s.run_id
-             WHERE er.experiment_id = $1 AND r.status = 'completed'
-             ORDER BY s.run_id, s.position, s.problem_id"
-        );
-        let stats = db(sqlx::query_as(&sql)
-            .bind(experiment.id)
-            .fetch_all(&self.pool)
-            .await)?;
-        Ok(Some(ReportRows { runs, stats }))
     }
 }
 

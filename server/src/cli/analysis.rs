@@ -1,8 +1,10 @@
 //! Logic of `caplens passk | unsolvable | summary | rft-select` (issue 3), without clap.
 //!
-//! Each command reads native JSON Lines files (see `crate::ingest::native`), aggregates per model
-//! in order of first appearance, and writes either the exact `--json` shape of issue 3 or a
-//! readable table to `out`. Counts lines and rollout lines of the same model and problem add up.
+//! Each command reads native JSON Lines files (see `crate::ingest::native`), rolls each model's
+//! lines up as an import rolls up a run ([`RunRollup`]), and hands them to the read model the
+//! REST reports use ([`ModelTables`]), so a file and its import print the same document. It
+//! writes either the exact `--json` shape of issue 3 or a readable table to `out`. Counts lines
+//! and rollout lines of the same model and problem add up.
 //! Problems are keyed by `dataset/problem_id` when a dataset is given, else by `problem_id`.
 //! Each command returns the read statistics (skipped lines) for the caller to report on stderr.
 
@@ -10,13 +12,15 @@ use crate::ingest::native::{
     read_core_parallel, read_files, reader_threads, replace_string_field, CoreLine, InputError,
     InputPosition, LineInfo, NativeLine, Needs, Outcome, ReadStats,
 };
-pub use crate::reports::KSelection;
-use crate::reports::{passk_doc, summary_doc, unsolvable_json};
 use caplens_analysis::passk::ProblemCounts;
+use caplens_analysis::quality::QualityChecks;
 use caplens_analysis::rft::{rule_filter, select_indices, RftError, RftFeatures, RftStrategy};
-use caplens_analysis::sets::{compare_unsolvable, MissingReason, ModelOutcomes, ProblemOutcome};
-use caplens_analysis::summary::{RolloutFacts, SummaryAccumulator};
+use caplens_analysis::rollup::{ProblemRollup, RollupError, RunRollup};
+use caplens_analysis::sets::{MissingReason, ProblemOutcome};
+pub use caplens_analysis::tables::KSelection;
+use caplens_analysis::tables::{ModelTables, ProblemRecord, UnsolvableDoc};
 use caplens_analysis::tokens::{rollout_token_means, RolloutTokenMeans};
+use caplens_analysis::verifier::extract_answer;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -228,12 +232,12 @@ impl CountsShard {
 
 /// Sums the shards into one table per model, models and problems in order of first appearance
 /// in the input (by position, so the result does not depend on how lines fell to threads).
-fn merge_count_shards(shards: Vec<CountsShard>) -> (Vec<String>, Vec<Vec<ProblemCounts>>) {
+fn merge_count_shards(shards: Vec<CountsShard>) -> ModelTables {
     struct Merged {
         name: String,
         first: InputPosition,
         by_id: FastMap<String, usize>,
-        problems: Vec<(InputPosition, ProblemCounts)>,
+        problems: Vec<(InputPosition, String, ProblemCounts)>,
     }
     let mut merged: Vec<Merged> = Vec::new();
     let mut by_name: FastMap<String, usize> = FastMap::default();
@@ -259,27 +263,68 @@ fn merge_count_shards(shards: Vec<CountsShard>) -> (Vec<String>, Vec<Vec<Problem
             {
                 match into.by_id.get(&id) {
                     Some(&p) => {
-                        let (at, sum) = &mut into.problems[p];
+                        let (at, _, sum) = &mut into.problems[p];
                         *at = (*at).min(first);
                         sum.n = sum.n.saturating_add(counts.n);
                         sum.c = sum.c.saturating_add(counts.c);
                     }
                     None => {
-                        into.by_id.insert(id, into.problems.len());
-                        into.problems.push((first, counts));
+                        into.by_id.insert(id.clone(), into.problems.len());
+                        into.problems.push((first, id, counts));
                     }
                 }
             }
         }
     }
     merged.sort_by_key(|m| m.first);
-    merged
-        .into_iter()
-        .map(|mut m| {
-            m.problems.sort_by_key(|p| p.0);
-            (m.name, m.problems.into_iter().map(|p| p.1).collect())
-        })
-        .unzip()
+    let mut tables = ModelTables::new();
+    for mut m in merged {
+        m.problems.sort_by_key(|p| p.0);
+        for (_, id, counts) in m.problems {
+            let record = ProblemRecord {
+                outcome: ProblemOutcome::from_counts(counts.n, counts.c),
+                answers: Default::default(),
+            };
+            tables.add_problem(&m.name, &id, record);
+        }
+    }
+    tables
+}
+
+/// One model's lines rolled up as an import rolls up a run: problems in order of first
+/// appearance, keyed `dataset/problem_id`.
+#[derive(Default)]
+struct ModelRollup {
+    problems: ProblemIndex,
+    rollup: RunRollup,
+}
+
+impl ModelRollup {
+    fn problem(&mut self, key: &str) -> &mut ProblemRollup {
+        let (i, _) = self.problems.index(key);
+        self.rollup.problem(i)
+    }
+}
+
+/// The error of a line the rollup refuses, naming its file, line and field.
+fn refused_line(at: &LineInfo<'_>, e: RollupError) -> InputError {
+    InputError {
+        file: at.file.display().to_string(),
+        line: Some(at.line),
+        field: Some("sample".into()),
+        message: e.to_string(),
+    }
+}
+
+impl ModelIndex<ModelRollup> {
+    /// The read model of every model's rollup, in order of first appearance.
+    fn into_tables(self) -> ModelTables {
+        let mut tables = ModelTables::new();
+        for (name, m) in self.names.iter().zip(&self.data) {
+            tables.add_rollup(name, &m.problems.ids, &m.rollup);
+        }
+        tables
+    }
 }
 
 /// `caplens passk FILE... [--k LIST] [--json]`.
@@ -294,8 +339,7 @@ pub fn passk(
         .map(|_| CountsShard::default())
         .collect();
     let stats = read_core_parallel(files, false, skip_invalid, &mut shards, CountsShard::add)?;
-    let (names, tables) = merge_count_shards(shards);
-    let report = passk_doc(&names, &tables, &ks);
+    let report = merge_count_shards(shards).passk(&ks);
     if json {
         serde_json::to_writer(&mut *out, &report).map_err(std::io::Error::from)?;
         writeln!(out)?;
@@ -340,40 +384,6 @@ pub fn passk(
 // ---------------------------------------------------------------------------------------------
 // unsolvable
 
-/// Everything about one model/problem needed to decide unsolvability.
-#[derive(Default)]
-struct OrderedProblem {
-    /// Samples and correct ones from counts lines (no order).
-    count_n: u64,
-    count_c: u64,
-    /// (sample index if given, appearance order, correct) of each rollout line.
-    rollouts: Vec<(Option<u64>, u64, bool)>,
-}
-
-impl OrderedProblem {
-    /// Rollouts are ordered by `sample` when every rollout has one, else by appearance.
-    fn outcome(&mut self) -> ProblemOutcome {
-        let n = self.count_n + self.rollouts.len() as u64;
-        let c = self.count_c + self.rollouts.iter().filter(|r| r.2).count() as u64;
-        if self.count_n > 0 || (self.rollouts.is_empty() && self.count_n == 0) {
-            return ProblemOutcome::from_counts(n, c);
-        }
-        if self.rollouts.iter().all(|r| r.0.is_some()) {
-            self.rollouts.sort_by_key(|r| (r.0, r.1));
-        } else {
-            self.rollouts.sort_by_key(|r| r.1);
-        }
-        let grades: Vec<bool> = self.rollouts.iter().map(|r| r.2).collect();
-        ProblemOutcome::from_ordered(&grades)
-    }
-}
-
-#[derive(Default)]
-struct OrderedTable {
-    problems: ProblemIndex,
-    data: Vec<OrderedProblem>,
-}
-
 fn reason_text(r: MissingReason) -> &'static str {
     match r {
         MissingReason::Absent => "absent",
@@ -402,53 +412,35 @@ pub fn unsolvable(
         grade: true,
         ..Needs::default()
     };
-    let mut models: ModelIndex<OrderedTable> = ModelIndex::new();
+    let mut models: ModelIndex<ModelRollup> = ModelIndex::new();
     let mut key = String::new();
-    let mut seq = 0u64;
-    let stats = read_files::<CliError>(files, needs, skip_invalid, |line, _| {
-        let table = models.get(&line.model);
-        let (p, new) = table.problems.index(problem_key(line, &mut key));
-        if new {
-            table.data.push(OrderedProblem::default());
-        }
-        let entry = &mut table.data[p];
+    // Lines the rollup refuses (a sample index given twice or too large), as an import does.
+    let mut refused: Vec<InputError> = Vec::new();
+    let mut stats = read_files::<CliError>(files, needs, skip_invalid, |line, at| {
+        let problem = models.get(&line.model).problem(problem_key(line, &mut key));
         match line.outcome {
-            Outcome::Counts { n, c } => {
-                // Saturating: lines are capped, but many lines of one problem still add up.
-                entry.count_n = entry.count_n.saturating_add(n);
-                entry.count_c = entry.count_c.saturating_add(c);
-            }
+            Outcome::Counts { n, c } => problem.push_counts(n, c),
             // With k = None only counts matter: keep no per-rollout order.
-            Outcome::Rollout { correct } if k.is_none() => {
-                entry.count_n += 1;
-                entry.count_c += correct as u64;
-            }
+            Outcome::Rollout { correct } if k.is_none() => problem.push_counts(1, correct as u64),
             Outcome::Rollout { correct } => {
-                entry.rollouts.push((line.sample, seq, correct));
-                seq += 1;
+                if let Err(e) = problem.push_rollout(line.sample, correct, None) {
+                    let err = refused_line(at, e);
+                    if !skip_invalid {
+                        return Err(err.into());
+                    }
+                    refused.push(err);
+                }
             }
             Outcome::Ungraded => unreachable!("Needs::grade grades every line"),
         }
         Ok(())
     })?;
-    let compared: Vec<ModelOutcomes> = models
-        .names
-        .iter()
-        .zip(models.data.iter_mut())
-        .map(|(name, table)| ModelOutcomes {
-            model: name.clone(),
-            problems: table
-                .problems
-                .ids
-                .iter()
-                .cloned()
-                .zip(table.data.iter_mut().map(OrderedProblem::outcome))
-                .collect(),
-        })
-        .collect();
-    let report = compare_unsolvable(&compared, k);
+    refused.into_iter().for_each(|err| stats.skip(err));
+    let report = models.into_tables().unsolvable(k);
     if json {
-        writeln!(out, "{}", unsolvable_json(&report))?;
+        serde_json::to_writer(&mut *out, &UnsolvableDoc::of(&report))
+            .map_err(std::io::Error::from)?;
+        writeln!(out)?;
         return Ok(stats);
     }
     match k {
@@ -533,43 +525,42 @@ pub fn summary(
         grade: true,
         ..Needs::default()
     };
-    let mut models: ModelIndex<SummaryAccumulator> = ModelIndex::new();
+    let mut models: ModelIndex<ModelRollup> = ModelIndex::new();
     let mut key = String::new();
-    let stats = read_files::<CliError>(files, needs, skip_invalid, |line, _| {
-        let acc = models.get(&line.model);
-        let key = problem_key(line, &mut key);
+    let stats = read_files::<CliError>(files, needs, skip_invalid, |line, at| {
+        let model = models.get(&line.model);
+        let problem = model.problem(problem_key(line, &mut key));
         match line.outcome {
-            Outcome::Counts { n, c } => acc.push_counts(key, n, c),
+            Outcome::Counts { n, c } => problem.push_counts(n, c),
             Outcome::Rollout { correct } => {
-                let RolloutTokenMeans {
-                    mean_entropy,
-                    mean_rbf,
-                    ppl,
-                } = token_means(line);
-                acc.push_rollout(
-                    key,
-                    &RolloutFacts {
-                        correct,
-                        answer: line.answer.as_deref(),
-                        response: line.response.as_deref(),
-                        mean_entropy,
-                        mean_rbf,
-                        ppl,
-                    },
+                // The answer as an import takes it: given, else extracted from the response.
+                let extracted = match line.answer {
+                    Some(_) => None,
+                    None => line.response.as_deref().and_then(extract_answer),
+                };
+                let answer = line
+                    .answer
+                    .as_deref()
+                    .or(extracted.as_ref().map(|e| e.answer.as_str()));
+                // No sample index: the summary needs no order. Only a problem with more rollouts
+                // than the largest sample index is refused.
+                problem
+                    .push_rollout(None, correct, answer)
+                    .map_err(|e| refused_line(at, e))?;
+                let means = token_means(line);
+                let response = line.response.as_deref();
+                model.rollup.totals.push(
+                    response.map(|r| (r, QualityChecks::of(r))),
+                    means.mean_entropy,
+                    means.mean_rbf,
+                    means.ppl,
                 );
             }
             Outcome::Ungraded => unreachable!("Needs::grade grades every line"),
         }
         Ok(())
     })?;
-    let doc = summary_doc(
-        models
-            .names
-            .iter()
-            .zip(&models.data)
-            .map(|(m, a)| (m.clone(), a.finish()))
-            .collect(),
-    );
+    let doc = models.into_tables().summary();
     if json {
         serde_json::to_writer(&mut *out, &doc).map_err(std::io::Error::from)?;
         writeln!(out)?;
@@ -821,19 +812,26 @@ mod tests {
                 CountsShard::add,
             )
             .unwrap();
-            let (names, tables) = merge_count_shards(shards);
+            let tables = merge_count_shards(shards);
             assert_eq!(
-                names,
-                expected.iter().map(|m| m.0.clone()).collect::<Vec<_>>(),
+                tables.models().collect::<Vec<_>>(),
+                expected.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(),
                 "{threads} threads"
             );
-            for (table, (_, problems)) in tables.iter().zip(&expected) {
+            for ((_, table), (_, problems)) in tables.problems().zip(&expected) {
+                let got: Vec<ProblemCounts> = table
+                    .iter()
+                    .map(|(_, p)| ProblemCounts {
+                        n: p.outcome.n,
+                        c: p.outcome.c,
+                    })
+                    .collect();
                 let want: Vec<ProblemCounts> = problems
                     .iter()
                     .map(|p| ProblemCounts { n: p.1, c: p.2 })
                     .collect();
                 assert!(
-                    table == &want,
+                    got == want,
                     "problem order or counts differ with {threads} threads"
                 );
             }
@@ -1004,7 +1002,7 @@ mod tests {
             "g.jsonl",
             &[
                 json!({"model":"A","problem_id":"p","correct":false}),
-                r("A", "p", true, 0),
+                r("A", "p", true, 3),
             ],
         );
         let v = run(|o| unsolvable(&[g], Some(1), true, false, o));
@@ -1013,6 +1011,31 @@ mod tests {
             json!(["p"]),
             "without a sample on every line, line order decides"
         );
+        // As in an import, a line without a sample takes the smallest free index, and a later
+        // line giving that index is refused, naming its file, line and field.
+        let h = file(
+            &dir,
+            "h.jsonl",
+            &[
+                json!({"model":"A","problem_id":"p","correct":false}),
+                r("A", "p", true, 0),
+            ],
+        );
+        let err = unsolvable(
+            std::slice::from_ref(&h),
+            Some(1),
+            true,
+            false,
+            &mut Vec::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("h.jsonl") && err.contains(":2") && err.contains("sample"),
+            "{err}"
+        );
+        let stats = unsolvable(&[h], Some(1), true, true, &mut Vec::new()).unwrap();
+        assert_eq!(stats.skipped, 1, "--skip-invalid skips the refused line");
     }
 
     #[test]

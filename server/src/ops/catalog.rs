@@ -2,6 +2,7 @@
 //! projects the caller may read), one experiment, and the read API's report tables (pass@k,
 //! unsolvable sets, summaries). The pages and the REST API call these; both see the same rows.
 
+use caplens_analysis::tables::ModelTables;
 use caplens_analysis::verdicts::VerdictSource;
 use caplens_app::model::{DatasetRow, ExperimentDetail, ExperimentSummary, ModelRow, RunRow};
 
@@ -72,9 +73,11 @@ pub async fn report_tables(
     slug: &str,
     verdicts: Option<VerdictSource>,
     reviewed: bool,
-) -> Result<crate::reports::ExperimentTables, OpError> {
+) -> Result<ModelTables, OpError> {
     open_experiment(access, slug).await?;
-    crate::reports::experiment_tables(access.store, slug, verdicts, reviewed)
+    access
+        .store
+        .model_tables(slug, verdicts, reviewed)
         .await?
         .ok_or_else(|| OpError::not_found(format!("no experiment {slug:?}")))
 }

@@ -56,6 +56,7 @@ fn run(
                 first_correct: (c > 0).then_some(0),
                 order_known: true,
                 distinct_answers: 1,
+                answers: Default::default(),
             })
             .collect(),
         aggregates: entropy.map(|_| caplens_analysis::rollup::RunAggregates {

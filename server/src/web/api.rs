@@ -7,6 +7,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
+use caplens_analysis::tables::{KSelection, ModelTables, UnsolvableDoc};
 use caplens_analysis::verdicts::VerdictSource;
 use caplens_app::model::*;
 use serde::Deserialize;
@@ -138,7 +139,7 @@ async fn tables(
     slug: &str,
     verdicts: Option<&str>,
     reviewed: Option<&str>,
-) -> Result<crate::reports::ExperimentTables, ApiError> {
+) -> Result<ModelTables, ApiError> {
     let verdicts = match verdicts {
         None | Some("") => None,
         Some(v) => Some(VerdictSource::parse(v).ok_or_else(|| {
@@ -177,7 +178,7 @@ pub(super) async fn experiment_passk(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let ks = match query.k.as_deref() {
-        None => crate::reports::KSelection::Default,
+        None => KSelection::Default,
         Some(k) => k
             .parse()
             .map_err(|e: String| ApiError::bad_request(format!("k: {e}")))?,
@@ -190,7 +191,7 @@ pub(super) async fn experiment_passk(
         query.reviewed.as_deref(),
     )
     .await?
-    .passk(ks);
+    .passk(&ks);
     Ok(json_text(serde_json::to_string(&doc).expect("serialises")))
 }
 
@@ -229,7 +230,9 @@ pub(super) async fn experiment_unsolvable(
     )
     .await?
     .unsolvable(query.k);
-    Ok(json_text(crate::reports::unsolvable_json(&report)))
+    Ok(json_text(
+        serde_json::to_string(&UnsolvableDoc::of(&report)).expect("serialises"),
+    ))
 }
 
 /// Same document as `caplens summary --json` on the same rollouts.

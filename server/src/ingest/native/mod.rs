@@ -281,3 +281,13 @@ pub struct ReadStats {
     /// Bytes of (decompressed) input read.
     pub bytes: u64,
 }
+
+impl ReadStats {
+    /// Counts a skipped line, keeping the first few errors to show.
+    pub fn skip(&mut self, err: InputError) {
+        self.skipped += 1;
+        if self.first_skipped.len() < read::SKIPPED_ERRORS_KEPT {
+            self.first_skipped.push(err);
+        }
+    }
+}

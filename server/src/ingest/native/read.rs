@@ -83,10 +83,7 @@ where
             };
             match err {
                 err if skip_invalid => {
-                    stats.skipped += 1;
-                    if stats.first_skipped.len() < SKIPPED_ERRORS_KEPT {
-                        stats.first_skipped.push(err);
-                    }
+                    stats.skip(err);
                     Ok(())
                 }
                 err => Err(err.into()),
