@@ -79,14 +79,25 @@ impl<'a> Access<'a> {
             .project_of(resource)
             .await?
             .ok_or_else(|| OpError::NotFound(format!("no {what}")))?;
+        self.require_in(action, resource, project, what).await?;
+        Ok(project)
+    }
+
+    /// [`Self::require`] of a resource whose project is known.
+    pub(in crate::ops) async fn require_in(
+        &self,
+        action: Action,
+        resource: &Owned,
+        project: i64,
+        what: &str,
+    ) -> Result<(), OpError> {
         // A share link reads its one experiment and what is in it, nothing else of the project.
         if let Some(experiment) = self.principal.shared_experiment() {
             if !self.store.in_experiment(resource, experiment).await? {
                 return Err(OpError::NotFound(format!("no {what}")));
             }
         }
-        self.require_project(action, project, what).await?;
-        Ok(project)
+        self.require_project(action, project, what).await
     }
 
     /// May the principal do `action` in project `project`? (0: a resource every project may

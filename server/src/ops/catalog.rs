@@ -9,16 +9,27 @@ use caplens_app::model::{DatasetRow, ExperimentDetail, ExperimentSummary, ModelR
 use super::{Access, OpError};
 use crate::auth::Action;
 use crate::storage::access::Owned;
+use crate::storage::review::ExperimentRef;
 
-/// Opens experiment `slug` for reading: not found when it does not exist or is hidden.
-pub async fn open_experiment(access: &Access<'_>, slug: &str) -> Result<i64, OpError> {
+/// The one prologue of every operation on an experiment: may the principal do `action` on
+/// experiment `slug` (a share link: only its own)? Its id and project when yes; not found when
+/// it does not exist or is hidden from the principal.
+pub async fn open_experiment(
+    access: &Access<'_>,
+    slug: &str,
+    action: Action,
+) -> Result<ExperimentRef, OpError> {
+    let what = format!("experiment {slug:?}");
+    let experiment = access
+        .store
+        .experiment_ref(slug)
+        .await?
+        .ok_or_else(|| OpError::NotFound(format!("no {what}")))?;
+    let resource = Owned::Experiment(slug.to_owned());
     access
-        .require(
-            Action::Read,
-            &Owned::Experiment(slug.to_owned()),
-            &format!("experiment {slug:?}"),
-        )
-        .await
+        .require_in(action, &resource, experiment.project_id, &what)
+        .await?;
+    Ok(experiment)
 }
 
 /// The experiments the caller may read, newest first.
@@ -36,7 +47,7 @@ pub async fn experiments(access: &Access<'_>) -> Result<Vec<ExperimentSummary>, 
 
 /// One experiment with its runs in lineage order.
 pub async fn experiment(access: &Access<'_>, slug: &str) -> Result<ExperimentDetail, OpError> {
-    open_experiment(access, slug).await?;
+    open_experiment(access, slug, Action::Read).await?;
     access
         .store
         .experiment(slug)
@@ -74,7 +85,7 @@ pub async fn report_tables(
     verdicts: Option<VerdictSource>,
     reviewed: bool,
 ) -> Result<ModelTables, OpError> {
-    open_experiment(access, slug).await?;
+    open_experiment(access, slug, Action::Read).await?;
     access
         .store
         .model_tables(slug, verdicts, reviewed)

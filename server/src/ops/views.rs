@@ -16,7 +16,7 @@ use crate::views::ViewService;
 /// `Ok(false)` when the experiment is missing or hidden; refusals other than "hidden" are
 /// errors.
 async fn readable(access: &Access<'_>, slug: &str) -> Result<bool, OpError> {
-    match open_experiment(access, slug).await {
+    match open_experiment(access, slug, Action::Read).await {
         Ok(_) => Ok(true),
         Err(OpError::NotFound(_)) => Ok(false),
         Err(e) => Err(e),

@@ -17,7 +17,7 @@ use caplens_app::views::{CompareRequest, PasskRequest, UnsolvableRequest};
 
 use super::error::ApiError;
 use super::AppState;
-use crate::ops::{self, Caller};
+use crate::ops::{self, Action, Caller};
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const PNG_SCALE: f32 = 3.0;
@@ -28,7 +28,9 @@ pub(super) async fn export_chart(
     Path((slug, view, file)): Path<(String, String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(e) = ops::catalog::open_experiment(&caller.access(&state.store), &slug).await {
+    if let Err(e) =
+        ops::catalog::open_experiment(&caller.access(&state.store), &slug, Action::Read).await
+    {
         return ApiError::from(e).into_response();
     }
     let Some((chart, ext)) = file.rsplit_once('.') else {
@@ -204,7 +206,9 @@ pub(super) async fn export_rft(
     Path(slug): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(e) = ops::catalog::open_experiment(&caller.access(&state.store), &slug).await {
+    if let Err(e) =
+        ops::catalog::open_experiment(&caller.access(&state.store), &slug, Action::Read).await
+    {
         return ApiError::from(e).into_response();
     }
     let req = caplens_app::views::RftRequest::from_query(|k| query.get(k).cloned());

@@ -56,7 +56,7 @@ pub(super) async fn add_override(
     require_write_credentials(&caller.principal, &headers)?;
     let access = caller.access(&state.store);
     // Authorise before reading the body: a viewer learns "forbidden", not what the body lacks.
-    review::experiment(&access, &slug, Action::Edit).await?;
+    crate::ops::catalog::open_experiment(&access, &slug, Action::Edit).await?;
     let req = json_body(body)?;
     let row = review::add_override(&access, &slug, &req).await?;
     Ok((StatusCode::CREATED, Json(row)).into_response())
@@ -97,7 +97,7 @@ pub(super) async fn set_labels(
 ) -> Result<Response, ApiError> {
     require_write_credentials(&caller.principal, &headers)?;
     let access = caller.access(&state.store);
-    review::experiment(&access, &slug, Action::Review).await?;
+    crate::ops::catalog::open_experiment(&access, &slug, Action::Review).await?;
     let body = json_body(body)?;
     let review = review::set_labels_by_key(&access, &slug, &key, &body.labels).await?;
     Ok(Json(review).into_response())
@@ -180,7 +180,7 @@ pub(super) async fn post_comment(
 ) -> Result<Response, ApiError> {
     require_write_credentials(&caller.principal, &headers)?;
     let access = caller.access(&state.store);
-    review::experiment(&access, &slug, Action::Review).await?;
+    crate::ops::catalog::open_experiment(&access, &slug, Action::Review).await?;
     let body = json_body(body)?;
     let thread = review::post_comment(&access, &slug, &body.target, &body.body).await?;
     Ok((StatusCode::CREATED, Json(thread)).into_response())
@@ -298,7 +298,7 @@ pub(super) async fn create_share_link(
 ) -> Result<Response, ApiError> {
     require_write_credentials(&caller.principal, &headers)?;
     let access = caller.access(&state.store);
-    review::experiment(&access, &slug, Action::Edit).await?;
+    crate::ops::catalog::open_experiment(&access, &slug, Action::Edit).await?;
     let body = json_body(body)?;
     let base = base_url(state.auth.settings(), &headers);
     let link =
@@ -378,7 +378,7 @@ pub(super) async fn import_review(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     require_write_credentials(&caller.principal, &headers)?;
-    review::experiment(&caller.access(&state.store), &slug, Action::Edit).await?;
+    crate::ops::catalog::open_experiment(&caller.access(&state.store), &slug, Action::Edit).await?;
     if body.len() > MAX_REVIEW_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -3,14 +3,14 @@
 
 use std::collections::HashMap;
 
-use super::{add_override, experiment, set_labels};
+use super::{add_override, open_experiment, set_labels};
 use crate::auth::Action;
 use crate::ops::{Access, OpError};
 use crate::review::{parse_review_records, OverrideRequest, ReviewImportReport, ReviewRecord};
 
 /// An experiment's labels and overrides as records.
 pub async fn export_review(access: &Access<'_>, slug: &str) -> Result<Vec<ReviewRecord>, OpError> {
-    let e = experiment(access, slug, Action::Read).await?;
+    let e = open_experiment(access, slug, Action::Read).await?;
     let labels = access.store.problem_labels(e).await?;
     let keys = access
         .store
@@ -61,7 +61,7 @@ pub async fn import_review(
     file_name: &str,
     text: &str,
 ) -> Result<ReviewImportReport, OpError> {
-    let e = experiment(access, slug, Action::Edit).await?;
+    let e = open_experiment(access, slug, Action::Edit).await?;
     let records = parse_review_records(file_name, text).map_err(OpError::Invalid)?;
     let mut report = ReviewImportReport::default();
     let mut labels_by_problem: HashMap<i64, Vec<String>> = HashMap::new();

@@ -3,7 +3,7 @@
 
 use caplens_app::review::ProblemReview;
 
-use super::{actor, experiment, problem_in};
+use super::{actor, open_experiment, problem_in};
 use crate::auth::Action;
 use crate::ops::{Access, OpError};
 use crate::storage::access::Owned;
@@ -17,7 +17,7 @@ pub async fn problem_review(
     slug: &str,
     problem_id: i64,
 ) -> Result<ProblemReview, OpError> {
-    let e = experiment(access, slug, Action::Read).await?;
+    let e = open_experiment(access, slug, Action::Read).await?;
     problem_in(access, e, problem_id).await?;
     let labels = access
         .store
@@ -43,7 +43,7 @@ pub async fn set_labels(
     problem_id: i64,
     labels: &[String],
 ) -> Result<ProblemReview, OpError> {
-    let e = experiment(access, slug, Action::Review).await?;
+    let e = open_experiment(access, slug, Action::Review).await?;
     problem_in(access, e, problem_id).await?;
     let defs = access.store.label_defs(e.project_id).await?;
     let mut wanted: Vec<String> = Vec::new();
@@ -83,7 +83,7 @@ pub async fn set_labels_by_key(
     key: &str,
     labels: &[String],
 ) -> Result<ProblemReview, OpError> {
-    let e = experiment(access, slug, Action::Review).await?;
+    let e = open_experiment(access, slug, Action::Review).await?;
     let problem = match key.parse::<i64>() {
         Ok(id) => Some(id),
         Err(_) => access.store.experiment_problem_by_key(e.id, key).await?,

@@ -27,9 +27,8 @@ mod threads;
 
 use std::collections::HashMap;
 
+use super::catalog::open_experiment;
 use super::{Access, OpError};
-use crate::auth::Action;
-use crate::storage::access::Owned;
 use crate::storage::review::ExperimentRef;
 pub use export::{export_review, import_review};
 pub use labels::{add_label, problem_review, set_labels, set_labels_by_key};
@@ -44,26 +43,6 @@ pub use threads::{
     comment_counts, delete_comment, discussion_stamp, edit_comment, inbox, open_thread,
     post_comment, reply, resolve_thread, rollout_experiments, thread_view, threads,
 };
-
-/// The experiment `slug`, if the principal may do `action` on it.
-pub async fn experiment(
-    access: &Access<'_>,
-    slug: &str,
-    action: Action,
-) -> Result<ExperimentRef, OpError> {
-    access
-        .require(
-            action,
-            &Owned::Experiment(slug.to_owned()),
-            &format!("experiment {slug:?}"),
-        )
-        .await?;
-    access
-        .store
-        .experiment_ref(slug)
-        .await?
-        .ok_or_else(|| OpError::not_found(format!("no experiment {slug:?}")))
-}
 
 fn actor(access: &Access<'_>) -> String {
     access.principal.name.clone()

@@ -4,7 +4,7 @@
 use caplens_analysis::verifier::normalize_answer;
 use caplens_app::review::OverrideRow;
 
-use super::{actor, experiment, problem_in};
+use super::{actor, open_experiment, problem_in};
 use crate::auth::Action;
 use crate::ops::{Access, OpError};
 use crate::review::OverrideRequest;
@@ -20,7 +20,7 @@ pub async fn add_override(
     slug: &str,
     req: &OverrideRequest,
 ) -> Result<OverrideRow, OpError> {
-    let e = experiment(access, slug, Action::Edit).await?;
+    let e = open_experiment(access, slug, Action::Edit).await?;
     let correct = match req.verdict.as_str() {
         "correct" => true,
         "wrong" => false,
@@ -93,7 +93,7 @@ pub async fn add_override(
 }
 
 pub async fn list_overrides(access: &Access<'_>, slug: &str) -> Result<Vec<OverrideRow>, OpError> {
-    let e = experiment(access, slug, Action::Read).await?;
+    let e = open_experiment(access, slug, Action::Read).await?;
     Ok(access.store.overrides(e.id, None).await?)
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use caplens_analysis::review::{newly_unsolvable, popular_wrong_answer};
 use caplens_app::review::{QueueEntry, ReviewQueueView};
 
-use super::{actor, experiment, member_names, problem_in};
+use super::{actor, member_names, open_experiment, problem_in};
 use crate::auth::Action;
 use crate::ops::{Access, OpError};
 
@@ -24,7 +24,7 @@ pub async fn review_queue(
     min_share: f64,
     assigned_to_me: bool,
 ) -> Result<ReviewQueueView, OpError> {
-    let e = experiment(access, slug, Action::Read).await?;
+    let e = open_experiment(access, slug, Action::Read).await?;
     let prepared = views
         .prepared_unreviewed(slug)
         .await?
@@ -198,7 +198,7 @@ pub async fn assign(
     problem_id: i64,
     user: Option<&str>,
 ) -> Result<(), OpError> {
-    let e = experiment(access, slug, Action::Edit).await?;
+    let e = open_experiment(access, slug, Action::Edit).await?;
     problem_in(access, e, problem_id).await?;
     let user_id = match user.filter(|u| !u.is_empty()) {
         None => None,

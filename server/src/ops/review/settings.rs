@@ -3,7 +3,7 @@
 
 use caplens_app::review::ExperimentSettings;
 
-use super::experiment;
+use super::open_experiment;
 use crate::auth::Action;
 use crate::ops::{Access, OpError};
 use crate::storage::access::Owned;
@@ -62,7 +62,7 @@ pub async fn set_viewers_comment(
 
 /// The settings page's data.
 pub async fn settings(access: &Access<'_>, slug: &str) -> Result<ExperimentSettings, OpError> {
-    let e = experiment(access, slug, Action::Read).await?;
+    let e = open_experiment(access, slug, Action::Read).await?;
     let detail = access
         .store
         .experiment(slug)
@@ -100,7 +100,7 @@ pub async fn update_experiment(
     name: &str,
     description: &str,
 ) -> Result<(), OpError> {
-    let e = experiment(access, slug, Action::Edit).await?;
+    let e = open_experiment(access, slug, Action::Edit).await?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(OpError::invalid("name: 1 to 200 characters"));
@@ -129,7 +129,7 @@ pub async fn move_experiment(
     slug: &str,
     project_slug: &str,
 ) -> Result<(), OpError> {
-    let e = experiment(access, slug, Action::Administer).await?;
+    let e = open_experiment(access, slug, Action::Administer).await?;
     let target = access
         .require(
             Action::Administer,
@@ -156,7 +156,7 @@ pub async fn delete_experiment(
     slug: &str,
     confirm: &str,
 ) -> Result<(), OpError> {
-    let e = experiment(access, slug, Action::Administer).await?;
+    let e = open_experiment(access, slug, Action::Administer).await?;
     if confirm.trim() != slug {
         return Err(OpError::invalid(format!(
             "confirm: type the experiment's slug ({slug}) to delete it"

@@ -3,7 +3,7 @@
 
 use caplens_app::review::NewShareLink;
 
-use super::{actor, experiment};
+use super::{actor, open_experiment};
 use crate::auth::{random_secret, sha256_hex, Action};
 use crate::ops::{Access, OpError};
 use crate::storage::access::Owned;
@@ -19,7 +19,7 @@ pub async fn create_share_link(
     expires_in: Option<u64>,
     base_url: &str,
 ) -> Result<NewShareLink, OpError> {
-    let e = experiment(access, slug, Action::Edit).await?;
+    let e = open_experiment(access, slug, Action::Edit).await?;
     let own = format!("/experiments/{slug}");
     let path = path.trim();
     let path_only = path.split(['?', '#']).next().unwrap_or("");

@@ -8,7 +8,7 @@ use caplens_app::review::{
     CommentCounts, CommentTarget, CommentView, InboxEntry, ThreadFilter, ThreadView,
 };
 
-use super::{actor, experiment, member_names, problem_in};
+use super::{actor, member_names, open_experiment, problem_in};
 use crate::auth::{Action, PrincipalKind};
 use crate::ops::{Access, OpError};
 use crate::review::markdown;
@@ -85,7 +85,7 @@ pub async fn post_comment(
     target: &CommentTarget,
     body: &str,
 ) -> Result<ThreadView, OpError> {
-    let e = experiment(access, slug, Action::Review).await?;
+    let e = open_experiment(access, slug, Action::Review).await?;
     let body = check_body(body)?;
     let problem = target_problem(access, e, target).await?;
     let thread = access
@@ -325,7 +325,7 @@ pub async fn threads(
     slug: &str,
     filter: &ThreadFilter,
 ) -> Result<Vec<ThreadView>, OpError> {
-    let e = experiment(access, slug, Action::Read).await?;
+    let e = open_experiment(access, slug, Action::Read).await?;
     let mut list = access.store.threads(e.id).await?;
     if filter.unresolved {
         list.retain(|t| t.resolved_at.is_none());
@@ -407,7 +407,7 @@ pub async fn inbox(access: &Access<'_>) -> Result<Vec<InboxEntry>, OpError> {
 
 /// Comment counts per problem and rollout (badges).
 pub async fn comment_counts(access: &Access<'_>, slug: &str) -> Result<CommentCounts, OpError> {
-    let e = experiment(access, slug, Action::Read).await?;
+    let e = open_experiment(access, slug, Action::Read).await?;
     let (by_problem, by_rollout) = access.store.comment_counts(e.id).await?;
     Ok(CommentCounts {
         by_problem,
@@ -425,11 +425,7 @@ pub async fn rollout_experiments(
         .await?;
     let mut out = Vec::new();
     for slug in access.store.rollout_experiments(rollout).await? {
-        if access
-            .require(Action::Read, &Owned::Experiment(slug.clone()), "experiment")
-            .await
-            .is_ok()
-        {
+        if open_experiment(access, &slug, Action::Read).await.is_ok() {
             out.push(slug);
         }
     }
@@ -438,7 +434,7 @@ pub async fn rollout_experiments(
 
 /// A fingerprint of the experiment's discussion (live updates).
 pub async fn discussion_stamp(access: &Access<'_>, slug: &str) -> Result<String, OpError> {
-    let e = experiment(access, slug, Action::Read).await?;
+    let e = open_experiment(access, slug, Action::Read).await?;
     Ok(access.store.discussion_stamp(e.id).await?)
 }
 
