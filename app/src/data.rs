@@ -1,6 +1,7 @@
-//! The boundary between the UI and storage (reads, and the token management of the Tokens page). The server implements [`DataSource`] over its
-//! database and provides it as context; server functions in [`crate::api`] call it. Keeping the
-//! trait here lets the UI crate stay free of database code.
+//! The boundary between the UI and the server's operations: one trait per feature (catalogue,
+//! analysis views, review, evaluations, access), together [`DataSource`]. The server implements
+//! them over its authorised operations and provides the source as context; server functions in
+//! [`crate::api`] call it. Keeping the traits here lets the UI crate stay free of database code.
 
 #[cfg(feature = "ssr")]
 pub use ssr_only::*;
@@ -18,14 +19,8 @@ mod ssr_only {
     #[error("{0}")]
     pub struct DataError(pub String);
 
-    /// Read access to everything the pages show.
-    pub trait DataSource: Send + Sync + 'static {
-        /// Team review (issue 15): every operation of `crate::review::ReviewOp`, authorised by
-        /// the server per operation.
-        fn review(
-            &self,
-            op: crate::review::ReviewOp,
-        ) -> BoxFuture<'_, Result<crate::review::ReviewReply, DataError>>;
+    /// The catalogue: experiments, models, datasets, runs, imports, problems and rollouts.
+    pub trait CatalogData: Send + Sync + 'static {
         fn experiments(&self) -> BoxFuture<'_, Result<Vec<ExperimentSummary>, DataError>>;
         fn experiment(
             &self,
@@ -38,19 +33,35 @@ mod ssr_only {
         fn imports(&self) -> BoxFuture<'_, Result<Vec<ImportView>, DataError>>;
         /// The formats caplens imports (the importers' registry), in detection order.
         fn import_formats(&self) -> Vec<ImportFormat>;
-        fn tokens(&self) -> BoxFuture<'_, Result<Vec<ApiTokenRow>, DataError>>;
-        /// A token for the signed-in user in `project` (default `default`) with `scope`
-        /// (`read`/`write`, default `write`), expiring after `expires_in_days` (default never).
-        fn create_token(
+        /// One problem with its per-run numbers; `runs` restricts to those run ids.
+        fn problem(
             &self,
-            name: String,
-            project: Option<String>,
-            scope: Option<String>,
-            expires_in_days: Option<u32>,
-        ) -> BoxFuture<'_, Result<CreatedToken, DataError>>;
-        /// `false` when there is no such active token.
-        fn revoke_token(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>>;
-        // Analysis views of one experiment (`None`: no such experiment).
+            id: i64,
+            runs: Option<Vec<i64>>,
+        ) -> BoxFuture<'_, Result<Option<ProblemDetail>, DataError>>;
+        /// One page of a run's rollouts of a problem (see [`RolloutListQuery`]).
+        fn problem_rollouts(
+            &self,
+            problem_id: i64,
+            query: RolloutListQuery,
+        ) -> BoxFuture<'_, Result<RolloutList, DataError>>;
+        /// The rollout page: the rollout and, with a trace, the heatmap of `metric` (default:
+        /// entropy, else the first the trace has).
+        fn rollout(
+            &self,
+            id: i64,
+            metric: Option<crate::heat::Metric>,
+        ) -> BoxFuture<'_, Result<Option<RolloutView>, DataError>>;
+        /// One token of a rollout's trace (the hover card).
+        fn rollout_token(
+            &self,
+            id: i64,
+            pos: usize,
+        ) -> BoxFuture<'_, Result<Option<crate::heat::TokenDetail>, DataError>>;
+    }
+
+    /// The analysis views of one experiment (`None`: no such experiment, or hidden).
+    pub trait ViewData: Send + Sync + 'static {
         fn overview_view(
             &self,
             slug: String,
@@ -87,33 +98,20 @@ mod ssr_only {
             slug: String,
             request: TokenStatsRequest,
         ) -> BoxFuture<'_, Result<Option<TokenStatsView>, DataError>>;
-        /// One problem with its per-run numbers; `runs` restricts to those run ids.
-        fn problem(
-            &self,
-            id: i64,
-            runs: Option<Vec<i64>>,
-        ) -> BoxFuture<'_, Result<Option<ProblemDetail>, DataError>>;
-        /// One page of a run's rollouts of a problem (see [`RolloutListQuery`]).
-        fn problem_rollouts(
-            &self,
-            problem_id: i64,
-            query: RolloutListQuery,
-        ) -> BoxFuture<'_, Result<RolloutList, DataError>>;
-        /// The rollout page: the rollout and, with a trace, the heatmap of `metric` (default:
-        /// entropy, else the first the trace has).
-        fn rollout(
-            &self,
-            id: i64,
-            metric: Option<crate::heat::Metric>,
-        ) -> BoxFuture<'_, Result<Option<RolloutView>, DataError>>;
-        /// One token of a rollout's trace (the hover card).
-        fn rollout_token(
-            &self,
-            id: i64,
-            pos: usize,
-        ) -> BoxFuture<'_, Result<Option<crate::heat::TokenDetail>, DataError>>;
+    }
 
-        // Evaluation runs (issue 7).
+    /// Team review (issue 15).
+    pub trait ReviewData: Send + Sync + 'static {
+        /// Team review (issue 15): every operation of `crate::review::ReviewOp`, authorised by
+        /// the server per operation.
+        fn review(
+            &self,
+            op: crate::review::ReviewOp,
+        ) -> BoxFuture<'_, Result<crate::review::ReviewReply, DataError>>;
+    }
+
+    /// Evaluation runs (issue 7): the form, evaluations, interventions, datasets.
+    pub trait EvalData: Send + Sync + 'static {
         fn eval_form(&self) -> BoxFuture<'_, Result<crate::evals::EvalFormOptions, DataError>>;
         fn evaluations(
             &self,
@@ -144,10 +142,24 @@ mod ssr_only {
             fields: crate::evals::DatasetFields,
             project: Option<String>,
         ) -> BoxFuture<'_, Result<usize, DataError>>;
+    }
 
-        // Access control (issue 14).
+    /// Access control (issue 14): the session, API tokens, users, projects, members, the audit log.
+    pub trait AccessData: Send + Sync + 'static {
         /// Who is looking: mode, user, projects with roles.
         fn session(&self) -> BoxFuture<'_, Result<SessionView, DataError>>;
+        fn tokens(&self) -> BoxFuture<'_, Result<Vec<ApiTokenRow>, DataError>>;
+        /// A token for the signed-in user in `project` (default `default`) with `scope`
+        /// (`read`/`write`, default `write`), expiring after `expires_in_days` (default never).
+        fn create_token(
+            &self,
+            name: String,
+            project: Option<String>,
+            scope: Option<String>,
+            expires_in_days: Option<u32>,
+        ) -> BoxFuture<'_, Result<CreatedToken, DataError>>;
+        /// `false` when there is no such active token.
+        fn revoke_token(&self, id: i64) -> BoxFuture<'_, Result<bool, DataError>>;
         fn users(&self) -> BoxFuture<'_, Result<Vec<UserRow>, DataError>>;
         fn create_user(
             &self,
@@ -178,6 +190,12 @@ mod ssr_only {
         /// The audit log, newest first (`before`: entries older than this id).
         fn audit(&self, before: Option<i64>) -> BoxFuture<'_, Result<Vec<AuditEntry>, DataError>>;
     }
+
+    /// Everything the pages read and do, one trait per feature; the server implements each
+    /// over its operations, and server functions in [`crate::api`] call them.
+    pub trait DataSource: CatalogData + ViewData + ReviewData + EvalData + AccessData {}
+
+    impl<T: CatalogData + ViewData + ReviewData + EvalData + AccessData> DataSource for T {}
 
     /// How the server hands its data source to the pages (Leptos context).
     pub type SharedDataSource = Arc<dyn DataSource>;

@@ -193,13 +193,13 @@ async fn runs_filter_pages_answer_filter_and_missing_ids() {
         assert_eq!(r.run_id, sft);
         assert!(r.trace.is_none(), "the demo has no traces");
         assert!(db.store.rollout(987_654_321).await.unwrap().is_none());
-        let view = caplens_app::data::DataSource::rollout(&source(&db), open, None)
+        let view = caplens_app::data::CatalogData::rollout(&source(&db), open, None)
             .await
             .unwrap()
             .unwrap();
         assert!(view.heatmap.is_none() && view.trace_error.is_none());
         assert!(
-            caplens_app::data::DataSource::rollout(&source(&db), 987_654_321, None)
+            caplens_app::data::CatalogData::rollout(&source(&db), 987_654_321, None)
                 .await
                 .unwrap()
                 .is_none()
@@ -279,7 +279,7 @@ async fn heatmaps_come_from_the_stored_trace_and_match_the_stored_means() {
     for db in TestDb::all().await {
         import(&db, &traced_file()).await;
         let id = rollout_id(&db, 0).await;
-        let view = caplens_app::data::DataSource::rollout(&source(&db), id, None)
+        let view = caplens_app::data::CatalogData::rollout(&source(&db), id, None)
             .await
             .unwrap()
             .unwrap();
@@ -312,31 +312,32 @@ async fn heatmaps_come_from_the_stored_trace_and_match_the_stored_means() {
             let (a, b) = (from_trace.unwrap(), stored.unwrap());
             assert!((a - b).abs() < 1e-5, "{}: {a} vs {b}", db.name);
         }
-        let rbf = caplens_app::data::DataSource::rollout(&source(&db), id, Some(Metric::Rbf))
+        let rbf = caplens_app::data::CatalogData::rollout(&source(&db), id, Some(Metric::Rbf))
             .await
             .unwrap()
             .unwrap()
             .heatmap
             .unwrap();
         assert_eq!(rbf.metric, Metric::Rbf);
-        let lp = caplens_app::data::DataSource::rollout(&source(&db), id, Some(Metric::Logprob))
+        let lp = caplens_app::data::CatalogData::rollout(&source(&db), id, Some(Metric::Logprob))
             .await
             .unwrap()
             .unwrap()
             .heatmap
             .unwrap();
         assert_eq!(lp.values.0, vec![-0.1f32, -1.2, -0.01, -0.5]);
-        let impact = caplens_app::data::DataSource::rollout(&source(&db), id, Some(Metric::Impact))
-            .await
-            .unwrap()
-            .unwrap()
-            .heatmap
-            .unwrap();
+        let impact =
+            caplens_app::data::CatalogData::rollout(&source(&db), id, Some(Metric::Impact))
+                .await
+                .unwrap()
+                .unwrap()
+                .heatmap
+                .unwrap();
         assert_eq!(impact.with_value, 0, "no impacts in this trace");
 
         // A token's detail, and a position past the end.
         let source = source(&db);
-        use caplens_app::data::DataSource;
+        use caplens_app::data::CatalogData;
         let d = source.rollout_token(id, 1).await.unwrap().unwrap();
         assert_eq!(d.token, " x");
         let alts: Vec<&str> = d.alternatives.iter().map(|a| a.token.as_str()).collect();
@@ -368,7 +369,7 @@ async fn missing_and_corrupt_traces_are_reported_and_the_rest_works() {
         .execute(db.store.pool())
         .await
         .unwrap();
-    let view = caplens_app::data::DataSource::rollout(&source(&db), id, None)
+    let view = caplens_app::data::CatalogData::rollout(&source(&db), id, None)
         .await
         .unwrap()
         .unwrap();
@@ -385,7 +386,7 @@ async fn missing_and_corrupt_traces_are_reported_and_the_rest_works() {
     .execute(db.store.pool())
     .await
     .unwrap();
-    let view = caplens_app::data::DataSource::rollout(&source(&db), other, None)
+    let view = caplens_app::data::CatalogData::rollout(&source(&db), other, None)
         .await
         .unwrap()
         .unwrap();
@@ -401,7 +402,7 @@ async fn missing_and_corrupt_traces_are_reported_and_the_rest_works() {
         .execute(db.store.pool())
         .await
         .unwrap();
-    let view = caplens_app::data::DataSource::rollout(&source(&db), other, None)
+    let view = caplens_app::data::CatalogData::rollout(&source(&db), other, None)
         .await
         .unwrap()
         .unwrap();
