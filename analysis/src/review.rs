@@ -78,29 +78,6 @@ pub fn reviewed_counts(
     out
 }
 
-/// Why a problem is in the review queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum QueueReason {
-    /// Solved by the parent model at k = n, never by the child (paper-notes 2: the boundary
-    /// narrowed on this problem).
-    NewlyUnsolvable {
-        parent_run: i64,
-        child_run: i64,
-        parent_c: u64,
-        parent_n: u64,
-    },
-    /// A wrong answer given by at least the threshold share of a run's rollouts: the reference
-    /// may be wrong.
-    PopularWrongAnswer {
-        run: i64,
-        answer: String,
-        count: u64,
-        n: u64,
-    },
-    /// caplens' verifier could not decide some rollouts.
-    Unverifiable { run: i64, count: u64 },
-}
-
 /// Is the problem newly unsolvable in the child: the parent solved it at least once in its
 /// n samples, the child never did in its own (k = n for both).
 pub fn newly_unsolvable(parent_c: u64, parent_n: u64, child_c: u64, child_n: u64) -> bool {

@@ -175,12 +175,3 @@ pub async fn file_bytes(file: &web_sys::File) -> Result<Vec<u8>, String> {
         .map_err(|_| format!("cannot read {}", file.name()))?;
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
-
-/// The text of a file the user picked.
-pub async fn file_text(file: &web_sys::File) -> Result<String, String> {
-    wasm_bindgen_futures::JsFuture::from(file.text())
-        .await
-        .ok()
-        .and_then(|v| v.as_string())
-        .ok_or_else(|| format!("cannot read {}", file.name()))
-}

@@ -455,17 +455,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_project_open(&self, id: i64, open: bool) -> Result<(), StoreError> {
-        db(
-            sqlx::query("UPDATE projects SET open_to_all = $1 WHERE id = $2")
-                .bind(open as i64)
-                .bind(id)
-                .execute(&self.pool)
-                .await,
-        )?;
-        Ok(())
-    }
-
     /// Adds a member or changes their role.
     pub async fn set_member(
         &self,

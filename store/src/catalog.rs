@@ -296,11 +296,6 @@ pub mod quality_flags {
     pub const REDUNDANT: i64 = 1 << 2;
     pub const NO_DIGIT: i64 = 1 << 3;
 
-    /// The flags of one response, by the checks in `caplens_analysis::quality`.
-    pub fn of_response(response: &str) -> i64 {
-        of_checks(caplens_analysis::quality::QualityChecks::of(response))
-    }
-
     pub fn of_checks(checks: caplens_analysis::quality::QualityChecks) -> i64 {
         let mut flags = 0;
         if checks.format_violation {

@@ -171,11 +171,6 @@ pub fn normalize_answer(answer: &str) -> String {
     normalize::normalize_with(answer, &VerifierConfig::default())
 }
 
-/// [`normalize_answer`] under a config (only `thousands_separators` changes the string form).
-pub fn normalize_answer_with(answer: &str, config: &VerifierConfig) -> String {
-    normalize::normalize_with(answer, config)
-}
-
 /// The final answer of a response and the rule that found it; `None` when there is none (or the
 /// last box is unclosed). Rules and order: see `extract.rs` / docs/verifier.md.
 pub fn extract_answer(response: &str) -> Option<Extracted> {

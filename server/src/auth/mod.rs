@@ -581,21 +581,6 @@ pub fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-/// The audit record of an action by `principal`.
-pub fn audit_record(
-    principal: &Principal,
-    action: &'static str,
-    target: impl Into<String>,
-) -> AuditRecord {
-    AuditRecord {
-        user_id: principal.user_id,
-        actor: principal.name.clone(),
-        action,
-        target: target.into(),
-        ..Default::default()
-    }
-}
-
 #[cfg(test)]
 mod client_address_tests {
     use super::*;

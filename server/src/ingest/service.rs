@@ -456,6 +456,3 @@ fn modified_before(path: &Path, age: std::time::Duration) -> bool {
         .and_then(|t| t.elapsed().ok())
         .is_some_and(|elapsed| elapsed > age)
 }
-
-/// Default largest upload: 20 GiB.
-pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 20 << 30;

@@ -49,11 +49,6 @@ impl OpError {
         OpError::Forbidden(message.into())
     }
 
-    /// Hidden or missing: pages show their "not found" for it.
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, OpError::NotFound(_))
-    }
-
     /// The message a user may see (storage failures say only that the server failed; the
     /// details go to the log where the error is mapped).
     pub fn public_message(&self) -> String {

