@@ -16,8 +16,8 @@
 mod common;
 
 use caplens_server::ingest::{
-    detect, detect_head, importers, Format, InputError, InputFile, ReadStop, RecordSink,
-    RolloutRecord, SourceInfo, MAX_LINE_BYTES, SNIFF_BYTES,
+    detect, detect_head, Format, InputError, InputFile, ReadStop, RecordSink, RolloutRecord,
+    SourceInfo, MAX_LINE_BYTES, SNIFF_BYTES,
 };
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -618,8 +618,8 @@ fn check(case: &Case, path: &Path) {
         names_file(&e, "detect");
     }
     let has_content = case.bytes.iter().any(|b| !b.is_ascii_whitespace());
-    for importer in importers() {
-        let format = Format::of(*importer);
+    for format in Format::all() {
+        let importer = format.importer();
         let _ = importer.sniff(name, head);
         if let Err(e) = importer.hints(&input) {
             names_file(&e, &format!("{format} hints"));

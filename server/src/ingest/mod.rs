@@ -322,11 +322,6 @@ pub trait RolloutImporter: Send + Sync {
     fn read(&self, input: &InputFile, sink: &mut dyn RecordSink) -> Result<(), ReadStop>;
 }
 
-/// Every importer, in detection order (most specific first).
-pub fn importers() -> &'static [&'static dyn RolloutImporter] {
-    formats::ALL
-}
-
 /// The format of a file by its content (and name, for zip archives), or an error that says what
 /// the file looks like and how to name the format.
 pub fn detect(input: &InputFile) -> Result<Format, InputError> {
@@ -345,10 +340,7 @@ pub fn detect(input: &InputFile) -> Result<Format, InputError> {
 
 /// [`detect`] on bytes already read.
 pub fn detect_head(file_name: &str, head: &[u8]) -> Option<Format> {
-    importers()
-        .iter()
-        .find(|i| i.sniff(file_name, head))
-        .map(|i| Format(*i))
+    Format::all().find(|f| f.importer().sniff(file_name, head))
 }
 
 /// The first `limit` bytes of the file, decompressed (gzip/zstd), and never more than the sniff
