@@ -8,14 +8,13 @@ use axum::{
     body::Bytes,
     extract::State,
     response::{IntoResponse, Response},
-    Json,
 };
 use serde_json::{json, Value};
 
 use super::request::{check_model, parse_object, Delivery, Fields};
 use super::{
-    event_stream, finite, run, unix_now, usage, visible_steps, with_summary, ApiError, Engines,
-    RequestSummary, DEFAULT_CHAT_MAX_TOKENS,
+    finite, run, usage, visible_steps, with_summary, Answer, ApiError, Engines, RequestSummary,
+    DEFAULT_CHAT_MAX_TOKENS,
 };
 use crate::engine::{ChatMessage, Completion, Engine, GenerationRequest, Prompt, TokenStep};
 
@@ -140,8 +139,7 @@ async fn chat_completions_response(
         },
     )
     .await?;
-    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
-    let created = unix_now();
+    let answer = Answer::new("chatcmpl", model);
     let logprobs_of = |c: &Completion| {
         if logprobs {
             chat_logprobs(&visible_steps(engine.as_ref(), c))
@@ -165,55 +163,29 @@ async fn chat_completions_response(
                     })
                 })
                 .collect();
-            Ok(Json(json!({
-                "id": id,
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "choices": choices,
-                "usage": usage(&generation),
-            }))
-            .into_response())
+            Ok(answer.json("chat.completion", choices, usage(&generation)))
         }
         Delivery::Stream { include_usage } => {
-            let chunk = |choice: Value| {
-                json!({
-                    "id": id,
-                    "object": "chat.completion.chunk",
-                    "created": created,
-                    "model": model,
-                    "choices": [choice],
-                })
-            };
             // Per choice, as OpenAI and vLLM: a first chunk with the role, then the content
             // (here all of it at once, with its logprobs and the finish reason).
-            let mut chunks = Vec::with_capacity(2 * generation.completions.len() + 1);
+            let mut chunks = Vec::with_capacity(2 * generation.completions.len());
             for (index, c) in generation.completions.iter().enumerate() {
-                chunks.push(chunk(json!({
+                chunks.push(vec![json!({
                     "index": index,
                     "delta": { "role": "assistant", "content": "" },
                     "logprobs": Value::Null,
                     "finish_reason": Value::Null,
-                })));
-                chunks.push(chunk(json!({
+                })]);
+                chunks.push(vec![json!({
                     "index": index,
                     "delta": { "content": c.text },
                     "logprobs": logprobs_of(c),
                     "finish_reason": c.finish_reason,
                     "stop_reason": Value::Null,
-                })));
+                })]);
             }
-            if include_usage {
-                chunks.push(json!({
-                    "id": id,
-                    "object": "chat.completion.chunk",
-                    "created": created,
-                    "model": model,
-                    "choices": [],
-                    "usage": usage(&generation),
-                }));
-            }
-            Ok(event_stream(chunks))
+            let usage = include_usage.then(|| usage(&generation));
+            Ok(answer.stream("chat.completion.chunk", chunks, usage))
         }
     }
 }

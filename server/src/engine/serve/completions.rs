@@ -7,14 +7,13 @@ use axum::{
     body::Bytes,
     extract::State,
     response::{IntoResponse, Response},
-    Json,
 };
 use serde_json::{json, Map, Value};
 
 use super::request::{check_model, parse_object, Delivery, Fields};
 use super::{
-    blocking, event_stream, finite, unix_now, usage_json, visible_steps, with_summary, ApiError,
-    Engines, RequestSummary, DEFAULT_COMPLETION_MAX_TOKENS, MAX_N,
+    blocking, finite, usage_json, visible_steps, with_summary, Answer, ApiError, Engines,
+    RequestSummary, DEFAULT_COMPLETION_MAX_TOKENS, MAX_N,
 };
 use crate::engine::{
     Completion, Engine, EngineError, GenerationRequest, Prompt, SamplingParams, ScoredToken,
@@ -307,37 +306,15 @@ async fn completions_response(
             }));
         }
     }
-    let id = format!("cmpl-{}", uuid::Uuid::new_v4().simple());
-    let created = unix_now();
+    let answer = Answer::new("cmpl", model);
     let usage = usage_json(prompt_tokens, completion_tokens);
     match delivery {
-        Delivery::Json => Ok(Json(json!({
-            "id": id,
-            "object": "text_completion",
-            "created": created,
-            "model": model,
-            "choices": choices,
-            "usage": usage,
-        }))
-        .into_response()),
+        Delivery::Json => Ok(answer.json("text_completion", choices, usage)),
         Delivery::Stream { include_usage } => {
-            let chunk = |choices: Vec<Value>| {
-                json!({
-                    "id": id,
-                    "object": "text_completion",
-                    "created": created,
-                    "model": model,
-                    "choices": choices,
-                })
-            };
             // One chunk per choice: its whole text, logprobs and finish reason.
-            let mut chunks: Vec<Value> = choices.into_iter().map(|c| chunk(vec![c])).collect();
-            if include_usage {
-                let mut last = chunk(Vec::new());
-                last["usage"] = usage;
-                chunks.push(last);
-            }
-            Ok(event_stream(chunks))
+            let chunks = choices.into_iter().map(|c| vec![c]).collect();
+            let usage = include_usage.then_some(usage);
+            Ok(answer.stream("text_completion", chunks, usage))
         }
     }
 }

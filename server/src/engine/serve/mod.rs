@@ -186,6 +186,59 @@ fn usage(g: &Generation) -> Value {
     usage_json(g.prompt_tokens, g.completion_tokens)
 }
 
+/// What every answer and streamed chunk of one request carries (OpenAI's `id`, `created`,
+/// `model`), and the two ways of sending the choices: one JSON document, or Server-Sent Events.
+struct Answer {
+    id: String,
+    created: u64,
+    model: String,
+}
+
+impl Answer {
+    /// `prefix` names the endpoint's ids (`cmpl`, `chatcmpl`).
+    fn new(prefix: &str, model: String) -> Answer {
+        Answer {
+            id: format!("{prefix}-{}", uuid::Uuid::new_v4().simple()),
+            created: unix_now(),
+            model,
+        }
+    }
+
+    /// `{id, object, created, model, choices}`, with `usage` when given.
+    fn document(&self, object: &str, choices: Vec<Value>, usage: Option<Value>) -> Value {
+        let mut doc = json!({
+            "id": self.id,
+            "object": object,
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        });
+        if let Some(usage) = usage {
+            doc["usage"] = usage;
+        }
+        doc
+    }
+
+    /// The answer as one JSON document.
+    fn json(&self, object: &str, choices: Vec<Value>, usage: Value) -> Response {
+        Json(self.document(object, choices, Some(usage))).into_response()
+    }
+
+    /// The answer as Server-Sent Events: one chunk per entry of `chunks` (its choices), then,
+    /// when `usage` is given (`stream_options.include_usage`), a chunk with no choices and the
+    /// usage, as OpenAI and vLLM send it.
+    fn stream(&self, object: &str, chunks: Vec<Vec<Value>>, usage: Option<Value>) -> Response {
+        let mut events: Vec<Value> = chunks
+            .into_iter()
+            .map(|choices| self.document(object, choices, None))
+            .collect();
+        if let Some(usage) = usage {
+            events.push(self.document(object, Vec::new(), Some(usage)));
+        }
+        event_stream(events)
+    }
+}
+
 /// The whole answer as Server-Sent Events (it is generated before the first event is sent).
 fn event_stream(chunks: Vec<Value>) -> Response {
     let mut body = String::new();
