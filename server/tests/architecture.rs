@@ -362,3 +362,89 @@ fn pages_never_import_pages() {
         found.join("\n  ")
     );
 }
+
+/// The `pub` items (fn, struct, enum, const, static, type, trait) a line defines, if any.
+fn pub_item_defined(line: &str) -> Option<&str> {
+    let mut rest = line.trim_start().strip_prefix("pub")?;
+    if let Some(r) = rest.strip_prefix('(') {
+        rest = &r[r.find(')')? + 1..];
+    }
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    // Skip `async`, `unsafe` and the `const` of `const fn`.
+    let skipped =
+        |w: &str| matches!(w, "async" | "unsafe") || (w == "const" && rest.contains("const fn"));
+    let at = words.iter().position(|w| !skipped(w))?;
+    let kind = words[at];
+    if !matches!(
+        kind,
+        "fn" | "struct" | "enum" | "const" | "static" | "type" | "trait"
+    ) {
+        return None;
+    }
+    let name = words.get(at + 1)?;
+    let end = name
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(name.len());
+    Some(&name[..end]).filter(|n| !n.is_empty())
+}
+
+/// A `pub` item nothing names is dead code the compiler cannot see (it assumes another crate
+/// may use it). Read as text: every identifier in every Rust file of the workspace (tests,
+/// benches, `view!` macros included) counts as a use.
+#[test]
+fn no_pub_item_is_named_only_where_it_is_defined() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for krate in ["analysis", "model", "store", "app", "server"] {
+        rust_files(&root.join(krate), &mut files);
+    }
+    files.retain(|f| !f.components().any(|c| c.as_os_str() == "target"));
+    let mut uses: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut defined = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for word in text.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+            if !word.is_empty() {
+                *uses.entry(word.to_owned()).or_default() += 1;
+            }
+        }
+        let production = !file.components().any(|c| c.as_os_str() == "tests");
+        for (i, line) in text.lines().enumerate() {
+            if let Some(name) = pub_item_defined(line).filter(|_| production) {
+                defined.push((name.to_owned(), file.clone(), i + 1));
+            }
+        }
+    }
+    assert!(defined.len() > 500, "the pub items were not found");
+    let dead: Vec<String> = defined
+        .iter()
+        .filter(|(name, _, _)| uses.get(name).copied().unwrap_or(0) <= 1)
+        .map(|(name, file, line)| {
+            let path = file.strip_prefix(&root).unwrap_or(file);
+            format!("{}:{line}: {name}", path.display())
+        })
+        .collect();
+    assert!(
+        dead.is_empty(),
+        "pub items nothing uses (remove them, or use them):\n  {}",
+        dead.join("\n  ")
+    );
+}
+
+#[test]
+fn the_pub_item_detector_reads_definitions() {
+    assert_eq!(pub_item_defined("pub fn passk() {"), Some("passk"));
+    assert_eq!(
+        pub_item_defined("    pub(crate) async fn run<T>(x: T)"),
+        Some("run")
+    );
+    assert_eq!(pub_item_defined("pub const fn new() -> Self"), Some("new"));
+    assert_eq!(pub_item_defined("pub const LIMIT: u64 = 1;"), Some("LIMIT"));
+    assert_eq!(
+        pub_item_defined("pub(in crate::ops) struct Access<'a> {"),
+        Some("Access")
+    );
+    assert_eq!(pub_item_defined("pub mod views;"), None);
+    assert_eq!(pub_item_defined("pub use x::y;"), None);
+    assert_eq!(pub_item_defined("let pub_x = 1;"), None);
+}
