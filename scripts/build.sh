@@ -16,17 +16,32 @@ case "${1:-}" in
     *) die "unknown option $1 (use --release or --dist)" ;;
 esac
 
-# The jobs run one after another: the build is bound by CPU work on 2 cores, and running them
-# at once measured slower (docs/performance.md, "Build profiles").
-ensure_build_tools
+# The server build is the long one, and for minutes of it (its last crates: caplens-app, then
+# caplens-server, then the binary) one of the two cores is idle. So the browser side -- the
+# wasm-bindgen CLI when missing, then the wasm -- is built beside it at the lowest priority
+# (nice 19): it takes the idle core and yields it whenever the server's build wants both. The
+# wasm has a target directory of its own ($TARGET_DIR/wasm), as cargo locks a target directory
+# per build. Measured: docs/performance.md, "Build profiles".
+ensure_wasm_target
 cd "$ROOT"
-
-say "building the browser side (wasm, profile $WASM_PROFILE)"
-cargo build -p caplens-app --lib --target wasm32-unknown-unknown --no-default-features \
-    --features hydrate --profile "$WASM_PROFILE"
+WASM_TARGET_DIR="$TARGET_DIR/wasm"
+WASM_LOG="$(mktemp "${TMPDIR:-/tmp}/caplens-wasm-build.XXXXXX")"
+say "building the browser side (wasm, profile $WASM_PROFILE) beside the server: log in $WASM_LOG"
+nice -n 19 "$ROOT/scripts/build-wasm.sh" "$WASM_PROFILE" "$WASM_TARGET_DIR" >"$WASM_LOG" 2>&1 &
+WASM_PID=$!
+trap 'pkill -P $WASM_PID 2>/dev/null; kill $WASM_PID 2>/dev/null || true' EXIT
 
 say "building the server (profile $PROFILE)"
 cargo build -p caplens-server --bin caplens --profile "$PROFILE"
+
+say "waiting for the browser side"
+if ! wait "$WASM_PID"; then
+    cat "$WASM_LOG" >&2
+    die "the browser side (wasm) failed to build (log above, also in $WASM_LOG)"
+fi
+trap - EXIT
+tail -n 1 "$WASM_LOG" >&2
+rm -f "$WASM_LOG"
 
 SITE="$TARGET_DIR/site"
 PKG="$SITE/pkg"
@@ -36,7 +51,7 @@ mkdir -p "$PKG"
 STRIP=()
 [ "$WASM_OUT" = debug ] || STRIP=(--remove-name-section --remove-producers-section)
 wasm-bindgen --target web --no-typescript "${STRIP[@]}" --out-dir "$PKG" --out-name caplens \
-    "$TARGET_DIR/wasm32-unknown-unknown/$WASM_OUT/caplens_app.wasm"
+    "$WASM_TARGET_DIR/wasm32-unknown-unknown/$WASM_OUT/caplens_app.wasm"
 # Leptos' HydrationScripts asks for /pkg/caplens.wasm (LEPTOS_OUTPUT_NAME is set at compile time).
 mv -f "$PKG/caplens_bg.wasm" "$PKG/caplens.wasm"
 cp style/caplens.css "$PKG/caplens.css"
