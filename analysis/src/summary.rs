@@ -145,8 +145,9 @@ mod tests {
     use super::*;
     use crate::rollup::RunRollup;
     use crate::tables::ModelTables;
-    use crate::verifier::extract_answer;
+    use crate::verifier::final_answer;
     use proptest::prelude::*;
+    use std::borrow::Cow;
 
     /// One model's rollouts, rolled up as an import and `caplens summary` do.
     #[derive(Default)]
@@ -187,10 +188,9 @@ mod tests {
             entropy: Option<f64>,
             ppl: Option<f64>,
         ) {
-            let extracted = response.and_then(extract_answer);
-            let answer = answer.or(extracted.as_ref().map(|e| e.answer.as_str()));
+            let answer = final_answer(answer.map(Cow::Borrowed), response);
             self.problem(key)
-                .push_rollout(None, correct, answer)
+                .push_rollout(None, correct, answer.as_deref())
                 .unwrap();
             self.rollup.totals.push(
                 response.map(|r| (r, QualityChecks::of(r))),

@@ -171,6 +171,20 @@ pub fn normalize_answer(answer: &str) -> String {
     normalize::normalize_with(answer, &VerifierConfig::default())
 }
 
+/// A rollout's final answer as imports, reports and the CLI take it: the one the input gives,
+/// else the one extracted from the response ([`extract_answer`]). A given answer comes back as
+/// it was passed (borrowed stays borrowed, owned stays owned).
+pub fn final_answer<'a>(
+    given: Option<std::borrow::Cow<'a, str>>,
+    response: Option<&str>,
+) -> Option<std::borrow::Cow<'a, str>> {
+    given.or_else(|| {
+        response
+            .and_then(extract_answer)
+            .map(|e| std::borrow::Cow::Owned(e.answer))
+    })
+}
+
 /// The final answer of a response and the rule that found it; `None` when there is none (or the
 /// last box is unclosed). Rules and order: see `extract.rs` / docs/verifier.md.
 pub fn extract_answer(response: &str) -> Option<Extracted> {

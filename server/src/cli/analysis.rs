@@ -20,7 +20,8 @@ use caplens_analysis::sets::{MissingReason, ProblemOutcome};
 pub use caplens_analysis::tables::KSelection;
 use caplens_analysis::tables::{ModelTables, ProblemRecord, UnsolvableDoc};
 use caplens_analysis::tokens::{rollout_token_means, RolloutTokenMeans};
-use caplens_analysis::verifier::extract_answer;
+use caplens_analysis::verifier::final_answer;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -534,18 +535,14 @@ pub fn summary(
             Outcome::Counts { n, c } => problem.push_counts(n, c),
             Outcome::Rollout { correct } => {
                 // The answer as an import takes it: given, else extracted from the response.
-                let extracted = match line.answer {
-                    Some(_) => None,
-                    None => line.response.as_deref().and_then(extract_answer),
-                };
-                let answer = line
-                    .answer
-                    .as_deref()
-                    .or(extracted.as_ref().map(|e| e.answer.as_str()));
+                let answer = final_answer(
+                    line.answer.as_deref().map(Cow::Borrowed),
+                    line.response.as_deref(),
+                );
                 // No sample index: the summary needs no order. Only a problem with more rollouts
                 // than the largest sample index is refused.
                 problem
-                    .push_rollout(None, correct, answer)
+                    .push_rollout(None, correct, answer.as_deref())
                     .map_err(|e| refused_line(at, e))?;
                 let means = token_means(line);
                 let response = line.response.as_deref();

@@ -90,12 +90,7 @@ pub(super) fn graded<'a>(
             "missing: a line without \"correct\" is graded against its \"reference\"".into(),
         ));
     };
-    let answer = answer.map(Cow::into_owned).or_else(|| {
-        response
-            .as_deref()
-            .and_then(caplens_analysis::verifier::extract_answer)
-            .map(|e| e.answer)
-    });
+    let answer = caplens_analysis::verifier::final_answer(answer, response.as_deref());
     line.outcome = Outcome::Rollout {
         correct: crate::ingest::pipeline::grade(answer.as_deref(), &reference),
     };

@@ -1,6 +1,7 @@
 //! The parser side of an import: each record graded, checked and encoded on the parser thread
 //! (CPU work, off the async runtime), and batched for the writer.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 
 use caplens_analysis::quality::QualityChecks;
@@ -8,7 +9,7 @@ use caplens_analysis::token_stats::TraceTokens;
 use caplens_analysis::tokens::{rollout_token_means, RolloutTokenMeans};
 use caplens_analysis::trace::{encode, TokenTrace, TopAlternative};
 use caplens_analysis::verdicts::CaplensVerdict;
-use caplens_analysis::verifier::{extract_answer, verify, Verdict};
+use caplens_analysis::verifier::{final_answer, verify, Verdict};
 use tokio::sync::mpsc;
 
 use super::{ImportProgress, BATCH_BYTES, BATCH_ROWS};
@@ -214,12 +215,8 @@ fn prepare(record: RolloutRecord, file_index: usize) -> Result<(Prepared, usize)
     let kind = match outcome {
         RecordOutcome::Counts { n, c } => PreparedKind::Counts { n, c },
         RecordOutcome::Graded(_) | RecordOutcome::Ungraded => {
-            let answer = answer.or_else(|| {
-                response
-                    .as_deref()
-                    .and_then(extract_answer)
-                    .map(|e| e.answer)
-            });
+            let answer =
+                final_answer(answer.map(Cow::Owned), response.as_deref()).map(Cow::into_owned);
             let file_correct = match outcome {
                 RecordOutcome::Graded(v) => Some(v),
                 _ => None,
