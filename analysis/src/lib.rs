@@ -11,6 +11,7 @@ pub mod verifier;
 // Rollout-level metrics (items 1-3, 9, 17, 18).
 pub mod diversity;
 pub mod majority;
+pub mod paired;
 pub mod passk;
 pub mod quality;
 pub mod review;

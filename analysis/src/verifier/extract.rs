@@ -238,7 +238,7 @@ pub(crate) fn capture_span(after: &str) -> Option<(&str, usize)> {
                 Some(p) => &line[..p],
                 None => line,
             };
-            (sentence, sentence.len())
+            (maths_of_sentence(sentence), sentence.len())
         }
     };
     let answer = answer.trim().trim_end_matches(['.', '*']).trim();
@@ -247,6 +247,86 @@ pub(crate) fn capture_span(after: &str) -> Option<(&str, usize)> {
     } else {
         Some((answer, skipped + end))
     }
+}
+
+/// Words of three or more letters that are prose, not maths: a LaTeX command's name (`\\frac`),
+/// a function name or a unit-like word inside maths does not count.
+fn prose_words(text: &str) -> usize {
+    const MATHS: [&str; 12] = [
+        "sqrt", "frac", "sin", "cos", "tan", "log", "cdot", "times", "infty", "mod", "pmod",
+        "dfrac",
+    ];
+    let bytes = text.as_bytes();
+    let mut count = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_alphabetic() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+                i += 1;
+            }
+            let word = &text[start..i];
+            let command = start > 0 && bytes[start - 1] == b'\\';
+            if word.len() >= 3 && !command && !MATHS.contains(&word.to_ascii_lowercase().as_str())
+            {
+                count += 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    count
+}
+
+/// The answer in a sentence that follows "the answer is": the sentence itself when it is maths
+/// (`5`, `x^2 + 1`) or maths and one word (`3 apples`), else — prose such as "a double-digit positive integer, which is
+/// 6" — the last mathematical expression in it: its last `$…$` / `\\(…\\)` group, else what
+/// follows its last " is ", "=", " equals " or " be " when that is maths, else its last number.
+fn maths_of_sentence(sentence: &str) -> &str {
+    let prose = prose_words(sentence);
+    if prose == 0 {
+        return sentence;
+    }
+    let inline = [("$", "$"), ("\\(", "\\)")].iter().find_map(|(open, close)| {
+        let end = sentence.rfind(close)?;
+        let start = sentence[..end].rfind(open)? + open.len();
+        (start < end).then(|| sentence[start..end].trim())
+    });
+    if let Some(group) = inline.filter(|g| !g.is_empty()) {
+        return group;
+    }
+    let lower = sentence.to_ascii_lowercase();
+    let tail = [" is ", "=", " equals ", " be "]
+        .iter()
+        .filter_map(|link| lower.rfind(link).map(|at| at + link.len()))
+        .max()
+        .map(|at| sentence[at..].trim());
+    if let Some(tail) = tail.filter(|t| !t.is_empty() && prose_words(t) == 0) {
+        return tail;
+    }
+    if prose < 2 {
+        // One word beside the maths: a unit or a name ("5 apples"), not a sentence.
+        return sentence;
+    }
+    match last_number_span(sentence) {
+        Some((start, end)) => &sentence[start..end],
+        None => sentence,
+    }
+}
+
+/// Byte span of the last number in `text` (an optional minus sign, digits, decimal point,
+/// thousands commas), as [`last_number`] reads it before cleaning.
+fn last_number_span(text: &str) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let end = bytes.iter().rposition(|b| b.is_ascii_digit())? + 1;
+    let mut start = end - 1;
+    while start > 0 && (bytes[start - 1].is_ascii_digit() || bytes[start - 1] == b'.') {
+        start -= 1;
+    }
+    if start > 0 && bytes[start - 1] == b'-' {
+        start -= 1;
+    }
+    Some((start, end))
 }
 
 fn answer_line(text: &str) -> Option<String> {
@@ -320,6 +400,26 @@ mod tests {
         assert_eq!(last_number("pairs 3,4").as_deref(), Some("4"));
         assert_eq!(last_number("it is -7.").as_deref(), Some("-7"));
         assert_eq!(last_number("no digits"), None);
+    }
+
+    /// "The answer is <prose>": the maths in the prose (issue 27: graded wrong before, as
+    /// "a double-digit positive integer, which is 6").
+    #[test]
+    fn prose_after_the_answer_is_gives_its_maths() {
+        let cases = [
+            ("So the answer is a double-digit positive integer, which is 6.", "6"),
+            ("The answer is the number of apples left, which equals 12", "12"),
+            ("Therefore, the answer is that there are 15 students in the class.", "15"),
+            ("The answer is the sum of the roots, namely $-3$.", "-3"),
+            ("The answer is simply x = 7", "7"),
+            ("Thus the answer is 5 apples.", "5 apples"),
+            ("The answer is $x^2+1$.", "x^2+1"),
+            ("The answer is 3/4.", "3/4"),
+            ("The final answer is therefore the value of n, which must be -2", "-2"),
+        ];
+        for (response, answer) in cases {
+            assert_eq!(extract(response).unwrap().answer, answer, "{response}");
+        }
     }
 
     proptest::proptest! {
