@@ -294,12 +294,20 @@ mod tests {
         // Ranks by hand: |0.125|×3 → 2 each; |0.25|×2 → 4.5; |0.5|×2 → 6.5; 0.75 → 8; 1 → 9.
         let ranks = [4.5, 4.5, 6.5, 6.5, 8.0, 9.0, 2.0, 2.0, 2.0];
         let signs = [1.0, -1.0, 1.0, 1.0, -1.0, 1.0, 1.0, -1.0, 1.0];
-        let w: f64 = ranks.iter().zip(signs).filter(|(_, s)| *s > 0.0).map(|(r, _)| r).sum();
+        let w: f64 = ranks
+            .iter()
+            .zip(signs)
+            .filter(|(_, s)| *s > 0.0)
+            .map(|(r, _)| r)
+            .sum();
         assert_eq!(t.w_plus, w);
         let total: f64 = ranks.iter().sum();
         let mut extreme = 0u32;
         for mask in 0u32..(1 << 9) {
-            let wp: f64 = (0..9).filter(|i| mask & (1 << i) != 0).map(|i| ranks[i]).sum();
+            let wp: f64 = (0..9)
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| ranks[i])
+                .sum();
             if (wp - total / 2.0).abs() >= (w - total / 2.0).abs() - 1e-9 {
                 extreme += 1;
             }
@@ -311,14 +319,22 @@ mod tests {
     #[test]
     fn normal_approximation_is_close_to_exact() {
         let d: Vec<f64> = (1..=60)
-            .map(|i| if i % 3 == 0 { -(i as f64) } else { i as f64 * 0.9 })
+            .map(|i| {
+                if i % 3 == 0 {
+                    -(i as f64)
+                } else {
+                    i as f64 * 0.9
+                }
+            })
             .collect();
         let t = signed_rank_test(&d).unwrap();
         let approx = normal_two_sided(60.0, t.w_plus, 0.0);
         assert!(t.exact);
         assert!(close(approx, t.p_value, 0.01), "{approx} vs {}", t.p_value);
         // A large sample uses the approximation.
-        let big: Vec<f64> = (1..=500).map(|i| if i % 2 == 0 { 1.0 } else { -0.5 } * i as f64).collect();
+        let big: Vec<f64> = (1..=500)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -0.5 } * i as f64)
+            .collect();
         let t = signed_rank_test(&big).unwrap();
         assert!(!t.exact);
         assert!(t.p_value > 0.0 && t.p_value < 1.0);

@@ -545,3 +545,91 @@ mod tests {
         }
     }
 }
+
+/// A run whose problems do not all have the same number of samples (issue 27): pass@k at k is a
+/// mean over the problems with n ≥ k (eq. 2 is undefined for k > n), so past the smallest n the
+/// curve is over fewer problems, and the unsolvable view stops at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnevenSamples {
+    /// The most common sample count (the larger on a tie).
+    pub usual_n: u64,
+    /// Problems whose count differs from it.
+    pub differing: u64,
+    pub problems: u64,
+    /// The first few differing problems (in the given order) with their n.
+    pub examples: Vec<(String, u64)>,
+    pub min_n: u64,
+}
+
+/// Differing problems [`uneven_samples`] names at most.
+pub const UNEVEN_EXAMPLES: usize = 10;
+
+/// `None` when every problem has the same n (or there is none).
+pub fn uneven_samples<'a>(
+    problems: impl IntoIterator<Item = (&'a str, u64)>,
+) -> Option<UnevenSamples> {
+    let problems: Vec<(&str, u64)> = problems.into_iter().collect();
+    let mut counts: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+    for (_, n) in &problems {
+        *counts.entry(*n).or_default() += 1;
+    }
+    if counts.len() <= 1 {
+        return None;
+    }
+    let usual_n = counts
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)))
+        .map(|(&n, _)| n)?;
+    let differing: Vec<(String, u64)> = problems
+        .iter()
+        .filter(|(_, n)| *n != usual_n)
+        .map(|(k, n)| (k.to_string(), *n))
+        .collect();
+    Some(UnevenSamples {
+        usual_n,
+        differing: differing.len() as u64,
+        problems: problems.len() as u64,
+        min_n: *counts.keys().next()?,
+        examples: differing.into_iter().take(UNEVEN_EXAMPLES).collect(),
+    })
+}
+
+impl UnevenSamples {
+    /// One sentence for a report: "1 of 40 problems has not the usual 128 samples: a/7 (80)".
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self
+            .examples
+            .iter()
+            .map(|(k, n)| format!("{k} ({n})"))
+            .collect();
+        let more = self.differing.saturating_sub(self.examples.len() as u64);
+        format!(
+            "{} of {} problems {} not the usual {} samples: {}{}; pass@k at k > {} averages over fewer problems",
+            self.differing,
+            self.problems,
+            if self.differing == 1 { "has" } else { "have" },
+            self.usual_n,
+            names.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() },
+            self.min_n,
+        )
+    }
+}
+
+#[cfg(test)]
+mod uneven_tests {
+    use super::*;
+
+    #[test]
+    fn uneven_names_the_odd_problems() {
+        assert_eq!(uneven_samples([("a", 4), ("b", 4)]), None);
+        let u = uneven_samples([("a", 128), ("b", 80), ("c", 128)]).unwrap();
+        assert_eq!((u.usual_n, u.differing, u.min_n), (128, 1, 80));
+        assert_eq!(u.examples, vec![("b".to_string(), 80)]);
+        assert!(u
+            .describe()
+            .starts_with("1 of 3 problems has not the usual 128 samples: b (80)"));
+        // A tie takes the larger n.
+        assert_eq!(uneven_samples([("a", 2), ("b", 3)]).unwrap().usual_n, 3);
+    }
+}

@@ -117,6 +117,17 @@ pub async fn get_unsolvable_view(
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn get_problems_view(
+    slug: String,
+    request: ProblemsRequest,
+) -> Result<Option<ProblemsView>, ServerFnError> {
+    source()?
+        .problems_view(slug, request)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
 pub async fn get_compare_view(
     slug: String,
     request: CompareRequest,
@@ -168,9 +179,11 @@ pub const ROLLOUTS_PER_PAGE: i64 = 20;
 pub async fn get_problem(
     id: i64,
     runs: Option<Vec<i64>>,
+    experiment: Option<String>,
+    unreviewed: bool,
 ) -> Result<Option<ProblemDetail>, ServerFnError> {
     source()?
-        .problem(id, runs)
+        .problem(id, runs, experiment, unreviewed)
         .await
         .map_err(ServerFnError::new)
 }

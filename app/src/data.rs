@@ -34,10 +34,14 @@ mod ssr_only {
         /// The formats caplens imports (the importers' registry), in detection order.
         fn import_formats(&self) -> Vec<ImportFormat>;
         /// One problem with its per-run numbers; `runs` restricts to those run ids.
+        /// A problem with its runs' numbers; opened in `experiment`, under its reviewers'
+        /// verdict overrides unless `unreviewed`.
         fn problem(
             &self,
             id: i64,
             runs: Option<Vec<i64>>,
+            experiment: Option<String>,
+            unreviewed: bool,
         ) -> BoxFuture<'_, Result<Option<ProblemDetail>, DataError>>;
         /// One page of a run's rollouts of a problem (see [`RolloutListQuery`]).
         fn problem_rollouts(
@@ -78,6 +82,12 @@ mod ssr_only {
             slug: String,
             request: UnsolvableRequest,
         ) -> BoxFuture<'_, Result<Option<UnsolvableView>, DataError>>;
+        /// One page of the problems view (prompts filled in).
+        fn problems_view(
+            &self,
+            slug: String,
+            request: ProblemsRequest,
+        ) -> BoxFuture<'_, Result<Option<ProblemsView>, DataError>>;
         fn compare_view(
             &self,
             slug: String,

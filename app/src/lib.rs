@@ -105,6 +105,7 @@ pub fn App() -> impl IntoView {
                         view=UnsolvablePage
                         ssr=SsrMode::Async
                     />
+                    <Route path=path!("/experiments/:slug/problems") view=pages::problems::ProblemsPage ssr=SsrMode::Async />
                     <Route path=path!("/experiments/:slug/compare") view=ComparePage ssr=SsrMode::Async />
                     <Route
                         path=path!("/experiments/:slug/token-stats")

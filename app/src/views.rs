@@ -246,6 +246,256 @@ pub struct RegionCell {
     pub upper_95: Option<f64>,
 }
 
+// ---------- problems ----------
+
+/// Problems per page of the problems view unless `limit=` says otherwise.
+pub const PROBLEMS_PER_PAGE: usize = 50;
+/// Largest `limit=` of the problems view and its REST document.
+pub const MAX_PROBLEMS_PER_PAGE: usize = 500;
+
+/// What the problems view sorts by.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub enum ProblemSortField {
+    /// `dataset/problem_id`.
+    #[default]
+    Key,
+    /// Δ = rate(B) − rate(A).
+    Delta,
+    /// One run's solve rate c/n.
+    Rate(i64),
+    /// Comments on the problem.
+    Comments,
+}
+
+/// `sort=`: `key`, `delta`, `rate:RUN`, `comments`, each descending with a leading `-`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ProblemSort {
+    pub field: ProblemSortField,
+    pub descending: bool,
+}
+
+impl ProblemSort {
+    pub fn parse(s: &str) -> Option<ProblemSort> {
+        let (descending, name) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let field = match name {
+            "key" => ProblemSortField::Key,
+            "delta" => ProblemSortField::Delta,
+            "comments" => ProblemSortField::Comments,
+            _ => ProblemSortField::Rate(name.strip_prefix("rate:")?.parse().ok()?),
+        };
+        Some(ProblemSort { field, descending })
+    }
+    pub fn as_string(&self) -> String {
+        let name = match self.field {
+            ProblemSortField::Key => "key".to_string(),
+            ProblemSortField::Delta => "delta".to_string(),
+            ProblemSortField::Rate(run) => format!("rate:{run}"),
+            ProblemSortField::Comments => "comments".to_string(),
+        };
+        if self.descending {
+            format!("-{name}")
+        } else {
+            name
+        }
+    }
+}
+
+/// The problems view (issue 27): every problem of the chosen runs with each run's c/n, Δ between
+/// the first two, labels and comments; filtered, sorted and paged by the URL.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ProblemsRequest {
+    /// The runs shown; Δ and the paired counts compare the first two (A, then B).
+    pub runs: Vec<i64>,
+    /// Full-text search over prompt and key.
+    pub q: Option<String>,
+    pub sort: ProblemSort,
+    pub change: Option<caplens_analysis::paired::Change>,
+    /// Threshold on |Δ| for improved / regressed (default 0: any change).
+    pub min_delta: f64,
+    /// Only problems carrying this review label.
+    pub label: Option<String>,
+    /// Only problems the last chosen run does not solve in its first k samples.
+    pub unsolvable: Option<u64>,
+    pub verdicts: Option<VerdictSource>,
+    pub unreviewed: bool,
+    /// Page size (default [`PROBLEMS_PER_PAGE`], at most [`MAX_PROBLEMS_PER_PAGE`]).
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// A query parameter of the problems view that does not parse: the parameter and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadParameter(pub &'static str, pub String);
+
+impl ProblemsRequest {
+    /// Reads the query string; a value that does not parse is an error naming the parameter
+    /// (the REST API answers 400 with it; the page shows it).
+    pub fn try_from_query(get: impl Fn(&str) -> Option<String>) -> Result<Self, BadParameter> {
+        let nonempty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let number = |k: &'static str| -> Result<Option<u64>, BadParameter> {
+            nonempty(k)
+                .map(|v| {
+                    v.trim().parse::<u64>().map_err(|_| {
+                        BadParameter(k, format!("{v:?} is not a non-negative integer"))
+                    })
+                })
+                .transpose()
+        };
+        let sort = match nonempty("sort") {
+            None => ProblemSort::default(),
+            Some(s) => ProblemSort::parse(s.trim()).ok_or_else(|| {
+                BadParameter(
+                    "sort",
+                    format!("{s:?} is not one of key, delta, rate:RUN, comments (each with an optional leading -)"),
+                )
+            })?,
+        };
+        let change = match nonempty("change") {
+            None => None,
+            Some(c) => Some(
+                caplens_analysis::paired::Change::parse(c.trim()).ok_or_else(|| {
+                    BadParameter(
+                        "change",
+                        format!("{c:?} is not one of improved, regressed, unchanged"),
+                    )
+                })?,
+            ),
+        };
+        let min_delta = match nonempty("min_delta") {
+            None => 0.0,
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(x) if x.is_finite() && (0.0..=1.0).contains(&x) => x,
+                _ => {
+                    return Err(BadParameter(
+                        "min_delta",
+                        format!("{v:?} is not a number from 0 to 1"),
+                    ))
+                }
+            },
+        };
+        let verdicts = match nonempty("verdicts") {
+            None => None,
+            Some(v) => Some(VerdictSource::parse(&v).ok_or_else(|| {
+                BadParameter("verdicts", format!("{v:?} is not one of file, caplens"))
+            })?),
+        };
+        let unreviewed = match nonempty("reviewed").as_deref() {
+            None | Some("1") => false,
+            Some("0") => true,
+            Some(v) => return Err(BadParameter("reviewed", format!("{v:?} is not 0 or 1"))),
+        };
+        let limit = number("limit")?.map_or(PROBLEMS_PER_PAGE, |l| l as usize);
+        if limit == 0 || limit > MAX_PROBLEMS_PER_PAGE {
+            return Err(BadParameter(
+                "limit",
+                format!("{limit} is not from 1 to {MAX_PROBLEMS_PER_PAGE}"),
+            ));
+        }
+        let unsolvable = number("unsolvable")?;
+        if unsolvable == Some(0) {
+            return Err(BadParameter("unsolvable", "k must be at least 1".into()));
+        }
+        Ok(Self {
+            runs: get("runs").map(|s| parse_ids(&s)).unwrap_or_default(),
+            q: nonempty("q"),
+            sort,
+            change,
+            min_delta,
+            label: nonempty("label"),
+            unsolvable,
+            verdicts,
+            unreviewed,
+            limit,
+            offset: number("offset")?.unwrap_or(0) as usize,
+        })
+    }
+    /// The page's reading: what does not parse falls back to the default (the page says so).
+    pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Self {
+        Self::try_from_query(&get).unwrap_or_else(|_| Self {
+            runs: get("runs").map(|s| parse_ids(&s)).unwrap_or_default(),
+            limit: PROBLEMS_PER_PAGE,
+            ..Default::default()
+        })
+    }
+    pub fn query(&self) -> Query {
+        let sort = if self.sort == ProblemSort::default() {
+            String::new()
+        } else {
+            self.sort.as_string()
+        };
+        Query::new()
+            .set("runs", join_ids(&self.runs))
+            .set("q", self.q.clone().unwrap_or_default())
+            .set("sort", sort)
+            .set("change", self.change.map_or("", |c| c.as_str()))
+            .set(
+                "min_delta",
+                if self.min_delta > 0.0 {
+                    self.min_delta.to_string()
+                } else {
+                    String::new()
+                },
+            )
+            .set("label", self.label.clone().unwrap_or_default())
+            .set(
+                "unsolvable",
+                self.unsolvable.map(|k| k.to_string()).unwrap_or_default(),
+            )
+            .set("verdicts", verdicts_query(self.verdicts))
+            .set("reviewed", if self.unreviewed { "0" } else { "" })
+            .set(
+                "limit",
+                if self.limit == PROBLEMS_PER_PAGE {
+                    String::new()
+                } else {
+                    self.limit.to_string()
+                },
+            )
+            .set(
+                "offset",
+                if self.offset == 0 {
+                    String::new()
+                } else {
+                    self.offset.to_string()
+                },
+            )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProblemsView {
+    pub frame: ViewFrame,
+    pub request: ProblemsRequest,
+    /// Problems that match the filters (before paging).
+    pub total: u64,
+    /// Run A vs run B over the problems both have that match the search and label filters
+    /// (before the change and unsolvable filters); `None` with fewer than two runs.
+    pub paired: Option<caplens_analysis::paired::PairedSummary>,
+    /// This page, in order.
+    pub rows: Vec<ProblemsRow>,
+    /// Labels used on the experiment's problems (the label filter's choices).
+    pub labels: Vec<String>,
+    /// The largest sample count of the chosen runs (the unsolvable filter's largest k).
+    pub max_n: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProblemsRow {
+    pub problem_id: i64,
+    /// `dataset/problem_id`.
+    pub key: String,
+    pub prompt: String,
+    /// Per chosen run (the frame's `selected` order): (c, n), `None` when the run lacks it.
+    pub cells: Vec<Option<(u64, u64)>>,
+    /// rate(B) − rate(A), when both runs have the problem.
+    pub delta: Option<f64>,
+    pub labels: Vec<String>,
+    pub comments: u64,
+}
+
 // ---------- compare ----------
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -246,6 +246,9 @@ pub struct ImportView {
     pub errors: Vec<String>,
     #[serde(default)]
     pub runs: Vec<ImportedRunView>,
+    /// What the import stored but warns about (uneven sample counts).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// How the stored rollouts were graded (absent in reports of older versions).
     #[serde(default)]
     pub verdicts: Option<VerdictTally>,
@@ -329,6 +332,22 @@ pub struct ProblemDetail {
     pub runs: Vec<ProblemRunStats>,
     /// Run ids asked for (`runs=`) that do not exist or have no rollouts of this problem.
     pub missing_runs: Vec<i64>,
+    /// The reviewers' verdict overrides of the experiment the problem is opened in, and
+    /// whether the numbers, answer clusters and rollout marks include them (issue 27).
+    #[serde(default)]
+    pub review: Option<ProblemReviewApplied>,
+}
+
+/// How an experiment's verdict overrides entered a problem page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProblemReviewApplied {
+    pub experiment: String,
+    /// The numbers include the overrides (`reviewed=0` leaves them out).
+    pub reviewed: bool,
+    /// Overrides on this problem in the experiment.
+    pub overrides: u64,
+    /// Rollouts of this problem (in the experiment's runs) whose verdict they change.
+    pub changed_rollouts: u64,
 }
 
 /// One run's numbers on one problem.
@@ -377,6 +396,12 @@ pub struct RolloutListQuery {
     pub answer: Option<String>,
     /// Expanded rollouts: their responses come with the page.
     pub open: Vec<i64>,
+    /// The experiment whose verdict overrides mark the rollouts (issue 27).
+    #[serde(default)]
+    pub experiment: Option<String>,
+    /// Leave the overrides out (`reviewed=0`).
+    #[serde(default)]
+    pub unreviewed: bool,
 }
 
 /// One page of a run's rollouts of one problem.
@@ -398,8 +423,12 @@ pub struct RolloutList {
 pub struct RolloutRow {
     pub id: i64,
     pub sample_index: i64,
-    /// Under the run's default verdicts.
+    /// Under the run's default verdicts, or the reviewers' verdict when an override of the
+    /// experiment the page is opened in changes it (`overridden`).
     pub correct: bool,
+    /// A reviewer's override decided `correct` (issue 27).
+    #[serde(default)]
+    pub overridden: bool,
     /// The file's verdict, when it gave one.
     #[serde(default)]
     pub file_correct: Option<bool>,

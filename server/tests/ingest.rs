@@ -1012,3 +1012,62 @@ async fn raw_sampler_output_is_graded_and_keeps_prompts_and_tags() {
         db.cleanup().await;
     }
 }
+
+/// Issue 27: a run where one problem has fewer samples than the others imports, and the report
+/// warns, naming the problem, its n and the usual n.
+#[tokio::test]
+async fn uneven_sample_counts_are_named_in_the_report() {
+    use caplens_server::ingest::pipeline::{run_import, ImportFile, ImportParams, ImportProgress};
+    use caplens_server::ingest::InputFile;
+    for db in TestDb::all().await {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::new();
+        for (problem, n) in [("a", 8), ("b", 5), ("c", 8)] {
+            for sample in 0..n {
+                text.push_str(&format!(
+                    "{}\n",
+                    serde_json::json!({
+                        "model": "uneven-7b", "dataset": "u", "problem_id": problem, "sample": sample,
+                        "reference": "4", "response": "so \\boxed{4}",
+                    })
+                ));
+            }
+        }
+        let path = write_temp(dir.path(), "uneven.jsonl", text.as_bytes());
+        let input = InputFile::new(&path, path.display().to_string());
+        let progress = std::sync::Arc::new(ImportProgress::for_files(std::slice::from_ref(&input)));
+        let report = run_import(
+            &db.store,
+            &caplens_server::ingest::pipeline::new_import_id(),
+            vec![ImportFile {
+                input,
+                sha256: None,
+            }],
+            ImportParams::default(),
+            progress,
+            None,
+        )
+        .await;
+        assert_eq!(
+            report.status.as_str(),
+            "completed",
+            "{}: {report:?}",
+            db.name
+        );
+        let uneven = report.runs[0].uneven.clone().expect("uneven run");
+        assert_eq!((uneven.usual_n, uneven.differing, uneven.min_n), (8, 1, 5));
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        let w = &report.warnings[0];
+        assert!(
+            w.contains("b (5)") && w.contains("usual 8") && w.contains("uneven-7b"),
+            "{w}"
+        );
+        // Read back, the report still warns.
+        let again = caplens_server::ingest::pipeline::load_report(&db.store, &report.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.warnings, report.warnings, "{}", db.name);
+        db.cleanup().await;
+    }
+}

@@ -22,6 +22,7 @@ pub mod responses;
 pub mod review;
 pub mod rft;
 pub mod rollouts;
+pub mod search;
 pub mod sweep;
 pub mod token_stats;
 pub mod tokens;

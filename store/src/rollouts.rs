@@ -105,6 +105,7 @@ fn rollout_row(row: &AnyRow) -> Result<RolloutRow, sqlx::Error> {
         id: row.try_get("id")?,
         sample_index: row.try_get("sample_index")?,
         correct: row.try_get::<i64, _>("correct")? != 0,
+        overridden: false,
         file_correct: row
             .try_get::<Option<i64>, _>("file_correct")?
             .map(|v| v != 0),
@@ -200,6 +201,7 @@ impl Store {
             tags: serde_json::from_str(&tags).unwrap_or_default(),
             runs: stats,
             missing_runs,
+            review: None,
         }))
     }
 

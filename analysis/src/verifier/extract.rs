@@ -267,8 +267,7 @@ fn prose_words(text: &str) -> usize {
             }
             let word = &text[start..i];
             let command = start > 0 && bytes[start - 1] == b'\\';
-            if word.len() >= 3 && !command && !MATHS.contains(&word.to_ascii_lowercase().as_str())
-            {
+            if word.len() >= 3 && !command && !MATHS.contains(&word.to_ascii_lowercase().as_str()) {
                 count += 1;
             }
         } else {
@@ -287,11 +286,13 @@ fn maths_of_sentence(sentence: &str) -> &str {
     if prose == 0 {
         return sentence;
     }
-    let inline = [("$", "$"), ("\\(", "\\)")].iter().find_map(|(open, close)| {
-        let end = sentence.rfind(close)?;
-        let start = sentence[..end].rfind(open)? + open.len();
-        (start < end).then(|| sentence[start..end].trim())
-    });
+    let inline = [("$", "$"), ("\\(", "\\)")]
+        .iter()
+        .find_map(|(open, close)| {
+            let end = sentence.rfind(close)?;
+            let start = sentence[..end].rfind(open)? + open.len();
+            (start < end).then(|| sentence[start..end].trim())
+        });
     if let Some(group) = inline.filter(|g| !g.is_empty()) {
         return group;
     }
@@ -407,15 +408,27 @@ mod tests {
     #[test]
     fn prose_after_the_answer_is_gives_its_maths() {
         let cases = [
-            ("So the answer is a double-digit positive integer, which is 6.", "6"),
-            ("The answer is the number of apples left, which equals 12", "12"),
-            ("Therefore, the answer is that there are 15 students in the class.", "15"),
+            (
+                "So the answer is a double-digit positive integer, which is 6.",
+                "6",
+            ),
+            (
+                "The answer is the number of apples left, which equals 12",
+                "12",
+            ),
+            (
+                "Therefore, the answer is that there are 15 students in the class.",
+                "15",
+            ),
             ("The answer is the sum of the roots, namely $-3$.", "-3"),
             ("The answer is simply x = 7", "7"),
             ("Thus the answer is 5 apples.", "5 apples"),
             ("The answer is $x^2+1$.", "x^2+1"),
             ("The answer is 3/4.", "3/4"),
-            ("The final answer is therefore the value of n, which must be -2", "-2"),
+            (
+                "The final answer is therefore the value of n, which must be -2",
+                "-2",
+            ),
         ];
         for (response, answer) in cases {
             assert_eq!(extract(response).unwrap().answer, answer, "{response}");

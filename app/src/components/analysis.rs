@@ -11,10 +11,11 @@ use crate::views::{RunChoice, VerdictFrame, ViewFrame};
 use caplens_analysis::verdicts::VerdictSource;
 
 /// The analysis views of an experiment, as tabs.
-pub const VIEWS: [(&str, &str); 10] = [
+pub const VIEWS: [(&str, &str); 11] = [
     ("", "Overview"),
     ("passk", "pass@k curves"),
     ("unsolvable", "Unsolvable problems"),
+    ("problems", "Problems"),
     ("compare", "SFT vs RL"),
     ("token-stats", "Token statistics"),
     ("dynamics", "Training dynamics"),

@@ -11,6 +11,7 @@ pub mod models;
 pub mod not_found;
 pub mod passk;
 pub mod problem;
+pub mod problems;
 pub mod review;
 pub mod rft;
 pub mod rollout;

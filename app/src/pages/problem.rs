@@ -29,6 +29,8 @@ pub struct ProblemQuery {
     pub open: Vec<i64>,
     /// The experiment the problem is reviewed in (issue 15): labels, overrides, discussion.
     pub experiment: Option<String>,
+    /// Leave the experiment's verdict overrides out (`reviewed=0`; issue 27).
+    pub unreviewed: bool,
 }
 
 impl ProblemQuery {
@@ -44,6 +46,7 @@ impl ProblemQuery {
                 .max(1),
             open: parse_ids(q.get("open")),
             experiment: q.get("experiment").filter(|e| !e.is_empty()),
+            unreviewed: q.get("reviewed").is_some_and(|r| r == "0"),
         }
     }
 
@@ -65,6 +68,14 @@ impl ProblemQuery {
                 ),
                 ("open", join_ids(&self.open)),
                 ("experiment", self.experiment.clone().unwrap_or_default()),
+                (
+                    "reviewed",
+                    if self.unreviewed {
+                        "0".into()
+                    } else {
+                        String::new()
+                    },
+                ),
             ],
         )
     }
@@ -89,6 +100,7 @@ impl ProblemQuery {
             page: 1,
             open: Vec::new(),
             experiment: self.experiment.clone(),
+            unreviewed: self.unreviewed,
         }
     }
 }
@@ -100,16 +112,21 @@ pub fn ProblemPage() -> impl IntoView {
     let id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok());
     let state = Memo::new(move |_| ProblemQuery::from_map(&query.read()));
     let runs_filter = move || {
-        let runs = state.read().runs.clone();
-        (!runs.is_empty()).then_some(runs)
+        let s = state.read();
+        let runs = s.runs.clone();
+        (
+            (!runs.is_empty()).then_some(runs),
+            s.experiment.clone(),
+            s.unreviewed,
+        )
     };
     // Both resources are created here, once: resources created inside a Suspense's content are
     // re-created on every server render pass, and their ids then no longer match the browser's.
     let detail = Resource::new(
         move || (id(), runs_filter()),
-        |(id, runs)| async move {
+        |(id, (runs, experiment, unreviewed))| async move {
             match id {
-                Some(id) => get_problem(id, runs).await,
+                Some(id) => get_problem(id, runs, experiment, unreviewed).await,
                 None => Ok(None),
             }
         },
@@ -123,6 +140,8 @@ pub fn ProblemPage() -> impl IntoView {
                 page: s.page,
                 answer: s.answer,
                 open: s.open,
+                experiment: s.experiment,
+                unreviewed: s.unreviewed,
             };
             (id(), query)
         },
@@ -182,6 +201,41 @@ type ListResource = Resource<Result<Option<RolloutList>, ServerFnError>>;
 #[derive(Clone, Copy)]
 struct CommentCountsResource(Resource<crate::review::CommentCounts>);
 
+/// Says whether the numbers below include the experiment's verdict overrides, with the switch.
+fn review_note(
+    r: crate::model::ProblemReviewApplied,
+    id: i64,
+    state: Memo<ProblemQuery>,
+) -> impl IntoView {
+    (r.overrides > 0).then(|| {
+        let text = if r.reviewed {
+            format!(
+                "Counted with the {} verdict override{} of experiment “{}” ({} rollout verdict{} changed): c/n, pass@k, answer marks and rollout marks below are the reviewed ones.",
+                r.overrides,
+                if r.overrides == 1 { "" } else { "s" },
+                r.experiment,
+                r.changed_rollouts,
+                if r.changed_rollouts == 1 { "" } else { "s" },
+            )
+        } else {
+            format!(
+                "Counted without the {} verdict override{} of experiment “{}” (the stored verdicts).",
+                r.overrides,
+                if r.overrides == 1 { "" } else { "s" },
+                r.experiment
+            )
+        };
+        let switch_label = if r.reviewed { "Show the stored verdicts" } else { "Show with the overrides" };
+        let unreviewed = r.reviewed;
+        view! {
+            <p class="notice" role="status" data-testid="problem-review-note">
+                {text}" "
+                <a href=move || ProblemQuery { unreviewed, page: 1, ..state.get() }.href(id)>{switch_label}</a>
+            </p>
+        }
+    })
+}
+
 #[component]
 fn ProblemView(
     detail: ProblemDetail,
@@ -197,6 +251,7 @@ fn ProblemView(
         tags,
         runs,
         missing_runs,
+        review,
     } = detail;
     let max_n = runs.iter().map(|r| r.n).max().unwrap_or(0).max(0) as u64;
     let ks: Vec<u64> = std::iter::successors(Some(1u64), |k| k.checked_mul(2))
@@ -267,6 +322,7 @@ fn ProblemView(
                 <MathAnswer text=reference_answer />
             </p>
         </section>
+        {review.map(|r| review_note(r, id, state))}
         <section aria-labelledby="stats-heading">
             <h2 id="stats-heading">"Per run"</h2>
             <p class="meta">
@@ -536,8 +592,17 @@ fn RolloutItem(
                     data-testid="rollout-toggle"
                 >
                     <span class="sample">{format!("#{}", row.sample_index)}</span>
-                    <span class=if row.correct { "verdict correct" } else { "verdict wrong" }>
-                        {if row.correct { "✓ correct" } else { "✗ wrong" }}
+                    <span
+                        class=if row.correct { "verdict correct" } else { "verdict wrong" }
+                        title=row.overridden.then_some("a reviewer's verdict override decided this")
+                        data-testid="rollout-verdict"
+                    >
+                        {match (row.correct, row.overridden) {
+                            (true, false) => "✓ correct",
+                            (false, false) => "✗ wrong",
+                            (true, true) => "✓ correct (reviewed)",
+                            (false, true) => "✗ wrong (reviewed)",
+                        }}
                     </span>
                     {verdict_disagreement(&row).map(|text| view! {
                         <span class="verdict disagree" data-testid="verdict-disagree">{text}</span>
@@ -624,11 +689,12 @@ mod tests {
             page: 3,
             open: vec![7, 9],
             experiment: Some("exp-a".into()),
+            unreviewed: true,
         };
         let url = q.href(5);
         assert_eq!(
             url,
-            "/problems/5?runs=1%2C2&run=2&answer=%5Cfrac%7B1%7D%7B2%7D&page=3&open=7%2C9&experiment=exp-a"
+            "/problems/5?runs=1%2C2&run=2&answer=%5Cfrac%7B1%7D%7B2%7D&page=3&open=7%2C9&experiment=exp-a&reviewed=0"
         );
         let map: ParamsMap = [
             ("runs", "1,2"),
@@ -637,6 +703,7 @@ mod tests {
             ("page", "3"),
             ("open", "7,9"),
             ("experiment", "exp-a"),
+            ("reviewed", "0"),
         ]
         .into_iter()
         .collect();

@@ -716,6 +716,12 @@ fn ImportResult(view: ImportView) -> impl IntoView {
             {view.verdicts.filter(|_| has_runs).map(|t| view! {
                 <p class="meta" data-testid="import-verdicts">{format!("Graded: {}.", verdict_tally_text(&t))}</p>
             })}
+            {(!view.warnings.is_empty()).then(|| view! {
+                <div class="notice" role="status" data-testid="import-warnings">
+                    <strong>"Warnings"</strong>
+                    <ul>{view.warnings.iter().map(|w| view! { <li>{w.clone()}</li> }).collect_view()}</ul>
+                </div>
+            })}
             <Show when={let has = !view.errors.is_empty(); move || has}>
                 <details open>
                     <summary>"Rejected rows (first ones)"</summary>

@@ -128,6 +128,9 @@ pub fn print_report(report: &ImportReport, json: bool, out: &mut dyn Write) -> i
                 caplens_app::model::verdict_tally_text(&report.verdicts)
             );
         }
+        for w in &report.warnings {
+            let _ = writeln!(out, "  warning: {w}");
+        }
         if let Some(e) = &report.experiment {
             if report.status == ImportStatus::Completed {
                 let _ = writeln!(out, "  experiment: {e}");

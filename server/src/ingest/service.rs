@@ -314,6 +314,7 @@ impl ImportService {
             errors,
             verdicts: Default::default(),
             runs: Vec::new(),
+            warnings: Vec::new(),
             message: None,
             duplicate_of: None,
             created_at,

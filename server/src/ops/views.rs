@@ -10,8 +10,10 @@ use super::catalog::open_experiment;
 use super::{Access, OpError};
 use crate::auth::Action;
 use crate::storage::access::Owned;
+use crate::storage::review::ExperimentRef;
 use crate::storage::rollouts::StoredRollout;
 use crate::views::ViewService;
+use caplens_analysis::review::VerdictOverride;
 
 /// `Ok(false)` when the experiment is missing or hidden; refusals other than "hidden" are
 /// errors.
@@ -90,6 +92,54 @@ pub async fn view(
     })
 }
 
+/// The problems view of experiment `slug` with every matching row (`page` false: the CSV
+/// export) or one page of them with their prompts (`page` true). `Ok(None)`: not found.
+pub async fn problems(
+    access: &Access<'_>,
+    views: &ViewService,
+    slug: &str,
+    request: ProblemsRequest,
+    page: bool,
+) -> Result<Option<ProblemsView>, OpError> {
+    let experiment = match open_experiment(access, slug, Action::Read).await {
+        Ok(e) => e,
+        Err(OpError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let labels = access
+        .store
+        .problem_labels(experiment)
+        .await?
+        .into_iter()
+        .map(|(id, ls)| (id, ls.into_iter().map(|l| l.label).collect()))
+        .collect();
+    let comments = access
+        .store
+        .comment_counts(experiment.id)
+        .await?
+        .0
+        .into_iter()
+        .collect();
+    let inputs = crate::views::ProblemInputs {
+        matches: None,
+        labels,
+        comments,
+    };
+    let Some(mut view) = views.problems(slug, experiment.id, request, inputs).await? else {
+        return Ok(None);
+    };
+    if page {
+        let (offset, limit) = (view.request.offset, view.request.limit);
+        view.rows = view.rows.into_iter().skip(offset).take(limit).collect();
+        let ids: Vec<i64> = view.rows.iter().map(|r| r.problem_id).collect();
+        let mut prompts = access.store.problem_prompts(&ids).await?;
+        for row in &mut view.rows {
+            row.prompt = prompts.remove(&row.problem_id).unwrap_or_default();
+        }
+    }
+    Ok(Some(view))
+}
+
 /// The runs of a problem the caller may read, within `asked`: `None` when the problem is
 /// missing or hidden. A problem is readable with its dataset's project (a shared dataset's
 /// problems by everyone signed in); the runs shown are those of projects the caller reads. A
@@ -143,6 +193,8 @@ pub async fn problem(
     access: &Access<'_>,
     problem_id: i64,
     runs: Option<Vec<i64>>,
+    experiment: Option<String>,
+    unreviewed: bool,
 ) -> Result<Option<ProblemDetail>, OpError> {
     let asked = runs.clone();
     let Some(readable) = readable_problem_runs(access, problem_id, runs).await? else {
@@ -161,7 +213,51 @@ pub async fn problem(
             .filter(|id| !detail.runs.iter().any(|r| r.run_id == *id))
             .collect();
     }
+    if let Some(slug) = experiment {
+        if let Some((experiment, overrides)) = problem_overrides(access, &slug, problem_id).await? {
+            let mut changed = 0;
+            if !unreviewed && !overrides.is_empty() {
+                let rollouts = access
+                    .store
+                    .review_rollouts(experiment.id, &[problem_id])
+                    .await?;
+                changed = crate::views::apply_overrides(&mut detail, &rollouts, &overrides);
+            }
+            detail.review = Some(caplens_app::model::ProblemReviewApplied {
+                experiment: slug,
+                reviewed: !unreviewed,
+                overrides: overrides.len() as u64,
+                changed_rollouts: changed,
+            });
+        }
+    }
     Ok(Some(detail))
+}
+
+/// The verdict overrides experiment `slug` holds on `problem_id`, when the caller reads the
+/// experiment (`None` when it is missing or hidden: the page then shows the stored verdicts).
+async fn problem_overrides(
+    access: &Access<'_>,
+    slug: &str,
+    problem_id: i64,
+) -> Result<Option<(ExperimentRef, Vec<VerdictOverride>)>, OpError> {
+    let experiment = match open_experiment(access, slug, Action::Read).await {
+        Ok(e) => e,
+        Err(OpError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let overrides = access
+        .store
+        .overrides(experiment.id, Some(problem_id))
+        .await?
+        .into_iter()
+        .map(|o| VerdictOverride {
+            rollout: o.rollout,
+            answer: o.answer,
+            correct: o.verdict == "correct",
+        })
+        .collect();
+    Ok(Some((experiment, overrides)))
 }
 
 /// One page of a run's rollouts of a problem: the run asked for when the caller reads it,
@@ -193,7 +289,7 @@ pub async fn problem_rollouts(
             responses: Vec::new(),
         });
     };
-    Ok(access
+    let mut list = access
         .store
         .problem_rollouts(
             problem_id,
@@ -203,7 +299,21 @@ pub async fn problem_rollouts(
             query.answer.as_deref(),
             &query.open,
         )
-        .await?)
+        .await?;
+    if let (Some(slug), false) = (&query.experiment, query.unreviewed) {
+        if let Some((experiment, overrides)) = problem_overrides(access, slug, problem_id).await? {
+            // Overrides hold only for the experiment's runs.
+            if access
+                .store
+                .experiment_run_ids(experiment.id)
+                .await?
+                .contains(&run)
+            {
+                crate::views::mark_rollouts(&mut list, &overrides);
+            }
+        }
+    }
+    Ok(list)
 }
 
 /// A rollout the caller may read (`None`: missing or hidden).

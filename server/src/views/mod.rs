@@ -21,6 +21,8 @@ mod dynamics;
 mod frame;
 mod overview;
 mod passk;
+mod problem_review;
+mod problems;
 mod rft;
 mod token_stats;
 mod unsolvable;
@@ -29,6 +31,8 @@ pub use compare::{compare_view, default_lineage};
 pub use dynamics::{dynamics_view, EntropySplit};
 pub use overview::overview_view;
 pub use passk::{passk_view, BAND_RESAMPLES};
+pub use problem_review::{apply_overrides, mark_rollouts};
+pub use problems::{problems_table, problems_view, ProblemInputs};
 pub use rft::*;
 pub use token_stats::token_stats_view;
 pub use unsolvable::unsolvable_view;
@@ -241,6 +245,27 @@ impl ViewService {
         let stats = self.token_stats_of(&p).await?;
         Ok(Some(token_stats_view(&p, req, &stats)))
     }
+    /// The problems view: every matching problem, sorted (all pages; the caller pages it). The
+    /// search runs in the database's full-text index; labels and comments are the caller's.
+    pub async fn problems(
+        &self,
+        slug: &str,
+        experiment_id: i64,
+        req: ProblemsRequest,
+        mut inputs: ProblemInputs,
+    ) -> Result<Option<ProblemsView>, StoreError> {
+        let Some((_, p)) = self
+            .prepared_with_stamp(slug, req.verdicts, req.unreviewed)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if let Some(q) = &req.q {
+            inputs.matches = self.store.search_problems(experiment_id, q).await?;
+        }
+        Ok(Some(problems_view(&p, req, &inputs)))
+    }
+
     /// The stored token statistics of the experiment's runs that have them.
     async fn token_stats_of(
         &self,

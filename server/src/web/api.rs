@@ -254,3 +254,132 @@ pub(super) async fn experiment_summary(
     .summary();
     Ok(json_text(serde_json::to_string(&doc).expect("serialises")))
 }
+
+/// The query parameters `GET /api/v1/experiments/{slug}/problems` knows.
+const PROBLEMS_PARAMETERS: [&str; 11] = [
+    "runs",
+    "q",
+    "sort",
+    "change",
+    "min_delta",
+    "label",
+    "unsolvable",
+    "verdicts",
+    "reviewed",
+    "limit",
+    "offset",
+];
+
+/// The problems view's request from a query string: unknown parameters and values that do not
+/// parse are a 400 naming the parameter.
+fn problems_request(
+    query: &std::collections::HashMap<String, String>,
+) -> Result<caplens_app::views::ProblemsRequest, ApiError> {
+    if let Some(unknown) = query
+        .keys()
+        .find(|k| !PROBLEMS_PARAMETERS.contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "unknown parameter {unknown:?}; known: {}",
+            PROBLEMS_PARAMETERS.join(", ")
+        )));
+    }
+    caplens_app::views::ProblemsRequest::try_from_query(|k| query.get(k).cloned())
+        .map_err(|e| ApiError::bad_request(format!("{}: {}", e.0, e.1)))
+}
+
+/// `GET /api/v1/experiments/{slug}/problems?runs=A,B&…`: the problems view as JSON, one page
+/// (docs/api.md).
+pub(super) async fn experiment_problems(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let request = problems_request(&query)?;
+    let view = ops::views::problems(
+        &caller.access(&state.store),
+        &state.views,
+        &slug,
+        request,
+        true,
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no experiment {slug:?}")))?;
+    Ok(Json(problems_document(&view)))
+}
+
+/// The JSON document of a page of the problems view.
+fn problems_document(view: &caplens_app::views::ProblemsView) -> serde_json::Value {
+    use serde_json::json;
+    let selected = &view.frame.selected;
+    let runs: Vec<serde_json::Value> = selected
+        .iter()
+        .map(|id| {
+            let label = view
+                .frame
+                .runs
+                .iter()
+                .find(|r| r.id == *id)
+                .map_or(String::new(), |r| r.label.clone());
+            json!({"id": id, "label": label})
+        })
+        .collect();
+    let problems: Vec<serde_json::Value> = view
+        .rows
+        .iter()
+        .map(|r| {
+            let cells: serde_json::Map<String, serde_json::Value> = selected
+                .iter()
+                .zip(&r.cells)
+                .filter_map(|(id, cell)| {
+                    cell.map(|(c, n)| (id.to_string(), json!({"n": n, "c": c})))
+                })
+                .collect();
+            json!({
+                "id": r.problem_id,
+                "key": r.key,
+                "prompt": r.prompt,
+                "runs": cells,
+                "delta": r.delta,
+                "labels": r.labels,
+                "comments": r.comments,
+            })
+        })
+        .collect();
+    json!({
+        "experiment": view.frame.experiment.slug,
+        "runs": runs,
+        "missing_runs": view.frame.missing_runs,
+        "total": view.total,
+        "offset": view.request.offset,
+        "limit": view.request.limit,
+        "paired": view.paired,
+        "problems": problems,
+    })
+}
+
+/// `GET /api/v1/experiments/{slug}/problems.csv?…`: every matching problem (not a page), sorted,
+/// as CSV (formula-safe).
+pub(super) async fn experiment_problems_csv(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let request = problems_request(&query)?;
+    let view = ops::views::problems(
+        &caller.access(&state.store),
+        &state.views,
+        &slug,
+        request,
+        false,
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no experiment {slug:?}")))?;
+    Ok(super::review::download(
+        crate::views::problems_table(&view).to_csv(),
+        "text/csv; charset=utf-8",
+        &format!("{slug}-problems.csv"),
+    ))
+}

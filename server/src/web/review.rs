@@ -348,7 +348,7 @@ pub(super) async fn export_csv(
     ))
 }
 
-fn download(body: String, content_type: &'static str, name: &str) -> Response {
+pub(super) fn download(body: String, content_type: &'static str, name: &str) -> Response {
     let name: String = name
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))

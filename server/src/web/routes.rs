@@ -127,6 +127,18 @@ pub fn routes() -> Vec<Route> {
             Read,
             get(api::experiment_summary),
         ),
+        route(
+            M::GET,
+            "/api/v1/experiments/{slug}/problems",
+            Read,
+            get(api::experiment_problems),
+        ),
+        route(
+            M::GET,
+            "/api/v1/experiments/{slug}/problems.csv",
+            Read,
+            get(api::experiment_problems_csv),
+        ),
         route(M::GET, "/api/v1/openapi.json", SignedIn, get(api::openapi)),
         route(M::GET, "/api/v1/audit", Audit, get(api::audit)),
         // Imports.
@@ -311,6 +323,7 @@ pub fn page_rule(path: &str) -> Option<Rule> {
         "/experiments/{slug}"
         | "/experiments/{slug}/passk"
         | "/experiments/{slug}/unsolvable"
+        | "/experiments/{slug}/problems"
         | "/experiments/{slug}/compare"
         | "/experiments/{slug}/token-stats"
         | "/experiments/{slug}/dynamics"

@@ -100,6 +100,7 @@ pub async fn run_import(
         errors: Vec::new(),
         verdicts: VerdictTally::default(),
         runs: Vec::new(),
+        warnings: Vec::new(),
         message: None,
         duplicate_of: None,
         created_at,
@@ -119,6 +120,7 @@ pub async fn run_import(
         Ok(()) => {
             report.status = ImportStatus::Completed;
             report.rows_stored = progress.rows_stored.load(Ordering::Relaxed);
+            report.warnings = report::warnings_of(&report.runs);
             // The completed row was written inside the import's transaction.
             return report;
         }
@@ -470,6 +472,7 @@ pub async fn load_report(store: &Store, id: &str) -> Result<Option<ImportReport>
         rows_rejected: row.rows_rejected as u64,
         errors: serde_json::from_str(&row.errors).unwrap_or_default(),
         verdicts,
+        warnings: report::warnings_of(&runs),
         runs,
         message: row.message,
         duplicate_of: row.duplicate_of,

@@ -277,6 +277,20 @@ pub struct ImportedRun {
     /// What the file said about the run (tool, run identity, status).
     #[serde(default)]
     pub source: SourceInfo,
+    /// Problems whose sample count differs from the run's usual n (issue 27).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uneven: Option<caplens_analysis::passk::UnevenSamples>,
+}
+
+/// What a finished import warns about, one sentence each: runs with uneven sample counts.
+pub fn warnings_of(runs: &[ImportedRun]) -> Vec<String> {
+    runs.iter()
+        .filter_map(|r| {
+            r.uneven
+                .as_ref()
+                .map(|u| format!("run {} ({}): {}", r.id, r.model, u.describe()))
+        })
+        .collect()
 }
 
 /// The state and result of an import: `GET /api/v1/imports/{id}`.
@@ -300,6 +314,9 @@ pub struct ImportReport {
     #[serde(default)]
     pub verdicts: VerdictTally,
     pub runs: Vec<ImportedRun>,
+    /// What the import stored but warns about (uneven sample counts), one sentence each.
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// Why it failed, or what it duplicates.
     pub message: Option<String>,
     pub duplicate_of: Option<String>,

@@ -27,6 +27,8 @@ pub(super) struct RunState {
     /// Database problem id -> dense index into `rollup.problems`.
     problem_index: HashMap<i64, usize>,
     problem_ids: Vec<i64>,
+    /// The problems' keys, by dense index (for the uneven-samples warning).
+    problem_keys: Vec<String>,
     pack: Option<PackWriter>,
     pack_key: Option<String>,
     /// The run's response texts (the rows keep byte ranges: the database holds numbers and
@@ -178,6 +180,7 @@ impl<'a> Writer<'a> {
             None => {
                 let i = state.problem_ids.len();
                 state.problem_ids.push(problem_id);
+                state.problem_keys.push(p.problem_id.clone());
                 state.problem_index.insert(problem_id, i);
                 i
             }
@@ -365,6 +368,7 @@ impl<'a> Writer<'a> {
             rollup: RunRollup::default(),
             problem_index: HashMap::new(),
             problem_ids: Vec::new(),
+            problem_keys: Vec::new(),
             pack: None,
             pack_key: None,
             responses: None,
@@ -605,6 +609,13 @@ impl<'a> Writer<'a> {
             let [pass_file, pass_caplens] =
                 VerdictSource::ALL.map(|s| state.rollup.aggregates_under(s).summary.pass_at_1);
             let max_n = stats.iter().map(|s| s.n).max();
+            let uneven = caplens_analysis::passk::uneven_samples(
+                state
+                    .problem_keys
+                    .iter()
+                    .zip(&stats)
+                    .map(|(k, s)| (k.as_str(), s.n.max(0) as u64)),
+            );
             let token_stats = std::mem::take(&mut state.token_stats)
                 .finish()
                 .map(|t| serde_json::to_string(&t).expect("token stats serialise"));
@@ -639,6 +650,7 @@ impl<'a> Writer<'a> {
                 default_verdicts: default,
                 verdicts: state.verdicts,
                 source,
+                uneven,
             });
         }
         Ok(out)

@@ -81,12 +81,20 @@ impl CatalogData for StoreSource {
         &self,
         id: i64,
         runs: Option<Vec<i64>>,
+        experiment: Option<String>,
+        unreviewed: bool,
     ) -> BoxFuture<'_, Result<Option<ProblemDetail>, DataError>> {
         let caller = self.caller();
         Box::pin(async move {
-            ops::views::problem(&caller.access(&self.store), id, runs)
-                .await
-                .map_err(refused)
+            ops::views::problem(
+                &caller.access(&self.store),
+                id,
+                runs,
+                experiment,
+                unreviewed,
+            )
+            .await
+            .map_err(refused)
         })
     }
     fn problem_rollouts(

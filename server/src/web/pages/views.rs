@@ -77,6 +77,24 @@ impl ViewData for StoreSource {
         Unsolvable,
         UnsolvableView
     );
+    fn problems_view(
+        &self,
+        slug: String,
+        request: ProblemsRequest,
+    ) -> BoxFuture<'_, Result<Option<ProblemsView>, DataError>> {
+        let caller = self.caller();
+        Box::pin(async move {
+            ops::views::problems(
+                &caller.access(&self.store),
+                &self.views,
+                &slug,
+                request,
+                true,
+            )
+            .await
+            .map_err(refused)
+        })
+    }
     view_method!(compare_view, CompareRequest, Compare, CompareView);
     view_method!(dynamics_view, DynamicsRequest, Dynamics, DynamicsView);
     view_method!(rft_view, RftRequest, Rft, RftView);
