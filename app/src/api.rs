@@ -117,6 +117,18 @@ pub async fn get_unsolvable_view(
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
+pub async fn get_problem_neighbours(
+    slug: String,
+    request: ProblemsRequest,
+    problem_id: i64,
+) -> Result<Option<ProblemNeighbours>, ServerFnError> {
+    source()?
+        .problem_neighbours(slug, request, problem_id)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/_app", input = server_fn::codec::Json)]
 pub async fn get_problems_view(
     slug: String,
     request: ProblemsRequest,

@@ -82,6 +82,13 @@ mod ssr_only {
             slug: String,
             request: UnsolvableRequest,
         ) -> BoxFuture<'_, Result<Option<UnsolvableView>, DataError>>;
+        /// A problem's place in a problems-view list (`None`: no such experiment).
+        fn problem_neighbours(
+            &self,
+            slug: String,
+            request: ProblemsRequest,
+            problem_id: i64,
+        ) -> BoxFuture<'_, Result<Option<ProblemNeighbours>, DataError>>;
         /// One page of the problems view (prompts filled in).
         fn problems_view(
             &self,

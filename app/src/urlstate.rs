@@ -79,6 +79,47 @@ impl std::fmt::Display for Query {
     }
 }
 
+/// The (key, value) pairs of a query string (`a=1&b=x%20y`), percent- and `+`-decoded; invalid
+/// escapes are kept as written, invalid UTF-8 replaced.
+pub fn parse_query(s: &str) -> Vec<(String, String)> {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+                .then(|| Some(hex(bytes[i + 1])? * 16 + hex(bytes[i + 2])?))
+                .flatten();
+            match (bytes[i], escaped) {
+                (_, Some(b)) => {
+                    out.push(b);
+                    i += 3;
+                }
+                (b'+', _) => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                (b, _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    s.trim_start_matches('?')
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +128,24 @@ mod tests {
     fn ids_round_trip_and_skip_junk() {
         assert_eq!(parse_ids("3, 1,x,,2,3"), vec![3, 1, 2]);
         assert_eq!(join_ids(&[3, 1]), "3,1");
+    }
+
+    #[test]
+    fn query_strings_parse_back() {
+        let q = Query::new().set("runs", "1,2").set("q", "aime 24&x=é%");
+        let pairs = parse_query(&q.to_string());
+        assert_eq!(
+            pairs,
+            vec![
+                ("runs".to_string(), "1,2".to_string()),
+                ("q".to_string(), "aime 24&x=é%".to_string())
+            ]
+        );
+        assert_eq!(
+            parse_query("?a=%zz&b"),
+            vec![("a".into(), "%zz".into()), ("b".into(), String::new())]
+        );
+        assert_eq!(parse_query("a=%4"), vec![("a".into(), "%4".into())]);
     }
 
     #[test]

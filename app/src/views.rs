@@ -482,6 +482,19 @@ pub struct ProblemsView {
     pub max_n: u64,
 }
 
+/// Where a problem stands in a problems-view list (triage: previous / next).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProblemNeighbours {
+    /// 1-based position of the problem in the list; `None` when it is not (or no longer) in it.
+    pub position: Option<u64>,
+    pub total: u64,
+    /// (problem id, key) before and after it.
+    pub previous: Option<(i64, String)>,
+    pub next: Option<(i64, String)>,
+    /// The experiment's name, for the breadcrumb.
+    pub experiment_name: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProblemsRow {
     pub problem_id: i64,

@@ -380,6 +380,9 @@ pub struct AnswerCluster {
     pub count: i64,
     /// The verifier says it equals the reference answer.
     pub correct: bool,
+    /// A reviewer's verdict on this answer in the experiment the page is opened in (issue 27).
+    #[serde(default)]
+    pub reviewed: Option<bool>,
 }
 
 /// Which rollouts of a problem to list (the problem page's query string).

@@ -90,6 +90,7 @@ pub fn answer_clusters(answers_json: &str, reference: &str) -> Vec<AnswerCluster
             correct: !reference.trim().is_empty() && verify(&answer, reference) == Verdict::Equal,
             answer,
             count,
+            reviewed: None,
         })
         .collect();
     clusters.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.answer.cmp(&b.answer)));

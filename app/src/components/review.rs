@@ -312,6 +312,11 @@ pub fn ThreadsPanel(
 /// Labels, verdict overrides (per answer cluster) and the discussion of a problem in an
 /// experiment; `answers`: the problem's distinct normalised answers (answer, the verifier says
 /// correct).
+/// Bumped by the problem review panel whenever a verdict override is added or removed, so the
+/// page that holds it (the problem page) reads its reviewed numbers again (issue 27).
+#[derive(Clone, Copy)]
+pub struct OverridesChanged(pub RwSignal<u32>);
+
 #[component]
 pub fn ProblemReviewPanel(
     slug: String,
@@ -362,12 +367,18 @@ pub fn ProblemReviewPanel(
         let id = *id;
         async move { call(ReviewOp::DeleteOverride { id }).await }
     });
+    let page_overrides = use_context::<OverridesChanged>();
     Effect::new(move |_| {
         let a = set_labels.value().get().is_some_and(|r| r.is_ok());
         let b = add_override.value().get().is_some_and(|r| r.is_ok());
         let c = delete_override.value().get().is_some_and(|r| r.is_ok());
         if a || b || c {
             version.update(|v| *v += 1);
+        }
+        if b || c {
+            if let Some(OverridesChanged(changed)) = page_overrides {
+                changed.update(|v| *v += 1);
+            }
         }
     });
     let errors = move || {

@@ -6,11 +6,12 @@
 //! rollout ids). Every control is a plain link to the new URL, so it works without JavaScript and
 //! each state is a permalink.
 
+use crate::views::{ProblemNeighbours, ProblemsRequest};
 use leptos::prelude::*;
 use leptos_router::{hooks::use_params_map, hooks::use_query_map, params::ParamsMap};
 
 use crate::{
-    api::{get_problem, get_problem_rollouts},
+    api::{get_problem, get_problem_neighbours, get_problem_rollouts},
     components::{
         common::{percent, ErrorBox, PageTitle, StageBadge},
         detail::{fixed, href, parse_ids, set_not_found, MathAnswer, MathText},
@@ -31,6 +32,9 @@ pub struct ProblemQuery {
     pub experiment: Option<String>,
     /// Leave the experiment's verdict overrides out (`reviewed=0`; issue 27).
     pub unreviewed: bool,
+    /// The problems-view list this problem was opened from (its query string): triage's
+    /// previous / next and the way back.
+    pub from: Option<String>,
 }
 
 impl ProblemQuery {
@@ -47,6 +51,7 @@ impl ProblemQuery {
             open: parse_ids(q.get("open")),
             experiment: q.get("experiment").filter(|e| !e.is_empty()),
             unreviewed: q.get("reviewed").is_some_and(|r| r == "0"),
+            from: q.get("from").filter(|f| !f.is_empty()),
         }
     }
 
@@ -76,6 +81,7 @@ impl ProblemQuery {
                         String::new()
                     },
                 ),
+                ("from", self.from.clone().unwrap_or_default()),
             ],
         )
     }
@@ -101,6 +107,7 @@ impl ProblemQuery {
             open: Vec::new(),
             experiment: self.experiment.clone(),
             unreviewed: self.unreviewed,
+            from: self.from.clone(),
         }
     }
 }
@@ -111,7 +118,13 @@ pub fn ProblemPage() -> impl IntoView {
     let query = use_query_map();
     let id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok());
     let state = Memo::new(move |_| ProblemQuery::from_map(&query.read()));
+    // Bumped when a verdict override changes here: the numbers are read again.
+    let overrides_changed = RwSignal::new(0u32);
+    provide_context(crate::components::review::OverridesChanged(
+        overrides_changed,
+    ));
     let runs_filter = move || {
+        overrides_changed.track();
         let s = state.read();
         let runs = s.runs.clone();
         (
@@ -133,6 +146,7 @@ pub fn ProblemPage() -> impl IntoView {
     );
     let list = Resource::new(
         move || {
+            overrides_changed.track();
             let s = state.get();
             let query = RolloutListQuery {
                 runs: s.runs,
@@ -169,7 +183,39 @@ pub fn ProblemPage() -> impl IntoView {
         },
     );
     provide_context(CommentCountsResource(counts));
+    // The list this problem was opened from (triage): its place, previous and next.
+    let neighbours = Resource::new(
+        move || {
+            let s = state.read();
+            (id(), s.experiment.clone(), s.from.clone())
+        },
+        |(id, experiment, from)| async move {
+            match (id, experiment, from) {
+                (Some(id), Some(slug), Some(from)) => {
+                    let pairs = crate::urlstate::parse_query(&from);
+                    let request = ProblemsRequest::from_query(|k| {
+                        pairs
+                            .iter()
+                            .find(|(key, _)| key == k)
+                            .map(|(_, v)| v.clone())
+                    });
+                    get_problem_neighbours(slug, request, id)
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                _ => None,
+            }
+        },
+    );
     view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let n = neighbours.await;
+                let s = state.get_untracked();
+                n.map(|n| view! { <TriageNav n state=s /> })
+            })}
+        </Suspense>
         <Suspense fallback=|| view! { <p class="loading">"Loading problem…"</p> }>
             {move || Suspend::new(async move {
                 match detail.await {
@@ -200,6 +246,52 @@ type ListResource = Resource<Result<Option<RolloutList>, ServerFnError>>;
 /// The comment counts of the experiment the problem is reviewed in.
 #[derive(Clone, Copy)]
 struct CommentCountsResource(Resource<crate::review::CommentCounts>);
+
+/// Breadcrumbs back to the list the problem was opened from, and its previous / next.
+#[component]
+fn TriageNav(n: ProblemNeighbours, state: ProblemQuery) -> impl IntoView {
+    let slug = state.experiment.clone().unwrap_or_default();
+    let from = state.from.clone().unwrap_or_default();
+    let list_href = if from.is_empty() {
+        format!("/experiments/{slug}/problems")
+    } else {
+        format!("/experiments/{slug}/problems?{from}")
+    };
+    let to =
+        |(id, key): (i64, String), rel: &'static str, testid: &'static str, arrow_first: bool| {
+            let q = ProblemQuery {
+                runs: state.runs.clone(),
+                experiment: state.experiment.clone(),
+                unreviewed: state.unreviewed,
+                from: state.from.clone(),
+                page: 1,
+                ..Default::default()
+            };
+            let text = if arrow_first {
+                format!("← {key}")
+            } else {
+                format!("{key} →")
+            };
+            view! { <a href=q.href(id) rel=rel data-testid=testid>{text}</a> }
+        };
+    let position = match n.position {
+        Some(p) => format!("{p} of {}", n.total),
+        None => format!("not in this list ({} problems)", n.total),
+    };
+    view! {
+        <nav class="triage" aria-label="Triage" data-testid="triage-nav">
+            <ol class="breadcrumbs">
+                <li><a href=format!("/experiments/{slug}")>{n.experiment_name.clone()}</a></li>
+                <li><a href=list_href data-testid="triage-list">"Problems"</a></li>
+            </ol>
+            <span class="triage-steps">
+                {n.previous.map(|p| to(p, "prev", "triage-prev", true))}
+                " "<span class="meta" data-testid="triage-position">{position}</span>" "
+                {n.next.map(|p| to(p, "next", "triage-next", false))}
+            </span>
+        </nav>
+    }
+}
 
 /// Says whether the numbers below include the experiment's verdict overrides, with the switch.
 fn review_note(
@@ -466,12 +558,17 @@ fn answer_group(r: ProblemRunStats, id: i64, state: Memo<ProblemQuery>) -> impl 
                     .map(|a| {
                         let answer = a.answer.clone();
                         let link = move || state.get().listing(run_id, Some(answer.clone())).href(id);
+                        let correct = a.reviewed.unwrap_or(a.correct);
+                        let title = match a.reviewed {
+                            Some(_) => "a reviewer marked this answer correct",
+                            None => "equals the reference",
+                        };
                         view! {
-                            <li class:correct=a.correct>
+                            <li class:correct=correct data-reviewed=a.reviewed.map(|r| r.to_string())>
                                 <a href=link data-noscroll="" data-answer=a.answer.clone()>
                                     <MathAnswer text=a.answer.clone() />
                                     <span class="count">{format!("×{}", a.count)}</span>
-                                    {a.correct.then(|| view! { <span class="mark" title="equals the reference">"✓"</span> })}
+                                    {correct.then(|| view! { <span class="mark" title=title>"✓"</span> })}
                                 </a>
                             </li>
                         }
@@ -690,6 +787,7 @@ mod tests {
             open: vec![7, 9],
             experiment: Some("exp-a".into()),
             unreviewed: true,
+            from: None,
         };
         let url = q.href(5);
         assert_eq!(

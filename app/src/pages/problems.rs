@@ -311,6 +311,8 @@ fn ProblemsBody(v: ProblemsView) -> impl IntoView {
         })
         .collect_view();
     let runs_param = join_ids(&selected);
+    // The list itself, carried to each problem: triage's previous / next and the way back.
+    let from = req.query().to_string();
     let rows = v
         .rows
         .iter()
@@ -318,6 +320,8 @@ fn ProblemsBody(v: ProblemsView) -> impl IntoView {
             let problem_href = Query::new()
                 .set("experiment", slug.clone())
                 .set("runs", runs_param.clone())
+                .set("reviewed", if req.unreviewed { "0" } else { "" })
+                .set("from", from.clone())
                 .href(&format!("/problems/{}", row.problem_id));
             let cells = row
                 .cells

@@ -140,6 +140,29 @@ pub async fn problems(
     Ok(Some(view))
 }
 
+/// Where problem `problem_id` stands in the problems view `request` of experiment `slug`: its
+/// position and the problems before and after it (triage's previous / next).
+pub async fn problem_neighbours(
+    access: &Access<'_>,
+    views: &ViewService,
+    slug: &str,
+    request: ProblemsRequest,
+    problem_id: i64,
+) -> Result<Option<ProblemNeighbours>, OpError> {
+    let Some(view) = problems(access, views, slug, request, false).await? else {
+        return Ok(None);
+    };
+    let at = view.rows.iter().position(|r| r.problem_id == problem_id);
+    let entry = |i: usize| view.rows.get(i).map(|r| (r.problem_id, r.key.clone()));
+    Ok(Some(ProblemNeighbours {
+        position: at.map(|i| i as u64 + 1),
+        total: view.total,
+        previous: at.and_then(|i| i.checked_sub(1)).and_then(entry),
+        next: at.and_then(|i| entry(i + 1)),
+        experiment_name: view.frame.experiment.name.clone(),
+    }))
+}
+
 /// The runs of a problem the caller may read, within `asked`: `None` when the problem is
 /// missing or hidden. A problem is readable with its dataset's project (a shared dataset's
 /// problems by everyone signed in); the runs shown are those of projects the caller reads. A

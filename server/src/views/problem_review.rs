@@ -14,8 +14,8 @@ use crate::storage::review::ReviewRolloutRow;
 use crate::storage::rollouts::pass_at_powers_of_two;
 
 /// Recounts each run of `detail` that has rollouts in `rollouts` (the experiment's runs) under
-/// `overrides`; returns how many rollouts' verdicts they change. Answer clusters take an answer
-/// override's verdict. A recounted run's per-source split (`c_file`, `c_caplens`) is dropped:
+/// `overrides`; returns how many rollouts' verdicts they change. Answer clusters carry an
+/// answer override's verdict beside the verifier's. A recounted run's per-source split (`c_file`, `c_caplens`) is dropped:
 /// it counts the sources, not the review.
 pub fn apply_overrides(
     detail: &mut ProblemDetail,
@@ -48,7 +48,7 @@ pub fn apply_overrides(
             if let Some(o) = overrides.iter().find(|o| {
                 o.rollout.is_none() && o.answer.as_deref() == Some(cluster.answer.as_str())
             }) {
-                cluster.correct = o.correct;
+                cluster.reviewed = Some(o.correct);
             }
         }
     }

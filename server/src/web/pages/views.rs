@@ -77,6 +77,25 @@ impl ViewData for StoreSource {
         Unsolvable,
         UnsolvableView
     );
+    fn problem_neighbours(
+        &self,
+        slug: String,
+        request: ProblemsRequest,
+        problem_id: i64,
+    ) -> BoxFuture<'_, Result<Option<ProblemNeighbours>, DataError>> {
+        let caller = self.caller();
+        Box::pin(async move {
+            ops::views::problem_neighbours(
+                &caller.access(&self.store),
+                &self.views,
+                &slug,
+                request,
+                problem_id,
+            )
+            .await
+            .map_err(refused)
+        })
+    }
     fn problems_view(
         &self,
         slug: String,
