@@ -23,6 +23,7 @@ pub mod tables;
 pub mod verdicts;
 
 // Token- and training-level metrics (items 4, 5, 7, 8, 10-16) and the token-trace blob encoding.
+pub mod agreement;
 pub mod categories;
 pub mod dynamics;
 pub mod intervention;

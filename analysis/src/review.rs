@@ -205,3 +205,71 @@ mod tests {
         assert_eq!(popular_wrong_answer([("", 60, false)], 64, 0.3), None);
     }
 }
+
+/// The verdicts reviewers' judgements decide (issue 27): one per target (a rollout, or an
+/// answer) on which every judgement agrees and no editor's override (`overrides`) decides.
+/// `judgements` holds one entry per reviewer and target.
+pub fn unanimous_verdicts(
+    overrides: &[VerdictOverride],
+    judgements: &[VerdictOverride],
+) -> Vec<VerdictOverride> {
+    let mut targets: Vec<(Option<i64>, Option<&str>, Vec<bool>)> = Vec::new();
+    for j in judgements {
+        let key = (j.rollout, j.answer.as_deref());
+        match targets.iter_mut().find(|t| (t.0, t.1) == key) {
+            Some(t) => t.2.push(j.correct),
+            None => targets.push((key.0, key.1, vec![j.correct])),
+        }
+    }
+    targets
+        .into_iter()
+        .filter(|(rollout, answer, _)| {
+            !overrides
+                .iter()
+                .any(|o| o.rollout == *rollout && o.answer.as_deref() == *answer)
+        })
+        .filter_map(|(rollout, answer, verdicts)| {
+            let first = verdicts[0];
+            verdicts
+                .iter()
+                .all(|&v| v == first)
+                .then(|| VerdictOverride {
+                    rollout,
+                    answer: answer.map(str::to_owned),
+                    correct: first,
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod judgement_tests {
+    use super::*;
+
+    fn v(rollout: Option<i64>, answer: Option<&str>, correct: bool) -> VerdictOverride {
+        VerdictOverride {
+            rollout,
+            answer: answer.map(str::to_owned),
+            correct,
+        }
+    }
+
+    #[test]
+    fn only_unanimous_undecided_targets_count() {
+        let judgements = [
+            v(None, Some("6"), true),
+            v(None, Some("6"), true),
+            v(None, Some("7"), true),
+            v(None, Some("7"), false),
+            v(Some(3), None, false),
+            v(None, Some("8"), true),
+        ];
+        // An editor decided "8" already.
+        let overrides = [v(None, Some("8"), false)];
+        let decided = unanimous_verdicts(&overrides, &judgements);
+        assert_eq!(
+            decided,
+            vec![v(None, Some("6"), true), v(Some(3), None, false)]
+        );
+    }
+}

@@ -120,6 +120,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/experiments/:slug/rft") view=pages::rft::RftPage ssr=SsrMode::Async />
                     <Route path=path!("/experiments/:slug/review") view=pages::review::ReviewQueuePage ssr=SsrMode::Async />
                     <Route path=path!("/experiments/:slug/discussion") view=pages::review::DiscussionPage ssr=SsrMode::Async />
+                    <Route path=path!("/experiments/:slug/agreement") view=pages::review::AgreementPage ssr=SsrMode::Async />
                     <Route path=path!("/experiments/:slug/settings") view=pages::review::ExperimentSettingsPage ssr=SsrMode::Async />
                     <Route path=path!("/inbox") view=pages::review::InboxPage ssr=SsrMode::Async />
                     <Route path=path!("/models") view=ModelsPage ssr=SsrMode::Async />

@@ -136,6 +136,16 @@ pub struct ProblemReview {
     /// May the viewer label, override, comment.
     pub can_review: bool,
     pub can_comment: bool,
+    /// Reviewers' judgements of this problem the viewer may see (issue 27): all of them, or in a
+    /// blind project (to a non-editor) the viewer's own.
+    #[serde(default)]
+    pub judgements: Vec<JudgementRow>,
+    /// Judging is blind here for the viewer.
+    #[serde(default)]
+    pub blind: bool,
+    /// The viewer's name (their own judgements carry it).
+    #[serde(default)]
+    pub me: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,10 +154,14 @@ pub struct QueueEntry {
     pub key: String,
     /// Why it is in the queue, in words.
     pub reasons: Vec<String>,
-    /// `newly-unsolvable`, `popular-wrong-answer`, `unverifiable`.
+    /// `newly-unsolvable`, `popular-wrong-answer`, `unverifiable`, `verdicts-disagree`,
+    /// `not-maths`, `reviewers-disagree`.
     pub kinds: Vec<String>,
     /// The problem page with the comparison preselected.
     pub link: String,
+    /// The problem's prompt (LaTeX as written; the page renders it).
+    #[serde(default)]
+    pub prompt: String,
     pub reviewed: bool,
     pub labels: Vec<ProblemLabel>,
     pub overrides: u64,
@@ -268,6 +282,19 @@ pub enum ReviewOp {
     },
     DeleteOverride {
         id: i64,
+    },
+    /// The caller's own judgement (issue 27); `input.reason` is unused.
+    Judge {
+        slug: String,
+        input: OverrideInput,
+    },
+    /// The judgements of a problem the caller may see.
+    Judgements {
+        slug: String,
+        problem: i64,
+    },
+    Agreement {
+        slug: String,
     },
     Threads {
         slug: String,
@@ -390,4 +417,62 @@ pub enum ReviewReply {
     ShareLink(NewShareLink),
     Experiments(Vec<String>),
     ProjectReview(ProjectReviewSettings),
+    Judgements(Vec<JudgementRow>),
+    Agreement(AgreementView),
+}
+
+/// One reviewer's independent judgement on an answer cluster or a rollout (issue 27).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JudgementRow {
+    pub id: i64,
+    pub problem_id: i64,
+    /// `dataset/key`.
+    pub problem: String,
+    pub rollout: Option<i64>,
+    /// The normalised final answer judged.
+    pub answer: Option<String>,
+    pub reviewer: String,
+    /// `correct` or `wrong`.
+    pub verdict: String,
+    pub created_at: String,
+}
+
+impl JudgementRow {
+    /// The target, as one string: `problem|answer:TEXT` or `problem|rollout:ID`.
+    pub fn item(&self) -> String {
+        match (&self.answer, self.rollout) {
+            (Some(a), _) => format!("{}|answer:{a}", self.problem),
+            (None, Some(r)) => format!("{}|rollout:{r}", self.problem),
+            (None, None) => self.problem.clone(),
+        }
+    }
+}
+
+/// The agreement page and `GET /api/v1/experiments/{slug}/agreement` (issue 27).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgreementView {
+    pub experiment: String,
+    pub experiment_name: String,
+    /// Judging is blind in the experiment's project: who said what stays hidden.
+    pub blind: bool,
+    pub agreement: caplens_analysis::agreement::Agreement,
+    /// Judgements recorded, and reviewers who recorded any.
+    pub judgements: u64,
+    pub reviewers: u64,
+    /// Each disagreement with its counts (and, when not blind, who said what).
+    pub disagreements: Vec<Disagreement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Disagreement {
+    pub problem_id: i64,
+    pub problem: String,
+    pub rollout: Option<i64>,
+    pub answer: Option<String>,
+    pub correct: u64,
+    pub wrong: u64,
+    /// (reviewer, verdict); empty when judging is blind.
+    pub judgements: Vec<(String, String)>,
+    /// An editor's verdict override decides it.
+    pub decided: bool,
 }

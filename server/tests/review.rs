@@ -955,3 +955,254 @@ async fn a_share_link_opens_one_experiment_read_only_until_revoked() {
         db.cleanup().await;
     }
 }
+
+/// Issue 27: reviewers judge independently (blind in the project); κ per pair and Fleiss' κ equal
+/// a computation from the judgements; a unanimous judgement counts like an override in reviewed
+/// numbers; a split one waits in the queue until an editor decides; a blind non-editor sees only
+/// their own judgements.
+#[tokio::test]
+async fn blind_judgements_agreement_and_the_queue() {
+    use caplens_analysis::agreement::{cohen_kappa, fleiss_kappa};
+    for db in TestDb::all().await {
+        let store = db.store.clone();
+        let file = write_rollouts(db.dir());
+        import(&store, &file, SLUG).await;
+        let all = lines(&file);
+        // Four wrong answer clusters (problem key, normalised answer).
+        let mut targets: Vec<(String, String)> = Vec::new();
+        for l in all.iter().filter(|l| !l.correct) {
+            let Some(a) = &l.answer else { continue };
+            let t = (
+                format!("{}/{}", l.dataset, l.problem_id),
+                normalize_answer(a),
+            );
+            if !t.1.is_empty() && !targets.iter().any(|x| x.0 == t.0) {
+                targets.push(t);
+            }
+        }
+        let targets = &targets[..4];
+        let auth = Auth::new(store.clone(), AuthSettings::default());
+        let (_, ann) = session(&auth, &store, "ann").await;
+        let (_, bob) = session(&auth, &store, "bob").await;
+        let project = store.project_by_slug("default").await.unwrap().unwrap();
+        for (name, role) in [("ann", Role::Editor), ("bob", Role::Viewer)] {
+            let id = store.user_by_name(name).await.unwrap().unwrap().row.id;
+            store.set_member(project.id, id, role).await.unwrap();
+        }
+        store.set_viewers_comment(project.id, true).await.unwrap();
+        let operator = Caller::operator();
+        review::set_blind_review(&operator.access(&store), "default", true)
+            .await
+            .unwrap();
+        let app = web::router_with_auth(
+            ImportService::new(store.clone(), db.dir(), 1 << 30),
+            Path::new("/nonexistent"),
+            "127.0.0.1:0".parse().unwrap(),
+            auth.clone(),
+        );
+        let uri = format!("/api/v1/experiments/{SLUG}/judgements");
+        let ann_says = [true, true, false, false];
+        let bob_says = [true, false, false, false];
+        for (who, says) in [(&ann, ann_says), (&bob, bob_says)] {
+            for ((problem, answer), correct) in targets.iter().zip(says) {
+                let verdict = if correct { "correct" } else { "wrong" };
+                let (status, body) = send_json(
+                    &app,
+                    "POST",
+                    &uri,
+                    who,
+                    serde_json::json!({"problem": problem, "answer": answer, "verdict": verdict}),
+                )
+                .await;
+                assert_eq!(status, StatusCode::CREATED, "{}: {body}", db.name);
+            }
+        }
+        // A second post replaces the first (bob changes his mind twice, ending where he was).
+        for verdict in ["correct", "wrong"] {
+            let (status, _) = send_json(
+                &app,
+                "POST",
+                &uri,
+                &bob,
+                serde_json::json!({"problem": targets[3].0, "answer": targets[3].1, "verdict": verdict}),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED);
+        }
+        assert_eq!(
+            store
+                .judgements(store.experiment_ref(SLUG).await.unwrap().unwrap().id, None)
+                .await
+                .unwrap()
+                .len(),
+            8
+        );
+
+        // Blind: bob (a viewer) sees his own four; ann (an editor) all eight.
+        let count = |body: &str| {
+            serde_json::from_str::<serde_json::Value>(body).unwrap()["judgements"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        let (_, body) = get(&app, &uri, Some(&bob)).await.map_first();
+        assert_eq!(count(&body), 4, "{}: {body}", db.name);
+        assert!(!body.contains("\"ann\""));
+        let (_, body) = get(&app, &uri, Some(&ann)).await.map_first();
+        assert_eq!(count(&body), 8);
+
+        // Agreement equals the hand computation.
+        let (status, body) = get(
+            &app,
+            &format!("/api/v1/experiments/{SLUG}/agreement"),
+            Some(&ann),
+        )
+        .await
+        .map_first();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let pairs: Vec<(bool, bool)> = ann_says.into_iter().zip(bob_says).collect();
+        let kappa = cohen_kappa(&pairs).unwrap();
+        assert_eq!(
+            doc["pairs"][0]["reviewers"],
+            serde_json::json!(["ann", "bob"])
+        );
+        assert_eq!(doc["pairs"][0]["items"], 4);
+        assert!((doc["pairs"][0]["kappa"].as_f64().unwrap() - kappa).abs() < 1e-12);
+        let counts: Vec<(u64, u64)> = pairs
+            .iter()
+            .map(|&(a, b)| (a as u64 + b as u64, 2 - a as u64 - b as u64))
+            .collect();
+        let fleiss = fleiss_kappa(&counts).unwrap();
+        assert!((doc["fleiss_kappa"].as_f64().unwrap() - fleiss).abs() < 1e-12);
+        assert_eq!(doc["disagreements"].as_array().unwrap().len(), 1);
+        assert_eq!(doc["disagreements"][0]["problem"], targets[1].0.as_str());
+        assert_eq!(
+            doc["disagreements"][0]["judgements"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2,
+            "an editor sees who"
+        );
+        let (_, body) = get(
+            &app,
+            &format!("/api/v1/experiments/{SLUG}/agreement"),
+            Some(&bob),
+        )
+        .await
+        .map_first();
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(doc["blind"], true);
+        assert_eq!(
+            doc["disagreements"][0]["judgements"]
+                .as_array()
+                .unwrap()
+                .len(),
+            0,
+            "blind: counts only"
+        );
+
+        // The unanimous "correct" counts in reviewed numbers; the split one waits in the queue.
+        let views = ViewService::new(store.clone());
+        let local = Caller::new(Principal::local(), None);
+        let access = local.access(&store);
+        let problems = |reviewed: &'static str| {
+            let views = views.clone();
+            let access = local.access(&store);
+            async move {
+                let request = caplens_app::views::ProblemsRequest::try_from_query(|k| match k {
+                    "reviewed" => Some(reviewed.to_string()),
+                    "limit" => Some("500".to_string()),
+                    _ => None,
+                })
+                .unwrap();
+                caplens_server::ops::views::problems(&access, &views, SLUG, request, false)
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
+        };
+        let (with, without) = (problems("1").await, problems("0").await);
+        let c_of = |v: &caplens_app::views::ProblemsView, key: &str| -> u64 {
+            v.rows
+                .iter()
+                .find(|r| r.key == key)
+                .unwrap()
+                .cells
+                .iter()
+                .flatten()
+                .map(|(c, _)| c)
+                .sum()
+        };
+        let reviewed_gain = c_of(&with, &targets[0].0) - c_of(&without, &targets[0].0);
+        let selected_models: Vec<&str> = with
+            .frame
+            .runs
+            .iter()
+            .filter(|r| with.frame.selected.contains(&r.id))
+            .map(|r| r.model.as_str())
+            .collect();
+        let answered = all
+            .iter()
+            .filter(|l| {
+                !l.correct
+                    && selected_models.contains(&l.model.as_str())
+                    && format!("{}/{}", l.dataset, l.problem_id) == targets[0].0
+                    && l.answer.as_deref().map(normalize_answer).as_deref()
+                        == Some(targets[0].1.as_str())
+            })
+            .count() as u64;
+        assert_eq!(
+            reviewed_gain, answered,
+            "{}: the unanimous judgement counts",
+            db.name
+        );
+        assert_eq!(
+            c_of(&with, &targets[1].0),
+            c_of(&without, &targets[1].0),
+            "a split one does not"
+        );
+        let queue = review::review_queue(&access, &views, SLUG, 0.3, false)
+            .await
+            .unwrap();
+        let entry = queue
+            .entries
+            .iter()
+            .find(|q| q.key == targets[1].0)
+            .expect("the disagreement is in the queue");
+        assert!(
+            entry.kinds.iter().any(|k| k == "reviewers-disagree"),
+            "{:?}",
+            entry.kinds
+        );
+        let stored = store.problem_prompts(&[entry.problem_id]).await.unwrap();
+        assert_eq!(
+            Some(&entry.prompt),
+            stored.get(&entry.problem_id),
+            "queue entries carry their prompt"
+        );
+        // An editor decides: it leaves the "reviewers disagree" reason.
+        review::add_override(
+            &access,
+            SLUG,
+            &OverrideRequest {
+                problem: Some(serde_json::Value::from(targets[1].0.clone())),
+                answer: Some(targets[1].1.clone()),
+                rollout: None,
+                verdict: "wrong".into(),
+                reason: "decided".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let queue = review::review_queue(&access, &views, SLUG, 0.3, false)
+            .await
+            .unwrap();
+        assert!(!queue
+            .entries
+            .iter()
+            .any(|q| q.key == targets[1].0 && q.kinds.iter().any(|k| k == "reviewers-disagree")));
+        db.cleanup().await;
+    }
+}

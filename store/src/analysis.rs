@@ -6,7 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use caplens_analysis::review::{reviewed_counts, ReviewRollout, ReviewedCounts, VerdictOverride};
+use caplens_analysis::review::{
+    reviewed_counts, unanimous_verdicts, ReviewRollout, ReviewedCounts, VerdictOverride,
+};
 use caplens_analysis::rollup::RunAggregates;
 use caplens_analysis::sets::ProblemOutcome;
 use caplens_analysis::tables::{ModelTables, ProblemRecord};
@@ -319,21 +321,10 @@ impl Store {
         let Some(experiment) = self.experiment_ref(slug).await? else {
             return Ok(out);
         };
-        let overrides = self.overrides(experiment.id, None).await?;
-        out.overrides = overrides.len() as u64;
-        if overrides.is_empty() {
+        let by_problem = self.decided_verdicts(experiment.id, None).await?;
+        out.overrides = by_problem.values().map(|v| v.len() as u64).sum();
+        if by_problem.is_empty() {
             return Ok(out);
-        }
-        let mut by_problem: HashMap<i64, Vec<VerdictOverride>> = HashMap::new();
-        for o in &overrides {
-            by_problem
-                .entry(o.problem_id)
-                .or_default()
-                .push(VerdictOverride {
-                    rollout: o.rollout,
-                    answer: o.answer.clone(),
-                    correct: o.verdict == "correct",
-                });
         }
         let problems: Vec<i64> = by_problem.keys().copied().collect();
         let mut groups: HashMap<(i64, i64), Vec<ReviewRollout>> = HashMap::new();
@@ -361,6 +352,47 @@ impl Store {
             })
             .collect();
         Ok(out)
+    }
+}
+
+impl Store {
+    /// What reviewers decided in an experiment, per problem (optionally one): the editors'
+    /// verdict overrides, then the targets on which every reviewer's judgement agrees and no
+    /// override decides (`analysis::review::unanimous_verdicts`; issue 27).
+    pub async fn decided_verdicts(
+        &self,
+        experiment_id: i64,
+        problem_id: Option<i64>,
+    ) -> Result<HashMap<i64, Vec<VerdictOverride>>, StoreError> {
+        let mut by_problem: HashMap<i64, Vec<VerdictOverride>> = HashMap::new();
+        for o in self.overrides(experiment_id, problem_id).await? {
+            by_problem
+                .entry(o.problem_id)
+                .or_default()
+                .push(VerdictOverride {
+                    rollout: o.rollout,
+                    answer: o.answer,
+                    correct: o.verdict == "correct",
+                });
+        }
+        let mut judged: HashMap<i64, Vec<VerdictOverride>> = HashMap::new();
+        for j in self.judgements(experiment_id, problem_id).await? {
+            judged
+                .entry(j.problem_id)
+                .or_default()
+                .push(VerdictOverride {
+                    rollout: j.rollout,
+                    answer: j.answer,
+                    correct: j.verdict == "correct",
+                });
+        }
+        for (problem, judgements) in judged {
+            let overrides = by_problem.entry(problem).or_default();
+            let decided = unanimous_verdicts(overrides, &judgements);
+            overrides.extend(decided);
+        }
+        by_problem.retain(|_, v| !v.is_empty());
+        Ok(by_problem)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Full-text search over problems (issue 27): prompt and key, through the index migration 0011
-//! made — SQLite's FTS5 table `problems_fts`, PostgreSQL's GIN index over
-//! `to_tsvector('simple', …)` of key and prompt with ASCII punctuation as spaces — never a scan
-//! of the prompts. A query
+//! made — SQLite's FTS5 table `problems_fts`, PostgreSQL's GIN index over the stored column
+//! `problems.search` (`to_tsvector('simple', …)` of key and prompt with ASCII punctuation as
+//! spaces) — never a scan of the prompts. A query
 //! is split into terms (runs of letters and digits, lowercased); a problem matches when it holds
 //! every term as a word or a word's beginning (`integ` finds "integer").
 
@@ -65,8 +65,7 @@ impl Store {
             Backend::Postgres => (
                 format!(
                     "SELECT id FROM problems
-                     WHERE to_tsvector('simple', regexp_replace(problem_key || ' ' || prompt, '[[:punct:]]+', ' ', 'g'))
-                           @@ to_tsquery('simple', $1)
+                     WHERE search @@ to_tsquery('simple', $1)
                        AND dataset_id IN ({datasets})"
                 ),
                 terms

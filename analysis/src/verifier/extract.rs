@@ -251,7 +251,7 @@ pub(crate) fn capture_span(after: &str) -> Option<(&str, usize)> {
 
 /// Words of three or more letters that are prose, not maths: a LaTeX command's name (`\\frac`),
 /// a function name or a unit-like word inside maths does not count.
-fn prose_words(text: &str) -> usize {
+pub(super) fn prose_words(text: &str) -> usize {
     const MATHS: [&str; 12] = [
         "sqrt", "frac", "sin", "cos", "tan", "log", "cdot", "times", "infty", "mod", "pmod",
         "dfrac",

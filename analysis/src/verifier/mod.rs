@@ -187,6 +187,12 @@ pub fn final_answer<'a>(
 
 /// The final answer of a response and the rule that found it; `None` when there is none (or the
 /// last box is unclosed). Rules and order: see `extract.rs` / docs/verifier.md.
+/// An extracted answer that reads as prose, not maths (two or more words of three letters or
+/// more that are not LaTeX commands): the review queue lists such answers (issue 27).
+pub fn is_prose(answer: &str) -> bool {
+    extract::prose_words(answer) >= 2
+}
+
 pub fn extract_answer(response: &str) -> Option<Extracted> {
     extract::extract(response)
 }

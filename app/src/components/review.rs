@@ -363,6 +363,22 @@ pub fn ProblemReviewPanel(
             async move { call(op).await }
         })
     };
+    let judge = {
+        let slug = slug.clone();
+        Action::new(move |(answer, verdict): &(String, &'static str)| {
+            let op = ReviewOp::Judge {
+                slug: slug.clone(),
+                input: OverrideInput {
+                    problem_id: problem,
+                    answer: Some(answer.clone()),
+                    rollout: None,
+                    verdict: (*verdict).into(),
+                    reason: String::new(),
+                },
+            };
+            async move { call(op).await }
+        })
+    };
     let delete_override = Action::new(move |id: &i64| {
         let id = *id;
         async move { call(ReviewOp::DeleteOverride { id }).await }
@@ -372,10 +388,11 @@ pub fn ProblemReviewPanel(
         let a = set_labels.value().get().is_some_and(|r| r.is_ok());
         let b = add_override.value().get().is_some_and(|r| r.is_ok());
         let c = delete_override.value().get().is_some_and(|r| r.is_ok());
-        if a || b || c {
+        let d = judge.value().get().is_some_and(|r| r.is_ok());
+        if a || b || c || d {
             version.update(|v| *v += 1);
         }
-        if b || c {
+        if b || c || d {
             if let Some(OverridesChanged(changed)) = page_overrides {
                 changed.update(|v| *v += 1);
             }
@@ -385,6 +402,7 @@ pub fn ProblemReviewPanel(
         [
             set_labels.value().get(),
             add_override.value().get(),
+            judge.value().get(),
             delete_override.value().get(),
         ]
         .into_iter()
@@ -442,16 +460,34 @@ pub fn ProblemReviewPanel(
                                 }
                             }).collect_view();
                             let can_review = r.can_review;
+                            let can_judge = r.can_comment;
+                            let judgements = r.judgements.clone();
+                            let me = r.me.clone();
+                            let blind = r.blind;
                             let overridden: Vec<(String, String)> = r.overrides.iter().filter_map(|o| Some((o.answer.clone()?, o.verdict.clone()))).collect();
                             let answer_rows = answers.get_value().into_iter().map(|(answer, correct)| {
                                 let a1 = answer.clone();
                                 let a2 = answer.clone();
                                 let state = overridden.iter().find(|(a, _)| *a == answer).map(|(_, v)| v.clone());
+                                let on_answer: Vec<&JudgementRow> = judgements.iter().filter(|j| j.answer.as_deref() == Some(answer.as_str())).collect();
+                                let mine = on_answer.iter().find(|j| j.reviewer == me).map(|j| j.verdict.clone());
+                                let others: Vec<String> = on_answer.iter().filter(|j| j.reviewer != me).map(|j| format!("{}: {}", j.reviewer, j.verdict)).collect();
+                                let (j1, j2) = (answer.clone(), answer.clone());
                                 view! {
                                     <tr data-testid="override-answer" data-answer=answer.clone()>
                                         <td><code>{answer.clone()}</code></td>
                                         <td>{if correct { "correct (verifier)" } else { "wrong (verifier)" }}</td>
                                         <td>{state.map(|v| format!("reviewed: {v}")).unwrap_or_default()}</td>
+                                        <td data-testid="judgement-cell">
+                                            {mine.clone().map(|v| view! { <span data-testid="my-judgement">{format!("you: {v}")}</span>" " })}
+                                            {(!others.is_empty()).then(|| view! { <span class="meta" data-testid="other-judgements">{others.join(", ")}</span>" " })}
+                                            {(blind && mine.is_some()).then(|| view! { <span class="meta">"(blind: others' judgements hidden)"</span>" " })}
+                                            {can_judge.then(|| view! {
+                                                <button type="button" class="link" data-testid="judge-correct" aria-pressed=if mine.as_deref() == Some("correct") { "true" } else { "false" } on:click=move |_| { judge.dispatch((j1.clone(), "correct")); }>"I judge correct"</button>
+                                                " "
+                                                <button type="button" class="link" data-testid="judge-wrong" aria-pressed=if mine.as_deref() == Some("wrong") { "true" } else { "false" } on:click=move |_| { judge.dispatch((j2.clone(), "wrong")); }>"I judge wrong"</button>
+                                            })}
+                                        </td>
                                         <td>{can_review.then(|| view! {
                                             <button type="button" data-testid="mark-correct" on:click=move |_| { add_override.dispatch((a1.clone(), "correct")); }>"Mark correct"</button>
                                             " "
@@ -467,7 +503,11 @@ pub fn ProblemReviewPanel(
                                 </div>
                                 {r.assignee.clone().map(|a| view! { <p class="meta" data-testid="assignee">{format!("Assigned to {a}.")}</p> })}
                                 <div class="overrides">
-                                    <h3>"Verdict overrides"</h3>
+                                    <h3>"Verdicts: editors' overrides and reviewers' judgements"</h3>
+                                    <p class="meta">
+                                        "An editor's override decides an answer. Any reviewer may judge it independently; where every judgement agrees and no editor decided, that is the reviewers' verdict (counted like an override); where they differ it waits in the review queue. "
+                                        <a href=format!("/experiments/{}/agreement", r.experiment)>"Agreement between reviewers"</a>
+                                    </p>
                                     <ul data-testid="overrides">{overrides}</ul>
                                     {can_review.then(|| view! {
                                         <label class="reason-input">

@@ -34,26 +34,29 @@ pub fn DiscussionPage() -> impl IntoView {
     // Whether the experiment exists for this reader (404 otherwise), before the browser-side
     // thread list loads.
     let exists = Resource::new(slug, |slug| async move {
-        crate::api::get_experiment(slug).await.map(|e| e.is_some())
+        crate::api::get_experiment(slug)
+            .await
+            .map(|e| e.map(|e| e.summary.name))
     });
     view! {
         {move || view! { <PageTitle text=format!("Discussion · {}", slug()) /> }}
         <Suspense fallback=|| ()>
         {move || Suspend::new(async move {
             let slug = slug();
-            match exists.await {
+            let name = match exists.await {
                 Err(e) => return view! { <ErrorBox message=e.to_string() /> }.into_any(),
-                Ok(false) => return view! { <ExperimentMissing slug /> }.into_any(),
-                Ok(true) => {}
-            }
+                Ok(None) => return view! { <ExperimentMissing slug /> }.into_any(),
+                Ok(Some(name)) => name,
+            };
             let f = filter();
             let base = format!("/experiments/{slug}/discussion");
             let link = |unresolved: bool, mentions: bool| {
                 Query::new().set("unresolved", if unresolved { "1" } else { "" }).set("mentions", if mentions { "1" } else { "" }).href(&base)
             };
             view! {
-                <h1>"Discussion"</h1>
+                <h1>{name}</h1>
                 <ViewTabs slug=slug.clone() current="discussion" />
+                <h2>"Discussion"</h2>
                 <nav class="filters" aria-label="Filter threads">
                     <a href=link(false, false) class:on=!f.unresolved && !f.mentions_me>"All threads"</a>
                     <a href=link(true, false) class:on=f.unresolved data-testid="filter-unresolved">"Unresolved"</a>
@@ -69,6 +72,105 @@ pub fn DiscussionPage() -> impl IntoView {
             .into_any()
         })}
         </Suspense>
+    }
+}
+
+/// `/experiments/:slug/agreement` (issue 27): how far the experiment's reviewers agree —
+/// Cohen's κ per pair over the targets both judged, Fleiss' κ over all, and the disagreements
+/// an editor still has to decide.
+#[component]
+pub fn AgreementPage() -> impl IntoView {
+    let slug = slug_param();
+    let data = Resource::new(slug, |slug| call(ReviewOp::Agreement { slug }));
+    view! {
+        {move || view! { <PageTitle text=format!("Agreement · {}", slug()) /> }}
+        <Suspense fallback=|| view! { <p class="loading">"Comparing judgements…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <ErrorBox message=e /> }.into_any(),
+                    Ok(ReviewReply::Agreement(a)) => view! { <AgreementBody a /> }.into_any(),
+                    Ok(ReviewReply::NotFound) => view! { <ExperimentMissing slug=slug() /> }.into_any(),
+                    Ok(other) => view! { <ErrorBox message=unexpected(other) /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+fn kappa_text(k: Option<f64>) -> String {
+    k.map_or("—".to_string(), |k| format!("{k:.3}"))
+}
+
+#[component]
+fn AgreementBody(a: AgreementView) -> impl IntoView {
+    let slug = a.experiment.clone();
+    let pairs = a
+        .agreement
+        .pairs
+        .iter()
+        .map(|p| {
+            view! {
+                <tr data-testid="agreement-pair">
+                    <th scope="row">{format!("{} · {}", p.reviewers[0], p.reviewers[1])}</th>
+                    <td class="num">{p.items}</td>
+                    <td class="num">{p.agreed}</td>
+                    <td class="num" data-testid="pair-kappa">{kappa_text(p.kappa)}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let disagreements = a
+        .disagreements
+        .iter()
+        .map(|d| {
+            let what = match (&d.answer, d.rollout) {
+                (Some(answer), _) => format!("answer “{answer}”"),
+                (None, Some(r)) => format!("rollout {r}"),
+                _ => String::new(),
+            };
+            let who = if d.judgements.is_empty() {
+                format!("{} correct, {} wrong", d.correct, d.wrong)
+            } else {
+                d.judgements.iter().map(|(r, v)| format!("{r}: {v}")).collect::<Vec<_>>().join(", ")
+            };
+            let href = Query::new().set("experiment", slug.clone()).href(&format!("/problems/{}", d.problem_id));
+            view! {
+                <li data-testid="disagreement">
+                    <a href=href>{d.problem.clone()}</a>" · "{what}" · "{who}
+                    {d.decided.then(|| view! { " " <span class="badge">"decided by an editor"</span> })}
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <h1>{a.experiment_name.clone()}</h1>
+        <ViewTabs slug=slug.clone() current="review" />
+        <h2>"Agreement between reviewers"</h2>
+        <p class="lede">
+            {format!("{} judgements by {} reviewers; {} answers or rollouts judged by two or more. ", a.judgements, a.reviewers, a.agreement.items)}
+            {a.blind.then_some("Judging is blind in this project: who said what stays hidden until an editor decides. ")}
+        </p>
+        <p data-testid="fleiss">
+            <strong>"Fleiss' κ over all reviewers: "</strong>
+            <span data-testid="fleiss-kappa">{kappa_text(a.agreement.fleiss_kappa)}</span>
+            {format!(" (n = {} items)", a.agreement.items)}
+        </p>
+        <p class="meta">
+            "κ corrects agreement for chance: 1 is perfect agreement, 0 what chance alone gives. "
+            "Cohen's κ compares two reviewers over the items both judged; Fleiss' κ all reviewers over items judged at least twice (docs/review.md)."
+        </p>
+        <div class="table-wrap">
+            <table class="data-table" data-testid="agreement-pairs">
+                <thead><tr><th scope="col">"Reviewers"</th><th scope="col" class="num">"Items both judged"</th><th scope="col" class="num">"Agreed"</th><th scope="col" class="num">"Cohen's κ"</th></tr></thead>
+                <tbody>{pairs}</tbody>
+            </table>
+        </div>
+        <h3>"Disagreements"</h3>
+        {if a.disagreements.is_empty() {
+            view! { <p class="empty">"None: every item judged twice or more got the same verdict."</p> }.into_any()
+        } else {
+            view! { <ul data-testid="disagreements">{disagreements}</ul> }.into_any()
+        }}
     }
 }
 
@@ -106,6 +208,7 @@ pub fn ReviewQueuePage() -> impl IntoView {
     let slug = slug_param();
     let query = use_query_map();
     let mine = move || query.with(|q| q.get("assigned").as_deref() == Some("me"));
+    let reason = move || query.with(|q| q.get("reason").filter(|r| !r.is_empty()));
     let share = move || {
         query.with(|q| {
             q.get("share")
@@ -139,14 +242,12 @@ pub fn ReviewQueuePage() -> impl IntoView {
     });
     view! {
         {move || view! { <PageTitle text=format!("Review queue · {}", slug()) /> }}
-        <h1>"Review queue"</h1>
-        <ViewTabs slug=Signal::derive(slug).get_untracked() current="review" />
         {move || assign.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox message=e /> })}
         <Transition fallback=|| view! { <p class="loading">"Building the queue…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
                     Err(e) => view! { <ErrorBox message=e /> }.into_any(),
-                    Ok(ReviewReply::Queue(q)) => view! { <QueueTable q assign mine=mine() /> }.into_any(),
+                    Ok(ReviewReply::Queue(q)) => view! { <QueueTable q assign mine=mine() reason=reason() /> }.into_any(),
                     Ok(ReviewReply::NotFound) => view! { <ExperimentMissing slug=slug() /> }.into_any(),
                     Ok(other) => view! { <ErrorBox message=unexpected(other) /> }.into_any(),
                 }
@@ -160,8 +261,38 @@ fn QueueTable(
     q: ReviewQueueView,
     assign: Action<(String, i64, String), Result<ReviewReply, String>>,
     mine: bool,
+    reason: Option<String>,
 ) -> impl IntoView {
     let base = format!("/experiments/{}/review", q.experiment);
+    // The reasons present, for the filter; then only the entries with the chosen one.
+    let mut kinds: Vec<String> = q
+        .entries
+        .iter()
+        .flat_map(|e| e.kinds.iter().cloned())
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    let reason_links = {
+        let base = base.clone();
+        let mut choices: Vec<Option<String>> = vec![None];
+        choices.extend(kinds.into_iter().map(Some));
+        choices
+            .into_iter()
+            .map(|k| {
+                let on = k == reason;
+                let href = Query::new()
+                    .set("assigned", if mine { "me" } else { "" })
+                    .set("reason", k.clone().unwrap_or_default())
+                    .href(&base);
+                let text = k.as_deref().map_or("every reason", queue_reason_title);
+                view! { <a href=href class:on=on data-testid=format!("reason-{}", k.as_deref().unwrap_or("all"))>{text}</a> }
+            })
+            .collect_view()
+    };
+    let mut q = q;
+    if let Some(r) = &reason {
+        q.entries.retain(|e| e.kinds.contains(r));
+    }
     let pct = if q.total > 0 {
         100.0 * q.reviewed as f64 / q.total as f64
     } else {
@@ -181,6 +312,7 @@ fn QueueTable(
                     <th scope="row"><a href=e.link.clone()>{e.key.clone()}</a>
                         {(e.comments > 0).then(|| view! { " " <span class="badge comments" title="comments" data-testid="comment-badge">{format!("💬 {}", e.comments)}</span> })}
                     </th>
+                    <td class="prompt-cell"><crate::components::detail::MathText text=e.prompt.clone() class="prompt-clamp" /></td>
                     <td><ul class="reasons">{e.reasons.iter().map(|r| view! { <li>{r.clone()}</li> }).collect_view()}</ul></td>
                     <td>{if e.reviewed { "reviewed" } else { "to review" }} " " {labels}
                         {(e.overrides > 0).then(|| format!(" · {} override{}", e.overrides, if e.overrides == 1 { "" } else { "s" }))}</td>
@@ -200,6 +332,9 @@ fn QueueTable(
         .collect_view();
     let empty = q.entries.is_empty();
     view! {
+        <h1>{q.experiment_name.clone()}</h1>
+        <ViewTabs slug=q.experiment.clone() current="review" />
+        <h2>"Review queue"</h2>
         <p class="progress-line" data-testid="queue-progress">
             <strong>{format!("{} of {} reviewed", q.reviewed, q.total)}</strong>
             <progress max="100" value=format!("{pct:.0}")></progress>
@@ -207,24 +342,39 @@ fn QueueTable(
         <p class="meta">
             "Problems newly unsolvable in a child model (its parent solved them at k = n), problems where one wrong answer is given by at least "
             {format!("{:.0} %", q.min_share * 100.0)}
-            " of a run's rollouts (the reference may be wrong), and problems the verifier could not decide. A label or a verdict override marks a problem reviewed."
+            " of a run's rollouts (the reference may be wrong), problems the verifier could not decide, where caplens and the file disagree, where the extracted answer is missing or not maths, and where reviewers' judgements differ. A label or a verdict override marks a problem reviewed. "
+            <a href=format!("/experiments/{}/agreement", q.experiment) data-testid="agreement-link">"Agreement between reviewers"</a>
         </p>
         <nav class="filters">
             <a href=base.clone() class:on=!mine>"All"</a>
             <a href=format!("{base}?assigned=me") class:on=mine data-testid="filter-mine">"Assigned to me"</a>
         </nav>
+        <nav class="filters" aria-label="Filter by reason" data-testid="reason-filter">{reason_links}</nav>
         {if empty {
             view! { <p class="meta" data-testid="queue-empty">"Nothing to review here."</p> }.into_any()
         } else {
             view! {
                 <div class="table-wrap">
                     <table class="data-table" data-testid="queue">
-                        <thead><tr><th>"Problem"</th><th>"Why"</th><th>"State"</th><th>"Assigned to"</th></tr></thead>
+                        <thead><tr><th>"Problem"</th><th>"Prompt"</th><th>"Why"</th><th>"State"</th><th>"Assigned to"</th></tr></thead>
                         <tbody>{rows}</tbody>
                     </table>
                 </div>
             }.into_any()
         }}
+    }
+}
+
+/// A queue reason's name in words.
+fn queue_reason_title(kind: &str) -> &'static str {
+    match kind {
+        "newly-unsolvable" => "newly unsolvable",
+        "popular-wrong-answer" => "popular wrong answer",
+        "unverifiable" => "verifier could not decide",
+        "verdicts-disagree" => "caplens and the file disagree",
+        "not-maths" => "answer missing or not maths",
+        "reviewers-disagree" => "reviewers disagree",
+        _ => "other",
     }
 }
 

@@ -64,6 +64,13 @@ pub enum ProjectCommand {
         #[arg(value_parser = ["on", "off"])]
         state: String,
     },
+    /// Make reviewers' judgements blind in the project (`on`: a reviewer sees only their own
+    /// until an editor decides), or not (`off`, the default).
+    BlindReview {
+        slug: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
     /// Let the project's admins add and change its engines (`on`), or leave that to site
     /// admins (`off`, the default: an engine makes the server open connections).
     EngineAdmins {
@@ -323,6 +330,16 @@ pub async fn project(store: &Store, command: &ProjectCommand) -> i32 {
                 println!(
                     "viewers of {slug} {} comment and label",
                     if on { "may" } else { "may not" }
+                );
+            }
+            ProjectCommand::BlindReview { slug, state } => {
+                let on = state == "on";
+                crate::ops::review::set_blind_review(&Caller::operator().access(store), slug, on)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "judgements in {slug} are {}",
+                    if on { "blind" } else { "open" }
                 );
             }
             ProjectCommand::EngineAdmins { slug, state } => {

@@ -257,8 +257,8 @@ pub async fn problem(
     Ok(Some(detail))
 }
 
-/// The verdict overrides experiment `slug` holds on `problem_id`, when the caller reads the
-/// experiment (`None` when it is missing or hidden: the page then shows the stored verdicts).
+/// The verdicts experiment `slug`'s reviewers decided on `problem_id` (editors' overrides and
+/// unanimous judgements), when the caller reads the experiment (`None` when it is missing or hidden: the page then shows the stored verdicts).
 async fn problem_overrides(
     access: &Access<'_>,
     slug: &str,
@@ -271,15 +271,10 @@ async fn problem_overrides(
     };
     let overrides = access
         .store
-        .overrides(experiment.id, Some(problem_id))
+        .decided_verdicts(experiment.id, Some(problem_id))
         .await?
-        .into_iter()
-        .map(|o| VerdictOverride {
-            rollout: o.rollout,
-            answer: o.answer,
-            correct: o.verdict == "correct",
-        })
-        .collect();
+        .remove(&problem_id)
+        .unwrap_or_default();
     Ok(Some((experiment, overrides)))
 }
 

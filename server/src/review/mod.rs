@@ -25,6 +25,21 @@ pub struct OverrideRequest {
     pub reason: String,
 }
 
+/// A reviewer's judgement (issue 27): `{"problem": KEY, "answer": TEXT, "verdict"}` or
+/// `{"rollout": ID, "verdict"}`; the caller's own, replacing their earlier one on the target.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgementRequest {
+    #[serde(default)]
+    pub problem: Option<serde_json::Value>,
+    #[serde(default)]
+    pub answer: Option<String>,
+    #[serde(default)]
+    pub rollout: Option<i64>,
+    /// `correct` or `wrong`.
+    pub verdict: String,
+}
+
 impl OverrideRequest {
     /// A request about a problem known by id: an answer override names the problem, a rollout
     /// override only its rollout (as the REST body would).

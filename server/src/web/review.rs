@@ -24,7 +24,7 @@ use super::middleware::Credentials;
 use super::AppState;
 use crate::auth::{sha256_hex, AuthSettings};
 use crate::ops::{review, Action, Caller};
-use crate::review::OverrideRequest;
+use crate::review::{JudgementRequest, OverrideRequest};
 use crate::storage::access::AuditRecord;
 
 /// The address users reach this server at: `--public-url`, else the request's Host.
@@ -60,6 +60,66 @@ pub(super) async fn add_override(
     let req = json_body(body)?;
     let row = review::add_override(&access, &slug, &req).await?;
     Ok((StatusCode::CREATED, Json(row)).into_response())
+}
+
+/// `POST /api/v1/experiments/{slug}/judgements`: the caller's own judgement (issue 27).
+pub(super) async fn post_judgement(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+    body: Result<Json<JudgementRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_write_credentials(&caller.principal, &headers)?;
+    let access = caller.access(&state.store);
+    crate::ops::catalog::open_experiment(&access, &slug, Action::Review).await?;
+    let req = json_body(body)?;
+    let mine = review::set_judgement(&access, &slug, &req).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "judgements": mine })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct JudgementsQuery {
+    problem: Option<i64>,
+}
+
+/// `GET /api/v1/experiments/{slug}/judgements[?problem=ID]`: the judgements the caller may see
+/// (in a blind project, a non-editor's own).
+pub(super) async fn list_judgements(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+    query: Result<Query<JudgementsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let rows = review::judgements(&caller.access(&state.store), &slug, q.problem).await?;
+    Ok(Json(serde_json::json!({ "judgements": rows })).into_response())
+}
+
+/// `GET /api/v1/experiments/{slug}/agreement`: Cohen's κ per pair of reviewers, Fleiss' κ and
+/// the disagreements.
+pub(super) async fn agreement(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = review::agreement(&caller.access(&state.store), &slug).await?;
+    Ok(Json(serde_json::json!({
+        "experiment": view.experiment,
+        "blind": view.blind,
+        "judgements": view.judgements,
+        "reviewers": view.reviewers,
+        "items": view.agreement.items,
+        "pairs": view.agreement.pairs,
+        "fleiss_kappa": view.agreement.fleiss_kappa,
+        "disagreements": view.disagreements,
+    }))
+    .into_response())
 }
 
 pub(super) async fn list_overrides(

@@ -243,6 +243,24 @@ pub fn routes() -> Vec<Route> {
             put(review::set_labels),
         ),
         route(
+            M::POST,
+            "/api/v1/experiments/{slug}/judgements",
+            Review,
+            post(review::post_judgement),
+        ),
+        route(
+            M::GET,
+            "/api/v1/experiments/{slug}/judgements",
+            Read,
+            get(review::list_judgements),
+        ),
+        route(
+            M::GET,
+            "/api/v1/experiments/{slug}/agreement",
+            Read,
+            get(review::agreement),
+        ),
+        route(
             M::GET,
             "/api/v1/experiments/{slug}/comments",
             Read,
@@ -334,6 +352,7 @@ pub fn page_rule(path: &str) -> Option<Rule> {
         | "/projects/{slug}"
         | "/experiments/{slug}/review"
         | "/experiments/{slug}/discussion"
+        | "/experiments/{slug}/agreement"
         | "/experiments/{slug}/settings" => Read,
         "/admin/users" => Site,
         "/admin/audit" => Audit,

@@ -16,6 +16,7 @@
 //! | `experiments` | experiment settings: rename, move, delete |
 
 mod experiments;
+mod judgements;
 mod labels;
 mod overrides;
 mod queue;

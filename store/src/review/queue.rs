@@ -48,6 +48,28 @@ impl Store {
         Ok(out)
     }
 
+    /// Per (run, problem) of the given runs: rollouts on which the file's verdict and caplens'
+    /// (equal or different) disagree.
+    pub async fn verdict_disagreement_counts(
+        &self,
+        run_ids: &[i64],
+    ) -> Result<Vec<(i64, i64, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for run in run_ids {
+            let rows: Vec<(i64, i64, i64)> = db(sqlx::query_as(
+                "SELECT run_id, problem_id, COUNT(*) FROM rollouts
+                 WHERE run_id = $1 AND file_correct IS NOT NULL AND caplens_verdict IN (0, 1)
+                   AND file_correct <> caplens_verdict
+                 GROUP BY run_id, problem_id",
+            )
+            .bind(*run)
+            .fetch_all(&self.pool)
+            .await)?;
+            out.extend(rows.into_iter().map(|(r, p, n)| (r, p, n.max(0) as u64)));
+        }
+        Ok(out)
+    }
+
     // ---------- review queue assignments ----------
 
     pub async fn assign_problem(

@@ -33,6 +33,10 @@ pub async fn problem_review(
         assignee: access.store.assignments(e.id).await?.remove(&problem_id),
         can_review: access.may(Action::Edit, e.project_id),
         can_comment: access.may(Action::Review, e.project_id),
+        judgements: super::judgements(access, slug, Some(problem_id)).await?,
+        blind: access.store.blind_review(e.project_id).await?
+            && !access.may(Action::Edit, e.project_id),
+        me: super::actor(access),
     })
 }
 

@@ -11,13 +11,15 @@
 //! |---|---|
 //! | `threads` | comments and threads, the inbox, comment counts, the discussion stamp |
 //! | `labels` | a problem's review panel, its labels, a project's label list |
-//! | `overrides` | verdict overrides |
+//! | `overrides` | verdict overrides (and the target a request names, shared with judgements) |
+//! | `judgements` | reviewers' independent judgements, their agreement, blind review |
 //! | `export` | export and import of labels and overrides |
 //! | `queue` | the review queue and its assignments |
 //! | `share_links` | share links |
 //! | `settings` | a project's review settings; an experiment's settings, rename, move, delete |
 
 mod export;
+mod judgements;
 mod labels;
 mod overrides;
 mod queue;
@@ -31,6 +33,7 @@ use super::catalog::open_experiment;
 use super::{Access, OpError};
 use crate::storage::review::ExperimentRef;
 pub use export::{export_review, import_review};
+pub use judgements::{agreement, judgements, set_blind_review, set_judgement};
 pub use labels::{add_label, problem_review, set_labels, set_labels_by_key};
 pub use overrides::{add_override, delete_override, list_overrides};
 pub use queue::{assign, review_queue, DEFAULT_MIN_SHARE};

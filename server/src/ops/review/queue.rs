@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use caplens_analysis::review::{newly_unsolvable, popular_wrong_answer};
+use caplens_analysis::verifier::is_prose;
 use caplens_app::review::{QueueEntry, ReviewQueueView};
 
 use super::{actor, member_names, open_experiment, problem_in};
@@ -88,6 +89,27 @@ pub async fn review_queue(
             n,
             min_share,
         );
+        // Extracted answers that read as prose: an extraction (or grading) to check (issue 27).
+        if let Some(key) = keys.get(&problem) {
+            for c in clusters
+                .iter()
+                .filter(|c| !c.correct && is_prose(&c.answer))
+            {
+                note(
+                    problem,
+                    key,
+                    "not-maths",
+                    format!(
+                        "{}: {} rollout{} answer “{}”, which is not maths (extraction to check)",
+                        labels_of_run.get(&run).copied().unwrap_or("a run"),
+                        c.count,
+                        if c.count == 1 { "" } else { "s" },
+                        c.answer
+                    ),
+                    run.to_string(),
+                );
+            }
+        }
         if let (Some((answer, count)), Some(key)) = (wrong, keys.get(&problem)) {
             note(
                 problem,
@@ -127,8 +149,73 @@ pub async fn review_queue(
             );
         }
     }
-    let labels = access.store.problem_labels(e).await?;
+    // Where the file's verdicts and caplens' disagree (issue 27).
+    let disagreeing_runs: Vec<i64> = runs
+        .iter()
+        .filter(|r| {
+            r.row
+                .verdicts
+                .tally
+                .as_ref()
+                .is_some_and(|t| t.disagree > 0)
+        })
+        .map(|r| r.row.id)
+        .collect();
+    for (run, problem, count) in access
+        .store
+        .verdict_disagreement_counts(&disagreeing_runs)
+        .await?
+    {
+        if let Some(key) = keys.get(&problem) {
+            note(
+                problem,
+                key,
+                "verdicts-disagree",
+                format!(
+                    "{}: caplens and the file disagree on {count} rollout{}",
+                    labels_of_run.get(&run).copied().unwrap_or("a run"),
+                    if count == 1 { "" } else { "s" }
+                ),
+                run.to_string(),
+            );
+        }
+    }
+    // Reviewers' judgements that differ on a target no editor has decided.
     let overrides = access.store.overrides(e.id, None).await?;
+    let mut judged: HashMap<(i64, Option<i64>, Option<String>), (u64, u64)> = HashMap::new();
+    for j in access.store.judgements(e.id, None).await? {
+        let c = judged
+            .entry((j.problem_id, j.rollout, j.answer))
+            .or_default();
+        if j.verdict == "correct" {
+            c.0 += 1;
+        } else {
+            c.1 += 1;
+        }
+    }
+    for ((problem, rollout, answer), (correct, wrong)) in judged {
+        let decided = overrides
+            .iter()
+            .any(|o| o.problem_id == problem && o.rollout == rollout && o.answer == answer);
+        if correct == 0 || wrong == 0 || decided {
+            continue;
+        }
+        if let Some(key) = keys.get(&problem) {
+            let what = match (&answer, rollout) {
+                (Some(a), _) => format!("answer “{a}”"),
+                (None, Some(r)) => format!("rollout {r}"),
+                _ => "it".into(),
+            };
+            note(
+                problem,
+                key,
+                "reviewers-disagree",
+                format!("Reviewers disagree on {what}: {correct} judge it correct, {wrong} wrong; an editor decides"),
+                String::new(),
+            );
+        }
+    }
+    let labels = access.store.problem_labels(e).await?;
     let assignments = access.store.assignments(e.id).await?;
     let (comment_counts, _) = access.store.comment_counts(e.id).await?;
     let comment_counts: HashMap<i64, u64> = comment_counts.into_iter().collect();
@@ -139,7 +226,12 @@ pub async fn review_queue(
             let n_overrides = overrides.iter().filter(|o| o.problem_id == problem).count() as u64;
             QueueEntry {
                 problem_id: problem,
-                link: format!("/problems/{problem}?experiment={slug}&runs={runs_param}"),
+                prompt: String::new(),
+                link: if runs_param.is_empty() {
+                    format!("/problems/{problem}?experiment={slug}")
+                } else {
+                    format!("/problems/{problem}?experiment={slug}&runs={runs_param}")
+                },
                 key,
                 reasons: texts,
                 kinds,
@@ -161,6 +253,11 @@ pub async fn review_queue(
     });
     let total = entries.len() as u64;
     let reviewed = entries.iter().filter(|q| q.reviewed).count() as u64;
+    let ids: Vec<i64> = entries.iter().map(|q| q.problem_id).collect();
+    let mut prompts = access.store.problem_prompts(&ids).await?;
+    for q in &mut entries {
+        q.prompt = prompts.remove(&q.problem_id).unwrap_or_default();
+    }
     if assigned_to_me {
         let me = access.principal.name.clone();
         entries.retain(|q| q.assignee.as_deref() == Some(me.as_str()));

@@ -44,6 +44,24 @@ impl StoreSource {
                 );
                 ReviewReply::Override(review::add_override(a, &slug, &req).await?)
             }
+            ReviewOp::Judge { slug, input } => {
+                let req = crate::review::JudgementRequest {
+                    problem: input
+                        .rollout
+                        .is_none()
+                        .then(|| serde_json::Value::from(input.problem_id)),
+                    answer: input.answer,
+                    rollout: input.rollout,
+                    verdict: input.verdict,
+                };
+                ReviewReply::Judgements(review::set_judgement(a, &slug, &req).await?)
+            }
+            ReviewOp::Judgements { slug, problem } => {
+                ReviewReply::Judgements(review::judgements(a, &slug, Some(problem)).await?)
+            }
+            ReviewOp::Agreement { slug } => {
+                ReviewReply::Agreement(review::agreement(a, &slug).await?)
+            }
             ReviewOp::DeleteOverride { id } => {
                 review::delete_override(a, id).await?;
                 ReviewReply::Done
