@@ -6,6 +6,22 @@ use crate::model::*;
 use crate::views::*;
 use leptos::prelude::*;
 
+/// A data error as the server function's answer: its message, and its status on the response
+/// (403 for a refusal, 400 for bad input …), so a form a caller may not use fails plainly.
+#[cfg(feature = "ssr")]
+fn refusal(e: crate::data::DataError) -> ServerFnError {
+    // Only when answering the browser's call (`/_app/…`): while a page renders on the server
+    // the same function runs in the page's context, and the page keeps its own status.
+    let called = use_context::<http::request::Parts>()
+        .is_some_and(|parts| parts.uri.path().starts_with("/_app/"));
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>().filter(|_| called) {
+        if let Ok(status) = http::StatusCode::from_u16(e.status) {
+            response.set_status(status);
+        }
+    }
+    ServerFnError::new(e.message)
+}
+
 #[cfg(feature = "ssr")]
 fn source() -> Result<crate::data::SharedDataSource, ServerFnError> {
     use_context::<crate::data::SharedDataSource>()
@@ -14,32 +30,32 @@ fn source() -> Result<crate::data::SharedDataSource, ServerFnError> {
 
 #[server(prefix = "/_app")]
 pub async fn list_experiments() -> Result<Vec<ExperimentSummary>, ServerFnError> {
-    source()?.experiments().await.map_err(ServerFnError::new)
+    source()?.experiments().await.map_err(refusal)
 }
 
 #[server(prefix = "/_app")]
 pub async fn get_experiment(slug: String) -> Result<Option<ExperimentDetail>, ServerFnError> {
-    source()?.experiment(slug).await.map_err(ServerFnError::new)
+    source()?.experiment(slug).await.map_err(refusal)
 }
 
 #[server(prefix = "/_app")]
 pub async fn list_models() -> Result<Vec<ModelRow>, ServerFnError> {
-    source()?.models().await.map_err(ServerFnError::new)
+    source()?.models().await.map_err(refusal)
 }
 
 #[server(prefix = "/_app")]
 pub async fn list_datasets() -> Result<Vec<DatasetRow>, ServerFnError> {
-    source()?.datasets().await.map_err(ServerFnError::new)
+    source()?.datasets().await.map_err(refusal)
 }
 
 #[server(prefix = "/_app")]
 pub async fn list_runs() -> Result<Vec<RunRow>, ServerFnError> {
-    source()?.runs().await.map_err(ServerFnError::new)
+    source()?.runs().await.map_err(refusal)
 }
 
 #[server(prefix = "/_app")]
 pub async fn list_imports() -> Result<Vec<ImportView>, ServerFnError> {
-    source()?.imports().await.map_err(ServerFnError::new)
+    source()?.imports().await.map_err(refusal)
 }
 
 #[server(prefix = "/_app")]
@@ -49,7 +65,7 @@ pub async fn list_import_formats() -> Result<Vec<ImportFormat>, ServerFnError> {
 
 #[server(prefix = "/_app")]
 pub async fn list_tokens() -> Result<Vec<ApiTokenRow>, ServerFnError> {
-    source()?.tokens().await.map_err(ServerFnError::new)
+    source()?.tokens().await.map_err(refusal)
 }
 
 /// Every review operation (comments, labels, overrides, queue, share links, settings). JSON
@@ -58,7 +74,7 @@ pub async fn list_tokens() -> Result<Vec<ApiTokenRow>, ServerFnError> {
 pub async fn review(
     op: crate::review::ReviewOp,
 ) -> Result<crate::review::ReviewReply, ServerFnError> {
-    source()?.review(op).await.map_err(ServerFnError::new)
+    source()?.review(op).await.map_err(refusal)
 }
 
 // Writes take JSON bodies: a cross-site form cannot send `application/json` without a CORS
@@ -73,12 +89,12 @@ pub async fn create_token(
     source()?
         .create_token(name, project, scope, expires_in_days)
         .await
-        .map_err(ServerFnError::new)
+        .map_err(refusal)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
 pub async fn revoke_token(id: i64) -> Result<bool, ServerFnError> {
-    source()?.revoke_token(id).await.map_err(ServerFnError::new)
+    source()?.revoke_token(id).await.map_err(refusal)
 }
 
 // Analysis views. Requests are JSON (they hold lists); they only read.
@@ -91,7 +107,7 @@ pub async fn get_overview_view(
     source()?
         .overview_view(slug, verdicts, unreviewed)
         .await
-        .map_err(ServerFnError::new)
+        .map_err(refusal)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -99,10 +115,7 @@ pub async fn get_passk_view(
     slug: String,
     request: PasskRequest,
 ) -> Result<Option<PasskView>, ServerFnError> {
-    source()?
-        .passk_view(slug, request)
-        .await
-        .map_err(ServerFnError::new)
+    source()?.passk_view(slug, request).await.map_err(refusal)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -113,7 +126,7 @@ pub async fn get_unsolvable_view(
     source()?
         .unsolvable_view(slug, request)
         .await
-        .map_err(ServerFnError::new)
+        .map_err(refusal)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -125,7 +138,7 @@ pub async fn get_problem_neighbours(
     source()?
         .problem_neighbours(slug, request, problem_id)
         .await
-        .map_err(ServerFnError::new)
+        .map_err(refusal)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -136,7 +149,7 @@ pub async fn get_problems_view(
     source()?
         .problems_view(slug, request)
         .await
-        .map_err(ServerFnError::new)
+        .map_err(refusal)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -144,10 +157,7 @@ pub async fn get_compare_view(
     slug: String,
     request: CompareRequest,
 ) -> Result<Option<CompareView>, ServerFnError> {
-    source()?
-        .compare_view(slug, request)
-        .await
-        .map_err(ServerFnError::new)
+    source()?.compare_view(slug, request).await.map_err(refusal)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -158,7 +168,7 @@ pub async fn get_dynamics_view(
     source()?
         .dynamics_view(slug, request)
         .await
-        .map_err(ServerFnError::new)
+        .map_err(refusal)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -166,10 +176,7 @@ pub async fn get_rft_view(
     slug: String,
     request: RftRequest,
 ) -> Result<Option<RftView>, ServerFnError> {
-    source()?
-        .rft_view(slug, request)
-        .await
-        .map_err(ServerFnError::new)
+    source()?.rft_view(slug, request).await.map_err(refusal)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -180,7 +187,7 @@ pub async fn get_token_stats_view(
     source()?
         .token_stats_view(slug, request)
         .await
-        .map_err(ServerFnError::new)
+        .map_err(refusal)
 }
 
 /// Rollouts per page on the problem page.
@@ -197,7 +204,7 @@ pub async fn get_problem(
     source()?
         .problem(id, runs, experiment, unreviewed)
         .await
-        .map_err(ServerFnError::new)
+        .map_err(refusal)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -208,7 +215,7 @@ pub async fn get_problem_rollouts(
     source()?
         .problem_rollouts(problem_id, query)
         .await
-        .map_err(ServerFnError::new)
+        .map_err(refusal)
 }
 
 #[server(prefix = "/_app")]
@@ -216,10 +223,7 @@ pub async fn get_rollout(
     id: i64,
     metric: Option<crate::heat::Metric>,
 ) -> Result<Option<RolloutView>, ServerFnError> {
-    source()?
-        .rollout(id, metric)
-        .await
-        .map_err(ServerFnError::new)
+    source()?.rollout(id, metric).await.map_err(refusal)
 }
 
 #[server(prefix = "/_app")]
@@ -227,28 +231,25 @@ pub async fn get_rollout_token(
     id: i64,
     pos: usize,
 ) -> Result<Option<crate::heat::TokenDetail>, ServerFnError> {
-    source()?
-        .rollout_token(id, pos)
-        .await
-        .map_err(ServerFnError::new)
+    source()?.rollout_token(id, pos).await.map_err(refusal)
 }
 
 // Evaluation runs (issue 7).
 #[server(prefix = "/_app")]
 pub async fn get_eval_form() -> Result<crate::evals::EvalFormOptions, ServerFnError> {
-    source()?.eval_form().await.map_err(ServerFnError::new)
+    source()?.eval_form().await.map_err(refusal)
 }
 
 #[server(prefix = "/_app")]
 pub async fn list_evaluations() -> Result<Vec<crate::evals::EvaluationView>, ServerFnError> {
-    source()?.evaluations().await.map_err(ServerFnError::new)
+    source()?.evaluations().await.map_err(refusal)
 }
 
 #[server(prefix = "/_app")]
 pub async fn get_evaluation(
     id: i64,
 ) -> Result<Option<crate::evals::EvaluationView>, ServerFnError> {
-    source()?.evaluation(id).await.map_err(ServerFnError::new)
+    source()?.evaluation(id).await.map_err(refusal)
 }
 
 /// Queues an evaluation (or a checkpoint series): the ids, or (inner `Err`) the message naming
@@ -257,23 +258,20 @@ pub async fn get_evaluation(
 pub async fn start_evaluation(
     request: crate::evals::EvalStartRequest,
 ) -> Result<Result<Vec<i64>, String>, ServerFnError> {
-    Ok(source()?.start_evaluation(request).await.map_err(|e| e.0))
+    Ok(source()?
+        .start_evaluation(request)
+        .await
+        .map_err(|e| e.message))
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
 pub async fn cancel_evaluation(id: i64) -> Result<bool, ServerFnError> {
-    source()?
-        .cancel_evaluation(id)
-        .await
-        .map_err(ServerFnError::new)
+    source()?.cancel_evaluation(id).await.map_err(refusal)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
 pub async fn resume_evaluation(id: i64) -> Result<bool, ServerFnError> {
-    source()?
-        .resume_evaluation(id)
-        .await
-        .map_err(ServerFnError::new)
+    source()?.resume_evaluation(id).await.map_err(refusal)
 }
 
 /// Stores a dataset (JSON Lines or parquet; `data` is the file in base64, as parquet is binary)
@@ -293,7 +291,7 @@ pub async fn upload_dataset(
     Ok(source()?
         .upload_dataset(name, description, file_name, bytes, fields, project)
         .await
-        .map_err(|e| e.0))
+        .map_err(|e| e.message))
 }
 
 /// Queues token interventions (eqs. 5-6) on a rollout's `top_entropy` most uncertain tokens.
@@ -306,18 +304,18 @@ pub async fn queue_interventions(
     Ok(source()?
         .queue_interventions(rollout, k, top_entropy)
         .await
-        .map_err(|e| e.0))
+        .map_err(|e| e.message))
 }
 
 // Access control (issue 14). Reads are URL-encoded posts; writes take JSON (see above).
 #[server(prefix = "/_app")]
 pub async fn get_session() -> Result<SessionView, ServerFnError> {
-    source()?.session().await.map_err(ServerFnError::new)
+    source()?.session().await.map_err(refusal)
 }
 
 #[server(prefix = "/_app")]
 pub async fn list_users() -> Result<Vec<UserRow>, ServerFnError> {
-    source()?.users().await.map_err(ServerFnError::new)
+    source()?.users().await.map_err(refusal)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -329,7 +327,7 @@ pub async fn create_user(
     Ok(source()?
         .create_user(name, password, admin)
         .await
-        .map_err(|e| e.0))
+        .map_err(|e| e.message))
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -340,12 +338,12 @@ pub async fn set_user_disabled(
     Ok(source()?
         .set_user_disabled(id, disabled)
         .await
-        .map_err(|e| e.0))
+        .map_err(|e| e.message))
 }
 
 #[server(prefix = "/_app")]
 pub async fn list_projects() -> Result<Vec<ProjectRow>, ServerFnError> {
-    source()?.projects().await.map_err(ServerFnError::new)
+    source()?.projects().await.map_err(refusal)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -357,12 +355,12 @@ pub async fn create_project(
     Ok(source()?
         .create_project(slug, name, open_to_all)
         .await
-        .map_err(|e| e.0))
+        .map_err(|e| e.message))
 }
 
 #[server(prefix = "/_app")]
 pub async fn list_members(project: String) -> Result<Vec<MemberRow>, ServerFnError> {
-    source()?.members(project).await.map_err(ServerFnError::new)
+    source()?.members(project).await.map_err(refusal)
 }
 
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
@@ -374,10 +372,10 @@ pub async fn set_member(
     Ok(source()?
         .set_member(project, user, role)
         .await
-        .map_err(|e| e.0))
+        .map_err(|e| e.message))
 }
 
 #[server(prefix = "/_app")]
 pub async fn get_audit(before: Option<i64>) -> Result<Vec<AuditEntry>, ServerFnError> {
-    source()?.audit(before).await.map_err(ServerFnError::new)
+    source()?.audit(before).await.map_err(refusal)
 }

@@ -14,10 +14,23 @@ mod ssr_only {
 
     pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-    /// A failure reading data, already phrased for a user.
+    /// A failure reading data, already phrased for a user, with the HTTP status its server
+    /// function answers (a refusal is a 403 with its message, never a 500).
     #[derive(Debug, Clone, thiserror::Error)]
-    #[error("{0}")]
-    pub struct DataError(pub String);
+    #[error("{message}")]
+    pub struct DataError {
+        pub message: String,
+        pub status: u16,
+    }
+
+    impl DataError {
+        pub fn new(status: u16, message: impl Into<String>) -> Self {
+            DataError {
+                message: message.into(),
+                status,
+            }
+        }
+    }
 
     /// The catalogue: experiments, models, datasets, runs, imports, problems and rollouts.
     pub trait CatalogData: Send + Sync + 'static {
@@ -33,8 +46,7 @@ mod ssr_only {
         fn imports(&self) -> BoxFuture<'_, Result<Vec<ImportView>, DataError>>;
         /// The formats caplens imports (the importers' registry), in detection order.
         fn import_formats(&self) -> Vec<ImportFormat>;
-        /// One problem with its per-run numbers; `runs` restricts to those run ids.
-        /// A problem with its runs' numbers; opened in `experiment`, under its reviewers'
+        /// A problem with its runs' numbers (`runs` restricts to those run ids); opened in `experiment`, under its reviewers'
         /// verdict overrides unless `unreviewed`.
         fn problem(
             &self,

@@ -159,6 +159,9 @@ pub struct PasskView {
     /// Where two curves cross: "rl × sft at k = 24".
     pub crossovers: Vec<Crossover>,
     pub resamples: usize,
+    /// Runs whose problems do not all have the same n: where their curve covers fewer problems.
+    #[serde(default)]
+    pub uneven: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

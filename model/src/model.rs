@@ -566,9 +566,17 @@ pub struct SessionView {
     pub single_sign_on: bool,
     /// Password sign-in is possible.
     pub passwords: bool,
+    /// A share-link visitor: the one experiment (slug) the link opens, read-only (issue 27).
+    #[serde(default)]
+    pub shared_experiment: Option<String>,
 }
 
 impl SessionView {
+    /// Reads only: a share-link visitor or someone not signed in. Pages offer such a reader no
+    /// form (the server would refuse it anyway).
+    pub fn read_only(&self) -> bool {
+        self.shared_experiment.is_some() || (!self.local_mode && self.user.is_none())
+    }
     /// May upload, start evaluations etc. in at least one project.
     pub fn can_edit_somewhere(&self) -> bool {
         self.local_mode

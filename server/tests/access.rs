@@ -581,6 +581,59 @@ async fn server_functions_and_writes_refuse_anonymous_and_cross_site_requests() 
     db.cleanup().await;
 }
 
+/// Issue 27: a form a caller may not use fails plainly. A viewer (no comments in this project)
+/// posting a comment through the pages' review server function gets a 403 with the reason, not
+/// a 500 "something went wrong"; a bad request is a 400.
+#[tokio::test]
+async fn refused_server_functions_answer_403_with_the_reason() {
+    let db = TestDb::sqlite().await;
+    let w = world(&db).await;
+    let (path, method) = leptos::server_fn::axum::server_fn_paths()
+        .find(|(p, _)| p.starts_with("/_app/review"))
+        .expect("the review server function");
+    let op = |body: serde_json::Value| serde_json::json!({"op": body}).to_string();
+    let post = op(serde_json::json!({
+        "op": "post_comment", "slug": "exp-a", "target": {"kind": "experiment"}, "body": "hi"
+    }));
+    let req = w.request(
+        Who::Viewer,
+        &method,
+        path,
+        Body::from(post.clone()),
+        "application/json",
+    );
+    let (status, body) = w.send(req).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        !body.to_lowercase().contains("something went wrong"),
+        "{body}"
+    );
+    let req = w.request(
+        Who::Editor,
+        &method,
+        path,
+        Body::from(post),
+        "application/json",
+    );
+    let (status, body) = w.send(req).await;
+    assert_eq!(status, 200, "an editor may: {body}");
+    let bad = op(serde_json::json!({
+        "op": "judge", "slug": "exp-a",
+        "input": {"problem_id": 1, "answer": null, "rollout": null, "verdict": "maybe", "reason": ""}
+    }));
+    let req = w.request(
+        Who::Editor,
+        &method,
+        path,
+        Body::from(bad),
+        "application/json",
+    );
+    let (status, body) = w.send(req).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("verdict"), "{body}");
+    db.cleanup().await;
+}
+
 /// Password sign-in end to end over HTTP: wrong password, disabled user, rate limit, session
 /// cookie attributes, sign-out (this session and everywhere), expiry.
 #[tokio::test]

@@ -1068,6 +1068,20 @@ async fn uneven_sample_counts_are_named_in_the_report() {
             .unwrap()
             .unwrap();
         assert_eq!(again.warnings, report.warnings, "{}", db.name);
+        // The pass@k view says where the run's curve covers fewer problems.
+        let views = caplens_server::views::ViewService::new(db.store.clone());
+        let slug = report.experiment.clone().unwrap();
+        let v = views
+            .passk(&slug, caplens_app::views::PasskRequest::default())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.uneven.len(), 1, "{:?}", v.uneven);
+        assert!(
+            v.uneven[0].contains("5 to 8 samples") && v.uneven[0].contains("k > 5"),
+            "{}",
+            v.uneven[0]
+        );
         db.cleanup().await;
     }
 }

@@ -115,10 +115,11 @@ export function importFile(server, file, args = []) {
   return JSON.parse(out.toString());
 }
 
-// One SQL query against a test server's SQLite database (through python3's sqlite3), as rows.
+// One SQL statement against a test server's SQLite database (through python3's sqlite3),
+// committed; its rows.
 export function sql(server, query, params = []) {
   const script = 'import json,sqlite3,sys; c=sqlite3.connect(sys.argv[1]); '
-    + 'print(json.dumps(c.execute(sys.argv[2], json.loads(sys.argv[3])).fetchall()))';
+    + 'r=c.execute(sys.argv[2], json.loads(sys.argv[3])).fetchall(); c.commit(); print(json.dumps(r))';
   const out = execFileSync('python3', ['-c', script, join(server.dataDir, 'caplens.db'), query, JSON.stringify(params)]);
   return JSON.parse(out.toString());
 }

@@ -144,6 +144,12 @@ test('two reviewers: a token thread live and in the inbox, an override in both p
   await waitForHydration(guest.page);
   assert.match(await guest.page.textContent('[data-testid=override-count]'), /1 verdict override/);
   assert.equal(await guest.page.$('[data-testid=share-open]'), null, 'a guest cannot share further');
+  // Issue 27: the visitor is told the view is read-only and is offered no form it cannot use.
+  assert.match(await guest.page.textContent('[data-testid=read-only-banner]'), /Read-only shared view/);
+  await guest.page.goto(`${server.url}/experiments/${SLUG}/discussion`);
+  await waitForHydration(guest.page);
+  await guest.page.waitForSelector('[data-testid=threads]');
+  assert.equal(await guest.page.$('[data-testid=new-thread-form]'), null, 'no comment form for a visitor');
   // Nothing else: another experiment is not found, the list is empty, the API refuses changes.
   const other = await guest.page.goto(`${server.url}/experiments/demo-rl-dynamics`);
   assert.equal(other.status(), 404);
@@ -203,4 +209,50 @@ test('the review queue lists newly unsolvable problems, and reviewing one counts
   assert.equal(await page.$('[data-testid=add-label]'), null);
   assert.deepEqual(problems, []);
   await context.close();
+});
+
+test('blind judgements by two reviewers, then the agreement page', async () => {
+  caplens(server, ['user', 'create', 'cat'], `${PASSWORD}\n`);
+  caplens(server, ['user', 'create', 'dan'], `${PASSWORD}\n`);
+  caplens(server, ['project', 'add-member', 'demo', 'cat', '--role', 'viewer']);
+  caplens(server, ['project', 'add-member', 'demo', 'dan', '--role', 'viewer']);
+  caplens(server, ['project', 'viewers-comment', 'demo', 'on']);
+  caplens(server, ['project', 'blind-review', 'demo', 'on']);
+  const judge = async (name, verdict) => {
+    const w = await watched();
+    await signIn(w.page, name);
+    await w.page.goto(`${server.url}/problems/5?experiment=${SLUG}`);
+    await waitForHydration(w.page);
+    const row = w.page.locator('[data-testid=override-answer]').first();
+    await row.waitFor();
+    // Blind: nobody else's judgement is shown to a viewer.
+    assert.equal(await row.locator('[data-testid=other-judgements]').count(), 0, `${name} sees no other judgement`);
+    await row.locator(`[data-testid=judge-${verdict}]`).click();
+    await w.page.waitForFunction((v) => document.querySelector('[data-testid=override-answer] [data-testid=my-judgement]')?.textContent === `you: ${v}`, verdict);
+    assert.equal(await row.locator('[data-testid=other-judgements]').count(), 0);
+    assert.deepEqual(w.problems, []);
+    await w.context.close();
+  };
+  await judge('cat', 'correct');
+  await judge('dan', 'wrong');
+  // An editor sees the agreement: one item, split, with who said what.
+  const a = await watched();
+  await signIn(a.page, 'ann');
+  await a.page.goto(`${server.url}/experiments/${SLUG}/agreement`);
+  await waitForHydration(a.page);
+  const doc = await a.page.evaluate(async (slug) => (await fetch(`/api/v1/experiments/${slug}/agreement`)).json(), SLUG);
+  assert.equal(doc.pairs.length, 1);
+  assert.deepEqual(doc.pairs[0].reviewers, ['cat', 'dan']);
+  const shown = (await a.page.textContent('[data-testid=pair-kappa]')).trim();
+  assert.equal(shown, doc.pairs[0].kappa === null ? '—' : doc.pairs[0].kappa.toFixed(3));
+  assert.equal((await a.page.textContent('[data-testid=fleiss-kappa]')).trim(), doc.fleiss_kappa === null ? '—' : doc.fleiss_kappa.toFixed(3));
+  const disagreement = await a.page.textContent('[data-testid=disagreement]');
+  assert.match(disagreement, /cat: correct/);
+  assert.match(disagreement, /dan: wrong/);
+  // The queue lists it as "reviewers disagree".
+  await a.page.goto(`${server.url}/experiments/${SLUG}/review?reason=reviewers-disagree`);
+  await waitForHydration(a.page);
+  await a.page.waitForSelector('[data-testid=queue-entry][data-kinds~=reviewers-disagree]');
+  assert.deepEqual(a.problems, []);
+  await a.context.close();
 });

@@ -1,7 +1,7 @@
 // Regenerates the README screenshots: node tests/e2e/screenshots.mjs (after scripts/build.sh).
 import { mkdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { startServer, launchBrowser, waitForHydration, BIN } from './harness.mjs';
+import { startServer, launchBrowser, waitForHydration, BIN, sql } from './harness.mjs';
 
 const OUT = new URL('../../docs/screenshots/', import.meta.url).pathname;
 mkdirSync(OUT, { recursive: true });
@@ -24,6 +24,9 @@ try {
     { name: 'review-queue', path: '/experiments/demo-rlvr-boundary/review', theme: 'light', viewport: { width: 1280, height: 900 } },
     { name: 'token-thread', path: 'THREAD', theme: 'light', viewport: { width: 1280, height: 1200 }, scrollTo: '[data-testid=rollout-discussion]' },
     { name: 'passk-reviewed', path: '/experiments/demo-rlvr-boundary/passk', theme: 'light', viewport: { width: 1280, height: 1000 } },
+    { name: 'problems', path: '/experiments/demo-rlvr-boundary/problems?sort=delta&change=regressed', theme: 'light', viewport: { width: 1440, height: 1000 } },
+    { name: 'problems-phone', path: '/experiments/demo-rlvr-boundary/problems?sort=delta', theme: 'dark', viewport: { width: 390, height: 844 } },
+    { name: 'agreement', path: '/experiments/demo-rlvr-boundary/agreement', theme: 'light', viewport: { width: 1280, height: 900 } },
   ];
   // SHOTS=name,name regenerates only those.
   const only = process.env.SHOTS ? process.env.SHOTS.split(',') : null;
@@ -78,6 +81,18 @@ try {
     await post('/api/v1/experiments/demo-rlvr-boundary/overrides', { problem: 'demo-synthetic-math/demo-003', answer: '428',
       verdict: 'correct', reason: 'screenshot: an example override' });
     for (const s of shots) if (s.path === 'THREAD') s.path = `${heat.replace(/\?.*/, '')}?experiment=demo-rlvr-boundary&pos=20`;
+  }
+  // Three reviewers' judgements on eight answers of the demo (as the judgements API records
+  // them), for the agreement page.
+  if (wanted('agreement')) {
+    const [{ id: experiment }] = sql(server, 'SELECT id FROM experiments WHERE slug = ?', ['demo-rlvr-boundary']).map(([id]) => ({ id }));
+    const problems = sql(server, 'SELECT DISTINCT problem_id FROM run_problem_stats ORDER BY problem_id LIMIT 8').map(([id]) => id);
+    const says = { ann: [1, 1, 0, 0, 1, 0, 1, 1], bob: [1, 0, 0, 0, 1, 0, 1, 1], cat: [1, 1, 0, 1, 1, 0, 0, 1] };
+    for (const [reviewer, verdicts] of Object.entries(says)) {
+      problems.forEach((problem, i) => sql(server,
+        "INSERT INTO judgements (experiment_id, problem_id, answer, reviewer, verdict, created_at) VALUES (?, ?, ?, ?, ?, '2026-12-07T12:00:00Z')",
+        [experiment, problem, String(40 + i), reviewer, verdicts[i]]));
+    }
   }
   for (const s of shots.filter((s) => wanted(s.name))) {
     const context = await browser.newContext({ viewport: s.viewport, deviceScaleFactor: 1 });

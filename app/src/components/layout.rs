@@ -98,6 +98,14 @@ pub fn Layout(children: Children) -> impl IntoView {
             <ThemeToggle />
         </header>
         <main id="main" class="content">
+            <Suspense fallback=|| ()>
+                {move || view_of().and_then(|s| s.shared_experiment).map(|slug| view! {
+                    <p class="notice read-only-banner" role="note" data-testid="read-only-banner">
+                        <strong>"Read-only shared view. "</strong>
+                        {format!("This link opens the experiment “{slug}” for reading: you can browse its views, problems and rollouts; commenting, reviewing and changes need an account in its project.")}
+                    </p>
+                })}
+            </Suspense>
             {children()}
         </main>
         <footer class="site-footer">

@@ -275,8 +275,21 @@ pub fn ThreadsPanel(
     });
     let label = new_label.unwrap_or_else(|| "Comment".into());
     let mounted = hydrated();
-    let form = (new_target.is_some() && can_comment != Some(false))
-        .then(|| view! { <CommentBox label=label.clone() testid="new-thread-form" send=post /> });
+    let reader = crate::components::layout::use_session();
+    let read_only = move || {
+        reader
+            .get()
+            .and_then(|s| s.ok())
+            .is_none_or(|s| s.read_only())
+    };
+    let form = (new_target.is_some() && can_comment != Some(false)).then(|| {
+        let label = label.clone();
+        view! {
+            <Suspense fallback=|| ()>
+                {move || (!read_only()).then(|| view! { <CommentBox label=label.clone() testid="new-thread-form" send=post /> })}
+            </Suspense>
+        }
+    });
     let live = view! { <DiscussionLive slug=slug.clone() version /> };
     let body = move || {
         mounted.get().then(|| view! {
@@ -595,6 +608,32 @@ pub fn RolloutReviewPanel(
 // ---------- share button ----------
 
 /// "Share read-only link": a link to exactly this view for someone without an account.
+/// A read-only text field with a "Copy" button (the browser's clipboard; the field stays
+/// selectable where the clipboard is not available).
+#[component]
+pub fn CopyField(value: Signal<String>, testid: &'static str) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let copy = move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            let text = value.get_untracked();
+            if let Some(w) = web_sys::window() {
+                let _ = w.navigator().clipboard().write_text(&text);
+                copied.set(true);
+            }
+        }
+    };
+    view! {
+        <span class="copy-field">
+            <input type="text" readonly data-testid=testid prop:value=move || value.get() size="60" />
+            " "
+            <button type="button" data-testid=format!("{testid}-copy") on:click=copy>
+                {move || if copied.get() { "Copied" } else { "Copy" }}
+            </button>
+        </span>
+    }
+}
+
 #[component]
 pub fn ShareButton(slug: String) -> impl IntoView {
     let open = RwSignal::new(false);
@@ -625,17 +664,32 @@ pub fn ShareButton(slug: String) -> impl IntoView {
             .and_then(|s| s.ok())
             .is_some_and(|s| s.local_mode || s.user.is_some())
     };
+    let local = move || {
+        session
+            .get()
+            .and_then(|s| s.ok())
+            .is_some_and(|s| s.local_mode)
+    };
     view! {
         <div class="share" data-testid="share">
             // The session is a resource: read it inside Suspense, as the header does.
             <Suspense fallback=|| ()>
                 {move || visible().then(|| view! {
                     <button type="button" class="link" data-testid="share-open" on:click=move |_| open.update(|o| *o = !*o)>
-                        "Share read-only link"
+                        {if local() { "Share…" } else { "Share read-only link" }}
                     </button>
                 })}
             </Suspense>
-            <Show when=move || open.get() fallback=|| ()>
+            // Local mode has no accounts: a link to this loopback server is neither shareable nor
+            // read-only, so nothing is created; say so plainly.
+            <Show when=move || open.get() && local() fallback=|| ()>
+                <p class="notice" role="note" data-testid="share-local">
+                    <strong>"Local mode: no read-only links. "</strong>
+                    "This server listens on this machine only and has no accounts: anyone who can open its address has every right, and nobody else can reach it. To share a read-only view, run caplens in team mode (accounts, a public URL; docs/deploy.md) and create the link there. This view's address, for use on this machine: "
+                    <CopyField value=Signal::derive(move || location.pathname.get() + &{ let s = location.search.get(); if s.is_empty() || s.starts_with('?') { s } else { format!("?{s}") } }) testid="share-permalink" />
+                </p>
+            </Show>
+            <Show when=move || open.get() && !local() fallback=|| ()>
                 <form class="inline-form" on:submit={
                     let slug = slug.clone();
                     move |ev| {
@@ -660,7 +714,7 @@ pub fn ShareButton(slug: String) -> impl IntoView {
                             "Anyone with this link sees this view of the experiment, read-only"
                             {link.expires_at.clone().map(|e| format!(", until {}", when(&e)))}
                             ". Revoke it in the experiment's settings: "
-                            <input type="text" readonly data-testid="share-url" value=link.url.clone() size="60" />
+                            <CopyField value=Signal::stored(link.url.clone()) testid="share-url" />
                         </p>
                     }.into_any(),
                     Ok(other) => view! { <ErrorBox message=unexpected(other) /> }.into_any(),

@@ -146,6 +146,12 @@ fn PasskBody(v: PasskView) -> impl IntoView {
                     export_href=export_href
                     testid="passk-chart"
                 />
+                {(!v.uneven.is_empty()).then(|| view! {
+                    <div class="notice" role="note" data-testid="uneven-samples">
+                        <strong>"Uneven sample counts. "</strong>
+                        <ul>{v.uneven.iter().map(|u| view! { <li>{u.clone()}</li> }).collect_view()}</ul>
+                    </div>
+                })}
                 <h2>"Crossovers"</h2>
                 {if no_cross {
                     view! { <p data-testid="crossovers">"No two selected curves cross."</p> }.into_any()

@@ -123,21 +123,22 @@ pub fn ProblemPage() -> impl IntoView {
     provide_context(crate::components::review::OverridesChanged(
         overrides_changed,
     ));
+    // The counter is part of the sources' values: a resource refetches when its source changes.
     let runs_filter = move || {
-        overrides_changed.track();
         let s = state.read();
         let runs = s.runs.clone();
         (
             (!runs.is_empty()).then_some(runs),
             s.experiment.clone(),
             s.unreviewed,
+            overrides_changed.get(),
         )
     };
     // Both resources are created here, once: resources created inside a Suspense's content are
     // re-created on every server render pass, and their ids then no longer match the browser's.
     let detail = Resource::new(
         move || (id(), runs_filter()),
-        |(id, (runs, experiment, unreviewed))| async move {
+        |(id, (runs, experiment, unreviewed, _))| async move {
             match id {
                 Some(id) => get_problem(id, runs, experiment, unreviewed).await,
                 None => Ok(None),
@@ -146,7 +147,7 @@ pub fn ProblemPage() -> impl IntoView {
     );
     let list = Resource::new(
         move || {
-            overrides_changed.track();
+            let changed = overrides_changed.get();
             let s = state.get();
             let query = RolloutListQuery {
                 runs: s.runs,
@@ -157,9 +158,9 @@ pub fn ProblemPage() -> impl IntoView {
                 experiment: s.experiment,
                 unreviewed: s.unreviewed,
             };
-            (id(), query)
+            (id(), query, changed)
         },
-        |(id, query)| async move {
+        |(id, query, _)| async move {
             match id {
                 Some(id) => get_problem_rollouts(id, query).await.map(Some),
                 None => Ok(None),

@@ -197,7 +197,16 @@ fn RolloutPageView(
             let experiment = experiment.clone();
             view! { <crate::components::review::RolloutReviewPanel rollout=id experiment pos /> }
         }}
-        {summary.is_some().then(|| view! { <InterventionPanel id=row.id /> })}
+        {summary.is_some().then(|| {
+            // Readers who cannot queue jobs (share-link visitors, the signed out) get no form.
+            let session = crate::components::layout::use_session();
+            let id = row.id;
+            view! {
+                <Suspense fallback=|| ()>
+                    {move || session.get().and_then(|s| s.ok()).filter(|s| !s.read_only()).map(|_| view! { <InterventionPanel id /> })}
+                </Suspense>
+            }
+        })}
         <section class="panel" aria-labelledby="quality-heading" data-testid="quality">
             <h2 id="quality-heading">"Quality and per-response numbers"</h2>
             <dl class="facts-grid">

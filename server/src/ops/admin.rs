@@ -51,6 +51,10 @@ pub async fn session_view(
         },
         single_sign_on: auth.oidc().is_some(),
         passwords: auth.settings().mode != crate::auth::AuthMode::Proxy,
+        shared_experiment: match p.shared_experiment() {
+            Some(id) => store.experiment_slug(id).await?,
+            None => None,
+        },
     })
 }
 

@@ -39,6 +39,16 @@ pub struct ExperimentRef {
 }
 
 impl Store {
+    /// An experiment's slug by id.
+    pub async fn experiment_slug(&self, id: i64) -> Result<Option<String>, StoreError> {
+        db(
+            sqlx::query_scalar("SELECT slug FROM experiments WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await,
+        )
+    }
+
     /// An experiment's id and project by slug.
     pub async fn experiment_ref(&self, slug: &str) -> Result<Option<ExperimentRef>, StoreError> {
         let row: Option<(i64, Option<i64>)> = db(sqlx::query_as(

@@ -154,7 +154,7 @@ fn trace_error(e: TraceError) -> DataError {
         TraceError::Store(e) => refused(OpError::Store(e)),
         e => {
             tracing::warn!(error = %e, "unreadable token trace");
-            DataError(e.to_string())
+            DataError::new(500, e.to_string())
         }
     }
 }

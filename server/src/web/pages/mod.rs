@@ -103,7 +103,8 @@ fn refused(e: OpError) -> DataError {
     if let OpError::Store(s) = &e {
         tracing::error!(error = %s, "storage error while rendering a page");
     }
-    DataError(e.public_message())
+    let message = e.public_message();
+    DataError::new(super::error::ApiError::from(e).status.as_u16(), message)
 }
 
 /// Hidden and missing read the same to a page: `None` (its "not found", with a 404 status).
