@@ -5,7 +5,7 @@
 use caplens_model::review::JudgementRow;
 use sqlx::Row;
 
-use super::overrides::OverrideTarget;
+use super::overrides::{bump_review_version, problem_name, verdict_word, OverrideTarget};
 use crate::error::StoreError;
 use crate::{db, now_rfc3339, Store};
 
@@ -48,12 +48,7 @@ impl Store {
         .bind(now_rfc3339())
         .fetch_one(&mut *tx)
         .await)?;
-        db(sqlx::query(
-            "UPDATE experiments SET review_version = review_version + 1 WHERE id = $1",
-        )
-        .bind(experiment_id)
-        .execute(&mut *tx)
-        .await)?;
+        bump_review_version(&mut tx, experiment_id).await?;
         db(tx.commit().await)?;
         Ok(id)
     }
@@ -81,20 +76,11 @@ impl Store {
                 Ok(JudgementRow {
                     id: row.try_get("id")?,
                     problem_id: row.try_get("problem_id")?,
-                    problem: if dataset.is_empty() {
-                        key
-                    } else {
-                        format!("{dataset}/{key}")
-                    },
+                    problem: problem_name(dataset, key),
                     rollout: row.try_get("rollout_id")?,
                     answer: row.try_get("answer")?,
                     reviewer: row.try_get("reviewer")?,
-                    verdict: if row.try_get::<i64, _>("verdict")? != 0 {
-                        "correct"
-                    } else {
-                        "wrong"
-                    }
-                    .into(),
+                    verdict: verdict_word(row.try_get("verdict")?),
                     created_at: row.try_get("created_at")?,
                 })
             })

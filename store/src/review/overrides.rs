@@ -28,6 +28,35 @@ pub struct ReviewRolloutRow {
     pub caplens_verdict: Option<i64>,
 }
 
+/// Marks an experiment's reviewed verdicts changed (inside the transaction that changed them),
+/// so cached views rebuild.
+pub(super) async fn bump_review_version(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    experiment_id: i64,
+) -> Result<(), StoreError> {
+    db(
+        sqlx::query("UPDATE experiments SET review_version = review_version + 1 WHERE id = $1")
+            .bind(experiment_id)
+            .execute(&mut **tx)
+            .await,
+    )?;
+    Ok(())
+}
+
+/// A problem as review rows name it: `dataset/key` (the key alone without a dataset).
+pub(super) fn problem_name(dataset: String, key: String) -> String {
+    if dataset.is_empty() {
+        key
+    } else {
+        format!("{dataset}/{key}")
+    }
+}
+
+/// A stored verdict (1 / 0) as review rows say it.
+pub(super) fn verdict_word(verdict: i64) -> String {
+    if verdict != 0 { "correct" } else { "wrong" }.into()
+}
+
 impl Store {
     /// Adds an override, replacing one on the same target; bumps the experiment's review version.
     pub async fn add_override(
@@ -68,12 +97,7 @@ impl Store {
         .bind(now_rfc3339())
         .fetch_one(&mut *tx)
         .await)?;
-        db(sqlx::query(
-            "UPDATE experiments SET review_version = review_version + 1 WHERE id = $1",
-        )
-        .bind(experiment_id)
-        .execute(&mut *tx)
-        .await)?;
+        bump_review_version(&mut tx, experiment_id).await?;
         db(tx.commit().await)?;
         Ok(id)
     }
@@ -101,12 +125,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await)?;
-        db(sqlx::query(
-            "UPDATE experiments SET review_version = review_version + 1 WHERE id = $1",
-        )
-        .bind(experiment_id)
-        .execute(&mut *tx)
-        .await)?;
+        bump_review_version(&mut tx, experiment_id).await?;
         db(tx.commit().await)?;
         Ok(true)
     }
@@ -136,19 +155,10 @@ impl Store {
                     id: row.try_get("id")?,
                     experiment: row.try_get("slug")?,
                     problem_id: row.try_get("problem_id")?,
-                    problem: if dataset.is_empty() {
-                        key
-                    } else {
-                        format!("{dataset}/{key}")
-                    },
+                    problem: problem_name(dataset, key),
                     rollout: row.try_get("rollout_id")?,
                     answer: row.try_get("answer")?,
-                    verdict: if row.try_get::<i64, _>("verdict")? != 0 {
-                        "correct"
-                    } else {
-                        "wrong"
-                    }
-                    .into(),
+                    verdict: verdict_word(row.try_get("verdict")?),
                     reason: row.try_get("reason")?,
                     created_by: row.try_get("created_by")?,
                     created_at: row.try_get("created_at")?,

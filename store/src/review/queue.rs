@@ -34,18 +34,7 @@ impl Store {
         &self,
         run_ids: &[i64],
     ) -> Result<Vec<(i64, i64, u64)>, StoreError> {
-        let mut out = Vec::new();
-        for run in run_ids {
-            let rows: Vec<(i64, i64, i64)> = db(sqlx::query_as(
-                "SELECT run_id, problem_id, COUNT(*) FROM rollouts WHERE run_id = $1 AND caplens_verdict = 2
-                 GROUP BY run_id, problem_id",
-            )
-            .bind(*run)
-            .fetch_all(&self.pool)
-            .await)?;
-            out.extend(rows.into_iter().map(|(r, p, n)| (r, p, n.max(0) as u64)));
-        }
-        Ok(out)
+        self.rollout_counts(run_ids, "caplens_verdict = 2").await
     }
 
     /// Per (run, problem) of the given runs: rollouts on which the file's verdict and caplens'
@@ -54,17 +43,28 @@ impl Store {
         &self,
         run_ids: &[i64],
     ) -> Result<Vec<(i64, i64, u64)>, StoreError> {
+        self.rollout_counts(
+            run_ids,
+            "file_correct IS NOT NULL AND caplens_verdict IN (0, 1) AND file_correct <> caplens_verdict",
+        )
+        .await
+    }
+
+    /// Rollouts matching `condition` (a constant SQL condition on `rollouts`), per (run,
+    /// problem), one run at a time through the run's index.
+    async fn rollout_counts(
+        &self,
+        run_ids: &[i64],
+        condition: &'static str,
+    ) -> Result<Vec<(i64, i64, u64)>, StoreError> {
+        let sql = format!(
+            "SELECT run_id, problem_id, COUNT(*) FROM rollouts WHERE run_id = $1 AND {condition}
+             GROUP BY run_id, problem_id"
+        );
         let mut out = Vec::new();
         for run in run_ids {
-            let rows: Vec<(i64, i64, i64)> = db(sqlx::query_as(
-                "SELECT run_id, problem_id, COUNT(*) FROM rollouts
-                 WHERE run_id = $1 AND file_correct IS NOT NULL AND caplens_verdict IN (0, 1)
-                   AND file_correct <> caplens_verdict
-                 GROUP BY run_id, problem_id",
-            )
-            .bind(*run)
-            .fetch_all(&self.pool)
-            .await)?;
+            let rows: Vec<(i64, i64, i64)> =
+                db(sqlx::query_as(&sql).bind(*run).fetch_all(&self.pool).await)?;
             out.extend(rows.into_iter().map(|(r, p, n)| (r, p, n.max(0) as u64)));
         }
         Ok(out)
