@@ -55,6 +55,60 @@ pub const PPL_BINS_PER_DOUBLING: u32 = 16;
 /// PPL histogram bins: edges from 1 to `2^(80 / 16) = 32`.
 pub const PPL_HISTOGRAM_BINS: u32 = 80;
 
+/// The bars a PPL chart (fig. 5a) shows: groups of the fine histogram bins, each a range of bin
+/// indices, and whether an overflow bar (PPL at or above the last edge) follows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PplGrouping {
+    pub groups: Vec<std::ops::Range<usize>>,
+    pub overflow: bool,
+}
+
+/// Most bars a PPL chart shows before it falls back to coarser groups.
+const PPL_MAX_BARS: usize = 12;
+
+/// Chooses the bars for histograms shown side by side: whole octaves with an overflow bar when
+/// some PPL lies beyond the last edge (or nothing was counted); otherwise the finest of 1, 2, 4
+/// or 8 sixteenths of an octave that shows the occupied range in at most [`PPL_MAX_BARS`] bars,
+/// so responses whose PPL all lies between 1.1 and 1.4 (usual for a trained reasoning model) are
+/// several bars, not one.
+pub fn ppl_grouping(histograms: &[&PplHistogram]) -> PplGrouping {
+    let bins = PPL_HISTOGRAM_BINS as usize;
+    let per_octave = PPL_BINS_PER_DOUBLING as usize;
+    let occupied = |i: usize| histograms.iter().any(|h| h.count(i) > 0);
+    let overflow = histograms
+        .iter()
+        .any(|h| h.above_correct + h.above_incorrect > 0);
+    let whole_octaves = || PplGrouping {
+        groups: (0..bins.div_ceil(per_octave))
+            .map(|o| o * per_octave..((o + 1) * per_octave).min(bins))
+            .collect(),
+        overflow: true,
+    };
+    let (Some(lo), Some(hi)) = (
+        (0..bins).find(|&i| occupied(i)),
+        (0..bins).rfind(|&i| occupied(i)),
+    ) else {
+        return whole_octaves();
+    };
+    if overflow {
+        return whole_octaves();
+    }
+    for width in [1, 2, 4, 8] {
+        let start = lo / width * width;
+        let end = (hi / width + 1) * width;
+        if (end - start) / width <= PPL_MAX_BARS {
+            return PplGrouping {
+                groups: (start..end.min(bins))
+                    .step_by(width)
+                    .map(|a| a..(a + width).min(bins))
+                    .collect(),
+                overflow: false,
+            };
+        }
+    }
+    whole_octaves()
+}
+
 /// How a trace's per-token entropies were known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -284,6 +338,11 @@ impl PplHistogram {
             (false, true) => self.above_correct += 1,
             (false, false) => self.above_incorrect += 1,
         }
+    }
+
+    /// Rollouts in fine bin `i`, correct and incorrect together.
+    pub fn count(&self, i: usize) -> u64 {
+        self.correct.get(i).copied().unwrap_or(0) + self.incorrect.get(i).copied().unwrap_or(0)
     }
 
     fn merge(&mut self, other: &Self) {
@@ -851,5 +910,44 @@ mod tests {
         let iv = acc.finish().unwrap().interventions.unwrap();
         assert!(iv.error.unwrap().contains("not in [-1, 1]"));
         assert!(iv.by_position.is_empty());
+    }
+
+    #[test]
+    fn ppl_bars_follow_the_occupied_range() {
+        let mut narrow = PplHistogram::default();
+        for ppl in [1.10, 1.15, 1.2, 1.3, 1.38] {
+            narrow.push(ppl, true);
+        }
+        let g = ppl_grouping(&[&narrow]);
+        assert!(!g.overflow);
+        assert!(
+            g.groups.len() > 1 && g.groups.len() <= PPL_MAX_BARS,
+            "{g:?}"
+        );
+        let total: u64 = g
+            .groups
+            .iter()
+            .map(|r| r.clone().map(|i| narrow.count(i)).sum::<u64>())
+            .sum();
+        assert_eq!(total, 5, "every rollout is in a bar");
+        // Contiguous, each of one width.
+        for w in g.groups.windows(2) {
+            assert_eq!(w[0].end, w[1].start);
+        }
+        // A wide spread (1.05 to 20) takes half octaves, from 1; one PPL beyond 32 whole
+        // octaves and an overflow bar.
+        let mut wide = PplHistogram::default();
+        wide.push(1.05, true);
+        wide.push(20.0, false);
+        let g = ppl_grouping(&[&narrow, &wide]);
+        assert_eq!(g.groups.len(), 9);
+        assert_eq!((g.groups[0].clone(), g.groups[8].clone()), (0..8, 64..72));
+        wide.push(40.0, false);
+        let g = ppl_grouping(&[&wide]);
+        assert!(g.overflow);
+        assert_eq!(g.groups.len(), 5);
+        assert_eq!(g.groups[0], 0..16);
+        // Nothing at all: whole octaves.
+        assert_eq!(ppl_grouping(&[]).groups.len(), 5);
     }
 }

@@ -64,6 +64,23 @@ pub async fn list_import_formats() -> Result<Vec<ImportFormat>, ServerFnError> {
 }
 
 #[server(prefix = "/_app")]
+pub async fn get_dataset_problems(
+    id: i64,
+    q: Option<String>,
+    offset: u64,
+) -> Result<Option<DatasetProblemsView>, ServerFnError> {
+    source()?
+        .dataset_problems(id, q, offset)
+        .await
+        .map_err(refusal)
+}
+
+#[server(prefix = "/_app")]
+pub async fn get_document(name: String) -> Result<Option<DocumentView>, ServerFnError> {
+    Ok(source()?.document(name))
+}
+
+#[server(prefix = "/_app")]
 pub async fn list_tokens() -> Result<Vec<ApiTokenRow>, ServerFnError> {
     source()?.tokens().await.map_err(refusal)
 }

@@ -296,9 +296,13 @@ fn draw_line(
         XScale::Log2 => x.max(f64::MIN_POSITIVE).log2(),
     };
     let (mut x0, mut x1) = (tx(c.x_range.0), tx(c.x_range.1));
-    if !(x1 > x0) {
-        x1 = x0 + 1.0;
-        x0 -= 0.0;
+    // One x value (a single training step, say): centre it with a symmetric margin and three
+    // ticks, rather than an axis from x to x + 1.
+    let single_x = !(x1 > x0);
+    if single_x {
+        let pad = (x0.abs() * 0.1).max(1.0);
+        x1 = x0 + pad;
+        x0 -= pad;
     }
     let (y0, mut y1) = c.y_range;
     if !(y1 > y0) {
@@ -325,6 +329,7 @@ fn draw_line(
         }
     };
     let x_ticks = match c.x_scale {
+        _ if single_x => 3,
         XScale::Log2 => ((x1 - x0).ceil() as usize + 1).max(2),
         XScale::Linear => 8,
     };
@@ -504,9 +509,10 @@ fn draw_bars(
         .build_cartesian_2d(0f64..n, 0f64..y1)
         .map_err(err)?;
     let cats = c.categories.clone();
+    let every = label_stride(&c.categories, opts.width.saturating_sub(80) as f64);
     let x_fmt = move |x: &f64| {
         let i = (*x - 0.5).round();
-        if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
+        if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) % every == 0 {
             cats.get(i as usize).cloned().unwrap_or_default()
         } else {
             String::new()
@@ -558,6 +564,22 @@ fn draw_bars(
         }
     }
     Ok(())
+}
+
+/// Every how many categories a bar chart labels its x axis so that the labels (15 px text,
+/// about 8.5 px a character) do not overlap in `plot_width` pixels; the hover readout still
+/// names every bar.
+fn label_stride(categories: &[String], plot_width: f64) -> usize {
+    let n = categories.len().max(1);
+    let widest = categories
+        .iter()
+        .map(|c| c.chars().count())
+        .max()
+        .unwrap_or(0) as f64
+        * 8.5
+        + 10.0;
+    let per_category = plot_width / n as f64;
+    ((widest / per_category.max(1.0)).ceil() as usize).clamp(1, n)
 }
 
 fn region_text(c: &SetChart, r: &SetRegion) -> String {
@@ -641,9 +663,11 @@ fn draw_venn(
             x + dir.0 / len * r * 1.04,
             y + dir.1 / len * r * 1.04 - if dir.1 == 0.0 { r * 0.8 } else { 0.0 },
         );
-        let anchor = if dir.0 < -1.0 {
+        // The text runs away from its circle: the bottom circle's label (to its lower right)
+        // starts at the circle's edge instead of centring on it.
+        let anchor = if dir.0 < -0.5 {
             HPos::Right
-        } else if dir.0 > 1.0 {
+        } else if dir.0 > 0.5 {
             HPos::Left
         } else {
             HPos::Center
@@ -957,5 +981,46 @@ mod tests {
         assert_eq!(trim_number(3.0), "3");
         assert_eq!(trim_number(0.25), "0.25");
         assert_eq!(pct(0.1234), "12.3 %");
+    }
+
+    #[test]
+    fn crowded_bar_labels_thin_out_and_one_x_value_is_centred() {
+        let cats: Vec<String> = (0..10)
+            .map(|i| format!("{}–{} %", i * 10, i * 10 + 10))
+            .collect();
+        assert_eq!(label_stride(&cats, 560.0), 2);
+        assert_eq!(label_stride(&cats[..3], 560.0), 1);
+        let spec = ChartSpec::Line(LineChart {
+            x_label: "step".into(),
+            y_label: "accuracy".into(),
+            x_scale: XScale::Linear,
+            x_range: (1000.0, 1000.0),
+            y_range: (0.0, 1.0),
+            y_percent: true,
+            series: vec![Series {
+                key: "a".into(),
+                label: "a".into(),
+                points: vec![(1000.0, 0.5)],
+                readouts: vec!["a".into()],
+                band: Vec::new(),
+                colour: 0,
+            }],
+            markers: Vec::new(),
+        });
+        let r = render(&spec, &RenderOptions::page(640, 380, Vec::new()));
+        let labels: Vec<&str> = r
+            .svg
+            .split("</text>")
+            .filter_map(|t| t.rsplit('>').next())
+            .map(str::trim)
+            .collect();
+        assert!(
+            labels.contains(&"1000"),
+            "the step is a tick label: {labels:?}"
+        );
+        assert!(!labels.contains(&"1001"), "{labels:?}");
+        // The point sits in the middle of the plot.
+        let x = r.hits[0].x;
+        assert!(x > 640.0 * 0.4 && x < 640.0 * 0.65, "{x}");
     }
 }

@@ -46,6 +46,9 @@ mod ssr_only {
         fn imports(&self) -> BoxFuture<'_, Result<Vec<ImportView>, DataError>>;
         /// The formats caplens imports (the importers' registry), in detection order.
         fn import_formats(&self) -> Vec<ImportFormat>;
+        /// One of caplens' documents (`api`, `formats/native`, `glossary`), or `None`. Public:
+        /// the same text is in the repository.
+        fn document(&self, name: String) -> Option<DocumentView>;
         /// A problem with its runs' numbers (`runs` restricts to those run ids); opened in `experiment`, under its reviewers'
         /// verdict overrides unless `unreviewed`.
         fn problem(
@@ -55,6 +58,13 @@ mod ssr_only {
             experiment: Option<String>,
             unreviewed: bool,
         ) -> BoxFuture<'_, Result<Option<ProblemDetail>, DataError>>;
+        /// One page of a dataset's problem index (`None`: no such dataset, or hidden).
+        fn dataset_problems(
+            &self,
+            id: i64,
+            q: Option<String>,
+            offset: u64,
+        ) -> BoxFuture<'_, Result<Option<DatasetProblemsView>, DataError>>;
         /// One page of a run's rollouts of a problem (see [`RolloutListQuery`]).
         fn problem_rollouts(
             &self,

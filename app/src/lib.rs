@@ -122,9 +122,12 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/experiments/:slug/discussion") view=pages::review::DiscussionPage ssr=SsrMode::Async />
                     <Route path=path!("/experiments/:slug/agreement") view=pages::review::AgreementPage ssr=SsrMode::Async />
                     <Route path=path!("/experiments/:slug/settings") view=pages::review::ExperimentSettingsPage ssr=SsrMode::Async />
+                    <Route path=path!("/glossary") view=pages::docs::GlossaryPage ssr=SsrMode::Async />
+                    <Route path=path!("/docs/*name") view=pages::docs::DocsPage ssr=SsrMode::Async />
                     <Route path=path!("/inbox") view=pages::review::InboxPage ssr=SsrMode::Async />
                     <Route path=path!("/models") view=ModelsPage ssr=SsrMode::Async />
                     <Route path=path!("/datasets") view=DatasetsPage ssr=SsrMode::Async />
+                    <Route path=path!("/datasets/:id") view=pages::datasets::DatasetPage ssr=SsrMode::Async />
                     <Route path=path!("/runs") view=RunsPage ssr=SsrMode::Async />
                     <Route path=path!("/upload") view=UploadPage ssr=SsrMode::Async />
                     <Route path=path!("/evals") view=pages::evals::EvalsPage ssr=SsrMode::Async />

@@ -40,6 +40,22 @@ pub struct ViewFrame {
     /// Whose verdicts the numbers count, and whether the choice matters here.
     #[serde(default)]
     pub verdicts: VerdictFrame,
+    /// The chosen runs whose problems do not all have the same number of samples (issue 27).
+    #[serde(default)]
+    pub uneven: Vec<UnevenRun>,
+}
+
+/// A run whose problems have different sample counts: pass@k at k > `min_n` averages over fewer
+/// problems, and "unsolvable at k" is undecided for problems with fewer than k samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnevenRun {
+    pub run: i64,
+    pub label: String,
+    pub min_n: u64,
+    pub max_n: u64,
+    pub problems: u64,
+    /// Problems with `max_n` samples.
+    pub at_max: u64,
 }
 
 /// The `verdicts=file|caplens` switch of a view (issue 13): the file's verdicts and caplens'
@@ -159,9 +175,6 @@ pub struct PasskView {
     /// Where two curves cross: "rl × sft at k = 24".
     pub crossovers: Vec<Crossover>,
     pub resamples: usize,
-    /// Runs whose problems do not all have the same n: where their curve covers fewer problems.
-    #[serde(default)]
-    pub uneven: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

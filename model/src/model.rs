@@ -228,6 +228,52 @@ pub struct ImportFormat {
     pub title: String,
 }
 
+/// A dataset's problem index (`/datasets/{id}`, `GET /api/v1/datasets/{id}/problems`): one page
+/// of its problems in file order, those whose prompt or key holds every term of `q` when given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetProblemsView {
+    pub dataset: DatasetRow,
+    pub q: Option<String>,
+    /// Problems that match (before paging).
+    pub total: u64,
+    pub offset: u64,
+    pub limit: u64,
+    pub problems: Vec<DatasetProblemRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetProblemRow {
+    pub id: i64,
+    /// The problem's id in its dataset ("aime24-7").
+    pub key: String,
+    pub prompt: String,
+    pub reference: String,
+}
+
+/// Problems a dataset index page shows by default, and at most.
+pub const DATASET_PROBLEMS_PER_PAGE: u64 = 50;
+pub const MAX_DATASET_PROBLEMS_PER_PAGE: u64 = 500;
+
+/// One of caplens' documents as the app serves it (`/docs/{name}`, and the glossary built from
+/// the metric definitions): HTML written by the server's allow-list markdown writer from our own
+/// docs/*.md, with its sections for a table of contents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentView {
+    /// `api`, `formats/native`, `glossary`.
+    pub name: String,
+    pub title: String,
+    pub html: String,
+    pub sections: Vec<DocumentSection>,
+}
+
+/// A heading of a document: the anchor it has in the page, its level (2 = a section) and text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentSection {
+    pub anchor: String,
+    pub level: u8,
+    pub title: String,
+}
+
 /// The part of an import's report (`GET /api/v1/imports/{id}`) the pages show. Unknown fields
 /// of the report are ignored, so this is also what the browser parses while following one.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -172,6 +172,7 @@ struct World {
     run_id: i64,
     rollout_id: i64,
     problem_id: i64,
+    dataset_id: i64,
     eval_id: i64,
 }
 
@@ -240,6 +241,11 @@ async fn world(db: &TestDb) -> World {
             .fetch_one(store.pool())
             .await
             .unwrap();
+    let dataset_id: i64 = sqlx::query_scalar("SELECT dataset_id FROM runs WHERE id = $1")
+        .bind(run_id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     caplens_server::evals::datasets::ensure_builtin(&store)
         .await
         .unwrap();
@@ -305,6 +311,7 @@ async fn world(db: &TestDb) -> World {
         run_id,
         rollout_id,
         problem_id,
+        dataset_id,
         eval_id,
     }
 }
@@ -369,6 +376,8 @@ impl World {
             self.rollout_id.to_string()
         } else if route.contains("/problems/") {
             self.problem_id.to_string()
+        } else if route.contains("/datasets/") {
+            self.dataset_id.to_string()
         } else if route.contains("/interventions/") {
             "987654321".into()
         } else {
@@ -386,7 +395,8 @@ impl World {
             .replace(":id", &id)
             .replace("{view}/{file}", "passk/passk.svg")
             .replace("{key}", &self.problem_id.to_string())
-            .replace("{secret}", "cls_not_a_link");
+            .replace("{secret}", "cls_not_a_link")
+            .replace("{*name}", "formats/native");
         if uri.ends_with("rft.jsonl") {
             uri = format!("{uri}?run={}", self.run_id);
         }

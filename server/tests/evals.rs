@@ -355,6 +355,25 @@ async fn workers_store_every_sample_once_and_the_run_matches_the_verifier() {
             .runs
             .iter()
             .any(|r| r.id == run && r.model == "scripted-sft"));
+        // The experiment says an evaluation made it, and the run carries caplens' verdicts
+        // only: no "file's verdict" identical to them, so no verdict switch to offer.
+        assert_eq!(
+            exp.summary.description,
+            format!(
+                "Created by evaluation #{}; rename or describe it in the experiment's settings.",
+                done.id
+            ),
+            "{}",
+            db.name
+        );
+        let file_verdicts: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM rollouts WHERE run_id = $1 AND file_correct IS NOT NULL",
+        )
+        .bind(run)
+        .fetch_one(db.store.pool())
+        .await
+        .unwrap();
+        assert_eq!(file_verdicts, 0, "{}", db.name);
         db.cleanup().await;
     }
 }

@@ -1076,12 +1076,16 @@ async fn uneven_sample_counts_are_named_in_the_report() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(v.uneven.len(), 1, "{:?}", v.uneven);
-        assert!(
-            v.uneven[0].contains("5 to 8 samples") && v.uneven[0].contains("k > 5"),
-            "{}",
-            v.uneven[0]
+        let uneven = &v.frame.uneven;
+        assert_eq!(uneven.len(), 1, "{uneven:?}");
+        assert_eq!(
+            (uneven[0].min_n, uneven[0].max_n, uneven[0].at_max),
+            (5, 8, uneven[0].problems - 1),
+            "{uneven:?}"
         );
+        // Every view's frame says so (the overview too).
+        let overview = views.overview(&slug, None, false).await.unwrap().unwrap();
+        assert_eq!(overview.frame.uneven, *uneven);
         db.cleanup().await;
     }
 }

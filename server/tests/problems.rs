@@ -395,3 +395,82 @@ async fn the_problem_page_honours_verdict_overrides() {
         db.cleanup().await;
     }
 }
+
+/// A dataset's problem index: every problem in file order, searched through the index
+/// (exactly the prompts and keys holding the term), paged, with bad parameters refused.
+#[tokio::test]
+async fn dataset_problem_index_lists_searches_and_pages() {
+    let data = generate_demo(&config());
+    for db in TestDb::all().await {
+        let app = app(&db).await;
+        let datasets = json(&app, "/api/v1/datasets").await;
+        let id = datasets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == data.dataset.name.as_str())
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let base = format!("/api/v1/datasets/{id}/problems");
+        // Every problem, in the file's order, with prompt and reference.
+        let doc = json(&app, &format!("{base}?limit=500")).await;
+        assert_eq!(doc["total"], data.problems.len() as u64, "{}", db.name);
+        let keys: Vec<&str> = doc["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["key"].as_str().unwrap())
+            .collect();
+        let want: Vec<&str> = data.problems.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(keys, want);
+        assert_eq!(
+            doc["problems"][3]["prompt"],
+            data.problems[3].prompt.as_str()
+        );
+        // Paging: the default page size, then the next page picks up where it ended.
+        let page = json(&app, &format!("{base}?limit=7&offset=7")).await;
+        assert_eq!(page["total"], data.problems.len() as u64);
+        assert_eq!(page["problems"][0]["key"], data.problems[7].id.as_str());
+        assert_eq!(page["problems"].as_array().unwrap().len(), 7);
+        // Search: exactly the problems whose prompt or key holds a word beginning so.
+        let word = data
+            .problems
+            .iter()
+            .flat_map(|p| p.prompt.split(|c: char| !c.is_alphanumeric()))
+            .find(|w| w.len() >= 6 && w.chars().all(|c| c.is_ascii_alphabetic()))
+            .unwrap()
+            .to_lowercase();
+        let prefix = &word[..4];
+        let holds = |text: &str| {
+            text.split(|c: char| !c.is_alphanumeric())
+                .any(|w| w.to_lowercase().starts_with(prefix))
+        };
+        let want: Vec<&str> = data
+            .problems
+            .iter()
+            .filter(|p| holds(&p.prompt) || holds(&p.id))
+            .map(|p| p.id.as_str())
+            .collect();
+        let doc = json(&app, &format!("{base}?q={prefix}&limit=500")).await;
+        let got: Vec<&str> = doc["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["key"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, want, "q={prefix} on {}", db.name);
+        assert_eq!(doc["total"], want.len() as u64);
+        assert!(!got.is_empty() && got.len() < data.problems.len());
+        // Bad parameters name themselves; a dataset that does not exist is not found.
+        let (status, body) = get(&app, &format!("{base}?limit=0")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("limit"), "{body}");
+        let (status, body) = get(&app, &format!("{base}?sort=key")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("sort"), "{body}");
+        let (status, _) = get(&app, "/api/v1/datasets/987654/problems").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        db.cleanup().await;
+    }
+}

@@ -48,6 +48,8 @@ pub enum Owned {
     Engine(i64),
     /// A problem, through its dataset (0: a shared dataset's).
     Problem(i64),
+    /// A dataset (0: a shared one).
+    Dataset(i64),
     Project(String),
     /// Review data, through its experiment.
     Override(i64),
@@ -539,6 +541,10 @@ impl Store {
             Owned::Engine(id) => ("SELECT COALESCE(project_id, 0) FROM engines WHERE id = $1", Key::Int(*id)),
             Owned::Problem(id) => (
                 "SELECT COALESCE(d.project_id, 0) FROM problems p JOIN datasets d ON d.id = p.dataset_id WHERE p.id = $1",
+                Key::Int(*id),
+            ),
+            Owned::Dataset(id) => (
+                "SELECT COALESCE(project_id, 0) FROM datasets WHERE id = $1",
                 Key::Int(*id),
             ),
             Owned::Project(slug) => ("SELECT id FROM projects WHERE slug = $1", Key::Text(slug)),

@@ -665,6 +665,18 @@ impl Store {
                     .execute(&mut *tx)
                     .await,
             )?;
+            // An experiment this evaluation's import created says where it came from.
+            db(sqlx::query(
+                "UPDATE experiments SET description = $3 WHERE description = $2 AND id IN
+                    (SELECT experiment_id FROM experiment_runs WHERE run_id = $1)",
+            )
+            .bind(run_id)
+            .bind(crate::bulk::BulkWriter::CREATED_BY_UPLOAD)
+            .bind(format!(
+                "Created by evaluation #{id}; rename or describe it in the experiment's settings."
+            ))
+            .execute(&mut *tx)
+            .await)?;
         }
         db(
             sqlx::query("DELETE FROM eval_samples WHERE evaluation_id = $1")

@@ -84,6 +84,82 @@ impl Store {
         Ok(Some(ids.into_iter().collect()))
     }
 
+    /// One page of dataset `dataset_id`'s problems in file order (the ones holding every term
+    /// of `query` when it has any, through the same index as [`Self::search_problems`]) and
+    /// how many match before paging.
+    pub async fn dataset_problems(
+        &self,
+        dataset_id: i64,
+        query: Option<&str>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(u64, Vec<caplens_model::model::DatasetProblemRow>), StoreError> {
+        let terms = query.map(search_terms).unwrap_or_default();
+        let filter = match (terms.is_empty(), self.backend) {
+            (true, _) => String::new(),
+            (false, Backend::Sqlite) => {
+                " AND p.id IN (SELECT rowid FROM problems_fts WHERE problems_fts MATCH $2)".into()
+            }
+            (false, Backend::Postgres) => " AND p.search @@ to_tsquery('simple', $2)".into(),
+        };
+        let expression = match self.backend {
+            Backend::Sqlite => terms
+                .iter()
+                .map(|t| format!("\"{t}\"*"))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+            Backend::Postgres => terms
+                .iter()
+                .map(|t| format!("{t}:*"))
+                .collect::<Vec<_>>()
+                .join(" & "),
+        };
+        let count_sql = format!("SELECT COUNT(*) FROM problems p WHERE p.dataset_id = $1{filter}");
+        let page_sql = format!(
+            "SELECT p.id, p.problem_key, p.prompt, p.reference_answer FROM problems p
+             WHERE p.dataset_id = $1{filter} ORDER BY p.id LIMIT {} OFFSET {}",
+            limit.min(i64::MAX as u64),
+            offset.min(i64::MAX as u64)
+        );
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql)
+            .persistent(false)
+            .bind(dataset_id);
+        let mut page = sqlx::query_as::<_, (i64, String, String, String)>(&page_sql)
+            .persistent(false)
+            .bind(dataset_id);
+        if !terms.is_empty() {
+            count = count.bind(expression.clone());
+            page = page.bind(expression);
+        }
+        let total = db(count.fetch_one(&self.pool).await)?;
+        let rows = db(page.fetch_all(&self.pool).await)?;
+        Ok((
+            total.max(0) as u64,
+            rows.into_iter()
+                .map(
+                    |(id, key, prompt, reference)| caplens_model::model::DatasetProblemRow {
+                        id,
+                        key,
+                        prompt,
+                        reference,
+                    },
+                )
+                .collect(),
+        ))
+    }
+
+    /// One dataset's row, or `None`.
+    pub async fn dataset(
+        &self,
+        dataset_id: i64,
+    ) -> Result<Option<caplens_model::model::DatasetRow>, StoreError> {
+        Ok(self
+            .datasets()
+            .await?
+            .into_iter()
+            .find(|d| d.id == dataset_id))
+    }
+
     /// The prompts of the given problems (a page of the problems view).
     pub async fn problem_prompts(&self, ids: &[i64]) -> Result<HashMap<i64, String>, StoreError> {
         if ids.is_empty() {

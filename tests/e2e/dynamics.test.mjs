@@ -63,7 +63,7 @@ test('token statistics: exact entropies, U-shaped profile split by verdict, PPL 
   assert.match(await page.textContent('[data-testid=entropy-sources]'), /exact/);
   assert.equal(await page.locator('[data-testid=position-chart] .legend-item').count(), 6, 'correct + incorrect per run');
   await page.hover('[data-testid=position-chart] .hit >> nth=0');
-  await page.waitForFunction(() => /entropy \d+\.\d{3} nats at position/.test(document.querySelector('[data-testid=position-chart] [data-testid=chart-readout]').textContent));
+  await page.waitForFunction(() => /entropy \d+\.\d{3} nats at position/.test(document.querySelector('[data-testid=position-chart] [data-testid=chart-readout]')?.textContent));
   assert.ok(await page.locator('[data-testid=ppl-chart] .hit').count() > 0);
   const cats = await page.locator('[data-testid=token-table-categories] tbody tr').count();
   assert.equal(cats, 3);

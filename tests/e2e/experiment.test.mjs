@@ -63,11 +63,11 @@ test('the run filter works once hydrated (proves the wasm loaded)', async () => 
   const count = page.locator('[data-testid=run-count]');
   assert.equal(await count.textContent(), '3 of 3 runs shown');
   await page.fill('[data-testid=run-filter]', 'sft');
-  await page.waitForFunction(() => document.querySelector('[data-testid=run-count]').textContent === '1 of 3 runs shown');
+  await page.waitForFunction(() => document.querySelector('[data-testid=run-count]')?.textContent === '1 of 3 runs shown');
   const visible = page.locator('[data-testid=runs-table] tbody tr:not(.hidden) td:first-child');
   assert.deepEqual(await visible.allTextContents(), ['demo-sft-7b']);
   await page.fill('[data-testid=run-filter]', '');
-  await page.waitForFunction(() => document.querySelector('[data-testid=run-count]').textContent === '3 of 3 runs shown');
+  await page.waitForFunction(() => document.querySelector('[data-testid=run-count]')?.textContent === '3 of 3 runs shown');
   assert.deepEqual(problems, []);
   await context.close();
 });

@@ -48,7 +48,7 @@ test('problems view: paired counts, sort by Δ, regressed filter, search and pag
   await page.click('[data-testid=change-regressed]');
   await page.waitForURL(/change=regressed/);
   const regressed = await rest('sort=delta&change=regressed&limit=500');
-  await page.waitForFunction((n) => document.querySelector('[data-testid=problems-total]').textContent.includes(`of ${n}`), regressed.total);
+  await page.waitForFunction((n) => document.querySelector('[data-testid=problems-total]')?.textContent.includes(`of ${n}`), regressed.total);
   assert.deepEqual(await rowKeys(page), regressed.problems.slice(0, 50).map((p) => p.key));
   assert.ok(regressed.problems.every((p) => p.delta < 0));
 
@@ -61,7 +61,7 @@ test('problems view: paired counts, sort by Δ, regressed filter, search and pag
   await page.waitForURL(new RegExp(`q=${word}`));
   const found = await rest(`q=${encodeURIComponent(word)}&limit=500`);
   assert.ok(found.total > 0 && found.total < all.total, `${word}: ${found.total}`);
-  await page.waitForFunction((n) => document.querySelector('[data-testid=problems-total]').textContent.includes(`of ${n}`), found.total);
+  await page.waitForFunction((n) => document.querySelector('[data-testid=problems-total]')?.textContent.includes(`of ${n}`), found.total);
   assert.deepEqual(await rowKeys(page), found.problems.slice(0, 50).map((p) => p.key));
 
   // Paging: five per page, the second page.
@@ -69,7 +69,7 @@ test('problems view: paired counts, sort by Δ, regressed filter, search and pag
   await waitForHydration(page);
   await page.click('[data-testid=page-next]');
   await page.waitForURL(/offset=5/);
-  await page.waitForFunction((k) => document.querySelector('[data-testid=problem-row] th a').textContent === k, all.problems[5].key);
+  await page.waitForFunction((k) => document.querySelector('[data-testid=problem-row] th a')?.textContent === k, all.problems[5].key);
   assert.deepEqual(await rowKeys(page), all.problems.slice(5, 10).map((p) => p.key));
   assert.deepEqual(problems, []);
 });

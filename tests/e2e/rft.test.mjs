@@ -168,7 +168,7 @@ test('group advantages follow eqs. 10 and 12; editing n in the form changes the 
   // Another rollout's per-token view, from its row link.
   await page.click(`[data-testid=rft-sample-link] >> text="${rows[rows.length - 1][0]}"`);
   await page.waitForURL(new RegExp(`sample=${rows[rows.length - 1][0]}`));
-  await page.waitForFunction((s) => document.querySelector('[data-testid=rft-token-chart] figcaption') && document.querySelector('[data-testid=rft-token-chart]').textContent.includes(`sample ${s},`), rows[rows.length - 1][0]);
+  await page.waitForFunction((s) => document.querySelector('[data-testid=rft-token-chart] figcaption') && document.querySelector('[data-testid=rft-token-chart]')?.textContent.includes(`sample ${s},`), rows[rows.length - 1][0]);
   const svg = await fetch(server.url + await page.getAttribute('[data-testid=rft-bonus-chart] [data-testid=export-svg]', 'href'));
   assert.equal(svg.status, 200);
   assert.deepEqual(problems, []);

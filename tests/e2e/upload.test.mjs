@@ -42,7 +42,7 @@ for (const database of DATABASES) describe(`on ${database}`, () => {
     // The CI line names this server once hydrated.
     assert.match(await page.textContent('[data-testid=curl-line]'), new RegExp(`${server.url}/api/v1/imports\\?`));
     await page.click('[data-testid=create-token]');
-    await page.waitForFunction(() => document.querySelector('[data-testid=token-state]').textContent.includes('uploads with token clk_'));
+    await page.waitForFunction(() => document.querySelector('[data-testid=token-state]')?.textContent.includes('uploads with token clk_'));
     await page.setInputFiles('[data-testid=file-input]', file);
     await page.waitForFunction(() => document.querySelector('[data-testid=detected-format]')?.textContent === 'caplens native JSON Lines');
     // The form is prefilled from the file: one dataset.

@@ -46,7 +46,7 @@ test('pass@k page from a permalink shows the analysis numbers, toggles series an
   assert.equal(before, passk.models.length * grid.length, 'one hover target per point');
   // Hover a point: exact value in the readout.
   await page.hover('[data-testid=passk-chart] .hit >> nth=0');
-  await page.waitForFunction(() => /pass@1 = \d+\.\d %/.test(document.querySelector('[data-testid=passk-chart] [data-testid=chart-readout]').textContent));
+  await page.waitForFunction(() => /pass@1 = \d+\.\d %/.test(document.querySelector('[data-testid=passk-chart] [data-testid=chart-readout]')?.textContent));
   // Toggle the first series off: the URL remembers it and its points leave the chart.
   await page.click('[data-testid=passk-chart] .legend-item >> nth=0');
   await page.waitForURL(/hide=/);

@@ -118,6 +118,40 @@ pub fn MissingRuns(frame: ViewFrame) -> impl IntoView {
     })
 }
 
+/// What a view's numbers rest on that a reader must know first: runs the link names that are
+/// gone, and runs whose problems have different sample counts (issue 27).
+#[component]
+pub fn FrameNotes(frame: ViewFrame) -> impl IntoView {
+    let uneven = (!frame.uneven.is_empty()).then(|| {
+        let items = frame
+            .uneven
+            .iter()
+            .map(|u| {
+                let fewer = u.problems - u.at_max;
+                view! {
+                    <li>
+                        <strong>{u.label.clone()}</strong>
+                        {format!(
+                            ": {fewer} of {} problems have fewer than {} samples (down to {}). pass@k for k > {} averages over the problems with at least k samples, and “unsolvable at k” is undecided for a problem with fewer than k.",
+                            u.problems, u.max_n, u.min_n, u.min_n
+                        )}
+                    </li>
+                }
+            })
+            .collect_view();
+        view! {
+            <div class="notice" role="note" data-testid="uneven-samples">
+                <strong>"Uneven sample counts. "</strong>
+                <ul>{items}</ul>
+            </div>
+        }
+    });
+    view! {
+        <MissingRuns frame />
+        {uneven}
+    }
+}
+
 /// The whole page's experiment does not exist: say so, with a 404 status.
 #[component]
 pub fn ExperimentMissing(#[prop(into)] slug: String) -> impl IntoView {

@@ -4,6 +4,7 @@
 
 use leptos::prelude::*;
 
+use super::glossary::{DefinitionLink, Term};
 use crate::charts::{render, series_colour, ChartSpec, RenderOptions};
 use crate::tables::{data_url, TableData};
 
@@ -19,6 +20,9 @@ pub fn ChartView(
     #[prop(default = 640)] width: u32,
     #[prop(default = 380)] height: u32,
     #[prop(optional, into)] testid: String,
+    /// The glossary entry that defines what the chart shows (a "definition" link by the title).
+    #[prop(optional)]
+    definition: Option<Term>,
 ) -> impl IntoView {
     let legend = spec.legend();
     let hint = match &spec {
@@ -33,6 +37,9 @@ pub fn ChartView(
         spec.with_value(|s| render(s, &RenderOptions::page(width, height, hidden)))
     });
     let readout = RwSignal::new(None::<String>);
+    // One tab stop per chart (the point or region last focused); the arrow keys, Home and End
+    // move between its points, so a chart with 200 points is not 200 stops of the tab order.
+    let active = RwSignal::new(0usize);
     let navigate = leptos_router::hooks::use_navigate();
     let hits = move || {
         let navigate = navigate.clone();
@@ -45,7 +52,11 @@ pub fn ChartView(
                 let text = hit.text.clone();
                 let text2 = hit.text.clone();
                 let show = move |_| readout.set(Some(text.clone()));
-                let show2 = move |_| readout.set(Some(text2.clone()));
+                let show2 = move |_| {
+                    active.set(i);
+                    readout.set(Some(text2.clone()));
+                };
+                let tabindex = move || if active.get() == i { "0" } else { "-1" };
                 let href = hit.href.clone();
                 let navigate = navigate.clone();
                 let go = move |_| {
@@ -58,7 +69,7 @@ pub fn ChartView(
                         <rect
                             class="hit region"
                             x=hit.x y=hit.y width=hit.w height=hit.h
-                            tabindex="0"
+                            tabindex=tabindex
                             role=if hit.href.is_some() { "link" } else { "img" }
                             aria-label=hit.text.clone()
                             data-hit=i
@@ -73,7 +84,7 @@ pub fn ChartView(
                         <circle
                             class="hit point"
                             cx=hit.x cy=hit.y r="7"
-                            tabindex="0"
+                            tabindex=tabindex
                             role="img"
                             aria-label=hit.text.clone()
                             data-hit=i
@@ -122,12 +133,37 @@ pub fn ChartView(
             </span>
         }
     });
+    let hit_count = move || rendered.with(|r| r.hits.len());
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        let n = hit_count();
+        if n == 0 {
+            return;
+        }
+        let current = active.get_untracked().min(n - 1);
+        let next = match ev.key().as_str() {
+            "ArrowRight" | "ArrowDown" => (current + 1).min(n - 1),
+            "ArrowLeft" | "ArrowUp" => current.saturating_sub(1),
+            "Home" => 0,
+            "End" => n - 1,
+            _ => return,
+        };
+        ev.prevent_default();
+        active.set(next);
+        focus_hit(&ev, next);
+    };
+    let canvas_label = title.clone();
+    let hits_label = format!("{title}: its points (arrow keys move between them)");
     view! {
         <figure class="chart" data-testid=testid>
-            <figcaption>{title}</figcaption>
+            <figcaption>
+                {title}
+                {definition.map(|term| view! { " " <DefinitionLink term /> })}
+            </figcaption>
             <div class="chart-canvas" style=format!("max-width:{width}px")>
-                <div class="chart-svg" inner_html=move || rendered.get().svg></div>
+                <div class="chart-svg" role="img" aria-label=canvas_label inner_html=move || rendered.get().svg></div>
                 <svg class="chart-hits" viewBox=view_box.clone() preserveAspectRatio="xMidYMid meet"
+                    role="group" aria-label=hits_label
+                    on:keydown=on_key
                     on:mouseleave=move |_| readout.set(None)>
                     {hits}
                 </svg>
@@ -154,4 +190,27 @@ pub fn TableExport(table: TableData, #[prop(into)] name: String) -> impl IntoVie
             <a href=tex download=format!("{name}.tex") data-testid="export-latex">"LaTeX"</a>
         </p>
     }
+}
+
+/// Moves the keyboard focus to the chart's hit number `index` (a sibling of the event's target).
+fn focus_hit(ev: &leptos::ev::KeyboardEvent, index: usize) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let group = ev
+            .current_target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok());
+        if let Some(el) = group
+            .and_then(|g| {
+                g.query_selector(&format!("[data-hit=\"{index}\"]"))
+                    .ok()
+                    .flatten()
+            })
+            .and_then(|el| el.dyn_into::<web_sys::SvgElement>().ok())
+        {
+            let _ = el.focus();
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (ev, index);
 }

@@ -110,6 +110,13 @@ pub fn Layout(children: Children) -> impl IntoView {
         </main>
         <footer class="site-footer">
             "caplens — what can this checkpoint solve that the last one could not?"
+            <nav class="footer-links" aria-label="Documentation">
+                <a href="/glossary" data-testid="glossary-link">"Glossary"</a>
+                <a href="/docs/api">"REST API"</a>
+                <a href="/docs/cli">"CLI"</a>
+                <a href="/docs/formats/native">"Upload formats"</a>
+                <a href="/docs/verifier">"How answers are graded"</a>
+            </nav>
         </footer>
     }
 }

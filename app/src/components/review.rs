@@ -685,7 +685,7 @@ pub fn ShareButton(slug: String) -> impl IntoView {
             <Show when=move || open.get() && local() fallback=|| ()>
                 <p class="notice" role="note" data-testid="share-local">
                     <strong>"Local mode: no read-only links. "</strong>
-                    "This server listens on this machine only and has no accounts: anyone who can open its address has every right, and nobody else can reach it. To share a read-only view, run caplens in team mode (accounts, a public URL; docs/deploy.md) and create the link there. This view's address, for use on this machine: "
+                    "This server listens on this machine only and has no accounts: anyone who can open its address has every right, and nobody else can reach it. To share a read-only view, run caplens in team mode (accounts, a public URL; " <a href="/docs/deploy">"deploying caplens"</a> ") and create the link there. This view's address, for use on this machine: "
                     <CopyField value=Signal::derive(move || location.pathname.get() + &{ let s = location.search.get(); if s.is_empty() || s.starts_with('?') { s } else { format!("?{s}") } }) testid="share-permalink" />
                 </p>
             </Show>

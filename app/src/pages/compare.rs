@@ -3,11 +3,13 @@
 //! from the data, each linking to the view that shows it. State: `runs` in the URL.
 
 use leptos::prelude::*;
+
+use crate::components::glossary::Term;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::get_compare_view;
 use crate::components::analysis::{
-    ExperimentMissing, MissingRuns, RunPicker, VerdictSwitch, ViewTabs,
+    ExperimentMissing, FrameNotes, RunPicker, VerdictSwitch, ViewTabs,
 };
 use crate::components::chart::ChartView;
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
@@ -106,7 +108,7 @@ fn CompareBody(v: CompareView) -> impl IntoView {
         <h1>{name.clone()}</h1>
         {v.frame.experiment.is_demo.then(|| view! { <DemoBanner /> })}
         <ViewTabs slug=slug.clone() current="compare" />
-        <MissingRuns frame=v.frame.clone() />
+        <FrameNotes frame=v.frame.clone() />
         <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href reviewed_href />
         <div class="analysis-layout">
             <aside class="controls">
@@ -121,12 +123,12 @@ fn CompareBody(v: CompareView) -> impl IntoView {
                     view! { <ul class="takeaways" data-testid="takeaways">{takeaways}</ul> }.into_any()
                 }}
                 <div class="panels">
-                    <ChartView spec=v.passk.clone() title="(a) pass@k" hidden=no_hidden export_href=export("passk") width=520 height=330 testid="compare-passk" />
-                    <ChartView spec=v.diversity.clone() title="(b) answer diversity" hidden=no_hidden export_href=export("diversity") width=520 height=330 testid="compare-diversity" />
-                    <ChartView spec=v.venn.clone() title="(c) unsolvable problems (all samples)" hidden=no_hidden export_href=export("venn") width=520 height=330 testid="compare-venn" />
+                    <ChartView definition=Term::PassAtK spec=v.passk.clone() title="(a) pass@k" hidden=no_hidden export_href=export("passk") width=520 height=330 testid="compare-passk" />
+                    <ChartView definition=Term::AnswerDiversity spec=v.diversity.clone() title="(b) answer diversity" hidden=no_hidden export_href=export("diversity") width=520 height=330 testid="compare-diversity" />
+                    <ChartView definition=Term::Unsolvable spec=v.venn.clone() title="(c) unsolvable problems (all samples)" hidden=no_hidden export_href=export("venn") width=520 height=330 testid="compare-venn" />
                     {match v.rbf.clone() {
                         Some(spec) => view! {
-                            <ChartView spec title="(d) rollout branching factor" hidden=no_hidden export_href=export("rbf") width=520 height=330 testid="compare-rbf" />
+                            <ChartView definition=Term::BranchingFactor spec title="(d) rollout branching factor" hidden=no_hidden export_href=export("rbf") width=520 height=330 testid="compare-rbf" />
                         }.into_any(),
                         None => view! {
                             <figure class="chart empty" data-testid="compare-rbf">

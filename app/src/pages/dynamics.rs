@@ -4,6 +4,8 @@
 //! State: `dataset` and `hide` in the URL.
 
 use leptos::prelude::*;
+
+use crate::components::glossary::Term;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::get_dynamics_view;
@@ -118,13 +120,13 @@ fn DynamicsBody(v: DynamicsView) -> impl IntoView {
                         <p data-testid="law-fit">{fit_text}</p>
                         <p data-testid="transition">{transition_text}</p>
                         {v.accuracy.clone().map(|spec| view! {
-                            <ChartView spec title="Accuracy over training steps" hidden=hidden export_href=export("accuracy") height=300 testid="accuracy-chart" />
+                            <ChartView definition=Term::Transition spec title="Accuracy over training steps" hidden=hidden export_href=export("accuracy") height=300 testid="accuracy-chart" />
                         })}
                         {v.entropy.clone().map(|spec| view! {
-                            <ChartView spec title="Entropy over training steps: all, correct and incorrect rollouts" hidden=hidden toggle_href=toggle export_href=export("entropy") height=300 testid="entropy-chart" />
+                            <ChartView definition=Term::TokenEntropy spec title="Entropy over training steps: all, correct and incorrect rollouts" hidden=hidden toggle_href=toggle export_href=export("entropy") height=300 testid="entropy-chart" />
                         })}
                         {v.law.clone().map(|spec| view! {
-                            <ChartView spec title="Entropy–reward law: accuracy against entropy" hidden=hidden toggle_href=toggle export_href=export("law") height=300 testid="law-chart" />
+                            <ChartView definition=Term::EntropyReward spec title="Entropy–reward law: accuracy against entropy" hidden=hidden toggle_href=toggle export_href=export("law") height=300 testid="law-chart" />
                         })}
                         <div class="table-wrap">
                             <table class="data-table" data-testid="dynamics-table">

@@ -382,7 +382,7 @@ fn DatasetUpload(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl Int
             <p>"JSON Lines or parquet, one problem per record: " <code>"{\"id\": \"p1\", \"prompt\": \"…\", \"answer\": \"42\", \"tags\": [\"algebra\"]}"</code>
                 ". The common names are recognised (MATH-500's " <code>"problem"</code> "/" <code>"answer"</code> "/" <code>"unique_id"</code>
                 ", GSM8K's " <code>"question"</code> "/" <code>"answer"</code> " with its " <code>"#### 72"</code>
-                "); name other fields below (" <a href="https://github.com/caplens/caplens/blob/main/docs/formats/dataset.md" rel="external">"format"</a>
+                "); name other fields below (" <a href="/docs/formats/dataset">"format"</a>
                 "). Every record is checked before anything is stored."</p>
             <form class="inline-form" on:submit=submit data-testid="dataset-form">
                 <ProjectSelect project label="Project" />

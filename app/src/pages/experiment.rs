@@ -2,12 +2,14 @@
 
 use leptos::prelude::*;
 
+use crate::components::glossary::{Gloss, Term};
+
 use crate::components::common::PageTitle;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::{
     api::{get_experiment, get_overview_view},
-    components::analysis::{VerdictSwitch, ViewTabs},
+    components::analysis::{FrameNotes, VerdictSwitch, ViewTabs},
     components::chart::TableExport,
     components::common::{opt, percent, DemoBanner, ErrorBox, StageBadge},
     model::{ExperimentDetail, RunRow, RunVerdicts},
@@ -266,10 +268,12 @@ fn OverviewTable(v: OverviewView) -> impl IntoView {
     view! {
         <section aria-labelledby="models-heading">
             <h2 id="models-heading">"Models"</h2>
+            <FrameNotes frame=v.frame.clone() />
             <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href reviewed_href />
             <p class="meta">
                 "Grouped by lineage (children under their parent). pass@max-k is at the largest k every problem was sampled; "
-                "unsolvable = no correct rollout in all n; distinct answers per problem (fig. 1b); entropy and RBF need token data."
+                <Gloss term=Term::Unsolvable>"unsolvable"</Gloss> " = no correct rollout in all n; distinct answers per problem (" <Gloss term=Term::AnswerDiversity>"fig. 1b"</Gloss> "); "
+                <Gloss term=Term::TokenEntropy>"entropy"</Gloss> " and " <Gloss term=Term::BranchingFactor>"RBF"</Gloss> " need token data."
             </p>
             <div class="table-wrap">
                 <table class="data-table" data-testid="overview-table">
@@ -283,7 +287,7 @@ fn OverviewTable(v: OverviewView) -> impl IntoView {
                             <th scope="col" class="num">"Unsolvable"</th>
                             <th scope="col" class="num">"Distinct answers"</th>
                             <th scope="col" class="num">"Entropy (nats)"</th>
-                            <th scope="col" class="num">"RBF"</th>
+                            <th scope="col" class="num"><Gloss term=Term::BranchingFactor>"RBF"</Gloss></th>
                             <th scope="col" class="num">"Format violations"</th>
                             <th scope="col" class="num">"Language mixing"</th>
                             <th scope="col" class="num">"Redundant"</th>

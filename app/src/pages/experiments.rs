@@ -51,6 +51,7 @@ pub fn ExperimentsPage() -> impl IntoView {
     view! {
         <PageTitle text="Experiments" />
         <h1>"Experiments"</h1>
+        {move || query.with(|q| q.get("deleted")).map(|slug| view! { <p class="notice" role="status" data-testid="deleted-notice">"Deleted the experiment " <code>{slug}</code> "."</p> })}
         {move || only().map(|p| view! { <p class="notice" data-testid="project-filter">"Experiments of project " <code>{p}</code> ". " <A href="/experiments">"All experiments"</A></p> })}
         <p class="lede">
             "An experiment is a named set of evaluation runs — typically one base, SFT and RL "

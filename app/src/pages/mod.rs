@@ -3,6 +3,7 @@
 pub mod access;
 pub mod compare;
 pub mod datasets;
+pub mod docs;
 pub mod dynamics;
 pub mod evals;
 pub mod experiment;

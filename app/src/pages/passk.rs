@@ -3,12 +3,13 @@
 //! `band`, `hide` in the URL.
 
 use leptos::prelude::*;
+
+use crate::components::glossary::Term;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::get_passk_view;
 use crate::components::analysis::{
-    hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, RunPicker, VerdictSwitch,
-    ViewTabs,
+    hidden_series, toggle_hidden, ExperimentMissing, FrameNotes, RunPicker, VerdictSwitch, ViewTabs,
 };
 use crate::components::chart::{ChartView, TableExport};
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
@@ -116,7 +117,7 @@ fn PasskBody(v: PasskView) -> impl IntoView {
         <h1>{name.clone()}</h1>
         {v.frame.experiment.is_demo.then(|| view! { <DemoBanner /> })}
         <ViewTabs slug=slug.clone() current="passk" />
-        <MissingRuns frame=v.frame.clone() />
+        <FrameNotes frame=v.frame.clone() />
         <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href reviewed_href />
         {v.tag_missing.then(|| view! {
             <p class="notice" role="status" data-testid="missing-tag">
@@ -139,6 +140,7 @@ fn PasskBody(v: PasskView) -> impl IntoView {
             </aside>
             <section class="analysis-main">
                 <ChartView
+                    definition=Term::PassAtK
                     spec=v.chart.clone()
                     title="Unbiased pass@k (eq. 2), mean over problems with at least k samples"
                     hidden=hidden
@@ -146,12 +148,6 @@ fn PasskBody(v: PasskView) -> impl IntoView {
                     export_href=export_href
                     testid="passk-chart"
                 />
-                {(!v.uneven.is_empty()).then(|| view! {
-                    <div class="notice" role="note" data-testid="uneven-samples">
-                        <strong>"Uneven sample counts. "</strong>
-                        <ul>{v.uneven.iter().map(|u| view! { <li>{u.clone()}</li> }).collect_view()}</ul>
-                    </div>
-                })}
                 <h2>"Crossovers"</h2>
                 {if no_cross {
                     view! { <p data-testid="crossovers">"No two selected curves cross."</p> }.into_any()

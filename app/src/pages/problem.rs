@@ -8,6 +8,8 @@
 
 use crate::views::{ProblemNeighbours, ProblemsRequest};
 use leptos::prelude::*;
+
+use crate::components::glossary::{Gloss, Term};
 use leptos_router::{hooks::use_params_map, hooks::use_query_map, params::ParamsMap};
 
 use crate::{
@@ -419,7 +421,7 @@ fn ProblemView(
         <section aria-labelledby="stats-heading">
             <h2 id="stats-heading">"Per run"</h2>
             <p class="meta">
-                "c/n: correct of sampled rollouts. pass@k: unbiased estimate 1 − C(n−c, k)/C(n, k) (eq. 2), at k = 1, 2, 4, … up to n."
+                "c/n: correct of sampled rollouts. " <Gloss term=Term::PassAtK>"pass@k"</Gloss> ": unbiased estimate 1 − C(n−c, k)/C(n, k) (" <Gloss term=Term::PassAtK>"eq. 2"</Gloss> "), at k = 1, 2, 4, … up to n."
             </p>
             {if runs.with_value(Vec::is_empty) {
                 view! { <p class="empty">"No run has rollouts of this problem."</p> }.into_any()
@@ -740,11 +742,11 @@ fn RolloutBody(row: RolloutRow, response: Option<String>) -> impl IntoView {
                 <dd>{row.finish_reason.clone().unwrap_or_else(|| "—".into())}</dd>
                 <dt>"Quality flags"</dt>
                 <dd>{if row.quality_flags.is_empty() { "none".to_string() } else { row.quality_flags.join(", ") }}</dd>
-                <dt>"Mean entropy"</dt>
+                <dt><Gloss term=Term::TokenEntropy>"Mean entropy"</Gloss></dt>
                 <dd>{fixed(row.mean_entropy, 4)}</dd>
-                <dt>"Mean RBF"</dt>
+                <dt><Gloss term=Term::BranchingFactor>"Mean RBF"</Gloss></dt>
                 <dd>{fixed(row.mean_rbf, 3)}</dd>
-                <dt>"PPL"</dt>
+                <dt><Gloss term=Term::Perplexity>"PPL"</Gloss></dt>
                 <dd>{fixed(row.perplexity, 4)}</dd>
             </dl>
             {match response {

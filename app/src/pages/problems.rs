@@ -9,7 +9,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::get_problems_view;
 use crate::components::analysis::{
-    ExperimentMissing, MissingRuns, RunPicker, VerdictSwitch, ViewTabs,
+    ExperimentMissing, FrameNotes, RunPicker, VerdictSwitch, ViewTabs,
 };
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
 use crate::components::detail::MathText;
@@ -396,7 +396,7 @@ fn ProblemsBody(v: ProblemsView) -> impl IntoView {
         <h1>{name.clone()}</h1>
         {v.frame.experiment.is_demo.then(|| view! { <DemoBanner /> })}
         <ViewTabs slug=slug.clone() current="problems" />
-        <MissingRuns frame=v.frame.clone() />
+        <FrameNotes frame=v.frame.clone() />
         <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href reviewed_href />
         <div class="analysis-layout">
             <aside class="controls">

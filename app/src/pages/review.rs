@@ -157,7 +157,7 @@ fn AgreementBody(a: AgreementView) -> impl IntoView {
         </p>
         <p class="meta">
             "κ corrects agreement for chance: 1 is perfect agreement, 0 what chance alone gives. "
-            "Cohen's κ compares two reviewers over the items both judged; Fleiss' κ all reviewers over items judged at least twice (docs/review.md)."
+            "Cohen's κ compares two reviewers over the items both judged; Fleiss' κ all reviewers over items judged at least twice (" <a href="/docs/review#reviewers-who-can-disagree">"reviewers who can disagree"</a> ")."
         </p>
         <div class="table-wrap">
             <table class="data-table" data-testid="agreement-pairs">
@@ -416,9 +416,22 @@ fn SettingsForms(s: ExperimentSettings, version: RwSignal<u32>) -> impl IntoView
         async move { call(op).await }
     });
     let deleted = RwSignal::new(false);
+    let navigate = leptos_router::hooks::use_navigate();
+    let deleted_slug = slug.clone();
     Effect::new(move |_| {
         if let Some(Ok(_)) = act.value().get() {
-            version.update(|v| *v += 1);
+            if deleted.get_untracked() {
+                // The experiment is gone: re-reading its settings would only say "not found".
+                navigate(
+                    &format!(
+                        "/experiments?deleted={}",
+                        crate::urlstate::encode_component(&deleted_slug)
+                    ),
+                    Default::default(),
+                );
+            } else {
+                version.update(|v| *v += 1);
+            }
         }
     });
     let links = s
@@ -506,9 +519,6 @@ fn SettingsForms(s: ExperimentSettings, version: RwSignal<u32>) -> impl IntoView
                         <input type="text" data-testid="settings-confirm" prop:value=move || confirm.get() on:input=move |ev| confirm.set(event_target_value(&ev)) /></label>
                     <button type="submit" class="danger" data-testid="settings-delete">"Delete experiment"</button>
                 </form>
-                {move || (deleted.get() && matches!(act.value().get(), Some(Ok(_)))).then(|| view! {
-                    <p class="notice" data-testid="deleted">"Deleted. " <a href="/experiments">"Back to the experiments"</a></p>
-                })}
             </section>
         })}
     }

@@ -7,12 +7,14 @@
 //! `gamma`, `d`, `m`, `n`, `std`, `hide`. Parameters are GET forms, so they work without JS.
 
 use leptos::prelude::*;
+
+use crate::components::glossary::{Gloss, Term};
 use leptos_router::components::Form;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::get_rft_view;
 use crate::components::analysis::{
-    hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, ViewTabs,
+    hidden_series, toggle_hidden, ExperimentMissing, FrameNotes, ViewTabs,
 };
 use crate::components::chart::{ChartView, TableExport};
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
@@ -250,7 +252,7 @@ fn RftBody(v: RftView) -> impl IntoView {
                         </select>
                     </label>
                 })}
-                <label>"α (PPL, eq. 11) " <input type="number" step="any" name="alpha" value=alpha data-testid="param-alpha" /></label>
+                <label>"α (PPL, " <Gloss term=Term::Shaping>"eq. 11"</Gloss> ") " <input type="number" step="any" name="alpha" value=alpha data-testid="param-alpha" /></label>
                 <label>"γ (bonus scale) " <input type="number" step="any" name="gamma" value=gamma data-testid="param-gamma" /></label>
                 <label>"d (direction) " <input type="number" step="any" name="d" value=d data-testid="param-d" /></label>
                 <label>"m (slope) " <input type="number" step="any" name="m" value=m data-testid="param-m" /></label>
@@ -313,7 +315,7 @@ fn RftBody(v: RftView) -> impl IntoView {
                 <TableExport table=g.table.clone() name=format!("{slug}-rft-group") />
                 {g.token_note.clone().map(|n| view! { <p class="notice" data-testid="rft-token-note">{n}</p> })}
                 {g.tokens.clone().map(|spec| view! {
-                    <ChartView spec title="Advantage per token position of the chosen rollout (eqs. 10, 11, 12)" hidden=hidden toggle_href=toggle export_href=export("tokens") height=320 testid="rft-token-chart" />
+                    <ChartView definition=Term::Shaping spec title="Advantage per token position of the chosen rollout (eqs. 10, 11, 12)" hidden=hidden toggle_href=toggle export_href=export("tokens") height=320 testid="rft-token-chart" />
                 })}
                 {(!g.token_table.rows.is_empty()).then(|| view! {
                     {data_table(&g.token_table, "rft-token-table")}
@@ -359,7 +361,7 @@ fn RftBody(v: RftView) -> impl IntoView {
         <h1>{name.clone()}</h1>
         {v.frame.experiment.is_demo.then(|| view! { <DemoBanner /> })}
         <ViewTabs slug=slug.clone() current="rft" />
-        <MissingRuns frame=v.frame.clone() />
+        <FrameNotes frame=v.frame.clone() />
         {invalid}
         {problem_missing}
         <div class="analysis-layout">
@@ -383,7 +385,7 @@ fn RftBody(v: RftView) -> impl IntoView {
                 </Form>
             </aside>
             <section class="analysis-main">
-                <h2>"RFT data selection (sec. 4.4.1)"</h2>
+                <h2>"RFT data selection (" <Gloss term=Term::RftSelection>"sec. 4.4.1"</Gloss> ")"</h2>
                 <p class="meta">
                     "Rule filters first: a " <code>"\\boxed{…}"</code> " answer, the text cut after the first box, a digit, "
                     "3-gram redundancy at most 0.31 (1 − distinct word 3-grams / all word 3-grams). Then the strategy chooses."
@@ -391,13 +393,13 @@ fn RftBody(v: RftView) -> impl IntoView {
                 {data_table(&v.counts_table, "rft-counts")}
                 <TableExport table=v.counts_table.clone() name=format!("{slug}-rft-counts") />
                 {selection}
-                <h2>"Advantages of one problem's group (eqs. 10, 7, 11, 12)"</h2>
+                <h2>"Advantages of one problem's group (" <Gloss term=Term::Shaping>"eqs. 10, 7, 11, 12"</Gloss> ")"</h2>
                 {shaping_form}
                 {n_links}
                 {group}
-                <h2>"Position bonus (eq. 8)"</h2>
+                <h2>"Position bonus (" <Gloss term=Term::Shaping>"eq. 8"</Gloss> ")"</h2>
                 <p data-testid="rft-bonus-note">{bonus_note}</p>
-                <ChartView spec=b.chart.clone() title="Position bonus b(l) = γ·sigmoid(d·m·(l − n)) over the relative token position" hidden=hidden toggle_href=toggle export_href=export("bonus") height=300 testid="rft-bonus-chart" />
+                <ChartView definition=Term::Shaping spec=b.chart.clone() title="Position bonus b(l) = γ·sigmoid(d·m·(l − n)) over the relative token position" hidden=hidden toggle_href=toggle export_href=export("bonus") height=300 testid="rft-bonus-chart" />
                 {data_table(&b.table, "rft-bonus-table")}
                 <TableExport table=b.table.clone() name=format!("{slug}-rft-bonus") />
             </section>

@@ -12,6 +12,8 @@
 //! A token's alternatives are fetched when its card is shown, not sent for every token.
 
 use leptos::prelude::*;
+
+use crate::components::glossary::{term_of_metric, DefinitionLink, Gloss, Term};
 use leptos_router::{hooks::use_params_map, hooks::use_query_map, params::ParamsMap};
 
 use crate::{
@@ -210,15 +212,15 @@ fn RolloutPageView(
         <section class="panel" aria-labelledby="quality-heading" data-testid="quality">
             <h2 id="quality-heading">"Quality and per-response numbers"</h2>
             <dl class="facts-grid">
-                <dt>"Quality flags"</dt>
+                <dt><Gloss term=Term::QualityChecks>"Quality flags"</Gloss></dt>
                 <dd data-testid="quality-flags">
                     {if row.quality_flags.is_empty() { "none".to_string() } else { row.quality_flags.join(", ") }}
                 </dd>
-                <dt>"PPL"</dt>
+                <dt><Gloss term=Term::Perplexity>"PPL"</Gloss></dt>
                 <dd data-testid="ppl">{fixed(row.perplexity, 4)}</dd>
-                <dt>"Mean entropy (nats)"</dt>
+                <dt><Gloss term=Term::TokenEntropy>"Mean entropy (nats)"</Gloss></dt>
                 <dd data-testid="mean-entropy">{fixed(row.mean_entropy, 4)}</dd>
-                <dt>"Mean RBF"</dt>
+                <dt><Gloss term=Term::BranchingFactor>"Mean RBF"</Gloss></dt>
                 <dd data-testid="mean-rbf">{fixed(row.mean_rbf, 3)}</dd>
                 {summary.map(|s| view! {
                     <dt>"From the trace"</dt>
@@ -382,7 +384,8 @@ fn Legend(h: StoredValue<TokenHeatmap>, n: usize) -> impl IntoView {
             <div class="legend" data-testid="legend" data-metric=metric.as_str()>
                 <p class="legend-title">
                     <strong>{metric.label()}</strong>
-                    {format!(": {}. Scale {ends}.", metric.unit())}
+                    {format!(": {}. Scale {ends}. ", metric.unit())}
+                    {term_of_metric(metric).map(|term| view! { <DefinitionLink term /> })}
                 </p>
                 <div class="swatches" aria-hidden="true">
                     {swatches}
@@ -668,9 +671,9 @@ fn SelectedToken(
                                     {row("Entropy (nats)", d.entropy, Metric::Entropy)}
                                     {row("RBF", d.rbf, Metric::Rbf)}
                                     {row("Gradient-norm proxy", d.gradnorm, Metric::GradNorm)}
-                                    <dt>"Intervention impact"</dt>
+                                    <dt><Gloss term=Term::Intervention>"Intervention impact"</Gloss></dt>
                                     <dd>{d.impact.map(|v| fmt_value(Metric::Impact, v)).unwrap_or_else(|| "—".into())}</dd>
-                                    <dt>"‖h‖"</dt>
+                                    <dt><Gloss term=Term::GradientNorm>"‖h‖"</Gloss></dt>
                                     <dd>{d.hidden_norm.map(|v| format!("{v:.3}")).unwrap_or_else(|| "not in trace".into())}</dd>
                                 </dl>
                                 <p class="meta">{format!("Colouring by {}.", metric.label())} " " <a href=permalink data-testid="permalink">"Permalink to this token"</a></p>

@@ -3,11 +3,13 @@
 //! by PPL group when intervention data exists, token-category counts. State: `runs`, `hide`.
 
 use leptos::prelude::*;
+
+use crate::components::glossary::{DefinitionLink, Term};
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::get_token_stats_view;
 use crate::components::analysis::{
-    hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, RunPicker, ViewTabs,
+    hidden_series, toggle_hidden, ExperimentMissing, FrameNotes, RunPicker, ViewTabs,
 };
 use crate::components::chart::{ChartView, TableExport};
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
@@ -80,9 +82,12 @@ fn TokenStatsBody(v: TokenStatsView) -> impl IntoView {
         .iter()
         .map(|(name, t)| {
             let t = t.clone();
+            let (title, term) = table_title(name);
+            let heading_id = format!("token-table-{name}-heading");
             view! {
+                <h3 id=heading_id.clone()>{title} " " <DefinitionLink term /></h3>
                 <div class="table-wrap">
-                    <table class="data-table" data-testid=format!("token-table-{name}")>
+                    <table class="data-table" aria-labelledby=heading_id data-testid=format!("token-table-{name}")>
                         <thead><tr>{t.headers.iter().map(|h| view! { <th scope="col">{h.clone()}</th> }).collect_view()}</tr></thead>
                         <tbody>
                             {t.rows.iter().map(|row| view! {
@@ -100,7 +105,7 @@ fn TokenStatsBody(v: TokenStatsView) -> impl IntoView {
         <h1>{name.clone()}</h1>
         {v.frame.experiment.is_demo.then(|| view! { <DemoBanner /> })}
         <ViewTabs slug=slug.clone() current="token-stats" />
-        <MissingRuns frame=v.frame.clone() />
+        <FrameNotes frame=v.frame.clone() />
         <div class="analysis-layout">
             <aside class="controls">
                 <RunPicker runs=v.frame.runs.clone() selected=v.frame.selected.clone() href=picker_href max=3 />
@@ -115,16 +120,34 @@ fn TokenStatsBody(v: TokenStatsView) -> impl IntoView {
                     </p>
                 })}
                 {v.position.clone().map(|spec| view! {
-                    <ChartView spec title="Token entropy by relative position (fig. 6a), correct vs incorrect responses" hidden=hidden toggle_href=toggle export_href=export("position") testid="position-chart" />
+                    <ChartView definition=Term::RelativePosition spec title="Token entropy by relative position (fig. 6a), correct vs incorrect responses" hidden=hidden toggle_href=toggle export_href=export("position") testid="position-chart" />
                 })}
                 {v.ppl.clone().map(|spec| view! {
-                    <ChartView spec title="Perplexity of responses (fig. 5a): share of rollouts per PPL octave" hidden=hidden toggle_href=toggle export_href=export("ppl") height=300 testid="ppl-chart" />
+                    <ChartView definition=Term::Perplexity spec title="Perplexity of responses (fig. 5a): share of rollouts per PPL octave" hidden=hidden toggle_href=toggle export_href=export("ppl") height=300 testid="ppl-chart" />
                 })}
                 {v.impact.clone().map(|spec| view! {
-                    <ChartView spec title="Intervention impact by position (fig. 6b): mean |I_t|" hidden=hidden toggle_href=toggle export_href=export("impact") height=300 testid="impact-chart" />
+                    <ChartView definition=Term::Intervention spec title="Intervention impact by position (fig. 6b): mean |I_t|" hidden=hidden toggle_href=toggle export_href=export("impact") height=300 testid="impact-chart" />
                 })}
                 {tables}
             </section>
         </div>
+    }
+}
+
+/// The heading of one of the view's tables (by its key) and the glossary entry behind it.
+fn table_title(key: &str) -> (&'static str, Term) {
+    match key {
+        "categories" => (
+            "Token categories: tokens of each kind per response (table 1)",
+            Term::TokenCategories,
+        ),
+        "ppl-groups" => (
+            "Low- and high-perplexity responses: the bottom and top 20 % by PPL (fig. 5a)",
+            Term::Perplexity,
+        ),
+        _ => (
+            "Per run: token traces, mean entropy and perplexity of correct and incorrect responses",
+            Term::TokenEntropy,
+        ),
     }
 }

@@ -4,12 +4,13 @@
 //! State: `runs`, `k`, `region` in the URL.
 
 use leptos::prelude::*;
+
+use crate::components::glossary::Term;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::get_unsolvable_view;
 use crate::components::analysis::{
-    hidden_series, toggle_hidden, ExperimentMissing, MissingRuns, RunPicker, VerdictSwitch,
-    ViewTabs,
+    hidden_series, toggle_hidden, ExperimentMissing, FrameNotes, RunPicker, VerdictSwitch, ViewTabs,
 };
 use crate::components::chart::{ChartView, TableExport};
 use crate::components::common::{DemoBanner, ErrorBox, PageTitle};
@@ -219,7 +220,7 @@ fn UnsolvableBody(v: UnsolvableView) -> impl IntoView {
         <h1>{name.clone()}</h1>
         {v.frame.experiment.is_demo.then(|| view! { <DemoBanner /> })}
         <ViewTabs slug=slug.clone() current="unsolvable" />
-        <MissingRuns frame=v.frame.clone() />
+        <FrameNotes frame=v.frame.clone() />
         <VerdictSwitch frame=v.frame.verdicts.clone() href=verdict_href reviewed_href />
         <div class="analysis-layout">
             <aside class="controls">
@@ -231,6 +232,7 @@ fn UnsolvableBody(v: UnsolvableView) -> impl IntoView {
             </aside>
             <section class="analysis-main">
                 <ChartView
+                    definition=Term::Unsolvable
                     spec=v.chart.clone()
                     title=format!("Problems each run cannot solve: {k_text} ({kind}; click a region)")
                     hidden=Signal::derive(Vec::new)
@@ -241,6 +243,7 @@ fn UnsolvableBody(v: UnsolvableView) -> impl IntoView {
                 {undetermined}
                 {region}
                 <ChartView
+                    definition=Term::Unsolvable
                     spec=v.set_sizes.clone()
                     title="Unsolvable set size against k (attempts)"
                     hidden=hidden

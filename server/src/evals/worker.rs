@@ -511,7 +511,9 @@ pub fn contiguous_runs(indices: &[u32], batch: u32) -> Vec<Vec<u32>> {
 }
 
 /// The verifier's verdict (extracted answer equal to the reference) and the native JSON Lines
-/// record of one sample (docs/formats/native.md).
+/// record of one sample (docs/formats/native.md). The record carries no `correct`: the import
+/// grades it with the same verifier, and a "file's verdict" identical to caplens' would only
+/// offer a verdict switch that changes nothing.
 pub fn sample_record(
     eval: &EvaluationRow,
     problem_key: &str,
@@ -527,7 +529,6 @@ pub fn sample_record(
         "dataset": eval.dataset,
         "problem_id": problem_key,
         "sample": sample,
-        "correct": correct,
         "prompt": prompt,
         "reference": reference,
         "response": completion.text,

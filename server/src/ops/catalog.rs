@@ -4,7 +4,10 @@
 
 use caplens_analysis::tables::ModelTables;
 use caplens_analysis::verdicts::VerdictSource;
-use caplens_app::model::{DatasetRow, ExperimentDetail, ExperimentSummary, ModelRow, RunRow};
+use caplens_app::model::{
+    DatasetProblemsView, DatasetRow, ExperimentDetail, ExperimentSummary, ModelRow, RunRow,
+    MAX_DATASET_PROBLEMS_PER_PAGE,
+};
 
 use super::{Access, OpError};
 use crate::auth::Action;
@@ -67,6 +70,45 @@ pub async fn datasets(access: &Access<'_>) -> Result<Vec<DatasetRow>, OpError> {
     access.require_signed_in(Action::Read, "datasets").await?;
     let projects = access.store.dataset_projects().await?;
     Ok(access.keep(access.store.datasets().await?, |d| d.id, &projects))
+}
+
+/// A dataset's problem index: one page (`limit` ≤ 500) of its problems in file order, those
+/// whose prompt or key holds every term of `q` when given (the full-text index). Not found when
+/// the dataset does not exist or is hidden from the caller.
+pub async fn dataset_problems(
+    access: &Access<'_>,
+    dataset_id: i64,
+    q: Option<String>,
+    limit: u64,
+    offset: u64,
+) -> Result<DatasetProblemsView, OpError> {
+    let what = format!("dataset {dataset_id}");
+    access
+        .require(Action::Read, &Owned::Dataset(dataset_id), &what)
+        .await?;
+    if limit == 0 || limit > MAX_DATASET_PROBLEMS_PER_PAGE {
+        return Err(OpError::invalid(format!(
+            "limit: between 1 and {MAX_DATASET_PROBLEMS_PER_PAGE}"
+        )));
+    }
+    let dataset = access
+        .store
+        .dataset(dataset_id)
+        .await?
+        .ok_or_else(|| OpError::NotFound(format!("no {what}")))?;
+    let q = q.filter(|q| !q.trim().is_empty());
+    let (total, problems) = access
+        .store
+        .dataset_problems(dataset_id, q.as_deref(), limit, offset)
+        .await?;
+    Ok(DatasetProblemsView {
+        dataset,
+        q,
+        total,
+        offset,
+        limit,
+        problems,
+    })
 }
 
 /// The runs of the projects the caller may read, newest first.

@@ -103,16 +103,106 @@ fn math_into(out: &mut String, latex: &str, display: bool) {
 
 /// Renders a comment. `is_member(name)` says whether `@name` names someone to notify.
 pub fn render_comment(text: &str, is_member: &dyn Fn(&str) -> bool) -> Rendered {
+    let written = write_html(text, &Flavour::Comment { is_member });
+    Rendered {
+        html: written.html,
+        mentions: written.mentions,
+    }
+}
+
+/// A heading of a rendered document: its anchor (GitHub's rule, so links written for the
+/// repository resolve here too), its level and its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heading {
+    pub anchor: String,
+    pub level: u8,
+    pub text: String,
+}
+
+/// A rendered document: its HTML and its headings in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedDocument {
+    pub html: String,
+    pub headings: Vec<Heading>,
+}
+
+/// Renders one of our own documents (docs/*.md): the comment writer's allow-list, plus headings
+/// with anchors and tables; no maths (the docs write formulas as plain text). `link` maps each
+/// link target to the address kept (`None` writes the link's text only); what it returns still
+/// passes [`safe_url`].
+pub fn render_document(text: &str, link: &dyn Fn(&str) -> Option<String>) -> RenderedDocument {
+    let written = write_html(text, &Flavour::Document { link });
+    RenderedDocument {
+        html: written.html,
+        headings: written.headings,
+    }
+}
+
+/// GitHub's heading anchor: lower case; letters, digits, `-` and `_` kept, spaces become `-`,
+/// everything else dropped; a repeated anchor gets `-1`, `-2`, ...
+pub fn heading_anchor(text: &str, taken: &[Heading]) -> String {
+    let base: String = text
+        .trim()
+        .chars()
+        .flat_map(char::to_lowercase)
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect();
+    let mut anchor = base.clone();
+    let mut n = 0;
+    while taken.iter().any(|h| h.anchor == anchor) {
+        n += 1;
+        anchor = format!("{base}-{n}");
+    }
+    anchor
+}
+
+enum Flavour<'a> {
+    Comment {
+        is_member: &'a dyn Fn(&str) -> bool,
+    },
+    Document {
+        link: &'a dyn Fn(&str) -> Option<String>,
+    },
+}
+
+struct Written {
+    html: String,
+    mentions: Vec<String>,
+    headings: Vec<Heading>,
+}
+
+/// The one markdown writer: every tag written here from pulldown-cmark's events.
+fn write_html(text: &str, flavour: &Flavour) -> Written {
+    let document = matches!(flavour, Flavour::Document { .. });
     let mut out = String::with_capacity(text.len() + text.len() / 4);
     let mut mentions = Vec::new();
-    let options = Options::ENABLE_STRIKETHROUGH | Options::ENABLE_MATH;
+    let mut headings: Vec<Heading> = Vec::new();
+    let options = if document {
+        Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES
+    } else {
+        Options::ENABLE_STRIKETHROUGH | Options::ENABLE_MATH
+    };
     // Inside a code block or a dropped link, text is written plainly.
     let mut in_code_block = false;
     let mut open_links: Vec<bool> = Vec::new();
+    // A document heading: where its HTML starts and its plain text so far (the anchor needs
+    // the whole text before the opening tag can be written).
+    let mut heading: Option<(usize, u8, String)> = None;
+    let mut in_table_head = false;
     for event in Parser::new_ext(text, options) {
+        if let (Some((_, _, plain)), Event::Text(t) | Event::Code(t)) = (&mut heading, &event) {
+            plain.push_str(t);
+        }
         match event {
             Event::Start(tag) => match tag {
                 Tag::Paragraph => out.push_str("<p>"),
+                Tag::Heading { level, .. } if document => {
+                    heading = Some((out.len(), level as u8, String::new()));
+                }
                 Tag::Heading { .. } => out.push_str("<p class=\"heading\"><strong>"),
                 Tag::BlockQuote(_) => out.push_str("<blockquote>"),
                 Tag::CodeBlock(_) => {
@@ -128,22 +218,52 @@ pub fn render_comment(text: &str, is_member: &dyn Fn(&str) -> bool) -> Rendered 
                 Tag::Emphasis => out.push_str("<em>"),
                 Tag::Strong => out.push_str("<strong>"),
                 Tag::Strikethrough => out.push_str("<del>"),
+                Tag::Table(_) => out.push_str("<div class=\"table-wrap\"><table>"),
+                Tag::TableHead => {
+                    in_table_head = true;
+                    out.push_str("<thead><tr>");
+                }
+                Tag::TableRow => out.push_str("<tr>"),
+                Tag::TableCell => out.push_str(if in_table_head { "<th>" } else { "<td>" }),
                 Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. } => {
-                    match safe_url(&dest_url) {
+                    let kept = match flavour {
+                        Flavour::Comment { .. } => safe_url(&dest_url).map(str::to_owned),
+                        Flavour::Document { link } => {
+                            link(&dest_url).filter(|url| safe_url(url).is_some())
+                        }
+                    };
+                    match kept {
                         Some(url) => {
                             out.push_str("<a href=\"");
-                            escape_into(&mut out, url);
-                            out.push_str("\" rel=\"nofollow noopener noreferrer\">");
+                            escape_into(&mut out, &url);
+                            out.push_str(if document {
+                                "\">"
+                            } else {
+                                "\" rel=\"nofollow noopener noreferrer\">"
+                            });
                             open_links.push(true);
                         }
                         None => open_links.push(false),
                     }
                 }
-                // Raw HTML blocks, tables, footnotes, metadata: their text only.
+                // Raw HTML blocks, footnotes, metadata (and tables in comments): their text only.
                 _ => {}
             },
             Event::End(tag) => match tag {
                 TagEnd::Paragraph => out.push_str("</p>"),
+                TagEnd::Heading(_) if document => {
+                    if let Some((at, level, plain)) = heading.take() {
+                        let anchor = heading_anchor(&plain, &headings);
+                        let level = level.clamp(1, 6);
+                        out.insert_str(at, &format!("<h{level} id=\"{anchor}\">"));
+                        out.push_str(&format!("</h{level}>"));
+                        headings.push(Heading {
+                            anchor,
+                            level,
+                            text: plain,
+                        });
+                    }
+                }
                 TagEnd::Heading(_) => out.push_str("</strong></p>"),
                 TagEnd::BlockQuote(_) => out.push_str("</blockquote>"),
                 TagEnd::CodeBlock => {
@@ -156,13 +276,25 @@ pub fn render_comment(text: &str, is_member: &dyn Fn(&str) -> bool) -> Rendered 
                 TagEnd::Emphasis => out.push_str("</em>"),
                 TagEnd::Strong => out.push_str("</strong>"),
                 TagEnd::Strikethrough => out.push_str("</del>"),
+                TagEnd::Table => out.push_str("</tbody></table></div>"),
+                TagEnd::TableHead => {
+                    in_table_head = false;
+                    out.push_str("</tr></thead><tbody>");
+                }
+                TagEnd::TableRow => out.push_str("</tr>"),
+                TagEnd::TableCell => out.push_str(if in_table_head { "</th>" } else { "</td>" }),
                 TagEnd::Link | TagEnd::Image if open_links.pop() == Some(true) => {
                     out.push_str("</a>");
                 }
                 _ => {}
             },
             Event::Text(t) if in_code_block => escape_into(&mut out, &t),
-            Event::Text(t) => text_with_mentions(&mut out, &t, is_member, &mut mentions),
+            Event::Text(t) => match flavour {
+                Flavour::Comment { is_member } => {
+                    text_with_mentions(&mut out, &t, *is_member, &mut mentions)
+                }
+                Flavour::Document { .. } => escape_into(&mut out, &t),
+            },
             Event::Code(t) => {
                 out.push_str("<code>");
                 escape_into(&mut out, &t);
@@ -179,9 +311,10 @@ pub fn render_comment(text: &str, is_member: &dyn Fn(&str) -> bool) -> Rendered 
             Event::TaskListMarker(done) => out.push_str(if done { "[x] " } else { "[ ] " }),
         }
     }
-    Rendered {
+    Written {
         html: out,
         mentions,
+        headings,
     }
 }
 

@@ -95,7 +95,24 @@ pub(super) fn frame(p: &Prepared, chosen: &[usize], missing: Vec<i64>) -> ViewFr
         selected: chosen.iter().map(|&i| p.data.runs[i].row.id).collect(),
         missing_runs: missing,
         verdicts: verdict_frame(p),
+        uneven: chosen.iter().filter_map(|&i| uneven_run(p, i)).collect(),
     }
+}
+
+/// Run `i` when its problems' sample counts differ (eq. 2 needs n ≥ k, so its curve past the
+/// smallest n covers fewer problems).
+fn uneven_run(p: &Prepared, i: usize) -> Option<UnevenRun> {
+    let problems = &p.data.runs[i].problems;
+    let min_n = problems.iter().map(|s| s.n).min()?;
+    let max_n = problems.iter().map(|s| s.n).max()?;
+    (min_n < max_n).then(|| UnevenRun {
+        run: p.data.runs[i].row.id,
+        label: p.choices[i].label.clone(),
+        min_n,
+        max_n,
+        problems: problems.len() as u64,
+        at_max: problems.iter().filter(|s| s.n == max_n).count() as u64,
+    })
 }
 
 /// The verdict switch's facts: which source the numbers count, and over the experiment's runs

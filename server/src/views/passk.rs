@@ -70,26 +70,12 @@ pub fn passk_view(p: &Prepared, mut req: PasskRequest) -> PasskView {
     let ks = default_ks(max_n);
     let mut series = Vec::new();
     let mut curves: Vec<(String, Vec<CurvePoint>)> = Vec::new();
-    let mut uneven = Vec::new();
     for &i in &chosen {
         let run = &p.data.runs[i];
         let choice = &p.choices[i];
         let problems: Vec<&ProblemStat> = run.problems.iter().filter(filter).collect();
         let table = counts(&problems);
         let curve = pass_at_k_curve(&table, &ks);
-        // Eq. 2 needs n ≥ k: past a run's smallest n its mean covers fewer problems (issue 27).
-        let (lo, hi) = (
-            problems.iter().map(|s| s.n).min().unwrap_or(0),
-            problems.iter().map(|s| s.n).max().unwrap_or(0),
-        );
-        if lo < hi {
-            let at_max = problems.iter().filter(|s| s.n >= hi).count();
-            uneven.push(format!(
-                "{}: its problems have {lo} to {hi} samples, so pass@k for k > {lo} averages over fewer problems (down to {at_max} of {} at k = {hi}; the table's “problems” column)",
-                choice.label,
-                problems.len()
-            ));
-        }
         // Eq. 2 per problem, averaged; the band resamples problems (paper-notes item 1).
         let band = if req.band {
             bootstrap_band(&table, &ks, BAND_RESAMPLES, BAND_SEED, 0.95)
@@ -190,6 +176,5 @@ pub fn passk_view(p: &Prepared, mut req: PasskRequest) -> PasskView {
         },
         crossovers,
         resamples: BAND_RESAMPLES,
-        uneven,
     }
 }

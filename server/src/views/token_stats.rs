@@ -33,7 +33,20 @@ pub fn token_stats_view(
     let mut pos_series = Vec::new();
     let mut ppl_series = Vec::new();
     let mut impact_series = Vec::new();
-    let mut ppl_categories: Vec<String> = Vec::new();
+    // The PPL bars (fig. 5a) are shared by the runs shown: octaves, or finer where all their
+    // rollouts' PPL lies in a narrow range.
+    let histograms: Vec<_> = chosen
+        .iter()
+        .filter_map(|&i| stats.get(&p.choices[i].id))
+        .map(|s| &s.perplexity.histogram)
+        .collect();
+    let ppl_bars = caplens_analysis::token_stats::ppl_grouping(&histograms);
+    let ppl_categories = ppl_labels(&ppl_bars, histograms.first().map(|h| h.edges.as_slice()));
+    let ppl_axis = if ppl_bars.groups.iter().all(|g| g.len() == 16) {
+        "perplexity (octaves)"
+    } else {
+        "perplexity"
+    };
     let mut impact_categories: Vec<String> = Vec::new();
     let mut summary_rows = Vec::new();
     let mut category_rows = Vec::new();
@@ -98,25 +111,19 @@ pub fn token_stats_view(
         let total: u64 =
             h.correct.iter().chain(&h.incorrect).sum::<u64>() + h.above_correct + h.above_incorrect;
         if total > 0 {
-            // Merge the 16-per-octave bins into whole octaves to keep the chart readable.
-            let octaves = (h.edges.len().saturating_sub(1)).div_ceil(16);
-            if ppl_categories.is_empty() {
-                ppl_categories = (0..octaves)
-                    .map(|o| format!("{}–{}", 1u64 << o, 1u64 << (o + 1)))
-                    .collect();
-                ppl_categories.push(format!("≥ {}", 1u64 << octaves));
-            }
-            let mut values: Vec<Option<f64>> = (0..octaves)
-                .map(|o| {
-                    let lo = o * 16;
-                    let hi = (lo + 16).min(h.correct.len());
-                    let n: u64 = h.correct[lo..hi].iter().chain(&h.incorrect[lo..hi]).sum();
+            let mut values: Vec<Option<f64>> = ppl_bars
+                .groups
+                .iter()
+                .map(|g| {
+                    let n: u64 = g.clone().map(|i| h.count(i)).sum();
                     Some(n as f64 / total as f64)
                 })
                 .collect();
-            values.push(Some(
-                (h.above_correct + h.above_incorrect) as f64 / total as f64,
-            ));
+            if ppl_bars.overflow {
+                values.push(Some(
+                    (h.above_correct + h.above_incorrect) as f64 / total as f64,
+                ));
+            }
             ppl_series.push(BarSeries {
                 key: choice.id.to_string(),
                 label: choice.label.clone(),
@@ -217,7 +224,7 @@ pub fn token_stats_view(
     });
     let ppl = (!ppl_series.is_empty()).then(|| {
         ChartSpec::Bars(BarChart {
-            x_label: "perplexity (octaves)".into(),
+            x_label: ppl_axis.into(),
             y_label: "share of rollouts".into(),
             categories: ppl_categories,
             series: ppl_series,
@@ -294,4 +301,33 @@ pub fn token_stats_view(
         impact,
         tables,
     }
+}
+
+/// The PPL bars' labels: "1–2" for a whole octave, "1.09–1.19" for a finer group, "≥ 32" for
+/// the overflow.
+fn ppl_labels(
+    bars: &caplens_analysis::token_stats::PplGrouping,
+    edges: Option<&[f64]>,
+) -> Vec<String> {
+    let Some(edges) = edges else {
+        return Vec::new();
+    };
+    let edge = |i: usize| edges.get(i).copied().unwrap_or(f64::INFINITY);
+    let whole = |x: f64| (x - x.round()).abs() < 1e-9;
+    let mut labels: Vec<String> = bars
+        .groups
+        .iter()
+        .map(|g| {
+            let (lo, hi) = (edge(g.start), edge(g.end));
+            if whole(lo) && whole(hi) {
+                format!("{lo:.0}–{hi:.0}")
+            } else {
+                format!("{lo:.2}–{hi:.2}")
+            }
+        })
+        .collect();
+    if bars.overflow {
+        labels.push(format!("≥ {:.0}", edge(edges.len() - 1)));
+    }
+    labels
 }

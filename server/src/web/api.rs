@@ -255,6 +255,38 @@ pub(super) async fn experiment_summary(
     Ok(json_text(serde_json::to_string(&doc).expect("serialises")))
 }
 
+/// `GET /api/v1/datasets/{id}/problems?q=TEXT&limit=N&offset=M`: a dataset's problem index,
+/// one page in file order (docs/api.md).
+pub(super) async fn dataset_problems(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<caplens_app::model::DatasetProblemsView>, ApiError> {
+    const KNOWN: [&str; 3] = ["q", "limit", "offset"];
+    if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "unknown parameter {unknown:?}; known: {}",
+            KNOWN.join(", ")
+        )));
+    }
+    let number = |name: &str, default: u64| -> Result<u64, ApiError> {
+        query.get(name).map_or(Ok(default), |v| {
+            v.parse()
+                .map_err(|_| ApiError::bad_request(format!("{name}: not a whole number: {v:?}")))
+        })
+    };
+    let view = ops::catalog::dataset_problems(
+        &caller.access(&state.store),
+        id,
+        query.get("q").cloned(),
+        number("limit", caplens_app::model::DATASET_PROBLEMS_PER_PAGE)?,
+        number("offset", 0)?,
+    )
+    .await?;
+    Ok(Json(view))
+}
+
 /// The query parameters `GET /api/v1/experiments/{slug}/problems` knows.
 const PROBLEMS_PARAMETERS: [&str; 11] = [
     "runs",

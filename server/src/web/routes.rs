@@ -101,6 +101,12 @@ pub fn routes() -> Vec<Route> {
         route(M::GET, "/api/v1/models", SignedIn, get(api::models)),
         route(M::GET, "/api/v1/datasets", SignedIn, get(api::datasets)),
         route(
+            M::GET,
+            "/api/v1/datasets/{id}/problems",
+            Read,
+            get(api::dataset_problems),
+        ),
+        route(
             M::POST,
             "/api/v1/datasets",
             Edit,
@@ -337,7 +343,7 @@ pub fn page_rule(path: &str) -> Option<Rule> {
     Some(match path {
         "/login" | "/setup" => Public,
         "/" | "/experiments" | "/models" | "/datasets" | "/runs" | "/upload" | "/evals"
-        | "/tokens" | "/projects" | "/inbox" => SignedIn,
+        | "/tokens" | "/projects" | "/inbox" | "/glossary" | "/docs/{*name}" => SignedIn,
         "/experiments/{slug}"
         | "/experiments/{slug}/passk"
         | "/experiments/{slug}/unsolvable"
@@ -347,6 +353,7 @@ pub fn page_rule(path: &str) -> Option<Rule> {
         | "/experiments/{slug}/dynamics"
         | "/experiments/{slug}/rft"
         | "/problems/{id}"
+        | "/datasets/{id}"
         | "/rollouts/{id}"
         | "/evals/{id}"
         | "/projects/{slug}"

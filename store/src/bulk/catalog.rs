@@ -241,6 +241,11 @@ impl BulkWriter {
         .await)
     }
 
+    /// The description of an experiment an import creates (an evaluation's completion replaces
+    /// it while it still reads so).
+    pub const CREATED_BY_UPLOAD: &'static str =
+        "Created by an upload; rename or describe it in the experiment's settings.";
+
     pub async fn insert_experiment(
         &mut self,
         slug: &str,

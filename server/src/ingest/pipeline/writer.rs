@@ -689,7 +689,7 @@ async fn find_or_create_experiment(
         .insert_experiment(
             slug,
             &name,
-            "Created by an upload; rename or describe it in the experiment's settings.",
+            BulkWriter::CREATED_BY_UPLOAD,
             false,
             project_id,
         )

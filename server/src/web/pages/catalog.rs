@@ -77,6 +77,9 @@ impl CatalogData for StoreSource {
             })
             .collect()
     }
+    fn document(&self, name: String) -> Option<caplens_app::model::DocumentView> {
+        crate::docs::document(&name)
+    }
     fn problem(
         &self,
         id: i64,
@@ -95,6 +98,30 @@ impl CatalogData for StoreSource {
             )
             .await
             .map_err(refused)
+        })
+    }
+    fn dataset_problems(
+        &self,
+        id: i64,
+        q: Option<String>,
+        offset: u64,
+    ) -> BoxFuture<'_, Result<Option<caplens_app::model::DatasetProblemsView>, DataError>> {
+        let caller = self.caller();
+        Box::pin(async move {
+            match ops::catalog::dataset_problems(
+                &caller.access(&self.store),
+                id,
+                q,
+                caplens_app::model::DATASET_PROBLEMS_PER_PAGE,
+                offset,
+            )
+            .await
+            {
+                Ok(view) => Ok(Some(view)),
+                // Missing and hidden read the same: the page says "not found".
+                Err(ops::OpError::NotFound(_)) => Ok(None),
+                Err(e) => Err(refused(e)),
+            }
         })
     }
     fn problem_rollouts(
