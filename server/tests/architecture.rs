@@ -90,7 +90,7 @@ const LAYERS: [&[&str]; 6] = [
     &["error", "config", "heatmap"],
     &["storage"],
     &["auth", "ingest", "engine", "review", "views", "demo"],
-    &["evals"],
+    &["evals", "docs"],
     &["ops"],
     &["web", "cli"],
 ];

@@ -56,10 +56,10 @@ test('every glossary link on the analysis pages names a definition the glossary 
 
 test('documents are served by the app, with links between them kept inside it', async () => {
   const { page, problems } = await watchedPage(browser);
-  await page.goto(`${server.url}/docs/formats/native`);
+  await page.goto(`${server.url}/docs/api`);
   await waitForHydration(page);
-  assert.match(await page.textContent('h1'), /native/i);
-  // A relative link of the markdown (../verifier.md) is a link inside the app.
+  assert.match(await page.textContent('h1'), /API/);
+  // A relative link of the markdown (formats/dataset.md) is a link inside the app.
   const hrefs = await page.$$eval('[data-testid=document] a', (as) => as.map((a) => a.getAttribute('href')));
   assert.ok(hrefs.some((h) => h.startsWith('/docs/')), hrefs.join(' '));
   assert.ok(!hrefs.some((h) => h.endsWith('.md')), hrefs.join(' '));

@@ -74,10 +74,16 @@ fn extract_from(text: &str) -> Outcome {
             return Outcome::Found(a, ExtractionRule::FinalAnswerIs);
         }
     }
-    if let Some(pos) = lower.rfind("answer is") {
-        if let Some(a) = capture(&text[pos + "answer is".len()..]) {
-            return Outcome::Found(a, ExtractionRule::TheAnswerIs);
+    // The last "answer is" that states an answer: "this answer is incorrect" judges one.
+    let mut end = lower.len();
+    while let Some(pos) = lower[..end].rfind("answer is") {
+        let after = &text[pos + "answer is".len()..];
+        if !judges_an_answer(after) {
+            if let Some(a) = capture(after) {
+                return Outcome::Found(a, ExtractionRule::TheAnswerIs);
+            }
         }
+        end = pos;
     }
     if let Some(a) = answer_line(text) {
         return Outcome::Found(a, ExtractionRule::AnswerLine);
@@ -211,6 +217,21 @@ fn boxed(text: &str) -> Outcome {
     }
 }
 
+/// Whether the words after an "answer is" judge an answer ("… this answer is incorrect
+/// because …") rather than state one.
+fn judges_an_answer(after: &str) -> bool {
+    const JUDGEMENTS: [&str; 9] = [
+        "correct", "incorrect", "wrong", "right", "not", "false", "true", "invalid", "valid",
+    ];
+    let word: String = after
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    JUDGEMENTS.contains(&word.as_str())
+}
+
 /// The answer that follows a phrase such as "the answer is": a `$...$`, `\(...\)` or `\[...\]`
 /// group, else the rest of the sentence (up to a line end or a `. `).
 fn capture(after: &str) -> Option<String> {
@@ -241,7 +262,14 @@ pub(crate) fn capture_span(after: &str) -> Option<(&str, usize)> {
             (maths_of_sentence(sentence), sentence.len())
         }
     };
-    let answer = answer.trim().trim_end_matches(['.', '*']).trim();
+    // Quotes around the answer ("18", “18”) and a closing full stop or emphasis are not part of it.
+    const QUOTES: [char; 3] = ['"', '\u{201c}', '\u{201d}'];
+    let answer = answer
+        .trim()
+        .trim_matches(QUOTES)
+        .trim_end_matches(['.', '*'])
+        .trim_matches(QUOTES)
+        .trim();
     if answer.is_empty() {
         None
     } else {
@@ -282,9 +310,41 @@ pub(super) fn prose_words(text: &str) -> usize {
 /// 6" — the last mathematical expression in it: its last `$…$` / `\\(…\\)` group, else what
 /// follows its last " is ", "=", " equals " or " be " when that is maths, else its last number.
 fn maths_of_sentence(sentence: &str) -> &str {
+    let sentence = sentence
+        .trim()
+        .trim_end_matches(['.', '*'])
+        .trim_matches(['"', '\u{201c}', '\u{201d}'])
+        .trim();
+    // Maths, then a clause about it: "9, but this answer is incorrect because …".
+    if let Some(comma) = sentence.find(", ") {
+        let (head, rest) = (sentence[..comma].trim(), &sentence[comma + 2..]);
+        if !head.is_empty() && prose_words(head) == 0 && prose_words(rest) >= 2 {
+            return last_side_of_arithmetic(head);
+        }
+    }
+    // A closing aside in brackets that is prose: "2 (the number of terms of the series is 18)".
+    if let Some(open) = sentence
+        .strip_suffix(')')
+        .and_then(|inner| inner.rfind('('))
+    {
+        let (head, aside) = (sentence[..open].trim(), &sentence[open..]);
+        if !head.is_empty() && prose_words(aside) >= 2 {
+            return maths_of_sentence(head);
+        }
+    }
     let prose = prose_words(sentence);
     if prose == 0 {
-        return sentence;
+        return last_side_of_arithmetic(sentence);
+    }
+    // One word before the maths is an adverb ("indeed 3", "also 25"), not a unit.
+    let first_word_end = sentence
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(sentence.len());
+    if first_word_end >= 3 && prose == 1 {
+        let rest = sentence[first_word_end..].trim();
+        if !rest.is_empty() && prose_words(rest) == 0 && !rest.contains('=') {
+            return rest;
+        }
     }
     let inline = [("$", "$"), ("\\(", "\\)")]
         .iter()
@@ -312,6 +372,24 @@ fn maths_of_sentence(sentence: &str) -> &str {
     match last_number_span(sentence) {
         Some((start, end)) => &sentence[start..end],
         None => sentence,
+    }
+}
+
+/// The value an arithmetic chain ends in: "2 + 1 = 3" gives "3". Only when everything before
+/// the last `=` is numbers and operators, so an equation such as "y = 2x + 3" stays whole.
+fn last_side_of_arithmetic(maths: &str) -> &str {
+    let Some(at) = maths.rfind('=') else {
+        return maths;
+    };
+    let (left, right) = (&maths[..at], maths[at + 1..].trim());
+    let arithmetic = left.chars().all(|c| {
+        c.is_ascii_digit() || c.is_whitespace() || "+-*/^().,=\\".contains(c) || c == '\u{d7}'
+    }) && left.chars().any(|c| c.is_ascii_digit());
+    let comparison = left.ends_with(['<', '>', '!']);
+    if arithmetic && !comparison && !right.is_empty() {
+        right
+    } else {
+        maths
     }
 }
 
@@ -433,6 +511,65 @@ mod tests {
         for (response, answer) in cases {
             assert_eq!(extract(response).unwrap().answer, answer, "{response}");
         }
+    }
+
+    /// Final sentences of real outputs of the embedded model (SmolLM2-135M-Instruct through
+    /// `caplens engine serve`, chat, temperature 0.8, asked to end with "the answer is"; issue
+    /// 27), with the answer each states. Wrong answers stay the model's: the verifier extracts,
+    /// the grading compares.
+    #[test]
+    fn the_answer_is_as_the_embedded_model_writes_it() {
+        let cases = [
+            ("The answer is 13.", "13"),
+            ("The answer is 12", "12"),
+            ("The final answer is 7.", "7"),
+            ("Therefore, the final answer is 14", "14"),
+            ("Therefore, the answer is indeed 3.", "3"),
+            ("So the final answer is 1.", "1"),
+            ("So the answer is 7:3.", "7:3"),
+            ("So the answer is 2 + 1 = 3.", "3"),
+            ("The answer is 2^5.", "2^5"),
+            ("The answer is \"18\".", "18"),
+            ("The answer is \"The answer is 2.\"", "2"),
+            ("The answer is: Therefore, the final answer is 125.", "125"),
+            (
+                "I will finish with the answer; the answer is 8. You ask the question, I answer it, and I finish only.",
+                "8",
+            ),
+            (
+                "The answer is actually 4 because of the way we use variables to represent a real number. So the answer is 4.",
+                "4",
+            ),
+            (
+                "So the answer is 2 (the number of terms of the series is 18).",
+                "2",
+            ),
+            (
+                "This is correct as there is no 1 in the equation and the answer is 2.",
+                "2",
+            ),
+            ("The answer is 4 when you multiply 100 by 4.", "4"),
+            (
+                "100 divided by 4 equals 25 so the final answer is also 25.",
+                "25",
+            ),
+            (
+                "The answer is 2. Three cats with four legs is the only possible answer",
+                "2",
+            ),
+            (
+                "The answer is 9, but this answer is incorrect because there are actually only 3 legs for one of the cats.",
+                "9",
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (response, answer) in cases {
+            let got = extract(response).map(|e| e.answer);
+            if got.as_deref() != Some(answer) {
+                wrong.push(format!("{response:?}: {got:?}, not {answer:?}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
     proptest::proptest! {

@@ -123,7 +123,7 @@ fn TokenStatsBody(v: TokenStatsView) -> impl IntoView {
                     <ChartView definition=Term::RelativePosition spec title="Token entropy by relative position (fig. 6a), correct vs incorrect responses" hidden=hidden toggle_href=toggle export_href=export("position") testid="position-chart" />
                 })}
                 {v.ppl.clone().map(|spec| view! {
-                    <ChartView definition=Term::Perplexity spec title="Perplexity of responses (fig. 5a): share of rollouts per PPL octave" hidden=hidden toggle_href=toggle export_href=export("ppl") height=300 testid="ppl-chart" />
+                    <ChartView definition=Term::Perplexity spec title="Perplexity of responses (fig. 5a): share of rollouts per PPL range" hidden=hidden toggle_href=toggle export_href=export("ppl") height=300 testid="ppl-chart" />
                 })}
                 {v.impact.clone().map(|spec| view! {
                     <ChartView definition=Term::Intervention spec title="Intervention impact by position (fig. 6b): mean |I_t|" hidden=hidden toggle_href=toggle export_href=export("impact") height=300 testid="impact-chart" />
