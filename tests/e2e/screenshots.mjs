@@ -28,6 +28,7 @@ try {
     { name: 'problems-phone', path: '/experiments/demo-rlvr-boundary/problems?sort=delta', theme: 'dark', viewport: { width: 390, height: 844 } },
     { name: 'agreement', path: '/experiments/demo-rlvr-boundary/agreement', theme: 'light', viewport: { width: 1280, height: 900 } },
     { name: 'glossary', path: '/glossary#token-entropy-item-4-eq-3', theme: 'light', viewport: { width: 1440, height: 900 } },
+    { name: 'problem-phone', path: '/problems/3?experiment=demo-rlvr-boundary', theme: 'light', viewport: { width: 390, height: 844 } },
     { name: 'glossary-phone', path: '/glossary', theme: 'dark', viewport: { width: 390, height: 844 } },
     { name: 'dataset', path: '/datasets/1?q=integer', theme: 'light', viewport: { width: 1440, height: 900 } },
     { name: 'token-stats-dark', path: '/experiments/demo-rlvr-boundary/token-stats', theme: 'dark', viewport: { width: 1440, height: 1300 } },
