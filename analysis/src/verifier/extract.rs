@@ -221,7 +221,15 @@ fn boxed(text: &str) -> Outcome {
 /// because …") rather than state one.
 fn judges_an_answer(after: &str) -> bool {
     const JUDGEMENTS: [&str; 9] = [
-        "correct", "incorrect", "wrong", "right", "not", "false", "true", "invalid", "valid",
+        "correct",
+        "incorrect",
+        "wrong",
+        "right",
+        "not",
+        "false",
+        "true",
+        "invalid",
+        "valid",
     ];
     let word: String = after
         .trim_start()
