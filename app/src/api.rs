@@ -149,11 +149,11 @@ pub async fn get_unsolvable_view(
 #[server(prefix = "/_app", input = server_fn::codec::Json)]
 pub async fn get_problem_neighbours(
     slug: String,
-    request: ProblemsRequest,
+    list: TriageList,
     problem_id: i64,
 ) -> Result<Option<ProblemNeighbours>, ServerFnError> {
     source()?
-        .problem_neighbours(slug, request, problem_id)
+        .problem_neighbours(slug, list, problem_id)
         .await
         .map_err(refusal)
 }

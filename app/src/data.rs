@@ -104,11 +104,11 @@ mod ssr_only {
             slug: String,
             request: UnsolvableRequest,
         ) -> BoxFuture<'_, Result<Option<UnsolvableView>, DataError>>;
-        /// A problem's place in a problems-view list (`None`: no such experiment).
+        /// A problem's place in the list it was opened from (`None`: no such experiment).
         fn problem_neighbours(
             &self,
             slug: String,
-            request: ProblemsRequest,
+            list: TriageList,
             problem_id: i64,
         ) -> BoxFuture<'_, Result<Option<ProblemNeighbours>, DataError>>;
         /// One page of the problems view (prompts filled in).

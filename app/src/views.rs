@@ -498,7 +498,74 @@ pub struct ProblemsView {
     pub max_n: u64,
 }
 
-/// Where a problem stands in a problems-view list (triage: previous / next).
+/// The list a problem was opened from, kept in the problem page's `from=` (triage): the problems
+/// view (`from=` is its query), a region of the unsolvable view (`unsolvable?` and its query) or
+/// the review queue (`review?`, optionally `reason=KIND`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TriageList {
+    Problems(ProblemsRequest),
+    Region(UnsolvableRequest),
+    Queue { reason: Option<String> },
+}
+
+impl TriageList {
+    /// Reads a `from=` value.
+    pub fn parse(from: &str) -> TriageList {
+        let (kind, query) = match from.split_once('?') {
+            Some((kind @ ("unsolvable" | "review"), query)) => (kind, query),
+            _ if from == "review" => ("review", ""),
+            _ => ("problems", from),
+        };
+        let pairs = crate::urlstate::parse_query(query);
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        match kind {
+            "unsolvable" => TriageList::Region(UnsolvableRequest::from_query(get)),
+            "review" => TriageList::Queue {
+                reason: get("reason").filter(|r| !r.is_empty()),
+            },
+            _ => TriageList::Problems(ProblemsRequest::from_query(get)),
+        }
+    }
+
+    /// The `from=` value for this list.
+    pub fn encode(&self) -> String {
+        match self {
+            TriageList::Problems(req) => req.query().to_string(),
+            TriageList::Region(req) => format!("unsolvable?{}", req.query()),
+            TriageList::Queue { reason } => match reason {
+                Some(r) => format!("review?{}", Query::new().set("reason", r)),
+                None => "review".to_string(),
+            },
+        }
+    }
+
+    /// The list's own page in experiment `slug`.
+    pub fn href(&self, slug: &str) -> String {
+        match self {
+            TriageList::Problems(req) => req.query().href(&format!("/experiments/{slug}/problems")),
+            TriageList::Region(req) => req.query().href(&format!("/experiments/{slug}/unsolvable")),
+            TriageList::Queue { reason } => Query::new()
+                .set("reason", reason.clone().unwrap_or_default())
+                .href(&format!("/experiments/{slug}/review")),
+        }
+    }
+
+    /// What the breadcrumb calls it.
+    pub fn title(&self) -> &'static str {
+        match self {
+            TriageList::Problems(_) => "Problems",
+            TriageList::Region(_) => "Unsolvable region",
+            TriageList::Queue { .. } => "Review queue",
+        }
+    }
+}
+
+/// Where a problem stands in the list it was opened from (triage: previous / next).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProblemNeighbours {
     /// 1-based position of the problem in the list; `None` when it is not (or no longer) in it.
@@ -575,6 +642,34 @@ pub struct Takeaway {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_triage_list_survives_its_from_value() {
+        let lists = [
+            TriageList::Problems(ProblemsRequest::from_query(q(
+                "runs=3,4&sort=-delta&q=prime",
+            ))),
+            TriageList::Region(UnsolvableRequest::from_query(q("runs=1,2,3&k=8&region=3"))),
+            TriageList::Queue {
+                reason: Some("not-maths".into()),
+            },
+            TriageList::Queue { reason: None },
+        ];
+        for list in lists {
+            assert_eq!(TriageList::parse(&list.encode()), list, "{}", list.encode());
+        }
+        // A `from=` written before queues and regions had one is a problems-view query.
+        assert!(
+            matches!(TriageList::parse("sort=delta"), TriageList::Problems(r) if r.sort.field == ProblemSortField::Delta)
+        );
+        assert_eq!(
+            TriageList::Queue {
+                reason: Some("unverifiable".into())
+            }
+            .href("x"),
+            "/experiments/x/review?reason=unverifiable"
+        );
+    }
 
     fn q(s: &'static str) -> impl Fn(&str) -> Option<String> {
         move |key| {

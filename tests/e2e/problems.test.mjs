@@ -99,3 +99,58 @@ test('problem page: marking a wrong answer correct recounts c/n and the rollout 
   await page.waitForSelector('text=✓ correct (reviewed)');
   assert.deepEqual(problems, []);
 });
+
+test('triage: previous / next and breadcrumbs within the problems view, a Venn region and the review queue', async () => {
+  const { page, problems } = await watchedPage(browser);
+  const position = () => page.textContent('[data-testid=triage-position]');
+  const here = () => page.url().match(/\/problems\/(\d+)/)[1];
+
+  // From the problems view sorted by Δ: the second problem's neighbours are the first and third.
+  const byDelta = await rest('sort=delta&limit=500');
+  await page.goto(`${server.url}/experiments/${SLUG}/problems?runs=${a},${b}&sort=delta`);
+  await waitForHydration(page);
+  await page.click('[data-testid=problem-row] >> nth=1 >> th a');
+  await page.waitForSelector('[data-testid=triage-nav]');
+  assert.equal(here(), String(byDelta.problems[1].id));
+  assert.equal(await position(), `2 of ${byDelta.total}`);
+  await page.click('[data-testid=triage-next]');
+  await page.waitForURL(new RegExp(`/problems/${byDelta.problems[2].id}\\?`));
+  await page.waitForFunction(() => document.querySelector('[data-testid=triage-position]')?.textContent.startsWith('3 of'));
+  await page.click('[data-testid=triage-list]');
+  await page.waitForURL(/\/problems\?.*sort=delta/);
+
+  // From a Venn region: the region's problems in the order the page lists them.
+  await page.goto(`${server.url}/experiments/${SLUG}/unsolvable`);
+  await waitForHydration(page);
+  // The region with the most problems.
+  const counts = await page.$$eval('[data-testid=region-link]', (as) => as.map((x) => Number(x.textContent.split(':').pop())));
+  await page.click(`[data-testid=region-link] >> nth=${counts.indexOf(Math.max(...counts))}`);
+  await page.waitForSelector('[data-testid=region-table]');
+  const regionKeys = await page.$$eval('[data-testid=region-table] tbody th a', (as) => as.map((x) => x.textContent));
+  assert.ok(regionKeys.length >= 2, `${regionKeys.length} problems in the region`);
+  {
+    await page.click('[data-testid=region-table] tbody th a >> nth=0');
+    await page.waitForSelector('[data-testid=triage-nav]');
+    assert.equal(await position(), `1 of ${regionKeys.length}`);
+    assert.equal(await page.textContent('[data-testid=triage-list]'), 'Unsolvable region');
+    assert.match(await page.textContent('[data-testid=triage-next]'), new RegExp(regionKeys[1].replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    await page.click('[data-testid=triage-list]');
+    await page.waitForURL(/\/unsolvable\?.*region=/);
+  }
+
+  // From the review queue filtered by a reason: only that reason's entries, in queue order.
+  await page.goto(`${server.url}/experiments/${SLUG}/review?reason=newly-unsolvable`);
+  await waitForHydration(page);
+  const queueKeys = await page.$$eval('[data-testid=queue-entry] th a', (as) => as.map((x) => x.textContent));
+  assert.ok(queueKeys.length >= 2, `${queueKeys.length} queue entries`);
+  await page.click('[data-testid=queue-link] >> nth=1');
+  await page.waitForSelector('[data-testid=triage-nav]');
+  assert.equal(await position(), `2 of ${queueKeys.length}`);
+  assert.equal(await page.textContent('[data-testid=triage-list]'), 'Review queue');
+  assert.match(await page.textContent('[data-testid=triage-prev]'), new RegExp(queueKeys[0].replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  await page.click('[data-testid=triage-prev]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=triage-position]')?.textContent.startsWith('1 of'));
+  await page.click('[data-testid=triage-list]');
+  await page.waitForURL(/\/review\?reason=newly-unsolvable/);
+  assert.deepEqual(problems, []);
+});

@@ -6,7 +6,7 @@
 //! rollout ids). Every control is a plain link to the new URL, so it works without JavaScript and
 //! each state is a permalink.
 
-use crate::views::{ProblemNeighbours, ProblemsRequest};
+use crate::views::{ProblemNeighbours, TriageList};
 use leptos::prelude::*;
 
 use crate::components::glossary::{Gloss, Term};
@@ -195,14 +195,7 @@ pub fn ProblemPage() -> impl IntoView {
         |(id, experiment, from)| async move {
             match (id, experiment, from) {
                 (Some(id), Some(slug), Some(from)) => {
-                    let pairs = crate::urlstate::parse_query(&from);
-                    let request = ProblemsRequest::from_query(|k| {
-                        pairs
-                            .iter()
-                            .find(|(key, _)| key == k)
-                            .map(|(_, v)| v.clone())
-                    });
-                    get_problem_neighbours(slug, request, id)
+                    get_problem_neighbours(slug, TriageList::parse(&from), id)
                         .await
                         .ok()
                         .flatten()
@@ -254,12 +247,8 @@ struct CommentCountsResource(Resource<crate::review::CommentCounts>);
 #[component]
 fn TriageNav(n: ProblemNeighbours, state: ProblemQuery) -> impl IntoView {
     let slug = state.experiment.clone().unwrap_or_default();
-    let from = state.from.clone().unwrap_or_default();
-    let list_href = if from.is_empty() {
-        format!("/experiments/{slug}/problems")
-    } else {
-        format!("/experiments/{slug}/problems?{from}")
-    };
+    let list = TriageList::parse(&state.from.clone().unwrap_or_default());
+    let list_href = list.href(&slug);
     let to =
         |(id, key): (i64, String), rel: &'static str, testid: &'static str, arrow_first: bool| {
             let q = ProblemQuery {
@@ -285,7 +274,7 @@ fn TriageNav(n: ProblemNeighbours, state: ProblemQuery) -> impl IntoView {
         <nav class="triage" aria-label="Triage" data-testid="triage-nav">
             <ol class="breadcrumbs">
                 <li><a href=format!("/experiments/{slug}")>{n.experiment_name.clone()}</a></li>
-                <li><a href=list_href data-testid="triage-list">"Problems"</a></li>
+                <li><a href=list_href data-testid="triage-list">{list.title()}</a></li>
             </ol>
             <span class="triage-steps">
                 {n.previous.map(|p| to(p, "prev", "triage-prev", true))}

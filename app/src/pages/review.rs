@@ -298,6 +298,13 @@ fn QueueTable(
     } else {
         100.0
     };
+    // Problems opened from the queue keep it (and its reason filter), for previous / next.
+    let from = crate::urlstate::encode_component(
+        &crate::views::TriageList::Queue {
+            reason: reason.clone(),
+        }
+        .encode(),
+    );
     let rows = q
         .entries
         .iter()
@@ -309,7 +316,7 @@ fn QueueTable(
             let labels = e.labels.iter().map(|l| view! { <span class="label-chip" style=format!("--label: {}", l.colour)>{l.label.clone()}</span> }).collect_view();
             view! {
                 <tr data-testid="queue-entry" data-problem-id=problem data-reviewed=e.reviewed.to_string() data-kinds=e.kinds.join(" ")>
-                    <th scope="row"><a href=e.link.clone()>{e.key.clone()}</a>
+                    <th scope="row"><a href=format!("{}&from={from}", e.link) data-testid="queue-link">{e.key.clone()}</a>
                         {(e.comments > 0).then(|| view! { " " <span class="badge comments" title="comments" data-testid="comment-badge">{format!("💬 {}", e.comments)}</span> })}
                     </th>
                     <td class="prompt-cell"><crate::components::detail::MathText text=e.prompt.clone() class="prompt-clamp" /></td>

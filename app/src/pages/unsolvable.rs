@@ -156,6 +156,8 @@ fn UnsolvableBody(v: UnsolvableView) -> impl IntoView {
     };
     let counts = use_context::<Resource<crate::review::CommentCounts>>();
     let runs_param = crate::urlstate::join_ids(&v.frame.selected);
+    // Problems opened from the region keep it, for previous / next (triage).
+    let from = crate::views::TriageList::Region(v.request.clone()).encode();
     let region = v.region.clone().map(|d| {
         let table = d.table.clone();
         let rows = d
@@ -170,6 +172,7 @@ fn UnsolvableBody(v: UnsolvableView) -> impl IntoView {
                 let href = crate::urlstate::Query::new()
                     .set("experiment", slug.clone())
                     .set("runs", runs_param.clone())
+                    .set("from", from.clone())
                     .href(&format!("/problems/{id}"));
                 view! {
                     <tr>

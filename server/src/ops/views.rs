@@ -140,26 +140,76 @@ pub async fn problems(
     Ok(Some(view))
 }
 
-/// Where problem `problem_id` stands in the problems view `request` of experiment `slug`: its
-/// position and the problems before and after it (triage's previous / next).
+/// Where problem `problem_id` stands in the list it was opened from: the problems view, a
+/// region of the unsolvable view, or the review queue (by reason). `Ok(None)`: not found.
 pub async fn problem_neighbours(
     access: &Access<'_>,
     views: &ViewService,
     slug: &str,
-    request: ProblemsRequest,
+    list: TriageList,
     problem_id: i64,
 ) -> Result<Option<ProblemNeighbours>, OpError> {
-    let Some(view) = problems(access, views, slug, request, false).await? else {
-        return Ok(None);
+    let (entries, experiment_name): (Vec<(i64, String)>, String) = match list {
+        TriageList::Problems(request) => {
+            let Some(view) = problems(access, views, slug, request, false).await? else {
+                return Ok(None);
+            };
+            (
+                view.rows
+                    .iter()
+                    .map(|r| (r.problem_id, r.key.clone()))
+                    .collect(),
+                view.frame.experiment.name.clone(),
+            )
+        }
+        TriageList::Region(request) => {
+            let Some(View::Unsolvable(view)) =
+                self::view(access, views, slug, ViewRequest::Unsolvable(request)).await?
+            else {
+                return Ok(None);
+            };
+            (
+                view.region
+                    .iter()
+                    .flat_map(|r| r.problems.iter())
+                    .map(|p| (p.problem_id, p.key.clone()))
+                    .collect(),
+                view.frame.experiment.name.clone(),
+            )
+        }
+        TriageList::Queue { reason } => {
+            let queue = match super::review::review_queue(
+                access,
+                views,
+                slug,
+                super::review::DEFAULT_MIN_SHARE,
+                false,
+            )
+            .await
+            {
+                Ok(queue) => queue,
+                Err(OpError::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            (
+                queue
+                    .entries
+                    .iter()
+                    .filter(|e| reason.as_ref().is_none_or(|r| e.kinds.contains(r)))
+                    .map(|e| (e.problem_id, e.key.clone()))
+                    .collect(),
+                queue.experiment_name,
+            )
+        }
     };
-    let at = view.rows.iter().position(|r| r.problem_id == problem_id);
-    let entry = |i: usize| view.rows.get(i).map(|r| (r.problem_id, r.key.clone()));
+    let at = entries.iter().position(|(id, _)| *id == problem_id);
+    let entry = |i: usize| entries.get(i).cloned();
     Ok(Some(ProblemNeighbours {
         position: at.map(|i| i as u64 + 1),
-        total: view.total,
+        total: entries.len() as u64,
         previous: at.and_then(|i| i.checked_sub(1)).and_then(entry),
         next: at.and_then(|i| entry(i + 1)),
-        experiment_name: view.frame.experiment.name.clone(),
+        experiment_name,
     }))
 }
 

@@ -80,7 +80,7 @@ impl ViewData for StoreSource {
     fn problem_neighbours(
         &self,
         slug: String,
-        request: ProblemsRequest,
+        list: TriageList,
         problem_id: i64,
     ) -> BoxFuture<'_, Result<Option<ProblemNeighbours>, DataError>> {
         let caller = self.caller();
@@ -89,7 +89,7 @@ impl ViewData for StoreSource {
                 &caller.access(&self.store),
                 &self.views,
                 &slug,
-                request,
+                list,
                 problem_id,
             )
             .await
