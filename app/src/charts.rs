@@ -512,7 +512,7 @@ fn draw_bars(
     let every = label_stride(&c.categories, opts.width.saturating_sub(80) as f64);
     let x_fmt = move |x: &f64| {
         let i = (*x - 0.5).round();
-        if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) % every == 0 {
+        if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize).is_multiple_of(every) {
             cats.get(i as usize).cloned().unwrap_or_default()
         } else {
             String::new()
