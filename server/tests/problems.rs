@@ -74,6 +74,22 @@ fn raw() -> (Vec<BTreeMap<String, (u64, u64)>>, BTreeMap<String, String>) {
     (tables, prompts)
 }
 
+/// A search term: the first four letters of the first word of six or more letters in `prompts`.
+fn search_prefix<'a>(prompts: impl Iterator<Item = &'a str>) -> String {
+    let word = prompts
+        .flat_map(|p| p.split(|c: char| !c.is_alphanumeric()))
+        .find(|w| w.len() >= 6 && w.chars().all(|c| c.is_ascii_alphabetic()))
+        .unwrap()
+        .to_lowercase();
+    word[..4].to_string()
+}
+
+/// What the search promises: some word of `text` begins with `prefix` (case-insensitive).
+fn holds_prefix(text: &str, prefix: &str) -> bool {
+    text.split(|c: char| !c.is_alphanumeric())
+        .any(|w| w.to_lowercase().starts_with(prefix))
+}
+
 #[tokio::test]
 async fn problems_view_matches_the_raw_rollouts() {
     let (tables, prompts) = raw();
@@ -181,17 +197,8 @@ async fn problems_view_matches_the_raw_rollouts() {
         }
 
         // Search: a word of one prompt finds exactly the prompts and keys that hold it.
-        let word = prompts
-            .values()
-            .flat_map(|p| p.split(|c: char| !c.is_alphanumeric()))
-            .find(|w| w.len() >= 6 && w.chars().all(|c| c.is_ascii_alphabetic()))
-            .unwrap()
-            .to_lowercase();
-        let prefix = &word[..4];
-        let holds = |text: &str| {
-            text.split(|c: char| !c.is_alphanumeric())
-                .any(|w| w.to_lowercase().starts_with(prefix))
-        };
+        let prefix = &search_prefix(prompts.values().map(String::as_str));
+        let holds = |text: &str| holds_prefix(text, prefix);
         let want: Vec<&String> = prompts
             .iter()
             .filter(|(k, p)| holds(p) || holds(k))
@@ -434,18 +441,8 @@ async fn dataset_problem_index_lists_searches_and_pages() {
         assert_eq!(page["problems"][0]["key"], data.problems[7].id.as_str());
         assert_eq!(page["problems"].as_array().unwrap().len(), 7);
         // Search: exactly the problems whose prompt or key holds a word beginning so.
-        let word = data
-            .problems
-            .iter()
-            .flat_map(|p| p.prompt.split(|c: char| !c.is_alphanumeric()))
-            .find(|w| w.len() >= 6 && w.chars().all(|c| c.is_ascii_alphabetic()))
-            .unwrap()
-            .to_lowercase();
-        let prefix = &word[..4];
-        let holds = |text: &str| {
-            text.split(|c: char| !c.is_alphanumeric())
-                .any(|w| w.to_lowercase().starts_with(prefix))
-        };
+        let prefix = &search_prefix(data.problems.iter().map(|p| p.prompt.as_str()));
+        let holds = |text: &str| holds_prefix(text, prefix);
         let want: Vec<&str> = data
             .problems
             .iter()

@@ -55,12 +55,7 @@ impl Store {
                     "SELECT p.id FROM problems_fts f JOIN problems p ON p.id = f.rowid
                      WHERE problems_fts MATCH $1 AND p.dataset_id IN ({datasets})"
                 ),
-                // FTS5: each term a quoted string with a prefix star, all of them (AND).
-                terms
-                    .iter()
-                    .map(|t| format!("\"{t}\"*"))
-                    .collect::<Vec<_>>()
-                    .join(" AND "),
+                self.index_query(&terms),
             ),
             Backend::Postgres => (
                 format!(
@@ -68,11 +63,7 @@ impl Store {
                      WHERE search @@ to_tsquery('simple', $1)
                        AND dataset_id IN ({datasets})"
                 ),
-                terms
-                    .iter()
-                    .map(|t| format!("{t}:*"))
-                    .collect::<Vec<_>>()
-                    .join(" & "),
+                self.index_query(&terms),
             ),
         };
         let ids: Vec<i64> = db(sqlx::query_scalar(&sql)
@@ -82,6 +73,17 @@ impl Store {
             .fetch_all(&self.pool)
             .await)?;
         Ok(Some(ids.into_iter().collect()))
+    }
+
+    /// The full-text index's query for `terms` (letters and digits only, [`search_terms`]): every
+    /// term as a word or a word's beginning. FTS5: quoted strings with a prefix star, joined by
+    /// AND; PostgreSQL: `term:*` joined by `&`.
+    fn index_query(&self, terms: &[String]) -> String {
+        let (each, and): (fn(&String) -> String, &str) = match self.backend {
+            Backend::Sqlite => (|t| format!("\"{t}\"*"), " AND "),
+            Backend::Postgres => (|t| format!("{t}:*"), " & "),
+        };
+        terms.iter().map(each).collect::<Vec<_>>().join(and)
     }
 
     /// One page of dataset `dataset_id`'s problems in file order (the ones holding every term
@@ -102,18 +104,7 @@ impl Store {
             }
             (false, Backend::Postgres) => " AND p.search @@ to_tsquery('simple', $2)".into(),
         };
-        let expression = match self.backend {
-            Backend::Sqlite => terms
-                .iter()
-                .map(|t| format!("\"{t}\"*"))
-                .collect::<Vec<_>>()
-                .join(" AND "),
-            Backend::Postgres => terms
-                .iter()
-                .map(|t| format!("{t}:*"))
-                .collect::<Vec<_>>()
-                .join(" & "),
-        };
+        let expression = self.index_query(&terms);
         let count_sql = format!("SELECT COUNT(*) FROM problems p WHERE p.dataset_id = $1{filter}");
         let page_sql = format!(
             "SELECT p.id, p.problem_key, p.prompt, p.reference_answer FROM problems p
