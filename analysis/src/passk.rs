@@ -559,6 +559,12 @@ pub struct UnevenSamples {
     /// The first few differing problems (in the given order) with their n.
     pub examples: Vec<(String, u64)>,
     pub min_n: u64,
+    /// The largest sample count, and how many problems have it (pass@k at k = `max_n` is over
+    /// those only).
+    #[serde(default)]
+    pub max_n: u64,
+    #[serde(default)]
+    pub at_max: u64,
 }
 
 /// Differing problems [`uneven_samples`] names at most.
@@ -590,6 +596,8 @@ pub fn uneven_samples<'a>(
         differing: differing.len() as u64,
         problems: problems.len() as u64,
         min_n: *counts.keys().next()?,
+        max_n: *counts.keys().next_back()?,
+        at_max: *counts.values().next_back()?,
         examples: differing.into_iter().take(UNEVEN_EXAMPLES).collect(),
     })
 }
@@ -625,10 +633,13 @@ mod uneven_tests {
         assert_eq!(uneven_samples([("a", 4), ("b", 4)]), None);
         let u = uneven_samples([("a", 128), ("b", 80), ("c", 128)]).unwrap();
         assert_eq!((u.usual_n, u.differing, u.min_n), (128, 1, 80));
+        assert_eq!((u.max_n, u.at_max), (128, 2));
         assert_eq!(u.examples, vec![("b".to_string(), 80)]);
         assert!(u
             .describe()
             .starts_with("1 of 3 problems has not the usual 128 samples: b (80)"));
+        let u = uneven_samples([("a", 8), ("b", 5), ("c", 5), ("d", 5)]).unwrap();
+        assert_eq!((u.usual_n, u.min_n, u.max_n, u.at_max), (5, 5, 8, 1));
         // A tie takes the larger n.
         assert_eq!(uneven_samples([("a", 2), ("b", 3)]).unwrap().usual_n, 3);
     }

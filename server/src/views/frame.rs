@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use caplens_analysis::passk::uneven_samples;
 use caplens_app::views::*;
 
 use super::Prepared;
@@ -100,18 +101,17 @@ pub(super) fn frame(p: &Prepared, chosen: &[usize], missing: Vec<i64>) -> ViewFr
 }
 
 /// Run `i` when its problems' sample counts differ (eq. 2 needs n ≥ k, so its curve past the
-/// smallest n covers fewer problems).
+/// smallest n covers fewer problems): the import report's test ([`uneven_samples`]).
 fn uneven_run(p: &Prepared, i: usize) -> Option<UnevenRun> {
-    let problems = &p.data.runs[i].problems;
-    let min_n = problems.iter().map(|s| s.n).min()?;
-    let max_n = problems.iter().map(|s| s.n).max()?;
-    (min_n < max_n).then(|| UnevenRun {
-        run: p.data.runs[i].row.id,
+    let run = &p.data.runs[i];
+    let u = uneven_samples(run.problems.iter().map(|s| (s.key.as_str(), s.n)))?;
+    Some(UnevenRun {
+        run: run.row.id,
         label: p.choices[i].label.clone(),
-        min_n,
-        max_n,
-        problems: problems.len() as u64,
-        at_max: problems.iter().filter(|s| s.n == max_n).count() as u64,
+        min_n: u.min_n,
+        max_n: u.max_n,
+        problems: u.problems,
+        at_max: u.at_max,
     })
 }
 
